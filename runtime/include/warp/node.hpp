@@ -1,0 +1,103 @@
+// warp::node: one Warp node inside a process. Owns L1, the key policies and the storage
+// adapter; runs in its own caf::actor_system or in one the host service passes in.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "warp/buffer.hpp"
+#include "warp/config.hpp"
+#include "warp/error.hpp"
+#include "warp/l1.hpp"
+#include "warp/pattern.hpp"
+#include "warp/storage.hpp"
+
+namespace caf {
+class actor_system;
+}
+
+namespace warp {
+
+/// Counters of the node beside L1's own.
+struct node_stats {
+  l1_stats l1;
+  std::uint64_t storage_fetches = 0;   ///< reads that reached storage
+  std::uint64_t storage_errors = 0;    ///< storage calls that failed
+  std::uint64_t coalesced_reads = 0;   ///< misses that joined an in-flight fetch
+  std::uint64_t storage_writes = 0;
+};
+
+/// Fetches a value on a miss: nullopt = absent. Used by get_or_load.
+using loader = std::function<result<std::optional<std::string>>(std::string_view key)>;
+
+class node {
+ public:
+  /// Starts a node in an actor system of its own.
+  static result<std::unique_ptr<node>> start(node_config config);
+  /// Starts a node inside the host's actor system (which must have the middleman loaded
+  /// if `config.listen` or peers are set). The system must outlive the node.
+  static result<std::unique_ptr<node>> start(caf::actor_system& host, node_config config);
+
+  ~node();  ///< calls stop()
+  node(const node&) = delete;
+  node& operator=(const node&) = delete;
+
+  /// Stops listeners and actors, flushes storage. Idempotent.
+  void stop();
+
+  // -- the byte API (warp::cache<T> is a typed view over it) ------------------------
+
+  /// L1, then read-through from storage on a miss (concurrent misses of one key share
+  /// one fetch). errc::not_found when absent.
+  result<buffer> get(std::string_view key);
+  /// Like get, but a miss is filled by `load` (coalesced) and written through to storage.
+  result<buffer> get_or_load(std::string_view key, const loader& load);
+  /// Write-through: storage first, then L1. `ttl` overrides the key's policy TTL
+  /// (0 = no expiry). On a storage error L1 keeps no new value.
+  status set(std::string_view key, std::string_view value,
+             std::optional<std::chrono::milliseconds> ttl = std::nullopt);
+  /// Like set with an absolute expiry in ms since the Unix epoch (0 = never).
+  status set_at(std::string_view key, std::string_view value, std::int64_t expires_at_ms);
+  /// Removes from storage and L1. Removing an absent key succeeds.
+  status remove(std::string_view key);
+  /// True when the key has a value (L1, else storage).
+  result<bool> contains(std::string_view key);
+  /// Loads `keys` from storage into L1 (batch fetch); returns how many were found.
+  result<std::size_t> warmup(std::span<const std::string> keys);
+
+  // -- policies ------------------------------------------------------------------------
+
+  /// Registers `glob` with a mode and TTL (`register` is a C++ keyword).
+  status register_pattern(std::string_view glob, mode consistency,
+                          std::chrono::milliseconds ttl = std::chrono::milliseconds{0},
+                          bool hydrate = false);
+  key_policy policy(std::string_view key) const;
+  pattern_registry& patterns() noexcept;
+
+  // -- parts ---------------------------------------------------------------------------
+
+  l1_store& l1() noexcept;
+  warp::storage& storage() noexcept;
+  node_stats stats() const;
+  const node_config& config() const noexcept;
+  /// This node's id (stamped into versions it writes).
+  std::uint32_t id() const noexcept;
+  /// The next version for a local write (hybrid logical clock).
+  version next_version() noexcept;
+  caf::actor_system& system() noexcept;
+  /// The port the node-to-node listener is bound to (0 when not listening).
+  std::uint16_t listen_port() const noexcept;
+
+  struct impl;
+
+ private:
+  explicit node(std::unique_ptr<impl> impl);
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace warp

@@ -1,0 +1,56 @@
+// The storage adapter interface (the primary store behind L1) and the adapters Warp ships.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "warp/error.hpp"
+#include "warp/version.hpp"
+
+namespace warp {
+
+/// What storage keeps for a key.
+struct record {
+  std::string value;
+  /// Absolute expiry in ms since the Unix epoch; 0 = never. Adapters treat an expired
+  /// record as absent on fetch.
+  std::int64_t expires_at_ms = 0;
+  version ver;
+};
+
+/// A primary store. Implementations must be safe to call from many threads at once.
+/// Errors: errc::storage_unavailable when the store cannot be reached (retry may help),
+/// errc::storage_error when it answered with a failure.
+class storage {
+ public:
+  virtual ~storage() = default;
+
+  /// The record, or nullopt when the key is absent (or expired).
+  virtual result<std::optional<record>> fetch(std::string_view key) = 0;
+  /// One result per key, in order. The default calls fetch() per key.
+  virtual result<std::vector<std::optional<record>>> fetch_batch(
+      std::span<const std::string> keys);
+  /// Inserts or replaces.
+  virtual status store(std::string_view key, const record& rec) = 0;
+  /// Removes; removing an absent key is not an error.
+  virtual status remove(std::string_view key) = 0;
+  /// Makes every acknowledged store durable (called on shutdown).
+  virtual status flush() { return {}; }
+  /// "memory", "sqlite:/path/warp.db", "postgres:host=..." (without passwords).
+  virtual std::string describe() const = 0;
+};
+
+/// Opens the adapter a spec names: `memory`, `sqlite` (data_dir/warp.db), `sqlite:PATH`,
+/// `postgres:URI` / `postgresql://...`. A clear error if it cannot be opened.
+result<std::unique_ptr<storage>> open_storage(std::string_view spec, std::string_view data_dir);
+
+std::unique_ptr<storage> make_memory_storage();
+result<std::unique_ptr<storage>> make_sqlite_storage(std::string_view path);
+result<std::unique_ptr<storage>> make_postgres_storage(std::string_view conninfo);
+
+}  // namespace warp

@@ -1,0 +1,88 @@
+#include <catch2/catch.hpp>
+
+#include <thread>
+
+#include "warp/pattern.hpp"
+
+using namespace std::chrono_literals;
+using warp::mode;
+
+TEST_CASE("glob_match follows Redis's glob syntax") {
+  using warp::glob_match;
+  CHECK(glob_match("user:*", "user:1"));
+  CHECK(glob_match("user:*", "user:"));
+  CHECK_FALSE(glob_match("user:*", "use"));
+  CHECK(glob_match("h?llo", "hello"));
+  CHECK_FALSE(glob_match("h?llo", "hllo"));
+  CHECK(glob_match("h[ae]llo", "hallo"));
+  CHECK_FALSE(glob_match("h[ae]llo", "hillo"));
+  CHECK(glob_match("h[^e]llo", "hallo"));
+  CHECK_FALSE(glob_match("h[^e]llo", "hello"));
+  CHECK(glob_match("h[a-c]llo", "hbllo"));
+  CHECK(glob_match("a\\*b", "a*b"));
+  CHECK_FALSE(glob_match("a\\*b", "axb"));
+  CHECK(glob_match("*:*:x", "a:b:c:x"));
+  CHECK(glob_match("*", ""));
+  CHECK_FALSE(glob_match("", "a"));
+  // A pathological pattern must not blow up (no exponential backtracking).
+  std::string text(5000, 'a');
+  CHECK_FALSE(glob_match("*a*a*a*a*a*a*a*a*a*b", text));
+}
+
+TEST_CASE("the most specific pattern wins, else the default") {
+  warp::pattern_registry reg;
+  reg.set_default({mode::strong_local, 0ms, false});
+  REQUIRE(reg.add("user:*", {mode::eventual_distributed, 10s, false}).ok());
+  REQUIRE(reg.add("user:admin:*", {mode::strong_distributed, 1s, false}).ok());
+  REQUIRE(reg.add("user:?", {mode::strong_local, 5s, false}).ok());
+  REQUIRE(reg.add("*", {mode::eventual_distributed, 1ms, false}).ok());
+  CHECK(reg.lookup("user:42").consistency == mode::eventual_distributed);
+  CHECK(reg.lookup("user:42").ttl == 10s);
+  CHECK(reg.lookup("user:admin:1").consistency == mode::strong_distributed);
+  CHECK(reg.lookup("user:7").ttl == 5s);
+  CHECK(reg.lookup("other").ttl == 1ms);
+  REQUIRE(reg.remove("*"));
+  CHECK(reg.lookup("other").consistency == mode::strong_local);
+  CHECK_FALSE(reg.remove("*"));
+  // Re-registering replaces.
+  REQUIRE(reg.add("user:*", {mode::strong_local, 3s, false}).ok());
+  CHECK(reg.lookup("user:42").ttl == 3s);
+  CHECK(reg.entries().size() == 3);
+}
+
+TEST_CASE("bad patterns and specs are rejected with clear errors") {
+  warp::pattern_registry reg;
+  CHECK(reg.add("", {}).code() == warp::errc::invalid_argument);
+  CHECK(reg.add("user:[abc", {}).code() == warp::errc::invalid_argument);
+  CHECK_FALSE(warp::pattern_registry::parse_spec("user:*"));
+  CHECK_FALSE(warp::pattern_registry::parse_spec("user:*=sometimes"));
+  CHECK_FALSE(warp::pattern_registry::parse_spec("user:*=strong_local:ten"));
+  CHECK_FALSE(warp::pattern_registry::parse_spec("user:*=strong_local+hydrate"));
+  auto e = warp::pattern_registry::parse_spec("user:*=eventual_distributed+hydrate:30s");
+  REQUIRE(e);
+  CHECK(e->glob == "user:*");
+  CHECK(e->policy.consistency == mode::eventual_distributed);
+  CHECK(e->policy.hydrate);
+  CHECK(e->policy.ttl == 30s);
+  auto f = warp::pattern_registry::parse_spec("a=b=strong_distributed");
+  REQUIRE(f);  // the last '=' separates: globs may contain '='
+  CHECK(f->glob == "a=b");
+}
+
+TEST_CASE("durations parse with units") {
+  CHECK(*warp::parse_duration("250ms") == 250ms);
+  CHECK(*warp::parse_duration("30s") == 30s);
+  CHECK(*warp::parse_duration("2h") == 2h);
+  CHECK(*warp::parse_duration("1500") == 1500ms);
+  CHECK_FALSE(warp::parse_duration("-1s"));
+  CHECK_FALSE(warp::parse_duration("5x"));
+  CHECK_FALSE(warp::parse_duration("99999999999999999d"));
+}
+
+TEST_CASE("lookups see registrations made by another thread") {
+  warp::pattern_registry reg;
+  REQUIRE(reg.lookup("k").consistency == mode::strong_local);
+  std::thread t{[&] { REQUIRE(reg.add("k", {mode::strong_distributed, 0ms, false}).ok()); }};
+  t.join();
+  CHECK(reg.lookup("k").consistency == mode::strong_distributed);
+}
