@@ -32,6 +32,30 @@ struct node_stats {
   std::uint64_t storage_writes = 0;
 };
 
+/// What changed; handed to watchers (the RESP sidecar's SUBSCRIBE and client tracking,
+/// the watch bus) after the change is applied to L1.
+struct change_event {
+  enum class kind : std::uint8_t { set, removed, expired, invalidated };
+  kind what = kind::set;
+  std::string key;
+  version ver;
+  bool remote = false;  ///< true when the change came from another node
+};
+using watch_id = std::uint64_t;
+
+/// The decision of an update() callback.
+struct mutation {
+  enum class kind : std::uint8_t { keep, put, erase };
+  kind what = kind::keep;
+  std::string value;               ///< the new value (put)
+  std::int64_t expires_at_ms = 0;  ///< its absolute expiry, 0 = never (put)
+  static mutation keep() { return {}; }
+  static mutation erase() { return {kind::erase, {}, 0}; }
+  static mutation put(std::string value, std::int64_t expires_at_ms) {
+    return {kind::put, std::move(value), expires_at_ms};
+  }
+};
+
 /// Fetches a value on a miss: nullopt = absent. Used by get_or_load.
 using loader = std::function<result<std::optional<std::string>>(std::string_view key)>;
 
@@ -65,6 +89,33 @@ class node {
   status set_at(std::string_view key, std::string_view value, std::int64_t expires_at_ms);
   /// Removes from storage and L1. Removing an absent key succeeds.
   status remove(std::string_view key);
+  /// Atomic read-modify-write of one key, ordered with every other write of this node to
+  /// that key. `fn(current, expires_at_ms)` sees the current value (null when absent) and
+  /// decides; the result is written through to storage, then L1. Returns the decision.
+  result<mutation> update(std::string_view key,
+                          const std::function<result<mutation>(const buffer* current,
+                                                               std::int64_t expires_at_ms)>& fn);
+  /// The expiry of a live key in ms since the Unix epoch (0 = none); errc::not_found if absent.
+  result<std::int64_t> expiry(std::string_view key);
+  /// Cursor walk over every key (storage's key space): up to `count` keys after `after`
+  /// that match `glob` (empty = all). Continue with the last key returned; an empty page
+  /// with `done` ends the walk.
+  struct scan_page {
+    std::vector<std::string> keys;
+    std::string next_after;
+    bool done = false;
+  };
+  result<scan_page> scan(std::string_view after, std::size_t count, std::string_view glob = {});
+  /// Number of keys in storage.
+  result<std::size_t> key_count();
+  /// Removes every key from storage and L1.
+  status clear();
+
+  /// Calls `fn` after every change applied on this node (local or remote), on the thread
+  /// that applied it: keep it short (enqueue and return).
+  watch_id watch(std::function<void(const change_event&)> fn);
+  void unwatch(watch_id id);
+
   /// True when the key has a value (L1, else storage).
   result<bool> contains(std::string_view key);
   /// Loads `keys` from storage into L1 (batch fetch); returns how many were found.

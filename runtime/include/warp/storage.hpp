@@ -39,6 +39,13 @@ class storage {
   virtual status store(std::string_view key, const record& rec) = 0;
   /// Removes; removing an absent key is not an error.
   virtual status remove(std::string_view key) = 0;
+  /// Up to `count` live keys greater than `after` (byte order), ascending: a cursor walk
+  /// over the whole key space (start with an empty `after`).
+  virtual result<std::vector<std::string>> scan(std::string_view after, std::size_t count) = 0;
+  /// Number of live keys (expired records may still be counted until purged).
+  virtual result<std::size_t> count() = 0;
+  /// Removes every key.
+  virtual status clear() = 0;
   /// Makes every acknowledged store durable (called on shutdown).
   virtual status flush() { return {}; }
   /// "memory", "sqlite:/path/warp.db", "postgres:host=..." (without passwords).
