@@ -35,9 +35,9 @@ struct node_stats {
 /// What changed; handed to watchers (the RESP sidecar's SUBSCRIBE and client tracking,
 /// the watch bus) after the change is applied to L1.
 struct change_event {
-  enum class kind : std::uint8_t { set, removed, expired, invalidated };
+  enum class kind : std::uint8_t { set, removed, expired, invalidated, cleared };
   kind what = kind::set;
-  std::string key;
+  std::string key;  ///< empty for `cleared` (every key was removed)
   version ver;
   bool remote = false;  ///< true when the change came from another node
 };
@@ -148,6 +148,10 @@ class node {
 
  private:
   explicit node(std::unique_ptr<impl> impl);
+  static result<std::unique_ptr<node>> start_impl(std::unique_ptr<impl> p);
+  result<mutation> write(std::string_view key,
+                         const std::function<result<mutation>(const buffer*, std::int64_t)>& fn,
+                         bool read_current);
   std::unique_ptr<impl> impl_;
 };
 

@@ -1,0 +1,58 @@
+// Request coalescing ("single flight") for read-through: concurrent misses of one key share
+// one storage fetch. Also closes the read-populate race: a write or invalidation that lands
+// while a fetch is in flight marks it superseded, and a superseded result never enters L1.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "warp/error.hpp"
+#include "warp/storage.hpp"
+
+namespace warp::detail {
+
+class fetch_coalescer {
+ public:
+  using fetch_result = result<std::optional<record>>;
+  using fetch_fn = std::function<fetch_result()>;
+  /// Called with the stripe lock held, so no supersede() can interleave.
+  using fill_fn = std::function<void(const record&)>;
+
+  /// Runs `fetch` once per key among concurrent callers; every caller gets its outcome.
+  /// The caller that fetched calls `fill` on a found record unless a write superseded it.
+  fetch_result run(std::string_view key, const fetch_fn& fetch, const fill_fn& fill);
+
+  /// A write or invalidation of `key` happened: an in-flight fetch must not fill L1.
+  void supersede(std::string_view key);
+
+  /// Calls that joined another caller's fetch instead of fetching.
+  std::uint64_t coalesced() const noexcept { return coalesced_.load(std::memory_order_relaxed); }
+
+ private:
+  struct flight {
+    std::mutex mtx;
+    std::condition_variable cv;
+    bool done = false;
+    bool superseded = false;  // guarded by the stripe mutex
+    std::optional<fetch_result> outcome;
+  };
+  struct alignas(64) stripe {
+    std::mutex mtx;
+    std::unordered_map<std::string, std::shared_ptr<flight>> flights;
+  };
+  stripe& stripe_for(std::string_view key);
+
+  std::array<stripe, 32> stripes_;
+  std::atomic<std::uint64_t> coalesced_{0};
+};
+
+}  // namespace warp::detail

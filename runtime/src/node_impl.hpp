@@ -1,0 +1,61 @@
+// node::impl: the state behind warp::node. Internal: other parts of Warp (actors, bus,
+// sidecar) reach the node through its public API; this header is for runtime/src only.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/fwd.hpp>
+
+#include "merge/hlc.hpp"
+#include "runtime/src/coalescer.hpp"
+#include "warp/node.hpp"
+
+namespace warp {
+
+struct node::impl {
+  node_config config;
+  std::string name;
+  std::uint32_t id = 0;
+
+  // The actor system: either owned (own_config/own_system) or the host's.
+  std::unique_ptr<caf::actor_system_config> own_config;
+  std::unique_ptr<caf::actor_system> own_system;
+  caf::actor_system* system = nullptr;
+  caf::actor control;
+  std::uint16_t listen_port = 0;
+
+  std::unique_ptr<l1_store> l1;
+  std::unique_ptr<warp::storage> store;
+  pattern_registry patterns;
+  hybrid_clock clock;
+  detail::fetch_coalescer coalescer;
+
+  // Writes to one key are ordered by its stripe (write-through to storage, then L1).
+  static constexpr std::size_t write_stripes = 256;
+  std::array<std::mutex, write_stripes> write_locks;
+  std::mutex& write_lock(std::string_view key) {
+    return write_locks[std::hash<std::string_view>{}(key) % write_stripes];
+  }
+
+  // Watchers: copy-on-write list, so notifying never holds a lock while calling out.
+  std::mutex watchers_mtx;
+  using watcher_list = std::vector<std::pair<watch_id, std::function<void(const change_event&)>>>;
+  std::shared_ptr<const watcher_list> watchers = std::make_shared<watcher_list>();
+  std::atomic<watch_id> next_watch_id{1};
+
+  std::atomic<std::uint64_t> storage_fetches{0};
+  std::atomic<std::uint64_t> storage_errors{0};
+  std::atomic<std::uint64_t> storage_writes{0};
+  std::atomic<bool> stopped{false};
+
+  void notify(const change_event& ev);
+};
+
+}  // namespace warp
