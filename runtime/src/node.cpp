@@ -116,9 +116,13 @@ result<std::unique_ptr<node>> node::start_impl(std::unique_ptr<impl> p) {
   }
   p->patterns.set_default(cfg.default_policy);
 
-  auto store = open_storage(cfg.storage, cfg.data_dir);
-  if (!store) return store.err();
-  p->store = std::move(*store);
+  if (cfg.storage_adapter) {
+    p->store = cfg.storage_adapter;
+  } else {
+    auto store = open_storage(cfg.storage, cfg.data_dir);
+    if (!store) return store.err();
+    p->store = std::move(*store);
+  }
   p->l1 = std::make_unique<l1_store>(cfg.l1);
 
   auto n = std::unique_ptr<node>(new node(std::move(p)));

@@ -32,7 +32,7 @@ struct node::impl {
   std::uint16_t listen_port = 0;
 
   std::unique_ptr<l1_store> l1;
-  std::unique_ptr<warp::storage> store;
+  std::shared_ptr<warp::storage> store;
   pattern_registry patterns;
   hybrid_clock clock;
   detail::fetch_coalescer coalescer;

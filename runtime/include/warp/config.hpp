@@ -4,11 +4,13 @@
 
 #include <chrono>
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "warp/l1.hpp"
 #include "warp/pattern.hpp"
+#include "warp/storage.hpp"
 
 namespace warp {
 
@@ -27,6 +29,8 @@ struct node_config {
   std::vector<std::string> peers;
   /// `memory`, `sqlite`, `sqlite:PATH` or `postgres:URI`.
   std::string storage = "memory";
+  /// A storage adapter of the embedding service's own; when set, `storage` is ignored.
+  std::shared_ptr<warp::storage> storage_adapter;
   /// Where durable state (SQLite database, ...) lives.
   std::string data_dir = "warp-data";
   /// Admin HTTP endpoint (/healthz, /metrics, admin JSON), HOST:PORT. Empty = off.
