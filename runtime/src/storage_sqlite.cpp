@@ -1,0 +1,354 @@
+// The SQLite adapter: Warp's embedded default, one database file in the data directory.
+//
+// Durability: WAL journal with synchronous=NORMAL. A commit is in the WAL (in the OS page
+// cache) before store() returns, so it survives a crash or kill -9 of the process; only a
+// power loss / kernel crash can drop the last commits since the WAL was last synced.
+// flush() (called on shutdown) runs a TRUNCATE checkpoint, which syncs everything into the
+// main file. FULL would fsync on every commit and make write-through latency disk-bound.
+//
+// Concurrency: one connection guarded by a mutex. SQLite serialises writers anyway, and
+// every call here is a single short statement, so a pool buys little; busy_timeout covers
+// another process (e.g. a second warpd by mistake) holding the write lock.
+#include <sqlite3.h>
+
+#include <chrono>
+#include <mutex>
+
+#include <spdlog/spdlog.h>
+
+#include "warp/storage.hpp"
+
+namespace warp {
+
+namespace {
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+/// Schema versions: user_version 0 = fresh file, 1 = the warp_kv table below. A later
+/// version adds a migration step in migrate() and bumps this.
+constexpr int schema_version = 1;
+
+constexpr const char* schema_v1 =
+    "CREATE TABLE IF NOT EXISTS warp_kv ("
+    " key BLOB PRIMARY KEY,"
+    " value BLOB NOT NULL,"
+    " expires_at INTEGER NOT NULL,"
+    " hlc INTEGER NOT NULL,"
+    " node INTEGER NOT NULL"
+    ") WITHOUT ROWID";
+
+/// Busy/locked/cannot-open are conditions a retry may fix; anything else is a real error.
+errc classify(int rc) {
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_CANTOPEN:
+    case SQLITE_NOTADB:
+      return errc::storage_unavailable;
+    default:
+      return errc::storage_error;
+  }
+}
+
+/// Frees a statement handle; statements are reused for the connection's lifetime.
+struct stmt_deleter {
+  void operator()(sqlite3_stmt* s) const noexcept { sqlite3_finalize(s); }
+};
+using stmt_ptr = std::unique_ptr<sqlite3_stmt, stmt_deleter>;
+
+struct db_deleter {
+  void operator()(sqlite3* db) const noexcept { sqlite3_close_v2(db); }
+};
+using db_ptr = std::unique_ptr<sqlite3, db_deleter>;
+
+/// Resets a reused statement when the call leaves scope, whatever path it takes, so no
+/// statement stays active (an active read statement would pin the WAL).
+class stmt_use {
+ public:
+  explicit stmt_use(sqlite3_stmt* s) : s_(s) {}
+  ~stmt_use() {
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+  }
+  stmt_use(const stmt_use&) = delete;
+  stmt_use& operator=(const stmt_use&) = delete;
+  sqlite3_stmt* get() const { return s_; }
+
+ private:
+  sqlite3_stmt* s_;
+};
+
+int bind_blob(sqlite3_stmt* s, int idx, std::string_view bytes) {
+  // A null pointer would bind SQL NULL (and violate NOT NULL for an empty value): give
+  // SQLite a valid pointer even for zero bytes. SQLITE_STATIC: the bytes outlive the step.
+  const char* data = bytes.data() ? bytes.data() : "";
+  return sqlite3_bind_blob64(s, idx, data, bytes.size(), SQLITE_STATIC);
+}
+
+std::string column_blob(sqlite3_stmt* s, int col) {
+  auto* data = static_cast<const char*>(sqlite3_column_blob(s, col));
+  auto size = sqlite3_column_bytes(s, col);
+  return data ? std::string{data, static_cast<std::size_t>(size)} : std::string{};
+}
+
+class sqlite_storage final : public storage {
+ public:
+  static result<std::unique_ptr<storage>> open(std::string path) {
+    sqlite3* raw = nullptr;
+    int rc = sqlite3_open_v2(path.c_str(), &raw,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             nullptr);
+    db_ptr db{raw};  // owns the handle even when open failed
+    if (rc != SQLITE_OK) {
+      std::string msg = raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc);
+      // Opening fails for a path we cannot reach: the operator must fix the spec.
+      return error{errc::storage_unavailable, "cannot open SQLite database '" + path + "': " + msg};
+    }
+    auto self = std::unique_ptr<sqlite_storage>{new sqlite_storage(std::move(path), std::move(db))};
+    if (auto st = self->setup(); st)
+      return error{st.code(), "cannot open SQLite database '" + self->path_ + "': " + st.message()};
+    return std::unique_ptr<storage>{std::move(self)};
+  }
+
+  ~sqlite_storage() override {
+    // Statements first: sqlite3_close_v2 would otherwise keep the connection as a zombie.
+    for (auto* s : {&fetch_, &upsert_, &delete_, &scan_, &count_, &clear_, &begin_, &commit_,
+                    &rollback_})
+      s->reset();
+  }
+
+  result<std::optional<record>> fetch(std::string_view key) override {
+    std::lock_guard guard{mtx_};
+    return fetch_locked(key, now_ms());
+  }
+
+  result<std::vector<std::optional<record>>> fetch_batch(
+      std::span<const std::string> keys) override {
+    // One read transaction around the prepared loop: a consistent snapshot and one
+    // lock/WAL-read-mark acquisition instead of one per key.
+    std::vector<std::optional<record>> out;
+    out.reserve(keys.size());
+    auto now = now_ms();
+    std::lock_guard guard{mtx_};
+    if (auto st = exec_locked(begin_.get()); st) return st;
+    for (auto& key : keys) {
+      auto rec = fetch_locked(key, now);
+      if (!rec) {
+        exec_locked(rollback_.get());
+        return rec.err();
+      }
+      out.push_back(std::move(*rec));
+    }
+    if (auto st = exec_locked(commit_.get()); st) {
+      exec_locked(rollback_.get());
+      return st;
+    }
+    return out;
+  }
+
+  status store(std::string_view key, const record& rec) override {
+    std::lock_guard guard{mtx_};
+    stmt_use use{upsert_.get()};
+    auto* s = use.get();
+    int rc = bind_blob(s, 1, key);
+    if (rc == SQLITE_OK) rc = bind_blob(s, 2, rec.value);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 3, rec.expires_at_ms);
+    // hlc is a uint64 bit pattern: store it as the int64 with the same bits.
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 4, static_cast<sqlite3_int64>(rec.ver.hlc));
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 5, rec.ver.node);
+    if (rc != SQLITE_OK) return err(rc, "store");
+    rc = sqlite3_step(s);
+    if (rc != SQLITE_DONE) return err(rc, "store");
+    return {};
+  }
+
+  status remove(std::string_view key) override {
+    std::lock_guard guard{mtx_};
+    stmt_use use{delete_.get()};
+    int rc = bind_blob(use.get(), 1, key);
+    if (rc == SQLITE_OK) rc = sqlite3_step(use.get());
+    if (rc != SQLITE_DONE) return err(rc, "remove");
+    return {};
+  }
+
+  result<std::vector<std::string>> scan(std::string_view after, std::size_t count) override {
+    std::vector<std::string> out;
+    if (count == 0) return out;
+    auto now = now_ms();
+    std::lock_guard guard{mtx_};
+    stmt_use use{scan_.get()};
+    auto* s = use.get();
+    int rc = bind_blob(s, 1, after);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 2, now);
+    if (rc == SQLITE_OK)
+      rc = sqlite3_bind_int64(s, 3, static_cast<sqlite3_int64>(std::min<std::size_t>(
+                                        count, static_cast<std::size_t>(INT64_MAX))));
+    if (rc != SQLITE_OK) return err(rc, "scan");
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) out.push_back(column_blob(s, 0));
+    if (rc != SQLITE_DONE) return err(rc, "scan");
+    return out;
+  }
+
+  result<std::size_t> count() override {
+    auto now = now_ms();
+    std::lock_guard guard{mtx_};
+    stmt_use use{count_.get()};
+    int rc = sqlite3_bind_int64(use.get(), 1, now);
+    if (rc == SQLITE_OK) rc = sqlite3_step(use.get());
+    if (rc != SQLITE_ROW) return err(rc, "count");
+    return static_cast<std::size_t>(sqlite3_column_int64(use.get(), 0));
+  }
+
+  status clear() override {
+    std::lock_guard guard{mtx_};
+    return exec_locked(clear_.get());
+  }
+
+  status flush() override {
+    std::lock_guard guard{mtx_};
+    int log = 0, done = 0;
+    int rc = sqlite3_wal_checkpoint_v2(db_.get(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
+    // BUSY means a reader in another connection kept part of the WAL; everything
+    // committed is still durable in the WAL itself, so that is not a failure.
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY) return err(rc, "flush");
+    return {};
+  }
+
+  std::string describe() const override { return "sqlite:" + path_; }
+
+ private:
+  sqlite_storage(std::string path, db_ptr db) : path_(std::move(path)), db_(std::move(db)) {}
+
+  error err(int rc, std::string_view op) const {
+    return error{classify(rc), "SQLite " + std::string{op} + " on '" + path_ +
+                                   "' failed: " + sqlite3_errmsg(db_.get())};
+  }
+
+  status exec_sql(const char* sql) {
+    char* msg = nullptr;
+    int rc = sqlite3_exec(db_.get(), sql, nullptr, nullptr, &msg);
+    if (rc == SQLITE_OK) return {};
+    std::string text = msg ? msg : sqlite3_errstr(rc);
+    sqlite3_free(msg);
+    return error{classify(rc), text};
+  }
+
+  status prepare(stmt_ptr& out, const char* sql) {
+    sqlite3_stmt* s = nullptr;
+    int rc = sqlite3_prepare_v3(db_.get(), sql, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr);
+    out.reset(s);
+    if (rc != SQLITE_OK) return error{classify(rc), sqlite3_errmsg(db_.get())};
+    return {};
+  }
+
+  /// Pragmas, schema creation/migration and statement preparation.
+  status setup() {
+    // Set busy_timeout first: the pragmas below may already wait for another process.
+    sqlite3_busy_timeout(db_.get(), 5000);
+    // journal_mode returns the mode it ended up in; an unwritable path fails right here.
+    if (auto st = exec_sql("PRAGMA journal_mode=WAL"); st) return st;
+    if (auto st = exec_sql("PRAGMA synchronous=NORMAL"); st) return st;
+    if (auto st = migrate(); st) return st;
+    for (auto [stmt, sql] : std::initializer_list<std::pair<stmt_ptr*, const char*>>{
+             {&fetch_,
+              "SELECT value, expires_at, hlc, node FROM warp_kv WHERE key = ?1"
+              " AND (expires_at = 0 OR expires_at > ?2)"},
+             {&upsert_,
+              "INSERT INTO warp_kv (key, value, expires_at, hlc, node) VALUES (?1, ?2, ?3, ?4, ?5)"
+              " ON CONFLICT (key) DO UPDATE SET value = excluded.value,"
+              " expires_at = excluded.expires_at, hlc = excluded.hlc, node = excluded.node"},
+             {&delete_, "DELETE FROM warp_kv WHERE key = ?1"},
+             {&scan_,
+              "SELECT key FROM warp_kv WHERE key > ?1 AND (expires_at = 0 OR expires_at > ?2)"
+              " ORDER BY key LIMIT ?3"},
+             {&count_, "SELECT count(*) FROM warp_kv WHERE expires_at = 0 OR expires_at > ?1"},
+             {&clear_, "DELETE FROM warp_kv"},
+             {&begin_, "BEGIN"},
+             {&commit_, "COMMIT"},
+             {&rollback_, "ROLLBACK"},
+         }) {
+      if (auto st = prepare(*stmt, sql); st) return st;
+    }
+    return {};
+  }
+
+  status migrate() {
+    // IMMEDIATE takes the write lock up front, so two processes opening a fresh file at
+    // once do not both try to create the schema.
+    if (auto st = exec_sql("BEGIN IMMEDIATE"); st) return st;
+    auto rollback = [&](status st) {
+      exec_sql("ROLLBACK");
+      return st;
+    };
+    int current = 0;
+    {
+      sqlite3_stmt* raw = nullptr;
+      int rc = sqlite3_prepare_v2(db_.get(), "PRAGMA user_version", -1, &raw, nullptr);
+      stmt_ptr s{raw};
+      if (rc != SQLITE_OK || sqlite3_step(raw) != SQLITE_ROW)
+        return rollback(error{errc::storage_error, sqlite3_errmsg(db_.get())});
+      current = sqlite3_column_int(raw, 0);
+    }
+    if (current > schema_version)
+      return rollback(error{errc::storage_error,
+                            "schema version " + std::to_string(current) +
+                                " is newer than this build supports (" +
+                                std::to_string(schema_version) + ")"});
+    if (current < 1) {
+      if (auto st = exec_sql(schema_v1); st) return rollback(st);
+    }
+    // Future migrations: `if (current < 2) { ALTER ... }` here, in order.
+    if (current != schema_version) {
+      auto sql = "PRAGMA user_version = " + std::to_string(schema_version);
+      if (auto st = exec_sql(sql.c_str()); st) return rollback(st);
+      spdlog::info("storage: SQLite '{}' schema at version {}", path_, schema_version);
+    }
+    return exec_sql("COMMIT");
+  }
+
+  status exec_locked(sqlite3_stmt* s) {
+    stmt_use use{s};
+    int rc = sqlite3_step(s);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) return err(rc, sqlite3_sql(s));
+    return {};
+  }
+
+  result<std::optional<record>> fetch_locked(std::string_view key, std::int64_t now) {
+    stmt_use use{fetch_.get()};
+    auto* s = use.get();
+    int rc = bind_blob(s, 1, key);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 2, now);
+    if (rc != SQLITE_OK) return err(rc, "fetch");
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_DONE) return std::optional<record>{};
+    if (rc != SQLITE_ROW) return err(rc, "fetch");
+    record rec;
+    rec.value = column_blob(s, 0);
+    rec.expires_at_ms = sqlite3_column_int64(s, 1);
+    rec.ver.hlc = static_cast<std::uint64_t>(sqlite3_column_int64(s, 2));
+    rec.ver.node = static_cast<std::uint32_t>(sqlite3_column_int64(s, 3));
+    return std::optional<record>{std::move(rec)};
+  }
+
+  std::string path_;
+  std::mutex mtx_;
+  db_ptr db_;
+  stmt_ptr fetch_, upsert_, delete_, scan_, count_, clear_, begin_, commit_, rollback_;
+};
+
+}  // namespace
+
+result<std::unique_ptr<storage>> make_sqlite_storage(std::string_view path) {
+  try {
+    return sqlite_storage::open(std::string{path});
+  } catch (const std::exception& e) {  // bad_alloc and friends: never escape the adapter
+    return error{errc::storage_error,
+                 "cannot open SQLite database '" + std::string{path} + "': " + e.what()};
+  }
+}
+
+}  // namespace warp
