@@ -1,1 +1,187 @@
-int main() { return 0; }
+// warpd: one Warp node as a process. Parses flags and the CAF config file, starts the node
+// inside warpd's own actor system, the admin HTTP endpoint and (optionally) the RESP
+// sidecar, prints one ready line and runs until SIGTERM/SIGINT.
+//
+// Exit codes: 0 clean shutdown (also after --help), 1 startup failure (storage cannot be
+// opened, port in use, ...), 2 usage error (bad or unknown flag, bad config file/value).
+#include <pthread.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <exception>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "warp/metrics.hpp"
+#include "warp/node.hpp"
+#include "warpd/admin_http.hpp"
+#include "warpd/options.hpp"
+
+#ifdef WARP_HAVE_RESP
+#include "sidecar/resp_server.hpp"
+#endif
+
+namespace {
+
+constexpr int exit_startup_failure = 1;
+constexpr int exit_usage = 2;
+
+int fail(int code, const std::string& message) {
+  std::cerr << "warpd: " << message << std::endl;
+  return code;
+}
+
+// Declares every option of the table on the CLI11 app; values the user passes land in `cli`.
+void add_flags(CLI::App& app, warpd::cli_values& cli) {
+  for (const auto& def : warpd::option_table()) {
+    std::string key{def.key};
+    std::string help{def.help};
+    if (!def.fallback.empty()) help += " [default: " + std::string{def.fallback} + "]";
+    auto flag = std::string{def.flag};
+    switch (def.kind) {
+      case warpd::opt_kind::string:
+      case warpd::opt_kind::duration:
+        app.add_option_function<std::string>(
+            flag, [&cli, key](const std::string& v) { cli.strings[key] = v; }, help);
+        break;
+      case warpd::opt_kind::size:
+        app.add_option_function<std::size_t>(
+            flag, [&cli, key](const std::size_t& v) { cli.sizes[key] = v; }, help);
+        break;
+      case warpd::opt_kind::string_list:
+        if (def.flag == "--pattern") {
+          // Repeatable: --pattern a=x --pattern b=y (a GLOB may contain ',' so no splitting).
+          app.add_option_function<std::vector<std::string>>(
+                 flag, [&cli, key](const std::vector<std::string>& v) { cli.lists[key] = v; },
+                 help)
+              ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+              ->type_name("GLOB=MODE[:TTL]");
+        } else {
+          app.add_option_function<std::vector<std::string>>(
+                 flag, [&cli, key](const std::vector<std::string>& v) { cli.lists[key] = v; },
+                 help)
+              ->delimiter(',')
+              ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+        }
+        break;
+    }
+  }
+}
+
+void setup_logging(const std::string& level) {
+  // Logs go to stderr: stdout carries only the ready line, which scripts wait for.
+  auto logger = spdlog::stderr_color_mt("warpd");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(level));
+}
+
+std::string endpoint_text(const std::string& configured, std::uint16_t port) {
+  auto ep = warpd::parse_endpoint(configured);
+  return ep ? ep->first + ":" + std::to_string(port) : configured;
+}
+
+int run(int argc, char** argv) {
+  // Block the shutdown signals before any thread exists, so every thread (CAF's, httplib's,
+  // storage's) inherits the mask and the main thread alone takes them with sigwait.
+  sigset_t shutdown_signals;
+  sigemptyset(&shutdown_signals);
+  sigaddset(&shutdown_signals, SIGTERM);
+  sigaddset(&shutdown_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &shutdown_signals, nullptr);
+
+  CLI::App app{"warpd: a Warp cache node", "warpd"};
+  app.footer("Flags override the config file; see docs/warpd.md and docs/configuration.md.");
+  warpd::cli_values cli;
+  std::string config_file;
+  app.add_option("--config", config_file,
+                 "Config file in CAF's format: warp { listen = \"...\" ... } plus CAF sections "
+                 "such as scheduler { max-threads = 2 }");
+  add_flags(app, cli);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help();
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    return fail(exit_usage, std::string{e.what()} + " (see warpd --help)");
+  }
+
+  warpd::warpd_config cfg;
+  if (auto err = warpd::load_config_file(cfg, config_file)) return fail(exit_usage, err.message());
+  warpd::apply_cli(cfg, cli);
+  auto settings = warpd::build_settings(cfg);
+  if (!settings) return fail(exit_usage, settings.err().message());
+  auto& ncfg = settings->node;
+  if (spdlog::level::from_str(ncfg.log_level) == spdlog::level::off && ncfg.log_level != "off")
+    return fail(exit_usage, "log-level: unknown level '" + ncfg.log_level + "'");
+#ifndef WARP_HAVE_RESP
+  if (!ncfg.resp.empty())
+    return fail(exit_usage, "resp: this build has no RESP sidecar");
+#endif
+  setup_logging(ncfg.log_level);
+
+  caf::actor_system sys{cfg};
+  auto started = warp::node::start(sys, ncfg);
+  if (!started) return fail(exit_startup_failure, "cannot start node: " + started.err().to_string());
+  auto node = std::move(*started);
+
+  std::unique_ptr<warpd::admin_http> http;
+  if (!ncfg.http.empty()) {
+    auto h = warpd::admin_http::start(*node, ncfg.http, warp::config_json(node->config()));
+    if (!h) return fail(exit_startup_failure, "admin http: " + h.err().message());
+    http = std::move(*h);
+  }
+
+#ifdef WARP_HAVE_RESP
+  std::unique_ptr<warp::sidecar::resp_server> resp;
+  if (!ncfg.resp.empty()) {
+    warp::sidecar::resp_options ropts;
+    ropts.listen = ncfg.resp;
+    ropts.password = settings->resp_password;
+    auto r = warp::sidecar::resp_server::start(*node, ropts);
+    if (!r) return fail(exit_startup_failure, "resp: " + r.err().to_string());
+    resp = std::move(*r);
+  }
+#endif
+
+  std::string ready = "warpd " + warp::display_name(node->config()) + " ready: node ";
+  ready += node->listen_port() ? endpoint_text(ncfg.listen, node->listen_port()) : "off";
+  ready += " http ";
+  ready += http ? endpoint_text(ncfg.http, http->port()) : "off";
+#ifdef WARP_HAVE_RESP
+  if (resp) ready += " resp " + endpoint_text(ncfg.resp, resp->port());
+#endif
+  ready += " storage " + node->storage().describe();
+  std::cout << ready << std::endl;
+
+  int sig = 0;
+  sigwait(&shutdown_signals, &sig);
+  spdlog::info("signal {}: shutting down", sig);
+  // Front doors first, so no request arrives at a stopping node; then the node, which
+  // stops its control actor and flushes storage; the actor system goes last (scope exit).
+  if (http) http->stop();
+#ifdef WARP_HAVE_RESP
+  if (resp) resp->stop();
+#endif
+  node->stop();
+  node.reset();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    return fail(exit_startup_failure, std::string{"fatal: "} + e.what());
+  }
+}

@@ -1,0 +1,189 @@
+#include "actors/control_actor.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include <caf/all.hpp>
+
+#include "warp/metrics.hpp"
+#include "warp/node.hpp"
+
+namespace warp::actors {
+
+namespace {
+
+/// State of the control actor. It holds only a pointer to the node: the node owns the
+/// actor (publishes it, stops it via stop_control_actor) and outlives it.
+struct control_state {
+  warp::node* node = nullptr;
+  /// Requests answered, for logs/debugging; not exported.
+  std::uint64_t requests = 0;
+  static inline const char* name = "warp.control";
+};
+
+using control_actor = caf::stateful_actor<control_state>;
+
+caf::error make_caf_error(errc code, std::string message) {
+  return to_caf_error(warp::error{code, std::move(message)});
+}
+
+// The node enforces the limits too; checking here first rejects an oversized request with
+// the same errc before it touches L1 or storage, and names the bound in the message.
+caf::error check_key(const warp::node& n, const std::string& key) {
+  if (key.empty()) return make_caf_error(errc::invalid_argument, "empty key");
+  auto max = n.config().limits.max_key_size;
+  if (max != 0 && key.size() > max)
+    return make_caf_error(errc::key_too_large, "key of " + std::to_string(key.size()) +
+                                                   " bytes exceeds max-key-size " +
+                                                   std::to_string(max));
+  return {};
+}
+
+caf::error check_value(const warp::node& n, const std::string& value) {
+  auto max = n.config().limits.max_value_size;
+  if (max != 0 && value.size() > max)
+    return make_caf_error(errc::value_too_large, "value of " + std::to_string(value.size()) +
+                                                     " bytes exceeds max-value-size " +
+                                                     std::to_string(max));
+  return {};
+}
+
+caf::behavior control_impl(control_actor* self, warp::node* n) {
+  self->state.node = n;
+  // Unknown requests (a newer client, a stray message) get a typed error back instead of
+  // CAF's default print-and-drop.
+  self->set_default_handler(
+      [](caf::scheduled_actor*, caf::message_view& msg) -> caf::result<caf::message> {
+        return make_caf_error(errc::unsupported,
+                              "unknown control request " + to_string(msg.content()) +
+                                  " (protocol version " +
+                                  std::to_string(control_protocol_version) + ")");
+      });
+  return {
+      [=](caf::ping_atom) -> caf::result<caf::pong_atom, std::string, std::uint32_t,
+                                         std::uint16_t> {
+        ++self->state.requests;
+        auto& node = *self->state.node;
+        return {caf::pong_atom::value, display_name(node.config()), node.id(),
+                control_protocol_version};
+      },
+      [=](caf::get_atom, const std::string& key) -> caf::result<std::string> {
+        ++self->state.requests;
+        auto& node = *self->state.node;
+        if (auto err = check_key(node, key)) return err;
+        auto value = node.get(key);
+        if (!value) return to_caf_error(value.err());
+        return std::string{view(*value)};
+      },
+      [=](caf::put_atom, const std::string& key, const std::string& value,
+          std::int64_t ttl_ms) -> caf::result<caf::ok_atom> {
+        ++self->state.requests;
+        auto& node = *self->state.node;
+        if (auto err = check_key(node, key)) return err;
+        if (auto err = check_value(node, value)) return err;
+        if (ttl_ms < -1)
+          return make_caf_error(errc::invalid_argument,
+                                "ttl_ms must be -1 (key policy), 0 (none) or positive");
+        std::optional<std::chrono::milliseconds> ttl;
+        if (ttl_ms >= 0) ttl = std::chrono::milliseconds{ttl_ms};
+        if (auto st = node.set(key, value, ttl)) return to_caf_error(st);
+        return caf::ok_atom::value;
+      },
+      [=](caf::delete_atom, const std::string& key) -> caf::result<caf::ok_atom> {
+        ++self->state.requests;
+        auto& node = *self->state.node;
+        if (auto err = check_key(node, key)) return err;
+        if (auto st = node.remove(key)) return to_caf_error(st);
+        return caf::ok_atom::value;
+      },
+      [=](stats_atom) -> caf::result<std::string> {
+        ++self->state.requests;
+        return stats_json(*self->state.node);
+      },
+  };
+}
+
+}  // namespace
+
+caf::error to_caf_error(const warp::error& err) {
+  if (err.ok()) return {};
+  return caf::error{static_cast<std::uint8_t>(err.code()), control_error_category(),
+                    caf::make_message(err.message())};
+}
+
+warp::error from_caf_error(const caf::error& err) {
+  if (!err) return {};
+  if (err.category() == control_error_category()) {
+    std::string message;
+    const auto& ctx = err.context();
+    if (ctx.match_elements<std::string>()) message = ctx.get_as<std::string>(0);
+    auto code = err.code();
+    if (code > static_cast<std::uint8_t>(errc::internal)) code = static_cast<std::uint8_t>(errc::internal);
+    return warp::error{static_cast<errc>(code), std::move(message)};
+  }
+  auto text = caf::to_string(err);
+  if (err.category() == caf::atom("system")) {
+    switch (static_cast<caf::sec>(err.code())) {
+      case caf::sec::request_timeout:
+        // The request may have reached the node: a write's outcome is unknown, but the
+        // common case for warpctl is "node did not answer", reported as timeout.
+        return warp::error{errc::timeout, std::move(text)};
+      case caf::sec::cannot_connect_to_node:
+      case caf::sec::no_route_to_receiving_node:
+      case caf::sec::remote_linking_failed:
+      case caf::sec::request_receiver_down:
+      case caf::sec::no_actor_published_at_port:
+      case caf::sec::disconnect_during_handshake:
+      case caf::sec::network_syscall_failed:
+      case caf::sec::socket_disconnected:
+      case caf::sec::connection_timeout:
+      case caf::sec::remote_lookup_failed:
+      case caf::sec::incompatible_versions:
+      case caf::sec::incompatible_application_ids:
+        return warp::error{errc::unreachable, std::move(text)};
+      case caf::sec::unexpected_message:
+      case caf::sec::unexpected_response:
+        return warp::error{errc::unsupported, std::move(text)};
+      default:
+        break;
+    }
+  }
+  return warp::error{errc::internal, std::move(text)};
+}
+
+std::string render_control_error(std::uint8_t code, caf::atom_value category,
+                                 const caf::message& context) {
+  std::string out = caf::to_string(category);
+  out += ": ";
+  out += warp::to_string(static_cast<errc>(code));
+  if (context.match_elements<std::string>()) {
+    const auto& msg = context.get_as<std::string>(0);
+    if (!msg.empty()) {
+      out += " (";
+      out += msg;
+      out += ')';
+    }
+  }
+  return out;
+}
+
+void register_control_protocol(caf::actor_system_config& cfg) {
+  cfg.add_error_category(control_error_category(), render_control_error);
+}
+
+caf::actor spawn_control_actor(caf::actor_system& sys, warp::node& n) {
+  return sys.spawn<caf::detached>(control_impl, &n);
+}
+
+void stop_control_actor(caf::actor_system& sys, const caf::actor& control) {
+  if (!control) return;
+  caf::scoped_actor self{sys};
+  self->send_exit(control, caf::exit_reason::user_shutdown);
+  // wait_for returns once the actor is down; a request inside a node call finishes first.
+  self->wait_for(control);
+}
+
+}  // namespace warp::actors

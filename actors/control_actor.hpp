@@ -1,0 +1,74 @@
+// The control actor: the request/response endpoint `warpctl` (and later admin tools) talk
+// to over CAF's network layer. The node publishes it on `node_config::listen`.
+//
+// Wire protocol (version `control_protocol_version`). Only CAF built-in types and atoms
+// cross the wire, so neither side has to register message types:
+//
+//   (ping_atom)                                   -> (pong_atom, string name, uint32 node_id,
+//                                                     uint16 protocol_version)
+//   (get_atom, string key)                        -> string value
+//   (put_atom, string key, string value, int64 ttl_ms)  -> ok_atom
+//        ttl_ms: -1 = the key's policy TTL, 0 = no expiry, > 0 = expiry in ms
+//   (delete_atom, string key)                     -> ok_atom
+//   (stats_atom)                                  -> string json (see warp/metrics.hpp)
+//
+// Failures come back as a caf::error of category `warp` (control_error_category()): its
+// code is a warp::errc value, its context a message holding one std::string (the human
+// message). Any other message gets errc::unsupported back, never a crash.
+//
+// Compatibility rule: new requests get new atoms; an existing request's shape never
+// changes. A breaking change bumps `control_protocol_version`, which clients see in pong.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <caf/actor.hpp>
+#include <caf/atom.hpp>
+#include <caf/error.hpp>
+#include <caf/fwd.hpp>
+
+#include "warp/error.hpp"
+
+namespace warp {
+class node;
+}
+
+namespace warp::actors {
+
+inline constexpr std::uint16_t control_protocol_version = 1;
+
+/// The one request atom CAF does not ship (get/put/delete/ping/pong/ok are CAF's own).
+using stats_atom = caf::atom_constant<caf::atom("stats")>;
+
+/// The category of caf::errors that carry a warp::errc (atom "warp").
+constexpr caf::atom_value control_error_category() noexcept { return caf::atom("warp"); }
+
+/// warp::error -> caf::error of category `warp` (an ok error maps to an empty caf::error).
+caf::error to_caf_error(const warp::error& err);
+
+/// caf::error -> warp::error. Errors of category `warp` map back to their errc and message;
+/// CAF's own errors map to the closest errc (request timeout -> timeout, connection and
+/// remote-link failures -> unreachable, unexpected message -> unsupported, rest -> internal)
+/// with CAF's rendering as the message.
+warp::error from_caf_error(const caf::error& err);
+
+/// Renders a `warp` category caf::error for humans: "warp: not_found (key user:1)".
+std::string render_control_error(std::uint8_t code, caf::atom_value category,
+                                 const caf::message& context);
+
+/// Registers what both ends of the control protocol need in their system config (today:
+/// the `warp` error category renderer). Call before constructing the actor_system.
+void register_control_protocol(caf::actor_system_config& cfg);
+
+/// Spawns the control actor for `n`. It runs detached (on a thread of its own): node calls
+/// may block on storage I/O, which must not stall CAF's cooperative scheduler. `n` must
+/// stay alive until the actor is gone: stop it with stop_control_actor() before the node's
+/// parts are torn down.
+caf::actor spawn_control_actor(caf::actor_system& sys, warp::node& n);
+
+/// Tells the control actor to quit and waits until it has (so no request is still inside a
+/// node call afterwards). Safe to call with an invalid handle or twice.
+void stop_control_actor(caf::actor_system& sys, const caf::actor& control);
+
+}  // namespace warp::actors

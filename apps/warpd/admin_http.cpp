@@ -1,0 +1,80 @@
+#include "warpd/admin_http.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include <httplib.h>
+
+#include "warp/metrics.hpp"
+#include "warp/node.hpp"
+#include "warpd/options.hpp"
+
+namespace warpd {
+
+struct admin_http::impl {
+  httplib::Server server;
+  std::thread thread;
+  std::uint16_t port = 0;
+  std::atomic<bool> done{false};  ///< the server thread has left listen_after_bind
+};
+
+admin_http::admin_http(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+
+admin_http::~admin_http() { stop(); }
+
+std::uint16_t admin_http::port() const noexcept { return impl_->port; }
+
+void admin_http::stop() {
+  if (!impl_ || !impl_->thread.joinable()) return;
+  impl_->server.stop();
+  impl_->thread.join();
+}
+
+warp::result<std::unique_ptr<admin_http>> admin_http::start(warp::node& n,
+                                                            const std::string& listen,
+                                                            std::string config_json) {
+  auto endpoint = parse_endpoint(listen);
+  if (!endpoint) return endpoint.err();
+  auto p = std::make_unique<impl>();
+  auto& srv = p->server;
+  // httplib's default pool is max(8, cores) threads; admin traffic is a scrape every few
+  // seconds, so two is plenty. httplib takes ownership of the raw pointer it is handed.
+  srv.new_task_queue = [] { return new httplib::ThreadPool(2); };
+  auto* node = &n;
+  srv.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("ok\n", "text/plain; charset=utf-8");
+  });
+  srv.Get("/metrics", [node](const httplib::Request&, httplib::Response& res) {
+    res.set_content(warp::prometheus_text(*node), "text/plain; version=0.0.4; charset=utf-8");
+  });
+  srv.Get("/admin/stats", [node](const httplib::Request&, httplib::Response& res) {
+    res.set_content(warp::stats_json(*node) + "\n", "application/json");
+  });
+  srv.Get("/admin/config", [json = std::move(config_json)](const httplib::Request&,
+                                                           httplib::Response& res) {
+    res.set_content(json + "\n", "application/json");
+  });
+  auto& [host, port] = *endpoint;
+  int bound = -1;
+  if (port == 0) {
+    bound = srv.bind_to_any_port(host);
+  } else if (srv.bind_to_port(host, port)) {
+    bound = port;
+  }
+  if (bound <= 0)
+    return warp::error{warp::errc::unreachable,
+                       "cannot listen on " + listen + " (address in use or not local?)"};
+  p->port = static_cast<std::uint16_t>(bound);
+  auto* done = &p->done;
+  p->thread = std::thread{[&srv, done] {
+    srv.listen_after_bind();
+    *done = true;
+  }};
+  // stop() only interrupts a server that is already running: wait until it is, so a stop
+  // right after start cannot leave the thread blocked in accept() forever.
+  while (!srv.is_running() && !p->done) std::this_thread::sleep_for(std::chrono::milliseconds{1});
+  return std::unique_ptr<admin_http>{new admin_http(std::move(p))};
+}
+
+}  // namespace warpd

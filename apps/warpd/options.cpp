@@ -1,0 +1,279 @@
+#include "warpd/options.hpp"
+
+#include <charconv>
+#include <chrono>
+#include <cstdint>
+#include <fstream>
+#include <sstream>
+
+#include <caf/all.hpp>
+#include <caf/io/middleman.hpp>
+
+#include "actors/control_actor.hpp"
+#include "warp/pattern.hpp"
+
+namespace warpd {
+
+namespace {
+
+using warp::errc;
+
+std::string_view section_of(std::string_view key) { return key.substr(0, key.find('.')); }
+std::string_view name_of(std::string_view key) { return key.substr(key.find('.') + 1); }
+
+const option_def* find_option(std::string_view key) {
+  for (const auto& def : option_table())
+    if (def.key == key) return &def;
+  return nullptr;
+}
+
+std::string kind_name(opt_kind k) {
+  switch (k) {
+    case opt_kind::string: return "a string";
+    case opt_kind::string_list: return "a list of strings";
+    case opt_kind::size: return "a non-negative integer";
+    case opt_kind::duration: return "a duration (\"30s\", 30s or milliseconds)";
+  }
+  return "?";
+}
+
+warp::error type_error(std::string_view key, const caf::config_value& v, opt_kind k) {
+  return {errc::invalid_argument, std::string{key} + ": expected " + kind_name(k) + ", got " +
+                                      caf::to_string(v)};
+}
+
+// Typed readers over the CAF content. Absent keys yield the table's fallback; present keys
+// of the wrong type are errors (CAF 0.17's file parser stores values without checking them
+// against the declared option types, so this is where types get enforced).
+class reader {
+ public:
+  explicit reader(const caf::settings& content) : content_(content) {}
+
+  warp::result<std::string> str(std::string_view key) const {
+    const auto& def = *find_option(key);
+    auto* v = caf::get_if(&content_, key);
+    if (!v) return std::string{def.fallback};
+    if (auto s = caf::get_if<std::string>(v)) return *s;
+    return type_error(key, *v, def.kind);
+  }
+
+  warp::result<std::vector<std::string>> list(std::string_view key) const {
+    const auto& def = *find_option(key);
+    auto* v = caf::get_if(&content_, key);
+    if (!v) return std::vector<std::string>{};
+    // A single string is accepted as a one-element list (`peers = "h:1"`).
+    if (auto s = caf::get_if<std::string>(v)) return std::vector<std::string>{*s};
+    if (auto l = caf::get_if<std::vector<std::string>>(v)) return std::vector<std::string>{*l};
+    return type_error(key, *v, def.kind);
+  }
+
+  warp::result<std::size_t> size(std::string_view key) const {
+    const auto& def = *find_option(key);
+    auto* v = caf::get_if(&content_, key);
+    if (!v) {
+      std::size_t out = 0;
+      std::from_chars(def.fallback.data(), def.fallback.data() + def.fallback.size(), out);
+      return out;
+    }
+    if (auto i = caf::get_if<std::int64_t>(v); i && *i >= 0) return static_cast<std::size_t>(*i);
+    return type_error(key, *v, def.kind);
+  }
+
+  warp::result<std::chrono::milliseconds> duration(std::string_view key) const {
+    const auto& def = *find_option(key);
+    auto* v = caf::get_if(&content_, key);
+    if (!v) return warp::parse_duration(def.fallback);
+    if (auto s = caf::get_if<std::string>(v)) {
+      auto d = warp::parse_duration(*s);
+      if (!d) return warp::error{errc::invalid_argument, std::string{key} + ": " + d.err().message()};
+      return *d;
+    }
+    if (auto ts = caf::get_if<caf::timespan>(v))
+      return std::chrono::duration_cast<std::chrono::milliseconds>(*ts);
+    if (auto i = caf::get_if<std::int64_t>(v); i && *i >= 0) return std::chrono::milliseconds{*i};
+    return type_error(key, *v, def.kind);
+  }
+
+ private:
+  const caf::settings& content_;
+};
+
+}  // namespace
+
+const std::vector<option_def>& option_table() {
+  // The fallbacks here are warpd's defaults (they differ from node_config's in-code
+  // defaults where a daemon wants different ones: durable SQLite storage, admin HTTP on).
+  static const std::vector<option_def> table = {
+      {"warp.name", "--name", opt_kind::string, "",
+       "Node name shown in views, logs and metrics (default: warp-<pid>)"},
+      {"warp.listen", "--listen", opt_kind::string, "127.0.0.1:4700",
+       "HOST:PORT of the node-to-node and warpctl endpoint (CAF); port 0 = any free port, "
+       "empty = off"},
+      {"warp.peers", "--peers", opt_kind::string_list, "", "Seed peers, HOST:PORT,..."},
+      {"warp.storage", "--storage", opt_kind::string, "sqlite",
+       "memory | sqlite (DATA-DIR/warp.db) | sqlite:PATH | postgres:URI"},
+      {"warp.data-dir", "--data-dir", opt_kind::string, "./warp-data",
+       "Directory for durable state (the SQLite database)"},
+      {"warp.http", "--http", opt_kind::string, "127.0.0.1:4780",
+       "HOST:PORT of the admin HTTP endpoint (/healthz, /metrics, /admin/stats, "
+       "/admin/config); empty = off"},
+      {"warp.resp", "--resp", opt_kind::string, "",
+       "HOST:PORT of the RESP (Redis protocol) sidecar; empty = off"},
+      {"warp.resp-password", "--resp-password", opt_kind::string, "",
+       "Password the RESP sidecar requires (AUTH); empty = none"},
+      {"warp.patterns", "--pattern", opt_kind::string_list, "",
+       "Key policy GLOB=MODE[:TTL], repeatable; MODE is strong_local, "
+       "eventual_distributed or strong_distributed (+hydrate)"},
+      {"warp.default-mode", "--default-mode", opt_kind::string, "strong_local",
+       "Consistency mode of keys no pattern matches"},
+      {"warp.default-ttl", "--default-ttl", opt_kind::duration, "0",
+       "TTL of keys no pattern matches (250ms, 30s, 10m, 2h, 1d; 0 = none)"},
+      {"warp.log-level", "--log-level", opt_kind::string, "info",
+       "trace, debug, info, warn, error, critical or off"},
+      {"warp.l1-max-entries", "--l1-max-entries", opt_kind::size, "0",
+       "Upper bound on L1 entries (0 = unbounded)"},
+      {"warp.l1-max-bytes", "--l1-max-bytes", opt_kind::size, "268435456",
+       "Upper bound on L1 bytes (0 = unbounded)"},
+      {"warp.max-key-size", "--max-key-size", opt_kind::size, "8192",
+       "Largest key a client may send, in bytes"},
+      {"warp.max-value-size", "--max-value-size", opt_kind::size, "16777216",
+       "Largest value a client may send, in bytes"},
+      {"scheduler.max-threads", "--threads", opt_kind::size, "2",
+       "Worker threads of the actor system (CAF's scheduler.max-threads)"},
+  };
+  return table;
+}
+
+warpd_config::warpd_config() {
+  // Declare the warp.* options so CAF lists them (`--caf#dump-config`) and knows the
+  // section. CAF's own options (scheduler.max-threads) are declared by CAF already.
+  opt_group group{custom_options_, "warp"};
+  for (const auto& def : option_table()) {
+    if (section_of(def.key) != "warp") continue;
+    auto name = name_of(def.key);
+    switch (def.kind) {
+      case opt_kind::string:
+      case opt_kind::duration: group.add<std::string>(name, def.help); break;
+      case opt_kind::string_list: group.add<std::vector<std::string>>(name, def.help); break;
+      case opt_kind::size: group.add<std::size_t>(name, def.help); break;
+    }
+  }
+  load<caf::io::middleman>();
+  warp::actors::register_control_protocol(*this);
+}
+
+warp::status load_config_file(warpd_config& cfg, const std::string& path) {
+  std::istringstream none;
+  std::ifstream file;
+  std::istream* in = &none;
+  if (!path.empty()) {
+    file.open(path);
+    if (!file) return {errc::invalid_argument, "cannot open config file '" + path + "'"};
+    in = &file;
+  }
+  if (auto err = cfg.parse(caf::actor_system_config::string_list{}, *in))
+    return {errc::invalid_argument,
+            "config file '" + path + "': " + caf::actor_system_config::render(err)};
+  // warpd's defaults for CAF's own options, unless the file set them (parse() rebuilds the
+  // content, so they go in afterwards). CAF's scheduler default is at least 4 threads; a
+  // cache node on a small box wants 2.
+  const auto& content = caf::content(cfg);
+  if (!caf::get_if(&content, "scheduler.max-threads"))
+    cfg.set("scheduler.max-threads", std::int64_t{2});
+  // CAF's own log file is not wanted: warpd logs through spdlog.
+  if (!caf::get_if(&content, "logger.verbosity")) cfg.set("logger.verbosity", caf::atom("quiet"));
+  return {};
+}
+
+void apply_cli(warpd_config& cfg, const cli_values& cli) {
+  for (const auto& [key, value] : cli.strings) cfg.set(key, value);
+  for (const auto& [key, value] : cli.lists) cfg.set(key, value);
+  for (const auto& [key, value] : cli.sizes) cfg.set(key, static_cast<std::int64_t>(value));
+}
+
+warp::result<settings> build_settings(const warpd_config& cfg) {
+  const auto& content = caf::content(cfg);
+  // A typo in the file (`lisen = ...`) would otherwise be silently ignored.
+  if (auto section = caf::get_if<caf::settings>(&content, "warp")) {
+    for (const auto& entry : *section) {
+      auto key = "warp." + entry.first;
+      if (!find_option(key))
+        return warp::error{errc::invalid_argument, "unknown option '" + key + "'"};
+    }
+  } else if (caf::get_if(&content, "warp")) {
+    return warp::error{errc::invalid_argument, "'warp' must be a section: warp { ... }"};
+  }
+
+  reader rd{content};
+  settings out;
+  auto& n = out.node;
+#define WARPD_READ(target, call)            \
+  do {                                      \
+    auto v = call;                          \
+    if (!v) return v.err();                 \
+    target = std::move(*v);                 \
+  } while (false)
+  WARPD_READ(n.name, rd.str("warp.name"));
+  WARPD_READ(n.listen, rd.str("warp.listen"));
+  WARPD_READ(n.peers, rd.list("warp.peers"));
+  WARPD_READ(n.storage, rd.str("warp.storage"));
+  WARPD_READ(n.data_dir, rd.str("warp.data-dir"));
+  WARPD_READ(n.http, rd.str("warp.http"));
+  WARPD_READ(n.resp, rd.str("warp.resp"));
+  WARPD_READ(out.resp_password, rd.str("warp.resp-password"));
+  WARPD_READ(n.patterns, rd.list("warp.patterns"));
+  WARPD_READ(n.log_level, rd.str("warp.log-level"));
+  WARPD_READ(n.l1.max_entries, rd.size("warp.l1-max-entries"));
+  WARPD_READ(n.l1.max_bytes, rd.size("warp.l1-max-bytes"));
+  WARPD_READ(n.limits.max_key_size, rd.size("warp.max-key-size"));
+  WARPD_READ(n.limits.max_value_size, rd.size("warp.max-value-size"));
+  WARPD_READ(n.scheduler_threads, rd.size("scheduler.max-threads"));
+  WARPD_READ(n.default_policy.ttl, rd.duration("warp.default-ttl"));
+  std::string mode_text;
+  WARPD_READ(mode_text, rd.str("warp.default-mode"));
+#undef WARPD_READ
+
+  auto m = warp::parse_mode(mode_text);
+  if (!m) return warp::error{errc::invalid_argument, "default-mode: " + m.err().message()};
+  n.default_policy.consistency = *m;
+  if (n.storage.empty())
+    return warp::error{errc::invalid_argument, "storage: must not be empty"};
+  if (n.scheduler_threads == 0)
+    return warp::error{errc::invalid_argument, "threads: must be at least 1"};
+  if (n.limits.max_key_size == 0)
+    return warp::error{errc::invalid_argument, "max-key-size: must be at least 1"};
+  // Fail on a bad pattern here, with the flag's name, rather than deep inside node start.
+  for (const auto& spec : n.patterns)
+    if (auto e = warp::pattern_registry::parse_spec(spec); !e)
+      return warp::error{errc::invalid_argument, "pattern '" + spec + "': " + e.err().message()};
+  for (const auto& [what, ep] : {std::pair<const char*, const std::string*>{"listen", &n.listen},
+                                 {"http", &n.http},
+                                 {"resp", &n.resp}})
+    if (!ep->empty())
+      if (auto e = parse_endpoint(*ep); !e)
+        return warp::error{errc::invalid_argument, std::string{what} + ": " + e.err().message()};
+  for (const auto& peer : n.peers)
+    if (auto e = parse_endpoint(peer); !e)
+      return warp::error{errc::invalid_argument, "peers: " + e.err().message()};
+  return out;
+}
+
+warp::result<std::pair<std::string, std::uint16_t>> parse_endpoint(std::string_view text) {
+  auto colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == text.size())
+    return warp::error{errc::invalid_argument,
+                       "'" + std::string{text} + "' is not HOST:PORT"};
+  auto host = text.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  auto port_text = text.substr(colon + 1);
+  unsigned port = 0;
+  auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (ec != std::errc{} || end != port_text.data() + port_text.size() || port > 65535)
+    return warp::error{errc::invalid_argument,
+                       "'" + std::string{text} + "': port must be a number 0-65535"};
+  return std::pair<std::string, std::uint16_t>{std::string{host},
+                                               static_cast<std::uint16_t>(port)};
+}
+
+}  // namespace warpd

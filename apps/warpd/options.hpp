@@ -1,0 +1,72 @@
+// warpd's options: one table drives the command line (CLI11), CAF's config system (the
+// `warp { ... }` section of a config file) and the conversion into warp::node_config.
+//
+// Precedence: built-in default < config file (--config, CAF format) < command line.
+// Everything ends up in the CAF config's content (`warp.*` keys, plus CAF's own keys such
+// as `scheduler.max-threads`), and the node_config is built from there only, so a value is
+// read and validated in exactly one place whatever its source.
+#pragma once
+
+#include <cstddef>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <caf/actor_system_config.hpp>
+
+#include "warp/config.hpp"
+#include "warp/error.hpp"
+
+namespace warpd {
+
+enum class opt_kind { string, string_list, size, duration };
+
+struct option_def {
+  std::string_view key;      ///< CAF config key, e.g. "warp.data-dir"
+  std::string_view flag;     ///< command-line flag, e.g. "--data-dir"
+  opt_kind kind;
+  std::string_view fallback;  ///< default as text ("" = empty / none)
+  std::string_view help;
+};
+
+/// Every option warpd knows, in --help order.
+const std::vector<option_def>& option_table();
+
+/// The actor system config of warpd: declares every `warp.*` option so CAF knows them
+/// (its config file parser and `--caf#` dump see them), loads the middleman, and registers
+/// the control protocol's error category.
+class warpd_config : public caf::actor_system_config {
+ public:
+  warpd_config();
+};
+
+/// What the command line gave: only flags the user actually passed appear here.
+struct cli_values {
+  std::map<std::string, std::string> strings;
+  std::map<std::string, std::vector<std::string>> lists;
+  std::map<std::string, std::size_t> sizes;
+};
+
+/// Reads `path` (CAF config format) into `cfg`; a clear error when it cannot be opened or
+/// parsed. An empty path reads nothing (and, unlike CAF's default, never picks up a
+/// caf-application.ini lying in the working directory).
+warp::status load_config_file(warpd_config& cfg, const std::string& path);
+
+/// Writes the command-line values over the file's.
+void apply_cli(warpd_config& cfg, const cli_values& cli);
+
+/// What warpd needs beside node_config.
+struct settings {
+  warp::node_config node;
+  std::string resp_password;
+};
+
+/// Validates the `warp` section (unknown keys, wrong types, bad modes/durations/patterns)
+/// and builds the node configuration.
+warp::result<settings> build_settings(const warpd_config& cfg);
+
+/// "HOST:PORT" -> {host, port}; accepts "[v6]:PORT". Port 0 = any free port.
+warp::result<std::pair<std::string, std::uint16_t>> parse_endpoint(std::string_view text);
+
+}  // namespace warpd

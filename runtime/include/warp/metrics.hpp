@@ -1,0 +1,32 @@
+// A node's numbers for operators: Prometheus text exposition and JSON documents. Used by
+// warpd's admin HTTP endpoint and the control actor's `stats` request; an embedding service
+// can serve them from its own HTTP stack.
+#pragma once
+
+#include <string>
+
+namespace warp {
+
+class node;
+struct node_config;
+
+/// Every L1 and node counter/gauge in Prometheus text format 0.0.4 (HELP and TYPE lines,
+/// `_total` counters), each sample labelled `node="<name>"`. Cheap: reads counters only,
+/// never touches storage.
+std::string prometheus_text(const node& n);
+
+/// The node's stats as one JSON object: `node` (name, id, listen, storage), `l1`
+/// (hits, misses, evictions, expirations, sets, removes, entries, bytes, bounds),
+/// `storage` (fetches, errors, writes, coalesced_reads, keys), `patterns`,
+/// `default_policy`. `storage.keys` asks storage for its key count (may do I/O; null when
+/// storage fails).
+std::string stats_json(node& n);
+
+/// The configuration as one JSON object, one member per node_config field (the names of
+/// the `warp.*` config options, with `-` spelled `_`).
+std::string config_json(const node_config& cfg);
+
+/// The name a node shows: `config.name`, or "warp-<pid>" when it is empty.
+std::string display_name(const node_config& cfg);
+
+}  // namespace warp

@@ -1,0 +1,192 @@
+#include "warp/metrics.hpp"
+
+#include <unistd.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "warp/config.hpp"
+#include "warp/node.hpp"
+
+namespace warp {
+
+namespace {
+
+// Label values may hold any byte; the exposition format wants \\, \" and \n escaped.
+std::string escape_label(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  for (char c : in) {
+    switch (c) {
+      case '\\': out += "\\\\"; break;
+      case '"': out += "\\\""; break;
+      case '\n': out += "\\n"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+// Writes one metric family with a single sample. Each family is written exactly once, so
+// HELP/TYPE precede its only sample as the format requires.
+class exposition {
+ public:
+  explicit exposition(std::string labels) : labels_(std::move(labels)) {}
+
+  void counter(std::string_view name, std::string_view help, std::uint64_t value) {
+    family(name, help, "counter", value);
+  }
+  void gauge(std::string_view name, std::string_view help, std::uint64_t value) {
+    family(name, help, "gauge", value);
+  }
+  void info(std::string_view name, std::string_view help, const std::string& extra_labels) {
+    head(name, help, "gauge");
+    out_.append(name).append("{").append(labels_).append(",").append(extra_labels).append("} 1\n");
+  }
+  std::string take() { return std::move(out_); }
+
+ private:
+  void head(std::string_view name, std::string_view help, std::string_view type) {
+    out_.append("# HELP ").append(name).append(" ").append(help).append("\n");
+    out_.append("# TYPE ").append(name).append(" ").append(type).append("\n");
+  }
+  void family(std::string_view name, std::string_view help, std::string_view type,
+              std::uint64_t value) {
+    head(name, help, type);
+    out_.append(name).append("{").append(labels_).append("} ").append(std::to_string(value));
+    out_ += '\n';
+  }
+
+  std::string labels_;
+  std::string out_;
+};
+
+// A postgres spec may carry a password (`password=...` or `scheme://user:pw@host`): never
+// expose it on /metrics or /admin/config.
+std::string redact_storage(std::string spec) {
+  if (auto at = spec.find("password="); at != std::string::npos) {
+    auto start = at + 9;
+    auto end = spec.find_first_of(" &", start);
+    spec.replace(start, end == std::string::npos ? std::string::npos : end - start, "***");
+  }
+  if (auto scheme = spec.find("://"); scheme != std::string::npos) {
+    auto at = spec.find('@', scheme);
+    auto colon = spec.find(':', scheme + 3);
+    if (at != std::string::npos && colon != std::string::npos && colon < at)
+      spec.replace(colon + 1, at - colon - 1, "***");
+  }
+  return spec;
+}
+
+nlohmann::json policy_json(const key_policy& p) {
+  return {{"mode", std::string{to_string(p.consistency)}},
+          {"ttl_ms", p.ttl.count()},
+          {"hydrate", p.hydrate}};
+}
+
+}  // namespace
+
+std::string display_name(const node_config& cfg) {
+  if (!cfg.name.empty()) return cfg.name;
+  return "warp-" + std::to_string(::getpid());
+}
+
+std::string prometheus_text(const node& n) {
+  const auto& cfg = n.config();
+  auto s = n.stats();
+  exposition out{"node=\"" + escape_label(display_name(cfg)) + "\""};
+  out.info("warp_node_info", "Static facts about this node (value is always 1).",
+           "id=\"" + std::to_string(n.id()) + "\",storage=\"" + escape_label(redact_storage(cfg.storage)) +
+               "\",listen=\"" + escape_label(cfg.listen) + "\"");
+  out.counter("warp_l1_hits_total", "L1 lookups that found a live entry.", s.l1.hits);
+  out.counter("warp_l1_misses_total", "L1 lookups that found no live entry.", s.l1.misses);
+  out.counter("warp_l1_evictions_total",
+              "L1 entries dropped to honour the entry or byte bound.", s.l1.evictions);
+  out.counter("warp_l1_expirations_total", "L1 entries dropped because their TTL passed.",
+              s.l1.expirations);
+  out.counter("warp_l1_sets_total", "Values stored into L1.", s.l1.sets);
+  out.counter("warp_l1_removes_total", "Entries removed from L1.", s.l1.removes);
+  out.gauge("warp_l1_entries", "Live entries in L1.", s.l1.entries);
+  out.gauge("warp_l1_bytes", "Bytes held by L1 (keys, values and per-entry overhead).",
+            s.l1.bytes);
+  out.gauge("warp_l1_max_entries", "Configured L1 entry bound (0 = unbounded).",
+            cfg.l1.max_entries);
+  out.gauge("warp_l1_max_bytes", "Configured L1 byte bound (0 = unbounded).", cfg.l1.max_bytes);
+  out.counter("warp_storage_fetches_total", "Reads that reached storage.", s.storage_fetches);
+  out.counter("warp_storage_errors_total", "Storage calls that failed.", s.storage_errors);
+  out.counter("warp_storage_writes_total", "Writes made to storage.", s.storage_writes);
+  out.counter("warp_coalesced_reads_total", "L1 misses that joined an in-flight fetch.",
+              s.coalesced_reads);
+  return out.take();
+}
+
+std::string stats_json(node& n) {
+  const auto& cfg = n.config();
+  auto s = n.stats();
+  nlohmann::json keys = nullptr;
+  if (auto count = n.key_count()) keys = *count;
+  nlohmann::json patterns = nlohmann::json::array();
+  for (const auto& e : n.patterns().entries()) {
+    auto p = policy_json(e.policy);
+    p["glob"] = e.glob;
+    patterns.push_back(std::move(p));
+  }
+  auto lookups = s.l1.hits + s.l1.misses;
+  nlohmann::json doc = {
+      {"node",
+       {{"name", display_name(cfg)},
+        {"id", n.id()},
+        {"listen", cfg.listen},
+        {"listen_port", n.listen_port()},
+        {"storage", n.storage().describe()}}},
+      {"l1",
+       {{"hits", s.l1.hits},
+        {"misses", s.l1.misses},
+        {"hit_ratio", lookups ? static_cast<double>(s.l1.hits) / static_cast<double>(lookups)
+                              : 0.0},
+        {"evictions", s.l1.evictions},
+        {"expirations", s.l1.expirations},
+        {"sets", s.l1.sets},
+        {"removes", s.l1.removes},
+        {"entries", s.l1.entries},
+        {"bytes", s.l1.bytes},
+        {"max_entries", cfg.l1.max_entries},
+        {"max_bytes", cfg.l1.max_bytes}}},
+      {"storage",
+       {{"fetches", s.storage_fetches},
+        {"errors", s.storage_errors},
+        {"writes", s.storage_writes},
+        {"coalesced_reads", s.coalesced_reads},
+        {"keys", keys}}},
+      {"patterns", std::move(patterns)},
+      {"default_policy", policy_json(n.patterns().default_policy())},
+  };
+  return doc.dump();
+}
+
+std::string config_json(const node_config& cfg) {
+  nlohmann::json doc = {
+      {"name", display_name(cfg)},
+      {"listen", cfg.listen},
+      {"peers", cfg.peers},
+      {"storage", redact_storage(cfg.storage)},
+      {"data_dir", cfg.data_dir},
+      {"http", cfg.http},
+      {"resp", cfg.resp},
+      {"patterns", cfg.patterns},
+      {"default_mode", std::string{to_string(cfg.default_policy.consistency)}},
+      {"default_ttl_ms", cfg.default_policy.ttl.count()},
+      {"log_level", cfg.log_level},
+      {"l1_max_entries", cfg.l1.max_entries},
+      {"l1_max_bytes", cfg.l1.max_bytes},
+      {"max_key_size", cfg.limits.max_key_size},
+      {"max_value_size", cfg.limits.max_value_size},
+      {"threads", cfg.scheduler_threads},
+  };
+  return doc.dump();
+}
+
+}  // namespace warp
