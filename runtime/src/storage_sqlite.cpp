@@ -305,7 +305,7 @@ class sqlite_storage final : public storage {
     if (current != schema_version) {
       auto sql = "PRAGMA user_version = " + std::to_string(schema_version);
       if (auto st = exec_sql(sql.c_str()); st) return rollback(st);
-      spdlog::info("storage: SQLite '{}' schema at version {}", path_, schema_version);
+      spdlog::info("storage: SQLite '{}' schema {} -> {}", path_, current, schema_version);
     }
     return exec_sql("COMMIT");
   }

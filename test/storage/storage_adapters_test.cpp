@@ -162,7 +162,7 @@ TEST_CASE("storage specs: bad specs and paths give clear errors", "[storage][err
   }
 }
 
-TEST_CASE("postgres: every spec form opens; describe() hides the password",
+TEST_CASE("postgres: every spec form opens and describe() hides the password",
           "[storage][postgres]") {
   warp::test::postgres_server pg;
   auto port = std::to_string(pg.port());
@@ -181,7 +181,7 @@ TEST_CASE("postgres: every spec form opens; describe() hides the password",
   }
 }
 
-TEST_CASE("postgres: a server outage is an error, not a crash; calls recover after it",
+TEST_CASE("postgres: a server outage is an error not a crash and calls recover after it",
           "[storage][postgres]") {
   warp::test::postgres_server pg;
   auto opened = warp::open_storage(pg.uri(), "");

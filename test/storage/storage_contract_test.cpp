@@ -71,7 +71,7 @@ struct postgres_adapter {
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("storage: store, fetch, replace, remove", "[storage]", ADAPTERS) {
+TEMPLATE_TEST_CASE("storage: store fetch replace remove", "[storage]", ADAPTERS) {
   auto s = TestType::make();
   CHECK(s->describe().rfind(TestType::name, 0) == 0);
 
@@ -165,7 +165,7 @@ TEMPLATE_TEST_CASE("storage: expired records are absent", "[storage]", ADAPTERS)
   CHECK((*revived)->value == "x2");
 }
 
-TEMPLATE_TEST_CASE("storage: versions round-trip, full unsigned range", "[storage]", ADAPTERS) {
+TEMPLATE_TEST_CASE("storage: versions round-trip over the full unsigned range", "[storage]", ADAPTERS) {
   auto s = TestType::make();
   const std::uint64_t big_hlc = 0xFFFF'FFFF'FFFF'FFF0ull;  // high bit set
   const std::uint64_t hlc = (std::uint64_t{1'700'000'000'000} << 16) | 42;
@@ -187,7 +187,7 @@ TEMPLATE_TEST_CASE("storage: versions round-trip, full unsigned range", "[storag
   CHECK((*c)->expires_at_ms == 0);
 }
 
-TEMPLATE_TEST_CASE("storage: fetch_batch keeps order, reports missing keys", "[storage]",
+TEMPLATE_TEST_CASE("storage: fetch_batch keeps order and reports missing keys", "[storage]",
                    ADAPTERS) {
   auto s = TestType::make();
   // More keys than one PostgreSQL IN (...) chunk, duplicates and missing ones mixed in.
@@ -224,7 +224,7 @@ TEMPLATE_TEST_CASE("storage: fetch_batch keeps order, reports missing keys", "[s
   CHECK(empty->empty());
 }
 
-TEMPLATE_TEST_CASE("storage: scan pages over 1000 keys with a cursor; count; clear",
+TEMPLATE_TEST_CASE("storage: scan pages over 1000 keys with a cursor then count and clear",
                    "[storage]", ADAPTERS) {
   auto s = TestType::make();
   std::set<std::string> expected;
