@@ -1,0 +1,1305 @@
+// The sidecar's commands: Redis's string commands, connection commands, pub/sub over the
+// node's change stream, and client-side caching. Reply shapes and error texts follow
+// Redis 7.0 where clients depend on them.
+//
+// Mode mapping: every key goes through warp::node, so its registered pattern decides the
+// consistency mode. Plain writes are node.set/set_at/remove; read-modify-write commands
+// (INCR*, DECR*, APPEND, SET NX/XX/GET/KEEPTTL, GETDEL, GETEX, EXPIRE*, PERSIST, DEL) are
+// node.update(), atomic per key in the key's mode.
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+#include <limits>
+
+#include "sidecar/resp_server_impl.hpp"
+#include "warp/l1.hpp"
+
+namespace warp::sidecar::detail {
+
+namespace {
+
+constexpr std::string_view redis_version = "7.0.0";
+
+bool ieq(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& ch : out)
+    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+  return out;
+}
+
+void reply_error(resp_writer& w, const error& e) {
+  switch (e.code()) {
+    case errc::value_too_large:
+      w.error("ERR string exceeds maximum allowed size");
+      return;
+    case errc::key_too_large:
+      w.error("ERR key exceeds maximum allowed size");
+      return;
+    default:
+      break;
+  }
+  std::string msg = "ERR warp ";
+  msg += e.to_string();
+  w.error(msg);
+}
+
+const char* not_int = "ERR value is not an integer or out of range";
+const char* syntax = "ERR syntax error";
+
+bool arg_int(context& ctx, std::size_t i, std::int64_t& out) {
+  if (!parse_int64(ctx.args[i], out)) {
+    ctx.w.error(not_int);
+    return false;
+  }
+  return true;
+}
+
+/// Writes the value of `key` as a bulk or null. The hit path is L1::read writing straight
+/// into the output buffer: no copy, no reference count, no actor.
+void reply_value(context& ctx, std::string_view key) {
+  auto& w = ctx.w;
+  bool hit = ctx.n.l1().read(key, [&](std::string_view bytes, const l1_entry_info&) {
+    w.bulk(bytes);
+  });
+  if (hit) {
+    ++ctx.srv.keyspace_hits;
+    return;
+  }
+  // Miss: read-through (blocks this loop on storage; short for local storage).
+  auto r = ctx.n.get(key);
+  if (r) {
+    ++ctx.srv.keyspace_hits;
+    w.bulk(view(*r));
+  } else if (r.code() == errc::not_found) {
+    ++ctx.srv.keyspace_misses;
+    w.null();
+  } else {
+    reply_error(w, r.err());
+  }
+}
+
+/// Absolute expiry from a relative/absolute amount in s or ms; false (with Redis's error)
+/// when it is not positive or overflows.
+bool expiry_from(context& ctx, std::string_view amount, bool millis, bool absolute,
+                 std::string_view cmd, std::int64_t& out) {
+  std::int64_t v = 0;
+  if (!parse_int64(amount, v)) {
+    ctx.w.error(not_int);
+    return false;
+  }
+  auto invalid = [&] {
+    ctx.w.error("ERR invalid expire time in '" + std::string(cmd) + "' command");
+    return false;
+  };
+  if (v <= 0) return invalid();
+  if (!millis) {
+    if (v > std::numeric_limits<std::int64_t>::max() / 1000) return invalid();
+    v *= 1000;
+  }
+  if (!absolute) {
+    std::int64_t now = now_ms();
+    if (v > std::numeric_limits<std::int64_t>::max() - now) return invalid();
+    v += now;
+  }
+  out = v;
+  return true;
+}
+
+// -- connection ----------------------------------------------------------------------------
+
+void cmd_ping(context& ctx) {
+  if (ctx.args.size() > 2) {
+    ctx.w.error("ERR wrong number of arguments for 'ping' command");
+    return;
+  }
+  if (ctx.c.proto == 2 && ctx.c.subscriptions() > 0) {
+    ctx.w.array(2);
+    ctx.w.bulk("pong");
+    ctx.w.bulk(ctx.args.size() == 2 ? ctx.args[1] : std::string_view{});
+    return;
+  }
+  if (ctx.args.size() == 2)
+    ctx.w.bulk(ctx.args[1]);
+  else
+    ctx.w.simple("PONG");
+}
+
+void cmd_echo(context& ctx) { ctx.w.bulk(ctx.args[1]); }
+
+void cmd_quit(context& ctx) {
+  ctx.w.simple("OK");
+  ctx.c.close_after_write = true;
+}
+
+void cmd_select(context& ctx) {
+  std::int64_t db = 0;
+  if (!arg_int(ctx, 1, db)) return;
+  if (db != 0) {
+    ctx.w.error("ERR DB index is out of range");
+    return;
+  }
+  ctx.w.simple("OK");
+}
+
+bool constant_time_equal(std::string_view a, std::string_view b) {
+  // Compare every byte whatever the first mismatch, so timing does not leak the prefix.
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  std::size_t n = std::max(a.size(), b.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
+    unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
+    diff |= static_cast<unsigned char>(x ^ y);
+  }
+  return diff == 0;
+}
+
+/// Checks credentials; on success marks the client authenticated. Writes nothing.
+bool check_auth(context& ctx, std::string_view user, std::string_view pass) {
+  const auto& pw = ctx.srv.options().password;
+  if (!ieq(user, "default")) return false;
+  if (pw.empty() || constant_time_equal(pass, pw)) {
+    ctx.c.authenticated = true;
+    return true;
+  }
+  return false;
+}
+
+void cmd_auth(context& ctx) {
+  if (ctx.args.size() > 3) {
+    ctx.w.error(syntax);
+    return;
+  }
+  if (ctx.args.size() == 2 && ctx.srv.options().password.empty()) {
+    ctx.w.error(
+        "ERR AUTH <password> called without any password configured for the default user. "
+        "Are you sure your configuration is correct?");
+    return;
+  }
+  std::string_view user = ctx.args.size() == 3 ? ctx.args[1] : "default";
+  if (check_auth(ctx, user, ctx.args.back()))
+    ctx.w.simple("OK");
+  else
+    ctx.w.error("WRONGPASS invalid username-password pair or user is disabled.");
+}
+
+bool valid_client_name(std::string_view name) {
+  for (char ch : name)
+    if (ch < '!' || ch > '~') return false;
+  return true;
+}
+
+void cmd_hello(context& ctx) {
+  auto& c = ctx.c;
+  int proto = c.proto;
+  if (ctx.args.size() >= 2) {
+    std::int64_t v = 0;
+    if (!parse_int64(ctx.args[1], v)) {
+      ctx.w.error("ERR Protocol version is not an integer or out of range");
+      return;
+    }
+    if (v < 2 || v > 3) {
+      ctx.w.error("NOPROTO unsupported protocol version");
+      return;
+    }
+    proto = static_cast<int>(v);
+  }
+  std::string_view user, pass, name;
+  bool has_auth = false, has_name = false;
+  for (std::size_t i = 2; i < ctx.args.size(); ++i) {
+    std::size_t more = ctx.args.size() - i - 1;
+    if (ieq(ctx.args[i], "auth") && more >= 2) {
+      has_auth = true;
+      user = ctx.args[i + 1];
+      pass = ctx.args[i + 2];
+      i += 2;
+    } else if (ieq(ctx.args[i], "setname") && more >= 1) {
+      has_name = true;
+      name = ctx.args[i + 1];
+      i += 1;
+    } else {
+      ctx.w.error("ERR Syntax error in HELLO option '" + std::string(ctx.args[i]) + "'");
+      return;
+    }
+  }
+  if (has_auth && !check_auth(ctx, user, pass)) {
+    ctx.w.error("WRONGPASS invalid username-password pair or user is disabled.");
+    return;
+  }
+  if (!c.authenticated) {
+    ctx.w.error(
+        "NOAUTH HELLO must be called with the client already authenticated, otherwise the "
+        "HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and "
+        "select the RESP protocol version at the same time");
+    return;
+  }
+  if (has_name) {
+    if (!valid_client_name(name)) {
+      ctx.w.error("ERR Client names cannot contain spaces, newlines or special characters.");
+      return;
+    }
+    c.name = name;
+  }
+  c.proto = proto;
+  ctx.w.set_protocol(proto);
+  auto& w = ctx.w;
+  w.map(7);
+  w.bulk("server");
+  w.bulk("redis");
+  w.bulk("version");
+  w.bulk(redis_version);
+  w.bulk("proto");
+  w.integer(proto);
+  w.bulk("id");
+  w.integer(static_cast<std::int64_t>(c.id));
+  w.bulk("mode");
+  w.bulk("standalone");
+  w.bulk("role");
+  w.bulk("master");
+  w.bulk("modules");
+  w.array(0);
+}
+
+// -- CLIENT --------------------------------------------------------------------------------
+
+std::string client_line(server& srv, const client& c) {
+  auto now = now_ms();
+  std::string s;
+  s += "id=" + std::to_string(c.id);
+  s += " addr=" + c.addr;
+  s += " laddr=" + c.laddr;
+  s += " fd=" + std::to_string(c.fd);
+  s += " name=" + c.name;
+  s += " age=" + std::to_string((now - c.created_ms) / 1000);
+  s += " idle=" + std::to_string((now - c.last_ms) / 1000);
+  std::string flags;
+  if (c.subscriptions() > 0) flags += 'P';
+  if (c.tracking) flags += 't';
+  if (c.tracking && c.redirect && !srv.find_client(c.redirect)) flags += 'R';
+  if (flags.empty()) flags = "N";
+  s += " flags=" + flags;
+  s += " db=0";
+  s += " sub=" + std::to_string(c.channels.size());
+  s += " psub=" + std::to_string(c.patterns.size());
+  s += " ssub=0 multi=-1";
+  s += " qbuf=" + std::to_string(c.in.size());
+  s += " obl=" + std::to_string(c.out.size() - c.out_pos);
+  s += " omem=" + std::to_string(c.out.capacity());
+  s += " cmd=" + (c.last_command.empty() ? std::string("NULL") : c.last_command);
+  s += " user=default";
+  s += " redir=" + std::to_string(c.tracking ? static_cast<std::int64_t>(c.redirect) : -1);
+  s += " resp=" + std::to_string(c.proto);
+  if (!c.lib_name.empty()) s += " lib-name=" + c.lib_name;
+  if (!c.lib_ver.empty()) s += " lib-ver=" + c.lib_ver;
+  s += "\n";
+  return s;
+}
+
+void client_tracking(context& ctx) {
+  auto& c = ctx.c;
+  auto& w = ctx.w;
+  bool on;
+  if (ieq(ctx.args[2], "on"))
+    on = true;
+  else if (ieq(ctx.args[2], "off"))
+    on = false;
+  else {
+    w.error(syntax);
+    return;
+  }
+  bool bcast = false, optin = false, optout = false, noloop = false;
+  std::uint64_t redirect = 0;
+  std::vector<std::string> prefixes;
+  for (std::size_t i = 3; i < ctx.args.size(); ++i) {
+    auto opt = ctx.args[i];
+    bool more = i + 1 < ctx.args.size();
+    if (ieq(opt, "redirect") && more) {
+      std::int64_t id = 0;
+      if (!parse_int64(ctx.args[++i], id)) {
+        w.error(not_int);
+        return;
+      }
+      if (id != static_cast<std::int64_t>(c.id) && !ctx.srv.find_client(static_cast<std::uint64_t>(id))) {
+        w.error("ERR The client ID you want redirect to does not exist");
+        return;
+      }
+      redirect = static_cast<std::uint64_t>(id);
+    } else if (ieq(opt, "bcast")) {
+      bcast = true;
+    } else if (ieq(opt, "optin")) {
+      optin = true;
+    } else if (ieq(opt, "optout")) {
+      optout = true;
+    } else if (ieq(opt, "noloop")) {
+      noloop = true;
+    } else if (ieq(opt, "prefix") && more) {
+      prefixes.emplace_back(ctx.args[++i]);
+    } else {
+      w.error(syntax);
+      return;
+    }
+  }
+  if (on) {
+    if (!bcast && !prefixes.empty()) {
+      w.error("ERR PREFIX option requires BCAST mode to be enabled");
+      return;
+    }
+    if (c.tracking && c.bcast != bcast) {
+      w.error(
+          "ERR You can't switch BCAST mode on/off before disabling tracking for this client, "
+          "and then re-enabling it with a different mode.");
+      return;
+    }
+    if (optin && optout) {
+      w.error("ERR You can't use both OPTIN and OPTOUT");
+      return;
+    }
+    if ((optin || optout) && bcast) {
+      w.error("ERR OPTIN and OPTOUT are not compatible with BCAST");
+      return;
+    }
+    if ((optin && c.tracking && c.optout) || (optout && c.tracking && c.optin)) {
+      w.error("ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, "
+              "and then re-enabling it with a different mode.");
+      return;
+    }
+    c.tracking = true;
+    c.bcast = bcast;
+    c.optin = optin;
+    c.optout = optout;
+    c.noloop = noloop;
+    c.redirect = redirect;
+    for (auto& p : prefixes)
+      if (std::find(c.prefixes.begin(), c.prefixes.end(), p) == c.prefixes.end())
+        c.prefixes.push_back(std::move(p));
+  } else {
+    c.tracking = c.bcast = c.optin = c.optout = c.noloop = false;
+    c.redirect = 0;
+    c.prefixes.clear();
+  }
+  ctx.srv.tracking_changed(c);
+  w.simple("OK");
+}
+
+void cmd_client(context& ctx) {
+  auto& c = ctx.c;
+  auto& w = ctx.w;
+  auto sub = ctx.args[1];
+  auto argc = ctx.args.size();
+  auto arity_error = [&] {
+    w.error("ERR wrong number of arguments for 'client|" + lower(sub) + "' command");
+  };
+  if (ieq(sub, "id")) {
+    if (argc != 2) return arity_error();
+    w.integer(static_cast<std::int64_t>(c.id));
+  } else if (ieq(sub, "setname")) {
+    if (argc != 3) return arity_error();
+    if (!valid_client_name(ctx.args[2])) {
+      w.error("ERR Client names cannot contain spaces, newlines or special characters.");
+      return;
+    }
+    c.name = ctx.args[2];
+    w.simple("OK");
+  } else if (ieq(sub, "getname")) {
+    if (argc != 2) return arity_error();
+    if (c.name.empty())
+      w.null();
+    else
+      w.bulk(c.name);
+  } else if (ieq(sub, "info")) {
+    if (argc != 2) return arity_error();
+    w.verbatim(client_line(ctx.srv, c));
+  } else if (ieq(sub, "list")) {
+    std::string all;
+    for (auto& [id, cl] : ctx.srv.clients())
+      if (!cl->closed) all += client_line(ctx.srv, *cl);
+    w.verbatim(all);
+  } else if (ieq(sub, "setinfo")) {
+    if (argc != 4) return arity_error();
+    if (ieq(ctx.args[2], "lib-name"))
+      c.lib_name = ctx.args[3];
+    else if (ieq(ctx.args[2], "lib-ver"))
+      c.lib_ver = ctx.args[3];
+    else {
+      w.error("ERR Unrecognized option '" + std::string(ctx.args[2]) + "'");
+      return;
+    }
+    w.simple("OK");
+  } else if (ieq(sub, "tracking")) {
+    if (argc < 3) return arity_error();
+    client_tracking(ctx);
+  } else if (ieq(sub, "caching")) {
+    if (argc != 3) return arity_error();
+    if (!c.tracking || !(c.optin || c.optout)) {
+      w.error("ERR CLIENT CACHING can be called only when the client is in tracking mode with "
+              "OPTIN or OPTOUT mode enabled");
+      return;
+    }
+    if (ieq(ctx.args[2], "yes")) {
+      if (!c.optin) {
+        w.error("ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.");
+        return;
+      }
+      c.caching = 1;
+    } else if (ieq(ctx.args[2], "no")) {
+      if (!c.optout) {
+        w.error("ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.");
+        return;
+      }
+      c.caching = 0;
+    } else {
+      w.error(syntax);
+      return;
+    }
+    c.caching_left = 2;  // this command and the next one
+    w.simple("OK");
+  } else if (ieq(sub, "getredir")) {
+    if (argc != 2) return arity_error();
+    w.integer(c.tracking ? static_cast<std::int64_t>(c.redirect) : -1);
+  } else if (ieq(sub, "trackinginfo")) {
+    if (argc != 2) return arity_error();
+    w.map(3);
+    w.bulk("flags");
+    std::vector<std::string_view> flags;
+    if (!c.tracking) flags.push_back("off");
+    else {
+      flags.push_back("on");
+      if (c.bcast) flags.push_back("bcast");
+      if (c.optin) flags.push_back("optin");
+      if (c.optout) flags.push_back("optout");
+      if (c.noloop) flags.push_back("noloop");
+      if (c.caching == 1) flags.push_back("caching-yes");
+      if (c.caching == 0) flags.push_back("caching-no");
+      if (c.redirect && !ctx.srv.find_client(c.redirect)) flags.push_back("broken_redirect");
+    }
+    w.set(flags.size());
+    for (auto f : flags) w.bulk(f);
+    w.bulk("redirect");
+    w.integer(c.tracking ? static_cast<std::int64_t>(c.redirect) : -1);
+    w.bulk("prefixes");
+    w.array(c.prefixes.size());
+    for (auto& p : c.prefixes) w.bulk(p);
+  } else if (ieq(sub, "no-evict") || ieq(sub, "no-touch")) {
+    if (argc != 3) return arity_error();
+    w.simple("OK");
+  } else if (ieq(sub, "help")) {
+    static constexpr std::string_view lines[] = {
+        "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "ID", "SETNAME <name>", "GETNAME", "INFO", "LIST", "SETINFO <LIB-NAME|LIB-VER> <value>",
+        "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]] [OPTIN] [OPTOUT] [NOLOOP]",
+        "CACHING (YES|NO)", "GETREDIR", "TRACKINGINFO"};
+    w.array(std::size(lines));
+    for (auto l : lines) w.simple(l);
+  } else {
+    w.error("ERR unknown subcommand '" + std::string(sub.substr(0, 128)) + "'. Try CLIENT HELP.");
+  }
+}
+
+// -- server --------------------------------------------------------------------------------
+
+void cmd_command(context& ctx) {
+  auto& w = ctx.w;
+  auto info = [&](const command_def& d) {
+    w.array(10);
+    w.bulk(d.name);
+    w.integer(d.arity);
+    std::vector<std::string_view> flags;
+    std::string_view f = d.flags;
+    while (!f.empty()) {
+      auto sp = f.find(' ');
+      flags.push_back(f.substr(0, sp));
+      if (sp == std::string_view::npos) break;
+      f.remove_prefix(sp + 1);
+    }
+    w.set(flags.size());
+    for (auto fl : flags) w.simple(fl);
+    w.integer(d.first_key);
+    w.integer(d.last_key);
+    w.integer(d.step);
+    w.set(0);
+    w.set(0);
+    w.array(0);
+    w.array(0);
+  };
+  const auto& all = commands();
+  if (ctx.args.size() == 1) {
+    w.array(all.size());
+    for (const auto& d : all) info(d);
+    return;
+  }
+  auto sub = ctx.args[1];
+  if (ieq(sub, "count")) {
+    w.integer(static_cast<std::int64_t>(all.size()));
+  } else if (ieq(sub, "list")) {
+    w.array(all.size());
+    for (const auto& d : all) w.bulk(d.name);
+  } else if (ieq(sub, "info")) {
+    if (ctx.args.size() == 2) {
+      w.array(all.size());
+      for (const auto& d : all) info(d);
+      return;
+    }
+    w.array(ctx.args.size() - 2);
+    for (std::size_t i = 2; i < ctx.args.size(); ++i) {
+      if (auto* d = find_command(ctx.args[i]))
+        info(*d);
+      else
+        w.null_array();
+    }
+  } else if (ieq(sub, "docs")) {
+    std::vector<const command_def*> wanted;
+    if (ctx.args.size() == 2)
+      for (const auto& d : all) wanted.push_back(&d);
+    else
+      for (std::size_t i = 2; i < ctx.args.size(); ++i)
+        if (auto* d = find_command(ctx.args[i])) wanted.push_back(d);
+    w.map(wanted.size());
+    for (auto* d : wanted) {
+      w.bulk(d->name);
+      w.map(3);
+      w.bulk("summary");
+      w.bulk(d->summary);
+      w.bulk("since");
+      w.bulk("1.0.0");
+      w.bulk("group");
+      w.bulk(d->group);
+    }
+  } else {
+    w.error("ERR unknown subcommand '" + std::string(sub.substr(0, 128)) + "'. Try COMMAND HELP.");
+  }
+}
+
+void cmd_info(context& ctx) {
+  ctx.w.verbatim(ctx.srv.info_text(ctx.args.subspan(1)));
+}
+
+void cmd_config(context& ctx) {
+  // Enough for redis-benchmark and tools that read a few settings at start.
+  auto& w = ctx.w;
+  if (ieq(ctx.args[1], "get") && ctx.args.size() >= 3) {
+    const auto& o = ctx.srv.options();
+    std::vector<std::pair<std::string, std::string>> known = {
+        {"save", ""},
+        {"appendonly", "no"},
+        {"databases", "1"},
+        {"maxclients", std::to_string(o.max_clients)},
+        {"timeout", std::to_string(o.idle_timeout.count())},
+        {"proto-max-bulk-len", std::to_string(o.max_bulk_length)},
+        {"maxmemory", "0"},
+        {"port", std::to_string(ctx.srv.port())},
+    };
+    std::vector<std::pair<std::string, std::string>> out;
+    for (std::size_t i = 2; i < ctx.args.size(); ++i) {
+      auto pattern = lower(ctx.args[i]);
+      for (auto& kv : known)
+        if (glob_match(pattern, kv.first) &&
+            std::find(out.begin(), out.end(), kv) == out.end())
+          out.push_back(kv);
+    }
+    w.map(out.size());
+    for (auto& [k, v] : out) {
+      w.bulk(k);
+      w.bulk(v);
+    }
+  } else if (ieq(ctx.args[1], "resetstat")) {
+    w.simple("OK");
+  } else if (ieq(ctx.args[1], "set")) {
+    w.error("ERR CONFIG SET is not supported by the Warp sidecar: configure warpd instead");
+  } else {
+    w.error("ERR unknown subcommand '" + std::string(ctx.args[1].substr(0, 128)) +
+            "'. Try CONFIG HELP.");
+  }
+}
+
+void cmd_time(context& ctx) {
+  auto now = std::chrono::system_clock::now().time_since_epoch();
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(now).count();
+  ctx.w.array(2);
+  ctx.w.bulk(std::to_string(us / 1'000'000));
+  ctx.w.bulk(std::to_string(us % 1'000'000));
+}
+
+void cmd_dbsize(context& ctx) {
+  auto r = ctx.n.key_count();
+  if (!r) return reply_error(ctx.w, r.err());
+  ctx.w.integer(static_cast<std::int64_t>(*r));
+}
+
+void cmd_flushdb(context& ctx) {
+  if (ctx.args.size() > 2 ||
+      (ctx.args.size() == 2 && !ieq(ctx.args[1], "async") && !ieq(ctx.args[1], "sync"))) {
+    ctx.w.error(syntax);
+    return;
+  }
+  auto st = ctx.n.clear();
+  if (!st.ok()) return reply_error(ctx.w, st);
+  ctx.w.simple("OK");
+}
+
+// -- strings -------------------------------------------------------------------------------
+
+void cmd_get(context& ctx) {
+  ctx.srv.remember_read(ctx.c, ctx.args[1]);
+  reply_value(ctx, ctx.args[1]);
+}
+
+void cmd_mget(context& ctx) {
+  ctx.w.array(ctx.args.size() - 1);
+  for (std::size_t i = 1; i < ctx.args.size(); ++i) {
+    ctx.srv.remember_read(ctx.c, ctx.args[i]);
+    reply_value(ctx, ctx.args[i]);
+  }
+}
+
+/// Writes `value` expiring at `expires` (0 = never); an expiry already in the past deletes
+/// the key, as Redis does for SET ... EXAT <past>.
+status plain_set(context& ctx, std::string_view key, std::string_view value, std::int64_t expires) {
+  if (expires != 0 && expires <= now_ms()) return ctx.n.remove(key);
+  return ctx.n.set_at(key, value, expires);
+}
+
+void cmd_set(context& ctx) {
+  enum : unsigned { nx = 1, xx = 2, get = 4, keepttl = 8, expire = 16 };
+  unsigned flags = 0;
+  std::int64_t expires = 0;
+  for (std::size_t i = 3; i < ctx.args.size(); ++i) {
+    auto opt = ctx.args[i];
+    bool more = i + 1 < ctx.args.size();
+    if (ieq(opt, "nx") && !(flags & xx)) {
+      flags |= nx;
+    } else if (ieq(opt, "xx") && !(flags & nx)) {
+      flags |= xx;
+    } else if (ieq(opt, "get")) {
+      flags |= get;
+    } else if (ieq(opt, "keepttl") && !(flags & expire)) {
+      flags |= keepttl;
+    } else if ((ieq(opt, "ex") || ieq(opt, "px") || ieq(opt, "exat") || ieq(opt, "pxat")) &&
+               !(flags & (keepttl | expire)) && more) {
+      bool millis = ieq(opt, "px") || ieq(opt, "pxat");
+      bool absolute = ieq(opt, "exat") || ieq(opt, "pxat");
+      if (!expiry_from(ctx, ctx.args[++i], millis, absolute, "set", expires)) return;
+      flags |= expire;
+    } else {
+      ctx.w.error(syntax);
+      return;
+    }
+  }
+  auto key = ctx.args[1];
+  auto value = ctx.args[2];
+  if (!(flags & (nx | xx | get | keepttl))) {
+    auto st = plain_set(ctx, key, value, expires);
+    if (!st.ok()) return reply_error(ctx.w, st);
+    ctx.w.simple("OK");
+    return;
+  }
+  std::optional<std::string> old;
+  bool applied = false;
+  auto r = ctx.n.update(key, [&](const buffer* cur, std::int64_t cur_exp) -> result<mutation> {
+    if ((flags & get) && cur) old = **cur;
+    if ((flags & nx) && cur) return mutation::keep();
+    if ((flags & xx) && !cur) return mutation::keep();
+    applied = true;
+    std::int64_t exp = (flags & keepttl) ? (cur ? cur_exp : 0) : expires;
+    if (exp != 0 && exp <= now_ms()) return cur ? mutation::erase() : mutation::keep();
+    return mutation::put(std::string(value), exp);
+  });
+  if (!r) return reply_error(ctx.w, r.err());
+  if (flags & get) {
+    if (old)
+      ctx.w.bulk(*old);
+    else
+      ctx.w.null();
+  } else if (applied) {
+    ctx.w.simple("OK");
+  } else {
+    ctx.w.null();
+  }
+}
+
+void setex_common(context& ctx, bool millis, std::string_view name) {
+  std::int64_t expires = 0;
+  if (!expiry_from(ctx, ctx.args[2], millis, false, name, expires)) return;
+  auto st = plain_set(ctx, ctx.args[1], ctx.args[3], expires);
+  if (!st.ok()) return reply_error(ctx.w, st);
+  ctx.w.simple("OK");
+}
+void cmd_setex(context& ctx) { setex_common(ctx, false, "setex"); }
+void cmd_psetex(context& ctx) { setex_common(ctx, true, "psetex"); }
+
+void cmd_setnx(context& ctx) {
+  bool applied = false;
+  std::string_view value = ctx.args[2];
+  auto r = ctx.n.update(ctx.args[1], [&](const buffer* cur, std::int64_t) -> result<mutation> {
+    if (cur) return mutation::keep();
+    applied = true;
+    return mutation::put(std::string(value), 0);
+  });
+  if (!r) return reply_error(ctx.w, r.err());
+  ctx.w.integer(applied ? 1 : 0);
+}
+
+void cmd_getdel(context& ctx) {
+  std::optional<std::string> old;
+  auto r = ctx.n.update(ctx.args[1], [&](const buffer* cur, std::int64_t) -> result<mutation> {
+    if (!cur) return mutation::keep();
+    old = **cur;
+    return mutation::erase();
+  });
+  if (!r) return reply_error(ctx.w, r.err());
+  if (old)
+    ctx.w.bulk(*old);
+  else
+    ctx.w.null();
+}
+
+void cmd_getex(context& ctx) {
+  bool persist = false, has_exp = false;
+  std::int64_t expires = 0;
+  for (std::size_t i = 2; i < ctx.args.size(); ++i) {
+    auto opt = ctx.args[i];
+    bool more = i + 1 < ctx.args.size();
+    if ((ieq(opt, "ex") || ieq(opt, "px") || ieq(opt, "exat") || ieq(opt, "pxat")) && more &&
+        !has_exp && !persist) {
+      bool millis = ieq(opt, "px") || ieq(opt, "pxat");
+      bool absolute = ieq(opt, "exat") || ieq(opt, "pxat");
+      if (!expiry_from(ctx, ctx.args[++i], millis, absolute, "getex", expires)) return;
+      has_exp = true;
+    } else if (ieq(opt, "persist") && !has_exp && !persist) {
+      persist = true;
+    } else {
+      ctx.w.error(syntax);
+      return;
+    }
+  }
+  if (!has_exp && !persist) {
+    ctx.srv.remember_read(ctx.c, ctx.args[1]);
+    return reply_value(ctx, ctx.args[1]);
+  }
+  std::optional<std::string> value;
+  auto r = ctx.n.update(ctx.args[1], [&](const buffer* cur, std::int64_t cur_exp) -> result<mutation> {
+    if (!cur) return mutation::keep();
+    value = **cur;
+    if (persist) return cur_exp == 0 ? mutation::keep() : mutation::put(**cur, 0);
+    if (expires <= now_ms()) return mutation::erase();
+    return mutation::put(**cur, expires);
+  });
+  if (!r) return reply_error(ctx.w, r.err());
+  if (value)
+    ctx.w.bulk(*value);
+  else
+    ctx.w.null();
+}
+
+void cmd_mset(context& ctx) {
+  if (ctx.args.size() % 2 != 1) {
+    ctx.w.error("ERR wrong number of arguments for 'mset' command");
+    return;
+  }
+  // One node.set per pair: each key is atomic, the set of keys is not (no multi-key
+  // transaction across key ranges).
+  for (std::size_t i = 1; i + 1 < ctx.args.size(); i += 2) {
+    auto st = ctx.n.set_at(ctx.args[i], ctx.args[i + 1], 0);
+    if (!st.ok()) return reply_error(ctx.w, st);
+  }
+  ctx.w.simple("OK");
+}
+
+void cmd_del(context& ctx) {
+  std::int64_t removed = 0;
+  for (std::size_t i = 1; i < ctx.args.size(); ++i) {
+    bool existed = false;
+    auto r = ctx.n.update(ctx.args[i], [&](const buffer* cur, std::int64_t) -> result<mutation> {
+      existed = cur != nullptr;
+      return cur ? mutation::erase() : mutation::keep();
+    });
+    if (!r) return reply_error(ctx.w, r.err());
+    if (existed) ++removed;
+  }
+  ctx.w.integer(removed);
+}
+
+void cmd_exists(context& ctx) {
+  std::int64_t found = 0;
+  for (std::size_t i = 1; i < ctx.args.size(); ++i) {
+    ctx.srv.remember_read(ctx.c, ctx.args[i]);
+    auto r = ctx.n.contains(ctx.args[i]);
+    if (!r) return reply_error(ctx.w, r.err());
+    if (*r) ++found;
+  }
+  ctx.w.integer(found);
+}
+
+void cmd_type(context& ctx) {
+  ctx.srv.remember_read(ctx.c, ctx.args[1]);
+  auto r = ctx.n.contains(ctx.args[1]);
+  if (!r) return reply_error(ctx.w, r.err());
+  ctx.w.simple(*r ? "string" : "none");
+}
+
+void expire_common(context& ctx, bool millis, bool absolute, std::string_view name) {
+  std::int64_t amount = 0;
+  if (!arg_int(ctx, 2, amount)) return;
+  enum : unsigned { nx = 1, xx = 2, gt = 4, lt = 8 };
+  unsigned flags = 0;
+  for (std::size_t i = 3; i < ctx.args.size(); ++i) {
+    auto opt = ctx.args[i];
+    if (ieq(opt, "nx")) flags |= nx;
+    else if (ieq(opt, "xx")) flags |= xx;
+    else if (ieq(opt, "gt")) flags |= gt;
+    else if (ieq(opt, "lt")) flags |= lt;
+    else {
+      ctx.w.error("ERR Unsupported option " + std::string(opt));
+      return;
+    }
+  }
+  if ((flags & nx) && (flags & (xx | gt | lt))) {
+    ctx.w.error("ERR NX and XX, GT or LT options at the same time are not compatible");
+    return;
+  }
+  if ((flags & gt) && (flags & lt)) {
+    ctx.w.error("ERR GT and LT options at the same time are not compatible");
+    return;
+  }
+  std::int64_t when = amount;
+  auto invalid = [&] {
+    ctx.w.error("ERR invalid expire time in '" + std::string(name) + "' command");
+  };
+  if (!millis) {
+    if (when > std::numeric_limits<std::int64_t>::max() / 1000 ||
+        when < std::numeric_limits<std::int64_t>::min() / 1000)
+      return invalid();
+    when *= 1000;
+  }
+  if (!absolute) {
+    std::int64_t now = now_ms();
+    if (when > std::numeric_limits<std::int64_t>::max() - now) return invalid();
+    when += now;
+  }
+  bool changed = false;
+  auto r = ctx.n.update(ctx.args[1], [&](const buffer* cur, std::int64_t cur_exp) -> result<mutation> {
+    if (!cur) return mutation::keep();
+    if ((flags & nx) && cur_exp != 0) return mutation::keep();
+    if ((flags & xx) && cur_exp == 0) return mutation::keep();
+    // GT/LT: a key without TTL counts as an infinite TTL.
+    if ((flags & gt) && (cur_exp == 0 || when <= cur_exp)) return mutation::keep();
+    if ((flags & lt) && cur_exp != 0 && when >= cur_exp) return mutation::keep();
+    changed = true;
+    if (when <= now_ms()) return mutation::erase();
+    return mutation::put(**cur, when);
+  });
+  if (!r) return reply_error(ctx.w, r.err());
+  ctx.w.integer(changed ? 1 : 0);
+}
+void cmd_expire(context& ctx) { expire_common(ctx, false, false, "expire"); }
+void cmd_pexpire(context& ctx) { expire_common(ctx, true, false, "pexpire"); }
+void cmd_expireat(context& ctx) { expire_common(ctx, false, true, "expireat"); }
+void cmd_pexpireat(context& ctx) { expire_common(ctx, true, true, "pexpireat"); }
+
+void ttl_common(context& ctx, bool millis) {
+  ctx.srv.remember_read(ctx.c, ctx.args[1]);
+  auto r = ctx.n.expiry(ctx.args[1]);
+  if (!r) {
+    if (r.code() == errc::not_found) return ctx.w.integer(-2);
+    return reply_error(ctx.w, r.err());
+  }
+  if (*r == 0) return ctx.w.integer(-1);
+  std::int64_t left = *r - now_ms();
+  if (left < 0) return ctx.w.integer(-2);
+  ctx.w.integer(millis ? left : (left + 500) / 1000);
+}
+void cmd_ttl(context& ctx) { ttl_common(ctx, false); }
+void cmd_pttl(context& ctx) { ttl_common(ctx, true); }
+
+void cmd_persist(context& ctx) {
+  bool changed = false;
+  auto r = ctx.n.update(ctx.args[1], [&](const buffer* cur, std::int64_t cur_exp) -> result<mutation> {
+    if (!cur || cur_exp == 0) return mutation::keep();
+    changed = true;
+    return mutation::put(**cur, 0);
+  });
+  if (!r) return reply_error(ctx.w, r.err());
+  ctx.w.integer(changed ? 1 : 0);
+}
+
+void incr_common(context& ctx, std::int64_t delta) {
+  enum class fail { none, not_int, overflow } failed = fail::none;
+  std::int64_t result_value = 0;
+  auto r = ctx.n.update(ctx.args[1], [&](const buffer* cur, std::int64_t cur_exp) -> result<mutation> {
+    std::int64_t v = 0;
+    if (cur && !parse_int64(**cur, v)) {
+      failed = fail::not_int;
+      return mutation::keep();
+    }
+    if ((delta > 0 && v > std::numeric_limits<std::int64_t>::max() - delta) ||
+        (delta < 0 && v < std::numeric_limits<std::int64_t>::min() - delta)) {
+      failed = fail::overflow;
+      return mutation::keep();
+    }
+    result_value = v + delta;
+    char buf[24];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), result_value);
+    (void)ec;
+    // INCR keeps the key's TTL, like Redis.
+    return mutation::put(std::string(buf, end), cur ? cur_exp : 0);
+  });
+  if (!r) return reply_error(ctx.w, r.err());
+  if (failed == fail::not_int) return ctx.w.error(not_int);
+  if (failed == fail::overflow) return ctx.w.error("ERR increment or decrement would overflow");
+  ctx.w.integer(result_value);
+}
+void cmd_incr(context& ctx) { incr_common(ctx, 1); }
+void cmd_decr(context& ctx) { incr_common(ctx, -1); }
+void cmd_incrby(context& ctx) {
+  std::int64_t d = 0;
+  if (!arg_int(ctx, 2, d)) return;
+  incr_common(ctx, d);
+}
+void cmd_decrby(context& ctx) {
+  std::int64_t d = 0;
+  if (!arg_int(ctx, 2, d)) return;
+  if (d == std::numeric_limits<std::int64_t>::min()) {
+    ctx.w.error("ERR decrement would overflow");
+    return;
+  }
+  incr_common(ctx, -d);
+}
+
+void cmd_append(context& ctx) {
+  std::size_t length = 0;
+  std::string_view extra = ctx.args[2];
+  auto r = ctx.n.update(ctx.args[1], [&](const buffer* cur, std::int64_t cur_exp) -> result<mutation> {
+    std::string next = cur ? **cur : std::string{};
+    next.append(extra);
+    length = next.size();
+    return mutation::put(std::move(next), cur ? cur_exp : 0);
+  });
+  if (!r) return reply_error(ctx.w, r.err());
+  ctx.w.integer(static_cast<std::int64_t>(length));
+}
+
+void cmd_strlen(context& ctx) {
+  auto key = ctx.args[1];
+  ctx.srv.remember_read(ctx.c, key);
+  std::size_t size = 0;
+  if (ctx.n.l1().read(key, [&](std::string_view bytes, const l1_entry_info&) { size = bytes.size(); }))
+    return ctx.w.integer(static_cast<std::int64_t>(size));
+  auto r = ctx.n.get(key);
+  if (r) return ctx.w.integer(static_cast<std::int64_t>(view(*r).size()));
+  if (r.code() == errc::not_found) return ctx.w.integer(0);
+  reply_error(ctx.w, r.err());
+}
+
+// -- keyspace ------------------------------------------------------------------------------
+
+void cmd_scan(context& ctx) {
+  std::uint64_t cursor = 0;
+  auto text = ctx.args[1];
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), cursor);
+  std::string after;
+  if (ec != std::errc{} || ptr != text.data() + text.size() || !ctx.srv.load_cursor(cursor, after)) {
+    ctx.w.error("ERR invalid cursor");
+    return;
+  }
+  std::string_view match;
+  std::int64_t count = 10;
+  bool strings = true;
+  for (std::size_t i = 2; i < ctx.args.size(); ++i) {
+    auto opt = ctx.args[i];
+    bool more = i + 1 < ctx.args.size();
+    if (ieq(opt, "match") && more) {
+      match = ctx.args[++i];
+      if (match == "*") match = {};
+    } else if (ieq(opt, "count") && more) {
+      if (!arg_int(ctx, ++i, count)) return;
+      if (count < 1) {
+        ctx.w.error(syntax);
+        return;
+      }
+    } else if (ieq(opt, "type") && more) {
+      strings = ieq(ctx.args[++i], "string");
+    } else {
+      ctx.w.error(syntax);
+      return;
+    }
+  }
+  auto page = ctx.n.scan(after, static_cast<std::size_t>(std::min<std::int64_t>(count, 100000)), match);
+  if (!page) return reply_error(ctx.w, page.err());
+  std::uint64_t next = page->done || page->next_after.empty() ? 0 : ctx.srv.save_cursor(page->next_after);
+  ctx.w.array(2);
+  ctx.w.bulk(std::to_string(next));
+  if (!strings) {
+    ctx.w.array(0);
+    return;
+  }
+  ctx.w.array(page->keys.size());
+  for (auto& k : page->keys) ctx.w.bulk(k);
+}
+
+void cmd_keys(context& ctx) {
+  std::string_view pattern = ctx.args[1];
+  if (pattern == "*") pattern = {};
+  std::vector<std::string> keys;
+  std::string after;
+  for (;;) {
+    auto page = ctx.n.scan(after, 1000, pattern);
+    if (!page) return reply_error(ctx.w, page.err());
+    for (auto& k : page->keys) keys.push_back(std::move(k));
+    if (page->done || page->next_after.empty()) break;
+    after = page->next_after;
+  }
+  ctx.w.array(keys.size());
+  for (auto& k : keys) ctx.w.bulk(k);
+}
+
+// -- pub/sub -------------------------------------------------------------------------------
+
+void cmd_subscribe(context& ctx) {
+  for (std::size_t i = 1; i < ctx.args.size(); ++i) ctx.srv.subscribe(ctx.c, ctx.args[i], false);
+}
+void cmd_psubscribe(context& ctx) {
+  for (std::size_t i = 1; i < ctx.args.size(); ++i) ctx.srv.subscribe(ctx.c, ctx.args[i], true);
+}
+void cmd_unsubscribe(context& ctx) {
+  if (ctx.args.size() == 1) return ctx.srv.unsubscribe_all(ctx.c, false, true);
+  for (std::size_t i = 1; i < ctx.args.size(); ++i) ctx.srv.unsubscribe(ctx.c, ctx.args[i], false, true);
+}
+void cmd_punsubscribe(context& ctx) {
+  if (ctx.args.size() == 1) return ctx.srv.unsubscribe_all(ctx.c, true, true);
+  for (std::size_t i = 1; i < ctx.args.size(); ++i) ctx.srv.unsubscribe(ctx.c, ctx.args[i], true, true);
+}
+void cmd_publish(context& ctx) {
+  ctx.w.integer(static_cast<std::int64_t>(ctx.srv.publish(ctx.args[1], ctx.args[2])));
+}
+
+void cmd_reset(context& ctx) {
+  auto& c = ctx.c;
+  ctx.srv.unsubscribe_all(c, false, false);
+  ctx.srv.unsubscribe_all(c, true, false);
+  if (c.tracking) {
+    c.tracking = c.bcast = c.optin = c.optout = c.noloop = false;
+    c.redirect = 0;
+    c.prefixes.clear();
+    ctx.srv.tracking_changed(c);
+  }
+  c.name.clear();
+  c.proto = 2;
+  ctx.w.set_protocol(2);
+  c.authenticated = ctx.srv.options().password.empty();
+  ctx.w.simple("RESET");
+}
+
+const std::vector<command_def> table = {
+    // name, arity, flags, first, last, step, handler, no_auth, in_pubsub, group, summary
+    {"ping", -1, "fast", 0, 0, 0, cmd_ping, false, true, "connection", "Ping the server"},
+    {"echo", 2, "fast", 0, 0, 0, cmd_echo, false, false, "connection", "Echo the given string"},
+    {"hello", -1, "noscript loading stale fast no_auth", 0, 0, 0, cmd_hello, true, false,
+     "connection", "Handshake: protocol version, auth, client name"},
+    {"auth", -2, "noscript loading stale fast no_auth", 0, 0, 0, cmd_auth, true, false,
+     "connection", "Authenticate to the server"},
+    {"select", 2, "loading stale fast", 0, 0, 0, cmd_select, false, false, "connection",
+     "Select database 0 (the only one)"},
+    {"quit", -1, "noscript loading stale fast no_auth", 0, 0, 0, cmd_quit, true, true,
+     "connection", "Close the connection"},
+    {"reset", 1, "noscript loading stale fast no_auth", 0, 0, 0, cmd_reset, true, true,
+     "connection", "Reset the connection"},
+    {"client", -2, "admin noscript loading stale", 0, 0, 0, cmd_client, false, false,
+     "connection", "Client connection commands (ID SETNAME GETNAME INFO LIST TRACKING CACHING)"},
+    {"command", -1, "loading stale", 0, 0, 0, cmd_command, false, false, "server",
+     "Details about commands"},
+    {"info", -1, "loading stale", 0, 0, 0, cmd_info, false, false, "server",
+     "Information and statistics"},
+    {"config", -2, "admin noscript loading stale", 0, 0, 0, cmd_config, false, false, "server",
+     "Read a few settings (GET only)"},
+    {"time", 1, "loading stale fast", 0, 0, 0, cmd_time, false, false, "server",
+     "The server time"},
+    {"dbsize", 1, "readonly fast", 0, 0, 0, cmd_dbsize, false, false, "server",
+     "Number of keys"},
+    {"flushdb", -1, "write", 0, 0, 0, cmd_flushdb, false, false, "server", "Remove every key"},
+    {"flushall", -1, "write", 0, 0, 0, cmd_flushdb, false, false, "server", "Remove every key"},
+    {"get", 2, "readonly fast", 1, 1, 1, cmd_get, false, false, "string", "Get the value of a key"},
+    {"set", -3, "write denyoom", 1, 1, 1, cmd_set, false, false, "string",
+     "Set a key (EX PX EXAT PXAT NX XX KEEPTTL GET)"},
+    {"setex", 4, "write denyoom", 1, 1, 1, cmd_setex, false, false, "string",
+     "Set a key with a TTL in seconds"},
+    {"psetex", 4, "write denyoom", 1, 1, 1, cmd_psetex, false, false, "string",
+     "Set a key with a TTL in milliseconds"},
+    {"setnx", 3, "write denyoom fast", 1, 1, 1, cmd_setnx, false, false, "string",
+     "Set a key if absent"},
+    {"getdel", 2, "write fast", 1, 1, 1, cmd_getdel, false, false, "string",
+     "Get and delete a key"},
+    {"getex", -2, "write fast", 1, 1, 1, cmd_getex, false, false, "string",
+     "Get a key and change its TTL"},
+    {"mget", -2, "readonly fast", 1, -1, 1, cmd_mget, false, false, "string",
+     "Get several keys"},
+    {"mset", -3, "write denyoom", 1, -1, 2, cmd_mset, false, false, "string",
+     "Set several keys (each atomic, not all together)"},
+    {"del", -2, "write", 1, -1, 1, cmd_del, false, false, "generic", "Delete keys"},
+    {"unlink", -2, "write fast", 1, -1, 1, cmd_del, false, false, "generic", "Delete keys"},
+    {"exists", -2, "readonly fast", 1, -1, 1, cmd_exists, false, false, "generic",
+     "Count existing keys"},
+    {"expire", -3, "write fast", 1, 1, 1, cmd_expire, false, false, "generic",
+     "Set a TTL in seconds"},
+    {"pexpire", -3, "write fast", 1, 1, 1, cmd_pexpire, false, false, "generic",
+     "Set a TTL in milliseconds"},
+    {"expireat", -3, "write fast", 1, 1, 1, cmd_expireat, false, false, "generic",
+     "Set an absolute expiry in seconds"},
+    {"pexpireat", -3, "write fast", 1, 1, 1, cmd_pexpireat, false, false, "generic",
+     "Set an absolute expiry in milliseconds"},
+    {"ttl", 2, "readonly fast", 1, 1, 1, cmd_ttl, false, false, "generic", "TTL in seconds"},
+    {"pttl", 2, "readonly fast", 1, 1, 1, cmd_pttl, false, false, "generic",
+     "TTL in milliseconds"},
+    {"persist", 2, "write fast", 1, 1, 1, cmd_persist, false, false, "generic",
+     "Remove a key's TTL"},
+    {"type", 2, "readonly fast", 1, 1, 1, cmd_type, false, false, "generic",
+     "Type of a key (string or none)"},
+    {"incr", 2, "write denyoom fast", 1, 1, 1, cmd_incr, false, false, "string",
+     "Increment an integer"},
+    {"incrby", 3, "write denyoom fast", 1, 1, 1, cmd_incrby, false, false, "string",
+     "Increment an integer by an amount"},
+    {"decr", 2, "write denyoom fast", 1, 1, 1, cmd_decr, false, false, "string",
+     "Decrement an integer"},
+    {"decrby", 3, "write denyoom fast", 1, 1, 1, cmd_decrby, false, false, "string",
+     "Decrement an integer by an amount"},
+    {"append", 3, "write denyoom fast", 1, 1, 1, cmd_append, false, false, "string",
+     "Append to a value"},
+    {"strlen", 2, "readonly fast", 1, 1, 1, cmd_strlen, false, false, "string",
+     "Length of a value"},
+    {"scan", -2, "readonly", 0, 0, 0, cmd_scan, false, false, "generic",
+     "Iterate keys (MATCH COUNT TYPE)"},
+    {"keys", 2, "readonly", 0, 0, 0, cmd_keys, false, false, "generic",
+     "Keys matching a pattern"},
+    {"subscribe", -2, "pubsub noscript loading stale", 0, 0, 0, cmd_subscribe, false, true,
+     "pubsub", "Listen to channels (__keyspace@0__:<key>, __keyevent@0__:<event>)"},
+    {"psubscribe", -2, "pubsub noscript loading stale", 0, 0, 0, cmd_psubscribe, false, true,
+     "pubsub", "Listen to channel patterns"},
+    {"unsubscribe", -1, "pubsub noscript loading stale", 0, 0, 0, cmd_unsubscribe, false, true,
+     "pubsub", "Stop listening to channels"},
+    {"punsubscribe", -1, "pubsub noscript loading stale", 0, 0, 0, cmd_punsubscribe, false,
+     true, "pubsub", "Stop listening to channel patterns"},
+    {"publish", 3, "pubsub loading stale fast", 0, 0, 0, cmd_publish, false, false, "pubsub",
+     "Post a message to this sidecar's subscribers"},
+};
+
+struct lookup_table {
+  std::unordered_map<std::string, const command_def*, string_hash, std::equal_to<>> by_name;
+  lookup_table() {
+    for (const auto& d : table) by_name.emplace(std::string(d.name), &d);
+  }
+};
+
+}  // namespace
+
+const std::vector<command_def>& commands() { return table; }
+
+const command_def* find_command(std::string_view name) {
+  static const lookup_table lookup;
+  char buf[32];
+  if (name.size() > sizeof(buf)) return nullptr;
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    char ch = name[i];
+    buf[i] = ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch - 'A' + 'a') : ch;
+  }
+  auto it = lookup.by_name.find(std::string_view(buf, name.size()));
+  return it == lookup.by_name.end() ? nullptr : it->second;
+}
+
+std::string server::info_text(std::span<const std::string_view> sections) {
+  auto wanted = [&](std::string_view s) {
+    if (sections.empty()) return true;
+    for (auto sec : sections)
+      if (ieq(sec, s) || ieq(sec, "all") || ieq(sec, "everything") || ieq(sec, "default"))
+        return true;
+    return false;
+  };
+  std::string out;
+  auto line = [&](std::string_view k, const auto& v) {
+    out.append(k);
+    out.push_back(':');
+    if constexpr (std::is_convertible_v<decltype(v), std::string_view>)
+      out.append(std::string_view(v));
+    else
+      out.append(std::to_string(v));
+    out.append("\r\n");
+  };
+  auto now = now_ms();
+  if (wanted("server")) {
+    out += "# Server\r\n";
+    line("redis_version", redis_version);
+    line("warp_sidecar", "1");
+    line("redis_mode", "standalone");
+    utsname u{};
+    if (::uname(&u) == 0) line("os", std::string(u.sysname) + " " + u.release + " " + u.machine);
+    line("arch_bits", "64");
+    line("multiplexing_api", "epoll");
+    line("process_id", static_cast<long long>(::getpid()));
+    line("tcp_port", static_cast<long long>(port_));
+    line("uptime_in_seconds", static_cast<long long>((now - started_ms) / 1000));
+    line("warp_node_id", static_cast<long long>(node_.id()));
+    out += "\r\n";
+  }
+  std::size_t tracking = 0, pubsub_clients = 0;
+  for (auto& [id, c] : clients_) {
+    if (c->tracking) ++tracking;
+    if (c->subscriptions()) ++pubsub_clients;
+  }
+  if (wanted("clients")) {
+    out += "# Clients\r\n";
+    line("connected_clients", clients_.size());
+    line("maxclients", options_.max_clients);
+    line("pubsub_clients", pubsub_clients);
+    line("tracking_clients", tracking);
+    line("blocked_clients", 0);
+    out += "\r\n";
+  }
+  if (wanted("persistence")) {
+    out += "# Persistence\r\n";
+    line("loading", 0);  // ioredis waits for loading:0 before it reports ready
+    out += "\r\n";
+  }
+  if (wanted("stats")) {
+    auto st = node_.stats();
+    out += "# Stats\r\n";
+    line("total_connections_received", total_connections);
+    line("total_commands_processed", total_commands);
+    line("rejected_connections", rejected_connections);
+    line("keyspace_hits", keyspace_hits);
+    line("keyspace_misses", keyspace_misses);
+    line("pubsub_channels", channels_.size());
+    line("pubsub_patterns", patterns_.size());
+    line("tracking_total_keys", tracked_.size());
+    line("total_error_replies_protocol", protocol_errors);
+    line("client_output_buffer_limit_disconnections", output_limit_disconnects);
+    line("client_idle_disconnections", idle_disconnects);
+    line("l1_hits", st.l1.hits);
+    line("l1_misses", st.l1.misses);
+    line("l1_entries", st.l1.entries);
+    line("storage_fetches", st.storage_fetches);
+    line("storage_writes", st.storage_writes);
+    out += "\r\n";
+  }
+  if (wanted("replication")) {
+    out += "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n";
+  }
+  if (wanted("keyspace")) {
+    out += "# Keyspace\r\n";
+    auto count = node_.key_count();
+    if (count && *count > 0) line("db0", "keys=" + std::to_string(*count) + ",expires=0,avg_ttl=0");
+    out += "\r\n";
+  }
+  return out;
+}
+
+}  // namespace warp::sidecar::detail

@@ -1,0 +1,759 @@
+// The sidecar's event loop: one thread, epoll (level triggered), non-blocking sockets.
+//
+// Why one thread: a hit is an L1 read (lock-free, no actor) and a memcpy into the client's
+// output buffer, so the loop is bound by syscalls like Redis is; one thread also keeps
+// pub/sub and tracking state free of locks. Commands that miss L1 or write call the node
+// synchronously: with local storage (memory, SQLite) that is a short block; with remote
+// storage or a quorum write it stalls every client of this sidecar for that round trip.
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "sidecar/resp_server_impl.hpp"
+#include "warp/l1.hpp"
+
+namespace warp::sidecar {
+
+namespace detail {
+
+// -- byte_buffer -----------------------------------------------------------------------
+
+void byte_buffer::reserve_tail(std::size_t n) {
+  if (cap_ - size_ >= n) return;
+  std::size_t want = std::max<std::size_t>(cap_ * 2, size_ + n);
+  want = std::max<std::size_t>(want, 16 * 1024);
+  auto next = std::make_unique_for_overwrite<char[]>(want);
+  if (size_) std::memcpy(next.get(), data_.get(), size_);
+  data_ = std::move(next);
+  cap_ = want;
+}
+
+void byte_buffer::consume(std::size_t n) noexcept {
+  if (n >= size_) {
+    size_ = 0;
+    return;
+  }
+  std::memmove(data_.get(), data_.get() + n, size_ - n);
+  size_ -= n;
+}
+
+void byte_buffer::shrink_if_idle(std::size_t keep) {
+  if (size_ == 0 && cap_ > keep) {
+    data_.reset();
+    cap_ = 0;
+  }
+}
+
+namespace {
+
+// Sentinels stored in epoll_event.data.ptr for the two non-client descriptors.
+char listen_tag;
+char wake_tag;
+
+// Set on the loop thread: a change raised there by our own command needs no lock.
+thread_local const server* tl_loop_server = nullptr;
+
+constexpr std::size_t read_chunk = 16 * 1024;
+constexpr std::size_t max_tracked_keys = 1'000'000;
+constexpr std::size_t max_cursors = 100'000;
+
+std::string endpoint_string(const sockaddr_storage& ss) {
+  char host[INET6_ADDRSTRLEN] = "?";
+  std::uint16_t port = 0;
+  if (ss.ss_family == AF_INET) {
+    auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+    inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+    port = ntohs(a->sin_port);
+  } else if (ss.ss_family == AF_INET6) {
+    auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+    inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+    port = ntohs(a->sin6_port);
+  }
+  return std::string(host) + ":" + std::to_string(port);
+}
+
+parser_limits limits_for(const resp_options& o, bool authenticated) {
+  parser_limits l{o.max_bulk_length, o.max_multibulk_length, o.max_inline_length, false};
+  if (!authenticated) {
+    // Redis 7's limits for strangers: small enough that nobody can make us allocate much
+    // before proving they know the password.
+    l.max_multibulk_length = std::min<std::size_t>(l.max_multibulk_length, 10);
+    l.max_bulk_length = std::min<std::size_t>(l.max_bulk_length, 16384);
+    l.unauthenticated = true;
+  }
+  return l;
+}
+
+std::string_view event_name(change_event::kind k) {
+  switch (k) {
+    case change_event::kind::set: return "set";
+    case change_event::kind::removed: return "del";
+    case change_event::kind::expired: return "expired";
+    case change_event::kind::invalidated: return "invalidated";
+    case change_event::kind::cleared: return "flushdb";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+// -- lifecycle -----------------------------------------------------------------------------
+
+server::server(node& n, resp_options options) : node_(n), options_(std::move(options)) {
+  started_ms = now_ms();
+}
+
+server::~server() { stop(); }
+
+result<std::uint16_t> server::bind() {
+  auto colon = options_.listen.rfind(':');
+  if (colon == std::string::npos)
+    return error{errc::invalid_argument, "resp listen address must be HOST:PORT: " + options_.listen};
+  std::string host = options_.listen.substr(0, colon);
+  std::string port = options_.listen.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  if (host.empty()) host = "127.0.0.1";  // never all interfaces by accident
+
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  if (int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &res); rc != 0)
+    return error{errc::invalid_argument,
+                 "cannot resolve " + options_.listen + ": " + gai_strerror(rc)};
+  std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> guard{res, &freeaddrinfo};
+  std::string last_error = "no address";
+  for (auto* ai = res; ai; ai = ai->ai_next) {
+    int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      last_error = std::strerror(errno);
+      continue;
+    }
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (::bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || ::listen(fd, 511) != 0) {
+      last_error = std::strerror(errno);
+      ::close(fd);
+      continue;
+    }
+    sockaddr_storage ss{};
+    socklen_t len = sizeof(ss);
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+    port_ = ss.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port)
+                                     : ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+    listen_fd_ = fd;
+    break;
+  }
+  if (listen_fd_ < 0)
+    return error{errc::unreachable, "cannot listen on " + options_.listen + ": " + last_error};
+
+  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (epoll_fd_ < 0 || wake_fd_ < 0) return error{errc::internal, std::strerror(errno)};
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = &listen_tag;
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev);
+  ev.data.ptr = &wake_tag;
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+  return port_;
+}
+
+void server::start_thread() {
+  watch_ = node_.watch([this](const change_event& ev) {
+    // Runs on whatever thread applied the change: keep it short. Nobody subscribed or
+    // tracking = nothing to do (the common case on the benchmark's write path).
+    if (!interest_.load(std::memory_order_acquire)) return;
+    if (tl_loop_server == this) {
+      local_events_.push_back({ev, current_client_});
+      return;
+    }
+    bool wake;
+    {
+      std::lock_guard<std::mutex> guard{remote_mtx_};
+      wake = remote_events_.empty();
+      remote_events_.push_back({ev, 0});
+    }
+    if (wake) {
+      std::uint64_t one = 1;
+      [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof(one));
+    }
+  });
+  thread_ = std::thread([this] { run(); });
+}
+
+void server::stop() {
+  std::lock_guard<std::mutex> guard{stop_mtx_};
+  if (stopped_) return;
+  stopped_ = true;
+  if (watch_) node_.unwatch(watch_);
+  watch_ = 0;
+  stopping_.store(true);
+  if (wake_fd_ >= 0) {
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof(one));
+  }
+  if (thread_.joinable()) thread_.join();
+  for (auto& [id, c] : clients_) {
+    if (c->fd >= 0) ::close(c->fd);
+  }
+  clients_.clear();
+  pending_.clear();
+  graveyard_.clear();
+  if (listen_fd_ >= 0) ::close(listen_fd_);
+  if (epoll_fd_ >= 0) ::close(epoll_fd_);
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+  listen_fd_ = epoll_fd_ = wake_fd_ = -1;
+}
+
+// -- the loop ------------------------------------------------------------------------------
+
+void server::run() {
+  tl_loop_server = this;
+  std::vector<epoll_event> events(256);
+  std::int64_t last_idle_check = now_ms();
+  while (!stopping_.load(std::memory_order_relaxed)) {
+    int timeout = options_.idle_timeout.count() > 0 ? 1000 : -1;
+    int n = ::epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), timeout);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    for (int i = 0; i < n; ++i) {
+      void* tag = events[i].data.ptr;
+      if (tag == &listen_tag) {
+        on_accept();
+      } else if (tag == &wake_tag) {
+        std::uint64_t v;
+        [[maybe_unused]] auto r = ::read(wake_fd_, &v, sizeof(v));
+        drain_remote_events();
+      } else {
+        auto* c = static_cast<client*>(tag);
+        if (c->closed) continue;
+        if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) on_readable(*c);
+        if (!c->closed && (events[i].events & EPOLLOUT)) flush(*c);
+      }
+    }
+    dispatch_events();
+    // Replies of this iteration go out in one write per client (pipelining).
+    for (std::size_t i = 0; i < pending_.size(); ++i) {
+      client* c = pending_[i];
+      c->pending_write = false;
+      if (!c->closed) flush(*c);
+    }
+    pending_.clear();
+    graveyard_.clear();
+    if (options_.idle_timeout.count() > 0) {
+      auto now = now_ms();
+      if (now - last_idle_check >= 1000) {
+        last_idle_check = now;
+        check_idle();
+        graveyard_.clear();
+      }
+    }
+  }
+}
+
+void server::on_accept() {
+  for (;;) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof(ss);
+    int fd = ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&ss), &len,
+                       SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      return;  // EAGAIN, or out of descriptors: try again on the next readiness
+    }
+    if (clients_.size() >= options_.max_clients) {
+      ++rejected_connections;
+      static constexpr std::string_view msg = "-ERR max number of clients reached\r\n";
+      [[maybe_unused]] auto w = ::send(fd, msg.data(), msg.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      ::close(fd);
+      continue;
+    }
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    auto c = std::make_unique<client>();
+    c->id = next_client_id_++;
+    c->fd = fd;
+    c->addr = endpoint_string(ss);
+    sockaddr_storage local{};
+    len = sizeof(local);
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) == 0)
+      c->laddr = endpoint_string(local);
+    c->authenticated = options_.password.empty();
+    c->parser.set_limits(limits_for(options_, c->authenticated));
+    c->created_ms = c->last_ms = now_ms();
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.ptr = c.get();
+    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      ::close(fd);
+      continue;
+    }
+    ++total_connections;
+    clients_.emplace(c->id, std::move(c));
+  }
+}
+
+void server::on_readable(client& c) {
+  // Read what the parser says the frame needs (a large bulk arrives in one buffer).
+  std::size_t want = read_chunk;
+  if (auto hint = c.parser.hint_total(); hint > c.in.size())
+    want = std::max(want, std::min<std::size_t>(hint - c.in.size(), 64 * 1024 * 1024));
+  c.in.reserve_tail(want);
+  ssize_t n = ::recv(c.fd, c.in.data() + c.in.size(), want, 0);
+  if (n == 0) {
+    close_client(c);
+    return;
+  }
+  if (n < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) close_client(c);
+    return;
+  }
+  c.in.commit(static_cast<std::size_t>(n));
+  c.last_ms = now_ms();
+  process_input(c);
+}
+
+void server::process_input(client& c) {
+  std::size_t start = 0;
+  while (!c.closed && !c.close_after_write && start < c.in.size()) {
+    std::size_t consumed = 0;
+    std::string_view frame = c.in.view(start);
+    auto st = c.parser.parse(frame, consumed);
+    if (st == resp_parser::status::incomplete) break;
+    if (st == resp_parser::status::error) {
+      ++protocol_errors;
+      resp_writer w{c.out, c.proto};
+      w.error("ERR " + c.parser.error());
+      c.close_after_write = true;
+      mark_pending(c);
+      start = c.in.size();
+      break;
+    }
+    c.parser.args(frame, argv_);
+    start += consumed;
+    if (argv_.empty()) continue;
+    execute(c, argv_);
+    if (!local_events_.empty()) dispatch_events();
+    if (c.out.size() - c.out_pos > options_.max_output_buffer) {
+      ++output_limit_disconnects;
+      close_client(c);
+      return;
+    }
+  }
+  if (c.closed) return;
+  c.in.consume(start);
+  c.in.shrink_if_idle(1024 * 1024);
+}
+
+void server::mark_pending(client& c) {
+  if (c.pending_write || c.closed) return;
+  c.pending_write = true;
+  pending_.push_back(&c);
+}
+
+void server::flush(client& c) {
+  while (c.out_pos < c.out.size()) {
+    ssize_t n = ::send(c.fd, c.out.data() + c.out_pos, c.out.size() - c.out_pos, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        if (!c.epollout) {
+          epoll_event ev{};
+          ev.events = EPOLLIN | EPOLLOUT;
+          ev.data.ptr = &c;
+          ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c.fd, &ev);
+          c.epollout = true;
+        }
+        return;
+      }
+      close_client(c);
+      return;
+    }
+    c.out_pos += static_cast<std::size_t>(n);
+  }
+  c.out.clear();
+  c.out_pos = 0;
+  if (c.out.capacity() > 4 * 1024 * 1024) c.out.shrink_to_fit();
+  if (c.epollout) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.ptr = &c;
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c.fd, &ev);
+    c.epollout = false;
+  }
+  if (c.close_after_write) close_client(c);
+}
+
+void server::close_client(client& c) {
+  if (c.closed) return;
+  c.closed = true;
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c.fd, nullptr);
+  ::close(c.fd);
+  c.fd = -1;
+  unsubscribe_all(c, false, false);
+  unsubscribe_all(c, true, false);
+  if (c.tracking) {
+    c.tracking = false;
+    tracking_changed(c);
+  }
+  auto it = clients_.find(c.id);
+  if (it != clients_.end()) {
+    // Freed after this loop iteration: epoll events of this round may still point at it.
+    graveyard_.push_back(std::move(it->second));
+    clients_.erase(it);
+  }
+}
+
+void server::check_idle() {
+  auto now = now_ms();
+  auto limit = std::chrono::duration_cast<std::chrono::milliseconds>(options_.idle_timeout).count();
+  std::vector<client*> idle;
+  for (auto& [id, c] : clients_) {
+    // Like Redis, subscribers wait for messages and are never idle.
+    if (c->subscriptions() == 0 && now - c->last_ms > limit && c->out_pos >= c->out.size())
+      idle.push_back(c.get());
+  }
+  for (auto* c : idle) {
+    ++idle_disconnects;
+    close_client(*c);
+  }
+}
+
+client* server::find_client(std::uint64_t id) {
+  auto it = clients_.find(id);
+  return it == clients_.end() || it->second->closed ? nullptr : it->second.get();
+}
+
+// -- commands ------------------------------------------------------------------------------
+
+void server::execute(client& c, std::span<const std::string_view> args) {
+  resp_writer w{c.out, c.proto};
+  mark_pending(c);
+  ++total_commands;
+  ++c.commands;
+  const command_def* cmd = find_command(args[0]);
+  if (!cmd) {
+    if (!c.authenticated) {
+      w.error("NOAUTH Authentication required.");
+      return;
+    }
+    std::string msg = "ERR unknown command '";
+    msg.append(args[0].substr(0, 128));
+    msg += "', with args beginning with: ";
+    std::size_t listed = 0;
+    for (std::size_t i = 1; i < args.size() && listed < 128; ++i) {
+      auto a = args[i].substr(0, 128 - listed);
+      msg += "'";
+      msg.append(a);
+      msg += "' ";
+      listed += a.size() + 3;
+    }
+    w.error(msg);
+    return;
+  }
+  c.last_command = cmd->name;
+  if (!c.authenticated && !cmd->no_auth) {
+    w.error("NOAUTH Authentication required.");
+    return;
+  }
+  int argc = static_cast<int>(args.size());
+  if ((cmd->arity > 0 && argc != cmd->arity) || (cmd->arity < 0 && argc < -cmd->arity)) {
+    w.error("ERR wrong number of arguments for '" + std::string(cmd->name) + "' command");
+    return;
+  }
+  if (c.proto == 2 && c.subscriptions() > 0 && !cmd->in_pubsub) {
+    w.error("ERR Can't execute '" + std::string(cmd->name) +
+            "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in "
+            "this context");
+    return;
+  }
+  current_client_ = c.id;
+  context ctx{*this, c, w, args, node_};
+  cmd->fn(ctx);
+  current_client_ = 0;
+  // CLIENT CACHING covers exactly the command after it.
+  if (c.caching_left > 0 && --c.caching_left == 0) c.caching = -1;
+  if (!c.authenticated) return;
+  if (c.parser.limits().unauthenticated) c.parser.set_limits(limits_for(options_, true));
+}
+
+// -- change events -------------------------------------------------------------------------
+
+void server::drain_remote_events() {
+  {
+    std::lock_guard<std::mutex> guard{remote_mtx_};
+    scratch_events_.swap(remote_events_);
+  }
+  for (auto& e : scratch_events_) handle_event(e);
+  scratch_events_.clear();
+}
+
+void server::dispatch_events() {
+  // handle_event may run commands' side effects? No: it only writes to output buffers, so
+  // new local events cannot appear while iterating; swap anyway to be safe.
+  if (local_events_.empty()) return;
+  std::vector<pending_event> batch;
+  batch.swap(local_events_);
+  for (auto& e : batch) handle_event(e);
+}
+
+void server::update_interest() {
+  bool any = !channels_.empty() || !patterns_.empty() || tracking_clients_ > 0;
+  interest_.store(any, std::memory_order_release);
+}
+
+void server::handle_event(const pending_event& e) {
+  const auto& ev = e.ev;
+  if (!channels_.empty() || !patterns_.empty()) deliver_keyspace(ev);
+  if (tracking_clients_ == 0) return;
+  if (ev.what == change_event::kind::cleared) {
+    // FLUSHDB: every tracking client drops its whole cache (a null invalidation).
+    tracked_.clear();
+    for (auto& [id, c] : clients_)
+      if (c->tracking && !c->closed) send_invalidation(*c, nullptr);
+    return;
+  }
+  if (auto it = tracked_.find(ev.key); it != tracked_.end()) {
+    auto ids = std::move(it->second);
+    tracked_.erase(it);
+    for (auto id : ids) {
+      client* t = find_client(id);
+      if (!t || !t->tracking || t->bcast) continue;
+      if (t->noloop && id == e.origin) continue;
+      send_invalidation(*t, &ev.key);
+    }
+  }
+  for (auto id : bcast_clients_) {
+    client* t = find_client(id);
+    if (!t || !t->tracking) continue;
+    if (t->noloop && id == e.origin) continue;
+    bool match = t->prefixes.empty();
+    for (const auto& p : t->prefixes) {
+      if (std::string_view(ev.key).starts_with(p)) {
+        match = true;
+        break;
+      }
+    }
+    if (match) send_invalidation(*t, &ev.key);
+  }
+}
+
+void server::send_invalidation(client& tracker, const std::string* key) {
+  client* target = &tracker;
+  bool redirected = false;
+  if (tracker.redirect != 0) {
+    target = find_client(tracker.redirect);
+    if (!target) {
+      if (tracker.proto >= 3) {
+        resp_writer w{tracker.out, 3};
+        w.push(2);
+        w.bulk("tracking-redir-broken");
+        w.integer(static_cast<std::int64_t>(tracker.redirect));
+        mark_pending(tracker);
+      }
+      return;
+    }
+    redirected = true;
+  }
+  resp_writer w{target->out, target->proto};
+  if (target->proto >= 3) {
+    w.push(2);
+    w.bulk("invalidate");
+  } else if (redirected && target->subscriptions() > 0) {
+    // RESP2 has no push type: the redirect target gets a Pub/Sub message instead.
+    w.push(3);
+    w.bulk("message");
+    w.bulk("__redis__:invalidate");
+  } else {
+    return;  // a RESP2 connection without redirect cannot receive invalidations
+  }
+  if (key) {
+    w.array(1);
+    w.bulk(*key);
+  } else {
+    w.null();
+  }
+  mark_pending(*target);
+}
+
+void server::remember_read(client& c, std::string_view key) {
+  if (!c.tracking || c.bcast) return;
+  if (c.optin && c.caching != 1) return;
+  if (c.optout && c.caching == 0) return;
+  if (tracked_.size() >= max_tracked_keys && !tracked_.contains(key)) {
+    // Bounded like Redis's tracking-table-max-keys: evict one key, telling its readers.
+    auto victim = tracked_.begin();
+    auto ids = std::move(victim->second);
+    std::string victim_key = victim->first;
+    tracked_.erase(victim);
+    for (auto id : ids)
+      if (client* t = find_client(id); t && t->tracking) send_invalidation(*t, &victim_key);
+  }
+  auto it = tracked_.find(key);
+  if (it == tracked_.end()) it = tracked_.emplace(std::string(key), std::unordered_set<std::uint64_t>{}).first;
+  it->second.insert(c.id);
+}
+
+void server::tracking_changed(client& c) {
+  if (c.tracking && c.bcast)
+    bcast_clients_.insert(c.id);
+  else
+    bcast_clients_.erase(c.id);
+  std::size_t count = 0;
+  for (auto& [id, cl] : clients_)
+    if (cl->tracking && !cl->closed) ++count;
+  tracking_clients_ = count;
+  update_interest();
+}
+
+// -- pub/sub -------------------------------------------------------------------------------
+
+void server::deliver_keyspace(const change_event& ev) {
+  // Channels follow Redis keyspace notifications (database 0):
+  //   __keyspace@0__:<key>    payload: the event (set, del, expired, invalidated)
+  //   __keyevent@0__:<event>  payload: the key
+  auto name = event_name(ev.what);
+  if (ev.what == change_event::kind::cleared) {
+    publish("__keyevent@0__:flushdb", "");
+    return;
+  }
+  std::string channel = "__keyspace@0__:";
+  channel += ev.key;
+  publish(channel, name);
+  channel = "__keyevent@0__:";
+  channel += name;
+  publish(channel, ev.key);
+}
+
+std::size_t server::publish(std::string_view channel, std::string_view message) {
+  std::size_t receivers = 0;
+  if (auto it = channels_.find(channel); it != channels_.end()) {
+    for (client* c : it->second) {
+      resp_writer w{c->out, c->proto};
+      w.push(3);
+      w.bulk("message");
+      w.bulk(channel);
+      w.bulk(message);
+      mark_pending(*c);
+      ++receivers;
+    }
+  }
+  for (auto& [pattern, subs] : patterns_) {
+    if (!glob_match(pattern, channel)) continue;
+    for (client* c : subs) {
+      resp_writer w{c->out, c->proto};
+      w.push(4);
+      w.bulk("pmessage");
+      w.bulk(pattern);
+      w.bulk(channel);
+      w.bulk(message);
+      mark_pending(*c);
+      ++receivers;
+    }
+  }
+  return receivers;
+}
+
+void server::subscribe(client& c, std::string_view channel, bool pattern) {
+  auto& own = pattern ? c.patterns : c.channels;
+  auto& registry = pattern ? patterns_ : channels_;
+  if (own.emplace(channel).second) {
+    auto it = registry.find(channel);
+    if (it == registry.end()) it = registry.emplace(std::string(channel), std::unordered_set<client*>{}).first;
+    it->second.insert(&c);
+  }
+  resp_writer w{c.out, c.proto};
+  w.push(3);
+  w.bulk(pattern ? "psubscribe" : "subscribe");
+  w.bulk(channel);
+  w.integer(static_cast<std::int64_t>(c.subscriptions()));
+  update_interest();
+}
+
+void server::unsubscribe(client& c, std::string_view channel, bool pattern, bool reply) {
+  auto& own = pattern ? c.patterns : c.channels;
+  auto& registry = pattern ? patterns_ : channels_;
+  if (auto it = own.find(std::string(channel)); it != own.end()) {
+    own.erase(it);
+    if (auto r = registry.find(channel); r != registry.end()) {
+      r->second.erase(&c);
+      if (r->second.empty()) registry.erase(r);
+    }
+  }
+  if (reply) {
+    resp_writer w{c.out, c.proto};
+    w.push(3);
+    w.bulk(pattern ? "punsubscribe" : "unsubscribe");
+    w.bulk(channel);
+    w.integer(static_cast<std::int64_t>(c.subscriptions()));
+  }
+  update_interest();
+}
+
+void server::unsubscribe_all(client& c, bool pattern, bool reply) {
+  auto& own = pattern ? c.patterns : c.channels;
+  if (own.empty()) {
+    if (reply) {
+      resp_writer w{c.out, c.proto};
+      w.push(3);
+      w.bulk(pattern ? "punsubscribe" : "unsubscribe");
+      w.null();
+      w.integer(static_cast<std::int64_t>(c.subscriptions()));
+    }
+    return;
+  }
+  std::vector<std::string> names(own.begin(), own.end());
+  for (const auto& name : names) unsubscribe(c, name, pattern, reply);
+}
+
+// -- SCAN cursors --------------------------------------------------------------------------
+
+std::uint64_t server::save_cursor(std::string after) {
+  // node-redis parses cursors as JS numbers: stay below 2^53 and never hand out 0.
+  std::uint64_t id = next_cursor_++;
+  if (next_cursor_ >= (std::uint64_t{1} << 53)) next_cursor_ = 1;
+  cursors_[id] = std::move(after);
+  cursor_order_.push_back(id);
+  while (cursor_order_.size() > max_cursors) {
+    cursors_.erase(cursor_order_.front());
+    cursor_order_.pop_front();
+  }
+  return id;
+}
+
+bool server::load_cursor(std::uint64_t cursor, std::string& after) {
+  if (cursor == 0) {
+    after.clear();
+    return true;
+  }
+  auto it = cursors_.find(cursor);
+  if (it == cursors_.end()) return false;
+  after = it->second;
+  return true;
+}
+
+}  // namespace detail
+
+result<std::unique_ptr<resp_server>> resp_server::start(node& n, resp_options options) {
+  auto s = std::make_unique<detail::server>(n, std::move(options));
+  auto bound = s->bind();
+  if (!bound) return bound.err();
+  s->start_thread();
+  return std::unique_ptr<resp_server>{std::move(s)};
+}
+
+}  // namespace warp::sidecar

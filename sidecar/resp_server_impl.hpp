@@ -1,0 +1,246 @@
+// Internals of the RESP sidecar shared by the event loop (resp_server.cpp) and the command
+// handlers (resp_commands.cpp). Everything here lives on the loop thread except the few
+// members marked as shared with watch callbacks.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "sidecar/resp_parser.hpp"
+#include "sidecar/resp_server.hpp"
+#include "sidecar/resp_writer.hpp"
+#include "warp/node.hpp"
+
+namespace warp::sidecar::detail {
+
+/// Growable byte buffer without the zero fill std::string::resize does on every read.
+class byte_buffer {
+ public:
+  char* data() noexcept { return data_.get(); }
+  const char* data() const noexcept { return data_.get(); }
+  std::size_t size() const noexcept { return size_; }
+  std::size_t capacity() const noexcept { return cap_; }
+  std::string_view view(std::size_t from = 0) const noexcept {
+    return {data_.get() + from, size_ - from};
+  }
+  /// Makes room for `n` more bytes after size().
+  void reserve_tail(std::size_t n);
+  void commit(std::size_t n) noexcept { size_ += n; }
+  /// Drops the first `n` bytes.
+  void consume(std::size_t n) noexcept;
+  void clear() noexcept { size_ = 0; }
+  /// Gives memory back after a large frame.
+  void shrink_if_idle(std::size_t keep);
+
+ private:
+  std::unique_ptr<char[]> data_;
+  std::size_t size_ = 0;
+  std::size_t cap_ = 0;
+};
+
+struct client {
+  std::uint64_t id = 0;
+  int fd = -1;
+  std::string addr;
+  std::string laddr;
+  std::string name;
+  std::string lib_name, lib_ver;
+
+  byte_buffer in;
+  resp_parser parser;
+
+  std::string out;
+  std::size_t out_pos = 0;
+  bool epollout = false;        // EPOLLOUT registered
+  bool pending_write = false;   // queued in server::pending_
+  bool close_after_write = false;
+  bool closed = false;
+
+  int proto = 2;
+  bool authenticated = true;
+  std::int64_t created_ms = 0;
+  std::int64_t last_ms = 0;
+  std::uint64_t commands = 0;
+  std::string last_command;
+
+  std::unordered_set<std::string> channels;
+  std::unordered_set<std::string> patterns;
+  std::size_t subscriptions() const noexcept { return channels.size() + patterns.size(); }
+
+  // Client-side caching (CLIENT TRACKING).
+  bool tracking = false;
+  bool bcast = false;
+  bool optin = false;
+  bool optout = false;
+  bool noloop = false;
+  std::uint64_t redirect = 0;
+  std::vector<std::string> prefixes;
+  /// CLIENT CACHING yes|no applies to the next command only: -1 unset, 0 no, 1 yes.
+  int caching = -1;
+  int caching_left = 0;  // commands the CACHING flag still covers (the CACHING one + next)
+};
+
+/// A change seen by node.watch(), with the client whose command caused it (0 = none:
+/// another thread, another node, or an embedding service).
+struct pending_event {
+  change_event ev;
+  std::uint64_t origin = 0;
+};
+
+struct string_hash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept {
+    return std::hash<std::string_view>{}(s);
+  }
+};
+
+class server;
+
+/// What a command handler gets.
+struct context {
+  server& srv;
+  client& c;
+  resp_writer& w;
+  std::span<const std::string_view> args;
+  node& n;
+};
+
+using handler = void (*)(context&);
+
+struct command_def {
+  std::string_view name;  // lower case
+  int arity;              // Redis convention: N exact, -N at least N
+  std::string_view flags; // space separated, for COMMAND
+  int first_key, last_key, step;
+  handler fn;
+  bool no_auth = false;     // allowed before AUTH
+  bool in_pubsub = false;   // allowed in RESP2 subscribed mode
+  std::string_view group = "generic";
+  std::string_view summary = "";
+};
+
+/// The command table (resp_commands.cpp).
+const std::vector<command_def>& commands();
+const command_def* find_command(std::string_view name);
+
+class server final : public resp_server {
+ public:
+  server(node& n, resp_options options);
+  ~server() override;
+
+  result<std::uint16_t> bind();
+  void start_thread();
+
+  void stop() override;
+  std::uint16_t port() const override { return port_; }
+
+  // -- for command handlers ------------------------------------------------------------
+  node& the_node() noexcept { return node_; }
+  const resp_options& options() const noexcept { return options_; }
+  client* find_client(std::uint64_t id);
+  const std::unordered_map<std::uint64_t, std::unique_ptr<client>>& clients() const {
+    return clients_;
+  }
+  /// Queues `c` for writing at the end of this loop iteration.
+  void mark_pending(client& c);
+
+  // pub/sub
+  void subscribe(client& c, std::string_view channel, bool pattern);
+  void unsubscribe(client& c, std::string_view channel, bool pattern, bool reply);
+  void unsubscribe_all(client& c, bool pattern, bool reply);
+  /// Delivers to channel and pattern subscribers; returns how many received it.
+  std::size_t publish(std::string_view channel, std::string_view message);
+
+  // client-side caching
+  void remember_read(client& c, std::string_view key);
+  void tracking_changed(client& c);
+  void update_interest();
+
+  /// SCAN cursors: a numeric handle for the key to continue after (clients expect numbers).
+  std::uint64_t save_cursor(std::string after);
+  bool load_cursor(std::uint64_t cursor, std::string& after);
+
+  std::string info_text(std::span<const std::string_view> sections);
+
+  // statistics
+  std::uint64_t total_connections = 0;
+  std::uint64_t total_commands = 0;
+  std::uint64_t rejected_connections = 0;
+  std::uint64_t keyspace_hits = 0;
+  std::uint64_t keyspace_misses = 0;
+  std::uint64_t protocol_errors = 0;
+  std::uint64_t output_limit_disconnects = 0;
+  std::uint64_t idle_disconnects = 0;
+  std::int64_t started_ms = 0;
+
+ private:
+  void run();
+  void on_accept();
+  void on_readable(client& c);
+  void process_input(client& c);
+  void execute(client& c, std::span<const std::string_view> args);
+  void flush(client& c);
+  void close_client(client& c);
+  void drain_remote_events();
+  void dispatch_events();
+  void handle_event(const pending_event& e);
+  void send_invalidation(client& tracker, const std::string* key);
+  void deliver_keyspace(const change_event& ev);
+  void check_idle();
+
+  node& node_;
+  resp_options options_;
+  std::uint16_t port_ = 0;
+  int listen_fd_ = -1;
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+  bool stopped_ = false;
+  std::mutex stop_mtx_;
+
+  std::uint64_t next_client_id_ = 1;
+  std::unordered_map<std::uint64_t, std::unique_ptr<client>> clients_;
+  std::vector<client*> pending_;
+  std::vector<std::unique_ptr<client>> graveyard_;
+  std::vector<std::string_view> argv_;  // reused per command
+
+  // pub/sub registry
+  std::unordered_map<std::string, std::unordered_set<client*>, string_hash, std::equal_to<>>
+      channels_;
+  std::unordered_map<std::string, std::unordered_set<client*>, string_hash, std::equal_to<>>
+      patterns_;
+
+  // tracking: key -> ids of clients that read it (default mode); BCAST clients by id
+  std::unordered_map<std::string, std::unordered_set<std::uint64_t>, string_hash,
+                     std::equal_to<>>
+      tracked_;
+  std::unordered_set<std::uint64_t> bcast_clients_;
+  std::size_t tracking_clients_ = 0;
+
+  // SCAN cursors
+  std::unordered_map<std::uint64_t, std::string> cursors_;
+  std::deque<std::uint64_t> cursor_order_;
+  std::uint64_t next_cursor_ = 1;
+
+  // Change events. Local ones (raised by our own commands on this thread) need no lock.
+  watch_id watch_ = 0;
+  std::atomic<bool> interest_{false};
+  std::uint64_t current_client_ = 0;
+  std::vector<pending_event> local_events_;
+  std::mutex remote_mtx_;
+  std::vector<pending_event> remote_events_;
+  std::vector<pending_event> scratch_events_;
+};
+
+}  // namespace warp::sidecar::detail
