@@ -1,0 +1,130 @@
+// The wire format of everything nodes tell each other about data and membership: change
+// batches (invalidations and values), heartbeats (membership gossip) and single-record
+// replies of the cluster-wide read-through. msgpack in a versioned envelope, so the same
+// bytes can ride CAF (as a plain std::string: no CAF type registration), Kafka, Redis, NATS
+// or PostgreSQL.
+//
+// Envelope (a msgpack array):
+//   [v=1, kind, flags, sender_id, incarnation, seq, hlc_now, body]
+//     kind   : 1 = change batch, 2 = heartbeat, 3 = fetch reply
+//     flags  : bit 0 = body is zlib-compressed (then body = [raw_size, bin])
+//     body   : change batch -> [record...]
+//              record = [key(str|bin), hlc, node, expires_at_ms, kind, value(bin|nil)]
+//              heartbeat    -> [name, address, leaving(bool), [member...]]
+//              member = [id, incarnation, name, address, state]
+//              fetch reply  -> [found(bool), record|nil]
+//
+// Decoding never trusts the input: every size is checked against `wire_limits` before
+// anything is allocated for it, unknown versions/kinds are rejected, and every failure is
+// an errc::codec_error, never an exception or a crash. Fuzzed by bus/fuzz_envelope.cpp.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "warp/error.hpp"
+#include "warp/version.hpp"
+
+namespace warp::bus {
+
+/// The envelope version this build writes and the only one it reads.
+inline constexpr std::uint8_t envelope_version = 1;
+
+/// Hard bounds checked on decode (and on encode, so a node never sends what peers reject).
+struct wire_limits {
+  std::size_t max_message_bytes = 64 * 1024 * 1024;  ///< encoded (and decompressed) size
+  std::size_t max_records = 100'000;                 ///< records in one batch
+  std::size_t max_key_bytes = 64 * 1024;
+  std::size_t max_value_bytes = 16 * 1024 * 1024;
+  std::size_t max_members = 4096;  ///< members gossiped in one heartbeat
+  std::size_t max_text_bytes = 1024;  ///< names, addresses
+  /// Bodies larger than this are zlib-compressed on encode (0 = never compress).
+  std::size_t compress_above = 64 * 1024;
+};
+
+enum class message_kind : std::uint8_t { changes = 1, heartbeat = 2, fetch_reply = 3 };
+
+/// What a change record asks a receiver to do with its L1 entry.
+enum class record_kind : std::uint8_t {
+  invalidate = 0,  ///< the key changed (newer value in storage): drop the entry if older
+  value = 1,       ///< hydration: here is the new value and its expiry
+  erase = 2,       ///< the key was removed
+};
+
+struct change_record {
+  std::string key;
+  version ver;
+  std::int64_t expires_at_ms = 0;  ///< absolute, ms since the Unix epoch; 0 = never
+  record_kind kind = record_kind::invalidate;
+  std::string value;  ///< only for record_kind::value
+  friend bool operator==(const change_record&, const change_record&) = default;
+};
+
+/// Who sent a message, and where it sits in the sender's stream.
+struct envelope_header {
+  message_kind kind = message_kind::changes;
+  std::uint32_t sender = 0;       ///< node id
+  std::uint64_t incarnation = 0;  ///< changes on every restart of the sender
+  /// changes: this batch's number in the sender's stream (1, 2, 3, ... no holes);
+  /// heartbeat: the last batch number sent before it (lets a receiver see a lost tail).
+  std::uint64_t seq = 0;
+  std::uint64_t hlc_now = 0;  ///< the sender's clock when it sent this
+  friend bool operator==(const envelope_header&, const envelope_header&) = default;
+};
+
+struct change_batch {
+  envelope_header header;
+  std::vector<change_record> records;
+};
+
+/// Membership states, as gossiped.
+enum class member_state : std::uint8_t { joining = 0, up = 1, suspect = 2, down = 3, leaving = 4 };
+std::string_view to_string(member_state s) noexcept;
+
+struct member_entry {
+  std::uint32_t id = 0;
+  std::uint64_t incarnation = 0;
+  std::string name;
+  std::string address;  ///< HOST:PORT of its node-to-node listener
+  member_state state = member_state::joining;
+  friend bool operator==(const member_entry&, const member_entry&) = default;
+};
+
+struct heartbeat {
+  envelope_header header;
+  std::string name;
+  std::string address;
+  bool leaving = false;  ///< the sender is shutting down cleanly
+  std::vector<member_entry> members;  ///< the sender's view (gossip)
+};
+
+/// The owner's answer to a remote read-through.
+struct fetch_reply {
+  envelope_header header;
+  bool found = false;
+  change_record rec;  ///< kind == value when found
+};
+
+// -- encode: errc::invalid_argument when a bound is exceeded -------------------------
+
+result<std::string> encode(const change_batch& batch, const wire_limits& limits = {});
+result<std::string> encode(const heartbeat& hb, const wire_limits& limits = {});
+result<std::string> encode(const fetch_reply& reply, const wire_limits& limits = {});
+
+// -- decode: errc::codec_error on anything malformed or out of bounds -------------------
+
+/// Reads only the header (cheap): which decode_* to call next.
+result<envelope_header> decode_header(std::string_view bytes, const wire_limits& limits = {});
+result<change_batch> decode_batch(std::string_view bytes, const wire_limits& limits = {});
+result<heartbeat> decode_heartbeat(std::string_view bytes, const wire_limits& limits = {});
+result<fetch_reply> decode_fetch_reply(std::string_view bytes, const wire_limits& limits = {});
+
+/// Bytes a record adds to a batch, roughly (for batch byte bounds).
+inline std::size_t approx_size(const change_record& r) noexcept {
+  return r.key.size() + r.value.size() + 32;
+}
+
+}  // namespace warp::bus
