@@ -33,7 +33,12 @@ error too_big(const char* what, std::size_t size, std::size_t limit) {
                                            " exceeds the wire limit of " + std::to_string(limit)};
 }
 
-error bad(std::string what) { return error{errc::codec_error, "bad envelope: " + std::move(what)}; }
+error bad(std::string_view what, std::string_view detail = {}) {
+  std::string msg;
+  msg.reserve(14 + what.size() + detail.size());
+  msg.append("bad envelope: ").append(what).append(detail);
+  return error{errc::codec_error, std::move(msg)};
+}
 
 void pack_str(packer& pk, std::string_view s) {
   pk.pack_str(static_cast<std::uint32_t>(s.size()));
@@ -110,18 +115,18 @@ struct reader {
 
   template <class T>
   result<T> uint(const msgpack::object& o, const char* what) const {
-    if (o.type != msgpack::type::POSITIVE_INTEGER) return bad(std::string{what} + " not an unsigned");
-    if (o.via.u64 > std::numeric_limits<T>::max()) return bad(std::string{what} + " out of range");
+    if (o.type != msgpack::type::POSITIVE_INTEGER) return bad(what, " not an unsigned");
+    if (o.via.u64 > std::numeric_limits<T>::max()) return bad(what, " out of range");
     return static_cast<T>(o.via.u64);
   }
   result<std::int64_t> sint(const msgpack::object& o, const char* what) const {
     if (o.type == msgpack::type::POSITIVE_INTEGER) {
       if (o.via.u64 > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
-        return bad(std::string{what} + " out of range");
+        return bad(what, " out of range");
       return static_cast<std::int64_t>(o.via.u64);
     }
     if (o.type == msgpack::type::NEGATIVE_INTEGER) return o.via.i64;
-    return bad(std::string{what} + " not an integer");
+    return bad(what, " not an integer");
   }
   result<std::string> bytes(const msgpack::object& o, std::size_t max, const char* what) const {
     std::string_view s;
@@ -130,19 +135,19 @@ struct reader {
     else if (o.type == msgpack::type::BIN)
       s = {o.via.bin.ptr, o.via.bin.size};
     else
-      return bad(std::string{what} + " not a string");
-    if (s.size() > max) return bad(std::string{what} + " too large");
+      return bad(what, " not a string");
+    if (s.size() > max) return bad(what, " too large");
     return std::string{s};
   }
   result<const msgpack::object*> array(const msgpack::object& o, std::size_t min_size,
                                        std::size_t max_size, const char* what) const {
-    if (o.type != msgpack::type::ARRAY) return bad(std::string{what} + " not an array");
+    if (o.type != msgpack::type::ARRAY) return bad(what, " not an array");
     if (o.via.array.size < min_size || o.via.array.size > max_size)
-      return bad(std::string{what} + " has a wrong size");
+      return bad(what, " has a wrong size");
     return o.via.array.ptr;
   }
   result<bool> boolean(const msgpack::object& o, const char* what) const {
-    if (o.type != msgpack::type::BOOLEAN) return bad(std::string{what} + " not a bool");
+    if (o.type != msgpack::type::BOOLEAN) return bad(what, " not a bool");
     return o.via.boolean;
   }
 

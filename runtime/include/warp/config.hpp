@@ -20,6 +20,34 @@ struct limits {
   std::size_t max_value_size = 16 * 1024 * 1024;
 };
 
+/// How a node finds, watches and talks to its peers (see docs/cluster.md). The cluster is
+/// on when the node listens and has peers (static seeds or DNS discovery); a lone node
+/// with a listener still answers peers that contact it.
+struct cluster_options {
+  /// DNS discovery: `NAME` or `NAME:PORT`; every A/AAAA record of NAME (re-resolved every
+  /// `discovery_interval`) is contacted at PORT (default: this node's listen port).
+  std::string discovery_dns;
+  std::chrono::milliseconds discovery_interval{10000};
+  /// How often a node tells every peer it is alive.
+  std::chrono::milliseconds heartbeat_interval{200};
+  /// A peer not heard from for half of this is `suspect`, for all of it `down`.
+  std::chrono::milliseconds failure_timeout{2000};
+  /// Fixed number of key ranges (the same on every node of a cluster).
+  std::size_t ranges = 271;
+  /// Adaptive batching of outgoing change records: off = one message per record.
+  bool batching = true;
+  /// Upper bounds of one batch: records, bytes, and how long a record may wait for more
+  /// under load (an idle node sends at once whatever this says).
+  std::size_t batch_max_records = 4096;
+  std::size_t batch_max_bytes = 1024 * 1024;
+  std::chrono::microseconds batch_max_delay{500};
+  /// Batches larger than this are zlib-compressed (0 = never).
+  std::size_t compress_above = 64 * 1024;
+  /// Cluster-wide read-through: how long a miss waits for the range owner before it falls
+  /// back to a direct storage fetch.
+  std::chrono::milliseconds owner_fetch_timeout{500};
+};
+
 struct node_config {
   /// Node name: shown in views and logs. Empty = "warp-<pid>".
   std::string name;
@@ -45,6 +73,7 @@ struct node_config {
   std::string log_level = "info";
   l1_options l1;
   warp::limits limits;
+  warp::cluster_options cluster;
   /// Worker threads of the actor system the node starts itself (ignored for a host system).
   std::size_t scheduler_threads = 2;
 };
