@@ -10,17 +10,6 @@
 
 namespace warp::bus {
 
-std::string_view to_string(member_state s) noexcept {
-  switch (s) {
-    case member_state::joining: return "joining";
-    case member_state::up: return "up";
-    case member_state::suspect: return "suspect";
-    case member_state::down: return "down";
-    case member_state::leaving: return "leaving";
-  }
-  return "unknown";
-}
-
 namespace {
 
 constexpr std::uint8_t flag_compressed = 1;

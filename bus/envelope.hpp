@@ -25,6 +25,7 @@
 #include <string_view>
 #include <vector>
 
+#include "warp/cluster.hpp"
 #include "warp/error.hpp"
 #include "warp/version.hpp"
 
@@ -80,9 +81,8 @@ struct change_batch {
   std::vector<change_record> records;
 };
 
-/// Membership states, as gossiped.
-enum class member_state : std::uint8_t { joining = 0, up = 1, suspect = 2, down = 3, leaving = 4 };
-std::string_view to_string(member_state s) noexcept;
+/// Membership states, as gossiped (values are part of the wire format).
+using warp::member_state;
 
 struct member_entry {
   std::uint32_t id = 0;
