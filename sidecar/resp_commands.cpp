@@ -364,7 +364,7 @@ void client_tracking(context& ctx) {
       return;
     }
     if (optin && optout) {
-      w.error("ERR You can't use both OPTIN and OPTOUT");
+      w.error("ERR You can't specify both OPTIN mode and OPTOUT mode");
       return;
     }
     if ((optin || optout) && bcast) {

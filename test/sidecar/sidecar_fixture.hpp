@@ -1,0 +1,51 @@
+// Starts a real warpd with the RESP sidecar on a free port (memory storage).
+#pragma once
+
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "support/process.hpp"
+
+namespace warp::test {
+
+struct warpd_sidecar {
+  temp_dir dir{"warp-sidecar"};
+  std::uint16_t port = 0;
+  std::unique_ptr<child_process> proc;
+
+  explicit warpd_sidecar(std::vector<std::string> extra = {}) {
+    auto bin = binary("apps/warpd/warpd");
+    INFO("warpd binary: " << bin);
+    REQUIRE(std::filesystem::exists(bin));
+    port = free_port();
+    std::vector<std::string> argv = {bin,         "--listen",   "",
+                                     "--http",    "",           "--storage",
+                                     "memory",    "--data-dir", dir.str(),
+                                     "--resp",    "127.0.0.1:" + std::to_string(port),
+                                     "--log-level", "warn"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    proc = std::make_unique<child_process>(argv, dir.str() + "/warpd.log");
+    bool up = wait_for_port(port, std::chrono::seconds{20});
+    INFO("warpd log:\n" << proc->log());
+    REQUIRE(up);
+  }
+  ~warpd_sidecar() {
+    if (proc) proc->stop();
+  }
+
+  /// redis-cli with `args` (non-interactive), stdout+stderr.
+  std::string cli(const std::vector<std::string>& args) const {
+    auto rc = find_program("redis-cli");
+    REQUIRE_FALSE(rc.empty());  // redis-tools must be installed: fail loudly
+    std::vector<std::string> argv = {rc, "-p", std::to_string(port)};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto r = run(argv);
+    return r.out + r.err;
+  }
+};
+
+}  // namespace warp::test
