@@ -43,11 +43,13 @@ constexpr auto read_order = std::memory_order_seq_cst;
 constexpr auto publish_order = std::memory_order_seq_cst;
 
 /// One entry. Key bytes follow the struct in the same allocation (one allocation per
-/// entry besides the shared value buffer; 56 bytes + key).
+/// entry besides the shared value buffer; 72 bytes + key).
 struct node {
   node(buffer v, version ver, std::int64_t expires, std::uint32_t key_len, std::uint32_t tag_,
        std::uint32_t stamp)
       : value(std::move(v)),
+        data(value->data()),
+        size(value->size()),
         hlc(ver.hlc),
         ver_node(ver.node),
         key_size(key_len),
@@ -57,6 +59,11 @@ struct node {
 
   std::atomic<node*> next{nullptr};
   const buffer value;
+  // The buffer's bytes, cached: read() reaches the value with one dependent load fewer
+  // (node -> bytes instead of node -> shared string -> bytes). Valid while `value` lives:
+  // the string is immutable.
+  const char* const data;
+  const std::size_t size;
   const std::uint64_t hlc;
   const std::uint32_t ver_node;
   const std::uint32_t key_size;
@@ -67,6 +74,7 @@ struct node {
 
   const char* key_data() const noexcept { return reinterpret_cast<const char*>(this + 1); }
   std::string_view key() const noexcept { return {key_data(), key_size}; }
+  std::string_view bytes() const noexcept { return {data, size}; }
   version ver() const noexcept { return version{hlc, ver_node}; }
   l1_entry_info info() const noexcept { return l1_entry_info{ver(), expires_at_ms}; }
   bool expired(std::int64_t now) const noexcept {
@@ -78,7 +86,7 @@ struct node {
   }
 };
 
-static_assert(sizeof(node) == 56, "node layout grew: update docs/l1.md memory figures");
+static_assert(sizeof(node) == 72, "node layout grew: update docs/l1.md memory figures");
 
 void destroy_node(void* p) noexcept {
   auto* n = static_cast<node*>(p);
@@ -156,7 +164,7 @@ std::size_t entry_bytes(std::size_t key_size, std::size_t value_size) noexcept {
   return key_size + value_size + entry_overhead;
 }
 std::size_t entry_bytes(const node& n) noexcept {
-  return entry_bytes(n.key_size, n.value->size());
+  return entry_bytes(n.key_size, n.size);
 }
 
 const buffer& empty_buffer() {
@@ -164,8 +172,10 @@ const buffer& empty_buffer() {
   return empty;
 }
 
-/// Written only under the owning shard's lock, read by stats() from any thread.
-void bump(std::atomic<std::uint64_t>& counter, std::uint64_t n = 1) noexcept {
+/// For counters written only under the owning shard's lock and read by stats() from any
+/// thread: a plain load+store, no locked instruction.
+template <class T>
+void bump(std::atomic<T>& counter, T n = 1) noexcept {
   counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
 }
 
@@ -183,8 +193,9 @@ struct alignas(cache_line) shard {
 
   // -- writers only, on their own cache lines ------------------------------------------
   alignas(cache_line) std::mutex mutex;
-  std::size_t entries = 0;
-  std::size_t bytes = 0;
+  // Written under the lock only; atomics because stats() and size() read them lock-free.
+  std::atomic<std::int64_t> entries{0};
+  std::atomic<std::int64_t> bytes{0};
   std::size_t expiring = 0;  ///< entries with an expiry: purge skips shards without any
   std::uint64_t rng = 0x9e3779b97f4a7c15ull;
   detail::garbage_list garbage;
@@ -298,46 +309,49 @@ struct l1_store::impl {
 
   // All of the following run under the shard's lock.
 
-  void account_in(shard& s, const node& n) noexcept {
-    const std::size_t b = entry_bytes(n);
-    s.bytes += b;
-    bytes.fetch_add(static_cast<std::int64_t>(b), std::memory_order_relaxed);
-    if (n.expires_at_ms != 0) ++s.expiring;
-  }
-  void account_out(shard& s, const node& n) noexcept {
-    const std::size_t b = entry_bytes(n);
-    s.bytes -= b;
-    bytes.fetch_sub(static_cast<std::int64_t>(b), std::memory_order_relaxed);
-    if (n.expires_at_ms != 0) --s.expiring;
+  /// Entry and byte totals: exact per shard, and in store-wide atomics only when the
+  /// matching bound is configured (so an unbounded store's writers share no counter line;
+  /// a same-size replacement writes none either).
+  void adjust(shard& s, std::int64_t entry_delta, std::int64_t byte_delta) noexcept {
+    if (entry_delta != 0) {
+      bump(s.entries, entry_delta);
+      if (options.max_entries != 0) entries.fetch_add(entry_delta, std::memory_order_relaxed);
+    }
+    if (byte_delta != 0) {
+      bump(s.bytes, byte_delta);
+      if (options.max_bytes != 0) bytes.fetch_add(byte_delta, std::memory_order_relaxed);
+    }
   }
 
   /// Replaces `pos.found` by `fresh`, or links `fresh` at the chain end when absent.
   void install(shard& s, position pos, node_ptr fresh) {
     node* raw = fresh.get();
-    account_in(s, *raw);
+    if (raw->expires_at_ms != 0) ++s.expiring;
+    const auto fresh_bytes = static_cast<std::int64_t>(entry_bytes(*raw));
     if (pos.found != nullptr) {
+      adjust(s, 0, fresh_bytes - static_cast<std::int64_t>(entry_bytes(*pos.found)));
       raw->next.store(pos.found->next.load(std::memory_order_relaxed), std::memory_order_relaxed);
       pos.link->store(fresh.release(), publish_order);
       retire(s, pos.found);
     } else {
+      adjust(s, 1, fresh_bytes);
       pos.link->store(fresh.release(), publish_order);
-      ++s.entries;
-      entries.fetch_add(1, std::memory_order_relaxed);
       table* t = s.tab.load(std::memory_order_relaxed);
-      if (s.entries > t->bucket_count()) grow(s);
+      if (static_cast<std::size_t>(s.entries.load(std::memory_order_relaxed)) > t->bucket_count())
+        grow(s);
     }
   }
 
   /// Unlinks `pos.found` (present).
   void unlink(shard& s, position pos) {
     pos.link->store(pos.found->next.load(std::memory_order_relaxed), publish_order);
-    --s.entries;
-    entries.fetch_sub(1, std::memory_order_relaxed);
+    adjust(s, -1, -static_cast<std::int64_t>(entry_bytes(*pos.found)));
     retire(s, pos.found);
   }
 
+  /// Hands an unlinked node (already taken out of the totals) to the garbage list.
   void retire(shard& s, node* n) {
-    account_out(s, *n);
+    if (n->expires_at_ms != 0) --s.expiring;
     s.garbage.retire(n, &destroy_node, entry_bytes(*n));
   }
 
@@ -357,14 +371,15 @@ struct l1_store::impl {
       }
     }
     s.tab.store(fresh.release(), publish_order);  // publishes the copies too
-    s.garbage.retire(old, &destroy_table_and_chains, s.bytes);
+    s.garbage.retire(old, &destroy_table_and_chains,
+                     static_cast<std::size_t>(s.bytes.load(std::memory_order_relaxed)));
   }
 
   /// Evicts one entry of `s` chosen by sampled LRU; expired entries go first. Skips the
   /// entry of `protect` (the key just written) unless `allow_protected`.
   bool evict_one(shard& s, std::uint64_t protect_hash, std::string_view protect,
                  bool allow_protected) {
-    if (s.entries == 0) return false;
+    if (s.entries.load(std::memory_order_relaxed) == 0) return false;
     table* t = s.tab.load(std::memory_order_relaxed);
     const std::uint32_t now_stamp = s.clock.load(std::memory_order_relaxed);
     const std::uint32_t protect_tag = tag_of(protect_hash);
@@ -495,7 +510,7 @@ struct l1_store::impl {
   std::size_t shard_mask = 0;
   std::unique_ptr<shard[]> shards;
   std::unique_ptr<stripe[]> stripes;
-  // Global totals for the bounds: written by writers only (readers never touch them).
+  // Store-wide totals, maintained only for a configured bound (see adjust()).
   alignas(cache_line) std::atomic<std::int64_t> entries{0};
   std::atomic<std::int64_t> bytes{0};
 
@@ -521,7 +536,7 @@ bool l1_store::read_impl(std::string_view key, void* ctx, read_fn fn) {
       if (!expired) {
         impl::touch(*n, s);
         impl_->count(guard.slot(), true);
-        fn(ctx, view(n->value), n->info());
+        fn(ctx, n->bytes(), n->info());
         return true;
       }
     }
@@ -667,11 +682,12 @@ void l1_store::clear() {
     std::lock_guard lock{s.mutex};
     table* old = s.tab.load(std::memory_order_relaxed);
     s.tab.store(make_table(initial_buckets).release(), publish_order);
-    s.garbage.retire(old, &destroy_table_and_chains, s.bytes);
-    impl_->entries.fetch_sub(static_cast<std::int64_t>(s.entries), std::memory_order_relaxed);
-    impl_->bytes.fetch_sub(static_cast<std::int64_t>(s.bytes), std::memory_order_relaxed);
-    bump(s.removes, s.entries);
-    s.entries = s.bytes = s.expiring = 0;
+    const std::int64_t entries = s.entries.load(std::memory_order_relaxed);
+    const std::int64_t bytes = s.bytes.load(std::memory_order_relaxed);
+    s.garbage.retire(old, &destroy_table_and_chains, static_cast<std::size_t>(bytes));
+    impl_->adjust(s, -entries, -bytes);
+    bump(s.removes, static_cast<std::uint64_t>(entries));
+    s.expiring = 0;
     s.garbage.maybe_collect();
   }
 }
@@ -703,13 +719,21 @@ l1_stats l1_store::stats() const {
     out.evictions += s.evictions.load(std::memory_order_relaxed);
     out.expirations += s.expirations.load(std::memory_order_relaxed);
   }
-  out.entries = static_cast<std::uint64_t>(std::max<std::int64_t>(0, impl_->entries.load(std::memory_order_relaxed)));
-  out.bytes = static_cast<std::uint64_t>(std::max<std::int64_t>(0, impl_->bytes.load(std::memory_order_relaxed)));
+  std::int64_t entries = 0, bytes = 0;
+  for (std::size_t i = 0; i <= impl_->shard_mask; ++i) {
+    entries += impl_->shards[i].entries.load(std::memory_order_relaxed);
+    bytes += impl_->shards[i].bytes.load(std::memory_order_relaxed);
+  }
+  out.entries = static_cast<std::uint64_t>(std::max<std::int64_t>(0, entries));
+  out.bytes = static_cast<std::uint64_t>(std::max<std::int64_t>(0, bytes));
   return out;
 }
 
 std::size_t l1_store::size() const {
-  return static_cast<std::size_t>(std::max<std::int64_t>(0, impl_->entries.load(std::memory_order_relaxed)));
+  std::int64_t entries = 0;
+  for (std::size_t i = 0; i <= impl_->shard_mask; ++i)
+    entries += impl_->shards[i].entries.load(std::memory_order_relaxed);
+  return static_cast<std::size_t>(std::max<std::int64_t>(0, entries));
 }
 
 }  // namespace warp

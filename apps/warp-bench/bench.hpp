@@ -1,0 +1,35 @@
+// warp-bench: one executable, one subcommand per benchmark. Each subcommand lives in its
+// own .cpp and registers itself at static-initialisation time:
+//
+//   namespace { void setup(CLI::App& app) { auto* cmd = app.add_subcommand("l1", "...");
+//                                           cmd->callback([] { ... }); } }
+//   static const bool registered = warp_bench::register_subcommand(&setup);
+//
+// so adding `warp-bench cluster` is adding cluster_bench.cpp (the folder is globbed).
+// Convention for every benchmark: human-readable lines, and with --json the same figures
+// as ONE JSON object on the last line of stdout.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstddef>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace warp_bench {
+
+using subcommand_setup = void (*)(CLI::App& app);
+
+/// Registers a subcommand; returns true so it can initialise a static.
+bool register_subcommand(subcommand_setup setup);
+const std::vector<subcommand_setup>& subcommands();
+
+/// Resident set size of this process in bytes (from /proc/self/statm).
+std::size_t rss_bytes();
+
+/// Runs `fn` in a forked child and returns the number it produced (or -1 if the child
+/// failed). Memory benchmarks use it so each measurement starts from the same heap.
+double run_in_child(const std::function<double()>& fn);
+
+}  // namespace warp_bench
