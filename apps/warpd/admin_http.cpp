@@ -1,5 +1,7 @@
 #include "warpd/admin_http.hpp"
 
+#include <sys/socket.h>
+
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -41,6 +43,12 @@ warp::result<std::unique_ptr<admin_http>> admin_http::start(warp::node& n,
   // httplib's default pool is max(8, cores) threads; admin traffic is a scrape every few
   // seconds, so two is plenty. httplib takes ownership of the raw pointer it is handed.
   srv.new_task_queue = [] { return new httplib::ThreadPool(2); };
+  // httplib's default sets SO_REUSEPORT, which lets a second warpd bind the same port and
+  // silently split the traffic. SO_REUSEADDR alone still allows a quick restart.
+  srv.set_socket_options([](auto sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   auto* node = &n;
   srv.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("ok\n", "text/plain; charset=utf-8");

@@ -1,0 +1,184 @@
+// The admin HTTP endpoint of a real warpd, and the Prometheus exposition format of
+// warp::prometheus_text (checked by promtool when installed, by our own checker always).
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+
+#include <fstream>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <string>
+
+// Debian's cpp-httplib is a compiled library: its header must see the same feature macros
+// as the library was built with (from cpp-httplib.pc), or the declarations do not match.
+#ifndef CPPHTTPLIB_OPENSSL_SUPPORT
+#define CPPHTTPLIB_OPENSSL_SUPPORT
+#endif
+#ifndef CPPHTTPLIB_ZLIB_SUPPORT
+#define CPPHTTPLIB_ZLIB_SUPPORT
+#endif
+#ifndef CPPHTTPLIB_BROTLI_SUPPORT
+#define CPPHTTPLIB_BROTLI_SUPPORT
+#endif
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "support/process.hpp"
+#include "test/apps/warpd_fixture.hpp"
+#include "warp/metrics.hpp"
+#include "warp/node.hpp"
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+using namespace warp::test;
+
+namespace {
+
+// Checks the text exposition format 0.0.4 as far as Warp uses it: every sample belongs to
+// a family announced by exactly one HELP and one TYPE line that precede it, names and
+// labels are well-formed, values parse, counters end in _total. Returns "" when valid.
+std::string check_exposition(const std::string& text) {
+  static const std::regex help_re{R"(^# HELP ([a-zA-Z_:][a-zA-Z0-9_:]*) .+$)"};
+  static const std::regex type_re{R"(^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge)$)"};
+  static const std::regex sample_re{
+      R"(^([a-zA-Z_:][a-zA-Z0-9_:]*)\{((?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*",?)*)\} ([0-9.eE+-]+|NaN|\+Inf|-Inf)$)"};
+  if (text.empty() || text.back() != '\n') return "must end with a newline";
+  std::map<std::string, std::string> types;
+  std::set<std::string> helps;
+  std::istringstream in{text};
+  std::string line;
+  int n = 0;
+  while (std::getline(in, line)) {
+    ++n;
+    std::smatch m;
+    auto where = "line " + std::to_string(n) + ": " + line;
+    if (std::regex_match(line, m, help_re)) {
+      if (!helps.insert(m[1]).second) return "duplicate HELP, " + where;
+    } else if (std::regex_match(line, m, type_re)) {
+      if (!helps.count(m[1])) return "TYPE before HELP, " + where;
+      if (!types.emplace(m[1], m[2]).second) return "duplicate TYPE, " + where;
+      if (m[2] == "counter" && !std::string{m[1]}.ends_with("_total"))
+        return "counter not named *_total, " + where;
+    } else if (std::regex_match(line, m, sample_re)) {
+      if (!types.count(m[1])) return "sample without TYPE, " + where;
+      if (std::string{m[2]}.find("node=\"") == std::string::npos)
+        return "sample without node label, " + where;
+    } else {
+      return "malformed, " + where;
+    }
+  }
+  return {};
+}
+
+httplib::Result http_get(std::uint16_t port, const std::string& path) {
+  httplib::Client client{"127.0.0.1", port};
+  client.set_connection_timeout(10);
+  client.set_read_timeout(10);
+  return client.Get(path.c_str());
+}
+
+}  // namespace
+
+TEST_CASE("warpd serves /healthz, /metrics, /admin/stats and /admin/config") {
+  temp_dir dir{"warpd-http"};
+  warpd_process d{{"--storage", "memory", "--data-dir", dir.str() + "/data", "--name",
+                   "web\"node", "--l1-max-entries", "1000", "--pattern", "user:*=strong_local:1m"}};
+  REQUIRE(d.wait_ready());
+  INFO(d.log());
+  REQUIRE(d.ctl({"set", "user:1", "x"}).exit_code == 0);
+  REQUIRE(d.ctl({"get", "user:1"}).exit_code == 0);
+  REQUIRE(d.ctl({"get", "user:missing"}).exit_code == 1);
+
+  auto health = http_get(d.http_port(), "/healthz");
+  REQUIRE(health);
+  CHECK(health->status == 200);
+  CHECK(health->body.starts_with("ok"));
+
+  auto metrics = http_get(d.http_port(), "/metrics");
+  REQUIRE(metrics);
+  CHECK(metrics->status == 200);
+  CHECK(metrics->get_header_value("Content-Type").starts_with("text/plain; version=0.0.4"));
+  const auto& text = metrics->body;
+  INFO(text);
+  CHECK(check_exposition(text) == "");
+  for (auto family : {"warp_l1_hits_total", "warp_l1_misses_total", "warp_l1_evictions_total",
+                      "warp_l1_expirations_total", "warp_l1_sets_total", "warp_l1_removes_total",
+                      "warp_l1_entries", "warp_l1_bytes", "warp_storage_fetches_total",
+                      "warp_storage_errors_total", "warp_storage_writes_total",
+                      "warp_coalesced_reads_total", "warp_node_info"}) {
+    INFO(family);
+    CHECK(text.find(std::string{"# TYPE "} + family + " ") != std::string::npos);
+  }
+  // The quote in the node name is escaped in the label.
+  CHECK(text.find(R"(warp_l1_entries{node="web\"node"} 1)") != std::string::npos);
+  CHECK(text.find(R"(warp_l1_max_entries{node="web\"node"} 1000)") != std::string::npos);
+
+  auto promtool = find_program("promtool");
+  if (!promtool.empty()) {
+    auto file = dir.str() + "/metrics.txt";
+    std::ofstream{file} << text;
+    auto r = run({"sh", "-c", promtool + " check metrics < " + file});
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 0);
+  } else {
+    WARN("promtool not installed: exposition checked by the built-in checker only");
+  }
+
+  auto stats = http_get(d.http_port(), "/admin/stats");
+  REQUIRE(stats);
+  CHECK(stats->status == 200);
+  auto sdoc = json::parse(stats->body);
+  CHECK(sdoc["node"]["name"] == "web\"node");
+  CHECK(sdoc["l1"]["hits"].get<std::uint64_t>() >= 1);
+
+  auto config = http_get(d.http_port(), "/admin/config");
+  REQUIRE(config);
+  CHECK(config->status == 200);
+  auto cdoc = json::parse(config->body);
+  CHECK(cdoc["storage"] == "memory");
+  CHECK(cdoc["l1_max_entries"] == 1000);
+  CHECK(cdoc["patterns"].size() == 1);
+
+  auto missing = http_get(d.http_port(), "/nope");
+  REQUIRE(missing);
+  CHECK(missing->status == 404);
+
+  CHECK(d.process().stop(SIGTERM, 20s) == 0);
+}
+
+TEST_CASE("warpd --http '' turns the admin endpoint off") {
+  temp_dir dir{"warpd-nohttp"};
+  warpd_process d{{"--storage", "memory", "--listen", "127.0.0.1:0", "--http", ""}, false};
+  REQUIRE(d.wait_ready());
+  CHECK(d.http() == "off");
+  CHECK(d.ctl({"ping"}).exit_code == 0);
+}
+
+TEST_CASE("prometheus_text of an embedded node is valid exposition") {
+  warp::node_config cfg;
+  cfg.name = "embedded";
+  cfg.listen = "";
+  cfg.storage = "memory";
+  cfg.scheduler_threads = 1;
+  auto started = warp::node::start(cfg);
+  REQUIRE(started);
+  auto& n = **started;
+  REQUIRE(n.set("a", "1").ok());
+  REQUIRE(n.get("a"));
+  CHECK_FALSE(n.get("b"));
+  auto text = warp::prometheus_text(n);
+  INFO(text);
+  CHECK(check_exposition(text) == "");
+  CHECK(text.find("warp_l1_hits_total{node=\"embedded\"} 1\n") != std::string::npos);
+
+  // Passwords in a storage spec never reach /admin/config or /metrics.
+  auto pg = cfg;
+  pg.storage = "postgres:host=db password=hunter2 user=warp";
+  auto cj = warp::config_json(pg);
+  CHECK(cj.find("hunter2") == std::string::npos);
+  pg.storage = "postgresql://warp:hunter2@db/warp";
+  CHECK(warp::config_json(pg).find("hunter2") == std::string::npos);
+  CHECK(warp::display_name(warp::node_config{}).starts_with("warp-"));
+}

@@ -1,0 +1,82 @@
+// Starts a real warpd and drives it with the real warpctl.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/process.hpp"
+
+namespace warp::test {
+
+inline std::string warpd_bin() { return binary("apps/warpd/warpd"); }
+inline std::string warpctl_bin() { return binary("apps/warpctl/warpctl"); }
+
+/// One warpd process. Listens on port 0 (any free port) unless the args say otherwise and
+/// learns the bound ports from its ready line.
+class warpd_process {
+ public:
+  /// With `defaults`, `args` follow `--listen 127.0.0.1:0 --http 127.0.0.1:0 --log-level
+  /// warn`; warpd rejects a repeated single-value flag, so pass `defaults = false` to give
+  /// those flags yourself.
+  explicit warpd_process(std::vector<std::string> args, bool defaults = true,
+                         const std::string& log_dir = {})
+      : log_dir_(log_dir.empty() ? own_log_dir_.str() : log_dir) {
+    std::vector<std::string> argv{warpd_bin()};
+    if (defaults) {
+      for (auto& a : {"--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--log-level", "warn"})
+        argv.emplace_back(a);
+    }
+    argv.insert(argv.end(), args.begin(), args.end());
+    static int counter = 0;
+    log_path_ = log_dir_ + "/warpd-" + std::to_string(++counter) + ".log";
+    proc_ = std::make_unique<child_process>(argv, log_path_);
+  }
+
+  /// Waits for the ready line; false if warpd exited (or stayed silent) instead.
+  bool wait_ready(std::chrono::milliseconds timeout = std::chrono::seconds{30}) {
+    static const std::regex ready_re{R"(ready: node (\S+) http (\S+))"};
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto text = proc_->log();
+      std::smatch m;
+      if (std::regex_search(text, m, ready_re)) {
+        node_ = m[1];
+        http_ = m[2];
+        return true;
+      }
+      if (!proc_->running()) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds{20});
+    }
+    return false;
+  }
+
+  /// HOST:PORT of the control endpoint (for warpctl --node).
+  const std::string& node() const { return node_; }
+  /// HOST:PORT of the admin HTTP endpoint, or "off".
+  const std::string& http() const { return http_; }
+  std::uint16_t http_port() const { return static_cast<std::uint16_t>(std::stoi(http_.substr(http_.rfind(':') + 1))); }
+  std::string log() const { return proc_->log(); }
+  child_process& process() { return *proc_; }
+
+  /// warpctl --node <this> args...
+  command_result ctl(std::vector<std::string> args) const {
+    std::vector<std::string> argv{warpctl_bin(), "--node", node_};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv, std::chrono::seconds{30});
+  }
+
+ private:
+  temp_dir own_log_dir_{"warpd-log"};
+  std::string log_dir_;
+  std::string log_path_;
+  std::unique_ptr<child_process> proc_;
+  std::string node_;
+  std::string http_;
+};
+
+}  // namespace warp::test
