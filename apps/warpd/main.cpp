@@ -38,6 +38,22 @@ int fail(int code, const std::string& message) {
   return code;
 }
 
+// The placeholder --help shows for an option's value.
+std::string metavar(const warpd::option_def& def) {
+  auto key = def.key;
+  if (key == "warp.listen" || key == "warp.http" || key == "warp.resp") return "HOST:PORT";
+  if (key == "warp.peers") return "HOST:PORT,...";
+  if (key == "warp.storage") return "SPEC";
+  if (key == "warp.data-dir") return "DIR";
+  if (key == "warp.default-mode") return "MODE";
+  if (key == "warp.log-level") return "LEVEL";
+  if (key == "warp.name") return "NAME";
+  if (key == "warp.resp-password") return "PASSWORD";
+  if (def.kind == warpd::opt_kind::duration) return "DUR";
+  if (def.kind == warpd::opt_kind::size) return "N";
+  return "VALUE";
+}
+
 // Declares every option of the table on the CLI11 app; values the user passes land in `cli`.
 void add_flags(CLI::App& app, warpd::cli_values& cli) {
   for (const auto& def : warpd::option_table()) {
@@ -49,11 +65,13 @@ void add_flags(CLI::App& app, warpd::cli_values& cli) {
       case warpd::opt_kind::string:
       case warpd::opt_kind::duration:
         app.add_option_function<std::string>(
-            flag, [&cli, key](const std::string& v) { cli.strings[key] = v; }, help);
+               flag, [&cli, key](const std::string& v) { cli.strings[key] = v; }, help)
+            ->type_name(metavar(def));
         break;
       case warpd::opt_kind::size:
         app.add_option_function<std::size_t>(
-            flag, [&cli, key](const std::size_t& v) { cli.sizes[key] = v; }, help);
+               flag, [&cli, key](const std::size_t& v) { cli.sizes[key] = v; }, help)
+            ->type_name(metavar(def));
         break;
       case warpd::opt_kind::string_list:
         if (def.flag == "--pattern") {
@@ -68,7 +86,8 @@ void add_flags(CLI::App& app, warpd::cli_values& cli) {
                  flag, [&cli, key](const std::vector<std::string>& v) { cli.lists[key] = v; },
                  help)
               ->delimiter(',')
-              ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+              ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+              ->type_name(metavar(def));
         }
         break;
     }
@@ -102,7 +121,8 @@ int run(int argc, char** argv) {
   std::string config_file;
   app.add_option("--config", config_file,
                  "Config file in CAF's format: warp { listen = \"...\" ... } plus CAF sections "
-                 "such as scheduler { max-threads = 2 }");
+                 "such as scheduler { max-threads = 2 }")
+      ->type_name("FILE");
   add_flags(app, cli);
   try {
     app.parse(argc, argv);

@@ -100,6 +100,13 @@ class reader {
 
 }  // namespace
 
+// The RESP sidecar is on by default when this build has it (see apps/warpd/CMakeLists.txt).
+#ifdef WARP_HAVE_RESP
+constexpr std::string_view resp_default = "127.0.0.1:6380";
+#else
+constexpr std::string_view resp_default = "";
+#endif
+
 const std::vector<option_def>& option_table() {
   // The fallbacks here are warpd's defaults (they differ from node_config's in-code
   // defaults where a daemon wants different ones: durable SQLite storage, admin HTTP on).
@@ -117,7 +124,7 @@ const std::vector<option_def>& option_table() {
       {"warp.http", "--http", opt_kind::string, "127.0.0.1:4780",
        "HOST:PORT of the admin HTTP endpoint (/healthz, /metrics, /admin/stats, "
        "/admin/config); empty = off"},
-      {"warp.resp", "--resp", opt_kind::string, "",
+      {"warp.resp", "--resp", opt_kind::string, resp_default,
        "HOST:PORT of the RESP (Redis protocol) sidecar; empty = off"},
       {"warp.resp-password", "--resp-password", opt_kind::string, "",
        "Password the RESP sidecar requires (AUTH); empty = none"},

@@ -150,7 +150,8 @@ TEST_CASE("warpd serves /healthz, /metrics, /admin/stats and /admin/config") {
 
 TEST_CASE("warpd --http '' turns the admin endpoint off") {
   temp_dir dir{"warpd-nohttp"};
-  warpd_process d{{"--storage", "memory", "--listen", "127.0.0.1:0", "--http", ""}, false};
+  warpd_process d{{"--storage", "memory", "--listen", "127.0.0.1:0", "--http", "", "--resp", ""},
+                  false};
   REQUIRE(d.wait_ready());
   CHECK(d.http() == "off");
   CHECK(d.ctl({"ping"}).exit_code == 0);

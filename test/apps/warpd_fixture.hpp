@@ -20,15 +20,16 @@ inline std::string warpctl_bin() { return binary("apps/warpctl/warpctl"); }
 /// learns the bound ports from its ready line.
 class warpd_process {
  public:
-  /// With `defaults`, `args` follow `--listen 127.0.0.1:0 --http 127.0.0.1:0 --log-level
-  /// warn`; warpd rejects a repeated single-value flag, so pass `defaults = false` to give
+  /// With `defaults`, `args` follow `--listen 127.0.0.1:0 --http 127.0.0.1:0 --resp
+  /// 127.0.0.1:0 --log-level warn`; warpd rejects a repeated single-value flag, so pass `defaults = false` to give
   /// those flags yourself.
   explicit warpd_process(std::vector<std::string> args, bool defaults = true,
                          const std::string& log_dir = {})
       : log_dir_(log_dir.empty() ? own_log_dir_.str() : log_dir) {
     std::vector<std::string> argv{warpd_bin()};
     if (defaults) {
-      for (auto& a : {"--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--log-level", "warn"})
+      for (auto& a : {"--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--resp", "127.0.0.1:0",
+                      "--log-level", "warn"})
         argv.emplace_back(a);
     }
     argv.insert(argv.end(), args.begin(), args.end());
@@ -39,7 +40,7 @@ class warpd_process {
 
   /// Waits for the ready line; false if warpd exited (or stayed silent) instead.
   bool wait_ready(std::chrono::milliseconds timeout = std::chrono::seconds{30}) {
-    static const std::regex ready_re{R"(ready: node (\S+) http (\S+))"};
+    static const std::regex ready_re{R"(ready: node (\S+) http (\S+)(?: resp (\S+))?)"};
     auto deadline = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < deadline) {
       auto text = proc_->log();
@@ -47,6 +48,7 @@ class warpd_process {
       if (std::regex_search(text, m, ready_re)) {
         node_ = m[1];
         http_ = m[2];
+        resp_ = m[3].matched ? std::string{m[3]} : std::string{"off"};
         return true;
       }
       if (!proc_->running()) return false;
@@ -59,6 +61,8 @@ class warpd_process {
   const std::string& node() const { return node_; }
   /// HOST:PORT of the admin HTTP endpoint, or "off".
   const std::string& http() const { return http_; }
+  /// HOST:PORT of the RESP sidecar, or "off".
+  const std::string& resp() const { return resp_; }
   std::uint16_t http_port() const { return static_cast<std::uint16_t>(std::stoi(http_.substr(http_.rfind(':') + 1))); }
   std::string log() const { return proc_->log(); }
   child_process& process() { return *proc_; }
@@ -77,6 +81,7 @@ class warpd_process {
   std::unique_ptr<child_process> proc_;
   std::string node_;
   std::string http_;
+  std::string resp_;
 };
 
 }  // namespace warp::test

@@ -237,8 +237,9 @@ TEST_CASE("warpd rejects unknown flags and bad values") {
 }
 
 TEST_CASE("warpd fails clearly when storage cannot be opened") {
-  auto r = run({warpd_bin(), "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--storage",
-                "sqlite:/nonexistent/dir/x.db"});
+  auto r = run({warpd_bin(), "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--resp", "",
+                "--storage", "sqlite:/nonexistent/dir/x.db"},
+               20s);
   CHECK(r.exit_code == 1);
   CHECK(r.err.find("/nonexistent/dir/x.db") != std::string::npos);
   CHECK(r.out.find("ready") == std::string::npos);
@@ -250,13 +251,15 @@ TEST_CASE("warpd fails clearly when its port is in use") {
   REQUIRE(first.wait_ready());
   auto taken_node = first.node();
   // Short timeouts: should warpd wrongly start, the test fails instead of hanging.
-  auto r = run({warpd_bin(), "--storage", "memory", "--listen", taken_node, "--http", "127.0.0.1:0"},
+  auto r = run({warpd_bin(), "--storage", "memory", "--listen", taken_node, "--http", "127.0.0.1:0",
+                "--resp", ""},
                20s);
   CHECK(r.exit_code == 1);
   CHECK(r.err.find(taken_node) != std::string::npos);
 
   auto taken_http = first.http();
-  auto h = run({warpd_bin(), "--storage", "memory", "--listen", "127.0.0.1:0", "--http", taken_http},
+  auto h = run({warpd_bin(), "--storage", "memory", "--listen", "127.0.0.1:0", "--http", taken_http,
+                "--resp", ""},
                20s);
   CHECK(h.exit_code == 1);
   CHECK(h.err.find(taken_http) != std::string::npos);
@@ -292,6 +295,7 @@ TEST_CASE("a CAF config file sets warp options and the command line overrides on
            "  name = \"from-file\"\n"
            "  listen = \"127.0.0.1:0\"\n"
            "  http = \"127.0.0.1:0\"\n"
+           "  resp = \"\"\n"
            "  storage = \"memory\"\n"
            "  data-dir = \""
         << dir.str()
