@@ -291,8 +291,10 @@ TEST_CASE("a CAF config file sets warp options and the command line overrides on
   auto file = dir.str() + "/warpd.conf";
   {
     std::ofstream out{file};
-    out << "warp {\n"
+    out << "; comments start with a semicolon in CAF's format\n"
+           "warp {\n"
            "  name = \"from-file\"\n"
+           "  default-ttl = 45s ; a CAF duration literal\n"
            "  listen = \"127.0.0.1:0\"\n"
            "  http = \"127.0.0.1:0\"\n"
            "  resp = \"\"\n"
@@ -315,6 +317,7 @@ TEST_CASE("a CAF config file sets warp options and the command line overrides on
   CHECK(ping["name"] == "from-cli");  // the command line wins
   auto stats = json::parse(d.ctl({"--json", "stats"}).out);
   CHECK(stats["patterns"].size() == 2);  // from the file
+  CHECK(stats["default_policy"]["ttl_ms"] == 45000);
   auto big = d.ctl({"set", "k12345678901", "v"});
   CHECK(big.exit_code == 4);  // max-key-size = 10 from the file
   CHECK(big.err.find("key_too_large") != std::string::npos);
