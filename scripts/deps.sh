@@ -8,7 +8,7 @@ packages=(
   libcaf-dev librdkafka-dev libmsgpack-cxx-dev libspdlog-dev catch2
   libcli11-dev nlohmann-json3-dev libcpp-httplib-dev libbenchmark-dev libssl-dev
   libsqlite3-dev libpqxx-dev libhiredis-dev libnats-dev
-  postgresql redis-server redis-tools nats-server sqlite3
+  postgresql redis-server redis-tools nats-server sqlite3 prometheus
   nodejs npm procps iproute2
 )
 
