@@ -52,8 +52,10 @@ reader_slot* epoch_domain::acquire_slot() {
   reader_slot* raw = fresh.get();
   storage_.push_back(std::move(fresh));
   slot_count_.store(storage_.size(), std::memory_order_relaxed);
-  // release: `next` and `index` are visible to whoever walks the list from head_.
-  head_.store(raw, std::memory_order_release);
+  // seq_cst, not just release (which would publish `next` and `index` well enough): an
+  // advancer whose seq_cst load of head_ misses this slot must then be ordered before
+  // this thread's first pin, so the pin reads an epoch at least as new as the advancer's.
+  head_.store(raw, std::memory_order_seq_cst);
   return raw;
 }
 
@@ -64,7 +66,7 @@ void epoch_domain::release_slot(reader_slot* slot) noexcept {
 
 std::uint64_t epoch_domain::try_advance() noexcept {
   std::uint64_t epoch = epoch_.load(std::memory_order_seq_cst);
-  for (reader_slot* s = head_.load(std::memory_order_acquire); s != nullptr; s = s->next) {
+  for (reader_slot* s = head_.load(std::memory_order_seq_cst); s != nullptr; s = s->next) {
     // seq_cst pairs with the reader's seq_cst exchange: either we see its pin, or its
     // loads see every unlink that preceded our epoch read.
     const std::uint64_t state = s->state.load(std::memory_order_seq_cst);
