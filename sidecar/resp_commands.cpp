@@ -298,7 +298,7 @@ std::string client_line(server& srv, const client& c) {
   s += " qbuf=" + std::to_string(c.in.size());
   s += " obl=" + std::to_string(c.out.size() - c.out_pos);
   s += " omem=" + std::to_string(c.out.capacity());
-  s += " cmd=" + (c.last_command.empty() ? std::string("NULL") : c.last_command);
+  s += " cmd=" + (c.last_command ? std::string(c.last_command->name) : std::string("NULL"));
   s += " user=default";
   s += " redir=" + std::to_string(c.tracking ? static_cast<std::int64_t>(c.redirect) : -1);
   s += " resp=" + std::to_string(c.proto);

@@ -93,6 +93,16 @@ parser_limits limits_for(const resp_options& o, bool authenticated) {
   return l;
 }
 
+/// Case-insensitive compare of a command name with a lower-case table name (same length).
+bool same_name(std::string_view input, std::string_view lower) noexcept {
+  for (std::size_t i = 0; i < lower.size(); ++i) {
+    char ch = input[i];
+    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+    if (ch != lower[i]) return false;
+  }
+  return true;
+}
+
 std::string_view event_name(change_event::kind k) {
   switch (k) {
     case change_event::kind::set: return "set";
@@ -445,7 +455,10 @@ void server::execute(client& c, std::span<const std::string_view> args) {
   mark_pending(c);
   ++total_commands;
   ++c.commands;
-  const command_def* cmd = find_command(args[0]);
+  // Pipelines repeat one command: check the previous one before hashing the name.
+  const command_def* cmd = c.last_command;
+  if (!cmd || args[0].size() != cmd->name.size() || !same_name(args[0], cmd->name))
+    cmd = find_command(args[0]);
   if (!cmd) {
     if (!c.authenticated) {
       w.error("NOAUTH Authentication required.");
@@ -465,7 +478,7 @@ void server::execute(client& c, std::span<const std::string_view> args) {
     w.error(msg);
     return;
   }
-  c.last_command = cmd->name;
+  c.last_command = cmd;
   if (!c.authenticated && !cmd->no_auth) {
     w.error("NOAUTH Authentication required.");
     return;

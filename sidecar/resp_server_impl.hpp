@@ -48,6 +48,8 @@ class byte_buffer {
   std::size_t cap_ = 0;
 };
 
+struct command_def;
+
 struct client {
   std::uint64_t id = 0;
   int fd = -1;
@@ -71,7 +73,7 @@ struct client {
   std::int64_t created_ms = 0;
   std::int64_t last_ms = 0;
   std::uint64_t commands = 0;
-  std::string last_command;
+  const command_def* last_command = nullptr;
 
   std::unordered_set<std::string> channels;
   std::unordered_set<std::string> patterns;
