@@ -297,10 +297,8 @@ class postgres_storage final : public storage {
       return c;
     } catch (const std::exception& e) {
       release(nullptr);
-      std::string msg = e.what();
-      while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
       return error{errc::storage_unavailable,
-                   "cannot connect to PostgreSQL '" + described_ + "': " + msg};
+                   "cannot connect to PostgreSQL '" + described_ + "': " + trim(e.what())};
     }
   }
 
@@ -378,8 +376,20 @@ class postgres_storage final : public storage {
                  std::string{"PostgreSQL connection lost during "} + op + ": " + lost};
   }
 
-  static std::string trim(std::string s) {
-    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  /// libpq messages span lines ("...refused\n\tIs the server running..."): make them one
+  /// line for logs and error strings.
+  static std::string trim(const std::string& in) {
+    std::string s;
+    s.reserve(in.size());
+    for (char ch : in) {
+      bool space = ch == '\n' || ch == '\t' || ch == ' ' || ch == '\r';
+      if (space) {
+        if (!s.empty() && s.back() != ' ') s += ' ';
+      } else {
+        s += ch;
+      }
+    }
+    while (!s.empty() && s.back() == ' ') s.pop_back();
     return s;
   }
 

@@ -157,6 +157,7 @@ TEST_CASE("storage specs: bad specs and paths give clear errors", "[storage][err
     REQUIRE_FALSE(s);
     CHECK(s.code() == warp::errc::storage_unavailable);
     CHECK(s.err().message().find("127.0.0.1:1") != std::string::npos);
+    CHECK(s.err().message().find('\n') == std::string::npos);  // one line, for logs
     // Bounded by connect_timeout, not by the OS's TCP timeout (generous: no timing test).
     CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(30));
   }
