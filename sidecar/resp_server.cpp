@@ -181,23 +181,23 @@ result<std::uint16_t> server::bind() {
 }
 
 void server::start_thread() {
-  watch_ = node_.watch([this](const change_event& ev) {
+  inbox_->wake_fd = wake_fd_;
+  const server* self = this;  // compared, never dereferenced, by the callback
+  watch_ = node_.watch([self, box = inbox_, this](const change_event& ev) {
     // Runs on whatever thread applied the change: keep it short. Nobody subscribed or
     // tracking = nothing to do (the common case on the benchmark's write path).
-    if (!interest_.load(std::memory_order_acquire)) return;
-    if (tl_loop_server == this) {
+    if (!box->interest.load(std::memory_order_acquire)) return;
+    if (tl_loop_server == self) {  // our own command, on the loop thread: no lock
       local_events_.push_back({ev, current_client_});
       return;
     }
-    bool wake;
-    {
-      std::lock_guard<std::mutex> guard{remote_mtx_};
-      wake = remote_events_.empty();
-      remote_events_.push_back({ev, 0});
-    }
+    std::lock_guard<std::mutex> guard{box->mtx};
+    if (box->wake_fd < 0) return;  // stopped
+    bool wake = box->events.empty();
+    box->events.push_back({ev, 0});
     if (wake) {
       std::uint64_t one = 1;
-      [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof(one));
+      [[maybe_unused]] auto n = ::write(box->wake_fd, &one, sizeof(one));
     }
   });
   thread_ = std::thread([this] { run(); });
@@ -215,6 +215,11 @@ void server::stop() {
     [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof(one));
   }
   if (thread_.joinable()) thread_.join();
+  {
+    std::lock_guard<std::mutex> box_guard{inbox_->mtx};
+    inbox_->wake_fd = -1;
+    inbox_->events.clear();
+  }
   for (auto& [id, c] : clients_) {
     if (c->fd >= 0) ::close(c->fd);
   }
@@ -508,8 +513,8 @@ void server::execute(client& c, std::span<const std::string_view> args) {
 
 void server::drain_remote_events() {
   {
-    std::lock_guard<std::mutex> guard{remote_mtx_};
-    scratch_events_.swap(remote_events_);
+    std::lock_guard<std::mutex> guard{inbox_->mtx};
+    scratch_events_.swap(inbox_->events);
   }
   for (auto& e : scratch_events_) handle_event(e);
   scratch_events_.clear();
@@ -526,7 +531,7 @@ void server::dispatch_events() {
 
 void server::update_interest() {
   bool any = !channels_.empty() || !patterns_.empty() || tracking_clients_ > 0;
-  interest_.store(any, std::memory_order_release);
+  inbox_->interest.store(any, std::memory_order_release);
 }
 
 void server::handle_event(const pending_event& e) {

@@ -237,11 +237,18 @@ class server final : public resp_server {
 
   // Change events. Local ones (raised by our own commands on this thread) need no lock.
   watch_id watch_ = 0;
-  std::atomic<bool> interest_{false};
   std::uint64_t current_client_ = 0;
   std::vector<pending_event> local_events_;
-  std::mutex remote_mtx_;
-  std::vector<pending_event> remote_events_;
+  /// What a watch callback on another thread touches. Shared with the callback so that a
+  /// notification racing with stop() (node.unwatch does not wait for callbacks already
+  /// running) never reaches a destroyed server.
+  struct inbox {
+    std::atomic<bool> interest{false};  // anyone subscribed or tracking?
+    std::mutex mtx;
+    std::vector<pending_event> events;
+    int wake_fd = -1;  // -1 once closed (under mtx)
+  };
+  std::shared_ptr<inbox> inbox_ = std::make_shared<inbox>();
   std::vector<pending_event> scratch_events_;
 };
 
