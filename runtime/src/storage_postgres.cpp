@@ -32,15 +32,25 @@ bool is_uri(std::string_view c) {
   return c.substr(0, 13) == "postgresql://" || c.substr(0, 11) == "postgres://";
 }
 
-/// Adds connect_timeout when the spec has none: without it a black-holed server makes
-/// every call (and the node's startup) hang for the OS's TCP connect timeout (minutes).
+/// Adds connection defaults the spec does not set itself:
+/// - connect_timeout: without it a black-holed server makes every call (and the node's
+///   startup) hang for the OS's TCP connect timeout (minutes);
+/// - TCP keepalives and tcp_user_timeout: a server host that vanishes mid-call (no RST)
+///   is noticed in about 30 s instead of the kernel's ~2 h keepalive / ~15 min retransmit.
 std::string with_defaults(std::string_view conninfo) {
   std::string out{conninfo};
-  if (out.find("connect_timeout") != std::string::npos) return out;
-  if (is_uri(out))
-    out += out.find('?') == std::string::npos ? "?connect_timeout=5" : "&connect_timeout=5";
-  else
-    out += out.empty() ? "connect_timeout=5" : " connect_timeout=5";
+  const bool uri = is_uri(out);
+  for (auto [key, value] : {std::pair{"connect_timeout", "5"}, std::pair{"keepalives_idle", "10"},
+                            std::pair{"keepalives_interval", "5"},
+                            std::pair{"keepalives_count", "3"},
+                            std::pair{"tcp_user_timeout", "30000"}}) {
+    if (out.find(key) != std::string::npos) continue;
+    if (uri)
+      out += out.find('?') == std::string::npos ? "?" : "&";
+    else if (!out.empty())
+      out += ' ';
+    out += std::string{key} + "=" + value;
+  }
   return out;
 }
 
