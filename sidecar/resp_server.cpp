@@ -324,9 +324,12 @@ void server::on_accept() {
 
 void server::on_readable(client& c) {
   // Read what the parser says the frame needs (a large bulk arrives in one buffer).
+  // Grow towards the announced size, but never reserve more than twice what actually
+  // arrived: a 20-byte "$500000000" header must not cost 500 MB per connection.
   std::size_t want = read_chunk;
   if (auto hint = c.parser.hint_total(); hint > c.in.size())
-    want = std::max(want, std::min<std::size_t>(hint - c.in.size(), 64 * 1024 * 1024));
+    want = std::clamp<std::size_t>(hint - c.in.size(), read_chunk,
+                                    std::max<std::size_t>(read_chunk, c.in.size()));
   c.in.reserve_tail(want);
   ssize_t n = ::recv(c.fd, c.in.data() + c.in.size(), want, 0);
   if (n == 0) {
@@ -386,6 +389,13 @@ void server::flush(client& c) {
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        // A client that does not read (a stuck subscriber, a pipeline it never drains)
+        // must not make the node buffer without bound.
+        if (c.out.size() - c.out_pos > options_.max_output_buffer) {
+          ++output_limit_disconnects;
+          close_client(c);
+          return;
+        }
         if (!c.epollout) {
           epoll_event ev{};
           ev.events = EPOLLIN | EPOLLOUT;

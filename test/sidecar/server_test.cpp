@@ -443,6 +443,18 @@ TEST_CASE("limits: output buffer, idle timeout, max clients (in-process server)"
     CHECK(gone);
   }
   {
+    // A subscriber that stops reading is cut off too, the publisher is not.
+    resp_conn publisher{port};
+    resp_conn stuck{port};
+    CHECK(stuck.cmd({"SUBSCRIBE", "firehose"}) == "[subscribe,firehose,:1]");
+    std::string big(256 * 1024, 'm');
+    for (int i = 0; i < 200; ++i) REQUIRE(publisher.cmd({"PUBLISH", "firehose", big}).rfind(":", 0) == 0);
+    CHECK(publisher.cmd({"PUBLISH", "firehose", "x"}) == ":0");  // the subscriber is gone
+    bool gone = false;
+    for (int i = 0; i < 100 && !gone; ++i) gone = stuck.closed(100ms);
+    CHECK(gone);
+  }
+  {
     resp_conn idle{port};
     resp_conn subscriber{port};
     CHECK(subscriber.cmd({"SUBSCRIBE", "ch"}) == "[subscribe,ch,:1]");
