@@ -140,6 +140,12 @@ result<std::unique_ptr<node>> node::start_impl(std::unique_ptr<impl> p) {
       return error{errc::unreachable, "cannot listen on " + st.config.listen + ": " +
                                           host.render(port.error())};
     st.listen_port = *port;
+    // Peers dial the address we listen on, with the port actually bound.
+    auto address = endpoint->first + ":" + std::to_string(st.listen_port);
+    if (endpoint->first.find(':') != std::string::npos) address = "[" + endpoint->first + "]:" + std::to_string(st.listen_port);
+    st.cluster = std::make_unique<detail::cluster>(*n, st, std::move(address));
+    detail::register_cluster(*n, st.cluster.get());
+    st.cluster->start();
   }
   log->info("node {} (id {:08x}) started: storage {}, listen {}", st.name, st.id,
             st.store->describe(), st.listen_port ? st.config.listen : std::string{"off"});
@@ -149,6 +155,11 @@ result<std::unique_ptr<node>> node::start_impl(std::unique_ptr<impl> p) {
 void node::stop() {
   if (!impl_ || impl_->stopped.exchange(true)) return;
   auto& st = *impl_;
+  if (st.cluster) {
+    // Sends what is queued and says goodbye while the network is still up.
+    st.cluster->stop();
+    detail::register_cluster(*this, nullptr);
+  }
   if (st.control) {
     if (st.listen_port != 0) st.system->middleman().unpublish(st.control, st.listen_port);
     // Waits for the control actor: it holds a reference to this node.
@@ -160,6 +171,9 @@ void node::stop() {
       logger()->error("storage flush on stop failed: {}", err.to_string());
   }
   if (st.own_system) {
+    if (std::getenv("WARP_DEBUG_SHUTDOWN"))
+      logger()->warn("stopping actor system: {} detached, {} running", st.system->detached_actors(),
+                     st.system->registry().running());
     st.own_system.reset();  // waits for the node's actors
     st.own_config.reset();
   }
@@ -196,6 +210,10 @@ result<buffer> node::get(std::string_view key) {
   auto outcome = st.coalescer.run(
       key,
       [&]() -> result<std::optional<record>> {
+        // Cluster-wide read-through: the key's range owner coalesces the misses of every
+        // node; if it cannot answer, fall back to storage (counted by the cluster).
+        if (st.cluster && policy.consistency == mode::eventual_distributed)
+          if (auto r = st.cluster->fetch_from_owner(key)) return std::move(*r);
         st.storage_fetches.fetch_add(1, std::memory_order_relaxed);
         auto r = st.store->fetch(key);
         if (!r) st.storage_errors.fetch_add(1, std::memory_order_relaxed);
@@ -209,6 +227,27 @@ result<buffer> node::get(std::string_view key) {
   if (!*outcome) return error{errc::not_found};
   if (filled) return filled;
   return make_buffer((*outcome)->value);
+}
+
+result<std::optional<record>> node::impl::local_read(std::string_view key) {
+  std::optional<record> hit;
+  l1->read(key, [&](std::string_view bytes, const l1_entry_info& info) {
+    hit = record{std::string{bytes}, info.expires_at_ms, info.ver};
+  });
+  if (hit) return hit;
+  if (auto err = check_key(config, key); !err.ok()) return err;
+  auto policy = patterns.lookup(key);
+  return coalescer.run(
+      key,
+      [&]() -> result<std::optional<record>> {
+        storage_fetches.fetch_add(1, std::memory_order_relaxed);
+        auto r = store->fetch(key);
+        if (!r) storage_errors.fetch_add(1, std::memory_order_relaxed);
+        return r;
+      },
+      [&](const record& rec) {
+        l1->put(key, make_buffer(rec.value), rec.ver, l1_expiry(rec.expires_at_ms, policy), true);
+      });
 }
 
 result<buffer> node::get_or_load(std::string_view key, const loader& load) {
@@ -358,8 +397,13 @@ result<mutation> node::write(
       }
       st.storage_writes.fetch_add(1, std::memory_order_relaxed);
       st.coalescer.supersede(key);
-      st.l1->put(key, make_buffer(std::move(out.value)), ver,
-                 l1_expiry(decision->expires_at_ms, policy), true);
+      auto value = make_buffer(std::move(out.value));
+      st.l1->put(key, value, ver, l1_expiry(decision->expires_at_ms, policy), true);
+      if (st.cluster && policy.consistency == mode::eventual_distributed)
+        st.cluster->published(key, ver, decision->expires_at_ms,
+                              policy.hydrate ? bus::record_kind::value
+                                             : bus::record_kind::invalidate,
+                              *value);
       st.notify({change_event::kind::set, std::string{key}, ver, false});
       return decision;
     }
@@ -372,6 +416,8 @@ result<mutation> node::write(
         return err;
       }
       st.storage_writes.fetch_add(1, std::memory_order_relaxed);
+      if (st.cluster && policy.consistency == mode::eventual_distributed)
+        st.cluster->published(key, ver, 0, bus::record_kind::erase, {});
       // A blind remove does not know whether the key existed; watchers get the event anyway.
       if (current || !read_current)
         st.notify({change_event::kind::removed, std::string{key}, ver, false});

@@ -15,6 +15,7 @@
 
 #include "merge/hlc.hpp"
 #include "runtime/src/coalescer.hpp"
+#include "runtime/src/cluster.hpp"
 #include "warp/node.hpp"
 
 namespace warp {
@@ -56,6 +57,14 @@ struct node::impl {
   std::atomic<bool> stopped{false};
 
   void notify(const change_event& ev);
+
+  // The cluster (null when the node does not listen). Declared after everything it uses,
+  // so it is torn down first.
+  std::unique_ptr<detail::cluster> cluster;
+
+  /// Read of a key on this node only: L1, else the coalesced storage read-through (no
+  /// range-owner hop). What a range owner answers remote misses with.
+  result<std::optional<record>> local_read(std::string_view key);
 };
 
 }  // namespace warp

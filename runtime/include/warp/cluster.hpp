@@ -66,6 +66,9 @@ struct cluster_view {
   std::vector<member_info> members;  ///< this node first, then by name
 };
 
+/// The view and stats as one JSON object: {"self":id,"ranges":n,"members":[...],"stats":{...}}.
+std::string to_json(const cluster_view& view, const cluster_stats& stats);
+
 /// The view of `n`'s cluster; a single `self` member when the node runs alone.
 cluster_view view_of(node& n);
 cluster_stats cluster_stats_of(node& n);

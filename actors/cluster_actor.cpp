@@ -1,0 +1,502 @@
+#include "actors/cluster_actor.hpp"
+
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include <charconv>
+#include <chrono>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+#include <caf/io/basp_broker.hpp>
+
+#include "actors/range_actor.hpp"
+#include "bus/envelope.hpp"
+#include "runtime/src/membership.hpp"
+#include "warp/l1.hpp"
+
+namespace warp::actors {
+
+namespace {
+
+using dns_atom = caf::atom_constant<caf::atom("warpdns")>;
+using steady = std::chrono::steady_clock;
+
+/// State of the cluster actor.
+struct cluster_state {
+  cluster_context* ctx = nullptr;
+  /// Who is in the cluster, in which state (pure logic, fed by the handlers below).
+  std::optional<detail::membership> members;
+  /// Per-sender sequence checks of incoming batches and heartbeats.
+  bus::inbound_tracker tracker;
+  /// Cluster actors of identified peers, and the reverse map for down messages.
+  std::unordered_map<std::uint32_t, caf::actor> peers;
+  std::unordered_map<caf::actor_addr, std::uint32_t> peer_ids;
+  /// The middleman's BASP broker (registry lookups on other nodes go through it).
+  caf::actor basp;
+  /// Number of the last change batch sent (the stream every peer sees).
+  std::uint64_t seq = 0;
+  /// Range ownership over the owners in `members`, and the range actors living here.
+  detail::range_map ranges;
+  std::vector<caf::actor> range_actors;
+  bool flush_scheduled = false;
+  steady::time_point last_flush{};
+  std::int64_t last_dns_ms = 0;
+  static inline const char* name = "warp.cluster";
+};
+
+using cluster_actor = caf::stateful_actor<cluster_state>;
+
+std::optional<std::pair<std::string, std::uint16_t>> split(const std::string& addr) {
+  auto colon = addr.rfind(':');
+  if (colon == std::string::npos) return std::nullopt;
+  std::string host = addr.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  unsigned port = 0;
+  auto p = addr.data() + colon + 1;
+  auto [ptr, ec] = std::from_chars(p, addr.data() + addr.size(), port);
+  if (ec != std::errc{} || ptr != addr.data() + addr.size() || port == 0 || port > 65535)
+    return std::nullopt;
+  return std::pair{host, static_cast<std::uint16_t>(port)};
+}
+
+/// A/AAAA records of `name`, as HOST:PORT strings (blocking: runs on the work pool).
+std::vector<std::string> resolve(const std::string& name, std::uint16_t port) {
+  std::vector<std::string> out;
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (getaddrinfo(name.c_str(), nullptr, &hints, &res) != 0) return out;
+  for (auto* ai = res; ai; ai = ai->ai_next) {
+    char host[NI_MAXHOST];
+    if (getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof host, nullptr, 0,
+                    NI_NUMERICHOST) != 0)
+      continue;
+    std::string h = host;
+    if (ai->ai_family == AF_INET6) h = "[" + h + "]";
+    auto a = h + ":" + std::to_string(port);
+    if (std::find(out.begin(), out.end(), a) == out.end()) out.push_back(std::move(a));
+  }
+  freeaddrinfo(res);
+  return out;
+}
+
+class cluster_logic {
+ public:
+  explicit cluster_logic(cluster_actor* self) : self_(self), st_(self->state), ctx_(*st_.ctx) {}
+
+  // -- membership ------------------------------------------------------------------
+
+  void tick() {
+    auto now = now_ms();
+    handle(st_.members->tick(now));
+    for (auto& addr : st_.members->to_contact(now)) contact(addr);
+    if (!ctx_.opts.discovery_dns.empty() &&
+        now - st_.last_dns_ms >= ctx_.opts.discovery_interval.count()) {
+      st_.last_dns_ms = now;
+      discover();
+    }
+    send_heartbeats(false);
+    publish_view();
+  }
+
+  void contact(const std::string& addr) {
+    auto hp = split(addr);
+    if (!hp) return;
+    auto mm = self_->system().middleman().actor_handle();
+    auto* self = self_;
+    self_->request(mm, std::chrono::seconds(2), caf::connect_atom::value, hp->first, hp->second)
+        .then(
+            [self, addr](const caf::node_id& nid, caf::strong_actor_ptr&,
+                         const std::set<std::string>&) {
+              if (nid == self->system().node()) {
+                self->state.members->mark_self_address(addr);
+                return;
+              }
+              self->send(self->state.basp, caf::forward_atom::value, nid,
+                         caf::atom("ConfigServ"),
+                         caf::make_message(caf::get_atom::value, cluster_registry_name()));
+            },
+            [](caf::error&) { /* unreachable for now: retried after retry_ms */ });
+  }
+
+  /// A registry lookup answered: a peer's cluster actor. Say hello; it answers with
+  /// heartbeats of its own, which identify it.
+  void found(caf::strong_actor_ptr& ptr) {
+    if (!ptr || ptr->node() == self_->system().node()) return;
+    auto hdl = caf::actor_cast<caf::actor>(ptr);
+    if (auto bytes = heartbeat_bytes(false))
+      self_->send(hdl, heartbeat_atom::value, std::move(*bytes));
+  }
+
+  void discover() {
+    auto name = ctx_.opts.discovery_dns;
+    std::uint16_t port = 0;
+    if (auto hp = split(name)) {
+      name = hp->first;
+      port = hp->second;
+    } else if (auto own = split(ctx_.address)) {
+      port = own->second;
+    }
+    if (port == 0) return;
+    auto me = caf::actor_cast<caf::actor>(self_);
+    ctx_.pool->post([me, name, port] { caf::anon_send(me, dns_atom::value, resolve(name, port)); });
+  }
+
+  void learned(const std::vector<std::string>& addrs) {
+    for (auto& a : addrs) st_.members->learn(a);
+  }
+
+  void on_heartbeat(const std::string& bytes) {
+    auto hb = bus::decode_heartbeat(bytes, ctx_.limits);
+    if (!hb) {
+      ctx_.counters.decode_errors.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    auto& h = hb->header;
+    if (h.sender == ctx_.self_id || h.sender == 0) return;
+    ctx_.counters.heartbeats_received.fetch_add(1, std::memory_order_relaxed);
+    observe(h.hlc_now);
+    auto hdl = caf::actor_cast<caf::actor>(self_->current_sender());
+    auto now = now_ms();
+    if (hdl) {
+      auto& slot = st_.peers[h.sender];
+      if (slot != hdl) {
+        if (slot) st_.peer_ids.erase(slot.address());
+        slot = hdl;
+        st_.peer_ids[hdl.address()] = h.sender;
+        self_->monitor(hdl);
+      }
+    }
+    auto events = st_.members->heard(h.sender, h.incarnation, hb->name, hb->address,
+                                     hb->leaving, now);
+    for (auto& m : hb->members)
+      if (m.id != ctx_.self_id && m.state != member_state::down) st_.members->learn(m.address);
+    if (st_.tracker.on_heartbeat(h.sender, h.incarnation, h.seq) ==
+        bus::inbound_tracker::verdict::gap)
+      gap(h.sender, h.hlc_now);
+    bool fresh = false;
+    for (auto& ev : events) fresh |= ev.to == member_state::up;
+    handle(std::move(events));
+    // Answer a newcomer at once so it does not wait a heartbeat interval to see us.
+    if (fresh && hdl)
+      if (auto out = heartbeat_bytes(false)) self_->send(hdl, heartbeat_atom::value, *out);
+  }
+
+  void on_down(const caf::down_msg& dm) {
+    auto it = st_.peer_ids.find(dm.source);
+    if (it == st_.peer_ids.end()) return;
+    auto id = it->second;
+    st_.peer_ids.erase(it);
+    if (auto p = st_.peers.find(id); p != st_.peers.end() && p->second.address() == dm.source)
+      st_.peers.erase(p);
+    handle(st_.members->lost(id, now_ms()));
+  }
+
+  void handle(std::vector<detail::member_event> events) {
+    if (events.empty()) return;
+    for (auto& ev : events) {
+      if (ev.to == member_state::down) {
+        // It may have written things whose changes never reached us.
+        if (ev.was_trusted) gap(ev.id, ctx_.clock_now());
+        st_.tracker.forget(ev.id);
+        if (auto p = st_.peers.find(ev.id); p != st_.peers.end()) {
+          self_->demonitor(p->second);
+          st_.peer_ids.erase(p->second.address());
+          st_.peers.erase(p);
+        }
+      }
+    }
+    reassign();
+    publish_view();
+  }
+
+  void gap(std::uint32_t sender, std::uint64_t hlc_bound) {
+    ctx_.counters.gaps.fetch_add(1, std::memory_order_relaxed);
+    if (ctx_.on_gap) ctx_.on_gap(sender, hlc_bound);
+  }
+
+  // -- ranges ------------------------------------------------------------------------
+
+  void reassign() {
+    auto owners = st_.members->owners();
+    if (owners == st_.ranges.nodes() && !st_.range_actors.empty()) {
+      publish_ownership();
+      return;
+    }
+    st_.ranges.assign(owners);
+    st_.range_actors.resize(st_.ranges.ranges());
+    for (std::uint32_t r = 0; r < st_.ranges.ranges(); ++r) {
+      bool mine = st_.ranges.owner(r) == ctx_.self_id;
+      auto& a = st_.range_actors[r];
+      if (mine && !a) {
+        a = spawn_range_actor(self_->system(), ctx_, r);
+      } else if (!mine && a) {
+        self_->send_exit(a, caf::exit_reason::user_shutdown);
+        a = nullptr;
+      }
+    }
+    publish_ownership();
+  }
+
+  void publish_ownership() {
+    auto own = std::make_shared<ownership>();
+    own->map = st_.ranges;
+    for (auto id : st_.ranges.nodes())
+      if (auto p = st_.peers.find(id); p != st_.peers.end()) own->handles[id] = p->second;
+    std::lock_guard<std::mutex> g{ctx_.snap_mtx};
+    ctx_.owners = std::move(own);
+  }
+
+  void publish_view() {
+    auto view = st_.members->view();
+    for (auto& m : view) m.owned_ranges = st_.ranges.owned_by(m.id).size();
+    auto reachable = st_.members->reachable().size();
+    std::lock_guard<std::mutex> g{ctx_.snap_mtx};
+    ctx_.view = std::move(view);
+    ctx_.reachable_peers = reachable;
+  }
+
+  caf::result<caf::message> fetch(std::string& key) {
+    if (key.empty() || key.size() > ctx_.limits.max_key_bytes)
+      return caf::make_error(caf::sec::invalid_argument, "bad key");
+    auto r = st_.ranges.range_of(key);
+    if (st_.range_actors.size() <= r) st_.range_actors.resize(st_.ranges.ranges());
+    auto& a = st_.range_actors[r];
+    // Asked for a range we do not own (the asker's view is behind): serve it anyway; the
+    // actor goes away at the next reassignment.
+    if (!a) a = spawn_range_actor(self_->system(), ctx_, r);
+    return self_->delegate(a, fetch_atom::value, std::move(key));
+  }
+
+  // -- bus: out ----------------------------------------------------------------------
+
+  void wake() {
+    if (st_.flush_scheduled) return;
+    auto& o = ctx_.opts;
+    auto now = steady::now();
+    if (o.batching && o.batch_max_delay.count() > 0 && now - st_.last_flush < o.batch_max_delay &&
+        ctx_.queue.size() < o.batch_max_records) {
+      // Busy: a batch just left. Let more records gather, up to the maximum delay.
+      st_.flush_scheduled = true;
+      self_->delayed_send(self_, o.batch_max_delay, caf::flush_atom::value);
+      return;
+    }
+    flush(64);
+  }
+
+  /// Sends up to `max_batches` batches of what is queued; wakes itself if more remain.
+  void flush(int max_batches) {
+    st_.flush_scheduled = false;
+    st_.last_flush = steady::now();
+    ctx_.queue.rearm();
+    auto& o = ctx_.opts;
+    for (int i = 0; i < max_batches; ++i) {
+      auto d = ctx_.queue.drain(o.batching ? o.batch_max_records : 1, o.batch_max_bytes,
+                                o.batching);
+      if (d.records.empty()) return;
+      send_batch(std::move(d));
+    }
+    if (!ctx_.queue.empty()) self_->send(self_, wake_atom::value);
+  }
+
+  void send_batch(bus::outbound_queue::drained d) {
+    auto& c = ctx_.counters;
+    c.records_coalesced.fetch_add(d.coalesced, std::memory_order_relaxed);
+    bus::change_batch b;
+    b.header.sender = ctx_.self_id;
+    b.header.incarnation = ctx_.incarnation;
+    b.header.seq = ++st_.seq;
+    b.header.hlc_now = ctx_.clock_now();
+    b.records = std::move(d.records);
+    auto n = b.records.size();
+    auto lim = ctx_.limits;
+    lim.compress_above = ctx_.opts.compress_above;
+    auto bytes = bus::encode(b, lim);
+    if (!bytes) return;  // cannot happen for records the node accepted; receivers see a gap
+    auto msg = caf::make_message(batch_atom::value, std::move(*bytes));
+    auto size = msg.get_as<std::string>(1).size();
+    std::uint64_t sent = 0;
+    for (auto id : st_.members->reachable())
+      if (auto p = st_.peers.find(id); p != st_.peers.end()) {
+        self_->send(p->second, msg);
+        ++sent;
+      }
+    c.batches_sent.fetch_add(sent, std::memory_order_relaxed);
+    c.records_sent.fetch_add(sent * n, std::memory_order_relaxed);
+    c.bytes_sent.fetch_add(sent * size, std::memory_order_relaxed);
+    if (lim.compress_above && size < n * 8) c.batches_compressed.fetch_add(sent);
+    cluster_counters::raise_max(c.max_batch_records, n);
+    auto wait = static_cast<std::uint64_t>(std::max<std::int64_t>(0, d.oldest_wait_us));
+    c.batch_delay_us_total.fetch_add(wait, std::memory_order_relaxed);
+    cluster_counters::raise_max(c.max_batch_delay_us, wait);
+  }
+
+  std::optional<std::string> heartbeat_bytes(bool leaving) {
+    bus::heartbeat hb;
+    hb.header.sender = ctx_.self_id;
+    hb.header.incarnation = ctx_.incarnation;
+    hb.header.seq = st_.seq;
+    hb.header.hlc_now = ctx_.clock_now();
+    hb.name = ctx_.name;
+    hb.address = ctx_.address;
+    hb.leaving = leaving;
+    for (auto& m : st_.members->view()) {
+      if (m.self || m.address.empty()) continue;
+      if (hb.members.size() >= ctx_.limits.max_members) break;
+      hb.members.push_back({m.id, m.incarnation, m.name, m.address, m.state});
+    }
+    auto bytes = bus::encode(hb, ctx_.limits);
+    if (!bytes) return std::nullopt;
+    return std::move(*bytes);
+  }
+
+  void send_heartbeats(bool leaving) {
+    auto bytes = heartbeat_bytes(leaving);
+    if (!bytes) return;
+    auto msg = caf::make_message(heartbeat_atom::value, std::move(*bytes));
+    for (auto id : st_.members->reachable())
+      if (auto p = st_.peers.find(id); p != st_.peers.end()) {
+        self_->send(p->second, msg);
+        ctx_.counters.heartbeats_sent.fetch_add(1, std::memory_order_relaxed);
+      }
+  }
+
+  // -- bus: in -----------------------------------------------------------------------
+
+  void on_batch(const std::string& bytes) {
+    auto& c = ctx_.counters;
+    auto b = bus::decode_batch(bytes, ctx_.limits);
+    if (!b) {
+      c.decode_errors.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    auto& h = b->header;
+    if (h.sender == ctx_.self_id || h.sender == 0) return;
+    auto v = st_.tracker.on_batch(h.sender, h.incarnation, h.seq);
+    if (v == bus::inbound_tracker::verdict::duplicate) return;
+    if (v == bus::inbound_tracker::verdict::gap) gap(h.sender, h.hlc_now);
+    c.batches_received.fetch_add(1, std::memory_order_relaxed);
+    c.records_received.fetch_add(b->records.size(), std::memory_order_relaxed);
+    observe(h.hlc_now);
+    if (ctx_.on_batch) ctx_.on_batch(*b);
+  }
+
+  /// Moves our clock past a peer's, unless the reading is absurdly far in the future.
+  void observe(std::uint64_t hlc) {
+    auto max_ms = static_cast<std::uint64_t>(now_ms() + 60'000);
+    if ((hlc >> 16) <= max_ms) ctx_.clock_observe(hlc);
+  }
+
+  // -- shutdown ------------------------------------------------------------------------
+
+  void goodbye() {
+    while (!ctx_.queue.empty()) flush(1 << 20);
+    send_heartbeats(true);
+  }
+
+ private:
+  cluster_actor* self_;
+  cluster_state& st_;
+  cluster_context& ctx_;
+};
+
+caf::behavior cluster_impl(cluster_actor* self, cluster_context* ctx) {
+  auto& st = self->state;
+  st.ctx = ctx;
+  member_info me;
+  me.id = ctx->self_id;
+  me.incarnation = ctx->incarnation;
+  me.name = ctx->name;
+  me.address = ctx->address;
+  detail::membership_options mo;
+  mo.down_after_ms = std::max<std::int64_t>(1, ctx->opts.failure_timeout.count());
+  mo.suspect_after_ms = std::max<std::int64_t>(1, mo.down_after_ms / 2);
+  mo.retry_ms = std::max<std::int64_t>(100, ctx->opts.heartbeat_interval.count() * 2);
+  st.members.emplace(me, mo);
+  for (auto& s : ctx->seeds) st.members->learn(s);
+  st.ranges = detail::range_map{ctx->opts.ranges};
+  st.basp = self->system().middleman().named_broker<caf::io::basp_broker>(caf::atom("BASP"));
+  cluster_logic{self}.reassign();
+  cluster_logic{self}.publish_view();
+  self->set_down_handler([=](caf::down_msg& dm) { cluster_logic{self}.on_down(dm); });
+  self->send(self, tick_atom::value);
+  auto interval = std::max(std::chrono::milliseconds{10}, ctx->opts.heartbeat_interval);
+  return {
+      [=](tick_atom) {
+        cluster_logic{self}.tick();
+        self->delayed_send(self, interval, tick_atom::value);
+      },
+      [=](heartbeat_atom, const std::string& bytes) { cluster_logic{self}.on_heartbeat(bytes); },
+      [=](batch_atom, const std::string& bytes) { cluster_logic{self}.on_batch(bytes); },
+      [=](fetch_atom, std::string& key) -> caf::result<caf::message> {
+        return cluster_logic{self}.fetch(key);
+      },
+      [=](members_atom) -> std::string {
+        auto* ctx = self->state.ctx;
+        cluster_view v;
+        v.self_id = ctx->self_id;
+        v.ranges = ctx->opts.ranges;
+        {
+          std::lock_guard<std::mutex> g{ctx->snap_mtx};
+          v.members = ctx->view;
+        }
+        return to_json(v, ctx->counters.snapshot());
+      },
+      [=](wake_atom) { cluster_logic{self}.wake(); },
+      [=](caf::flush_atom) { cluster_logic{self}.flush(64); },
+      [=](caf::strong_actor_ptr& ptr) { cluster_logic{self}.found(ptr); },
+      [=](dns_atom, const std::vector<std::string>& addrs) { cluster_logic{self}.learned(addrs); },
+      [=](goodbye_atom) -> std::vector<caf::actor> {
+        cluster_logic{self}.goodbye();
+        std::vector<caf::actor> ranges;
+        for (auto& a : self->state.range_actors)
+          if (a) ranges.push_back(std::move(a));
+        self->state.range_actors.clear();
+        return ranges;
+      },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_cluster_actor(caf::actor_system& sys, cluster_context& ctx) {
+  auto a = sys.spawn(cluster_impl, &ctx);
+  sys.registry().put(cluster_registry_name(), a);
+  return a;
+}
+
+void stop_cluster_actor(caf::actor_system& sys, const caf::actor& cluster) {
+  if (!cluster) return;
+  caf::scoped_actor self{sys};
+  std::vector<caf::actor> ranges;
+  self->request(cluster, std::chrono::seconds(5), goodbye_atom::value)
+      .receive([&](std::vector<caf::actor>& rs) { ranges = std::move(rs); }, [](caf::error&) {});
+  sys.registry().erase(cluster_registry_name());
+  self->send_exit(cluster, caf::exit_reason::user_shutdown);
+  self->wait_for(cluster);
+  for (auto& r : ranges) self->send_exit(r, caf::exit_reason::user_shutdown);
+  for (auto& r : ranges) self->wait_for(r);
+}
+
+warp::result<std::string> fetch_members_json(caf::actor_system& sys, const std::string& host,
+                                             std::uint16_t port,
+                                             std::chrono::milliseconds timeout) {
+  auto nid = sys.middleman().connect(host, port);
+  if (!nid) return error{errc::unreachable, "cannot connect to " + host + ":" + std::to_string(port)};
+  auto ptr = sys.middleman().remote_lookup(cluster_registry_name(), *nid);
+  if (!ptr) return error{errc::unsupported, "the node at " + host + " runs no cluster actor"};
+  caf::scoped_actor self{sys};
+  warp::result<std::string> out{errc::timeout, "no answer"};
+  self->request(caf::actor_cast<caf::actor>(ptr), timeout, members_atom::value)
+      .receive([&](std::string& json) { out = std::move(json); },
+               [&](caf::error& err) { out = error{errc::unreachable, sys.render(err)}; });
+  return out;
+}
+
+}  // namespace warp::actors

@@ -1,0 +1,322 @@
+#include "runtime/src/cluster.hpp"
+
+#include <unistd.h>
+
+#include <mutex>
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+
+#include "actors/cluster_actor.hpp"
+#include "runtime/src/node_impl.hpp"
+
+namespace warp::detail {
+
+namespace {
+
+constexpr std::size_t max_tombstones = 100'000;
+constexpr std::int64_t tombstone_ms = 60'000;
+
+std::int64_t l1_expiry(std::int64_t value_expiry, const key_policy& policy) {
+  if (policy.ttl.count() <= 0) return value_expiry;
+  auto cache_expiry = now_ms() + policy.ttl.count();
+  return value_expiry == 0 ? cache_expiry : std::min(value_expiry, cache_expiry);
+}
+
+std::mutex registry_mtx;
+std::unordered_map<const node*, cluster*>& registry() {
+  static std::unordered_map<const node*, cluster*> map;
+  return map;
+}
+
+}  // namespace
+
+cluster* cluster_of(const node& n) {
+  std::lock_guard<std::mutex> g{registry_mtx};
+  auto it = registry().find(&n);
+  return it == registry().end() ? nullptr : it->second;
+}
+
+void register_cluster(const node& n, cluster* c) {
+  std::lock_guard<std::mutex> g{registry_mtx};
+  if (c)
+    registry()[&n] = c;
+  else
+    registry().erase(&n);
+}
+
+cluster::cluster(node& n, node::impl& st, std::string address) : node_(n), st_(st) {
+  auto& cfg = st.config;
+  ctx_.self_id = st.id;
+  ctx_.incarnation = static_cast<std::uint64_t>(now_ms());
+  ctx_.name = st.name;
+  ctx_.address = std::move(address);
+  ctx_.opts = cfg.cluster;
+  ctx_.seeds = cfg.peers;
+  ctx_.limits.max_key_bytes = std::max<std::size_t>(cfg.limits.max_key_size, 1);
+  ctx_.limits.max_value_bytes = std::max<std::size_t>(cfg.limits.max_value_size, 1);
+  ctx_.limits.max_message_bytes =
+      std::max<std::size_t>(ctx_.limits.max_message_bytes, cfg.limits.max_value_size * 2 + 4096);
+  ctx_.limits.max_records = std::max<std::size_t>(ctx_.limits.max_records, cfg.cluster.batch_max_records);
+  ctx_.clock_now = [this] { return st_.clock.next(); };
+  ctx_.clock_observe = [this](std::uint64_t h) { st_.clock.observe(h); };
+  ctx_.local_fetch = [this](const std::string& key) { return st_.local_read(key); };
+  ctx_.pool = std::make_unique<actors::work_pool>(2);
+  bus_ = std::make_unique<bus::caf_bus>(*st.system, ctx_);
+  bus_->subscribe([this](const bus::change_batch& b) { apply(b); },
+                  [this](std::uint32_t sender, std::uint64_t bound) { distrust(sender, bound); });
+}
+
+cluster::~cluster() { stop(); }
+
+void cluster::start() { bus_->start(); }
+
+void cluster::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  bus_->stop();
+  ctx_.pool.reset();  // finishes fetches in flight
+}
+
+void cluster::published(std::string_view key, version ver, std::int64_t expires_at_ms,
+                        bus::record_kind kind, std::string_view value) {
+  bus::change_record rec;
+  rec.key.assign(key);
+  rec.ver = ver;
+  rec.expires_at_ms = expires_at_ms;
+  rec.kind = kind;
+  if (kind == bus::record_kind::value) rec.value.assign(value);
+  bus_->publish(std::move(rec));
+}
+
+void cluster::remember_tombstone(const std::string& key, version ver) {
+  auto now = now_ms();
+  while (!tomb_order_.empty() &&
+         (tomb_order_.size() >= max_tombstones || now - tomb_order_.front().second > tombstone_ms)) {
+    auto& [k, t] = tomb_order_.front();
+    if (auto it = tombstones_.find(k); it != tombstones_.end() && it->second.second == t)
+      tombstones_.erase(it);
+    tomb_order_.pop_front();
+  }
+  auto& slot = tombstones_[key];
+  if (slot.first < ver) slot.first = ver;
+  slot.second = now;
+  tomb_order_.emplace_back(key, now);
+}
+
+bool cluster::tombstoned(const std::string& key, version ver) {
+  auto it = tombstones_.find(key);
+  return it != tombstones_.end() && ver <= it->second.first;
+}
+
+void cluster::apply(const bus::change_batch& batch) {
+  auto& c = ctx_.counters;
+  std::uint64_t applied = 0, stale = 0;
+  auto now = now_ms();
+  auto max_hlc = static_cast<std::uint64_t>(now + 60'000) << 16;
+  for (auto& rec : batch.records) {
+    // Our next write of this key must get a larger version than what we just learned.
+    if (rec.ver.hlc <= max_hlc) st_.clock.observe(rec.ver.hlc);
+    auto policy = st_.patterns.lookup(rec.key);
+    bool hydrate = rec.kind == bus::record_kind::value &&
+                   (rec.expires_at_ms == 0 || rec.expires_at_ms > now);
+    if (!hydrate) {
+      remember_tombstone(rec.key, rec.ver);
+      // A read-through in flight may hold the old value: it must not fill L1.
+      st_.coalescer.supersede(rec.key);
+      if (st_.l1->erase_if_not_newer(rec.key, rec.ver)) {
+        ++applied;
+        st_.notify({rec.kind == bus::record_kind::erase ? change_event::kind::removed
+                                                        : change_event::kind::invalidated,
+                    rec.key, rec.ver, true});
+      } else if (auto info = st_.l1->info(rec.key); info && rec.ver < info->ver) {
+        ++stale;
+      }
+      continue;
+    }
+    if (tombstoned(rec.key, rec.ver)) {
+      ++stale;
+      continue;
+    }
+    st_.coalescer.supersede(rec.key);
+    auto out = st_.l1->put(rec.key, make_buffer(rec.value), rec.ver,
+                           l1_expiry(rec.expires_at_ms, policy), true);
+    if (out == put_outcome::stale) {
+      ++stale;
+    } else {
+      ++applied;
+      st_.notify({change_event::kind::set, rec.key, rec.ver, true});
+    }
+  }
+  c.records_applied.fetch_add(applied, std::memory_order_relaxed);
+  c.records_stale.fetch_add(stale, std::memory_order_relaxed);
+}
+
+void cluster::distrust(std::uint32_t, std::uint64_t hlc_bound) {
+  std::vector<std::string> keys;
+  st_.l1->for_each([&](std::string_view k, const buffer&, const l1_entry_info& info) {
+    if (info.ver.hlc <= hlc_bound &&
+        st_.patterns.lookup(k).consistency == mode::eventual_distributed)
+      keys.emplace_back(k);
+  });
+  std::uint64_t dropped = 0;
+  version bound{hlc_bound, std::numeric_limits<std::uint32_t>::max()};
+  for (auto& k : keys) {
+    st_.coalescer.supersede(k);
+    if (st_.l1->erase_if_not_newer(k, bound)) {
+      ++dropped;
+      st_.notify({change_event::kind::invalidated, k, bound, true});
+    }
+  }
+  ctx_.counters.gap_invalidations.fetch_add(dropped, std::memory_order_relaxed);
+}
+
+std::optional<result<std::optional<record>>> cluster::fetch_from_owner(std::string_view key) {
+  auto own = ctx_.ownership_snapshot();
+  if (!own || stopped_) return std::nullopt;
+  auto owner = own->map.owner_of(key);
+  if (owner == 0 || owner == ctx_.self_id) return std::nullopt;
+  auto& c = ctx_.counters;
+  auto h = own->handles.find(owner);
+  if (h == own->handles.end() || !h->second) {
+    c.owner_fetch_fallbacks.fetch_add(1, std::memory_order_relaxed);
+    return std::nullopt;
+  }
+  std::optional<result<std::optional<record>>> out;
+  caf::scoped_actor self{*st_.system};
+  self->request(h->second, ctx_.opts.owner_fetch_timeout, actors::fetch_atom::value,
+                std::string{key})
+      .receive(
+          [&](std::string& bytes) {
+            auto rep = bus::decode_fetch_reply(bytes, ctx_.limits);
+            if (!rep) return;
+            if (!rep->found) {
+              out.emplace(std::optional<record>{});
+            } else {
+              out.emplace(std::optional<record>{
+                  record{std::move(rep->rec.value), rep->rec.expires_at_ms, rep->rec.ver}});
+            }
+          },
+          [&](caf::error&) {});
+  if (out)
+    c.owner_fetches.fetch_add(1, std::memory_order_relaxed);
+  else
+    c.owner_fetch_fallbacks.fetch_add(1, std::memory_order_relaxed);
+  return out;
+}
+
+cluster_view cluster::view() const {
+  cluster_view v;
+  v.self_id = ctx_.self_id;
+  v.ranges = ctx_.opts.ranges;
+  std::lock_guard<std::mutex> g{ctx_.snap_mtx};
+  v.members = ctx_.view;
+  return v;
+}
+
+std::uint32_t cluster::owner_of(std::string_view key) const {
+  auto own = ctx_.ownership_snapshot();
+  return own ? own->map.owner_of(key) : 0;
+}
+
+}  // namespace warp::detail
+
+namespace warp {
+
+std::string to_json(const cluster_view& view, const cluster_stats& s) {
+  nlohmann::json j;
+  j["self"] = view.self_id;
+  j["ranges"] = view.ranges;
+  auto& ms = j["members"] = nlohmann::json::array();
+  for (auto& m : view.members)
+    ms.push_back({{"id", m.id},
+                  {"name", m.name},
+                  {"address", m.address},
+                  {"state", std::string{to_string(m.state)}},
+                  {"incarnation", m.incarnation},
+                  {"last_heard_ms", m.last_heard_ms},
+                  {"self", m.self},
+                  {"owned_ranges", m.owned_ranges}});
+  auto& st = j["stats"];
+#define WARP_JSON(name) st[#name] = s.name;
+  WARP_CLUSTER_COUNTERS(WARP_JSON)
+#undef WARP_JSON
+  return j.dump();
+}
+
+cluster_view view_of(node& n) {
+  if (auto* c = detail::cluster_of(n)) return c->view();
+  cluster_view v;
+  v.self_id = n.id();
+  member_info me;
+  me.id = n.id();
+  me.name = n.config().name;
+  me.address = n.config().listen;
+  me.state = member_state::up;
+  me.self = true;
+  v.members.push_back(me);
+  return v;
+}
+
+cluster_stats cluster_stats_of(node& n) {
+  if (auto* c = detail::cluster_of(n)) return c->stats();
+  return {};
+}
+
+std::string cluster_json(node& n) { return to_json(view_of(n), cluster_stats_of(n)); }
+
+std::string cluster_prometheus_text(node& n) {
+  auto v = view_of(n);
+  auto s = cluster_stats_of(n);
+  std::string name = n.config().name.empty() ? "warp-" + std::to_string(::getpid()) : n.config().name;
+  std::string out;
+  auto label = "{node=\"" + name + "\"";
+  auto line = [&](const char* metric, const char* type, const char* help, std::uint64_t value) {
+    out += "# HELP ";
+    out += metric;
+    out += ' ';
+    out += help;
+    out += "\n# TYPE ";
+    out += metric;
+    out += ' ';
+    out += type;
+    out += '\n';
+    out += metric;
+    out += label + "} " + std::to_string(value) + "\n";
+  };
+  out += "# HELP warp_cluster_members Members of this node's view by state.\n";
+  out += "# TYPE warp_cluster_members gauge\n";
+  for (auto st : {member_state::joining, member_state::up, member_state::suspect,
+                  member_state::down, member_state::leaving}) {
+    std::size_t count = 0;
+    for (auto& m : v.members) count += m.state == st;
+    out += "warp_cluster_members" + label + ",state=\"" + std::string{to_string(st)} + "\"} " +
+           std::to_string(count) + "\n";
+  }
+  line("warp_bus_records_published_total", "counter", "Local changes handed to the bus.", s.records_published);
+  line("warp_bus_records_coalesced_total", "counter", "Queued changes replaced by a newer one of the same key.", s.records_coalesced);
+  line("warp_bus_batches_sent_total", "counter", "Batches sent (one per peer).", s.batches_sent);
+  line("warp_bus_records_sent_total", "counter", "Records in the batches sent.", s.records_sent);
+  line("warp_bus_bytes_sent_total", "counter", "Encoded bytes sent.", s.bytes_sent);
+  line("warp_bus_batch_records_max", "gauge", "Largest batch sent, in records.", s.max_batch_records);
+  line("warp_bus_batch_delay_microseconds_total", "counter", "Summed wait of each batch's oldest record.", s.batch_delay_us_total);
+  line("warp_bus_batch_delay_microseconds_max", "gauge", "Longest wait of a batch's oldest record.", s.max_batch_delay_us);
+  line("warp_bus_batches_received_total", "counter", "Batches received.", s.batches_received);
+  line("warp_bus_records_received_total", "counter", "Records received.", s.records_received);
+  line("warp_bus_records_applied_total", "counter", "Received records that changed L1.", s.records_applied);
+  line("warp_bus_records_stale_total", "counter", "Received records older than L1's entry.", s.records_stale);
+  line("warp_bus_decode_errors_total", "counter", "Malformed messages dropped.", s.decode_errors);
+  line("warp_bus_gaps_total", "counter", "Sequence gaps and lost peers.", s.gaps);
+  line("warp_bus_gap_invalidations_total", "counter", "L1 entries dropped after gaps.", s.gap_invalidations);
+  line("warp_cluster_owner_fetches_total", "counter", "Misses answered by the range owner.", s.owner_fetches);
+  line("warp_cluster_owner_fetch_fallbacks_total", "counter", "Misses that fell back to storage (owner unreachable).", s.owner_fetch_fallbacks);
+  line("warp_cluster_owner_fetches_served_total", "counter", "Remote misses answered as owner.", s.owner_fetches_served);
+  return out;
+}
+
+std::uint32_t owner_of(node& n, std::string_view key) {
+  if (auto* c = detail::cluster_of(n)) return c->owner_of(key);
+  return n.id();
+}
+
+}  // namespace warp

@@ -1,0 +1,71 @@
+// The cluster part of a node: created by node::start when the node listens. It wires the
+// node to the sync bus (local eventual_distributed writes out, remote changes applied to
+// L1 by version), handles gaps (drops what can no longer be trusted), and routes read-
+// through misses to the key's range owner with a local fallback. Internal to runtime/src.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "actors/cluster_context.hpp"
+#include "bus/caf_bus.hpp"
+#include "warp/cluster.hpp"
+#include "warp/node.hpp"
+
+namespace warp::detail {
+
+class cluster {
+ public:
+  /// `address` = HOST:PORT peers dial to reach this node.
+  cluster(node& n, node::impl& st, std::string address);
+  ~cluster();
+  cluster(const cluster&) = delete;
+  cluster& operator=(const cluster&) = delete;
+
+  void start();
+  /// Sends what is queued, announces leaving, stops the actors. Idempotent.
+  void stop();
+
+  /// A local write of an eventual_distributed key was applied (any thread).
+  void published(std::string_view key, version ver, std::int64_t expires_at_ms,
+                 bus::record_kind kind, std::string_view value);
+
+  /// Read-through via the key's range owner. nullopt = not handled (this node owns the
+  /// range, no owner known, or the owner failed: the fallback was counted): fetch locally.
+  std::optional<result<std::optional<record>>> fetch_from_owner(std::string_view key);
+
+  cluster_view view() const;
+  cluster_stats stats() const { return ctx_.counters.snapshot(); }
+  std::uint32_t owner_of(std::string_view key) const;
+  bus::sync_bus& bus() noexcept { return *bus_; }
+
+  /// Applies a batch from a peer (the actor's thread). Public for deterministic tests.
+  void apply(const bus::change_batch& batch);
+  /// Drops cached entries not newer than `hlc_bound` (a gap from `sender`).
+  void distrust(std::uint32_t sender, std::uint64_t hlc_bound);
+
+ private:
+  void remember_tombstone(const std::string& key, version ver);
+  bool tombstoned(const std::string& key, version ver);
+
+  node& node_;
+  node::impl& st_;
+  actors::cluster_context ctx_;
+  std::unique_ptr<bus::caf_bus> bus_;
+  bool stopped_ = false;
+  // Recent invalidations (actor thread only): a hydration older than an invalidation of
+  // the same key that arrived first (from another sender) must not resurrect the key.
+  std::unordered_map<std::string, std::pair<version, std::int64_t>> tombstones_;
+  std::deque<std::pair<std::string, std::int64_t>> tomb_order_;
+};
+
+/// The cluster of a node, or null when it runs alone (registered by node::start).
+cluster* cluster_of(const node& n);
+void register_cluster(const node& n, cluster* c);
+
+}  // namespace warp::detail
