@@ -651,16 +651,18 @@ void cmd_flushdb(context& ctx) {
 
 // -- strings -------------------------------------------------------------------------------
 
+// Tracking remembers a key after reading it (then L1 knows its expiry); a change racing
+// with the read still reaches the client, because events are handled on this thread later.
 void cmd_get(context& ctx) {
-  ctx.srv.remember_read(ctx.c, ctx.args[1]);
   reply_value(ctx, ctx.args[1]);
+  ctx.srv.remember_read(ctx.c, ctx.args[1]);
 }
 
 void cmd_mget(context& ctx) {
   ctx.w.array(ctx.args.size() - 1);
   for (std::size_t i = 1; i < ctx.args.size(); ++i) {
-    ctx.srv.remember_read(ctx.c, ctx.args[i]);
     reply_value(ctx, ctx.args[i]);
+    ctx.srv.remember_read(ctx.c, ctx.args[i]);
   }
 }
 
@@ -785,8 +787,8 @@ void cmd_getex(context& ctx) {
     }
   }
   if (!has_exp && !persist) {
-    ctx.srv.remember_read(ctx.c, ctx.args[1]);
-    return reply_value(ctx, ctx.args[1]);
+    reply_value(ctx, ctx.args[1]);
+    return ctx.srv.remember_read(ctx.c, ctx.args[1]);
   }
   std::optional<std::string> value;
   auto r = ctx.n.update(ctx.args[1], [&](const buffer* cur, std::int64_t cur_exp) -> result<mutation> {

@@ -240,6 +240,10 @@ void server::run() {
   std::int64_t last_idle_check = now_ms();
   while (!stopping_.load(std::memory_order_relaxed)) {
     int timeout = options_.idle_timeout.count() > 0 ? 1000 : -1;
+    if (!expiries_.empty()) {
+      auto wait = std::max<std::int64_t>(0, expiries_.top().first - now_ms() + 1);
+      if (timeout < 0 || wait < timeout) timeout = static_cast<int>(std::min<std::int64_t>(wait, 1000));
+    }
     int n = ::epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), timeout);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -260,6 +264,7 @@ void server::run() {
         if (!c->closed && (events[i].events & EPOLLOUT)) flush(*c);
       }
     }
+    if (!expiries_.empty()) fire_expirations();
     dispatch_events();
     // Replies of this iteration go out in one write per client (pipelining).
     for (std::size_t i = 0; i < pending_.size(); ++i) {
@@ -544,8 +549,32 @@ void server::update_interest() {
   inbox_->interest.store(any, std::memory_order_release);
 }
 
+void server::watch_expiry(std::string_view key) {
+  constexpr std::size_t max_expiries = 1'000'000;
+  if (expiries_.size() >= max_expiries) return;
+  auto info = node_.l1().info(key);
+  if (info && info->expires_at_ms != 0) expiries_.emplace(info->expires_at_ms, std::string(key));
+}
+
+void server::fire_expirations() {
+  auto now = now_ms();
+  while (!expiries_.empty() && expiries_.top().first <= now) {
+    std::string key = std::move(const_cast<expiry_entry&>(expiries_.top()).second);
+    expiries_.pop();
+    if (node_.l1().contains(key)) continue;  // written again since: its own entry follows
+    // L1's copy may end before the value does (a pattern's cache TTL): only a value gone
+    // from storage too has expired.
+    auto left = node_.expiry(key);
+    if (left || left.code() != errc::not_found) continue;
+    handle_event({change_event{change_event::kind::expired, key, {}, false}, 0});
+  }
+}
+
 void server::handle_event(const pending_event& e) {
   const auto& ev = e.ev;
+  if (ev.what == change_event::kind::set &&
+      (!bcast_clients_.empty() || !channels_.empty() || !patterns_.empty()))
+    watch_expiry(ev.key);
   if (!channels_.empty() || !patterns_.empty()) deliver_keyspace(ev);
   if (tracking_clients_ == 0) return;
   if (ev.what == change_event::kind::cleared) {
@@ -632,7 +661,10 @@ void server::remember_read(client& c, std::string_view key) {
       if (client* t = find_client(id); t && t->tracking) send_invalidation(*t, &victim_key);
   }
   auto it = tracked_.find(key);
-  if (it == tracked_.end()) it = tracked_.emplace(std::string(key), std::unordered_set<std::uint64_t>{}).first;
+  if (it == tracked_.end()) {
+    it = tracked_.emplace(std::string(key), std::unordered_set<std::uint64_t>{}).first;
+    watch_expiry(key);
+  }
   it->second.insert(c.id);
 }
 

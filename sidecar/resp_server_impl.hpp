@@ -8,6 +8,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <queue>
 #include <span>
 #include <string>
 #include <string_view>
@@ -199,6 +200,8 @@ class server final : public resp_server {
   void send_invalidation(client& tracker, const std::string* key);
   void deliver_keyspace(const change_event& ev);
   void check_idle();
+  void watch_expiry(std::string_view key);
+  void fire_expirations();
 
   node& node_;
   resp_options options_;
@@ -229,6 +232,11 @@ class server final : public resp_server {
       tracked_;
   std::unordered_set<std::uint64_t> bcast_clients_;
   std::size_t tracking_clients_ = 0;
+
+  // Expiries of keys someone may care about (tracked reads, BCAST and keyspace listeners):
+  // the node reports no `expired` events, so the sidecar notices them itself.
+  using expiry_entry = std::pair<std::int64_t, std::string>;
+  std::priority_queue<expiry_entry, std::vector<expiry_entry>, std::greater<>> expiries_;
 
   // SCAN cursors
   std::unordered_map<std::uint64_t, std::string> cursors_;

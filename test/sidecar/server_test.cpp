@@ -369,6 +369,26 @@ TEST_CASE("client-side caching: RESP3 invalidation pushes", "[sidecar][tracking]
     CHECK(w.cmd({"SET", "b", "5"}) == "OK");
     CHECK(t.read() == ">[invalidate,[b]]");  // the first push is b's, not a's
   }
+  SECTION("an expiring key is invalidated when it expires") {
+    CHECK(t.cmd({"CLIENT", "TRACKING", "ON"}) == "OK");
+    CHECK(w.cmd({"SET", "short", "x", "PX", "300"}) == "OK");
+    CHECK(t.cmd({"GET", "short"}) == "x");
+    CHECK(t.read() == ">[invalidate,[short]]");
+    CHECK(t.cmd({"GET", "short"}) == "nil");
+    resp_conn sub{warp.port};
+    CHECK(sub.cmd({"SUBSCRIBE", "__keyevent@0__:expired"}) == "[subscribe,__keyevent@0__:expired,:1]");
+    CHECK(w.cmd({"SET", "short2", "x", "PX", "200"}) == "OK");
+    CHECK(sub.read() == "[message,__keyevent@0__:expired,short2]");
+  }
+  SECTION("OPTOUT skips reads after CLIENT CACHING no") {
+    CHECK(t.cmd({"CLIENT", "TRACKING", "ON", "OPTOUT"}) == "OK");
+    CHECK(t.cmd({"CLIENT", "CACHING", "no"}) == "OK");
+    CHECK(t.cmd({"GET", "a"}) == "1");
+    CHECK(t.cmd({"GET", "b"}) == "2");
+    CHECK(w.cmd({"SET", "a", "x"}) == "OK");
+    CHECK(w.cmd({"SET", "b", "x"}) == "OK");
+    CHECK(t.read() == ">[invalidate,[b]]");
+  }
   SECTION("BCAST with prefixes") {
     CHECK(t.cmd({"CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "user:", "PREFIX", "cfg:"}) == "OK");
     CHECK(w.cmd({"SET", "user:1", "x"}) == "OK");
