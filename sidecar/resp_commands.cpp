@@ -937,30 +937,36 @@ void cmd_persist(context& ctx) {
 }
 
 void incr_common(context& ctx, std::int64_t delta) {
-  enum class fail { none, not_int, overflow } failed = fail::none;
-  std::int64_t result_value = 0;
-  auto r = ctx.n.update(ctx.args[1], [&](const buffer* cur, std::int64_t cur_exp) -> result<mutation> {
+  // One pointer captured: the callback fits std::function's inline storage (no malloc on
+  // the INCR path).
+  struct state {
+    std::int64_t delta;
+    enum class fail { none, not_int, overflow } failed = fail::none;
+    std::int64_t result = 0;
+  } st{delta};
+  auto r = ctx.n.update(ctx.args[1], [s = &st](const buffer* cur, std::int64_t cur_exp) -> result<mutation> {
     std::int64_t v = 0;
     if (cur && !parse_int64(**cur, v)) {
-      failed = fail::not_int;
+      s->failed = state::fail::not_int;
       return mutation::keep();
     }
-    if ((delta > 0 && v > std::numeric_limits<std::int64_t>::max() - delta) ||
-        (delta < 0 && v < std::numeric_limits<std::int64_t>::min() - delta)) {
-      failed = fail::overflow;
+    const std::int64_t d = s->delta;
+    if ((d > 0 && v > std::numeric_limits<std::int64_t>::max() - d) ||
+        (d < 0 && v < std::numeric_limits<std::int64_t>::min() - d)) {
+      s->failed = state::fail::overflow;
       return mutation::keep();
     }
-    result_value = v + delta;
+    s->result = v + d;
     char buf[24];
-    auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), result_value);
+    auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), s->result);
     (void)ec;
     // INCR keeps the key's TTL, like Redis.
     return mutation::put(std::string(buf, end), cur ? cur_exp : 0);
   });
   if (!r) return reply_error(ctx.w, r.err());
-  if (failed == fail::not_int) return ctx.w.error(not_int);
-  if (failed == fail::overflow) return ctx.w.error("ERR increment or decrement would overflow");
-  ctx.w.integer(result_value);
+  if (st.failed == state::fail::not_int) return ctx.w.error(not_int);
+  if (st.failed == state::fail::overflow) return ctx.w.error("ERR increment or decrement would overflow");
+  ctx.w.integer(st.result);
 }
 void cmd_incr(context& ctx) { incr_common(ctx, 1); }
 void cmd_decr(context& ctx) { incr_common(ctx, -1); }
