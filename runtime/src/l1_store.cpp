@@ -392,8 +392,11 @@ struct l1_store::impl {
     // Consecutive buckets from a random start: entries are spread by hash, so this is a
     // random sample of the shard (as Redis' dictGetSomeKeys does) at a fraction of the
     // cost of probing random buckets in a sparse table.
+    // In a sparse table (tables do not shrink after erases) stop after 64 buckets once a
+    // candidate is found, rather than walking every bucket for 8 samples.
     const std::size_t start = s.random() & t->mask;
-    for (std::size_t i = 0; i < t->bucket_count() && sampled < eviction_samples && !victim_expired;
+    for (std::size_t i = 0; i < t->bucket_count() && sampled < eviction_samples && !victim_expired &&
+                            !(victim != nullptr && i >= 64);
          ++i) {
       const std::size_t b = (start + i) & t->mask;
       for (node* n = t->heads()[b].load(std::memory_order_relaxed); n != nullptr;
