@@ -48,6 +48,22 @@ struct cluster_options {
   std::chrono::milliseconds owner_fetch_timeout{500};
 };
 
+/// The strong_distributed mode (see docs/strong.md): ABD quorum registers over a static
+/// member list. Active when the node listens and has peers; every node of the cluster must
+/// be given the same member list (by default its own listen address plus `peers`).
+struct strong_options {
+  /// Copies of each key range (capped by the number of members); quorums are majorities.
+  std::size_t replication_factor = 3;
+  /// Bound on one strong get/set/delete. A write that times out after its store phase
+  /// began returns errc::unknown_outcome; before it, errc::timeout (nothing was applied).
+  std::chrono::milliseconds timeout{1000};
+  /// Explicit member list (HOST:PORT, spelled as each member's --listen). Empty = this
+  /// node's listen address plus `peers`.
+  std::vector<std::string> members;
+  /// Background anti-entropy: how often each range's digest is compared with its replicas.
+  std::chrono::milliseconds anti_entropy_interval{5000};
+};
+
 struct node_config {
   /// Node name: shown in views and logs. Empty = "warp-<pid>".
   std::string name;
@@ -74,6 +90,7 @@ struct node_config {
   l1_options l1;
   warp::limits limits;
   warp::cluster_options cluster;
+  warp::strong_options strong;
   /// Worker threads of the actor system the node starts itself (ignored for a host system).
   std::size_t scheduler_threads = 2;
 };
