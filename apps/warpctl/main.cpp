@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/control_actor.hpp"
+#include "warp/endpoint.hpp"
 #include "warp/error.hpp"
 #include "warp/pattern.hpp"
 
@@ -75,22 +76,6 @@ int report(const options& opt, const std::string& what, const warp::error& err) 
                        {"message", err.message()}})
               << std::endl;
   return code;
-}
-
-std::optional<std::pair<std::string, std::uint16_t>> split_endpoint(const std::string& text) {
-  auto colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0) return std::nullopt;
-  auto host = text.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
-  try {
-    std::size_t used = 0;
-    auto port = std::stoul(text.substr(colon + 1), &used);
-    if (used != text.size() - colon - 1 || port == 0 || port > 65535) return std::nullopt;
-    return std::pair{host, static_cast<std::uint16_t>(port)};
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
 }
 
 // Sends one request and waits for the answer (or an error, or the timeout).
@@ -236,8 +221,8 @@ int run(int argc, char** argv) {
     return exit_usage;
   }
   opt.timeout = *timeout;
-  auto endpoint = split_endpoint(opt.node);
-  if (!endpoint) {
+  auto endpoint = warp::parse_endpoint(opt.node);
+  if (!endpoint || endpoint->second == 0) {
     std::cerr << "warpctl: --node: '" << opt.node << "' is not HOST:PORT" << std::endl;
     return exit_usage;
   }

@@ -7,6 +7,8 @@
 // read and validated in exactly one place whatever its source.
 #pragma once
 
+#include "warp/endpoint.hpp"
+
 #include <cstddef>
 #include <map>
 #include <string>
@@ -66,7 +68,6 @@ struct settings {
 /// and builds the node configuration.
 warp::result<settings> build_settings(const warpd_config& cfg);
 
-/// "HOST:PORT" -> {host, port}; accepts "[v6]:PORT". Port 0 = any free port.
-warp::result<std::pair<std::string, std::uint16_t>> parse_endpoint(std::string_view text);
+using warp::parse_endpoint;
 
 }  // namespace warpd

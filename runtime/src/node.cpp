@@ -1,5 +1,7 @@
 #include "warp/node.hpp"
 
+#include "warp/endpoint.hpp"
+
 #include <unistd.h>
 
 #include <charconv>
@@ -33,21 +35,6 @@ std::uint32_t random_node_id() {
   return id;
 }
 
-// Splits "HOST:PORT" (IPv6 as "[::1]:PORT").
-result<std::pair<std::string, std::uint16_t>> split_endpoint(std::string_view text) {
-  auto colon = text.rfind(':');
-  if (colon == std::string_view::npos)
-    return error{errc::invalid_argument, "endpoint '" + std::string{text} + "' is not HOST:PORT"};
-  std::string host{text.substr(0, colon)};
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
-  auto port_text = text.substr(colon + 1);
-  unsigned port = 0;
-  auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (ec != std::errc{} || ptr != port_text.data() + port_text.size() || port > 65535)
-    return error{errc::invalid_argument, "bad port in endpoint '" + std::string{text} + "'"};
-  return std::pair{host, static_cast<std::uint16_t>(port)};
-}
 
 // L1 expiry of a value: its own expiry, shortened by the policy's cache TTL.
 std::int64_t l1_expiry(std::int64_t value_expiry, const key_policy& policy) {
@@ -128,7 +115,7 @@ result<std::unique_ptr<node>> node::start_impl(std::unique_ptr<impl> p) {
   auto n = std::unique_ptr<node>(new node(std::move(p)));
   auto& st = *n->impl_;
   if (!st.config.listen.empty()) {
-    auto endpoint = split_endpoint(st.config.listen);
+    auto endpoint = parse_endpoint(st.config.listen);
     if (!endpoint) return endpoint.err();
     if (!host.has_middleman())
       return error{errc::invalid_argument,

@@ -5,17 +5,12 @@
 #include <mutex>
 #include <shared_mutex>
 
+#include "warp/clock.hpp"
 #include "warp/storage.hpp"
 
 namespace warp {
 
 namespace {
-
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 bool live(const record& rec, std::int64_t now) {
   return rec.expires_at_ms == 0 || rec.expires_at_ms > now;

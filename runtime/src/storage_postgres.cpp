@@ -16,17 +16,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include "warp/clock.hpp"
 #include "warp/storage.hpp"
 
 namespace warp {
 
 namespace {
-
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 bool is_uri(std::string_view c) {
   return c.substr(0, 13) == "postgresql://" || c.substr(0, 11) == "postgres://";

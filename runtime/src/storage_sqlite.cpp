@@ -16,17 +16,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include "warp/clock.hpp"
 #include "warp/storage.hpp"
 
 namespace warp {
 
 namespace {
-
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 /// Schema versions: user_version 0 = fresh file, 1 = the warp_kv table below. A later
 /// version adds a migration step in migrate() and bumps this.

@@ -11,6 +11,7 @@
 #include <type_traits>
 
 #include "warp/buffer.hpp"
+#include "warp/clock.hpp"
 #include "warp/version.hpp"
 
 namespace warp {
@@ -51,8 +52,6 @@ enum class put_outcome : std::uint8_t {
   stale,     ///< `only_if_newer` and the present version is newer or equal: nothing changed
 };
 
-/// Milliseconds since the Unix epoch on the system clock (the clock expiries use).
-std::int64_t now_ms() noexcept;
 
 class l1_store {
  public:
