@@ -14,6 +14,7 @@
 
 #include "actors/control_actor.hpp"
 #include "runtime/src/node_impl.hpp"
+#include "runtime/src/strong.hpp"
 
 namespace warp {
 
@@ -130,9 +131,13 @@ result<std::unique_ptr<node>> node::start_impl(std::unique_ptr<impl> p) {
     // Peers dial the address we listen on, with the port actually bound.
     auto address = endpoint->first + ":" + std::to_string(st.listen_port);
     if (endpoint->first.find(':') != std::string::npos) address = "[" + endpoint->first + "]:" + std::to_string(st.listen_port);
-    st.cluster = std::make_unique<detail::cluster>(*n, st, std::move(address));
+    st.cluster = std::make_unique<detail::cluster>(*n, st, address);
     detail::register_cluster(*n, st.cluster.get());
     st.cluster->start();
+    if (detail::strong_coordinator::wanted(st.config)) {
+      st.strong = std::make_unique<detail::strong_coordinator>(st, address);
+      st.strong->start();
+    }
   }
   log->info("node {} (id {:08x}) started: storage {}, listen {}", st.name, st.id,
             st.store->describe(), st.listen_port ? st.config.listen : std::string{"off"});
@@ -142,6 +147,7 @@ result<std::unique_ptr<node>> node::start_impl(std::unique_ptr<impl> p) {
 void node::stop() {
   if (!impl_ || impl_->stopped.exchange(true)) return;
   auto& st = *impl_;
+  if (st.strong) st.strong->stop();  // calls in flight fail fast
   if (st.cluster) {
     // Sends what is queued and says goodbye while the network is still up.
     st.cluster->stop();
@@ -190,6 +196,11 @@ status check_value(const node_config& cfg, std::string_view value) {
 
 result<buffer> node::get(std::string_view key) {
   auto& st = *impl_;
+  // strong_distributed keys in a cluster: a quorum read, never L1 (docs/strong.md).
+  if (st.strong && st.patterns.lookup(key).consistency == mode::strong_distributed) {
+    if (auto err = check_key(st.config, key); !err.ok()) return err;
+    return st.strong->get(key);
+  }
   if (auto hit = st.l1->get(key)) return std::move(*hit);
   if (auto err = check_key(st.config, key); !err.ok()) return err;
   auto policy = st.patterns.lookup(key);
@@ -238,6 +249,8 @@ result<std::optional<record>> node::impl::local_read(std::string_view key) {
 }
 
 result<buffer> node::get_or_load(std::string_view key, const loader& load) {
+  if (impl_->strong && impl_->patterns.lookup(key).consistency == mode::strong_distributed)
+    return impl_->strong->get_or_load(key, load);
   auto found = get(key);
   if (found || found.code() != errc::not_found) return found;
   auto& st = *impl_;
@@ -348,6 +361,8 @@ result<mutation> node::write(
     return error{errc::shutting_down, "node is stopping"};
   if (auto err = check_key(st.config, key); !err.ok()) return err;
   auto policy = st.patterns.lookup(key);
+  if (st.strong && policy.consistency == mode::strong_distributed)
+    return st.strong->write(key, fn, read_current);  // quorum write, no L1, no storage
   std::lock_guard<std::mutex> guard{st.write_lock(key)};
 
   // The current value comes from storage, the source of truth for its expiry (L1 may hold

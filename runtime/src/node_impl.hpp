@@ -20,6 +20,10 @@
 
 namespace warp {
 
+namespace detail {
+class strong_coordinator;
+}
+
 struct node::impl {
   node_config config;
   std::string name;
@@ -61,6 +65,9 @@ struct node::impl {
   // The cluster (null when the node does not listen). Declared after everything it uses,
   // so it is torn down first.
   std::unique_ptr<detail::cluster> cluster;
+  // The strong_distributed coordinator (runtime/src/strong.hpp): null unless the node is in
+  // a cluster. Declared last, so it is torn down first.
+  std::unique_ptr<detail::strong_coordinator> strong;
 
   /// Read of a key on this node only: L1, else the coalesced storage read-through (no
   /// range-owner hop). What a range owner answers remote misses with.

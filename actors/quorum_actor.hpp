@@ -1,0 +1,42 @@
+// The quorum actor: one per node in a cluster with strong_distributed keys, registered as
+// `warpquor` so peers find it (connect to a peer's listen port, then a registry lookup on
+// that node). It runs detached (a thread of its own), so callers blocked in node::set on
+// CAF's scheduler threads can never starve the replies they wait for.
+//
+// Wire protocol (runtime/src/strong_wire.hpp; only CAF built-in types cross the network):
+//   (warpqreq, string)  request batch, one-way; answered by one or more reply batches
+//   (warpqrep, string)  reply batch, one-way, to the sender of the requests
+//   (warpqstat) -> string   the node's strong-mode status as JSON
+// Bytes are decoded with hard bounds; a malformed message is counted and dropped.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include <caf/actor.hpp>
+#include <caf/atom.hpp>
+#include <caf/fwd.hpp>
+
+#include "runtime/src/strong_context.hpp"
+#include "warp/error.hpp"
+
+namespace warp::actors {
+
+using quorum_request_atom = caf::atom_constant<caf::atom("warpqreq")>;
+using quorum_reply_atom = caf::atom_constant<caf::atom("warpqrep")>;
+using quorum_status_atom = caf::atom_constant<caf::atom("warpqstat")>;
+
+constexpr caf::atom_value quorum_registry_name() noexcept { return caf::atom("warpquor"); }
+
+/// Spawns the quorum actor (registered under quorum_registry_name()); `ctx` must outlive it.
+caf::actor spawn_quorum_actor(caf::actor_system& sys, detail::quorum_context& ctx);
+/// Stops it and waits until it is gone.
+void stop_quorum_actor(caf::actor_system& sys, const caf::actor& quorum);
+
+/// Asks the node at HOST:PORT for its strong-mode status JSON (blocking; for warp-nemesis
+/// and tests).
+warp::result<std::string> fetch_strong_status(caf::actor_system& sys, const std::string& host,
+                                              std::uint16_t port,
+                                              std::chrono::milliseconds timeout);
+
+}  // namespace warp::actors
