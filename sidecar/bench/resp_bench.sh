@@ -73,8 +73,14 @@ wait_port "$rport"
 # One redis-benchmark run; prints requests per second.
 random_keys=()
 [[ "$keyspace" -gt 0 ]] && random_keys=(-r "$keyspace")
+alive() {
+  kill -0 "${pids[0]}" 2>/dev/null || { echo "FAIL: warpd exited; its log:" >&2; cat "$work/warpd.log" >&2; exit 1; }
+  kill -0 "${pids[1]}" 2>/dev/null || { echo "FAIL: redis-server exited" >&2; exit 1; }
+}
 rps() {  # port test pipeline requests
-  redis-benchmark -h 127.0.0.1 -p "$1" -t "$2" -c 50 -P "$3" -n "$4" "${random_keys[@]}" --csv 2>/dev/null |
+  alive
+  # redis-benchmark retries a vanished server forever: bound every run.
+  timeout 300 redis-benchmark -h 127.0.0.1 -p "$1" -t "$2" -c 50 -P "$3" -n "$4" "${random_keys[@]}" --csv 2>/dev/null |
     awk -F'"' -v t="$(echo "$2" | tr a-z A-Z)" 'NR > 1 && index($2, t) == 1 { print $4; exit }'
 }
 
