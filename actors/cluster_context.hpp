@@ -18,6 +18,7 @@
 
 #include <caf/actor.hpp>
 
+#include "runtime/src/work_pool.hpp"
 #include "bus/batcher.hpp"
 #include "bus/sync_bus.hpp"
 #include "runtime/src/ring.hpp"
@@ -53,21 +54,7 @@ struct ownership {
   std::unordered_map<std::uint32_t, caf::actor> handles;
 };
 
-/// A few threads for blocking work (storage fetches on behalf of remote misses), so
-/// actors on CAF's cooperative scheduler never block.
-class work_pool {
- public:
-  explicit work_pool(std::size_t threads);
-  ~work_pool();  ///< finishes queued work, joins
-  void post(std::function<void()> fn);
-
- private:
-  std::mutex mtx_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> tasks_;
-  bool stopping_ = false;
-  std::vector<std::thread> threads_;
-};
+using detail::work_pool;
 
 struct cluster_context {
   // -- fixed at start -----------------------------------------------------------------

@@ -6,8 +6,12 @@
 #include <string>
 #include <utility>
 
+#include <random>
+#include <unordered_map>
+
 #include <caf/all.hpp>
 
+#include "runtime/src/work_pool.hpp"
 #include "warp/metrics.hpp"
 #include "warp/node.hpp"
 
@@ -15,16 +19,48 @@ namespace warp::actors {
 
 namespace {
 
+/// Local only: a pool thread hands a finished request back to the actor.
+using job_done_atom = caf::atom_constant<caf::atom("ctlJobDone")>;
+
 /// State of the control actor. It holds only a pointer to the node: the node owns the
 /// actor (publishes it, stops it via stop_control_actor) and outlives it.
+///
+/// Node calls may block on storage I/O, so they run on `pool` and come back as a
+/// job_done message that delivers the request's response promise. (A detached actor would
+/// avoid the pool, but CAF 0.17 can hang at shutdown waiting for detached actors.)
 struct control_state {
   warp::node* node = nullptr;
   /// Requests answered, for logs/debugging; not exported.
   std::uint64_t requests = 0;
+  /// Requests running on the pool, by a random token (a peer cannot guess one to forge a
+  /// job_done reply).
+  std::unordered_map<std::uint64_t, caf::response_promise> pending;
+  std::mt19937_64 tokens{std::random_device{}()};
+  /// Destroyed with the state when the actor exits: finishes running jobs, joins.
+  std::unique_ptr<detail::work_pool> pool = std::make_unique<detail::work_pool>(2);
   static inline const char* name = "warp.control";
 };
 
 using control_actor = caf::stateful_actor<control_state>;
+
+/// Runs `job(reply, err)` on the pool; its reply (or error) answers the current request.
+template <class Job>
+caf::response_promise offload(control_actor* self, Job job) {
+  auto rp = self->make_response_promise();
+  std::uint64_t token = 0;
+  do {
+    token = self->state.tokens();
+  } while (token == 0 || self->state.pending.count(token) != 0);
+  self->state.pending.emplace(token, rp);
+  auto me = caf::actor_cast<caf::actor>(self);
+  self->state.pool->post([me, token, job = std::move(job)]() mutable {
+    caf::message reply;
+    caf::error err;
+    job(reply, err);
+    caf::anon_send(me, job_done_atom::value, token, std::move(reply), std::move(err));
+  });
+  return rp;
+}
 
 caf::error make_caf_error(errc code, std::string message) {
   return to_caf_error(warp::error{code, std::move(message)});
@@ -72,11 +108,17 @@ caf::behavior control_impl(control_actor* self, warp::node* n) {
       },
       [=](caf::get_atom, const std::string& key) -> caf::result<std::string> {
         ++self->state.requests;
-        auto& node = *self->state.node;
-        if (auto err = check_key(node, key)) return err;
-        auto value = node.get(key);
-        if (!value) return to_caf_error(value.err());
-        return std::string{view(*value)};
+        auto* node = self->state.node;
+        if (auto err = check_key(*node, key)) return err;
+        // An L1 hit needs no I/O: answer it right here.
+        if (auto hit = node->l1().get(key)) return std::string{view(*hit)};
+        return offload(self, [node, key](caf::message& reply, caf::error& err) {
+          auto value = node->get(key);
+          if (value)
+            reply = caf::make_message(std::string{view(*value)});
+          else
+            err = to_caf_error(value.err());
+        });
       },
       [=](caf::put_atom, const std::string& key, const std::string& value,
           std::int64_t ttl_ms) -> caf::result<caf::ok_atom> {
@@ -89,19 +131,39 @@ caf::behavior control_impl(control_actor* self, warp::node* n) {
                                 "ttl_ms must be -1 (key policy), 0 (none) or positive");
         std::optional<std::chrono::milliseconds> ttl;
         if (ttl_ms >= 0) ttl = std::chrono::milliseconds{ttl_ms};
-        if (auto st = node.set(key, value, ttl)) return to_caf_error(st);
-        return caf::ok_atom::value;
+        return offload(self, [n = &node, key, value, ttl](caf::message& reply, caf::error& err) {
+          if (auto st = n->set(key, value, ttl))
+            err = to_caf_error(st);
+          else
+            reply = caf::make_message(caf::ok_atom::value);
+        });
       },
       [=](caf::delete_atom, const std::string& key) -> caf::result<caf::ok_atom> {
         ++self->state.requests;
         auto& node = *self->state.node;
         if (auto err = check_key(node, key)) return err;
-        if (auto st = node.remove(key)) return to_caf_error(st);
-        return caf::ok_atom::value;
+        return offload(self, [n = &node, key](caf::message& reply, caf::error& err) {
+          if (auto st = n->remove(key))
+            err = to_caf_error(st);
+          else
+            reply = caf::make_message(caf::ok_atom::value);
+        });
       },
       [=](stats_atom) -> caf::result<std::string> {
         ++self->state.requests;
-        return stats_json(*self->state.node);
+        return offload(self, [n = self->state.node](caf::message& reply, caf::error&) {
+          reply = caf::make_message(stats_json(*n));
+        });
+      },
+      [=](job_done_atom, std::uint64_t token, caf::message& reply, caf::error& err) {
+        auto it = self->state.pending.find(token);
+        if (it == self->state.pending.end()) return;
+        auto rp = std::move(it->second);
+        self->state.pending.erase(it);
+        if (err)
+          rp.deliver(std::move(err));
+        else
+          rp.deliver(std::move(reply));
       },
   };
 }
@@ -175,7 +237,7 @@ void register_control_protocol(caf::actor_system_config& cfg) {
 }
 
 caf::actor spawn_control_actor(caf::actor_system& sys, warp::node& n) {
-  return sys.spawn<caf::detached>(control_impl, &n);
+  return sys.spawn(control_impl, &n);
 }
 
 void stop_control_actor(caf::actor_system& sys, const caf::actor& control) {

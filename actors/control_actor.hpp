@@ -61,8 +61,9 @@ std::string render_control_error(std::uint8_t code, caf::atom_value category,
 /// the `warp` error category renderer). Call before constructing the actor_system.
 void register_control_protocol(caf::actor_system_config& cfg);
 
-/// Spawns the control actor for `n`. It runs detached (on a thread of its own): node calls
-/// may block on storage I/O, which must not stall CAF's cooperative scheduler. `n` must
+/// Spawns the control actor for `n`. It runs on CAF's scheduler and hands node calls that
+/// may block on storage I/O to a small pool of its own, so they never stall the scheduler
+/// (and no detached actor can hang CAF 0.17's shutdown). `n` must
 /// stay alive until the actor is gone: stop it with stop_control_actor() before the node's
 /// parts are torn down.
 caf::actor spawn_control_actor(caf::actor_system& sys, warp::node& n);

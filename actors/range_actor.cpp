@@ -82,40 +82,6 @@ caf::actor spawn_range_actor(caf::actor_system& sys, cluster_context& ctx, std::
   return sys.spawn(range_impl, &ctx, range);
 }
 
-work_pool::work_pool(std::size_t threads) {
-  for (std::size_t i = 0; i < threads; ++i)
-    threads_.emplace_back([this] {
-      for (;;) {
-        std::function<void()> task;
-        {
-          std::unique_lock<std::mutex> g{mtx_};
-          cv_.wait(g, [&] { return stopping_ || !tasks_.empty(); });
-          if (tasks_.empty()) return;
-          task = std::move(tasks_.front());
-          tasks_.pop_front();
-        }
-        task();
-      }
-    });
-}
-
-work_pool::~work_pool() {
-  {
-    std::lock_guard<std::mutex> g{mtx_};
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  for (auto& t : threads_) t.join();
-}
-
-void work_pool::post(std::function<void()> fn) {
-  {
-    std::lock_guard<std::mutex> g{mtx_};
-    tasks_.push_back(std::move(fn));
-  }
-  cv_.notify_one();
-}
-
 cluster_stats cluster_counters::snapshot() const {
   cluster_stats s;
 #define WARP_COPY(name) s.name = name.load(std::memory_order_relaxed);
