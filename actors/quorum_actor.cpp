@@ -229,7 +229,9 @@ caf::behavior quorum_impl(quorum_actor* self, detail::quorum_context* ctx) {
 }  // namespace
 
 caf::actor spawn_quorum_actor(caf::actor_system& sys, detail::quorum_context& ctx) {
-  auto a = sys.spawn<caf::detached>(quorum_impl, &ctx);
+  // Not detached: CAF 0.17 can hang in ~actor_system() waiting for detached actors' threads
+  // (CAF issue #1196; seen in test/cluster). The actor never blocks, so the scheduler is fine.
+  auto a = sys.spawn(quorum_impl, &ctx);
   sys.registry().put(quorum_registry_name(), a);
   return a;
 }

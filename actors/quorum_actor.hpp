@@ -1,7 +1,8 @@
 // The quorum actor: one per node in a cluster with strong_distributed keys, registered as
 // `warpquor` so peers find it (connect to a peer's listen port, then a registry lookup on
-// that node). It runs detached (a thread of its own), so callers blocked in node::set on
-// CAF's scheduler threads can never starve the replies they wait for.
+// that node). It runs on CAF's scheduler and never blocks; callers of strong operations
+// block on their own threads (application threads, the control actor's work pool), never
+// on a scheduler thread, so they cannot starve the replies they wait for.
 //
 // Wire protocol (runtime/src/strong_wire.hpp; only CAF built-in types cross the network):
 //   (warpqreq, string)  request batch, one-way; answered by one or more reply batches

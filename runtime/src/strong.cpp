@@ -490,17 +490,16 @@ void strong_coordinator::recover_range(std::uint32_t range) {
     }
     if (complete) ++copied;
   }
-  if (copied >= need) {
+  // Ready when (a) a recovery quorum of ready replicas was copied completely, or (b) every
+  // other replica answered, and every one of them that is ready was copied: then this node
+  // holds everything any ready replica holds (docs/strong.md, "Recovery"). (b) with no
+  // ready replica at all is the bootstrap of a fresh cluster.
+  if (copied >= need || copied + not_ready == others.size()) {
     replica_.set_ready(range, true);
-    ctx_.counters.ranges_recovered.fetch_add(1, std::memory_order_relaxed);
-    return;
-  }
-  // Bootstrap: enough other replicas are themselves not ready that fewer than a majority
-  // of the range's replicas can be ready, so no write can have completed since they lost
-  // their memory, and nothing older survives anywhere (docs/strong.md, "Bootstrap").
-  if (not_ready >= need) {
-    replica_.set_ready(range, true);
-    ctx_.counters.ranges_bootstrapped.fetch_add(1, std::memory_order_relaxed);
+    if (copied == 0)
+      ctx_.counters.ranges_bootstrapped.fetch_add(1, std::memory_order_relaxed);
+    else
+      ctx_.counters.ranges_recovered.fetch_add(1, std::memory_order_relaxed);
   }
 }
 
