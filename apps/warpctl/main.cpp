@@ -2,12 +2,13 @@
 // protocol, see actors/control_actor.hpp).
 //
 //   warpctl [--node HOST:PORT] [--json] [--timeout DUR] get KEY | set KEY VALUE [--ttl DUR]
-//           | del KEY | stats | ping
+//           | del KEY | stats | ping | members
 //
 // Exit codes: 0 ok, 1 not found (get), 2 usage, 3 node unreachable (or no answer in time),
 // 4 any other error. Errors go to stderr; with --json an error object also goes to stdout.
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -15,12 +16,14 @@
 #include <iostream>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 #include <nlohmann/json.hpp>
 
+#include "actors/cluster_actor.hpp"
 #include "actors/control_actor.hpp"
 #include "warp/endpoint.hpp"
 #include "warp/error.hpp"
@@ -184,6 +187,78 @@ int run_command(CLI::App& app, caf::actor_system& sys, const caf::actor& node,
   return exit_ok;
 }
 
+// Seconds (or ms) since a member was last heard from, for the table; "-" = never.
+std::string heard_ago(std::int64_t last_heard_ms, std::int64_t now_ms, bool self) {
+  if (self) return "-";
+  if (last_heard_ms <= 0) return "never";
+  auto ago = std::max<std::int64_t>(0, now_ms - last_heard_ms);
+  char buf[32];
+  if (ago < 10'000)
+    std::snprintf(buf, sizeof buf, "%lldms", static_cast<long long>(ago));
+  else
+    std::snprintf(buf, sizeof buf, "%llds", static_cast<long long>(ago / 1000));
+  return buf;
+}
+
+// `members`: the node's cluster view. It goes to the node's cluster actor (registry name
+// `warpclus`), not the control actor, so it has a connection of its own.
+int run_members(caf::actor_system& sys, const std::string& host, std::uint16_t port,
+                const options& opt) {
+  // fetch_members_json's connect and registry lookup have no deadline of their own (CAF
+  // waits minutes for a lookup answer): run it aside and give up after --timeout.
+  auto fetch = std::async(std::launch::async, [&] {
+    return warp::actors::fetch_members_json(sys, host, port, opt.timeout);
+  });
+  if (fetch.wait_for(opt.timeout) != std::future_status::ready) {
+    report(opt, "members", {errc::timeout, "no answer within " + opt.timeout_text});
+    // As for connect in run(): the attempt holds a middleman thread; leave at once.
+    std::cout.flush();
+    std::_Exit(exit_unreachable);
+  }
+  auto text = fetch.get();
+  if (!text) return report(opt, "members", text.err());
+  auto doc = json::parse(*text, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object() || !doc["members"].is_array())
+    return report(opt, "members", {errc::codec_error, "node sent malformed JSON"});
+  if (opt.json) {
+    std::cout << dump(doc) << std::endl;
+    return exit_ok;
+  }
+  struct row {
+    std::string name, id, address, state, ranges, heard;
+  };
+  auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+                 .count();
+  std::vector<row> rows{{"NAME", "ID", "ADDRESS", "STATE", "RANGES", "LAST HEARD"}};
+  for (auto& m : doc["members"]) {
+    bool self = m.value("self", false);
+    char idbuf[16];
+    std::snprintf(idbuf, sizeof idbuf, "%08x", m.value("id", std::uint32_t{0}));
+    rows.push_back({m.value("name", std::string{}) + (self ? " *" : ""), idbuf,
+                    m.value("address", std::string{}), m.value("state", std::string{"?"}),
+                    std::to_string(m.value("owned_ranges", std::size_t{0})),
+                    heard_ago(m.value("last_heard_ms", std::int64_t{0}), now, self)});
+  }
+  std::size_t w[5] = {};
+  for (auto& r : rows) {
+    w[0] = std::max(w[0], r.name.size());
+    w[1] = std::max(w[1], r.id.size());
+    w[2] = std::max(w[2], r.address.size());
+    w[3] = std::max(w[3], r.state.size());
+    w[4] = std::max(w[4], r.ranges.size());
+  }
+  auto pad = [](const std::string& s, std::size_t width) {
+    return s + std::string(width - s.size() + 2, ' ');
+  };
+  for (auto& r : rows)
+    std::cout << pad(r.name, w[0]) << pad(r.id, w[1]) << pad(r.address, w[2])
+              << pad(r.state, w[3]) << pad(r.ranges, w[4]) << r.heard << '\n';
+  std::cout << "(* = the node asked; " << doc.value("ranges", std::size_t{0})
+            << " key ranges)" << std::endl;
+  return exit_ok;
+}
+
 int run(int argc, char** argv) {
   options opt;
   CLI::App app{"warpctl: talk to a running warpd", "warpctl"};
@@ -206,6 +281,8 @@ int run(int argc, char** argv) {
   del->add_option("KEY", opt.key, "Key")->required();
   app.add_subcommand("stats", "Print the node's stats");
   app.add_subcommand("ping", "Check the node answers; print its name, id and round trip");
+  app.add_subcommand("members",
+                     "Print the node's cluster view: members, their state and key ranges");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
@@ -235,6 +312,8 @@ int run(int argc, char** argv) {
   cfg.set("middleman.workers", std::int64_t{0});
   cfg.set("logger.verbosity", caf::atom("quiet"));
   caf::actor_system sys{cfg};
+
+  if (app.got_subcommand("members")) return run_members(sys, endpoint->first, endpoint->second, opt);
 
   // remote_actor() has no timeout of its own (a black-holed host blocks for the kernel's
   // connect timeout): run it aside and give up after --timeout.

@@ -8,6 +8,7 @@
 
 #include <httplib.h>
 
+#include "warp/cluster.hpp"
 #include "warp/metrics.hpp"
 #include "warp/node.hpp"
 #include "warpd/options.hpp"
@@ -53,8 +54,16 @@ warp::result<std::unique_ptr<admin_http>> admin_http::start(warp::node& n,
   srv.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("ok\n", "text/plain; charset=utf-8");
   });
-  srv.Get("/metrics", [node](const httplib::Request&, httplib::Response& res) {
-    res.set_content(warp::prometheus_text(*node), "text/plain; version=0.0.4; charset=utf-8");
+  // A node with a listener has its cluster part (node::start creates it whenever the node
+  // listens, peers or not): its members and bus numbers belong in the same scrape.
+  const bool clustered = n.listen_port() != 0;
+  srv.Get("/metrics", [node, clustered](const httplib::Request&, httplib::Response& res) {
+    auto text = warp::prometheus_text(*node);
+    if (clustered) text += warp::cluster_prometheus_text(*node);
+    res.set_content(std::move(text), "text/plain; version=0.0.4; charset=utf-8");
+  });
+  srv.Get("/admin/cluster", [node](const httplib::Request&, httplib::Response& res) {
+    res.set_content(warp::cluster_json(*node) + "\n", "application/json");
   });
   srv.Get("/admin/stats", [node](const httplib::Request&, httplib::Response& res) {
     res.set_content(warp::stats_json(*node) + "\n", "application/json");

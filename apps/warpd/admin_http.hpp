@@ -1,6 +1,7 @@
-// warpd's admin HTTP endpoint: /healthz, /metrics (Prometheus text), /admin/stats and
-// /admin/config (JSON). Served by cpp-httplib on threads of its own, so a slow scrape never
-// touches the actor system.
+// warpd's admin HTTP endpoint: /healthz, /metrics (Prometheus text; with the cluster's
+// families when the node listens), /admin/stats, /admin/config and /admin/cluster (JSON).
+// Served by cpp-httplib on threads of its own, so a slow scrape never touches the actor
+// system.
 #pragma once
 
 #include <cstdint>

@@ -16,6 +16,7 @@
 #include <CLI/CLI.hpp>
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
+#include <nlohmann/json.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -49,7 +50,10 @@ std::string metavar(const warpd::option_def& def) {
   if (key == "warp.log-level") return "LEVEL";
   if (key == "warp.name") return "NAME";
   if (key == "warp.resp-password") return "PASSWORD";
-  if (def.kind == warpd::opt_kind::duration) return "DUR";
+  if (key == "warp.discovery-dns") return "NAME[:PORT]";
+  if (def.kind == warpd::opt_kind::duration || def.kind == warpd::opt_kind::duration_us)
+    return "DUR";
+  if (def.kind == warpd::opt_kind::boolean) return "BOOL";
   if (def.kind == warpd::opt_kind::size) return "N";
   return "VALUE";
 }
@@ -64,6 +68,9 @@ void add_flags(CLI::App& app, warpd::cli_values& cli) {
     switch (def.kind) {
       case warpd::opt_kind::string:
       case warpd::opt_kind::duration:
+      case warpd::opt_kind::duration_us:
+      case warpd::opt_kind::boolean:
+        // Taken as text: build_settings parses and validates it, whatever its source.
         app.add_option_function<std::string>(
                flag, [&cli, key](const std::string& v) { cli.strings[key] = v; }, help)
             ->type_name(metavar(def));
@@ -104,6 +111,38 @@ void setup_logging(const std::string& level) {
 std::string endpoint_text(const std::string& configured, std::uint16_t port) {
   auto ep = warpd::parse_endpoint(configured);
   return ep ? ep->first + ":" + std::to_string(port) : configured;
+}
+
+// /admin/config: the library's view of node_config plus what only warpd configures (the
+// cluster options live in node_config but config_json predates them; the sidecar limits
+// are warpd's own), so an operator sees every flag's effective value in one document.
+std::string effective_config_json(const warpd::settings& s) {
+  auto doc = nlohmann::json::parse(warp::config_json(s.node), nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) return warp::config_json(s.node);
+  const auto& c = s.node.cluster;
+  doc["cluster"] = {
+      {"discovery_dns", c.discovery_dns},
+      {"discovery_interval_ms", c.discovery_interval.count()},
+      {"heartbeat_interval_ms", c.heartbeat_interval.count()},
+      {"failure_timeout_ms", c.failure_timeout.count()},
+      {"ranges", c.ranges},
+      {"batching", c.batching},
+      {"batch_max_records", c.batch_max_records},
+      {"batch_max_bytes", c.batch_max_bytes},
+      {"batch_max_delay_us", c.batch_max_delay.count()},
+      {"compress_above", c.compress_above},
+      {"owner_fetch_timeout_ms", c.owner_fetch_timeout.count()},
+  };
+  const auto& r = s.resp;
+  doc["resp_limits"] = {
+      {"max_clients", r.max_clients},
+      {"idle_timeout_s", r.idle_timeout.count()},
+      {"max_bulk_length", r.max_bulk_length},
+      {"max_multibulk_length", r.max_multibulk_length},
+      {"max_inline_length", r.max_inline_length},
+      {"max_output_buffer", r.max_output_buffer},
+  };
+  return doc.dump();
 }
 
 int run(int argc, char** argv) {
@@ -154,7 +193,7 @@ int run(int argc, char** argv) {
 
   std::unique_ptr<warpd::admin_http> http;
   if (!ncfg.http.empty()) {
-    auto h = warpd::admin_http::start(*node, ncfg.http, warp::config_json(node->config()));
+    auto h = warpd::admin_http::start(*node, ncfg.http, effective_config_json(*settings));
     if (!h) return fail(exit_startup_failure, "admin http: " + h.err().message());
     http = std::move(*h);
   }
@@ -165,6 +204,13 @@ int run(int argc, char** argv) {
     warp::sidecar::resp_options ropts;
     ropts.listen = ncfg.resp;
     ropts.password = settings->resp_password;
+    const auto& lim = settings->resp;
+    ropts.max_clients = lim.max_clients;
+    ropts.idle_timeout = lim.idle_timeout;
+    ropts.max_bulk_length = lim.max_bulk_length;
+    ropts.max_multibulk_length = lim.max_multibulk_length;
+    ropts.max_inline_length = lim.max_inline_length;
+    ropts.max_output_buffer = lim.max_output_buffer;
     auto r = warp::sidecar::resp_server::start(*node, ropts);
     if (!r) return fail(exit_startup_failure, "resp: " + r.err().to_string());
     resp = std::move(*r);

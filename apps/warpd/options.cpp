@@ -10,6 +10,7 @@
 #include <caf/io/middleman.hpp>
 
 #include "actors/control_actor.hpp"
+#include "bus/envelope.hpp"
 #include "warp/pattern.hpp"
 
 namespace warpd {
@@ -33,6 +34,8 @@ std::string kind_name(opt_kind k) {
     case opt_kind::string_list: return "a list of strings";
     case opt_kind::size: return "a non-negative integer";
     case opt_kind::duration: return "a duration (\"30s\", 30s or milliseconds)";
+    case opt_kind::duration_us: return "a duration (\"500us\", \"2ms\", 500us or milliseconds)";
+    case opt_kind::boolean: return "true or false";
   }
   return "?";
 }
@@ -40,6 +43,26 @@ std::string kind_name(opt_kind k) {
 warp::error type_error(std::string_view key, const caf::config_value& v, opt_kind k) {
   return {errc::invalid_argument, std::string{key} + ": expected " + kind_name(k) + ", got " +
                                       caf::to_string(v)};
+}
+
+// parse_duration plus a `us` suffix, for the sub-millisecond batch delay.
+warp::result<std::chrono::microseconds> parse_micros(std::string_view key, std::string_view text) {
+  if (text.size() > 2 && text.substr(text.size() - 2) == "us") {
+    std::int64_t n = 0;
+    auto digits = text.substr(0, text.size() - 2);
+    auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
+    if (ec == std::errc{} && ptr == digits.data() + digits.size() && n >= 0)
+      return std::chrono::microseconds{n};
+    return warp::error{errc::invalid_argument,
+                       std::string{key} + ": bad duration '" + std::string{text} + "'"};
+  }
+  auto d = warp::parse_duration(text);
+  if (!d) return warp::error{errc::invalid_argument, std::string{key} + ": " + d.err().message()};
+  if (d->count() > std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::microseconds::max()).count())
+    return warp::error{errc::invalid_argument,
+                       std::string{key} + ": duration overflows: '" + std::string{text} + "'"};
+  return std::chrono::microseconds{*d};
 }
 
 // Typed readers over the CAF content. Absent keys yield the table's fallback; present keys
@@ -79,6 +102,37 @@ class reader {
     return type_error(key, *v, def.kind);
   }
 
+  warp::result<std::chrono::microseconds> duration_us(std::string_view key) const {
+    const auto& def = *find_option(key);
+    auto* v = caf::get_if(&content_, key);
+    if (!v) return parse_micros(key, def.fallback);
+    if (auto s = caf::get_if<std::string>(v)) return parse_micros(key, *s);
+    if (auto ts = caf::get_if<caf::timespan>(v))
+      return std::chrono::duration_cast<std::chrono::microseconds>(*ts);
+    if (auto i = caf::get_if<std::int64_t>(v); i && *i >= 0)
+      return std::chrono::microseconds{std::chrono::milliseconds{*i}};
+    return type_error(key, *v, def.kind);
+  }
+
+  warp::result<bool> boolean(std::string_view key) const {
+    const auto& def = *find_option(key);
+    auto* v = caf::get_if(&content_, key);
+    std::string_view text = def.fallback;
+    if (v) {
+      if (auto b = caf::get_if<bool>(v)) return *b;
+      auto s = caf::get_if<std::string>(v);
+      if (!s) return type_error(key, *v, def.kind);
+      text = *s;
+    }
+    // The command line hands every boolean over as text.
+    for (auto yes : {"true", "on", "yes", "1"})
+      if (text == yes) return true;
+    for (auto no : {"false", "off", "no", "0"})
+      if (text == no) return false;
+    return warp::error{errc::invalid_argument, std::string{key} + ": expected true/false (on/off, "
+                                                   "yes/no, 1/0), got '" + std::string{text} + "'"};
+  }
+
   warp::result<std::chrono::milliseconds> duration(std::string_view key) const {
     const auto& def = *find_option(key);
     auto* v = caf::get_if(&content_, key);
@@ -97,6 +151,51 @@ class reader {
  private:
   const caf::settings& content_;
 };
+
+std::string ms_text(std::chrono::milliseconds d) { return std::to_string(d.count()) + "ms"; }
+
+// The cluster options' values that cannot work, named by their flag. Bounds the wire
+// format enforces (bus::wire_limits) are checked here too: a node configured above them
+// would build batches its peers drop as malformed.
+warp::status validate_cluster(const warp::node_config& n) {
+  const auto& c = n.cluster;
+  auto bad = [](std::string text) { return warp::status{errc::invalid_argument, std::move(text)}; };
+  if (!c.discovery_dns.empty()) {
+    if (n.listen.empty())
+      return bad("discovery-dns: needs a listener (--listen): peers reach a node there");
+    // NAME or NAME:PORT; with a port it must be a valid endpoint.
+    if (c.discovery_dns.find(':') != std::string::npos) {
+      auto ep = parse_endpoint(c.discovery_dns);
+      if (!ep || ep->first.empty() || ep->second == 0)
+        return bad("discovery-dns: expected NAME or NAME:PORT, got '" + c.discovery_dns + "'");
+    }
+  }
+  if (c.discovery_interval.count() <= 0) return bad("discovery-interval: must be positive");
+  if (c.heartbeat_interval.count() <= 0) return bad("heartbeat-interval: must be positive");
+  // A member is suspect after half the timeout: with fewer than two heartbeats in that
+  // window, one late heartbeat makes healthy members flap.
+  if (c.failure_timeout < 2 * c.heartbeat_interval)
+    return bad("failure-timeout: must be at least twice heartbeat-interval (" +
+               ms_text(c.heartbeat_interval) + "), got " + ms_text(c.failure_timeout));
+  // Every owned range is an actor; beyond this the ranges cost more than they spread.
+  constexpr std::size_t max_ranges = 65536;
+  if (c.ranges == 0 || c.ranges > max_ranges)
+    return bad("ranges: must be between 1 and " + std::to_string(max_ranges) + ", got " +
+               std::to_string(c.ranges));
+  const warp::bus::wire_limits wire;
+  if (c.batch_max_records == 0 || c.batch_max_records > wire.max_records)
+    return bad("batch-max-records: must be between 1 and " + std::to_string(wire.max_records) +
+               ", got " + std::to_string(c.batch_max_records));
+  if (c.batch_max_bytes == 0 || c.batch_max_bytes > wire.max_message_bytes)
+    return bad("batch-max-bytes: must be between 1 and " +
+               std::to_string(wire.max_message_bytes) + ", got " +
+               std::to_string(c.batch_max_bytes));
+  if (c.batch_max_delay > std::chrono::seconds{1})
+    return bad("batch-max-delay: at most 1s (it delays every change under load), got " +
+               std::to_string(c.batch_max_delay.count()) + "us");
+  if (c.owner_fetch_timeout.count() <= 0) return bad("owner-fetch-timeout: must be positive");
+  return {};
+}
 
 }  // namespace
 
@@ -123,7 +222,7 @@ const std::vector<option_def>& option_table() {
        "Directory for durable state (the SQLite database)"},
       {"warp.http", "--http", opt_kind::string, "127.0.0.1:4780",
        "HOST:PORT of the admin HTTP endpoint (/healthz, /metrics, /admin/stats, "
-       "/admin/config); empty = off"},
+       "/admin/config, /admin/cluster); empty = off"},
       {"warp.resp", "--resp", opt_kind::string, resp_default,
        "HOST:PORT of the RESP (Redis protocol) sidecar; empty = off"},
       {"warp.resp-password", "--resp-password", opt_kind::string, "",
@@ -147,6 +246,46 @@ const std::vector<option_def>& option_table() {
        "Largest value a client may send, in bytes"},
       {"scheduler.max-threads", "--threads", opt_kind::size, "2",
        "Worker threads of the actor system (CAF's scheduler.max-threads)"},
+      // -- cluster (node_config.cluster, docs/cluster.md); fallbacks = cluster_options' --
+      {"warp.discovery-dns", "--discovery-dns", opt_kind::string, "",
+       "DNS discovery: NAME or NAME:PORT; every A/AAAA record is a peer (PORT defaults to "
+       "this node's listen port); empty = off"},
+      {"warp.discovery-interval", "--discovery-interval", opt_kind::duration, "10s",
+       "How often the discovery name is re-resolved"},
+      {"warp.heartbeat-interval", "--heartbeat-interval", opt_kind::duration, "200ms",
+       "How often a node tells every peer it is alive"},
+      {"warp.failure-timeout", "--failure-timeout", opt_kind::duration, "2s",
+       "A peer silent for half of this is suspect, for all of it down (at least twice "
+       "--heartbeat-interval)"},
+      {"warp.ranges", "--ranges", opt_kind::size, "271",
+       "Number of key ranges (must be the same on every node of a cluster)"},
+      {"warp.batching", "--batching", opt_kind::boolean, "true",
+       "Adaptive batching of outgoing change records (true/false, on/off); off = one "
+       "message per record"},
+      {"warp.batch-max-records", "--batch-max-records", opt_kind::size, "4096",
+       "Most records in one outgoing batch"},
+      {"warp.batch-max-bytes", "--batch-max-bytes", opt_kind::size, "1048576",
+       "Most bytes in one outgoing batch"},
+      {"warp.batch-max-delay", "--batch-max-delay", opt_kind::duration_us, "500us",
+       "How long a record may wait for more under load (500us, 2ms, ...; an idle node sends "
+       "at once)"},
+      {"warp.compress-above", "--compress-above", opt_kind::size, "65536",
+       "Batches larger than this many bytes are zlib-compressed (0 = never)"},
+      {"warp.owner-fetch-timeout", "--owner-fetch-timeout", opt_kind::duration, "500ms",
+       "How long a miss waits for the key range's owner before reading storage itself"},
+      // -- RESP sidecar limits (sidecar/resp_server.hpp resp_options) ---------------------
+      {"warp.resp-max-clients", "--resp-max-clients", opt_kind::size, "10000",
+       "Most concurrent RESP clients; further connections are refused"},
+      {"warp.resp-idle-timeout", "--resp-idle-timeout", opt_kind::duration, "0",
+       "Disconnect RESP clients idle this long, whole seconds (0 = never)"},
+      {"warp.resp-max-bulk-length", "--resp-max-bulk-length", opt_kind::size, "536870912",
+       "Largest RESP bulk string a client may send, in bytes"},
+      {"warp.resp-max-multibulk-length", "--resp-max-multibulk-length", opt_kind::size,
+       "1048576", "Most elements in one RESP command (multibulk)"},
+      {"warp.resp-max-inline-length", "--resp-max-inline-length", opt_kind::size, "65536",
+       "Longest inline (telnet-style) RESP command, in bytes"},
+      {"warp.resp-max-output-buffer", "--resp-max-output-buffer", opt_kind::size, "67108864",
+       "Per-client output bound in bytes; a client over it is disconnected"},
   };
   return table;
 }
@@ -160,7 +299,9 @@ warpd_config::warpd_config() {
     auto name = name_of(def.key);
     switch (def.kind) {
       case opt_kind::string:
-      case opt_kind::duration: group.add<std::string>(name, def.help); break;
+      case opt_kind::duration:
+      case opt_kind::duration_us: group.add<std::string>(name, def.help); break;
+      case opt_kind::boolean: group.add<bool>(name, def.help); break;
       case opt_kind::string_list: group.add<std::vector<std::string>>(name, def.help); break;
       case opt_kind::size: group.add<std::size_t>(name, def.help); break;
     }
@@ -238,7 +379,42 @@ warp::result<settings> build_settings(const warpd_config& cfg) {
   WARPD_READ(n.default_policy.ttl, rd.duration("warp.default-ttl"));
   std::string mode_text;
   WARPD_READ(mode_text, rd.str("warp.default-mode"));
+  auto& c = n.cluster;
+  WARPD_READ(c.discovery_dns, rd.str("warp.discovery-dns"));
+  WARPD_READ(c.discovery_interval, rd.duration("warp.discovery-interval"));
+  WARPD_READ(c.heartbeat_interval, rd.duration("warp.heartbeat-interval"));
+  WARPD_READ(c.failure_timeout, rd.duration("warp.failure-timeout"));
+  WARPD_READ(c.ranges, rd.size("warp.ranges"));
+  WARPD_READ(c.batching, rd.boolean("warp.batching"));
+  WARPD_READ(c.batch_max_records, rd.size("warp.batch-max-records"));
+  WARPD_READ(c.batch_max_bytes, rd.size("warp.batch-max-bytes"));
+  WARPD_READ(c.batch_max_delay, rd.duration_us("warp.batch-max-delay"));
+  WARPD_READ(c.compress_above, rd.size("warp.compress-above"));
+  WARPD_READ(c.owner_fetch_timeout, rd.duration("warp.owner-fetch-timeout"));
+  auto& r = out.resp;
+  std::chrono::milliseconds idle{0};
+  WARPD_READ(r.max_clients, rd.size("warp.resp-max-clients"));
+  WARPD_READ(idle, rd.duration("warp.resp-idle-timeout"));
+  WARPD_READ(r.max_bulk_length, rd.size("warp.resp-max-bulk-length"));
+  WARPD_READ(r.max_multibulk_length, rd.size("warp.resp-max-multibulk-length"));
+  WARPD_READ(r.max_inline_length, rd.size("warp.resp-max-inline-length"));
+  WARPD_READ(r.max_output_buffer, rd.size("warp.resp-max-output-buffer"));
 #undef WARPD_READ
+  if (auto e = validate_cluster(n)) return e;
+  // The sidecar's idle clock ticks in seconds: refuse what it would silently round.
+  if (idle.count() % 1000 != 0)
+    return warp::error{errc::invalid_argument,
+                       "resp-idle-timeout: must be whole seconds (0 = never), got " +
+                           std::to_string(idle.count()) + "ms"};
+  r.idle_timeout = std::chrono::duration_cast<std::chrono::seconds>(idle);
+  for (const auto& [what, value] :
+       {std::pair<const char*, std::size_t>{"resp-max-clients", r.max_clients},
+        {"resp-max-bulk-length", r.max_bulk_length},
+        {"resp-max-multibulk-length", r.max_multibulk_length},
+        {"resp-max-inline-length", r.max_inline_length},
+        {"resp-max-output-buffer", r.max_output_buffer}})
+    if (value == 0)
+      return warp::error{errc::invalid_argument, std::string{what} + ": must be at least 1"};
 
   auto m = warp::parse_mode(mode_text);
   if (!m) return warp::error{errc::invalid_argument, "default-mode: " + m.err().message()};

@@ -9,6 +9,7 @@
 
 #include "warp/endpoint.hpp"
 
+#include <chrono>
 #include <cstddef>
 #include <map>
 #include <string>
@@ -22,7 +23,9 @@
 
 namespace warpd {
 
-enum class opt_kind { string, string_list, size, duration };
+/// duration: millisecond precision (`250ms`, `30s`, plain milliseconds); duration_us also
+/// takes `us` (the batch delay is sub-millisecond); boolean: true/false, on/off, yes/no, 1/0.
+enum class opt_kind { string, string_list, size, duration, duration_us, boolean };
 
 struct option_def {
   std::string_view key;      ///< CAF config key, e.g. "warp.data-dir"
@@ -58,10 +61,22 @@ warp::status load_config_file(warpd_config& cfg, const std::string& path);
 /// Writes the command-line values over the file's.
 void apply_cli(warpd_config& cfg, const cli_values& cli);
 
+/// The RESP sidecar's limits (mirrors sidecar::resp_options, which this header does not
+/// include so warpd builds without the sidecar too).
+struct resp_limits {
+  std::size_t max_clients = 10000;
+  std::chrono::seconds idle_timeout{0};
+  std::size_t max_bulk_length = 512 * 1024 * 1024;
+  std::size_t max_multibulk_length = 1024 * 1024;
+  std::size_t max_inline_length = 64 * 1024;
+  std::size_t max_output_buffer = 64 * 1024 * 1024;
+};
+
 /// What warpd needs beside node_config.
 struct settings {
   warp::node_config node;
   std::string resp_password;
+  resp_limits resp;
 };
 
 /// Validates the `warp` section (unknown keys, wrong types, bad modes/durations/patterns)

@@ -10,6 +10,8 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 // Debian's cpp-httplib is a compiled library: its header must see the same feature macros
 // as the library was built with (from cpp-httplib.pc), or the declarations do not match.
@@ -147,6 +149,73 @@ TEST_CASE("warpd serves /healthz, /metrics, /admin/stats and /admin/config") {
   CHECK(missing->status == 404);
 
   CHECK(d.process().stop(SIGTERM, 20s) == 0);
+}
+
+TEST_CASE("a clustered warpd's /metrics adds the cluster families and passes promtool; /admin/cluster") {
+  temp_dir dir{"warpd-http-cluster"};
+  std::vector<std::uint16_t> ports{free_port(), free_port()};
+  std::vector<std::unique_ptr<warpd_process>> nodes;
+  for (std::size_t i = 0; i < ports.size(); ++i)
+    nodes.push_back(std::make_unique<warpd_process>(
+        cluster_member_args(ports, i, dir.str(),
+                            {"--failure-timeout", "3s", "--pattern", "k:*=eventual_distributed"}),
+        false));
+  for (auto& n : nodes) {
+    INFO(n->log());
+    REQUIRE(n->wait_ready());
+  }
+  auto& a = *nodes[0];
+  // /admin/cluster is cluster_json: wait until both members are up in a's view.
+  auto up_in_a = [&] {
+    auto r = http_get(a.http_port(), "/admin/cluster");
+    if (!r || r->status != 200) return std::size_t{0};
+    auto doc = json::parse(r->body, nullptr, false);
+    std::size_t up = 0;
+    if (!doc.is_discarded())
+      for (auto& m : doc["members"]) up += m.value("state", "") == "up";
+    return up;
+  };
+  auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (up_in_a() != 2 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(100ms);
+  auto cluster = http_get(a.http_port(), "/admin/cluster");
+  REQUIRE(cluster);
+  CHECK(cluster->status == 200);
+  CHECK(cluster->get_header_value("Content-Type").starts_with("application/json"));
+  INFO(cluster->body);
+  auto cdoc = json::parse(cluster->body);
+  REQUIRE(cdoc["members"].size() == 2);
+  CHECK(cdoc["members"][0]["self"] == true);
+  CHECK(cdoc["ranges"] == 271);
+  CHECK(up_in_a() == 2);
+
+  // A change record goes out on the bus, so its counters are not all zero.
+  REQUIRE(a.ctl({"set", "k:1", "v"}).exit_code == 0);
+  auto metrics = http_get(a.http_port(), "/metrics");
+  REQUIRE(metrics);
+  CHECK(metrics->status == 200);
+  const auto& text = metrics->body;
+  INFO(text);
+  CHECK(check_exposition(text) == "");
+  CHECK(text.find("# TYPE warp_l1_hits_total counter") != std::string::npos);  // node families
+  for (auto family : {"warp_cluster_members", "warp_bus_records_published_total",
+                      "warp_bus_batches_sent_total", "warp_bus_batch_records_max",
+                      "warp_bus_batch_delay_microseconds_total", "warp_bus_gaps_total",
+                      "warp_cluster_owner_fetch_fallbacks_total"}) {
+    INFO(family);
+    CHECK(text.find(std::string{"# TYPE "} + family + " ") != std::string::npos);
+  }
+  CHECK(text.find(R"(warp_cluster_members{node="n0",state="up"} 2)") != std::string::npos);
+  CHECK(text.find(R"(warp_bus_records_published_total{node="n0"} 0)") == std::string::npos);
+
+  auto promtool = find_program("promtool");
+  INFO("promtool not found: install Debian's prometheus package (scripts/deps.sh does)");
+  REQUIRE_FALSE(promtool.empty());
+  auto file = dir.str() + "/metrics.txt";
+  std::ofstream{file} << text;
+  auto r = run({"sh", "-c", promtool + " check metrics < " + file});
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 0);
 }
 
 TEST_CASE("warpd --http '' turns the admin endpoint off") {

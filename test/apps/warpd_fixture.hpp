@@ -84,4 +84,26 @@ class warpd_process {
   std::string resp_;
 };
 
+/// Flags of member `i` of a test cluster whose members listen on `ports` (the other members
+/// are its seeds): memory storage, admin HTTP on any free port, no sidecar, fast heartbeats.
+/// For warpd_process{..., false}.
+inline std::vector<std::string> cluster_member_args(const std::vector<std::uint16_t>& ports,
+                                                    std::size_t i, const std::string& dir,
+                                                    std::vector<std::string> extra = {}) {
+  std::string peers;
+  for (std::size_t j = 0; j < ports.size(); ++j) {
+    if (j == i) continue;
+    if (!peers.empty()) peers += ',';
+    peers += "127.0.0.1:" + std::to_string(ports[j]);
+  }
+  std::vector<std::string> a{"--name", "n" + std::to_string(i), "--listen",
+                             "127.0.0.1:" + std::to_string(ports[i]), "--http", "127.0.0.1:0",
+                             "--resp", "", "--storage", "memory", "--data-dir",
+                             dir + "/n" + std::to_string(i), "--log-level", "warn",
+                             "--heartbeat-interval", "100ms"};
+  if (!peers.empty()) a.insert(a.end(), {"--peers", peers});
+  a.insert(a.end(), extra.begin(), extra.end());
+  return a;
+}
+
 }  // namespace warp::test

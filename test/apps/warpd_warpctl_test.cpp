@@ -41,7 +41,16 @@ TEST_CASE("warpd --help lists every flag") {
   for (auto flag : {"--name", "--listen", "--peers", "--storage", "--data-dir", "--http",
                     "--resp", "--resp-password", "--pattern", "--default-mode", "--default-ttl",
                     "--config", "--log-level", "--l1-max-entries", "--l1-max-bytes",
-                    "--max-key-size", "--max-value-size", "--threads"}) {
+                    "--max-key-size", "--max-value-size", "--threads",
+                    // cluster_options
+                    "--discovery-dns", "--discovery-interval", "--heartbeat-interval",
+                    "--failure-timeout", "--ranges", "--batching", "--batch-max-records",
+                    "--batch-max-bytes", "--batch-max-delay", "--compress-above",
+                    "--owner-fetch-timeout",
+                    // the sidecar's resp_options
+                    "--resp-max-clients", "--resp-idle-timeout", "--resp-max-bulk-length",
+                    "--resp-max-multibulk-length", "--resp-max-inline-length",
+                    "--resp-max-output-buffer"}) {
     INFO(flag);
     CHECK(r.out.find(flag) != std::string::npos);
   }
@@ -50,7 +59,8 @@ TEST_CASE("warpd --help lists every flag") {
 TEST_CASE("warpctl --help lists the subcommands") {
   auto r = run({warpctl_bin(), "--help"});
   REQUIRE(r.exit_code == 0);
-  for (auto word : {"get", "set", "del", "stats", "ping", "--node", "--json", "--timeout"}) {
+  for (auto word : {"get", "set", "del", "stats", "ping", "members", "--node", "--json",
+                    "--timeout"}) {
     INFO(word);
     CHECK(r.out.find(word) != std::string::npos);
   }
