@@ -5,7 +5,11 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${WARP_BUILD_DIR:-$root/build}
 "$root/scripts/deps.sh"
 launcher=()
-command -v ccache >/dev/null 2>&1 && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+if command -v ccache >/dev/null 2>&1; then
+  launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  # Paths relative to the checkout, so a fresh clone elsewhere reuses the cache.
+  export CCACHE_BASEDIR=$root CCACHE_NOHASHDIR=true
+fi
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=${WARP_BUILD_TYPE:-RelWithDebInfo} \
   "${launcher[@]}" "$@" >/dev/null
 cmake --build "$build" -j "${WARP_JOBS:-$(nproc)}"
