@@ -8,7 +8,9 @@ launcher=()
 if command -v ccache >/dev/null 2>&1; then
   launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
   # Paths relative to the checkout, so a fresh clone elsewhere reuses the cache.
-  export CCACHE_BASEDIR=$root CCACHE_NOHASHDIR=true
+  # Sloppiness for the precompiled CAF/Catch2 headers, which ccache otherwise refuses.
+  export CCACHE_BASEDIR=$root CCACHE_NOHASHDIR=true \
+    CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
 fi
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=${WARP_BUILD_TYPE:-RelWithDebInfo} \
   "${launcher[@]}" "$@" >/dev/null
