@@ -45,6 +45,11 @@ struct cluster_state {
   std::vector<caf::actor> range_actors;
   bool flush_scheduled = false;
   steady::time_point last_flush{};
+  /// Arrival-rate estimate of the adaptive batcher: records pushed at the start of the
+  /// current window, when it started, and the smoothed rate (records/s).
+  std::uint64_t rate_pushed = 0;
+  steady::time_point rate_since{};
+  double rate = 0;
   std::int64_t last_dns_ms = 0;
   static inline const char* name = "warp.cluster";
 };
@@ -276,18 +281,59 @@ class cluster_logic {
 
   // -- bus: out ----------------------------------------------------------------------
 
+  // Adaptive batching. Below `batch_busy_rate` every wake-up sends at once: one message per
+  // change per peer costs little at that rate and any wait is pure latency. Above it, a
+  // flush is held back only until `batch_target_records` records should have arrived at
+  // the observed rate (never longer than `batch_max_delay`), counted from when the
+  // previous batch left, not from now: a batch that left longer ago than the delay means
+  // the next one goes at once. So the wait shrinks as the load grows, and under saturation
+  // batches grow on their own while the actor is busy sending.
   void wake() {
     if (st_.flush_scheduled) return;
     auto& o = ctx_.opts;
     auto now = steady::now();
-    if (o.batching && o.batch_max_delay.count() > 0 && now - st_.last_flush < o.batch_max_delay &&
+    auto delay = batch_delay(now);
+    auto since = now - st_.last_flush;
+    if (o.batching && delay.count() > 0 && since < delay &&
         ctx_.queue.size() < o.batch_max_records) {
-      // Busy: a batch just left. Let more records gather, up to the maximum delay.
       st_.flush_scheduled = true;
-      self_->delayed_send(self_, o.batch_max_delay, caf::flush_atom::value);
+      ctx_.counters.batches_delayed.fetch_add(1, std::memory_order_relaxed);
+      self_->delayed_send(self_, std::chrono::duration_cast<std::chrono::microseconds>(delay - since),
+                          caf::flush_atom::value);
       return;
     }
+    ctx_.counters.batches_immediate.fetch_add(1, std::memory_order_relaxed);
     flush(64);
+  }
+
+  /// The delay the batcher applies now; updates the arrival-rate estimate (windows of at
+  /// least 1 ms, so a burst of a few records does not look like load).
+  std::chrono::microseconds batch_delay(steady::time_point now) {
+    auto& o = ctx_.opts;
+    auto& c = ctx_.counters;
+    if (!o.batching || o.batch_max_delay.count() <= 0) return std::chrono::microseconds{0};
+    auto pushed = ctx_.queue.pushed();
+    auto window = now - st_.rate_since;
+    if (window >= std::chrono::milliseconds{1}) {
+      double secs = std::chrono::duration<double>(window).count();
+      double sample = static_cast<double>(pushed - st_.rate_pushed) / secs;
+      // A long quiet window (> 10 ms) resets the estimate: an idle node sends at once.
+      st_.rate = window > std::chrono::milliseconds{10} ? sample : (st_.rate + sample) / 2;
+      st_.rate_pushed = pushed;
+      st_.rate_since = now;
+      c.arrival_rate_per_s.store(static_cast<std::uint64_t>(st_.rate), std::memory_order_relaxed);
+    }
+    std::chrono::microseconds d{0};
+    if (o.batch_busy_rate <= 0) {
+      d = o.batch_max_delay;  // always busy: the fixed-delay policy
+    } else if (st_.rate >= o.batch_busy_rate) {
+      auto fill_us = static_cast<double>(std::max<std::size_t>(o.batch_target_records, 1)) /
+                     st_.rate * 1e6;
+      d = std::min(o.batch_max_delay,
+                   std::chrono::microseconds{static_cast<std::int64_t>(fill_us)});
+    }
+    c.batch_delay_current_us.store(static_cast<std::uint64_t>(d.count()), std::memory_order_relaxed);
+    return d;
   }
 
   /// Sends up to `max_batches` batches of what is queued; wakes itself if more remain.

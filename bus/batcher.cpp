@@ -12,6 +12,7 @@ bool outbound_queue::push(change_record rec) {
     pending_.push_back(std::move(rec));
     since_.push_back(clock::now());
   }
+  pushed_.fetch_add(1, std::memory_order_relaxed);
   return !wake_pending_.exchange(true, std::memory_order_acq_rel);
 }
 

@@ -34,6 +34,8 @@ class outbound_queue {
   void rearm() noexcept { wake_pending_.store(false, std::memory_order_release); }
   std::size_t size() const;
   bool empty() const { return size() == 0; }
+  /// Records pushed since start (the consumer derives the arrival rate from it).
+  std::uint64_t pushed() const noexcept { return pushed_.load(std::memory_order_relaxed); }
 
  private:
   using clock = std::chrono::steady_clock;
@@ -42,6 +44,7 @@ class outbound_queue {
   std::vector<clock::time_point> since_;
   std::size_t head_ = 0;
   std::atomic<bool> wake_pending_{false};
+  std::atomic<std::uint64_t> pushed_{0};
 };
 
 /// The incoming side: per-sender sequence tracking. Each sender numbers its batches 1, 2,

@@ -117,7 +117,6 @@ void cluster::apply(const bus::change_batch& batch) {
   for (auto& rec : batch.records) {
     // Our next write of this key must get a larger version than what we just learned.
     if (rec.ver.hlc <= max_hlc) st_.clock.observe(rec.ver.hlc);
-    auto policy = st_.patterns.lookup(rec.key);
     bool hydrate = rec.kind == bus::record_kind::value &&
                    (rec.expires_at_ms == 0 || rec.expires_at_ms > now);
     if (!hydrate) {
@@ -139,6 +138,8 @@ void cluster::apply(const bus::change_batch& batch) {
       continue;
     }
     st_.coalescer.supersede(rec.key);
+    // The pattern lookup (glob matching) only matters for the cache TTL of a hydrated value.
+    auto policy = st_.patterns.lookup(rec.key);
     auto out = st_.l1->put(rec.key, make_buffer(rec.value), rec.ver,
                            l1_expiry(rec.expires_at_ms, policy), true);
     if (out == put_outcome::stale) {
@@ -301,6 +302,10 @@ std::string cluster_prometheus_text(node& n) {
   line("warp_bus_batch_records_max", "gauge", "Largest batch sent, in records.", s.max_batch_records);
   line("warp_bus_batch_delay_microseconds_total", "counter", "Summed wait of each batch's oldest record.", s.batch_delay_us_total);
   line("warp_bus_batch_delay_microseconds_max", "gauge", "Longest wait of a batch's oldest record.", s.max_batch_delay_us);
+  line("warp_bus_batches_immediate_total", "counter", "Flushes sent at once (idle or below the busy rate).", s.batches_immediate);
+  line("warp_bus_batches_delayed_total", "counter", "Flushes held back to gather more records.", s.batches_delayed);
+  line("warp_bus_batch_delay_current_microseconds", "gauge", "Batch delay the adaptive batcher applies now.", s.batch_delay_current_us);
+  line("warp_bus_arrival_rate_per_second", "gauge", "Observed rate of local changes handed to the bus.", s.arrival_rate_per_s);
   line("warp_bus_batches_received_total", "counter", "Batches received.", s.batches_received);
   line("warp_bus_records_received_total", "counter", "Records received.", s.records_received);
   line("warp_bus_records_applied_total", "counter", "Received records that changed L1.", s.records_applied);

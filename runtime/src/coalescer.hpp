@@ -52,6 +52,10 @@ class fetch_coalescer {
   stripe& stripe_for(std::string_view key);
 
   std::array<stripe, 32> stripes_;
+  /// Flights registered and not yet finished, over all stripes. supersede() skips the
+  /// stripe lock (and the key copy) when it reads 0: see the ordering argument in
+  /// coalescer.cpp. seq_cst on both sides.
+  std::atomic<std::size_t> in_flight_{0};
   std::atomic<std::uint64_t> coalesced_{0};
 };
 

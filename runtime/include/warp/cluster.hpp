@@ -58,6 +58,10 @@ struct cluster_stats {
   std::uint64_t owner_fetches_served = 0;   ///< remote misses this node answered as owner
   std::uint64_t heartbeats_sent = 0;
   std::uint64_t heartbeats_received = 0;
+  std::uint64_t batches_immediate = 0;  ///< flushes sent at once (idle, or below the busy rate)
+  std::uint64_t batches_delayed = 0;    ///< flushes held back to gather more records
+  std::uint64_t batch_delay_current_us = 0;  ///< gauge: the delay the batcher applies now
+  std::uint64_t arrival_rate_per_s = 0;      ///< gauge: observed records/s handed to the bus
 };
 
 struct cluster_view {

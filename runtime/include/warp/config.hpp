@@ -41,6 +41,14 @@ struct cluster_options {
   std::size_t batch_max_records = 4096;
   std::size_t batch_max_bytes = 1024 * 1024;
   std::chrono::microseconds batch_max_delay{500};
+  /// Load above which records are held back at all (records/s handed to the bus, measured
+  /// by the cluster actor over windows of >= 1 ms). Below it every change goes out at once:
+  /// one CAF message per change per peer is cheap at that rate, and waiting only adds
+  /// latency. 0 = always considered busy (the fixed-delay policy).
+  double batch_busy_rate = 20'000;
+  /// Under load, a batch waits only as long as it takes this many records to arrive at the
+  /// observed rate (capped by batch_max_delay): the higher the load, the shorter the wait.
+  std::size_t batch_target_records = 256;
   /// Batches larger than this are zlib-compressed (0 = never).
   std::size_t compress_above = 64 * 1024;
   /// Cluster-wide read-through: how long a miss waits for the range owner before it falls
