@@ -36,7 +36,8 @@ void admin_http::stop() {
 
 warp::result<std::unique_ptr<admin_http>> admin_http::start(warp::node& n,
                                                             const std::string& listen,
-                                                            std::string config_json) {
+                                                            std::string config_json,
+                                                            bool seeded) {
   auto endpoint = parse_endpoint(listen);
   if (!endpoint) return endpoint.err();
   auto p = std::make_unique<impl>();
@@ -54,12 +55,14 @@ warp::result<std::unique_ptr<admin_http>> admin_http::start(warp::node& n,
   srv.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("ok\n", "text/plain; charset=utf-8");
   });
-  // A node with a listener has its cluster part (node::start creates it whenever the node
-  // listens, peers or not): its members and bus numbers belong in the same scrape.
-  const bool clustered = n.listen_port() != 0;
-  srv.Get("/metrics", [node, clustered](const httplib::Request&, httplib::Response& res) {
+  // A clustered node's members and bus numbers belong in the same scrape. A lone node
+  // with a listener (a seed nobody contacted yet) has nothing to say about a cluster;
+  // once a peer joined it, it is part of one.
+  const bool listens = n.listen_port() != 0;
+  srv.Get("/metrics", [node, seeded, listens](const httplib::Request&, httplib::Response& res) {
     auto text = warp::prometheus_text(*node);
-    if (clustered) text += warp::cluster_prometheus_text(*node);
+    if (listens && (seeded || warp::view_of(*node).members.size() > 1))
+      text += warp::cluster_prometheus_text(*node);
     res.set_content(std::move(text), "text/plain; version=0.0.4; charset=utf-8");
   });
   srv.Get("/admin/cluster", [node](const httplib::Request&, httplib::Response& res) {

@@ -1,5 +1,5 @@
 // warpd's admin HTTP endpoint: /healthz, /metrics (Prometheus text; with the cluster's
-// families when the node listens), /admin/stats, /admin/config and /admin/cluster (JSON).
+// families when the node is clustered), /admin/stats, /admin/config and /admin/cluster (JSON).
 // Served by cpp-httplib on threads of its own, so a slow scrape never touches the actor
 // system.
 #pragma once
@@ -19,9 +19,11 @@ namespace warpd {
 class admin_http {
  public:
   /// Binds `listen` (HOST:PORT, port 0 = any free port) and starts serving. `config_json`
-  /// is what /admin/config returns. Clear error if the address cannot be bound.
+  /// is what /admin/config returns. `seeded`: the node was given peers (or DNS discovery),
+  /// so /metrics always carries the cluster families; otherwise they appear once another
+  /// member joined it. Clear error if the address cannot be bound.
   static warp::result<std::unique_ptr<admin_http>> start(warp::node& n, const std::string& listen,
-                                                         std::string config_json);
+                                                         std::string config_json, bool seeded);
   ~admin_http();
   admin_http(const admin_http&) = delete;
   admin_http& operator=(const admin_http&) = delete;

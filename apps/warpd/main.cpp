@@ -7,6 +7,8 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <charconv>
+#include <cstdint>
 #include <cstdio>
 #include <exception>
 #include <iostream>
@@ -76,8 +78,19 @@ void add_flags(CLI::App& app, warpd::cli_values& cli) {
             ->type_name(metavar(def));
         break;
       case warpd::opt_kind::size:
-        app.add_option_function<std::size_t>(
-               flag, [&cli, key](const std::size_t& v) { cli.sizes[key] = v; }, help)
+        // Parsed here, strictly: CLI11 turns "-1" into a huge size_t, and CAF refuses (with
+        // a note on stderr, but no error) a value its declared type cannot hold.
+        app.add_option_function<std::string>(
+               flag,
+               [&cli, key, flag](const std::string& v) {
+                 std::uint64_t n = 0;
+                 auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+                 if (v.empty() || ec != std::errc{} || ptr != v.data() + v.size() ||
+                     n > static_cast<std::uint64_t>(INT64_MAX))
+                   throw CLI::ValidationError(flag, "expected a non-negative integer, got '" + v + "'");
+                 cli.sizes[key] = static_cast<std::size_t>(n);
+               },
+               help)
             ->type_name(metavar(def));
         break;
       case warpd::opt_kind::string_list:
@@ -130,6 +143,8 @@ std::string effective_config_json(const warpd::settings& s) {
       {"batch_max_records", c.batch_max_records},
       {"batch_max_bytes", c.batch_max_bytes},
       {"batch_max_delay_us", c.batch_max_delay.count()},
+      {"batch_busy_rate", c.batch_busy_rate},
+      {"batch_target_records", c.batch_target_records},
       {"compress_above", c.compress_above},
       {"owner_fetch_timeout_ms", c.owner_fetch_timeout.count()},
   };
@@ -193,7 +208,10 @@ int run(int argc, char** argv) {
 
   std::unique_ptr<warpd::admin_http> http;
   if (!ncfg.http.empty()) {
-    auto h = warpd::admin_http::start(*node, ncfg.http, effective_config_json(*settings));
+    // "Clustered" as config.hpp defines it: a listener plus peers (seeds or DNS). A node
+    // without either still counts once somebody joined it (admin_http checks the view).
+    bool seeded = !ncfg.listen.empty() && (!ncfg.peers.empty() || !ncfg.cluster.discovery_dns.empty());
+    auto h = warpd::admin_http::start(*node, ncfg.http, effective_config_json(*settings), seeded);
     if (!h) return fail(exit_startup_failure, "admin http: " + h.err().message());
     http = std::move(*h);
   }

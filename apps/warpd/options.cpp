@@ -190,6 +190,10 @@ warp::status validate_cluster(const warp::node_config& n) {
     return bad("batch-max-bytes: must be between 1 and " +
                std::to_string(wire.max_message_bytes) + ", got " +
                std::to_string(c.batch_max_bytes));
+  if (c.batch_target_records == 0 || c.batch_target_records > c.batch_max_records)
+    return bad("batch-target-records: must be between 1 and batch-max-records (" +
+               std::to_string(c.batch_max_records) + "), got " +
+               std::to_string(c.batch_target_records));
   if (c.batch_max_delay > std::chrono::seconds{1})
     return bad("batch-max-delay: at most 1s (it delays every change under load), got " +
                std::to_string(c.batch_max_delay.count()) + "us");
@@ -269,6 +273,12 @@ const std::vector<option_def>& option_table() {
       {"warp.batch-max-delay", "--batch-max-delay", opt_kind::duration_us, "500us",
        "How long a record may wait for more under load (500us, 2ms, ...; an idle node sends "
        "at once)"},
+      {"warp.batch-busy-rate", "--batch-busy-rate", opt_kind::size, "20000",
+       "Changes/s above which records are held back to batch at all; below it every change "
+       "goes out at once (0 = always batch)"},
+      {"warp.batch-target-records", "--batch-target-records", opt_kind::size, "256",
+       "Under load a batch waits only until this many records arrive at the observed rate "
+       "(capped by --batch-max-delay); at most --batch-max-records"},
       {"warp.compress-above", "--compress-above", opt_kind::size, "65536",
        "Batches larger than this many bytes are zlib-compressed (0 = never)"},
       {"warp.owner-fetch-timeout", "--owner-fetch-timeout", opt_kind::duration, "500ms",
@@ -300,8 +310,11 @@ warpd_config::warpd_config() {
     switch (def.kind) {
       case opt_kind::string:
       case opt_kind::duration:
-      case opt_kind::duration_us: group.add<std::string>(name, def.help); break;
-      case opt_kind::boolean: group.add<bool>(name, def.help); break;
+      // Booleans come from the command line as text (on/off, yes/no, ...), and CAF drops a
+      // value that does not fit the declared type: declare them as strings, the reader
+      // accepts both a CAF bool from the file and text.
+      case opt_kind::duration_us:
+      case opt_kind::boolean: group.add<std::string>(name, def.help); break;
       case opt_kind::string_list: group.add<std::vector<std::string>>(name, def.help); break;
       case opt_kind::size: group.add<std::size_t>(name, def.help); break;
     }
@@ -389,6 +402,10 @@ warp::result<settings> build_settings(const warpd_config& cfg) {
   WARPD_READ(c.batch_max_records, rd.size("warp.batch-max-records"));
   WARPD_READ(c.batch_max_bytes, rd.size("warp.batch-max-bytes"));
   WARPD_READ(c.batch_max_delay, rd.duration_us("warp.batch-max-delay"));
+  std::size_t busy_rate = 0;
+  WARPD_READ(busy_rate, rd.size("warp.batch-busy-rate"));
+  c.batch_busy_rate = static_cast<double>(busy_rate);
+  WARPD_READ(c.batch_target_records, rd.size("warp.batch-target-records"));
   WARPD_READ(c.compress_above, rd.size("warp.compress-above"));
   WARPD_READ(c.owner_fetch_timeout, rd.duration("warp.owner-fetch-timeout"));
   auto& r = out.resp;

@@ -218,6 +218,34 @@ TEST_CASE("a clustered warpd's /metrics adds the cluster families and passes pro
   CHECK(r.exit_code == 0);
 }
 
+TEST_CASE("a clustered node's cluster metrics escape its name in the node label") {
+  // Clustered by configuration: a seed peer (nobody listens there; the view says so).
+  temp_dir dir{"warpd-http-cluster-label"};
+  warpd_process d{{"--storage", "memory", "--data-dir", dir.str() + "/data", "--name", "web\"node",
+                   "--peers", "127.0.0.1:" + std::to_string(free_port())}};
+  REQUIRE(d.wait_ready());
+  auto metrics = http_get(d.http_port(), "/metrics");
+  REQUIRE(metrics);
+  const auto& text = metrics->body;
+  INFO(text);
+  CHECK(text.find("# TYPE warp_cluster_members gauge") != std::string::npos);
+  CHECK(check_exposition(text) == "");
+  CHECK(text.find(R"(warp_cluster_members{node="web\"node",state="up"} 1)") != std::string::npos);
+}
+
+TEST_CASE("a lone warpd without peers leaves the cluster families out of /metrics") {
+  temp_dir dir{"warpd-http-lone"};
+  warpd_process d{{"--storage", "memory", "--data-dir", dir.str() + "/data"}};
+  REQUIRE(d.wait_ready());
+  auto metrics = http_get(d.http_port(), "/metrics");
+  REQUIRE(metrics);
+  CHECK(metrics->body.find("warp_cluster_members") == std::string::npos);
+  // /admin/cluster still answers: a single member, itself.
+  auto cluster = http_get(d.http_port(), "/admin/cluster");
+  REQUIRE(cluster);
+  CHECK(json::parse(cluster->body)["members"].size() == 1);
+}
+
 TEST_CASE("warpd --http '' turns the admin endpoint off") {
   temp_dir dir{"warpd-nohttp"};
   warpd_process d{{"--storage", "memory", "--listen", "127.0.0.1:0", "--http", "", "--resp", ""},

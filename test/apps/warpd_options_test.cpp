@@ -74,6 +74,9 @@ TEST_CASE("warpd rejects bad cluster and sidecar option values, naming the optio
   expect_usage_error({"--batch-max-records", "0"}, "batch-max-records");
   expect_usage_error({"--batch-max-records", "1000000"}, "batch-max-records");
   expect_usage_error({"--batch-max-bytes", "0"}, "batch-max-bytes");
+  expect_usage_error({"--batch-target-records", "0"}, "batch-target-records");
+  expect_usage_error({"--batch-target-records", "5000"}, "batch-target-records: must be between 1 and batch-max-records (4096)");
+  expect_usage_error({"--batch-busy-rate", "fast"}, "--batch-busy-rate");
   expect_usage_error({"--batch-max-delay", "5x"}, "batch-max-delay");
   expect_usage_error({"--batch-max-delay", "2s"}, "batch-max-delay");
   expect_usage_error({"--owner-fetch-timeout", "0"}, "owner-fetch-timeout");
@@ -105,7 +108,8 @@ TEST_CASE("cluster and sidecar flags reach the node; the config file sets them t
     warpd_process d{{"--storage", "memory", "--data-dir", dir.str() + "/data",
                      "--heartbeat-interval", "150ms", "--failure-timeout", "3s", "--ranges", "64",
                      "--batching", "off", "--batch-max-records", "100", "--batch-max-bytes",
-                     "65536", "--batch-max-delay", "250us", "--compress-above", "0",
+                     "65536", "--batch-max-delay", "250us", "--batch-busy-rate", "0",
+                     "--batch-target-records", "50", "--compress-above", "0",
                      "--owner-fetch-timeout", "750ms", "--discovery-interval", "30s",
                      "--resp-max-clients", "7", "--resp-idle-timeout", "60s",
                      "--resp-max-bulk-length", "1048576", "--resp-max-multibulk-length", "64",
@@ -122,6 +126,8 @@ TEST_CASE("cluster and sidecar flags reach the node; the config file sets them t
     CHECK(c["batch_max_records"] == 100);
     CHECK(c["batch_max_bytes"] == 65536);
     CHECK(c["batch_max_delay_us"] == 250);
+    CHECK(c["batch_busy_rate"] == 0.0);
+    CHECK(c["batch_target_records"] == 50);
     CHECK(c["compress_above"] == 0);
     CHECK(c["owner_fetch_timeout_ms"] == 750);
     CHECK(c["discovery_interval_ms"] == 30000);
@@ -151,6 +157,8 @@ TEST_CASE("cluster and sidecar flags reach the node; the config file sets them t
     CHECK(c["batch_max_records"] == 4096);
     CHECK(c["batch_max_bytes"] == 1048576);
     CHECK(c["batch_max_delay_us"] == 500);
+    CHECK(c["batch_busy_rate"] == 20000.0);
+    CHECK(c["batch_target_records"] == 256);
     CHECK(c["compress_above"] == 65536);
     CHECK(c["owner_fetch_timeout_ms"] == 500);
     CHECK(c["discovery_interval_ms"] == 10000);

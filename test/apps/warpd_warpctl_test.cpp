@@ -45,7 +45,8 @@ TEST_CASE("warpd --help lists every flag") {
                     // cluster_options
                     "--discovery-dns", "--discovery-interval", "--heartbeat-interval",
                     "--failure-timeout", "--ranges", "--batching", "--batch-max-records",
-                    "--batch-max-bytes", "--batch-max-delay", "--compress-above",
+                    "--batch-max-bytes", "--batch-max-delay", "--batch-busy-rate",
+                    "--batch-target-records", "--compress-above",
                     "--owner-fetch-timeout",
                     // the sidecar's resp_options
                     "--resp-max-clients", "--resp-idle-timeout", "--resp-max-bulk-length",
