@@ -47,6 +47,7 @@ std::int64_t l1_expiry(std::int64_t value_expiry, const key_policy& policy) {
 }  // namespace
 
 void node::impl::notify(const change_event& ev) {
+  if (watcher_count.load(std::memory_order_acquire) == 0) return;
   std::shared_ptr<const watcher_list> list;
   {
     std::lock_guard<std::mutex> guard{watchers_mtx};
@@ -164,9 +165,6 @@ void node::stop() {
       logger()->error("storage flush on stop failed: {}", err.to_string());
   }
   if (st.own_system) {
-    if (std::getenv("WARP_DEBUG_SHUTDOWN"))
-      logger()->warn("stopping actor system: {} detached, {} running", st.system->detached_actors(),
-                     st.system->registry().running());
     st.own_system.reset();  // waits for the node's actors
     st.own_config.reset();
   }
@@ -463,6 +461,7 @@ watch_id node::watch(std::function<void(const change_event&)> fn) {
   auto next = std::make_shared<impl::watcher_list>(*st.watchers);
   next->emplace_back(id, std::move(fn));
   st.watchers = std::move(next);
+  st.watcher_count.store(st.watchers->size(), std::memory_order_release);
   return id;
 }
 
@@ -472,6 +471,7 @@ void node::unwatch(watch_id id) {
   auto next = std::make_shared<impl::watcher_list>(*st.watchers);
   std::erase_if(*next, [id](auto& w) { return w.first == id; });
   st.watchers = std::move(next);
+  st.watcher_count.store(st.watchers->size(), std::memory_order_release);
 }
 
 status node::register_pattern(std::string_view glob, mode consistency,

@@ -53,6 +53,8 @@ struct node::impl {
   std::mutex watchers_mtx;
   using watcher_list = std::vector<std::pair<watch_id, std::function<void(const change_event&)>>>;
   std::shared_ptr<const watcher_list> watchers = std::make_shared<watcher_list>();
+  /// Lets a write skip the watcher lock when nobody watches (the common embedded case).
+  std::atomic<std::size_t> watcher_count{0};
   std::atomic<watch_id> next_watch_id{1};
 
   std::atomic<std::uint64_t> storage_fetches{0};
