@@ -247,11 +247,22 @@ void stop_quorum_actor(caf::actor_system& sys, const caf::actor& quorum) {
 warp::result<std::string> fetch_strong_status(caf::actor_system& sys, const std::string& host,
                                               std::uint16_t port,
                                               std::chrono::milliseconds timeout) {
-  auto nid = sys.middleman().connect(host, port);
-  if (!nid) return error{errc::unreachable, "cannot connect to " + host + ":" + std::to_string(port)};
-  auto ptr = sys.middleman().remote_lookup(quorum_registry_name(), *nid);
-  if (!ptr) return error{errc::unsupported, "the node at " + host + " runs no quorum actor"};
+  // Every step is bounded by `timeout` (middleman().remote_lookup() may wait minutes for a
+  // reply that a restarted or paused peer never sends).
   caf::scoped_actor self{sys};
+  caf::node_id nid;
+  self->request(sys.middleman().actor_handle(), timeout, caf::connect_atom::value, host, port)
+      .receive([&](const caf::node_id& n, caf::strong_actor_ptr&,
+                   const std::set<std::string>&) { nid = n; },
+               [](caf::error&) {});
+  if (!nid) return error{errc::unreachable, "cannot connect to " + host + ":" + std::to_string(port)};
+  auto basp = sys.middleman().named_broker<caf::io::basp_broker>(caf::atom("BASP"));
+  self->send(basp, caf::forward_atom::value, nid, caf::atom("ConfigServ"),
+             caf::make_message(caf::get_atom::value, quorum_registry_name()));
+  caf::strong_actor_ptr ptr;
+  self->receive([&](caf::strong_actor_ptr& p) { ptr = std::move(p); },
+                caf::after(timeout) >> [] {});
+  if (!ptr) return error{errc::unsupported, "the node at " + host + " runs no quorum actor"};
   warp::result<std::string> out{errc::timeout, "no answer"};
   self->request(caf::actor_cast<caf::actor>(ptr), timeout, quorum_status_atom::value)
       .receive([&](std::string& json) { out = std::move(json); },

@@ -135,8 +135,17 @@ class client {
 
   caf::actor handle(std::size_t node) {
     if (!handles_[node]) {
-      auto a = sys_.middleman().remote_actor("127.0.0.1", c_.port(node));
-      if (a) handles_[node] = *a;
+      // The actor published on the port (the control actor), with a bounded wait: a
+      // blocking remote_actor() can wait forever on a paused or restarting node.
+      caf::scoped_actor self{sys_};
+      self->request(sys_.middleman().actor_handle(),
+                    std::chrono::milliseconds{opt_.request_timeout_ms}, caf::connect_atom::value,
+                    std::string{"127.0.0.1"}, c_.port(node))
+          .receive([&](const caf::node_id&, caf::strong_actor_ptr& ptr,
+                       const std::set<std::string>&) {
+                     if (ptr) handles_[node] = caf::actor_cast<caf::actor>(ptr);
+                   },
+                   [](caf::error&) {});
     }
     return handles_[node];
   }
@@ -272,7 +281,27 @@ int main(int argc, char** argv) {
   app.add_flag("!--no-pause", opt.pauses, "do not SIGSTOP nodes");
   app.add_option("--warpd", opt.warpd, "warpd binary (default: next to this one)");
   app.add_option("--keep-logs", opt.keep_dir, "copy the nodes' logs into this directory");
+  std::string status_of;
+  app.add_option("--status", status_of,
+                 "only print the strong-mode status JSON of the node at HOST:PORT");
   CLI11_PARSE(app, argc, argv);
+  if (!status_of.empty()) {
+    caf::actor_system_config cfg;
+    cfg.load<caf::io::middleman>();
+    cfg.set("logger.verbosity", caf::atom("quiet"));
+    caf::actor_system sys{cfg};
+    auto colon = status_of.rfind(':');
+    if (colon == std::string::npos) return 2;
+    auto js = warp::actors::fetch_strong_status(
+        sys, status_of.substr(0, colon),
+        static_cast<std::uint16_t>(std::stoi(status_of.substr(colon + 1))), 3s);
+    if (!js) {
+      std::cerr << js.err().to_string() << "\n";
+      return 1;
+    }
+    std::cout << *js << std::endl;
+    return 0;
+  }
   if (opt.clients == 0) opt.clients = opt.nodes + 2;
   if (opt.warpd.empty()) opt.warpd = default_warpd();
   auto say = [&](const std::string& line) { std::cout << line << std::endl; };
@@ -360,7 +389,7 @@ int main(int argc, char** argv) {
       say("fault: kill -9 n" + std::to_string(node));
       c.kill9(node);
       std::this_thread::sleep_for(uniform_ms(200, 1500));
-      if (!c.start(node) || !wait_recovered(sys, c, node, 30s)) {
+      if (!c.start(node) || !wait_recovered(sys, c, node, 60s)) {
         std::cerr << "warp-nemesis: n" << node << " did not come back\n";
         healthy = false;
         break;
