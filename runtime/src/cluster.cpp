@@ -1,5 +1,10 @@
 #include "runtime/src/cluster.hpp"
 
+#include <cstdio>
+#include <type_traits>
+
+#include "warp/metrics.hpp"
+
 #include <unistd.h>
 
 #include <mutex>
@@ -123,13 +128,17 @@ void cluster::apply(const bus::change_batch& batch) {
       remember_tombstone(rec.key, rec.ver);
       // A read-through in flight may hold the old value: it must not fill L1.
       st_.coalescer.supersede(rec.key);
-      if (st_.l1->erase_if_not_newer(rec.key, rec.ver)) {
-        ++applied;
+      bool erased = st_.l1->erase_if_not_newer(rec.key, rec.ver);
+      if (erased) ++applied;
+      // Only a newer entry in L1 makes the record stale. A key this node does not hold
+      // (evicted, expired from L1, never filled) still changed: watchers such as the
+      // sidecar's client tracking may have handed it out and must hear of it.
+      if (auto info = st_.l1->info(rec.key); !erased && info && rec.ver < info->ver) {
+        ++stale;
+      } else {
         st_.notify({rec.kind == bus::record_kind::erase ? change_event::kind::removed
                                                         : change_event::kind::invalidated,
                     rec.key, rec.ver, true});
-      } else if (auto info = st_.l1->info(rec.key); info && rec.ver < info->ver) {
-        ++stale;
       }
       continue;
     }
@@ -271,8 +280,8 @@ std::string cluster_prometheus_text(node& n) {
   auto s = cluster_stats_of(n);
   std::string name = n.config().name.empty() ? "warp-" + std::to_string(::getpid()) : n.config().name;
   std::string out;
-  auto label = "{node=\"" + name + "\"";
-  auto line = [&](const char* metric, const char* type, const char* help, std::uint64_t value) {
+  auto label = "{node=\"" + prometheus_label(name) + "\"";
+  auto line = [&](const char* metric, const char* type, const char* help, auto value) {
     out += "# HELP ";
     out += metric;
     out += ' ';
@@ -283,7 +292,15 @@ std::string cluster_prometheus_text(node& n) {
     out += type;
     out += '\n';
     out += metric;
-    out += label + "} " + std::to_string(value) + "\n";
+    std::string text;
+    if constexpr (std::is_floating_point_v<decltype(value)>) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.6f", value);
+      text = buf;
+    } else {
+      text = std::to_string(value);
+    }
+    out += label + "} " + text + "\n";
   };
   out += "# HELP warp_cluster_members Members of this node's view by state.\n";
   out += "# TYPE warp_cluster_members gauge\n";
@@ -300,11 +317,12 @@ std::string cluster_prometheus_text(node& n) {
   line("warp_bus_records_sent_total", "counter", "Records in the batches sent.", s.records_sent);
   line("warp_bus_bytes_sent_total", "counter", "Encoded bytes sent.", s.bytes_sent);
   line("warp_bus_batch_records_max", "gauge", "Largest batch sent, in records.", s.max_batch_records);
-  line("warp_bus_batch_delay_microseconds_total", "counter", "Summed wait of each batch's oldest record.", s.batch_delay_us_total);
-  line("warp_bus_batch_delay_microseconds_max", "gauge", "Longest wait of a batch's oldest record.", s.max_batch_delay_us);
+  // Prometheus wants base units: the microsecond counters are exported in seconds.
+  line("warp_bus_batch_delay_seconds_total", "counter", "Summed wait of each batch's oldest record.", s.batch_delay_us_total / 1e6);
+  line("warp_bus_batch_delay_seconds_max", "gauge", "Longest wait of a batch's oldest record.", s.max_batch_delay_us / 1e6);
   line("warp_bus_batches_immediate_total", "counter", "Flushes sent at once (idle or below the busy rate).", s.batches_immediate);
   line("warp_bus_batches_delayed_total", "counter", "Flushes held back to gather more records.", s.batches_delayed);
-  line("warp_bus_batch_delay_current_microseconds", "gauge", "Batch delay the adaptive batcher applies now.", s.batch_delay_current_us);
+  line("warp_bus_batch_delay_current_seconds", "gauge", "Batch delay the adaptive batcher applies now.", s.batch_delay_current_us / 1e6);
   line("warp_bus_arrival_rate_per_second", "gauge", "Observed rate of local changes handed to the bus.", s.arrival_rate_per_s);
   line("warp_bus_batches_received_total", "counter", "Batches received.", s.batches_received);
   line("warp_bus_records_received_total", "counter", "Records received.", s.records_received);

@@ -13,10 +13,8 @@
 
 namespace warp {
 
-namespace {
-
 // Label values may hold any byte; the exposition format wants \\, \" and \n escaped.
-std::string escape_label(std::string_view in) {
+std::string prometheus_label(std::string_view in) {
   std::string out;
   out.reserve(in.size());
   for (char c : in) {
@@ -29,6 +27,8 @@ std::string escape_label(std::string_view in) {
   }
   return out;
 }
+
+namespace {
 
 // Writes one metric family with a single sample. Each family is written exactly once, so
 // HELP/TYPE precede its only sample as the format requires.
@@ -97,10 +97,10 @@ std::string display_name(const node_config& cfg) {
 std::string prometheus_text(const node& n) {
   const auto& cfg = n.config();
   auto s = n.stats();
-  exposition out{"node=\"" + escape_label(display_name(cfg)) + "\""};
+  exposition out{"node=\"" + prometheus_label(display_name(cfg)) + "\""};
   out.info("warp_node_info", "Static facts about this node (value is always 1).",
-           "id=\"" + std::to_string(n.id()) + "\",storage=\"" + escape_label(redact_storage(cfg.storage)) +
-               "\",listen=\"" + escape_label(cfg.listen) + "\"");
+           "id=\"" + std::to_string(n.id()) + "\",storage=\"" + prometheus_label(redact_storage(cfg.storage)) +
+               "\",listen=\"" + prometheus_label(cfg.listen) + "\"");
   out.counter("warp_l1_hits_total", "L1 lookups that found a live entry.", s.l1.hits);
   out.counter("warp_l1_misses_total", "L1 lookups that found no live entry.", s.l1.misses);
   out.counter("warp_l1_evictions_total",

@@ -200,7 +200,7 @@ TEST_CASE("a clustered warpd's /metrics adds the cluster families and passes pro
   CHECK(text.find("# TYPE warp_l1_hits_total counter") != std::string::npos);  // node families
   for (auto family : {"warp_cluster_members", "warp_bus_records_published_total",
                       "warp_bus_batches_sent_total", "warp_bus_batch_records_max",
-                      "warp_bus_batch_delay_microseconds_total", "warp_bus_gaps_total",
+                      "warp_bus_batch_delay_seconds_total", "warp_bus_gaps_total",
                       "warp_cluster_owner_fetch_fallbacks_total"}) {
     INFO(family);
     CHECK(text.find(std::string{"# TYPE "} + family + " ") != std::string::npos);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 namespace warp {
 
@@ -14,6 +15,9 @@ struct node_config;
 /// `_total` counters), each sample labelled `node="<name>"`. Cheap: reads counters only,
 /// never touches storage.
 std::string prometheus_text(const node& n);
+
+/// A Prometheus label value escaped as the text format wants (\\, \" and \n).
+std::string prometheus_label(std::string_view value);
 
 /// The node's stats as one JSON object: `node` (name, id, listen, storage), `l1`
 /// (hits, misses, evictions, expirations, sets, removes, entries, bytes, bounds),
