@@ -256,12 +256,16 @@ warp::result<std::string> fetch_strong_status(caf::actor_system& sys, const std:
                    const std::set<std::string>&) { nid = n; },
                [](caf::error&) {});
   if (!nid) return error{errc::unreachable, "cannot connect to " + host + ":" + std::to_string(port)};
-  auto basp = sys.middleman().named_broker<caf::io::basp_broker>(caf::atom("BASP"));
-  self->send(basp, caf::forward_atom::value, nid, caf::atom("ConfigServ"),
-             caf::make_message(caf::get_atom::value, quorum_registry_name()));
   caf::strong_actor_ptr ptr;
-  self->receive([&](caf::strong_actor_ptr& p) { ptr = std::move(p); },
-                caf::after(timeout) >> [] {});
+  if (nid == sys.node()) {  // our own node (a node asking itself)
+    ptr = sys.registry().get(quorum_registry_name());
+  } else {
+    auto basp = sys.middleman().named_broker<caf::io::basp_broker>(caf::atom("BASP"));
+    self->send(basp, caf::forward_atom::value, nid, caf::atom("ConfigServ"),
+               caf::make_message(caf::get_atom::value, quorum_registry_name()));
+    self->receive([&](caf::strong_actor_ptr& p) { ptr = std::move(p); },
+                  caf::after(timeout) >> [] {});
+  }
   if (!ptr) return error{errc::unsupported, "the node at " + host + " runs no quorum actor"};
   warp::result<std::string> out{errc::timeout, "no answer"};
   self->request(caf::actor_cast<caf::actor>(ptr), timeout, quorum_status_atom::value)
