@@ -283,6 +283,16 @@ const std::vector<option_def>& option_table() {
        "Batches larger than this many bytes are zlib-compressed (0 = never)"},
       {"warp.owner-fetch-timeout", "--owner-fetch-timeout", opt_kind::duration, "500ms",
        "How long a miss waits for the key range's owner before reading storage itself"},
+      // -- strong_distributed (runtime/src/strong.hpp, docs/strong.md) ---------------------
+      {"warp.replication-factor", "--replication-factor", opt_kind::size, "3",
+       "Copies of each key range for strong_distributed keys; quorums are majorities"},
+      {"warp.strong-timeout", "--strong-timeout", opt_kind::duration, "1s",
+       "Bound on one strong get/set/delete (past the store phase: unknown_outcome)"},
+      {"warp.strong-members", "--strong-members", opt_kind::string_list, "",
+       "Replica members HOST:PORT,... (the same list on every node; empty = --listen plus "
+       "--peers)"},
+      {"warp.anti-entropy-interval", "--anti-entropy-interval", opt_kind::duration, "5s",
+       "How often each strong range's digest is compared with its replicas"},
       // -- RESP sidecar limits (sidecar/resp_server.hpp resp_options) ---------------------
       {"warp.resp-max-clients", "--resp-max-clients", opt_kind::size, "10000",
        "Most concurrent RESP clients; further connections are refused"},
@@ -408,6 +418,21 @@ warp::result<settings> build_settings(const warpd_config& cfg) {
   WARPD_READ(c.batch_target_records, rd.size("warp.batch-target-records"));
   WARPD_READ(c.compress_above, rd.size("warp.compress-above"));
   WARPD_READ(c.owner_fetch_timeout, rd.duration("warp.owner-fetch-timeout"));
+  auto& sc = n.strong;
+  WARPD_READ(sc.replication_factor, rd.size("warp.replication-factor"));
+  WARPD_READ(sc.timeout, rd.duration("warp.strong-timeout"));
+  WARPD_READ(sc.members, rd.list("warp.strong-members"));
+  WARPD_READ(sc.anti_entropy_interval, rd.duration("warp.anti-entropy-interval"));
+  if (sc.replication_factor == 0 || sc.replication_factor > 15)
+    return warp::error{errc::invalid_argument, "replication-factor: must be between 1 and 15, got " +
+                                                   std::to_string(sc.replication_factor)};
+  if (sc.timeout.count() <= 0)
+    return warp::error{errc::invalid_argument, "strong-timeout: must be positive"};
+  if (sc.anti_entropy_interval.count() <= 0)
+    return warp::error{errc::invalid_argument, "anti-entropy-interval: must be positive"};
+  for (const auto& m : sc.members)
+    if (auto e = parse_endpoint(m); !e)
+      return warp::error{errc::invalid_argument, "strong-members: " + e.err().message()};
   auto& r = out.resp;
   std::chrono::milliseconds idle{0};
   WARPD_READ(r.max_clients, rd.size("warp.resp-max-clients"));

@@ -48,6 +48,9 @@ TEST_CASE("warpd --help lists every flag") {
                     "--batch-max-bytes", "--batch-max-delay", "--batch-busy-rate",
                     "--batch-target-records", "--compress-above",
                     "--owner-fetch-timeout",
+                    // strong_options
+                    "--replication-factor", "--strong-timeout", "--strong-members",
+                    "--anti-entropy-interval",
                     // the sidecar's resp_options
                     "--resp-max-clients", "--resp-idle-timeout", "--resp-max-bulk-length",
                     "--resp-max-multibulk-length", "--resp-max-inline-length",
