@@ -8,6 +8,8 @@
 
 #include <msgpack.hpp>
 
+#include "bus/msgpack_fields.hpp"
+
 namespace warp::bus {
 
 namespace {
@@ -99,46 +101,10 @@ result<std::string> seal(const envelope_header& h, const msgpack::sbuffer& body,
 
 // -- decoding helpers: every accessor checks the type first --------------------------
 
-struct reader {
+struct reader : msgpack_fields {
   const wire_limits& lim;
+  explicit reader(const wire_limits& l) : msgpack_fields("bad envelope: "), lim(l) {}
 
-  template <class T>
-  result<T> uint(const msgpack::object& o, const char* what) const {
-    if (o.type != msgpack::type::POSITIVE_INTEGER) return bad(what, " not an unsigned");
-    if (o.via.u64 > std::numeric_limits<T>::max()) return bad(what, " out of range");
-    return static_cast<T>(o.via.u64);
-  }
-  result<std::int64_t> sint(const msgpack::object& o, const char* what) const {
-    if (o.type == msgpack::type::POSITIVE_INTEGER) {
-      if (o.via.u64 > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
-        return bad(what, " out of range");
-      return static_cast<std::int64_t>(o.via.u64);
-    }
-    if (o.type == msgpack::type::NEGATIVE_INTEGER) return o.via.i64;
-    return bad(what, " not an integer");
-  }
-  result<std::string> bytes(const msgpack::object& o, std::size_t max, const char* what) const {
-    std::string_view s;
-    if (o.type == msgpack::type::STR)
-      s = {o.via.str.ptr, o.via.str.size};
-    else if (o.type == msgpack::type::BIN)
-      s = {o.via.bin.ptr, o.via.bin.size};
-    else
-      return bad(what, " not a string");
-    if (s.size() > max) return bad(what, " too large");
-    return std::string{s};
-  }
-  result<const msgpack::object*> array(const msgpack::object& o, std::size_t min_size,
-                                       std::size_t max_size, const char* what) const {
-    if (o.type != msgpack::type::ARRAY) return bad(what, " not an array");
-    if (o.via.array.size < min_size || o.via.array.size > max_size)
-      return bad(what, " has a wrong size");
-    return o.via.array.ptr;
-  }
-  result<bool> boolean(const msgpack::object& o, const char* what) const {
-    if (o.type != msgpack::type::BOOLEAN) return bad(what, " not a bool");
-    return o.via.boolean;
-  }
 
   result<change_record> record(const msgpack::object& o) const {
     auto f = array(o, 6, 6, "record");

@@ -7,6 +7,8 @@
 
 #include <msgpack.hpp>
 
+#include "bus/msgpack_fields.hpp"
+
 namespace warp::detail::wire {
 
 namespace {
@@ -61,46 +63,10 @@ void pack_header(packer& pk, const header& h, std::uint8_t kind) {
   pk.pack(h.hlc_now);
 }
 
-struct reader {
+struct reader : bus::msgpack_fields {
   const strong_limits& lim;
+  explicit reader(const strong_limits& l) : bus::msgpack_fields("bad quorum message: "), lim(l) {}
 
-  template <class T>
-  result<T> uint(const msgpack::object& o, const char* what) const {
-    if (o.type != msgpack::type::POSITIVE_INTEGER) return bad(what, " not an unsigned");
-    if (o.via.u64 > std::numeric_limits<T>::max()) return bad(what, " out of range");
-    return static_cast<T>(o.via.u64);
-  }
-  result<std::int64_t> sint(const msgpack::object& o, const char* what) const {
-    if (o.type == msgpack::type::POSITIVE_INTEGER) {
-      if (o.via.u64 > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
-        return bad(what, " out of range");
-      return static_cast<std::int64_t>(o.via.u64);
-    }
-    if (o.type == msgpack::type::NEGATIVE_INTEGER) return o.via.i64;
-    return bad(what, " not an integer");
-  }
-  result<std::string> bytes(const msgpack::object& o, std::size_t max, const char* what) const {
-    std::string_view s;
-    if (o.type == msgpack::type::BIN)
-      s = {o.via.bin.ptr, o.via.bin.size};
-    else if (o.type == msgpack::type::STR)
-      s = {o.via.str.ptr, o.via.str.size};
-    else
-      return bad(what, " not bytes");
-    if (s.size() > max) return bad(what, " too large");
-    return std::string{s};
-  }
-  result<const msgpack::object*> array(const msgpack::object& o, std::size_t min_size,
-                                       std::size_t max_size, const char* what) const {
-    if (o.type != msgpack::type::ARRAY) return bad(what, " not an array");
-    if (o.via.array.size < min_size || o.via.array.size > max_size)
-      return bad(what, " has a wrong size");
-    return o.via.array.ptr;
-  }
-  result<bool> boolean(const msgpack::object& o, const char* what) const {
-    if (o.type != msgpack::type::BOOLEAN) return bad(what, " not a bool");
-    return o.via.boolean;
-  }
   result<strong_record> record(const msgpack::object& o) const {
     auto f = array(o, record_fields, record_fields, "record");
     if (!f) return f.err();
