@@ -32,6 +32,17 @@ std::size_t members_up(std::uint16_t node_port) {
   return up;
 }
 
+// Change records the node on `node_port` has received from its peers (warpctl members).
+std::uint64_t records_received(std::uint16_t node_port) {
+  auto r = run({binary("apps/warpctl/warpctl"), "--node", "127.0.0.1:" + std::to_string(node_port),
+                "--json", "--timeout", "2s", "members"},
+               10s);
+  if (r.exit_code != 0) return 0;
+  auto doc = nlohmann::json::parse(r.out, nullptr, false);
+  if (doc.is_discarded()) return 0;
+  return doc["stats"].value("records_received", std::uint64_t{0});
+}
+
 template <class F>
 bool eventually(F&& cond, std::chrono::milliseconds timeout = 30s) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -81,7 +92,11 @@ TEST_CASE("a write through node A's sidecar invalidates a tracking client on nod
   resp_conn on_a{resp_a};
   resp_conn tracker{resp_b};
   resp_conn plain_b{resp_b};  // no tracking: what any client of B reads
+  auto received_before = records_received(nodes.node_b);
   CHECK(on_a.cmd({"SET", "k:k", "v1"}) == "OK");
+  // Let B apply v1's own invalidation first: arriving after the tracker's GET it would
+  // (rightly) push an invalidation that this test would mistake for v2's.
+  REQUIRE(eventually([&] { return records_received(nodes.node_b) > received_before; }));
   CHECK(tracker.cmd({"HELLO", "3"}).rfind("{server", 0) == 0);
   CHECK(tracker.cmd({"CLIENT", "TRACKING", "ON"}) == "OK");
   CHECK(tracker.cmd({"GET", "k:k"}) == "v1");  // B caches it in L1, tracker tracks it
