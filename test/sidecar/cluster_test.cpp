@@ -127,8 +127,11 @@ TEST_CASE("a tracking client on node B is invalidated even when B's L1 no longer
   resp_conn on_a{nodes.resp_a};
   resp_conn tracker{nodes.resp_b};
   resp_conn plain_b{nodes.resp_b};
+  auto received_before = records_received(nodes.node_b);
   CHECK(on_a.cmd({"SET", "k:e", "v1"}) == "OK");
   CHECK(on_a.cmd({"SET", "k:other", "x"}) == "OK");
+  // As above: B applies these writes' own invalidations before the tracker starts.
+  REQUIRE(eventually([&] { return records_received(nodes.node_b) >= received_before + 2; }));
   CHECK(tracker.cmd({"HELLO", "3"}).rfind("{server", 0) == 0);
   CHECK(tracker.cmd({"CLIENT", "TRACKING", "ON"}) == "OK");
   CHECK(tracker.cmd({"GET", "k:e"}) == "v1");
