@@ -79,8 +79,8 @@ std::vector<std::string> resolve(const std::string& name, std::uint16_t port) {
   if (getaddrinfo(name.c_str(), nullptr, &hints, &res) != 0) return out;
   for (auto* ai = res; ai; ai = ai->ai_next) {
     char host[NI_MAXHOST];
-    if (getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof host, nullptr, 0,
-                    NI_NUMERICHOST) != 0)
+    if (getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof host, nullptr, 0, NI_NUMERICHOST) !=
+        0)
       continue;
     std::string h = host;
     if (ai->ai_family == AF_INET6) h = "[" + h + "]";
@@ -123,8 +123,7 @@ class cluster_logic {
                 self->state.members->mark_self_address(addr);
                 return;
               }
-              self->send(self->state.basp, caf::forward_atom::value, nid,
-                         caf::atom("ConfigServ"),
+              self->send(self->state.basp, caf::forward_atom::value, nid, caf::atom("ConfigServ"),
                          caf::make_message(caf::get_atom::value, cluster_registry_name()));
             },
             [](caf::error&) { /* unreachable for now: retried after retry_ms */ });
@@ -178,8 +177,8 @@ class cluster_logic {
         self_->monitor(hdl);
       }
     }
-    auto events = st_.members->heard(h.sender, h.incarnation, hb->name, hb->address,
-                                     hb->leaving, now);
+    auto events =
+        st_.members->heard(h.sender, h.incarnation, hb->name, hb->address, hb->leaving, now);
     for (auto& m : hb->members)
       if (m.id != ctx_.self_id && m.state != member_state::down) st_.members->learn(m.address);
     if (st_.tracker.on_heartbeat(h.sender, h.incarnation, h.seq) ==
@@ -298,7 +297,8 @@ class cluster_logic {
         ctx_.queue.size() < o.batch_max_records) {
       st_.flush_scheduled = true;
       ctx_.counters.batches_delayed.fetch_add(1, std::memory_order_relaxed);
-      self_->delayed_send(self_, std::chrono::duration_cast<std::chrono::microseconds>(delay - since),
+      self_->delayed_send(self_,
+                          std::chrono::duration_cast<std::chrono::microseconds>(delay - since),
                           caf::flush_atom::value);
       return;
     }
@@ -327,12 +327,13 @@ class cluster_logic {
     if (o.batch_busy_rate <= 0) {
       d = o.batch_max_delay;  // always busy: the fixed-delay policy
     } else if (st_.rate >= o.batch_busy_rate) {
-      auto fill_us = static_cast<double>(std::max<std::size_t>(o.batch_target_records, 1)) /
-                     st_.rate * 1e6;
+      auto fill_us =
+          static_cast<double>(std::max<std::size_t>(o.batch_target_records, 1)) / st_.rate * 1e6;
       d = std::min(o.batch_max_delay,
                    std::chrono::microseconds{static_cast<std::int64_t>(fill_us)});
     }
-    c.batch_delay_current_us.store(static_cast<std::uint64_t>(d.count()), std::memory_order_relaxed);
+    c.batch_delay_current_us.store(static_cast<std::uint64_t>(d.count()),
+                                   std::memory_order_relaxed);
     return d;
   }
 
@@ -343,8 +344,8 @@ class cluster_logic {
     ctx_.queue.rearm();
     auto& o = ctx_.opts;
     for (int i = 0; i < max_batches; ++i) {
-      auto d = ctx_.queue.drain(o.batching ? o.batch_max_records : 1, o.batch_max_bytes,
-                                o.batching);
+      auto d =
+          ctx_.queue.drain(o.batching ? o.batch_max_records : 1, o.batch_max_bytes, o.batching);
       if (d.records.empty()) return;
       send_batch(std::move(d));
     }
@@ -534,14 +535,17 @@ warp::result<std::string> fetch_members_json(caf::actor_system& sys, const std::
                                              std::uint16_t port,
                                              std::chrono::milliseconds timeout) {
   auto nid = sys.middleman().connect(host, port);
-  if (!nid) return error{errc::unreachable, "cannot connect to " + host + ":" + std::to_string(port)};
+  if (!nid)
+    return error{errc::unreachable, "cannot connect to " + host + ":" + std::to_string(port)};
   auto ptr = sys.middleman().remote_lookup(cluster_registry_name(), *nid);
   if (!ptr) return error{errc::unsupported, "the node at " + host + " runs no cluster actor"};
   caf::scoped_actor self{sys};
   warp::result<std::string> out{errc::timeout, "no answer"};
   self->request(caf::actor_cast<caf::actor>(ptr), timeout, members_atom::value)
       .receive([&](std::string& json) { out = std::move(json); },
-               [&](caf::error& err) { out = error{errc::unreachable, sys.render(err)}; });
+               [&](caf::error& err) {
+                 out = error{errc::unreachable, sys.render(err)};
+               });
   return out;
 }
 

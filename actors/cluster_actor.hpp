@@ -30,7 +30,9 @@ using fetched_atom = caf::atom_constant<caf::atom("warpfetchd")>;
 using goodbye_atom = caf::atom_constant<caf::atom("warpbye")>;
 
 /// The registry name peers look the cluster actor up by.
-constexpr caf::atom_value cluster_registry_name() noexcept { return caf::atom("warpclus"); }
+constexpr caf::atom_value cluster_registry_name() noexcept {
+  return caf::atom("warpclus");
+}
 
 /// Spawns the cluster actor (registered under cluster_registry_name()). `ctx` must outlive it.
 caf::actor spawn_cluster_actor(caf::actor_system& sys, cluster_context& ctx);
@@ -40,7 +42,6 @@ void stop_cluster_actor(caf::actor_system& sys, const caf::actor& cluster);
 
 /// Asks the node at HOST:PORT for its cluster view as JSON (for warpctl members).
 warp::result<std::string> fetch_members_json(caf::actor_system& sys, const std::string& host,
-                                             std::uint16_t port,
-                                             std::chrono::milliseconds timeout);
+                                             std::uint16_t port, std::chrono::milliseconds timeout);
 
 }  // namespace warp::actors

@@ -18,10 +18,10 @@
 
 #include <caf/actor.hpp>
 
-#include "runtime/src/work_pool.hpp"
 #include "bus/batcher.hpp"
 #include "bus/sync_bus.hpp"
 #include "runtime/src/ring.hpp"
+#include "runtime/src/work_pool.hpp"
 #include "warp/cluster.hpp"
 #include "warp/config.hpp"
 #include "warp/storage.hpp"
@@ -30,13 +30,15 @@ namespace warp::actors {
 
 /// Counters behind warp::cluster_stats (relaxed atomics: written by one actor, read by any).
 struct cluster_counters {
-#define WARP_CLUSTER_COUNTERS(X)                                                          \
-  X(records_published) X(records_coalesced) X(batches_sent) X(records_sent) X(bytes_sent) \
-  X(batches_compressed) X(max_batch_records) X(batch_delay_us_total) X(max_batch_delay_us) \
-  X(batches_received) X(records_received) X(records_applied) X(records_stale)            \
-  X(decode_errors) X(gaps) X(gap_invalidations) X(owner_fetches) X(owner_fetch_fallbacks) \
-  X(owner_fetches_served) X(heartbeats_sent) X(heartbeats_received) X(batches_immediate)   \
-  X(batches_delayed) X(batch_delay_current_us) X(arrival_rate_per_s)
+#define WARP_CLUSTER_COUNTERS(X)                                                             \
+  X(records_published)                                                                       \
+  X(records_coalesced) X(batches_sent) X(records_sent) X(bytes_sent) X(batches_compressed)   \
+      X(max_batch_records) X(batch_delay_us_total) X(max_batch_delay_us) X(batches_received) \
+          X(records_received) X(records_applied) X(records_stale) X(decode_errors) X(gaps)   \
+              X(gap_invalidations) X(owner_fetches) X(owner_fetch_fallbacks)                 \
+                  X(owner_fetches_served) X(heartbeats_sent) X(heartbeats_received)          \
+                      X(batches_immediate) X(batches_delayed) X(batch_delay_current_us)      \
+                          X(arrival_rate_per_s)
 #define WARP_DECLARE(name) std::atomic<std::uint64_t> name{0};
   WARP_CLUSTER_COUNTERS(WARP_DECLARE)
 #undef WARP_DECLARE
@@ -66,7 +68,7 @@ struct cluster_context {
   cluster_options opts;
   std::vector<std::string> seeds;
   bus::wire_limits limits;
-  std::function<std::uint64_t()> clock_now;         ///< next HLC reading
+  std::function<std::uint64_t()> clock_now;          ///< next HLC reading
   std::function<void(std::uint64_t)> clock_observe;  ///< a remote HLC reading
   bus::sync_bus::batch_handler on_batch;
   bus::sync_bus::gap_handler on_gap;
@@ -79,9 +81,9 @@ struct cluster_context {
   std::unique_ptr<work_pool> pool;
 
   mutable std::mutex snap_mtx;
-  std::vector<member_info> view;                 ///< guarded by snap_mtx
-  std::shared_ptr<const ownership> owners;       ///< guarded by snap_mtx
-  std::size_t reachable_peers = 0;               ///< guarded by snap_mtx
+  std::vector<member_info> view;            ///< guarded by snap_mtx
+  std::shared_ptr<const ownership> owners;  ///< guarded by snap_mtx
+  std::size_t reachable_peers = 0;          ///< guarded by snap_mtx
 
   std::shared_ptr<const ownership> ownership_snapshot() const {
     std::lock_guard<std::mutex> g{snap_mtx};

@@ -91,16 +91,15 @@ caf::behavior control_impl(control_actor* self, warp::node* n) {
   self->state.node = n;
   // Unknown requests (a newer client, a stray message) get a typed error back instead of
   // CAF's default print-and-drop.
-  self->set_default_handler(
-      [](caf::scheduled_actor*, caf::message_view& msg) -> caf::result<caf::message> {
-        return make_caf_error(errc::unsupported,
-                              "unknown control request " + to_string(msg.content()) +
-                                  " (protocol version " +
-                                  std::to_string(control_protocol_version) + ")");
-      });
+  self->set_default_handler([](caf::scheduled_actor*,
+                               caf::message_view& msg) -> caf::result<caf::message> {
+    return make_caf_error(errc::unsupported, "unknown control request " + to_string(msg.content()) +
+                                                 " (protocol version " +
+                                                 std::to_string(control_protocol_version) + ")");
+  });
   return {
-      [=](caf::ping_atom) -> caf::result<caf::pong_atom, std::string, std::uint32_t,
-                                         std::uint16_t> {
+      [=](caf::ping_atom)
+          -> caf::result<caf::pong_atom, std::string, std::uint32_t, std::uint16_t> {
         ++self->state.requests;
         auto& node = *self->state.node;
         return {caf::pong_atom::value, display_name(node.config()), node.id(),
@@ -183,7 +182,8 @@ warp::error from_caf_error(const caf::error& err) {
     const auto& ctx = err.context();
     if (ctx.match_elements<std::string>()) message = ctx.get_as<std::string>(0);
     auto code = err.code();
-    if (code > static_cast<std::uint8_t>(errc::internal)) code = static_cast<std::uint8_t>(errc::internal);
+    if (code > static_cast<std::uint8_t>(errc::internal))
+      code = static_cast<std::uint8_t>(errc::internal);
     return warp::error{static_cast<errc>(code), std::move(message)};
   }
   auto text = caf::to_string(err);

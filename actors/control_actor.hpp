@@ -42,7 +42,9 @@ inline constexpr std::uint16_t control_protocol_version = 1;
 using stats_atom = caf::atom_constant<caf::atom("stats")>;
 
 /// The category of caf::errors that carry a warp::errc (atom "warp").
-constexpr caf::atom_value control_error_category() noexcept { return caf::atom("warp"); }
+constexpr caf::atom_value control_error_category() noexcept {
+  return caf::atom("warp");
+}
 
 /// warp::error -> caf::error of category `warp` (an ok error maps to an empty caf::error).
 caf::error to_caf_error(const warp::error& err);

@@ -6,10 +6,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include <spdlog/spdlog.h>
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 #include <caf/io/basp_broker.hpp>
-#include <spdlog/spdlog.h>
 
 namespace warp::actors {
 
@@ -33,7 +33,7 @@ struct quorum_state {
     caf::actor handle;  ///< the peer's quorum actor, once found
     std::optional<steady::time_point> connecting_since;
   };
-  std::vector<peer_link> links;  ///< by peer index
+  std::vector<peer_link> links;                           ///< by peer index
   std::unordered_map<caf::node_id, std::size_t> by_node;  ///< CAF node -> peer index
   caf::actor basp;
   static inline const char* name = "warp.quorum";
@@ -50,9 +50,9 @@ void send_chunked(quorum_actor* self, const caf::actor& dest, caf::atom_value at
     Batch batch;
     batch.head = head;
     std::size_t bytes = 0;
-    while (i < items.size() && (batch.items.empty() ||
-                                (bytes + detail::wire::approx_size(items[i]) <= chunk_bytes &&
-                                 batch.items.size() < chunk_items))) {
+    while (i < items.size() &&
+           (batch.items.empty() || (bytes + detail::wire::approx_size(items[i]) <= chunk_bytes &&
+                                    batch.items.size() < chunk_items))) {
       bytes += detail::wire::approx_size(items[i]);
       batch.items.push_back(std::move(items[i]));
       ++i;
@@ -95,8 +95,7 @@ class quorum_logic {
                       const std::set<std::string>&) {
               if (nid == self->system().node()) return;
               self->state.by_node[nid] = p;
-              self->send(self->state.basp, caf::forward_atom::value, nid,
-                         caf::atom("ConfigServ"),
+              self->send(self->state.basp, caf::forward_atom::value, nid, caf::atom("ConfigServ"),
                          caf::make_message(caf::get_atom::value, quorum_registry_name()));
             },
             [](caf::error&) { /* retried after connect_retry */ });
@@ -144,8 +143,8 @@ class quorum_logic {
       }
       ctx_.counters.requests_sent.fetch_add(reqs.size(), std::memory_order_relaxed);
       ctx_.counters.batches_sent.fetch_add(1, std::memory_order_relaxed);
-      send_chunked<detail::wire::request_batch>(self_, l.handle, quorum_request_atom::value,
-                                                head(), reqs, ctx_);
+      send_chunked<detail::wire::request_batch>(self_, l.handle, quorum_request_atom::value, head(),
+                                                reqs, ctx_);
       reqs.clear();
     }
   }
@@ -174,8 +173,8 @@ class quorum_logic {
     }
     ctx_.counters.requests_served.fetch_add(replies.size(), std::memory_order_relaxed);
     ctx_.counters.batches_served.fetch_add(1, std::memory_order_relaxed);
-    send_chunked<detail::wire::reply_batch>(self_, dest, quorum_reply_atom::value, head(),
-                                            replies, ctx_);
+    send_chunked<detail::wire::reply_batch>(self_, dest, quorum_reply_atom::value, head(), replies,
+                                            ctx_);
   }
 
   void on_replies(const std::string& bytes) {
@@ -255,7 +254,8 @@ warp::result<std::string> fetch_strong_status(caf::actor_system& sys, const std:
       .receive([&](const caf::node_id& n, caf::strong_actor_ptr&,
                    const std::set<std::string>&) { nid = n; },
                [](caf::error&) {});
-  if (!nid) return error{errc::unreachable, "cannot connect to " + host + ":" + std::to_string(port)};
+  if (!nid)
+    return error{errc::unreachable, "cannot connect to " + host + ":" + std::to_string(port)};
   caf::strong_actor_ptr ptr;
   if (nid == sys.node()) {  // our own node (a node asking itself)
     ptr = sys.registry().get(quorum_registry_name());
@@ -270,7 +270,9 @@ warp::result<std::string> fetch_strong_status(caf::actor_system& sys, const std:
   warp::result<std::string> out{errc::timeout, "no answer"};
   self->request(caf::actor_cast<caf::actor>(ptr), timeout, quorum_status_atom::value)
       .receive([&](std::string& json) { out = std::move(json); },
-               [&](caf::error& err) { out = error{errc::unreachable, sys.render(err)}; });
+               [&](caf::error& err) {
+                 out = error{errc::unreachable, sys.render(err)};
+               });
   return out;
 }
 

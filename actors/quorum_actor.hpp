@@ -27,7 +27,9 @@ using quorum_request_atom = caf::atom_constant<caf::atom("warpqreq")>;
 using quorum_reply_atom = caf::atom_constant<caf::atom("warpqrep")>;
 using quorum_status_atom = caf::atom_constant<caf::atom("warpqstat")>;
 
-constexpr caf::atom_value quorum_registry_name() noexcept { return caf::atom("warpquor"); }
+constexpr caf::atom_value quorum_registry_name() noexcept {
+  return caf::atom("warpquor");
+}
 
 /// Spawns the quorum actor (registered under quorum_registry_name()); `ctx` must outlive it.
 caf::actor spawn_quorum_actor(caf::actor_system& sys, detail::quorum_context& ctx);

@@ -81,8 +81,7 @@ inbound_tracker::stream* inbound_tracker::find(std::uint32_t sender) {
   return nullptr;
 }
 
-inbound_tracker::verdict inbound_tracker::on_batch(std::uint32_t sender,
-                                                   std::uint64_t incarnation,
+inbound_tracker::verdict inbound_tracker::on_batch(std::uint32_t sender, std::uint64_t incarnation,
                                                    std::uint64_t seq) {
   auto* s = find(sender);
   if (!s || s->incarnation != incarnation) {

@@ -8,7 +8,9 @@ namespace warp::bus {
 
 caf_bus::caf_bus(caf::actor_system& sys, actors::cluster_context& ctx) : sys_(sys), ctx_(ctx) {}
 
-caf_bus::~caf_bus() { stop(); }
+caf_bus::~caf_bus() {
+  stop();
+}
 
 void caf_bus::start() {
   if (!actor_) actor_ = actors::spawn_cluster_actor(sys_, ctx_);
@@ -16,8 +18,7 @@ void caf_bus::start() {
 
 void caf_bus::publish(change_record rec) {
   ctx_.counters.records_published.fetch_add(1, std::memory_order_relaxed);
-  if (ctx_.queue.push(std::move(rec)) && actor_)
-    caf::anon_send(actor_, actors::wake_atom::value);
+  if (ctx_.queue.push(std::move(rec)) && actor_) caf::anon_send(actor_, actors::wake_atom::value);
 }
 
 void caf_bus::subscribe(batch_handler on_batch, gap_handler on_gap) {
@@ -35,7 +36,9 @@ bus_health caf_bus::health() const {
   return h;
 }
 
-cluster_stats caf_bus::metrics() const { return ctx_.counters.snapshot(); }
+cluster_stats caf_bus::metrics() const {
+  return ctx_.counters.snapshot();
+}
 
 void caf_bus::stop() {
   if (!actor_) return;

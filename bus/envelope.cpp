@@ -75,7 +75,8 @@ result<std::string> seal(const envelope_header& h, const msgpack::sbuffer& body,
     compressed.resize(cap);
     if (compress2(reinterpret_cast<Bytef*>(compressed.data()), &cap,
                   reinterpret_cast<const Bytef*>(body.data()), static_cast<uLong>(body.size()),
-                  Z_BEST_SPEED) != Z_OK || cap >= body.size()) {
+                  Z_BEST_SPEED) != Z_OK ||
+        cap >= body.size()) {
       compress = false;  // incompressible: send it raw
     } else {
       compressed.resize(cap);
@@ -104,7 +105,6 @@ result<std::string> seal(const envelope_header& h, const msgpack::sbuffer& body,
 struct reader : msgpack_fields {
   const wire_limits& lim;
   explicit reader(const wire_limits& l) : msgpack_fields("bad envelope: "), lim(l) {}
-
 
   result<change_record> record(const msgpack::object& o) const {
     auto f = array(o, 6, 6, "record");
@@ -159,8 +159,8 @@ result<parsed> parse(std::string_view bytes, const wire_limits& lim, bool body_t
   reader rd{lim};
   try {
     std::size_t offset = 0;
-    p.handle = msgpack::unpack(bytes.data(), bytes.size(), offset, nullptr, nullptr,
-                               limits_for(lim));
+    p.handle =
+        msgpack::unpack(bytes.data(), bytes.size(), offset, nullptr, nullptr, limits_for(lim));
     if (offset != bytes.size()) return bad("trailing bytes");
     auto f = rd.array(p.handle.get(), header_fields, header_fields, "envelope");
     if (!f) return f.err();
@@ -340,7 +340,8 @@ result<heartbeat> decode_heartbeat(std::string_view bytes, const wire_limits& li
     if (!mname) return mname.err();
     if (!maddr) return maddr.err();
     if (!state) return state.err();
-    if (*state > static_cast<std::uint8_t>(member_state::leaving)) return bad("unknown member state");
+    if (*state > static_cast<std::uint8_t>(member_state::leaving))
+      return bad("unknown member state");
     out.id = *id;
     out.incarnation = *inc;
     out.name = std::move(*mname);

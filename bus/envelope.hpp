@@ -40,7 +40,7 @@ struct wire_limits {
   std::size_t max_records = 100'000;                 ///< records in one batch
   std::size_t max_key_bytes = 64 * 1024;
   std::size_t max_value_bytes = 16 * 1024 * 1024;
-  std::size_t max_members = 4096;  ///< members gossiped in one heartbeat
+  std::size_t max_members = 4096;     ///< members gossiped in one heartbeat
   std::size_t max_text_bytes = 1024;  ///< names, addresses
   /// Bodies larger than this are zlib-compressed on encode (0 = never compress).
   std::size_t compress_above = 64 * 1024;
@@ -97,7 +97,7 @@ struct heartbeat {
   envelope_header header;
   std::string name;
   std::string address;
-  bool leaving = false;  ///< the sender is shutting down cleanly
+  bool leaving = false;               ///< the sender is shutting down cleanly
   std::vector<member_entry> members;  ///< the sender's view (gossip)
 };
 

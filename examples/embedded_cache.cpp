@@ -18,7 +18,8 @@ int main(int argc, char** argv) {
   warp::node_config config;
   config.name = "example";
   config.listen = "";  // no node-to-node listener for a single embedded node
-  config.data_dir = argc > 1 ? argv[1] : (std::filesystem::temp_directory_path() / "warp-example").string();
+  config.data_dir =
+      argc > 1 ? argv[1] : (std::filesystem::temp_directory_path() / "warp-example").string();
   config.storage = "sqlite";
   config.log_level = "warn";
 

@@ -18,8 +18,7 @@ std::uint64_t hybrid_clock::next() noexcept {
 
 void hybrid_clock::observe(std::uint64_t remote) noexcept {
   auto prev = last_.load(std::memory_order_relaxed);
-  while (remote > prev &&
-         !last_.compare_exchange_weak(prev, remote, std::memory_order_acq_rel)) {
+  while (remote > prev && !last_.compare_exchange_weak(prev, remote, std::memory_order_acq_rel)) {
   }
 }
 

@@ -72,9 +72,8 @@ bool arg_int(context& ctx, std::size_t i, std::int64_t& out) {
 /// into the output buffer: no copy, no reference count, no actor.
 void reply_value(context& ctx, std::string_view key) {
   auto& w = ctx.w;
-  bool hit = ctx.n.l1().read(key, [&](std::string_view bytes, const l1_entry_info&) {
-    w.bulk(bytes);
-  });
+  bool hit =
+      ctx.n.l1().read(key, [&](std::string_view bytes, const l1_entry_info&) { w.bulk(bytes); });
   if (hit) {
     ++ctx.srv.keyspace_hits;
     return;
@@ -138,7 +137,9 @@ void cmd_ping(context& ctx) {
     ctx.w.simple("PONG");
 }
 
-void cmd_echo(context& ctx) { ctx.w.bulk(ctx.args[1]); }
+void cmd_echo(context& ctx) {
+  ctx.w.bulk(ctx.args[1]);
+}
 
 void cmd_quit(context& ctx) {
   ctx.w.simple("OK");
@@ -332,7 +333,8 @@ void client_tracking(context& ctx) {
         w.error(not_int);
         return;
       }
-      if (id != static_cast<std::int64_t>(c.id) && !ctx.srv.find_client(static_cast<std::uint64_t>(id))) {
+      if (id != static_cast<std::int64_t>(c.id) &&
+          !ctx.srv.find_client(static_cast<std::uint64_t>(id))) {
         w.error("ERR The client ID you want redirect to does not exist");
         return;
       }
@@ -372,8 +374,9 @@ void client_tracking(context& ctx) {
       return;
     }
     if ((optin && c.tracking && c.optout) || (optout && c.tracking && c.optin)) {
-      w.error("ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, "
-              "and then re-enabling it with a different mode.");
+      w.error(
+          "ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, "
+          "and then re-enabling it with a different mode.");
       return;
     }
     c.tracking = true;
@@ -444,8 +447,9 @@ void cmd_client(context& ctx) {
   } else if (ieq(sub, "caching")) {
     if (argc != 3) return arity_error();
     if (!c.tracking || !(c.optin || c.optout)) {
-      w.error("ERR CLIENT CACHING can be called only when the client is in tracking mode with "
-              "OPTIN or OPTOUT mode enabled");
+      w.error(
+          "ERR CLIENT CACHING can be called only when the client is in tracking mode with "
+          "OPTIN or OPTOUT mode enabled");
       return;
     }
     if (ieq(ctx.args[2], "yes")) {
@@ -474,7 +478,8 @@ void cmd_client(context& ctx) {
     w.map(3);
     w.bulk("flags");
     std::vector<std::string_view> flags;
-    if (!c.tracking) flags.push_back("off");
+    if (!c.tracking)
+      flags.push_back("off");
     else {
       flags.push_back("on");
       if (c.bcast) flags.push_back("bcast");
@@ -498,9 +503,17 @@ void cmd_client(context& ctx) {
   } else if (ieq(sub, "help")) {
     static constexpr std::string_view lines[] = {
         "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        "ID", "SETNAME <name>", "GETNAME", "INFO", "LIST", "SETINFO <LIB-NAME|LIB-VER> <value>",
-        "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]] [OPTIN] [OPTOUT] [NOLOOP]",
-        "CACHING (YES|NO)", "GETREDIR", "TRACKINGINFO"};
+        "ID",
+        "SETNAME <name>",
+        "GETNAME",
+        "INFO",
+        "LIST",
+        "SETINFO <LIB-NAME|LIB-VER> <value>",
+        "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]] [OPTIN] [OPTOUT] "
+        "[NOLOOP]",
+        "CACHING (YES|NO)",
+        "GETREDIR",
+        "TRACKINGINFO"};
     w.array(std::size(lines));
     for (auto l : lines) w.simple(l);
   } else {
@@ -605,8 +618,7 @@ void cmd_config(context& ctx) {
     for (std::size_t i = 2; i < ctx.args.size(); ++i) {
       auto pattern = lower(ctx.args[i]);
       for (auto& kv : known)
-        if (glob_match(pattern, kv.first) &&
-            std::find(out.begin(), out.end(), kv) == out.end())
+        if (glob_match(pattern, kv.first) && std::find(out.begin(), out.end(), kv) == out.end())
           out.push_back(kv);
     }
     w.map(out.size());
@@ -738,8 +750,12 @@ void setex_common(context& ctx, bool millis, std::string_view name) {
   if (!st.ok()) return reply_error(ctx.w, st);
   ctx.w.simple("OK");
 }
-void cmd_setex(context& ctx) { setex_common(ctx, false, "setex"); }
-void cmd_psetex(context& ctx) { setex_common(ctx, true, "psetex"); }
+void cmd_setex(context& ctx) {
+  setex_common(ctx, false, "setex");
+}
+void cmd_psetex(context& ctx) {
+  setex_common(ctx, true, "psetex");
+}
 
 void cmd_setnx(context& ctx) {
   bool applied = false;
@@ -791,13 +807,14 @@ void cmd_getex(context& ctx) {
     return ctx.srv.remember_read(ctx.c, ctx.args[1]);
   }
   std::optional<std::string> value;
-  auto r = ctx.n.update(ctx.args[1], [&](const buffer* cur, std::int64_t cur_exp) -> result<mutation> {
-    if (!cur) return mutation::keep();
-    value = **cur;
-    if (persist) return cur_exp == 0 ? mutation::keep() : mutation::put(**cur, 0);
-    if (expires <= now_ms()) return mutation::erase();
-    return mutation::put(**cur, expires);
-  });
+  auto r =
+      ctx.n.update(ctx.args[1], [&](const buffer* cur, std::int64_t cur_exp) -> result<mutation> {
+        if (!cur) return mutation::keep();
+        value = **cur;
+        if (persist) return cur_exp == 0 ? mutation::keep() : mutation::put(**cur, 0);
+        if (expires <= now_ms()) return mutation::erase();
+        return mutation::put(**cur, expires);
+      });
   if (!r) return reply_error(ctx.w, r.err());
   if (value)
     ctx.w.bulk(*value);
@@ -858,10 +875,14 @@ void expire_common(context& ctx, bool millis, bool absolute, std::string_view na
   unsigned flags = 0;
   for (std::size_t i = 3; i < ctx.args.size(); ++i) {
     auto opt = ctx.args[i];
-    if (ieq(opt, "nx")) flags |= nx;
-    else if (ieq(opt, "xx")) flags |= xx;
-    else if (ieq(opt, "gt")) flags |= gt;
-    else if (ieq(opt, "lt")) flags |= lt;
+    if (ieq(opt, "nx"))
+      flags |= nx;
+    else if (ieq(opt, "xx"))
+      flags |= xx;
+    else if (ieq(opt, "gt"))
+      flags |= gt;
+    else if (ieq(opt, "lt"))
+      flags |= lt;
     else {
       ctx.w.error("ERR Unsupported option " + std::string(opt));
       return;
@@ -891,24 +912,33 @@ void expire_common(context& ctx, bool millis, bool absolute, std::string_view na
     when += now;
   }
   bool changed = false;
-  auto r = ctx.n.update(ctx.args[1], [&](const buffer* cur, std::int64_t cur_exp) -> result<mutation> {
-    if (!cur) return mutation::keep();
-    if ((flags & nx) && cur_exp != 0) return mutation::keep();
-    if ((flags & xx) && cur_exp == 0) return mutation::keep();
-    // GT/LT: a key without TTL counts as an infinite TTL.
-    if ((flags & gt) && (cur_exp == 0 || when <= cur_exp)) return mutation::keep();
-    if ((flags & lt) && cur_exp != 0 && when >= cur_exp) return mutation::keep();
-    changed = true;
-    if (when <= now_ms()) return mutation::erase();
-    return mutation::put(**cur, when);
-  });
+  auto r =
+      ctx.n.update(ctx.args[1], [&](const buffer* cur, std::int64_t cur_exp) -> result<mutation> {
+        if (!cur) return mutation::keep();
+        if ((flags & nx) && cur_exp != 0) return mutation::keep();
+        if ((flags & xx) && cur_exp == 0) return mutation::keep();
+        // GT/LT: a key without TTL counts as an infinite TTL.
+        if ((flags & gt) && (cur_exp == 0 || when <= cur_exp)) return mutation::keep();
+        if ((flags & lt) && cur_exp != 0 && when >= cur_exp) return mutation::keep();
+        changed = true;
+        if (when <= now_ms()) return mutation::erase();
+        return mutation::put(**cur, when);
+      });
   if (!r) return reply_error(ctx.w, r.err());
   ctx.w.integer(changed ? 1 : 0);
 }
-void cmd_expire(context& ctx) { expire_common(ctx, false, false, "expire"); }
-void cmd_pexpire(context& ctx) { expire_common(ctx, true, false, "pexpire"); }
-void cmd_expireat(context& ctx) { expire_common(ctx, false, true, "expireat"); }
-void cmd_pexpireat(context& ctx) { expire_common(ctx, true, true, "pexpireat"); }
+void cmd_expire(context& ctx) {
+  expire_common(ctx, false, false, "expire");
+}
+void cmd_pexpire(context& ctx) {
+  expire_common(ctx, true, false, "pexpire");
+}
+void cmd_expireat(context& ctx) {
+  expire_common(ctx, false, true, "expireat");
+}
+void cmd_pexpireat(context& ctx) {
+  expire_common(ctx, true, true, "pexpireat");
+}
 
 void ttl_common(context& ctx, bool millis) {
   ctx.srv.remember_read(ctx.c, ctx.args[1]);
@@ -922,16 +952,21 @@ void ttl_common(context& ctx, bool millis) {
   if (left < 0) return ctx.w.integer(-2);
   ctx.w.integer(millis ? left : (left + 500) / 1000);
 }
-void cmd_ttl(context& ctx) { ttl_common(ctx, false); }
-void cmd_pttl(context& ctx) { ttl_common(ctx, true); }
+void cmd_ttl(context& ctx) {
+  ttl_common(ctx, false);
+}
+void cmd_pttl(context& ctx) {
+  ttl_common(ctx, true);
+}
 
 void cmd_persist(context& ctx) {
   bool changed = false;
-  auto r = ctx.n.update(ctx.args[1], [&](const buffer* cur, std::int64_t cur_exp) -> result<mutation> {
-    if (!cur || cur_exp == 0) return mutation::keep();
-    changed = true;
-    return mutation::put(**cur, 0);
-  });
+  auto r =
+      ctx.n.update(ctx.args[1], [&](const buffer* cur, std::int64_t cur_exp) -> result<mutation> {
+        if (!cur || cur_exp == 0) return mutation::keep();
+        changed = true;
+        return mutation::put(**cur, 0);
+      });
   if (!r) return reply_error(ctx.w, r.err());
   ctx.w.integer(changed ? 1 : 0);
 }
@@ -944,32 +979,38 @@ void incr_common(context& ctx, std::int64_t delta) {
     enum class fail { none, not_int, overflow } failed = fail::none;
     std::int64_t result = 0;
   } st{delta};
-  auto r = ctx.n.update(ctx.args[1], [s = &st](const buffer* cur, std::int64_t cur_exp) -> result<mutation> {
-    std::int64_t v = 0;
-    if (cur && !parse_int64(**cur, v)) {
-      s->failed = state::fail::not_int;
-      return mutation::keep();
-    }
-    const std::int64_t d = s->delta;
-    if ((d > 0 && v > std::numeric_limits<std::int64_t>::max() - d) ||
-        (d < 0 && v < std::numeric_limits<std::int64_t>::min() - d)) {
-      s->failed = state::fail::overflow;
-      return mutation::keep();
-    }
-    s->result = v + d;
-    char buf[24];
-    auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), s->result);
-    (void)ec;
-    // INCR keeps the key's TTL, like Redis.
-    return mutation::put(std::string(buf, end), cur ? cur_exp : 0);
-  });
+  auto r = ctx.n.update(ctx.args[1],
+                        [s = &st](const buffer* cur, std::int64_t cur_exp) -> result<mutation> {
+                          std::int64_t v = 0;
+                          if (cur && !parse_int64(**cur, v)) {
+                            s->failed = state::fail::not_int;
+                            return mutation::keep();
+                          }
+                          const std::int64_t d = s->delta;
+                          if ((d > 0 && v > std::numeric_limits<std::int64_t>::max() - d) ||
+                              (d < 0 && v < std::numeric_limits<std::int64_t>::min() - d)) {
+                            s->failed = state::fail::overflow;
+                            return mutation::keep();
+                          }
+                          s->result = v + d;
+                          char buf[24];
+                          auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), s->result);
+                          (void)ec;
+                          // INCR keeps the key's TTL, like Redis.
+                          return mutation::put(std::string(buf, end), cur ? cur_exp : 0);
+                        });
   if (!r) return reply_error(ctx.w, r.err());
   if (st.failed == state::fail::not_int) return ctx.w.error(not_int);
-  if (st.failed == state::fail::overflow) return ctx.w.error("ERR increment or decrement would overflow");
+  if (st.failed == state::fail::overflow)
+    return ctx.w.error("ERR increment or decrement would overflow");
   ctx.w.integer(st.result);
 }
-void cmd_incr(context& ctx) { incr_common(ctx, 1); }
-void cmd_decr(context& ctx) { incr_common(ctx, -1); }
+void cmd_incr(context& ctx) {
+  incr_common(ctx, 1);
+}
+void cmd_decr(context& ctx) {
+  incr_common(ctx, -1);
+}
 void cmd_incrby(context& ctx) {
   std::int64_t d = 0;
   if (!arg_int(ctx, 2, d)) return;
@@ -988,12 +1029,13 @@ void cmd_decrby(context& ctx) {
 void cmd_append(context& ctx) {
   std::size_t length = 0;
   std::string_view extra = ctx.args[2];
-  auto r = ctx.n.update(ctx.args[1], [&](const buffer* cur, std::int64_t cur_exp) -> result<mutation> {
-    std::string next = cur ? **cur : std::string{};
-    next.append(extra);
-    length = next.size();
-    return mutation::put(std::move(next), cur ? cur_exp : 0);
-  });
+  auto r =
+      ctx.n.update(ctx.args[1], [&](const buffer* cur, std::int64_t cur_exp) -> result<mutation> {
+        std::string next = cur ? **cur : std::string{};
+        next.append(extra);
+        length = next.size();
+        return mutation::put(std::move(next), cur ? cur_exp : 0);
+      });
   if (!r) return reply_error(ctx.w, r.err());
   ctx.w.integer(static_cast<std::int64_t>(length));
 }
@@ -1002,7 +1044,8 @@ void cmd_strlen(context& ctx) {
   auto key = ctx.args[1];
   ctx.srv.remember_read(ctx.c, key);
   std::size_t size = 0;
-  if (ctx.n.l1().read(key, [&](std::string_view bytes, const l1_entry_info&) { size = bytes.size(); }))
+  if (ctx.n.l1().read(key,
+                      [&](std::string_view bytes, const l1_entry_info&) { size = bytes.size(); }))
     return ctx.w.integer(static_cast<std::int64_t>(size));
   auto r = ctx.n.get(key);
   if (r) return ctx.w.integer(static_cast<std::int64_t>(view(*r).size()));
@@ -1017,7 +1060,8 @@ void cmd_scan(context& ctx) {
   auto text = ctx.args[1];
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), cursor);
   std::string after;
-  if (ec != std::errc{} || ptr != text.data() + text.size() || !ctx.srv.load_cursor(cursor, after)) {
+  if (ec != std::errc{} || ptr != text.data() + text.size() ||
+      !ctx.srv.load_cursor(cursor, after)) {
     ctx.w.error("ERR invalid cursor");
     return;
   }
@@ -1043,9 +1087,11 @@ void cmd_scan(context& ctx) {
       return;
     }
   }
-  auto page = ctx.n.scan(after, static_cast<std::size_t>(std::min<std::int64_t>(count, 100000)), match);
+  auto page =
+      ctx.n.scan(after, static_cast<std::size_t>(std::min<std::int64_t>(count, 100000)), match);
   if (!page) return reply_error(ctx.w, page.err());
-  std::uint64_t next = page->done || page->next_after.empty() ? 0 : ctx.srv.save_cursor(page->next_after);
+  std::uint64_t next =
+      page->done || page->next_after.empty() ? 0 : ctx.srv.save_cursor(page->next_after);
   ctx.w.array(2);
   ctx.w.bulk(std::to_string(next));
   if (!strings) {
@@ -1082,11 +1128,13 @@ void cmd_psubscribe(context& ctx) {
 }
 void cmd_unsubscribe(context& ctx) {
   if (ctx.args.size() == 1) return ctx.srv.unsubscribe_all(ctx.c, false, true);
-  for (std::size_t i = 1; i < ctx.args.size(); ++i) ctx.srv.unsubscribe(ctx.c, ctx.args[i], false, true);
+  for (std::size_t i = 1; i < ctx.args.size(); ++i)
+    ctx.srv.unsubscribe(ctx.c, ctx.args[i], false, true);
 }
 void cmd_punsubscribe(context& ctx) {
   if (ctx.args.size() == 1) return ctx.srv.unsubscribe_all(ctx.c, true, true);
-  for (std::size_t i = 1; i < ctx.args.size(); ++i) ctx.srv.unsubscribe(ctx.c, ctx.args[i], true, true);
+  for (std::size_t i = 1; i < ctx.args.size(); ++i)
+    ctx.srv.unsubscribe(ctx.c, ctx.args[i], true, true);
 }
 void cmd_publish(context& ctx) {
   ctx.w.integer(static_cast<std::int64_t>(ctx.srv.publish(ctx.args[1], ctx.args[2])));
@@ -1119,22 +1167,20 @@ const std::vector<command_def> table = {
      "connection", "Authenticate to the server"},
     {"select", 2, "loading stale fast", 0, 0, 0, cmd_select, false, false, "connection",
      "Select database 0 (the only one)"},
-    {"quit", -1, "noscript loading stale fast no_auth", 0, 0, 0, cmd_quit, true, true,
-     "connection", "Close the connection"},
+    {"quit", -1, "noscript loading stale fast no_auth", 0, 0, 0, cmd_quit, true, true, "connection",
+     "Close the connection"},
     {"reset", 1, "noscript loading stale fast no_auth", 0, 0, 0, cmd_reset, true, true,
      "connection", "Reset the connection"},
-    {"client", -2, "admin noscript loading stale", 0, 0, 0, cmd_client, false, false,
-     "connection", "Client connection commands (ID SETNAME GETNAME INFO LIST TRACKING CACHING)"},
+    {"client", -2, "admin noscript loading stale", 0, 0, 0, cmd_client, false, false, "connection",
+     "Client connection commands (ID SETNAME GETNAME INFO LIST TRACKING CACHING)"},
     {"command", -1, "loading stale", 0, 0, 0, cmd_command, false, false, "server",
      "Details about commands"},
     {"info", -1, "loading stale", 0, 0, 0, cmd_info, false, false, "server",
      "Information and statistics"},
     {"config", -2, "admin noscript loading stale", 0, 0, 0, cmd_config, false, false, "server",
      "Read a few settings (GET only)"},
-    {"time", 1, "loading stale fast", 0, 0, 0, cmd_time, false, false, "server",
-     "The server time"},
-    {"dbsize", 1, "readonly fast", 0, 0, 0, cmd_dbsize, false, false, "server",
-     "Number of keys"},
+    {"time", 1, "loading stale fast", 0, 0, 0, cmd_time, false, false, "server", "The server time"},
+    {"dbsize", 1, "readonly fast", 0, 0, 0, cmd_dbsize, false, false, "server", "Number of keys"},
     {"flushdb", -1, "write", 0, 0, 0, cmd_flushdb, false, false, "server", "Remove every key"},
     {"flushall", -1, "write", 0, 0, 0, cmd_flushdb, false, false, "server", "Remove every key"},
     {"get", 2, "readonly fast", 1, 1, 1, cmd_get, false, false, "string", "Get the value of a key"},
@@ -1150,8 +1196,7 @@ const std::vector<command_def> table = {
      "Get and delete a key"},
     {"getex", -2, "write fast", 1, 1, 1, cmd_getex, false, false, "string",
      "Get a key and change its TTL"},
-    {"mget", -2, "readonly fast", 1, -1, 1, cmd_mget, false, false, "string",
-     "Get several keys"},
+    {"mget", -2, "readonly fast", 1, -1, 1, cmd_mget, false, false, "string", "Get several keys"},
     {"mset", -3, "write denyoom", 1, -1, 2, cmd_mset, false, false, "string",
      "Set several keys (each atomic, not all together)"},
     {"del", -2, "write", 1, -1, 1, cmd_del, false, false, "generic", "Delete keys"},
@@ -1167,8 +1212,7 @@ const std::vector<command_def> table = {
     {"pexpireat", -3, "write fast", 1, 1, 1, cmd_pexpireat, false, false, "generic",
      "Set an absolute expiry in milliseconds"},
     {"ttl", 2, "readonly fast", 1, 1, 1, cmd_ttl, false, false, "generic", "TTL in seconds"},
-    {"pttl", 2, "readonly fast", 1, 1, 1, cmd_pttl, false, false, "generic",
-     "TTL in milliseconds"},
+    {"pttl", 2, "readonly fast", 1, 1, 1, cmd_pttl, false, false, "generic", "TTL in milliseconds"},
     {"persist", 2, "write fast", 1, 1, 1, cmd_persist, false, false, "generic",
      "Remove a key's TTL"},
     {"type", 2, "readonly fast", 1, 1, 1, cmd_type, false, false, "generic",
@@ -1187,16 +1231,15 @@ const std::vector<command_def> table = {
      "Length of a value"},
     {"scan", -2, "readonly", 0, 0, 0, cmd_scan, false, false, "generic",
      "Iterate keys (MATCH COUNT TYPE)"},
-    {"keys", 2, "readonly", 0, 0, 0, cmd_keys, false, false, "generic",
-     "Keys matching a pattern"},
+    {"keys", 2, "readonly", 0, 0, 0, cmd_keys, false, false, "generic", "Keys matching a pattern"},
     {"subscribe", -2, "pubsub noscript loading stale", 0, 0, 0, cmd_subscribe, false, true,
      "pubsub", "Listen to channels (__keyspace@0__:<key>, __keyevent@0__:<event>)"},
     {"psubscribe", -2, "pubsub noscript loading stale", 0, 0, 0, cmd_psubscribe, false, true,
      "pubsub", "Listen to channel patterns"},
     {"unsubscribe", -1, "pubsub noscript loading stale", 0, 0, 0, cmd_unsubscribe, false, true,
      "pubsub", "Stop listening to channels"},
-    {"punsubscribe", -1, "pubsub noscript loading stale", 0, 0, 0, cmd_punsubscribe, false,
-     true, "pubsub", "Stop listening to channel patterns"},
+    {"punsubscribe", -1, "pubsub noscript loading stale", 0, 0, 0, cmd_punsubscribe, false, true,
+     "pubsub", "Stop listening to channel patterns"},
     {"publish", 3, "pubsub loading stale fast", 0, 0, 0, cmd_publish, false, false, "pubsub",
      "Post a message to this sidecar's subscribers"},
 };
@@ -1210,7 +1253,9 @@ struct lookup_table {
 
 }  // namespace
 
-const std::vector<command_def>& commands() { return table; }
+const std::vector<command_def>& commands() {
+  return table;
+}
 
 const command_def* find_command(std::string_view name) {
   static const lookup_table lookup;

@@ -71,17 +71,30 @@ bool split_inline_args(std::string_view line, std::vector<std::string>& out) {
         char c = line[p];
         if (c == '\\' && p + 3 < n && line[p + 1] == 'x' && is_hex(line[p + 2]) &&
             is_hex(line[p + 3])) {
-          current.push_back(static_cast<char>(hex_value(line[p + 2]) * 16 + hex_value(line[p + 3])));
+          current.push_back(
+              static_cast<char>(hex_value(line[p + 2]) * 16 + hex_value(line[p + 3])));
           p += 3;
         } else if (c == '\\' && p + 1 < n) {
           ++p;
           switch (line[p]) {
-            case 'n': current.push_back('\n'); break;
-            case 'r': current.push_back('\r'); break;
-            case 't': current.push_back('\t'); break;
-            case 'b': current.push_back('\b'); break;
-            case 'a': current.push_back('\a'); break;
-            default: current.push_back(line[p]); break;
+            case 'n':
+              current.push_back('\n');
+              break;
+            case 'r':
+              current.push_back('\r');
+              break;
+            case 't':
+              current.push_back('\t');
+              break;
+            case 'b':
+              current.push_back('\b');
+              break;
+            case 'a':
+              current.push_back('\a');
+              break;
+            default:
+              current.push_back(line[p]);
+              break;
           }
         } else if (c == '"') {
           // The closing quote must be followed by a space or nothing.
@@ -187,7 +200,8 @@ resp_parser::status resp_parser::parse(std::string_view frame, std::size_t& cons
       }
       std::size_t pos = static_cast<std::size_t>(static_cast<const char*>(cr) - data);
       if (pos + 1 >= size) return status::incomplete;
-      if (data[cursor_] != '$') return fail(std::string("expected '$', got '") + data[cursor_] + "'");
+      if (data[cursor_] != '$')
+        return fail(std::string("expected '$', got '") + data[cursor_] + "'");
       std::int64_t len = 0;
       bool ok = parse_int64(frame.substr(cursor_ + 1, pos - cursor_ - 1), len);
       if (!ok || len < 0 || static_cast<std::uint64_t>(len) > limits_.max_bulk_length) {

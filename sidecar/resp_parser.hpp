@@ -69,9 +69,9 @@ class resp_parser {
 
   parser_limits limits_;
   kind kind_ = kind::none;
-  std::size_t cursor_ = 0;         // bytes of the frame already parsed
-  std::int64_t multibulk_ = -1;    // arguments still expected, -1 = header unread
-  std::int64_t bulk_ = -1;         // length of the bulk being read, -1 = read its header
+  std::size_t cursor_ = 0;       // bytes of the frame already parsed
+  std::int64_t multibulk_ = -1;  // arguments still expected, -1 = header unread
+  std::int64_t bulk_ = -1;       // length of the bulk being read, -1 = read its header
   std::size_t hint_ = 0;
   std::vector<span> args_;
   std::vector<std::string> inline_args_;  // inline commands own their (unescaped) args

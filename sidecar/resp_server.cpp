@@ -105,11 +105,16 @@ bool same_name(std::string_view input, std::string_view lower) noexcept {
 
 std::string_view event_name(change_event::kind k) {
   switch (k) {
-    case change_event::kind::set: return "set";
-    case change_event::kind::removed: return "del";
-    case change_event::kind::expired: return "expired";
-    case change_event::kind::invalidated: return "invalidated";
-    case change_event::kind::cleared: return "flushdb";
+    case change_event::kind::set:
+      return "set";
+    case change_event::kind::removed:
+      return "del";
+    case change_event::kind::expired:
+      return "expired";
+    case change_event::kind::invalidated:
+      return "invalidated";
+    case change_event::kind::cleared:
+      return "flushdb";
   }
   return "unknown";
 }
@@ -122,12 +127,15 @@ server::server(node& n, resp_options options) : node_(n), options_(std::move(opt
   started_ms = now_ms();
 }
 
-server::~server() { stop(); }
+server::~server() {
+  stop();
+}
 
 result<std::uint16_t> server::bind() {
   auto colon = options_.listen.rfind(':');
   if (colon == std::string::npos)
-    return error{errc::invalid_argument, "resp listen address must be HOST:PORT: " + options_.listen};
+    return error{errc::invalid_argument,
+                 "resp listen address must be HOST:PORT: " + options_.listen};
   std::string host = options_.listen.substr(0, colon);
   std::string port = options_.listen.substr(colon + 1);
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
@@ -242,7 +250,8 @@ void server::run() {
     int timeout = options_.idle_timeout.count() > 0 ? 1000 : -1;
     if (!expiries_.empty()) {
       auto wait = std::max<std::int64_t>(0, expiries_.top().first - now_ms() + 1);
-      if (timeout < 0 || wait < timeout) timeout = static_cast<int>(std::min<std::int64_t>(wait, 1000));
+      if (timeout < 0 || wait < timeout)
+        timeout = static_cast<int>(std::min<std::int64_t>(wait, 1000));
     }
     int n = ::epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), timeout);
     if (n < 0) {
@@ -290,8 +299,8 @@ void server::on_accept() {
   for (;;) {
     sockaddr_storage ss{};
     socklen_t len = sizeof(ss);
-    int fd = ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&ss), &len,
-                       SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd =
+        ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
       return;  // EAGAIN, or out of descriptors: try again on the next readiness
@@ -335,7 +344,7 @@ void server::on_readable(client& c) {
   std::size_t want = read_chunk;
   if (auto hint = c.parser.hint_total(); hint > c.in.size())
     want = std::clamp<std::size_t>(hint - c.in.size(), read_chunk,
-                                    std::max<std::size_t>(read_chunk, c.in.size()));
+                                   std::max<std::size_t>(read_chunk, c.in.size()));
   c.in.reserve_tail(want);
   ssize_t n = ::recv(c.fd, c.in.data() + c.in.size(), want, 0);
   if (n == 0) {
@@ -734,7 +743,8 @@ void server::subscribe(client& c, std::string_view channel, bool pattern) {
   auto& registry = pattern ? patterns_ : channels_;
   if (own.emplace(channel).second) {
     auto it = registry.find(channel);
-    if (it == registry.end()) it = registry.emplace(std::string(channel), std::unordered_set<client*>{}).first;
+    if (it == registry.end())
+      it = registry.emplace(std::string(channel), std::unordered_set<client*>{}).first;
     it->second.insert(&c);
   }
   resp_writer w{c.out, c.proto};

@@ -64,8 +64,8 @@ struct client {
 
   std::string out;
   std::size_t out_pos = 0;
-  bool epollout = false;        // EPOLLOUT registered
-  bool pending_write = false;   // queued in server::pending_
+  bool epollout = false;       // EPOLLOUT registered
+  bool pending_write = false;  // queued in server::pending_
   bool close_after_write = false;
   bool closed = false;
 
@@ -121,13 +121,13 @@ struct context {
 using handler = void (*)(context&);
 
 struct command_def {
-  std::string_view name;  // lower case
-  int arity;              // Redis convention: N exact, -N at least N
-  std::string_view flags; // space separated, for COMMAND
+  std::string_view name;   // lower case
+  int arity;               // Redis convention: N exact, -N at least N
+  std::string_view flags;  // space separated, for COMMAND
   int first_key, last_key, step;
   handler fn;
-  bool no_auth = false;     // allowed before AUTH
-  bool in_pubsub = false;   // allowed in RESP2 subscribed mode
+  bool no_auth = false;    // allowed before AUTH
+  bool in_pubsub = false;  // allowed in RESP2 subscribed mode
   std::string_view group = "generic";
   std::string_view summary = "";
 };
@@ -228,8 +228,7 @@ class server final : public resp_server {
       patterns_;
 
   // tracking: key -> ids of clients that read it (default mode); BCAST clients by id
-  std::unordered_map<std::string, std::unordered_set<std::uint64_t>, string_hash,
-                     std::equal_to<>>
+  std::unordered_map<std::string, std::unordered_set<std::uint64_t>, string_hash, std::equal_to<>>
       tracked_;
   std::unordered_set<std::uint64_t> bcast_clients_;
   std::size_t tracking_clients_ = 0;

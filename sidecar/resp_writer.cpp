@@ -29,7 +29,9 @@ void resp_writer::error(std::string_view message) {
   out_->append("\r\n", 2);
 }
 
-void resp_writer::integer(std::int64_t v) { header(':', v); }
+void resp_writer::integer(std::int64_t v) {
+  header(':', v);
+}
 
 void resp_writer::bulk(std::string_view s) {
   header('$', static_cast<std::int64_t>(s.size()));
@@ -51,7 +53,9 @@ void resp_writer::null_array() {
     out_->append("*-1\r\n", 5);
 }
 
-void resp_writer::array(std::size_t n) { header('*', static_cast<std::int64_t>(n)); }
+void resp_writer::array(std::size_t n) {
+  header('*', static_cast<std::int64_t>(n));
+}
 
 void resp_writer::map(std::size_t pairs) {
   if (proto_ >= 3)
@@ -60,9 +64,13 @@ void resp_writer::map(std::size_t pairs) {
     header('*', static_cast<std::int64_t>(pairs * 2));
 }
 
-void resp_writer::set(std::size_t n) { header(proto_ >= 3 ? '~' : '*', static_cast<std::int64_t>(n)); }
+void resp_writer::set(std::size_t n) {
+  header(proto_ >= 3 ? '~' : '*', static_cast<std::int64_t>(n));
+}
 
-void resp_writer::push(std::size_t n) { header(proto_ >= 3 ? '>' : '*', static_cast<std::int64_t>(n)); }
+void resp_writer::push(std::size_t n) {
+  header(proto_ >= 3 ? '>' : '*', static_cast<std::int64_t>(n));
+}
 
 void resp_writer::dbl(double v) {
   char buf[64];

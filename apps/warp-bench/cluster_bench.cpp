@@ -120,7 +120,9 @@ struct delivered {
   double writes = 0;        ///< node::set calls per second on a (until the last returned)
 };
 
-std::uint64_t received(warp::node& n) { return warp::cluster_stats_of(n).records_received; }
+std::uint64_t received(warp::node& n) {
+  return warp::cluster_stats_of(n).records_received;
+}
 
 // Invalidating writes on a from `writers` threads (distinct keys, built beforehand) until
 // b and c have received every change record.
@@ -129,8 +131,7 @@ delivered delivered_rate(std::size_t n, bool batching, std::size_t writers) {
   if (nodes.empty()) return {};
   auto& a = *nodes[0];
   std::vector<std::vector<std::string>> keys(writers);
-  for (std::size_t i = 0; i < n; ++i)
-    keys[i % writers].push_back("user:" + std::to_string(i));
+  for (std::size_t i = 0; i < n; ++i) keys[i % writers].push_back("user:" + std::to_string(i));
   std::uint64_t before[node_count];
   for (std::size_t j = 1; j < node_count; ++j) before[j] = received(*nodes[j]);
   auto start = clk::now();
@@ -184,7 +185,8 @@ latency visibility(double rate, double seconds, bool fixed_delay) {
       auto now = clk::now();
       auto i = std::stoul(ev.key.substr(4));
       std::lock_guard<std::mutex> g{mtx};
-      if (i < total) lat.push_back(std::chrono::duration<double, std::micro>(now - sent[i]).count());
+      if (i < total)
+        lat.push_back(std::chrono::duration<double, std::micro>(now - sent[i]).count());
     });
   std::vector<std::string> keys;
   keys.reserve(total);
@@ -207,7 +209,9 @@ latency visibility(double rate, double seconds, bool fixed_delay) {
   latency out;
   out.samples = lat.size();
   if (lat.empty()) return out;
-  auto at = [&](double q) { return lat[std::min(lat.size() - 1, static_cast<std::size_t>(q * lat.size()))]; };
+  auto at = [&](double q) {
+    return lat[std::min(lat.size() - 1, static_cast<std::size_t>(q * lat.size()))];
+  };
   out.p50 = at(0.50);
   out.p99 = at(0.99);
   out.p999 = at(0.999);
@@ -215,7 +219,8 @@ latency visibility(double rate, double seconds, bool fixed_delay) {
 }
 
 void setup(CLI::App& app) {
-  auto* cmd = app.add_subcommand("cluster", "sync-bus throughput and write-to-remote latency (3 nodes)");
+  auto* cmd =
+      app.add_subcommand("cluster", "sync-bus throughput and write-to-remote latency (3 nodes)");
   static bool json = false;
   static std::size_t records = 1'000'000;
   static std::size_t writers = 2;
@@ -231,18 +236,26 @@ void setup(CLI::App& app) {
     auto raw = raw_rate(std::min<std::size_t>(records, 300'000));
     std::printf("raw CAF one-way messages:        %10.0f msg/s\n", raw);
     auto off = delivered_rate(std::min<std::size_t>(records, 300'000), false, writers);
-    std::printf("delivered to b+c, batching off:  %10.0f updates/s (%.2fx raw; per receiver %.0f/s, writes on a %.0f/s)\n",
-                off.total, off.total / raw, off.per_receiver, off.writes);
+    std::printf(
+        "delivered to b+c, batching off:  %10.0f updates/s (%.2fx raw; per receiver %.0f/s, writes "
+        "on a %.0f/s)\n",
+        off.total, off.total / raw, off.per_receiver, off.writes);
     auto on = delivered_rate(records, true, writers);
-    std::printf("delivered to b+c, batching on:   %10.0f updates/s (%.2fx raw; per receiver %.0f/s = %.2fx raw, writes on a %.0f/s)\n",
-                on.total, on.total / raw, on.per_receiver, on.per_receiver / raw, on.writes);
+    std::printf(
+        "delivered to b+c, batching on:   %10.0f updates/s (%.2fx raw; per receiver %.0f/s = %.2fx "
+        "raw, writes on a %.0f/s)\n",
+        on.total, on.total / raw, on.per_receiver, on.per_receiver / raw, on.writes);
     auto fixed = visibility(rate, seconds, true);
-    std::printf("write->remote visibility at %.0f/s, fixed %lld us delay: p50 %.0f us, p99 %.0f us, p999 %.0f us (%zu samples)\n",
-                rate, static_cast<long long>(warp::cluster_options{}.batch_max_delay.count()),
-                fixed.p50, fixed.p99, fixed.p999, fixed.samples);
+    std::printf(
+        "write->remote visibility at %.0f/s, fixed %lld us delay: p50 %.0f us, p99 %.0f us, p999 "
+        "%.0f us (%zu samples)\n",
+        rate, static_cast<long long>(warp::cluster_options{}.batch_max_delay.count()), fixed.p50,
+        fixed.p99, fixed.p999, fixed.samples);
     auto lat = visibility(rate, seconds, false);
-    std::printf("write->remote visibility at %.0f/s, adaptive:       p50 %.0f us, p99 %.0f us, p999 %.0f us (%zu samples)\n",
-                rate, lat.p50, lat.p99, lat.p999, lat.samples);
+    std::printf(
+        "write->remote visibility at %.0f/s, adaptive:       p50 %.0f us, p99 %.0f us, p999 %.0f "
+        "us (%zu samples)\n",
+        rate, lat.p50, lat.p99, lat.p999, lat.samples);
     if (json) {
       nlohmann::json j{{"nodes", node_count},
                        {"writers", writers},

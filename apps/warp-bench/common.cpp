@@ -22,7 +22,9 @@ bool register_subcommand(subcommand_setup setup) {
   return true;
 }
 
-const std::vector<subcommand_setup>& subcommands() { return registry(); }
+const std::vector<subcommand_setup>& subcommands() {
+  return registry();
+}
 
 std::size_t rss_bytes() {
   std::ifstream statm{"/proc/self/statm"};

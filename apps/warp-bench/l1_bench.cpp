@@ -186,15 +186,15 @@ int run_l1_bench(const l1_bench_options& opt) {
     const double l1_bytes = rss_growth_for(opt.memory_entries, true);
     const double map_bytes = rss_growth_for(opt.memory_entries, false);
     const double n = double(opt.memory_entries);
-    std::printf("memory, %zu entries: L1 %.1f MiB (%.0f B/entry), unordered_map %.1f MiB (%.0f B/entry), ratio %.2f\n",
-                opt.memory_entries, l1_bytes / 1048576, l1_bytes / n, map_bytes / 1048576,
-                map_bytes / n, l1_bytes / map_bytes);
-    out["memory"] = {{"entries", opt.memory_entries},
-                     {"l1_rss_bytes", l1_bytes},
-                     {"map_rss_bytes", map_bytes},
-                     {"l1_bytes_per_entry", l1_bytes / n},
-                     {"map_bytes_per_entry", map_bytes / n},
-                     {"ratio_l1_over_map", l1_bytes / map_bytes}};
+    std::printf(
+        "memory, %zu entries: L1 %.1f MiB (%.0f B/entry), unordered_map %.1f MiB (%.0f B/entry), "
+        "ratio %.2f\n",
+        opt.memory_entries, l1_bytes / 1048576, l1_bytes / n, map_bytes / 1048576, map_bytes / n,
+        l1_bytes / map_bytes);
+    out["memory"] = {
+        {"entries", opt.memory_entries},        {"l1_rss_bytes", l1_bytes},
+        {"map_rss_bytes", map_bytes},           {"l1_bytes_per_entry", l1_bytes / n},
+        {"map_bytes_per_entry", map_bytes / n}, {"ratio_l1_over_map", l1_bytes / map_bytes}};
   }
 
   // Control: a register-only loop on 1 and 2 threads. If even this does not scale to ~2x,
@@ -245,19 +245,20 @@ int run_l1_bench(const l1_bench_options& opt) {
         for (const char* v : {"l1_read", "l1_get", "map", "shared_mutex"})
           local.push_back({"get", v, dist, threads, n, {}});
         for (const char* v : {"l1", "map", "shared_mutex"})
-          if (!(std::string{v} == "map" && threads == 2)) local.push_back({"set", v, dist, threads, n, {}});
+          if (!(std::string{v} == "map" && threads == 2))
+            local.push_back({"set", v, dist, threads, n, {}});
       }
 
     std::atomic<std::uint64_t> sink{0};
     for (int rep = 0; rep < opt.repeat; ++rep) {
-      for (int th = 1; th <= 2; ++th)
-      {
+      for (int th = 1; th <= 2; ++th) {
         const throughput r = measure(th, opt.seconds, spin);
         spin_best[th - 1].wall = std::max(spin_best[th - 1].wall, r.wall);
         spin_best[th - 1].cpu = std::max(spin_best[th - 1].cpu, r.cpu);
       }
       for (cell& c : local) {
-        const std::vector<std::uint32_t>* seq[2] = {&sequences[{c.dist, 0}], &sequences[{c.dist, 1}]};
+        const std::vector<std::uint32_t>* seq[2] = {&sequences[{c.dist, 0}],
+                                                    &sequences[{c.dist, 1}]};
         throughput ops;
         if (c.op == "get" && c.variant == "l1_read") {
           ops = measure(c.threads, opt.seconds, [&](int t, std::size_t p) {
@@ -276,7 +277,8 @@ int run_l1_bench(const l1_bench_options& opt) {
         } else if (c.op == "get" && c.variant == "map") {
           ops = measure(c.threads, opt.seconds, [&](int t, std::size_t p) {
             auto it = map.find(keys[(*seq[t])[p]]);
-            if (it == map.end() || it->second.size() + static_cast<unsigned char>(it->second[0]) == 0)
+            if (it == map.end() ||
+                it->second.size() + static_cast<unsigned char>(it->second[0]) == 0)
               sink.fetch_add(1);
           });
         } else if (c.op == "get") {
@@ -305,8 +307,9 @@ int run_l1_bench(const l1_bench_options& opt) {
         c.best.cpu = std::max(c.best.cpu, ops.cpu);
       }
     }
-    if (sink.load() != 0) std::fprintf(stderr, "warning: %llu lookups missed\n",
-                                        static_cast<unsigned long long>(sink.load()));
+    if (sink.load() != 0)
+      std::fprintf(stderr, "warning: %llu lookups missed\n",
+                   static_cast<unsigned long long>(sink.load()));
     cells.insert(cells.end(), local.begin(), local.end());
   }
 
@@ -326,7 +329,10 @@ int run_l1_bench(const l1_bench_options& opt) {
               "dist", "variant", "thr", "wall ns", "Mops/s", "vs map", "2t/1t", "cpu ns", "Mops/s",
               "vs map", "2t/1t");
   for (const cell& c : cells) {
-    json j = {{"op", c.op}, {"variant", c.variant}, {"dist", c.dist}, {"threads", c.threads},
+    json j = {{"op", c.op},
+              {"variant", c.variant},
+              {"dist", c.dist},
+              {"threads", c.threads},
               {"entries", c.entries}};
     std::printf("%-4s %-8zu %-8s %-13s %3d", c.op.c_str(), c.entries, c.dist.c_str(),
                 c.variant.c_str(), c.threads);
@@ -335,7 +341,8 @@ int run_l1_bench(const l1_bench_options& opt) {
       const double ns = 1e9 * c.threads / ops;  // per-operation latency of one thread
       // Time per op relative to the unlocked map at the same thread count (for set, the
       // map only runs on one thread: compared per thread).
-      const double map_ops = find(cpu, c.op, "map", c.dist, c.op == "set" ? 1 : c.threads, c.entries);
+      const double map_ops =
+          find(cpu, c.op, "map", c.dist, c.op == "set" ? 1 : c.threads, c.entries);
       const double vs_map = map_ops / ops * (c.op == "set" ? c.threads : 1);
       const double own_1 = find(cpu, c.op, c.variant, c.dist, 1, c.entries);
       const double scaling = c.threads == 2 ? ops / own_1 : 0;
@@ -355,23 +362,31 @@ int run_l1_bench(const l1_bench_options& opt) {
 
   const double control_wall = spin_best[1].wall / spin_best[0].wall;
   const double control_cpu = spin_best[1].cpu / spin_best[0].cpu;
-  std::printf("\ncontrol: a CPU-only loop scales %.2fx (wall) / %.2fx (cpu) from 1 to 2 threads "
-              "on this machine now; a wall figure well below 2 means no idle second core\n",
-              control_wall, control_cpu);
+  std::printf(
+      "\ncontrol: a CPU-only loop scales %.2fx (wall) / %.2fx (cpu) from 1 to 2 threads "
+      "on this machine now; a wall figure well below 2 means no idle second core\n",
+      control_wall, control_cpu);
   out["control_cpu_loop_scaling"] = {{"wall", control_wall}, {"cpu", control_cpu}};
 
   // The targets, for each size and distribution.
   json targets = json::array();
-  std::printf("targets: get-hit 1 thread <= 1.5x map time; 2 threads >= 1.7x 1 thread; memory <= 1.5x map\n");
+  std::printf(
+      "targets: get-hit 1 thread <= 1.5x map time; 2 threads >= 1.7x 1 thread; memory <= 1.5x "
+      "map\n");
   for (bool cpu : {false, true})
     for (std::size_t n : opt.entries)
       for (const char* d : {"uniform", "zipf"}) {
-        auto ratio = [&](const char* v) { return find(cpu, "get", "map", d, 1, n) / find(cpu, "get", v, d, 1, n); };
-        auto scaling = [&](const char* v) { return find(cpu, "get", v, d, 2, n) / find(cpu, "get", v, d, 1, n); };
-        std::printf("  %-4s %7zu %-7s  time vs map: L1 read %.2fx, L1 get %.2fx | 2thr/1thr: L1 read %.2f, "
-                    "L1 get %.2f, map %.2f, shared_mutex %.2f\n",
-                    cpu ? "cpu" : "wall", n, d, ratio("l1_read"), ratio("l1_get"), scaling("l1_read"),
-                    scaling("l1_get"), scaling("map"), scaling("shared_mutex"));
+        auto ratio = [&](const char* v) {
+          return find(cpu, "get", "map", d, 1, n) / find(cpu, "get", v, d, 1, n);
+        };
+        auto scaling = [&](const char* v) {
+          return find(cpu, "get", v, d, 2, n) / find(cpu, "get", v, d, 1, n);
+        };
+        std::printf(
+            "  %-4s %7zu %-7s  time vs map: L1 read %.2fx, L1 get %.2fx | 2thr/1thr: L1 read %.2f, "
+            "L1 get %.2f, map %.2f, shared_mutex %.2f\n",
+            cpu ? "cpu" : "wall", n, d, ratio("l1_read"), ratio("l1_get"), scaling("l1_read"),
+            scaling("l1_get"), scaling("map"), scaling("shared_mutex"));
         targets.push_back({{"clock", cpu ? "cpu" : "wall"},
                            {"entries", n},
                            {"dist", d},
@@ -393,8 +408,10 @@ void setup(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "l1", "L1 store vs std::unordered_map (no lock, shared_mutex): get-hit, set, memory");
   cmd->add_flag("--json", opt->json, "also print the figures as one JSON object (last line)");
-  cmd->add_option("--seconds", opt->seconds, "seconds per measured run")->check(CLI::PositiveNumber);
-  cmd->add_option("--repeat", opt->repeat, "runs per figure (the best is kept)")->check(CLI::PositiveNumber);
+  cmd->add_option("--seconds", opt->seconds, "seconds per measured run")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--repeat", opt->repeat, "runs per figure (the best is kept)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--entries", opt->entries, "entry counts to test")->expected(1, -1);
   cmd->add_option("--memory-entries", opt->memory_entries, "entries for the RSS comparison");
   cmd->callback([opt] {

@@ -39,11 +39,16 @@ int run(const resp_args& a) {
     auto self = fs::read_symlink("/proc/self/exe", ec);
     if (!ec) warpd = (self.parent_path() / "../warpd/warpd").lexically_normal().string();
   }
-  std::vector<std::string> args = {"bash", fs::canonical(script).string(),
-                                   "--requests", std::to_string(a.requests),
-                                   "--pipelined-requests", std::to_string(a.pipelined_requests),
-                                   "--repeat", std::to_string(a.repeat),
-                                   "--keyspace", std::to_string(a.keyspace)};
+  std::vector<std::string> args = {"bash",
+                                   fs::canonical(script).string(),
+                                   "--requests",
+                                   std::to_string(a.requests),
+                                   "--pipelined-requests",
+                                   std::to_string(a.pipelined_requests),
+                                   "--repeat",
+                                   std::to_string(a.repeat),
+                                   "--keyspace",
+                                   std::to_string(a.keyspace)};
   if (!warpd.empty()) {
     args.push_back("--warpd");
     args.push_back(warpd);

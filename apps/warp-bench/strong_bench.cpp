@@ -5,8 +5,8 @@
 //   loaded:   many closed-loop client threads over many keys (throughput)
 // Every client thread calls node::set/get on one of the three nodes (round robin), so
 // every node coordinates operations and every quorum crosses the network.
-#include <sys/socket.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -117,7 +117,8 @@ phase_result run_phase(const std::string& name, std::vector<std::unique_ptr<warp
   if (!all.empty()) {
     std::sort(all.begin(), all.end());
     auto pct = [&](double p) {
-      return static_cast<double>(all[std::min(all.size() - 1, static_cast<std::size_t>(p * static_cast<double>(all.size())))]);
+      return static_cast<double>(all[std::min(
+          all.size() - 1, static_cast<std::size_t>(p * static_cast<double>(all.size())))]);
     };
     r.p50_us = pct(0.50);
     r.p99_us = pct(0.99);
@@ -161,11 +162,16 @@ void run(const strong_args& a) {
   std::this_thread::sleep_for(500ms);  // let every replica finish catching up
 
   std::vector<phase_result> results;
-  results.push_back(run_phase("strong set (moderate)", nodes, a, a.moderate_threads, op_kind::strong_set));
-  results.push_back(run_phase("eventual set (moderate)", nodes, a, a.moderate_threads, op_kind::eventual_set));
-  results.push_back(run_phase("strong set (loaded)", nodes, a, a.loaded_threads, op_kind::strong_set));
-  results.push_back(run_phase("strong get (loaded)", nodes, a, a.loaded_threads, op_kind::strong_get));
-  results.push_back(run_phase("eventual set (loaded)", nodes, a, a.loaded_threads, op_kind::eventual_set));
+  results.push_back(
+      run_phase("strong set (moderate)", nodes, a, a.moderate_threads, op_kind::strong_set));
+  results.push_back(
+      run_phase("eventual set (moderate)", nodes, a, a.moderate_threads, op_kind::eventual_set));
+  results.push_back(
+      run_phase("strong set (loaded)", nodes, a, a.loaded_threads, op_kind::strong_set));
+  results.push_back(
+      run_phase("strong get (loaded)", nodes, a, a.loaded_threads, op_kind::strong_get));
+  results.push_back(
+      run_phase("eventual set (loaded)", nodes, a, a.loaded_threads, op_kind::eventual_set));
 
   std::printf("3 nodes in one process, loopback CAF; %zu keys, %zu-byte values, %.1f s per phase\n",
               a.keys, a.value_size, a.seconds);
@@ -183,7 +189,7 @@ void run(const strong_args& a) {
     for (auto ch : key)
       if (!(ch == '_' && !cleaned.empty() && cleaned.back() == '_')) cleaned += ch;
     j[cleaned] = {{"threads", r.threads}, {"ops_per_s", r.rate()}, {"p50_us", r.p50_us},
-                  {"p99_us", r.p99_us},   {"p999_us", r.p999_us}, {"errors", r.errors}};
+                  {"p99_us", r.p99_us},   {"p999_us", r.p999_us},  {"errors", r.errors}};
   }
   for (auto& n : nodes) n->stop();
   if (a.json) std::cout << j.dump() << std::endl;

@@ -79,12 +79,25 @@ class cluster {
       if (!peers.empty()) peers += ',';
       peers += "127.0.0.1:" + std::to_string(ports_[j]);
     }
-    return {opt_.warpd,  "--name",      "n" + std::to_string(i), "--listen",
-            "127.0.0.1:" + std::to_string(ports_[i]),           "--peers",
-            peers,       "--storage",   "memory",               "--data-dir",
-            dir_ + "/n" + std::to_string(i),                     "--http",
-            "",          "--resp",      "",                     "--pattern",
-            "*=strong_distributed",     "--log-level",          "warn"};
+    return {opt_.warpd,
+            "--name",
+            "n" + std::to_string(i),
+            "--listen",
+            "127.0.0.1:" + std::to_string(ports_[i]),
+            "--peers",
+            peers,
+            "--storage",
+            "memory",
+            "--data-dir",
+            dir_ + "/n" + std::to_string(i),
+            "--http",
+            "",
+            "--resp",
+            "",
+            "--pattern",
+            "*=strong_distributed",
+            "--log-level",
+            "warn"};
   }
 
   bool start(std::size_t i) {
@@ -117,8 +130,7 @@ bool recovered(caf::actor_system& sys, std::uint16_t port) {
          j.value("peers_connected", 0) + 1 >= static_cast<int>(j["members"].size());
 }
 
-bool wait_recovered(caf::actor_system& sys, cluster& c, std::size_t i,
-                    std::chrono::seconds limit) {
+bool wait_recovered(caf::actor_system& sys, cluster& c, std::size_t i, std::chrono::seconds limit) {
   auto deadline = steady::now() + limit;
   while (steady::now() < deadline) {
     if (recovered(sys, c.port(i))) return true;
@@ -141,11 +153,11 @@ class client {
       self->request(sys_.middleman().actor_handle(),
                     std::chrono::milliseconds{opt_.request_timeout_ms}, caf::connect_atom::value,
                     std::string{"127.0.0.1"}, c_.port(node))
-          .receive([&](const caf::node_id&, caf::strong_actor_ptr& ptr,
-                       const std::set<std::string>&) {
-                     if (ptr) handles_[node] = caf::actor_cast<caf::actor>(ptr);
-                   },
-                   [](caf::error&) {});
+          .receive(
+              [&](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
+                if (ptr) handles_[node] = caf::actor_cast<caf::actor>(ptr);
+              },
+              [](caf::error&) {});
     }
     return handles_[node];
   }
@@ -246,8 +258,8 @@ lost_report count_lost(const std::vector<register_op>& history, const std::strin
   for (auto* op : acked)
     if (source_return != register_op::unknown_return && source_return < op->invoke_ns) ++out.lost;
   if (out.lost)
-    out.detail = key + ": final state is older than " + std::to_string(out.lost) +
-                 " acknowledged write(s)";
+    out.detail =
+        key + ": final state is older than " + std::to_string(out.lost) + " acknowledged write(s)";
   return out;
 }
 
@@ -265,8 +277,9 @@ std::string default_warpd() {
 
 int main(int argc, char** argv) {
   options opt;
-  CLI::App app{"warp-nemesis: linearizability of strong_distributed keys under kill -9 and "
-               "SIGSTOP, checked"};
+  CLI::App app{
+      "warp-nemesis: linearizability of strong_distributed keys under kill -9 and "
+      "SIGSTOP, checked"};
   app.add_option("--nodes", opt.nodes, "warpd processes to start")->check(CLI::Range(2, 9));
   app.add_option("--seconds", opt.seconds, "length of the recorded workload")
       ->check(CLI::Range(1, 86400));
@@ -375,7 +388,8 @@ int main(int argc, char** argv) {
   std::uint64_t kills = 0, pauses = 0;
   std::mt19937_64 rng{opt.seed};
   auto uniform_ms = [&](int lo, int hi) {
-    return std::chrono::milliseconds{lo + static_cast<int>(rng() % static_cast<std::uint64_t>(hi - lo + 1))};
+    return std::chrono::milliseconds{
+        lo + static_cast<int>(rng() % static_cast<std::uint64_t>(hi - lo + 1))};
   };
   auto run_end = steady::now() + std::chrono::seconds{opt.seconds};
   bool healthy = true;
@@ -467,7 +481,8 @@ int main(int argc, char** argv) {
       std::to_string(kills) + " kill -9, " + std::to_string(pauses) + " SIGSTOP); errors " +
       std::to_string(errors.load()) + " (" + std::to_string(unknown.load()) +
       " unknown outcomes); violations " + std::to_string(violations) + "; lost writes " +
-      std::to_string(lost) + (gave_up ? "; checker gave up on " + std::to_string(gave_up) + " key(s)" : ""));
+      std::to_string(lost) +
+      (gave_up ? "; checker gave up on " + std::to_string(gave_up) + " key(s)" : ""));
   if (opt.json) {
     nlohmann::json j{{"nodes", opt.nodes},
                      {"seconds", opt.seconds},

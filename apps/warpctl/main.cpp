@@ -57,11 +57,15 @@ std::string dump(const json& j, int indent = -1) {
 
 int exit_code_for(errc code) {
   switch (code) {
-    case errc::ok: return exit_ok;
-    case errc::not_found: return exit_not_found;
+    case errc::ok:
+      return exit_ok;
+    case errc::not_found:
+      return exit_not_found;
     case errc::unreachable:
-    case errc::timeout: return exit_unreachable;
-    default: return exit_error;
+    case errc::timeout:
+      return exit_unreachable;
+    default:
+      return exit_error;
   }
 }
 
@@ -87,18 +91,19 @@ warp::error request(caf::actor_system& sys, const caf::actor& node, const option
                     OnValue on_value, Ts&&... xs) {
   warp::error result;
   caf::scoped_actor self{sys};
-  self->request(node, opt.timeout, std::forward<Ts>(xs)...)
-      .receive(on_value, [&](caf::error& err) { result = warp::actors::from_caf_error(err); });
+  self->request(node, opt.timeout, std::forward<Ts>(xs)...).receive(on_value, [&](caf::error& err) {
+    result = warp::actors::from_caf_error(err);
+  });
   return result;
 }
 
-int run_command(CLI::App& app, caf::actor_system& sys, const caf::actor& node,
-                const options& opt) {
+int run_command(CLI::App& app, caf::actor_system& sys, const caf::actor& node, const options& opt) {
   using namespace warp::actors;
   if (app.got_subcommand("get")) {
     std::string value;
-    auto err = request(sys, node, opt, [&](std::string& v) { value = std::move(v); },
-                       caf::get_atom::value, opt.key);
+    auto err = request(
+        sys, node, opt, [&](std::string& v) { value = std::move(v); }, caf::get_atom::value,
+        opt.key);
     if (err) return report(opt, opt.key, err);
     if (opt.json)
       std::cout << dump({{"ok", true}, {"key", opt.key}, {"value", value}}) << std::endl;
@@ -116,22 +121,23 @@ int run_command(CLI::App& app, caf::actor_system& sys, const caf::actor& node,
       }
       ttl_ms = ttl->count();
     }
-    auto err = request(sys, node, opt, [](caf::ok_atom) {}, caf::put_atom::value, opt.key,
-                       opt.value, ttl_ms);
+    auto err = request(
+        sys, node, opt, [](caf::ok_atom) {}, caf::put_atom::value, opt.key, opt.value, ttl_ms);
     if (err) return report(opt, opt.key, err);
     std::cout << (opt.json ? dump({{"ok", true}}) : std::string{"OK"}) << std::endl;
     return exit_ok;
   }
   if (app.got_subcommand("del")) {
-    auto err = request(sys, node, opt, [](caf::ok_atom) {}, caf::delete_atom::value, opt.key);
+    auto err = request(
+        sys, node, opt, [](caf::ok_atom) {}, caf::delete_atom::value, opt.key);
     if (err) return report(opt, opt.key, err);
     std::cout << (opt.json ? dump({{"ok", true}}) : std::string{"OK"}) << std::endl;
     return exit_ok;
   }
   if (app.got_subcommand("stats")) {
     std::string text;
-    auto err = request(sys, node, opt, [&](std::string& s) { text = std::move(s); },
-                       stats_atom::value);
+    auto err = request(
+        sys, node, opt, [&](std::string& s) { text = std::move(s); }, stats_atom::value);
     if (err) return report(opt, "stats", err);
     auto doc = json::parse(text, nullptr, false);
     if (doc.is_discarded())
@@ -143,8 +149,8 @@ int run_command(CLI::App& app, caf::actor_system& sys, const caf::actor& node,
       for (auto& [section, body] : doc.items()) {
         if (body.is_object()) {
           for (auto& [field, v] : body.items())
-            std::cout << section << '.' << field << ": " << (v.is_string() ? v.get<std::string>() : dump(v))
-                      << '\n';
+            std::cout << section << '.' << field << ": "
+                      << (v.is_string() ? v.get<std::string>() : dump(v)) << '\n';
         } else {
           std::cout << section << ": " << dump(body) << '\n';
         }
@@ -178,8 +184,8 @@ int run_command(CLI::App& app, caf::actor_system& sys, const caf::actor& node,
   } else {
     char idbuf[16];
     std::snprintf(idbuf, sizeof idbuf, "%08x", id);
-    std::cout << "pong from " << name << " (node " << idbuf << ", protocol v" << version
-              << ") in " << rtt.count() << " ms" << std::endl;
+    std::cout << "pong from " << name << " (node " << idbuf << ", protocol v" << version << ") in "
+              << rtt.count() << " ms" << std::endl;
   }
   if (version != control_protocol_version)
     std::cerr << "warpctl: note: node speaks control protocol v" << version << ", warpctl v"
@@ -252,10 +258,10 @@ int run_members(caf::actor_system& sys, const std::string& host, std::uint16_t p
     return s + std::string(width - s.size() + 2, ' ');
   };
   for (auto& r : rows)
-    std::cout << pad(r.name, w[0]) << pad(r.id, w[1]) << pad(r.address, w[2])
-              << pad(r.state, w[3]) << pad(r.ranges, w[4]) << r.heard << '\n';
-  std::cout << "(* = the node asked; " << doc.value("ranges", std::size_t{0})
-            << " key ranges)" << std::endl;
+    std::cout << pad(r.name, w[0]) << pad(r.id, w[1]) << pad(r.address, w[2]) << pad(r.state, w[3])
+              << pad(r.ranges, w[4]) << r.heard << '\n';
+  std::cout << "(* = the node asked; " << doc.value("ranges", std::size_t{0}) << " key ranges)"
+            << std::endl;
   return exit_ok;
 }
 
@@ -265,8 +271,7 @@ int run(int argc, char** argv) {
   app.require_subcommand(1);
   // Global flags may follow the subcommand too: `warpctl get k --json`.
   app.fallthrough();
-  app.add_option("--node", opt.node, "warpd's --listen endpoint HOST:PORT")
-      ->capture_default_str();
+  app.add_option("--node", opt.node, "warpd's --listen endpoint HOST:PORT")->capture_default_str();
   app.add_flag("--json", opt.json, "Machine-readable output (one JSON object)");
   app.add_option("--timeout", opt.timeout_text, "How long to wait for the node (250ms, 5s, ...)")
       ->capture_default_str();
@@ -313,7 +318,8 @@ int run(int argc, char** argv) {
   cfg.set("logger.verbosity", caf::atom("quiet"));
   caf::actor_system sys{cfg};
 
-  if (app.got_subcommand("members")) return run_members(sys, endpoint->first, endpoint->second, opt);
+  if (app.got_subcommand("members"))
+    return run_members(sys, endpoint->first, endpoint->second, opt);
 
   // remote_actor() has no timeout of its own (a black-holed host blocks for the kernel's
   // connect timeout): run it aside and give up after --timeout.
@@ -328,8 +334,7 @@ int run(int argc, char** argv) {
     std::_Exit(exit_unreachable);
   }
   auto node = connect.get();
-  if (!node)
-    return report(opt, "connect", {errc::unreachable, sys.render(node.error())});
+  if (!node) return report(opt, "connect", {errc::unreachable, sys.render(node.error())});
   return run_command(app, sys, *node, opt);
 }
 

@@ -24,9 +24,13 @@ struct admin_http::impl {
 
 admin_http::admin_http(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 
-admin_http::~admin_http() { stop(); }
+admin_http::~admin_http() {
+  stop();
+}
 
-std::uint16_t admin_http::port() const noexcept { return impl_->port; }
+std::uint16_t admin_http::port() const noexcept {
+  return impl_->port;
+}
 
 void admin_http::stop() {
   if (!impl_ || !impl_->thread.joinable()) return;
@@ -36,8 +40,7 @@ void admin_http::stop() {
 
 warp::result<std::unique_ptr<admin_http>> admin_http::start(warp::node& n,
                                                             const std::string& listen,
-                                                            std::string config_json,
-                                                            bool seeded) {
+                                                            std::string config_json, bool seeded) {
   auto endpoint = parse_endpoint(listen);
   if (!endpoint) return endpoint.err();
   auto p = std::make_unique<impl>();
@@ -71,10 +74,10 @@ warp::result<std::unique_ptr<admin_http>> admin_http::start(warp::node& n,
   srv.Get("/admin/stats", [node](const httplib::Request&, httplib::Response& res) {
     res.set_content(warp::stats_json(*node) + "\n", "application/json");
   });
-  srv.Get("/admin/config", [json = std::move(config_json)](const httplib::Request&,
-                                                           httplib::Response& res) {
-    res.set_content(json + "\n", "application/json");
-  });
+  srv.Get("/admin/config",
+          [json = std::move(config_json)](const httplib::Request&, httplib::Response& res) {
+            res.set_content(json + "\n", "application/json");
+          });
   auto& [host, port] = *endpoint;
   int bound = -1;
   if (port == 0) {

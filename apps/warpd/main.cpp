@@ -15,12 +15,12 @@
 #include <memory>
 #include <string>
 
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 #include <nlohmann/json.hpp>
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
 
 #include "warp/metrics.hpp"
 #include "warp/node.hpp"
@@ -87,7 +87,8 @@ void add_flags(CLI::App& app, warpd::cli_values& cli) {
                  auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
                  if (v.empty() || ec != std::errc{} || ptr != v.data() + v.size() ||
                      n > static_cast<std::uint64_t>(INT64_MAX))
-                   throw CLI::ValidationError(flag, "expected a non-negative integer, got '" + v + "'");
+                   throw CLI::ValidationError(flag,
+                                              "expected a non-negative integer, got '" + v + "'");
                  cli.sizes[key] = static_cast<std::size_t>(n);
                },
                help)
@@ -97,14 +98,12 @@ void add_flags(CLI::App& app, warpd::cli_values& cli) {
         if (def.flag == "--pattern") {
           // Repeatable: --pattern a=x --pattern b=y (a GLOB may contain ',' so no splitting).
           app.add_option_function<std::vector<std::string>>(
-                 flag, [&cli, key](const std::vector<std::string>& v) { cli.lists[key] = v; },
-                 help)
+                 flag, [&cli, key](const std::vector<std::string>& v) { cli.lists[key] = v; }, help)
               ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
               ->type_name("GLOB=MODE[:TTL]");
         } else {
           app.add_option_function<std::vector<std::string>>(
-                 flag, [&cli, key](const std::vector<std::string>& v) { cli.lists[key] = v; },
-                 help)
+                 flag, [&cli, key](const std::vector<std::string>& v) { cli.lists[key] = v; }, help)
               ->delimiter(',')
               ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
               ->type_name(metavar(def));
@@ -196,21 +195,22 @@ int run(int argc, char** argv) {
   if (spdlog::level::from_str(ncfg.log_level) == spdlog::level::off && ncfg.log_level != "off")
     return fail(exit_usage, "log-level: unknown level '" + ncfg.log_level + "'");
 #ifndef WARP_HAVE_RESP
-  if (!ncfg.resp.empty())
-    return fail(exit_usage, "resp: this build has no RESP sidecar");
+  if (!ncfg.resp.empty()) return fail(exit_usage, "resp: this build has no RESP sidecar");
 #endif
   setup_logging(ncfg.log_level);
 
   caf::actor_system sys{cfg};
   auto started = warp::node::start(sys, ncfg);
-  if (!started) return fail(exit_startup_failure, "cannot start node: " + started.err().to_string());
+  if (!started)
+    return fail(exit_startup_failure, "cannot start node: " + started.err().to_string());
   auto node = std::move(*started);
 
   std::unique_ptr<warpd::admin_http> http;
   if (!ncfg.http.empty()) {
     // "Clustered" as config.hpp defines it: a listener plus peers (seeds or DNS). A node
     // without either still counts once somebody joined it (admin_http checks the view).
-    bool seeded = !ncfg.listen.empty() && (!ncfg.peers.empty() || !ncfg.cluster.discovery_dns.empty());
+    bool seeded =
+        !ncfg.listen.empty() && (!ncfg.peers.empty() || !ncfg.cluster.discovery_dns.empty());
     auto h = warpd::admin_http::start(*node, ncfg.http, effective_config_json(*settings), seeded);
     if (!h) return fail(exit_startup_failure, "admin http: " + h.err().message());
     http = std::move(*h);

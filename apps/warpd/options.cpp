@@ -19,8 +19,12 @@ namespace {
 
 using warp::errc;
 
-std::string_view section_of(std::string_view key) { return key.substr(0, key.find('.')); }
-std::string_view name_of(std::string_view key) { return key.substr(key.find('.') + 1); }
+std::string_view section_of(std::string_view key) {
+  return key.substr(0, key.find('.'));
+}
+std::string_view name_of(std::string_view key) {
+  return key.substr(key.find('.') + 1);
+}
 
 const option_def* find_option(std::string_view key) {
   for (const auto& def : option_table())
@@ -30,19 +34,25 @@ const option_def* find_option(std::string_view key) {
 
 std::string kind_name(opt_kind k) {
   switch (k) {
-    case opt_kind::string: return "a string";
-    case opt_kind::string_list: return "a list of strings";
-    case opt_kind::size: return "a non-negative integer";
-    case opt_kind::duration: return "a duration (\"30s\", 30s or milliseconds)";
-    case opt_kind::duration_us: return "a duration (\"500us\", \"2ms\", 500us or milliseconds)";
-    case opt_kind::boolean: return "true or false";
+    case opt_kind::string:
+      return "a string";
+    case opt_kind::string_list:
+      return "a list of strings";
+    case opt_kind::size:
+      return "a non-negative integer";
+    case opt_kind::duration:
+      return "a duration (\"30s\", 30s or milliseconds)";
+    case opt_kind::duration_us:
+      return "a duration (\"500us\", \"2ms\", 500us or milliseconds)";
+    case opt_kind::boolean:
+      return "true or false";
   }
   return "?";
 }
 
 warp::error type_error(std::string_view key, const caf::config_value& v, opt_kind k) {
-  return {errc::invalid_argument, std::string{key} + ": expected " + kind_name(k) + ", got " +
-                                      caf::to_string(v)};
+  return {errc::invalid_argument,
+          std::string{key} + ": expected " + kind_name(k) + ", got " + caf::to_string(v)};
 }
 
 // parse_duration plus a `us` suffix, for the sub-millisecond batch delay.
@@ -58,8 +68,9 @@ warp::result<std::chrono::microseconds> parse_micros(std::string_view key, std::
   }
   auto d = warp::parse_duration(text);
   if (!d) return warp::error{errc::invalid_argument, std::string{key} + ": " + d.err().message()};
-  if (d->count() > std::chrono::duration_cast<std::chrono::milliseconds>(
-                       std::chrono::microseconds::max()).count())
+  if (d->count() >
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::microseconds::max())
+          .count())
     return warp::error{errc::invalid_argument,
                        std::string{key} + ": duration overflows: '" + std::string{text} + "'"};
   return std::chrono::microseconds{*d};
@@ -129,8 +140,10 @@ class reader {
       if (text == yes) return true;
     for (auto no : {"false", "off", "no", "0"})
       if (text == no) return false;
-    return warp::error{errc::invalid_argument, std::string{key} + ": expected true/false (on/off, "
-                                                   "yes/no, 1/0), got '" + std::string{text} + "'"};
+    return warp::error{errc::invalid_argument, std::string{key} +
+                                                   ": expected true/false (on/off, "
+                                                   "yes/no, 1/0), got '" +
+                                                   std::string{text} + "'"};
   }
 
   warp::result<std::chrono::milliseconds> duration(std::string_view key) const {
@@ -139,7 +152,8 @@ class reader {
     if (!v) return warp::parse_duration(def.fallback);
     if (auto s = caf::get_if<std::string>(v)) {
       auto d = warp::parse_duration(*s);
-      if (!d) return warp::error{errc::invalid_argument, std::string{key} + ": " + d.err().message()};
+      if (!d)
+        return warp::error{errc::invalid_argument, std::string{key} + ": " + d.err().message()};
       return *d;
     }
     if (auto ts = caf::get_if<caf::timespan>(v))
@@ -152,7 +166,9 @@ class reader {
   const caf::settings& content_;
 };
 
-std::string ms_text(std::chrono::milliseconds d) { return std::to_string(d.count()) + "ms"; }
+std::string ms_text(std::chrono::milliseconds d) {
+  return std::to_string(d.count()) + "ms";
+}
 
 // The cluster options' values that cannot work, named by their flag. Bounds the wire
 // format enforces (bus::wire_limits) are checked here too: a node configured above them
@@ -187,9 +203,8 @@ warp::status validate_cluster(const warp::node_config& n) {
     return bad("batch-max-records: must be between 1 and " + std::to_string(wire.max_records) +
                ", got " + std::to_string(c.batch_max_records));
   if (c.batch_max_bytes == 0 || c.batch_max_bytes > wire.max_message_bytes)
-    return bad("batch-max-bytes: must be between 1 and " +
-               std::to_string(wire.max_message_bytes) + ", got " +
-               std::to_string(c.batch_max_bytes));
+    return bad("batch-max-bytes: must be between 1 and " + std::to_string(wire.max_message_bytes) +
+               ", got " + std::to_string(c.batch_max_bytes));
   if (c.batch_target_records == 0 || c.batch_target_records > c.batch_max_records)
     return bad("batch-target-records: must be between 1 and batch-max-records (" +
                std::to_string(c.batch_max_records) + "), got " +
@@ -300,8 +315,8 @@ const std::vector<option_def>& option_table() {
        "Disconnect RESP clients idle this long, whole seconds (0 = never)"},
       {"warp.resp-max-bulk-length", "--resp-max-bulk-length", opt_kind::size, "536870912",
        "Largest RESP bulk string a client may send, in bytes"},
-      {"warp.resp-max-multibulk-length", "--resp-max-multibulk-length", opt_kind::size,
-       "1048576", "Most elements in one RESP command (multibulk)"},
+      {"warp.resp-max-multibulk-length", "--resp-max-multibulk-length", opt_kind::size, "1048576",
+       "Most elements in one RESP command (multibulk)"},
       {"warp.resp-max-inline-length", "--resp-max-inline-length", opt_kind::size, "65536",
        "Longest inline (telnet-style) RESP command, in bytes"},
       {"warp.resp-max-output-buffer", "--resp-max-output-buffer", opt_kind::size, "67108864",
@@ -324,9 +339,15 @@ warpd_config::warpd_config() {
       // value that does not fit the declared type: declare them as strings, the reader
       // accepts both a CAF bool from the file and text.
       case opt_kind::duration_us:
-      case opt_kind::boolean: group.add<std::string>(name, def.help); break;
-      case opt_kind::string_list: group.add<std::vector<std::string>>(name, def.help); break;
-      case opt_kind::size: group.add<std::size_t>(name, def.help); break;
+      case opt_kind::boolean:
+        group.add<std::string>(name, def.help);
+        break;
+      case opt_kind::string_list:
+        group.add<std::vector<std::string>>(name, def.help);
+        break;
+      case opt_kind::size:
+        group.add<std::size_t>(name, def.help);
+        break;
     }
   }
   load<caf::io::middleman>();
@@ -378,11 +399,11 @@ warp::result<settings> build_settings(const warpd_config& cfg) {
   reader rd{content};
   settings out;
   auto& n = out.node;
-#define WARPD_READ(target, call)            \
-  do {                                      \
-    auto v = call;                          \
-    if (!v) return v.err();                 \
-    target = std::move(*v);                 \
+#define WARPD_READ(target, call) \
+  do {                           \
+    auto v = call;               \
+    if (!v) return v.err();      \
+    target = std::move(*v);      \
   } while (false)
   WARPD_READ(n.name, rd.str("warp.name"));
   WARPD_READ(n.listen, rd.str("warp.listen"));
@@ -424,8 +445,9 @@ warp::result<settings> build_settings(const warpd_config& cfg) {
   WARPD_READ(sc.members, rd.list("warp.strong-members"));
   WARPD_READ(sc.anti_entropy_interval, rd.duration("warp.anti-entropy-interval"));
   if (sc.replication_factor == 0 || sc.replication_factor > 15)
-    return warp::error{errc::invalid_argument, "replication-factor: must be between 1 and 15, got " +
-                                                   std::to_string(sc.replication_factor)};
+    return warp::error{errc::invalid_argument,
+                       "replication-factor: must be between 1 and 15, got " +
+                           std::to_string(sc.replication_factor)};
   if (sc.timeout.count() <= 0)
     return warp::error{errc::invalid_argument, "strong-timeout: must be positive"};
   if (sc.anti_entropy_interval.count() <= 0)
@@ -461,8 +483,7 @@ warp::result<settings> build_settings(const warpd_config& cfg) {
   auto m = warp::parse_mode(mode_text);
   if (!m) return warp::error{errc::invalid_argument, "default-mode: " + m.err().message()};
   n.default_policy.consistency = *m;
-  if (n.storage.empty())
-    return warp::error{errc::invalid_argument, "storage: must not be empty"};
+  if (n.storage.empty()) return warp::error{errc::invalid_argument, "storage: must not be empty"};
   if (n.scheduler_threads == 0)
     return warp::error{errc::invalid_argument, "threads: must be at least 1"};
   if (n.limits.max_key_size == 0)

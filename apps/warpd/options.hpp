@@ -28,8 +28,8 @@ namespace warpd {
 enum class opt_kind { string, string_list, size, duration, duration_us, boolean };
 
 struct option_def {
-  std::string_view key;      ///< CAF config key, e.g. "warp.data-dir"
-  std::string_view flag;     ///< command-line flag, e.g. "--data-dir"
+  std::string_view key;   ///< CAF config key, e.g. "warp.data-dir"
+  std::string_view flag;  ///< command-line flag, e.g. "--data-dir"
   opt_kind kind;
   std::string_view fallback;  ///< default as text ("" = empty / none)
   std::string_view help;

@@ -62,7 +62,8 @@ cluster::cluster(node& n, node::impl& st, std::string address) : node_(n), st_(s
   ctx_.limits.max_value_bytes = std::max<std::size_t>(cfg.limits.max_value_size, 1);
   ctx_.limits.max_message_bytes =
       std::max<std::size_t>(ctx_.limits.max_message_bytes, cfg.limits.max_value_size * 2 + 4096);
-  ctx_.limits.max_records = std::max<std::size_t>(ctx_.limits.max_records, cfg.cluster.batch_max_records);
+  ctx_.limits.max_records =
+      std::max<std::size_t>(ctx_.limits.max_records, cfg.cluster.batch_max_records);
   ctx_.clock_now = [this] { return st_.clock.next(); };
   ctx_.clock_observe = [this](std::uint64_t h) { st_.clock.observe(h); };
   ctx_.local_fetch = [this](const std::string& key) { return st_.local_read(key); };
@@ -72,9 +73,13 @@ cluster::cluster(node& n, node::impl& st, std::string address) : node_(n), st_(s
                   [this](std::uint32_t sender, std::uint64_t bound) { distrust(sender, bound); });
 }
 
-cluster::~cluster() { stop(); }
+cluster::~cluster() {
+  stop();
+}
 
-void cluster::start() { bus_->start(); }
+void cluster::start() {
+  bus_->start();
+}
 
 void cluster::stop() {
   if (stopped_) return;
@@ -96,8 +101,8 @@ void cluster::published(std::string_view key, version ver, std::int64_t expires_
 
 void cluster::remember_tombstone(const std::string& key, version ver) {
   auto now = now_ms();
-  while (!tomb_order_.empty() &&
-         (tomb_order_.size() >= max_tombstones || now - tomb_order_.front().second > tombstone_ms)) {
+  while (!tomb_order_.empty() && (tomb_order_.size() >= max_tombstones ||
+                                  now - tomb_order_.front().second > tombstone_ms)) {
     auto& [k, t] = tomb_order_.front();
     if (auto it = tombstones_.find(k); it != tombstones_.end() && it->second.second == t)
       tombstones_.erase(it);
@@ -122,8 +127,8 @@ void cluster::apply(const bus::change_batch& batch) {
   for (auto& rec : batch.records) {
     // Our next write of this key must get a larger version than what we just learned.
     if (rec.ver.hlc <= max_hlc) st_.clock.observe(rec.ver.hlc);
-    bool hydrate = rec.kind == bus::record_kind::value &&
-                   (rec.expires_at_ms == 0 || rec.expires_at_ms > now);
+    bool hydrate =
+        rec.kind == bus::record_kind::value && (rec.expires_at_ms == 0 || rec.expires_at_ms > now);
     if (!hydrate) {
       remember_tombstone(rec.key, rec.ver);
       // A read-through in flight may hold the old value: it must not fill L1.
@@ -273,12 +278,15 @@ cluster_stats cluster_stats_of(node& n) {
   return {};
 }
 
-std::string cluster_json(node& n) { return to_json(view_of(n), cluster_stats_of(n)); }
+std::string cluster_json(node& n) {
+  return to_json(view_of(n), cluster_stats_of(n));
+}
 
 std::string cluster_prometheus_text(node& n) {
   auto v = view_of(n);
   auto s = cluster_stats_of(n);
-  std::string name = n.config().name.empty() ? "warp-" + std::to_string(::getpid()) : n.config().name;
+  std::string name =
+      n.config().name.empty() ? "warp-" + std::to_string(::getpid()) : n.config().name;
   std::string out;
   auto label = "{node=\"" + prometheus_label(name) + "\"";
   auto line = [&](const char* metric, const char* type, const char* help, auto value) {
@@ -311,29 +319,44 @@ std::string cluster_prometheus_text(node& n) {
     out += "warp_cluster_members" + label + ",state=\"" + std::string{to_string(st)} + "\"} " +
            std::to_string(count) + "\n";
   }
-  line("warp_bus_records_published_total", "counter", "Local changes handed to the bus.", s.records_published);
-  line("warp_bus_records_coalesced_total", "counter", "Queued changes replaced by a newer one of the same key.", s.records_coalesced);
+  line("warp_bus_records_published_total", "counter", "Local changes handed to the bus.",
+       s.records_published);
+  line("warp_bus_records_coalesced_total", "counter",
+       "Queued changes replaced by a newer one of the same key.", s.records_coalesced);
   line("warp_bus_batches_sent_total", "counter", "Batches sent (one per peer).", s.batches_sent);
   line("warp_bus_records_sent_total", "counter", "Records in the batches sent.", s.records_sent);
   line("warp_bus_bytes_sent_total", "counter", "Encoded bytes sent.", s.bytes_sent);
-  line("warp_bus_batch_records_max", "gauge", "Largest batch sent, in records.", s.max_batch_records);
+  line("warp_bus_batch_records_max", "gauge", "Largest batch sent, in records.",
+       s.max_batch_records);
   // Prometheus wants base units: the microsecond counters are exported in seconds.
-  line("warp_bus_batch_delay_seconds_total", "counter", "Summed wait of each batch's oldest record.", s.batch_delay_us_total / 1e6);
-  line("warp_bus_batch_delay_seconds_max", "gauge", "Longest wait of a batch's oldest record.", s.max_batch_delay_us / 1e6);
-  line("warp_bus_batches_immediate_total", "counter", "Flushes sent at once (idle or below the busy rate).", s.batches_immediate);
-  line("warp_bus_batches_delayed_total", "counter", "Flushes held back to gather more records.", s.batches_delayed);
-  line("warp_bus_batch_delay_current_seconds", "gauge", "Batch delay the adaptive batcher applies now.", s.batch_delay_current_us / 1e6);
-  line("warp_bus_arrival_rate_per_second", "gauge", "Observed rate of local changes handed to the bus.", s.arrival_rate_per_s);
+  line("warp_bus_batch_delay_seconds_total", "counter",
+       "Summed wait of each batch's oldest record.", s.batch_delay_us_total / 1e6);
+  line("warp_bus_batch_delay_seconds_max", "gauge", "Longest wait of a batch's oldest record.",
+       s.max_batch_delay_us / 1e6);
+  line("warp_bus_batches_immediate_total", "counter",
+       "Flushes sent at once (idle or below the busy rate).", s.batches_immediate);
+  line("warp_bus_batches_delayed_total", "counter", "Flushes held back to gather more records.",
+       s.batches_delayed);
+  line("warp_bus_batch_delay_current_seconds", "gauge",
+       "Batch delay the adaptive batcher applies now.", s.batch_delay_current_us / 1e6);
+  line("warp_bus_arrival_rate_per_second", "gauge",
+       "Observed rate of local changes handed to the bus.", s.arrival_rate_per_s);
   line("warp_bus_batches_received_total", "counter", "Batches received.", s.batches_received);
   line("warp_bus_records_received_total", "counter", "Records received.", s.records_received);
-  line("warp_bus_records_applied_total", "counter", "Received records that changed L1.", s.records_applied);
-  line("warp_bus_records_stale_total", "counter", "Received records older than L1's entry.", s.records_stale);
+  line("warp_bus_records_applied_total", "counter", "Received records that changed L1.",
+       s.records_applied);
+  line("warp_bus_records_stale_total", "counter", "Received records older than L1's entry.",
+       s.records_stale);
   line("warp_bus_decode_errors_total", "counter", "Malformed messages dropped.", s.decode_errors);
   line("warp_bus_gaps_total", "counter", "Sequence gaps and lost peers.", s.gaps);
-  line("warp_bus_gap_invalidations_total", "counter", "L1 entries dropped after gaps.", s.gap_invalidations);
-  line("warp_cluster_owner_fetches_total", "counter", "Misses answered by the range owner.", s.owner_fetches);
-  line("warp_cluster_owner_fetch_fallbacks_total", "counter", "Misses that fell back to storage (owner unreachable).", s.owner_fetch_fallbacks);
-  line("warp_cluster_owner_fetches_served_total", "counter", "Remote misses answered as owner.", s.owner_fetches_served);
+  line("warp_bus_gap_invalidations_total", "counter", "L1 entries dropped after gaps.",
+       s.gap_invalidations);
+  line("warp_cluster_owner_fetches_total", "counter", "Misses answered by the range owner.",
+       s.owner_fetches);
+  line("warp_cluster_owner_fetch_fallbacks_total", "counter",
+       "Misses that fell back to storage (owner unreachable).", s.owner_fetch_fallbacks);
+  line("warp_cluster_owner_fetches_served_total", "counter", "Remote misses answered as owner.",
+       s.owner_fetches_served);
   return out;
 }
 

@@ -17,8 +17,7 @@ result<std::pair<std::string, std::uint16_t>> parse_endpoint(std::string_view te
   if (ec != std::errc{} || end != port_text.data() + port_text.size() || port > 65535)
     return error{errc::invalid_argument,
                  "'" + std::string{text} + "': port must be a number 0-65535"};
-  return std::pair<std::string, std::uint16_t>{std::string{host},
-                                               static_cast<std::uint16_t>(port)};
+  return std::pair<std::string, std::uint16_t>{std::string{host}, static_cast<std::uint16_t>(port)};
 }
 
 }  // namespace warp

@@ -74,8 +74,7 @@ std::uint64_t epoch_domain::try_advance() noexcept {
   }
   // CAS rather than store: two writers advancing from the same epoch must not move the
   // epoch by two while a reader that pinned the intermediate value is still inside.
-  if (epoch_.compare_exchange_strong(epoch, epoch + 1, std::memory_order_seq_cst))
-    return epoch + 1;
+  if (epoch_.compare_exchange_strong(epoch, epoch + 1, std::memory_order_seq_cst)) return epoch + 1;
   return epoch;  // someone else advanced: `epoch` holds the new value
 }
 

@@ -104,8 +104,8 @@ using node_ptr = std::unique_ptr<node, node_deleter>;
 node_ptr make_node(std::string_view key, buffer value, version ver, std::int64_t expires,
                    std::uint32_t tag, std::uint32_t stamp) {
   void* memory = ::operator new(sizeof(node) + key.size());
-  node* n = ::new (memory) node(std::move(value), ver, expires,
-                                static_cast<std::uint32_t>(key.size()), tag, stamp);
+  node* n = ::new (memory)
+      node(std::move(value), ver, expires, static_cast<std::uint32_t>(key.size()), tag, stamp);
   if (!key.empty()) std::memcpy(const_cast<char*>(n->key_data()), key.data(), key.size());
   return node_ptr{n};
 }
@@ -395,8 +395,8 @@ struct l1_store::impl {
     // In a sparse table (tables do not shrink after erases) stop after 64 buckets once a
     // candidate is found, rather than walking every bucket for 8 samples.
     const std::size_t start = s.random() & t->mask;
-    for (std::size_t i = 0; i < t->bucket_count() && sampled < eviction_samples && !victim_expired &&
-                            !(victim != nullptr && i >= 64);
+    for (std::size_t i = 0; i < t->bucket_count() && sampled < eviction_samples &&
+                            !victim_expired && !(victim != nullptr && i >= 64);
          ++i) {
       const std::size_t b = (start + i) & t->mask;
       for (node* n = t->heads()[b].load(std::memory_order_relaxed); n != nullptr;
@@ -422,8 +422,8 @@ struct l1_store::impl {
   }
 
   bool over_bounds() const noexcept {
-    return (options.max_entries != 0 &&
-            entries.load(std::memory_order_relaxed) > static_cast<std::int64_t>(options.max_entries)) ||
+    return (options.max_entries != 0 && entries.load(std::memory_order_relaxed) >
+                                            static_cast<std::int64_t>(options.max_entries)) ||
            (options.max_bytes != 0 &&
             bytes.load(std::memory_order_relaxed) > static_cast<std::int64_t>(options.max_bytes));
   }
@@ -526,7 +526,9 @@ struct l1_store::impl {
 l1_store::l1_store(l1_options options) : impl_(std::make_unique<impl>(options)) {}
 l1_store::~l1_store() = default;
 
-const l1_options& l1_store::options() const noexcept { return impl_->options; }
+const l1_options& l1_store::options() const noexcept {
+  return impl_->options;
+}
 
 bool l1_store::read_impl(std::string_view key, void* ctx, read_fn fn) {
   const std::uint64_t hash = impl::hash_of(key);
@@ -588,13 +590,13 @@ put_outcome l1_store::put(std::string_view key, buffer value, version ver,
   {
     std::lock_guard lock{s.mutex};
     position pos = locate(*s.tab.load(std::memory_order_relaxed), hash, impl::tag_of(hash), key);
-    const bool live = pos.found != nullptr &&
-                      !pos.found->expired(pos.found->expires_at_ms != 0 ? now_ms() : 0);
+    const bool live =
+        pos.found != nullptr && !pos.found->expired(pos.found->expires_at_ms != 0 ? now_ms() : 0);
     if (live && only_if_newer && pos.found->ver() >= ver) return put_outcome::stale;
     if (pos.found != nullptr && !live) bump(s.expirations);
     outcome = live ? put_outcome::replaced : put_outcome::inserted;
-    impl_->install(s, pos,
-                   make_node(key, std::move(value), ver, expires_at_ms, impl::tag_of(hash), s.tick()));
+    impl_->install(
+        s, pos, make_node(key, std::move(value), ver, expires_at_ms, impl::tag_of(hash), s.tick()));
     bump(s.sets);
     s.garbage.maybe_collect();
   }
@@ -656,8 +658,8 @@ void l1_store::update_impl(std::string_view key, void* ctx, update_fn fn) {
   {
     std::lock_guard lock{s.mutex};
     position pos = locate(*s.tab.load(std::memory_order_relaxed), hash, impl::tag_of(hash), key);
-    const bool live = pos.found != nullptr &&
-                      !pos.found->expired(pos.found->expires_at_ms != 0 ? now_ms() : 0);
+    const bool live =
+        pos.found != nullptr && !pos.found->expired(pos.found->expires_at_ms != 0 ? now_ms() : 0);
     l1_entry_info info = live ? pos.found->info() : l1_entry_info{};
     std::optional<buffer> next = fn(ctx, live ? &pos.found->value : nullptr, &info);
     if (!next) return;  // leave as is
@@ -695,7 +697,9 @@ void l1_store::clear() {
   }
 }
 
-std::size_t l1_store::purge_expired() { return impl_->purge_all(); }
+std::size_t l1_store::purge_expired() {
+  return impl_->purge_all();
+}
 
 void l1_store::for_each_impl(void* ctx, visit_fn fn) const {
   const std::int64_t now = now_ms();

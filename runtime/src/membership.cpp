@@ -6,11 +6,16 @@ namespace warp {
 
 std::string_view to_string(member_state s) noexcept {
   switch (s) {
-    case member_state::joining: return "joining";
-    case member_state::up: return "up";
-    case member_state::suspect: return "suspect";
-    case member_state::down: return "down";
-    case member_state::leaving: return "leaving";
+    case member_state::joining:
+      return "joining";
+    case member_state::up:
+      return "up";
+    case member_state::suspect:
+      return "suspect";
+    case member_state::down:
+      return "down";
+    case member_state::leaving:
+      return "leaving";
   }
   return "unknown";
 }
@@ -21,7 +26,9 @@ namespace warp::detail {
 
 namespace {
 
-bool trusted(member_state s) { return s == member_state::up || s == member_state::suspect; }
+bool trusted(member_state s) {
+  return s == member_state::up || s == member_state::suspect;
+}
 
 }  // namespace
 
@@ -40,9 +47,8 @@ member_event membership::set_state(member_info& m, member_state to, std::int64_t
 }
 
 std::vector<member_event> membership::heard(std::uint32_t id, std::uint64_t incarnation,
-                                            const std::string& name,
-                                            const std::string& address, bool leaving,
-                                            std::int64_t now) {
+                                            const std::string& name, const std::string& address,
+                                            bool leaving, std::int64_t now) {
   std::vector<member_event> events;
   if (id == self_.id || id == 0) return events;
   // Another id at the same address: that process restarted (or was replaced).
@@ -73,7 +79,9 @@ void membership::learn(const std::string& address) {
   contacts_.try_emplace(address);
 }
 
-void membership::mark_self_address(const std::string& address) { contacts_[address].self = true; }
+void membership::mark_self_address(const std::string& address) {
+  contacts_[address].self = true;
+}
 
 std::vector<member_event> membership::lost(std::uint32_t id, std::int64_t now) {
   std::vector<member_event> events;
@@ -100,8 +108,7 @@ std::vector<member_event> membership::tick(std::int64_t now) {
       case member_state::suspect:
       case member_state::leaving:
       case member_state::joining:
-        if (silent >= opts_.down_after_ms)
-          events.push_back(set_state(m, member_state::down, now));
+        if (silent >= opts_.down_after_ms) events.push_back(set_state(m, member_state::down, now));
         break;
       case member_state::down:
         if (now - state_since_[m.id] >= opts_.forget_after_ms) {
@@ -149,9 +156,8 @@ std::vector<std::uint32_t> membership::reachable() const {
 std::vector<member_info> membership::view() const {
   std::vector<member_info> out{self_};
   for (auto& [id, m] : members_) out.push_back(m);
-  std::sort(out.begin() + 1, out.end(), [](auto& a, auto& b) {
-    return a.name != b.name ? a.name < b.name : a.id < b.id;
-  });
+  std::sort(out.begin() + 1, out.end(),
+            [](auto& a, auto& b) { return a.name != b.name ? a.name < b.name : a.id < b.id; });
   return out;
 }
 

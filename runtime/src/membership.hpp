@@ -40,8 +40,8 @@ class membership {
 
   /// A heartbeat heard directly from member `id`.
   std::vector<member_event> heard(std::uint32_t id, std::uint64_t incarnation,
-                                  const std::string& name, const std::string& address,
-                                  bool leaving, std::int64_t now);
+                                  const std::string& name, const std::string& address, bool leaving,
+                                  std::int64_t now);
   /// An address worth contacting (seed, DNS answer, gossip). Ignored if it is ours.
   void learn(const std::string& address);
   /// An address turned out to be this node (a seed list naming itself).

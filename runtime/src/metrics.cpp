@@ -19,10 +19,17 @@ std::string prometheus_label(std::string_view in) {
   out.reserve(in.size());
   for (char c : in) {
     switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '"': out += "\\\""; break;
-      case '\n': out += "\\n"; break;
-      default: out += c;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -99,19 +106,19 @@ std::string prometheus_text(const node& n) {
   auto s = n.stats();
   exposition out{"node=\"" + prometheus_label(display_name(cfg)) + "\""};
   out.info("warp_node_info", "Static facts about this node (value is always 1).",
-           "id=\"" + std::to_string(n.id()) + "\",storage=\"" + prometheus_label(redact_storage(cfg.storage)) +
-               "\",listen=\"" + prometheus_label(cfg.listen) + "\"");
+           "id=\"" + std::to_string(n.id()) + "\",storage=\"" +
+               prometheus_label(redact_storage(cfg.storage)) + "\",listen=\"" +
+               prometheus_label(cfg.listen) + "\"");
   out.counter("warp_l1_hits_total", "L1 lookups that found a live entry.", s.l1.hits);
   out.counter("warp_l1_misses_total", "L1 lookups that found no live entry.", s.l1.misses);
-  out.counter("warp_l1_evictions_total",
-              "L1 entries dropped to honour the entry or byte bound.", s.l1.evictions);
+  out.counter("warp_l1_evictions_total", "L1 entries dropped to honour the entry or byte bound.",
+              s.l1.evictions);
   out.counter("warp_l1_expirations_total", "L1 entries dropped because their TTL passed.",
               s.l1.expirations);
   out.counter("warp_l1_sets_total", "Values stored into L1.", s.l1.sets);
   out.counter("warp_l1_removes_total", "Entries removed from L1.", s.l1.removes);
   out.gauge("warp_l1_entries", "Live entries in L1.", s.l1.entries);
-  out.gauge("warp_l1_bytes", "Bytes held by L1 (keys, values and per-entry overhead).",
-            s.l1.bytes);
+  out.gauge("warp_l1_bytes", "Bytes held by L1 (keys, values and per-entry overhead).", s.l1.bytes);
   out.gauge("warp_l1_max_entries", "Configured L1 entry bound (0 = unbounded).",
             cfg.l1.max_entries);
   out.gauge("warp_l1_max_bytes", "Configured L1 byte bound (0 = unbounded).", cfg.l1.max_bytes);
@@ -145,8 +152,8 @@ std::string stats_json(node& n) {
       {"l1",
        {{"hits", s.l1.hits},
         {"misses", s.l1.misses},
-        {"hit_ratio", lookups ? static_cast<double>(s.l1.hits) / static_cast<double>(lookups)
-                              : 0.0},
+        {"hit_ratio",
+         lookups ? static_cast<double>(s.l1.hits) / static_cast<double>(lookups) : 0.0},
         {"evictions", s.l1.evictions},
         {"expirations", s.l1.expirations},
         {"sets", s.l1.sets},

@@ -7,10 +7,10 @@
 #include <charconv>
 #include <random>
 
-#include <caf/all.hpp>
-#include <caf/io/all.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
 
 #include "actors/control_actor.hpp"
 #include "runtime/src/node_impl.hpp"
@@ -35,7 +35,6 @@ std::uint32_t random_node_id() {
   while (id == 0) id = rd();
   return id;
 }
-
 
 // L1 expiry of a value: its own expiry, shortened by the policy's cache TTL.
 std::int64_t l1_expiry(std::int64_t value_expiry, const key_policy& policy) {
@@ -64,7 +63,9 @@ void node::impl::notify(const change_event& ev) {
 
 node::node(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 
-node::~node() { stop(); }
+node::~node() {
+  stop();
+}
 
 result<std::unique_ptr<node>> node::start(node_config config) {
   auto p = std::make_unique<impl>();
@@ -123,15 +124,16 @@ result<std::unique_ptr<node>> node::start_impl(std::unique_ptr<impl> p) {
       return error{errc::invalid_argument,
                    "the host actor system has no middleman: load caf::io::middleman to listen"};
     st.control = actors::spawn_control_actor(host, *n);
-    auto port = host.middleman().publish(st.control, endpoint->second, endpoint->first.c_str(),
-                                         true);
+    auto port =
+        host.middleman().publish(st.control, endpoint->second, endpoint->first.c_str(), true);
     if (!port)
-      return error{errc::unreachable, "cannot listen on " + st.config.listen + ": " +
-                                          host.render(port.error())};
+      return error{errc::unreachable,
+                   "cannot listen on " + st.config.listen + ": " + host.render(port.error())};
     st.listen_port = *port;
     // Peers dial the address we listen on, with the port actually bound.
     auto address = endpoint->first + ":" + std::to_string(st.listen_port);
-    if (endpoint->first.find(':') != std::string::npos) address = "[" + endpoint->first + "]:" + std::to_string(st.listen_port);
+    if (endpoint->first.find(':') != std::string::npos)
+      address = "[" + endpoint->first + "]:" + std::to_string(st.listen_port);
     st.cluster = std::make_unique<detail::cluster>(*n, st, address);
     detail::register_cluster(*n, st.cluster.get());
     st.cluster->start();
@@ -400,10 +402,9 @@ result<mutation> node::write(
       auto value = make_buffer(std::move(out.value));
       st.l1->put(key, value, ver, l1_expiry(decision->expires_at_ms, policy), true);
       if (st.cluster && policy.consistency == mode::eventual_distributed)
-        st.cluster->published(key, ver, decision->expires_at_ms,
-                              policy.hydrate ? bus::record_kind::value
-                                             : bus::record_kind::invalidate,
-                              *value);
+        st.cluster->published(
+            key, ver, decision->expires_at_ms,
+            policy.hydrate ? bus::record_kind::value : bus::record_kind::invalidate, *value);
       st.notify({change_event::kind::set, std::string{key}, ver, false});
       return decision;
     }
@@ -441,7 +442,9 @@ result<node::scan_page> node::scan(std::string_view after, std::size_t count,
   return page;
 }
 
-result<std::size_t> node::key_count() { return impl_->store->count(); }
+result<std::size_t> node::key_count() {
+  return impl_->store->count();
+}
 
 status node::clear() {
   auto& st = *impl_;
@@ -482,15 +485,33 @@ status node::register_pattern(std::string_view glob, mode consistency,
   return impl_->patterns.add(glob, key_policy{consistency, ttl, hydrate});
 }
 
-key_policy node::policy(std::string_view key) const { return impl_->patterns.lookup(key); }
-pattern_registry& node::patterns() noexcept { return impl_->patterns; }
-l1_store& node::l1() noexcept { return *impl_->l1; }
-warp::storage& node::storage() noexcept { return *impl_->store; }
-const node_config& node::config() const noexcept { return impl_->config; }
-std::uint32_t node::id() const noexcept { return impl_->id; }
-version node::next_version() noexcept { return version{impl_->clock.next(), impl_->id}; }
-caf::actor_system& node::system() noexcept { return *impl_->system; }
-std::uint16_t node::listen_port() const noexcept { return impl_->listen_port; }
+key_policy node::policy(std::string_view key) const {
+  return impl_->patterns.lookup(key);
+}
+pattern_registry& node::patterns() noexcept {
+  return impl_->patterns;
+}
+l1_store& node::l1() noexcept {
+  return *impl_->l1;
+}
+warp::storage& node::storage() noexcept {
+  return *impl_->store;
+}
+const node_config& node::config() const noexcept {
+  return impl_->config;
+}
+std::uint32_t node::id() const noexcept {
+  return impl_->id;
+}
+version node::next_version() noexcept {
+  return version{impl_->clock.next(), impl_->id};
+}
+caf::actor_system& node::system() noexcept {
+  return *impl_->system;
+}
+std::uint16_t node::listen_port() const noexcept {
+  return impl_->listen_port;
+}
 
 node_stats node::stats() const {
   auto& st = *impl_;

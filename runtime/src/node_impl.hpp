@@ -14,8 +14,8 @@
 #include <caf/fwd.hpp>
 
 #include "merge/hlc.hpp"
-#include "runtime/src/coalescer.hpp"
 #include "runtime/src/cluster.hpp"
+#include "runtime/src/coalescer.hpp"
 #include "warp/node.hpp"
 
 namespace warp {

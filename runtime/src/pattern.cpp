@@ -10,9 +10,12 @@ namespace warp {
 
 std::string_view to_string(mode m) noexcept {
   switch (m) {
-    case mode::strong_local: return "strong_local";
-    case mode::eventual_distributed: return "eventual_distributed";
-    case mode::strong_distributed: return "strong_distributed";
+    case mode::strong_local:
+      return "strong_local";
+    case mode::eventual_distributed:
+      return "eventual_distributed";
+    case mode::strong_distributed:
+      return "strong_distributed";
   }
   return "unknown";
 }
@@ -35,12 +38,18 @@ result<std::chrono::milliseconds> parse_duration(std::string_view text) {
     return error{errc::invalid_argument, "bad duration '" + std::string{text} + "'"};
   std::string_view unit{ptr, static_cast<std::size_t>(text.data() + text.size() - ptr)};
   std::int64_t factor = 0;
-  if (unit.empty() || unit == "ms") factor = 1;
-  else if (unit == "s") factor = 1000;
-  else if (unit == "m") factor = 60'000;
-  else if (unit == "h") factor = 3'600'000;
-  else if (unit == "d") factor = 86'400'000;
-  else return error{errc::invalid_argument, "bad duration unit in '" + std::string{text} + "'"};
+  if (unit.empty() || unit == "ms")
+    factor = 1;
+  else if (unit == "s")
+    factor = 1000;
+  else if (unit == "m")
+    factor = 60'000;
+  else if (unit == "h")
+    factor = 3'600'000;
+  else if (unit == "d")
+    factor = 86'400'000;
+  else
+    return error{errc::invalid_argument, "bad duration unit in '" + std::string{text} + "'"};
   if (number > INT64_MAX / factor)
     return error{errc::invalid_argument, "duration overflows: '" + std::string{text} + "'"};
   return std::chrono::milliseconds{number * factor};
@@ -210,7 +219,8 @@ pattern_registry::~pattern_registry() = default;
 
 status pattern_registry::add(std::string_view glob, key_policy policy) {
   if (glob.empty()) return error{errc::invalid_argument, "empty key pattern"};
-  if (glob.size() > 1024) return error{errc::invalid_argument, "key pattern longer than 1024 bytes"};
+  if (glob.size() > 1024)
+    return error{errc::invalid_argument, "key pattern longer than 1024 bytes"};
   std::size_t depth = 0;
   for (std::size_t i = 0; i < glob.size(); ++i) {
     if (glob[i] == '\\') {
@@ -221,7 +231,8 @@ status pattern_registry::add(std::string_view glob, key_policy policy) {
       --depth;
     }
   }
-  if (depth != 0) return error{errc::invalid_argument, "unbalanced '[' in pattern '" + std::string{glob} + "'"};
+  if (depth != 0)
+    return error{errc::invalid_argument, "unbalanced '[' in pattern '" + std::string{glob} + "'"};
   std::lock_guard<std::mutex> guard{impl_->mtx};
   auto next = std::make_shared<table>(*impl_->current);
   auto& es = next->entries;
@@ -250,7 +261,9 @@ void pattern_registry::set_default(key_policy policy) {
   impl_->publish(std::move(next));
 }
 
-key_policy pattern_registry::default_policy() const { return impl_->snapshot().fallback; }
+key_policy pattern_registry::default_policy() const {
+  return impl_->snapshot().fallback;
+}
 
 key_policy pattern_registry::lookup(std::string_view key) const {
   const table& t = impl_->snapshot();

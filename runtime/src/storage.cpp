@@ -6,8 +6,7 @@
 
 namespace warp {
 
-result<std::vector<std::optional<record>>> storage::fetch_batch(
-    std::span<const std::string> keys) {
+result<std::vector<std::optional<record>>> storage::fetch_batch(std::span<const std::string> keys) {
   std::vector<std::optional<record>> out;
   out.reserve(keys.size());
   for (auto& key : keys) {
@@ -34,15 +33,13 @@ result<std::unique_ptr<storage>> open_storage(std::string_view spec, std::string
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
     if (ec)
-      return error{errc::storage_unavailable, "cannot create data directory '" +
-                                                  dir.string() + "' for storage 'sqlite': " +
-                                                  ec.message()};
+      return error{errc::storage_unavailable, "cannot create data directory '" + dir.string() +
+                                                  "' for storage 'sqlite': " + ec.message()};
     return make_sqlite_storage((dir / "warp.db").string());
   }
   if (starts_with(spec, "sqlite:")) {
     auto path = spec.substr(7);
-    if (path.empty())
-      return error{errc::invalid_argument, "storage spec 'sqlite:' names no path"};
+    if (path.empty()) return error{errc::invalid_argument, "storage spec 'sqlite:' names no path"};
     return make_sqlite_storage(path);
   }
   // Bare libpq URIs are accepted as they are; "postgres:" prefixes any conninfo form

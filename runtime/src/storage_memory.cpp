@@ -96,6 +96,8 @@ class memory_storage final : public storage {
 
 }  // namespace
 
-std::unique_ptr<storage> make_memory_storage() { return std::make_unique<memory_storage>(); }
+std::unique_ptr<storage> make_memory_storage() {
+  return std::make_unique<memory_storage>();
+}
 
 }  // namespace warp

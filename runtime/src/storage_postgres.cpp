@@ -35,10 +35,10 @@ bool is_uri(std::string_view c) {
 std::string with_defaults(std::string_view conninfo) {
   std::string out{conninfo};
   const bool uri = is_uri(out);
-  for (auto [key, value] : {std::pair{"connect_timeout", "5"}, std::pair{"keepalives_idle", "10"},
-                            std::pair{"keepalives_interval", "5"},
-                            std::pair{"keepalives_count", "3"},
-                            std::pair{"tcp_user_timeout", "30000"}}) {
+  for (auto [key, value] :
+       {std::pair{"connect_timeout", "5"}, std::pair{"keepalives_idle", "10"},
+        std::pair{"keepalives_interval", "5"}, std::pair{"keepalives_count", "3"},
+        std::pair{"tcp_user_timeout", "30000"}}) {
     if (out.find(key) != std::string::npos) continue;
     if (uri)
       out += out.find('?') == std::string::npos ? "?" : "&";
@@ -123,7 +123,9 @@ pqxx::binarystring bytes(std::string_view s) {
   return pqxx::binarystring{s.data() ? s.data() : "", s.size()};
 }
 
-std::string unbytes(const pqxx::field& f) { return pqxx::binarystring{f}.str(); }
+std::string unbytes(const pqxx::field& f) {
+  return pqxx::binarystring{f}.str();
+}
 
 record to_record(const pqxx::row& row, int first) {
   record rec;
@@ -358,8 +360,8 @@ class postgres_storage final : public storage {
           }
           // A server-side error: the connection is fine (nontransaction / aborted tx).
           release(conn->is_open() ? std::move(conn) : nullptr);
-          return error{errc::storage_error, std::string{"PostgreSQL "} + op +
-                                                " failed: " + trim(e.what())};
+          return error{errc::storage_error,
+                       std::string{"PostgreSQL "} + op + " failed: " + trim(e.what())};
         } catch (...) {
           // Unknown state: do not return this connection to the pool.
           release(nullptr);

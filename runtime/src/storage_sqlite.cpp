@@ -94,9 +94,9 @@ class sqlite_storage final : public storage {
  public:
   static result<std::unique_ptr<storage>> open(std::string path) {
     sqlite3* raw = nullptr;
-    int rc = sqlite3_open_v2(path.c_str(), &raw,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             nullptr);
+    int rc =
+        sqlite3_open_v2(path.c_str(), &raw,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
     db_ptr db{raw};  // owns the handle even when open failed
     if (rc != SQLITE_OK) {
       std::string msg = raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc);
@@ -111,8 +111,8 @@ class sqlite_storage final : public storage {
 
   ~sqlite_storage() override {
     // Statements first: sqlite3_close_v2 would otherwise keep the connection as a zombie.
-    for (auto* s : {&fetch_, &upsert_, &delete_, &scan_, &count_, &clear_, &begin_, &commit_,
-                    &rollback_})
+    for (auto* s :
+         {&fetch_, &upsert_, &delete_, &scan_, &count_, &clear_, &begin_, &commit_, &rollback_})
       s->reset();
   }
 
@@ -180,8 +180,9 @@ class sqlite_storage final : public storage {
     int rc = bind_blob(s, 1, after);
     if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 2, now);
     if (rc == SQLITE_OK)
-      rc = sqlite3_bind_int64(s, 3, static_cast<sqlite3_int64>(std::min<std::size_t>(
-                                        count, static_cast<std::size_t>(INT64_MAX))));
+      rc = sqlite3_bind_int64(s, 3,
+                              static_cast<sqlite3_int64>(std::min<std::size_t>(
+                                  count, static_cast<std::size_t>(INT64_MAX))));
     if (rc != SQLITE_OK) return err(rc, "scan");
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) out.push_back(column_blob(s, 0));
     if (rc != SQLITE_DONE) return err(rc, "scan");
@@ -289,10 +290,9 @@ class sqlite_storage final : public storage {
       current = sqlite3_column_int(raw, 0);
     }
     if (current > schema_version)
-      return rollback(error{errc::storage_error,
-                            "schema version " + std::to_string(current) +
-                                " is newer than this build supports (" +
-                                std::to_string(schema_version) + ")"});
+      return rollback(error{errc::storage_error, "schema version " + std::to_string(current) +
+                                                     " is newer than this build supports (" +
+                                                     std::to_string(schema_version) + ")"});
     if (current < 1) {
       if (auto st = exec_sql(schema_v1); st) return rollback(st);
     }

@@ -4,9 +4,9 @@
 #include <random>
 #include <set>
 
+#include <spdlog/spdlog.h>
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 
 #include "actors/quorum_actor.hpp"
 #include "runtime/src/node_impl.hpp"
@@ -114,8 +114,8 @@ strong_coordinator::strong_coordinator(node::impl& st, std::string self_address)
   ctx_.incarnation = (static_cast<std::uint64_t>(rd()) << 32) | rd();
   ctx_.limits.max_key_bytes = std::max<std::size_t>(st.config.limits.max_key_size, 1);
   ctx_.limits.max_value_bytes = std::max<std::size_t>(st.config.limits.max_value_size, 1);
-  ctx_.limits.max_message_bytes =
-      std::max<std::size_t>(ctx_.limits.max_message_bytes, st.config.limits.max_value_size * 2 + 65536);
+  ctx_.limits.max_message_bytes = std::max<std::size_t>(
+      ctx_.limits.max_message_bytes, st.config.limits.max_value_size * 2 + 65536);
   ctx_.replica = &replica_;
   ctx_.clock_now = [this] { return st_.clock.last(); };
   ctx_.status_json = [this] { return status_json(); };
@@ -137,7 +137,9 @@ strong_coordinator::strong_coordinator(node::impl& st, std::string self_address)
                 self_address);
 }
 
-strong_coordinator::~strong_coordinator() { stop(); }
+strong_coordinator::~strong_coordinator() {
+  stop();
+}
 
 void strong_coordinator::start() {
   if (started_) return;
@@ -146,10 +148,10 @@ void strong_coordinator::start() {
   ctx_.actor = actor_;
   maint_ = std::thread([this] { maintenance(); });
   log()->info("strong: {} members, replication factor {}, {} ranges replicated here",
-              placement_.members().size(), placement_.replication_factor(),
-              [&] {
+              placement_.members().size(), placement_.replication_factor(), [&] {
                 std::size_t n = 0;
-                for (std::uint32_t r = 0; r < placement_.ranges(); ++r) n += placement_.is_replica(r);
+                for (std::uint32_t r = 0; r < placement_.ranges(); ++r)
+                  n += placement_.is_replica(r);
                 return n;
               }());
 }
@@ -179,8 +181,7 @@ void strong_coordinator::stop() {
 
 strong_coordinator::phase strong_coordinator::run_phase(std::uint32_t range,
                                                         const std::vector<std::size_t>& slots,
-                                                        const wire::request& req,
-                                                        std::size_t need,
+                                                        const wire::request& req, std::size_t need,
                                                         steady::time_point deadline) {
   auto& replicas = placement_.replicas(range);
   auto call = std::make_shared<pending_call>();
@@ -247,8 +248,9 @@ strong_coordinator::phase strong_coordinator::run_phase(std::uint32_t range,
   }
   for (auto& r : out.replies)
     if (r && r->code == wire::status::mismatch && out.ok < need)
-      log()->warn("strong: a replica has a different member list / replication factor; "
-                  "every node must be configured with the same members");
+      log()->warn(
+          "strong: a replica has a different member list / replication factor; "
+          "every node must be configured with the same members");
   return out;
 }
 
@@ -319,8 +321,7 @@ status strong_coordinator::write_quorum(std::string_view key, strong_record rec)
   if (p1.ok < maj) {
     ctx_.counters.quorum_timeouts.fetch_add(1, std::memory_order_relaxed);
     return error{errc::timeout, std::string{no_quorum_text} + " (" + std::to_string(p1.ok) +
-                                    " of " + std::to_string(maj) +
-                                    " needed); nothing was written"};
+                                    " of " + std::to_string(maj) + " needed); nothing was written"};
   }
   version highest;
   for (auto& r : p1.replies)
@@ -340,7 +341,8 @@ status strong_coordinator::write_quorum(std::string_view key, strong_record rec)
   if (p2.ok < maj) {
     ctx_.counters.unknown_outcomes.fetch_add(1, std::memory_order_relaxed);
     if (ctx_.stopping.load())
-      return error{errc::unknown_outcome, "node stopped during the write; it may or may not have been applied"};
+      return error{errc::unknown_outcome,
+                   "node stopped during the write; it may or may not have been applied"};
     return error{errc::unknown_outcome,
                  "only " + std::to_string(p2.ok) + " of " + std::to_string(maj) +
                      " replicas acknowledged in time; the write may or may not have been applied"};
@@ -389,10 +391,9 @@ result<mutation> strong_coordinator::write(
       return decision;
     case mutation::kind::put: {
       if (decision->value.size() > st_.config.limits.max_value_size)
-        return error{errc::value_too_large,
-                     "value of " + std::to_string(decision->value.size()) +
-                         " bytes exceeds the limit of " +
-                         std::to_string(st_.config.limits.max_value_size)};
+        return error{errc::value_too_large, "value of " + std::to_string(decision->value.size()) +
+                                                " bytes exceeds the limit of " +
+                                                std::to_string(st_.config.limits.max_value_size)};
       if (auto err = set(key, decision->value, decision->expires_at_ms); !err.ok()) return err;
       return decision;
     }
@@ -542,8 +543,9 @@ void strong_coordinator::maintenance() {
         if (placement_.is_replica(r) && replica_.ready(r)) anti_entropy_range(r);
       // Jitter, so replicas do not all compare at the same instant.
       auto base = opts_.anti_entropy_interval.count();
-      next_ae = steady::now() + std::chrono::milliseconds{base / 2 + static_cast<std::int64_t>(
-                                                                      rng() % static_cast<std::uint64_t>(base))};
+      next_ae = steady::now() +
+                std::chrono::milliseconds{
+                    base / 2 + static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(base))};
     }
   }
 }

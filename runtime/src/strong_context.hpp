@@ -28,11 +28,13 @@ namespace warp::detail {
 
 /// Counters of the strong mode (relaxed atomics).
 struct strong_counters {
-#define WARP_STRONG_COUNTERS(X)                                                             \
-  X(gets) X(sets) X(deletes) X(read_repairs) X(quorum_timeouts) X(unknown_outcomes)         \
-  X(requests_sent) X(batches_sent) X(requests_served) X(batches_served) X(decode_errors)    \
-  X(fingerprint_mismatches) X(ranges_recovered) X(ranges_bootstrapped) X(anti_entropy_rounds) \
-  X(anti_entropy_pulls) X(records_merged) X(unreachable_replies)
+#define WARP_STRONG_COUNTERS(X)                                                              \
+  X(gets)                                                                                    \
+  X(sets) X(deletes) X(read_repairs) X(quorum_timeouts) X(unknown_outcomes) X(requests_sent) \
+      X(batches_sent) X(requests_served) X(batches_served) X(decode_errors)                  \
+          X(fingerprint_mismatches) X(ranges_recovered) X(ranges_bootstrapped)               \
+              X(anti_entropy_rounds) X(anti_entropy_pulls) X(records_merged)                 \
+                  X(unreachable_replies)
 #define WARP_DECLARE(name) std::atomic<std::uint64_t> name{0};
   WARP_STRONG_COUNTERS(WARP_DECLARE)
 #undef WARP_DECLARE
@@ -76,7 +78,8 @@ struct quorum_context {
 
   std::mutex pending_mtx;
   /// request id -> (call, slot)
-  std::unordered_map<std::uint64_t, std::pair<std::shared_ptr<pending_call>, std::uint32_t>> pending;
+  std::unordered_map<std::uint64_t, std::pair<std::shared_ptr<pending_call>, std::uint32_t>>
+      pending;
   std::atomic<std::uint64_t> next_call{1};
 
   /// Queues a request for peer `p` and makes sure the actor flushes soon (any thread).

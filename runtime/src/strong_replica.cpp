@@ -75,8 +75,8 @@ strong_replica::page strong_replica::dump(std::uint32_t range, std::string_view 
   auto it = first ? r.keys.begin() : r.keys.upper_bound(after);
   std::size_t bytes = 0;
   for (; it != r.keys.end(); ++it) {
-    if (!out.records.empty() &&
-        (out.records.size() >= max_records || bytes + it->first.size() + it->second.value.size() > max_bytes)) {
+    if (!out.records.empty() && (out.records.size() >= max_records ||
+                                 bytes + it->first.size() + it->second.value.size() > max_bytes)) {
       out.more = true;
       break;
     }

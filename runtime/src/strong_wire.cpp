@@ -152,7 +152,8 @@ auto guarded(F&& fn) -> decltype(fn()) {
 }  // namespace
 
 result<std::string> encode(const request_batch& batch, const strong_limits& lim) {
-  if (batch.items.size() > lim.max_items) return too_big("batch", batch.items.size(), lim.max_items);
+  if (batch.items.size() > lim.max_items)
+    return too_big("batch", batch.items.size(), lim.max_items);
   msgpack::sbuffer out;
   packer pk(out);
   pack_header(pk, batch.head, kind_requests);
@@ -172,12 +173,14 @@ result<std::string> encode(const request_batch& batch, const strong_limits& lim)
       pk.pack_nil();
     }
   }
-  if (out.size() > lim.max_message_bytes) return too_big("message", out.size(), lim.max_message_bytes);
+  if (out.size() > lim.max_message_bytes)
+    return too_big("message", out.size(), lim.max_message_bytes);
   return std::string{out.data(), out.size()};
 }
 
 result<std::string> encode(const reply_batch& batch, const strong_limits& lim) {
-  if (batch.items.size() > lim.max_items) return too_big("batch", batch.items.size(), lim.max_items);
+  if (batch.items.size() > lim.max_items)
+    return too_big("batch", batch.items.size(), lim.max_items);
   msgpack::sbuffer out;
   packer pk(out);
   pack_header(pk, batch.head, kind_replies);
@@ -206,7 +209,8 @@ result<std::string> encode(const reply_batch& batch, const strong_limits& lim) {
       pack_record(pk, rec);
     }
   }
-  if (out.size() > lim.max_message_bytes) return too_big("message", out.size(), lim.max_message_bytes);
+  if (out.size() > lim.max_message_bytes)
+    return too_big("message", out.size(), lim.max_message_bytes);
   return std::string{out.data(), out.size()};
 }
 

@@ -62,17 +62,17 @@ struct request {
   std::uint64_t id = 0;
   op what = op::read;
   std::uint32_t range = 0;
-  std::string key;     ///< the key; dump: the cursor (page after this key)
-  bool first = false;  ///< dump: start at the range's first key
+  std::string key;                   ///< the key; dump: the cursor (page after this key)
+  bool first = false;                ///< dump: start at the range's first key
   std::optional<strong_record> rec;  ///< store
 };
 
 struct reply {
   std::uint64_t id = 0;
   status code = status::ok;
-  std::optional<strong_record> rec;  ///< read, read_version
-  range_digest digest;               ///< digest
-  bool more = false;                 ///< dump: more pages follow
+  std::optional<strong_record> rec;                            ///< read, read_version
+  range_digest digest;                                         ///< digest
+  bool more = false;                                           ///< dump: more pages follow
   std::vector<std::pair<std::string, strong_record>> records;  ///< dump
 };
 

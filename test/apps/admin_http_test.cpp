@@ -85,8 +85,8 @@ httplib::Result http_get(std::uint16_t port, const std::string& path) {
 
 TEST_CASE("warpd serves /healthz, /metrics, /admin/stats and /admin/config") {
   temp_dir dir{"warpd-http"};
-  warpd_process d{{"--storage", "memory", "--data-dir", dir.str() + "/data", "--name",
-                   "web\"node", "--l1-max-entries", "1000", "--pattern", "user:*=strong_local:1m"}};
+  warpd_process d{{"--storage", "memory", "--data-dir", dir.str() + "/data", "--name", "web\"node",
+                   "--l1-max-entries", "1000", "--pattern", "user:*=strong_local:1m"}};
   REQUIRE(d.wait_ready());
   INFO(d.log());
   REQUIRE(d.ctl({"set", "user:1", "x"}).exit_code == 0);
@@ -151,7 +151,8 @@ TEST_CASE("warpd serves /healthz, /metrics, /admin/stats and /admin/config") {
   CHECK(d.process().stop(SIGTERM, 20s) == 0);
 }
 
-TEST_CASE("a clustered warpd's /metrics adds the cluster families and passes promtool; /admin/cluster") {
+TEST_CASE(
+    "a clustered warpd's /metrics adds the cluster families and passes promtool; /admin/cluster") {
   temp_dir dir{"warpd-http-cluster"};
   std::vector<std::uint16_t> ports{free_port(), free_port()};
   std::vector<std::unique_ptr<warpd_process>> nodes;
@@ -198,10 +199,10 @@ TEST_CASE("a clustered warpd's /metrics adds the cluster families and passes pro
   INFO(text);
   CHECK(check_exposition(text) == "");
   CHECK(text.find("# TYPE warp_l1_hits_total counter") != std::string::npos);  // node families
-  for (auto family : {"warp_cluster_members", "warp_bus_records_published_total",
-                      "warp_bus_batches_sent_total", "warp_bus_batch_records_max",
-                      "warp_bus_batch_delay_seconds_total", "warp_bus_gaps_total",
-                      "warp_cluster_owner_fetch_fallbacks_total"}) {
+  for (auto family :
+       {"warp_cluster_members", "warp_bus_records_published_total", "warp_bus_batches_sent_total",
+        "warp_bus_batch_records_max", "warp_bus_batch_delay_seconds_total", "warp_bus_gaps_total",
+        "warp_cluster_owner_fetch_fallbacks_total"}) {
     INFO(family);
     CHECK(text.find(std::string{"# TYPE "} + family + " ") != std::string::npos);
   }

@@ -59,16 +59,13 @@ TEST_CASE("control protocol: typed replies, warp errors, unknown requests") {
   // A request the protocol does not have: a clear error, and the node keeps serving.
   self->request(*node, 10s, caf::add_atom::value, 1, 2)
       .receive([&](caf::message&) { FAIL("expected an error"); },
-               [&](caf::error& err) {
-                 failure = warp::actors::from_caf_error(err);
-               });
+               [&](caf::error& err) { failure = warp::actors::from_caf_error(err); });
   CHECK(failure.code() == warp::errc::unsupported);
   CHECK(failure.message().find("unknown control request") != std::string::npos);
 
   std::string value;
   self->request(*node, 10s, caf::get_atom::value, std::string{"k"})
-      .receive([&](std::string& v) { value = v; },
-               [&](caf::error& err) { FAIL(sys.render(err)); });
+      .receive([&](std::string& v) { value = v; }, [&](caf::error& err) { FAIL(sys.render(err)); });
   CHECK(value == "v");
 }
 

@@ -53,7 +53,8 @@ std::size_t up_count(const warpd_process& d) {
 
 }  // namespace
 
-TEST_CASE("warpctl members: a 3-node cluster converges to up; a killed node turns suspect, then down") {
+TEST_CASE(
+    "warpctl members: a 3-node cluster converges to up; a killed node turns suspect, then down") {
   temp_dir dir{"warpctl-members"};
   std::vector<std::uint16_t> ports{free_port(), free_port(), free_port()};
   std::vector<std::unique_ptr<warpd_process>> nodes;

@@ -13,16 +13,20 @@
 
 namespace warp::test {
 
-inline std::string warpd_bin() { return binary("apps/warpd/warpd"); }
-inline std::string warpctl_bin() { return binary("apps/warpctl/warpctl"); }
+inline std::string warpd_bin() {
+  return binary("apps/warpd/warpd");
+}
+inline std::string warpctl_bin() {
+  return binary("apps/warpctl/warpctl");
+}
 
 /// One warpd process. Listens on port 0 (any free port) unless the args say otherwise and
 /// learns the bound ports from its ready line.
 class warpd_process {
  public:
   /// With `defaults`, `args` follow `--listen 127.0.0.1:0 --http 127.0.0.1:0 --resp
-  /// 127.0.0.1:0 --log-level warn`; warpd rejects a repeated single-value flag, so pass `defaults = false` to give
-  /// those flags yourself.
+  /// 127.0.0.1:0 --log-level warn`; warpd rejects a repeated single-value flag, so pass `defaults =
+  /// false` to give those flags yourself.
   explicit warpd_process(std::vector<std::string> args, bool defaults = true,
                          const std::string& log_dir = {})
       : log_dir_(log_dir.empty() ? own_log_dir_.str() : log_dir) {
@@ -63,7 +67,9 @@ class warpd_process {
   const std::string& http() const { return http_; }
   /// HOST:PORT of the RESP sidecar, or "off".
   const std::string& resp() const { return resp_; }
-  std::uint16_t http_port() const { return static_cast<std::uint16_t>(std::stoi(http_.substr(http_.rfind(':') + 1))); }
+  std::uint16_t http_port() const {
+    return static_cast<std::uint16_t>(std::stoi(http_.substr(http_.rfind(':') + 1)));
+  }
   std::string log() const { return proc_->log(); }
   child_process& process() { return *proc_; }
 
@@ -96,11 +102,22 @@ inline std::vector<std::string> cluster_member_args(const std::vector<std::uint1
     if (!peers.empty()) peers += ',';
     peers += "127.0.0.1:" + std::to_string(ports[j]);
   }
-  std::vector<std::string> a{"--name", "n" + std::to_string(i), "--listen",
-                             "127.0.0.1:" + std::to_string(ports[i]), "--http", "127.0.0.1:0",
-                             "--resp", "", "--storage", "memory", "--data-dir",
-                             dir + "/n" + std::to_string(i), "--log-level", "warn",
-                             "--heartbeat-interval", "100ms"};
+  std::vector<std::string> a{"--name",
+                             "n" + std::to_string(i),
+                             "--listen",
+                             "127.0.0.1:" + std::to_string(ports[i]),
+                             "--http",
+                             "127.0.0.1:0",
+                             "--resp",
+                             "",
+                             "--storage",
+                             "memory",
+                             "--data-dir",
+                             dir + "/n" + std::to_string(i),
+                             "--log-level",
+                             "warn",
+                             "--heartbeat-interval",
+                             "100ms"};
   if (!peers.empty()) a.insert(a.end(), {"--peers", peers});
   a.insert(a.end(), extra.begin(), extra.end());
   return a;

@@ -75,7 +75,8 @@ TEST_CASE("warpd rejects bad cluster and sidecar option values, naming the optio
   expect_usage_error({"--batch-max-records", "1000000"}, "batch-max-records");
   expect_usage_error({"--batch-max-bytes", "0"}, "batch-max-bytes");
   expect_usage_error({"--batch-target-records", "0"}, "batch-target-records");
-  expect_usage_error({"--batch-target-records", "5000"}, "batch-target-records: must be between 1 and batch-max-records (4096)");
+  expect_usage_error({"--batch-target-records", "5000"},
+                     "batch-target-records: must be between 1 and batch-max-records (4096)");
   expect_usage_error({"--batch-busy-rate", "fast"}, "--batch-busy-rate");
   expect_usage_error({"--batch-max-delay", "5x"}, "batch-max-delay");
   expect_usage_error({"--batch-max-delay", "2s"}, "batch-max-delay");
@@ -95,7 +96,8 @@ TEST_CASE("warpd rejects bad cluster and sidecar option values, naming the optio
       std::ofstream{file} << "warp {\n" << body << "\n}\n";
       return file;
     };
-    expect_usage_error({"--config", write("  batching = 3")}, "warp.batching: expected true or false");
+    expect_usage_error({"--config", write("  batching = 3")},
+                       "warp.batching: expected true or false");
     expect_usage_error({"--config", write("  failure-timeout = \"abc\"")}, "failure-timeout");
     expect_usage_error({"--config", write("  ranges = \"many\"")}, "warp.ranges");
     expect_usage_error({"--config", write("  batch-max-delay = [1]")}, "warp.batch-max-delay");
@@ -105,15 +107,46 @@ TEST_CASE("warpd rejects bad cluster and sidecar option values, naming the optio
 TEST_CASE("cluster and sidecar flags reach the node; the config file sets them too") {
   temp_dir dir{"warpd-clusteropts"};
   SECTION("flags") {
-    warpd_process d{{"--storage", "memory", "--data-dir", dir.str() + "/data",
-                     "--heartbeat-interval", "150ms", "--failure-timeout", "3s", "--ranges", "64",
-                     "--batching", "off", "--batch-max-records", "100", "--batch-max-bytes",
-                     "65536", "--batch-max-delay", "250us", "--batch-busy-rate", "0",
-                     "--batch-target-records", "50", "--compress-above", "0",
-                     "--owner-fetch-timeout", "750ms", "--discovery-interval", "30s",
-                     "--resp-max-clients", "7", "--resp-idle-timeout", "60s",
-                     "--resp-max-bulk-length", "1048576", "--resp-max-multibulk-length", "64",
-                     "--resp-max-inline-length", "1024", "--resp-max-output-buffer", "2097152"}};
+    warpd_process d{{"--storage",
+                     "memory",
+                     "--data-dir",
+                     dir.str() + "/data",
+                     "--heartbeat-interval",
+                     "150ms",
+                     "--failure-timeout",
+                     "3s",
+                     "--ranges",
+                     "64",
+                     "--batching",
+                     "off",
+                     "--batch-max-records",
+                     "100",
+                     "--batch-max-bytes",
+                     "65536",
+                     "--batch-max-delay",
+                     "250us",
+                     "--batch-busy-rate",
+                     "0",
+                     "--batch-target-records",
+                     "50",
+                     "--compress-above",
+                     "0",
+                     "--owner-fetch-timeout",
+                     "750ms",
+                     "--discovery-interval",
+                     "30s",
+                     "--resp-max-clients",
+                     "7",
+                     "--resp-idle-timeout",
+                     "60s",
+                     "--resp-max-bulk-length",
+                     "1048576",
+                     "--resp-max-multibulk-length",
+                     "64",
+                     "--resp-max-inline-length",
+                     "1024",
+                     "--resp-max-output-buffer",
+                     "2097152"}};
     REQUIRE(d.wait_ready());
     INFO(d.log());
     auto cfg = admin_config(d);

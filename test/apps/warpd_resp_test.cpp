@@ -18,8 +18,8 @@ TEST_CASE("warpd --resp serves Redis clients over the same node warpctl talks to
     return;
   }
   temp_dir dir{"warpd-resp"};
-  warpd_process d{{"--storage", "memory", "--data-dir", dir.str() + "/data", "--resp-password",
-                   "s3cret"}};
+  warpd_process d{
+      {"--storage", "memory", "--data-dir", dir.str() + "/data", "--resp-password", "s3cret"}};
   REQUIRE(d.wait_ready());
   INFO(d.log());
   REQUIRE(d.resp() != "off");

@@ -38,23 +38,20 @@ std::vector<std::string> memory_args(const temp_dir& dir) {
 TEST_CASE("warpd --help lists every flag") {
   auto r = run({warpd_bin(), "--help"});
   REQUIRE(r.exit_code == 0);
-  for (auto flag : {"--name", "--listen", "--peers", "--storage", "--data-dir", "--http",
-                    "--resp", "--resp-password", "--pattern", "--default-mode", "--default-ttl",
-                    "--config", "--log-level", "--l1-max-entries", "--l1-max-bytes",
-                    "--max-key-size", "--max-value-size", "--threads",
-                    // cluster_options
-                    "--discovery-dns", "--discovery-interval", "--heartbeat-interval",
-                    "--failure-timeout", "--ranges", "--batching", "--batch-max-records",
-                    "--batch-max-bytes", "--batch-max-delay", "--batch-busy-rate",
-                    "--batch-target-records", "--compress-above",
-                    "--owner-fetch-timeout",
-                    // strong_options
-                    "--replication-factor", "--strong-timeout", "--strong-members",
-                    "--anti-entropy-interval",
-                    // the sidecar's resp_options
-                    "--resp-max-clients", "--resp-idle-timeout", "--resp-max-bulk-length",
-                    "--resp-max-multibulk-length", "--resp-max-inline-length",
-                    "--resp-max-output-buffer"}) {
+  for (auto flag :
+       {"--name", "--listen", "--peers", "--storage", "--data-dir", "--http", "--resp",
+        "--resp-password", "--pattern", "--default-mode", "--default-ttl", "--config",
+        "--log-level", "--l1-max-entries", "--l1-max-bytes", "--max-key-size", "--max-value-size",
+        "--threads",
+        // cluster_options
+        "--discovery-dns", "--discovery-interval", "--heartbeat-interval", "--failure-timeout",
+        "--ranges", "--batching", "--batch-max-records", "--batch-max-bytes", "--batch-max-delay",
+        "--batch-busy-rate", "--batch-target-records", "--compress-above", "--owner-fetch-timeout",
+        // strong_options
+        "--replication-factor", "--strong-timeout", "--strong-members", "--anti-entropy-interval",
+        // the sidecar's resp_options
+        "--resp-max-clients", "--resp-idle-timeout", "--resp-max-bulk-length",
+        "--resp-max-multibulk-length", "--resp-max-inline-length", "--resp-max-output-buffer"}) {
     INFO(flag);
     CHECK(r.out.find(flag) != std::string::npos);
   }
@@ -63,8 +60,8 @@ TEST_CASE("warpd --help lists every flag") {
 TEST_CASE("warpctl --help lists the subcommands") {
   auto r = run({warpctl_bin(), "--help"});
   REQUIRE(r.exit_code == 0);
-  for (auto word : {"get", "set", "del", "stats", "ping", "members", "--node", "--json",
-                    "--timeout"}) {
+  for (auto word :
+       {"get", "set", "del", "stats", "ping", "members", "--node", "--json", "--timeout"}) {
     INFO(word);
     CHECK(r.out.find(word) != std::string::npos);
   }
@@ -163,8 +160,8 @@ TEST_CASE("a pattern's TTL bounds how long L1 holds a key, storage keeps the val
   // reads storage again; the value itself expires only with an explicit --ttl.
   temp_dir dir{"warpd-pattern"};
   auto args = memory_args(dir);
-  args.insert(args.end(), {"--pattern", "tmp:*=strong_local:300ms", "--pattern",
-                           "user:*=strong_local"});
+  args.insert(args.end(),
+              {"--pattern", "tmp:*=strong_local:300ms", "--pattern", "user:*=strong_local"});
   warpd_process d{args};
   REQUIRE(d.wait_ready());
   REQUIRE(d.ctl({"set", "tmp:1", "x"}).exit_code == 0);
@@ -178,13 +175,14 @@ TEST_CASE("a pattern's TTL bounds how long L1 holds a key, storage keeps the val
   }));
   auto stats = json::parse(d.ctl({"--json", "stats"}).out);
   REQUIRE(stats["patterns"].size() == 2);
-  CHECK(stats["patterns"][0]["ttl_ms"].get<int>() + stats["patterns"][1]["ttl_ms"].get<int>() == 300);
+  CHECK(stats["patterns"][0]["ttl_ms"].get<int>() + stats["patterns"][1]["ttl_ms"].get<int>() ==
+        300);
 }
 
 TEST_CASE("a value survives a warpd restart with SQLite") {
   temp_dir dir{"warpd-sqlite"};
-  std::vector<std::string> args{"--storage", "sqlite", "--data-dir", dir.str() + "/data",
-                                "--name", "durable"};
+  std::vector<std::string> args{"--storage",         "sqlite", "--data-dir",
+                                dir.str() + "/data", "--name", "durable"};
   {
     warpd_process d{args};
     REQUIRE(d.wait_ready());

@@ -69,8 +69,8 @@ TEST_CASE("a write with an unknown outcome may take effect late or never") {
   CHECK_FALSE(
       check_linearizable({set(0, "a", 0, 1), get(2, "b", 3, 4), set(1, "b", 5, never)}).ok());
   // ...and once observed, it cannot be un-observed.
-  CHECK_FALSE(check_linearizable({set(0, "a", 0, 1), set(1, "b", 2, never), get(2, "b", 3, 4),
-                                  get(3, "a", 5, 6)})
+  CHECK_FALSE(check_linearizable(
+                  {set(0, "a", 0, 1), set(1, "b", 2, never), get(2, "b", 3, 4), get(3, "a", 5, 6)})
                   .ok());
 }
 

@@ -71,8 +71,8 @@ std::vector<std::string> warpd_cluster::argv(std::size_t i) const {
 }
 
 void warpd_cluster::start(std::size_t i) {
-  procs_[i] = std::make_unique<child_process>(
-      argv(i), dir_.str() + "/n" + std::to_string(i) + ".log");
+  procs_[i] =
+      std::make_unique<child_process>(argv(i), dir_.str() + "/n" + std::to_string(i) + ".log");
   paused_[i] = false;
   wait_for_port(ports_[i], std::chrono::seconds(20));
 }

@@ -14,7 +14,9 @@ using warp::detail::garbage_list;
 
 namespace {
 std::atomic<int> destroyed{0};
-void count_destroy(void*) noexcept { destroyed.fetch_add(1); }
+void count_destroy(void*) noexcept {
+  destroyed.fetch_add(1);
+}
 }  // namespace
 
 TEST_CASE("garbage waits for pinned readers, then is freed", "[l1][epoch]") {
@@ -45,9 +47,7 @@ TEST_CASE("guards nest: only the outermost unpins", "[l1][epoch]") {
   std::atomic<int> stage{0};
   std::thread reader([&] {
     epoch_guard outer;
-    {
-      epoch_guard inner;
-    }
+    { epoch_guard inner; }
     stage = 1;  // still pinned by `outer`
     while (stage.load() != 2) std::this_thread::yield();
   });

@@ -28,9 +28,13 @@ l1_options no_purge() {
 }
 
 // make_buffer("literal") is ambiguous (std::string and std::string_view overloads).
-warp::buffer buf(const char* text) { return make_buffer(std::string_view{text}); }
+warp::buffer buf(const char* text) {
+  return make_buffer(std::string_view{text});
+}
 
-std::string key_of(int i) { return "key:" + std::to_string(i); }
+std::string key_of(int i) {
+  return "key:" + std::to_string(i);
+}
 
 std::string value_of(const l1_store& /*unused*/, std::optional<warp::buffer> b) {
   return b ? std::string{warp::view(*b)} : std::string{"<absent>"};
@@ -374,7 +378,8 @@ TEST_CASE("for_each visits every live entry once", "[l1]") {
   l1_options o = no_purge();
   o.shards = 4;
   l1_store store{o};
-  for (int i = 0; i < 5000; ++i) store.put(key_of(i), make_buffer(key_of(i)), version{std::uint64_t(i + 1), 0});
+  for (int i = 0; i < 5000; ++i)
+    store.put(key_of(i), make_buffer(key_of(i)), version{std::uint64_t(i + 1), 0});
   std::set<std::string> seen;
   std::size_t visits = 0;
   store.for_each([&](std::string_view k, const warp::buffer& v, const warp::l1_entry_info& info) {
@@ -434,17 +439,24 @@ TEST_CASE("concurrent readers and writers see consistent entries", "[l1][concurr
       const int k = static_cast<int>((x >> 8) % keys);
       const std::string key = key_of(k);
       switch ((x >> 4) % 16) {
-        case 0: store.erase(key); break;
-        case 1: store.erase_if_not_newer(key, version{std::uint64_t(i), 0}); break;
-        case 2: store.set_expiry(key, (x & 1) ? 0 : now_ms() - 1); break;
+        case 0:
+          store.erase(key);
+          break;
+        case 1:
+          store.erase_if_not_newer(key, version{std::uint64_t(i), 0});
+          break;
+        case 2:
+          store.set_expiry(key, (x & 1) ? 0 : now_ms() - 1);
+          break;
         case 3:
           store.update(key, [&](const warp::buffer*, warp::l1_entry_info*) {
             return std::optional<warp::buffer>{make_buffer(key + "=u")};
           });
           break;
         default:
-          store.put(key, make_buffer(key + "=" + std::to_string(i)), version{std::uint64_t(i + 1), 0},
-                    (x & 7) == 0 ? now_ms() + 5 : 0, (x & 2) != 0);
+          store.put(key, make_buffer(key + "=" + std::to_string(i)),
+                    version{std::uint64_t(i + 1), 0}, (x & 7) == 0 ? now_ms() + 5 : 0,
+                    (x & 2) != 0);
       }
       if (seed == 1 && i % 7000 == 6999) store.clear();
       if (seed == 2 && i % 3000 == 0) store.purge_expired();

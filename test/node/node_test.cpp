@@ -176,11 +176,12 @@ TEST_CASE("update is an atomic read-modify-write per key") {
   for (int t = 0; t < threads; ++t)
     pool.emplace_back([&] {
       for (int i = 0; i < per_thread; ++i) {
-        auto r = f.node->update("counter", [](const warp::buffer* cur, std::int64_t exp)
-                                               -> warp::result<warp::mutation> {
-          long v = cur ? std::stol(**cur) : 0;
-          return warp::mutation::put(std::to_string(v + 1), exp);
-        });
+        auto r = f.node->update(
+            "counter",
+            [](const warp::buffer* cur, std::int64_t exp) -> warp::result<warp::mutation> {
+              long v = cur ? std::stol(**cur) : 0;
+              return warp::mutation::put(std::to_string(v + 1), exp);
+            });
         if (!r) ++failures;
       }
     });
@@ -300,11 +301,12 @@ TEST_CASE("get_or_load calls the loader once for concurrent misses and writes th
   std::atomic<int> ok{0};
   for (int i = 0; i < 64; ++i)
     pool.emplace_back([&] {
-      auto u = users.get_or_load("user:9", [&](std::string_view) -> warp::result<std::optional<user>> {
-        ++loads;
-        std::this_thread::sleep_for(50ms);
-        return std::optional<user>{user{"Grace", 85}};
-      });
+      auto u =
+          users.get_or_load("user:9", [&](std::string_view) -> warp::result<std::optional<user>> {
+            ++loads;
+            std::this_thread::sleep_for(50ms);
+            return std::optional<user>{user{"Grace", 85}};
+          });
       if (u && u->name == "Grace") ++ok;
     });
   for (auto& t : pool) t.join();

@@ -67,12 +67,25 @@ struct two_nodes {
   explicit two_nodes(std::vector<std::string> extra_b = {}) {
     auto args = [&](std::uint16_t node_port, std::uint16_t resp, const std::string& name,
                     std::uint16_t peer) {
-      return std::vector<std::string>{
-          binary("apps/warpd/warpd"), "--name", name, "--listen",
-          "127.0.0.1:" + std::to_string(node_port), "--http", "", "--storage",
-          "sqlite:" + dir.str() + "/shared.db", "--data-dir", dir.str() + "/" + name, "--resp",
-          "127.0.0.1:" + std::to_string(resp), "--pattern", "k:*=eventual_distributed",
-          "--peers", "127.0.0.1:" + std::to_string(peer), "--log-level", "warn"};
+      return std::vector<std::string>{binary("apps/warpd/warpd"),
+                                      "--name",
+                                      name,
+                                      "--listen",
+                                      "127.0.0.1:" + std::to_string(node_port),
+                                      "--http",
+                                      "",
+                                      "--storage",
+                                      "sqlite:" + dir.str() + "/shared.db",
+                                      "--data-dir",
+                                      dir.str() + "/" + name,
+                                      "--resp",
+                                      "127.0.0.1:" + std::to_string(resp),
+                                      "--pattern",
+                                      "k:*=eventual_distributed",
+                                      "--peers",
+                                      "127.0.0.1:" + std::to_string(peer),
+                                      "--log-level",
+                                      "warn"};
     };
     a = std::make_unique<child_process>(args(node_a, resp_a, "a", node_b), dir.str() + "/a.log");
     REQUIRE(wait_for_port(resp_a, 20s));

@@ -24,9 +24,10 @@ TEST_CASE("node-redis v5: pipelining, pub/sub, RESP3 client-side caching", "[sid
   for (auto name : {"package.json", "sidecar_client_test.mjs"})
     fs::copy_file(src / name, work / name, fs::copy_options::overwrite_existing);
   if (!fs::exists(work / "node_modules/redis/package.json")) {
-    auto install = run({"/bin/sh", "-c", "cd '" + work.string() + "' && '" + npm +
-                                             "' install --no-audit --no-fund 2>&1"},
-                       std::chrono::seconds{240});
+    auto install =
+        run({"/bin/sh", "-c",
+             "cd '" + work.string() + "' && '" + npm + "' install --no-audit --no-fund 2>&1"},
+            std::chrono::seconds{240});
     INFO("npm install output:\n" << install.out << install.err);
     REQUIRE(install.exit_code == 0);
   }

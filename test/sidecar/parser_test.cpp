@@ -20,8 +20,7 @@ struct parsed {
 
 // Feeds `input` in pieces of the given sizes (cyclic), the way a socket would deliver it,
 // keeping the unconsumed tail like the server's input buffer does.
-parsed feed(const std::string& input, std::vector<std::size_t> pieces,
-            parser_limits limits = {}) {
+parsed feed(const std::string& input, std::vector<std::size_t> pieces, parser_limits limits = {}) {
   resp_parser p{limits};
   parsed out;
   std::string buf;
@@ -133,7 +132,8 @@ TEST_CASE("garbage never crashes the parser", "[parser]") {
     std::string input;
     std::size_t len = next() % 64;
     for (std::size_t i = 0; i < len; ++i)
-      input.push_back(next() % 4 == 0 ? static_cast<char>(next()) : alphabet[next() % alphabet.size()]);
+      input.push_back(next() % 4 == 0 ? static_cast<char>(next())
+                                      : alphabet[next() % alphabet.size()]);
     auto r = feed(input, {1 + next() % 8});
     (void)r;
   }

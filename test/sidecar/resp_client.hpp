@@ -135,12 +135,18 @@ class resp_conn {
     char t = l.empty() ? '?' : l[0];
     std::string rest = l.substr(1);
     switch (t) {
-      case '+': return rest;
-      case '-': return "!" + rest;
-      case ':': return ":" + rest;
-      case '#': return "#" + rest;
-      case ',': return "," + rest;
-      case '_': return "nil";
+      case '+':
+        return rest;
+      case '-':
+        return "!" + rest;
+      case ':':
+        return ":" + rest;
+      case '#':
+        return "#" + rest;
+      case ',':
+        return "," + rest;
+      case '_':
+        return "nil";
       case '$':
       case '=': {
         long long n = std::stoll(rest);

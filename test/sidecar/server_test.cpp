@@ -23,7 +23,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string script_path() { return std::string(WARP_SOURCE_DIR) + "/test/sidecar/data/script.txt"; }
+std::string script_path() {
+  return std::string(WARP_SOURCE_DIR) + "/test/sidecar/data/script.txt";
+}
 
 std::string run_script(std::uint16_t port) {
   auto cli = find_program("redis-cli");
@@ -64,7 +66,8 @@ TEST_CASE("redis-cli one-shot commands and SCAN iteration", "[sidecar][redis-cli
   warpd_sidecar warp;
   resp_conn c{warp.port};
   std::string batch;
-  for (int i = 0; i < 250; ++i) batch += resp_conn::encode({"SET", "user:" + std::to_string(i), "v"});
+  for (int i = 0; i < 250; ++i)
+    batch += resp_conn::encode({"SET", "user:" + std::to_string(i), "v"});
   batch += resp_conn::encode({"SET", "other", "x"});
   c.send_raw(batch);
   for (int i = 0; i < 251; ++i) REQUIRE(c.read() == "OK");
@@ -118,7 +121,8 @@ TEST_CASE("reply shapes in RESP2 and RESP3", "[sidecar]") {
   CHECK(c.cmd({"CLIENT", "NOPE"}) == "!ERR unknown subcommand 'NOPE'. Try CLIENT HELP.");
   CHECK(c.cmd({"ECHO"}) == "!ERR wrong number of arguments for 'echo' command");
   CHECK(c.cmd({"ping", "a", "b"}) == "!ERR wrong number of arguments for 'ping' command");
-  CHECK(c.cmd({"foo", "a", "b"}) == "!ERR unknown command 'foo', with args beginning with: 'a' 'b' ");
+  CHECK(c.cmd({"foo", "a", "b"}) ==
+        "!ERR unknown command 'foo', with args beginning with: 'a' 'b' ");
   auto id = c.cmd({"CLIENT", "ID"});
   REQUIRE(id.rfind(":", 0) == 0);
 
@@ -217,9 +221,12 @@ TEST_CASE("a password makes AUTH mandatory", "[sidecar][security]") {
   CHECK(c.cmd({"GET", "k"}) == "!NOAUTH Authentication required.");
   CHECK(c.cmd({"PING"}) == "!NOAUTH Authentication required.");
   CHECK(c.cmd({"NOSUCH"}) == "!NOAUTH Authentication required.");
-  CHECK(c.cmd({"HELLO", "3"}).rfind("!NOAUTH HELLO must be called with the client already authenticated", 0) == 0);
-  CHECK(c.cmd({"AUTH", "wrong"}) == "!WRONGPASS invalid username-password pair or user is disabled.");
-  CHECK(c.cmd({"AUTH", "admin", "s3cret"}) == "!WRONGPASS invalid username-password pair or user is disabled.");
+  CHECK(c.cmd({"HELLO", "3"})
+            .rfind("!NOAUTH HELLO must be called with the client already authenticated", 0) == 0);
+  CHECK(c.cmd({"AUTH", "wrong"}) ==
+        "!WRONGPASS invalid username-password pair or user is disabled.");
+  CHECK(c.cmd({"AUTH", "admin", "s3cret"}) ==
+        "!WRONGPASS invalid username-password pair or user is disabled.");
   CHECK(c.cmd({"AUTH", "s3cret"}) == "OK");
   CHECK(c.cmd({"SET", "k", std::string(100000, 'v')}) == "OK");  // full limits after AUTH
 
@@ -230,7 +237,8 @@ TEST_CASE("a password makes AUTH mandatory", "[sidecar][security]") {
   resp_conn h{warp.port};
   CHECK(h.cmd({"HELLO", "3", "AUTH", "default", "nope"}) ==
         "!WRONGPASS invalid username-password pair or user is disabled.");
-  CHECK(h.cmd({"HELLO", "3", "AUTH", "default", "s3cret", "SETNAME", "h"}).rfind("{server:redis", 0) == 0);
+  CHECK(h.cmd({"HELLO", "3", "AUTH", "default", "s3cret", "SETNAME", "h"})
+            .rfind("{server:redis", 0) == 0);
   CHECK(h.cmd({"CLIENT", "GETNAME"}) == "h");
 
   // Strangers cannot send big frames (Redis 7's unauthenticated limits).
@@ -289,7 +297,8 @@ TEST_CASE("thousands of concurrent connections", "[sidecar]") {
   CHECK(ok == n);
   std::size_t right = 0;
   for (std::size_t i = 0; i < n; ++i)
-    right += conns[i]->cmd({"GET", "conn:" + std::to_string((i + 1) % n)}) == std::to_string((i + 1) % n);
+    right += conns[i]->cmd({"GET", "conn:" + std::to_string((i + 1) % n)}) ==
+             std::to_string((i + 1) % n);
   CHECK(right == n);
   resp_conn c{warp.port};
   auto info = c.cmd({"INFO", "clients"});
@@ -376,7 +385,8 @@ TEST_CASE("client-side caching: RESP3 invalidation pushes", "[sidecar][tracking]
     CHECK(t.read() == ">[invalidate,[short]]");
     CHECK(t.cmd({"GET", "short"}) == "nil");
     resp_conn sub{warp.port};
-    CHECK(sub.cmd({"SUBSCRIBE", "__keyevent@0__:expired"}) == "[subscribe,__keyevent@0__:expired,:1]");
+    CHECK(sub.cmd({"SUBSCRIBE", "__keyevent@0__:expired"}) ==
+          "[subscribe,__keyevent@0__:expired,:1]");
     CHECK(w.cmd({"SET", "short2", "x", "PX", "200"}) == "OK");
     CHECK(sub.read() == "[message,__keyevent@0__:expired,short2]");
   }
@@ -390,7 +400,8 @@ TEST_CASE("client-side caching: RESP3 invalidation pushes", "[sidecar][tracking]
     CHECK(t.read() == ">[invalidate,[b]]");
   }
   SECTION("BCAST with prefixes") {
-    CHECK(t.cmd({"CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "user:", "PREFIX", "cfg:"}) == "OK");
+    CHECK(t.cmd({"CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "user:", "PREFIX", "cfg:"}) ==
+          "OK");
     CHECK(w.cmd({"SET", "user:1", "x"}) == "OK");
     CHECK(t.read() == ">[invalidate,[user:1]]");
     CHECK(w.cmd({"SET", "other", "x"}) == "OK");
@@ -425,7 +436,8 @@ TEST_CASE("client-side caching: RESP3 invalidation pushes", "[sidecar][tracking]
   }
 }
 
-TEST_CASE("limits: output buffer, idle timeout, max clients (in-process server)", "[sidecar][security]") {
+TEST_CASE("limits: output buffer, idle timeout, max clients (in-process server)",
+          "[sidecar][security]") {
   warp::node_config cfg;
   cfg.listen = "";
   cfg.storage = "memory";
@@ -468,7 +480,8 @@ TEST_CASE("limits: output buffer, idle timeout, max clients (in-process server)"
     resp_conn stuck{port};
     CHECK(stuck.cmd({"SUBSCRIBE", "firehose"}) == "[subscribe,firehose,:1]");
     std::string big(256 * 1024, 'm');
-    for (int i = 0; i < 200; ++i) REQUIRE(publisher.cmd({"PUBLISH", "firehose", big}).rfind(":", 0) == 0);
+    for (int i = 0; i < 200; ++i)
+      REQUIRE(publisher.cmd({"PUBLISH", "firehose", big}).rfind(":", 0) == 0);
     CHECK(publisher.cmd({"PUBLISH", "firehose", "x"}) == ":0");  // the subscriber is gone
     bool gone = false;
     for (int i = 0; i < 100 && !gone; ++i) gone = stuck.closed(100ms);
@@ -478,7 +491,7 @@ TEST_CASE("limits: output buffer, idle timeout, max clients (in-process server)"
     resp_conn idle{port};
     resp_conn subscriber{port};
     CHECK(subscriber.cmd({"SUBSCRIBE", "ch"}) == "[subscribe,ch,:1]");
-    CHECK(idle.closed(5000ms));  // idle over 1 s: disconnected
+    CHECK(idle.closed(5000ms));                    // idle over 1 s: disconnected
     CHECK(subscriber.cmd({"PING"}) == "[pong,]");  // subscribers are never idle
   }
   (*srv)->stop();

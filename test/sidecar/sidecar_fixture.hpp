@@ -22,11 +22,19 @@ struct warpd_sidecar {
     INFO("warpd binary: " << bin);
     REQUIRE(std::filesystem::exists(bin));
     port = free_port();
-    std::vector<std::string> argv = {bin,         "--listen",   "",
-                                     "--http",    "",           "--storage",
-                                     "memory",    "--data-dir", dir.str(),
-                                     "--resp",    "127.0.0.1:" + std::to_string(port),
-                                     "--log-level", "warn"};
+    std::vector<std::string> argv = {bin,
+                                     "--listen",
+                                     "",
+                                     "--http",
+                                     "",
+                                     "--storage",
+                                     "memory",
+                                     "--data-dir",
+                                     dir.str(),
+                                     "--resp",
+                                     "127.0.0.1:" + std::to_string(port),
+                                     "--log-level",
+                                     "warn"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     proc = std::make_unique<child_process>(argv, dir.str() + "/warpd.log");
     bool up = wait_for_port(port, std::chrono::seconds{20});

@@ -5,9 +5,9 @@
 
 #include <atomic>
 #include <chrono>
-#include <thread>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "support/postgres.hpp"
 #include "support/process.hpp"

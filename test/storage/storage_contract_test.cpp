@@ -49,7 +49,8 @@ struct sqlite_adapter {
   static std::unique_ptr<warp::storage> make() {
     static warp::test::temp_dir dir{"warp-sqlite"};
     static int n = 0;
-    return must(warp::open_storage("sqlite:" + dir.str() + "/db" + std::to_string(++n) + ".db", ""));
+    return must(
+        warp::open_storage("sqlite:" + dir.str() + "/db" + std::to_string(++n) + ".db", ""));
   }
 };
 
@@ -165,7 +166,8 @@ TEMPLATE_TEST_CASE("storage: expired records are absent", "[storage]", ADAPTERS)
   CHECK((*revived)->value == "x2");
 }
 
-TEMPLATE_TEST_CASE("storage: versions round-trip over the full unsigned range", "[storage]", ADAPTERS) {
+TEMPLATE_TEST_CASE("storage: versions round-trip over the full unsigned range", "[storage]",
+                   ADAPTERS) {
   auto s = TestType::make();
   const std::uint64_t big_hlc = 0xFFFF'FFFF'FFFF'FFF0ull;  // high bit set
   const std::uint64_t hlc = (std::uint64_t{1'700'000'000'000} << 16) | 42;
@@ -284,9 +286,12 @@ TEMPLATE_TEST_CASE("storage: 8 threads x 1000 operations", "[storage][concurrenc
         switch (i % 5) {
           case 0:
           case 1:
-            if (s->store(own, rec(std::to_string(i)))) ++failures;
-            else if (auto r = s->fetch(own); !r) ++failures;
-            else if (!r->has_value() || (*r)->value != std::to_string(i)) ++wrong;
+            if (s->store(own, rec(std::to_string(i))))
+              ++failures;
+            else if (auto r = s->fetch(own); !r)
+              ++failures;
+            else if (!r->has_value() || (*r)->value != std::to_string(i))
+              ++wrong;
             break;
           case 2:
             if (s->store(shared, rec(own))) ++failures;

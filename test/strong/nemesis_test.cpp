@@ -16,13 +16,15 @@ nlohmann::json last_json_line(const std::string& out) {
   auto end = out.find_last_not_of("\n");
   if (end == std::string::npos) return {};
   auto start = out.rfind('\n', end);
-  auto line = out.substr(start == std::string::npos ? 0 : start + 1, end - (start == std::string::npos ? 0 : start + 1) + 1);
+  auto line = out.substr(start == std::string::npos ? 0 : start + 1,
+                         end - (start == std::string::npos ? 0 : start + 1) + 1);
   return nlohmann::json::parse(line, nullptr, false);
 }
 
 }  // namespace
 
-TEST_CASE("nemesis: 3 nodes under kill -9 and SIGSTOP stay linearizable and lose no acknowledged write") {
+TEST_CASE(
+    "nemesis: 3 nodes under kill -9 and SIGSTOP stay linearizable and lose no acknowledged write") {
   auto r = run({binary("apps/warp-nemesis/warp-nemesis"), "--nodes", "3", "--seconds", "20",
                 "--seed", "4242", "--json", "--warpd", binary("apps/warpd/warpd")},
                std::chrono::seconds(240));

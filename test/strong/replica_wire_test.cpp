@@ -40,7 +40,9 @@ TEST_CASE("a replica keeps the newest version of each key, whatever the arrival 
       if (v % 4 == 0)
         updates.emplace_back(key, tomb(static_cast<std::uint64_t>(v) << 16, 7));
       else
-        updates.emplace_back(key, value(static_cast<std::uint64_t>(v) << 16, static_cast<std::uint32_t>(v % 3), "v" + std::to_string(v)));
+        updates.emplace_back(
+            key, value(static_cast<std::uint64_t>(v) << 16, static_cast<std::uint32_t>(v % 3),
+                       "v" + std::to_string(v)));
     }
   strong_replica a{8, true}, b{8, true};
   std::mt19937 rng{42};
@@ -83,7 +85,8 @@ TEST_CASE("an older version never replaces a newer one; equal versions are no ch
 
 TEST_CASE("dump pages through a range in key order; digests differ when versions differ") {
   strong_replica r{1, true};
-  for (int i = 0; i < 100; ++i) r.apply(0, "key" + std::to_string(1000 + i), value(static_cast<std::uint64_t>(i + 1), 1, "v"));
+  for (int i = 0; i < 100; ++i)
+    r.apply(0, "key" + std::to_string(1000 + i), value(static_cast<std::uint64_t>(i + 1), 1, "v"));
   std::vector<std::string> seen;
   std::string after;
   bool first = true;
@@ -97,7 +100,9 @@ TEST_CASE("dump pages through a range in key order; digests differ when versions
   REQUIRE(seen.size() == 100);
   CHECK(std::is_sorted(seen.begin(), seen.end()));
   strong_replica other{1, true};
-  for (int i = 0; i < 100; ++i) other.apply(0, "key" + std::to_string(1000 + i), value(static_cast<std::uint64_t>(i + 1), 1, "v"));
+  for (int i = 0; i < 100; ++i)
+    other.apply(0, "key" + std::to_string(1000 + i),
+                value(static_cast<std::uint64_t>(i + 1), 1, "v"));
   CHECK(other.digest(0) == r.digest(0));
   other.apply(0, "key1050", value(500, 1, "newer"));
   CHECK_FALSE(other.digest(0) == r.digest(0));
@@ -289,7 +294,8 @@ TEST_CASE("placement is the same on every node, whatever order the members are l
   for (auto l : load) CHECK(l > 100);  // roughly 271 * 3 / 5 each
   CHECK(a.range_of("user:1") == b.range_of("user:1"));
   // A different member list or replication factor is a different fingerprint.
-  strong_placement c{{"127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"}, "127.0.0.1:7001", 3, 271};
+  strong_placement c{
+      {"127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"}, "127.0.0.1:7001", 3, 271};
   strong_placement d{members, "127.0.0.1:7001", 5, 271};
   CHECK(c.fingerprint() != a.fingerprint());
   CHECK(d.fingerprint() != a.fingerprint());

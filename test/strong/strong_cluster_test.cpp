@@ -66,8 +66,7 @@ struct local_cluster {
     auto deadline = std::chrono::steady_clock::now() + limit;
     while (std::chrono::steady_clock::now() < deadline) {
       bool all = true;
-      for (std::size_t i = 0; i < nodes.size() && all; ++i)
-        all = !nodes[i] || recovered(i);
+      for (std::size_t i = 0; i < nodes.size() && all; ++i) all = !nodes[i] || recovered(i);
       if (all) return true;
       std::this_thread::sleep_for(50ms);
     }
@@ -94,9 +93,8 @@ TEST_CASE("strong keys: a write on one node is read on every node, deletes too")
   for (auto& n : c.nodes) CHECK(n->get("s:a").code() == errc::not_found);
   CHECK(c.nodes[0]->remove("s:never").ok());
   // Read-modify-write is refused with a clear error, not done unsafely.
-  auto upd = c.nodes[0]->update("s:a", [](const buffer*, std::int64_t) -> result<mutation> {
-    return mutation::put("x", 0);
-  });
+  auto upd = c.nodes[0]->update(
+      "s:a", [](const buffer*, std::int64_t) -> result<mutation> { return mutation::put("x", 0); });
   CHECK(upd.code() == errc::unsupported);
   // Other keys keep their own mode.
   REQUIRE(c.nodes[0]->set("local", "v").ok());
@@ -120,11 +118,15 @@ TEST_CASE("strong keys: losing the quorum gives a distinct error, never a false 
   CHECK(c.nodes[0]->get("s:k").code() == errc::timeout);
 }
 
-TEST_CASE("strong keys: restarted replicas catch up before voting; two successive restarts lose nothing") {
+TEST_CASE(
+    "strong keys: restarted replicas catch up before voting; two successive restarts lose "
+    "nothing") {
   local_cluster c{3};
   REQUIRE(c.wait_recovered());
   for (int i = 0; i < 50; ++i)
-    REQUIRE(c.nodes[static_cast<std::size_t>(i) % 3]->set("s:" + std::to_string(i), "v" + std::to_string(i)).ok());
+    REQUIRE(c.nodes[static_cast<std::size_t>(i) % 3]
+                ->set("s:" + std::to_string(i), "v" + std::to_string(i))
+                .ok());
   // Restart node 0 with empty memory, let it catch up, then restart node 1: every value
   // must still be there (it survives only if node 0 copied it from a majority).
   c.stop(0);

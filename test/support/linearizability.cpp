@@ -156,12 +156,12 @@ check_result check_key(const std::string& key, const std::vector<const register_
         res.outcome = check_result::verdict::violation;
         // The first operation that could not be placed explains the violation best.
         const register_op* culprit = cursor ? ops[cursor->op] : nullptr;
-        res.explanation = "no linearization: at most " + std::to_string(longest) + " of " +
-                          std::to_string(n) + " operations can be ordered" +
-                          (culprit ? "; stuck before the return of client " +
-                                         std::to_string(culprit->client) + "'s " +
-                                         describe(*culprit)
-                                   : std::string{});
+        res.explanation =
+            "no linearization: at most " + std::to_string(longest) + " of " + std::to_string(n) +
+            " operations can be ordered" +
+            (culprit ? "; stuck before the return of client " + std::to_string(culprit->client) +
+                           "'s " + describe(*culprit)
+                     : std::string{});
         return res;
       }
       auto [call, before] = stack.back();

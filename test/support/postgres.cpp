@@ -25,11 +25,10 @@ void ensure_user() {
   if (::getpwnam(pg_user)) return;
   auto useradd = find_program("useradd");
   if (useradd.empty()) throw std::runtime_error("postgres_server: useradd not found");
-  auto r = run({useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                pg_user});
+  auto r = run({useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", pg_user});
   if (!::getpwnam(pg_user))
-    throw std::runtime_error("postgres_server: cannot create user " + std::string{pg_user} +
-                             ": " + r.err);
+    throw std::runtime_error("postgres_server: cannot create user " + std::string{pg_user} + ": " +
+                             r.err);
 }
 
 void chown_tree(const std::filesystem::path& p, uid_t uid, gid_t gid) {
@@ -74,8 +73,8 @@ postgres_server::postgres_server(std::string dbname) : dbname_(std::move(dbname)
                                "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"}),
                120s);
   if (r.exit_code != 0)
-    throw std::runtime_error("postgres_server: initdb failed (exit " +
-                             std::to_string(r.exit_code) + "): " + r.out + r.err);
+    throw std::runtime_error("postgres_server: initdb failed (exit " + std::to_string(r.exit_code) +
+                             "): " + r.out + r.err);
 
   port_ = free_port();
   start();
@@ -106,14 +105,18 @@ std::vector<std::string> postgres_server::as_server_user(std::vector<std::string
   return out;
 }
 
-std::string postgres_server::data_dir() const { return dir_.str() + "/data"; }
+std::string postgres_server::data_dir() const {
+  return dir_.str() + "/data";
+}
 
 std::string postgres_server::uri_for(const std::string& dbname) const {
   return "postgresql://postgres@127.0.0.1:" + std::to_string(port_) + "/" + dbname +
          "?connect_timeout=2";
 }
 
-std::string postgres_server::uri() const { return uri_for(dbname_); }
+std::string postgres_server::uri() const {
+  return uri_for(dbname_);
+}
 
 std::string postgres_server::conninfo() const {
   return "host=127.0.0.1 port=" + std::to_string(port_) + " user=postgres dbname=" + dbname_ +
@@ -123,12 +126,18 @@ std::string postgres_server::conninfo() const {
 void postgres_server::start() {
   if (server_ && server_->running()) return;
   std::vector<std::string> argv{require(bin_dir_, "postgres"),
-                                "-D", data_dir(),
-                                "-p", std::to_string(port_),
-                                "-k", dir_.str(),  // unix socket in our dir, not /run/postgresql
-                                "-c", "listen_addresses=127.0.0.1",
-                                "-c", "max_connections=60",
-                                "-c", "shared_buffers=16MB"};
+                                "-D",
+                                data_dir(),
+                                "-p",
+                                std::to_string(port_),
+                                "-k",
+                                dir_.str(),  // unix socket in our dir, not /run/postgresql
+                                "-c",
+                                "listen_addresses=127.0.0.1",
+                                "-c",
+                                "max_connections=60",
+                                "-c",
+                                "shared_buffers=16MB"};
   if (drop_privileges_) {
     // setpriv, not runuser: runuser forks a watching parent, so the PID we hold would
     // not be the server's, and on a signal it SIGKILLs the child after 2 s (no clean
@@ -170,9 +179,13 @@ void postgres_server::stop() {
   server_->stop(SIGINT, 60s);
 }
 
-bool postgres_server::running() { return server_ && server_->running(); }
+bool postgres_server::running() {
+  return server_ && server_->running();
+}
 
-std::string postgres_server::log() const { return server_ ? server_->log() : std::string{}; }
+std::string postgres_server::log() const {
+  return server_ ? server_->log() : std::string{};
+}
 
 }  // namespace warp::test
 

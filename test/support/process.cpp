@@ -8,14 +8,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
+#include <mutex>
 #include <random>
 #include <sstream>
 #include <stdexcept>
-#include <algorithm>
-#include <mutex>
 #include <thread>
 
 namespace warp::test {
@@ -184,7 +184,9 @@ int child_process::stop(int sig, std::chrono::milliseconds timeout) {
   return code;
 }
 
-std::string child_process::log() const { return log_path_.empty() ? "" : slurp(log_path_); }
+std::string child_process::log() const {
+  return log_path_.empty() ? "" : slurp(log_path_);
+}
 
 command_result run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
   temp_dir dir{"warp-cmd"};

@@ -74,7 +74,6 @@ struct command_result {
 };
 
 /// Runs argv to completion (killed after `timeout`), capturing stdout and stderr.
-command_result run(const std::vector<std::string>& argv,
-                   std::chrono::milliseconds timeout = 60s);
+command_result run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout = 60s);
 
 }  // namespace warp::test

@@ -13,8 +13,12 @@ using buffer = std::shared_ptr<const std::string>;
 inline buffer make_buffer(std::string bytes) {
   return std::make_shared<const std::string>(std::move(bytes));
 }
-inline buffer make_buffer(std::string_view bytes) { return make_buffer(std::string{bytes}); }
-inline buffer make_buffer(const char* bytes) { return make_buffer(std::string{bytes}); }
+inline buffer make_buffer(std::string_view bytes) {
+  return make_buffer(std::string{bytes});
+}
+inline buffer make_buffer(const char* bytes) {
+  return make_buffer(std::string{bytes});
+}
 
 inline std::string_view view(const buffer& b) noexcept {
   return b ? std::string_view{*b} : std::string_view{};

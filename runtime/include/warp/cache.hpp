@@ -44,14 +44,15 @@ class cache {
   /// one key call it once. The loaded value is written through to storage and L1.
   result<T> get_or_load(std::string_view key,
                         const std::function<result<std::optional<T>>(std::string_view)>& load) {
-    auto bytes = node_->get_or_load(key, [&](std::string_view k) -> result<std::optional<std::string>> {
-      auto v = load(k);
-      if (!v) return v.err();
-      if (!*v) return std::optional<std::string>{};
-      auto enc = Codec::encode(**v);
-      if (!enc) return enc.err();
-      return std::optional<std::string>{std::move(*enc)};
-    });
+    auto bytes =
+        node_->get_or_load(key, [&](std::string_view k) -> result<std::optional<std::string>> {
+          auto v = load(k);
+          if (!v) return v.err();
+          if (!*v) return std::optional<std::string>{};
+          auto enc = Codec::encode(**v);
+          if (!enc) return enc.err();
+          return std::optional<std::string>{std::move(*enc)};
+        });
     if (!bytes) return bytes.err();
     return detail::decode_with<Codec, T>(*bytes);
   }

@@ -38,9 +38,10 @@ struct member_info {
 /// Numbers of the cluster part of a node (all counters since start).
 struct cluster_stats {
   std::uint64_t records_published = 0;  ///< local changes handed to the bus
-  std::uint64_t records_coalesced = 0;  ///< dropped before sending: a newer change of the same key was queued
-  std::uint64_t batches_sent = 0;       ///< messages sent (one per batch per peer)
-  std::uint64_t records_sent = 0;       ///< records in those messages
+  std::uint64_t records_coalesced =
+      0;  ///< dropped before sending: a newer change of the same key was queued
+  std::uint64_t batches_sent = 0;  ///< messages sent (one per batch per peer)
+  std::uint64_t records_sent = 0;  ///< records in those messages
   std::uint64_t bytes_sent = 0;
   std::uint64_t batches_compressed = 0;
   std::uint64_t max_batch_records = 0;
@@ -51,9 +52,9 @@ struct cluster_stats {
   std::uint64_t records_applied = 0;  ///< changed L1 (invalidated, hydrated, erased)
   std::uint64_t records_stale = 0;    ///< older than what L1 holds: ignored
   std::uint64_t decode_errors = 0;
-  std::uint64_t gaps = 0;               ///< sequence gaps and lost peers detected
-  std::uint64_t gap_invalidations = 0;  ///< L1 entries dropped because of them
-  std::uint64_t owner_fetches = 0;        ///< misses answered by a remote range owner
+  std::uint64_t gaps = 0;                   ///< sequence gaps and lost peers detected
+  std::uint64_t gap_invalidations = 0;      ///< L1 entries dropped because of them
+  std::uint64_t owner_fetches = 0;          ///< misses answered by a remote range owner
   std::uint64_t owner_fetch_fallbacks = 0;  ///< owner unreachable/slow: fetched from storage
   std::uint64_t owner_fetches_served = 0;   ///< remote misses this node answered as owner
   std::uint64_t heartbeats_sent = 0;

@@ -52,7 +52,6 @@ enum class put_outcome : std::uint8_t {
   stale,     ///< `only_if_newer` and the present version is newer or equal: nothing changed
 };
 
-
 class l1_store {
  public:
   explicit l1_store(l1_options options = {});

@@ -26,9 +26,9 @@ namespace warp {
 /// Counters of the node beside L1's own.
 struct node_stats {
   l1_stats l1;
-  std::uint64_t storage_fetches = 0;   ///< reads that reached storage
-  std::uint64_t storage_errors = 0;    ///< storage calls that failed
-  std::uint64_t coalesced_reads = 0;   ///< misses that joined an in-flight fetch
+  std::uint64_t storage_fetches = 0;  ///< reads that reached storage
+  std::uint64_t storage_errors = 0;   ///< storage calls that failed
+  std::uint64_t coalesced_reads = 0;  ///< misses that joined an in-flight fetch
   std::uint64_t storage_writes = 0;
 };
 
@@ -92,9 +92,9 @@ class node {
   /// Atomic read-modify-write of one key, ordered with every other write of this node to
   /// that key. `fn(current, expires_at_ms)` sees the current value (null when absent) and
   /// decides; the result is written through to storage, then L1. Returns the decision.
-  result<mutation> update(std::string_view key,
-                          const std::function<result<mutation>(const buffer* current,
-                                                               std::int64_t expires_at_ms)>& fn);
+  result<mutation> update(
+      std::string_view key,
+      const std::function<result<mutation>(const buffer* current, std::int64_t expires_at_ms)>& fn);
   /// The expiry of a live key in ms since the Unix epoch (0 = none); errc::not_found if absent.
   result<std::int64_t> expiry(std::string_view key);
   /// Cursor walk over every key (storage's key space): up to `count` keys after `after`

@@ -33,8 +33,7 @@ class storage {
   /// The record, or nullopt when the key is absent (or expired).
   virtual result<std::optional<record>> fetch(std::string_view key) = 0;
   /// One result per key, in order. The default calls fetch() per key.
-  virtual result<std::vector<std::optional<record>>> fetch_batch(
-      std::span<const std::string> keys);
+  virtual result<std::vector<std::optional<record>>> fetch_batch(std::span<const std::string> keys);
   /// Inserts or replaces.
   virtual status store(std::string_view key, const record& rec) = 0;
   /// Removes; removing an absent key is not an error.
