@@ -13,17 +13,6 @@
 #include <thread>
 #include <vector>
 
-// Debian's cpp-httplib is a compiled library: its header must see the same feature macros
-// as the library was built with (from cpp-httplib.pc), or the declarations do not match.
-#ifndef CPPHTTPLIB_OPENSSL_SUPPORT
-#define CPPHTTPLIB_OPENSSL_SUPPORT
-#endif
-#ifndef CPPHTTPLIB_ZLIB_SUPPORT
-#define CPPHTTPLIB_ZLIB_SUPPORT
-#endif
-#ifndef CPPHTTPLIB_BROTLI_SUPPORT
-#define CPPHTTPLIB_BROTLI_SUPPORT
-#endif
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 

@@ -8,17 +8,6 @@
 #include <string>
 #include <thread>
 
-// Debian's cpp-httplib is a compiled library: its header must see the same feature macros
-// as the library was built with (see admin_http_test.cpp).
-#ifndef CPPHTTPLIB_OPENSSL_SUPPORT
-#define CPPHTTPLIB_OPENSSL_SUPPORT
-#endif
-#ifndef CPPHTTPLIB_ZLIB_SUPPORT
-#define CPPHTTPLIB_ZLIB_SUPPORT
-#endif
-#ifndef CPPHTTPLIB_BROTLI_SUPPORT
-#define CPPHTTPLIB_BROTLI_SUPPORT
-#endif
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 

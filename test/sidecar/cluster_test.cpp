@@ -19,27 +19,29 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Members `up` in the view of the node listening on `node_port` (via warpctl members).
-std::size_t members_up(std::uint16_t node_port) {
+// `warpctl --json members` of the node listening on `node_port`; null when unreachable.
+nlohmann::json members_json(std::uint16_t node_port) {
   auto r = run({binary("apps/warpctl/warpctl"), "--node", "127.0.0.1:" + std::to_string(node_port),
                 "--json", "--timeout", "2s", "members"},
                10s);
-  if (r.exit_code != 0) return 0;
+  if (r.exit_code != 0) return nullptr;
   auto doc = nlohmann::json::parse(r.out, nullptr, false);
-  if (doc.is_discarded()) return 0;
+  return doc.is_discarded() ? nullptr : doc;
+}
+
+// Members `up` in that node's view.
+std::size_t members_up(std::uint16_t node_port) {
+  auto doc = members_json(node_port);
+  if (doc.is_null()) return 0;
   std::size_t up = 0;
   for (auto& m : doc["members"]) up += m.value("state", "") == "up";
   return up;
 }
 
-// Change records the node on `node_port` has received from its peers (warpctl members).
+// Change records that node has received from its peers.
 std::uint64_t records_received(std::uint16_t node_port) {
-  auto r = run({binary("apps/warpctl/warpctl"), "--node", "127.0.0.1:" + std::to_string(node_port),
-                "--json", "--timeout", "2s", "members"},
-               10s);
-  if (r.exit_code != 0) return 0;
-  auto doc = nlohmann::json::parse(r.out, nullptr, false);
-  if (doc.is_discarded()) return 0;
+  auto doc = members_json(node_port);
+  if (doc.is_null()) return 0;
   return doc["stats"].value("records_received", std::uint64_t{0});
 }
 
