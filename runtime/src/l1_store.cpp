@@ -530,7 +530,9 @@ const l1_options& l1_store::options() const noexcept {
   return impl_->options;
 }
 
-bool l1_store::read_impl(std::string_view key, void* ctx, read_fn fn) {
+// The hit path shared by read() and get(): `on_hit(node&)` runs inside the epoch guard.
+template <class OnHit>
+bool l1_store::lookup(std::string_view key, OnHit&& on_hit) {
   const std::uint64_t hash = impl::hash_of(key);
   shard& s = impl_->shards[impl_->shard_index(hash)];
   bool expired = false;
@@ -541,7 +543,7 @@ bool l1_store::read_impl(std::string_view key, void* ctx, read_fn fn) {
       if (!expired) {
         impl::touch(*n, s);
         impl_->count(guard.slot(), true);
-        fn(ctx, n->bytes(), n->info());
+        on_hit(*n);
         return true;
       }
     }
@@ -551,24 +553,14 @@ bool l1_store::read_impl(std::string_view key, void* ctx, read_fn fn) {
   return false;
 }
 
+bool l1_store::read_impl(std::string_view key, void* ctx, read_fn fn) {
+  return lookup(key, [&](node& n) { fn(ctx, n.bytes(), n.info()); });
+}
+
 std::optional<buffer> l1_store::get(std::string_view key) {
-  const std::uint64_t hash = impl::hash_of(key);
-  shard& s = impl_->shards[impl_->shard_index(hash)];
-  bool expired = false;
-  {
-    epoch_guard guard;
-    if (node* n = impl::find(s, hash, key)) {
-      expired = n->expires_at_ms != 0 && n->expired(now_ms());
-      if (!expired) {
-        impl::touch(*n, s);
-        impl_->count(guard.slot(), true);
-        return n->value;
-      }
-    }
-    impl_->count(guard.slot(), false);
-  }
-  if (expired) impl_->drop_if_expired(s, hash, key);
-  return std::nullopt;
+  std::optional<buffer> out;
+  lookup(key, [&](node& n) { out = n.value; });
+  return out;
 }
 
 std::optional<l1_entry_info> l1_store::info(std::string_view key) const {

@@ -127,6 +127,8 @@ class l1_store {
   using update_fn = std::optional<buffer> (*)(void*, const buffer*, l1_entry_info*);
   using visit_fn = void (*)(void*, std::string_view, const buffer&, const l1_entry_info&);
   bool read_impl(std::string_view key, void* ctx, read_fn fn);
+  template <class OnHit>
+  bool lookup(std::string_view key, OnHit&& on_hit);  // defined and used in l1_store.cpp
   void update_impl(std::string_view key, void* ctx, update_fn fn);
   void for_each_impl(void* ctx, visit_fn fn) const;
 
