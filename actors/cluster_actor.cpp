@@ -51,6 +51,8 @@ struct cluster_state {
   steady::time_point rate_since{};
   double rate = 0;
   std::int64_t last_dns_ms = 0;
+  /// Fetches held unanswered while ctx->serve_fetches is off (a test's paused owner).
+  std::vector<caf::response_promise> held_fetches;
   static inline const char* name = "warp.cluster";
 };
 
@@ -235,8 +237,15 @@ class cluster_logic {
     }
     st_.ranges.assign(owners);
     st_.range_actors.resize(st_.ranges.ranges());
+    // Range actors on the owner and on the standbys (read_replicas): a standby coalesces
+    // the misses the owner does not answer.
+    auto replicas = std::max<std::size_t>(ctx_.opts.read_replicas, 1);
     for (std::uint32_t r = 0; r < st_.ranges.ranges(); ++r) {
       bool mine = st_.ranges.owner(r) == ctx_.self_id;
+      if (!mine && replicas > 1) {
+        auto set = st_.ranges.replicas(r, replicas);
+        mine = std::find(set.begin(), set.end(), ctx_.self_id) != set.end();
+      }
       auto& a = st_.range_actors[r];
       if (mine && !a) {
         a = spawn_range_actor(self_->system(), ctx_, r);
@@ -269,6 +278,13 @@ class cluster_logic {
   caf::result<caf::message> fetch(std::string& key) {
     if (key.empty() || key.size() > ctx_.limits.max_key_bytes)
       return caf::make_error(caf::sec::invalid_argument, "bad key");
+    if (!ctx_.serve_fetches.load(std::memory_order_relaxed)) {
+      st_.held_fetches.push_back(self_->make_response_promise());
+      return st_.held_fetches.back();
+    }
+    for (auto& rp : st_.held_fetches)
+      rp.deliver(caf::make_error(caf::sec::request_timeout, "fetch held while paused"));
+    st_.held_fetches.clear();
     auto r = st_.ranges.range_of(key);
     if (st_.range_actors.size() <= r) st_.range_actors.resize(st_.ranges.ranges());
     auto& a = st_.range_actors[r];

@@ -35,7 +35,7 @@ struct cluster_counters {
   X(records_coalesced) X(batches_sent) X(records_sent) X(bytes_sent) X(batches_compressed)   \
       X(max_batch_records) X(batch_delay_us_total) X(max_batch_delay_us) X(batches_received) \
           X(records_received) X(records_applied) X(records_stale) X(decode_errors) X(gaps)   \
-              X(gap_invalidations) X(owner_fetches) X(owner_fetch_fallbacks)                 \
+              X(gap_invalidations) X(owner_fetches) X(replica_fetches) X(owner_fetch_fallbacks)                 \
                   X(owner_fetches_served) X(heartbeats_sent) X(heartbeats_received)          \
                       X(batches_immediate) X(batches_delayed) X(batch_delay_current_us)      \
                           X(arrival_rate_per_s)
@@ -74,6 +74,10 @@ struct cluster_context {
   bus::sync_bus::gap_handler on_gap;
   /// Owner side of the read-through: L1, else coalesced storage fetch (blocking).
   std::function<result<std::optional<record>>(const std::string& key)> local_fetch;
+
+  /// Test hook: while false, this node's cluster actor holds fetch requests unanswered,
+  /// as a paused (SIGSTOPped) owner would, until it is set again.
+  std::atomic<bool> serve_fetches{true};
 
   // -- shared ---------------------------------------------------------------------------
   bus::outbound_queue queue;

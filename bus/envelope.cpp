@@ -124,7 +124,7 @@ struct reader : msgpack_fields {
     r.expires_at_ms = *exp;
     auto kind = uint<std::uint8_t>(a[4], "record kind");
     if (!kind) return kind.err();
-    if (*kind > static_cast<std::uint8_t>(record_kind::erase)) return bad("unknown record kind");
+    if (*kind > static_cast<std::uint8_t>(record_kind::clear)) return bad("unknown record kind");
     r.kind = static_cast<record_kind>(*kind);
     if (r.kind == record_kind::value) {
       auto v = bytes(a[5], lim.max_value_bytes, "value");

@@ -53,6 +53,7 @@ enum class record_kind : std::uint8_t {
   invalidate = 0,  ///< the key changed (newer value in storage): drop the entry if older
   value = 1,       ///< hydration: here is the new value and its expiry
   erase = 2,       ///< the key was removed
+  clear = 3,       ///< the sender cleared storage: drop every entry not newer (key empty)
 };
 
 struct change_record {

@@ -146,6 +146,7 @@ std::string effective_config_json(const warpd::settings& s) {
       {"batch_target_records", c.batch_target_records},
       {"compress_above", c.compress_above},
       {"owner_fetch_timeout_ms", c.owner_fetch_timeout.count()},
+      {"read_replicas", c.read_replicas},
   };
   const auto& r = s.resp;
   doc["resp_limits"] = {

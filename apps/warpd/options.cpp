@@ -213,6 +213,8 @@ warp::status validate_cluster(const warp::node_config& n) {
     return bad("batch-max-delay: at most 1s (it delays every change under load), got " +
                std::to_string(c.batch_max_delay.count()) + "us");
   if (c.owner_fetch_timeout.count() <= 0) return bad("owner-fetch-timeout: must be positive");
+  if (c.read_replicas == 0 || c.read_replicas > 16)
+    return bad("read-replicas: must be between 1 and 16, got " + std::to_string(c.read_replicas));
   return {};
 }
 
@@ -298,6 +300,9 @@ const std::vector<option_def>& option_table() {
        "Batches larger than this many bytes are zlib-compressed (0 = never)"},
       {"warp.owner-fetch-timeout", "--owner-fetch-timeout", opt_kind::duration, "500ms",
        "How long a miss waits for the key range's owner before reading storage itself"},
+      {"warp.read-replicas", "--read-replicas", opt_kind::size, "2",
+       "Nodes that coalesce a range's misses: the owner, then standbys asked when it does "
+       "not answer in time (1 = owner only)"},
       // -- strong_distributed (runtime/src/strong.hpp, docs/strong.md) ---------------------
       {"warp.replication-factor", "--replication-factor", opt_kind::size, "3",
        "Copies of each key range for strong_distributed keys; quorums are majorities"},
@@ -439,6 +444,7 @@ warp::result<settings> build_settings(const warpd_config& cfg) {
   WARPD_READ(c.batch_target_records, rd.size("warp.batch-target-records"));
   WARPD_READ(c.compress_above, rd.size("warp.compress-above"));
   WARPD_READ(c.owner_fetch_timeout, rd.duration("warp.owner-fetch-timeout"));
+  WARPD_READ(c.read_replicas, rd.size("warp.read-replicas"));
   auto& sc = n.strong;
   WARPD_READ(sc.replication_factor, rd.size("warp.replication-factor"));
   WARPD_READ(sc.timeout, rd.duration("warp.strong-timeout"));

@@ -127,6 +127,15 @@ void cluster::apply(const bus::change_batch& batch) {
   for (auto& rec : batch.records) {
     // Our next write of this key must get a larger version than what we just learned.
     if (rec.ver.hlc <= max_hlc) st_.clock.observe(rec.ver.hlc);
+    if (rec.kind == bus::record_kind::clear) {
+      cleared(rec.ver);
+      ++applied;
+      continue;
+    }
+    if (!(clear_bound_ < rec.ver)) {
+      ++stale;
+      continue;
+    }
     bool hydrate =
         rec.kind == bus::record_kind::value && (rec.expires_at_ms == 0 || rec.expires_at_ms > now);
     if (!hydrate) {
@@ -167,6 +176,18 @@ void cluster::apply(const bus::change_batch& batch) {
   c.records_stale.fetch_add(stale, std::memory_order_relaxed);
 }
 
+void cluster::cleared(version ver) {
+  if (!(clear_bound_ < ver)) return;
+  clear_bound_ = ver;
+  st_.coalescer.supersede_all();
+  std::vector<std::string> keys;
+  st_.l1->for_each([&](std::string_view k, const buffer&, const l1_entry_info& info) {
+    if (!(ver < info.ver)) keys.emplace_back(k);
+  });
+  for (auto& k : keys) st_.l1->erase_if_not_newer(k, ver);
+  st_.notify({change_event::kind::cleared, {}, ver, true});
+}
+
 void cluster::distrust(std::uint32_t, std::uint64_t hlc_bound) {
   std::vector<std::string> keys;
   st_.l1->for_each([&](std::string_view k, const buffer&, const l1_entry_info& info) {
@@ -189,35 +210,43 @@ void cluster::distrust(std::uint32_t, std::uint64_t hlc_bound) {
 std::optional<result<std::optional<record>>> cluster::fetch_from_owner(std::string_view key) {
   auto own = ctx_.ownership_snapshot();
   if (!own || stopped_) return std::nullopt;
-  auto owner = own->map.owner_of(key);
+  auto range = own->map.range_of(key);
+  auto owner = own->map.owner(range);
   if (owner == 0 || owner == ctx_.self_id) return std::nullopt;
   auto& c = ctx_.counters;
-  auto h = own->handles.find(owner);
-  if (h == own->handles.end() || !h->second) {
-    c.owner_fetch_fallbacks.fetch_add(1, std::memory_order_relaxed);
-    return std::nullopt;
-  }
-  std::optional<result<std::optional<record>>> out;
+  // The owner first, then the standbys in rendezvous order: every node walks the same list,
+  // so while an owner is paused or dying its misses still meet at one node (the one that
+  // takes the range over once the owner is held down). Reaching ourselves in the list
+  // means we are that standby: our own coalescer is the meeting point.
+  auto candidates = own->map.replicas(range, std::max<std::size_t>(ctx_.opts.read_replicas, 1));
   caf::scoped_actor self{*st_.system};
-  self->request(h->second, ctx_.opts.owner_fetch_timeout, actors::fetch_atom::value,
-                std::string{key})
-      .receive(
-          [&](std::string& bytes) {
-            auto rep = bus::decode_fetch_reply(bytes, ctx_.limits);
-            if (!rep) return;
-            if (!rep->found) {
-              out.emplace(std::optional<record>{});
-            } else {
-              out.emplace(std::optional<record>{
-                  record{std::move(rep->rec.value), rep->rec.expires_at_ms, rep->rec.ver}});
-            }
-          },
-          [&](caf::error&) {});
-  if (out)
-    c.owner_fetches.fetch_add(1, std::memory_order_relaxed);
-  else
-    c.owner_fetch_fallbacks.fetch_add(1, std::memory_order_relaxed);
-  return out;
+  for (std::size_t i = 0; i < candidates.size(); ++i) {
+    auto target = candidates[i];
+    if (target == ctx_.self_id) return std::nullopt;
+    auto h = own->handles.find(target);
+    if (h == own->handles.end() || !h->second) continue;
+    std::optional<result<std::optional<record>>> out;
+    self->request(h->second, ctx_.opts.owner_fetch_timeout, actors::fetch_atom::value,
+                  std::string{key})
+        .receive(
+            [&](std::string& bytes) {
+              auto rep = bus::decode_fetch_reply(bytes, ctx_.limits);
+              if (!rep) return;
+              if (!rep->found) {
+                out.emplace(std::optional<record>{});
+              } else {
+                out.emplace(std::optional<record>{
+                    record{std::move(rep->rec.value), rep->rec.expires_at_ms, rep->rec.ver}});
+              }
+            },
+            [&](caf::error&) {});
+    if (out) {
+      (i == 0 ? c.owner_fetches : c.replica_fetches).fetch_add(1, std::memory_order_relaxed);
+      return out;
+    }
+  }
+  c.owner_fetch_fallbacks.fetch_add(1, std::memory_order_relaxed);
+  return std::nullopt;
 }
 
 cluster_view cluster::view() const {
@@ -353,8 +382,12 @@ std::string cluster_prometheus_text(node& n) {
        s.gap_invalidations);
   line("warp_cluster_owner_fetches_total", "counter", "Misses answered by the range owner.",
        s.owner_fetches);
+  line("warp_cluster_replica_fetches_total", "counter",
+       "Misses answered by a standby replica because the owner did not answer.",
+       s.replica_fetches);
   line("warp_cluster_owner_fetch_fallbacks_total", "counter",
-       "Misses that fell back to storage (owner unreachable).", s.owner_fetch_fallbacks);
+       "Misses that fell back to storage (no owner or standby answered).",
+       s.owner_fetch_fallbacks);
   line("warp_cluster_owner_fetches_served_total", "counter", "Remote misses answered as owner.",
        s.owner_fetches_served);
   return out;

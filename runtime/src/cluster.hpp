@@ -48,9 +48,13 @@ class cluster {
   void apply(const bus::change_batch& batch);
   /// Drops cached entries not newer than `hlc_bound` (a gap from `sender`).
   void distrust(std::uint32_t sender, std::uint64_t hlc_bound);
+  /// Test hook: off = peers' read-through requests go unanswered (a paused owner).
+  void serve_fetches(bool on) { ctx_.serve_fetches.store(on); }
 
  private:
   void remember_tombstone(const std::string& key, version ver);
+  /// A peer cleared storage at `ver`: drops every L1 entry not newer.
+  void cleared(version ver);
   bool tombstoned(const std::string& key, version ver);
 
   node& node_;
@@ -62,6 +66,9 @@ class cluster {
   // the same key that arrived first (from another sender) must not resurrect the key.
   std::unordered_map<std::string, std::pair<version, std::int64_t>> tombstones_;
   std::deque<std::pair<std::string, std::int64_t>> tomb_order_;
+  // The newest clear seen (actor thread only): a record not newer than it describes a key
+  // storage no longer holds, whatever order the records arrived in.
+  version clear_bound_{};
 };
 
 /// The cluster of a node, or null when it runs alone (registered by node::start).

@@ -77,4 +77,12 @@ void fetch_coalescer::supersede(std::string_view key) {
     it->second->superseded = true;
 }
 
+void fetch_coalescer::supersede_all() {
+  if (in_flight_.load(std::memory_order_seq_cst) == 0) return;
+  for (auto& s : stripes_) {
+    std::lock_guard<std::mutex> guard{s.mtx};
+    for (auto& [key, f] : s.flights) f->superseded = true;
+  }
+}
+
 }  // namespace warp::detail

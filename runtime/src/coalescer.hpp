@@ -33,6 +33,8 @@ class fetch_coalescer {
 
   /// A write or invalidation of `key` happened: an in-flight fetch must not fill L1.
   void supersede(std::string_view key);
+  /// Every key changed at once (a clear): no fetch in flight may fill L1.
+  void supersede_all();
 
   /// Calls that joined another caller's fetch instead of fetching.
   std::uint64_t coalesced() const noexcept { return coalesced_.load(std::memory_order_relaxed); }

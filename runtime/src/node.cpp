@@ -449,9 +449,13 @@ result<std::size_t> node::key_count() {
 status node::clear() {
   auto& st = *impl_;
   auto err = st.store->clear();
+  st.coalescer.supersede_all();  // a read-through in flight holds a value storage lost
   st.l1->clear();
   if (!err.ok()) return err;
-  st.notify({change_event::kind::cleared, {}, next_version(), false});
+  auto ver = next_version();
+  // Storage is shared: every other node's L1 now holds values storage no longer has.
+  if (st.cluster) st.cluster->published({}, ver, 0, bus::record_kind::clear, {});
+  st.notify({change_event::kind::cleared, {}, ver, false});
   return {};
 }
 

@@ -40,7 +40,11 @@ struct cluster_fixture {
   std::vector<std::uint16_t> ports;
   std::vector<std::unique_ptr<warp::node>> nodes;
 
-  explicit cluster_fixture(std::size_t n, bool wait = true) {
+  std::chrono::milliseconds owner_timeout;
+
+  explicit cluster_fixture(std::size_t n, bool wait = true,
+                           std::chrono::milliseconds owner_timeout = 10s)
+      : owner_timeout(owner_timeout) {
     for (std::size_t i = 0; i < n; ++i) ports.push_back(warp::test::free_port());
     for (std::size_t i = 0; i < n; ++i) nodes.push_back(start(i));
     if (wait) REQUIRE(converged());
@@ -58,7 +62,7 @@ struct cluster_fixture {
     cfg.patterns = {"h:*=eventual_distributed+hydrate", "local:*=strong_local"};
     cfg.cluster.heartbeat_interval = 50ms;
     cfg.cluster.failure_timeout = 1000ms;
-    cfg.cluster.owner_fetch_timeout = 10s;  // the coalescing test holds fetches at a gate
+    cfg.cluster.owner_fetch_timeout = owner_timeout;  // coalescing tests hold fetches at a gate
     cfg.scheduler_threads = 2;
     auto node = warp::node::start(std::move(cfg));
     REQUIRE(node);
@@ -181,6 +185,38 @@ TEST_CASE("newer wins whatever the arrival order") {
   }
 }
 
+TEST_CASE("a clear on one node empties every node's L1; older records arriving late stay out") {
+  cluster_fixture f{3};
+  auto& a = *f.nodes[0];
+  REQUIRE(a.set("h:1", "hydrated", 60s).ok());
+  REQUIRE(a.set("user:1", "plain").ok());
+  for (auto& n : f.nodes) {
+    REQUIRE(eventually([&] { return value_of(*n, "h:1") == "hydrated"; }));
+    REQUIRE(value_of(*n, "user:1") == "plain");  // now cached everywhere
+  }
+  auto before_clear = a.l1().info("h:1")->ver;
+  std::atomic<int> cleared_events{0};
+  auto id = f.nodes[2]->watch([&](const warp::change_event& ev) {
+    if (ev.what == warp::change_event::kind::cleared && ev.remote) ++cleared_events;
+  });
+  REQUIRE(a.clear().ok());
+  for (auto& n : f.nodes) {
+    CHECK(eventually([&] { return !n->l1().contains("h:1") && !n->l1().contains("user:1"); }));
+    CHECK(value_of(*n, "h:1") == "<not_found>");
+    CHECK(value_of(*n, "user:1") == "<not_found>");
+  }
+  CHECK(eventually([&] { return cleared_events == 1; }));
+  f.nodes[2]->unwatch(id);
+  // A hydration written before the clear, delayed in flight (another sender), must not
+  // put back a value storage no longer has.
+  f.cl(1).apply(
+      batch_of({{"h:1", before_clear, 0, warp::bus::record_kind::value, "hydrated"}}));
+  CHECK_FALSE(f.nodes[1]->l1().contains("h:1"));
+  // Writes after the clear propagate as before.
+  REQUIRE(a.set("h:1", "again", 60s).ok());
+  CHECK(eventually([&] { return value_of(*f.nodes[1], "h:1") == "again"; }));
+}
+
 TEST_CASE("read-populate race: an invalidation during a read-through leaves no stale entry") {
   cluster_fixture f{1, false};
   auto& n = *f.nodes[0];
@@ -244,6 +280,48 @@ TEST_CASE("1,000 concurrent misses of one cold key over three nodes: one storage
   for (auto& n : f.nodes)
     if (n->id() != owner) remote += warp::cluster_stats_of(*n).owner_fetches;
   CHECK(remote == 2);
+}
+
+TEST_CASE("an owner that does not answer: its standby coalesces the misses, one fetch") {
+  cluster_fixture f{3, true, 300ms};
+  const std::string key = "cold-standby";
+  auto owner = warp::owner_of(*f.nodes[0], key);
+  std::size_t o = 0;
+  while (f.nodes[o]->id() != owner) ++o;
+  std::vector<std::size_t> askers;
+  for (std::size_t i = 0; i < 3; ++i)
+    if (i != o) askers.push_back(i);
+  REQUIRE(f.store->store(key, warp::record{"ice", 0, {1, 1}}).ok());
+  f.store->fetches = 0;
+  f.cl(o).serve_fetches(false);  // as a SIGSTOPped owner: requests reach it, nothing comes back
+  f.store->close_gate();
+  constexpr int total = 400;
+  std::vector<std::thread> threads;
+  std::atomic<int> correct{0};
+  for (int i = 0; i < total; ++i)
+    threads.emplace_back([&, i] {
+      if (value_of(*f.nodes[askers[i % 2]], key) == "ice") ++correct;
+    });
+  // Both askers' leaders time out on the owner and turn to the same standby (one of them):
+  // the standby's own leader and the other asker's request meet at its coalescer.
+  REQUIRE(eventually([&] {
+    std::uint64_t joined = 0;
+    for (auto i : askers) joined += f.nodes[i]->stats().coalesced_reads;
+    return f.store->waiting_at_gate() == 1 && joined == total - 2 + 1;
+  }));
+  f.store->open_gate();
+  for (auto& t : threads) t.join();
+  f.cl(o).serve_fetches(true);
+  CHECK(correct == total);
+  CHECK(f.store->fetches == 1);
+  std::uint64_t replica = 0, fallbacks = 0;
+  for (auto i : askers) {
+    auto s = warp::cluster_stats_of(*f.nodes[i]);
+    replica += s.replica_fetches;
+    fallbacks += s.owner_fetch_fallbacks;
+  }
+  CHECK(replica == 1);
+  CHECK(fallbacks == 0);
 }
 
 TEST_CASE("ownership moves on leave and join, only for the moved ranges") {

@@ -55,7 +55,8 @@ struct cluster_stats {
   std::uint64_t gaps = 0;                   ///< sequence gaps and lost peers detected
   std::uint64_t gap_invalidations = 0;      ///< L1 entries dropped because of them
   std::uint64_t owner_fetches = 0;          ///< misses answered by a remote range owner
-  std::uint64_t owner_fetch_fallbacks = 0;  ///< owner unreachable/slow: fetched from storage
+  std::uint64_t replica_fetches = 0;        ///< owner failed: answered by a standby replica
+  std::uint64_t owner_fetch_fallbacks = 0;  ///< no owner or replica answered: from storage
   std::uint64_t owner_fetches_served = 0;   ///< remote misses this node answered as owner
   std::uint64_t heartbeats_sent = 0;
   std::uint64_t heartbeats_received = 0;

@@ -54,6 +54,12 @@ struct cluster_options {
   /// Cluster-wide read-through: how long a miss waits for the range owner before it falls
   /// back to a direct storage fetch.
   std::chrono::milliseconds owner_fetch_timeout{500};
+  /// Nodes that coalesce each range's read-through misses: the owner, then standbys in
+  /// rendezvous order (the standby is the node that takes the range over if the owner
+  /// goes down). A miss the owner does not answer within owner_fetch_timeout goes to the
+  /// next one, so one fetch per key stays cluster-wide while an owner is paused or dying;
+  /// after the last one, a direct storage fetch. 1 = the owner only.
+  std::size_t read_replicas = 2;
 };
 
 /// The strong_distributed mode (see docs/strong.md): ABD quorum registers over a static
