@@ -115,6 +115,8 @@ std::string_view event_name(change_event::kind k) {
       return "invalidated";
     case change_event::kind::cleared:
       return "flushdb";
+    case change_event::kind::distrusted:
+      return "distrusted";
   }
   return "unknown";
 }
@@ -580,11 +582,38 @@ void server::fire_expirations() {
   }
 }
 
+void server::distrust_tracked() {
+  // A gap in a peer's stream: any eventual_distributed key may have changed unseen. Keys
+  // handed to default-mode trackers are known: invalidate those of that mode. Broadcast
+  // trackers were promised every change under their prefixes, which are not enumerable:
+  // they drop their whole cache (a null invalidation, as for FLUSHDB).
+  if (tracking_clients_ == 0) return;
+  for (auto it = tracked_.begin(); it != tracked_.end();) {
+    if (node_.policy(it->first).consistency != mode::eventual_distributed) {
+      ++it;
+      continue;
+    }
+    for (auto id : it->second) {
+      client* t = find_client(id);
+      if (t && t->tracking && !t->bcast) send_invalidation(*t, &it->first);
+    }
+    it = tracked_.erase(it);
+  }
+  for (auto id : bcast_clients_) {
+    client* t = find_client(id);
+    if (t && t->tracking) send_invalidation(*t, nullptr);
+  }
+}
+
 void server::handle_event(const pending_event& e) {
   const auto& ev = e.ev;
   if (ev.what == change_event::kind::set &&
       (!bcast_clients_.empty() || !channels_.empty() || !patterns_.empty()))
     watch_expiry(ev.key);
+  if (ev.what == change_event::kind::distrusted) {
+    distrust_tracked();
+    return;
+  }
   if (!channels_.empty() || !patterns_.empty()) deliver_keyspace(ev);
   if (tracking_clients_ == 0) return;
   if (ev.what == change_event::kind::cleared) {

@@ -197,6 +197,8 @@ class server final : public resp_server {
   void drain_remote_events();
   void dispatch_events();
   void handle_event(const pending_event& e);
+  /// A gap in a peer's stream: invalidates what trackers may hold of eventual keys.
+  void distrust_tracked();
   void send_invalidation(client& tracker, const std::string* key);
   void deliver_keyspace(const change_event& ev);
   void check_idle();

@@ -205,6 +205,9 @@ void cluster::distrust(std::uint32_t, std::uint64_t hlc_bound) {
     }
   }
   ctx_.counters.gap_invalidations.fetch_add(dropped, std::memory_order_relaxed);
+  // Keys this node no longer caches may have changed too, and a client of the sidecar may
+  // still hold them (client tracking): tell the watchers.
+  st_.notify({change_event::kind::distrusted, {}, bound, true});
 }
 
 std::optional<result<std::optional<record>>> cluster::fetch_from_owner(std::string_view key) {

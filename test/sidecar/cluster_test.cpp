@@ -5,6 +5,7 @@
 // a change sent before B is up on A is not promised to reach B.
 #include <catch2/catch.hpp>
 
+#include <csignal>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -154,4 +155,39 @@ TEST_CASE("a tracking client on node B is invalidated even when B's L1 no longer
   CHECK(on_a.cmd({"SET", "k:e", "v2"}) == "OK");
   CHECK(tracker.read(10000ms) == ">[invalidate,[k:e]]");
   CHECK(tracker.cmd({"GET", "k:e"}) == "v2");
+}
+
+// Members `down` in that node's view.
+static std::size_t members_down(std::uint16_t node_port) {
+  auto doc = members_json(node_port);
+  if (doc.is_null()) return 0;
+  std::size_t down = 0;
+  for (auto& m : doc["members"]) down += m.value("state", "") == "down";
+  return down;
+}
+
+// A change B never received (B was paused while A held it down, so A did not send it) must
+// still reach B's trackers once B notices the gap, also for a key B's L1 no longer holds:
+// such a key leaves nothing in L1 for the gap to drop.
+TEST_CASE("after a gap, node B invalidates tracked keys its L1 no longer holds",
+          "[cluster][sidecar][tracking]") {
+  two_nodes nodes{{"--l1-max-entries", "1"}};
+  resp_conn on_a{nodes.resp_a};
+  resp_conn tracker{nodes.resp_b};
+  resp_conn plain_b{nodes.resp_b};
+  auto received_before = records_received(nodes.node_b);
+  CHECK(on_a.cmd({"SET", "k:g", "v1"}) == "OK");
+  CHECK(on_a.cmd({"SET", "k:other", "x"}) == "OK");
+  REQUIRE(eventually([&] { return records_received(nodes.node_b) >= received_before + 2; }));
+  CHECK(tracker.cmd({"HELLO", "3"}).rfind("{server", 0) == 0);
+  CHECK(tracker.cmd({"CLIENT", "TRACKING", "ON"}) == "OK");
+  CHECK(tracker.cmd({"GET", "k:g"}) == "v1");
+  CHECK(plain_b.cmd({"GET", "k:other"}) == "x");  // evicts k:g from B's one-entry L1
+  nodes.b->signal(SIGSTOP);
+  bool held_down = eventually([&] { return members_down(nodes.node_a) == 1; }, 20s);
+  if (held_down) CHECK(on_a.cmd({"SET", "k:g", "v2"}) == "OK");  // never sent to B
+  nodes.b->signal(SIGCONT);
+  REQUIRE(held_down);
+  CHECK(tracker.read(15000ms) == ">[invalidate,[k:g]]");
+  CHECK(tracker.cmd({"GET", "k:g"}) == "v2");
 }

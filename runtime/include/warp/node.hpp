@@ -35,9 +35,11 @@ struct node_stats {
 /// What changed; handed to watchers (the RESP sidecar's SUBSCRIBE and client tracking,
 /// the watch bus) after the change is applied to L1.
 struct change_event {
-  enum class kind : std::uint8_t { set, removed, expired, invalidated, cleared };
+  /// `distrusted`: changes of eventual_distributed keys up to `ver` may have been missed
+  /// (a gap in a peer's stream); whoever handed such keys out must treat them as changed.
+  enum class kind : std::uint8_t { set, removed, expired, invalidated, cleared, distrusted };
   kind what = kind::set;
-  std::string key;  ///< empty for `cleared` (every key was removed)
+  std::string key;  ///< empty for `cleared` (every key was removed) and `distrusted`
   version ver;
   bool remote = false;  ///< true when the change came from another node
 };
