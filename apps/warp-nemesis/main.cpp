@@ -55,6 +55,7 @@ struct options {
   bool pauses = true;
   std::string warpd;
   std::string keep_dir;
+  std::string log_level = "warn";
 };
 
 /// The cluster under test: N warpd processes, restartable at the same address.
@@ -97,7 +98,7 @@ class cluster {
             "--pattern",
             "*=strong_distributed",
             "--log-level",
-            "warn"};
+            opt_.log_level};
   }
 
   bool start(std::size_t i) {
@@ -294,6 +295,7 @@ int main(int argc, char** argv) {
   app.add_flag("!--no-pause", opt.pauses, "do not SIGSTOP nodes");
   app.add_option("--warpd", opt.warpd, "warpd binary (default: next to this one)");
   app.add_option("--keep-logs", opt.keep_dir, "copy the nodes' logs into this directory");
+  app.add_option("--log-level", opt.log_level, "warpd's --log-level (default warn)");
   std::string status_of;
   app.add_option("--status", status_of,
                  "only print the strong-mode status JSON of the node at HOST:PORT");
@@ -393,6 +395,7 @@ int main(int argc, char** argv) {
   };
   auto run_end = steady::now() + std::chrono::seconds{opt.seconds};
   bool healthy = true;
+  std::int64_t max_catch_up_ms = 0;  // restart (process start) to "recovered"
   while (steady::now() + 1500ms < run_end && (opt.kills || opt.pauses)) {
     std::this_thread::sleep_for(uniform_ms(300, 1500));
     if (steady::now() + 1500ms >= run_end) break;
@@ -403,12 +406,21 @@ int main(int argc, char** argv) {
       say("fault: kill -9 n" + std::to_string(node));
       c.kill9(node);
       std::this_thread::sleep_for(uniform_ms(200, 1500));
-      if (!c.start(node) || !wait_recovered(sys, c, node, 60s)) {
-        std::cerr << "warp-nemesis: n" << node << " did not come back\n";
+      auto t0 = steady::now();
+      if (!c.start(node) || !wait_recovered(sys, c, node, 30s)) {
+        std::cerr << "warp-nemesis: n" << node << " did not come back (caught up) within 30 s\n";
+        say("  n" + std::to_string(node) + " NOT caught up within 30 s");
+        for (std::size_t i = 0; i < c.size(); ++i) {  // what every node reports, for the logs
+          auto js = warp::actors::fetch_strong_status(sys, "127.0.0.1", c.port(i), 2s);
+          say("  status n" + std::to_string(i) + ": " + (js ? *js : js.err().to_string()));
+        }
         healthy = false;
         break;
       }
-      say("  n" + std::to_string(node) + " restarted and caught up");
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t0).count();
+      max_catch_up_ms = std::max<std::int64_t>(max_catch_up_ms, ms);
+      say("  n" + std::to_string(node) + " restarted and caught up in " + std::to_string(ms) +
+          " ms");
     } else {
       ++pauses;
       say("fault: SIGSTOP n" + std::to_string(node));
@@ -499,6 +511,7 @@ int main(int argc, char** argv) {
                      {"violations", violations},
                      {"lost_writes", lost},
                      {"checker_gave_up", gave_up},
+                     {"max_catch_up_ms", max_catch_up_ms},
                      {"healthy", healthy}};
     std::cout << j.dump() << std::endl;
   }

@@ -146,6 +146,7 @@ void strong_coordinator::start() {
   started_ = true;
   actor_ = actors::spawn_quorum_actor(sys_, ctx_);
   ctx_.actor = actor_;
+  started_at_ = steady::now();
   maint_ = std::thread([this] { maintenance(); });
   log()->info("strong: {} members, replication factor {}, {} ranges replicated here",
               placement_.members().size(), placement_.replication_factor(), [&] {
@@ -179,15 +180,15 @@ void strong_coordinator::stop() {
   }
 }
 
-strong_coordinator::phase strong_coordinator::run_phase(std::uint32_t range,
-                                                        const std::vector<std::size_t>& slots,
-                                                        const wire::request& req, std::size_t need,
-                                                        steady::time_point deadline) {
+strong_coordinator::inflight strong_coordinator::begin_phase(std::uint32_t range,
+                                                             const std::vector<std::size_t>& slots,
+                                                             const wire::request& req) {
   auto& replicas = placement_.replicas(range);
-  auto call = std::make_shared<pending_call>();
-  call->replies.resize(replicas.size());
+  inflight f;
+  f.call = std::make_shared<pending_call>();
+  f.call->replies.resize(replicas.size());
+  f.slots = slots.size();
   auto call_id = ctx_.next_call.fetch_add(1, std::memory_order_relaxed);
-  std::vector<std::uint64_t> ids;
   std::optional<std::size_t> local_slot;
   // Register first, then send: a reply can never arrive before its entry exists.
   {
@@ -198,8 +199,8 @@ strong_coordinator::phase strong_coordinator::run_phase(std::uint32_t range,
         continue;
       }
       auto id = (call_id << 4) | s;
-      ctx_.pending.emplace(id, std::pair{call, static_cast<std::uint32_t>(s)});
-      ids.push_back(id);
+      ctx_.pending.emplace(id, std::pair{f.call, static_cast<std::uint32_t>(s)});
+      f.ids.push_back(id);
     }
   }
   for (auto s : slots) {
@@ -223,35 +224,49 @@ strong_coordinator::phase strong_coordinator::run_phase(std::uint32_t range,
     wire::request r = req;
     r.id = (call_id << 4) | *local_slot;
     auto rep = serve(replica_, r);
-    std::lock_guard<std::mutex> g{call->mtx};
-    call->replies[*local_slot] = std::move(rep);
-    ++call->answered;
+    std::lock_guard<std::mutex> g{f.call->mtx};
+    f.call->replies[*local_slot] = std::move(rep);
+    ++f.call->answered;
   }
+  return f;
+}
+
+strong_coordinator::phase strong_coordinator::end_phase(inflight& f, std::size_t need,
+                                                        steady::time_point deadline) {
   phase out;
   {
-    std::unique_lock<std::mutex> lk{call->mtx};
+    std::unique_lock<std::mutex> lk{f.call->mtx};
     auto count_ok = [&] {
       std::size_t ok = 0;
-      for (auto& r : call->replies) ok += r && r->code == wire::status::ok;
+      for (auto& r : f.call->replies) ok += r && r->code == wire::status::ok;
       return ok;
     };
-    call->cv.wait_until(lk, deadline, [&] {
+    f.call->cv.wait_until(lk, deadline, [&] {
       return ctx_.stopping.load(std::memory_order_relaxed) || count_ok() >= need ||
-             call->answered >= slots.size();
+             f.call->answered >= f.slots;
     });
-    out.replies = call->replies;
+    out.replies = f.call->replies;
     out.ok = count_ok();
   }
   {
     std::lock_guard<std::mutex> g{ctx_.pending_mtx};
-    for (auto id : ids) ctx_.pending.erase(id);
+    for (auto id : f.ids) ctx_.pending.erase(id);
   }
+  f.ids.clear();
   for (auto& r : out.replies)
     if (r && r->code == wire::status::mismatch && out.ok < need)
       log()->warn(
           "strong: a replica has a different member list / replication factor; "
           "every node must be configured with the same members");
   return out;
+}
+
+strong_coordinator::phase strong_coordinator::run_phase(std::uint32_t range,
+                                                        const std::vector<std::size_t>& slots,
+                                                        const wire::request& req, std::size_t need,
+                                                        steady::time_point deadline) {
+  auto f = begin_phase(range, slots, req);
+  return end_phase(f, need, deadline);
 }
 
 result<strong_record> strong_coordinator::read_quorum(std::string_view key,
@@ -441,93 +456,125 @@ bool strong_coordinator::pull_range(std::uint32_t range, std::size_t slot,
   }
 }
 
-void strong_coordinator::recover_range(std::uint32_t range) {
+std::vector<std::size_t> strong_coordinator::other_slots(std::uint32_t range) const {
   auto& replicas = placement_.replicas(range);
-  auto need = placement_.recovery_quorum();
-  if (need == 0) {  // a single copy: nothing to copy from
-    replica_.set_ready(range, true);
-    return;
-  }
   std::vector<std::size_t> others;
   for (std::size_t s = 0; s < replicas.size(); ++s)
     if (replicas[s] != placement_.self_index()) others.push_back(s);
-  auto deadline = steady::now() + std::max(opts_.timeout, std::chrono::milliseconds{500});
-  // Ask every other replica for its first page; ready ones (status ok) are copied fully.
-  wire::request req;
-  req.what = wire::op::dump;
-  req.range = range;
-  req.first = true;
-  auto first = run_phase(range, others, req, others.size(), deadline);
-  std::size_t copied = 0, not_ready = 0;
-  for (auto s : others) {
-    auto& rep = first.replies[s];
-    if (!rep) continue;
-    if (rep->code == wire::status::not_ready) {
-      ++not_ready;
-      continue;
-    }
-    if (rep->code != wire::status::ok) continue;
-    std::uint64_t merged = 0;
-    for (auto& [k, rec] : rep->records) merged += replica_.apply(range, k, rec);
-    ctx_.counters.records_merged.fetch_add(merged, std::memory_order_relaxed);
-    bool complete = true;
-    if (rep->more && !rep->records.empty()) {
-      // Remaining pages from this replica.
-      wire::request next;
-      next.what = wire::op::dump;
-      next.range = range;
-      next.key = rep->records.back().first;
-      for (;;) {
-        auto ph = run_phase(range, {s}, next, 1, deadline);
-        auto& r = ph.replies[s];
-        if (!r || r->code != wire::status::ok) {
-          complete = false;
-          break;
-        }
-        for (auto& [k, rec] : r->records) replica_.apply(range, k, rec);
-        if (!r->more || r->records.empty()) break;
-        next.key = r->records.back().first;
-      }
-    }
-    if (complete) ++copied;
-  }
-  // Ready when (a) a recovery quorum of ready replicas was copied completely, or (b) every
-  // other replica answered, and every one of them that is ready was copied: then this node
-  // holds everything any ready replica holds (docs/strong.md, "Recovery"). (b) with no
-  // ready replica at all is the bootstrap of a fresh cluster.
-  if (copied >= need || copied + not_ready == others.size()) {
-    replica_.set_ready(range, true);
-    if (copied == 0)
-      ctx_.counters.ranges_bootstrapped.fetch_add(1, std::memory_order_relaxed);
-    else
-      ctx_.counters.ranges_recovered.fetch_add(1, std::memory_order_relaxed);
-  }
+  return others;
 }
 
-void strong_coordinator::anti_entropy_range(std::uint32_t range) {
-  auto& replicas = placement_.replicas(range);
-  std::vector<std::size_t> others;
-  for (std::size_t s = 0; s < replicas.size(); ++s)
-    if (replicas[s] != placement_.self_index()) others.push_back(s);
-  if (others.empty()) return;
+void strong_coordinator::recover_ranges() {
+  std::vector<std::uint32_t> todo;
+  for (std::uint32_t r = 0; r < placement_.ranges(); ++r)
+    if (placement_.is_replica(r) && !replica_.ready(r)) todo.push_back(r);
+  if (todo.empty()) return;
+  auto need = placement_.recovery_quorum();
+  if (need == 0) {  // a single copy: nothing to copy from
+    for (auto r : todo) replica_.set_ready(r, true);
+    return;
+  }
+  // Probe every pending range's other replicas at once (a digest: a tiny reply whose status
+  // says whether that replica is ready), and wait for all of them with ONE deadline. A
+  // replica that is paused, partitioned or slow then costs one timeout per pass, not one
+  // per range: ranges that do not need it catch up without waiting for it.
+  auto deadline = steady::now() + std::max(opts_.timeout, std::chrono::milliseconds{500});
+  wire::request probe;
+  probe.what = wire::op::digest;
+  std::vector<inflight> calls;
+  calls.reserve(todo.size());
+  for (auto r : todo) {
+    probe.range = r;
+    calls.push_back(begin_phase(r, other_slots(r), probe));
+  }
+  std::set<std::size_t> silent;  // member indexes the pass could not use
+  auto& members = placement_.members();
+  for (std::size_t i = 0; i < todo.size(); ++i) {  // end_phase returns at once when stopping
+    auto range = todo[i];
+    auto& replicas = placement_.replicas(range);
+    auto others = other_slots(range);
+    // Wait for every other replica, or for enough ready ones for rule 1.
+    auto ph = end_phase(calls[i], need, deadline);
+    if (ctx_.stopping.load()) continue;  // still drain the pending entries
+    std::vector<std::size_t> ready_slots, unusable;
+    std::size_t not_ready = 0;
+    for (auto s : others) {
+      auto& rep = ph.replies[s];
+      if (rep && rep->code == wire::status::ok)
+        ready_slots.push_back(s);
+      else if (rep && rep->code == wire::status::not_ready)
+        ++not_ready;
+      else
+        unusable.push_back(s);
+    }
+    bool census = ready_slots.size() + not_ready == others.size();
+    // Copy the range completely from every replica that answered ready, if one of the
+    // rules can hold with these answers (else try again next pass).
+    std::size_t copied = 0;
+    if (ready_slots.size() >= need || census)
+      for (auto s : ready_slots) {
+        if (pull_range(range, s, steady::now() + opts_.timeout))
+          ++copied;
+        else
+          unusable.push_back(s);
+      }
+    // Ready when (1) a recovery quorum of ready replicas was copied completely, or (2)
+    // every other replica answered, and every one of them that is ready was copied: then
+    // this node holds everything any ready replica holds (docs/strong.md, "Crash
+    // recovery"). (2) with no ready replica at all is the bootstrap of a fresh cluster.
+    if (copied >= need || (census && copied == ready_slots.size())) {
+      replica_.set_ready(range, true);
+      if (copied == 0)
+        ctx_.counters.ranges_bootstrapped.fetch_add(1, std::memory_order_relaxed);
+      else
+        ctx_.counters.ranges_recovered.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      for (auto s : unusable) silent.insert(replicas[s]);
+    }
+  }
+  std::lock_guard<std::mutex> g{progress_mtx_};
+  waiting_on_.clear();
+  for (auto m : silent) waiting_on_.push_back(members[m]);
+}
+
+void strong_coordinator::anti_entropy_round() {
+  // Digests of every ready range from every other replica, all at once with one deadline
+  // (a silent replica costs one timeout per round, not one per range); then pull the
+  // ranges that differ.
+  std::vector<std::uint32_t> ranges;
+  for (std::uint32_t r = 0; r < placement_.ranges(); ++r)
+    if (placement_.is_replica(r) && replica_.ready(r) && !other_slots(r).empty())
+      ranges.push_back(r);
   auto deadline = steady::now() + opts_.timeout;
   wire::request req;
   req.what = wire::op::digest;
-  req.range = range;
-  auto ph = run_phase(range, others, req, others.size(), deadline);
-  auto mine = replica_.digest(range);
-  for (auto s : others) {
-    auto& rep = ph.replies[s];
-    if (!rep || rep->code != wire::status::ok || rep->digest == mine) continue;
-    // Differ: pull theirs (they pull ours in their own round); the merge keeps the newest.
-    ctx_.counters.anti_entropy_pulls.fetch_add(1, std::memory_order_relaxed);
-    pull_range(range, s, deadline + opts_.timeout);
+  std::vector<inflight> calls;
+  calls.reserve(ranges.size());
+  for (auto r : ranges) {
+    req.range = r;
+    calls.push_back(begin_phase(r, other_slots(r), req));
+  }
+  for (std::size_t i = 0; i < ranges.size(); ++i) {
+    auto range = ranges[i];
+    auto others = other_slots(range);
+    auto ph = end_phase(calls[i], others.size(), deadline);
+    if (ctx_.stopping.load()) continue;  // still drain the pending entries
+    auto mine = replica_.digest(range);
+    for (auto s : others) {
+      auto& rep = ph.replies[s];
+      if (!rep || rep->code != wire::status::ok || rep->digest == mine) continue;
+      // Differ: pull theirs (they pull ours in their own round); the merge keeps the newest.
+      ctx_.counters.anti_entropy_pulls.fetch_add(1, std::memory_order_relaxed);
+      pull_range(range, s, steady::now() + opts_.timeout);
+    }
   }
 }
 
 void strong_coordinator::maintenance() {
   std::mt19937_64 rng{ctx_.incarnation};
   auto next_ae = steady::now() + opts_.anti_entropy_interval;
+  auto next_report = steady::now() + std::chrono::seconds{5};
+  bool caught_up = false;
   for (;;) {
     {
       std::unique_lock<std::mutex> lk{maint_mtx_};
@@ -535,12 +582,40 @@ void strong_coordinator::maintenance() {
       if (stopped_) return;
     }
     // Catch up ranges this replica does not hold yet (after a start or restart).
-    for (std::uint32_t r = 0; r < placement_.ranges() && !ctx_.stopping.load(); ++r)
-      if (placement_.is_replica(r) && !replica_.ready(r)) recover_range(r);
+    if (!caught_up) {
+      recover_ranges();
+      if (recovered()) {
+        caught_up = true;
+        auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - started_at_)
+                      .count();
+        {
+          std::lock_guard<std::mutex> g{progress_mtx_};
+          catch_up_ms_ = ms;
+          waiting_on_.clear();
+        }
+        log()->info("strong: every replicated range caught up, {} ms after start", ms);
+      } else if (steady::now() >= next_report) {
+        next_report = steady::now() + std::chrono::seconds{5};
+        std::string waiting;
+        {
+          std::lock_guard<std::mutex> g{progress_mtx_};
+          for (auto& w : waiting_on_) waiting += (waiting.empty() ? "" : ", ") + w;
+        }
+        std::size_t replicated = 0, ready = 0;
+        for (std::uint32_t r = 0; r < placement_.ranges(); ++r)
+          if (placement_.is_replica(r)) {
+            ++replicated;
+            ready += replica_.ready(r);
+          }
+        log()->warn(
+            "strong: still catching up: {} of {} ranges ready; replicas not answering or "
+            "not copied in the last pass: {}",
+            ready, replicated, waiting.empty() ? "none (waiting for ready replicas)" : waiting);
+      }
+    }
     if (opts_.anti_entropy_interval.count() > 0 && steady::now() >= next_ae) {
       ctx_.counters.anti_entropy_rounds.fetch_add(1, std::memory_order_relaxed);
-      for (std::uint32_t r = 0; r < placement_.ranges() && !ctx_.stopping.load(); ++r)
-        if (placement_.is_replica(r) && replica_.ready(r)) anti_entropy_range(r);
+      anti_entropy_round();
       // Jitter, so replicas do not all compare at the same instant.
       auto base = opts_.anti_entropy_interval.count();
       next_ae = steady::now() +
@@ -568,6 +643,11 @@ std::string strong_coordinator::status_json() const {
   j["ready_ranges"] = ready;
   j["recovered"] = ready == replicated;
   j["keys"] = replica_.key_count();
+  {
+    std::lock_guard<std::mutex> g{progress_mtx_};
+    j["catch_up_ms"] = catch_up_ms_;
+    j["waiting_on"] = waiting_on_;
+  }
   std::size_t connected = 0;
   for (auto& p : ctx_.peers) connected += p->connected.load();
   j["peers_connected"] = connected;

@@ -103,8 +103,21 @@ class strong_coordinator {
     std::vector<std::optional<wire::reply>> replies;  ///< by replica slot
     std::size_t ok = 0;
   };
-  /// Sends `req` (id filled in per slot) to the replicas in `slots` of `range` and waits
-  /// until `need` of them answered ok, all answered, or the deadline passed.
+  /// A phase whose requests are sent and whose replies are still coming in.
+  struct inflight {
+    std::shared_ptr<pending_call> call;
+    std::vector<std::uint64_t> ids;  ///< registered in ctx_.pending
+    std::size_t slots = 0;
+  };
+  /// Sends `req` (id filled in per slot) to the replicas in `slots` of `range`; the local
+  /// replica (if among them) answers at once.
+  inflight begin_phase(std::uint32_t range, const std::vector<std::size_t>& slots,
+                       const wire::request& req);
+  /// Waits until `need` replies are ok, all answered, or the deadline passed. Many phases
+  /// (one per range) can be begun first and ended one after the other with one deadline:
+  /// a silent replica then costs one timeout for all of them, not one per range.
+  phase end_phase(inflight& f, std::size_t need, std::chrono::steady_clock::time_point deadline);
+  /// begin_phase + end_phase.
   phase run_phase(std::uint32_t range, const std::vector<std::size_t>& slots,
                   const wire::request& req, std::size_t need,
                   std::chrono::steady_clock::time_point deadline);
@@ -113,8 +126,13 @@ class strong_coordinator {
   status write_quorum(std::string_view key, strong_record rec);
 
   void maintenance();
-  void recover_range(std::uint32_t range);
-  void anti_entropy_range(std::uint32_t range);
+  /// One catch-up pass over every range this replica does not hold yet (docs/strong.md,
+  /// "Crash recovery").
+  void recover_ranges();
+  /// One anti-entropy round over every ready range.
+  void anti_entropy_round();
+  /// Slots of the other replicas of `range`.
+  std::vector<std::size_t> other_slots(std::uint32_t range) const;
   /// Copies every record of `range` from the replica in `slot` (all pages). False when the
   /// replica did not answer ok to every page.
   bool pull_range(std::uint32_t range, std::size_t slot,
@@ -133,6 +151,13 @@ class strong_coordinator {
   std::condition_variable maint_cv_;
   bool stopped_ = false;
   bool started_ = false;
+
+  // Catch-up progress, for the status and the logs (maintenance thread writes, status
+  // reads: guarded by progress_mtx_).
+  mutable std::mutex progress_mtx_;
+  std::chrono::steady_clock::time_point started_at_{};
+  std::int64_t catch_up_ms_ = -1;        ///< start to every range ready; -1 = not yet
+  std::vector<std::string> waiting_on_;  ///< replicas the last pass could not use
 };
 
 }  // namespace warp::detail
