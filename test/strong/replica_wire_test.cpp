@@ -63,7 +63,7 @@ TEST_CASE("a replica keeps the newest version of each key, whatever the arrival 
   }
 }
 
-TEST_CASE("an older version never replaces a newer one; equal versions are no change") {
+TEST_CASE("an older version never replaces a newer one, and equal versions are no change") {
   strong_replica r{1, true};
   CHECK(r.apply(0, "k", value(5, 1, "new")));
   CHECK_FALSE(r.apply(0, "k", value(4, 9, "old")));
@@ -83,7 +83,7 @@ TEST_CASE("an older version never replaces a newer one; equal versions are no ch
   CHECK(expiring.absent(1000));
 }
 
-TEST_CASE("dump pages through a range in key order; digests differ when versions differ") {
+TEST_CASE("dump pages through a range in key order, and digests differ when versions differ") {
   strong_replica r{1, true};
   for (int i = 0; i < 100; ++i)
     r.apply(0, "key" + std::to_string(1000 + i), value(static_cast<std::uint64_t>(i + 1), 1, "v"));

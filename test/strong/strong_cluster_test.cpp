@@ -119,7 +119,7 @@ TEST_CASE("strong keys: losing the quorum gives a distinct error, never a false 
 }
 
 TEST_CASE(
-    "strong keys: restarted replicas catch up before voting; two successive restarts lose "
+    "strong keys: restarted replicas catch up before voting, and two successive restarts lose "
     "nothing") {
   local_cluster c{3};
   REQUIRE(c.wait_recovered());
