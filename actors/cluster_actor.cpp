@@ -1,8 +1,5 @@
 #include "actors/cluster_actor.hpp"
 
-#include <netdb.h>
-#include <sys/socket.h>
-
 #include <charconv>
 #include <chrono>
 #include <optional>
@@ -16,6 +13,7 @@
 
 #include "actors/range_actor.hpp"
 #include "bus/envelope.hpp"
+#include "runtime/src/discovery.hpp"
 #include "runtime/src/membership.hpp"
 #include "warp/l1.hpp"
 
@@ -72,27 +70,6 @@ std::optional<std::pair<std::string, std::uint16_t>> split(const std::string& ad
   return std::pair{host, static_cast<std::uint16_t>(port)};
 }
 
-/// A/AAAA records of `name`, as HOST:PORT strings (blocking: runs on the work pool).
-std::vector<std::string> resolve(const std::string& name, std::uint16_t port) {
-  std::vector<std::string> out;
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* res = nullptr;
-  if (getaddrinfo(name.c_str(), nullptr, &hints, &res) != 0) return out;
-  for (auto* ai = res; ai; ai = ai->ai_next) {
-    char host[NI_MAXHOST];
-    if (getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof host, nullptr, 0, NI_NUMERICHOST) !=
-        0)
-      continue;
-    std::string h = host;
-    if (ai->ai_family == AF_INET6) h = "[" + h + "]";
-    auto a = h + ":" + std::to_string(port);
-    if (std::find(out.begin(), out.end(), a) == out.end()) out.push_back(std::move(a));
-  }
-  freeaddrinfo(res);
-  return out;
-}
-
 class cluster_logic {
  public:
   explicit cluster_logic(cluster_actor* self) : self_(self), st_(self->state), ctx_(*st_.ctx) {}
@@ -140,18 +117,16 @@ class cluster_logic {
       self_->send(hdl, heartbeat_atom::value, std::move(*bytes));
   }
 
+  /// DNS discovery (runtime/src/discovery.*): blocking, so on the work pool. Errors are
+  /// logged there and add no peers; nobody is ever removed, so the view stays as it was.
   void discover() {
-    auto name = ctx_.opts.discovery_dns;
-    std::uint16_t port = 0;
-    if (auto hp = split(name)) {
-      name = hp->first;
-      port = hp->second;
-    } else if (auto own = split(ctx_.address)) {
-      port = own->second;
-    }
-    if (port == 0) return;
+    auto own = split(ctx_.address);
+    std::uint16_t port = own ? own->second : 0;
     auto me = caf::actor_cast<caf::actor>(self_);
-    ctx_.pool->post([me, name, port] { caf::anon_send(me, dns_atom::value, resolve(name, port)); });
+    ctx_.pool->post(
+        [me, spec = ctx_.opts.discovery_dns, server = ctx_.opts.discovery_dns_server, port] {
+          caf::anon_send(me, dns_atom::value, detail::discover_peers(spec, server, port));
+        });
   }
 
   void learned(const std::vector<std::string>& addrs) {

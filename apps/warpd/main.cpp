@@ -52,7 +52,8 @@ std::string metavar(const warpd::option_def& def) {
   if (key == "warp.log-level") return "LEVEL";
   if (key == "warp.name") return "NAME";
   if (key == "warp.resp-password") return "PASSWORD";
-  if (key == "warp.discovery-dns") return "NAME[:PORT]";
+  if (key == "warp.discovery-dns") return "NAME[:PORT]|srv:NAME";
+  if (key == "warp.discovery-dns-server") return "HOST[:PORT]";
   if (def.kind == warpd::opt_kind::duration || def.kind == warpd::opt_kind::duration_us)
     return "DUR";
   if (def.kind == warpd::opt_kind::boolean) return "BOOL";
@@ -135,6 +136,7 @@ std::string effective_config_json(const warpd::settings& s) {
   doc["cluster"] = {
       {"discovery_dns", c.discovery_dns},
       {"discovery_interval_ms", c.discovery_interval.count()},
+      {"discovery_dns_server", c.discovery_dns_server},
       {"heartbeat_interval_ms", c.heartbeat_interval.count()},
       {"failure_timeout_ms", c.failure_timeout.count()},
       {"ranges", c.ranges},

@@ -11,6 +11,7 @@
 
 #include "actors/control_actor.hpp"
 #include "bus/envelope.hpp"
+#include "runtime/src/discovery.hpp"
 #include "warp/pattern.hpp"
 
 namespace warpd {
@@ -179,12 +180,14 @@ warp::status validate_cluster(const warp::node_config& n) {
   if (!c.discovery_dns.empty()) {
     if (n.listen.empty())
       return bad("discovery-dns: needs a listener (--listen): peers reach a node there");
-    // NAME or NAME:PORT; with a port it must be a valid endpoint.
-    if (c.discovery_dns.find(':') != std::string::npos) {
-      auto ep = parse_endpoint(c.discovery_dns);
-      if (!ep || ep->first.empty() || ep->second == 0)
-        return bad("discovery-dns: expected NAME or NAME:PORT, got '" + c.discovery_dns + "'");
-    }
+    // NAME, NAME:PORT (A/AAAA) or srv:NAME (SRV): the parser discovery itself uses.
+    if (auto spec = warp::detail::parse_discovery_spec(c.discovery_dns); !spec)
+      return bad("discovery-dns: " + spec.err().message());
+  }
+  if (!c.discovery_dns_server.empty()) {
+    if (c.discovery_dns.empty()) return bad("discovery-dns-server: only used with --discovery-dns");
+    if (auto s = warp::detail::parse_dns_server(c.discovery_dns_server); !s)
+      return bad("discovery-dns-server: " + s.err().message());
   }
   if (c.discovery_interval.count() <= 0) return bad("discovery-interval: must be positive");
   if (c.heartbeat_interval.count() <= 0) return bad("heartbeat-interval: must be positive");
@@ -269,10 +272,14 @@ const std::vector<option_def>& option_table() {
        "Worker threads of the actor system (CAF's scheduler.max-threads)"},
       // -- cluster (node_config.cluster, docs/cluster.md); fallbacks = cluster_options' --
       {"warp.discovery-dns", "--discovery-dns", opt_kind::string, "",
-       "DNS discovery: NAME or NAME:PORT; every A/AAAA record is a peer (PORT defaults to "
-       "this node's listen port); empty = off"},
+       "DNS discovery: NAME or NAME:PORT (every A/AAAA record is a peer; PORT defaults to "
+       "this node's listen port) or srv:NAME (every SRV record is a peer at its target and "
+       "port); empty = off"},
       {"warp.discovery-interval", "--discovery-interval", opt_kind::duration, "10s",
        "How often the discovery name is re-resolved"},
+      {"warp.discovery-dns-server", "--discovery-dns-server", opt_kind::string, "",
+       "DNS server discovery asks, HOST[:PORT] (IPv4, port 53 by default); empty = the "
+       "system resolver"},
       {"warp.heartbeat-interval", "--heartbeat-interval", opt_kind::duration, "200ms",
        "How often a node tells every peer it is alive"},
       {"warp.failure-timeout", "--failure-timeout", opt_kind::duration, "2s",
@@ -431,6 +438,7 @@ warp::result<settings> build_settings(const warpd_config& cfg) {
   auto& c = n.cluster;
   WARPD_READ(c.discovery_dns, rd.str("warp.discovery-dns"));
   WARPD_READ(c.discovery_interval, rd.duration("warp.discovery-interval"));
+  WARPD_READ(c.discovery_dns_server, rd.str("warp.discovery-dns-server"));
   WARPD_READ(c.heartbeat_interval, rd.duration("warp.heartbeat-interval"));
   WARPD_READ(c.failure_timeout, rd.duration("warp.failure-timeout"));
   WARPD_READ(c.ranges, rd.size("warp.ranges"));

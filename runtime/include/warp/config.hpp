@@ -24,10 +24,17 @@ struct limits {
 /// on when the node listens and has peers (static seeds or DNS discovery); a lone node
 /// with a listener still answers peers that contact it.
 struct cluster_options {
-  /// DNS discovery: `NAME` or `NAME:PORT`; every A/AAAA record of NAME (re-resolved every
-  /// `discovery_interval`) is contacted at PORT (default: this node's listen port).
+  /// DNS discovery, re-resolved every `discovery_interval` (empty = off):
+  ///   `NAME` or `NAME:PORT`: every A/AAAA record of NAME is a peer at PORT (default: this
+  ///   node's listen port);
+  ///   `srv:NAME`: every SRV record of NAME (e.g. `srv:_warp._tcp.example.com`) is a peer
+  ///   at the record's target and port.
+  /// A failed lookup is logged and changes nothing: peers are only ever added by DNS.
   std::string discovery_dns;
   std::chrono::milliseconds discovery_interval{10000};
+  /// DNS server for discovery, `HOST` or `HOST:PORT` (IPv4, port 53 by default); empty =
+  /// the system resolver (resolv.conf for SRV, getaddrinfo for A/AAAA).
+  std::string discovery_dns_server;
   /// How often a node tells every peer it is alive.
   std::chrono::milliseconds heartbeat_interval{200};
   /// A peer not heard from for half of this is `suspect`, for all of it `down`.
