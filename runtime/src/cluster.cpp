@@ -19,7 +19,8 @@ namespace warp::detail {
 
 namespace {
 
-constexpr std::size_t max_tombstones = 100'000;
+// Recent invalidations: a direct-mapped table (no allocation per record on the receive path).
+constexpr std::size_t tombstone_slots = std::size_t{1} << 16;
 constexpr std::int64_t tombstone_ms = 60'000;
 
 std::int64_t l1_expiry(std::int64_t value_expiry, const key_policy& policy) {
@@ -100,23 +101,21 @@ void cluster::published(std::string_view key, version ver, std::int64_t expires_
 }
 
 void cluster::remember_tombstone(const std::string& key, version ver) {
+  if (tombstones_.empty()) tombstones_.resize(tombstone_slots);
+  auto h = stable_hash(key);
+  auto& slot = tombstones_[h & (tombstone_slots - 1)];
   auto now = now_ms();
-  while (!tomb_order_.empty() && (tomb_order_.size() >= max_tombstones ||
-                                  now - tomb_order_.front().second > tombstone_ms)) {
-    auto& [k, t] = tomb_order_.front();
-    if (auto it = tombstones_.find(k); it != tombstones_.end() && it->second.second == t)
-      tombstones_.erase(it);
-    tomb_order_.pop_front();
-  }
-  auto& slot = tombstones_[key];
-  if (slot.first < ver) slot.first = ver;
-  slot.second = now;
-  tomb_order_.emplace_back(key, now);
+  // Same key: keep the newest version. Another key (or an expired one): replace it; its
+  // tombstone is lost early, which only re-opens the (millisecond) reordering window.
+  if (slot.hash == h && now - slot.at_ms <= tombstone_ms && ver < slot.ver) return;
+  slot = {h, ver, now};
 }
 
 bool cluster::tombstoned(const std::string& key, version ver) {
-  auto it = tombstones_.find(key);
-  return it != tombstones_.end() && ver <= it->second.first;
+  if (tombstones_.empty()) return false;
+  auto h = stable_hash(key);
+  auto& slot = tombstones_[h & (tombstone_slots - 1)];
+  return slot.hash == h && now_ms() - slot.at_ms <= tombstone_ms && !(slot.ver < ver);
 }
 
 void cluster::apply(const bus::change_batch& batch) {

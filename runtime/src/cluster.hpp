@@ -5,7 +5,7 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
+#include <vector>
 #include <memory>
 #include <optional>
 #include <string>
@@ -64,8 +64,13 @@ class cluster {
   bool stopped_ = false;
   // Recent invalidations (actor thread only): a hydration older than an invalidation of
   // the same key that arrived first (from another sender) must not resurrect the key.
-  std::unordered_map<std::string, std::pair<version, std::int64_t>> tombstones_;
-  std::deque<std::pair<std::string, std::int64_t>> tomb_order_;
+  // Slots by key hash, allocated on the first invalidation received.
+  struct tombstone {
+    std::uint64_t hash = 0;
+    version ver;
+    std::int64_t at_ms = 0;
+  };
+  std::vector<tombstone> tombstones_;
   // The newest clear seen (actor thread only): a record not newer than it describes a key
   // storage no longer holds, whatever order the records arrived in.
   version clear_bound_{};
