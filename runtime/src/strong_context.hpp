@@ -4,7 +4,7 @@
 //
 // Threads: coordinator calls run on the callers' threads (node::get/set/remove) and on the
 // maintenance thread; they queue requests per peer and block on their call. The quorum
-// actor (detached: a thread of its own) sends the queued requests as batches, answers
+// actor (scheduled, never blocking) sends the queued requests as batches, answers
 // peers' requests from the local replica, and hands replies to the waiting calls.
 #pragma once
 
