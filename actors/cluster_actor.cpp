@@ -49,6 +49,8 @@ struct cluster_state {
   steady::time_point rate_since{};
   double rate = 0;
   std::int64_t last_dns_ms = 0;
+  /// A discovery lookup is on the work pool (a slow DNS server never stacks up lookups).
+  bool dns_in_flight = false;
   /// Fetches held unanswered while ctx->serve_fetches is off (a test's paused owner).
   std::vector<caf::response_promise> held_fetches;
   static inline const char* name = "warp.cluster";
@@ -120,6 +122,8 @@ class cluster_logic {
   /// DNS discovery (runtime/src/discovery.*): blocking, so on the work pool. Errors are
   /// logged there and add no peers; nobody is ever removed, so the view stays as it was.
   void discover() {
+    if (st_.dns_in_flight) return;
+    st_.dns_in_flight = true;
     auto own = split(ctx_.address);
     std::uint16_t port = own ? own->second : 0;
     auto me = caf::actor_cast<caf::actor>(self_);
@@ -130,6 +134,7 @@ class cluster_logic {
   }
 
   void learned(const std::vector<std::string>& addrs) {
+    st_.dns_in_flight = false;
     for (auto& a : addrs) st_.members->learn(a);
   }
 
