@@ -385,11 +385,9 @@ std::string cluster_prometheus_text(node& n) {
   line("warp_cluster_owner_fetches_total", "counter", "Misses answered by the range owner.",
        s.owner_fetches);
   line("warp_cluster_replica_fetches_total", "counter",
-       "Misses answered by a standby replica because the owner did not answer.",
-       s.replica_fetches);
+       "Misses answered by a standby replica because the owner did not answer.", s.replica_fetches);
   line("warp_cluster_owner_fetch_fallbacks_total", "counter",
-       "Misses that fell back to storage (no owner or standby answered).",
-       s.owner_fetch_fallbacks);
+       "Misses that fell back to storage (no owner or standby answered).", s.owner_fetch_fallbacks);
   line("warp_cluster_owner_fetches_served_total", "counter", "Remote misses answered as owner.",
        s.owner_fetches_served);
   return out;

@@ -5,12 +5,12 @@
 #pragma once
 
 #include <cstdint>
-#include <vector>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "actors/cluster_context.hpp"
 #include "bus/caf_bus.hpp"

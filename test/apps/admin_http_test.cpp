@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "support/process.hpp"
+#include "support/view.hpp"
 #include "test/apps/warpd_fixture.hpp"
 #include "warp/metrics.hpp"
 #include "warp/node.hpp"
@@ -141,7 +142,7 @@ TEST_CASE("warpd serves /healthz, /metrics, /admin/stats and /admin/config") {
 }
 
 TEST_CASE(
-    "a clustered warpd's /metrics adds the cluster families and passes promtool; /admin/cluster") {
+    "a clustered warpd's /metrics adds the cluster families and passes promtool, /admin/cluster") {
   temp_dir dir{"warpd-http-cluster"};
   std::vector<std::uint16_t> ports{free_port(), free_port()};
   std::vector<std::unique_ptr<warpd_process>> nodes;
@@ -159,11 +160,7 @@ TEST_CASE(
   auto up_in_a = [&] {
     auto r = http_get(a.http_port(), "/admin/cluster");
     if (!r || r->status != 200) return std::size_t{0};
-    auto doc = json::parse(r->body, nullptr, false);
-    std::size_t up = 0;
-    if (!doc.is_discarded())
-      for (auto& m : doc["members"]) up += m.value("state", "") == "up";
-    return up;
+    return members_in_state(parse_view(r->body), "up");
   };
   auto deadline = std::chrono::steady_clock::now() + 30s;
   while (up_in_a() != 2 && std::chrono::steady_clock::now() < deadline)

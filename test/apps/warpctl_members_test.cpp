@@ -11,7 +11,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "support/eventually.hpp"
 #include "support/process.hpp"
+#include "support/view.hpp"
 #include "test/apps/warpd_fixture.hpp"
 
 using namespace std::chrono_literals;
@@ -19,16 +21,6 @@ using nlohmann::json;
 using namespace warp::test;
 
 namespace {
-
-template <class F>
-bool eventually(F&& cond, std::chrono::milliseconds timeout = 30s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(100ms);
-  }
-  return cond();
-}
 
 // State of the member named `name` in `d`'s view ("" when absent or unreachable).
 std::string state_of(const warpd_process& d, const std::string& name) {
@@ -44,17 +36,13 @@ std::string state_of(const warpd_process& d, const std::string& name) {
 std::size_t up_count(const warpd_process& d) {
   auto r = d.ctl({"--json", "members"});
   if (r.exit_code != 0) return 0;
-  auto doc = json::parse(r.out, nullptr, false);
-  if (doc.is_discarded()) return 0;
-  std::size_t n = 0;
-  for (auto& m : doc["members"]) n += m.value("state", "") == "up";
-  return n;
+  return members_in_state(parse_view(r.out), "up");
 }
 
 }  // namespace
 
 TEST_CASE(
-    "warpctl members: a 3-node cluster converges to up; a killed node turns suspect, then down") {
+    "warpctl members: a 3-node cluster converges to up, a killed node turns suspect, then down") {
   temp_dir dir{"warpctl-members"};
   std::vector<std::uint16_t> ports{free_port(), free_port(), free_port()};
   std::vector<std::unique_ptr<warpd_process>> nodes;
@@ -132,7 +120,7 @@ TEST_CASE(
   }
 }
 
-TEST_CASE("warpctl members on a lone node shows itself; a closed port exits 3") {
+TEST_CASE("warpctl members on a lone node shows itself, a closed port exits 3") {
   temp_dir dir{"warpctl-members-lone"};
   warpd_process d{{"--storage", "memory", "--data-dir", dir.str() + "/data", "--name", "solo"}};
   REQUIRE(d.wait_ready());

@@ -93,7 +93,7 @@ TEST_CASE("warpd rejects bad cluster and sidecar option values, naming the optio
   }
 }
 
-TEST_CASE("cluster and sidecar flags reach the node; the config file sets them too") {
+TEST_CASE("cluster and sidecar flags reach the node, the config file sets them too") {
   temp_dir dir{"warpd-clusteropts"};
   SECTION("flags") {
     warpd_process d{{"--storage",

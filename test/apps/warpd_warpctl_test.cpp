@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "support/eventually.hpp"
 #include "support/process.hpp"
 #include "test/apps/warpd_fixture.hpp"
 
@@ -19,16 +20,6 @@ using namespace warp::test;
 namespace {
 
 // Polls `cond` for up to `timeout`: TTLs and restarts take however long the box needs.
-template <class F>
-bool eventually(F&& cond, std::chrono::milliseconds timeout = 20s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return cond();
-}
-
 std::vector<std::string> memory_args(const temp_dir& dir) {
   return {"--storage", "memory", "--data-dir", dir.str() + "/data", "--name", "itest"};
 }

@@ -10,6 +10,7 @@
 #include "bus/envelope.hpp"
 #include "node/counting_storage.hpp"
 #include "runtime/src/cluster.hpp"
+#include "support/eventually.hpp"
 #include "support/process.hpp"
 #include "warp/cluster.hpp"
 #include "warp/node.hpp"
@@ -19,15 +20,7 @@ using warp::errc;
 
 namespace {
 
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds limit = 10s) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return pred();
-}
+using warp::test::eventually;
 
 std::string value_of(warp::node& n, const std::string& key) {
   auto v = n.get(key);
@@ -107,7 +100,7 @@ warp::bus::change_batch batch_of(std::vector<warp::bus::change_record> recs) {
 
 }  // namespace
 
-TEST_CASE("three nodes converge; a write invalidates the other nodes' L1") {
+TEST_CASE("three nodes converge, a write invalidates the other nodes' L1") {
   cluster_fixture f{3};
   auto& a = *f.nodes[0];
   auto& b = *f.nodes[1];
@@ -185,7 +178,7 @@ TEST_CASE("newer wins whatever the arrival order") {
   }
 }
 
-TEST_CASE("a clear on one node empties every node's L1; older records arriving late stay out") {
+TEST_CASE("a clear on one node empties every node's L1, older records arriving late stay out") {
   cluster_fixture f{3};
   auto& a = *f.nodes[0];
   REQUIRE(a.set("h:1", "hydrated", 60s).ok());
@@ -209,8 +202,7 @@ TEST_CASE("a clear on one node empties every node's L1; older records arriving l
   f.nodes[2]->unwatch(id);
   // A hydration written before the clear, delayed in flight (another sender), must not
   // put back a value storage no longer has.
-  f.cl(1).apply(
-      batch_of({{"h:1", before_clear, 0, warp::bus::record_kind::value, "hydrated"}}));
+  f.cl(1).apply(batch_of({{"h:1", before_clear, 0, warp::bus::record_kind::value, "hydrated"}}));
   CHECK_FALSE(f.nodes[1]->l1().contains("h:1"));
   // Writes after the clear propagate as before.
   REQUIRE(a.set("h:1", "again", 60s).ok());

@@ -10,6 +10,7 @@
 
 #include "actors/cluster_actor.hpp"
 #include "actors/control_actor.hpp"
+#include "support/view.hpp"
 
 namespace warp::test {
 
@@ -108,10 +109,7 @@ bool warpd_cluster::wait_converged(std::size_t up, std::chrono::milliseconds lim
         all = false;
         break;
       }
-      auto j = nlohmann::json::parse(*js, nullptr, false);
-      std::size_t n = 0;
-      for (auto& m : j["members"]) n += m["state"] == "up";
-      all = n == up;
+      all = members_in_state(parse_view(*js), "up") == up;
     }
     if (all) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));

@@ -7,21 +7,15 @@
 #include <nlohmann/json.hpp>
 
 #include "harness.hpp"
+#include "support/eventually.hpp"
+#include "support/view.hpp"
 
 using namespace std::chrono_literals;
 using warp::test::warpd_cluster;
 
 namespace {
 
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds limit = 15s) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return pred();
-}
+using warp::test::eventually;
 
 bool all_serve(warpd_cluster& c, const std::string& key, const std::string& value) {
   return eventually([&] {
@@ -77,10 +71,7 @@ TEST_CASE("warpd cluster: a paused node serves storage's value again soon after 
   auto sees_one_down = [&](std::size_t i) {
     auto js = c.members(i);
     if (!js) return false;
-    auto j = nlohmann::json::parse(*js, nullptr, false);
-    std::size_t down = 0;
-    for (auto& m : j["members"]) down += m["state"] == "down";
-    return down == 1;
+    return warp::test::members_in_state(warp::test::parse_view(*js), "down") == 1;
   };
   for (int i = 0; i < 300 && !(sees_one_down(0) && sees_one_down(2)); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));

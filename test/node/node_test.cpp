@@ -150,7 +150,7 @@ TEST_CASE("oversized keys and values are rejected with clear errors") {
   CHECK(f.store->stores == 1);
 }
 
-TEST_CASE("explicit TTLs expire values; pattern TTLs only bound the L1 copy") {
+TEST_CASE("explicit TTLs expire values, pattern TTLs only bound the L1 copy") {
   fixture f;
   REQUIRE(f.node->register_pattern("session:*", warp::mode::strong_local, 30ms).ok());
   REQUIRE(f.node->set("tmp", "x", 20ms).ok());

@@ -12,7 +12,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "support/eventually.hpp"
 #include "support/process.hpp"
+#include "support/view.hpp"
 #include "test/sidecar/resp_client.hpp"
 
 using namespace warp::test;
@@ -32,11 +34,7 @@ nlohmann::json members_json(std::uint16_t node_port) {
 
 // Members `up` in that node's view.
 std::size_t members_up(std::uint16_t node_port) {
-  auto doc = members_json(node_port);
-  if (doc.is_null()) return 0;
-  std::size_t up = 0;
-  for (auto& m : doc["members"]) up += m.value("state", "") == "up";
-  return up;
+  return members_in_state(members_json(node_port), "up");
 }
 
 // Change records that node has received from its peers.
@@ -44,16 +42,6 @@ std::uint64_t records_received(std::uint16_t node_port) {
   auto doc = members_json(node_port);
   if (doc.is_null()) return 0;
   return doc["stats"].value("records_received", std::uint64_t{0});
-}
-
-template <class F>
-bool eventually(F&& cond, std::chrono::milliseconds timeout = 30s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(100ms);
-  }
-  return cond();
 }
 
 }  // namespace
@@ -157,15 +145,6 @@ TEST_CASE("a tracking client on node B is invalidated even when B's L1 no longer
   CHECK(tracker.cmd({"GET", "k:e"}) == "v2");
 }
 
-// Members `down` in that node's view.
-static std::size_t members_down(std::uint16_t node_port) {
-  auto doc = members_json(node_port);
-  if (doc.is_null()) return 0;
-  std::size_t down = 0;
-  for (auto& m : doc["members"]) down += m.value("state", "") == "down";
-  return down;
-}
-
 // A change B never received (B was paused while A held it down, so A did not send it) must
 // still reach B's trackers once B notices the gap, also for a key B's L1 no longer holds:
 // such a key leaves nothing in L1 for the gap to drop.
@@ -184,7 +163,8 @@ TEST_CASE("after a gap, node B invalidates tracked keys its L1 no longer holds",
   CHECK(tracker.cmd({"GET", "k:g"}) == "v1");
   CHECK(plain_b.cmd({"GET", "k:other"}) == "x");  // evicts k:g from B's one-entry L1
   nodes.b->signal(SIGSTOP);
-  bool held_down = eventually([&] { return members_down(nodes.node_a) == 1; }, 20s);
+  bool held_down =
+      eventually([&] { return members_in_state(members_json(nodes.node_a), "down") == 1; }, 20s);
   if (held_down) CHECK(on_a.cmd({"SET", "k:g", "v2"}) == "OK");  // never sent to B
   nodes.b->signal(SIGCONT);
   REQUIRE(held_down);
