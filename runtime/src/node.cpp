@@ -123,6 +123,23 @@ result<std::unique_ptr<node>> node::start_impl(std::unique_ptr<impl> p) {
     if (!host.has_middleman())
       return error{errc::invalid_argument,
                    "the host actor system has no middleman: load caf::io::middleman to listen"};
+    // Peers dial the address we listen on, with the port actually bound.
+    auto address_of = [&](std::uint16_t port) {
+      if (endpoint->first.find(':') != std::string::npos)
+        return "[" + endpoint->first + "]:" + std::to_string(port);
+      return endpoint->first + ":" + std::to_string(port);
+    };
+    // strong_distributed keys must reach the quorum coordinator from the very first
+    // request: without it they would take the local path (L1 + local storage), where a set
+    // is acknowledged without a quorum and the control actor's L1 fast path would keep
+    // answering that value. So the coordinator exists before the control actor is
+    // published (a port of 0 is only known after publish; such a node cannot be in other
+    // nodes' member lists anyway).
+    bool strong = detail::strong_coordinator::wanted(st.config);
+    if (strong && endpoint->second != 0) {
+      st.strong = std::make_unique<detail::strong_coordinator>(st, address_of(endpoint->second));
+      st.strong->start();
+    }
     st.control = actors::spawn_control_actor(host, *n);
     auto port =
         host.middleman().publish(st.control, endpoint->second, endpoint->first.c_str(), true);
@@ -130,14 +147,11 @@ result<std::unique_ptr<node>> node::start_impl(std::unique_ptr<impl> p) {
       return error{errc::unreachable,
                    "cannot listen on " + st.config.listen + ": " + host.render(port.error())};
     st.listen_port = *port;
-    // Peers dial the address we listen on, with the port actually bound.
-    auto address = endpoint->first + ":" + std::to_string(st.listen_port);
-    if (endpoint->first.find(':') != std::string::npos)
-      address = "[" + endpoint->first + "]:" + std::to_string(st.listen_port);
+    auto address = address_of(st.listen_port);
     st.cluster = std::make_unique<detail::cluster>(*n, st, address);
     detail::register_cluster(*n, st.cluster.get());
     st.cluster->start();
-    if (detail::strong_coordinator::wanted(st.config)) {
+    if (strong && !st.strong) {
       st.strong = std::make_unique<detail::strong_coordinator>(st, address);
       st.strong->start();
     }
