@@ -827,12 +827,15 @@ void cmd_mset(context& ctx) {
     ctx.w.error("ERR wrong number of arguments for 'mset' command");
     return;
   }
-  // One node.set per pair: each key is atomic, the set of keys is not (no multi-key
-  // transaction across key ranges).
-  for (std::size_t i = 1; i + 1 < ctx.args.size(); i += 2) {
-    auto st = ctx.n.set_at(ctx.args[i], ctx.args[i + 1], 0);
-    if (!st.ok()) return reply_error(ctx.w, st);
-  }
+  // One node.set_many: one pass over the write stripes, storage and L1. Each key is
+  // atomic, the set of keys is not (no multi-key transaction across key ranges).
+  thread_local std::vector<kv_write> pairs;
+  pairs.clear();
+  for (std::size_t i = 1; i + 1 < ctx.args.size(); i += 2)
+    pairs.push_back({ctx.args[i], ctx.args[i + 1], 0});
+  auto st = ctx.n.set_many(pairs);
+  pairs.clear();
+  if (!st.ok()) return reply_error(ctx.w, st);
   ctx.w.simple("OK");
 }
 
@@ -971,39 +974,57 @@ void cmd_persist(context& ctx) {
   ctx.w.integer(changed ? 1 : 0);
 }
 
+}  // namespace
+
+result<mutation> incr_step::operator()(const buffer* cur, std::int64_t cur_exp) {
+  std::int64_t v = 0;
+  if (cur && !parse_int64(**cur, v)) {
+    failed = fail::not_int;
+    return mutation::keep();
+  }
+  if ((delta > 0 && v > std::numeric_limits<std::int64_t>::max() - delta) ||
+      (delta < 0 && v < std::numeric_limits<std::int64_t>::min() - delta)) {
+    failed = fail::overflow;
+    return mutation::keep();
+  }
+  value = v + delta;
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), value);
+  (void)ec;
+  // INCR keeps the key's TTL, like Redis.
+  return mutation::put(std::string(buf, end), cur ? cur_exp : 0);
+}
+
+void incr_step::reply(resp_writer& w, const status& st) const {
+  if (!st.ok()) return reply_error(w, st);
+  if (failed == fail::not_int) return w.error(not_int);
+  if (failed == fail::overflow) return w.error("ERR increment or decrement would overflow");
+  w.integer(value);
+}
+
+void run_incr_batch(node& n, resp_writer& w, std::span<incr_step> steps) {
+  using fn_type = std::function<result<mutation>(const buffer*, std::int64_t)>;
+  // One pointer captured: each function fits std::function's inline storage (no malloc).
+  std::vector<fn_type> fns;
+  std::vector<node::update_item> items;
+  std::vector<status> out(steps.size());
+  fns.reserve(steps.size());
+  items.reserve(steps.size());
+  for (auto& s : steps)
+    fns.emplace_back([p = &s](const buffer* cur, std::int64_t exp) { return (*p)(cur, exp); });
+  for (std::size_t i = 0; i < steps.size(); ++i) items.push_back({steps[i].key, &fns[i]});
+  n.update_many(items, out);
+  for (std::size_t i = 0; i < steps.size(); ++i) steps[i].reply(w, out[i]);
+}
+
+namespace {
+
 void incr_common(context& ctx, std::int64_t delta) {
-  // One pointer captured: the callback fits std::function's inline storage (no malloc on
-  // the INCR path).
-  struct state {
-    std::int64_t delta;
-    enum class fail { none, not_int, overflow } failed = fail::none;
-    std::int64_t result = 0;
-  } st{delta};
-  auto r = ctx.n.update(ctx.args[1],
-                        [s = &st](const buffer* cur, std::int64_t cur_exp) -> result<mutation> {
-                          std::int64_t v = 0;
-                          if (cur && !parse_int64(**cur, v)) {
-                            s->failed = state::fail::not_int;
-                            return mutation::keep();
-                          }
-                          const std::int64_t d = s->delta;
-                          if ((d > 0 && v > std::numeric_limits<std::int64_t>::max() - d) ||
-                              (d < 0 && v < std::numeric_limits<std::int64_t>::min() - d)) {
-                            s->failed = state::fail::overflow;
-                            return mutation::keep();
-                          }
-                          s->result = v + d;
-                          char buf[24];
-                          auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), s->result);
-                          (void)ec;
-                          // INCR keeps the key's TTL, like Redis.
-                          return mutation::put(std::string(buf, end), cur ? cur_exp : 0);
-                        });
-  if (!r) return reply_error(ctx.w, r.err());
-  if (st.failed == state::fail::not_int) return ctx.w.error(not_int);
-  if (st.failed == state::fail::overflow)
-    return ctx.w.error("ERR increment or decrement would overflow");
-  ctx.w.integer(st.result);
+  incr_step step{ctx.args[1], delta};
+  auto r = ctx.n.update(ctx.args[1], [s = &step](const buffer* cur, std::int64_t cur_exp) {
+    return (*s)(cur, cur_exp);
+  });
+  step.reply(ctx.w, r ? status{} : status{r.err()});
 }
 void cmd_incr(context& ctx) {
   incr_common(ctx, 1);
@@ -1252,6 +1273,23 @@ struct lookup_table {
 };
 
 }  // namespace
+
+void run_set_batch(node& n, resp_writer& w, std::span<const kv_write> batch) {
+  if (auto st = n.set_many(batch); st.ok()) {
+    for (std::size_t i = 0; i < batch.size(); ++i) w.simple("OK");
+    return;
+  }
+  // Some pair failed: one write per SET, so each gets its own reply. Nothing was written
+  // when validation failed; after a storage error the pairs before it were, and writing
+  // them again is harmless (the same value, a newer version).
+  for (auto& kv : batch) {
+    auto st = n.set_at(kv.key, kv.value, kv.expires_at_ms);
+    if (st.ok())
+      w.simple("OK");
+    else
+      reply_error(w, st);
+  }
+}
 
 const std::vector<command_def>& commands() {
   return table;

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <limits>
 
 #include "sidecar/resp_server_impl.hpp"
 #include "warp/l1.hpp"
@@ -370,6 +371,7 @@ void server::process_input(client& c) {
     auto st = c.parser.parse(frame, consumed);
     if (st == resp_parser::status::incomplete) break;
     if (st == resp_parser::status::error) {
+      if (!batch_empty()) run_batch(c);
       ++protocol_errors;
       resp_writer w{c.out, c.proto};
       w.error("ERR " + c.parser.error());
@@ -381,6 +383,8 @@ void server::process_input(client& c) {
     c.parser.args(frame, argv_);
     start += consumed;
     if (argv_.empty()) continue;
+    if (try_batch(c, argv_)) continue;
+    if (!batch_empty()) run_batch(c);
     execute(c, argv_);
     if (!local_events_.empty()) dispatch_events();
     if (c.out.size() - c.out_pos > options_.max_output_buffer) {
@@ -389,7 +393,12 @@ void server::process_input(client& c) {
       return;
     }
   }
-  if (c.closed) return;
+  if (c.closed) {
+    set_batch_.clear();
+    incr_batch_.clear();
+    return;
+  }
+  if (!batch_empty()) run_batch(c);  // before consume(): the batch views c.in
   c.in.consume(start);
   c.in.shrink_if_idle(1024 * 1024);
 }
@@ -481,6 +490,61 @@ client* server::find_client(std::uint64_t id) {
 }
 
 // -- commands ------------------------------------------------------------------------------
+
+bool server::try_batch(client& c, std::span<const std::string_view> args) {
+  static const command_def* const set_cmd = find_command("set");
+  static const command_def* const incr_cmd = find_command("incr");
+  static const command_def* const decr_cmd = find_command("decr");
+  static const command_def* const incrby_cmd = find_command("incrby");
+  static const command_def* const decrby_cmd = find_command("decrby");
+  const std::string_view name = args[0];
+  const command_def* cmd = nullptr;
+  std::int64_t delta = 0;
+  if (args.size() == 3 && name.size() == 3 && same_name(name, "set")) {
+    cmd = set_cmd;
+  } else if (args.size() == 2 && name.size() == 4 && same_name(name, "incr")) {
+    cmd = incr_cmd, delta = 1;
+  } else if (args.size() == 2 && name.size() == 4 && same_name(name, "decr")) {
+    cmd = decr_cmd, delta = -1;
+  } else if (args.size() == 3 && name.size() == 6 &&
+             (same_name(name, "incrby") || same_name(name, "decrby"))) {
+    // A bad increment takes the ordinary path (and its error reply).
+    if (!parse_int64(args[2], delta) || delta == std::numeric_limits<std::int64_t>::min())
+      return false;
+    const bool up = same_name(name, "incrby");
+    cmd = up ? incrby_cmd : decrby_cmd;
+    if (!up) delta = -delta;
+  } else {
+    return false;
+  }
+  if (!c.authenticated || c.caching_left > 0 || (c.proto == 2 && c.subscriptions() > 0))
+    return false;
+  // Interest only changes on this thread (update_interest), between commands.
+  if (inbox_->interest.load(std::memory_order_relaxed)) return false;
+  const bool is_set = cmd == set_cmd;
+  if ((is_set && !incr_batch_.empty()) || (!is_set && !set_batch_.empty()) ||
+      set_batch_.size() + incr_batch_.size() >= max_batch)
+    run_batch(c);
+  mark_pending(c);
+  ++total_commands;
+  ++c.commands;
+  c.last_command = cmd;
+  if (is_set)
+    set_batch_.push_back({args[1], args[2], 0});
+  else
+    incr_batch_.push_back(incr_step{args[1], delta});
+  return true;
+}
+
+void server::run_batch(client& c) {
+  resp_writer w{c.out, c.proto};
+  current_client_ = c.id;
+  if (!set_batch_.empty()) run_set_batch(node_, w, set_batch_);
+  if (!incr_batch_.empty()) run_incr_batch(node_, w, incr_batch_);
+  current_client_ = 0;
+  set_batch_.clear();
+  incr_batch_.clear();
+}
 
 void server::execute(client& c, std::span<const std::string_view> args) {
   resp_writer w{c.out, c.proto};

@@ -135,6 +135,21 @@ struct command_def {
 /// The command table (resp_commands.cpp).
 const std::vector<command_def>& commands();
 const command_def* find_command(std::string_view name);
+/// Plain `SET k v` commands of one client's pipeline as one node.set_many, replying to
+/// each in order (resp_commands.cpp).
+void run_set_batch(node& n, resp_writer& w, std::span<const kv_write> batch);
+/// One INCR/DECR/INCRBY/DECRBY: the node.update callback and the reply.
+struct incr_step {
+  std::string_view key;
+  std::int64_t delta = 0;
+  enum class fail : std::uint8_t { none, not_int, overflow } failed = fail::none;
+  std::int64_t value = 0;  // the result
+  result<mutation> operator()(const buffer* cur, std::int64_t cur_exp);
+  void reply(resp_writer& w, const status& st) const;
+};
+/// Pipelined INCR-family commands of one client as one node.update_many, replying to each
+/// in order (resp_commands.cpp).
+void run_incr_batch(node& n, resp_writer& w, std::span<incr_step> steps);
 
 class server final : public resp_server {
  public:
@@ -192,6 +207,10 @@ class server final : public resp_server {
   void on_readable(client& c);
   void process_input(client& c);
   void execute(client& c, std::span<const std::string_view> args);
+  /// Queues a plain write of a pipeline into the batch; false = run it as usual.
+  bool try_batch(client& c, std::span<const std::string_view> args);
+  /// Runs the queued batch of `c` and writes its replies.
+  void run_batch(client& c);
   void flush(client& c);
   void close_client(client& c);
   void drain_remote_events();
@@ -222,6 +241,14 @@ class server final : public resp_server {
   std::vector<client*> pending_;
   std::vector<std::unique_ptr<client>> graveyard_;
   std::vector<std::string_view> argv_;  // reused per command
+  // Consecutive plain `SET k v` of one client's read buffer (their views point into it),
+  // run as one node.set_many when another command comes or the buffer is parsed. Only
+  // while nobody subscribes or tracks: then a write raises no event this sidecar handles,
+  // so batching changes nothing a client can see but the speed.
+  std::vector<kv_write> set_batch_;
+  std::vector<incr_step> incr_batch_;  // the same for INCR, DECR, INCRBY, DECRBY
+  bool batch_empty() const noexcept { return set_batch_.empty() && incr_batch_.empty(); }
+  static constexpr std::size_t max_batch = 512;
 
   // pub/sub registry
   std::unordered_map<std::string, std::unordered_set<client*>, string_hash, std::equal_to<>>

@@ -4,8 +4,10 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <random>
+#include <unordered_set>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -45,13 +47,24 @@ std::int64_t l1_expiry(std::int64_t value_expiry, const key_policy& policy) {
 
 }  // namespace
 
+namespace {
+
+void destroy_watcher_list(void* p) noexcept {
+  delete static_cast<node::impl::watcher_list*>(p);
+}
+
+}  // namespace
+
+node::impl::~impl() {
+  delete watchers.load(std::memory_order_relaxed);
+}
+
 void node::impl::notify(const change_event& ev) {
-  if (watcher_count.load(std::memory_order_acquire) == 0) return;
-  std::shared_ptr<const watcher_list> list;
-  {
-    std::lock_guard<std::mutex> guard{watchers_mtx};
-    list = watchers;
-  }
+  if (watchers.load(std::memory_order_relaxed) == nullptr) return;
+  // The pin keeps the list alive while it is walked (unwatch retires, never frees, it).
+  detail::epoch_guard pin;
+  const watcher_list* list = watchers.load(std::memory_order_acquire);
+  if (list == nullptr) return;
   for (auto& [id, fn] : *list) {
     try {
       fn(ev);
@@ -59,6 +72,28 @@ void node::impl::notify(const change_event& ev) {
       logger()->warn("watcher {} threw: {}", id, e.what());
     }
   }
+}
+
+void node::impl::notify_local(change_event::kind what, std::string_view key, version ver) {
+  if (watchers.load(std::memory_order_relaxed) == nullptr) return;
+  // One event per thread, reused: its key keeps its capacity, so a watcher that ignores
+  // the event (the sidecar when nobody subscribes or tracks) costs no allocation. A
+  // watcher that writes from its callback gets a fresh event for the nested change.
+  thread_local change_event reused;
+  thread_local bool in_use = false;
+  if (in_use) {
+    notify({what, std::string{key}, ver, false});
+    return;
+  }
+  in_use = true;
+  struct release {
+    ~release() { in_use = false; }
+  } on_exit;
+  reused.what = what;
+  reused.key.assign(key);
+  reused.ver = ver;
+  reused.remote = false;
+  notify(reused);
 }
 
 node::node(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
@@ -343,14 +378,321 @@ status node::set(std::string_view key, std::string_view value,
   return set_at(key, value, expires);
 }
 
+namespace {
+
+// A put under the key's write stripe: storage first, then L1, the cluster and the watchers.
+// On a storage error L1 keeps no value for the key (storage's outcome is unknown).
+status put_locked(node::impl& st, std::string_view key, const key_policy& policy, record out,
+                  bool notify = true) {
+  if (auto err = st.store->store(key, out); !err.ok()) {
+    st.storage_errors.fetch_add(1, std::memory_order_relaxed);
+    st.coalescer.supersede(key);
+    st.l1->erase(key);
+    return err;
+  }
+  st.storage_writes.fetch_add(1, std::memory_order_relaxed);
+  st.coalescer.supersede(key);
+  const version ver = out.ver;
+  const std::int64_t expires = out.expires_at_ms;
+  auto value = make_buffer(std::move(out.value));
+  if (st.cluster && policy.consistency == mode::eventual_distributed) {
+    st.l1->put(key, value, ver, l1_expiry(expires, policy), true);
+    st.cluster->published(key, ver, expires,
+                          policy.hydrate ? bus::record_kind::value : bus::record_kind::invalidate,
+                          *value);
+  } else {
+    st.l1->put(key, std::move(value), ver, l1_expiry(expires, policy), true);
+  }
+  if (notify) st.notify_local(change_event::kind::set, key, ver);
+  return {};
+}
+
+version next_version_of(node::impl& st) noexcept {
+  return version{st.clock.next(), st.id};
+}
+
+}  // namespace
+
 status node::set_at(std::string_view key, std::string_view value, std::int64_t expires_at_ms) {
-  auto result = write(
-      key,
-      [&](const buffer*, std::int64_t) -> warp::result<mutation> {
-        return mutation::put(std::string{value}, expires_at_ms);
-      },
-      false);
-  return result ? status{} : result.err();
+  auto& st = *impl_;
+  if (st.stopped.load(std::memory_order_relaxed))
+    return error{errc::shutting_down, "node is stopping"};
+  if (auto err = check_key(st.config, key); !err.ok()) return err;
+  auto policy = st.patterns.lookup(key);
+  if (st.strong && policy.consistency == mode::strong_distributed) {
+    auto r = st.strong->write(
+        key,
+        [&](const buffer*, std::int64_t) -> warp::result<mutation> {
+          return mutation::put(std::string{value}, expires_at_ms);
+        },
+        false);
+    return r ? status{} : r.err();
+  }
+  if (auto err = check_value(st.config, value); !err.ok()) return err;
+  std::lock_guard<std::mutex> guard{st.write_lock(key)};
+  return put_locked(st, key, policy,
+                    record{std::string{value}, expires_at_ms, next_version_of(st)});
+}
+
+status node::set_many(std::span<const kv_write> items) {
+  auto& st = *impl_;
+  if (items.empty()) return {};
+  if (items.size() == 1) return set_at(items[0].key, items[0].value, items[0].expires_at_ms);
+  if (st.stopped.load(std::memory_order_relaxed))
+    return error{errc::shutting_down, "node is stopping"};
+  // Validate everything first: a batch with a bad key or value writes nothing.
+  for (auto& item : items) {
+    if (auto err = check_key(st.config, item.key); !err.ok()) return err;
+    if (auto err = check_value(st.config, item.value); !err.ok()) return err;
+  }
+  // Locals, not per-thread scratch: a watcher may write from its callback (nested batch).
+  std::vector<key_policy> policies;
+  std::vector<std::uint16_t> stripes;
+  policies.reserve(items.size());
+  stripes.reserve(items.size());
+  bool strong = false;
+  for (auto& item : items) {
+    policies.push_back(st.patterns.lookup(item.key));
+    strong |= st.strong && policies.back().consistency == mode::strong_distributed;
+    stripes.push_back(static_cast<std::uint16_t>(impl::stripe_of(item.key)));
+  }
+  if (strong) {
+    // Quorum writes go one by one (each key is atomic; the batch is not a transaction).
+    for (auto& item : items)
+      if (auto err = set_at(item.key, item.value, item.expires_at_ms); !err.ok()) return err;
+    return {};
+  }
+  // A pair followed by a later pair for the same key is applied and at once replaced:
+  // storage, L1 and the cluster only see the last one (its watchers still see each, with
+  // the version of the write that replaced it). next[i] = the later pair of i's key.
+  constexpr std::size_t last = static_cast<std::size_t>(-1);
+  std::vector<std::size_t> next(items.size(), last);
+  if (items.size() <= 32) {
+    for (std::size_t i = 0; i < items.size(); ++i)
+      for (std::size_t j = i + 1; j < items.size(); ++j)
+        if (stripes[j] == stripes[i] && items[j].key == items[i].key) {
+          next[i] = j;
+          break;
+        }
+  } else {
+    std::unordered_map<std::string_view, std::size_t> later;
+    later.reserve(items.size());
+    for (std::size_t i = items.size(); i-- > 0;)
+      if (auto [it, fresh] = later.emplace(items[i].key, i); !fresh) {
+        next[i] = it->second;
+        it->second = i;
+      }
+  }
+  // Every stripe of the batch, in ascending order (the only place that holds several:
+  // no deadlock), so each key's write is ordered with every other write of that key.
+  std::sort(stripes.begin(), stripes.end());
+  stripes.erase(std::unique(stripes.begin(), stripes.end()), stripes.end());
+  for (auto s : stripes) st.write_locks[s].lock();
+  struct unlock_all {
+    node::impl& st;
+    const std::vector<std::uint16_t>& stripes;
+    ~unlock_all() {
+      for (auto s = stripes.rbegin(); s != stripes.rend(); ++s) st.write_locks[*s].unlock();
+    }
+  } unlock{st, stripes};
+  std::vector<version> vers(items.size());
+  std::size_t written = 0;  // pairs [0, written) took effect
+  status failure;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (next[i] != last) continue;
+    auto& item = items[i];
+    vers[i] = next_version_of(st);
+    failure = put_locked(st, item.key, policies[i],
+                         record{std::string{item.value}, item.expires_at_ms, vers[i]}, false);
+    if (!failure.ok()) break;
+    written = i + 1;
+  }
+  // Watchers, after every write reached L1: one event per pair, in order. A replaced pair
+  // took effect when the pair that replaced it did.
+  for (std::size_t i = items.size(); i-- > 0;)
+    if (next[i] != last) next[i] = next[next[i]] == last ? next[i] : next[next[i]];
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const std::size_t final_pair = next[i] == last ? i : next[i];
+    if (final_pair < written)
+      st.notify_local(change_event::kind::set, items[i].key, vers[final_pair]);
+  }
+  return failure;
+}
+
+void node::update_many(std::span<const update_item> items, std::span<status> out) {
+  auto& st = *impl_;
+  if (st.stopped.load(std::memory_order_relaxed)) {
+    for (std::size_t i = 0; i < items.size(); ++i)
+      out[i] = error{errc::shutting_down, "node is stopping"};
+    return;
+  }
+  for (std::size_t i = 0; i < items.size(); ++i) out[i] = status{};
+  if (items.size() == 1) {
+    auto r = write(items[0].key, *items[0].fn, true);
+    if (!r) out[0] = r.err();
+    return;
+  }
+  // The state of each distinct key while the batch runs.
+  struct key_state {
+    std::string_view key;
+    key_policy policy;
+    bool loaded = false;   // read from storage (or written by an item before)
+    bool existed = false;  // present in storage before the batch
+    bool dirty = false;    // some item changed it: write the final state
+    buffer value;          // null = absent
+    std::int64_t expires = 0;
+    version ver;
+  };
+  // A change of the batch; it takes effect with its key's final write, so it carries that
+  // write's version (the states between are never visible to anybody).
+  struct change {
+    std::size_t key;  // index into keys
+    change_event::kind what;
+  };
+  std::vector<key_state> keys;
+  std::vector<std::size_t> key_of;  // item -> index into keys
+  std::vector<std::uint16_t> stripes;
+  std::vector<change> changes;
+  keys.reserve(items.size());
+  key_of.reserve(items.size());
+  stripes.reserve(items.size());
+  changes.reserve(items.size());
+  std::unordered_map<std::string_view, std::size_t> index;  // only for large batches
+  bool strong = false;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    auto key = items[i].key;
+    std::size_t k = keys.size();
+    if (items.size() <= 32) {
+      for (std::size_t j = 0; j < keys.size(); ++j)
+        if (keys[j].key == key) {
+          k = j;
+          break;
+        }
+    } else if (auto [it, fresh] = index.emplace(key, keys.size()); !fresh) {
+      k = it->second;
+    }
+    if (k == keys.size()) {
+      keys.push_back(key_state{});
+      keys.back().key = key;
+      keys.back().policy = st.patterns.lookup(key);
+      strong |= st.strong && keys.back().policy.consistency == mode::strong_distributed;
+      stripes.push_back(static_cast<std::uint16_t>(impl::stripe_of(key)));
+    }
+    key_of.push_back(k);
+  }
+  if (strong) {
+    // Quorum writes go one by one.
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      auto r = write(items[i].key, *items[i].fn, true);
+      if (!r) out[i] = r.err();
+    }
+    return;
+  }
+  std::sort(stripes.begin(), stripes.end());
+  stripes.erase(std::unique(stripes.begin(), stripes.end()), stripes.end());
+  for (auto s : stripes) st.write_locks[s].lock();
+  struct unlock_all {
+    node::impl& st;
+    const std::vector<std::uint16_t>& stripes;
+    ~unlock_all() {
+      for (auto s = stripes.rbegin(); s != stripes.rend(); ++s) st.write_locks[*s].unlock();
+    }
+  } unlock{st, stripes};
+
+  // 1. Every item decides, in order, on the state the items before it left.
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    auto& ks = keys[key_of[i]];
+    if (auto err = check_key(st.config, ks.key); !err.ok()) {
+      out[i] = err;
+      continue;
+    }
+    if (!ks.loaded) {
+      // As in write(): storage is the source of truth for the current value and expiry.
+      auto rec = st.store->fetch(ks.key);
+      st.storage_fetches.fetch_add(1, std::memory_order_relaxed);
+      if (!rec) {
+        st.storage_errors.fetch_add(1, std::memory_order_relaxed);
+        out[i] = rec.err();
+        continue;
+      }
+      ks.loaded = true;
+      if (*rec) {
+        ks.existed = true;
+        ks.value = make_buffer(std::move((*rec)->value));
+        ks.expires = (*rec)->expires_at_ms;
+      }
+    } else if (ks.value && ks.expires != 0 && ks.expires <= now_ms()) {
+      ks.value = nullptr;  // expired during the batch, as storage would report it
+    }
+    auto decision = (*items[i].fn)(ks.value ? &ks.value : nullptr, ks.value ? ks.expires : 0);
+    if (!decision) {
+      out[i] = decision.err();
+      continue;
+    }
+    switch (decision->what) {
+      case mutation::kind::keep:
+        break;
+      case mutation::kind::put:
+        if (auto err = check_value(st.config, decision->value); !err.ok()) {
+          out[i] = err;
+          break;
+        }
+        ks.value = make_buffer(std::move(decision->value));
+        ks.expires = decision->expires_at_ms;
+        ks.dirty = true;
+        changes.push_back({key_of[i], change_event::kind::set});
+        break;
+      case mutation::kind::erase: {
+        const bool had = ks.value != nullptr;
+        ks.value = nullptr;
+        ks.expires = 0;
+        ks.dirty = true;
+        if (had) changes.push_back({key_of[i], change_event::kind::removed});
+        break;
+      }
+    }
+  }
+
+  // 2. Each changed key's final state is written through once.
+  std::vector<char> failed(keys.size(), 0);
+  for (std::size_t k = 0; k < keys.size(); ++k) {
+    auto& ks = keys[k];
+    if (!ks.dirty) continue;
+    ks.ver = next_version_of(st);
+    status err;
+    if (ks.value) {
+      err = st.store->store(ks.key, record{*ks.value, ks.expires, ks.ver});
+      st.coalescer.supersede(ks.key);
+      if (err.ok()) {
+        if (st.cluster && ks.policy.consistency == mode::eventual_distributed)
+          st.cluster->published(
+              ks.key, ks.ver, ks.expires,
+              ks.policy.hydrate ? bus::record_kind::value : bus::record_kind::invalidate,
+              *ks.value);
+        st.l1->put(ks.key, std::move(ks.value), ks.ver, l1_expiry(ks.expires, ks.policy), true);
+      } else {
+        st.l1->erase(ks.key);  // storage's outcome is unknown
+      }
+    } else {
+      err = st.store->remove(ks.key);
+      st.coalescer.supersede(ks.key);
+      st.l1->erase(ks.key);
+      if (err.ok() && st.cluster && ks.policy.consistency == mode::eventual_distributed)
+        st.cluster->published(ks.key, ks.ver, 0, bus::record_kind::erase, {});
+    }
+    if (!err.ok()) {
+      st.storage_errors.fetch_add(1, std::memory_order_relaxed);
+      failed[k] = 1;
+      for (std::size_t i = 0; i < items.size(); ++i)
+        if (key_of[i] == k && out[i].ok()) out[i] = err;
+    } else {
+      st.storage_writes.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+
+  // 3. Watchers see every change that took effect, in order, after it reached L1.
+  for (auto& c : changes)
+    if (!failed[c.key]) st.notify_local(c.what, keys[c.key].key, keys[c.key].ver);
 }
 
 status node::remove(std::string_view key) {
@@ -397,32 +739,20 @@ result<mutation> node::write(
   }
   auto decision = fn(current ? &current : nullptr, current_expiry);
   if (!decision) return decision;
-  auto ver = next_version();
   switch (decision->what) {
     case mutation::kind::keep:
       return decision;
     case mutation::kind::put: {
       if (auto err = check_value(st.config, decision->value); !err.ok()) return err;
-      record out{decision->value, decision->expires_at_ms, ver};
-      if (auto err = st.store->store(key, out); !err.ok()) {
-        st.storage_errors.fetch_add(1, std::memory_order_relaxed);
-        // The outcome in storage is unknown: L1 must not keep a value storage may lack.
-        st.coalescer.supersede(key);
-        st.l1->erase(key);
+      if (auto err =
+              put_locked(st, key, policy,
+                         record{decision->value, decision->expires_at_ms, next_version_of(st)});
+          !err.ok())
         return err;
-      }
-      st.storage_writes.fetch_add(1, std::memory_order_relaxed);
-      st.coalescer.supersede(key);
-      auto value = make_buffer(std::move(out.value));
-      st.l1->put(key, value, ver, l1_expiry(decision->expires_at_ms, policy), true);
-      if (st.cluster && policy.consistency == mode::eventual_distributed)
-        st.cluster->published(
-            key, ver, decision->expires_at_ms,
-            policy.hydrate ? bus::record_kind::value : bus::record_kind::invalidate, *value);
-      st.notify({change_event::kind::set, std::string{key}, ver, false});
       return decision;
     }
     case mutation::kind::erase: {
+      auto ver = next_version_of(st);
       auto err = st.store->remove(key);
       st.coalescer.supersede(key);
       st.l1->erase(key);
@@ -434,8 +764,7 @@ result<mutation> node::write(
       if (st.cluster && policy.consistency == mode::eventual_distributed)
         st.cluster->published(key, ver, 0, bus::record_kind::erase, {});
       // A blind remove does not know whether the key existed; watchers get the event anyway.
-      if (current || !read_current)
-        st.notify({change_event::kind::removed, std::string{key}, ver, false});
+      if (current || !read_current) st.notify_local(change_event::kind::removed, key, ver);
       return decision;
     }
   }
@@ -479,20 +808,26 @@ watch_id node::watch(std::function<void(const change_event&)> fn) {
   auto& st = *impl_;
   auto id = st.next_watch_id.fetch_add(1);
   std::lock_guard<std::mutex> guard{st.watchers_mtx};
-  auto next = std::make_shared<impl::watcher_list>(*st.watchers);
+  auto* old = st.watchers.load(std::memory_order_relaxed);
+  auto next =
+      old ? std::make_unique<impl::watcher_list>(*old) : std::make_unique<impl::watcher_list>();
   next->emplace_back(id, std::move(fn));
-  st.watchers = std::move(next);
-  st.watcher_count.store(st.watchers->size(), std::memory_order_release);
+  st.watchers.store(next.release(), std::memory_order_seq_cst);
+  if (old) st.watcher_garbage.retire(old, &destroy_watcher_list, sizeof(*old));
+  st.watcher_garbage.collect();
   return id;
 }
 
 void node::unwatch(watch_id id) {
   auto& st = *impl_;
   std::lock_guard<std::mutex> guard{st.watchers_mtx};
-  auto next = std::make_shared<impl::watcher_list>(*st.watchers);
+  auto* old = st.watchers.load(std::memory_order_relaxed);
+  if (old == nullptr) return;
+  auto next = std::make_unique<impl::watcher_list>(*old);
   std::erase_if(*next, [id](auto& w) { return w.first == id; });
-  st.watchers = std::move(next);
-  st.watcher_count.store(st.watchers->size(), std::memory_order_release);
+  st.watchers.store(next->empty() ? nullptr : next.release(), std::memory_order_seq_cst);
+  st.watcher_garbage.retire(old, &destroy_watcher_list, sizeof(*old));
+  st.watcher_garbage.collect();
 }
 
 status node::register_pattern(std::string_view glob, mode consistency,

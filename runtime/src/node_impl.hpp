@@ -16,6 +16,7 @@
 #include "merge/hlc.hpp"
 #include "runtime/src/cluster.hpp"
 #include "runtime/src/coalescer.hpp"
+#include "runtime/src/epoch.hpp"
 #include "warp/node.hpp"
 
 namespace warp {
@@ -45,17 +46,21 @@ struct node::impl {
   // Writes to one key are ordered by its stripe (write-through to storage, then L1).
   static constexpr std::size_t write_stripes = 256;
   std::array<std::mutex, write_stripes> write_locks;
-  std::mutex& write_lock(std::string_view key) {
-    return write_locks[std::hash<std::string_view>{}(key) % write_stripes];
+  static std::size_t stripe_of(std::string_view key) noexcept {
+    return std::hash<std::string_view>{}(key) % write_stripes;
   }
+  std::mutex& write_lock(std::string_view key) { return write_locks[stripe_of(key)]; }
 
-  // Watchers: copy-on-write list, so notifying never holds a lock while calling out.
-  std::mutex watchers_mtx;
+  // Watchers: a copy-on-write list published through an atomic pointer (null = none) and
+  // read under an epoch pin (runtime/src/epoch.hpp), so notifying takes no lock, touches no
+  // shared reference count and never holds a lock while calling out. watch()/unwatch()
+  // replace the list under watchers_mtx and retire the old one to watcher_garbage.
   using watcher_list = std::vector<std::pair<watch_id, std::function<void(const change_event&)>>>;
-  std::shared_ptr<const watcher_list> watchers = std::make_shared<watcher_list>();
-  /// Lets a write skip the watcher lock when nobody watches (the common embedded case).
-  std::atomic<std::size_t> watcher_count{0};
+  std::mutex watchers_mtx;
+  std::atomic<watcher_list*> watchers{nullptr};
+  detail::garbage_list watcher_garbage;  // under watchers_mtx
   std::atomic<watch_id> next_watch_id{1};
+  ~impl();
 
   std::atomic<std::uint64_t> storage_fetches{0};
   std::atomic<std::uint64_t> storage_errors{0};
@@ -63,6 +68,9 @@ struct node::impl {
   std::atomic<bool> stopped{false};
 
   void notify(const change_event& ev);
+  /// notify() for a change made by this node's write path: builds the event only when
+  /// somebody watches, in a per-thread event whose key keeps its capacity (no allocation).
+  void notify_local(change_event::kind what, std::string_view key, version ver);
 
   // The cluster (null when the node does not listen). Declared after everything it uses,
   // so it is torn down first.

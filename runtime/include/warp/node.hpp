@@ -58,6 +58,13 @@ struct mutation {
   }
 };
 
+/// One pair of node::set_many.
+struct kv_write {
+  std::string_view key;
+  std::string_view value;
+  std::int64_t expires_at_ms = 0;  ///< absolute, ms since the Unix epoch; 0 = never
+};
+
 /// Fetches a value on a miss: nullopt = absent. Used by get_or_load.
 using loader = std::function<result<std::optional<std::string>>(std::string_view key)>;
 
@@ -89,6 +96,26 @@ class node {
              std::optional<std::chrono::milliseconds> ttl = std::nullopt);
   /// Like set with an absolute expiry in ms since the Unix epoch (0 = never).
   status set_at(std::string_view key, std::string_view value, std::int64_t expires_at_ms);
+  /// Several set_at in one pass: every key is validated first (a bad key or value writes
+  /// nothing), then the write stripes of all keys are taken once and each pair is written
+  /// through in order. Each key is atomic and ordered with every other write of it; the
+  /// batch is not a transaction (a storage error stops it after the pairs before). A pair
+  /// followed by a later pair for the same key reaches watchers but not storage, L1 or the
+  /// cluster (the later value replaces it at once).
+  status set_many(std::span<const kv_write> items);
+  /// One key of update_many: `fn` decides as for update().
+  struct update_item {
+    std::string_view key;
+    const std::function<result<mutation>(const buffer* current, std::int64_t expires_at_ms)>* fn;
+  };
+  /// Several update() calls in one pass, in order: the write stripes of all keys are taken
+  /// once, each key is read from storage once, and items of the same key see the decisions
+  /// of the items before them; each key's final value is then written through once, and
+  /// watchers see every change after it. Atomic per key and ordered with every other write
+  /// of it, as update(); not a transaction across keys. `out[i]` (out.size() >=
+  /// items.size()) is item i's status: an error from its callback, its key or value, or
+  /// from storage (then no item of that key in the batch took effect).
+  void update_many(std::span<const update_item> items, std::span<status> out);
   /// Removes from storage and L1. Removing an absent key succeeds.
   status remove(std::string_view key);
   /// Atomic read-modify-write of one key, ordered with every other write of this node to
