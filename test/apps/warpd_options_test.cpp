@@ -70,6 +70,8 @@ TEST_CASE("warpd rejects bad cluster and sidecar option values, naming the optio
   expect_usage_error({"--batch-max-delay", "5x"}, "batch-max-delay");
   expect_usage_error({"--batch-max-delay", "2s"}, "batch-max-delay");
   expect_usage_error({"--owner-fetch-timeout", "0"}, "owner-fetch-timeout");
+  expect_usage_error({"--read-replicas", "0"}, "read-replicas: must be between 1 and 16");
+  expect_usage_error({"--read-replicas", "17"}, "read-replicas: must be between 1 and 16");
   expect_usage_error({"--compress-above", "-1"}, "--compress-above");
   expect_usage_error({"--resp-max-clients", "0"}, "resp-max-clients");
   expect_usage_error({"--resp-idle-timeout", "1500ms"}, "resp-idle-timeout: must be whole seconds");
@@ -122,6 +124,8 @@ TEST_CASE("cluster and sidecar flags reach the node, the config file sets them t
                      "0",
                      "--owner-fetch-timeout",
                      "750ms",
+                     "--read-replicas",
+                     "3",
                      "--discovery-interval",
                      "30s",
                      "--resp-max-clients",
@@ -152,6 +156,7 @@ TEST_CASE("cluster and sidecar flags reach the node, the config file sets them t
     CHECK(c["batch_target_records"] == 50);
     CHECK(c["compress_above"] == 0);
     CHECK(c["owner_fetch_timeout_ms"] == 750);
+    CHECK(c["read_replicas"] == 3);
     CHECK(c["discovery_interval_ms"] == 30000);
     CHECK(c["discovery_dns"] == "");
     auto& r = cfg["resp_limits"];

@@ -35,9 +35,10 @@ TEST_CASE("warpd --help lists every flag") {
         "--log-level", "--l1-max-entries", "--l1-max-bytes", "--max-key-size", "--max-value-size",
         "--threads",
         // cluster_options
-        "--discovery-dns", "--discovery-interval", "--heartbeat-interval", "--failure-timeout",
-        "--ranges", "--batching", "--batch-max-records", "--batch-max-bytes", "--batch-max-delay",
-        "--batch-busy-rate", "--batch-target-records", "--compress-above", "--owner-fetch-timeout",
+        "--discovery-dns", "--discovery-dns-server", "--discovery-interval", "--heartbeat-interval",
+        "--failure-timeout", "--ranges", "--batching", "--batch-max-records", "--batch-max-bytes",
+        "--batch-max-delay", "--batch-busy-rate", "--batch-target-records", "--compress-above",
+        "--owner-fetch-timeout", "--read-replicas",
         // strong_options
         "--replication-factor", "--strong-timeout", "--strong-members", "--anti-entropy-interval",
         // the sidecar's resp_options
