@@ -129,7 +129,7 @@ TEST_CASE("strong catch-up: a paused replica delays only the ranges that need it
   c.procs[0]->signal(SIGKILL);
   c.procs[0]->wait(10s);
   c.start(0);
-  auto j = wait_ready(without_2, 10s);
+  auto j = wait_ready(without_2, 20s);
   INFO(j.dump());
   REQUIRE(j.is_object());
   CHECK(j["replicated_ranges"].get<std::size_t>() == replicated);
@@ -141,7 +141,7 @@ TEST_CASE("strong catch-up: a paused replica delays only the ranges that need it
   std::this_thread::sleep_for(300ms);
   c.procs[2]->signal(SIGCONT);
   auto t0 = steady::now();
-  j = wait_ready(not_both, 8s);
+  j = wait_ready(not_both, 10s);
   INFO(j.dump());
   INFO("ranges: "
        << replicated << " replicated, " << without_2 << " without node 2, " << with_2_not_1

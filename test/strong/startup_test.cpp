@@ -34,9 +34,9 @@ TEST_CASE(
 
   test::temp_dir dir{"warp-strong-startup"};
   auto port = test::free_port();
-  // Two members that never run: no quorum, ever.
-  auto peers = "127.0.0.1:" + std::to_string(test::free_port()) +
-               ",127.0.0.1:" + std::to_string(test::free_port());
+  // Two members that never run (ports nothing listens on, so no other test's node can
+  // answer there either): no quorum, ever.
+  std::string peers = "127.0.0.1:1,127.0.0.1:2";
   std::vector<std::string> argv{test::binary("apps/warpd/warpd"),
                                 "--name",
                                 "lonely",
