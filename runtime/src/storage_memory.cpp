@@ -1,9 +1,13 @@
-// The in-memory adapter: a std::map (ordered, so scan() is a range walk) under a
-// shared_mutex. Nothing survives the process; meant for tests and throwaway nodes.
+// The in-memory adapter: a hash map for fetch/store/remove plus an ordered index of the
+// keys for scan() (a range walk), under one shared_mutex. Replacing an existing key costs
+// one hash lookup; only inserts and removes touch the ordered index. Nothing survives the
+// process; meant for tests and throwaway nodes.
 #include <chrono>
-#include <map>
+#include <functional>
 #include <mutex>
+#include <set>
 #include <shared_mutex>
+#include <unordered_map>
 
 #include "warp/clock.hpp"
 #include "warp/storage.hpp"
@@ -46,17 +50,28 @@ class memory_storage final : public storage {
   status store(std::string_view key, const record& rec) override {
     std::unique_lock guard{mtx_};
     auto i = map_.find(key);
-    if (i == map_.end())
-      map_.emplace(std::string{key}, rec);
-    else
+    if (i == map_.end()) {
+      auto added = map_.emplace(std::string{key}, rec).first;
+      // Keys of an unordered_map's nodes never move: the index may view them.
+      try {
+        order_.insert(std::string_view{added->first});
+      } catch (...) {
+        map_.erase(added);
+        throw;
+      }
+    } else {
       i->second = rec;
+    }
     return {};
   }
 
   status remove(std::string_view key) override {
     std::unique_lock guard{mtx_};
     auto i = map_.find(key);
-    if (i != map_.end()) map_.erase(i);
+    if (i != map_.end()) {
+      order_.erase(std::string_view{i->first});
+      map_.erase(i);
+    }
     return {};
   }
 
@@ -64,8 +79,8 @@ class memory_storage final : public storage {
     auto now = now_ms();
     std::vector<std::string> out;
     std::shared_lock guard{mtx_};
-    for (auto i = map_.upper_bound(after); i != map_.end() && out.size() < count; ++i)
-      if (live(i->second, now)) out.push_back(i->first);
+    for (auto i = order_.upper_bound(after); i != order_.end() && out.size() < count; ++i)
+      if (auto r = map_.find(*i); live(r->second, now)) out.emplace_back(*i);
     return out;
   }
 
@@ -82,6 +97,7 @@ class memory_storage final : public storage {
 
   status clear() override {
     std::unique_lock guard{mtx_};
+    order_.clear();
     map_.clear();
     return {};
   }
@@ -89,9 +105,16 @@ class memory_storage final : public storage {
   std::string describe() const override { return "memory"; }
 
  private:
+  struct key_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view k) const noexcept {
+      return std::hash<std::string_view>{}(k);
+    }
+  };
   std::shared_mutex mtx_;
-  // std::less<> lets find()/upper_bound() take a string_view without building a string.
-  std::map<std::string, record, std::less<>> map_;
+  // Transparent hash and equality: find() takes a string_view without building a string.
+  std::unordered_map<std::string, record, key_hash, std::equal_to<>> map_;
+  std::set<std::string_view> order_;  // views of map_'s keys, for scan()
 };
 
 }  // namespace
