@@ -276,4 +276,14 @@ warp::result<std::string> fetch_strong_status(caf::actor_system& sys, const std:
   return out;
 }
 
+warp::result<std::string> fetch_strong_status_fresh(const std::string& host, std::uint16_t port,
+                                                    std::chrono::milliseconds timeout) {
+  caf::actor_system_config cfg;
+  cfg.load<caf::io::middleman>();
+  cfg.set("scheduler.max-threads", 1);
+  cfg.set("logger.verbosity", caf::atom("quiet"));
+  caf::actor_system sys{cfg};
+  return fetch_strong_status(sys, host, port, timeout);
+}
+
 }  // namespace warp::actors

@@ -41,5 +41,12 @@ void stop_quorum_actor(caf::actor_system& sys, const caf::actor& quorum);
 warp::result<std::string> fetch_strong_status(caf::actor_system& sys, const std::string& host,
                                               std::uint16_t port,
                                               std::chrono::milliseconds timeout);
+/// The same through a fresh, short-lived actor system of its own: no connection, route or
+/// middleman cache entry of the caller's system is involved. An observer that polls a node
+/// restarted at the same address falls back to it when its own system cannot get an answer
+/// (seen once in a while with CAF 0.17: the caller's registry lookup of the new process
+/// never answered while the cluster itself was fine; docs/strong.md).
+warp::result<std::string> fetch_strong_status_fresh(const std::string& host, std::uint16_t port,
+                                                    std::chrono::milliseconds timeout);
 
 }  // namespace warp::actors

@@ -60,6 +60,7 @@ struct proc_cluster {
 
 nlohmann::json strong_status(caf::actor_system& sys, std::uint16_t port) {
   auto js = actors::fetch_strong_status(sys, "127.0.0.1", port, 2s);
+  if (!js) js = actors::fetch_strong_status_fresh("127.0.0.1", port, 2s);  // see its doc
   if (!js) return {};
   return nlohmann::json::parse(*js, nullptr, false);
 }
