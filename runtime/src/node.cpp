@@ -835,6 +835,14 @@ status node::register_pattern(std::string_view glob, mode consistency,
   if (ttl.count() < 0) return error{errc::invalid_argument, "negative TTL"};
   if (hydrate && consistency != mode::eventual_distributed)
     return error{errc::invalid_argument, "hydration needs eventual_distributed"};
+  // A clustered node runs quorum replication only when started with strong_distributed
+  // keys configured (strong_coordinator::wanted): a pattern added later would silently get
+  // another mode's guarantees.
+  if (consistency == mode::strong_distributed && !impl_->strong &&
+      detail::strong_coordinator::clustered(impl_->config))
+    return error{errc::unsupported,
+                 "strong_distributed patterns must be configured when the node starts "
+                 "(node_config.patterns, --pattern, or strong.members)"};
   return impl_->patterns.add(glob, key_policy{consistency, ttl, hydrate});
 }
 

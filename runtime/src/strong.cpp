@@ -95,8 +95,24 @@ bool strong_placement::is_replica(std::uint32_t range) const {
 
 // -- coordinator ----------------------------------------------------------------------------
 
+bool strong_coordinator::clustered(const node_config& cfg) {
+  return !cfg.listen.empty() && (!cfg.peers.empty() || cfg.strong.members.size() >= 2 ||
+                                 !cfg.cluster.discovery_dns.empty());
+}
+
 bool strong_coordinator::wanted(const node_config& cfg) {
   if (cfg.listen.empty()) return false;
+  // Catch-up and anti-entropy run in the background and cost every node CPU and messages:
+  // only a cluster configured with strong_distributed keys (a pattern, the default mode, or
+  // an explicit member list) pays for them. Such keys cannot be added at runtime
+  // (node::register_pattern refuses): every node's coordinator must run from the start.
+  bool configured = !cfg.strong.members.empty() ||
+                    cfg.default_policy.consistency == mode::strong_distributed;
+  for (auto& spec : cfg.patterns)
+    if (auto e = pattern_registry::parse_spec(spec);
+        e && e->policy.consistency == mode::strong_distributed)
+      configured = true;
+  if (!configured) return false;
   if (!cfg.strong.members.empty()) return cfg.strong.members.size() >= 2;
   return !cfg.peers.empty();
 }

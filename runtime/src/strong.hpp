@@ -73,8 +73,11 @@ class strong_coordinator {
   strong_coordinator(const strong_coordinator&) = delete;
   strong_coordinator& operator=(const strong_coordinator&) = delete;
 
-  /// True when the configuration makes a cluster (two or more members).
+  /// True when the configuration makes a cluster (two or more members) that has
+  /// strong_distributed keys (a pattern, the default mode, or explicit members).
   static bool wanted(const node_config& cfg);
+  /// True when the node is configured to be part of a cluster at all.
+  static bool clustered(const node_config& cfg);
 
   void start();
   /// Stops the maintenance thread and the actor; calls in flight fail. Idempotent.

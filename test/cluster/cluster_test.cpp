@@ -352,3 +352,13 @@ TEST_CASE("ownership moves on leave and join, only for the moved ranges") {
   CHECK(moved > 0);
   CHECK(moved < after.size() / 2);
 }
+
+TEST_CASE("a cluster started without strong keys refuses a strong_distributed pattern later") {
+  cluster_fixture f{2};
+  auto st = f.nodes[0]->register_pattern("s:*", warp::mode::strong_distributed, 0ms);
+  CHECK(st.code() == errc::unsupported);
+  CHECK(st.message().find("configured when the node starts") != std::string::npos);
+  // Other modes can still be added at runtime.
+  CHECK(f.nodes[0]->register_pattern("e:*", warp::mode::eventual_distributed, 0ms).ok());
+  CHECK(f.nodes[0]->policy("s:1").consistency != warp::mode::strong_distributed);
+}
