@@ -75,16 +75,21 @@ void reply_value(context& ctx, std::string_view key) {
   bool hit =
       ctx.n.l1().read(key, [&](std::string_view bytes, const l1_entry_info&) { w.bulk(bytes); });
   if (hit) {
-    ++ctx.srv.keyspace_hits;
+    ctx.hit();
     return;
   }
-  // Miss: read-through (blocks this loop on storage; short for local storage).
+  // Miss: read-through (storage, or the key range's owner) on a worker thread, never on
+  // the loop: the loop thread only asks for it.
+  if (!ctx.j) {
+    ctx.defer = true;
+    return;
+  }
   auto r = ctx.n.get(key);
   if (r) {
-    ++ctx.srv.keyspace_hits;
+    ctx.hit();
     w.bulk(view(*r));
   } else if (r.code() == errc::not_found) {
-    ++ctx.srv.keyspace_misses;
+    ctx.miss();
     w.null();
   } else {
     reply_error(w, r.err());
@@ -667,6 +672,7 @@ void cmd_flushdb(context& ctx) {
 // with the read still reaches the client, because events are handled on this thread later.
 void cmd_get(context& ctx) {
   reply_value(ctx, ctx.args[1]);
+  if (ctx.defer) return;
   ctx.srv.remember_read(ctx.c, ctx.args[1]);
 }
 
@@ -674,6 +680,7 @@ void cmd_mget(context& ctx) {
   ctx.w.array(ctx.args.size() - 1);
   for (std::size_t i = 1; i < ctx.args.size(); ++i) {
     reply_value(ctx, ctx.args[i]);
+    if (ctx.defer) return;  // the whole command reruns on a worker
     ctx.srv.remember_read(ctx.c, ctx.args[i]);
   }
 }
@@ -804,6 +811,7 @@ void cmd_getex(context& ctx) {
   }
   if (!has_exp && !persist) {
     reply_value(ctx, ctx.args[1]);
+    if (ctx.defer) return;
     return ctx.srv.remember_read(ctx.c, ctx.args[1]);
   }
   std::optional<std::string> value;
@@ -1068,6 +1076,10 @@ void cmd_strlen(context& ctx) {
   if (ctx.n.l1().read(key,
                       [&](std::string_view bytes, const l1_entry_info&) { size = bytes.size(); }))
     return ctx.w.integer(static_cast<std::int64_t>(size));
+  if (!ctx.j) {
+    ctx.defer = true;
+    return;
+  }
   auto r = ctx.n.get(key);
   if (r) return ctx.w.integer(static_cast<std::int64_t>(view(*r).size()));
   if (r.code() == errc::not_found) return ctx.w.integer(0);

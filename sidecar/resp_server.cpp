@@ -2,9 +2,9 @@
 //
 // Why one thread: a hit is an L1 read (lock-free, no actor) and a memcpy into the client's
 // output buffer, so the loop is bound by syscalls like Redis is; one thread also keeps
-// pub/sub and tracking state free of locks. Commands that miss L1 or write call the node
-// synchronously: with local storage (memory, SQLite) that is a short block; with remote
-// storage or a quorum write it stalls every client of this sidecar for that round trip.
+// pub/sub and tracking state free of locks. Commands that may wait (an L1 miss, a quorum,
+// PostgreSQL) run on a few worker threads while their client is paused (needs_worker,
+// start_job, finish_jobs); local writes stay on the loop (docs/sidecar.md).
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -62,6 +62,11 @@ char wake_tag;
 
 // Set on the loop thread: a change raised there by our own command needs no lock.
 thread_local const server* tl_loop_server = nullptr;
+// Set on a worker while it runs a job: the change events it raises travel with the job
+// (handled after its reply, naming its client for NOLOOP), and remember_read is skipped
+// there (start_job remembered the keys on the loop before the read).
+thread_local const server* tl_job_server = nullptr;
+thread_local job* tl_job = nullptr;
 
 constexpr std::size_t read_chunk = 16 * 1024;
 constexpr std::size_t max_tracked_keys = 1'000'000;
@@ -128,6 +133,7 @@ std::string_view event_name(change_event::kind k) {
 
 server::server(node& n, resp_options options) : node_(n), options_(std::move(options)) {
   started_ms = now_ms();
+  remote_storage_ = node_.storage().describe().starts_with("postgres");
 }
 
 server::~server() {
@@ -202,6 +208,10 @@ void server::start_thread() {
       local_events_.push_back({ev, current_client_});
       return;
     }
+    if (tl_job_server == self && tl_job) {  // a job of ours, on a worker: it carries them
+      tl_job->events.push_back({ev, tl_job->client_id});
+      return;
+    }
     std::lock_guard<std::mutex> guard{box->mtx};
     if (box->wake_fd < 0) return;  // stopped
     bool wake = box->events.empty();
@@ -212,6 +222,7 @@ void server::start_thread() {
     }
   });
   thread_ = std::thread([this] { run(); });
+  for (std::size_t i = 0; i < worker_threads; ++i) workers_.emplace_back([this] { worker_main(); });
 }
 
 void server::stop() {
@@ -226,6 +237,18 @@ void server::stop() {
     [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof(one));
   }
   if (thread_.joinable()) thread_.join();
+  {
+    // Running jobs finish (a quorum answers within its timeout); queued ones are dropped.
+    // Before wake_fd_ closes: a finishing worker writes to it.
+    std::lock_guard<std::mutex> jobs_guard{jobs_mtx_};
+    jobs_stopping_ = true;
+    jobs_.clear();
+  }
+  jobs_cv_.notify_all();
+  for (auto& t : workers_)
+    if (t.joinable()) t.join();
+  workers_.clear();
+  done_.clear();
   {
     std::lock_guard<std::mutex> box_guard{inbox_->mtx};
     inbox_->wake_fd = -1;
@@ -247,6 +270,8 @@ void server::stop() {
 
 void server::run() {
   tl_loop_server = this;
+  loop_now_ms_ = now_ms();
+  refresh_patterns();
   std::vector<epoll_event> events(256);
   std::int64_t last_idle_check = now_ms();
   while (!stopping_.load(std::memory_order_relaxed)) {
@@ -262,6 +287,7 @@ void server::run() {
       break;
     }
     loop_now_ms_ = now_ms();  // one clock read per batch, not one per client
+    if (loop_now_ms_ - patterns_checked_ms_ >= 1000) refresh_patterns();
     for (int i = 0; i < n; ++i) {
       void* tag = events[i].data.ptr;
       if (tag == &listen_tag) {
@@ -270,6 +296,7 @@ void server::run() {
         std::uint64_t v;
         [[maybe_unused]] auto r = ::read(wake_fd_, &v, sizeof(v));
         drain_remote_events();
+        finish_jobs();
       } else {
         auto* c = static_cast<client*>(tag);
         if (c->closed) continue;
@@ -365,7 +392,7 @@ void server::on_readable(client& c) {
 
 void server::process_input(client& c) {
   std::size_t start = 0;
-  while (!c.closed && !c.close_after_write && start < c.in.size()) {
+  while (!c.closed && !c.close_after_write && !c.busy && start < c.in.size()) {
     std::size_t consumed = 0;
     std::string_view frame = c.in.view(start);
     auto st = c.parser.parse(frame, consumed);
@@ -410,6 +437,11 @@ void server::mark_pending(client& c) {
 }
 
 void server::flush(client& c) {
+  if (c.held.size() > options_.max_output_buffer) {  // pushes held while a job runs
+    ++output_limit_disconnects;
+    close_client(c);
+    return;
+  }
   while (c.out_pos < c.out.size()) {
     ssize_t n = ::send(c.fd, c.out.data() + c.out_pos, c.out.size() - c.out_pos, MSG_NOSIGNAL);
     if (n < 0) {
@@ -423,11 +455,8 @@ void server::flush(client& c) {
           return;
         }
         if (!c.epollout) {
-          epoll_event ev{};
-          ev.events = EPOLLIN | EPOLLOUT;
-          ev.data.ptr = &c;
-          ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c.fd, &ev);
           c.epollout = true;
+          set_events(c);
         }
         return;
       }
@@ -440,13 +469,19 @@ void server::flush(client& c) {
   c.out_pos = 0;
   if (c.out.capacity() > 4 * 1024 * 1024) c.out.shrink_to_fit();
   if (c.epollout) {
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.ptr = &c;
-    ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c.fd, &ev);
     c.epollout = false;
+    set_events(c);
   }
   if (c.close_after_write) close_client(c);
+}
+
+void server::set_events(client& c) {
+  // A busy client (a job in flight) is not read: its input waits in the socket.
+  epoll_event ev{};
+  ev.events = (c.busy ? 0u : static_cast<std::uint32_t>(EPOLLIN)) |
+              (c.epollout ? static_cast<std::uint32_t>(EPOLLOUT) : 0u);
+  ev.data.ptr = &c;
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c.fd, &ev);
 }
 
 void server::close_client(client& c) {
@@ -474,8 +509,10 @@ void server::check_idle() {
   auto limit = std::chrono::duration_cast<std::chrono::milliseconds>(options_.idle_timeout).count();
   std::vector<client*> idle;
   for (auto& [id, c] : clients_) {
-    // Like Redis, subscribers wait for messages and are never idle.
-    if (c->subscriptions() == 0 && now - c->last_ms > limit && c->out_pos >= c->out.size())
+    // Like Redis, subscribers wait for messages and are never idle; nor is a client
+    // waiting for its own slow command.
+    if (c->subscriptions() == 0 && !c->busy && now - c->last_ms > limit &&
+        c->out_pos >= c->out.size())
       idle.push_back(c.get());
   }
   for (auto* c : idle) {
@@ -519,6 +556,8 @@ bool server::try_batch(client& c, std::span<const std::string_view> args) {
   }
   if (!c.authenticated || c.caching_left > 0 || (c.proto == 2 && c.subscriptions() > 0))
     return false;
+  // A write that must not block the loop takes the ordinary path, to a worker.
+  if (remote_storage_ || key_is_strong(args[1])) return false;
   // Interest only changes on this thread (update_interest), between commands.
   if (inbox_->interest.load(std::memory_order_relaxed)) return false;
   const bool is_set = cmd == set_cmd;
@@ -590,14 +629,176 @@ void server::execute(client& c, std::span<const std::string_view> args) {
             "this context");
     return;
   }
+  if (needs_worker(cmd, args)) return start_job(c, cmd, args);
+  const std::size_t out_before = c.out.size();
+  const std::uint64_t hits_before = keyspace_hits;
   current_client_ = c.id;
   context ctx{*this, c, w, args, node_};
   cmd->fn(ctx);
   current_client_ = 0;
+  if (ctx.defer) {  // an L1 miss: nothing was written or changed yet but the reply
+    c.out.resize(out_before);
+    keyspace_hits = hits_before;
+    return start_job(c, cmd, args);
+  }
   // CLIENT CACHING covers exactly the command after it.
   if (c.caching_left > 0 && --c.caching_left == 0) c.caching = -1;
   if (!c.authenticated) return;
   if (c.parser.limits().unauthenticated) c.parser.set_limits(limits_for(options_, true));
+}
+
+// -- slow commands on workers ------------------------------------------------------------
+
+bool server::key_is_strong(std::string_view key) const {
+  return any_strong_ && node_.policy(key).consistency == mode::strong_distributed;
+}
+
+void server::refresh_patterns() {
+  // Once a second: a pattern registered since is only noticed then, and until then a
+  // write of its keys runs on the loop (slower for the others, still correct).
+  auto& reg = node_.patterns();
+  bool any = reg.default_policy().consistency == mode::strong_distributed;
+  for (const auto& e : reg.entries()) any = any || e.policy.consistency == mode::strong_distributed;
+  any_strong_ = any;
+  patterns_checked_ms_ = loop_now_ms_;
+}
+
+bool server::needs_worker(const command_def* cmd, std::span<const std::string_view> args) {
+  // What may wait on the network (a quorum, PostgreSQL, a key range's owner) or on another
+  // process (a locked SQLite file) leaves the loop thread. Reads of L1 (GET, MGET, STRLEN,
+  // GETEX without options) decide in their handler: a hit stays here, a miss sets
+  // ctx.defer. Writes to memory or SQLite storage of strong_local/eventual keys stay here:
+  // they touch only this process (and run as batches when pipelined).
+  enum class kind : std::uint8_t { inline_only, l1_read, write, storage_read, keyspace };
+  // Indexed by the command's position in the table: no hashing on the hit path.
+  static const std::vector<kind> kinds = [] {
+    const auto& table = commands();
+    std::vector<kind> v(table.size(), kind::inline_only);
+    auto put = [&](std::initializer_list<std::string_view> names, kind k) {
+      for (auto name : names)
+        if (auto* d = find_command(name)) v[static_cast<std::size_t>(d - table.data())] = k;
+    };
+    put({"get", "mget", "strlen", "getex"}, kind::l1_read);
+    put({"set", "setex", "psetex", "setnx", "getdel", "mset", "del", "unlink", "expire", "pexpire",
+         "expireat", "pexpireat", "persist", "incr", "decr", "incrby", "decrby", "append"},
+        kind::write);
+    put({"exists", "type", "ttl", "pttl"}, kind::storage_read);
+    put({"dbsize", "flushdb", "flushall"}, kind::keyspace);
+    return v;
+  }();
+  kind k = kinds[static_cast<std::size_t>(cmd - commands().data())];
+  if (k == kind::inline_only) return false;
+  if (k == kind::l1_read) {
+    if (cmd->name != "getex" || args.size() == 2) return false;  // the handler decides
+    k = kind::write;  // GETEX with an option writes the expiry
+  }
+  if (remote_storage_) return true;
+  if (k == kind::keyspace || (k == kind::write && !any_strong_)) return false;
+  const auto argc = static_cast<int>(args.size());
+  const int last = cmd->last_key < 0 ? argc + cmd->last_key : cmd->last_key;
+  for (int i = cmd->first_key; i > 0 && i <= last && i < argc; i += std::max(cmd->step, 1)) {
+    auto key = args[static_cast<std::size_t>(i)];
+    if (key_is_strong(key)) return true;
+    // EXISTS/TYPE/TTL read storage when L1 misses (TTL always: L1 may hold a shorter copy).
+    if (k == kind::storage_read && !node_.l1().contains(key)) return true;
+  }
+  return false;
+}
+
+void server::start_job(client& c, const command_def* cmd, std::span<const std::string_view> args) {
+  auto j = std::make_unique<job>();
+  j->client_id = c.id;
+  j->cmd = cmd;
+  j->argv.assign(args.begin(), args.end());  // c.in moves on: own the arguments
+  auto& s = j->shadow;
+  s.id = c.id;
+  s.proto = c.proto;
+  s.authenticated = c.authenticated;
+  s.tracking = c.tracking;
+  s.bcast = c.bcast;
+  s.optin = c.optin;
+  s.optout = c.optout;
+  s.noloop = c.noloop;
+  s.redirect = c.redirect;
+  s.caching = c.caching;
+  s.caching_left = c.caching_left;
+  // Tracked reads are remembered now, before the value is read: a change from here on is
+  // invalidated (after the reply: pushes to a busy client are held, see finish_jobs).
+  if (c.tracking && !c.bcast &&
+      (cmd->flags.starts_with("readonly") || (cmd->name == "getex" && args.size() == 2))) {
+    const auto argc = static_cast<int>(args.size());
+    const int last = cmd->last_key < 0 ? argc + cmd->last_key : cmd->last_key;
+    for (int i = cmd->first_key; i > 0 && i <= last && i < argc; i += std::max(cmd->step, 1))
+      remember_read(c, args[static_cast<std::size_t>(i)]);
+  }
+  c.busy = true;
+  set_events(c);  // stop reading it until the reply is back
+  {
+    std::lock_guard<std::mutex> guard{jobs_mtx_};
+    jobs_.push_back(std::move(j));
+  }
+  jobs_cv_.notify_one();
+}
+
+void server::worker_main() {
+  std::vector<std::string_view> args;
+  for (;;) {
+    std::unique_ptr<job> j;
+    {
+      std::unique_lock<std::mutex> lock{jobs_mtx_};
+      jobs_cv_.wait(lock, [this] { return jobs_stopping_ || !jobs_.empty(); });
+      if (jobs_stopping_) return;
+      j = std::move(jobs_.front());
+      jobs_.pop_front();
+    }
+    args.assign(j->argv.begin(), j->argv.end());
+    resp_writer w{j->out, j->shadow.proto};
+    context ctx{*this, j->shadow, w, args, node_, j.get()};
+    tl_job_server = this;
+    tl_job = j.get();
+    j->cmd->fn(ctx);
+    tl_job = nullptr;
+    tl_job_server = nullptr;
+    {
+      std::lock_guard<std::mutex> guard{done_mtx_};
+      done_.push_back(std::move(j));
+    }
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof(one));
+  }
+}
+
+void server::finish_jobs() {
+  {
+    std::lock_guard<std::mutex> guard{done_mtx_};
+    scratch_done_.swap(done_);
+  }
+  for (auto& j : scratch_done_) {
+    client* c = find_client(j->client_id);
+    if (!c) {  // closed while its command ran: the reply is dropped, not its changes
+      for (const auto& e : j->events) handle_event(e);
+      continue;
+    }
+    c->out += j->out;
+    c->out += c->held;  // invalidations and messages that arrived meanwhile
+    c->held.clear();
+    c->busy = false;
+    keyspace_hits += j->hits;
+    keyspace_misses += j->misses;
+    if (c->caching_left > 0 && --c->caching_left == 0) c->caching = -1;
+    // The command's own changes follow its reply, as for a command run on the loop.
+    for (const auto& e : j->events) handle_event(e);
+    c->last_ms = loop_now_ms_;
+    mark_pending(*c);
+    if (c->out.size() - c->out_pos > options_.max_output_buffer) {
+      ++output_limit_disconnects;
+      close_client(*c);
+      continue;
+    }
+    set_events(*c);
+    process_input(*c);  // the pipeline it sent meanwhile
+  }
+  scratch_done_.clear();
 }
 
 // -- change events -------------------------------------------------------------------------
@@ -719,7 +920,7 @@ void server::send_invalidation(client& tracker, const std::string* key) {
     target = find_client(tracker.redirect);
     if (!target) {
       if (tracker.proto >= 3) {
-        resp_writer w{tracker.out, 3};
+        resp_writer w{tracker.push_buffer(), 3};
         w.push(2);
         w.bulk("tracking-redir-broken");
         w.integer(static_cast<std::int64_t>(tracker.redirect));
@@ -729,7 +930,7 @@ void server::send_invalidation(client& tracker, const std::string* key) {
     }
     redirected = true;
   }
-  resp_writer w{target->out, target->proto};
+  resp_writer w{target->push_buffer(), target->proto};
   if (target->proto >= 3) {
     w.push(2);
     w.bulk("invalidate");
@@ -754,6 +955,7 @@ void server::remember_read(client& c, std::string_view key) {
   if (!c.tracking || c.bcast) return;
   if (c.optin && c.caching != 1) return;
   if (c.optout && c.caching == 0) return;
+  if (tl_job_server == this) return;  // on a worker: start_job remembered it already
   if (tracked_.size() >= max_tracked_keys && !tracked_.contains(key)) {
     // Bounded like Redis's tracking-table-max-keys: evict one key, telling its readers.
     auto victim = tracked_.begin();
@@ -806,7 +1008,7 @@ std::size_t server::publish(std::string_view channel, std::string_view message) 
   std::size_t receivers = 0;
   if (auto it = channels_.find(channel); it != channels_.end()) {
     for (client* c : it->second) {
-      resp_writer w{c->out, c->proto};
+      resp_writer w{c->push_buffer(), c->proto};
       w.push(3);
       w.bulk("message");
       w.bulk(channel);
@@ -818,7 +1020,7 @@ std::size_t server::publish(std::string_view channel, std::string_view message) 
   for (auto& [pattern, subs] : patterns_) {
     if (!glob_match(pattern, channel)) continue;
     for (client* c : subs) {
-      resp_writer w{c->out, c->proto};
+      resp_writer w{c->push_buffer(), c->proto};
       w.push(4);
       w.bulk("pmessage");
       w.bulk(pattern);

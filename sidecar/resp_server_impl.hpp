@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -91,6 +92,14 @@ struct client {
   /// CLIENT CACHING yes|no applies to the next command only: -1 unset, 0 no, 1 yes.
   int caching = -1;
   int caching_left = 0;  // commands the CACHING flag still covers (the CACHING one + next)
+
+  /// A slow command of this client runs on a worker: its input is not parsed (nor read)
+  /// until the reply is back, so replies keep the order of the commands.
+  bool busy = false;
+  /// Pushes (invalidations, Pub/Sub messages) for a busy client, appended after its reply:
+  /// an invalidation of a key it is reading must follow the value.
+  std::string held;
+  std::string& push_buffer() noexcept { return busy ? held : out; }
 };
 
 /// A change seen by node.watch(), with the client whose command caused it (0 = none:
@@ -98,6 +107,18 @@ struct client {
 struct pending_event {
   change_event ev;
   std::uint64_t origin = 0;
+};
+
+/// A slow command (an L1 miss, a quorum, a remote storage round trip) handed to a worker
+/// thread. It owns copies of everything it reads: the client may close meanwhile.
+struct job {
+  std::uint64_t client_id = 0;
+  const command_def* cmd = nullptr;
+  std::vector<std::string> argv;
+  client shadow;    // the client's protocol and tracking flags, copied
+  std::string out;  // the rendered reply
+  std::uint64_t hits = 0, misses = 0;
+  std::vector<pending_event> events;  // changes it raised, handled after its reply
 };
 
 struct string_hash {
@@ -116,6 +137,11 @@ struct context {
   resp_writer& w;
   std::span<const std::string_view> args;
   node& n;
+  job* j = nullptr;    // set on a worker thread
+  bool defer = false;  // set by a handler on the loop thread: run me on a worker
+
+  void hit() noexcept;
+  void miss() noexcept;
 };
 
 using handler = void (*)(context&);
@@ -221,6 +247,14 @@ class server final : public resp_server {
   void send_invalidation(client& tracker, const std::string* key);
   void deliver_keyspace(const change_event& ev);
   void check_idle();
+  /// True when the command must not run on the loop thread (see docs/sidecar.md).
+  bool needs_worker(const command_def* cmd, std::span<const std::string_view> args);
+  bool key_is_strong(std::string_view key) const;
+  void refresh_patterns();
+  void start_job(client& c, const command_def* cmd, std::span<const std::string_view> args);
+  void worker_main();
+  void finish_jobs();
+  void set_events(client& c);
   void watch_expiry(std::string_view key);
   void fire_expirations();
 
@@ -286,7 +320,35 @@ class server final : public resp_server {
     int wake_fd = -1;  // -1 once closed (under mtx)
   };
   std::shared_ptr<inbox> inbox_ = std::make_shared<inbox>();
+
+  // Workers for slow commands. Jobs wait in jobs_; finished ones in done_ (the loop is
+  // woken through wake_fd_, like for remote events).
+  static constexpr std::size_t worker_threads = 4;
+  bool remote_storage_ = false;  // PostgreSQL: every storage call is a network round trip
+  bool any_strong_ = true;       // some pattern (or the default) is strong_distributed
+  std::int64_t patterns_checked_ms_ = 0;
+  std::mutex jobs_mtx_;
+  std::condition_variable jobs_cv_;
+  std::deque<std::unique_ptr<job>> jobs_;
+  bool jobs_stopping_ = false;
+  std::vector<std::thread> workers_;
+  std::mutex done_mtx_;
+  std::vector<std::unique_ptr<job>> done_;
+  std::vector<std::unique_ptr<job>> scratch_done_;
   std::vector<pending_event> scratch_events_;
 };
+
+inline void context::hit() noexcept {
+  if (j)
+    ++j->hits;
+  else
+    ++srv.keyspace_hits;
+}
+inline void context::miss() noexcept {
+  if (j)
+    ++j->misses;
+  else
+    ++srv.keyspace_misses;
+}
 
 }  // namespace warp::sidecar::detail

@@ -1,4 +1,4 @@
-// Starts a real warpd with the RESP sidecar on a free port (memory storage).
+// Starts a real warpd with the RESP sidecar on a free port (memory storage by default).
 #pragma once
 
 #include <catch2/catch.hpp>
@@ -17,7 +17,8 @@ struct warpd_sidecar {
   std::uint16_t port = 0;
   std::unique_ptr<child_process> proc;
 
-  explicit warpd_sidecar(std::vector<std::string> extra = {}) {
+  /// `storage`: warpd's --storage spec (memory, sqlite:PATH, a PostgreSQL URI).
+  explicit warpd_sidecar(std::vector<std::string> extra = {}, std::string storage = "memory") {
     auto bin = binary("apps/warpd/warpd");
     INFO("warpd binary: " << bin);
     REQUIRE(std::filesystem::exists(bin));
@@ -28,7 +29,7 @@ struct warpd_sidecar {
                                      "--http",
                                      "",
                                      "--storage",
-                                     "memory",
+                                     storage,
                                      "--data-dir",
                                      dir.str(),
                                      "--resp",
