@@ -135,8 +135,9 @@ void cluster::apply(const bus::change_batch& batch) {
       ++stale;
       continue;
     }
-    bool hydrate =
-        rec.kind == bus::record_kind::value && (rec.expires_at_ms == 0 || rec.expires_at_ms > now);
+    bool hydrate = rec.kind == bus::record_kind::value &&
+                   (rec.expires_at_ms == 0 || rec.expires_at_ms > now) &&
+                   rec.ver.hlc > hydrate_floor_;
     if (!hydrate) {
       remember_tombstone(rec.key, rec.ver);
       // A read-through in flight may hold the old value: it must not fill L1.
@@ -188,6 +189,9 @@ void cluster::cleared(version ver) {
 }
 
 void cluster::distrust(std::uint32_t, std::uint64_t hlc_bound) {
+  hydrate_floor_ = std::max(hydrate_floor_, hlc_bound);
+  // A read-through in flight may return what storage held before a change we missed.
+  st_.coalescer.supersede_all();
   std::vector<std::string> keys;
   st_.l1->for_each([&](std::string_view k, const buffer&, const l1_entry_info& info) {
     if (info.ver.hlc <= hlc_bound &&

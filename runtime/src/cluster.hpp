@@ -74,6 +74,10 @@ class cluster {
   // The newest clear seen (actor thread only): a record not newer than it describes a key
   // storage no longer holds, whatever order the records arrived in.
   version clear_bound_{};
+  // The newest gap bound (actor thread only): a hydration not newer than it may predate a
+  // change this node missed in the gap (a delete, a clear), so it is applied as an
+  // invalidation: the key is read from storage next time instead of cached from the record.
+  std::uint64_t hydrate_floor_ = 0;
 };
 
 /// The cluster of a node, or null when it runs alone (registered by node::start).
