@@ -97,10 +97,15 @@ void cluster::published(std::string_view key, version ver, std::int64_t expires_
   rec.expires_at_ms = expires_at_ms;
   rec.kind = kind;
   if (kind == bus::record_kind::value) rec.value.assign(value);
+  // This node's own deletes and clears bind its later read-throughs too: an owner that has
+  // not applied them yet must not put the old value back into this node's L1.
+  if (kind == bus::record_kind::erase) remember_tombstone(rec.key, ver);
+  if (kind == bus::record_kind::clear) raise_clear_floor(ver.hlc);
   bus_->publish(std::move(rec));
 }
 
 void cluster::remember_tombstone(const std::string& key, version ver) {
+  std::lock_guard<std::mutex> g{tomb_mtx_};
   if (tombstones_.empty()) tombstones_.resize(tombstone_slots);
   auto h = stable_hash(key);
   auto& slot = tombstones_[h & (tombstone_slots - 1)];
@@ -111,11 +116,30 @@ void cluster::remember_tombstone(const std::string& key, version ver) {
   slot = {h, ver, now};
 }
 
-bool cluster::tombstoned(const std::string& key, version ver) {
+bool cluster::tombstoned(std::string_view key, version ver) const {
+  std::lock_guard<std::mutex> g{tomb_mtx_};
   if (tombstones_.empty()) return false;
   auto h = stable_hash(key);
   auto& slot = tombstones_[h & (tombstone_slots - 1)];
   return slot.hash == h && now_ms() - slot.at_ms <= tombstone_ms && !(slot.ver < ver);
+}
+
+void cluster::raise_clear_floor(std::uint64_t hlc) {
+  auto cur = clear_floor_hlc_.load(std::memory_order_relaxed);
+  while (cur < hlc &&
+         !clear_floor_hlc_.compare_exchange_weak(cur, hlc, std::memory_order_acq_rel)) {
+  }
+}
+
+bool cluster::may_cache(std::string_view key, version ver) const {
+  if (ver.hlc <= clear_floor_hlc_.load(std::memory_order_acquire)) return false;
+  // An invalidation of version v announces the value of version v: that one may be cached,
+  // anything older may not.
+  std::lock_guard<std::mutex> g{tomb_mtx_};
+  if (tombstones_.empty()) return true;
+  auto h = stable_hash(key);
+  auto& slot = tombstones_[h & (tombstone_slots - 1)];
+  return !(slot.hash == h && now_ms() - slot.at_ms <= tombstone_ms && ver < slot.ver);
 }
 
 void cluster::apply(const bus::change_batch& batch) {
@@ -131,7 +155,8 @@ void cluster::apply(const bus::change_batch& batch) {
       ++applied;
       continue;
     }
-    if (!(clear_bound_ < rec.ver)) {
+    if (!(clear_bound_ < rec.ver) ||
+        rec.ver.hlc <= clear_floor_hlc_.load(std::memory_order_acquire)) {
       ++stale;
       continue;
     }
@@ -179,6 +204,7 @@ void cluster::apply(const bus::change_batch& batch) {
 void cluster::cleared(version ver) {
   if (!(clear_bound_ < ver)) return;
   clear_bound_ = ver;
+  raise_clear_floor(ver.hlc);
   st_.coalescer.supersede_all();
   std::vector<std::string> keys;
   st_.l1->for_each([&](std::string_view k, const buffer&, const l1_entry_info& info) {
@@ -232,6 +258,7 @@ std::optional<result<std::optional<record>>> cluster::fetch_from_owner(std::stri
     auto h = own->handles.find(target);
     if (h == own->handles.end() || !h->second) continue;
     std::optional<result<std::optional<record>>> out;
+    bool stale_answer = false;
     self->request(h->second, ctx_.opts.owner_fetch_timeout, actors::fetch_atom::value,
                   std::string{key})
         .receive(
@@ -240,12 +267,20 @@ std::optional<result<std::optional<record>>> cluster::fetch_from_owner(std::stri
               if (!rep) return;
               if (!rep->found) {
                 out.emplace(std::optional<record>{});
-              } else {
+              } else if (may_cache(key, rep->rec.ver)) {
                 out.emplace(std::optional<record>{
                     record{std::move(rep->rec.value), rep->rec.expires_at_ms, rep->rec.ver}});
+              } else {
+                // The owner answered from an L1 older than a change (or clear) this node
+                // already applied: storage has the newer state.
+                stale_answer = true;
               }
             },
             [&](caf::error&) {});
+    if (stale_answer) {
+      c.owner_fetch_fallbacks.fetch_add(1, std::memory_order_relaxed);
+      return std::nullopt;
+    }
     if (out) {
       (i == 0 ? c.owner_fetches : c.replica_fetches).fetch_add(1, std::memory_order_relaxed);
       return out;

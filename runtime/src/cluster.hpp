@@ -4,8 +4,10 @@
 // through misses to the key's range owner with a local fallback. Internal to runtime/src.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -48,14 +50,19 @@ class cluster {
   void apply(const bus::change_batch& batch);
   /// Drops cached entries not newer than `hlc_bound` (a gap from `sender`).
   void distrust(std::uint32_t sender, std::uint64_t hlc_bound);
+  /// Whether a read-through result of version `ver` may fill L1: not when this node has
+  /// already applied a newer change of the key (a tombstone) or a newer clear. A range
+  /// owner serves from its own L1, which may lag what this node applied (any thread).
+  bool may_cache(std::string_view key, version ver) const;
   /// Test hook: off = peers' read-through requests go unanswered (a paused owner).
   void serve_fetches(bool on) { ctx_.serve_fetches.store(on); }
 
  private:
   void remember_tombstone(const std::string& key, version ver);
+  void raise_clear_floor(std::uint64_t hlc);
   /// A peer cleared storage at `ver`: drops every L1 entry not newer.
   void cleared(version ver);
-  bool tombstoned(const std::string& key, version ver);
+  bool tombstoned(std::string_view key, version ver) const;
 
   node& node_;
   node::impl& st_;
@@ -70,7 +77,9 @@ class cluster {
     version ver;
     std::int64_t at_ms = 0;
   };
-  std::vector<tombstone> tombstones_;
+  std::vector<tombstone> tombstones_;  // guarded by tomb_mtx_
+  mutable std::mutex tomb_mtx_;
+  std::atomic<std::uint64_t> clear_floor_hlc_{0};  ///< clear_bound_.hlc, for any thread
   // The newest clear seen (actor thread only): a record not newer than it describes a key
   // storage no longer holds, whatever order the records arrived in.
   version clear_bound_{};

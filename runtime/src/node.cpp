@@ -268,6 +268,10 @@ result<buffer> node::get(std::string_view key) {
       },
       [&](const record& rec) {
         filled = make_buffer(rec.value);
+        // An owner may answer from an L1 that lags what this node already applied.
+        if (st.cluster && policy.consistency == mode::eventual_distributed &&
+            !st.cluster->may_cache(key, rec.ver))
+          return;
         st.l1->put(key, filled, rec.ver, l1_expiry(rec.expires_at_ms, policy), true);
       });
   if (!outcome) return outcome.err();

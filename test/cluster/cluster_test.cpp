@@ -373,3 +373,25 @@ TEST_CASE("a cluster started without strong keys refuses a strong_distributed pa
   CHECK(f.nodes[0]->register_pattern("e:*", warp::mode::eventual_distributed, 0ms).ok());
   CHECK(f.nodes[0]->policy("s:1").consistency != warp::mode::strong_distributed);
 }
+
+TEST_CASE("an owner answering from an L1 older than what the asker applied is not believed") {
+  cluster_fixture f{2};
+  // A key owned by node 0, asked for on node 1.
+  std::string key;
+  for (int i = 0; key.empty(); ++i) {
+    auto k = "lag:" + std::to_string(i);
+    if (warp::owner_of(*f.nodes[1], k) == f.nodes[0]->id()) key = k;
+  }
+  REQUIRE(f.nodes[0]->set(key, "old").ok());
+  REQUIRE(value_of(*f.nodes[0], key) == "old");  // in the owner's L1
+  REQUIRE(eventually([&] { return !f.nodes[1]->l1().contains(key); }));
+  // A newer write by a third node: storage has it and node 1 applied its invalidation,
+  // the owner has not (its record is still on the way).
+  warp::version newer{f.nodes[1]->next_version().hlc + (1u << 20), 4242};
+  REQUIRE(f.store->store(key, warp::record{"new", 0, newer}).ok());
+  f.cl(1).apply(batch_of({{key, newer, 0, warp::bus::record_kind::invalidate, {}}}));
+  auto fallbacks = warp::cluster_stats_of(*f.nodes[1]).owner_fetch_fallbacks;
+  CHECK(value_of(*f.nodes[1], key) == "new");
+  CHECK(warp::cluster_stats_of(*f.nodes[1]).owner_fetch_fallbacks == fallbacks + 1);
+  CHECK(value_of(*f.nodes[1], key) == "new");  // and never the owner's old value again
+}
