@@ -270,6 +270,7 @@ class server final : public resp_server {
   std::mutex stop_mtx_;
 
   std::int64_t loop_now_ms_ = 0;
+  bool busy_ = false;  ///< the last epoll_wait found work: poll briefly before blocking
   std::uint64_t next_client_id_ = 1;
   std::unordered_map<std::uint64_t, std::unique_ptr<client>> clients_;
   std::vector<client*> pending_;
