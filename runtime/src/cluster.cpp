@@ -100,7 +100,8 @@ void cluster::published(std::string_view key, version ver, std::int64_t expires_
   // This node's own deletes and clears bind its later read-throughs too: an owner that has
   // not applied them yet must not put the old value back into this node's L1.
   if (kind == bus::record_kind::erase) remember_tombstone(rec.key, ver);
-  if (kind == bus::record_kind::clear) raise_clear_floor(ver.hlc);
+  if (kind == bus::record_kind::clear)
+    actors::cluster_counters::raise_max(clear_floor_hlc_, ver.hlc);
   bus_->publish(std::move(rec));
 }
 
@@ -116,30 +117,26 @@ void cluster::remember_tombstone(const std::string& key, version ver) {
   slot = {h, ver, now};
 }
 
-bool cluster::tombstoned(std::string_view key, version ver) const {
+std::optional<version> cluster::live_tombstone(std::string_view key) const {
   std::lock_guard<std::mutex> g{tomb_mtx_};
-  if (tombstones_.empty()) return false;
+  if (tombstones_.empty()) return std::nullopt;
   auto h = stable_hash(key);
   auto& slot = tombstones_[h & (tombstone_slots - 1)];
-  return slot.hash == h && now_ms() - slot.at_ms <= tombstone_ms && !(slot.ver < ver);
+  if (slot.hash != h || now_ms() - slot.at_ms > tombstone_ms) return std::nullopt;
+  return slot.ver;
 }
 
-void cluster::raise_clear_floor(std::uint64_t hlc) {
-  auto cur = clear_floor_hlc_.load(std::memory_order_relaxed);
-  while (cur < hlc &&
-         !clear_floor_hlc_.compare_exchange_weak(cur, hlc, std::memory_order_acq_rel)) {
-  }
+bool cluster::tombstoned(std::string_view key, version ver) const {
+  auto t = live_tombstone(key);
+  return t && !(*t < ver);
 }
 
 bool cluster::may_cache(std::string_view key, version ver) const {
   if (ver.hlc <= clear_floor_hlc_.load(std::memory_order_acquire)) return false;
   // An invalidation of version v announces the value of version v: that one may be cached,
   // anything older may not.
-  std::lock_guard<std::mutex> g{tomb_mtx_};
-  if (tombstones_.empty()) return true;
-  auto h = stable_hash(key);
-  auto& slot = tombstones_[h & (tombstone_slots - 1)];
-  return !(slot.hash == h && now_ms() - slot.at_ms <= tombstone_ms && ver < slot.ver);
+  auto t = live_tombstone(key);
+  return !(t && ver < *t);
 }
 
 void cluster::apply(const bus::change_batch& batch) {
@@ -204,7 +201,7 @@ void cluster::apply(const bus::change_batch& batch) {
 void cluster::cleared(version ver) {
   if (!(clear_bound_ < ver)) return;
   clear_bound_ = ver;
-  raise_clear_floor(ver.hlc);
+  actors::cluster_counters::raise_max(clear_floor_hlc_, ver.hlc);
   st_.coalescer.supersede_all();
   std::vector<std::string> keys;
   st_.l1->for_each([&](std::string_view k, const buffer&, const l1_entry_info& info) {

@@ -59,9 +59,10 @@ class cluster {
 
  private:
   void remember_tombstone(const std::string& key, version ver);
-  void raise_clear_floor(std::uint64_t hlc);
   /// A peer cleared storage at `ver`: drops every L1 entry not newer.
   void cleared(version ver);
+  /// The version of `key`'s tombstone while it lives (any thread).
+  std::optional<version> live_tombstone(std::string_view key) const;
   bool tombstoned(std::string_view key, version ver) const;
 
   node& node_;

@@ -384,6 +384,27 @@ status node::set(std::string_view key, std::string_view value,
 
 namespace {
 
+// Holds several write stripes at once, taken in ascending order (batched writes are the only
+// holders of more than one: no deadlock), released in reverse.
+class stripe_locks {
+ public:
+  stripe_locks(node::impl& st, std::vector<std::uint16_t> stripes)
+      : st_(st), stripes_(std::move(stripes)) {
+    std::sort(stripes_.begin(), stripes_.end());
+    stripes_.erase(std::unique(stripes_.begin(), stripes_.end()), stripes_.end());
+    for (auto s : stripes_) st_.write_locks[s].lock();
+  }
+  ~stripe_locks() {
+    for (auto s = stripes_.rbegin(); s != stripes_.rend(); ++s) st_.write_locks[*s].unlock();
+  }
+  stripe_locks(const stripe_locks&) = delete;
+  stripe_locks& operator=(const stripe_locks&) = delete;
+
+ private:
+  node::impl& st_;
+  std::vector<std::uint16_t> stripes_;
+};
+
 // A put under the key's write stripe: storage first, then L1, the cluster and the watchers.
 // On a storage error L1 keeps no value for the key (storage's outcome is unknown).
 status put_locked(node::impl& st, std::string_view key, const key_policy& policy, record out,
@@ -487,18 +508,8 @@ status node::set_many(std::span<const kv_write> items) {
         it->second = i;
       }
   }
-  // Every stripe of the batch, in ascending order (the only place that holds several:
-  // no deadlock), so each key's write is ordered with every other write of that key.
-  std::sort(stripes.begin(), stripes.end());
-  stripes.erase(std::unique(stripes.begin(), stripes.end()), stripes.end());
-  for (auto s : stripes) st.write_locks[s].lock();
-  struct unlock_all {
-    node::impl& st;
-    const std::vector<std::uint16_t>& stripes;
-    ~unlock_all() {
-      for (auto s = stripes.rbegin(); s != stripes.rend(); ++s) st.write_locks[*s].unlock();
-    }
-  } unlock{st, stripes};
+  // Every stripe of the batch: each key's write is ordered with every other write of it.
+  stripe_locks locked{st, std::move(stripes)};
   std::vector<version> vers(items.size());
   std::size_t written = 0;  // pairs [0, written) took effect
   status failure;
@@ -592,16 +603,7 @@ void node::update_many(std::span<const update_item> items, std::span<status> out
     }
     return;
   }
-  std::sort(stripes.begin(), stripes.end());
-  stripes.erase(std::unique(stripes.begin(), stripes.end()), stripes.end());
-  for (auto s : stripes) st.write_locks[s].lock();
-  struct unlock_all {
-    node::impl& st;
-    const std::vector<std::uint16_t>& stripes;
-    ~unlock_all() {
-      for (auto s = stripes.rbegin(); s != stripes.rend(); ++s) st.write_locks[*s].unlock();
-    }
-  } unlock{st, stripes};
+  stripe_locks locked{st, std::move(stripes)};
 
   // 1. Every item decides, in order, on the state the items before it left.
   for (std::size_t i = 0; i < items.size(); ++i) {

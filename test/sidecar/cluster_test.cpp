@@ -121,6 +121,21 @@ TEST_CASE("a write through node A's sidecar invalidates a tracking client on nod
   CHECK(plain_b.cmd({"GET", "k:k"}) == "nil");
 }
 
+// On nodes started with --l1-max-entries 1 on b: A writes `key` = v1 (and another key), B
+// applies both writes' own invalidations, then `tracker` (RESP3) tracks `key` by reading
+// it through B, and `plain_b` reads the other key, which evicts `key` from B's L1.
+void tracked_but_evicted(two_nodes& nodes, resp_conn& on_a, resp_conn& tracker, resp_conn& plain_b,
+                         const std::string& key) {
+  auto received_before = records_received(nodes.node_b);
+  CHECK(on_a.cmd({"SET", key, "v1"}) == "OK");
+  CHECK(on_a.cmd({"SET", "k:other", "x"}) == "OK");
+  REQUIRE(eventually([&] { return records_received(nodes.node_b) >= received_before + 2; }));
+  CHECK(tracker.cmd({"HELLO", "3"}).rfind("{server", 0) == 0);
+  CHECK(tracker.cmd({"CLIENT", "TRACKING", "ON"}) == "OK");
+  CHECK(tracker.cmd({"GET", key}) == "v1");
+  CHECK(plain_b.cmd({"GET", "k:other"}) == "x");
+}
+
 // The tracked key need not be in B's L1 when A's change arrives: B's L1 evicted it (here:
 // --l1-max-entries 1), its pattern TTL ran out, or B's read-through fill was superseded by
 // an earlier record of the same key. Redis's promise (and issue 5's) is an invalidation
@@ -131,15 +146,7 @@ TEST_CASE("a tracking client on node B is invalidated even when B's L1 no longer
   resp_conn on_a{nodes.resp_a};
   resp_conn tracker{nodes.resp_b};
   resp_conn plain_b{nodes.resp_b};
-  auto received_before = records_received(nodes.node_b);
-  CHECK(on_a.cmd({"SET", "k:e", "v1"}) == "OK");
-  CHECK(on_a.cmd({"SET", "k:other", "x"}) == "OK");
-  // As above: B applies these writes' own invalidations before the tracker starts.
-  REQUIRE(eventually([&] { return records_received(nodes.node_b) >= received_before + 2; }));
-  CHECK(tracker.cmd({"HELLO", "3"}).rfind("{server", 0) == 0);
-  CHECK(tracker.cmd({"CLIENT", "TRACKING", "ON"}) == "OK");
-  CHECK(tracker.cmd({"GET", "k:e"}) == "v1");
-  CHECK(plain_b.cmd({"GET", "k:other"}) == "x");  // evicts k:e from B's one-entry L1
+  tracked_but_evicted(nodes, on_a, tracker, plain_b, "k:e");
   CHECK(on_a.cmd({"SET", "k:e", "v2"}) == "OK");
   CHECK(tracker.read(10000ms) == ">[invalidate,[k:e]]");
   CHECK(tracker.cmd({"GET", "k:e"}) == "v2");
@@ -154,14 +161,7 @@ TEST_CASE("after a gap, node B invalidates tracked keys its L1 no longer holds",
   resp_conn on_a{nodes.resp_a};
   resp_conn tracker{nodes.resp_b};
   resp_conn plain_b{nodes.resp_b};
-  auto received_before = records_received(nodes.node_b);
-  CHECK(on_a.cmd({"SET", "k:g", "v1"}) == "OK");
-  CHECK(on_a.cmd({"SET", "k:other", "x"}) == "OK");
-  REQUIRE(eventually([&] { return records_received(nodes.node_b) >= received_before + 2; }));
-  CHECK(tracker.cmd({"HELLO", "3"}).rfind("{server", 0) == 0);
-  CHECK(tracker.cmd({"CLIENT", "TRACKING", "ON"}) == "OK");
-  CHECK(tracker.cmd({"GET", "k:g"}) == "v1");
-  CHECK(plain_b.cmd({"GET", "k:other"}) == "x");  // evicts k:g from B's one-entry L1
+  tracked_but_evicted(nodes, on_a, tracker, plain_b, "k:g");
   nodes.b->signal(SIGSTOP);
   bool held_down =
       eventually([&] { return members_in_state(members_json(nodes.node_a), "down") == 1; }, 20s);
