@@ -152,8 +152,8 @@ void cluster::apply(const bus::change_batch& batch) {
       ++applied;
       continue;
     }
-    if (!(clear_bound_ < rec.ver) ||
-        rec.ver.hlc <= clear_floor_hlc_.load(std::memory_order_acquire)) {
+    // Not newer than a clear applied here (a peer's, or this node's own): storage lost it.
+    if (rec.ver.hlc <= clear_floor_hlc_.load(std::memory_order_acquire)) {
       ++stale;
       continue;
     }

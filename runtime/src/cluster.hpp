@@ -80,9 +80,10 @@ class cluster {
   };
   std::vector<tombstone> tombstones_;  // guarded by tomb_mtx_
   mutable std::mutex tomb_mtx_;
-  std::atomic<std::uint64_t> clear_floor_hlc_{0};  ///< clear_bound_.hlc, for any thread
-  // The newest clear seen (actor thread only): a record not newer than it describes a key
-  // storage no longer holds, whatever order the records arrived in.
+  /// HLC of the newest clear applied here, a peer's or this node's own (any thread).
+  std::atomic<std::uint64_t> clear_floor_hlc_{0};
+  // The newest clear record applied from a peer (actor thread only): an older or repeated
+  // one changes nothing.
   version clear_bound_{};
   // The newest gap bound (actor thread only): a hydration not newer than it may predate a
   // change this node missed in the gap (a delete, a clear), so it is applied as an
