@@ -42,8 +42,10 @@ bool parse_int64(std::string_view s, std::int64_t& out) noexcept {
 
 namespace {
 
-bool is_space(char c) noexcept {
-  return c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\v' || c == '\f' || c == '\0';
+// C's isspace() in the "C" locale, which sdssplitargs uses to skip blanks between
+// arguments and to check what follows a closing quote.
+bool is_blank(char c) noexcept {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
 }
 bool is_hex(char c) noexcept {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
@@ -56,85 +58,107 @@ int hex_value(char c) noexcept {
 
 }  // namespace
 
-bool split_inline_args(std::string_view line, std::vector<std::string>& out) {
-  // A port of sdssplitargs, so inline commands tokenize exactly like Redis.
+bool split_inline_in_place(std::span<char> line, std::vector<arg_slice>& out) {
+  // A port of sdssplitargs, so inline commands tokenize exactly like Redis. It reads a C
+  // string: the line ends at the first NUL byte, and at(i) past the end reads as NUL, the
+  // way *(p+1) reads the terminator there.
+  char* const d = line.data();
+  std::size_t n = line.size();
+  if (const void* z = std::memchr(d, '\0', n)) n = static_cast<std::size_t>(static_cast<const char*>(z) - d);
+  auto at = [&](std::size_t i) noexcept { return i < n ? d[i] : '\0'; };
   std::size_t p = 0;
-  const std::size_t n = line.size();
   for (;;) {
-    while (p < n && is_space(line[p])) ++p;
+    while (p < n && is_blank(d[p])) ++p;
     if (p >= n) return true;
+    // The token is written from where it starts: every byte written consumed at least one
+    // byte read (quotes and escapes consume more), so the write cursor w never passes the
+    // read cursor p and nothing unread is overwritten.
+    const std::size_t start = p;
+    std::size_t w = start;
     bool in_dq = false, in_sq = false, done = false;
-    std::string current;
     while (!done) {
+      const char c = at(p);
       if (in_dq) {
-        if (p >= n) return false;
-        char c = line[p];
-        if (c == '\\' && p + 3 < n && line[p + 1] == 'x' && is_hex(line[p + 2]) &&
-            is_hex(line[p + 3])) {
-          current.push_back(
-              static_cast<char>(hex_value(line[p + 2]) * 16 + hex_value(line[p + 3])));
+        if (c == '\\' && at(p + 1) == 'x' && is_hex(at(p + 2)) && is_hex(at(p + 3))) {
+          d[w++] = static_cast<char>(hex_value(at(p + 2)) * 16 + hex_value(at(p + 3)));
           p += 3;
-        } else if (c == '\\' && p + 1 < n) {
+        } else if (c == '\\' && at(p + 1) != '\0') {
           ++p;
-          switch (line[p]) {
+          char e = d[p];
+          switch (e) {
             case 'n':
-              current.push_back('\n');
+              e = '\n';
               break;
             case 'r':
-              current.push_back('\r');
+              e = '\r';
               break;
             case 't':
-              current.push_back('\t');
+              e = '\t';
               break;
             case 'b':
-              current.push_back('\b');
+              e = '\b';
               break;
             case 'a':
-              current.push_back('\a');
+              e = '\a';
               break;
             default:
-              current.push_back(line[p]);
               break;
           }
+          d[w++] = e;
         } else if (c == '"') {
-          // The closing quote must be followed by a space or nothing.
-          if (p + 1 < n && !is_space(line[p + 1])) return false;
+          // The closing quote must be followed by a blank or nothing.
+          if (at(p + 1) != '\0' && !is_blank(at(p + 1))) return false;
           done = true;
+        } else if (c == '\0') {
+          return false;  // unterminated quotes
         } else {
-          current.push_back(c);
+          d[w++] = c;
         }
       } else if (in_sq) {
-        if (p >= n) return false;
-        char c = line[p];
-        if (c == '\\' && p + 1 < n && line[p + 1] == '\'') {
+        if (c == '\\' && at(p + 1) == '\'') {
           ++p;
-          current.push_back('\'');
+          d[w++] = '\'';
         } else if (c == '\'') {
-          if (p + 1 < n && !is_space(line[p + 1])) return false;
+          if (at(p + 1) != '\0' && !is_blank(at(p + 1))) return false;
           done = true;
+        } else if (c == '\0') {
+          return false;
         } else {
-          current.push_back(c);
+          d[w++] = c;
         }
       } else {
-        if (p >= n) {
-          done = true;
-          break;
-        }
-        char c = line[p];
-        if (is_space(c)) {
-          done = true;
-        } else if (c == '"') {
-          in_dq = true;
-        } else if (c == '\'') {
-          in_sq = true;
-        } else {
-          current.push_back(c);
+        // Unlike the skip above, only these end an unquoted token (\v and \f do not).
+        switch (c) {
+          case ' ':
+          case '\n':
+          case '\r':
+          case '\t':
+          case '\0':
+            done = true;
+            break;
+          case '"':
+            in_dq = true;
+            break;
+          case '\'':
+            in_sq = true;
+            break;
+          default:
+            d[w++] = c;
+            break;
         }
       }
-      if (p < n) ++p;
+      if (at(p) != '\0') ++p;
     }
-    out.push_back(std::move(current));
+    out.push_back({start, w - start});
   }
+}
+
+bool split_inline_args(std::string_view line, std::vector<std::string>& out) {
+  std::string copy(line);
+  std::vector<arg_slice> slices;
+  if (!split_inline_in_place(copy, slices)) return false;
+  for (const auto& a : slices) out.emplace_back(copy, a.offset, a.length);
+  return true;
 }
 
 void resp_parser::reset() noexcept {
@@ -151,19 +175,20 @@ resp_parser::status resp_parser::fail(std::string message) {
   return status::error;
 }
 
-resp_parser::status resp_parser::parse(std::string_view frame, std::size_t& consumed) {
+resp_parser::status resp_parser::parse(std::span<char> input, std::size_t& consumed) {
   if (kind_ == kind::none) {
     args_.clear();
-    inline_args_.clear();
-    if (frame.empty()) return status::incomplete;
-    kind_ = frame[0] == '*' ? kind::multibulk : kind::inline_cmd;
+    if (input.empty()) return status::incomplete;
+    kind_ = input[0] == '*' ? kind::multibulk : kind::inline_cmd;
     cursor_ = 0;
     multibulk_ = -1;
     bulk_ = -1;
     hint_ = 0;
   }
-  if (kind_ == kind::inline_cmd) return parse_inline(frame, consumed);
+  if (kind_ == kind::inline_cmd) return parse_inline(input, consumed);
 
+  // Multibulk frames are only read: their arguments are slices of the input as it is.
+  const std::string_view frame(input.data(), input.size());
   const char* data = frame.data();
   const std::size_t size = frame.size();
   if (multibulk_ < 0) {
@@ -183,7 +208,6 @@ resp_parser::status resp_parser::parse(std::string_view frame, std::size_t& cons
     cursor_ = pos + 2;
     if (count <= 0) {  // "*0" and "*-1": an empty command, skipped by the caller
       consumed = cursor_;
-      last_inline_ = false;
       reset();
       return status::complete;
     }
@@ -221,12 +245,11 @@ resp_parser::status resp_parser::parse(std::string_view frame, std::size_t& cons
     --multibulk_;
   }
   consumed = cursor_;
-  last_inline_ = false;
   reset();
   return status::complete;
 }
 
-resp_parser::status resp_parser::parse_inline(std::string_view frame, std::size_t& consumed) {
+resp_parser::status resp_parser::parse_inline(std::span<char> frame, std::size_t& consumed) {
   const void* nl = std::memchr(frame.data(), '\n', frame.size());
   if (!nl) {
     if (frame.size() > limits_.max_inline_length) return fail("too big inline request");
@@ -236,24 +259,21 @@ resp_parser::status resp_parser::parse_inline(std::string_view frame, std::size_
   // Redis checks only while no newline has arrived; checking complete lines as well makes
   // the limit independent of how the bytes were split.
   if (pos > limits_.max_inline_length) return fail("too big inline request");
-  std::string_view line = frame.substr(0, pos);
-  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-  if (!split_inline_args(line, inline_args_)) {
-    inline_args_.clear();
+  std::size_t length = pos;
+  if (length > 0 && frame[length - 1] == '\r') --length;
+  // Unescaped into the line itself: the arguments live in the caller's buffer, like those
+  // of a multibulk frame, and nothing here outlives this frame.
+  if (!split_inline_in_place(frame.first(length), args_)) {
+    args_.clear();
     return fail("unbalanced quotes in request");
   }
   consumed = pos + 1;
-  last_inline_ = true;
   reset();
   return status::complete;
 }
 
 void resp_parser::args(std::string_view frame, std::vector<std::string_view>& out) const {
   out.clear();
-  if (last_inline_) {
-    for (const auto& a : inline_args_) out.emplace_back(a);
-    return;
-  }
   for (const auto& a : args_) out.push_back(frame.substr(a.offset, a.length));
 }
 

@@ -408,7 +408,7 @@ void server::process_input(client& c) {
   std::size_t start = 0;
   while (!c.closed && !c.close_after_write && !c.busy && start < c.in.size()) {
     std::size_t consumed = 0;
-    std::string_view frame = c.in.view(start);
+    std::span<char> frame{c.in.data() + start, c.in.size() - start};
     auto st = c.parser.parse(frame, consumed);
     if (st == resp_parser::status::incomplete) break;
     if (st == resp_parser::status::error) {
@@ -421,7 +421,7 @@ void server::process_input(client& c) {
       start = c.in.size();
       break;
     }
-    c.parser.args(frame, argv_);
+    c.parser.args(c.in.view(start), argv_);
     start += consumed;
     if (argv_.empty()) continue;
     if (try_batch(c, argv_)) continue;
@@ -439,7 +439,9 @@ void server::process_input(client& c) {
     incr_batch_.clear();
     return;
   }
-  if (!batch_empty()) run_batch(c);  // before consume(): the batch views c.in
+  // Before consume(): the batch views c.in (every parsed argument, inline or multibulk,
+  // lives there until these bytes are dropped).
+  if (!batch_empty()) run_batch(c);
   c.in.consume(start);
   c.in.shrink_if_idle(1024 * 1024);
 }

@@ -276,10 +276,12 @@ class server final : public resp_server {
   std::vector<client*> pending_;
   std::vector<std::unique_ptr<client>> graveyard_;
   std::vector<std::string_view> argv_;  // reused per command
-  // Consecutive plain `SET k v` of one client's read buffer (their views point into it),
-  // run as one node.set_many when another command comes or the buffer is parsed. Only
-  // while nobody subscribes or tracks: then a write raises no event this sidecar handles,
-  // so batching changes nothing a client can see but the speed.
+  // Consecutive plain `SET k v` of one client's read buffer, run as one node.set_many when
+  // another command comes or the buffer is parsed. Their views point into the client's
+  // input buffer, where the parser leaves every argument (inline ones are unescaped in
+  // place): process_input runs the batch before it drops or moves those bytes. Only while
+  // nobody subscribes or tracks: then a write raises no event this sidecar handles, so
+  // batching changes nothing a client can see but the speed.
   std::vector<kv_write> set_batch_;
   std::vector<incr_step> incr_batch_;  // the same for INCR, DECR, INCRBY, DECRBY
   bool batch_empty() const noexcept { return set_batch_.empty() && incr_batch_.empty(); }

@@ -34,7 +34,7 @@ outcome parse_all(std::string_view input, std::size_t split, const parser_limits
   std::size_t piece = 0;
   for (;;) {
     std::size_t consumed = 0;
-    auto st = p.parse(std::string_view(buf).substr(start), consumed);
+    auto st = p.parse(std::span<char>(buf).subspan(start), consumed);
     if (st == resp_parser::status::complete) {
       if (consumed == 0 || consumed > buf.size() - start) __builtin_trap();
       p.args(std::string_view(buf).substr(start), args);

@@ -1,6 +1,7 @@
 // The RESP parser and writer on their own: split frames, limits, Redis's error wording.
 #include <catch2/catch.hpp>
 
+#include <span>
 #include <string>
 #include <vector>
 
@@ -28,7 +29,7 @@ parsed feed(const std::string& input, std::vector<std::size_t> pieces, parser_li
   std::vector<std::string_view> args;
   while (true) {
     std::size_t consumed = 0;
-    auto st = p.parse(std::string_view(buf).substr(start), consumed);
+    auto st = p.parse(std::span<char>(buf).subspan(start), consumed);
     if (st == resp_parser::status::complete) {
       p.args(std::string_view(buf).substr(start), args);
       if (!args.empty()) out.commands.emplace_back(args.begin(), args.end());
@@ -88,6 +89,68 @@ TEST_CASE("a pipelined buffer parses the same at every split point", "[parser]")
     INFO("step " << step);
     REQUIRE(r.commands == whole.commands);
   }
+}
+
+TEST_CASE("arguments of every command of a pipeline stay valid until the bytes go",
+          "[parser][security]") {
+  // The sidecar batches pipelined writes: it keeps the views of several commands while it
+  // parses the next ones. Inline arguments must not live in storage the next command reuses.
+  std::string buf = "SET a 1\r\n" + multibulk({"SET", "b", "2"}) +
+                    "SET \"c\\x41\" 'long value that needs the heap, long long long'\r\n" +
+                    "INCR c1\r\nMSET m1 x m2 y\r\n";
+  resp_parser p;
+  std::vector<std::vector<std::string_view>> kept;
+  std::size_t start = 0;
+  while (start < buf.size()) {
+    std::size_t consumed = 0;
+    REQUIRE(p.parse(std::span<char>(buf).subspan(start), consumed) ==
+            resp_parser::status::complete);
+    std::vector<std::string_view> args;
+    p.args(std::string_view(buf).substr(start), args);
+    kept.push_back(args);
+    start += consumed;
+  }
+  using v = std::vector<std::string_view>;
+  REQUIRE(kept.size() == 5);
+  CHECK(kept[0] == v{"SET", "a", "1"});
+  CHECK(kept[1] == v{"SET", "b", "2"});
+  CHECK(kept[2] == v{"SET", "cA", "long value that needs the heap, long long long"});
+  CHECK(kept[3] == v{"INCR", "c1"});
+  CHECK(kept[4] == v{"MSET", "m1", "x", "m2", "y"});
+  for (auto& cmd : kept)
+    for (auto a : cmd) {
+      CHECK(a.data() >= buf.data());
+      CHECK(a.data() + a.size() <= buf.data() + buf.size());
+    }
+}
+
+TEST_CASE("inline commands split like Redis's sdssplitargs", "[parser]") {
+  auto split = [](std::string line) {
+    std::vector<std::string> out;
+    bool ok = warp::sidecar::split_inline_args(line, out);
+    return ok ? out : std::vector<std::string>{"<unbalanced>"};
+  };
+  using v = std::vector<std::string>;
+  CHECK(split("  set\ta  b ") == v{"set", "a", "b"});
+  // \v and \f are blanks between arguments but part of an unquoted one.
+  CHECK(split("\v\fset a\vb c") == v{"set", "a\vb", "c"});
+  CHECK(split("set a\fb") == v{"set", "a\fb"});
+  // \r ends an unquoted argument.
+  CHECK(split("set a\rb") == v{"set", "a", "b"});
+  // A NUL byte ends the line (sdssplitargs reads a C string).
+  CHECK(split(std::string("set a\0b c", 9)) == v{"set", "a"});
+  CHECK(split(std::string("set \"a\0b\"", 9)) == v{"<unbalanced>"});
+  CHECK(split(std::string("set \"a\"\0junk\"", 13)) == v{"set", "a"});
+  // Quotes: escapes, adjacency, what may follow the closing quote.
+  CHECK(split("set x\"a b\" 'c\\'d' \"\\x4a\\x4G\\q\"") == v{"set", "xa b", "c'd", "Jx4Gq"});
+  CHECK(split("set \"a\"\vb") == v{"set", "a", "b"});
+  CHECK(split("set \"a\"b") == v{"<unbalanced>"});
+  CHECK(split("set 'a'b") == v{"<unbalanced>"});
+  CHECK(split("set \"a") == v{"<unbalanced>"});
+  CHECK(split("set \"a\\") == v{"<unbalanced>"});
+  CHECK(split("set '' \"\"") == v{"set", "", ""});
+  CHECK(split("") == v{});
+  CHECK(split(" \t ") == v{});
 }
 
 TEST_CASE("protocol errors use Redis's wording", "[parser]") {

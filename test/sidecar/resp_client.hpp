@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -69,6 +70,7 @@ class resp_conn {
   /// Reads one reply (waits up to `timeout`).
   std::string read(std::chrono::milliseconds timeout = std::chrono::milliseconds{5000}) {
     timeout_ = timeout;
+    compact();
     try {
       return parse();
     } catch (const eof&) {
@@ -76,6 +78,22 @@ class resp_conn {
     } catch (const timed_out&) {
       return "<timeout>";
     }
+  }
+
+  /// Reads one reply and returns its bytes exactly as sent (for byte-for-byte comparisons);
+  /// `<closed>` / `<timeout>` as read() does.
+  std::string read_raw(std::chrono::milliseconds timeout = std::chrono::milliseconds{5000}) {
+    timeout_ = timeout;
+    compact();
+    const std::size_t start = pos_;
+    try {
+      parse();
+    } catch (const eof&) {
+      return "<closed>";
+    } catch (const timed_out&) {
+      return "<timeout>";
+    }
+    return buf_.substr(start, pos_ - start);
   }
 
   /// True if the server closed the connection (EOF within `timeout`).
@@ -126,12 +144,15 @@ class resp_conn {
     pos_ += n + 2;
     return s;
   }
-  std::string parse() {
-    std::string l = line();
+  // Between replies only: read_raw() needs the offsets of one reply to stay put.
+  void compact() {
     if (pos_ > 1 << 20) {
       buf_.erase(0, pos_);
       pos_ = 0;
     }
+  }
+  std::string parse() {
+    std::string l = line();
     char t = l.empty() ? '?' : l[0];
     std::string rest = l.substr(1);
     switch (t) {
@@ -179,5 +200,51 @@ class resp_conn {
   std::size_t pos_ = 0;
   std::chrono::milliseconds timeout_{5000};
 };
+
+/// The elements of a raw RESP2 array of bulk strings (`*N` then `$L` items), as KEYS and
+/// MGET send them; nullopt for any other shape.
+inline std::optional<std::vector<std::string>> decode_bulk_array(std::string_view raw) {
+  auto number = [&](char type, long long& out) {
+    if (raw.empty() || raw[0] != type) return false;
+    auto end = raw.find("\r\n");
+    if (end == std::string_view::npos) return false;
+    try {
+      out = std::stoll(std::string(raw.substr(1, end - 1)));
+    } catch (...) {
+      return false;
+    }
+    raw.remove_prefix(end + 2);
+    return true;
+  };
+  long long n = 0;
+  if (!number('*', n) || n < 0) return std::nullopt;
+  std::vector<std::string> out;
+  for (long long i = 0; i < n; ++i) {
+    long long len = 0;
+    if (!number('$', len) || len < 0 || raw.size() < static_cast<std::size_t>(len) + 2)
+      return std::nullopt;
+    out.emplace_back(raw.substr(0, static_cast<std::size_t>(len)));
+    raw.remove_prefix(static_cast<std::size_t>(len) + 2);
+  }
+  if (!raw.empty()) return std::nullopt;
+  return out;
+}
+
+/// Every key and its value (KEYS * then one pipelined GET per key), binary safe. A key that
+/// vanished between the two reads maps to nullopt.
+inline std::map<std::string, std::optional<std::string>> dump_keyspace(resp_conn& c) {
+  std::map<std::string, std::optional<std::string>> out;
+  c.send({"KEYS", "*"});
+  auto keys = decode_bulk_array(c.read_raw());
+  if (!keys) throw std::runtime_error("KEYS * did not answer an array of bulk strings");
+  std::string batch;
+  for (const auto& k : *keys) batch += resp_conn::encode({"GET", k});
+  c.send_raw(batch);
+  for (const auto& k : *keys) {
+    auto one = decode_bulk_array("*1\r\n" + c.read_raw());
+    out[k] = one ? std::optional<std::string>((*one)[0]) : std::nullopt;
+  }
+  return out;
+}
 
 }  // namespace warp::test

@@ -35,22 +35,6 @@ std::string run_script(std::uint16_t port) {
   return r.out;
 }
 
-struct redis_server {
-  temp_dir dir{"warp-redis"};
-  std::uint16_t port = 0;
-  std::unique_ptr<child_process> proc;
-  redis_server() {
-    auto bin = find_program("redis-server");
-    REQUIRE_FALSE(bin.empty());  // redis-server must be installed: fail loudly
-    port = free_port();
-    proc = std::make_unique<child_process>(
-        std::vector<std::string>{bin, "--port", std::to_string(port), "--bind", "127.0.0.1",
-                                 "--save", "", "--appendonly", "no", "--dir", dir.str()},
-        dir.str() + "/redis.log");
-    REQUIRE(wait_for_port(port, 10s));
-  }
-};
-
 }  // namespace
 
 TEST_CASE("redis-cli script gives the same output as redis-server", "[sidecar][redis-cli]") {

@@ -1,4 +1,5 @@
-// Starts a real warpd with the RESP sidecar on a free port (memory storage by default).
+// Starts a real warpd with the RESP sidecar on a free port (memory storage by default), and
+// a real redis-server to compare it with.
 #pragma once
 
 #include <catch2/catch.hpp>
@@ -54,6 +55,27 @@ struct warpd_sidecar {
     argv.insert(argv.end(), args.begin(), args.end());
     auto r = run(argv);
     return r.out + r.err;
+  }
+};
+
+/// A real redis-server on a free port, no persistence: the reference the sidecar's replies
+/// are compared with.
+struct redis_server {
+  temp_dir dir{"warp-redis"};
+  std::uint16_t port = 0;
+  std::unique_ptr<child_process> proc;
+  redis_server() {
+    auto bin = find_program("redis-server");
+    REQUIRE_FALSE(bin.empty());  // redis-server must be installed: fail loudly
+    port = free_port();
+    proc = std::make_unique<child_process>(
+        std::vector<std::string>{bin, "--port", std::to_string(port), "--bind", "127.0.0.1",
+                                 "--save", "", "--appendonly", "no", "--dir", dir.str()},
+        dir.str() + "/redis.log");
+    REQUIRE(wait_for_port(port, 10s));
+  }
+  ~redis_server() {
+    if (proc) proc->stop();
   }
 };
 
