@@ -776,6 +776,22 @@ void cmd_setnx(context& ctx) {
   ctx.w.integer(applied ? 1 : 0);
 }
 
+void cmd_getset(context& ctx) {
+  // SET k v GET under its old name: the value is replaced (and any TTL dropped, as SET
+  // does); the reply is the previous value.
+  std::optional<std::string> old;
+  std::string_view value = ctx.args[2];
+  auto r = ctx.n.update(ctx.args[1], [&](const buffer* cur, std::int64_t) -> result<mutation> {
+    if (cur) old = **cur;
+    return mutation::put(std::string(value), 0);
+  });
+  if (!r) return reply_error(ctx.w, r.err());
+  if (old)
+    ctx.w.bulk(*old);
+  else
+    ctx.w.null();
+}
+
 void cmd_getdel(context& ctx) {
   std::optional<std::string> old;
   auto r = ctx.n.update(ctx.args[1], [&](const buffer* cur, std::int64_t) -> result<mutation> {
@@ -880,8 +896,7 @@ void cmd_type(context& ctx) {
 }
 
 void expire_common(context& ctx, bool millis, bool absolute, std::string_view name) {
-  std::int64_t amount = 0;
-  if (!arg_int(ctx, 2, amount)) return;
+  // Options first, then the amount: Redis reports a bad option before a bad number.
   enum : unsigned { nx = 1, xx = 2, gt = 4, lt = 8 };
   unsigned flags = 0;
   for (std::size_t i = 3; i < ctx.args.size(); ++i) {
@@ -907,6 +922,8 @@ void expire_common(context& ctx, bool millis, bool absolute, std::string_view na
     ctx.w.error("ERR GT and LT options at the same time are not compatible");
     return;
   }
+  std::int64_t amount = 0;
+  if (!arg_int(ctx, 2, amount)) return;
   std::int64_t when = amount;
   auto invalid = [&] {
     ctx.w.error("ERR invalid expire time in '" + std::string(name) + "' command");
@@ -1099,6 +1116,7 @@ void cmd_scan(context& ctx) {
     return;
   }
   std::string_view match;
+  bool match_empty_key = false;  // MATCH "": node.scan reads an empty glob as "every key"
   std::int64_t count = 10;
   bool strings = true;
   for (std::size_t i = 2; i < ctx.args.size(); ++i) {
@@ -1106,6 +1124,7 @@ void cmd_scan(context& ctx) {
     bool more = i + 1 < ctx.args.size();
     if (ieq(opt, "match") && more) {
       match = ctx.args[++i];
+      match_empty_key = match.empty();
       if (match == "*") match = {};
     } else if (ieq(opt, "count") && more) {
       if (!arg_int(ctx, ++i, count)) return;
@@ -1123,6 +1142,7 @@ void cmd_scan(context& ctx) {
   auto page =
       ctx.n.scan(after, static_cast<std::size_t>(std::min<std::int64_t>(count, 100000)), match);
   if (!page) return reply_error(ctx.w, page.err());
+  if (match_empty_key) std::erase_if(page->keys, [](const std::string& k) { return !k.empty(); });
   std::uint64_t next =
       page->done || page->next_after.empty() ? 0 : ctx.srv.save_cursor(page->next_after);
   ctx.w.array(2);
@@ -1137,6 +1157,13 @@ void cmd_scan(context& ctx) {
 
 void cmd_keys(context& ctx) {
   std::string_view pattern = ctx.args[1];
+  if (pattern.empty()) {  // matches the empty key only; node.scan reads "" as "every key"
+    auto r = ctx.n.contains(pattern);
+    if (!r) return reply_error(ctx.w, r.err());
+    ctx.w.array(*r ? 1 : 0);
+    if (*r) ctx.w.bulk(pattern);
+    return;
+  }
   if (pattern == "*") pattern = {};
   std::vector<std::string> keys;
   std::string after;
@@ -1225,6 +1252,8 @@ const std::vector<command_def> table = {
      "Set a key with a TTL in milliseconds"},
     {"setnx", 3, "write denyoom fast", 1, 1, 1, cmd_setnx, false, false, "string",
      "Set a key if absent"},
+    {"getset", 3, "write denyoom fast", 1, 1, 1, cmd_getset, false, false, "string",
+     "Set a key and return its old value"},
     {"getdel", 2, "write fast", 1, 1, 1, cmd_getdel, false, false, "string",
      "Get and delete a key"},
     {"getex", -2, "write fast", 1, 1, 1, cmd_getex, false, false, "string",

@@ -615,12 +615,14 @@ void server::execute(client& c, std::span<const std::string_view> args) {
       w.error("NOAUTH Authentication required.");
       return;
     }
+    // Redis formats these with printf's %.128s and %.*s: each stops at a NUL byte.
+    auto c_string = [](std::string_view s) { return s.substr(0, s.find('\0')); };
     std::string msg = "ERR unknown command '";
-    msg.append(args[0].substr(0, 128));
+    msg.append(c_string(args[0]).substr(0, 128));
     msg += "', with args beginning with: ";
     std::size_t listed = 0;
     for (std::size_t i = 1; i < args.size() && listed < 128; ++i) {
-      auto a = args[i].substr(0, 128 - listed);
+      auto a = c_string(args[i]).substr(0, 128 - listed);
       msg += "'";
       msg.append(a);
       msg += "' ";
@@ -695,7 +697,7 @@ bool server::needs_worker(const command_def* cmd, std::span<const std::string_vi
         if (auto* d = find_command(name)) v[static_cast<std::size_t>(d - table.data())] = k;
     };
     put({"get", "mget", "strlen", "getex"}, kind::l1_read);
-    put({"set", "setex", "psetex", "setnx", "getdel", "mset", "del", "unlink", "expire", "pexpire",
+    put({"set", "setex", "psetex", "setnx", "getset", "getdel", "mset", "del", "unlink", "expire", "pexpire",
          "expireat", "pexpireat", "persist", "incr", "decr", "incrby", "decrby", "append"},
         kind::write);
     put({"exists", "type", "ttl", "pttl"}, kind::storage_read);
