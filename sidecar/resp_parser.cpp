@@ -64,7 +64,8 @@ bool split_inline_in_place(std::span<char> line, std::vector<arg_slice>& out) {
   // way *(p+1) reads the terminator there.
   char* const d = line.data();
   std::size_t n = line.size();
-  if (const void* z = std::memchr(d, '\0', n)) n = static_cast<std::size_t>(static_cast<const char*>(z) - d);
+  if (const void* z = std::memchr(d, '\0', n))
+    n = static_cast<std::size_t>(static_cast<const char*>(z) - d);
   auto at = [&](std::size_t i) noexcept { return i < n ? d[i] : '\0'; };
   std::size_t p = 0;
   for (;;) {

@@ -697,8 +697,9 @@ bool server::needs_worker(const command_def* cmd, std::span<const std::string_vi
         if (auto* d = find_command(name)) v[static_cast<std::size_t>(d - table.data())] = k;
     };
     put({"get", "mget", "strlen", "getex"}, kind::l1_read);
-    put({"set", "setex", "psetex", "setnx", "getset", "getdel", "mset", "del", "unlink", "expire", "pexpire",
-         "expireat", "pexpireat", "persist", "incr", "decr", "incrby", "decrby", "append"},
+    put({"set", "setex", "psetex", "setnx", "getset", "getdel", "mset", "del", "unlink", "expire",
+         "pexpire", "expireat", "pexpireat", "persist", "incr", "decr", "incrby", "decrby",
+         "append"},
         kind::write);
     put({"exists", "type", "ttl", "pttl"}, kind::storage_read);
     put({"dbsize", "flushdb", "flushall"}, kind::keyspace);

@@ -59,11 +59,11 @@ enum class encoding : std::uint8_t { multibulk, inline_cmd, raw };
 struct command {
   std::vector<std::string> args;  // what the server should see (empty for raw lines)
   encoding enc = encoding::multibulk;
-  std::string bytes;     // on the wire
-  std::size_t cut = 0;   // 0 = none; else the write is cut this many bytes into the command
-  bool replies = true;   // empty lines and *0 get no reply
-  bool keys = false;     // a KEYS reply: compared as a set
-  bool ignore = false;   // the reply differs by design (HELLO): compared by type only
+  std::string bytes;    // on the wire
+  std::size_t cut = 0;  // 0 = none; else the write is cut this many bytes into the command
+  bool replies = true;  // empty lines and *0 get no reply
+  bool keys = false;    // a KEYS reply: compared as a set
+  bool ignore = false;  // the reply differs by design (HELLO): compared by type only
 };
 
 struct fuzz_case {
@@ -157,9 +157,9 @@ std::string inline_line(rng& r, const std::vector<std::string>& args) {
 }
 
 std::string key(rng& r) {
-  static const std::vector<std::string> pool = {"k0",  "k1",    "k2",        "k3", "ctr",
-                                                "num", "a b",   "quo\"te",   "",   "bin\x01\xff",
-                                                "K0",  "k1:x",  "long:key:1"};
+  static const std::vector<std::string> pool = {"k0",  "k1",   "k2",        "k3", "ctr",
+                                                "num", "a b",  "quo\"te",   "",   "bin\x01\xff",
+                                                "K0",  "k1:x", "long:key:1"};
   return r.pick(pool);
 }
 
@@ -171,9 +171,20 @@ std::string long_value(rng& r, std::size_t min, std::size_t max) {
 }
 
 std::string value(rng& r, bool binary_ok) {
-  static const std::vector<std::string> ints = {
-      "0",   "1",  "-1",  "42", "9223372036854775807", "-9223372036854775808",
-      "9223372036854775806", "01", "+5", "-0", "1.5", "12abc", "100", "-100"};
+  static const std::vector<std::string> ints = {"0",
+                                                "1",
+                                                "-1",
+                                                "42",
+                                                "9223372036854775807",
+                                                "-9223372036854775808",
+                                                "9223372036854775806",
+                                                "01",
+                                                "+5",
+                                                "-0",
+                                                "1.5",
+                                                "12abc",
+                                                "100",
+                                                "-100"};
   switch (r.below(10)) {
     case 0:
     case 1:
@@ -184,7 +195,8 @@ std::string value(rng& r, bool binary_ok) {
     case 4:
       return long_value(r, 16, 200);
     case 5:
-      return r.chance(20) ? long_value(r, 1000, binary_ok ? 60000 : 4000) : "v" + std::to_string(r.below(100));
+      return r.chance(20) ? long_value(r, 1000, binary_ok ? 60000 : 4000)
+                          : "v" + std::to_string(r.below(100));
     case 6:
       if (binary_ok) {
         std::string v;
@@ -203,9 +215,9 @@ std::string value(rng& r, bool binary_ok) {
 }
 
 std::string amount(rng& r) {
-  static const std::vector<std::string> v = {"1",    "5",   "-3",  "0",
-                                             "100",  "abc", "1.5", "9223372036854775807",
-                                             "-9223372036854775808", "01", ""};
+  static const std::vector<std::string> v = {
+      "1",  "5", "-3", "0", "100", "abc", "1.5", "9223372036854775807", "-9223372036854775808",
+      "01", ""};
   return r.pick(v);
 }
 
@@ -234,12 +246,26 @@ std::vector<std::string> random_args(rng& r, bool& is_keys, bool binary_ok) {
       break;
     case 4: {
       a = {"set", k(), v()};
-      static const std::vector<std::vector<std::string>> opts = {
-          {"NX"},        {"XX"},        {"GET"},       {"EX", "1000"},  {"PX", "5000000"},
-          {"KEEPTTL"},   {"EX", "0"},   {"EX", "-5"},  {"EX", "abc"},   {"EX"},
-          {"NX", "GET"}, {"XX", "GET"}, {"NX", "XX"},  {"EX", "10", "PX", "10"},
-          {"bogus"},     {"KEEPTTL", "EX", "100"},     {"ex", "100", "keepttl"},
-          {"EXAT", "4102444800"}, {"PXAT", "4102444800000"}, {"EX", "9223372036854775807"}};
+      static const std::vector<std::vector<std::string>> opts = {{"NX"},
+                                                                 {"XX"},
+                                                                 {"GET"},
+                                                                 {"EX", "1000"},
+                                                                 {"PX", "5000000"},
+                                                                 {"KEEPTTL"},
+                                                                 {"EX", "0"},
+                                                                 {"EX", "-5"},
+                                                                 {"EX", "abc"},
+                                                                 {"EX"},
+                                                                 {"NX", "GET"},
+                                                                 {"XX", "GET"},
+                                                                 {"NX", "XX"},
+                                                                 {"EX", "10", "PX", "10"},
+                                                                 {"bogus"},
+                                                                 {"KEEPTTL", "EX", "100"},
+                                                                 {"ex", "100", "keepttl"},
+                                                                 {"EXAT", "4102444800"},
+                                                                 {"PXAT", "4102444800000"},
+                                                                 {"EX", "9223372036854775807"}};
       for (const auto& o : r.pick(opts)) a.push_back(o);
       break;
     }
@@ -292,8 +318,14 @@ std::vector<std::string> random_args(rng& r, bool& is_keys, bool binary_ok) {
       a = {"strlen", k()};
       break;
     case 19: {
-      static const std::vector<std::string> secs = {"1000", "100000", "0", "-1", "abc", "5000",
-                                                    "9223372036854775807", "-9223372036854775808"};
+      static const std::vector<std::string> secs = {"1000",
+                                                    "100000",
+                                                    "0",
+                                                    "-1",
+                                                    "abc",
+                                                    "5000",
+                                                    "9223372036854775807",
+                                                    "-9223372036854775808"};
       static const std::vector<std::string> flags = {"NX", "XX", "GT", "LT", "nx", "zz"};
       a = {r.chance(70) ? "expire" : "pexpire", k(), r.pick(secs)};
       if (a[0] == "pexpire" && a[2] == "1000") a[2] = "100000000";
@@ -308,8 +340,8 @@ std::vector<std::string> random_args(rng& r, bool& is_keys, bool binary_ok) {
       a = {"type", k()};
       break;
     case 22: {
-      static const std::vector<std::string> patterns = {"*", "k*", "k?", "*b*", "[a-k]*", "nomatch",
-                                                        "\\*", "k[0-1]", ""};
+      static const std::vector<std::string> patterns = {"*",       "k*",  "k?",     "*b*", "[a-k]*",
+                                                        "nomatch", "\\*", "k[0-1]", ""};
       a = {"keys", r.pick(patterns)};
       is_keys = true;
       break;
@@ -328,8 +360,8 @@ std::vector<std::string> random_args(rng& r, bool& is_keys, bool binary_ok) {
       if (a[0] == "ping" && r.chance(50)) a.pop_back();
       break;
     case 27: {  // unknown commands, with arguments of all sizes
-      static const std::vector<std::string> names = {"nosuchcmd", "frobnicate", "x", "getx",
-                                                     "sett", "incrbyfloatx"};
+      static const std::vector<std::string> names = {"nosuchcmd", "frobnicate", "x",
+                                                     "getx",      "sett",       "incrbyfloatx"};
       a = {r.pick(names) + std::to_string(r.below(10))};
       if (binary_ok && r.chance(10)) a[0].insert(r.below(a[0].size()), 1, '\0');
       for (std::size_t i = r.below(4); i > 0; --i) {
@@ -341,12 +373,26 @@ std::vector<std::string> random_args(rng& r, bool& is_keys, bool binary_ok) {
       break;
     }
     case 28: {  // wrong arity
-      static const std::vector<std::vector<std::string>> bad = {
-          {"get"},        {"get", "a", "b"}, {"set", "a"}, {"incr"},    {"incrby", "a"},
-          {"mset", "a"},  {"mget"},          {"strlen"},   {"append", "a"}, {"dbsize", "x"},
-          {"expire", "a"}, {"ttl"},          {"keys"},     {"del"},     {"exists"},
-          {"getset", "a"}, {"setnx", "a", "b", "c"}, {"echo"}, {"type", "a", "b"},
-          {"decr", "a", "b"}};
+      static const std::vector<std::vector<std::string>> bad = {{"get"},
+                                                                {"get", "a", "b"},
+                                                                {"set", "a"},
+                                                                {"incr"},
+                                                                {"incrby", "a"},
+                                                                {"mset", "a"},
+                                                                {"mget"},
+                                                                {"strlen"},
+                                                                {"append", "a"},
+                                                                {"dbsize", "x"},
+                                                                {"expire", "a"},
+                                                                {"ttl"},
+                                                                {"keys"},
+                                                                {"del"},
+                                                                {"exists"},
+                                                                {"getset", "a"},
+                                                                {"setnx", "a", "b", "c"},
+                                                                {"echo"},
+                                                                {"type", "a", "b"},
+                                                                {"decr", "a", "b"}};
       a = r.pick(bad);
       break;
     }
@@ -573,7 +619,10 @@ std::string describe(const fuzz_case& fc, const outcome& w, const outcome& r) {
     << ":\n";
   std::string all;
   for (const auto& c : fc.cmds) {
-    o << "  " << (c.enc == encoding::multibulk ? "multibulk " : c.enc == encoding::inline_cmd ? "inline    " : "raw       ")
+    o << "  "
+      << (c.enc == encoding::multibulk    ? "multibulk "
+          : c.enc == encoding::inline_cmd ? "inline    "
+                                          : "raw       ")
       << "'" << escape(c.bytes) << "'";
     if (c.cut) o << "  (write cut after byte " << c.cut << ")";
     o << "\n";
@@ -601,9 +650,10 @@ std::string describe(const fuzz_case& fc, const outcome& w, const outcome& r) {
       auto wt = w.ttls.count(k) ? w.ttls.at(k) : "";
       auto rt = r.ttls.count(k) ? r.ttls.at(k) : "";
       if (where == 3 && wv == rv && wt == rt) continue;
-      o << "  '" << escape(k) << "': warp " << (where & 1 ? "'" + escape(wv.value_or("<nil>")) + "' ttl " + wt : "<absent>")
-        << ", redis " << (where & 2 ? "'" + escape(rv.value_or("<nil>")) + "' ttl " + rt : "<absent>")
-        << "\n";
+      o << "  '" << escape(k) << "': warp "
+        << (where & 1 ? "'" + escape(wv.value_or("<nil>")) + "' ttl " + wt : "<absent>")
+        << ", redis "
+        << (where & 2 ? "'" + escape(rv.value_or("<nil>")) + "' ttl " + rt : "<absent>") << "\n";
     }
   }
   return o.str();

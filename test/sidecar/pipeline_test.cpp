@@ -39,9 +39,10 @@ TEST_CASE("pipelined inline SET and INCR write their own keys", "[sidecar][pipel
   // The reporter's way: redis-cli --pipe with plain text.
   auto cli = find_program("redis-cli");
   REQUIRE_FALSE(cli.empty());
-  auto r = run({"/bin/sh", "-c",
-                "printf 'SET d 4\\r\\nSET e 5\\r\\nINCRBY f 7\\r\\nDECR g\\r\\nDECRBY f 2\\r\\n' | " +
-                    cli + " -p " + std::to_string(warp.port) + " --pipe"});
+  auto r =
+      run({"/bin/sh", "-c",
+           "printf 'SET d 4\\r\\nSET e 5\\r\\nINCRBY f 7\\r\\nDECR g\\r\\nDECRBY f 2\\r\\n' | " +
+               cli + " -p " + std::to_string(warp.port) + " --pipe"});
   CHECK(r.exit_code == 0);
   CHECK(r.out.find("errors: 0, replies: 5") != std::string::npos);
   resp_conn c{warp.port};
