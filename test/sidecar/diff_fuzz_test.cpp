@@ -481,6 +481,24 @@ fuzz_case make_case(std::uint64_t seed) {
     }
     fc.cmds.push_back(c);
   }
+  // Sometimes end with a protocol error: both must run what came before it, answer the
+  // same error and close the connection.
+  if (r.chance(5)) {
+    static const std::vector<std::string> bad = {"SET \"unbalanced\r\n",
+                                                 "SET 'a'b c\r\n",
+                                                 "GET \"k\"x\r\n",
+                                                 "*abc\r\n",
+                                                 "*1\r\n$x\r\n",
+                                                 "*1\r\n$-1\r\n",
+                                                 "*2\r\nGET\r\n",
+                                                 "*1\r\n$+3\r\nabc\r\n",
+                                                 "*-5x\r\n",
+                                                 "SET a \"b\\\"\r\n"};
+    command c;
+    c.enc = encoding::raw;
+    c.bytes = r.pick(bad);
+    fc.cmds.push_back(c);
+  }
   // Cut the stream at random bytes, including inside commands.
   for (auto& c : fc.cmds)
     if (c.bytes.size() > 1 && r.chance(25)) c.cut = 1 + r.below(c.bytes.size() - 1);
