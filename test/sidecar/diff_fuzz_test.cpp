@@ -5,7 +5,7 @@
 //
 // Seeded and replayable. Environment knobs (scripts/fuzz-resp-diff.sh sets them):
 //   WARP_DIFF_SEED     first case seed (default 1); case i uses seed + i
-//   WARP_DIFF_CASES    number of cases (default 1500)
+//   WARP_DIFF_CASES    number of cases (default 3000)
 //   WARP_DIFF_SECONDS  stop after this long even if cases remain (default 25)
 // A failing case is shrunk (fewer commands, one write) and printed with its seed, the
 // commands, the bytes to replay with `printf '%b' ... | nc`, and the first difference.
@@ -687,7 +687,7 @@ std::uint64_t env_u64(const char* name, std::uint64_t fallback) {
 
 TEST_CASE("differential: random pipelines answer like redis-server", "[sidecar][diff][security]") {
   const std::uint64_t first = env_u64("WARP_DIFF_SEED", 1);
-  const std::uint64_t cases = env_u64("WARP_DIFF_CASES", 1500);
+  const std::uint64_t cases = env_u64("WARP_DIFF_CASES", 3000);
   const auto budget = std::chrono::seconds{env_u64("WARP_DIFF_SECONDS", 25)};
   servers s;
   const auto started = std::chrono::steady_clock::now();
