@@ -160,8 +160,8 @@ parse_outcome parse_head(std::string_view buf, std::size_t max_body) {
   req.path = std::string{target.substr(0, target.find('?'))};
   req.keep_alive = version == "HTTP/1.1";
   bool have_length = false;
-  std::string_view rest = line_end == std::string_view::npos ? std::string_view{}
-                                                             : head.substr(line_end + 2);
+  std::string_view rest =
+      line_end == std::string_view::npos ? std::string_view{} : head.substr(line_end + 2);
   while (!rest.empty()) {
     auto eol = rest.find("\r\n");
     auto h = rest.substr(0, eol);
@@ -176,9 +176,8 @@ parse_outcome parse_head(std::string_view buf, std::size_t max_body) {
       // memory or waiting for bytes that never come.
       std::uint64_t n = 0;
       auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
-      bool digits = !value.empty() && std::all_of(value.begin(), value.end(), [](char c) {
-        return c >= '0' && c <= '9';
-      });
+      bool digits = !value.empty() && std::all_of(value.begin(), value.end(),
+                                                  [](char c) { return c >= '0' && c <= '9'; });
       if (!digits) return fail(400, "malformed Content-Length");
       if (ec == std::errc::result_out_of_range || n > max_body)
         return fail(413, "request body larger than " + std::to_string(max_body) + " bytes");
@@ -438,8 +437,7 @@ struct admin_http::impl {
   }
 
   void respond(connection& c, response r) {
-    if (r.status >= 400 && r.status != 401 && r.status != 403 && r.status != 404 &&
-        r.status != 405)
+    if (r.status >= 400 && r.status != 401 && r.status != 403 && r.status != 404 && r.status != 405)
       c.close_after = true;  // the input stream is in an unknown state after these
     if (++c.served >= max_requests_per_connection || !c.req.keep_alive) c.close_after = true;
     std::string head = "HTTP/1.1 " + std::to_string(r.status) + " " +
@@ -698,13 +696,14 @@ struct admin_http::impl {
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
     addrinfo* res = nullptr;
     auto service = std::to_string(wanted);
-    if (int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &res);
+    if (int rc =
+            ::getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &res);
         rc != 0)
       return {warp::errc::unreachable, "cannot resolve '" + host + "': " + gai_strerror(rc)};
     std::string last_error = "no address";
     for (auto* ai = res; ai; ai = ai->ai_next) {
-      int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                        ai->ai_protocol);
+      int fd =
+          ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
       if (fd < 0) continue;
       // SO_REUSEADDR for a quick restart; never SO_REUSEPORT, which would let a second warpd
       // bind the same port and silently split the traffic.
@@ -714,9 +713,9 @@ struct admin_http::impl {
         sockaddr_storage local{};
         socklen_t len = sizeof(local);
         ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len);
-        port = ntohs(local.ss_family == AF_INET6
-                         ? reinterpret_cast<sockaddr_in6*>(&local)->sin6_port
-                         : reinterpret_cast<sockaddr_in*>(&local)->sin_port);
+        port =
+            ntohs(local.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&local)->sin6_port
+                                              : reinterpret_cast<sockaddr_in*>(&local)->sin_port);
         loopback_bind = loopback(local);
         listener.reset(fd);
         ::freeaddrinfo(res);
@@ -733,17 +732,16 @@ struct admin_http::impl {
     ssl_ctx.reset(SSL_CTX_new(TLS_server_method()));
     if (!ssl_ctx) return {warp::errc::invalid_argument, "TLS: " + ssl_errors()};
     SSL_CTX_set_min_proto_version(ssl_ctx.get(), TLS1_2_VERSION);
-    SSL_CTX_set_mode(ssl_ctx.get(), SSL_MODE_ENABLE_PARTIAL_WRITE |
-                                        SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_mode(ssl_ctx.get(),
+                     SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     if (SSL_CTX_use_certificate_chain_file(ssl_ctx.get(), opts.tls_cert.c_str()) != 1)
       return {warp::errc::invalid_argument,
               "TLS certificate '" + opts.tls_cert + "': " + ssl_errors()};
     if (SSL_CTX_use_PrivateKey_file(ssl_ctx.get(), opts.tls_key.c_str(), SSL_FILETYPE_PEM) != 1)
       return {warp::errc::invalid_argument, "TLS key '" + opts.tls_key + "': " + ssl_errors()};
     if (SSL_CTX_check_private_key(ssl_ctx.get()) != 1)
-      return {warp::errc::invalid_argument, "TLS key '" + opts.tls_key +
-                                                "' does not match certificate '" + opts.tls_cert +
-                                                "'"};
+      return {warp::errc::invalid_argument,
+              "TLS key '" + opts.tls_key + "' does not match certificate '" + opts.tls_cert + "'"};
     return {};
   }
 };
@@ -789,8 +787,7 @@ warp::result<std::unique_ptr<admin_http>> admin_http::start(warp::node& n,
     if (auto st = p->setup_tls(); st) return st;
   const auto& [host, port] = *endpoint;
   if (auto st = p->bind(host, port); st)
-    return warp::error{warp::errc::unreachable, "cannot listen on " + listen + ": " +
-                                                    st.message() +
+    return warp::error{warp::errc::unreachable, "cannot listen on " + listen + ": " + st.message() +
                                                     " (address in use or not local?)"};
   p->epoll.reset(::epoll_create1(EPOLL_CLOEXEC));
   p->wake.reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));

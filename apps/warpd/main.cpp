@@ -57,8 +57,7 @@ std::string metavar(const warpd::option_def& def) {
   if (key == "warp.resp-password") return "PASSWORD";
   if (key == "warp.discovery-dns") return "NAME[:PORT]|srv:NAME";
   if (key == "warp.discovery-dns-server") return "HOST[:PORT]";
-  if (key == "warp.admin-tls-cert" || key == "warp.admin-tls-key" ||
-      key == "warp.admin-token-file")
+  if (key == "warp.admin-tls-cert" || key == "warp.admin-tls-key" || key == "warp.admin-token-file")
     return "FILE";
   if (def.kind == warpd::opt_kind::duration || def.kind == warpd::opt_kind::duration_us)
     return "DUR";
@@ -191,8 +190,10 @@ class signal_watch {
     // Only reached after wait() returned (the thread has ended) or on a startup failure,
     // where the thread still waits: detach it, the process is about to exit.
     if (thread_.joinable()) {
-      if (sig_) thread_.join();
-      else thread_.detach();
+      if (sig_)
+        thread_.join();
+      else
+        thread_.detach();
     }
   }
   signal_watch(const signal_watch&) = delete;

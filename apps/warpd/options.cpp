@@ -1,10 +1,10 @@
 #include "warpd/options.hpp"
 
+#include <cctype>
+#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cstdint>
-#include <cctype>
-#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -297,11 +297,10 @@ warp::status check_bounds(const reader& rd) {
       continue;
     }
     if (v < b.lo || v > b.hi)
-      return {errc::invalid_argument, std::string{def->flag} + ": must be between " +
-                                          bound_text(*def, b.lo) + " and " +
-                                          bound_text(*def, b.hi) + ", got " +
-                                          (v == ~std::uint64_t{0} ? std::string{"a negative value"}
-                                                                  : bound_text(*def, v))};
+      return {errc::invalid_argument,
+              std::string{def->flag} + ": must be between " + bound_text(*def, b.lo) + " and " +
+                  bound_text(*def, b.hi) + ", got " +
+                  (v == ~std::uint64_t{0} ? std::string{"a negative value"} : bound_text(*def, v))};
   }
   return {};
 }
@@ -325,8 +324,7 @@ warp::status read_admin(const reader& rd, admin_options& a) {
     if (auto st = text("warp.tls-key", a.tls_key); st) return st;
   }
   if (a.tls_cert.empty() != a.tls_key.empty())
-    return {errc::invalid_argument,
-            "--admin-tls-cert and --admin-tls-key: give both or neither"};
+    return {errc::invalid_argument, "--admin-tls-cert and --admin-tls-key: give both or neither"};
   std::string token_file;
   if (auto st = text("warp.admin-token-file", token_file); st) return st;
   if (!token_file.empty()) {
@@ -336,8 +334,8 @@ warp::status read_admin(const reader& rd, admin_options& a) {
               "--admin-token-file: '" + token_file + "' is not a readable regular file"};
     std::ifstream in{token_file, std::ios::binary};
     if (!in)
-      return {errc::invalid_argument, "--admin-token-file: cannot open '" + token_file +
-                                          "': " + std::strerror(errno)};
+      return {errc::invalid_argument,
+              "--admin-token-file: cannot open '" + token_file + "': " + std::strerror(errno)};
     // A token is a short secret: refuse to slurp a large file by mistake.
     constexpr std::size_t max_token = 4096;
     std::string token(max_token + 1, '\0');
@@ -346,8 +344,8 @@ warp::status read_admin(const reader& rd, admin_options& a) {
     while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back())))
       token.pop_back();
     if (token.size() > max_token)
-      return {errc::invalid_argument, "--admin-token-file: '" + token_file +
-                                          "' is longer than 4096 bytes"};
+      return {errc::invalid_argument,
+              "--admin-token-file: '" + token_file + "' is longer than 4096 bytes"};
     if (token.size() < 16)
       return {errc::invalid_argument, "--admin-token-file: the token in '" + token_file +
                                           "' must be at least 16 characters"};

@@ -58,8 +58,9 @@ struct cli_values {
 
 /// Reads `path` (CAF config format) into `cfg`; a clear error when it cannot be opened or
 /// parsed, is not a regular file, or holds a section or key neither warpd nor CAF declares
-/// (CAF itself keeps unknown ones silently, so a typo would drop a setting). An empty path reads nothing (and, unlike CAF's default, never picks up a
-/// caf-application.ini lying in the working directory).
+/// (CAF itself keeps unknown ones silently, so a typo would drop a setting). An empty path reads
+/// nothing (and, unlike CAF's default, never picks up a caf-application.ini lying in the working
+/// directory).
 warp::status load_config_file(warpd_config& cfg, const std::string& path);
 
 /// Writes the command-line values over the file's.

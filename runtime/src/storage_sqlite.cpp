@@ -251,8 +251,10 @@ class sqlite_storage final : public storage {
   status check() override {
     std::lock_guard guard{mtx_};
     if (!damaged_.empty())
-      return error{errc::storage_error, "SQLite '" + path_ + "' failed its integrity check at "
-                                        "startup: " + damaged_};
+      return error{errc::storage_error, "SQLite '" + path_ +
+                                            "' failed its integrity check at "
+                                            "startup: " +
+                                            damaged_};
     stmt_use use{probe_.get()};
     int rc = sqlite3_step(use.get());
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) return err(rc, "check");
@@ -354,9 +356,10 @@ class sqlite_storage final : public storage {
     } else if (current < 2) {
       // v1 -> v2: copy into the rowid layout in key order (so rowids follow key order and a
       // scan reads the table sequentially), then swap.
-      spdlog::info("storage: SQLite '{}': migrating to schema 2 (rowid table), this copies "
-                   "every row once",
-                   path_);
+      spdlog::info(
+          "storage: SQLite '{}': migrating to schema 2 (rowid table), this copies "
+          "every row once",
+          path_);
       if (auto st = exec_sql(schema_v2); st) return rollback(st);
       if (auto st = exec_sql("INSERT INTO warp_kv2 (key, value, expires_at, hlc, node)"
                              " SELECT key, value, expires_at, hlc, node FROM warp_kv ORDER BY key");
@@ -383,9 +386,10 @@ class sqlite_storage final : public storage {
   // with the old file size.
   void compact_after_migration() {
     auto log_failure = [&](const status& st) {
-      spdlog::warn("storage: SQLite '{}': compaction after migration failed ({}); the file "
-                   "keeps its old size until VACUUM",
-                   path_, st.message());
+      spdlog::warn(
+          "storage: SQLite '{}': compaction after migration failed ({}); the file "
+          "keeps its old size until VACUUM",
+          path_, st.message());
     };
     if (auto st = exec_sql("PRAGMA journal_mode=DELETE"); st) return log_failure(st);
     exec_sql(("PRAGMA page_size = " + std::to_string(page_size)).c_str());
@@ -414,10 +418,11 @@ class sqlite_storage final : public storage {
     if (rc != SQLITE_DONE && found.empty()) found = sqlite3_errmsg(db_.get());
     if (found.empty()) return;
     damaged_ = found.size() > 2000 ? found.substr(0, 2000) + "..." : found;
-    spdlog::error("storage: SQLite '{}' is DAMAGED (PRAGMA quick_check: {}); reads and writes "
-                  "of the damaged pages will fail, /readyz reports not ready. Restore it from "
-                  "a backup or recover it (sqlite3 '{}' .recover)",
-                  path_, damaged_, path_);
+    spdlog::error(
+        "storage: SQLite '{}' is DAMAGED (PRAGMA quick_check: {}); reads and writes "
+        "of the damaged pages will fail, /readyz reports not ready. Restore it from "
+        "a backup or recover it (sqlite3 '{}' .recover)",
+        path_, damaged_, path_);
   }
 
   status exec_locked(sqlite3_stmt* s) {

@@ -42,7 +42,7 @@ int connect_to(std::uint16_t port) {
 // Sends `request` on a fresh connection and reads until the server closes or `limit`
 // passes; what arrived by then.
 std::string roundtrip(std::uint16_t port, const std::string& request,
-                     std::chrono::milliseconds limit = 10s) {
+                      std::chrono::milliseconds limit = 10s) {
   int fd = connect_to(port);
   ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
   std::string out;
@@ -112,8 +112,7 @@ class slowloris {
 std::pair<std::chrono::milliseconds, int> timed_healthz(std::uint16_t port) {
   auto t0 = steady::now();
   auto r = roundtrip(port, get_request("/healthz"), 30s);
-  return {std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t0),
-          status_of(r)};
+  return {std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t0), status_of(r)};
 }
 
 // Liveness must answer well within a probe's timeout. Generous for a loaded 2-core box;
@@ -240,9 +239,9 @@ TEST_CASE("admin refuses a huge, negative or malformed Content-Length at once") 
     for (const char* path : {"/healthz", "/admin/config"}) {
       auto t0 = steady::now();
       auto r = roundtrip(port,
-                        std::string{"POST "} + path + " HTTP/1.1\r\nHost: x\r\nContent-Length: " +
-                            length + "\r\n\r\n",
-                        10s);
+                         std::string{"POST "} + path +
+                             " HTTP/1.1\r\nHost: x\r\nContent-Length: " + length + "\r\n\r\n",
+                         10s);
       auto took = steady::now() - t0;
       INFO("Content-Length '" << length << "' on " << path << ": " << r);
       CHECK(status_of(r) == expected);
@@ -254,11 +253,13 @@ TEST_CASE("admin refuses a huge, negative or malformed Content-Length at once") 
       port, "POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nffffffff\r\n");
   CHECK(status_of(chunked) == 501);
   // A head beyond 16 KiB is refused, not buffered without end.
-  auto big = roundtrip(port, "GET /healthz HTTP/1.1\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n");
+  auto big =
+      roundtrip(port, "GET /healthz HTTP/1.1\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n");
   CHECK(status_of(big) == 431);
   // A small body within the limit is fine (and ignored); the node still answers.
-  auto small = roundtrip(port, "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
-                              "Connection: close\r\n\r\nabc");
+  auto small = roundtrip(port,
+                         "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+                         "Connection: close\r\n\r\nabc");
   CHECK(status_of(small) == 405);
   CHECK(status_of(roundtrip(port, get_request("/healthz"))) == 200);
 }
@@ -267,7 +268,8 @@ TEST_CASE("admin endpoints beyond the probes require the bearer token when one i
   temp_dir dir{"admin-token"};
   const std::string token = "s3cret-token-0123456789";
   auto token_file = write_file(dir, "token", token + "\n");
-  warpd_process d{{"--storage", "memory", "--data-dir", dir.str(), "--admin-token-file", token_file}};
+  warpd_process d{
+      {"--storage", "memory", "--data-dir", dir.str(), "--admin-token-file", token_file}};
   REQUIRE(d.wait_ready());
   auto port = d.http_port();
   for (const char* path : {"/healthz", "/readyz", "/metrics"}) {
@@ -280,20 +282,22 @@ TEST_CASE("admin endpoints beyond the probes require the bearer token when one i
     CHECK(status_of(none) == 401);
     CHECK(none.find("WWW-Authenticate: Bearer") != std::string::npos);
     CHECK(status_of(roundtrip(port, get_request(path, "Authorization: Bearer wrong\r\n"))) == 401);
-    CHECK(status_of(roundtrip(port, get_request(path, "Authorization: Bearer " + token + "x\r\n"))) ==
-          401);
+    CHECK(status_of(roundtrip(
+              port, get_request(path, "Authorization: Bearer " + token + "x\r\n"))) == 401);
     CHECK(status_of(roundtrip(
               port, get_request(path, "Authorization: Bearer " + token.substr(0, token.size() - 1) +
-                                  "\r\n"))) == 401);
-    CHECK(status_of(roundtrip(port, get_request(path, "Authorization: Basic " + token + "\r\n"))) == 401);
+                                          "\r\n"))) == 401);
+    CHECK(status_of(roundtrip(port, get_request(path, "Authorization: Basic " + token + "\r\n"))) ==
+          401);
   }
-  auto ok = roundtrip(port, get_request("/admin/config", "Authorization: Bearer " + token + "\r\n"));
+  auto ok =
+      roundtrip(port, get_request("/admin/config", "Authorization: Bearer " + token + "\r\n"));
   CHECK(status_of(ok) == 200);
   CHECK(ok.find("\"storage\"") != std::string::npos);
   // The token never appears in /admin/config.
   CHECK(ok.find(token) == std::string::npos);
-  CHECK(status_of(roundtrip(port, get_request("/admin/nope", "Authorization: Bearer " + token + "\r\n"))) ==
-        404);
+  CHECK(status_of(roundtrip(
+            port, get_request("/admin/nope", "Authorization: Bearer " + token + "\r\n"))) == 404);
 }
 
 TEST_CASE("without a token file, admin endpoints are served on loopback binds only") {
@@ -343,8 +347,8 @@ TEST_CASE("admin HTTPS with --admin-tls-cert/--admin-tls-key, checked by curl --
   CHECK(took < 5s);  // curl's own start and the RSA handshake included
   for (int fd : silent) ::close(fd);
 
-  auto denied = run({curl, "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert",
-                     pki.ca_cert, url + "/admin/config"});
+  auto denied = run({curl, "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", pki.ca_cert,
+                     url + "/admin/config"});
   CHECK(denied.out == "401");
   auto config = run({curl, "-sS", "--cacert", pki.ca_cert, "-H", "Authorization: Bearer " + token,
                      url + "/admin/config"});
@@ -361,8 +365,9 @@ TEST_CASE("admin HTTPS with --admin-tls-cert/--admin-tls-key, checked by curl --
 
 TEST_CASE("warpd refuses bad admin TLS and token settings with a usage error") {
   temp_dir dir{"admin-bad"};
-  auto base = std::vector<std::string>{warpd_bin(), "--storage", "memory", "--listen",
-                                       "127.0.0.1:0", "--http", "127.0.0.1:0", "--resp", ""};
+  auto base =
+      std::vector<std::string>{warpd_bin(), "--storage",   "memory", "--listen", "127.0.0.1:0",
+                               "--http",    "127.0.0.1:0", "--resp", ""};
   auto expect = [&](std::vector<std::string> extra, int code, const std::string& needle) {
     auto argv = base;
     argv.insert(argv.end(), extra.begin(), extra.end());

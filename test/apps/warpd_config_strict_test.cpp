@@ -83,9 +83,8 @@ TEST_CASE("a config file with an unknown section or key is refused") {
   temp_dir dir{"warpd-cfg-unknown"};
   expect_usage({"--config", config_file(dir, "wrap.conf", "wrap {\n  resp-password = \"x\"\n}\n")},
                "unknown section 'wrap'");
-  expect_usage(
-      {"--config", config_file(dir, "sched.conf", "scheduler {\n  max-thread = 4\n}\n")},
-      "unknown option 'scheduler.max-thread'");
+  expect_usage({"--config", config_file(dir, "sched.conf", "scheduler {\n  max-thread = 4\n}\n")},
+               "unknown option 'scheduler.max-thread'");
   expect_usage({"--config", config_file(dir, "top.conf", "resp-password = \"x\"\n")},
                "unknown option 'resp-password'");
   expect_usage({"--config", config_file(dir, "warp.conf", "warp {\n  resp-pasword = \"x\"\n}\n")},

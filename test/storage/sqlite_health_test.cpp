@@ -127,8 +127,8 @@ TEST_CASE("sqlite: 200k x 1 KB values take at most 1.5x their size on disk",
   auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   auto size = on_disk(path);
   WARN("sqlite 200k x 1 KB: " << size << " bytes on disk for " << data << " bytes of data ("
-                              << static_cast<double>(size) / static_cast<double>(data)
-                              << "x), " << secs << " s to write");
+                              << static_cast<double>(size) / static_cast<double>(data) << "x), "
+                              << secs << " s to write");
   CHECK(static_cast<double>(size) <= 1.5 * static_cast<double>(data));
 }
 
