@@ -17,6 +17,7 @@
 #include "support/eventually.hpp"
 #include "support/process.hpp"
 #include "test/apps/warpd_fixture.hpp"
+#include "warp/node.hpp"
 
 using namespace std::chrono_literals;
 using namespace warp::test;
@@ -148,4 +149,21 @@ TEST_CASE("warpd honours SIGTERM while its startup waits for a locked SQLite fil
   CHECK(code == 128 + SIGTERM);
   CHECK(took < 1s);
   CHECK(d.log().find("during startup") != std::string::npos);
+}
+
+TEST_CASE("node::start refuses the same glob with two policies (embedded configuration)") {
+  warp::node_config cfg;
+  cfg.listen = "";
+  cfg.storage = "memory";
+  cfg.scheduler_threads = 1;
+  cfg.patterns = {"a*=strong_local", "b*=strong_local:1s", "a*=eventual_distributed"};
+  auto refused = warp::node::start(cfg);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.err().message().find("conflicts with 'a*=strong_local'") != std::string::npos);
+  cfg.patterns = {"a*=strong_local:5s", "a*=strong_local:5s"};
+  auto started = warp::node::start(cfg);
+  REQUIRE(started);
+  auto entries = (*started)->patterns().entries();
+  REQUIRE(entries.size() == 1);
+  CHECK(entries[0].policy.ttl == std::chrono::seconds{5});
 }
