@@ -164,6 +164,16 @@ std::string effective_config_json(const warpd::settings& s) {
       {"max_inline_length", r.max_inline_length},
       {"max_output_buffer", r.max_output_buffer},
   };
+  // Whether a token is configured, never the token itself.
+  const auto& a = s.admin;
+  doc["admin"] = {
+      {"tls", !a.tls_cert.empty()},
+      {"tls_cert", a.tls_cert},
+      {"token", !a.token.empty()},
+      {"max_connections", a.max_connections},
+      {"request_timeout_ms", a.request_timeout.count()},
+      {"max_body", a.max_body},
+  };
   return doc.dump();
 }
 
