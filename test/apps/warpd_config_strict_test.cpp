@@ -111,7 +111,7 @@ TEST_CASE("a directory, a missing or an unreadable file as --config is refused")
   }
 }
 
-TEST_CASE("the same glob with two policies is refused; with the same policy it counts once") {
+TEST_CASE("the same glob with two policies is refused, with the same policy it counts once") {
   expect_usage({"--pattern", "user:*=strong_local", "--pattern", "user:*=eventual_distributed"},
                "conflicts with");
   expect_usage({"--pattern", "user:*=strong_local:1m", "--pattern", "user:*=strong_local:2m"},
