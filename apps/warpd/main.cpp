@@ -8,12 +8,15 @@
 #include <signal.h>
 
 #include <charconv>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <exception>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -54,6 +57,8 @@ std::string metavar(const warpd::option_def& def) {
   if (key == "warp.resp-password") return "PASSWORD";
   if (key == "warp.discovery-dns") return "NAME[:PORT]|srv:NAME";
   if (key == "warp.discovery-dns-server") return "HOST[:PORT]";
+  if (key == "warp.admin-tls-cert" || key == "warp.admin-tls-key" || key == "warp.admin-token-file")
+    return "FILE";
   if (def.kind == warpd::opt_kind::duration || def.kind == warpd::opt_kind::duration_us)
     return "DUR";
   if (def.kind == warpd::opt_kind::boolean) return "BOOL";
@@ -159,17 +164,79 @@ std::string effective_config_json(const warpd::settings& s) {
       {"max_inline_length", r.max_inline_length},
       {"max_output_buffer", r.max_output_buffer},
   };
+  // Whether a token is configured, never the token itself.
+  const auto& a = s.admin;
+  doc["admin"] = {
+      {"tls", !a.tls_cert.empty()},
+      {"tls_cert", a.tls_cert},
+      {"token", !a.token.empty()},
+      {"max_connections", a.max_connections},
+      {"request_timeout_ms", a.request_timeout.count()},
+      {"max_body", a.max_body},
+  };
   return doc.dump();
 }
 
+// Takes SIGTERM/SIGINT on a thread of its own from the very start. Before the node is
+// ready there is nothing to flush or hand over, and startup may wait a long time (storage
+// busy or unreachable): the process exits at once, with 128 + the signal's number as if
+// the signal had killed it. Once ready, the signal is handed to run() for a clean shutdown.
+class signal_watch {
+ public:
+  explicit signal_watch(const sigset_t& set) : set_(set) {
+    thread_ = std::thread{[this] {
+      int sig = 0;
+      sigwait(&set_, &sig);
+      std::unique_lock lock{mtx_};
+      if (!ready_) {
+        std::cerr << "warpd: signal " << sig << " during startup: exiting" << std::endl;
+        std::_Exit(128 + sig);
+      }
+      sig_ = sig;
+      cv_.notify_all();
+    }};
+  }
+  ~signal_watch() {
+    // Only reached after wait() returned (the thread has ended) or on a startup failure,
+    // where the thread still waits: detach it, the process is about to exit.
+    if (thread_.joinable()) {
+      if (sig_)
+        thread_.join();
+      else
+        thread_.detach();
+    }
+  }
+  signal_watch(const signal_watch&) = delete;
+  signal_watch& operator=(const signal_watch&) = delete;
+
+  void ready() {
+    std::lock_guard lock{mtx_};
+    ready_ = true;
+  }
+  int wait() {
+    std::unique_lock lock{mtx_};
+    cv_.wait(lock, [&] { return sig_ != 0; });
+    return sig_;
+  }
+
+ private:
+  sigset_t set_;
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  bool ready_ = false;
+  int sig_ = 0;
+  std::thread thread_;
+};
+
 int run(int argc, char** argv) {
-  // Block the shutdown signals before any thread exists, so every thread (CAF's, httplib's,
-  // storage's) inherits the mask and the main thread alone takes them with sigwait.
+  // Block the shutdown signals before any thread exists, so every thread (CAF's, the admin
+  // server's, storage's) inherits the mask and signal_watch alone takes them with sigwait.
   sigset_t shutdown_signals;
   sigemptyset(&shutdown_signals);
   sigaddset(&shutdown_signals, SIGTERM);
   sigaddset(&shutdown_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &shutdown_signals, nullptr);
+  signal_watch signals{shutdown_signals};
 
   CLI::App app{"warpd: a Warp cache node", "warpd"};
   app.footer("Flags override the config file; see docs/warpd.md and docs/configuration.md.");
@@ -214,7 +281,8 @@ int run(int argc, char** argv) {
     // without either still counts once somebody joined it (admin_http checks the view).
     bool seeded =
         !ncfg.listen.empty() && (!ncfg.peers.empty() || !ncfg.cluster.discovery_dns.empty());
-    auto h = warpd::admin_http::start(*node, ncfg.http, effective_config_json(*settings), seeded);
+    auto h = warpd::admin_http::start(*node, ncfg.http, effective_config_json(*settings), seeded,
+                                      settings->admin);
     if (!h) return fail(exit_startup_failure, "admin http: " + h.err().message());
     http = std::move(*h);
   }
@@ -246,10 +314,11 @@ int run(int argc, char** argv) {
   if (resp) ready += " resp " + endpoint_text(ncfg.resp, resp->port());
 #endif
   ready += " storage " + node->storage().describe();
+  if (http && http->tls()) ready += " admin-tls on";
+  signals.ready();
   std::cout << ready << std::endl;
 
-  int sig = 0;
-  sigwait(&shutdown_signals, &sig);
+  int sig = signals.wait();
   spdlog::info("signal {}: shutting down", sig);
   // Front doors first, so no request arrives at a stopping node; then the node, which
   // stops its control actor and flushes storage; the actor system goes last (scope exit).

@@ -1,8 +1,12 @@
 #include "warpd/options.hpp"
 
+#include <cctype>
+#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -221,6 +225,148 @@ warp::status validate_cluster(const warp::node_config& n) {
   return {};
 }
 
+// -- bounds of numeric options (admin-config) ---------------------------------------------
+// Every number a flag or the file gives is bounded here, so a slip (`--threads 100000`,
+// `--max-value-size 0`) is a usage error naming the flag instead of a node that spends
+// minutes starting threads or fails every write. Options with bounds that depend on other
+// options are checked where they are read (validate_cluster, build_settings).
+struct numeric_bound {
+  std::string_view key;
+  std::uint64_t lo;
+  std::uint64_t hi;
+};
+
+constexpr std::uint64_t KiB = 1024, MiB = 1024 * KiB, GiB = 1024 * MiB;
+constexpr std::uint64_t second_ms = 1000, minute_ms = 60 * second_ms, hour_ms = 60 * minute_ms,
+                        day_ms = 24 * hour_ms;
+
+const std::vector<numeric_bound>& numeric_bounds() {
+  static const std::vector<numeric_bound> bounds = {
+      // sizes and counts
+      {"scheduler.max-threads", 1, 256},
+      {"warp.l1-max-entries", 0, 1'000'000'000},
+      {"warp.l1-max-bytes", 0, 1024 * GiB},
+      {"warp.max-key-size", 1, 1 * MiB},
+      {"warp.max-value-size", 1, 1 * GiB},
+      {"warp.ranges", 1, 65536},
+      {"warp.batch-busy-rate", 0, 100'000'000},
+      {"warp.compress-above", 0, 4 * GiB},
+      {"warp.replication-factor", 1, 15},
+      {"warp.read-replicas", 1, 16},
+      {"warp.resp-max-clients", 1, 1'000'000},
+      {"warp.resp-max-bulk-length", 1, 4 * GiB},
+      {"warp.resp-max-multibulk-length", 1, 2'147'483'647},
+      {"warp.resp-max-inline-length", 1, 64 * MiB},
+      {"warp.resp-max-output-buffer", 1, 64 * GiB},
+      {"warp.admin-max-connections", 1, 65536},
+      {"warp.admin-max-body", 0, 16 * MiB},
+      // durations, in milliseconds
+      {"warp.default-ttl", 0, 3650 * day_ms},
+      {"warp.discovery-interval", 1, day_ms},
+      {"warp.heartbeat-interval", 1, minute_ms},
+      {"warp.failure-timeout", 1, hour_ms},
+      {"warp.owner-fetch-timeout", 1, minute_ms},
+      {"warp.strong-timeout", 1, 10 * minute_ms},
+      {"warp.anti-entropy-interval", 1, day_ms},
+      {"warp.resp-idle-timeout", 0, 30 * day_ms},
+      {"warp.admin-request-timeout", 100, 5 * minute_ms},
+  };
+  return bounds;
+}
+
+std::string bound_text(const option_def& def, std::uint64_t v) {
+  if (def.kind == opt_kind::duration) return std::to_string(v) + "ms";
+  return std::to_string(v);
+}
+
+warp::status check_bounds(const reader& rd) {
+  for (const auto& b : numeric_bounds()) {
+    const auto* def = find_option(b.key);
+    if (!def) continue;  // an option another build leaves out
+    std::uint64_t v = 0;
+    if (def->kind == opt_kind::size) {
+      auto r = rd.size(b.key);
+      if (!r) return r.err();
+      v = *r;
+    } else if (def->kind == opt_kind::duration) {
+      auto r = rd.duration(b.key);
+      if (!r) return r.err();
+      // A negative duration is out of every range below.
+      v = r->count() < 0 ? ~std::uint64_t{0} : static_cast<std::uint64_t>(r->count());
+    } else {
+      continue;
+    }
+    if (v < b.lo || v > b.hi)
+      return {errc::invalid_argument,
+              std::string{def->flag} + ": must be between " + bound_text(*def, b.lo) + " and " +
+                  bound_text(*def, b.hi) + ", got " +
+                  (v == ~std::uint64_t{0} ? std::string{"a negative value"} : bound_text(*def, v))};
+  }
+  return {};
+}
+
+// The admin endpoint's settings; the token file is read here so a missing or empty one is a
+// usage error before anything starts.
+warp::status read_admin(const reader& rd, admin_options& a) {
+  auto text = [&](std::string_view key, std::string& out) -> warp::status {
+    auto v = rd.str(key);
+    if (!v) return v.err();
+    out = std::move(*v);
+    return {};
+  };
+  if (auto st = text("warp.admin-tls-cert", a.tls_cert); st) return st;
+  if (auto st = text("warp.admin-tls-key", a.tls_key); st) return st;
+  // The node port's TLS pair (another part of warpd) serves the admin endpoint too unless
+  // it has its own; looked up by name so a build without those flags still compiles.
+  if (a.tls_cert.empty() && a.tls_key.empty() && find_option("warp.tls-cert") &&
+      find_option("warp.tls-key")) {
+    if (auto st = text("warp.tls-cert", a.tls_cert); st) return st;
+    if (auto st = text("warp.tls-key", a.tls_key); st) return st;
+  }
+  if (a.tls_cert.empty() != a.tls_key.empty())
+    return {errc::invalid_argument, "--admin-tls-cert and --admin-tls-key: give both or neither"};
+  std::string token_file;
+  if (auto st = text("warp.admin-token-file", token_file); st) return st;
+  if (!token_file.empty()) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(token_file, ec))
+      return {errc::invalid_argument,
+              "--admin-token-file: '" + token_file + "' is not a readable regular file"};
+    std::ifstream in{token_file, std::ios::binary};
+    if (!in)
+      return {errc::invalid_argument,
+              "--admin-token-file: cannot open '" + token_file + "': " + std::strerror(errno)};
+    // A token is a short secret: refuse to slurp a large file by mistake.
+    constexpr std::size_t max_token = 4096;
+    std::string token(max_token + 1, '\0');
+    in.read(token.data(), static_cast<std::streamsize>(token.size()));
+    token.resize(static_cast<std::size_t>(in.gcount()));
+    while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back())))
+      token.pop_back();
+    if (token.size() > max_token)
+      return {errc::invalid_argument,
+              "--admin-token-file: '" + token_file + "' is longer than 4096 bytes"};
+    if (token.size() < 16)
+      return {errc::invalid_argument, "--admin-token-file: the token in '" + token_file +
+                                          "' must be at least 16 characters"};
+    for (unsigned char c : token)
+      if (c <= 0x20 || c >= 0x7f)
+        return {errc::invalid_argument, "--admin-token-file: the token in '" + token_file +
+                                            "' must be printable ASCII without spaces"};
+    a.token = std::move(token);
+  }
+  auto n = rd.size("warp.admin-max-connections");
+  if (!n) return n.err();
+  a.max_connections = *n;
+  auto t = rd.duration("warp.admin-request-timeout");
+  if (!t) return t.err();
+  a.request_timeout = *t;
+  auto b = rd.size("warp.admin-max-body");
+  if (!b) return b.err();
+  a.max_body = *b;
+  return {};
+}
+
 }  // namespace
 
 // The RESP sidecar is on by default when this build has it (see apps/warpd/CMakeLists.txt).
@@ -333,6 +479,22 @@ const std::vector<option_def>& option_table() {
        "Longest inline (telnet-style) RESP command, in bytes"},
       {"warp.resp-max-output-buffer", "--resp-max-output-buffer", opt_kind::size, "67108864",
        "Per-client output bound in bytes; a client over it is disconnected"},
+      // -- admin HTTP security and limits (admin_http.hpp, docs/security.md) ---------------
+      {"warp.admin-tls-cert", "--admin-tls-cert", opt_kind::string, "",
+       "PEM certificate (chain) of the admin HTTP endpoint; with --admin-tls-key it serves "
+       "HTTPS only (default: --tls-cert when given)"},
+      {"warp.admin-tls-key", "--admin-tls-key", opt_kind::string, "",
+       "PEM private key for --admin-tls-cert"},
+      {"warp.admin-token-file", "--admin-token-file", opt_kind::string, "",
+       "File holding the bearer token every admin endpoint beyond /healthz, /readyz and "
+       "/metrics requires; without it those are served on loopback binds only"},
+      {"warp.admin-max-connections", "--admin-max-connections", opt_kind::size, "256",
+       "Most concurrent admin HTTP connections; the oldest unfinished one is dropped for a "
+       "new one"},
+      {"warp.admin-request-timeout", "--admin-request-timeout", opt_kind::duration, "5s",
+       "An admin HTTP request must arrive whole (head and body) within this"},
+      {"warp.admin-max-body", "--admin-max-body", opt_kind::size, "65536",
+       "Largest admin HTTP request body, in bytes (larger: 413 before reading it)"},
   };
   return table;
 }
@@ -366,18 +528,65 @@ warpd_config::warpd_config() {
   warp::actors::register_control_protocol(*this);
 }
 
+namespace {
+
+// CAF 0.17 stores sections and keys nobody declared without a word: `wrap { resp-password
+// = "x" }` would start a node without its password. Everything in the file must be an
+// option CAF or warpd declared. `prefix` is the dotted section path walked so far.
+warp::status check_declared(const warpd_config& cfg, const caf::settings& section,
+                            const std::string& prefix, const std::string& path) {
+  const auto& opts = cfg.declared_options();
+  for (const auto& [name, value] : section) {
+    auto full = prefix.empty() ? name : prefix + "." + name;
+    if (auto sub = caf::get_if<caf::settings>(&value)) {
+      bool known = false;
+      for (const auto& opt : opts) {
+        auto cat = opt.category();
+        if (cat.size() >= full.size() && cat.compare(0, full.size(), full) == 0 &&
+            (cat.size() == full.size() || cat[full.size()] == '.')) {
+          known = true;
+          break;
+        }
+      }
+      if (!known)
+        return {errc::invalid_argument,
+                "config file '" + path + "': unknown section '" + full + "'"};
+      if (auto st = check_declared(cfg, *sub, full, path); st) return st;
+      continue;
+    }
+    auto category = prefix.empty() ? std::string{"global"} : prefix;
+    if (!opts.qualified_name_lookup(category, name))
+      return {errc::invalid_argument, "config file '" + path + "': unknown option '" + full + "'"};
+  }
+  return {};
+}
+
+}  // namespace
+
 warp::status load_config_file(warpd_config& cfg, const std::string& path) {
   std::istringstream none;
   std::ifstream file;
   std::istream* in = &none;
   if (!path.empty()) {
+    // An ifstream opens a directory without complaint and reads it as empty: the node
+    // would start on defaults.
+    std::error_code ec;
+    auto st = std::filesystem::status(path, ec);
+    if (ec || !std::filesystem::exists(st))
+      return {errc::invalid_argument, "cannot open config file '" + path + "': no such file"};
+    if (!std::filesystem::is_regular_file(st))
+      return {errc::invalid_argument,
+              "config file '" + path + "' is not a regular file (a directory?)"};
     file.open(path);
-    if (!file) return {errc::invalid_argument, "cannot open config file '" + path + "'"};
+    if (!file)
+      return {errc::invalid_argument,
+              "cannot open config file '" + path + "': " + std::strerror(errno)};
     in = &file;
   }
   if (auto err = cfg.parse(caf::actor_system_config::string_list{}, *in))
     return {errc::invalid_argument,
             "config file '" + path + "': " + caf::actor_system_config::render(err)};
+  if (auto st = check_declared(cfg, caf::content(cfg), "", path); st) return st;
   // warpd's defaults for CAF's own options, unless the file set them (parse() rebuilds the
   // content, so they go in afterwards). CAF's scheduler default is at least 4 threads; a
   // cache node on a small box wants 2.
@@ -409,7 +618,9 @@ warp::result<settings> build_settings(const warpd_config& cfg) {
   }
 
   reader rd{content};
+  if (auto st = check_bounds(rd); st) return st;
   settings out;
+  if (auto st = read_admin(rd, out.admin); st) return st;
   auto& n = out.node;
 #define WARPD_READ(target, call) \
   do {                           \
@@ -503,9 +714,8 @@ warp::result<settings> build_settings(const warpd_config& cfg) {
   if (n.limits.max_key_size == 0)
     return warp::error{errc::invalid_argument, "max-key-size: must be at least 1"};
   // Fail on a bad pattern here, with the flag's name, rather than deep inside node start.
-  for (const auto& spec : n.patterns)
-    if (auto e = warp::pattern_registry::parse_spec(spec); !e)
-      return warp::error{errc::invalid_argument, "pattern '" + spec + "': " + e.err().message()};
+  if (auto e = warp::pattern_registry::parse_specs(n.patterns); !e)
+    return warp::error{errc::invalid_argument, e.err().message()};
   for (const auto& [what, ep] : {std::pair<const char*, const std::string*>{"listen", &n.listen},
                                  {"http", &n.http},
                                  {"resp", &n.resp}})

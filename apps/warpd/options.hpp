@@ -20,6 +20,7 @@
 
 #include "warp/config.hpp"
 #include "warp/error.hpp"
+#include "warpd/admin_http.hpp"
 
 namespace warpd {
 
@@ -44,6 +45,8 @@ const std::vector<option_def>& option_table();
 class warpd_config : public caf::actor_system_config {
  public:
   warpd_config();
+  /// Every option CAF or warpd declared (CAF's sections plus `warp`).
+  const caf::config_option_set& declared_options() const noexcept { return custom_options_; }
 };
 
 /// What the command line gave: only flags the user actually passed appear here.
@@ -54,8 +57,10 @@ struct cli_values {
 };
 
 /// Reads `path` (CAF config format) into `cfg`; a clear error when it cannot be opened or
-/// parsed. An empty path reads nothing (and, unlike CAF's default, never picks up a
-/// caf-application.ini lying in the working directory).
+/// parsed, is not a regular file, or holds a section or key neither warpd nor CAF declares
+/// (CAF itself keeps unknown ones silently, so a typo would drop a setting). An empty path reads
+/// nothing (and, unlike CAF's default, never picks up a caf-application.ini lying in the working
+/// directory).
 warp::status load_config_file(warpd_config& cfg, const std::string& path);
 
 /// Writes the command-line values over the file's.
@@ -77,6 +82,7 @@ struct settings {
   warp::node_config node;
   std::string resp_password;
   resp_limits resp;
+  admin_options admin;
 };
 
 /// Validates the `warp` section (unknown keys, wrong types, bad modes/durations/patterns)

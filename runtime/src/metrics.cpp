@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -52,6 +54,16 @@ class exposition {
   void info(std::string_view name, std::string_view help, const std::string& extra_labels) {
     head(name, help, "gauge");
     out_.append(name).append("{").append(labels_).append(",").append(extra_labels).append("} 1\n");
+  }
+  /// One family, one sample per value of `label` (every sample also has the node label).
+  void counters(std::string_view name, std::string_view help, std::string_view label,
+                const std::vector<std::pair<std::string_view, std::uint64_t>>& samples) {
+    head(name, help, "counter");
+    for (const auto& [value, n] : samples) {
+      out_.append(name).append("{").append(labels_).append(",").append(label).append("=\"");
+      out_.append(value).append("\"} ").append(std::to_string(n));
+      out_ += '\n';
+    }
   }
   std::string take() { return std::move(out_); }
 
@@ -123,7 +135,17 @@ std::string prometheus_text(const node& n) {
             cfg.l1.max_entries);
   out.gauge("warp_l1_max_bytes", "Configured L1 byte bound (0 = unbounded).", cfg.l1.max_bytes);
   out.counter("warp_storage_fetches_total", "Reads that reached storage.", s.storage_fetches);
-  out.counter("warp_storage_errors_total", "Storage calls that failed.", s.storage_errors);
+  // Per storage operation when the adapter counts them (every adapter open_storage() makes,
+  // SQLite and PostgreSQL alike); a caller-supplied adapter has the node's total only.
+  if (auto counts = const_cast<node&>(n).storage().error_counts()) {
+    std::vector<std::pair<std::string_view, std::uint64_t>> samples;
+    for (std::size_t i = 0; i < storage_op_count; ++i)
+      samples.emplace_back(to_string(static_cast<storage_op>(i)), (*counts)[i]);
+    out.counters("warp_storage_errors_total", "Storage calls that failed, per operation.", "op",
+                 samples);
+  } else {
+    out.counter("warp_storage_errors_total", "Storage calls that failed.", s.storage_errors);
+  }
   out.counter("warp_storage_writes_total", "Writes made to storage.", s.storage_writes);
   out.counter("warp_coalesced_reads_total", "L1 misses that joined an in-flight fetch.",
               s.coalesced_reads);

@@ -134,11 +134,10 @@ result<std::unique_ptr<node>> node::start_impl(std::unique_ptr<impl> p) {
     return error{errc::invalid_argument, "unknown log level '" + cfg.log_level + "'"};
   log->set_level(level);
 
-  for (auto& spec : cfg.patterns) {
-    auto entry = pattern_registry::parse_spec(spec);
-    if (!entry) return entry.err();
-    if (auto st = p->patterns.add(entry->glob, entry->policy); !st.ok()) return st;
-  }
+  auto entries = pattern_registry::parse_specs(cfg.patterns);
+  if (!entries) return entries.err();
+  for (auto& entry : *entries)
+    if (auto st = p->patterns.add(entry.glob, entry.policy); !st.ok()) return st;
   p->patterns.set_default(cfg.default_policy);
 
   if (cfg.storage_adapter) {

@@ -319,4 +319,29 @@ result<pattern_registry::entry> pattern_registry::parse_spec(std::string_view sp
   return out;
 }
 
+result<std::vector<pattern_registry::entry>> pattern_registry::parse_specs(
+    const std::vector<std::string>& specs) {
+  std::vector<entry> out;
+  std::vector<const std::string*> source;  // the spec each entry came from, for the error
+  for (const auto& spec : specs) {
+    auto e = parse_spec(spec);
+    if (!e) return error{e.err().code(), "pattern '" + spec + "': " + e.err().message()};
+    bool duplicate = false;
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      if (out[i].glob != e->glob) continue;
+      const auto& a = out[i].policy;
+      const auto& b = e->policy;
+      if (a.consistency != b.consistency || a.ttl != b.ttl || a.hydrate != b.hydrate)
+        return error{errc::invalid_argument, "pattern '" + spec + "' conflicts with '" +
+                                                 *source[i] + "': the same glob with another " +
+                                                 "policy"};
+      duplicate = true;
+    }
+    if (duplicate) continue;
+    out.push_back(std::move(*e));
+    source.push_back(&spec);
+  }
+  return out;
+}
+
 }  // namespace warp

@@ -1,4 +1,5 @@
 // open_storage(): maps a storage spec to an adapter; plus the default fetch_batch().
+#include <atomic>
 #include <filesystem>
 #include <system_error>
 
@@ -17,15 +18,93 @@ result<std::vector<std::optional<record>>> storage::fetch_batch(std::span<const 
   return out;
 }
 
+std::string_view to_string(storage_op op) noexcept {
+  switch (op) {
+    case storage_op::fetch:
+      return "fetch";
+    case storage_op::store:
+      return "store";
+    case storage_op::remove:
+      return "remove";
+    case storage_op::scan:
+      return "scan";
+    case storage_op::count:
+      return "count";
+    case storage_op::clear:
+      return "clear";
+    case storage_op::flush:
+      return "flush";
+    case storage_op::check:
+      return "check";
+  }
+  return "?";
+}
+
 namespace {
+
+// Counts every failed call per operation, whatever the adapter, so SQLite and PostgreSQL
+// errors show up the same way on /metrics. Forwarding only: no lock, one relaxed atomic
+// add on a failure.
+class counted_storage final : public storage {
+ public:
+  explicit counted_storage(std::unique_ptr<storage> inner) : inner_(std::move(inner)) {}
+
+  result<std::optional<record>> fetch(std::string_view key) override {
+    return counted(storage_op::fetch, inner_->fetch(key));
+  }
+  result<std::vector<std::optional<record>>> fetch_batch(
+      std::span<const std::string> keys) override {
+    return counted(storage_op::fetch, inner_->fetch_batch(keys));
+  }
+  status store(std::string_view key, const record& rec) override {
+    return counted_status(storage_op::store, inner_->store(key, rec));
+  }
+  status remove(std::string_view key) override {
+    return counted_status(storage_op::remove, inner_->remove(key));
+  }
+  result<std::vector<std::string>> scan(std::string_view after, std::size_t count) override {
+    return counted(storage_op::scan, inner_->scan(after, count));
+  }
+  result<std::size_t> count() override { return counted(storage_op::count, inner_->count()); }
+  status clear() override { return counted_status(storage_op::clear, inner_->clear()); }
+  status flush() override { return counted_status(storage_op::flush, inner_->flush()); }
+  status check() override { return counted_status(storage_op::check, inner_->check()); }
+  std::string describe() const override { return inner_->describe(); }
+  std::optional<storage_error_counts> error_counts() const override {
+    storage_error_counts out{};
+    for (std::size_t i = 0; i < storage_op_count; ++i)
+      out[i] = errors_[i].load(std::memory_order_relaxed);
+    return out;
+  }
+
+ private:
+  template <class T>
+  result<T> counted(storage_op op, result<T> r) {
+    if (!r) bump(op);
+    return r;
+  }
+  status counted_status(storage_op op, status st) {
+    if (st) bump(op);
+    return st;
+  }
+  void bump(storage_op op) {
+    errors_[static_cast<std::size_t>(op)].fetch_add(1, std::memory_order_relaxed);
+  }
+
+  std::unique_ptr<storage> inner_;
+  std::array<std::atomic<std::uint64_t>, storage_op_count> errors_{};
+};
+
+result<std::unique_ptr<storage>> counted(result<std::unique_ptr<storage>> r) {
+  if (!r) return r;
+  return std::unique_ptr<storage>{std::make_unique<counted_storage>(std::move(*r))};
+}
 
 bool starts_with(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
 }
 
-}  // namespace
-
-result<std::unique_ptr<storage>> open_storage(std::string_view spec, std::string_view data_dir) {
+result<std::unique_ptr<storage>> open_adapter(std::string_view spec, std::string_view data_dir) {
   if (spec == "memory") return make_memory_storage();
   if (spec == "sqlite") {
     // The embedded default: one database file in the node's data directory.
@@ -58,6 +137,12 @@ result<std::unique_ptr<storage>> open_storage(std::string_view spec, std::string
   return error{errc::invalid_argument,
                "unknown storage spec '" + std::string{spec} +
                    "' (expected memory, sqlite, sqlite:PATH, postgres:URI or postgresql://...)"};
+}
+
+}  // namespace
+
+result<std::unique_ptr<storage>> open_storage(std::string_view spec, std::string_view data_dir) {
+  return counted(open_adapter(spec, data_dir));
 }
 
 }  // namespace warp

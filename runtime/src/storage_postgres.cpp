@@ -258,6 +258,15 @@ class postgres_storage final : public storage {
   // flush(): every store() is a committed autocommit statement; PostgreSQL's own WAL
   // (synchronous_commit) decides durability, so the default no-op is right.
 
+  status check() override {
+    auto r = run<bool>("check", [&](pqxx::connection& c) {
+      pqxx::nontransaction tx{c};
+      tx.exec("SELECT 1");
+      return true;
+    });
+    return r ? status{} : r.err();
+  }
+
   std::string describe() const override { return "postgres:" + described_; }
 
  private:

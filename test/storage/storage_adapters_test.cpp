@@ -90,7 +90,7 @@ TEST_CASE("sqlite: WAL mode and a versioned schema", "[storage][sqlite]") {
     REQUIRE(!(*s)->store("k", rec("v")));
   }
   CHECK(pragma(path, "PRAGMA journal_mode") == "wal");
-  CHECK(pragma(path, "PRAGMA user_version") == "1");
+  CHECK(pragma(path, "PRAGMA user_version") == "2");
   CHECK(pragma(path, "SELECT typeof(key) || ',' || typeof(value) FROM warp_kv") == "blob,blob");
 }
 

@@ -62,6 +62,10 @@ class pattern_registry {
   /// Parses `GLOB=MODE[:TTL]` (TTL like `30s`, `500ms`, `10m`, `2h`, or plain ms) as the
   /// `--pattern` flag spells it. `MODE+hydrate` turns on hydration for eventual mode.
   static result<entry> parse_spec(std::string_view spec);
+  /// parse_spec over a whole configuration. The same glob given twice with different
+  /// policies is an error naming both (registration order would otherwise pick the winner
+  /// silently); given twice with the same policy it counts once.
+  static result<std::vector<entry>> parse_specs(const std::vector<std::string>& specs);
 
  private:
   struct impl;

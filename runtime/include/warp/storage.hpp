@@ -1,6 +1,8 @@
 // The storage adapter interface (the primary store behind L1) and the adapters Warp ships.
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -22,6 +24,15 @@ struct record {
   std::int64_t expires_at_ms = 0;
   version ver;
 };
+
+/// The calls of the storage interface, for per-operation error counts.
+enum class storage_op : std::uint8_t { fetch, store, remove, scan, count, clear, flush, check };
+inline constexpr std::size_t storage_op_count = 8;
+std::string_view to_string(storage_op op) noexcept;
+
+/// Failed calls per operation (index: storage_op), as the wrapper open_storage() puts around
+/// every adapter counts them; the `warp_storage_errors_total{op=...}` metric.
+using storage_error_counts = std::array<std::uint64_t, storage_op_count>;
 
 /// A primary store. Implementations must be safe to call from many threads at once.
 /// Errors: errc::storage_unavailable when the store cannot be reached (retry may help),
@@ -47,6 +58,12 @@ class storage {
   virtual status clear() = 0;
   /// Makes every acknowledged store durable (called on shutdown).
   virtual status flush() { return {}; }
+  /// A cheap round trip proving the store answers and is sound (readiness, /readyz): an
+  /// error when it cannot be reached, or when it found itself damaged at open. Default: ok.
+  virtual status check() { return {}; }
+  /// Failed calls so far, per operation; nullopt when this adapter does not count them
+  /// (adapters from open_storage() do).
+  virtual std::optional<storage_error_counts> error_counts() const { return std::nullopt; }
   /// "memory", "sqlite:/path/warp.db", "postgres:host=..." (without passwords).
   virtual std::string describe() const = 0;
 };
