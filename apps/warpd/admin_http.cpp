@@ -40,7 +40,8 @@ void admin_http::stop() {
 
 warp::result<std::unique_ptr<admin_http>> admin_http::start(warp::node& n,
                                                             const std::string& listen,
-                                                            std::string config_json, bool seeded) {
+                                                            std::string config_json, bool seeded,
+                                                            std::function<std::string()> extra_metrics) {
   auto endpoint = parse_endpoint(listen);
   if (!endpoint) return endpoint.err();
   auto p = std::make_unique<impl>();
@@ -62,10 +63,12 @@ warp::result<std::unique_ptr<admin_http>> admin_http::start(warp::node& n,
   // with a listener (a seed nobody contacted yet) has nothing to say about a cluster;
   // once a peer joined it, it is part of one.
   const bool listens = n.listen_port() != 0;
-  srv.Get("/metrics", [node, seeded, listens](const httplib::Request&, httplib::Response& res) {
+  srv.Get("/metrics", [node, seeded, listens, extra = std::move(extra_metrics)](
+                         const httplib::Request&, httplib::Response& res) {
     auto text = warp::prometheus_text(*node);
     if (listens && (seeded || warp::view_of(*node).members.size() > 1))
       text += warp::cluster_prometheus_text(*node);
+    if (extra) text += extra();
     res.set_content(std::move(text), "text/plain; version=0.0.4; charset=utf-8");
   });
   srv.Get("/admin/cluster", [node](const httplib::Request&, httplib::Response& res) {
