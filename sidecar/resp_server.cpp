@@ -364,8 +364,7 @@ void server::run() {
         if (c->closed) continue;
         const auto what = events[i].events;
         // A TLS read or handshake that waited for writability goes on when it comes.
-        if ((what & (EPOLLIN | EPOLLHUP | EPOLLERR)) ||
-            (c->tls_want_write && (what & EPOLLOUT)))
+        if ((what & (EPOLLIN | EPOLLHUP | EPOLLERR)) || (c->tls_want_write && (what & EPOLLOUT)))
           on_readable(*c);
         if (!c->closed && (what & EPOLLOUT) && c->epollout) flush(*c);
       }
@@ -418,8 +417,8 @@ void server::on_accept(int listen_fd, bool tls) {
       ++rejected_connections;
       static constexpr std::string_view msg = "-ERR max number of clients reached\r\n";
       // A TLS client could not read plaintext: it just sees the connection close.
-      if (!tls)
-        [[maybe_unused]] auto w = ::send(fd, msg.data(), msg.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (!tls) [[maybe_unused]]
+        auto w = ::send(fd, msg.data(), msg.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
       ::close(fd);
       continue;
     }
@@ -1396,8 +1395,8 @@ std::string resp_server::prometheus_text(std::string_view node_name) const {
     out += std::to_string(v);
     out += '\n';
   };
-  family("warp_resp_auth_failures_total", "counter", "Failed AUTH/HELLO AUTH attempts on the RESP port",
-         s.auth_failures);
+  family("warp_resp_auth_failures_total", "counter",
+         "Failed AUTH/HELLO AUTH attempts on the RESP port", s.auth_failures);
   family("warp_resp_auth_disconnects_total", "counter",
          "RESP connections closed after resp-auth-max-failures failed AUTH attempts",
          s.auth_disconnects);

@@ -40,10 +40,10 @@ struct resp_options {
 
   /// TLS (OpenSSL). With `tls_cert` set: TLS on `tls_listen` when given (a second listener
   /// beside the plain one), else TLS on `listen` itself.
-  std::string tls_cert;        ///< PEM certificate (chain) of the server
-  std::string tls_key;         ///< PEM private key
-  std::string tls_ca;          ///< PEM CA bundle to verify client certificates
-  std::string tls_listen;      ///< HOST:PORT of a separate TLS listener; empty = none
+  std::string tls_cert;    ///< PEM certificate (chain) of the server
+  std::string tls_key;     ///< PEM private key
+  std::string tls_ca;      ///< PEM CA bundle to verify client certificates
+  std::string tls_listen;  ///< HOST:PORT of a separate TLS listener; empty = none
   /// Client certificates: "no" (not asked), "optional" (verified when sent), "yes"
   /// (required; needs tls_ca). Redis's tls-auth-clients.
   std::string tls_auth_clients = "no";

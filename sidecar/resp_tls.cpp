@@ -19,7 +19,9 @@ std::string openssl_errors() {
   return out.empty() ? "unknown OpenSSL error" : out;
 }
 
-SSL* as_ssl(void* p) { return static_cast<SSL*>(p); }
+SSL* as_ssl(void* p) {
+  return static_cast<SSL*>(p);
+}
 
 }  // namespace
 
@@ -43,8 +45,8 @@ result<std::shared_ptr<tls_context>> tls_context::make(const resp_tls_settings& 
                             SSL_MODE_RELEASE_BUFFERS);
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
   if (SSL_CTX_use_certificate_chain_file(ctx, s.cert.c_str()) != 1)
-    return error{errc::invalid_argument, "tls: cannot load certificate " + s.cert + ": " +
-                                             openssl_errors()};
+    return error{errc::invalid_argument,
+                 "tls: cannot load certificate " + s.cert + ": " + openssl_errors()};
   if (SSL_CTX_use_PrivateKey_file(ctx, s.key.c_str(), SSL_FILETYPE_PEM) != 1)
     return error{errc::invalid_argument,
                  "tls: cannot load private key " + s.key + ": " + openssl_errors()};

@@ -38,10 +38,9 @@ void admin_http::stop() {
   impl_->thread.join();
 }
 
-warp::result<std::unique_ptr<admin_http>> admin_http::start(warp::node& n,
-                                                            const std::string& listen,
-                                                            std::string config_json, bool seeded,
-                                                            std::function<std::string()> extra_metrics) {
+warp::result<std::unique_ptr<admin_http>> admin_http::start(
+    warp::node& n, const std::string& listen, std::string config_json, bool seeded,
+    std::function<std::string()> extra_metrics) {
   auto endpoint = parse_endpoint(listen);
   if (!endpoint) return endpoint.err();
   auto p = std::make_unique<impl>();
@@ -64,7 +63,7 @@ warp::result<std::unique_ptr<admin_http>> admin_http::start(warp::node& n,
   // once a peer joined it, it is part of one.
   const bool listens = n.listen_port() != 0;
   srv.Get("/metrics", [node, seeded, listens, extra = std::move(extra_metrics)](
-                         const httplib::Request&, httplib::Response& res) {
+                          const httplib::Request&, httplib::Response& res) {
     auto text = warp::prometheus_text(*node);
     if (listens && (seeded || warp::view_of(*node).members.size() > 1))
       text += warp::cluster_prometheus_text(*node);

@@ -186,26 +186,23 @@ warp::status resolve_resp_secrets(settings& out) {
               "resp-password-file: cannot read " + path + ": " + std::strerror(errno)};
     // Like ssh with a private key: a secret everyone on the host can read is no secret.
     if (st.st_mode & S_IROTH)
-      return {errc::invalid_argument, "resp-password-file: " + path +
-                                          " is world-readable; chmod o-r (0600 or 0640) it"};
+      return {errc::invalid_argument,
+              "resp-password-file: " + path + " is world-readable; chmod o-r (0600 or 0640) it"};
     if (st.st_mode & S_IRGRP)
       out.warnings.push_back("resp-password-file " + path + " is group-readable");
     if (st.st_size > 64 * 1024)
       return {errc::invalid_argument, "resp-password-file: " + path + " is over 64 KiB"};
     std::ifstream in(path, std::ios::binary);
-    if (!in)
-      return {errc::invalid_argument, "resp-password-file: cannot open " + path};
+    if (!in) return {errc::invalid_argument, "resp-password-file: cannot open " + path};
     std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     if (text.ends_with("\r\n"))
       text.resize(text.size() - 2);
     else if (text.ends_with('\n'))
       text.pop_back();
-    if (text.empty())
-      return {errc::invalid_argument, "resp-password-file: " + path + " is empty"};
+    if (text.empty()) return {errc::invalid_argument, "resp-password-file: " + path + " is empty"};
     out.resp_password = std::move(text);
   } else if (out.resp_password.empty()) {
-    if (const char* env = std::getenv("WARP_RESP_PASSWORD"); env && *env)
-      out.resp_password = env;
+    if (const char* env = std::getenv("WARP_RESP_PASSWORD"); env && *env) out.resp_password = env;
   }
   return {};
 }
@@ -559,9 +556,10 @@ warp::result<settings> build_settings(const warpd_config& cfg) {
   WARPD_READ(r.tls_auth_clients, rd.str("warp.resp-tls-auth-clients"));
   // The node port's TLS files (another option group) serve the RESP port too when no
   // resp-tls-* file is given: one certificate per host is the common case.
-  for (auto [own, shared] : {std::pair<std::string*, std::string_view>{&r.tls_cert, "warp.tls-cert"},
-                             {&r.tls_key, "warp.tls-key"},
-                             {&r.tls_ca, "warp.tls-ca"}})
+  for (auto [own, shared] :
+       {std::pair<std::string*, std::string_view>{&r.tls_cert, "warp.tls-cert"},
+        {&r.tls_key, "warp.tls-key"},
+        {&r.tls_ca, "warp.tls-ca"}})
     if (own->empty() && find_option(shared)) WARPD_READ(*own, rd.str(shared));
   WARPD_READ(out.maxmemory, rd.size("warp.maxmemory"));
   std::string policy_text;
@@ -578,11 +576,10 @@ warp::result<settings> build_settings(const warpd_config& cfg) {
   if (!r.tls_port.empty() && r.tls_cert.empty())
     return warp::error{errc::invalid_argument,
                        "resp-tls-port: needs --resp-tls-cert and --resp-tls-key"};
-  if (r.tls_auth_clients != "no" && r.tls_auth_clients != "optional" &&
-      r.tls_auth_clients != "yes")
-    return warp::error{errc::invalid_argument,
-                       "resp-tls-auth-clients: expected no, optional or yes, got '" +
-                           r.tls_auth_clients + "'"};
+  if (r.tls_auth_clients != "no" && r.tls_auth_clients != "optional" && r.tls_auth_clients != "yes")
+    return warp::error{
+        errc::invalid_argument,
+        "resp-tls-auth-clients: expected no, optional or yes, got '" + r.tls_auth_clients + "'"};
   if (r.tls_auth_clients != "no" && r.tls_ca.empty())
     return warp::error{errc::invalid_argument,
                        "resp-tls-auth-clients " + r.tls_auth_clients + ": needs --resp-tls-ca"};

@@ -166,8 +166,8 @@ class memory_storage final : public storage {
       return {};
     }
     if (opt_.max_bytes > 0) {
-      const std::size_t need = sizeof(entry) + key.size() + per_key_overhead +
-                               value_bytes(rec.value.size());
+      const std::size_t need =
+          sizeof(entry) + key.size() + per_key_overhead + value_bytes(rec.value.size());
       if (!make_room(need, nullptr)) return oom();
       i = probe(key, h);
     }
@@ -242,8 +242,7 @@ class memory_storage final : public storage {
     // The clock: a counter bumped per access would be one shared cache line written by
     // every reader; milliseconds/16 since start wrap after 2 years and order well enough.
     auto tick = static_cast<std::uint32_t>((now_ms() - epoch_ms_) >> 4);
-    if (e.lru.load(std::memory_order_relaxed) != tick)
-      e.lru.store(tick, std::memory_order_relaxed);
+    if (e.lru.load(std::memory_order_relaxed) != tick) e.lru.store(tick, std::memory_order_relaxed);
   }
 
   // Under the unique lock. Frees `need` bytes below max_bytes, evicting by policy; never
@@ -409,8 +408,10 @@ result<memory_storage_options::policy> parse_maxmemory_policy(std::string_view t
   if (text == "noeviction") return P::noeviction;
   if (text == "allkeys-lru") return P::allkeys_lru;
   if (text == "volatile-ttl") return P::volatile_ttl;
-  return error{errc::invalid_argument, "maxmemory-policy: expected noeviction, allkeys-lru or "
-                                       "volatile-ttl, got '" + std::string(text) + "'"};
+  return error{errc::invalid_argument,
+               "maxmemory-policy: expected noeviction, allkeys-lru or "
+               "volatile-ttl, got '" +
+                   std::string(text) + "'"};
 }
 
 }  // namespace warp

@@ -39,9 +39,9 @@ struct secured_warpd {
   std::uint16_t tls = 0;
 
   explicit secured_warpd(std::vector<std::string> extra, bool expect_ready = true) {
-    std::vector<std::string> args = {"--listen", "",       "--http",     "127.0.0.1:0",
-                                     "--resp",   "127.0.0.1:0", "--storage", "memory",
-                                     "--data-dir", dir.str(), "--log-level", "warn"};
+    std::vector<std::string> args = {"--listen",    "",          "--http", "127.0.0.1:0", "--resp",
+                                     "127.0.0.1:0", "--storage", "memory", "--data-dir",  dir.str(),
+                                     "--log-level", "warn"};
     args.insert(args.end(), extra.begin(), extra.end());
     proc = std::make_unique<warpd_process>(args, false, dir.str());
     if (!expect_ready) return;
@@ -136,8 +136,8 @@ TEST_CASE("resp tls: redis-cli --tls and redis-py ssl=True work; plaintext and g
           "[sidecar][tls]") {
   temp_dir d{"warp-pki"};
   auto pki = make_test_pki(d.path());
-  secured_warpd w{{"--resp-tls-cert", pki.server_crt.string(), "--resp-tls-key",
-                   pki.server_key.string()}};
+  secured_warpd w{
+      {"--resp-tls-cert", pki.server_crt.string(), "--resp-tls-key", pki.server_key.string()}};
   REQUIRE(w.tls == w.resp);  // TLS on --resp itself
   auto base = tls_cli_args(pki, w.tls);
 
@@ -220,9 +220,8 @@ TEST_CASE("resp tls: a separate --resp-tls-port beside plaintext, client certifi
   auto pki = make_test_pki(d.path());
   auto tls_port = free_port();
   secured_warpd w{{"--resp-tls-cert", pki.server_crt.string(), "--resp-tls-key",
-                   pki.server_key.string(), "--resp-tls-ca", pki.ca_crt.string(),
-                   "--resp-tls-port", std::to_string(tls_port), "--resp-tls-auth-clients",
-                   "yes"}};
+                   pki.server_key.string(), "--resp-tls-ca", pki.ca_crt.string(), "--resp-tls-port",
+                   std::to_string(tls_port), "--resp-tls-auth-clients", "yes"}};
   REQUIRE(w.tls == tls_port);
   REQUIRE(w.resp != w.tls);
   // The plain listener stays plain.
@@ -251,9 +250,9 @@ TEST_CASE("resp tls: bad certificate settings stop warpd with a clear error", "[
   temp_dir d{"warp-pki"};
   auto pki = make_test_pki(d.path());
   // Key of another certificate.
-  secured_warpd w{{"--resp-tls-cert", pki.server_crt.string(), "--resp-tls-key",
-                   pki.client_key.string()},
-                  false};
+  secured_warpd w{
+      {"--resp-tls-cert", pki.server_crt.string(), "--resp-tls-key", pki.client_key.string()},
+      false};
   CHECK(w.proc->process().wait(20s) != 0);
   CHECK(w.proc->log().find("key values mismatch") != std::string::npos);
   secured_warpd w2{{"--resp-tls-cert", pki.server_crt.string(), "--resp-tls-key",
@@ -355,8 +354,9 @@ TEST_CASE("resp limits: announced 512 MB bulks are bounded by --resp-max-client-
   for (auto& c : conns)
     if (c->read(1000ms) == "<closed>") ++closed;
   auto growth_mib = (rss_peak - rss_before) / 1024;
-  INFO("RSS before " << rss_before / 1024 << " MiB, peak " << rss_peak / 1024 << " MiB, "
-                     << closed << " of 6 clients disconnected\n" << w.proc->log());
+  INFO("RSS before " << rss_before / 1024 << " MiB, peak " << rss_peak / 1024 << " MiB, " << closed
+                     << " of 6 clients disconnected\n"
+                     << w.proc->log());
   CHECK(closed >= 3);
   // The cap plus what is in flight in one loop iteration, and allocator slack.
   CHECK(growth_mib < 80);
@@ -375,7 +375,8 @@ TEST_CASE("resp limits: an announced bulk costs only what arrived", "[sidecar][l
   std::vector<std::unique_ptr<resp_conn>> conns;
   for (int i = 0; i < 6; ++i) {
     conns.push_back(std::make_unique<resp_conn>(w.resp));
-    conns.back()->send_raw("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$536870912\r\n" + std::string(100000, 'a'));
+    conns.back()->send_raw("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$536870912\r\n" +
+                           std::string(100000, 'a'));
   }
   std::this_thread::sleep_for(300ms);
   const long after = w.rss_kib();
@@ -398,7 +399,7 @@ TEST_CASE("maxmemory noeviction: writes answer -OOM like Redis; CONFIG GET and I
     ++stored;
   }
   CHECK(reply == "!OOM command not allowed when used memory > 'maxmemory'.");
-  CHECK(stored > 500);   // ~1.2 KB a key
+  CHECK(stored > 500);  // ~1.2 KB a key
   CHECK(stored < 1000);
   auto info = c.cmd({"INFO", "memory"});
   std::smatch m;
@@ -410,7 +411,8 @@ TEST_CASE("maxmemory noeviction: writes answer -OOM like Redis; CONFIG GET and I
   std::string pipe;
   for (int i = 0; i < 10; ++i) pipe += resp_conn::encode({"SET", "p" + std::to_string(i), value});
   c.send_raw(pipe);
-  for (int i = 0; i < 10; ++i) CHECK(c.read() == "!OOM command not allowed when used memory > 'maxmemory'.");
+  for (int i = 0; i < 10; ++i)
+    CHECK(c.read() == "!OOM command not allowed when used memory > 'maxmemory'.");
   // Deleting makes room again; reads keep working.
   CHECK(c.cmd({"GET", "key:0"}) == value);
   CHECK(c.cmd({"DEL", "key:0", "key:1", "key:2"}) == ":3");

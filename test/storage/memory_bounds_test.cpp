@@ -26,8 +26,7 @@ std::int64_t in_ms(std::int64_t ms) {
 
 }  // namespace
 
-TEST_CASE("memory storage: used bytes follow the data and return to zero",
-          "[storage][maxmemory]") {
+TEST_CASE("memory storage: used bytes follow the data and return to zero", "[storage][maxmemory]") {
   auto s = warp::make_memory_storage();
   CHECK(s->memory().used_bytes == 0);
   CHECK(s->memory().max_bytes == 0);
@@ -107,6 +106,7 @@ TEST_CASE("memory storage: allkeys-lru keeps recently used keys, volatile-ttl ev
   // Nothing with a TTL left to evict: OOM.
   REQUIRE(!t->clear());
   warp::status last;
-  for (int i = 0; i < 1000 && last.ok(); ++i) last = t->store("p" + std::to_string(i), value_of(1000));
+  for (int i = 0; i < 1000 && last.ok(); ++i)
+    last = t->store("p" + std::to_string(i), value_of(1000));
   CHECK(last.message() == "OOM command not allowed when used memory > 'maxmemory'.");
 }

@@ -33,8 +33,8 @@ void write_file(const std::filesystem::path& p, const std::string& text) {
 }
 
 void make_key(const std::filesystem::path& key) {
-  openssl({"genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out",
-           key.string()});
+  openssl(
+      {"genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key.string()});
 }
 
 void make_ca(const std::filesystem::path& dir, const std::string& name, const std::string& cn,
@@ -66,7 +66,8 @@ void sign(const std::filesystem::path& dir, const std::string& name, const std::
   if (client) eku += eku.empty() ? "clientAuth" : ",clientAuth";
   std::string ext_text =
       "[v3]\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
-      "extendedKeyUsage=" + eku + "\nauthorityKeyIdentifier=keyid\n";
+      "extendedKeyUsage=" +
+      eku + "\nauthorityKeyIdentifier=keyid\n";
   if (!sans.empty()) {
     ext_text += "subjectAltName=";
     for (std::size_t i = 0; i < sans.size(); ++i) ext_text += (i ? "," : "") + sans[i];
