@@ -31,10 +31,12 @@ namespace detail {
 
 // -- byte_buffer -----------------------------------------------------------------------
 
-void byte_buffer::reserve_tail(std::size_t n) {
+void byte_buffer::reserve_tail(std::size_t n, std::size_t total_hint) {
   if (cap_ - size_ >= n) return;
   std::size_t want = std::max<std::size_t>(cap_ * 2, size_ + n);
   want = std::max<std::size_t>(want, 16 * 1024);
+  // Doubling past a known frame size only wastes: a 512 MB bulk would take 1 GB.
+  if (total_hint > size_ + n) want = std::min(want, total_hint);
   auto next = std::make_unique_for_overwrite<char[]>(want);
   if (size_) std::memcpy(next.get(), data_.get(), size_);
   data_ = std::move(next);
@@ -523,13 +525,14 @@ void server::on_readable(client& c) {
   // Grow towards the announced size, but never reserve more than twice what actually
   // arrived: a 20-byte "$500000000" header must not cost 500 MB per connection.
   std::size_t want = read_chunk;
-  if (auto hint = c.parser.hint_total(); hint > c.in.size())
+  const std::size_t hint = c.parser.hint_total();
+  if (hint > c.in.size())
     want = std::clamp<std::size_t>(hint - c.in.size(), read_chunk,
                                    std::max<std::size_t>(read_chunk, c.in.size()));
   if (c.tls && !c.tls->handshake_done()) {
     if (!tls_handshake(c) || !c.tls->handshake_done()) return;
   }
-  c.in.reserve_tail(want);
+  c.in.reserve_tail(want, hint);
   long n = read_some(c, want);
   if (n < 0) {
     close_client(c);

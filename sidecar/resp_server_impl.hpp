@@ -36,8 +36,9 @@ class byte_buffer {
   std::string_view view(std::size_t from = 0) const noexcept {
     return {data_.get() + from, size_ - from};
   }
-  /// Makes room for `n` more bytes after size().
-  void reserve_tail(std::size_t n);
+  /// Makes room for `n` more bytes after size(), growing no further than `total_hint`
+  /// (the frame's known total size; 0 = unknown) needs.
+  void reserve_tail(std::size_t n, std::size_t total_hint = 0);
   void commit(std::size_t n) noexcept { size_ += n; }
   /// Drops the first `n` bytes.
   void consume(std::size_t n) noexcept;
