@@ -132,7 +132,7 @@ TEST_CASE("tls: make_test_pki writes a CA, server and client certificates that v
   CHECK(std::filesystem::exists(key));
 }
 
-TEST_CASE("resp tls: redis-cli --tls and redis-py ssl=True work; plaintext and garbage are refused",
+TEST_CASE("resp tls: redis-cli --tls and redis-py ssl=True work, plaintext and garbage are refused",
           "[sidecar][tls]") {
   temp_dir d{"warp-pki"};
   auto pki = make_test_pki(d.path());
@@ -384,7 +384,7 @@ TEST_CASE("resp limits: an announced bulk costs only what arrived", "[sidecar][l
   CHECK(after - before < 16 * 1024);  // six announced 512 MB: well under 16 MiB
 }
 
-TEST_CASE("maxmemory noeviction: writes answer -OOM like Redis; CONFIG GET and INFO tell",
+TEST_CASE("maxmemory noeviction: writes answer -OOM like Redis, CONFIG GET and INFO tell",
           "[sidecar][maxmemory]") {
   secured_warpd w{{"--maxmemory", "1000000", "--maxmemory-policy", "noeviction"}};
   resp_conn c{w.resp};
@@ -419,7 +419,7 @@ TEST_CASE("maxmemory noeviction: writes answer -OOM like Redis; CONFIG GET and I
   CHECK(c.cmd({"SET", "again", value}) == "OK");
 }
 
-TEST_CASE("maxmemory allkeys-lru evicts the oldest keys; volatile-ttl those expiring first",
+TEST_CASE("maxmemory allkeys-lru evicts the oldest keys, volatile-ttl those expiring first",
           "[sidecar][maxmemory]") {
   const std::string value(1024, 'v');
   {
