@@ -49,6 +49,13 @@ void reply_error(resp_writer& w, const error& e) {
     case errc::key_too_large:
       w.error("ERR key exceeds maximum allowed size");
       return;
+    case errc::storage_error:
+      // maxmemory reached under noeviction: Redis's own words, clients match on "OOM".
+      if (e.message().starts_with("OOM ")) {
+        w.error(e.message());
+        return;
+      }
+      break;
     default:
       break;
   }
@@ -176,11 +183,11 @@ bool constant_time_equal(std::string_view a, std::string_view b) {
 /// Checks credentials; on success marks the client authenticated. Writes nothing.
 bool check_auth(context& ctx, std::string_view user, std::string_view pass) {
   const auto& pw = ctx.srv.options().password;
-  if (!ieq(user, "default")) return false;
-  if (pw.empty() || constant_time_equal(pass, pw)) {
+  if (ieq(user, "default") && (pw.empty() || constant_time_equal(pass, pw))) {
     ctx.c.authenticated = true;
     return true;
   }
+  ctx.srv.auth_failed(ctx.c);  // counted, then the client is slowed or closed
   return false;
 }
 
@@ -616,7 +623,9 @@ void cmd_config(context& ctx) {
         {"maxclients", std::to_string(o.max_clients)},
         {"timeout", std::to_string(o.idle_timeout.count())},
         {"proto-max-bulk-len", std::to_string(o.max_bulk_length)},
-        {"maxmemory", "0"},
+        {"maxmemory", std::to_string(ctx.n.storage().memory().max_bytes)},
+        {"maxmemory-policy", std::string(ctx.n.storage().memory().policy)},
+        {"maxmemory-clients", std::to_string(o.max_client_memory)},
         {"port", std::to_string(ctx.srv.port())},
     };
     std::vector<std::pair<std::string, std::string>> out;
@@ -1396,6 +1405,19 @@ std::string server::info_text(std::span<const std::string_view> sections) {
     line("blocked_clients", 0);
     out += "\r\n";
   }
+  if (wanted("memory")) {
+    // The storage adapter's own accounting (memory storage; 0 for SQLite/PostgreSQL, whose
+    // data lives elsewhere), as Redis reports its dataset.
+    auto mem = node_.storage().memory();
+    out += "# Memory\r\n";
+    line("used_memory", mem.used_bytes);
+    line("maxmemory", mem.max_bytes);
+    line("maxmemory_policy", std::string(mem.policy));
+    line("evicted_keys", mem.evicted_keys);
+    line("mem_clients_normal", client_memory());
+    line("maxmemory_clients", options_.max_client_memory);
+    out += "\r\n";
+  }
   if (wanted("persistence")) {
     out += "# Persistence\r\n";
     line("loading", 0);  // ioredis waits for loading:0 before it reports ready
@@ -1415,6 +1437,8 @@ std::string server::info_text(std::span<const std::string_view> sections) {
     line("total_error_replies_protocol", protocol_errors);
     line("client_output_buffer_limit_disconnections", output_limit_disconnects);
     line("client_idle_disconnections", idle_disconnects);
+    line("evicted_clients", client_memory_disconnects.load(std::memory_order_relaxed));
+    line("auth_failures", auth_failures.load(std::memory_order_relaxed));
     line("l1_hits", st.l1.hits);
     line("l1_misses", st.l1.misses);
     line("l1_entries", st.l1.entries);

@@ -19,8 +19,11 @@
 #include <cstring>
 #include <limits>
 
+#include <spdlog/spdlog.h>
+
 #include "sidecar/resp_server_impl.hpp"
 #include "warp/l1.hpp"
+#include "warp/metrics.hpp"
 
 namespace warp::sidecar {
 
@@ -28,10 +31,12 @@ namespace detail {
 
 // -- byte_buffer -----------------------------------------------------------------------
 
-void byte_buffer::reserve_tail(std::size_t n) {
+void byte_buffer::reserve_tail(std::size_t n, std::size_t total_hint) {
   if (cap_ - size_ >= n) return;
   std::size_t want = std::max<std::size_t>(cap_ * 2, size_ + n);
   want = std::max<std::size_t>(want, 16 * 1024);
+  // Doubling past a known frame size only wastes: a 512 MB bulk would take 1 GB.
+  if (total_hint > size_ + n) want = std::min(want, total_hint);
   auto next = std::make_unique_for_overwrite<char[]>(want);
   if (size_) std::memcpy(next.get(), data_.get(), size_);
   data_ = std::move(next);
@@ -58,6 +63,7 @@ namespace {
 
 // Sentinels stored in epoll_event.data.ptr for the two non-client descriptors.
 char listen_tag;
+char tls_listen_tag;
 char wake_tag;
 
 // Set on the loop thread: a change raised there by our own command needs no lock.
@@ -142,13 +148,12 @@ server::~server() {
   stop();
 }
 
-result<std::uint16_t> server::bind() {
-  auto colon = options_.listen.rfind(':');
+result<std::pair<int, std::uint16_t>> server::bind_one(const std::string& listen) {
+  auto colon = listen.rfind(':');
   if (colon == std::string::npos)
-    return error{errc::invalid_argument,
-                 "resp listen address must be HOST:PORT: " + options_.listen};
-  std::string host = options_.listen.substr(0, colon);
-  std::string port = options_.listen.substr(colon + 1);
+    return error{errc::invalid_argument, "resp listen address must be HOST:PORT: " + listen};
+  std::string host = listen.substr(0, colon);
+  std::string port = listen.substr(colon + 1);
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
     host = host.substr(1, host.size() - 2);
   if (host.empty()) host = "127.0.0.1";  // never all interfaces by accident
@@ -159,8 +164,7 @@ result<std::uint16_t> server::bind() {
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   addrinfo* res = nullptr;
   if (int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &res); rc != 0)
-    return error{errc::invalid_argument,
-                 "cannot resolve " + options_.listen + ": " + gai_strerror(rc)};
+    return error{errc::invalid_argument, "cannot resolve " + listen + ": " + gai_strerror(rc)};
   std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> guard{res, &freeaddrinfo};
   std::string last_error = "no address";
   for (auto* ai = res; ai; ai = ai->ai_next) {
@@ -179,21 +183,56 @@ result<std::uint16_t> server::bind() {
     sockaddr_storage ss{};
     socklen_t len = sizeof(ss);
     ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
-    port_ = ss.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port)
-                                     : ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
-    listen_fd_ = fd;
-    break;
+    std::uint16_t bound = ss.ss_family == AF_INET6
+                              ? ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port)
+                              : ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+    return std::pair<int, std::uint16_t>{fd, bound};
   }
-  if (listen_fd_ < 0)
-    return error{errc::unreachable, "cannot listen on " + options_.listen + ": " + last_error};
+  return error{errc::unreachable, "cannot listen on " + listen + ": " + last_error};
+}
+
+result<std::uint16_t> server::bind() {
+  if (!options_.tls_cert.empty() || !options_.tls_key.empty()) {
+    resp_tls_settings ts{options_.tls_cert, options_.tls_key, options_.tls_ca,
+                         options_.tls_auth_clients};
+    auto ctx = tls_context::make(ts);
+    if (!ctx) return ctx.err();
+    tls_ = std::move(*ctx);
+  } else if (!options_.tls_listen.empty()) {
+    return error{errc::invalid_argument,
+                 "resp-tls-port needs a certificate and key (--resp-tls-cert, --resp-tls-key)"};
+  }
+  if (!options_.listen.empty()) {
+    auto main = bind_one(options_.listen);
+    if (!main) return main.err();
+    listen_fd_ = main->first;
+    port_ = main->second;
+  }
+  if (tls_ && !options_.tls_listen.empty()) {
+    auto t = bind_one(options_.tls_listen);
+    if (!t) return t.err();
+    tls_listen_fd_ = t->first;
+    tls_port_ = t->second;
+  } else if (tls_) {
+    tls_on_main_ = true;
+    tls_port_ = port_;
+  }
+  if (listen_fd_ < 0 && tls_listen_fd_ < 0)
+    return error{errc::invalid_argument, "resp: neither a plain nor a TLS listener"};
 
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (epoll_fd_ < 0 || wake_fd_ < 0) return error{errc::internal, std::strerror(errno)};
   epoll_event ev{};
   ev.events = EPOLLIN;
-  ev.data.ptr = &listen_tag;
-  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev);
+  if (listen_fd_ >= 0) {
+    ev.data.ptr = &listen_tag;
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev);
+  }
+  if (tls_listen_fd_ >= 0) {
+    ev.data.ptr = &tls_listen_tag;
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, tls_listen_fd_, &ev);
+  }
   ev.data.ptr = &wake_tag;
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
   return port_;
@@ -257,15 +296,18 @@ void server::stop() {
     inbox_->events.clear();
   }
   for (auto& [id, c] : clients_) {
+    if (c->tls) c->tls->shutdown();
+    c->tls.reset();
     if (c->fd >= 0) ::close(c->fd);
   }
   clients_.clear();
   pending_.clear();
   graveyard_.clear();
   if (listen_fd_ >= 0) ::close(listen_fd_);
+  if (tls_listen_fd_ >= 0) ::close(tls_listen_fd_);
   if (epoll_fd_ >= 0) ::close(epoll_fd_);
   if (wake_fd_ >= 0) ::close(wake_fd_);
-  listen_fd_ = epoll_fd_ = wake_fd_ = -1;
+  listen_fd_ = tls_listen_fd_ = epoll_fd_ = wake_fd_ = -1;
 }
 
 // -- the loop ------------------------------------------------------------------------------
@@ -283,6 +325,12 @@ void server::run() {
       if (timeout < 0 || wait < timeout)
         timeout = static_cast<int>(std::min<std::int64_t>(wait, 1000));
     }
+    if (!paused_.empty()) {
+      auto wait = std::max<std::int64_t>(0, paused_.top().first - now_ms());
+      if (timeout < 0 || wait < timeout)
+        timeout = static_cast<int>(std::min<std::int64_t>(wait, 1000));
+    }
+    if (!tls_pending_.empty()) timeout = 0;  // decrypted input waits in OpenSSL
     // Busy clients: poll without sleeping for a short while before blocking. A blocked
     // loop pays a sleep and a wake-up (two context switches) for every request of an
     // unpipelined client; while requests keep coming, the next one is microseconds away.
@@ -305,7 +353,9 @@ void server::run() {
     for (int i = 0; i < n; ++i) {
       void* tag = events[i].data.ptr;
       if (tag == &listen_tag) {
-        on_accept();
+        on_accept(listen_fd_, tls_on_main_);
+      } else if (tag == &tls_listen_tag) {
+        on_accept(tls_listen_fd_, true);
       } else if (tag == &wake_tag) {
         std::uint64_t v;
         [[maybe_unused]] auto r = ::read(wake_fd_, &v, sizeof(v));
@@ -314,12 +364,28 @@ void server::run() {
       } else {
         auto* c = static_cast<client*>(tag);
         if (c->closed) continue;
-        if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) on_readable(*c);
-        if (!c->closed && (events[i].events & EPOLLOUT)) flush(*c);
+        const auto what = events[i].events;
+        // A TLS read or handshake that waited for writability goes on when it comes.
+        if ((what & (EPOLLIN | EPOLLHUP | EPOLLERR)) || (c->tls_want_write && (what & EPOLLOUT)))
+          on_readable(*c);
+        if (!c->closed && (what & EPOLLOUT) && c->epollout) flush(*c);
       }
     }
+    if (!tls_pending_.empty()) {
+      std::vector<std::uint64_t> ids;
+      ids.swap(tls_pending_);
+      for (auto id : ids)
+        if (client* c = find_client(id); c && !c->busy && !c->paused) on_readable(*c);
+    }
+    if (!paused_.empty()) resume_paused();
     if (!expiries_.empty()) fire_expirations();
     dispatch_events();
+    if (options_.max_client_memory > 0) {
+      // Output grown this iteration (replies, pushes) counts before it is sent.
+      for (client* c : pending_)
+        if (!c->closed) account(*c);
+      if (client_memory_ > options_.max_client_memory) enforce_client_memory();
+    }
     // Replies of this iteration go out in one write per client (pipelining).
     for (std::size_t i = 0; i < pending_.size(); ++i) {
       client* c = pending_[i];
@@ -339,12 +405,12 @@ void server::run() {
   }
 }
 
-void server::on_accept() {
+void server::on_accept(int listen_fd, bool tls) {
   for (;;) {
     sockaddr_storage ss{};
     socklen_t len = sizeof(ss);
     int fd =
-        ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
       return;  // EAGAIN, or out of descriptors: try again on the next readiness
@@ -352,13 +418,22 @@ void server::on_accept() {
     if (clients_.size() >= options_.max_clients) {
       ++rejected_connections;
       static constexpr std::string_view msg = "-ERR max number of clients reached\r\n";
-      [[maybe_unused]] auto w = ::send(fd, msg.data(), msg.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      // A TLS client could not read plaintext: it just sees the connection close.
+      if (!tls) [[maybe_unused]]
+        auto w = ::send(fd, msg.data(), msg.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
       ::close(fd);
       continue;
     }
     int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     auto c = std::make_unique<client>();
+    if (tls) {
+      c->tls = tls_->accept(fd);
+      if (!c->tls) {
+        ::close(fd);
+        continue;
+      }
+    }
     c->id = next_client_id_++;
     c->fd = fd;
     c->addr = endpoint_string(ss);
@@ -378,7 +453,71 @@ void server::on_accept() {
     }
     ++total_connections;
     clients_.emplace(c->id, std::move(c));
+    clients_gauge.store(clients_.size(), std::memory_order_relaxed);
   }
+}
+
+bool server::tls_handshake(client& c) {
+  switch (c.tls->handshake()) {
+    case tls_io::done:
+      if (c.tls_want_write) {
+        c.tls_want_write = false;
+        set_events(c);
+      }
+      return true;
+    case tls_io::want_read:
+      if (c.tls_want_write) {
+        c.tls_want_write = false;
+        set_events(c);
+      }
+      return true;
+    case tls_io::want_write:
+      if (!c.tls_want_write) {
+        c.tls_want_write = true;
+        set_events(c);
+      }
+      return true;
+    case tls_io::closed:
+    case tls_io::failed:
+      // Plaintext on the TLS port, a scanner, a bad or missing client certificate.
+      tls_handshake_failures.fetch_add(1, std::memory_order_relaxed);
+      spdlog::debug("resp: TLS handshake with {} failed: {}", c.addr, c.tls->last_error());
+      close_client(c);
+      return false;
+  }
+  return false;
+}
+
+long server::read_some(client& c, std::size_t want) {
+  if (!c.tls) {
+    ssize_t n = ::recv(c.fd, c.in.data() + c.in.size(), want, 0);
+    if (n == 0) return -1;
+    if (n < 0) return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -1;
+    return static_cast<long>(n);
+  }
+  std::size_t n = 0;
+  switch (c.tls->read(c.in.data() + c.in.size(), want, n)) {
+    case tls_io::done:
+      if (c.tls_want_write) {
+        c.tls_want_write = false;
+        set_events(c);
+      }
+      return static_cast<long>(n);
+    case tls_io::want_read:
+      return 0;
+    case tls_io::want_write:
+      if (!c.tls_want_write) {
+        c.tls_want_write = true;
+        set_events(c);
+      }
+      return 0;
+    case tls_io::closed:
+      return -1;
+    case tls_io::failed:
+      spdlog::debug("resp: TLS read from {} failed: {}", c.addr, c.tls->last_error());
+      return -1;
+  }
+  return -1;
 }
 
 void server::on_readable(client& c) {
@@ -386,27 +525,33 @@ void server::on_readable(client& c) {
   // Grow towards the announced size, but never reserve more than twice what actually
   // arrived: a 20-byte "$500000000" header must not cost 500 MB per connection.
   std::size_t want = read_chunk;
-  if (auto hint = c.parser.hint_total(); hint > c.in.size())
+  const std::size_t hint = c.parser.hint_total();
+  if (hint > c.in.size())
     want = std::clamp<std::size_t>(hint - c.in.size(), read_chunk,
                                    std::max<std::size_t>(read_chunk, c.in.size()));
-  c.in.reserve_tail(want);
-  ssize_t n = ::recv(c.fd, c.in.data() + c.in.size(), want, 0);
-  if (n == 0) {
+  if (c.tls && !c.tls->handshake_done()) {
+    if (!tls_handshake(c) || !c.tls->handshake_done()) return;
+  }
+  c.in.reserve_tail(want, hint);
+  long n = read_some(c, want);
+  if (n < 0) {
     close_client(c);
     return;
   }
-  if (n < 0) {
-    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) close_client(c);
-    return;
+  if (n > 0) {
+    c.in.commit(static_cast<std::size_t>(n));
+    c.last_ms = loop_now_ms_;
+    process_input(c);
   }
-  c.in.commit(static_cast<std::size_t>(n));
-  c.last_ms = loop_now_ms_;
-  process_input(c);
+  if (c.closed) return;
+  if (options_.max_client_memory > 0) account(c);
+  // Input OpenSSL already decrypted (more than `want`) is invisible to epoll: come back.
+  if (c.tls && !c.busy && !c.paused && c.tls->has_pending()) tls_pending_.push_back(c.id);
 }
 
 void server::process_input(client& c) {
   std::size_t start = 0;
-  while (!c.closed && !c.close_after_write && !c.busy && start < c.in.size()) {
+  while (!c.closed && !c.close_after_write && !c.busy && !c.paused && start < c.in.size()) {
     std::size_t consumed = 0;
     std::span<char> frame{c.in.data() + start, c.in.size() - start};
     auto st = c.parser.parse(frame, consumed);
@@ -458,8 +603,24 @@ void server::flush(client& c) {
     close_client(c);
     return;
   }
+  if (c.tls && !c.tls->handshake_done()) return;  // replies wait for the handshake
   while (c.out_pos < c.out.size()) {
-    ssize_t n = ::send(c.fd, c.out.data() + c.out_pos, c.out.size() - c.out_pos, MSG_NOSIGNAL);
+    ssize_t n = 0;
+    if (c.tls) {
+      std::size_t sent = 0;
+      auto r = c.tls->write(c.out.data() + c.out_pos, c.out.size() - c.out_pos, sent);
+      if (r == tls_io::done) {
+        n = static_cast<ssize_t>(sent);
+      } else if (r == tls_io::want_write || r == tls_io::want_read) {
+        n = -1;
+        errno = EAGAIN;
+      } else {
+        close_client(c);
+        return;
+      }
+    } else {
+      n = ::send(c.fd, c.out.data() + c.out_pos, c.out.size() - c.out_pos, MSG_NOSIGNAL);
+    }
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -484,6 +645,7 @@ void server::flush(client& c) {
   c.out.clear();
   c.out_pos = 0;
   if (c.out.capacity() > 4 * 1024 * 1024) c.out.shrink_to_fit();
+  if (options_.max_client_memory > 0) account(c);
   if (c.epollout) {
     c.epollout = false;
     set_events(c);
@@ -494,8 +656,8 @@ void server::flush(client& c) {
 void server::set_events(client& c) {
   // A busy client (a job in flight) is not read: its input waits in the socket.
   epoll_event ev{};
-  ev.events = (c.busy ? 0u : static_cast<std::uint32_t>(EPOLLIN)) |
-              (c.epollout ? static_cast<std::uint32_t>(EPOLLOUT) : 0u);
+  ev.events = (c.busy || c.paused ? 0u : static_cast<std::uint32_t>(EPOLLIN)) |
+              (c.epollout || c.tls_want_write ? static_cast<std::uint32_t>(EPOLLOUT) : 0u);
   ev.data.ptr = &c;
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c.fd, &ev);
 }
@@ -504,8 +666,15 @@ void server::close_client(client& c) {
   if (c.closed) return;
   c.closed = true;
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c.fd, nullptr);
+  if (c.tls) {
+    c.tls->shutdown();
+    c.tls.reset();
+  }
   ::close(c.fd);
   c.fd = -1;
+  client_memory_ -= c.mem_accounted;
+  c.mem_accounted = 0;
+  client_memory_gauge.store(client_memory_, std::memory_order_relaxed);
   unsubscribe_all(c, false, false);
   unsubscribe_all(c, true, false);
   if (c.tracking) {
@@ -517,6 +686,74 @@ void server::close_client(client& c) {
     // Freed after this loop iteration: epoll events of this round may still point at it.
     graveyard_.push_back(std::move(it->second));
     clients_.erase(it);
+    clients_gauge.store(clients_.size(), std::memory_order_relaxed);
+  }
+}
+
+void server::account(client& c) noexcept {
+  const std::size_t now = c.memory();
+  client_memory_ = client_memory_ - c.mem_accounted + now;
+  c.mem_accounted = now;
+  client_memory_gauge.store(client_memory_, std::memory_order_relaxed);
+}
+
+void server::enforce_client_memory() {
+  // Like Redis's maxmemory-clients: the biggest clients go first, as few as it takes.
+  // Everyone's figure is refreshed first (pushes grow buffers outside account()).
+  std::vector<client*> by_size;
+  by_size.reserve(clients_.size());
+  for (auto& [id, c] : clients_) {
+    if (c->closed) continue;
+    account(*c);
+    by_size.push_back(c.get());
+  }
+  if (client_memory_ <= options_.max_client_memory) return;
+  std::sort(by_size.begin(), by_size.end(),
+            [](const client* a, const client* b) { return a->mem_accounted > b->mem_accounted; });
+  for (client* c : by_size) {
+    if (client_memory_ <= options_.max_client_memory) break;
+    spdlog::warn(
+        "resp: disconnecting client {} (id {}): client buffers total {} bytes > "
+        "resp-max-client-memory {}; this client holds {} bytes",
+        c->addr, c->id, client_memory_, options_.max_client_memory, c->mem_accounted);
+    client_memory_disconnects.fetch_add(1, std::memory_order_relaxed);
+    close_client(*c);
+  }
+}
+
+void server::auth_failed(client& c) {
+  const auto n = ++c.auth_failures;
+  auth_failures.fetch_add(1, std::memory_order_relaxed);
+  if (options_.auth_max_failures > 0 && n >= options_.auth_max_failures) {
+    spdlog::warn("resp: closing client {} after {} failed AUTH attempts", c.addr, n);
+    auth_disconnects.fetch_add(1, std::memory_order_relaxed);
+    c.close_after_write = true;  // the WRONGPASS reply goes out first
+    return;
+  }
+  // AUTH runs on the loop thread only; a job's shadow client is never paused.
+  if (options_.auth_failure_delay.count() <= 0 || tl_job_server == this) return;
+  // Doubling per failure, capped: a guesser gets a handful of tries a second, a user
+  // who mistyped once waits 10 ms.
+  std::int64_t delay = options_.auth_failure_delay.count();
+  for (std::size_t i = 1; i < n && delay < 2000; ++i) delay *= 2;
+  delay = std::min<std::int64_t>(delay, 2000);
+  c.paused = true;
+  set_events(c);
+  paused_.emplace(now_ms() + delay, c.id);
+}
+
+void server::resume_paused() {
+  const auto now = now_ms();
+  while (!paused_.empty() && paused_.top().first <= now) {
+    auto id = paused_.top().second;
+    paused_.pop();
+    client* c = find_client(id);
+    if (!c || !c->paused) continue;
+    c->paused = false;
+    set_events(*c);
+    process_input(*c);  // what it pipelined meanwhile
+    if (!c->closed && c->tls && !c->busy && !c->paused && c->tls->has_pending())
+      tls_pending_.push_back(c->id);
   }
 }
 
@@ -816,6 +1053,8 @@ void server::finish_jobs() {
     }
     set_events(*c);
     process_input(*c);  // the pipeline it sent meanwhile
+    if (!c->closed && c->tls && !c->busy && !c->paused && c->tls->has_pending())
+      tls_pending_.push_back(c->id);
   }
   scratch_done_.clear();
 }
@@ -1131,7 +1370,55 @@ bool server::load_cursor(std::uint64_t cursor, std::string& after) {
   return true;
 }
 
+resp_stats server::stats() const {
+  resp_stats s;
+  s.auth_failures = auth_failures.load(std::memory_order_relaxed);
+  s.auth_disconnects = auth_disconnects.load(std::memory_order_relaxed);
+  s.client_memory_disconnects = client_memory_disconnects.load(std::memory_order_relaxed);
+  s.tls_handshake_failures = tls_handshake_failures.load(std::memory_order_relaxed);
+  s.client_memory_bytes = client_memory_gauge.load(std::memory_order_relaxed);
+  s.connected_clients = clients_gauge.load(std::memory_order_relaxed);
+  return s;
+}
+
 }  // namespace detail
+
+std::string resp_server::prometheus_text(std::string_view node_name) const {
+  const auto s = stats();
+  const std::string label = "{node=\"" + prometheus_label(node_name) + "\"} ";
+  std::string out;
+  auto family = [&](std::string_view name, std::string_view type, std::string_view help,
+                    std::uint64_t v) {
+    out += "# HELP ";
+    out += name;
+    out += ' ';
+    out += help;
+    out += "\n# TYPE ";
+    out += name;
+    out += ' ';
+    out += type;
+    out += '\n';
+    out += name;
+    out += label;
+    out += std::to_string(v);
+    out += '\n';
+  };
+  family("warp_resp_auth_failures_total", "counter",
+         "Failed AUTH/HELLO AUTH attempts on the RESP port", s.auth_failures);
+  family("warp_resp_auth_disconnects_total", "counter",
+         "RESP connections closed after resp-auth-max-failures failed AUTH attempts",
+         s.auth_disconnects);
+  family("warp_resp_client_memory_disconnects_total", "counter",
+         "RESP clients disconnected because all client buffers exceeded resp-max-client-memory",
+         s.client_memory_disconnects);
+  family("warp_resp_tls_handshake_failures_total", "counter",
+         "Failed TLS handshakes on the RESP port (plaintext, bad certificates, garbage)",
+         s.tls_handshake_failures);
+  family("warp_resp_client_memory_bytes", "gauge",
+         "Bytes held by all RESP clients' query and output buffers", s.client_memory_bytes);
+  family("warp_resp_connected_clients", "gauge", "Connected RESP clients", s.connected_clients);
+  return out;
+}
 
 result<std::unique_ptr<resp_server>> resp_server::start(node& n, resp_options options) {
   auto s = std::make_unique<detail::server>(n, std::move(options));

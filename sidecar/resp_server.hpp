@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "warp/error.hpp"
 
@@ -28,6 +29,34 @@ struct resp_options {
   std::size_t max_clients = 10000;
   /// Disconnect clients idle this long; 0 = never.
   std::chrono::seconds idle_timeout{0};
+  /// Bound on the sum of every client's buffers (query buffer + pending output), like
+  /// Redis's maxmemory-clients. Over it, the biggest clients are disconnected. 0 = none.
+  std::size_t max_client_memory = 1024ull * 1024 * 1024;
+  /// A connection is closed after this many failed AUTH/HELLO AUTH attempts (0 = never).
+  std::size_t auth_max_failures = 10;
+  /// Pause before a client's next command after its n-th failed AUTH:
+  /// auth_failure_delay * 2^(n-1), at most 2 s. The loop never sleeps: the client is paused.
+  std::chrono::milliseconds auth_failure_delay{10};
+
+  /// TLS (OpenSSL). With `tls_cert` set: TLS on `tls_listen` when given (a second listener
+  /// beside the plain one), else TLS on `listen` itself.
+  std::string tls_cert;    ///< PEM certificate (chain) of the server
+  std::string tls_key;     ///< PEM private key
+  std::string tls_ca;      ///< PEM CA bundle to verify client certificates
+  std::string tls_listen;  ///< HOST:PORT of a separate TLS listener; empty = none
+  /// Client certificates: "no" (not asked), "optional" (verified when sent), "yes"
+  /// (required; needs tls_ca). Redis's tls-auth-clients.
+  std::string tls_auth_clients = "no";
+};
+
+/// Counters of a running sidecar, readable from any thread.
+struct resp_stats {
+  std::uint64_t auth_failures = 0;
+  std::uint64_t auth_disconnects = 0;
+  std::uint64_t client_memory_disconnects = 0;
+  std::uint64_t tls_handshake_failures = 0;
+  std::uint64_t client_memory_bytes = 0;  ///< current sum of client buffers
+  std::uint64_t connected_clients = 0;
 };
 
 class resp_server {
@@ -39,6 +68,11 @@ class resp_server {
   virtual void stop() = 0;
   /// The bound port.
   virtual std::uint16_t port() const = 0;
+  /// The TLS listener's port (0 = none; equal to port() when TLS is on the main one).
+  virtual std::uint16_t tls_port() const = 0;
+  virtual resp_stats stats() const = 0;
+  /// The counters above in Prometheus text format (warp_resp_* families).
+  std::string prometheus_text(std::string_view node_name) const;
 };
 
 }  // namespace warp::sidecar

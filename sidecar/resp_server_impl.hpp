@@ -20,6 +20,7 @@
 
 #include "sidecar/resp_parser.hpp"
 #include "sidecar/resp_server.hpp"
+#include "sidecar/resp_tls.hpp"
 #include "sidecar/resp_writer.hpp"
 #include "warp/node.hpp"
 
@@ -35,8 +36,9 @@ class byte_buffer {
   std::string_view view(std::size_t from = 0) const noexcept {
     return {data_.get() + from, size_ - from};
   }
-  /// Makes room for `n` more bytes after size().
-  void reserve_tail(std::size_t n);
+  /// Makes room for `n` more bytes after size(), growing no further than `total_hint`
+  /// (the frame's known total size; 0 = unknown) needs.
+  void reserve_tail(std::size_t n, std::size_t total_hint = 0);
   void commit(std::size_t n) noexcept { size_ += n; }
   /// Drops the first `n` bytes.
   void consume(std::size_t n) noexcept;
@@ -72,6 +74,17 @@ struct client {
 
   int proto = 2;
   bool authenticated = true;
+  std::size_t auth_failures = 0;
+  /// Paused after a failed AUTH: not read nor parsed until the server's timer resumes it.
+  bool paused = false;
+
+  /// Set on a TLS connection (null = plaintext).
+  std::unique_ptr<tls_session> tls;
+  bool tls_want_write = false;  // the handshake or a read waits for writability
+
+  /// This client's buffers as last counted into server::client_memory_.
+  std::size_t mem_accounted = 0;
+  std::size_t memory() const noexcept { return in.capacity() + out.capacity() + held.capacity(); }
   std::int64_t created_ms = 0;
   std::int64_t last_ms = 0;
   std::uint64_t commands = 0;
@@ -187,6 +200,12 @@ class server final : public resp_server {
 
   void stop() override;
   std::uint16_t port() const override { return port_; }
+  std::uint16_t tls_port() const override { return tls_port_; }
+  resp_stats stats() const override;
+
+  /// A failed AUTH/HELLO AUTH of `c` (resp_commands.cpp): counts it, pauses the client
+  /// (growing delay) or, past the limit, closes it once the reply is out.
+  void auth_failed(client& c);
 
   // -- for command handlers ------------------------------------------------------------
   node& the_node() noexcept { return node_; }
@@ -226,10 +245,28 @@ class server final : public resp_server {
   std::uint64_t output_limit_disconnects = 0;
   std::uint64_t idle_disconnects = 0;
   std::int64_t started_ms = 0;
+  // Read by stats() from other threads (the admin HTTP endpoint).
+  std::atomic<std::uint64_t> auth_failures{0};
+  std::atomic<std::uint64_t> auth_disconnects{0};
+  std::atomic<std::uint64_t> client_memory_disconnects{0};
+  std::atomic<std::uint64_t> tls_handshake_failures{0};
+  std::atomic<std::uint64_t> client_memory_gauge{0};
+  std::atomic<std::uint64_t> clients_gauge{0};
+  std::size_t client_memory() const noexcept { return client_memory_; }
 
  private:
   void run();
-  void on_accept();
+  /// Binds one listener; returns its fd and port.
+  result<std::pair<int, std::uint16_t>> bind_one(const std::string& listen);
+  void on_accept(int listen_fd, bool tls);
+  /// Drives a TLS handshake; false when the client was closed.
+  bool tls_handshake(client& c);
+  /// recv() or SSL_read into c.in; <0 = closed, 0 = nothing now, >0 = bytes.
+  long read_some(client& c, std::size_t want);
+  void account(client& c) noexcept;
+  /// Over max_client_memory: disconnects the biggest clients until under it.
+  void enforce_client_memory();
+  void resume_paused();
   void on_readable(client& c);
   void process_input(client& c);
   void execute(client& c, std::span<const std::string_view> args);
@@ -262,6 +299,17 @@ class server final : public resp_server {
   resp_options options_;
   std::uint16_t port_ = 0;
   int listen_fd_ = -1;
+  std::shared_ptr<tls_context> tls_;
+  bool tls_on_main_ = false;  // TLS on listen_fd_ itself
+  int tls_listen_fd_ = -1;
+  std::uint16_t tls_port_ = 0;
+  std::size_t client_memory_ = 0;  // sum of clients' mem_accounted
+  /// TLS clients with decrypted input OpenSSL holds: epoll will not report it.
+  std::vector<std::uint64_t> tls_pending_;
+  /// Clients paused after a failed AUTH: (resume time, id).
+  std::priority_queue<std::pair<std::int64_t, std::uint64_t>,
+                      std::vector<std::pair<std::int64_t, std::uint64_t>>, std::greater<>>
+      paused_;
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
   std::thread thread_;

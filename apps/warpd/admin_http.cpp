@@ -255,6 +255,7 @@ struct admin_http::impl {
   // -- configuration and handlers --------------------------------------------------------
   warp::node* node = nullptr;
   std::string config_json;
+  std::function<std::string()> extra_metrics;  ///< other front doors' families (RESP)
   bool seeded = false;
   bool listens = false;
   admin_options opts;
@@ -349,6 +350,7 @@ struct admin_http::impl {
       auto body = warp::prometheus_text(*node);
       if (listens && (seeded || warp::view_of(*node).members.size() > 1))
         body += warp::cluster_prometheus_text(*node);
+      if (extra_metrics) body += extra_metrics();
       response r;
       r.body = std::move(body);
       r.content_type = "text/plain; version=0.0.4; charset=utf-8";
@@ -764,10 +766,9 @@ void admin_http::stop() {
   if (impl_) impl_->shutdown();
 }
 
-warp::result<std::unique_ptr<admin_http>> admin_http::start(warp::node& n,
-                                                            const std::string& listen,
-                                                            std::string config_json, bool seeded,
-                                                            const admin_options& opts) {
+warp::result<std::unique_ptr<admin_http>> admin_http::start(
+    warp::node& n, const std::string& listen, std::string config_json, bool seeded,
+    const admin_options& opts, std::function<std::string()> extra_metrics) {
   auto endpoint = warp::parse_endpoint(listen);
   if (!endpoint) return endpoint.err();
   auto p = std::make_unique<impl>();
@@ -779,6 +780,7 @@ warp::result<std::unique_ptr<admin_http>> admin_http::start(warp::node& n,
   // once a peer joined it, it is part of one.
   p->listens = n.listen_port() != 0;
   p->opts = opts;
+  p->extra_metrics = std::move(extra_metrics);
   if (p->opts.max_connections == 0) p->opts.max_connections = 1;
   if (!opts.token.empty())
     SHA256(reinterpret_cast<const unsigned char*>(opts.token.data()), opts.token.size(),

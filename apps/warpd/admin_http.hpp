@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -46,10 +47,12 @@ class admin_http {
   /// Binds `listen` (HOST:PORT, port 0 = any free port) and starts serving. `config_json`
   /// is what /admin/config returns. `seeded`: the node was given peers (or DNS discovery),
   /// so /metrics always carries the cluster families; otherwise they appear once another
-  /// member joined it. Clear error if the address cannot be bound or TLS files not loaded.
-  static warp::result<std::unique_ptr<admin_http>> start(warp::node& n, const std::string& listen,
-                                                         std::string config_json, bool seeded,
-                                                         const admin_options& opts = {});
+  /// member joined it. `extra_metrics` (optional) appends families of other front doors
+  /// (the RESP sidecar's) to /metrics. Clear error if the address cannot be bound or TLS
+  /// files not loaded.
+  static warp::result<std::unique_ptr<admin_http>> start(
+      warp::node& n, const std::string& listen, std::string config_json, bool seeded,
+      const admin_options& opts = {}, std::function<std::string()> extra_metrics = {});
   ~admin_http();
   admin_http(const admin_http&) = delete;
   admin_http& operator=(const admin_http&) = delete;

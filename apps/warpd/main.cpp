@@ -7,11 +7,13 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <atomic>
 #include <charconv>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <exception>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <mutex>
@@ -25,6 +27,7 @@
 #include <caf/io/all.hpp>
 #include <nlohmann/json.hpp>
 
+#include "warp/l1.hpp"
 #include "warp/metrics.hpp"
 #include "warp/node.hpp"
 #include "warpd/admin_http.hpp"
@@ -55,6 +58,12 @@ std::string metavar(const warpd::option_def& def) {
   if (key == "warp.log-level") return "LEVEL";
   if (key == "warp.name") return "NAME";
   if (key == "warp.resp-password") return "PASSWORD";
+  if (key == "warp.resp-password-file" || key == "warp.resp-tls-cert" ||
+      key == "warp.resp-tls-key" || key == "warp.resp-tls-ca")
+    return "PATH";
+  if (key == "warp.resp-tls-port") return "[HOST:]PORT";
+  if (key == "warp.resp-tls-auth-clients") return "no|optional|yes";
+  if (key == "warp.maxmemory-policy") return "POLICY";
   if (key == "warp.discovery-dns") return "NAME[:PORT]|srv:NAME";
   if (key == "warp.discovery-dns-server") return "HOST[:PORT]";
   if (key == "warp.admin-tls-cert" || key == "warp.admin-tls-key" || key == "warp.admin-token-file")
@@ -163,6 +172,13 @@ std::string effective_config_json(const warpd::settings& s) {
       {"max_multibulk_length", r.max_multibulk_length},
       {"max_inline_length", r.max_inline_length},
       {"max_output_buffer", r.max_output_buffer},
+      {"max_client_memory", r.max_client_memory},
+      {"auth_max_failures", r.auth_max_failures},
+      {"auth_failure_delay_ms", r.auth_failure_delay.count()},
+      {"password_set", !s.resp_password.empty()},
+      {"tls", !r.tls_cert.empty()},
+      {"tls_port", r.tls_port},
+      {"tls_auth_clients", r.tls_auth_clients},
   };
   // Whether a token is configured, never the token itself.
   const auto& a = s.admin;
@@ -174,6 +190,7 @@ std::string effective_config_json(const warpd::settings& s) {
       {"request_timeout_ms", a.request_timeout.count()},
       {"max_body", a.max_body},
   };
+  doc["maxmemory"] = s.maxmemory;
   return doc.dump();
 }
 
@@ -268,24 +285,27 @@ int run(int argc, char** argv) {
   if (!ncfg.resp.empty()) return fail(exit_usage, "resp: this build has no RESP sidecar");
 #endif
   setup_logging(ncfg.log_level);
+  for (const auto& w : settings->warnings) spdlog::warn("{}", w);
+
+  // --maxmemory: warpd builds the memory adapter itself to hand it its bounds. An evicted
+  // key leaves L1 too, or reads would go on serving it from there.
+  auto evict_target = std::make_shared<std::atomic<warp::node*>>(nullptr);
+  if (settings->maxmemory > 0) {
+    warp::memory_storage_options mo;
+    mo.max_bytes = settings->maxmemory;
+    mo.eviction = settings->maxmemory_policy;
+    mo.on_evict = [evict_target](std::string_view key) {
+      if (auto* n = evict_target->load(std::memory_order_acquire)) n->l1().erase(key);
+    };
+    ncfg.storage_adapter = warp::make_memory_storage(std::move(mo));
+  }
 
   caf::actor_system sys{cfg};
   auto started = warp::node::start(sys, ncfg);
   if (!started)
     return fail(exit_startup_failure, "cannot start node: " + started.err().to_string());
   auto node = std::move(*started);
-
-  std::unique_ptr<warpd::admin_http> http;
-  if (!ncfg.http.empty()) {
-    // "Clustered" as config.hpp defines it: a listener plus peers (seeds or DNS). A node
-    // without either still counts once somebody joined it (admin_http checks the view).
-    bool seeded =
-        !ncfg.listen.empty() && (!ncfg.peers.empty() || !ncfg.cluster.discovery_dns.empty());
-    auto h = warpd::admin_http::start(*node, ncfg.http, effective_config_json(*settings), seeded,
-                                      settings->admin);
-    if (!h) return fail(exit_startup_failure, "admin http: " + h.err().message());
-    http = std::move(*h);
-  }
+  evict_target->store(node.get(), std::memory_order_release);
 
 #ifdef WARP_HAVE_RESP
   std::unique_ptr<warp::sidecar::resp_server> resp;
@@ -300,11 +320,38 @@ int run(int argc, char** argv) {
     ropts.max_multibulk_length = lim.max_multibulk_length;
     ropts.max_inline_length = lim.max_inline_length;
     ropts.max_output_buffer = lim.max_output_buffer;
+    ropts.max_client_memory = lim.max_client_memory;
+    ropts.auth_max_failures = lim.auth_max_failures;
+    ropts.auth_failure_delay = lim.auth_failure_delay;
+    ropts.tls_cert = lim.tls_cert;
+    ropts.tls_key = lim.tls_key;
+    ropts.tls_ca = lim.tls_ca;
+    ropts.tls_listen = lim.tls_port;
+    ropts.tls_auth_clients = lim.tls_auth_clients;
     auto r = warp::sidecar::resp_server::start(*node, ropts);
     if (!r) return fail(exit_startup_failure, "resp: " + r.err().to_string());
     resp = std::move(*r);
   }
 #endif
+
+  std::unique_ptr<warpd::admin_http> http;
+  if (!ncfg.http.empty()) {
+    // "Clustered" as config.hpp defines it: a listener plus peers (seeds or DNS). A node
+    // without either still counts once somebody joined it (admin_http checks the view).
+    bool seeded =
+        !ncfg.listen.empty() && (!ncfg.peers.empty() || !ncfg.cluster.discovery_dns.empty());
+    std::function<std::string()> extra;
+#ifdef WARP_HAVE_RESP
+    if (resp)
+      extra = [r = resp.get(), name = warp::display_name(node->config())] {
+        return r->prometheus_text(name);
+      };
+#endif
+    auto h = warpd::admin_http::start(*node, ncfg.http, effective_config_json(*settings), seeded,
+                                      settings->admin, std::move(extra));
+    if (!h) return fail(exit_startup_failure, "admin http: " + h.err().message());
+    http = std::move(*h);
+  }
 
   std::string ready = "warpd " + warp::display_name(node->config()) + " ready: node ";
   ready += node->listen_port() ? endpoint_text(ncfg.listen, node->listen_port()) : "off";
@@ -312,6 +359,10 @@ int run(int argc, char** argv) {
   ready += http ? endpoint_text(ncfg.http, http->port()) : "off";
 #ifdef WARP_HAVE_RESP
   if (resp) ready += " resp " + endpoint_text(ncfg.resp, resp->port());
+  if (resp && resp->tls_port())
+    ready += " resp-tls " + (ncfg.resp.empty() || !settings->resp.tls_port.empty()
+                                 ? endpoint_text(settings->resp.tls_port, resp->tls_port())
+                                 : endpoint_text(ncfg.resp, resp->tls_port()));
 #endif
   ready += " storage " + node->storage().describe();
   if (http && http->tls()) ready += " admin-tls on";
@@ -327,6 +378,7 @@ int run(int argc, char** argv) {
   if (resp) resp->stop();
 #endif
   node->stop();
+  evict_target->store(nullptr, std::memory_order_release);
   node.reset();
   spdlog::info("stopped");
   return 0;

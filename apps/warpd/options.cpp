@@ -1,13 +1,17 @@
 #include "warpd/options.hpp"
 
 #include <cctype>
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include <caf/all.hpp>
@@ -170,6 +174,40 @@ class reader {
  private:
   const caf::settings& content_;
 };
+
+// The RESP password from exactly one place: --resp-password, --resp-password-file, or
+// the WARP_RESP_PASSWORD environment variable (used only when neither flag is given).
+warp::status resolve_resp_secrets(settings& out) {
+  if (!out.resp_password.empty() && !out.resp_password_file.empty())
+    return {errc::invalid_argument, "resp-password and resp-password-file: give one, not both"};
+  if (!out.resp_password_file.empty()) {
+    const auto& path = out.resp_password_file;
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0)
+      return {errc::invalid_argument,
+              "resp-password-file: cannot read " + path + ": " + std::strerror(errno)};
+    // Like ssh with a private key: a secret everyone on the host can read is no secret.
+    if (st.st_mode & S_IROTH)
+      return {errc::invalid_argument,
+              "resp-password-file: " + path + " is world-readable; chmod o-r (0600 or 0640) it"};
+    if (st.st_mode & S_IRGRP)
+      out.warnings.push_back("resp-password-file " + path + " is group-readable");
+    if (st.st_size > 64 * 1024)
+      return {errc::invalid_argument, "resp-password-file: " + path + " is over 64 KiB"};
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return {errc::invalid_argument, "resp-password-file: cannot open " + path};
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (text.ends_with("\r\n"))
+      text.resize(text.size() - 2);
+    else if (text.ends_with('\n'))
+      text.pop_back();
+    if (text.empty()) return {errc::invalid_argument, "resp-password-file: " + path + " is empty"};
+    out.resp_password = std::move(text);
+  } else if (out.resp_password.empty()) {
+    if (const char* env = std::getenv("WARP_RESP_PASSWORD"); env && *env) out.resp_password = env;
+  }
+  return {};
+}
 
 std::string ms_text(std::chrono::milliseconds d) {
   return std::to_string(d.count()) + "ms";
@@ -396,7 +434,11 @@ const std::vector<option_def>& option_table() {
       {"warp.resp", "--resp", opt_kind::string, resp_default,
        "HOST:PORT of the RESP (Redis protocol) sidecar; empty = off"},
       {"warp.resp-password", "--resp-password", opt_kind::string, "",
-       "Password the RESP sidecar requires (AUTH); empty = none"},
+       "Password the RESP sidecar requires (AUTH); empty = none. Visible in `ps`: prefer "
+       "--resp-password-file or WARP_RESP_PASSWORD"},
+      {"warp.resp-password-file", "--resp-password-file", opt_kind::string, "",
+       "File holding the RESP password (one trailing newline stripped; must not be "
+       "world-readable)"},
       {"warp.patterns", "--pattern", opt_kind::string_list, "",
        "Key policy GLOB=MODE[:TTL], repeatable; MODE is strong_local, "
        "eventual_distributed or strong_distributed (+hydrate)"},
@@ -495,6 +537,30 @@ const std::vector<option_def>& option_table() {
        "An admin HTTP request must arrive whole (head and body) within this"},
       {"warp.admin-max-body", "--admin-max-body", opt_kind::size, "65536",
        "Largest admin HTTP request body, in bytes (larger: 413 before reading it)"},
+      {"warp.resp-max-client-memory", "--resp-max-client-memory", opt_kind::size, "1073741824",
+       "Bound on all RESP clients' buffers together (query + output), in bytes; over it the "
+       "biggest clients are disconnected (Redis maxmemory-clients); 0 = none"},
+      {"warp.resp-auth-max-failures", "--resp-auth-max-failures", opt_kind::size, "10",
+       "Failed AUTH attempts after which a RESP connection is closed (0 = never)"},
+      {"warp.resp-auth-failure-delay", "--resp-auth-failure-delay", opt_kind::duration, "10ms",
+       "Pause after a failed AUTH, doubled per further failure (at most 2s); 0 = none"},
+      // -- TLS on the RESP port ----------------------------------------------------------
+      {"warp.resp-tls-cert", "--resp-tls-cert", opt_kind::string, "",
+       "PEM certificate (chain) for TLS on the RESP port (default: --tls-cert if set)"},
+      {"warp.resp-tls-key", "--resp-tls-key", opt_kind::string, "",
+       "PEM private key for TLS on the RESP port (default: --tls-key if set)"},
+      {"warp.resp-tls-ca", "--resp-tls-ca", opt_kind::string, "",
+       "PEM CA bundle that verifies RESP client certificates (default: --tls-ca if set)"},
+      {"warp.resp-tls-port", "--resp-tls-port", opt_kind::string, "",
+       "PORT or HOST:PORT of a separate TLS listener beside --resp; empty = TLS on --resp "
+       "itself when a certificate is given"},
+      {"warp.resp-tls-auth-clients", "--resp-tls-auth-clients", opt_kind::string, "no",
+       "RESP client certificates: no | optional | yes (Redis tls-auth-clients)"},
+      // -- memory storage bounds ---------------------------------------------------------
+      {"warp.maxmemory", "--maxmemory", opt_kind::size, "0",
+       "Bound on --storage memory in bytes (keys + values + overhead estimate); 0 = none"},
+      {"warp.maxmemory-policy", "--maxmemory-policy", opt_kind::string, "noeviction",
+       "At --maxmemory: noeviction (writes fail with -OOM) | allkeys-lru | volatile-ttl"},
   };
   return table;
 }
@@ -636,6 +702,7 @@ warp::result<settings> build_settings(const warpd_config& cfg) {
   WARPD_READ(n.http, rd.str("warp.http"));
   WARPD_READ(n.resp, rd.str("warp.resp"));
   WARPD_READ(out.resp_password, rd.str("warp.resp-password"));
+  WARPD_READ(out.resp_password_file, rd.str("warp.resp-password-file"));
   WARPD_READ(n.patterns, rd.list("warp.patterns"));
   WARPD_READ(n.log_level, rd.str("warp.log-level"));
   WARPD_READ(n.l1.max_entries, rd.size("warp.l1-max-entries"));
@@ -688,7 +755,52 @@ warp::result<settings> build_settings(const warpd_config& cfg) {
   WARPD_READ(r.max_multibulk_length, rd.size("warp.resp-max-multibulk-length"));
   WARPD_READ(r.max_inline_length, rd.size("warp.resp-max-inline-length"));
   WARPD_READ(r.max_output_buffer, rd.size("warp.resp-max-output-buffer"));
+  WARPD_READ(r.max_client_memory, rd.size("warp.resp-max-client-memory"));
+  WARPD_READ(r.auth_max_failures, rd.size("warp.resp-auth-max-failures"));
+  WARPD_READ(r.auth_failure_delay, rd.duration("warp.resp-auth-failure-delay"));
+  WARPD_READ(r.tls_cert, rd.str("warp.resp-tls-cert"));
+  WARPD_READ(r.tls_key, rd.str("warp.resp-tls-key"));
+  WARPD_READ(r.tls_ca, rd.str("warp.resp-tls-ca"));
+  WARPD_READ(r.tls_port, rd.str("warp.resp-tls-port"));
+  WARPD_READ(r.tls_auth_clients, rd.str("warp.resp-tls-auth-clients"));
+  // The node port's TLS files (another option group) serve the RESP port too when no
+  // resp-tls-* file is given: one certificate per host is the common case.
+  for (auto [own, shared] :
+       {std::pair<std::string*, std::string_view>{&r.tls_cert, "warp.tls-cert"},
+        {&r.tls_key, "warp.tls-key"},
+        {&r.tls_ca, "warp.tls-ca"}})
+    if (own->empty() && find_option(shared)) WARPD_READ(*own, rd.str(shared));
+  WARPD_READ(out.maxmemory, rd.size("warp.maxmemory"));
+  std::string policy_text;
+  WARPD_READ(policy_text, rd.str("warp.maxmemory-policy"));
+  WARPD_READ(out.maxmemory_policy, warp::parse_maxmemory_policy(policy_text));
 #undef WARPD_READ
+  if (out.maxmemory > 0 && n.storage != "memory")
+    return warp::error{errc::invalid_argument,
+                       "maxmemory: bounds --storage memory only (storage is '" + n.storage + "')"};
+  if (auto e = resolve_resp_secrets(out)) return e;
+  if (r.tls_cert.empty() != r.tls_key.empty())
+    return warp::error{errc::invalid_argument,
+                       "resp-tls-cert and resp-tls-key: give both or neither"};
+  if (!r.tls_port.empty() && r.tls_cert.empty())
+    return warp::error{errc::invalid_argument,
+                       "resp-tls-port: needs --resp-tls-cert and --resp-tls-key"};
+  if (r.tls_auth_clients != "no" && r.tls_auth_clients != "optional" && r.tls_auth_clients != "yes")
+    return warp::error{
+        errc::invalid_argument,
+        "resp-tls-auth-clients: expected no, optional or yes, got '" + r.tls_auth_clients + "'"};
+  if (r.tls_auth_clients != "no" && r.tls_ca.empty())
+    return warp::error{errc::invalid_argument,
+                       "resp-tls-auth-clients " + r.tls_auth_clients + ": needs --resp-tls-ca"};
+  if (!r.tls_port.empty()) {
+    // A bare port listens on --resp's host (loopback by default).
+    if (r.tls_port.find(':') == std::string::npos) {
+      auto host = n.resp.empty() ? std::string{"127.0.0.1"} : n.resp.substr(0, n.resp.rfind(':'));
+      r.tls_port = host + ":" + r.tls_port;
+    }
+    if (auto e = parse_endpoint(r.tls_port); !e)
+      return warp::error{errc::invalid_argument, "resp-tls-port: " + e.err().message()};
+  }
   if (auto e = validate_cluster(n)) return e;
   // The sidecar's idle clock ticks in seconds: refuse what it would silently round.
   if (idle.count() % 1000 != 0)

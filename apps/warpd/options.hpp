@@ -21,6 +21,7 @@
 #include "warp/config.hpp"
 #include "warp/error.hpp"
 #include "warpd/admin_http.hpp"
+#include "warp/storage.hpp"
 
 namespace warpd {
 
@@ -75,14 +76,26 @@ struct resp_limits {
   std::size_t max_multibulk_length = 1024 * 1024;
   std::size_t max_inline_length = 64 * 1024;
   std::size_t max_output_buffer = 64 * 1024 * 1024;
+  std::size_t max_client_memory = 1024ull * 1024 * 1024;
+  std::size_t auth_max_failures = 10;
+  std::chrono::milliseconds auth_failure_delay{10};
+  std::string tls_cert, tls_key, tls_ca;
+  std::string tls_port;  ///< HOST:PORT of the separate TLS listener, empty = none
+  std::string tls_auth_clients = "no";
 };
 
 /// What warpd needs beside node_config.
 struct settings {
   warp::node_config node;
-  std::string resp_password;
+  std::string resp_password;  ///< from the flag, the file or WARP_RESP_PASSWORD
+  std::string resp_password_file;
   resp_limits resp;
   admin_options admin;
+  std::size_t maxmemory = 0;  ///< memory storage bound, 0 = none
+  warp::memory_storage_options::policy maxmemory_policy =
+      warp::memory_storage_options::policy::noeviction;
+  /// Worth a log line once logging is set up (build_settings runs before).
+  std::vector<std::string> warnings;
 };
 
 /// Validates the `warp` section (unknown keys, wrong types, bad modes/durations/patterns)

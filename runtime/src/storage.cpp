@@ -70,6 +70,7 @@ class counted_storage final : public storage {
   status flush() override { return counted_status(storage_op::flush, inner_->flush()); }
   status check() override { return counted_status(storage_op::check, inner_->check()); }
   std::string describe() const override { return inner_->describe(); }
+  memory_usage memory() const override { return inner_->memory(); }
   std::optional<storage_error_counts> error_counts() const override {
     storage_error_counts out{};
     for (std::size_t i = 0; i < storage_op_count; ++i)

@@ -10,11 +10,13 @@
 // Replacing an existing key touches neither the ordered index nor the allocator unless the
 // value outgrows its string's capacity; only inserts and removes touch the ordered index.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <functional>
 #include <mutex>
 #include <new>
+#include <random>
 #include <set>
 #include <shared_mutex>
 #include <vector>
@@ -35,6 +37,9 @@ bool live(const record& rec, std::int64_t now) {
 struct entry {
   record rec;
   std::size_t key_size = 0;
+  /// Last access (store or fetch), in ticks of the adapter's LRU clock; relaxed atomics:
+  /// readers under the shared lock stamp it, and an approximate order is all LRU needs.
+  mutable std::atomic<std::uint32_t> lru{0};
 
   const char* key_data() const noexcept { return reinterpret_cast<const char*>(this + 1); }
   std::string_view key() const noexcept { return {key_data(), key_size}; }
@@ -46,7 +51,7 @@ struct entry {
     void* raw = ::operator new(sizeof(entry) + key.size());
     entry* e = nullptr;
     try {
-      e = new (raw) entry{rec, key.size()};
+      e = new (raw) entry{rec, key.size(), {}};
     } catch (...) {
       ::operator delete(raw);
       throw;
@@ -60,9 +65,49 @@ struct entry {
   }
 };
 
+// What one key costs beyond its bytes, for maxmemory: the entry's allocation header, the
+// ordered index's tree node (about 48 bytes of node + the string_view), and two to four
+// 16-byte slots (load factor 1/4..1/2). An estimate, like Redis's own accounting.
+constexpr std::size_t malloc_overhead = 16;
+constexpr std::size_t per_key_overhead = malloc_overhead + 64 + 48;
+
+std::size_t entry_bytes(const entry& e) noexcept {
+  std::size_t n = sizeof(entry) + e.key_size + per_key_overhead;
+  // std::string keeps up to 15 bytes inline; longer values are a heap block of their own.
+  if (e.rec.value.capacity() > 15) n += e.rec.value.capacity() + 1 + malloc_overhead;
+  return n;
+}
+
+std::size_t value_bytes(std::size_t size) noexcept {
+  return size > 15 ? size + 1 + malloc_overhead : 0;
+}
+
+constexpr std::string_view oom_message = "OOM command not allowed when used memory > 'maxmemory'.";
+
 class memory_storage final : public storage {
  public:
+  explicit memory_storage(memory_storage_options options = {}) : opt_(std::move(options)) {}
   ~memory_storage() override { drop_all(); }
+
+  memory_usage memory() const override {
+    memory_usage m;
+    m.used_bytes = used_.load(std::memory_order_relaxed);
+    m.max_bytes = opt_.max_bytes;
+    switch (opt_.eviction) {
+      case memory_storage_options::policy::noeviction:
+        m.policy = "noeviction";
+        break;
+      case memory_storage_options::policy::allkeys_lru:
+        m.policy = "allkeys-lru";
+        break;
+      case memory_storage_options::policy::volatile_ttl:
+        m.policy = "volatile-ttl";
+        break;
+    }
+    m.evicted_keys = evicted_.load(std::memory_order_relaxed);
+    m.oom_rejections = oom_.load(std::memory_order_relaxed);
+    return m;
+  }
 
   result<std::optional<record>> fetch(std::string_view key) override {
     auto now = now_ms();
@@ -70,6 +115,7 @@ class memory_storage final : public storage {
     std::shared_lock guard{mtx_};
     const entry* e = find(key, h);
     if (e == nullptr || !live(e->rec, now)) return std::optional<record>{};
+    touch(*e);
     return std::optional<record>{e->rec};
   }
 
@@ -82,10 +128,12 @@ class memory_storage final : public storage {
     std::shared_lock guard{mtx_};
     for (auto& key : keys) {
       const entry* e = find(key, hash(key));
-      if (e == nullptr || !live(e->rec, now))
+      if (e == nullptr || !live(e->rec, now)) {
         out.emplace_back();
-      else
+      } else {
+        touch(*e);
         out.emplace_back(e->rec);
+      }
     }
     return out;
   }
@@ -96,12 +144,32 @@ class memory_storage final : public storage {
     if (slots_.empty() || (size_ + 1) * 2 > slots_.size()) grow();
     std::size_t i = probe(key, h);
     if (slots_[i].e != nullptr) {
+      entry* cur_e = slots_[i].e;
+      auto& cur = cur_e->rec;
+      const std::size_t before = entry_bytes(*cur_e);
       // Assignment reuses the value string's capacity: no allocation when it fits.
-      auto& cur = slots_[i].e->rec;
+      if (opt_.max_bytes > 0 && rec.value.size() > cur.value.capacity()) {
+        const std::size_t grow = value_bytes(rec.value.size()) - value_bytes(cur.value.capacity());
+        if (!make_room(grow, cur_e)) return oom();
+        i = probe(key, h);  // eviction may have shifted slots
+      }
       cur.value.assign(rec.value);
+      // A value that shrank a lot gives its block back: otherwise rewriting keys with
+      // smaller values keeps the largest size ever stored (memory never goes down).
+      if (cur.value.capacity() > 2 * cur.value.size() + 64) cur.value.shrink_to_fit();
+      if (rec.expires_at_ms != 0 && cur.expires_at_ms == 0) ++volatile_;
+      if (rec.expires_at_ms == 0 && cur.expires_at_ms != 0) --volatile_;
       cur.expires_at_ms = rec.expires_at_ms;
       cur.ver = rec.ver;
+      touch(*cur_e);
+      add_used(entry_bytes(*cur_e), before);
       return {};
+    }
+    if (opt_.max_bytes > 0) {
+      const std::size_t need =
+          sizeof(entry) + key.size() + per_key_overhead + value_bytes(rec.value.size());
+      if (!make_room(need, nullptr)) return oom();
+      i = probe(key, h);
     }
     entry* e = entry::make(key, rec);
     try {
@@ -112,6 +180,9 @@ class memory_storage final : public storage {
     }
     slots_[i] = {h, e};
     ++size_;
+    if (rec.expires_at_ms != 0) ++volatile_;
+    touch(*e);
+    add_used(entry_bytes(*e), 0);
     return {};
   }
 
@@ -122,10 +193,7 @@ class memory_storage final : public storage {
     std::size_t i = probe(key, h);
     entry* e = slots_[i].e;
     if (e == nullptr) return {};
-    order_.erase(e->key());
-    erase_slot(i);
-    --size_;
-    entry::destroy(e);
+    drop(i);
     return {};
   }
 
@@ -159,6 +227,95 @@ class memory_storage final : public storage {
   std::string describe() const override { return "memory"; }
 
  private:
+  // -- maxmemory -------------------------------------------------------------------------
+
+  status oom() {
+    oom_.fetch_add(1, std::memory_order_relaxed);
+    return error{errc::storage_error, std::string(oom_message)};
+  }
+
+  void add_used(std::size_t now, std::size_t before) noexcept {
+    used_.store(used_.load(std::memory_order_relaxed) + now - before, std::memory_order_relaxed);
+  }
+
+  void touch(const entry& e) const noexcept {
+    // The clock: a counter bumped per access would be one shared cache line written by
+    // every reader; milliseconds/16 since start wrap after 2 years and order well enough.
+    auto tick = static_cast<std::uint32_t>((now_ms() - epoch_ms_) >> 4);
+    if (e.lru.load(std::memory_order_relaxed) != tick) e.lru.store(tick, std::memory_order_relaxed);
+  }
+
+  // Under the unique lock. Frees `need` bytes below max_bytes, evicting by policy; never
+  // evicts `keep` (the entry being rewritten). False = cannot (noeviction, nothing evictable).
+  bool make_room(std::size_t need, const entry* keep) {
+    using P = memory_storage_options::policy;
+    for (int attempts = 0; used_.load(std::memory_order_relaxed) + need > opt_.max_bytes;) {
+      if (opt_.eviction == P::noeviction || size_ == 0) return false;
+      std::size_t victim = evict_candidate(keep);
+      if (victim == npos) {
+        // volatile-ttl with no key under a TTL in the samples: a few more tries, then a
+        // walk (keys with a TTL are rare then); none at all = OOM, as in Redis.
+        if (++attempts < 8) continue;
+        if (volatile_ == 0 || (victim = nearest_expiry(keep)) == npos) return false;
+      }
+      evicted_.fetch_add(1, std::memory_order_relaxed);
+      if (opt_.on_evict) opt_.on_evict(slots_[victim].e->key());
+      drop(victim);
+    }
+    return true;
+  }
+
+  static constexpr std::size_t npos = static_cast<std::size_t>(-1);
+  static constexpr int samples = 5;  // Redis's maxmemory-samples default
+
+  // Redis-style approximation: sample a few random keys and take the best victim among
+  // them, rather than keeping an exact LRU list (a write of every read to a shared list).
+  std::size_t evict_candidate(const entry* keep) {
+    using P = memory_storage_options::policy;
+    const std::size_t mask = slots_.size() - 1;
+    std::size_t best = npos;
+    std::int64_t best_score = 0;
+    const auto now_tick = static_cast<std::uint32_t>((now_ms() - epoch_ms_) >> 4);
+    for (int s = 0; s < samples; ++s) {
+      std::size_t i = rng_() & mask;
+      while (slots_[i].e == nullptr) i = (i + 1) & mask;  // size_ > 0: ends
+      const entry* e = slots_[i].e;
+      if (e == keep) continue;
+      std::int64_t score;  // higher = better victim
+      if (opt_.eviction == P::allkeys_lru) {
+        score = static_cast<std::uint32_t>(now_tick - e->lru.load(std::memory_order_relaxed));
+      } else {
+        if (e->rec.expires_at_ms == 0) continue;
+        score = -e->rec.expires_at_ms;
+      }
+      if (best == npos || score > best_score) {
+        best = i;
+        best_score = score;
+      }
+    }
+    return best;
+  }
+
+  std::size_t nearest_expiry(const entry* keep) const noexcept {
+    std::size_t best = npos;
+    for (std::size_t i = 0; i < slots_.size(); ++i) {
+      const entry* e = slots_[i].e;
+      if (e == nullptr || e == keep || e->rec.expires_at_ms == 0) continue;
+      if (best == npos || e->rec.expires_at_ms < slots_[best].e->rec.expires_at_ms) best = i;
+    }
+    return best;
+  }
+
+  void drop(std::size_t i) noexcept {
+    entry* e = slots_[i].e;
+    if (e->rec.expires_at_ms != 0) --volatile_;
+    add_used(0, entry_bytes(*e));
+    order_.erase(e->key());
+    erase_slot(i);
+    --size_;
+    entry::destroy(e);
+  }
+
   struct slot {
     std::uint64_t hash = 0;
     entry* e = nullptr;  // null = empty
@@ -219,8 +376,17 @@ class memory_storage final : public storage {
     slots_.clear();
     slots_.shrink_to_fit();
     size_ = 0;
+    volatile_ = 0;
+    used_.store(0, std::memory_order_relaxed);
   }
 
+  memory_storage_options opt_;
+  std::atomic<std::size_t> used_{0};  // written under the unique lock only
+  std::size_t volatile_ = 0;          // keys with a TTL (under the unique lock)
+  std::atomic<std::uint64_t> evicted_{0};
+  std::atomic<std::uint64_t> oom_{0};
+  std::int64_t epoch_ms_ = now_ms();
+  std::minstd_rand rng_{std::random_device{}()};
   std::shared_mutex mtx_;
   std::vector<slot> slots_;  // power-of-two size (or empty), load factor <= 1/2
   std::size_t size_ = 0;
@@ -231,6 +397,21 @@ class memory_storage final : public storage {
 
 std::unique_ptr<storage> make_memory_storage() {
   return std::make_unique<memory_storage>();
+}
+
+std::unique_ptr<storage> make_memory_storage(memory_storage_options options) {
+  return std::make_unique<memory_storage>(std::move(options));
+}
+
+result<memory_storage_options::policy> parse_maxmemory_policy(std::string_view text) {
+  using P = memory_storage_options::policy;
+  if (text == "noeviction") return P::noeviction;
+  if (text == "allkeys-lru") return P::allkeys_lru;
+  if (text == "volatile-ttl") return P::volatile_ttl;
+  return error{errc::invalid_argument,
+               "maxmemory-policy: expected noeviction, allkeys-lru or "
+               "volatile-ttl, got '" +
+                   std::string(text) + "'"};
 }
 
 }  // namespace warp

@@ -4,6 +4,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -66,13 +67,43 @@ class storage {
   virtual std::optional<storage_error_counts> error_counts() const { return std::nullopt; }
   /// "memory", "sqlite:/path/warp.db", "postgres:host=..." (without passwords).
   virtual std::string describe() const = 0;
+
+  /// What the adapter holds in this process's memory (memory storage; zeros for adapters
+  /// whose data lives elsewhere).
+  struct memory_usage {
+    std::size_t used_bytes = 0;  ///< keys + values + per-key overhead estimate
+    std::size_t max_bytes = 0;   ///< 0 = unbounded
+    std::string_view policy = "noeviction";
+    std::uint64_t evicted_keys = 0;
+    std::uint64_t oom_rejections = 0;
+  };
+  virtual memory_usage memory() const { return {}; }
 };
+
+/// Bounds of the memory adapter (Redis's maxmemory / maxmemory-policy).
+struct memory_storage_options {
+  /// Bytes of keys + values + overhead estimate; 0 = unbounded.
+  std::size_t max_bytes = 0;
+  enum class policy : std::uint8_t { noeviction, allkeys_lru, volatile_ttl };
+  /// noeviction: a write that would go over fails with errc::storage_error "OOM command
+  /// not allowed when used memory > 'maxmemory'."; allkeys_lru: evicts the least recently
+  /// used of 5 sampled keys until it fits; volatile_ttl: the sampled key with a TTL that
+  /// expires first (OOM when no key has a TTL).
+  policy eviction = policy::noeviction;
+  /// Called (under the adapter's lock: keep it short, never call back into the adapter)
+  /// for each evicted key, e.g. to drop the node's L1 copy.
+  std::function<void(std::string_view)> on_evict;
+};
+
+/// "noeviction", "allkeys-lru", "volatile-ttl" -> the policy; an error names the choices.
+result<memory_storage_options::policy> parse_maxmemory_policy(std::string_view text);
 
 /// Opens the adapter a spec names: `memory`, `sqlite` (data_dir/warp.db), `sqlite:PATH`,
 /// `postgres:URI` / `postgresql://...`. A clear error if it cannot be opened.
 result<std::unique_ptr<storage>> open_storage(std::string_view spec, std::string_view data_dir);
 
 std::unique_ptr<storage> make_memory_storage();
+std::unique_ptr<storage> make_memory_storage(memory_storage_options options);
 result<std::unique_ptr<storage>> make_sqlite_storage(std::string_view path);
 result<std::unique_ptr<storage>> make_postgres_storage(std::string_view conninfo);
 
