@@ -13,6 +13,7 @@
 #include <exception>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -22,6 +23,7 @@
 #include <caf/io/all.hpp>
 #include <nlohmann/json.hpp>
 
+#include "bus/node_transport.hpp"
 #include "warp/metrics.hpp"
 #include "warp/node.hpp"
 #include "warpd/admin_http.hpp"
@@ -72,11 +74,18 @@ void add_flags(CLI::App& app, warpd::cli_values& cli) {
       case warpd::opt_kind::string:
       case warpd::opt_kind::duration:
       case warpd::opt_kind::duration_us:
-      case warpd::opt_kind::boolean:
         // Taken as text: build_settings parses and validates it, whatever its source.
         app.add_option_function<std::string>(
                flag, [&cli, key](const std::string& v) { cli.strings[key] = v; }, help)
             ->type_name(metavar(def));
+        break;
+      case warpd::opt_kind::boolean:
+        // `--insecure` alone means true; `--batching off` gives a value.
+        app.add_option_function<std::string>(
+               flag, [&cli, key](const std::string& v) { cli.strings[key] = v.empty() ? "true" : v; },
+               help)
+            ->expected(0, 1)
+            ->type_name("[" + metavar(def) + "]");
         break;
       case warpd::opt_kind::size:
         // Parsed here, strictly: CLI11 turns "-1" into a huge size_t, and CAF refuses (with
@@ -162,6 +171,19 @@ std::string effective_config_json(const warpd::settings& s) {
   return doc.dump();
 }
 
+// Protected mode for the front doors warpd adds (the node port's is in node::start): a
+// RESP port on a non-loopback address without a password lets anyone read and write every
+// key. Refused unless the operator says --insecure.
+std::optional<std::string> exposed_without_secret(const warpd::settings& s) {
+  const auto& n = s.node;
+  if (n.transport.insecure || n.resp.empty() || !s.resp_password.empty()) return std::nullopt;
+  auto ep = warpd::parse_endpoint(n.resp);
+  if (!ep || warp::bus::is_loopback_host(ep->first)) return std::nullopt;
+  return "refusing to serve RESP on " + n.resp +
+         " without a password: anyone who can reach it could read and write every key. Set "
+         "--resp-password, listen on 127.0.0.1, or pass --insecure";
+}
+
 int run(int argc, char** argv) {
   // Block the shutdown signals before any thread exists, so every thread (CAF's, httplib's,
   // storage's) inherits the mask and the main thread alone takes them with sigwait.
@@ -200,6 +222,7 @@ int run(int argc, char** argv) {
 #ifndef WARP_HAVE_RESP
   if (!ncfg.resp.empty()) return fail(exit_usage, "resp: this build has no RESP sidecar");
 #endif
+  if (auto refusal = exposed_without_secret(*settings)) return fail(exit_usage, *refusal);
   setup_logging(ncfg.log_level);
 
   caf::actor_system sys{cfg};
