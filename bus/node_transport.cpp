@@ -6,6 +6,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <cstring>
 #include <fstream>
 #include <list>
@@ -20,6 +22,7 @@
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
+#include <caf/io/basp/header.hpp>
 #include <caf/io/middleman_actor_impl.hpp>
 #include <caf/io/network/default_multiplexer.hpp>
 #include <caf/io/network/doorman_impl.hpp>
@@ -109,6 +112,8 @@ struct transport_state {
   std::unique_ptr<SSL_CTX, ssl_ctx_deleter> tls;  ///< null = plain TCP
   std::shared_ptr<node_transport_counters> counters = std::make_shared<node_transport_counters>();
   mutable pending_connections pending;
+  /// This system's node id as BASP serializes it after the kind: process id, host id.
+  std::array<unsigned char, 24> own_node_id{};
 };
 
 /// One TLS context for the process's lifetime of this transport: both sides present their
@@ -288,9 +293,10 @@ class guarded_scribe final : public caf::io::scribe {
     // BASP reads a 32-byte header, then exactly the payload it announces. The first
     // message of a connection is the handshake, before which the peer is nobody.
     auto limit = reads_ < 2 ? st_->opts.max_handshake_size : st_->opts.max_message_size;
+    if (refused_) return;
     if (config.second > limit) {
       refuse(config.second, limit);
-      config.second = 1;  // the socket is shut: this read ends in EOF, not in a buffer
+      return;
     }
     if (++reads_ > 2) leave_pending();
     stream_.configure_read(config);
@@ -298,6 +304,30 @@ class guarded_scribe final : public caf::io::scribe {
   }
 
   bool consume(caf::execution_unit* ctx, const void* buf, size_t num_bytes) override {
+    if (refused_) return true;  // draining what arrived before the shut socket's EOF
+    if (expect_header_) {
+      if (auto why = check_header(static_cast<const unsigned char*>(buf), num_bytes)) {
+        // Not handed to BASP: CAF 0.17's broker crashes on some misplaced messages (a
+        // server handshake arriving at a server, found by the socket fuzzer). The shut
+        // socket ends in EOF and the connection closes the normal way.
+        detail::log()->warn("node port: closing the connection {} {}: {}",
+                            accepted_ ? "from" : "to", peer_of(stream_.fd()), *why);
+        st_->counters->refused_malformed.fetch_add(1, std::memory_order_relaxed);
+        shut();
+        return true;
+      }
+    } else {
+      expect_header_ = true;  // that was the payload
+      if (check_node_) {
+        if (auto why = check_handshake(static_cast<const unsigned char*>(buf), num_bytes)) {
+          detail::log()->warn("node port: closing the connection from {}: {}",
+                              peer_of(stream_.fd()), *why);
+          st_->counters->refused_malformed.fetch_add(1, std::memory_order_relaxed);
+          shut();
+          return true;
+        }
+      }
+    }
     auto more = scribe::consume(ctx, buf, num_bytes);
     auto& rd = stream_.rd_buf();
     if (rd.capacity() > keep_read_buffer) std::vector<char>{}.swap(rd);
@@ -336,6 +366,50 @@ class guarded_scribe final : public caf::io::scribe {
     stream_.force_empty_write(this);
   }
 
+  /// BASP header (CAF 0.17, 32 bytes, big-endian): operation, 2 padding bytes, flags,
+  /// payload length, operation data, source and destination actor. A connection's first
+  /// message must be the handshake of the other side (a client handshake arrives at the
+  /// node that accepted, a server handshake at the one that dialed); after it only the
+  /// other operations, and a server handshake never again.
+  std::optional<std::string> check_header(const unsigned char* h, std::size_t n) {
+    if (n != caf::io::basp::header_size) return "a short header";
+    auto op = h[0];
+    std::uint32_t payload = (std::uint32_t{h[4]} << 24) | (std::uint32_t{h[5]} << 16) |
+                            (std::uint32_t{h[6]} << 8) | std::uint32_t{h[7]};
+    constexpr std::uint8_t server_handshake = 0, client_handshake = 1, heartbeat = 6;
+    bool first = messages_ == 0;
+    bool ok = first ? op == (accepted_ ? client_handshake : server_handshake)
+                    : op != server_handshake && op <= heartbeat &&
+                          (accepted_ || op != client_handshake);
+    if (!ok)
+      return "BASP operation " + std::to_string(op) + " is out of place" +
+             (first ? std::string{" as the first message"} : std::string{});
+    // CAF dereferences the payload of every operation but the heartbeat unchecked.
+    if (payload == 0 && op != heartbeat)
+      return "BASP operation " + std::to_string(op) + " without a payload";
+    check_node_ = first && accepted_;
+    ++messages_;
+    expect_header_ = payload == 0;
+    return std::nullopt;
+  }
+
+  /// The payload of a client handshake starts with the peer's node id: CAF's default
+  /// kind (an atom, then process id and a 20-byte host id). An invalid id, or ours (a
+  /// stranger replaying our own server handshake), would corrupt BASP's routing table.
+  std::optional<std::string> check_handshake(const unsigned char* p, std::size_t n) {
+    check_node_ = false;
+    constexpr std::size_t node_id_size = 8 + 4 + 20;
+    if (n < node_id_size) return "a client handshake too short for a node id";
+    auto kind = static_cast<std::uint64_t>(caf::atom("default"));
+    for (int i = 0; i < 8; ++i)
+      if (p[i] != ((kind >> (8 * (7 - i))) & 0xff)) return "a client handshake of another kind";
+    bool zero_host = std::all_of(p + 12, p + node_id_size, [](unsigned char c) { return c == 0; });
+    if (zero_host) return "a client handshake with an invalid node id";
+    if (std::equal(p + 8, p + node_id_size, st_->own_node_id.begin()))
+      return "a client handshake that claims to be this node";
+    return std::nullopt;
+  }
+
   void refuse(std::size_t announced, std::size_t limit) {
     st_->counters->refused_oversize.fetch_add(1, std::memory_order_relaxed);
     detail::log()->warn(
@@ -343,7 +417,15 @@ class guarded_scribe final : public caf::io::scribe {
         "limit {} is {} bytes",
         accepted_ ? "from" : "to", peer_of(stream_.fd()), announced,
         reads_ < 2 ? "before its handshake" : "(--max-message-size)", limit);
+    shut();
+  }
+
+  /// Ends the connection the normal way: the socket's EOF reaches the stream, which
+  /// tells BASP. Bytes already received are read in small chunks and dropped.
+  void shut() {
+    refused_ = true;
     ::shutdown(stream_.fd(), SHUT_RDWR);
+    stream_.configure_read(caf::io::receive_policy::at_most(4096));
   }
 
   void leave_pending() {
@@ -358,6 +440,10 @@ class guarded_scribe final : public caf::io::scribe {
   bool accepted_;
   bool launched_ = false;
   std::size_t reads_ = 0;
+  bool expect_header_ = true;
+  bool check_node_ = false;
+  bool refused_ = false;
+  std::uint64_t messages_ = 0;
   net::stream_impl<Policy> stream_;
 };
 
@@ -494,6 +580,13 @@ result<std::shared_ptr<node_transport_counters>> install_node_transport(
   }
   auto st = std::make_shared<transport_state>();
   st->opts = opts;
+  const auto& self_id = sys.node();
+  if (auto* d = dynamic_cast<const caf::node_id::default_data*>(self_id.operator->())) {
+    auto pid = d->process_id();
+    for (int i = 0; i < 4; ++i) st->own_node_id[i] = (pid >> (8 * (3 - i))) & 0xff;
+    auto host = d->host_id();
+    std::copy(host.begin(), host.end(), st->own_node_id.begin() + 4);
+  }
   if (opts.tls()) {
     auto ctx = make_tls_context(opts);
     if (!ctx) return ctx.err();
@@ -519,7 +612,9 @@ void uninstall_node_transport(caf::actor_system& sys) {
   }
   sys.registry().erase(registry_key());
   caf::scoped_actor self{sys};
-  self->send_exit(actor, caf::exit_reason::user_shutdown);
+  // CAF's middleman actor ignores exit messages (it is linked to name servers); only
+  // `kill` ends it.
+  self->send_exit(actor, caf::exit_reason::kill);
   self->wait_for(actor);
 }
 

@@ -41,6 +41,7 @@ struct node_transport_counters {
   std::atomic<std::uint64_t> refused_oversize{0};   ///< announced more than a cap
   std::atomic<std::uint64_t> refused_pending{0};    ///< too many unfinished handshakes
   std::atomic<std::uint64_t> refused_tls{0};        ///< TLS handshake failed (no/bad cert)
+  std::atomic<std::uint64_t> refused_malformed{0};  ///< a BASP message out of place
   std::atomic<std::uint64_t> pending{0};            ///< handshakes in progress now
 };
 

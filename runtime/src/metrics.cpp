@@ -138,6 +138,9 @@ std::string prometheus_text(const node& n) {
   out.counter("warp_node_port_tls_failures_total",
               "Node port TLS handshakes that failed (no certificate, or not signed by the CA).",
               s.node_port.refused_tls);
+  out.counter("warp_node_port_refused_malformed_total",
+              "Node port connections closed for a BASP message out of place.",
+              s.node_port.refused_malformed);
   return out.take();
 }
 

@@ -906,6 +906,7 @@ node_stats node::stats() const {
     out.node_port.refused_oversize = t->refused_oversize.load(std::memory_order_relaxed);
     out.node_port.refused_pending = t->refused_pending.load(std::memory_order_relaxed);
     out.node_port.refused_tls = t->refused_tls.load(std::memory_order_relaxed);
+    out.node_port.refused_malformed = t->refused_malformed.load(std::memory_order_relaxed);
   }
   return out;
 }

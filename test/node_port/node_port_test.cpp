@@ -197,7 +197,7 @@ TEST_CASE("node port: a message over --max-message-size after the handshake clos
   warpd_process d{{"--storage", "memory", "--max-value-size", "1024", "--max-message-size",
                    "66560"}};
   REQUIRE(d.wait_ready());
-  auto big = d.ctl({"set", "big", std::string(200 * 1024, 'x')});
+  auto big = d.ctl({"set", "big", std::string(100 * 1024, 'x')});
   CHECK(big.exit_code != 0);
   CHECK(metric(d, "warp_node_port_refused_oversize_total") >= 1);
   CHECK(d.ctl({"set", "small", std::string(512, 'y')}).exit_code == 0);

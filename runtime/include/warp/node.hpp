@@ -32,12 +32,14 @@ struct node_stats {
   std::uint64_t storage_writes = 0;
   /// The node port's guard (bus/node_transport): connections accepted, and closed because
   /// they announced a message over the limit, arrived while too many handshakes were
-  /// pending, or failed the TLS handshake (no certificate, or one the CA did not sign).
+  /// pending, failed the TLS handshake (no certificate, or one the CA did not sign), or
+  /// sent a BASP message out of place (e.g. a server handshake to a server).
   struct {
     std::uint64_t accepted = 0;
     std::uint64_t refused_oversize = 0;
     std::uint64_t refused_pending = 0;
     std::uint64_t refused_tls = 0;
+    std::uint64_t refused_malformed = 0;
   } node_port;
 };
 
