@@ -425,3 +425,37 @@ TEST_CASE("node port: socket fuzzing of BASP framing (random, mutated handshakes
   INFO(cases << " cases; RSS before " << before << " KiB, after " << after << " KiB");
   CHECK(after - before < 128 * 1024);
 }
+
+TEST_CASE("node port: BASP messages CAF 0.17 would crash or be corrupted by are refused "
+          "before it sees them") {
+  warpd_process d{{"--storage", "memory"}};
+  REQUIRE(d.wait_ready());
+  auto port = port_of(d.node());
+  std::string server_hs;
+  {
+    raw_socket s{port};
+    REQUIRE(s.ok());
+    auto header = s.read(32, 5s);
+    REQUIRE(header.size() == 32);
+    server_hs = header + s.read(payload_len_of(header), 5s);
+  }
+  auto echo = server_hs;
+  echo[0] = 1;  // our own server handshake replayed as a client handshake: claims our id
+  std::vector<std::string> frames = {
+      basp_header(1, 0, 3),           // client handshake without payload (null deref in CAF)
+      basp_header(0, 0, 3),           // server handshake sent to a server
+      basp_header(3, 0, 0),           // routed message as the first message
+      echo,                           // a peer claiming to be this node
+      echo + basp_header(2, 0, 0),    // then a direct message without payload
+  };
+  for (int round = 0; round < 20; ++round)
+    for (const auto& f : frames) {
+      raw_socket s{port};
+      REQUIRE(s.ok());
+      s.send_all(f);
+      CHECK(s.closed_by_peer(5s));
+    }
+  REQUIRE(d.process().running());
+  CHECK(metric(d, "warp_node_port_refused_malformed_total") >= 100);
+  CHECK(d.ctl({"ping"}).exit_code == 0);
+}
