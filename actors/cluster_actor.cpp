@@ -13,6 +13,7 @@
 
 #include "actors/range_actor.hpp"
 #include "bus/envelope.hpp"
+#include "bus/node_transport.hpp"
 #include "runtime/src/discovery.hpp"
 #include "runtime/src/membership.hpp"
 #include "warp/l1.hpp"
@@ -94,7 +95,7 @@ class cluster_logic {
   void contact(const std::string& addr) {
     auto hp = split(addr);
     if (!hp) return;
-    auto mm = self_->system().middleman().actor_handle();
+    auto mm = bus::node_middleman(self_->system());
     auto* self = self_;
     self_->request(mm, std::chrono::seconds(2), caf::connect_atom::value, hp->first, hp->second)
         .then(
@@ -530,10 +531,11 @@ void stop_cluster_actor(caf::actor_system& sys, const caf::actor& cluster) {
 warp::result<std::string> fetch_members_json(caf::actor_system& sys, const std::string& host,
                                              std::uint16_t port,
                                              std::chrono::milliseconds timeout) {
-  auto nid = sys.middleman().connect(host, port);
-  if (!nid)
-    return error{errc::unreachable, "cannot connect to " + host + ":" + std::to_string(port)};
-  auto ptr = sys.middleman().remote_lookup(cluster_registry_name(), *nid);
+  auto published = bus::connect_to_node(sys, host, port, timeout);
+  if (!published) return published.err();
+  if (!*published)
+    return error{errc::unsupported, "the node at " + host + " published no actor"};
+  auto ptr = sys.middleman().remote_lookup(cluster_registry_name(), (*published)->node());
   if (!ptr) return error{errc::unsupported, "the node at " + host + " runs no cluster actor"};
   caf::scoped_actor self{sys};
   warp::result<std::string> out{errc::timeout, "no answer"};

@@ -11,6 +11,8 @@
 #include <caf/io/all.hpp>
 #include <caf/io/basp_broker.hpp>
 
+#include "bus/node_transport.hpp"
+
 namespace warp::actors {
 
 namespace {
@@ -87,7 +89,7 @@ class quorum_logic {
   void contact(std::size_t p) {
     auto& peer = *ctx_.peers[p];
     st_.links[p].connecting_since = steady::now();
-    auto mm = self_->system().middleman().actor_handle();
+    auto mm = bus::node_middleman(self_->system());
     auto* self = self_;
     self_->request(mm, std::chrono::seconds(2), caf::connect_atom::value, peer.host, peer.port)
         .then(
@@ -250,7 +252,7 @@ warp::result<std::string> fetch_strong_status(caf::actor_system& sys, const std:
   // reply that a restarted or paused peer never sends).
   caf::scoped_actor self{sys};
   caf::node_id nid;
-  self->request(sys.middleman().actor_handle(), timeout, caf::connect_atom::value, host, port)
+  self->request(bus::node_middleman(sys), timeout, caf::connect_atom::value, host, port)
       .receive([&](const caf::node_id& n, caf::strong_actor_ptr&,
                    const std::set<std::string>&) { nid = n; },
                [](caf::error&) {});

@@ -25,6 +25,8 @@
 
 #include "actors/cluster_actor.hpp"
 #include "actors/control_actor.hpp"
+#include "bus/node_transport.hpp"
+#include "warp/config.hpp"
 #include "warp/endpoint.hpp"
 #include "warp/error.hpp"
 #include "warp/pattern.hpp"
@@ -48,6 +50,7 @@ struct options {
   std::string key;
   std::string value;
   std::string ttl_text;
+  warp::transport_options transport;  ///< --tls-cert/--tls-key/--tls-ca
 };
 
 // Values are arbitrary bytes: never let a non-UTF-8 value make the JSON dump throw.
@@ -275,6 +278,13 @@ int run(int argc, char** argv) {
   app.add_flag("--json", opt.json, "Machine-readable output (one JSON object)");
   app.add_option("--timeout", opt.timeout_text, "How long to wait for the node (250ms, 5s, ...)")
       ->capture_default_str();
+  app.add_option("--tls-cert", opt.transport.tls_cert,
+                 "PEM client certificate for a node that requires mutual TLS")
+      ->type_name("FILE");
+  app.add_option("--tls-key", opt.transport.tls_key, "PEM private key of --tls-cert")
+      ->type_name("FILE");
+  app.add_option("--tls-ca", opt.transport.tls_ca, "PEM CA that signed the node's certificate")
+      ->type_name("FILE");
   auto* get = app.add_subcommand("get", "Print a key's value (exit 1 when absent)");
   get->add_option("KEY", opt.key, "Key")->required();
   auto* set = app.add_subcommand("set", "Store a value");
@@ -317,6 +327,16 @@ int run(int argc, char** argv) {
   cfg.set("middleman.workers", std::int64_t{0});
   cfg.set("logger.verbosity", caf::atom("quiet"));
   caf::actor_system sys{cfg};
+  // Every connection goes through Warp's guarded transport: TLS when certificates are
+  // given, and the same bounds on what the node may send back.
+  if (auto installed = warp::bus::install_node_transport(sys, opt.transport); !installed) {
+    std::cerr << "warpctl: " << installed.err().message() << std::endl;
+    return exit_usage;
+  }
+  struct uninstall {
+    caf::actor_system& sys;
+    ~uninstall() { warp::bus::uninstall_node_transport(sys); }
+  } on_exit{sys};
 
   if (app.got_subcommand("members"))
     return run_members(sys, endpoint->first, endpoint->second, opt);
@@ -324,7 +344,7 @@ int run(int argc, char** argv) {
   // remote_actor() has no timeout of its own (a black-holed host blocks for the kernel's
   // connect timeout): run it aside and give up after --timeout.
   auto connect = std::async(std::launch::async, [&] {
-    return sys.middleman().remote_actor(endpoint->first, endpoint->second);
+    return warp::bus::connect_to_node(sys, endpoint->first, endpoint->second, opt.timeout);
   });
   if (connect.wait_for(opt.timeout) != std::future_status::ready) {
     report(opt, "connect", {errc::timeout, "no connection within " + opt.timeout_text});
@@ -333,9 +353,12 @@ int run(int argc, char** argv) {
     std::cout.flush();
     std::_Exit(exit_unreachable);
   }
-  auto node = connect.get();
-  if (!node) return report(opt, "connect", {errc::unreachable, sys.render(node.error())});
-  return run_command(app, sys, *node, opt);
+  auto published = connect.get();
+  if (!published) return report(opt, "connect", published.err());
+  if (!*published)
+    return report(opt, "connect", {errc::unreachable, "the node at " + opt.node +
+                                                          " published no control actor"});
+  return run_command(app, sys, caf::actor_cast<caf::actor>(*published), opt);
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include <iostream>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -28,6 +29,7 @@
 #include <nlohmann/json.hpp>
 
 #include "warp/l1.hpp"
+#include "bus/node_transport.hpp"
 #include "warp/metrics.hpp"
 #include "warp/node.hpp"
 #include "warpd/admin_http.hpp"
@@ -86,11 +88,18 @@ void add_flags(CLI::App& app, warpd::cli_values& cli) {
       case warpd::opt_kind::string:
       case warpd::opt_kind::duration:
       case warpd::opt_kind::duration_us:
-      case warpd::opt_kind::boolean:
         // Taken as text: build_settings parses and validates it, whatever its source.
         app.add_option_function<std::string>(
                flag, [&cli, key](const std::string& v) { cli.strings[key] = v; }, help)
             ->type_name(metavar(def));
+        break;
+      case warpd::opt_kind::boolean:
+        // `--insecure` alone means true; `--batching off` gives a value.
+        app.add_option_function<std::string>(
+               flag, [&cli, key](const std::string& v) { cli.strings[key] = v.empty() ? "true" : v; },
+               help)
+            ->expected(0, 1)
+            ->type_name("[" + metavar(def) + "]");
         break;
       case warpd::opt_kind::size:
         // Parsed here, strictly: CLI11 turns "-1" into a huge size_t, and CAF refuses (with
@@ -244,6 +253,23 @@ class signal_watch {
   int sig_ = 0;
   std::thread thread_;
 };
+// Protected mode for the front doors warpd adds (the node port's is in node::start): a
+// RESP port on a non-loopback address without a password lets anyone read and write every
+// key. Refused unless the operator says --insecure.
+std::optional<std::string> exposed_without_secret(const warpd::settings& s) {
+  const auto& n = s.node;
+  if (n.transport.insecure || !s.resp_password.empty()) return std::nullopt;
+  // --resp-tls-port may be a bare PORT on --resp's host.
+  for (const auto* listen : {&n.resp, &s.resp.tls_port}) {
+    if (listen->empty() || listen->find(':') == std::string::npos) continue;
+    auto ep = warpd::parse_endpoint(*listen);
+    if (!ep || warp::bus::is_loopback_host(ep->first)) continue;
+    return "refusing to serve RESP on " + *listen +
+           " without a password: anyone who can reach it could read and write every key. Set "
+           "--resp-password (or --resp-password-file), listen on 127.0.0.1, or pass --insecure";
+  }
+  return std::nullopt;
+}
 
 int run(int argc, char** argv) {
   // Block the shutdown signals before any thread exists, so every thread (CAF's, the admin
@@ -284,6 +310,7 @@ int run(int argc, char** argv) {
 #ifndef WARP_HAVE_RESP
   if (!ncfg.resp.empty()) return fail(exit_usage, "resp: this build has no RESP sidecar");
 #endif
+  if (auto refusal = exposed_without_secret(*settings)) return fail(exit_usage, *refusal);
   setup_logging(ncfg.log_level);
   for (const auto& w : settings->warnings) spdlog::warn("{}", w);
 

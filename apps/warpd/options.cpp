@@ -508,6 +508,24 @@ const std::vector<option_def>& option_table() {
        "--peers)"},
       {"warp.anti-entropy-interval", "--anti-entropy-interval", opt_kind::duration, "5s",
        "How often each strong range's digest is compared with its replicas"},
+      // -- node port security (node_config.transport, bus/node_transport, docs/security.md)
+      {"warp.tls-cert", "--tls-cert", opt_kind::string, "",
+       "PEM certificate (chain) this node presents on the node port; with --tls-key and "
+       "--tls-ca turns on mutual TLS"},
+      {"warp.tls-key", "--tls-key", opt_kind::string, "", "PEM private key of --tls-cert"},
+      {"warp.tls-ca", "--tls-ca", opt_kind::string, "",
+       "PEM CA certificate(s): peers and warpctl must present a certificate signed by it"},
+      {"warp.insecure", "--insecure", opt_kind::boolean, "false",
+       "Allow --listen on a non-loopback address without TLS (and RESP/admin ports there "
+       "without a password/token)"},
+      {"warp.max-message-size", "--max-message-size", opt_kind::size, "67108864",
+       "Largest message a node-port connection may announce after its handshake, in bytes "
+       "(at least --max-value-size + 64 KiB)"},
+      {"warp.max-handshake-size", "--max-handshake-size", opt_kind::size, "65536",
+       "Largest first (handshake) message of a node-port connection, in bytes: the most a "
+       "stranger can make the node allocate per connection (1 KiB..16 MiB)"},
+      {"warp.max-pending-connections", "--max-pending-connections", opt_kind::size, "64",
+       "Node-port connections allowed in their handshake at once (each at most 5 s)"},
       // -- RESP sidecar limits (sidecar/resp_server.hpp resp_options) ---------------------
       {"warp.resp-max-clients", "--resp-max-clients", opt_kind::size, "10000",
        "Most concurrent RESP clients; further connections are refused"},
@@ -747,6 +765,29 @@ warp::result<settings> build_settings(const warpd_config& cfg) {
   for (const auto& m : sc.members)
     if (auto e = parse_endpoint(m); !e)
       return warp::error{errc::invalid_argument, "strong-members: " + e.err().message()};
+  auto& tr = n.transport;
+  WARPD_READ(tr.tls_cert, rd.str("warp.tls-cert"));
+  WARPD_READ(tr.tls_key, rd.str("warp.tls-key"));
+  WARPD_READ(tr.tls_ca, rd.str("warp.tls-ca"));
+  WARPD_READ(tr.insecure, rd.boolean("warp.insecure"));
+  WARPD_READ(tr.max_message_size, rd.size("warp.max-message-size"));
+  WARPD_READ(tr.max_handshake_size, rd.size("warp.max-handshake-size"));
+  WARPD_READ(tr.max_pending_connections, rd.size("warp.max-pending-connections"));
+  if (tr.tls() && (tr.tls_cert.empty() || tr.tls_key.empty() || tr.tls_ca.empty()))
+    return warp::error{errc::invalid_argument,
+                       "tls: --tls-cert, --tls-key and --tls-ca go together (got only some)"};
+  if (tr.max_handshake_size < 1024 || tr.max_handshake_size > 16 * 1024 * 1024)
+    return warp::error{errc::invalid_argument,
+                       "max-handshake-size: must be between 1024 and 16777216, got " +
+                           std::to_string(tr.max_handshake_size)};
+  if (tr.max_message_size > (std::size_t{1} << 31))
+    return warp::error{errc::invalid_argument,
+                       "max-message-size: must be at most 2147483648, got " +
+                           std::to_string(tr.max_message_size)};
+  if (tr.max_pending_connections == 0 || tr.max_pending_connections > 65536)
+    return warp::error{errc::invalid_argument,
+                       "max-pending-connections: must be between 1 and 65536, got " +
+                           std::to_string(tr.max_pending_connections)};
   auto& r = out.resp;
   std::chrono::milliseconds idle{0};
   WARPD_READ(r.max_clients, rd.size("warp.resp-max-clients"));

@@ -149,6 +149,20 @@ std::string prometheus_text(const node& n) {
   out.counter("warp_storage_writes_total", "Writes made to storage.", s.storage_writes);
   out.counter("warp_coalesced_reads_total", "L1 misses that joined an in-flight fetch.",
               s.coalesced_reads);
+  out.counter("warp_node_port_accepted_total", "Connections accepted on the node port.",
+              s.node_port.accepted);
+  out.counter("warp_node_port_refused_oversize_total",
+              "Node port connections closed for announcing a message over the limit.",
+              s.node_port.refused_oversize);
+  out.counter("warp_node_port_refused_pending_total",
+              "Node port connections refused while too many handshakes were pending.",
+              s.node_port.refused_pending);
+  out.counter("warp_node_port_tls_failures_total",
+              "Node port TLS handshakes that failed (no certificate, or not signed by the CA).",
+              s.node_port.refused_tls);
+  out.counter("warp_node_port_refused_malformed_total",
+              "Node port connections closed for a BASP message out of place.",
+              s.node_port.refused_malformed);
   return out.take();
 }
 

@@ -9,12 +9,13 @@
 #include <random>
 #include <unordered_set>
 
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
 #include "actors/control_actor.hpp"
+#include "bus/node_transport.hpp"
+#include "runtime/src/log.hpp"
 #include "runtime/src/node_impl.hpp"
 #include "runtime/src/strong.hpp"
 
@@ -22,14 +23,7 @@ namespace warp {
 
 namespace {
 
-std::shared_ptr<spdlog::logger> logger() {
-  if (auto existing = spdlog::get("warp")) return existing;
-  try {
-    return spdlog::stderr_color_mt("warp");
-  } catch (const spdlog::spdlog_ex&) {
-    return spdlog::get("warp");  // another thread registered it first
-  }
-}
+using detail::log;
 
 std::uint32_t random_node_id() {
   std::random_device rd;
@@ -69,7 +63,7 @@ void node::impl::notify(const change_event& ev) {
     try {
       fn(ev);
     } catch (const std::exception& e) {
-      logger()->warn("watcher {} threw: {}", id, e.what());
+      log()->warn("watcher {} threw: {}", id, e.what());
     }
   }
 }
@@ -128,11 +122,11 @@ result<std::unique_ptr<node>> node::start_impl(std::unique_ptr<impl> p) {
   p->name = cfg.name.empty() ? "warp-" + std::to_string(::getpid()) : cfg.name;
   p->id = random_node_id();
 
-  auto log = logger();
+  auto logger = log();
   auto level = spdlog::level::from_str(cfg.log_level);
   if (level == spdlog::level::off && cfg.log_level != "off")
     return error{errc::invalid_argument, "unknown log level '" + cfg.log_level + "'"};
-  log->set_level(level);
+  logger->set_level(level);
 
   auto entries = pattern_registry::parse_specs(cfg.patterns);
   if (!entries) return entries.err();
@@ -157,6 +151,24 @@ result<std::unique_ptr<node>> node::start_impl(std::unique_ptr<impl> p) {
     if (!host.has_middleman())
       return error{errc::invalid_argument,
                    "the host actor system has no middleman: load caf::io::middleman to listen"};
+    // Protected mode (as Redis's): without TLS anyone who reaches the port can read and
+    // write every key and join the cluster, so only loopback unless the operator says so.
+    const auto& tr = st.config.transport;
+    if (!tr.tls() && !tr.insecure && !bus::is_loopback_host(endpoint->first))
+      return error{errc::invalid_argument,
+                   "refusing to listen on " + st.config.listen +
+                       " without TLS: anyone who can reach it could read and write every key "
+                       "and join the cluster. Give --tls-cert, --tls-key and --tls-ca, listen on "
+                       "127.0.0.1, or pass --insecure"};
+    if (tr.max_message_size < st.config.limits.max_value_size + 64 * 1024)
+      return error{errc::invalid_argument,
+                   "max-message-size (" + std::to_string(tr.max_message_size) +
+                       ") must exceed max-value-size (" +
+                       std::to_string(st.config.limits.max_value_size) +
+                       ") by at least 64 KiB: a value travels in one message"};
+    auto transport = bus::install_node_transport(host, tr);
+    if (!transport) return transport.err();
+    st.transport = std::move(*transport);
     // Peers dial the address we listen on, with the port actually bound.
     auto address_of = [&](std::uint16_t port) {
       if (endpoint->first.find(':') != std::string::npos)
@@ -175,11 +187,11 @@ result<std::unique_ptr<node>> node::start_impl(std::unique_ptr<impl> p) {
       st.strong->start();
     }
     st.control = actors::spawn_control_actor(host, *n);
-    auto port =
-        host.middleman().publish(st.control, endpoint->second, endpoint->first.c_str(), true);
+    auto port = bus::publish_on_node_port(host, st.control, endpoint->second, endpoint->first,
+                                          std::chrono::seconds{30});
     if (!port)
-      return error{errc::unreachable,
-                   "cannot listen on " + st.config.listen + ": " + host.render(port.error())};
+      return error{errc::unreachable, "cannot listen on " + st.config.listen + ": " +
+                                          port.err().message()};
     st.listen_port = *port;
     auto address = address_of(st.listen_port);
     st.cluster = std::make_unique<detail::cluster>(*n, st, address);
@@ -190,7 +202,7 @@ result<std::unique_ptr<node>> node::start_impl(std::unique_ptr<impl> p) {
       st.strong->start();
     }
   }
-  log->info("node {} (id {:08x}) started: storage {}, listen {}", st.name, st.id,
+  logger->info("node {} (id {:08x}) started: storage {}, listen {}", st.name, st.id,
             st.store->describe(), st.listen_port ? st.config.listen : std::string{"off"});
   return n;
 }
@@ -205,15 +217,16 @@ void node::stop() {
     detail::register_cluster(*this, nullptr);
   }
   if (st.control) {
-    if (st.listen_port != 0) st.system->middleman().unpublish(st.control, st.listen_port);
+    if (st.listen_port != 0) bus::unpublish_from_node_port(*st.system, st.control, st.listen_port);
     // Waits for the control actor: it holds a reference to this node.
     actors::stop_control_actor(*st.system, st.control);
     st.control = nullptr;
   }
   if (st.store) {
     if (auto err = st.store->flush(); !err.ok())
-      logger()->error("storage flush on stop failed: {}", err.to_string());
+      log()->error("storage flush on stop failed: {}", err.to_string());
   }
+  if (st.transport) bus::uninstall_node_transport(*st.system);
   if (st.own_system) {
     st.own_system.reset();  // waits for the node's actors
     st.own_config.reset();
@@ -894,6 +907,13 @@ node_stats node::stats() const {
   out.storage_errors = st.storage_errors.load(std::memory_order_relaxed);
   out.storage_writes = st.storage_writes.load(std::memory_order_relaxed);
   out.coalesced_reads = st.coalescer.coalesced();
+  if (auto& t = st.transport) {
+    out.node_port.accepted = t->accepted.load(std::memory_order_relaxed);
+    out.node_port.refused_oversize = t->refused_oversize.load(std::memory_order_relaxed);
+    out.node_port.refused_pending = t->refused_pending.load(std::memory_order_relaxed);
+    out.node_port.refused_tls = t->refused_tls.load(std::memory_order_relaxed);
+    out.node_port.refused_malformed = t->refused_malformed.load(std::memory_order_relaxed);
+  }
   return out;
 }
 

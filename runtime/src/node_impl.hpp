@@ -21,6 +21,10 @@
 
 namespace warp {
 
+namespace bus {
+struct node_transport_counters;
+}
+
 namespace detail {
 class strong_coordinator;
 }
@@ -36,6 +40,8 @@ struct node::impl {
   caf::actor_system* system = nullptr;
   caf::actor control;
   std::uint16_t listen_port = 0;
+  // The node port's guard (bus/node_transport); null when the node does not listen.
+  std::shared_ptr<bus::node_transport_counters> transport;
 
   std::unique_ptr<l1_store> l1;
   std::shared_ptr<warp::storage> store;

@@ -85,6 +85,33 @@ struct strong_options {
   std::chrono::milliseconds anti_entropy_interval{5000};
 };
 
+/// The node port (node-to-node and warpctl traffic, CAF's BASP): who may connect and how
+/// much a connection may make the node allocate (bus/node_transport, docs/security.md).
+struct transport_options {
+  /// Mutual TLS: this node's certificate (PEM chain), its private key, and the CA (PEM) that
+  /// signs every member's and warpctl's certificate. All three or none. With them, a peer
+  /// without a certificate signed by the CA is refused during the TLS handshake, before
+  /// any of its bytes reach a decoder.
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_ca;
+  /// Largest message a connection may announce once its handshake is done; a larger
+  /// announcement closes the connection before anything is allocated for it. Must hold
+  /// the largest value plus framing (checked at start against limits.max_value_size).
+  std::size_t max_message_size = 64 * 1024 * 1024;
+  /// Largest first message (the BASP handshake) a connection may announce: the most a
+  /// stranger that reaches the port can make the node allocate per connection.
+  std::size_t max_handshake_size = 64 * 1024;
+  /// Connections that have not finished their handshake yet, at once; more are closed
+  /// on accept.
+  std::size_t max_pending_connections = 64;
+  /// Allow a listener on a non-loopback address without TLS (Redis's protected mode
+  /// turned off). Without it such a node refuses to start.
+  bool insecure = false;
+
+  bool tls() const noexcept { return !tls_cert.empty() || !tls_key.empty() || !tls_ca.empty(); }
+};
+
 struct node_config {
   /// Node name: shown in views and logs. Empty = "warp-<pid>".
   std::string name;
@@ -112,6 +139,7 @@ struct node_config {
   warp::limits limits;
   warp::cluster_options cluster;
   warp::strong_options strong;
+  warp::transport_options transport;
   /// Worker threads of the actor system the node starts itself (ignored for a host system).
   std::size_t scheduler_threads = 2;
 };

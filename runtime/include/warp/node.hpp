@@ -30,6 +30,17 @@ struct node_stats {
   std::uint64_t storage_errors = 0;   ///< storage calls that failed
   std::uint64_t coalesced_reads = 0;  ///< misses that joined an in-flight fetch
   std::uint64_t storage_writes = 0;
+  /// The node port's guard (bus/node_transport): connections accepted, and closed because
+  /// they announced a message over the limit, arrived while too many handshakes were
+  /// pending, failed the TLS handshake (no certificate, or one the CA did not sign), or
+  /// sent a BASP message out of place (e.g. a server handshake to a server).
+  struct {
+    std::uint64_t accepted = 0;
+    std::uint64_t refused_oversize = 0;
+    std::uint64_t refused_pending = 0;
+    std::uint64_t refused_tls = 0;
+    std::uint64_t refused_malformed = 0;
+  } node_port;
 };
 
 /// What changed; handed to watchers (the RESP sidecar's SUBSCRIBE and client tracking,
