@@ -126,6 +126,20 @@ std::uint32_t payload_len_of(const std::string& header) {
   return v;
 }
 
+/// The BASP server handshake a node sends on every new connection (header + payload).
+std::string server_handshake_of(std::uint16_t port) {
+  raw_socket s{port};
+  REQUIRE(s.ok());
+  auto header = s.read(32, 5s);
+  REQUIRE(header.size() == 32);
+  CHECK(static_cast<unsigned char>(header[0]) == 0);  // server_handshake
+  auto len = payload_len_of(header);
+  REQUIRE(len < 65536);
+  auto payload = s.read(len, 5s);
+  REQUIRE(payload.size() == len);
+  return header + payload;
+}
+
 std::uint16_t port_of(const std::string& host_port) {
   return static_cast<std::uint16_t>(std::stoi(host_port.substr(host_port.rfind(':') + 1)));
 }
@@ -351,18 +365,8 @@ TEST_CASE("node port: socket fuzzing of BASP framing (random, mutated handshakes
   warpd_process d{{"--storage", "memory"}};
   REQUIRE(d.wait_ready());
   auto port = port_of(d.node());
-  // A real server handshake to mutate: the node sends one on every new connection.
-  std::string server_hs;
-  {
-    raw_socket s{port};
-    REQUIRE(s.ok());
-    auto header = s.read(32, 5s);
-    REQUIRE(header.size() == 32);
-    CHECK(static_cast<unsigned char>(header[0]) == 0);  // server_handshake
-    auto len = payload_len_of(header);
-    REQUIRE(len < 65536);
-    server_hs = header + s.read(len, 5s);
-  }
+  // A real server handshake to mutate.
+  auto server_hs = server_handshake_of(port);
   auto before = rss_kib(d.process().pid());
   std::mt19937_64 rng{std::random_device{}()};
   auto seed = rng();
@@ -431,15 +435,7 @@ TEST_CASE("node port: BASP messages CAF 0.17 would crash or be corrupted by are 
   warpd_process d{{"--storage", "memory"}};
   REQUIRE(d.wait_ready());
   auto port = port_of(d.node());
-  std::string server_hs;
-  {
-    raw_socket s{port};
-    REQUIRE(s.ok());
-    auto header = s.read(32, 5s);
-    REQUIRE(header.size() == 32);
-    server_hs = header + s.read(payload_len_of(header), 5s);
-  }
-  auto echo = server_hs;
+  auto echo = server_handshake_of(port);
   echo[0] = 1;  // our own server handshake replayed as a client handshake: claims our id
   std::vector<std::string> frames = {
       basp_header(1, 0, 3),           // client handshake without payload (null deref in CAF)
