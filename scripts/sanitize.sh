@@ -82,17 +82,27 @@ caf_tsan() {
     fi
     echo "$sum  $src/actor-framework_0.17.6.orig.tar.gz" | sha256sum -c --quiet
   fi
-  rm -rf "$work/actor-framework-0.17.6"
-  tar -xzf "$src/actor-framework_0.17.6.orig.tar.gz" -C "$work"
-  if [[ -f $src/actor-framework_0.17.6-2.1.debian.tar.xz ]]; then
-    tar -xJf "$src/actor-framework_0.17.6-2.1.debian.tar.xz" -C "$work/actor-framework-0.17.6"
-    if [[ -f $work/actor-framework-0.17.6/debian/patches/series ]]; then
-      while read -r p; do
-        [[ -z $p || $p == \#* ]] && continue
-        patch -d "$work/actor-framework-0.17.6" -p1 -s <"$work/actor-framework-0.17.6/debian/patches/$p"
-      done <"$work/actor-framework-0.17.6/debian/patches/series"
+  # Extracted once: re-extracting would touch every file and make ninja rebuild it all.
+  if [[ ! -f $work/actor-framework-0.17.6/.warp-extracted ]]; then
+    rm -rf "$work/actor-framework-0.17.6"
+    tar -xzf "$src/actor-framework_0.17.6.orig.tar.gz" -C "$work"
+    if [[ -f $src/actor-framework_0.17.6-2.1.debian.tar.xz ]]; then
+      tar -xJf "$src/actor-framework_0.17.6-2.1.debian.tar.xz" -C "$work/actor-framework-0.17.6"
+      if [[ -f $work/actor-framework-0.17.6/debian/patches/series ]]; then
+        while read -r p; do
+          [[ -z $p || $p == \#* ]] && continue
+          patch -d "$work/actor-framework-0.17.6" -p1 -s <"$work/actor-framework-0.17.6/debian/patches/$p"
+        done <"$work/actor-framework-0.17.6/debian/patches/series"
+      fi
     fi
+    touch "$work/actor-framework-0.17.6/.warp-extracted"
   fi
+
+  # Debian's packaging adds `#include <limits>` to receive_buffer.hpp (g++ 12 no longer
+  # pulls it in transitively); the installed /usr/include/caf headers differ from the
+  # upstream tarball in that line only. Applied here when the .debian.tar.xz was missing.
+  local rb=$work/actor-framework-0.17.6/libcaf_io/caf/io/network/receive_buffer.hpp
+  grep -q '#include <limits>' "$rb" || sed -i '22a #include <limits>' "$rb"
 
   local launcher=()
   command -v ccache >/dev/null 2>&1 && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
