@@ -135,6 +135,21 @@ mkdir -p "$logs"
 # halt_on_error: the first report ends the process, so a test cannot pass over one.
 # Suppression files list third-party locations only, each with its reason.
 common="halt_on_error=1:print_stacktrace=1"
+if [[ $mode == thread ]]; then
+  # A TSan run against an uninstrumented CAF is noise (a report per message hand-off):
+  # make sure the binaries load the instrumented one.
+  for lib in caf_core caf_io; do
+    nm -D "$CAF_TSAN_PREFIX/lib/lib$lib.so" | grep -q __tsan_func_entry || {
+      echo "sanitize: $CAF_TSAN_PREFIX/lib/lib$lib.so is not built with -fsanitize=thread" >&2
+      exit 1
+    }
+  done
+  if ! LD_LIBRARY_PATH=$CAF_TSAN_PREFIX/lib ldd "$build/test/warp_test_cluster" |
+    grep -q "libcaf_core.so.* => $CAF_TSAN_PREFIX/lib/"; then
+    echo "sanitize: warp_test_cluster does not load CAF from $CAF_TSAN_PREFIX" >&2
+    exit 1
+  fi
+fi
 if [[ $mode == address ]]; then
   export ASAN_OPTIONS="$common:detect_leaks=1:strict_init_order=1:log_path=$logs/asan"
   export UBSAN_OPTIONS="$common:suppressions=$supp/ubsan.supp:log_path=$logs/ubsan"
