@@ -1,9 +1,15 @@
 # Finds the C++ Actor Framework 0.17 (Debian's libcaf-dev ships no CMake config or .pc).
 # Defines CAF::core, CAF::io (links core) and CAF::openssl (links io + OpenSSL).
-find_path(CAF_INCLUDE_DIR caf/config.hpp)
-find_library(CAF_CORE_LIBRARY caf_core)
-find_library(CAF_IO_LIBRARY caf_io)
-find_library(CAF_OPENSSL_LIBRARY caf_openssl)
+# -DCAF_ROOT=<prefix> picks a CAF installed elsewhere (scripts/sanitize.sh thread builds one
+# with -fsanitize=thread). Only that prefix is searched then: headers from one CAF and
+# libraries from another would mismatch silently.
+if(CAF_ROOT)
+  set(_caf_hint PATHS "${CAF_ROOT}" NO_DEFAULT_PATH)
+endif()
+find_path(CAF_INCLUDE_DIR caf/config.hpp PATH_SUFFIXES include ${_caf_hint})
+find_library(CAF_CORE_LIBRARY caf_core PATH_SUFFIXES lib lib64 ${_caf_hint})
+find_library(CAF_IO_LIBRARY caf_io PATH_SUFFIXES lib lib64 ${_caf_hint})
+find_library(CAF_OPENSSL_LIBRARY caf_openssl PATH_SUFFIXES lib lib64 ${_caf_hint})
 
 if(CAF_INCLUDE_DIR AND EXISTS "${CAF_INCLUDE_DIR}/caf/config.hpp")
   file(STRINGS "${CAF_INCLUDE_DIR}/caf/config.hpp" _caf_ver REGEX "^#define CAF_VERSION [0-9]+")

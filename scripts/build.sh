@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Configures and builds Warp in build/ (or $WARP_BUILD_DIR). Extra args go to cmake.
+# $WARP_TARGETS (space-separated) builds only those targets instead of everything.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${WARP_BUILD_DIR:-$root/build}
@@ -14,4 +15,6 @@ if command -v ccache >/dev/null 2>&1; then
 fi
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=${WARP_BUILD_TYPE:-RelWithDebInfo} \
   "${launcher[@]}" "$@" >/dev/null
-cmake --build "$build" -j "${WARP_JOBS:-$(nproc)}"
+targets=()
+for t in ${WARP_TARGETS:-}; do targets+=(--target "$t"); done
+cmake --build "$build" -j "${WARP_JOBS:-$(nproc)}" "${targets[@]}"

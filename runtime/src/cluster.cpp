@@ -83,8 +83,7 @@ void cluster::start() {
 }
 
 void cluster::stop() {
-  if (stopped_) return;
-  stopped_ = true;
+  if (stopped_.exchange(true)) return;
   bus_->stop();
   ctx_.pool.reset();  // finishes fetches in flight
 }

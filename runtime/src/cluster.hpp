@@ -69,7 +69,9 @@ class cluster {
   node::impl& st_;
   actors::cluster_context ctx_;
   std::unique_ptr<bus::caf_bus> bus_;
-  bool stopped_ = false;
+  // Atomic: stop() runs on the thread stopping the node while work-pool threads read it
+  // in fetch_from_owner() (a data race TSan found in warpd's shutdown).
+  std::atomic<bool> stopped_{false};
   // Recent invalidations (actor thread only): a hydration older than an invalidation of
   // the same key that arrived first (from another sender) must not resurrect the key.
   // Slots by key hash, allocated on the first invalidation received.

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <barrier>
+#include <functional>
 #include <thread>
 
 #include "bus/envelope.hpp"
@@ -254,6 +255,19 @@ TEST_CASE("a gap drops every entry that is not newer than the sender's clock") {
   CHECK(n.l1().contains("h:new"));
 }
 
+// Opens the gate and joins the readers when a test leaves early: a failed REQUIRE would
+// otherwise unwind past joinable std::threads (std::terminate: the whole binary dies, as
+// the TSan run showed) or, with the gate shut, leave them blocked forever.
+struct join_readers {
+  std::vector<std::thread>& threads;
+  std::function<void()> open_gate;
+  ~join_readers() {
+    open_gate();
+    for (auto& t : threads)
+      if (t.joinable()) t.join();
+  }
+};
+
 TEST_CASE("1,000 concurrent misses of one cold key over three nodes: one storage fetch") {
   cluster_fixture f{3};
   REQUIRE(f.store->store("cold", warp::record{"ice", 0, {1, 1}}).ok());
@@ -262,6 +276,7 @@ TEST_CASE("1,000 concurrent misses of one cold key over three nodes: one storage
   constexpr int total = 999;
   std::vector<std::thread> threads;
   std::atomic<int> correct{0};
+  join_readers guard{threads, [&] { f.store->open_gate(); }};  // after what the readers use
   for (int i = 0; i < total; ++i)
     threads.emplace_back([&, i] {
       if (value_of(*f.nodes[i % 3], "cold") == "ice") ++correct;
@@ -301,6 +316,7 @@ TEST_CASE("an owner that does not answer: its standby coalesces the misses, one 
   constexpr int total = 400;
   std::vector<std::thread> threads;
   std::atomic<int> correct{0};
+  join_readers guard{threads, [&] { f.store->open_gate(); }};  // after what the readers use
   for (int i = 0; i < total; ++i)
     threads.emplace_back([&, i] {
       if (value_of(*f.nodes[askers[i % 2]], key) == "ice") ++correct;
