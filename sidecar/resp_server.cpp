@@ -571,7 +571,8 @@ bool server::try_batch(client& c, std::span<const std::string_view> args) {
   } else {
     return false;
   }
-  if (!c.authenticated || c.caching_left > 0 || (c.proto == 2 && c.subscriptions() > 0))
+  if (!c.authenticated || c.caching_left > 0 || (c.proto == 2 && c.subscriptions() > 0) ||
+      c.in_multi)  // queued by execute() instead
     return false;
   // A write that must not block the loop takes the ordinary path, to a worker.
   if (remote_storage_ || key_is_strong(args[1])) return false;
