@@ -848,8 +848,7 @@ void server::dispatch_events() {
 }
 
 void server::update_interest() {
-  bool any =
-      !channels_.empty() || !patterns_.empty() || tracking_clients_ > 0 || !watched_.empty();
+  bool any = !channels_.empty() || !patterns_.empty() || tracking_clients_ > 0 || !watched_.empty();
   inbox_->interest.store(any, std::memory_order_release);
 }
 
