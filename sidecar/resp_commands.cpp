@@ -1219,6 +1219,8 @@ void cmd_reset(context& ctx) {
     c.prefixes.clear();
     ctx.srv.tracking_changed(c);
   }
+  ctx.srv.discard_transaction(c);
+  ctx.srv.unwatch_all(c);
   c.name.clear();
   c.proto = 2;
   ctx.w.set_protocol(2);
@@ -1240,6 +1242,16 @@ const std::vector<command_def> table = {
      "Close the connection"},
     {"reset", 1, "noscript loading stale fast no_auth", 0, 0, 0, cmd_reset, true, true,
      "connection", "Reset the connection"},
+    {"multi", 1, "noscript loading stale fast", 0, 0, 0, cmd_multi, false, false, "transactions",
+     "Start a transaction"},
+    {"exec", 1, "noscript loading stale skip_slowlog", 0, 0, 0, cmd_exec, false, false,
+     "transactions", "Execute the queued commands"},
+    {"discard", 1, "noscript loading stale fast", 0, 0, 0, cmd_discard, false, false,
+     "transactions", "Discard the queued commands"},
+    {"watch", -2, "noscript loading stale fast", 1, -1, 1, cmd_watch, false, false, "transactions",
+     "Abort the next EXEC if these keys change"},
+    {"unwatch", 1, "noscript loading stale fast", 0, 0, 0, cmd_unwatch, false, false,
+     "transactions", "Forget the WATCHed keys"},
     {"client", -2, "admin noscript loading stale", 0, 0, 0, cmd_client, false, false, "connection",
      "Client connection commands (ID SETNAME GETNAME INFO LIST TRACKING CACHING)"},
     {"command", -1, "loading stale", 0, 0, 0, cmd_command, false, false, "server",

@@ -681,6 +681,7 @@ void server::close_client(client& c) {
     c.tracking = false;
     tracking_changed(c);
   }
+  unwatch_all(c);
   auto it = clients_.find(c.id);
   if (it != clients_.end()) {
     // Freed after this loop iteration: epoll events of this round may still point at it.
@@ -807,7 +808,8 @@ bool server::try_batch(client& c, std::span<const std::string_view> args) {
   } else {
     return false;
   }
-  if (!c.authenticated || c.caching_left > 0 || (c.proto == 2 && c.subscriptions() > 0))
+  if (!c.authenticated || c.caching_left > 0 || (c.proto == 2 && c.subscriptions() > 0) ||
+      c.in_multi)  // queued by execute() instead
     return false;
   // A write that must not block the loop takes the ordinary path, to a worker.
   if (remote_storage_ || key_is_strong(args[1])) return false;
@@ -848,6 +850,7 @@ void server::execute(client& c, std::span<const std::string_view> args) {
   if (!cmd || args[0].size() != cmd->name.size() || !same_name(args[0], cmd->name))
     cmd = find_command(args[0]);
   if (!cmd) {
+    c.multi_error = c.multi_error || c.in_multi;  // a rejected command aborts the transaction
     if (!c.authenticated) {
       w.error("NOAUTH Authentication required.");
       return;
@@ -870,20 +873,24 @@ void server::execute(client& c, std::span<const std::string_view> args) {
   }
   c.last_command = cmd;
   if (!c.authenticated && !cmd->no_auth) {
+    c.multi_error = c.multi_error || c.in_multi;
     w.error("NOAUTH Authentication required.");
     return;
   }
   int argc = static_cast<int>(args.size());
   if ((cmd->arity > 0 && argc != cmd->arity) || (cmd->arity < 0 && argc < -cmd->arity)) {
+    c.multi_error = c.multi_error || c.in_multi;
     w.error("ERR wrong number of arguments for '" + std::string(cmd->name) + "' command");
     return;
   }
   if (c.proto == 2 && c.subscriptions() > 0 && !cmd->in_pubsub) {
+    c.multi_error = c.multi_error || c.in_multi;
     w.error("ERR Can't execute '" + std::string(cmd->name) +
             "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in "
             "this context");
     return;
   }
+  if (c.in_multi && queue_in_multi(c, w, cmd, args)) return;
   if (needs_worker(cmd, args)) return start_job(c, cmd, args);
   const std::size_t out_before = c.out.size();
   const std::uint64_t hits_before = keyspace_hits;
@@ -1080,7 +1087,7 @@ void server::dispatch_events() {
 }
 
 void server::update_interest() {
-  bool any = !channels_.empty() || !patterns_.empty() || tracking_clients_ > 0;
+  bool any = !channels_.empty() || !patterns_.empty() || tracking_clients_ > 0 || !watched_.empty();
   inbox_->interest.store(any, std::memory_order_release);
 }
 
@@ -1130,6 +1137,7 @@ void server::distrust_tracked() {
 
 void server::handle_event(const pending_event& e) {
   const auto& ev = e.ev;
+  if (!watched_.empty()) touch_watched(ev);
   if (ev.what == change_event::kind::set &&
       (!bcast_clients_.empty() || !channels_.empty() || !patterns_.empty()))
     watch_expiry(ev.key);

@@ -113,6 +113,19 @@ struct client {
   /// an invalidation of a key it is reading must follow the value.
   std::string held;
   std::string& push_buffer() noexcept { return busy ? held : out; }
+
+  // Transactions (tx_commands.cpp). Queued commands own their arguments: the input buffer
+  // moves on while the transaction is built.
+  struct queued_command {
+    const command_def* cmd = nullptr;
+    std::vector<std::string> argv;
+  };
+  bool in_multi = false;
+  bool multi_error = false;  // a command was rejected while queuing: EXEC answers EXECABORT
+  std::vector<queued_command> queued;
+  std::size_t queued_bytes = 0;
+  std::unordered_set<std::string> watched;  // WATCHed keys
+  bool watch_dirty = false;                 // one of them changed since WATCH
 };
 
 /// A change seen by node.watch(), with the client whose command caused it (0 = none:
@@ -170,6 +183,13 @@ struct command_def {
   std::string_view group = "generic";
   std::string_view summary = "";
 };
+
+/// Transaction commands (tx_commands.cpp).
+void cmd_multi(context& ctx);
+void cmd_exec(context& ctx);
+void cmd_discard(context& ctx);
+void cmd_watch(context& ctx);
+void cmd_unwatch(context& ctx);
 
 /// The command table (resp_commands.cpp).
 const std::vector<command_def>& commands();
@@ -234,6 +254,18 @@ class server final : public resp_server {
   bool load_cursor(std::uint64_t cursor, std::string& after);
 
   std::string info_text(std::span<const std::string_view> sections);
+
+  // transactions (tx_commands.cpp)
+  /// Called by execute() for a client in MULTI: queues the command (+QUEUED) unless it is
+  /// one that runs at once (EXEC, DISCARD, MULTI, WATCH, QUIT, RESET). True = handled.
+  bool queue_in_multi(client& c, resp_writer& w, const command_def* cmd,
+                      std::span<const std::string_view> args);
+  void watch_key(client& c, std::string_view key);
+  void unwatch_all(client& c);
+  void discard_transaction(client& c);
+  void exec_transaction(client& c, resp_writer& w);
+  /// Marks the clients watching what `ev` changed.
+  void touch_watched(const change_event& ev);
 
   // statistics
   std::uint64_t total_connections = 0;
@@ -346,6 +378,10 @@ class server final : public resp_server {
       tracked_;
   std::unordered_set<std::uint64_t> bcast_clients_;
   std::size_t tracking_clients_ = 0;
+
+  // WATCH: key -> ids of clients watching it.
+  std::unordered_map<std::string, std::unordered_set<std::uint64_t>, string_hash, std::equal_to<>>
+      watched_;
 
   // Expiries of keys someone may care about (tracked reads, BCAST and keyspace listeners):
   // the node reports no `expired` events, so the sidecar notices them itself.

@@ -463,8 +463,21 @@ fuzz_case make_case(std::uint64_t seed) {
     hello.ignore = true;
     fc.cmds.push_back(hello);
   }
+  // Some cases mix in transactions. They hold no KEYS: inside EXEC its reply would be an
+  // array element, and KEYS's order differs by design (see below).
+  const bool tx = r.chance(30);
   for (std::size_t i = 0; i < n; ++i) {
     command c = make_command(r);
+    if (tx && (c.keys || r.chance(15))) {
+      static const std::vector<std::vector<std::string>> tx_cmds = {
+          {"multi"}, {"multi"},   {"multi"},   {"exec"},        {"exec"},
+          {"exec"},  {"discard"}, {"unwatch"}, {"watch", "k0"}, {"watch", "k1", "ctr"},
+          {"watch"}};
+      c = command{};
+      c.args = r.pick(tx_cmds);
+      c.args[0] = cased(r, c.args[0]);
+      c.bytes = multibulk(c.args);
+    }
     // Runs of plain SETs and INCRs: the batched path.
     if (r.chance(15)) {
       std::size_t run = 2 + r.below(12);

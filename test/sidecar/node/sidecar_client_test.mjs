@@ -109,6 +109,25 @@ await writer.set('x', '1');
 check(await eventually(() => invalidated.includes('x')), 'invalidate push for x', JSON.stringify(invalidated));
 await inv.quit();
 
+// MULTI/EXEC: multi().exec() is a real transaction; WATCH aborts it with a WatchError.
+const tx = await writer.multi().set('tx:a', '1').incr('tx:a').get('tx:a').exec();
+check(JSON.stringify(tx) === JSON.stringify(['OK', 2, '2']), 'multi().exec()', JSON.stringify(tx));
+const watcher = createClient({ url });
+await watcher.connect();
+await watcher.watch('tx:w');
+await writer.set('tx:w', 'other');
+let watchError = false;
+try {
+  await watcher.multi().set('tx:w', 'mine').exec();
+} catch (e) {
+  watchError = e.name === 'WatchError' || e.constructor.name === 'WatchError';
+}
+check(watchError, 'WATCH + change by another client -> WatchError');
+check((await writer.get('tx:w')) === 'other', 'aborted transaction wrote nothing');
+await watcher.watch('tx:w');
+check(JSON.stringify(await watcher.multi().set('tx:w', 'mine').exec()) === '["OK"]', 'WATCH, no change -> EXEC runs');
+await watcher.quit();
+
 await cached.quit();
 await writer.quit();
 console.log(failures === 0 ? 'ALL PASSED' : `${failures} FAILED`);
