@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds Warp with a sanitizer and runs the cluster and strong suites under it.
+# Builds Warp with a sanitizer and runs the cluster, strong and node-port suites under it.
 #
 #   scripts/sanitize.sh address [ctest-regex]   ASan + UBSan, against Debian's CAF
 #   scripts/sanitize.sh thread  [ctest-regex]   TSan, against CAF 0.17.6 built with
@@ -14,7 +14,8 @@
 #   WARP_TEST_JOBS       parallel ctest jobs (default 1: the suites start real clusters,
 #                        and the sanitizers slow them 2-15x, so timing-sensitive tests
 #                        get their CPU)
-#   (with no regex only the targets the two suites need are built; with one, all)
+#   WARP_SANITIZE_TARGETS with a regex: the targets it needs (default: all)
+#   (with no regex only the targets the three suites need are built)
 #   WARP_CAF_TSAN_PREFIX where the instrumented CAF goes (default /opt/warp-caf-tsan)
 #
 # Every sanitizer report, from the test binaries and from every process they start
@@ -23,11 +24,12 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 mode=${1:-}
-regex=${2:-'^(cluster|strong):'}
-# Only what those two suites run (the test binaries and the programs they start), unless
+regex=${2:-'^(cluster|strong|node_port):'}
+# Only what those suites run (the test binaries and the programs they start), unless
 # another regex asks for more: a sanitizer build of everything doubles the build time.
-targets="warp_test_cluster warp_test_strong warpd warpctl warp-nemesis"
-[[ -n ${2:-} ]] && targets=""
+# WARP_SANITIZE_TARGETS names the targets a custom regex needs (default: all).
+targets="warp_test_cluster warp_test_strong warp_test_node_port warpd warpctl warp-nemesis"
+[[ -n ${2:-} ]] && targets="${WARP_SANITIZE_TARGETS:-}"
 jobs=${WARP_JOBS:-2}
 supp=$root/scripts/sanitizers
 
