@@ -153,13 +153,26 @@ long rss_kib(pid_t pid) {
   return -1;
 }
 
-/// Value of an unlabelled-beyond-node counter on /metrics (-1 when absent).
-double metric(const warpd_process& d, const std::string& name) {
-  httplib::Client client{"127.0.0.1", d.http_port()};
-  client.set_read_timeout(5, 0);
-  auto res = client.Get("/metrics");
-  if (!res || res->status != 200) return -1;
-  std::istringstream in(res->body);
+/// Value of an unlabelled-beyond-node counter on /metrics (-1 when absent). `ca`: the admin
+/// endpoint serves HTTPS (a node with --tls-* uses its certificate there too).
+double metric(const warpd_process& d, const std::string& name,
+              const std::filesystem::path& ca = {}) {
+  auto scrape = [&](auto& client) -> std::string {
+    client.set_read_timeout(5, 0);
+    auto res = client.Get("/metrics");
+    return res && res->status == 200 ? res->body : std::string{};
+  };
+  std::string body;
+  if (ca.empty()) {
+    httplib::Client client{"127.0.0.1", d.http_port()};
+    body = scrape(client);
+  } else {
+    httplib::SSLClient client{"127.0.0.1", d.http_port()};
+    client.set_ca_cert_path(ca.string().c_str());
+    client.enable_server_certificate_verification(true);
+    body = scrape(client);
+  }
+  std::istringstream in(body);
   std::string line;
   while (std::getline(in, line))
     if (line.rfind(name + "{", 0) == 0) return std::stod(line.substr(line.rfind(' ') + 1));
@@ -277,7 +290,7 @@ TEST_CASE("node port: protected mode refuses non-loopback listeners without TLS 
   }
 }
 
-TEST_CASE("node port: a 3-node cluster runs on mutual TLS; nodes and warpctl without a "
+TEST_CASE("node port: a 3-node cluster runs on mutual TLS, nodes and warpctl without a "
           "certificate from the CA are refused") {
   temp_dir dir{"node-tls"};
   auto pki = make_test_pki(dir.path());
@@ -335,7 +348,7 @@ TEST_CASE("node port: a 3-node cluster runs on mutual TLS; nodes and warpctl wit
   auto view = parse_view(ctl_with(*nodes[0], client, {"--json", "members"}).out);
   CHECK(view["members"].size() == 3);
   for (auto& m : view["members"]) CHECK(m.value("name", "") != "rogue");
-  CHECK(metric(*nodes[0], "warp_node_port_tls_failures_total") >= 2);
+  CHECK(metric(*nodes[0], "warp_node_port_tls_failures_total", pki.ca_crt) >= 2);
   for (auto& n : nodes) CHECK(n->ctl({"ping"}).exit_code == 3);  // plain warpctl: refused
 }
 
@@ -357,7 +370,7 @@ TEST_CASE("node port: a TLS node survives garbage and plaintext BASP on its port
   }
   auto client = tls_flags(pki.client_crt, pki.client_key, pki.ca_crt);
   CHECK(ctl_with(d, client, {"ping"}).exit_code == 0);
-  CHECK(metric(d, "warp_node_port_tls_failures_total") >= 100);
+  CHECK(metric(d, "warp_node_port_tls_failures_total", pki.ca_crt) >= 100);
 }
 
 TEST_CASE("node port: socket fuzzing of BASP framing (random, mutated handshakes, bounds) "
