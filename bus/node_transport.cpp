@@ -30,6 +30,7 @@
 #include <caf/policy/tcp.hpp>
 
 #include "runtime/src/log.hpp"
+#include "runtime/src/openssl_util.hpp"
 
 namespace warp::bus {
 
@@ -49,24 +50,9 @@ constexpr std::size_t keep_read_buffer = 1024 * 1024;
 /// What a TLS side may hold back while its handshake runs (BASP's own handshake, ~1 KiB).
 constexpr std::size_t max_held_output = 256 * 1024;
 
-std::string openssl_errors() {
-  std::string out;
-  while (auto code = ERR_get_error()) {
-    char buf[256];
-    ERR_error_string_n(code, buf, sizeof(buf));
-    if (!out.empty()) out += "; ";
-    out += buf;
-  }
-  return out.empty() ? std::string{"no detail"} : out;
-}
-
-struct ssl_ctx_deleter {
-  void operator()(SSL_CTX* ctx) const noexcept { SSL_CTX_free(ctx); }
-};
-struct ssl_deleter {
-  void operator()(SSL* ssl) const noexcept { SSL_free(ssl); }
-};
-using ssl_ptr = std::unique_ptr<SSL, ssl_deleter>;
+using detail::openssl_errors;
+using detail::ssl_ctx_ptr;
+using detail::ssl_ptr;
 
 /// Accepted connections that have not finished their handshake. A peer that connects and
 /// goes quiet holds a slot until `handshake_timeout`; the next accept then shuts its socket
@@ -109,7 +95,7 @@ constexpr std::chrono::milliseconds handshake_timeout{5000};
 /// Shared by the middleman actor, its doormen and every connection's scribe.
 struct transport_state {
   transport_options opts;
-  std::unique_ptr<SSL_CTX, ssl_ctx_deleter> tls;  ///< null = plain TCP
+  ssl_ctx_ptr tls;  ///< null = plain TCP
   std::shared_ptr<node_transport_counters> counters = std::make_shared<node_transport_counters>();
   mutable pending_connections pending;
   /// This system's node id as BASP serializes it after the kind: process id, host id.
@@ -118,7 +104,7 @@ struct transport_state {
 
 /// One TLS context for the process's lifetime of this transport: both sides present their
 /// certificate and require the peer's, chained to the configured CA.
-result<std::unique_ptr<SSL_CTX, ssl_ctx_deleter>> make_tls_context(const transport_options& o) {
+result<ssl_ctx_ptr> make_tls_context(const transport_options& o) {
   if (o.tls_cert.empty() || o.tls_key.empty() || o.tls_ca.empty())
     return error{errc::invalid_argument,
                  "TLS needs all three of --tls-cert, --tls-key and --tls-ca"};
@@ -126,7 +112,7 @@ result<std::unique_ptr<SSL_CTX, ssl_ctx_deleter>> make_tls_context(const transpo
     if (!std::ifstream{*path}.good())
       return error{errc::invalid_argument, "cannot read TLS file '" + *path + "'"};
   ERR_clear_error();
-  std::unique_ptr<SSL_CTX, ssl_ctx_deleter> ctx{SSL_CTX_new(TLS_method())};
+  ssl_ctx_ptr ctx{SSL_CTX_new(TLS_method())};
   if (!ctx) return error{errc::internal, "cannot create a TLS context: " + openssl_errors()};
   SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
   if (SSL_CTX_use_certificate_chain_file(ctx.get(), o.tls_cert.c_str()) != 1)

@@ -1,5 +1,7 @@
 #include "sidecar/resp_tls.hpp"
 
+#include "runtime/src/openssl_util.hpp"
+
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -8,16 +10,7 @@ namespace warp::sidecar::detail {
 
 namespace {
 
-std::string openssl_errors() {
-  std::string out;
-  while (unsigned long e = ERR_get_error()) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof(buf));
-    if (!out.empty()) out += "; ";
-    out += buf;
-  }
-  return out.empty() ? "unknown OpenSSL error" : out;
-}
+using warp::detail::openssl_errors;
 
 SSL* as_ssl(void* p) {
   return static_cast<SSL*>(p);

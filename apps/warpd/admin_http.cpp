@@ -33,6 +33,7 @@
 
 #include "warp/cluster.hpp"
 #include "warp/endpoint.hpp"
+#include "runtime/src/openssl_util.hpp"
 #include "warp/metrics.hpp"
 #include "warp/node.hpp"
 
@@ -213,23 +214,9 @@ bool loopback(const sockaddr_storage& addr) {
   return false;
 }
 
-std::string ssl_errors() {
-  std::string out;
-  while (auto e = ERR_get_error()) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof(buf));
-    if (!out.empty()) out += "; ";
-    out += buf;
-  }
-  return out.empty() ? std::string{"unknown TLS error"} : out;
-}
-
-struct ssl_ctx_deleter {
-  void operator()(SSL_CTX* c) const noexcept { SSL_CTX_free(c); }
-};
-struct ssl_deleter {
-  void operator()(SSL* s) const noexcept { SSL_free(s); }
-};
+using warp::detail::ssl_ctx_deleter;
+using warp::detail::ssl_deleter;
+using warp::detail::openssl_errors;
 
 class fd_guard {
  public:
@@ -732,15 +719,15 @@ struct admin_http::impl {
 
   warp::status setup_tls() {
     ssl_ctx.reset(SSL_CTX_new(TLS_server_method()));
-    if (!ssl_ctx) return {warp::errc::invalid_argument, "TLS: " + ssl_errors()};
+    if (!ssl_ctx) return {warp::errc::invalid_argument, "TLS: " + openssl_errors()};
     SSL_CTX_set_min_proto_version(ssl_ctx.get(), TLS1_2_VERSION);
     SSL_CTX_set_mode(ssl_ctx.get(),
                      SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     if (SSL_CTX_use_certificate_chain_file(ssl_ctx.get(), opts.tls_cert.c_str()) != 1)
       return {warp::errc::invalid_argument,
-              "TLS certificate '" + opts.tls_cert + "': " + ssl_errors()};
+              "TLS certificate '" + opts.tls_cert + "': " + openssl_errors()};
     if (SSL_CTX_use_PrivateKey_file(ssl_ctx.get(), opts.tls_key.c_str(), SSL_FILETYPE_PEM) != 1)
-      return {warp::errc::invalid_argument, "TLS key '" + opts.tls_key + "': " + ssl_errors()};
+      return {warp::errc::invalid_argument, "TLS key '" + opts.tls_key + "': " + openssl_errors()};
     if (SSL_CTX_check_private_key(ssl_ctx.get()) != 1)
       return {warp::errc::invalid_argument,
               "TLS key '" + opts.tls_key + "' does not match certificate '" + opts.tls_cert + "'"};
