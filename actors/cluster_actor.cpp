@@ -14,8 +14,8 @@
 #include "actors/range_actor.hpp"
 #include "bus/envelope.hpp"
 #include "bus/node_transport.hpp"
-#include "runtime/src/discovery.hpp"
-#include "runtime/src/membership.hpp"
+#include "runtime/membership/discovery.hpp"
+#include "runtime/membership/membership.hpp"
 #include "warp/l1.hpp"
 
 namespace warp::actors {
@@ -120,7 +120,7 @@ class cluster_logic {
       self_->send(hdl, heartbeat_atom::value, std::move(*bytes));
   }
 
-  /// DNS discovery (runtime/src/discovery.*): blocking, so on the work pool. Errors are
+  /// DNS discovery (runtime/membership/discovery.*): blocking, so on the work pool. Errors are
   /// logged there and add no peers; nobody is ever removed, so the view stays as it was.
   void discover() {
     if (st_.dns_in_flight) return;
@@ -431,11 +431,8 @@ class cluster_logic {
     if (ctx_.on_batch) ctx_.on_batch(*b);
   }
 
-  /// Moves our clock past a peer's, unless the reading is absurdly far in the future.
-  void observe(std::uint64_t hlc) {
-    auto max_ms = static_cast<std::uint64_t>(now_ms() + 60'000);
-    if ((hlc >> 16) <= max_ms) ctx_.clock_observe(hlc);
-  }
+  /// Moves our clock past a peer's (the clock ignores readings too far in the future).
+  void observe(std::uint64_t hlc) { ctx_.clock_observe(hlc); }
 
   // -- shutdown ------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 // What the cluster actor, the range actors and the CAF bus share with the node: fixed
 // settings, the outbound queue, callbacks into the node, counters, and the snapshots
-// (view, ownership) the actor publishes for other threads. Owned by runtime/src/cluster.
+// (view, ownership) the actor publishes for other threads. Owned by runtime/modes/cluster.
 #pragma once
 
 #include <atomic>
@@ -20,8 +20,8 @@
 
 #include "bus/batcher.hpp"
 #include "bus/sync_bus.hpp"
-#include "runtime/src/ring.hpp"
-#include "runtime/src/work_pool.hpp"
+#include "runtime/membership/ring.hpp"
+#include "runtime/core/work_pool.hpp"
 #include "warp/cluster.hpp"
 #include "warp/config.hpp"
 #include "warp/storage.hpp"

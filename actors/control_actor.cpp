@@ -11,7 +11,7 @@
 
 #include <caf/all.hpp>
 
-#include "runtime/src/work_pool.hpp"
+#include "runtime/core/work_pool.hpp"
 #include "warp/metrics.hpp"
 #include "warp/node.hpp"
 

@@ -4,7 +4,7 @@
 // block on their own threads (application threads, the control actor's work pool), never
 // on a scheduler thread, so they cannot starve the replies they wait for.
 //
-// Wire protocol (runtime/src/strong_wire.hpp; only CAF built-in types cross the network):
+// Wire protocol (bus/strong_wire.hpp; only CAF built-in types cross the network):
 //   (warpqreq, string)  request batch, one-way; answered by one or more reply batches
 //   (warpqrep, string)  reply batch, one-way, to the sender of the requests
 //   (warpqstat) -> string   the node's strong-mode status as JSON
@@ -18,7 +18,7 @@
 #include <caf/atom.hpp>
 #include <caf/fwd.hpp>
 
-#include "runtime/src/strong_context.hpp"
+#include "actors/strong_context.hpp"
 #include "warp/error.hpp"
 
 namespace warp::actors {

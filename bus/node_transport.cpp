@@ -29,8 +29,8 @@
 #include <caf/io/network/stream_impl.hpp>
 #include <caf/policy/tcp.hpp>
 
-#include "runtime/src/log.hpp"
-#include "runtime/src/openssl_util.hpp"
+#include "runtime/core/log.hpp"
+#include "runtime/core/openssl_util.hpp"
 
 namespace warp::bus {
 

@@ -16,10 +16,13 @@ std::uint64_t hybrid_clock::next() noexcept {
   }
 }
 
-void hybrid_clock::observe(std::uint64_t remote) noexcept {
+bool hybrid_clock::observe(std::uint64_t remote) noexcept {
+  auto bound = static_cast<std::uint64_t>(source_() + max_ahead_ms) << 16;
+  if (remote > bound) return false;
   auto prev = last_.load(std::memory_order_relaxed);
   while (remote > prev && !last_.compare_exchange_weak(prev, remote, std::memory_order_acq_rel)) {
   }
+  return true;
 }
 
 }  // namespace warp

@@ -18,8 +18,15 @@ class hybrid_clock {
 
   /// A reading larger than every earlier reading and every observed one.
   std::uint64_t next() noexcept;
-  /// Advances past a reading received from another node.
-  void observe(std::uint64_t remote) noexcept;
+  /// How far ahead of this node's physical clock a reading from another node may be. A
+  /// peer with a wildly wrong clock (or a forged message) must not drag every later
+  /// version on this node into the future: such readings are ignored. The one bound for
+  /// every mode (eventual batches, strong quorum replies).
+  static constexpr std::int64_t max_ahead_ms = 60'000;
+
+  /// Advances past a reading received from another node, unless it is more than
+  /// `max_ahead_ms` ahead of the physical clock. False when the reading was ignored.
+  bool observe(std::uint64_t remote) noexcept;
   /// The last reading handed out or observed.
   std::uint64_t last() const noexcept { return last_.load(std::memory_order_acquire); }
 

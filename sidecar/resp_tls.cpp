@@ -1,6 +1,6 @@
 #include "sidecar/resp_tls.hpp"
 
-#include "runtime/src/openssl_util.hpp"
+#include "runtime/core/openssl_util.hpp"
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>

@@ -36,7 +36,7 @@
 #include <caf/io/all.hpp>
 #include <nlohmann/json.hpp>
 
-#include "bench.hpp"
+#include "apps/warp-bench/bench.hpp"
 #include "warp/cluster.hpp"
 #include "warp/node.hpp"
 

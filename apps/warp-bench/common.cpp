@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <fstream>
 
-#include "bench.hpp"
+#include "apps/warp-bench/bench.hpp"
 
 namespace warp_bench {
 

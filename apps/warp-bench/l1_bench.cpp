@@ -27,7 +27,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "bench.hpp"
+#include "apps/warp-bench/bench.hpp"
 #include "warp/l1.hpp"
 
 namespace {

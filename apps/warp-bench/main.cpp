@@ -1,7 +1,7 @@
 // warp-bench: dispatches to the subcommands registered by the other files of this folder.
 #include <iostream>
 
-#include "bench.hpp"
+#include "apps/warp-bench/bench.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"warp-bench: Warp benchmarks (each prints its figures; --json adds one JSON line)"};

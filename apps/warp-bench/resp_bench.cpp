@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "bench.hpp"
+#include "apps/warp-bench/bench.hpp"
 
 namespace {
 

@@ -21,7 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "bench.hpp"
+#include "apps/warp-bench/bench.hpp"
 #include "warp/node.hpp"
 
 namespace {

@@ -28,8 +28,8 @@
 
 #include "actors/control_actor.hpp"
 #include "actors/quorum_actor.hpp"
-#include "support/linearizability.hpp"
-#include "support/process.hpp"
+#include "test/support/linearizability.hpp"
+#include "test/support/process.hpp"
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "warpd/admin_http.hpp"
+#include "apps/warpd/admin_http.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -33,7 +33,7 @@
 
 #include "warp/cluster.hpp"
 #include "warp/endpoint.hpp"
-#include "runtime/src/openssl_util.hpp"
+#include "runtime/core/openssl_util.hpp"
 #include "warp/metrics.hpp"
 #include "warp/node.hpp"
 

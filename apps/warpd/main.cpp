@@ -32,12 +32,10 @@
 #include "bus/node_transport.hpp"
 #include "warp/metrics.hpp"
 #include "warp/node.hpp"
-#include "warpd/admin_http.hpp"
-#include "warpd/options.hpp"
+#include "apps/warpd/admin_http.hpp"
+#include "apps/warpd/options.hpp"
 
-#ifdef WARP_HAVE_RESP
 #include "sidecar/resp_server.hpp"
-#endif
 
 namespace {
 
@@ -307,9 +305,6 @@ int run(int argc, char** argv) {
   auto& ncfg = settings->node;
   if (spdlog::level::from_str(ncfg.log_level) == spdlog::level::off && ncfg.log_level != "off")
     return fail(exit_usage, "log-level: unknown level '" + ncfg.log_level + "'");
-#ifndef WARP_HAVE_RESP
-  if (!ncfg.resp.empty()) return fail(exit_usage, "resp: this build has no RESP sidecar");
-#endif
   if (auto refusal = exposed_without_secret(*settings)) return fail(exit_usage, *refusal);
   setup_logging(ncfg.log_level);
   for (const auto& w : settings->warnings) spdlog::warn("{}", w);
@@ -334,7 +329,6 @@ int run(int argc, char** argv) {
   auto node = std::move(*started);
   evict_target->store(node.get(), std::memory_order_release);
 
-#ifdef WARP_HAVE_RESP
   std::unique_ptr<warp::sidecar::resp_server> resp;
   if (!ncfg.resp.empty()) {
     warp::sidecar::resp_options ropts;
@@ -359,7 +353,6 @@ int run(int argc, char** argv) {
     if (!r) return fail(exit_startup_failure, "resp: " + r.err().to_string());
     resp = std::move(*r);
   }
-#endif
 
   std::unique_ptr<warpd::admin_http> http;
   if (!ncfg.http.empty()) {
@@ -368,12 +361,10 @@ int run(int argc, char** argv) {
     bool seeded =
         !ncfg.listen.empty() && (!ncfg.peers.empty() || !ncfg.cluster.discovery_dns.empty());
     std::function<std::string()> extra;
-#ifdef WARP_HAVE_RESP
     if (resp)
       extra = [r = resp.get(), name = warp::display_name(node->config())] {
         return r->prometheus_text(name);
       };
-#endif
     auto h = warpd::admin_http::start(*node, ncfg.http, effective_config_json(*settings), seeded,
                                       settings->admin, std::move(extra));
     if (!h) return fail(exit_startup_failure, "admin http: " + h.err().message());
@@ -384,13 +375,11 @@ int run(int argc, char** argv) {
   ready += node->listen_port() ? endpoint_text(ncfg.listen, node->listen_port()) : "off";
   ready += " http ";
   ready += http ? endpoint_text(ncfg.http, http->port()) : "off";
-#ifdef WARP_HAVE_RESP
   if (resp) ready += " resp " + endpoint_text(ncfg.resp, resp->port());
   if (resp && resp->tls_port())
     ready += " resp-tls " + (ncfg.resp.empty() || !settings->resp.tls_port.empty()
                                  ? endpoint_text(settings->resp.tls_port, resp->tls_port())
                                  : endpoint_text(ncfg.resp, resp->tls_port()));
-#endif
   ready += " storage " + node->storage().describe();
   if (http && http->tls()) ready += " admin-tls on";
   signals.ready();
@@ -401,9 +390,7 @@ int run(int argc, char** argv) {
   // Front doors first, so no request arrives at a stopping node; then the node, which
   // stops its control actor and flushes storage; the actor system goes last (scope exit).
   if (http) http->stop();
-#ifdef WARP_HAVE_RESP
   if (resp) resp->stop();
-#endif
   node->stop();
   evict_target->store(nullptr, std::memory_order_release);
   node.reset();

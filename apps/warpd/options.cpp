@@ -1,4 +1,4 @@
-#include "warpd/options.hpp"
+#include "apps/warpd/options.hpp"
 
 #include <cctype>
 #include <sys/stat.h>
@@ -19,7 +19,7 @@
 
 #include "actors/control_actor.hpp"
 #include "bus/envelope.hpp"
-#include "runtime/src/discovery.hpp"
+#include "runtime/membership/discovery.hpp"
 #include "warp/pattern.hpp"
 
 namespace warpd {
@@ -407,12 +407,8 @@ warp::status read_admin(const reader& rd, admin_options& a) {
 
 }  // namespace
 
-// The RESP sidecar is on by default when this build has it (see apps/warpd/CMakeLists.txt).
-#ifdef WARP_HAVE_RESP
+// The RESP sidecar is on by default.
 constexpr std::string_view resp_default = "127.0.0.1:6380";
-#else
-constexpr std::string_view resp_default = "";
-#endif
 
 const std::vector<option_def>& option_table() {
   // The fallbacks here are warpd's defaults (they differ from node_config's in-code
@@ -498,7 +494,7 @@ const std::vector<option_def>& option_table() {
       {"warp.read-replicas", "--read-replicas", opt_kind::size, "2",
        "Nodes that coalesce a range's misses: the owner, then standbys asked when it does "
        "not answer in time (1 = owner only)"},
-      // -- strong_distributed (runtime/src/strong.hpp, docs/strong.md) ---------------------
+      // -- strong_distributed (runtime/modes/strong.hpp, docs/strong.md) ---------------------
       {"warp.replication-factor", "--replication-factor", opt_kind::size, "3",
        "Copies of each key range for strong_distributed keys; quorums are majorities"},
       {"warp.strong-timeout", "--strong-timeout", opt_kind::duration, "1s",

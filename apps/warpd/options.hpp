@@ -20,7 +20,7 @@
 
 #include "warp/config.hpp"
 #include "warp/error.hpp"
-#include "warpd/admin_http.hpp"
+#include "apps/warpd/admin_http.hpp"
 #include "warp/storage.hpp"
 
 namespace warpd {

@@ -16,8 +16,8 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
-#include "support/process.hpp"
-#include "support/view.hpp"
+#include "test/support/process.hpp"
+#include "test/support/view.hpp"
 #include "test/apps/warpd_fixture.hpp"
 #include "warp/metrics.hpp"
 #include "warp/node.hpp"

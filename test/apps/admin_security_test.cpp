@@ -18,7 +18,7 @@
 #include <thread>
 #include <vector>
 
-#include "support/process.hpp"
+#include "test/support/process.hpp"
 #include "test/apps/warpd_fixture.hpp"
 
 using namespace std::chrono_literals;

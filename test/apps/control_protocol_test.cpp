@@ -6,7 +6,7 @@
 #include <caf/io/all.hpp>
 
 #include "actors/control_actor.hpp"
-#include "support/process.hpp"
+#include "test/support/process.hpp"
 #include "test/apps/warpd_fixture.hpp"
 
 using namespace std::chrono_literals;

@@ -14,8 +14,8 @@
 #include <string>
 #include <thread>
 
-#include "support/eventually.hpp"
-#include "support/process.hpp"
+#include "test/support/eventually.hpp"
+#include "test/support/process.hpp"
 #include "test/apps/warpd_fixture.hpp"
 #include "warp/node.hpp"
 

@@ -9,7 +9,7 @@
 #include <thread>
 #include <vector>
 
-#include "support/process.hpp"
+#include "test/support/process.hpp"
 
 namespace warp::test {
 

@@ -11,7 +11,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
-#include "support/process.hpp"
+#include "test/support/process.hpp"
 #include "test/apps/warpd_fixture.hpp"
 #include "test/sidecar/resp_client.hpp"
 

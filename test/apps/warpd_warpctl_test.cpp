@@ -9,8 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "support/eventually.hpp"
-#include "support/process.hpp"
+#include "test/support/eventually.hpp"
+#include "test/support/process.hpp"
 #include "test/apps/warpd_fixture.hpp"
 
 using namespace std::chrono_literals;

@@ -2,7 +2,7 @@
 
 #include <random>
 
-#include "support/linearizability.hpp"
+#include "test/support/linearizability.hpp"
 
 using warp::test::check_linearizable;
 using warp::test::register_op;

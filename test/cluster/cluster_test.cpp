@@ -9,10 +9,10 @@
 #include <thread>
 
 #include "bus/envelope.hpp"
-#include "node/counting_storage.hpp"
-#include "runtime/src/cluster.hpp"
-#include "support/eventually.hpp"
-#include "support/process.hpp"
+#include "test/node/counting_storage.hpp"
+#include "runtime/modes/cluster.hpp"
+#include "test/support/eventually.hpp"
+#include "test/support/process.hpp"
 #include "warp/cluster.hpp"
 #include "warp/node.hpp"
 

@@ -1,4 +1,4 @@
-// DNS discovery (runtime/src/discovery.*): the answer parser against malformed and
+// DNS discovery (runtime/membership/discovery.*): the answer parser against malformed and
 // truncated messages, resolution against the test DNS server (test/support/dns_server.*),
 // and real warpd processes that find each other through SRV or A records only (no
 // --peers), growing when a record is added (re-resolution every --discovery-interval).
@@ -17,9 +17,9 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/cluster_actor.hpp"
-#include "runtime/src/discovery.hpp"
-#include "support/dns_server.hpp"
-#include "support/process.hpp"
+#include "runtime/membership/discovery.hpp"
+#include "test/support/dns_server.hpp"
+#include "test/support/process.hpp"
 
 using namespace std::chrono_literals;
 using warp::test::dns_server;

@@ -10,7 +10,7 @@
 
 #include "actors/cluster_actor.hpp"
 #include "actors/control_actor.hpp"
-#include "support/view.hpp"
+#include "test/support/view.hpp"
 
 namespace warp::test {
 

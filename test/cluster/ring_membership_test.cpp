@@ -3,8 +3,8 @@
 #include <map>
 #include <set>
 
-#include "runtime/src/membership.hpp"
-#include "runtime/src/ring.hpp"
+#include "runtime/membership/membership.hpp"
+#include "runtime/membership/ring.hpp"
 
 using warp::member_state;
 using warp::detail::membership;

@@ -7,8 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include "harness.hpp"
-#include "support/eventually.hpp"
-#include "support/view.hpp"
+#include "test/support/eventually.hpp"
+#include "test/support/view.hpp"
 
 using namespace std::chrono_literals;
 using warp::test::warpd_cluster;

@@ -6,7 +6,7 @@
 #include <thread>
 #include <vector>
 
-#include "runtime/src/epoch.hpp"
+#include "runtime/core/epoch.hpp"
 
 using warp::detail::epoch_domain;
 using warp::detail::epoch_guard;

@@ -12,9 +12,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "support/eventually.hpp"
-#include "support/process.hpp"
-#include "support/view.hpp"
+#include "test/support/eventually.hpp"
+#include "test/support/process.hpp"
+#include "test/support/view.hpp"
 #include "test/sidecar/resp_client.hpp"
 
 using namespace warp::test;

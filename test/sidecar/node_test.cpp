@@ -5,7 +5,7 @@
 
 #include <filesystem>
 
-#include "support/process.hpp"
+#include "test/support/process.hpp"
 #include "test/sidecar/sidecar_fixture.hpp"
 
 using namespace warp::test;

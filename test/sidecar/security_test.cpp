@@ -16,11 +16,11 @@
 
 #include <httplib.h>
 
-#include "apps/warpd_fixture.hpp"
-#include "sidecar/resp_client.hpp"
-#include "support/eventually.hpp"
-#include "support/process.hpp"
-#include "support/tls_certs.hpp"
+#include "test/apps/warpd_fixture.hpp"
+#include "test/sidecar/resp_client.hpp"
+#include "test/support/eventually.hpp"
+#include "test/support/process.hpp"
+#include "test/support/tls_certs.hpp"
 
 using namespace warp::test;
 using namespace std::chrono_literals;

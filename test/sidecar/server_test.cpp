@@ -13,7 +13,7 @@
 #include <thread>
 
 #include "sidecar/resp_server.hpp"
-#include "support/process.hpp"
+#include "test/support/process.hpp"
 #include "test/sidecar/resp_client.hpp"
 #include "test/sidecar/sidecar_fixture.hpp"
 #include "warp/node.hpp"

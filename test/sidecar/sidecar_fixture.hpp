@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "support/process.hpp"
+#include "test/support/process.hpp"
 
 namespace warp::test {
 

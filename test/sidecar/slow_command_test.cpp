@@ -7,9 +7,9 @@
 #include <pqxx/pqxx>
 #include <thread>
 
-#include "sidecar/resp_client.hpp"
-#include "sidecar/sidecar_fixture.hpp"
-#include "support/postgres.hpp"
+#include "test/sidecar/resp_client.hpp"
+#include "test/sidecar/sidecar_fixture.hpp"
+#include "test/support/postgres.hpp"
 
 using namespace std::chrono_literals;
 using warp::test::resp_conn;

@@ -13,8 +13,8 @@
 #include <string>
 #include <thread>
 
-#include "support/postgres.hpp"
-#include "support/process.hpp"
+#include "test/support/postgres.hpp"
+#include "test/support/process.hpp"
 #include "warp/storage.hpp"
 
 namespace fs = std::filesystem;

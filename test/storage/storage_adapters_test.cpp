@@ -10,8 +10,8 @@
 #include <map>
 #include <thread>
 
-#include "support/postgres.hpp"
-#include "support/process.hpp"
+#include "test/support/postgres.hpp"
+#include "test/support/process.hpp"
 #include "warp/storage.hpp"
 
 namespace {

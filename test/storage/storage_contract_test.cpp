@@ -8,8 +8,8 @@
 #include <set>
 #include <thread>
 
-#include "support/postgres.hpp"
-#include "support/process.hpp"
+#include "test/support/postgres.hpp"
+#include "test/support/process.hpp"
 #include "warp/storage.hpp"
 
 using namespace std::string_literals;

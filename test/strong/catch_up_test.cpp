@@ -16,8 +16,8 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/quorum_actor.hpp"
-#include "runtime/src/strong.hpp"
-#include "support/process.hpp"
+#include "runtime/modes/strong.hpp"
+#include "test/support/process.hpp"
 
 using namespace warp;
 using namespace std::chrono_literals;

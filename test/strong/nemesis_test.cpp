@@ -6,7 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "support/process.hpp"
+#include "test/support/process.hpp"
 
 using namespace warp::test;
 

@@ -6,10 +6,10 @@
 #include <algorithm>
 #include <random>
 
-#include "runtime/src/strong.hpp"
-#include "runtime/src/strong_context.hpp"
-#include "runtime/src/strong_replica.hpp"
-#include "runtime/src/strong_wire.hpp"
+#include "runtime/modes/strong.hpp"
+#include "actors/strong_context.hpp"
+#include "merge/strong_replica.hpp"
+#include "bus/strong_wire.hpp"
 
 using namespace warp;
 using namespace warp::detail;

@@ -17,7 +17,7 @@
 #include <caf/io/all.hpp>
 
 #include "actors/control_actor.hpp"
-#include "support/process.hpp"
+#include "test/support/process.hpp"
 
 using namespace warp;
 using namespace std::chrono_literals;

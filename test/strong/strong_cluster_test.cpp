@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/quorum_actor.hpp"
-#include "support/process.hpp"
+#include "test/support/process.hpp"
 #include "warp/node.hpp"
 
 using namespace warp;

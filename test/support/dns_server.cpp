@@ -1,4 +1,4 @@
-#include "support/dns_server.hpp"
+#include "test/support/dns_server.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

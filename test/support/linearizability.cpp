@@ -1,4 +1,4 @@
-#include "support/linearizability.hpp"
+#include "test/support/linearizability.hpp"
 
 #include <algorithm>
 #include <map>

@@ -1,4 +1,4 @@
-#include "support/postgres.hpp"
+#include "test/support/postgres.hpp"
 
 #include <grp.h>
 #include <pwd.h>

@@ -8,7 +8,7 @@
 #include <memory>
 #include <string>
 
-#include "support/process.hpp"
+#include "test/support/process.hpp"
 
 namespace warp::test {
 

@@ -1,4 +1,4 @@
-#include "support/process.hpp"
+#include "test/support/process.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

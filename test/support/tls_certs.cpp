@@ -1,9 +1,9 @@
-#include "support/tls_certs.hpp"
+#include "test/support/tls_certs.hpp"
 
 #include <fstream>
 #include <stdexcept>
 
-#include "support/process.hpp"
+#include "test/support/process.hpp"
 
 namespace warp::test {
 

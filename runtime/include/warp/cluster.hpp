@@ -1,6 +1,6 @@
 // The cluster as an embedding service or an operator sees it: who is in it, in which
 // state, who owns which key range, and the numbers of the sync bus. The machinery lives
-// in runtime/src/cluster*, actors/ and bus/; see docs/cluster.md.
+// in runtime/modes/cluster*, actors/ and bus/; see docs/cluster.md.
 #pragma once
 
 #include <cstddef>

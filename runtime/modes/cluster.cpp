@@ -1,0 +1,435 @@
+#include "runtime/modes/cluster.hpp"
+
+#include <cstdio>
+#include <type_traits>
+
+#include "warp/metrics.hpp"
+
+#include <unistd.h>
+
+#include <mutex>
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+
+#include "actors/cluster_actor.hpp"
+#include "runtime/node/node_impl.hpp"
+
+namespace warp::detail {
+
+namespace {
+
+// Recent invalidations: a direct-mapped table (no allocation per record on the receive path).
+constexpr std::size_t tombstone_slots = std::size_t{1} << 16;
+constexpr std::int64_t tombstone_ms = 60'000;
+
+std::int64_t l1_expiry(std::int64_t value_expiry, const key_policy& policy) {
+  if (policy.ttl.count() <= 0) return value_expiry;
+  auto cache_expiry = now_ms() + policy.ttl.count();
+  return value_expiry == 0 ? cache_expiry : std::min(value_expiry, cache_expiry);
+}
+
+std::mutex registry_mtx;
+std::unordered_map<const node*, cluster*>& registry() {
+  static std::unordered_map<const node*, cluster*> map;
+  return map;
+}
+
+}  // namespace
+
+cluster* cluster_of(const node& n) {
+  std::lock_guard<std::mutex> g{registry_mtx};
+  auto it = registry().find(&n);
+  return it == registry().end() ? nullptr : it->second;
+}
+
+void register_cluster(const node& n, cluster* c) {
+  std::lock_guard<std::mutex> g{registry_mtx};
+  if (c)
+    registry()[&n] = c;
+  else
+    registry().erase(&n);
+}
+
+cluster::cluster(node& n, node::impl& st, std::string address) : node_(n), st_(st) {
+  auto& cfg = st.config;
+  ctx_.self_id = st.id;
+  ctx_.incarnation = static_cast<std::uint64_t>(now_ms());
+  ctx_.name = st.name;
+  ctx_.address = std::move(address);
+  ctx_.opts = cfg.cluster;
+  ctx_.seeds = cfg.peers;
+  ctx_.limits.max_key_bytes = std::max<std::size_t>(cfg.limits.max_key_size, 1);
+  ctx_.limits.max_value_bytes = std::max<std::size_t>(cfg.limits.max_value_size, 1);
+  ctx_.limits.max_message_bytes =
+      std::max<std::size_t>(ctx_.limits.max_message_bytes, cfg.limits.max_value_size * 2 + 4096);
+  ctx_.limits.max_records =
+      std::max<std::size_t>(ctx_.limits.max_records, cfg.cluster.batch_max_records);
+  ctx_.clock_now = [this] { return st_.clock.next(); };
+  ctx_.clock_observe = [this](std::uint64_t h) { st_.clock.observe(h); };
+  ctx_.local_fetch = [this](const std::string& key) { return st_.local_read(key); };
+  ctx_.pool = std::make_unique<actors::work_pool>(2);
+  bus_ = std::make_unique<bus::caf_bus>(*st.system, ctx_);
+  bus_->subscribe([this](const bus::change_batch& b) { apply(b); },
+                  [this](std::uint32_t sender, std::uint64_t bound) { distrust(sender, bound); });
+}
+
+cluster::~cluster() {
+  stop();
+}
+
+void cluster::start() {
+  bus_->start();
+}
+
+void cluster::stop() {
+  if (stopped_.exchange(true)) return;
+  bus_->stop();
+  ctx_.pool.reset();  // finishes fetches in flight
+}
+
+void cluster::published(std::string_view key, version ver, std::int64_t expires_at_ms,
+                        bus::record_kind kind, std::string_view value) {
+  bus::change_record rec;
+  rec.key.assign(key);
+  rec.ver = ver;
+  rec.expires_at_ms = expires_at_ms;
+  rec.kind = kind;
+  if (kind == bus::record_kind::value) rec.value.assign(value);
+  // This node's own deletes and clears bind its later read-throughs too: an owner that has
+  // not applied them yet must not put the old value back into this node's L1.
+  if (kind == bus::record_kind::erase) remember_tombstone(rec.key, ver);
+  if (kind == bus::record_kind::clear)
+    actors::cluster_counters::raise_max(clear_floor_hlc_, ver.hlc);
+  bus_->publish(std::move(rec));
+}
+
+void cluster::remember_tombstone(const std::string& key, version ver) {
+  std::lock_guard<std::mutex> g{tomb_mtx_};
+  if (tombstones_.empty()) tombstones_.resize(tombstone_slots);
+  auto h = stable_hash(key);
+  auto& slot = tombstones_[h & (tombstone_slots - 1)];
+  auto now = now_ms();
+  // Same key: keep the newest version. Another key (or an expired one): replace it; its
+  // tombstone is lost early, which only re-opens the (millisecond) reordering window.
+  if (slot.hash == h && now - slot.at_ms <= tombstone_ms && ver < slot.ver) return;
+  slot = {h, ver, now};
+}
+
+std::optional<version> cluster::live_tombstone(std::string_view key) const {
+  std::lock_guard<std::mutex> g{tomb_mtx_};
+  if (tombstones_.empty()) return std::nullopt;
+  auto h = stable_hash(key);
+  auto& slot = tombstones_[h & (tombstone_slots - 1)];
+  if (slot.hash != h || now_ms() - slot.at_ms > tombstone_ms) return std::nullopt;
+  return slot.ver;
+}
+
+bool cluster::tombstoned(std::string_view key, version ver) const {
+  auto t = live_tombstone(key);
+  return t && !(*t < ver);
+}
+
+bool cluster::may_cache(std::string_view key, version ver) const {
+  if (ver.hlc <= clear_floor_hlc_.load(std::memory_order_acquire)) return false;
+  // An invalidation of version v announces the value of version v: that one may be cached,
+  // anything older may not.
+  auto t = live_tombstone(key);
+  return !(t && ver < *t);
+}
+
+void cluster::apply(const bus::change_batch& batch) {
+  auto& c = ctx_.counters;
+  std::uint64_t applied = 0, stale = 0;
+  auto now = now_ms();
+  for (auto& rec : batch.records) {
+    // Our next write of this key must get a larger version than what we just learned.
+    st_.clock.observe(rec.ver.hlc);
+    if (rec.kind == bus::record_kind::clear) {
+      cleared(rec.ver);
+      ++applied;
+      continue;
+    }
+    // Not newer than a clear applied here (a peer's, or this node's own): storage lost it.
+    if (rec.ver.hlc <= clear_floor_hlc_.load(std::memory_order_acquire)) {
+      ++stale;
+      continue;
+    }
+    bool hydrate = rec.kind == bus::record_kind::value &&
+                   (rec.expires_at_ms == 0 || rec.expires_at_ms > now) &&
+                   rec.ver.hlc > hydrate_floor_;
+    if (!hydrate) {
+      remember_tombstone(rec.key, rec.ver);
+      // A read-through in flight may hold the old value: it must not fill L1.
+      st_.coalescer.supersede(rec.key);
+      bool erased = st_.l1->erase_if_not_newer(rec.key, rec.ver);
+      if (erased) ++applied;
+      // Only a newer entry in L1 makes the record stale. A key this node does not hold
+      // (evicted, expired from L1, never filled) still changed: watchers such as the
+      // sidecar's client tracking may have handed it out and must hear of it.
+      if (auto info = st_.l1->info(rec.key); !erased && info && rec.ver < info->ver) {
+        ++stale;
+      } else {
+        st_.notify({rec.kind == bus::record_kind::erase ? change_event::kind::removed
+                                                        : change_event::kind::invalidated,
+                    rec.key, rec.ver, true});
+      }
+      continue;
+    }
+    if (tombstoned(rec.key, rec.ver)) {
+      ++stale;
+      continue;
+    }
+    st_.coalescer.supersede(rec.key);
+    // The pattern lookup (glob matching) only matters for the cache TTL of a hydrated value.
+    auto policy = st_.patterns.lookup(rec.key);
+    auto out = st_.l1->put(rec.key, make_buffer(rec.value), rec.ver,
+                           l1_expiry(rec.expires_at_ms, policy), true);
+    if (out == put_outcome::stale) {
+      ++stale;
+    } else {
+      ++applied;
+      st_.notify({change_event::kind::set, rec.key, rec.ver, true});
+    }
+  }
+  c.records_applied.fetch_add(applied, std::memory_order_relaxed);
+  c.records_stale.fetch_add(stale, std::memory_order_relaxed);
+}
+
+void cluster::cleared(version ver) {
+  if (!(clear_bound_ < ver)) return;
+  clear_bound_ = ver;
+  actors::cluster_counters::raise_max(clear_floor_hlc_, ver.hlc);
+  st_.coalescer.supersede_all();
+  std::vector<std::string> keys;
+  st_.l1->for_each([&](std::string_view k, const buffer&, const l1_entry_info& info) {
+    if (!(ver < info.ver)) keys.emplace_back(k);
+  });
+  for (auto& k : keys) st_.l1->erase_if_not_newer(k, ver);
+  st_.notify({change_event::kind::cleared, {}, ver, true});
+}
+
+void cluster::distrust(std::uint32_t, std::uint64_t hlc_bound) {
+  hydrate_floor_ = std::max(hydrate_floor_, hlc_bound);
+  // A read-through in flight may return what storage held before a change we missed.
+  st_.coalescer.supersede_all();
+  std::vector<std::string> keys;
+  st_.l1->for_each([&](std::string_view k, const buffer&, const l1_entry_info& info) {
+    if (info.ver.hlc <= hlc_bound &&
+        st_.patterns.lookup(k).consistency == mode::eventual_distributed)
+      keys.emplace_back(k);
+  });
+  std::uint64_t dropped = 0;
+  version bound{hlc_bound, std::numeric_limits<std::uint32_t>::max()};
+  for (auto& k : keys) {
+    st_.coalescer.supersede(k);
+    if (st_.l1->erase_if_not_newer(k, bound)) {
+      ++dropped;
+      st_.notify({change_event::kind::invalidated, k, bound, true});
+    }
+  }
+  ctx_.counters.gap_invalidations.fetch_add(dropped, std::memory_order_relaxed);
+  // Keys this node no longer caches may have changed too, and a client of the sidecar may
+  // still hold them (client tracking): tell the watchers.
+  st_.notify({change_event::kind::distrusted, {}, bound, true});
+}
+
+std::optional<result<std::optional<record>>> cluster::fetch_from_owner(std::string_view key) {
+  auto own = ctx_.ownership_snapshot();
+  if (!own || stopped_) return std::nullopt;
+  auto range = own->map.range_of(key);
+  auto owner = own->map.owner(range);
+  if (owner == 0 || owner == ctx_.self_id) return std::nullopt;
+  auto& c = ctx_.counters;
+  // The owner first, then the standbys in rendezvous order: every node walks the same list,
+  // so while an owner is paused or dying its misses still meet at one node (the one that
+  // takes the range over once the owner is held down). Reaching ourselves in the list
+  // means we are that standby: our own coalescer is the meeting point.
+  auto candidates = own->map.replicas(range, std::max<std::size_t>(ctx_.opts.read_replicas, 1));
+  caf::scoped_actor self{*st_.system};
+  for (std::size_t i = 0; i < candidates.size(); ++i) {
+    auto target = candidates[i];
+    if (target == ctx_.self_id) return std::nullopt;
+    auto h = own->handles.find(target);
+    if (h == own->handles.end() || !h->second) continue;
+    std::optional<result<std::optional<record>>> out;
+    bool stale_answer = false;
+    self->request(h->second, ctx_.opts.owner_fetch_timeout, actors::fetch_atom::value,
+                  std::string{key})
+        .receive(
+            [&](std::string& bytes) {
+              auto rep = bus::decode_fetch_reply(bytes, ctx_.limits);
+              if (!rep) return;
+              if (!rep->found) {
+                out.emplace(std::optional<record>{});
+              } else if (may_cache(key, rep->rec.ver)) {
+                out.emplace(std::optional<record>{
+                    record{std::move(rep->rec.value), rep->rec.expires_at_ms, rep->rec.ver}});
+              } else {
+                // The owner answered from an L1 older than a change (or clear) this node
+                // already applied: storage has the newer state.
+                stale_answer = true;
+              }
+            },
+            [&](caf::error&) {});
+    if (stale_answer) {
+      c.owner_fetch_fallbacks.fetch_add(1, std::memory_order_relaxed);
+      return std::nullopt;
+    }
+    if (out) {
+      (i == 0 ? c.owner_fetches : c.replica_fetches).fetch_add(1, std::memory_order_relaxed);
+      return out;
+    }
+  }
+  c.owner_fetch_fallbacks.fetch_add(1, std::memory_order_relaxed);
+  return std::nullopt;
+}
+
+cluster_view cluster::view() const {
+  cluster_view v;
+  v.self_id = ctx_.self_id;
+  v.ranges = ctx_.opts.ranges;
+  std::lock_guard<std::mutex> g{ctx_.snap_mtx};
+  v.members = ctx_.view;
+  return v;
+}
+
+std::uint32_t cluster::owner_of(std::string_view key) const {
+  auto own = ctx_.ownership_snapshot();
+  return own ? own->map.owner_of(key) : 0;
+}
+
+}  // namespace warp::detail
+
+namespace warp {
+
+std::string to_json(const cluster_view& view, const cluster_stats& s) {
+  nlohmann::json j;
+  j["self"] = view.self_id;
+  j["ranges"] = view.ranges;
+  auto& ms = j["members"] = nlohmann::json::array();
+  for (auto& m : view.members)
+    ms.push_back({{"id", m.id},
+                  {"name", m.name},
+                  {"address", m.address},
+                  {"state", std::string{to_string(m.state)}},
+                  {"incarnation", m.incarnation},
+                  {"last_heard_ms", m.last_heard_ms},
+                  {"self", m.self},
+                  {"owned_ranges", m.owned_ranges}});
+  auto& st = j["stats"];
+#define WARP_JSON(name) st[#name] = s.name;
+  WARP_CLUSTER_COUNTERS(WARP_JSON)
+#undef WARP_JSON
+  return j.dump();
+}
+
+cluster_view view_of(node& n) {
+  if (auto* c = detail::cluster_of(n)) return c->view();
+  cluster_view v;
+  v.self_id = n.id();
+  member_info me;
+  me.id = n.id();
+  me.name = n.config().name;
+  me.address = n.config().listen;
+  me.state = member_state::up;
+  me.self = true;
+  v.members.push_back(me);
+  return v;
+}
+
+cluster_stats cluster_stats_of(node& n) {
+  if (auto* c = detail::cluster_of(n)) return c->stats();
+  return {};
+}
+
+std::string cluster_json(node& n) {
+  return to_json(view_of(n), cluster_stats_of(n));
+}
+
+std::string cluster_prometheus_text(node& n) {
+  auto v = view_of(n);
+  auto s = cluster_stats_of(n);
+  std::string name =
+      n.config().name.empty() ? "warp-" + std::to_string(::getpid()) : n.config().name;
+  std::string out;
+  auto label = "{node=\"" + prometheus_label(name) + "\"";
+  auto line = [&](const char* metric, const char* type, const char* help, auto value) {
+    out += "# HELP ";
+    out += metric;
+    out += ' ';
+    out += help;
+    out += "\n# TYPE ";
+    out += metric;
+    out += ' ';
+    out += type;
+    out += '\n';
+    out += metric;
+    std::string text;
+    if constexpr (std::is_floating_point_v<decltype(value)>) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.6f", value);
+      text = buf;
+    } else {
+      text = std::to_string(value);
+    }
+    out += label + "} " + text + "\n";
+  };
+  out += "# HELP warp_cluster_members Members of this node's view by state.\n";
+  out += "# TYPE warp_cluster_members gauge\n";
+  for (auto st : {member_state::joining, member_state::up, member_state::suspect,
+                  member_state::down, member_state::leaving}) {
+    std::size_t count = 0;
+    for (auto& m : v.members) count += m.state == st;
+    out += "warp_cluster_members" + label + ",state=\"" + std::string{to_string(st)} + "\"} " +
+           std::to_string(count) + "\n";
+  }
+  line("warp_bus_records_published_total", "counter", "Local changes handed to the bus.",
+       s.records_published);
+  line("warp_bus_records_coalesced_total", "counter",
+       "Queued changes replaced by a newer one of the same key.", s.records_coalesced);
+  line("warp_bus_batches_sent_total", "counter", "Batches sent (one per peer).", s.batches_sent);
+  line("warp_bus_records_sent_total", "counter", "Records in the batches sent.", s.records_sent);
+  line("warp_bus_bytes_sent_total", "counter", "Encoded bytes sent.", s.bytes_sent);
+  line("warp_bus_batch_records_max", "gauge", "Largest batch sent, in records.",
+       s.max_batch_records);
+  // Prometheus wants base units: the microsecond counters are exported in seconds.
+  line("warp_bus_batch_delay_seconds_total", "counter",
+       "Summed wait of each batch's oldest record.", s.batch_delay_us_total / 1e6);
+  line("warp_bus_batch_delay_seconds_max", "gauge", "Longest wait of a batch's oldest record.",
+       s.max_batch_delay_us / 1e6);
+  line("warp_bus_batches_immediate_total", "counter",
+       "Flushes sent at once (idle or below the busy rate).", s.batches_immediate);
+  line("warp_bus_batches_delayed_total", "counter", "Flushes held back to gather more records.",
+       s.batches_delayed);
+  line("warp_bus_batch_delay_current_seconds", "gauge",
+       "Batch delay the adaptive batcher applies now.", s.batch_delay_current_us / 1e6);
+  line("warp_bus_arrival_rate_per_second", "gauge",
+       "Observed rate of local changes handed to the bus.", s.arrival_rate_per_s);
+  line("warp_bus_batches_received_total", "counter", "Batches received.", s.batches_received);
+  line("warp_bus_records_received_total", "counter", "Records received.", s.records_received);
+  line("warp_bus_records_applied_total", "counter", "Received records that changed L1.",
+       s.records_applied);
+  line("warp_bus_records_stale_total", "counter", "Received records older than L1's entry.",
+       s.records_stale);
+  line("warp_bus_decode_errors_total", "counter", "Malformed messages dropped.", s.decode_errors);
+  line("warp_bus_gaps_total", "counter", "Sequence gaps and lost peers.", s.gaps);
+  line("warp_bus_gap_invalidations_total", "counter", "L1 entries dropped after gaps.",
+       s.gap_invalidations);
+  line("warp_cluster_owner_fetches_total", "counter", "Misses answered by the range owner.",
+       s.owner_fetches);
+  line("warp_cluster_replica_fetches_total", "counter",
+       "Misses answered by a standby replica because the owner did not answer.", s.replica_fetches);
+  line("warp_cluster_owner_fetch_fallbacks_total", "counter",
+       "Misses that fell back to storage (no owner or standby answered).", s.owner_fetch_fallbacks);
+  line("warp_cluster_owner_fetches_served_total", "counter", "Remote misses answered as owner.",
+       s.owner_fetches_served);
+  return out;
+}
+
+std::uint32_t owner_of(node& n, std::string_view key) {
+  if (auto* c = detail::cluster_of(n)) return c->owner_of(key);
+  return n.id();
+}
+
+}  // namespace warp

@@ -1,0 +1,100 @@
+// The cluster part of a node: created by node::start when the node listens. It wires the
+// node to the sync bus (local eventual_distributed writes out, remote changes applied to
+// L1 by version), handles gaps (drops what can no longer be trusted), and routes read-
+// through misses to the key's range owner with a local fallback. Internal to the node.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "actors/cluster_context.hpp"
+#include "actors/caf_bus.hpp"
+#include "warp/cluster.hpp"
+#include "warp/node.hpp"
+
+namespace warp::detail {
+
+class cluster {
+ public:
+  /// `address` = HOST:PORT peers dial to reach this node.
+  cluster(node& n, node::impl& st, std::string address);
+  ~cluster();
+  cluster(const cluster&) = delete;
+  cluster& operator=(const cluster&) = delete;
+
+  void start();
+  /// Sends what is queued, announces leaving, stops the actors. Idempotent.
+  void stop();
+
+  /// A local write of an eventual_distributed key was applied (any thread).
+  void published(std::string_view key, version ver, std::int64_t expires_at_ms,
+                 bus::record_kind kind, std::string_view value);
+
+  /// Read-through via the key's range owner. nullopt = not handled (this node owns the
+  /// range, no owner known, or the owner failed: the fallback was counted): fetch locally.
+  std::optional<result<std::optional<record>>> fetch_from_owner(std::string_view key);
+
+  cluster_view view() const;
+  cluster_stats stats() const { return ctx_.counters.snapshot(); }
+  std::uint32_t owner_of(std::string_view key) const;
+  bus::sync_bus& bus() noexcept { return *bus_; }
+
+  /// Applies a batch from a peer (the actor's thread). Public for deterministic tests.
+  void apply(const bus::change_batch& batch);
+  /// Drops cached entries not newer than `hlc_bound` (a gap from `sender`).
+  void distrust(std::uint32_t sender, std::uint64_t hlc_bound);
+  /// Whether a read-through result of version `ver` may fill L1: not when this node has
+  /// already applied a newer change of the key (a tombstone) or a newer clear. A range
+  /// owner serves from its own L1, which may lag what this node applied (any thread).
+  bool may_cache(std::string_view key, version ver) const;
+  /// Test hook: off = peers' read-through requests go unanswered (a paused owner).
+  void serve_fetches(bool on) { ctx_.serve_fetches.store(on); }
+
+ private:
+  void remember_tombstone(const std::string& key, version ver);
+  /// A peer cleared storage at `ver`: drops every L1 entry not newer.
+  void cleared(version ver);
+  /// The version of `key`'s tombstone while it lives (any thread).
+  std::optional<version> live_tombstone(std::string_view key) const;
+  bool tombstoned(std::string_view key, version ver) const;
+
+  node& node_;
+  node::impl& st_;
+  actors::cluster_context ctx_;
+  std::unique_ptr<bus::caf_bus> bus_;
+  // Atomic: stop() runs on the thread stopping the node while work-pool threads read it
+  // in fetch_from_owner() (a data race TSan found in warpd's shutdown).
+  std::atomic<bool> stopped_{false};
+  // Recent invalidations (actor thread only): a hydration older than an invalidation of
+  // the same key that arrived first (from another sender) must not resurrect the key.
+  // Slots by key hash, allocated on the first invalidation received.
+  struct tombstone {
+    std::uint64_t hash = 0;
+    version ver;
+    std::int64_t at_ms = 0;
+  };
+  std::vector<tombstone> tombstones_;  // guarded by tomb_mtx_
+  mutable std::mutex tomb_mtx_;
+  /// HLC of the newest clear applied here, a peer's or this node's own (any thread).
+  std::atomic<std::uint64_t> clear_floor_hlc_{0};
+  // The newest clear record applied from a peer (actor thread only): an older or repeated
+  // one changes nothing.
+  version clear_bound_{};
+  // The newest gap bound (actor thread only): a hydration not newer than it may predate a
+  // change this node missed in the gap (a delete, a clear), so it is applied as an
+  // invalidation: the key is read from storage next time instead of cached from the record.
+  std::uint64_t hydrate_floor_ = 0;
+};
+
+/// The cluster of a node, or null when it runs alone (registered by node::start).
+cluster* cluster_of(const node& n);
+void register_cluster(const node& n, cluster* c);
+
+}  // namespace warp::detail

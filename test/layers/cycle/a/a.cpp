@@ -1,0 +1,1 @@
+int layer_a() { return 1; }

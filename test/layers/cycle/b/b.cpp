@@ -1,0 +1,1 @@
+int layer_b() { return 2; }
