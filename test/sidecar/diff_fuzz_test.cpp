@@ -788,6 +788,9 @@ outcome run_on(std::uint16_t port, resp_conn& control, const fuzz_case& fc) {
       }
     }
     const std::string sentinel = "__end_of_case__";
+    // RESET first: a case may end inside MULTI, where the ECHO would only be queued (and
+    // the case would wait for its reply until the read times out).
+    pending += multibulk({"RESET"});
     pending += multibulk({"ECHO", sentinel});
     write();
     const std::string end = "$" + std::to_string(sentinel.size()) + "\r\n" + sentinel + "\r\n";
@@ -800,6 +803,7 @@ outcome run_on(std::uint16_t port, resp_conn& control, const fuzz_case& fc) {
         if (reply != end) out.replies.push_back(reply);
         break;
       }
+      if (reply == "+RESET\r\n") continue;  // ours, not the case's (RESET is not in the mix)
       std::size_t i = out.replies.size();
       if (i < answering.size() && answering[i]->keys) reply = sorted_keys_reply(reply);
       if (i < answering.size() && answering[i]->ignore) reply = reply.substr(0, 1) + "(ignored)";
@@ -991,7 +995,7 @@ TEST_CASE("differential: the documented differences from redis-server", "[sideca
   // Commands of other types that are not built yet answer the unknown-command error.
   CHECK(w.cmd({"LINSERT", "list", "BEFORE", "a", "b"}) ==
         "!ERR unknown command 'LINSERT', with args beginning with: 'list' 'BEFORE' 'a' 'b' ");
-  CHECK(both({"DEL", "list"}) == ":1");
+  CHECK(w.cmd({"DEL", "list"}) == ":1");  // Redis's BLPOP emptied (so deleted) its list
 
   // HELLO names Warp's own version and connection id.
   CHECK(w.cmd({"HELLO", "2"}).find("version,7.0.0,") != std::string::npos);
