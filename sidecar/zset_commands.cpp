@@ -107,42 +107,66 @@ void zadd_common(context& ctx, unsigned flags, std::size_t first) {
     added = updated = processed = 0;
     nan = false;
     if (state == found::wrong || (state == found::absent && (flags & xx))) return mutation::keep();
+    // Redis's zsetAdd decision for one pair: false = nothing to do for it. `score` becomes
+    // the new score (INCR adds the current one).
+    auto decide = [&](const double* cur_score, double& score) {
+      if (cur_score) {
+        if (flags & nx) return false;
+        if (flags & incr) {
+          score += *cur_score;
+          if (std::isnan(score)) {
+            nan = true;
+            return false;
+          }
+        }
+        if (((flags & lt) && score >= *cur_score) || ((flags & gt) && score <= *cur_score))
+          return false;
+        last_score = score;
+        ++processed;
+        if (score == *cur_score) return false;
+        ++updated;
+        return true;
+      }
+      if (flags & xx) return false;
+      last_score = score;
+      ++processed;
+      ++added;
+      return true;
+    };
+    // -0 is stored as 0: Redis's small sorted sets (listpack) keep scores as numbers that
+    // have no negative zero, and ZRANGE ... WITHSCORES prints "0".
+    if (scores.size() <= 8) {
+      // The common ZADD of a pair or a few: edit the sorted vector in place (a scan and a
+      // move), no index of every member.
+      for (std::size_t j = 0; j < scores.size() && !nan; ++j) {
+        double score = scores[j];
+        std::string_view member = ctx.args[first + 2 * j + 1];
+        auto at = find_member(z, member);
+        const double* cur_score = at >= 0 ? &z[static_cast<std::size_t>(at)].first : nullptr;
+        if (!decide(cur_score, score)) continue;
+        if (at >= 0) z.erase(z.begin() + at);
+        std::pair<double, std::string_view> item{score + 0.0, member};
+        z.insert(std::lower_bound(z.begin(), z.end(), item, typed::zless), item);
+      }
+      if (nan || (added == 0 && updated == 0)) return mutation::keep();
+      return store(z, cur ? exp : 0);
+    }
     std::unordered_map<std::string_view, double> by_member;
     by_member.reserve(z.size() + scores.size());
     for (auto& [s, m] : z) by_member.emplace(m, s);
-    for (std::size_t j = 0; j < scores.size(); ++j) {
+    for (std::size_t j = 0; j < scores.size() && !nan; ++j) {
       double score = scores[j];
       std::string_view member = ctx.args[first + 2 * j + 1];
       auto it = by_member.find(member);
-      if (it != by_member.end()) {
-        if (flags & nx) continue;
-        double cur_score = it->second;
-        if (flags & incr) {
-          score += cur_score;
-          if (std::isnan(score)) {
-            nan = true;
-            return mutation::keep();
-          }
-        }
-        if (((flags & lt) && score >= cur_score) || ((flags & gt) && score <= cur_score)) continue;
-        last_score = score;
-        ++processed;
-        if (score != cur_score) {
-          it->second = score;
-          ++updated;
-        }
-      } else if (!(flags & xx)) {
+      if (!decide(it != by_member.end() ? &it->second : nullptr, score)) continue;
+      if (it != by_member.end())
+        it->second = score;
+      else
         by_member.emplace(member, score);
-        last_score = score;
-        ++processed;
-        ++added;
-      }
     }
-    if (added == 0 && updated == 0) return mutation::keep();
+    if (nan || (added == 0 && updated == 0)) return mutation::keep();
     typed::zset_t next;
     next.reserve(by_member.size());
-    // -0 is stored as 0: Redis's small sorted sets (listpack) keep scores as numbers that
-    // have no negative zero, and ZRANGE ... WITHSCORES prints "0".
     for (auto& [m, s] : by_member) next.emplace_back(s + 0.0, m);
     std::sort(next.begin(), next.end(), typed::zless);
     return store(next, cur ? exp : 0);
