@@ -15,6 +15,7 @@
 #include <limits>
 
 #include "sidecar/resp_server_impl.hpp"
+#include "sidecar/typed_commands.hpp"
 #include "warp/l1.hpp"
 
 namespace warp::sidecar::detail {
@@ -75,12 +76,32 @@ bool arg_int(context& ctx, std::size_t i, std::int64_t& out) {
   return true;
 }
 
+/// Writes a stored string value; a list, set... is WRONGTYPE (or nil for MGET). Only a value
+/// starting with 0xFF needs a look at its header (typed_value.hpp).
+void reply_stored(resp_writer& w, std::string_view bytes, bool nil_if_other_type) {
+  if (!bytes.empty() && bytes[0] == typed::magic[0]) [[unlikely]] {
+    if (typed::type_of(bytes) != value_type::string) {
+      if (nil_if_other_type) return w.null();
+      return w.error(wrongtype);
+    }
+    return w.bulk(typed::string_payload(bytes));
+  }
+  w.bulk(bytes);
+}
+
+/// The client-visible string of a stored value, or nullopt for another type.
+std::optional<std::string> stored_string(const buffer& b) {
+  if (typed::type_of(*b) != value_type::string) return std::nullopt;
+  return std::string(typed::string_payload(*b));
+}
+
 /// Writes the value of `key` as a bulk or null. The hit path is L1::read writing straight
 /// into the output buffer: no copy, no reference count, no actor.
-void reply_value(context& ctx, std::string_view key) {
+void reply_value(context& ctx, std::string_view key, bool nil_if_other_type = false) {
   auto& w = ctx.w;
-  bool hit =
-      ctx.n.l1().read(key, [&](std::string_view bytes, const l1_entry_info&) { w.bulk(bytes); });
+  bool hit = ctx.n.l1().read(key, [&](std::string_view bytes, const l1_entry_info&) {
+    reply_stored(w, bytes, nil_if_other_type);
+  });
   if (hit) {
     ctx.hit();
     return;
@@ -94,7 +115,7 @@ void reply_value(context& ctx, std::string_view key) {
   auto r = ctx.n.get(key);
   if (r) {
     ctx.hit();
-    w.bulk(view(*r));
+    reply_stored(w, view(*r), nil_if_other_type);
   } else if (r.code() == errc::not_found) {
     ctx.miss();
     w.null();
@@ -688,7 +709,7 @@ void cmd_get(context& ctx) {
 void cmd_mget(context& ctx) {
   ctx.w.array(ctx.args.size() - 1);
   for (std::size_t i = 1; i < ctx.args.size(); ++i) {
-    reply_value(ctx, ctx.args[i]);
+    reply_value(ctx, ctx.args[i], true);
     if (ctx.defer) return;  // the whole command reruns on a worker
     ctx.srv.remember_read(ctx.c, ctx.args[i]);
   }
@@ -698,6 +719,8 @@ void cmd_mget(context& ctx) {
 /// the key, as Redis does for SET ... EXAT <past>.
 status plain_set(context& ctx, std::string_view key, std::string_view value, std::int64_t expires) {
   if (expires != 0 && expires <= now_ms()) return ctx.n.remove(key);
+  if (typed::needs_escape(value)) [[unlikely]]
+    return ctx.n.set_at(key, typed::encode_string(value), expires);
   return ctx.n.set_at(key, value, expires);
 }
 
@@ -736,17 +759,26 @@ void cmd_set(context& ctx) {
     return;
   }
   std::optional<std::string> old;
-  bool applied = false;
+  bool applied = false, wrong = false;
   auto r = ctx.n.update(key, [&](const buffer* cur, std::int64_t cur_exp) -> result<mutation> {
-    if ((flags & get) && cur) old = **cur;
+    applied = wrong = false;
+    old.reset();
+    if ((flags & get) && cur) {
+      old = stored_string(*cur);
+      if (!old) {  // SET ... GET on a list: WRONGTYPE, nothing written (as Redis)
+        wrong = true;
+        return mutation::keep();
+      }
+    }
     if ((flags & nx) && cur) return mutation::keep();
     if ((flags & xx) && !cur) return mutation::keep();
     applied = true;
     std::int64_t exp = (flags & keepttl) ? (cur ? cur_exp : 0) : expires;
     if (exp != 0 && exp <= now_ms()) return cur ? mutation::erase() : mutation::keep();
-    return mutation::put(std::string(value), exp);
+    return mutation::put(typed::encode_string(value), exp);
   });
   if (!r) return reply_error(ctx.w, r.err());
+  if (wrong) return ctx.w.error(wrongtype);
   if (flags & get) {
     if (old)
       ctx.w.bulk(*old);
@@ -779,7 +811,7 @@ void cmd_setnx(context& ctx) {
   auto r = ctx.n.update(ctx.args[1], [&](const buffer* cur, std::int64_t) -> result<mutation> {
     if (cur) return mutation::keep();
     applied = true;
-    return mutation::put(std::string(value), 0);
+    return mutation::put(typed::encode_string(value), 0);
   });
   if (!r) return reply_error(ctx.w, r.err());
   ctx.w.integer(applied ? 1 : 0);
@@ -789,12 +821,19 @@ void cmd_getset(context& ctx) {
   // SET k v GET under its old name: the value is replaced (and any TTL dropped, as SET
   // does); the reply is the previous value.
   std::optional<std::string> old;
+  bool wrong = false;
   std::string_view value = ctx.args[2];
   auto r = ctx.n.update(ctx.args[1], [&](const buffer* cur, std::int64_t) -> result<mutation> {
-    if (cur) old = **cur;
-    return mutation::put(std::string(value), 0);
+    old.reset();
+    wrong = false;
+    if (cur && !(old = stored_string(*cur))) {
+      wrong = true;
+      return mutation::keep();
+    }
+    return mutation::put(typed::encode_string(value), 0);
   });
   if (!r) return reply_error(ctx.w, r.err());
+  if (wrong) return ctx.w.error(wrongtype);
   if (old)
     ctx.w.bulk(*old);
   else
@@ -803,12 +842,19 @@ void cmd_getset(context& ctx) {
 
 void cmd_getdel(context& ctx) {
   std::optional<std::string> old;
+  bool wrong = false;
   auto r = ctx.n.update(ctx.args[1], [&](const buffer* cur, std::int64_t) -> result<mutation> {
+    wrong = false;
     if (!cur) return mutation::keep();
-    old = **cur;
+    old = stored_string(*cur);
+    if (!old) {
+      wrong = true;
+      return mutation::keep();
+    }
     return mutation::erase();
   });
   if (!r) return reply_error(ctx.w, r.err());
+  if (wrong) return ctx.w.error(wrongtype);
   if (old)
     ctx.w.bulk(*old);
   else
@@ -840,15 +886,22 @@ void cmd_getex(context& ctx) {
     return ctx.srv.remember_read(ctx.c, ctx.args[1]);
   }
   std::optional<std::string> value;
+  bool wrong = false;
   auto r =
       ctx.n.update(ctx.args[1], [&](const buffer* cur, std::int64_t cur_exp) -> result<mutation> {
+        wrong = false;
         if (!cur) return mutation::keep();
-        value = **cur;
+        value = stored_string(*cur);
+        if (!value) {
+          wrong = true;
+          return mutation::keep();
+        }
         if (persist) return cur_exp == 0 ? mutation::keep() : mutation::put(**cur, 0);
         if (expires <= now_ms()) return mutation::erase();
         return mutation::put(**cur, expires);
       });
   if (!r) return reply_error(ctx.w, r.err());
+  if (wrong) return ctx.w.error(wrongtype);
   if (value)
     ctx.w.bulk(*value);
   else
@@ -863,9 +916,17 @@ void cmd_mset(context& ctx) {
   // One node.set_many: one pass over the write stripes, storage and L1. Each key is
   // atomic, the set of keys is not (no multi-key transaction across key ranges).
   thread_local std::vector<kv_write> pairs;
-  pairs.clear();
+  std::vector<std::string> escaped;  // values that would read as a typed header
+  std::size_t to_escape = 0;
   for (std::size_t i = 1; i + 1 < ctx.args.size(); i += 2)
-    pairs.push_back({ctx.args[i], ctx.args[i + 1], 0});
+    to_escape += typed::needs_escape(ctx.args[i + 1]) ? 1 : 0;
+  escaped.reserve(to_escape);  // no reallocation: `pairs` views these strings
+  pairs.clear();
+  for (std::size_t i = 1; i + 1 < ctx.args.size(); i += 2) {
+    std::string_view v = ctx.args[i + 1];
+    if (typed::needs_escape(v)) v = escaped.emplace_back(typed::encode_string(v));
+    pairs.push_back({ctx.args[i], v, 0});
+  }
   auto st = ctx.n.set_many(pairs);
   pairs.clear();
   if (!st.ok()) return reply_error(ctx.w, st);
@@ -898,10 +959,9 @@ void cmd_exists(context& ctx) {
 }
 
 void cmd_type(context& ctx) {
-  ctx.srv.remember_read(ctx.c, ctx.args[1]);
-  auto r = ctx.n.contains(ctx.args[1]);
-  if (!r) return reply_error(ctx.w, r.err());
-  ctx.w.simple(*r ? "string" : "none");
+  with_value(ctx, ctx.args[1], [&](const std::string_view* stored) {
+    ctx.w.simple(type_name(stored ? typed::type_of(*stored) : value_type::none));
+  });
 }
 
 void expire_common(context& ctx, bool millis, bool absolute, std::string_view name) {
@@ -1010,10 +1070,16 @@ void cmd_persist(context& ctx) {
 
 }  // namespace
 
+void reply_node_error(resp_writer& w, const error& e) {
+  reply_error(w, e);
+}
+
 result<mutation> incr_step::operator()(const buffer* cur, std::int64_t cur_exp) {
   std::int64_t v = 0;
+  failed = fail::none;
   if (cur && !parse_int64(**cur, v)) {
-    failed = fail::not_int;
+    // Not a number: a list, set... answers WRONGTYPE (an escaped string is no number).
+    failed = typed::type_of(**cur) == value_type::string ? fail::not_int : fail::wrong_type;
     return mutation::keep();
   }
   if ((delta > 0 && v > std::numeric_limits<std::int64_t>::max() - delta) ||
@@ -1032,6 +1098,7 @@ result<mutation> incr_step::operator()(const buffer* cur, std::int64_t cur_exp) 
 void incr_step::reply(resp_writer& w, const status& st) const {
   if (!st.ok()) return reply_error(w, st);
   if (failed == fail::not_int) return w.error(not_int);
+  if (failed == fail::wrong_type) return w.error(wrongtype);
   if (failed == fail::overflow) return w.error("ERR increment or decrement would overflow");
   w.integer(value);
 }
@@ -1083,33 +1150,37 @@ void cmd_decrby(context& ctx) {
 
 void cmd_append(context& ctx) {
   std::size_t length = 0;
+  bool wrong = false;
   std::string_view extra = ctx.args[2];
   auto r =
       ctx.n.update(ctx.args[1], [&](const buffer* cur, std::int64_t cur_exp) -> result<mutation> {
-        std::string next = cur ? **cur : std::string{};
+        wrong = false;
+        std::string next;
+        if (cur) {
+          auto old = stored_string(*cur);
+          if (!old) {
+            wrong = true;
+            return mutation::keep();
+          }
+          next = std::move(*old);
+        }
         next.append(extra);
         length = next.size();
-        return mutation::put(std::move(next), cur ? cur_exp : 0);
+        return mutation::put(typed::encode_string(next), cur ? cur_exp : 0);
       });
   if (!r) return reply_error(ctx.w, r.err());
+  if (wrong) return ctx.w.error(wrongtype);
   ctx.w.integer(static_cast<std::int64_t>(length));
 }
 
 void cmd_strlen(context& ctx) {
   auto key = ctx.args[1];
   ctx.srv.remember_read(ctx.c, key);
-  std::size_t size = 0;
-  if (ctx.n.l1().read(key,
-                      [&](std::string_view bytes, const l1_entry_info&) { size = bytes.size(); }))
-    return ctx.w.integer(static_cast<std::int64_t>(size));
-  if (!ctx.j) {
-    ctx.defer = true;
-    return;
-  }
-  auto r = ctx.n.get(key);
-  if (r) return ctx.w.integer(static_cast<std::int64_t>(view(*r).size()));
-  if (r.code() == errc::not_found) return ctx.w.integer(0);
-  reply_error(ctx.w, r.err());
+  with_value(ctx, key, [&](const std::string_view* stored) {
+    if (!stored) return ctx.w.integer(0);
+    if (typed::type_of(*stored) != value_type::string) return ctx.w.error(wrongtype);
+    ctx.w.integer(static_cast<std::int64_t>(typed::string_payload(*stored).size()));
+  });
 }
 
 // -- keyspace ------------------------------------------------------------------------------
@@ -1127,7 +1198,7 @@ void cmd_scan(context& ctx) {
   std::string_view match;
   bool match_empty_key = false;  // MATCH "": node.scan reads an empty glob as "every key"
   std::int64_t count = 10;
-  bool strings = true;
+  std::optional<value_type> type_filter;
   for (std::size_t i = 2; i < ctx.args.size(); ++i) {
     auto opt = ctx.args[i];
     bool more = i + 1 < ctx.args.size();
@@ -1142,7 +1213,11 @@ void cmd_scan(context& ctx) {
         return;
       }
     } else if (ieq(opt, "type") && more) {
-      strings = ieq(ctx.args[++i], "string");
+      auto wanted = ctx.args[++i];
+      type_filter = value_type::none;  // an unknown type name matches nothing
+      for (auto t : {value_type::string, value_type::list, value_type::zset, value_type::set,
+                     value_type::hash})
+        if (ieq(wanted, type_name(t))) type_filter = t;
     } else {
       ctx.w.error(syntax);
       return;
@@ -1156,9 +1231,17 @@ void cmd_scan(context& ctx) {
       page->done || page->next_after.empty() ? 0 : ctx.srv.save_cursor(page->next_after);
   ctx.w.array(2);
   ctx.w.bulk(std::to_string(next));
-  if (!strings) {
-    ctx.w.array(0);
-    return;
+  if (type_filter) {
+    // TYPE reads each key of the page (bounded by COUNT) for its type tag.
+    std::erase_if(page->keys, [&](const std::string& k) {
+      value_type t = value_type::none;
+      if (!ctx.n.l1().read(k, [&](std::string_view bytes, const l1_entry_info&) {
+            t = typed::type_of(bytes);
+          })) {
+        if (auto r = ctx.n.get(k)) t = typed::type_of(view(*r));
+      }
+      return t != *type_filter;
+    });
   }
   ctx.w.array(page->keys.size());
   for (auto& k : page->keys) ctx.w.bulk(k);
@@ -1299,7 +1382,7 @@ const std::vector<command_def> table = {
     {"persist", 2, "write fast", 1, 1, 1, cmd_persist, false, false, "generic",
      "Remove a key's TTL"},
     {"type", 2, "readonly fast", 1, 1, 1, cmd_type, false, false, "generic",
-     "Type of a key (string or none)"},
+     "Type of a key (string, list, zset, set, hash or none)"},
     {"incr", 2, "write denyoom fast", 1, 1, 1, cmd_incr, false, false, "string",
      "Increment an integer"},
     {"incrby", 3, "write denyoom fast", 1, 1, 1, cmd_incrby, false, false, "string",
@@ -1315,6 +1398,93 @@ const std::vector<command_def> table = {
     {"scan", -2, "readonly", 0, 0, 0, cmd_scan, false, false, "generic",
      "Iterate keys (MATCH COUNT TYPE)"},
     {"keys", 2, "readonly", 0, 0, 0, cmd_keys, false, false, "generic", "Keys matching a pattern"},
+    {"lpush", -3, "write denyoom fast", 1, 1, 1, cmd_lpush, false, false, "list",
+     "Prepend elements to a list"},
+    {"rpush", -3, "write denyoom fast", 1, 1, 1, cmd_rpush, false, false, "list",
+     "Append elements to a list"},
+    {"lpushx", -3, "write denyoom fast", 1, 1, 1, cmd_lpushx, false, false, "list",
+     "Prepend elements to an existing list"},
+    {"rpushx", -3, "write denyoom fast", 1, 1, 1, cmd_rpushx, false, false, "list",
+     "Append elements to an existing list"},
+    {"lpop", -2, "write fast", 1, 1, 1, cmd_lpop, false, false, "list",
+     "Remove and return the first elements"},
+    {"rpop", -2, "write fast", 1, 1, 1, cmd_rpop, false, false, "list",
+     "Remove and return the last elements"},
+    {"llen", 2, "readonly fast", 1, 1, 1, cmd_llen, false, false, "list", "Length of a list"},
+    {"lrange", 4, "readonly", 1, 1, 1, cmd_lrange, false, false, "list", "A range of a list"},
+    {"lindex", 3, "readonly", 1, 1, 1, cmd_lindex, false, false, "list",
+     "An element of a list by index"},
+    {"lset", 4, "write denyoom", 1, 1, 1, cmd_lset, false, false, "list",
+     "Set an element of a list by index"},
+    {"lrem", 4, "write", 1, 1, 1, cmd_lrem, false, false, "list",
+     "Remove elements equal to a value"},
+    {"ltrim", 4, "write", 1, 1, 1, cmd_ltrim, false, false, "list", "Trim a list to a range"},
+    {"blpop", -3, "write noscript", 1, 1, 1, cmd_blocking, false, false, "list",
+     "Not supported (blocking): use LPOP"},
+    {"brpop", -3, "write noscript", 1, 1, 1, cmd_blocking, false, false, "list",
+     "Not supported (blocking): use RPOP"},
+    {"brpoplpush", 4, "write noscript", 1, 1, 1, cmd_blocking, false, false, "list",
+     "Not supported (blocking)"},
+    {"blmove", 6, "write noscript", 1, 1, 1, cmd_blocking, false, false, "list",
+     "Not supported (blocking)"},
+    {"blmpop", -5, "write noscript", 1, 1, 1, cmd_blocking, false, false, "list",
+     "Not supported (blocking)"},
+    {"zadd", -4, "write denyoom fast", 1, 1, 1, cmd_zadd, false, false, "sorted_set",
+     "Add members or update scores (NX XX GT LT CH INCR)"},
+    {"zincrby", 4, "write denyoom fast", 1, 1, 1, cmd_zincrby, false, false, "sorted_set",
+     "Increment a member's score"},
+    {"zrem", -3, "write fast", 1, 1, 1, cmd_zrem, false, false, "sorted_set", "Remove members"},
+    {"zscore", 3, "readonly fast", 1, 1, 1, cmd_zscore, false, false, "sorted_set",
+     "A member's score"},
+    {"zcard", 2, "readonly fast", 1, 1, 1, cmd_zcard, false, false, "sorted_set",
+     "Number of members"},
+    {"zrange", -4, "readonly", 1, 1, 1, cmd_zrange, false, false, "sorted_set",
+     "A range by rank or score (BYSCORE REV LIMIT WITHSCORES)"},
+    {"zrevrange", -4, "readonly", 1, 1, 1, cmd_zrevrange, false, false, "sorted_set",
+     "A range by rank, high to low"},
+    {"zrangebyscore", -4, "readonly", 1, 1, 1, cmd_zrangebyscore, false, false, "sorted_set",
+     "A range by score"},
+    {"zrevrangebyscore", -4, "readonly", 1, 1, 1, cmd_zrevrangebyscore, false, false, "sorted_set",
+     "A range by score, high to low"},
+    {"zcount", 4, "readonly fast", 1, 1, 1, cmd_zcount, false, false, "sorted_set",
+     "Members within a score range"},
+    {"zrank", 3, "readonly fast", 1, 1, 1, cmd_zrank, false, false, "sorted_set",
+     "A member's rank"},
+    {"zrevrank", 3, "readonly fast", 1, 1, 1, cmd_zrevrank, false, false, "sorted_set",
+     "A member's rank, high to low"},
+    {"zpopmin", -2, "write fast", 1, 1, 1, cmd_zpopmin, false, false, "sorted_set",
+     "Remove and return the lowest members"},
+    {"zpopmax", -2, "write fast", 1, 1, 1, cmd_zpopmax, false, false, "sorted_set",
+     "Remove and return the highest members"},
+    {"bzpopmin", -3, "write noscript", 1, 1, 1, cmd_blocking, false, false, "sorted_set",
+     "Not supported (blocking): use ZPOPMIN"},
+    {"bzpopmax", -3, "write noscript", 1, 1, 1, cmd_blocking, false, false, "sorted_set",
+     "Not supported (blocking): use ZPOPMAX"},
+    {"bzmpop", -5, "write noscript", 1, 1, 1, cmd_blocking, false, false, "sorted_set",
+     "Not supported (blocking)"},
+    {"sadd", -3, "write denyoom fast", 1, 1, 1, cmd_sadd, false, false, "set", "Add members"},
+    {"srem", -3, "write fast", 1, 1, 1, cmd_srem, false, false, "set", "Remove members"},
+    {"smembers", 2, "readonly", 1, 1, 1, cmd_smembers, false, false, "set", "Every member"},
+    {"sismember", 3, "readonly fast", 1, 1, 1, cmd_sismember, false, false, "set",
+     "Is this a member"},
+    {"scard", 2, "readonly fast", 1, 1, 1, cmd_scard, false, false, "set", "Number of members"},
+    {"spop", -2, "write fast", 1, 1, 1, cmd_spop, false, false, "set",
+     "Remove and return random members"},
+    {"hset", -4, "write denyoom fast", 1, 1, 1, cmd_hset, false, false, "hash", "Set fields"},
+    {"hmset", -4, "write denyoom fast", 1, 1, 1, cmd_hmset, false, false, "hash",
+     "Set fields (old form, replies OK)"},
+    {"hget", 3, "readonly fast", 1, 1, 1, cmd_hget, false, false, "hash", "A field's value"},
+    {"hmget", -3, "readonly fast", 1, 1, 1, cmd_hmget, false, false, "hash",
+     "Several fields' values"},
+    {"hdel", -3, "write fast", 1, 1, 1, cmd_hdel, false, false, "hash", "Delete fields"},
+    {"hgetall", 2, "readonly", 1, 1, 1, cmd_hgetall, false, false, "hash", "Every field and value"},
+    {"hkeys", 2, "readonly", 1, 1, 1, cmd_hkeys, false, false, "hash", "Every field"},
+    {"hvals", 2, "readonly", 1, 1, 1, cmd_hvals, false, false, "hash", "Every value"},
+    {"hlen", 2, "readonly fast", 1, 1, 1, cmd_hlen, false, false, "hash", "Number of fields"},
+    {"hexists", 3, "readonly fast", 1, 1, 1, cmd_hexists, false, false, "hash",
+     "Does a field exist"},
+    {"hincrby", 4, "write denyoom fast", 1, 1, 1, cmd_hincrby, false, false, "hash",
+     "Increment a field's integer"},
     {"subscribe", -2, "pubsub noscript loading stale", 0, 0, 0, cmd_subscribe, false, true,
      "pubsub", "Listen to channels (__keyspace@0__:<key>, __keyevent@0__:<event>)"},
     {"psubscribe", -2, "pubsub noscript loading stale", 0, 0, 0, cmd_psubscribe, false, true,

@@ -22,6 +22,7 @@
 #include <spdlog/spdlog.h>
 
 #include "sidecar/resp_server_impl.hpp"
+#include "sidecar/typed_value.hpp"
 #include "warp/l1.hpp"
 #include "warp/metrics.hpp"
 
@@ -792,6 +793,7 @@ bool server::try_batch(client& c, std::span<const std::string_view> args) {
   const command_def* cmd = nullptr;
   std::int64_t delta = 0;
   if (args.size() == 3 && name.size() == 3 && same_name(name, "set")) {
+    if (typed::needs_escape(args[2])) return false;  // stored escaped: the ordinary path
     cmd = set_cmd;
   } else if (args.size() == 2 && name.size() == 4 && same_name(name, "incr")) {
     cmd = incr_cmd, delta = 1;
@@ -940,12 +942,26 @@ bool server::needs_worker(const command_def* cmd, std::span<const std::string_vi
       for (auto name : names)
         if (auto* d = find_command(name)) v[static_cast<std::size_t>(d - table.data())] = k;
     };
-    put({"get", "mget", "strlen", "getex"}, kind::l1_read);
+    put({"get", "mget", "strlen", "getex", "type"}, kind::l1_read);
     put({"set", "setex", "psetex", "setnx", "getset", "getdel", "mset", "del", "unlink", "expire",
          "pexpire", "expireat", "pexpireat", "persist", "incr", "decr", "incrby", "decrby",
          "append"},
         kind::write);
-    put({"exists", "type", "ttl", "pttl"}, kind::storage_read);
+    // Typed commands (typed_commands.hpp): reads decide in their handler like GET.
+    put({"llen",      "lrange",        "lindex",
+         "zscore",    "zcard",         "zrange",
+         "zrevrange", "zrangebyscore", "zrevrangebyscore",
+         "zcount",    "zrank",         "zrevrank",
+         "smembers",  "sismember",     "scard",
+         "hget",      "hmget",         "hgetall",
+         "hkeys",     "hvals",         "hlen",
+         "hexists"},
+        kind::l1_read);
+    put({"lpush", "rpush", "lpushx", "rpushx",  "lpop",  "rpop",    "lset",
+         "lrem",  "ltrim", "zadd",   "zincrby", "zrem",  "zpopmin", "zpopmax",
+         "sadd",  "srem",  "spop",   "hset",    "hmset", "hdel",    "hincrby"},
+        kind::write);
+    put({"exists", "ttl", "pttl"}, kind::storage_read);
     put({"dbsize", "flushdb", "flushall"}, kind::keyspace);
     return v;
   }();

@@ -201,7 +201,7 @@ void run_set_batch(node& n, resp_writer& w, std::span<const kv_write> batch);
 struct incr_step {
   std::string_view key;
   std::int64_t delta = 0;
-  enum class fail : std::uint8_t { none, not_int, overflow } failed = fail::none;
+  enum class fail : std::uint8_t { none, not_int, overflow, wrong_type } failed = fail::none;
   std::int64_t value = 0;  // the result
   result<mutation> operator()(const buffer* cur, std::int64_t cur_exp);
   void reply(resp_writer& w, const status& st) const;

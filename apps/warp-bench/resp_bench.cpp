@@ -1,5 +1,6 @@
 // `warp-bench resp`: redis-benchmark against warpd's RESP sidecar and against a redis-server
-// started in the same run (GET SET INCR MSET, -c 50, with and without -P 50), the ratio per
+// started in the same run (GET SET INCR MSET LPUSH LPOP ZADD ZRANGE, and a MULTI/EXEC of 5
+// commands through `warp-bench resp-tx-load`; -c 50, with and without -P 50), the ratio per
 // row, and with --json one JSON object on the last line. The work is done by
 // sidecar/bench/resp_bench.sh (it manages both servers); this subcommand finds the script
 // in the source tree and warpd next to this binary in the build tree.
@@ -52,6 +53,14 @@ int run(const resp_args& a) {
   if (!warpd.empty()) {
     args.push_back("--warpd");
     args.push_back(warpd);
+  }
+  {
+    std::error_code ec;
+    auto self = fs::read_symlink("/proc/self/exe", ec);
+    if (!ec) {  // the MULTI/EXEC row's load generator (resp_tx_load.cpp)
+      args.push_back("--warp-bench");
+      args.push_back(self.string());
+    }
   }
   if (a.json) args.push_back("--json");
   std::vector<char*> argv;

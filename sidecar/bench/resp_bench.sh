@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # redis-benchmark against warpd's RESP sidecar and against a redis-server started in the same
-# run on the same machine: GET SET INCR MSET, -c 50, without and with -P 50. Prints a table
-# with the ratio warp/redis per row and a JSON line last.
+# run on the same machine: GET SET INCR MSET, LPUSH LPOP ZADD ZRANGE (on 1000 random lists
+# and sorted sets: the typed values are rewritten whole per write, see docs/sidecar.md), and
+# a MULTI/EXEC of 5 commands (warp-bench resp-tx-load), -c 50, without and with -P 50.
+# Prints a table with the ratio warp/redis per row and a JSON line last.
 #
 # Usage: sidecar/bench/resp_bench.sh [--warpd PATH] [--requests N] [--pipelined-requests N]
-#                                    [--repeat R] [--keyspace K] [--json]
+#                                    [--repeat R] [--keyspace K] [--json] [--warp-bench PATH]
 # --keyspace N spreads the keys over N random names (-r N): then writes pay for the
 # storage adapter's and L1's lookups at that size, not just for one hot key.
 # Each row takes the best of R runs per server (these machines are noisy); the servers are
@@ -19,6 +21,7 @@ prequests=2000000
 repeat=2
 keyspace=0  # 0 = redis-benchmark's default (one key per test); N = -r N random keys
 json_only=0
+warp_bench=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --warpd) warpd="$2"; shift 2 ;;
@@ -27,6 +30,7 @@ while [[ $# -gt 0 ]]; do
     --repeat) repeat="$2"; shift 2 ;;
     --keyspace) keyspace="$2"; shift 2 ;;
     --json) json_only=1; shift ;;
+    --warp-bench) warp_bench="$2"; shift 2 ;;
     -h|--help) sed -n 2,9p "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
@@ -77,14 +81,34 @@ alive() {
   kill -0 "${pids[0]}" 2>/dev/null || { echo "FAIL: warpd exited; its log:" >&2; cat "$work/warpd.log" >&2; exit 1; }
   kill -0 "${pids[1]}" 2>/dev/null || { echo "FAIL: redis-server exited" >&2; exit 1; }
 }
+# Typed rows: a command of redis-benchmark's own (its title starts with the test name), on
+# 1000 random keys so each list or sorted set stays small.
+declare -A custom=(
+  [lpush]="LPUSH bench:list:__rand_int__ job"
+  [lpop]="LPOP bench:list:__rand_int__"
+  [zadd]="ZADD bench:zset:__rand_int__ __rand_int__ m:__rand_int__"
+  [zrange]="ZRANGE bench:zset:__rand_int__ 0 9 WITHSCORES"
+)
 rps() {  # port test pipeline requests
   alive
+  if [[ "$2" == tx ]]; then  # MULTI + 5 commands + EXEC: transactions per second
+    [[ -x "$warp_bench" ]] || { echo 0; return; }
+    local per=$(( $4 / 10 ))
+    timeout 300 "$warp_bench" resp-tx-load --port "$1" --clients 50 --pipeline "$3" \
+      --transactions "$per" 2>/dev/null | tail -1
+    return
+  fi
+  local what=(-t "$2") keys=("${random_keys[@]}")
+  if [[ -n "${custom[$2]:-}" ]]; then
+    read -r -a what <<<"${custom[$2]}"
+    [[ ${#keys[@]} -eq 0 ]] && keys=(-r 1000)
+  fi
   # redis-benchmark retries a vanished server forever: bound every run.
-  timeout 300 redis-benchmark -h 127.0.0.1 -p "$1" -t "$2" -c 50 -P "$3" -n "$4" "${random_keys[@]}" --csv 2>/dev/null |
-    awk -F'"' -v t="$(echo "$2" | tr a-z A-Z)" 'NR > 1 && index($2, t) == 1 { print $4; exit }'
+  timeout 300 redis-benchmark -h 127.0.0.1 -p "$1" -c 50 -P "$3" -n "$4" "${keys[@]}" --csv "${what[@]}" 2>/dev/null |
+    awk -F'"' -v t="$(echo "$2" | tr a-z A-Z)" 'NR > 1 && index(toupper($2), t) == 1 { print $4; exit }'
 }
 
-tests=(get set incr mset)
+tests=(get set incr mset lpush lpop zadd zrange tx)
 declare -A best
 for pipeline in 1 50; do
   n="$requests"; [[ "$pipeline" -gt 1 ]] && n="$prequests"
@@ -112,16 +136,17 @@ json_only = sys.argv[1] == "1"
 best = {$(for k in "${!best[@]}"; do printf '"%s": %s, ' "$k" "${best[$k]}"; done)}
 rows = []
 for pipeline in (1, 50):
-    for t in ("get", "set", "incr", "mset"):
+    for t in ("get", "set", "incr", "mset", "lpush", "lpop", "zadd", "zrange", "tx"):
         w = best.get(f"warp/{t}/{pipeline}", 0.0)
         r = best.get(f"redis/{t}/{pipeline}", 0.0)
-        rows.append({"test": t.upper(), "pipeline": pipeline, "warp_rps": round(w), "redis_rps": round(r),
+        rows.append({"test": "MULTI5" if t == "tx" else t.upper(), "pipeline": pipeline, "warp_rps": round(w), "redis_rps": round(r),
                      "ratio": round(w / r, 3) if r else 0.0})
 if not json_only:
     print(f"{'test':<6} {'-P':>3} {'warp req/s':>12} {'redis req/s':>12} {'ratio':>7}")
     for row in rows:
         print(f"{row['test']:<6} {row['pipeline']:>3} {row['warp_rps']:>12,} {row['redis_rps']:>12,} {row['ratio']:>7.2f}")
-    print(f"(-c 50, best of {sys.argv[4]} runs, {sys.argv[2]} requests unpipelined, {sys.argv[3]} pipelined, keyspace {sys.argv[5] or 'default'})")
+    print(f"(-c 50, best of {sys.argv[4]} runs, {sys.argv[2]} requests unpipelined, {sys.argv[3]} pipelined, keyspace {sys.argv[5] or 'default'};")
+    print(" LPUSH..ZRANGE on 1000 random keys; MULTI5 = MULTI SET INCR LPUSH LPOP ZADD EXEC, transactions/s, a tenth of the requests)")
 print(json.dumps({"bench": "resp", "clients": 50, "keyspace": int(sys.argv[5]), "rows": rows,
                   "min_ratio": min(r["ratio"] for r in rows)}))
 PY

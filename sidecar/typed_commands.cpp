@@ -1,0 +1,57 @@
+// Helpers shared by the typed commands (typed_commands.hpp).
+#include "sidecar/typed_commands.hpp"
+
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <string>
+
+namespace warp::sidecar::detail {
+
+bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+void reply_write_error(resp_writer& w, const error& e) {
+  if (e.code() == errc::value_too_large)
+    return w.error(
+        "ERR the key's encoded value would exceed the maximum value size (limits.max_value_size)");
+  reply_node_error(w, e);
+}
+
+bool parse_score(std::string_view text, double& out) {
+  // strtod needs a terminated string; arguments are bounded by the parser's limits.
+  if (text.empty() || text.size() > 4096 || std::isspace(static_cast<unsigned char>(text[0])))
+    return false;
+  std::string s(text);
+  errno = 0;
+  char* end = nullptr;
+  double v = std::strtod(s.c_str(), &end);
+  if (static_cast<std::size_t>(end - s.c_str()) != s.size()) return false;
+  if (errno == ERANGE && (v == HUGE_VAL || v == -HUGE_VAL || v == 0)) return false;
+  if (std::isnan(v)) return false;
+  out = v;
+  return true;
+}
+
+bool int_arg(context& ctx, std::size_t i, std::int64_t& out) {
+  if (parse_int64(ctx.args[i], out)) return true;
+  ctx.w.error(not_integer);
+  return false;
+}
+
+void cmd_blocking(context& ctx) {
+  ctx.w.error("ERR blocking command '" + std::string(ctx.args[0].substr(0, 32)) +
+              "' is not supported by the Warp sidecar yet; poll with its non-blocking form "
+              "(LPOP, RPOP, ZPOPMIN, ZPOPMAX)");
+}
+
+}  // namespace warp::sidecar::detail

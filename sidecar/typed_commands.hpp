@@ -1,0 +1,114 @@
+// What the handlers of the typed commands (lists, sorted sets, sets, hashes) share: reading
+// a key the way GET does (L1 hit on the loop thread, a miss moved to a worker), Redis's
+// argument parsers and error texts, and the handler declarations the command table names.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "sidecar/resp_server_impl.hpp"
+#include "sidecar/typed_value.hpp"
+#include "warp/l1.hpp"
+
+namespace warp::sidecar::detail {
+
+inline constexpr std::string_view wrongtype =
+    "WRONGTYPE Operation against a key holding the wrong kind of value";
+inline constexpr std::string_view not_integer = "ERR value is not an integer or out of range";
+inline constexpr std::string_view not_positive = "ERR value is out of range, must be positive";
+inline constexpr std::string_view not_float = "ERR value is not a valid float";
+
+/// ASCII case-insensitive equality (option names).
+bool iequals(std::string_view a, std::string_view b) noexcept;
+/// Redis's error reply for a node error (resp_commands.cpp).
+void reply_node_error(resp_writer& w, const error& e);
+/// The reply for a failed typed write: a value over limits.max_value_size gets a text that
+/// names the collection, not "string".
+void reply_write_error(resp_writer& w, const error& e);
+/// Redis's string2d (ZADD scores, ZINCRBY): no leading space, no trailing bytes, no NaN.
+bool parse_score(std::string_view text, double& out);
+/// A signed 64-bit argument; writes Redis's error when it is not one.
+bool int_arg(context& ctx, std::size_t i, std::int64_t& out);
+
+/// Calls `fn(const std::string_view* stored)` with the stored bytes of `key` (null when
+/// absent). An L1 hit runs here; a miss on the loop thread sets ctx.defer (the command
+/// reruns on a worker, which reads through). Storage errors are replied here.
+template <class F>
+void with_value(context& ctx, std::string_view key, F&& fn) {
+  bool hit =
+      ctx.n.l1().read(key, [&](std::string_view bytes, const l1_entry_info&) { fn(&bytes); });
+  if (hit) {
+    ctx.hit();
+  } else if (!ctx.j) {
+    ctx.defer = true;
+    return;
+  } else {
+    auto r = ctx.n.get(key);
+    if (r) {
+      ctx.hit();
+      auto v = view(*r);
+      fn(&v);
+    } else if (r.code() == errc::not_found) {
+      ctx.miss();
+      fn(static_cast<const std::string_view*>(nullptr));
+    } else {
+      return reply_node_error(ctx.w, r.err());
+    }
+  }
+  ctx.srv.remember_read(ctx.c, key);
+}
+
+// Lists (list_commands.cpp).
+void cmd_lpush(context& ctx);
+void cmd_rpush(context& ctx);
+void cmd_lpushx(context& ctx);
+void cmd_rpushx(context& ctx);
+void cmd_lpop(context& ctx);
+void cmd_rpop(context& ctx);
+void cmd_llen(context& ctx);
+void cmd_lrange(context& ctx);
+void cmd_lindex(context& ctx);
+void cmd_lset(context& ctx);
+void cmd_lrem(context& ctx);
+void cmd_ltrim(context& ctx);
+/// BLPOP, BRPOP, BLMOVE, BZPOPMIN...: not built; a clear error instead of a hang.
+void cmd_blocking(context& ctx);
+
+// Sorted sets (zset_commands.cpp).
+void cmd_zadd(context& ctx);
+void cmd_zincrby(context& ctx);
+void cmd_zrem(context& ctx);
+void cmd_zscore(context& ctx);
+void cmd_zcard(context& ctx);
+void cmd_zrange(context& ctx);
+void cmd_zrevrange(context& ctx);
+void cmd_zrangebyscore(context& ctx);
+void cmd_zrevrangebyscore(context& ctx);
+void cmd_zcount(context& ctx);
+void cmd_zrank(context& ctx);
+void cmd_zrevrank(context& ctx);
+void cmd_zpopmin(context& ctx);
+void cmd_zpopmax(context& ctx);
+
+// Sets (set_commands.cpp).
+void cmd_sadd(context& ctx);
+void cmd_srem(context& ctx);
+void cmd_smembers(context& ctx);
+void cmd_sismember(context& ctx);
+void cmd_scard(context& ctx);
+void cmd_spop(context& ctx);
+
+// Hashes (hash_commands.cpp).
+void cmd_hset(context& ctx);
+void cmd_hmset(context& ctx);
+void cmd_hget(context& ctx);
+void cmd_hmget(context& ctx);
+void cmd_hdel(context& ctx);
+void cmd_hgetall(context& ctx);
+void cmd_hkeys(context& ctx);
+void cmd_hvals(context& ctx);
+void cmd_hlen(context& ctx);
+void cmd_hexists(context& ctx);
+void cmd_hincrby(context& ctx);
+
+}  // namespace warp::sidecar::detail
