@@ -19,7 +19,7 @@
 #include <thread>
 #include <vector>
 
-#include "bench.hpp"
+#include "apps/warp-bench/bench.hpp"
 
 namespace {
 

@@ -9,7 +9,7 @@
 #include <sstream>
 #include <string>
 
-#include "support/process.hpp"
+#include "test/support/process.hpp"
 #include "test/sidecar/sidecar_fixture.hpp"
 
 using namespace warp::test;

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "support/process.hpp"
+#include "test/support/process.hpp"
 #include "test/sidecar/resp_client.hpp"
 #include "test/sidecar/sidecar_fixture.hpp"
 
