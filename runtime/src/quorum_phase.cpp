@@ -5,7 +5,30 @@
 namespace warp::detail {
 
 namespace {
-constexpr const char* no_quorum_text = "no quorum of ready replicas answered in time";
+
+// Built with += rather than chains of operator+: GCC 12 reports a false -Warray-bounds on
+// those once inlined.
+std::string no_quorum(std::size_t ok, std::size_t need, bool repair, bool write) {
+  std::string s = "no quorum of ready replicas answered in time (";
+  s += std::to_string(ok);
+  s += " of ";
+  s += std::to_string(need);
+  s += " needed";
+  if (repair) s += ", read repair";
+  s += ")";
+  if (write) s += "; nothing was written";
+  return s;
+}
+
+std::string unacknowledged(std::size_t ok, std::size_t need) {
+  std::string s = "only ";
+  s += std::to_string(ok);
+  s += " of ";
+  s += std::to_string(need);
+  s += " replicas acknowledged in time; the write may or may not have been applied";
+  return s;
+}
+
 }  // namespace
 
 // -- quorum_call ------------------------------------------------------------------------------
@@ -98,9 +121,7 @@ std::vector<quorum_send> quorum_op::phase_done() {
   auto& replies = call_->replies();
   if (phase_ == 1) {
     if (call_->ok() < maj) {
-      fail(errc::timeout, std::string{no_quorum_text} + " (" + std::to_string(call_->ok()) +
-                              " of " + std::to_string(maj) + " needed)" +
-                              (kind_ == kind::write ? "; nothing was written" : ""));
+      fail(errc::timeout, no_quorum(call_->ok(), maj, false, kind_ == kind::write));
       return {};
     }
     if (kind_ == kind::read) {
@@ -152,16 +173,14 @@ std::vector<quorum_send> quorum_op::phase_done() {
   // Phase 2: a majority holds rec_ (or not).
   if (kind_ == kind::read) {
     if (call_->ok() + have_ < maj) {
-      fail(errc::timeout, std::string{no_quorum_text} + " (read repair)");
+      fail(errc::timeout, no_quorum(call_->ok() + have_, maj, true, false));
       return {};
     }
     outcome_.emplace(std::move(rec_));
     return {};
   }
   if (call_->ok() < maj) {
-    fail(errc::unknown_outcome,
-         "only " + std::to_string(call_->ok()) + " of " + std::to_string(maj) +
-             " replicas acknowledged in time; the write may or may not have been applied");
+    fail(errc::unknown_outcome, unacknowledged(call_->ok(), maj));
     return {};
   }
   outcome_.emplace(rec_);
@@ -172,16 +191,11 @@ void quorum_op::on_timeout() {
   if (done()) return;
   if (call_) mismatch_ |= call_->saw_mismatch();
   if (kind_ == kind::write && phase_ == 2) {
-    fail(errc::unknown_outcome,
-         "only " + std::to_string(call_->ok()) + " of " + std::to_string(shape_.majority) +
-             " replicas acknowledged in time; the write may or may not have been applied");
+    fail(errc::unknown_outcome, unacknowledged(call_->ok(), shape_.majority));
     return;
   }
   auto ok = call_ ? call_->ok() + (phase_ == 2 ? have_ : 0) : 0;
-  fail(errc::timeout, std::string{no_quorum_text} + " (" + std::to_string(ok) + " of " +
-                          std::to_string(shape_.majority) + " needed" +
-                          (phase_ == 2 ? ", read repair" : "") + ")" +
-                          (kind_ == kind::write ? "; nothing was written" : ""));
+  fail(errc::timeout, no_quorum(ok, shape_.majority, phase_ == 2, kind_ == kind::write));
 }
 
 void quorum_op::on_shutdown() {
