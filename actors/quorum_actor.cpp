@@ -74,6 +74,9 @@ struct quorum_state {
   void on_down(const caf::down_msg& dm);
   void tick();
   void flush();
+  /// Flushes now if a flush is pending (see its definition).
+  void flush_now();
+  void on_flush();
   void sweep();
   void on_deadline(std::uint64_t id);
   std::string status_json() const;
@@ -110,6 +113,7 @@ struct quorum_state {
   std::unordered_map<caf::node_id, std::size_t> by_node;  ///< CAF node -> member index
   caf::actor basp;
   bool flush_scheduled = false;
+  bool flush_deferred = false;  ///< the pending flush message was re-queued once
 
   struct live_op {
     detail::quorum_op op;
@@ -167,7 +171,7 @@ caf::behavior quorum_state::make_behavior(quorum_setup s) {
         tick();
         self->delayed_send(self, tick_interval, quorum_tick_atom::value);
       },
-      [this](caf::flush_atom) { flush(); },
+      [this](caf::flush_atom) { on_flush(); },
       [this](quorum_sweep_atom) { sweep(); },
       [this](quorum_deadline_atom, std::uint64_t id) { on_deadline(id); },
   };
@@ -211,6 +215,7 @@ void quorum_state::launch(std::uint64_t id) {
   auto range = op.range();
   dispatch(range, op.start());
   finish_op(id);
+  flush_now();
 }
 
 void quorum_state::sweep() {
@@ -264,6 +269,7 @@ void quorum_state::on_fanout(strong_fanout_cmd& cmd) {
   self->delayed_send(self, cmd.timeout, quorum_deadline_atom::value, id);
   dispatch(cmd.range, std::move(sends));
   finish_fanout(id, false);
+  flush_now();
 }
 
 void quorum_state::on_deadline(std::uint64_t id) {
@@ -304,6 +310,7 @@ void quorum_state::dispatch(std::uint32_t range, std::vector<detail::quorum_send
     // share the batches (the flush message queues behind them).
     if (!flush_scheduled) {
       flush_scheduled = true;
+      flush_deferred = false;
       self->send(self, caf::flush_atom::value);
     }
   }
@@ -436,6 +443,27 @@ void quorum_state::send_chunked(const caf::actor& dest, bool requests, std::vect
   }
 }
 
+void quorum_state::flush_now() {
+  // Nothing else waiting in the mailbox: send what is queued at once (no extra hop through
+  // the flush message). Otherwise the next messages may queue more requests for the same
+  // batches: the flush message (or the next idle moment) sends them.
+  if (flush_scheduled && self->mailbox().empty()) flush();
+}
+
+void quorum_state::on_flush() {
+  // The flush message came back through the mailbox. Commands that arrived while it was
+  // queued sit behind it; when there are any, wait for them once (re-queue the flush), so
+  // they share these batches instead of going out in batches of their own: batches, not
+  // operations, are what the links pay for. The second time, flush regardless.
+  if (!flush_scheduled) return;
+  if (!flush_deferred && !self->mailbox().empty()) {
+    flush_deferred = true;
+    self->send(self, caf::flush_atom::value);
+    return;
+  }
+  flush();
+}
+
 void quorum_state::flush() {
   flush_scheduled = false;
   std::vector<wire::reply> unreachable;
@@ -485,6 +513,7 @@ void quorum_state::on_requests(const std::string& bytes) {
   counters.requests_served += replies.size();
   ++counters.batches_served;
   send_chunked<wire::reply_batch>(dest, false, replies);
+  flush_now();
 }
 
 void quorum_state::on_replies(const std::string& bytes) {
@@ -494,6 +523,7 @@ void quorum_state::on_replies(const std::string& bytes) {
     return;
   }
   for (auto& rep : batch->items) route(std::move(rep));
+  flush_now();
 }
 
 std::string quorum_state::status_json() const {
