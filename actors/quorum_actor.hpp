@@ -1,39 +1,65 @@
 // The quorum actor: one per node in a cluster with strong_distributed keys, registered as
 // `warpquor` so peers find it (connect to a peer's listen port, then a registry lookup on
-// that node). It runs on CAF's scheduler and never blocks; callers of strong operations
-// block on their own threads (application threads, the control actor's work pool), never
-// on a scheduler thread, so they cannot starve the replies they wait for.
-//
-// Wire protocol (bus/strong_wire.hpp; only CAF built-in types cross the network):
-//   (warpqreq, string)  request batch, one-way; answered by one or more reply batches
-//   (warpqrep, string)  reply batch, one-way, to the sender of the requests
-//   (warpqstat) -> string   the node's strong-mode status as JSON
-// Bytes are decoded with hard bounds; a malformed message is counted and dropped.
+// that node). It is the coordinator of every strong operation of its node and the server
+// of its node's replica:
+//   * strong_read_cmd / strong_write_cmd run the ABD phases (detail::quorum_op, a pure
+//     class) and complete the caller's continuation with the outcome: no caller thread
+//     takes part in the protocol; blocking callers wait on a future the continuation fills;
+//   * peers' request batches are answered from the local replica;
+//   * it owns the peer links, the outbound batches, the operations in flight, the
+//     deadlines and the counters (stateful_actor state, one thread: no lock).
+// It runs on CAF's scheduler and never blocks. Messages: actors/quorum_commands.hpp.
+// Bytes from the network are decoded with hard bounds; a malformed message is counted and
+// dropped.
 #pragma once
 
 #include <chrono>
+#include <cstdint>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include <caf/actor.hpp>
-#include <caf/atom.hpp>
 #include <caf/fwd.hpp>
 
-#include "actors/strong_context.hpp"
+#include "actors/quorum_commands.hpp"
+#include "merge/strong_replica.hpp"
+#include "bus/strong_wire.hpp"
 #include "warp/error.hpp"
+#include "warp/version.hpp"
+
+namespace warp::detail {
+class strong_placement;
+}
 
 namespace warp::actors {
 
-using quorum_request_atom = caf::atom_constant<caf::atom("warpqreq")>;
-using quorum_reply_atom = caf::atom_constant<caf::atom("warpqrep")>;
-using quorum_status_atom = caf::atom_constant<caf::atom("warpqstat")>;
+/// Everything the quorum actor is given at spawn; fixed for its lifetime.
+struct quorum_setup {
+  /// Where each range's replicas are (owned by the coordinator, immutable).
+  const detail::strong_placement* placement = nullptr;
+  /// The local replica (guards itself: the maintenance thread also copies into it).
+  detail::strong_replica* replica = nullptr;
+  std::uint64_t incarnation = 0;
+  detail::wire::strong_limits limits;
+  /// Bound on one get/set/delete.
+  std::chrono::milliseconds timeout{1000};
+  /// The version of a write, strictly above `highest` (HLC and node id).
+  std::function<version(const version& highest)> pick_version;
+  /// The node's HLC reading, sent in every batch header.
+  std::function<std::uint64_t()> clock_now;
+  /// Fields of the status JSON the actor does not own (catch-up progress), as a JSON
+  /// object text to merge; may be empty.
+  std::function<std::string()> status_extra;
+  /// Find peers through the middleman (connect + registry lookup) and register as
+  /// quorum_registry_name(). Tests link actors of one system with quorum_link_cmd instead.
+  bool dial = true;
+};
 
-constexpr caf::atom_value quorum_registry_name() noexcept {
-  return caf::atom("warpquor");
-}
-
-/// Spawns the quorum actor (registered under quorum_registry_name()); `ctx` must outlive it.
-caf::actor spawn_quorum_actor(caf::actor_system& sys, detail::quorum_context& ctx);
-/// Stops it and waits until it is gone.
+/// Spawns the quorum actor (registered under quorum_registry_name() when `setup.dial`);
+/// the placement and replica must outlive it.
+caf::actor spawn_quorum_actor(caf::actor_system& sys, quorum_setup setup);
+/// Fails its operations in flight, stops it and waits until it is gone.
 void stop_quorum_actor(caf::actor_system& sys, const caf::actor& quorum);
 
 /// Asks the node at HOST:PORT for its strong-mode status JSON (blocking; for warp-nemesis

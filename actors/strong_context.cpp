@@ -1,55 +1,11 @@
 #include "actors/strong_context.hpp"
 
-#include <caf/all.hpp>
-
 namespace warp::detail {
 
 namespace {
 constexpr std::size_t dump_page_records = 1024;
 constexpr std::size_t dump_page_bytes = 4 * 1024 * 1024;
 }  // namespace
-
-void quorum_context::enqueue(std::size_t p, wire::request req) {
-  auto& peer = *peers[p];
-  {
-    std::lock_guard<std::mutex> g{peer.mtx};
-    peer.queue.push_back(std::move(req));
-  }
-  if (!flush_scheduled.exchange(true, std::memory_order_acq_rel) && actor)
-    caf::anon_send(actor, caf::flush_atom::value);
-}
-
-void quorum_context::deliver(wire::reply rep) {
-  std::shared_ptr<pending_call> call;
-  std::uint32_t slot = 0;
-  {
-    std::lock_guard<std::mutex> g{pending_mtx};
-    auto it = pending.find(rep.id);
-    if (it == pending.end()) return;  // late: the call finished without it
-    call = std::move(it->second.first);
-    slot = it->second.second;
-    pending.erase(it);
-  }
-  {
-    std::lock_guard<std::mutex> g{call->mtx};
-    if (slot < call->replies.size() && !call->replies[slot]) {
-      call->replies[slot] = std::move(rep);
-      ++call->answered;
-    }
-  }
-  call->cv.notify_all();
-}
-
-void quorum_context::fail_queue(std::size_t, std::vector<wire::request>& reqs) {
-  for (auto& r : reqs) {
-    counters.unreachable_replies.fetch_add(1, std::memory_order_relaxed);
-    wire::reply rep;
-    rep.id = r.id;
-    rep.code = wire::status::unreachable;
-    deliver(std::move(rep));
-  }
-  reqs.clear();
-}
 
 wire::reply serve(strong_replica& replica, const wire::request& req) {
   wire::reply rep;

@@ -28,29 +28,12 @@ std::shared_ptr<spdlog::logger> log() {
   return spdlog::default_logger();
 }
 
-std::pair<std::string, std::uint16_t> split_address(const std::string& addr) {
-  auto colon = addr.rfind(':');
-  if (colon == std::string::npos) return {addr, 0};
-  std::string host = addr.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
-  unsigned port = 0;
-  try {
-    port = static_cast<unsigned>(std::stoul(addr.substr(colon + 1)));
-  } catch (...) {
-    port = 0;
-  }
-  return {host, static_cast<std::uint16_t>(port > 65535 ? 0 : port)};
-}
-
 std::vector<std::string> member_list(const node_config& cfg, const std::string& self) {
   if (!cfg.strong.members.empty()) return cfg.strong.members;
   std::vector<std::string> out = cfg.peers;
   out.push_back(self);
   return out;
 }
-
-const char* no_quorum_text = "no quorum of ready replicas answered in time";
 
 }  // namespace
 
@@ -106,8 +89,8 @@ bool strong_coordinator::wanted(const node_config& cfg) {
   // only a cluster configured with strong_distributed keys (a pattern, the default mode, or
   // an explicit member list) pays for them. Such keys cannot be added at runtime
   // (node::register_pattern refuses): every node's coordinator must run from the start.
-  bool configured = !cfg.strong.members.empty() ||
-                    cfg.default_policy.consistency == mode::strong_distributed;
+  bool configured =
+      !cfg.strong.members.empty() || cfg.default_policy.consistency == mode::strong_distributed;
   for (auto& spec : cfg.patterns)
     if (auto e = pattern_registry::parse_spec(spec);
         e && e->policy.consistency == mode::strong_distributed)
@@ -122,28 +105,17 @@ strong_coordinator::strong_coordinator(node::impl& st, std::string self_address)
       sys_(*st.system),
       opts_(st.config.strong),
       node_id_(st.id),
+      incarnation_([] {
+        std::random_device rd;
+        return (static_cast<std::uint64_t>(rd()) << 32) | rd();
+      }()),
       placement_(member_list(st.config, self_address), self_address,
                  st.config.strong.replication_factor, st.config.cluster.ranges),
       replica_(placement_.ranges()) {
-  std::random_device rd;
-  ctx_.fingerprint = placement_.fingerprint();
-  ctx_.incarnation = (static_cast<std::uint64_t>(rd()) << 32) | rd();
-  ctx_.limits.max_key_bytes = std::max<std::size_t>(st.config.limits.max_key_size, 1);
-  ctx_.limits.max_value_bytes = std::max<std::size_t>(st.config.limits.max_value_size, 1);
-  ctx_.limits.max_message_bytes = std::max<std::size_t>(
-      ctx_.limits.max_message_bytes, st.config.limits.max_value_size * 2 + 65536);
-  ctx_.replica = &replica_;
-  ctx_.clock_now = [this] { return st_.clock.last(); };
-  ctx_.status_json = [this] { return status_json(); };
-  for (std::size_t i = 0; i < placement_.members().size(); ++i) {
-    if (i == placement_.self_index()) continue;
-    auto p = std::make_unique<quorum_peer>();
-    p->address = placement_.members()[i];
-    auto [host, port] = split_address(p->address);
-    p->host = host;
-    p->port = port;
-    ctx_.peers.push_back(std::move(p));
-  }
+  limits_.max_key_bytes = std::max<std::size_t>(st.config.limits.max_key_size, 1);
+  limits_.max_value_bytes = std::max<std::size_t>(st.config.limits.max_value_size, 1);
+  limits_.max_message_bytes =
+      std::max<std::size_t>(limits_.max_message_bytes, st.config.limits.max_value_size * 2 + 65536);
   // Ranges this node does not replicate are never asked; mark them ready so status and
   // serve() answer plainly.
   for (std::uint32_t r = 0; r < placement_.ranges(); ++r)
@@ -160,8 +132,24 @@ strong_coordinator::~strong_coordinator() {
 void strong_coordinator::start() {
   if (started_) return;
   started_ = true;
-  actor_ = actors::spawn_quorum_actor(sys_, ctx_);
-  ctx_.actor = actor_;
+  actors::quorum_setup setup;
+  setup.placement = &placement_;
+  setup.replica = &replica_;
+  setup.incarnation = incarnation_;
+  setup.limits = limits_;
+  setup.timeout = opts_.timeout;
+  auto& clock = st_.clock;
+  auto node_id = node_id_;
+  setup.pick_version = [&clock, node_id](const version& highest) {
+    // A version above every one a majority holds: HLC past the highest, our node id. A
+    // reading too far in the future (a bad clock elsewhere) is not observed (the clock's
+    // own bound), only exceeded.
+    clock.observe(highest.hlc);
+    return version{std::max(clock.next(), highest.hlc + 1), node_id};
+  };
+  setup.clock_now = [&clock] { return clock.last(); };
+  setup.status_extra = [this] { return progress_json(); };
+  actor_ = actors::spawn_quorum_actor(sys_, std::move(setup));
   started_at_ = steady::now();
   maint_ = std::thread([this] { maintenance(); });
   log()->info("strong: {} members, replication factor {}, {} ranges replicated here",
@@ -179,232 +167,99 @@ void strong_coordinator::stop() {
     if (stopped_) return;
     stopped_ = true;
   }
-  ctx_.stopping.store(true);
   maint_cv_.notify_all();
-  // Wake every waiting call: they see `stopping` and fail.
-  {
-    std::lock_guard<std::mutex> g{ctx_.pending_mtx};
-    for (auto& [id, entry] : ctx_.pending) {
-      std::lock_guard<std::mutex> cg{entry.first->mtx};
-      entry.first->cv.notify_all();
-    }
-  }
+  // The actor fails every call in flight (the maintenance thread's too) and quits; calls
+  // sent after that are dropped, and their completions report shutting_down.
+  if (actor_) actors::stop_quorum_actor(sys_, actor_);
   if (maint_.joinable()) maint_.join();
-  if (actor_) {
-    actors::stop_quorum_actor(sys_, actor_);
-    actor_ = nullptr;
-  }
 }
 
-strong_coordinator::inflight strong_coordinator::begin_phase(std::uint32_t range,
-                                                             const std::vector<std::size_t>& slots,
-                                                             const wire::request& req) {
-  auto& replicas = placement_.replicas(range);
-  inflight f;
-  f.call = std::make_shared<pending_call>();
-  f.call->replies.resize(replicas.size());
-  f.slots = slots.size();
-  auto call_id = ctx_.next_call.fetch_add(1, std::memory_order_relaxed);
-  std::optional<std::size_t> local_slot;
-  // Register first, then send: a reply can never arrive before its entry exists.
-  {
-    std::lock_guard<std::mutex> g{ctx_.pending_mtx};
-    for (auto s : slots) {
-      if (replicas[s] == placement_.self_index()) {
-        local_slot = s;
-        continue;
-      }
-      auto id = (call_id << 4) | s;
-      ctx_.pending.emplace(id, std::pair{f.call, static_cast<std::uint32_t>(s)});
-      f.ids.push_back(id);
-    }
-  }
-  for (auto s : slots) {
-    auto m = replicas[s];
-    if (m == placement_.self_index()) continue;
-    auto peer = m < placement_.self_index() || placement_.self_index() == strong_placement::npos
-                    ? m
-                    : m - 1;
-    wire::request r = req;
-    r.id = (call_id << 4) | s;
-    if (!ctx_.peers[peer]->connected.load(std::memory_order_acquire)) {
-      wire::reply rep;
-      rep.id = r.id;
-      rep.code = wire::status::unreachable;
-      ctx_.deliver(std::move(rep));
-      continue;
-    }
-    ctx_.enqueue(peer, std::move(r));
-  }
-  if (local_slot) {
-    wire::request r = req;
-    r.id = (call_id << 4) | *local_slot;
-    auto rep = serve(replica_, r);
-    std::lock_guard<std::mutex> g{f.call->mtx};
-    f.call->replies[*local_slot] = std::move(rep);
-    ++f.call->answered;
-  }
-  return f;
+// -- operations: commands to the quorum actor ---------------------------------------------------
+
+void strong_coordinator::submit(std::string_view key, std::optional<strong_record> write,
+                                actors::completion<strong_record> done) {
+  if (!actor_) return done(error{errc::shutting_down, "the strong mode is not started"});
+  if (write)
+    caf::anon_send(actor_,
+                   actors::strong_write_cmd{std::string{key}, std::move(*write), std::move(done)});
+  else
+    caf::anon_send(actor_, actors::strong_read_cmd{std::string{key}, std::move(done)});
 }
 
-strong_coordinator::phase strong_coordinator::end_phase(inflight& f, std::size_t need,
-                                                        steady::time_point deadline) {
-  phase out;
-  {
-    std::unique_lock<std::mutex> lk{f.call->mtx};
-    auto count_ok = [&] {
-      std::size_t ok = 0;
-      for (auto& r : f.call->replies) ok += r && r->code == wire::status::ok;
-      return ok;
-    };
-    f.call->cv.wait_until(lk, deadline, [&] {
-      return ctx_.stopping.load(std::memory_order_relaxed) || count_ok() >= need ||
-             f.call->answered >= f.slots;
-    });
-    out.replies = f.call->replies;
-    out.ok = count_ok();
-  }
-  {
-    std::lock_guard<std::mutex> g{ctx_.pending_mtx};
-    for (auto id : f.ids) ctx_.pending.erase(id);
-  }
-  f.ids.clear();
-  for (auto& r : out.replies)
-    if (r && r->code == wire::status::mismatch && out.ok < need)
-      log()->warn(
-          "strong: a replica has a different member list / replication factor; "
-          "every node must be configured with the same members");
-  return out;
+result<strong_record> strong_coordinator::run_blocking(std::string_view key,
+                                                       std::optional<strong_record> write) {
+  auto p = std::make_shared<std::promise<result<strong_record>>>();
+  auto f = p->get_future();
+  submit(key, std::move(write), actors::completion<strong_record>{[p](result<strong_record> r) {
+           p->set_value(std::move(r));
+         }});
+  // The actor decides every operation by its deadline (or fails it when it stops, or the
+  // dropped command's completion does): the bound below is only a backstop.
+  if (f.wait_for(opts_.timeout * 2 + std::chrono::seconds{5}) != std::future_status::ready)
+    return error{write ? errc::unknown_outcome : errc::timeout,
+                 "the quorum actor did not answer in time"};
+  return f.get();
 }
 
-strong_coordinator::phase strong_coordinator::run_phase(std::uint32_t range,
-                                                        const std::vector<std::size_t>& slots,
-                                                        const wire::request& req, std::size_t need,
-                                                        steady::time_point deadline) {
-  auto f = begin_phase(range, slots, req);
-  return end_phase(f, need, deadline);
-}
+namespace {
 
-result<strong_record> strong_coordinator::read_quorum(std::string_view key,
-                                                      steady::time_point deadline) {
-  auto range = placement_.range_of(key);
-  auto rf = placement_.replication_factor();
-  auto maj = placement_.majority();
-  std::vector<std::size_t> all(rf);
-  for (std::size_t i = 0; i < rf; ++i) all[i] = i;
-  wire::request req;
-  req.what = wire::op::read;
-  req.range = range;
-  req.key.assign(key);
-  auto p1 = run_phase(range, all, req, maj, deadline);
-  if (ctx_.stopping.load()) return error{errc::shutting_down, "node is stopping"};
-  if (p1.ok < maj) {
-    ctx_.counters.quorum_timeouts.fetch_add(1, std::memory_order_relaxed);
-    return error{errc::timeout, std::string{no_quorum_text} + " (" + std::to_string(p1.ok) +
-                                    " of " + std::to_string(maj) + " needed)"};
-  }
-  strong_record newest;
-  for (auto& r : p1.replies)
-    if (r && r->code == wire::status::ok && r->rec && newest.ver < r->rec->ver) newest = *r->rec;
-  // Which ok replies already hold the newest version: they count toward the write-back.
-  std::size_t have = 0;
-  std::vector<std::size_t> lacking;
-  for (std::size_t s = 0; s < rf; ++s) {
-    auto& r = p1.replies[s];
-    bool holds = r && r->code == wire::status::ok && r->rec && r->rec->ver == newest.ver;
-    if (holds)
-      ++have;
-    else
-      lacking.push_back(s);
-  }
-  if (have >= maj || newest.ver.empty()) return newest;
-  // Replicas disagree: make the newest value stable at a majority before returning it, so
-  // no later read can return an older one (the ABD read's second phase).
-  ctx_.counters.read_repairs.fetch_add(1, std::memory_order_relaxed);
-  wire::request wb;
-  wb.what = wire::op::store;
-  wb.range = range;
-  wb.key.assign(key);
-  wb.rec = newest;
-  auto p2 = run_phase(range, lacking, wb, maj - have, deadline);
-  if (ctx_.stopping.load()) return error{errc::shutting_down, "node is stopping"};
-  if (p2.ok + have < maj) {
-    ctx_.counters.quorum_timeouts.fetch_add(1, std::memory_order_relaxed);
-    return error{errc::timeout, std::string{no_quorum_text} + " (read repair)"};
-  }
-  return newest;
-}
-
-status strong_coordinator::write_quorum(std::string_view key, strong_record rec) {
-  auto deadline = steady::now() + opts_.timeout;
-  auto range = placement_.range_of(key);
-  auto rf = placement_.replication_factor();
-  auto maj = placement_.majority();
-  std::vector<std::size_t> all(rf);
-  for (std::size_t i = 0; i < rf; ++i) all[i] = i;
-  // Phase 1: the highest version a majority holds.
-  wire::request q;
-  q.what = wire::op::read_version;
-  q.range = range;
-  q.key.assign(key);
-  auto p1 = run_phase(range, all, q, maj, deadline);
-  if (ctx_.stopping.load()) return error{errc::shutting_down, "node is stopping"};
-  if (p1.ok < maj) {
-    ctx_.counters.quorum_timeouts.fetch_add(1, std::memory_order_relaxed);
-    return error{errc::timeout, std::string{no_quorum_text} + " (" + std::to_string(p1.ok) +
-                                    " of " + std::to_string(maj) + " needed); nothing was written"};
-  }
-  version highest;
-  for (auto& r : p1.replies)
-    if (r && r->code == wire::status::ok && r->rec && highest < r->rec->ver) highest = r->rec->ver;
-  // A version above every one a majority holds: HLC past the highest, our node id.
-  st_.clock.observe(highest.hlc);
-  auto hlc = std::max(st_.clock.next(), highest.hlc + 1);
-  rec.ver = version{hlc, node_id_};
-  // Phase 2: store it at a majority.
-  wire::request w;
-  w.what = wire::op::store;
-  w.range = range;
-  w.key.assign(key);
-  w.rec = std::move(rec);
-  auto p2 = run_phase(range, all, w, maj, deadline);
-  if (p2.ok < maj) {
-    ctx_.counters.unknown_outcomes.fetch_add(1, std::memory_order_relaxed);
-    if (ctx_.stopping.load())
-      return error{errc::unknown_outcome,
-                   "node stopped during the write; it may or may not have been applied"};
-    return error{errc::unknown_outcome,
-                 "only " + std::to_string(p2.ok) + " of " + std::to_string(maj) +
-                     " replicas acknowledged in time; the write may or may not have been applied"};
-  }
-  return {};
-}
-
-result<buffer> strong_coordinator::get(std::string_view key) {
-  if (ctx_.stopping.load()) return error{errc::shutting_down, "node is stopping"};
-  ctx_.counters.gets.fetch_add(1, std::memory_order_relaxed);
-  auto rec = read_quorum(key, steady::now() + opts_.timeout);
+result<buffer> read_outcome(result<strong_record> rec) {
   if (!rec) return rec.err();
   if (rec->absent(wall_ms())) return error{errc::not_found};
   return make_buffer(std::move(rec->value));
 }
 
-status strong_coordinator::set(std::string_view key, std::string_view value,
-                               std::int64_t expires_at_ms) {
-  if (ctx_.stopping.load()) return error{errc::shutting_down, "node is stopping"};
-  ctx_.counters.sets.fetch_add(1, std::memory_order_relaxed);
+status write_outcome(const result<strong_record>& rec) {
+  if (!rec) return rec.err();
+  return {};
+}
+
+strong_record value_record(std::string_view value, std::int64_t expires_at_ms) {
   strong_record rec;
   rec.value.assign(value);
   rec.expires_at_ms = expires_at_ms;
-  return write_quorum(key, std::move(rec));
+  return rec;
+}
+
+strong_record tombstone_record() {
+  strong_record rec;
+  rec.tombstone = true;
+  return rec;
+}
+
+}  // namespace
+
+void strong_coordinator::get_async(std::string_view key, get_callback done) {
+  submit(key, std::nullopt,
+         actors::completion<strong_record>{[done = std::move(done)](result<strong_record> r) {
+           done(read_outcome(std::move(r)));
+         }});
+}
+
+void strong_coordinator::set_async(std::string_view key, std::string_view value,
+                                   std::int64_t expires_at_ms, write_callback done) {
+  submit(key, value_record(value, expires_at_ms),
+         actors::completion<strong_record>{
+             [done = std::move(done)](result<strong_record> r) { done(write_outcome(r)); }});
+}
+
+void strong_coordinator::remove_async(std::string_view key, write_callback done) {
+  submit(key, tombstone_record(),
+         actors::completion<strong_record>{
+             [done = std::move(done)](result<strong_record> r) { done(write_outcome(r)); }});
+}
+
+result<buffer> strong_coordinator::get(std::string_view key) {
+  return read_outcome(run_blocking(key, std::nullopt));
+}
+
+status strong_coordinator::set(std::string_view key, std::string_view value,
+                               std::int64_t expires_at_ms) {
+  return write_outcome(run_blocking(key, value_record(value, expires_at_ms)));
 }
 
 status strong_coordinator::remove(std::string_view key) {
-  if (ctx_.stopping.load()) return error{errc::shutting_down, "node is stopping"};
-  ctx_.counters.deletes.fetch_add(1, std::memory_order_relaxed);
-  strong_record rec;
-  rec.tombstone = true;
-  return write_quorum(key, std::move(rec));
+  return write_outcome(run_blocking(key, tombstone_record()));
 }
 
 result<mutation> strong_coordinator::write(
@@ -452,8 +307,53 @@ bool strong_coordinator::recovered() const {
   return true;
 }
 
+strong_coordinator::inflight strong_coordinator::begin_phase(std::uint32_t range,
+                                                             const std::vector<std::size_t>& slots,
+                                                             const wire::request& req,
+                                                             std::size_t need,
+                                                             steady::time_point deadline) {
+  auto p = std::make_shared<std::promise<result<actors::fanout_result>>>();
+  auto f = p->get_future();
+  actors::strong_fanout_cmd cmd;
+  cmd.range = range;
+  cmd.slots = slots;
+  cmd.req = req;
+  cmd.need = need;
+  cmd.timeout =
+      std::max(std::chrono::milliseconds{1},
+               std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now()));
+  cmd.done = actors::completion<actors::fanout_result>{
+      [p](result<actors::fanout_result> r) { p->set_value(std::move(r)); }};
+  if (actor_)
+    caf::anon_send(actor_, std::move(cmd));
+  else
+    cmd.done(error{errc::shutting_down, "not started"});
+  return f;
+}
+
+strong_coordinator::phase strong_coordinator::end_phase(inflight& f) {
+  phase out;
+  out.replies.resize(placement_.replication_factor());
+  // The actor completes every fan-out by its deadline (or when it stops); this thread is
+  // the maintenance thread, never a scheduler thread.
+  auto r = f.get();
+  if (!r) return out;
+  out.ok = r->ok;
+  for (std::size_t s = 0; s < r->replies.size() && s < out.replies.size(); ++s)
+    out.replies[s] = std::move(r->replies[s]);
+  return out;
+}
+
+strong_coordinator::phase strong_coordinator::run_phase(std::uint32_t range,
+                                                        const std::vector<std::size_t>& slots,
+                                                        const wire::request& req, std::size_t need,
+                                                        steady::time_point deadline) {
+  auto f = begin_phase(range, slots, req, need, deadline);
+  return end_phase(f);
+}
+
 bool strong_coordinator::pull_range(std::uint32_t range, std::size_t slot,
-                                    steady::time_point deadline) {
+                                    steady::time_point deadline, std::uint64_t& merged) {
   wire::request req;
   req.what = wire::op::dump;
   req.range = range;
@@ -462,9 +362,7 @@ bool strong_coordinator::pull_range(std::uint32_t range, std::size_t slot,
     auto ph = run_phase(range, {slot}, req, 1, deadline);
     auto& rep = ph.replies[slot];
     if (!rep || rep->code != wire::status::ok) return false;
-    std::uint64_t merged = 0;
     for (auto& [k, rec] : rep->records) merged += replica_.apply(range, k, rec);
-    ctx_.counters.records_merged.fetch_add(merged, std::memory_order_relaxed);
     if (!rep->more || rep->records.empty()) return true;
     req.first = false;
     req.key = rep->records.back().first;
@@ -479,7 +377,7 @@ std::vector<std::size_t> strong_coordinator::other_slots(std::uint32_t range) co
   return others;
 }
 
-void strong_coordinator::recover_ranges() {
+void strong_coordinator::recover_ranges(actors::strong_count_cmd& counts) {
   std::vector<std::uint32_t> todo;
   for (std::uint32_t r = 0; r < placement_.ranges(); ++r)
     if (placement_.is_replica(r) && !replica_.ready(r)) todo.push_back(r);
@@ -498,9 +396,10 @@ void strong_coordinator::recover_ranges() {
   probe.what = wire::op::digest;
   std::vector<inflight> calls;
   calls.reserve(todo.size());
+  // Wait for every other replica, or for enough ready ones for rule 1.
   for (auto r : todo) {
     probe.range = r;
-    calls.push_back(begin_phase(r, other_slots(r), probe));
+    calls.push_back(begin_phase(r, other_slots(r), probe, need, deadline));
   }
   std::set<std::size_t> silent;  // member indexes the pass could not use
   auto& members = placement_.members();
@@ -508,9 +407,8 @@ void strong_coordinator::recover_ranges() {
     auto range = todo[i];
     auto& replicas = placement_.replicas(range);
     auto others = other_slots(range);
-    // Wait for every other replica, or for enough ready ones for rule 1.
-    auto ph = end_phase(calls[i], need, deadline);
-    if (ctx_.stopping.load()) continue;  // still drain the pending entries
+    auto ph = end_phase(calls[i]);
+    if (stopping()) continue;  // still collect the other futures
     std::vector<std::size_t> ready_slots, unusable;
     std::size_t not_ready = 0;
     for (auto s : others) {
@@ -528,7 +426,7 @@ void strong_coordinator::recover_ranges() {
     std::size_t copied = 0;
     if (ready_slots.size() >= need || census)
       for (auto s : ready_slots) {
-        if (pull_range(range, s, steady::now() + opts_.timeout))
+        if (pull_range(range, s, steady::now() + opts_.timeout, counts.records_merged))
           ++copied;
         else
           unusable.push_back(s);
@@ -540,9 +438,9 @@ void strong_coordinator::recover_ranges() {
     if (copied >= need || (census && copied == ready_slots.size())) {
       replica_.set_ready(range, true);
       if (copied == 0)
-        ctx_.counters.ranges_bootstrapped.fetch_add(1, std::memory_order_relaxed);
+        ++counts.ranges_bootstrapped;
       else
-        ctx_.counters.ranges_recovered.fetch_add(1, std::memory_order_relaxed);
+        ++counts.ranges_recovered;
     } else {
       for (auto s : unusable) silent.insert(replicas[s]);
     }
@@ -552,7 +450,7 @@ void strong_coordinator::recover_ranges() {
   for (auto m : silent) waiting_on_.push_back(members[m]);
 }
 
-void strong_coordinator::anti_entropy_round() {
+void strong_coordinator::anti_entropy_round(actors::strong_count_cmd& counts) {
   // Digests of every ready range from every other replica, all at once with one deadline
   // (a silent replica costs one timeout per round, not one per range); then pull the
   // ranges that differ.
@@ -567,26 +465,26 @@ void strong_coordinator::anti_entropy_round() {
   calls.reserve(ranges.size());
   for (auto r : ranges) {
     req.range = r;
-    calls.push_back(begin_phase(r, other_slots(r), req));
+    calls.push_back(begin_phase(r, other_slots(r), req, other_slots(r).size(), deadline));
   }
   for (std::size_t i = 0; i < ranges.size(); ++i) {
     auto range = ranges[i];
     auto others = other_slots(range);
-    auto ph = end_phase(calls[i], others.size(), deadline);
-    if (ctx_.stopping.load()) continue;  // still drain the pending entries
+    auto ph = end_phase(calls[i]);
+    if (stopping()) continue;  // still collect the other futures
     auto mine = replica_.digest(range);
     for (auto s : others) {
       auto& rep = ph.replies[s];
       if (!rep || rep->code != wire::status::ok || rep->digest == mine) continue;
       // Differ: pull theirs (they pull ours in their own round); the merge keeps the newest.
-      ctx_.counters.anti_entropy_pulls.fetch_add(1, std::memory_order_relaxed);
-      pull_range(range, s, steady::now() + opts_.timeout);
+      ++counts.anti_entropy_pulls;
+      pull_range(range, s, steady::now() + opts_.timeout, counts.records_merged);
     }
   }
 }
 
 void strong_coordinator::maintenance() {
-  std::mt19937_64 rng{ctx_.incarnation};
+  std::mt19937_64 rng{incarnation_};
   auto next_ae = steady::now() + opts_.anti_entropy_interval;
   auto next_report = steady::now() + std::chrono::seconds{5};
   bool caught_up = false;
@@ -596,9 +494,10 @@ void strong_coordinator::maintenance() {
       maint_cv_.wait_for(lk, std::chrono::milliseconds{100}, [&] { return stopped_; });
       if (stopped_) return;
     }
+    actors::strong_count_cmd counts;
     // Catch up ranges this replica does not hold yet (after a start or restart).
     if (!caught_up) {
-      recover_ranges();
+      recover_ranges(counts);
       if (recovered()) {
         caught_up = true;
         auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - started_at_)
@@ -629,47 +528,31 @@ void strong_coordinator::maintenance() {
       }
     }
     if (opts_.anti_entropy_interval.count() > 0 && steady::now() >= next_ae) {
-      ctx_.counters.anti_entropy_rounds.fetch_add(1, std::memory_order_relaxed);
-      anti_entropy_round();
+      ++counts.anti_entropy_rounds;
+      anti_entropy_round(counts);
       // Jitter, so replicas do not all compare at the same instant.
       auto base = opts_.anti_entropy_interval.count();
       next_ae = steady::now() +
                 std::chrono::milliseconds{
                     base / 2 + static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(base))};
     }
+    if (counts.ranges_recovered + counts.ranges_bootstrapped + counts.anti_entropy_rounds +
+            counts.anti_entropy_pulls + counts.records_merged >
+        0)
+      caf::anon_send(actor_, counts);
   }
 }
 
-std::string strong_coordinator::status_json() const {
+bool strong_coordinator::stopping() const {
+  std::lock_guard<std::mutex> g{maint_mtx_};
+  return stopped_;
+}
+
+std::string strong_coordinator::progress_json() const {
   nlohmann::json j;
-  j["members"] = placement_.members();
-  j["self"] = placement_.self_index() == strong_placement::npos
-                  ? -1
-                  : static_cast<std::int64_t>(placement_.self_index());
-  j["replication_factor"] = placement_.replication_factor();
-  j["ranges"] = placement_.ranges();
-  std::size_t replicated = 0, ready = 0;
-  for (std::uint32_t r = 0; r < placement_.ranges(); ++r) {
-    if (!placement_.is_replica(r)) continue;
-    ++replicated;
-    ready += replica_.ready(r);
-  }
-  j["replicated_ranges"] = replicated;
-  j["ready_ranges"] = ready;
-  j["recovered"] = ready == replicated;
-  j["keys"] = replica_.key_count();
-  {
-    std::lock_guard<std::mutex> g{progress_mtx_};
-    j["catch_up_ms"] = catch_up_ms_;
-    j["waiting_on"] = waiting_on_;
-  }
-  std::size_t connected = 0;
-  for (auto& p : ctx_.peers) connected += p->connected.load();
-  j["peers_connected"] = connected;
-  auto& c = j["counters"];
-#define WARP_JSON(name) c[#name] = ctx_.counters.name.load(std::memory_order_relaxed);
-  WARP_STRONG_COUNTERS(WARP_JSON)
-#undef WARP_JSON
+  std::lock_guard<std::mutex> g{progress_mtx_};
+  j["catch_up_ms"] = catch_up_ms_;
+  j["waiting_on"] = waiting_on_;
   return j.dump();
 }
 
