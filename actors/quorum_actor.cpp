@@ -16,7 +16,7 @@
 
 #include "bus/node_transport.hpp"
 #include "actors/quorum_phase.hpp"
-#include "runtime/modes/strong.hpp"
+#include "runtime/membership/strong_placement.hpp"
 #include "actors/strong_context.hpp"
 
 namespace warp::actors {
