@@ -23,12 +23,6 @@ namespace {
 constexpr std::size_t tombstone_slots = std::size_t{1} << 16;
 constexpr std::int64_t tombstone_ms = 60'000;
 
-std::int64_t l1_expiry(std::int64_t value_expiry, const key_policy& policy) {
-  if (policy.ttl.count() <= 0) return value_expiry;
-  auto cache_expiry = now_ms() + policy.ttl.count();
-  return value_expiry == 0 ? cache_expiry : std::min(value_expiry, cache_expiry);
-}
-
 std::mutex registry_mtx;
 std::unordered_map<const node*, cluster*>& registry() {
   static std::unordered_map<const node*, cluster*> map;

@@ -17,6 +17,8 @@
 #include "runtime/src/cluster.hpp"
 #include "runtime/src/coalescer.hpp"
 #include "runtime/src/epoch.hpp"
+#include "runtime/src/mode.hpp"
+#include "runtime/src/write_path.hpp"
 #include "warp/node.hpp"
 
 namespace warp {
@@ -49,14 +51,6 @@ struct node::impl {
   hybrid_clock clock;
   detail::fetch_coalescer coalescer;
 
-  // Writes to one key are ordered by its stripe (write-through to storage, then L1).
-  static constexpr std::size_t write_stripes = 256;
-  std::array<std::mutex, write_stripes> write_locks;
-  static std::size_t stripe_of(std::string_view key) noexcept {
-    return std::hash<std::string_view>{}(key) % write_stripes;
-  }
-  std::mutex& write_lock(std::string_view key) { return write_locks[stripe_of(key)]; }
-
   // Watchers: a copy-on-write list published through an atomic pointer (null = none) and
   // read under an epoch pin (runtime/src/epoch.hpp), so notifying takes no lock, touches no
   // shared reference count and never holds a lock while calling out. watch()/unwatch()
@@ -87,7 +81,23 @@ struct node::impl {
 
   /// Read of a key on this node only: L1, else the coalesced storage read-through (no
   /// range-owner hop). What a range owner answers remote misses with.
-  result<std::optional<record>> local_read(std::string_view key);
+  result<std::optional<record>> local_read(std::string_view key) { return writes.read_local(key); }
+
+  // The shared read/write path of the storage-backed modes, and the modes. The cluster's
+  // and the coordinator's modes exist while they do; declared after them, so torn down
+  // first.
+  detail::write_path writes{*this};
+  std::unique_ptr<detail::consistency_mode> local_mode = detail::make_strong_local_mode(writes);
+  std::unique_ptr<detail::consistency_mode> eventual_mode;
+  std::unique_ptr<detail::consistency_mode> strong_mode;
+
+  /// The mode that serves a key of `policy`. A mode whose machinery this node does not run
+  /// (no cluster: eventual_distributed and strong_distributed) falls back to strong_local.
+  detail::consistency_mode& mode_for(const key_policy& policy) noexcept {
+    if (policy.consistency == mode::strong_distributed && strong_mode) return *strong_mode;
+    if (policy.consistency == mode::eventual_distributed && eventual_mode) return *eventual_mode;
+    return *local_mode;
+  }
 };
 
 }  // namespace warp
