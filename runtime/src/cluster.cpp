@@ -98,6 +98,15 @@ void cluster::published(std::string_view key, version ver, std::int64_t expires_
   bus_->publish(std::move(rec));
 }
 
+void cluster::unknown_outcome(std::string_view key, version ver) {
+  bus::change_record rec;
+  rec.key.assign(key);
+  rec.ver = ver;
+  rec.kind = bus::record_kind::invalidate;
+  remember_tombstone(rec.key, ver);
+  bus_->publish(std::move(rec));
+}
+
 void cluster::remember_tombstone(const std::string& key, version ver) {
   std::lock_guard<std::mutex> g{tomb_mtx_};
   if (tombstones_.empty()) tombstones_.resize(tombstone_slots);

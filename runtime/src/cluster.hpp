@@ -37,6 +37,11 @@ class cluster {
   void published(std::string_view key, version ver, std::int64_t expires_at_ms,
                  bus::record_kind kind, std::string_view value);
 
+  /// A local write of `key` at `ver` failed in storage, which may have applied it anyway:
+  /// every peer drops the key (an invalidation record), and no read-through older than
+  /// `ver` fills this node's L1 (an owner may answer from an L1 the record has not reached).
+  void unknown_outcome(std::string_view key, version ver);
+
   /// Read-through via the key's range owner. nullopt = not handled (this node owns the
   /// range, no owner known, or the owner failed: the fallback was counted): fetch locally.
   std::optional<result<std::optional<record>>> fetch_from_owner(std::string_view key);

@@ -48,6 +48,12 @@ class eventual_mode final : public consistency_mode {
     cluster_.published(c.key, c.ver, c.expires_at_ms,
                        c.hydrate ? bus::record_kind::value : bus::record_kind::invalidate, c.value);
   }
+  void unknown_outcome(std::string_view key, version ver) override {
+    // Storage may have applied the write: a peer's L1 (or a range owner's, serving this
+    // node's next miss) holding the old value would serve it until its TTL, forever
+    // with none.
+    cluster_.unknown_outcome(key, ver);
+  }
 
  private:
   write_path& path_;
