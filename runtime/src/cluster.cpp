@@ -13,15 +13,12 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/cluster_actor.hpp"
+#include "merge/rules.hpp"
 #include "runtime/src/node_impl.hpp"
 
 namespace warp::detail {
 
 namespace {
-
-// Recent invalidations: a direct-mapped table (no allocation per record on the receive path).
-constexpr std::size_t tombstone_slots = std::size_t{1} << 16;
-constexpr std::int64_t tombstone_ms = 60'000;
 
 std::mutex registry_mtx;
 std::unordered_map<const node*, cluster*>& registry() {
@@ -108,37 +105,26 @@ void cluster::unknown_outcome(std::string_view key, version ver) {
 }
 
 void cluster::remember_tombstone(const std::string& key, version ver) {
-  std::lock_guard<std::mutex> g{tomb_mtx_};
-  if (tombstones_.empty()) tombstones_.resize(tombstone_slots);
   auto h = stable_hash(key);
-  auto& slot = tombstones_[h & (tombstone_slots - 1)];
-  auto now = now_ms();
-  // Same key: keep the newest version. Another key (or an expired one): replace it; its
-  // tombstone is lost early, which only re-opens the (millisecond) reordering window.
-  if (slot.hash == h && now - slot.at_ms <= tombstone_ms && ver < slot.ver) return;
-  slot = {h, ver, now};
+  std::lock_guard<std::mutex> g{tomb_mtx_};
+  tombstones_.remember(h, ver, now_ms());
 }
 
 std::optional<version> cluster::live_tombstone(std::string_view key) const {
-  std::lock_guard<std::mutex> g{tomb_mtx_};
-  if (tombstones_.empty()) return std::nullopt;
   auto h = stable_hash(key);
-  auto& slot = tombstones_[h & (tombstone_slots - 1)];
-  if (slot.hash != h || now_ms() - slot.at_ms > tombstone_ms) return std::nullopt;
-  return slot.ver;
+  std::lock_guard<std::mutex> g{tomb_mtx_};
+  return tombstones_.find(h, now_ms());
 }
 
 bool cluster::tombstoned(std::string_view key, version ver) const {
   auto t = live_tombstone(key);
-  return t && !(*t < ver);
+  return t && merge::tombstone_hides_hydration(*t, ver);
 }
 
 bool cluster::may_cache(std::string_view key, version ver) const {
-  if (ver.hlc <= clear_floor_hlc_.load(std::memory_order_acquire)) return false;
-  // An invalidation of version v announces the value of version v: that one may be cached,
-  // anything older may not.
+  if (merge::below_clear_floor(ver, clear_floor_hlc_.load(std::memory_order_acquire))) return false;
   auto t = live_tombstone(key);
-  return !(t && ver < *t);
+  return !t || merge::tombstone_allows_fill(*t, ver);
 }
 
 void cluster::apply(const bus::change_batch& batch) {
@@ -155,13 +141,12 @@ void cluster::apply(const bus::change_batch& batch) {
       continue;
     }
     // Not newer than a clear applied here (a peer's, or this node's own): storage lost it.
-    if (rec.ver.hlc <= clear_floor_hlc_.load(std::memory_order_acquire)) {
+    if (merge::below_clear_floor(rec.ver, clear_floor_hlc_.load(std::memory_order_acquire))) {
       ++stale;
       continue;
     }
     bool hydrate = rec.kind == bus::record_kind::value &&
-                   (rec.expires_at_ms == 0 || rec.expires_at_ms > now) &&
-                   rec.ver.hlc > hydrate_floor_;
+                   merge::hydrates(rec.ver, rec.expires_at_ms, now, hydrate_floor_);
     if (!hydrate) {
       remember_tombstone(rec.key, rec.ver);
       // A read-through in flight may hold the old value: it must not fill L1.
@@ -171,7 +156,8 @@ void cluster::apply(const bus::change_batch& batch) {
       // Only a newer entry in L1 makes the record stale. A key this node does not hold
       // (evicted, expired from L1, never filled) still changed: watchers such as the
       // sidecar's client tracking may have handed it out and must hear of it.
-      if (auto info = st_.l1->info(rec.key); !erased && info && rec.ver < info->ver) {
+      if (auto info = st_.l1->info(rec.key);
+          !erased && info && !merge::invalidates(rec.ver, info->ver)) {
         ++stale;
       } else {
         st_.notify({rec.kind == bus::record_kind::erase ? change_event::kind::removed
@@ -201,13 +187,13 @@ void cluster::apply(const bus::change_batch& batch) {
 }
 
 void cluster::cleared(version ver) {
-  if (!(clear_bound_ < ver)) return;
+  if (!merge::clear_advances(clear_bound_, ver)) return;
   clear_bound_ = ver;
   actors::cluster_counters::raise_max(clear_floor_hlc_, ver.hlc);
   st_.coalescer.supersede_all();
   std::vector<std::string> keys;
   st_.l1->for_each([&](std::string_view k, const buffer&, const l1_entry_info& info) {
-    if (!(ver < info.ver)) keys.emplace_back(k);
+    if (merge::clear_drops(ver, info.ver)) keys.emplace_back(k);
   });
   for (auto& k : keys) st_.l1->erase_if_not_newer(k, ver);
   st_.notify({change_event::kind::cleared, {}, ver, true});
@@ -219,12 +205,12 @@ void cluster::distrust(std::uint32_t, std::uint64_t hlc_bound) {
   st_.coalescer.supersede_all();
   std::vector<std::string> keys;
   st_.l1->for_each([&](std::string_view k, const buffer&, const l1_entry_info& info) {
-    if (info.ver.hlc <= hlc_bound &&
+    if (merge::distrusted_by_gap(info.ver, hlc_bound) &&
         st_.patterns.lookup(k).consistency == mode::eventual_distributed)
       keys.emplace_back(k);
   });
   std::uint64_t dropped = 0;
-  version bound{hlc_bound, std::numeric_limits<std::uint32_t>::max()};
+  const version bound = merge::gap_bound(hlc_bound);
   for (auto& k : keys) {
     st_.coalescer.supersede(k);
     if (st_.l1->erase_if_not_newer(k, bound)) {

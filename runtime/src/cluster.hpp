@@ -16,6 +16,7 @@
 
 #include "actors/cluster_context.hpp"
 #include "bus/caf_bus.hpp"
+#include "merge/rules.hpp"
 #include "warp/cluster.hpp"
 #include "warp/node.hpp"
 
@@ -80,12 +81,7 @@ class cluster {
   // Recent invalidations (actor thread only): a hydration older than an invalidation of
   // the same key that arrived first (from another sender) must not resurrect the key.
   // Slots by key hash, allocated on the first invalidation received.
-  struct tombstone {
-    std::uint64_t hash = 0;
-    version ver;
-    std::int64_t at_ms = 0;
-  };
-  std::vector<tombstone> tombstones_;  // guarded by tomb_mtx_
+  merge::tombstone_table tombstones_;  // guarded by tomb_mtx_
   mutable std::mutex tomb_mtx_;
   /// HLC of the newest clear applied here, a peer's or this node's own (any thread).
   std::atomic<std::uint64_t> clear_floor_hlc_{0};
