@@ -59,7 +59,7 @@ cluster::cluster(node& n, node::impl& st, std::string address) : node_(n), st_(s
   ctx_.clock_now = [this] { return st_.clock.next(); };
   ctx_.clock_observe = [this](std::uint64_t h) { st_.clock.observe(h); };
   ctx_.local_fetch = [this](const std::string& key) { return st_.local_read(key); };
-  ctx_.pool = std::make_unique<actors::work_pool>(2);
+  ctx_.pool = st.executor.get();
   bus_ = std::make_unique<bus::caf_bus>(*st.system, ctx_);
   bus_->subscribe([this](const bus::change_batch& b) { apply(b); },
                   [this](std::uint32_t sender, std::uint64_t bound) { distrust(sender, bound); });
@@ -76,7 +76,7 @@ void cluster::start() {
 void cluster::stop() {
   if (stopped_.exchange(true)) return;
   bus_->stop();
-  ctx_.pool.reset();  // finishes fetches in flight
+  // Fetches in flight on the node's executor finish when node::stop drains it.
 }
 
 void cluster::published(std::string_view key, version ver, std::int64_t expires_at_ms,

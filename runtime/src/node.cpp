@@ -131,6 +131,7 @@ result<std::unique_ptr<node>> node::start_impl(std::unique_ptr<impl> p) {
     p->store = std::move(*store);
   }
   p->l1 = std::make_unique<l1_store>(cfg.l1);
+  p->executor = std::make_unique<detail::work_pool>(cfg.executor_threads);
 
   auto n = std::unique_ptr<node>(new node(std::move(p)));
   auto& st = *n->impl_;
@@ -176,7 +177,7 @@ result<std::unique_ptr<node>> node::start_impl(std::unique_ptr<impl> p) {
       st.strong->start();
       st.strong_mode = detail::make_strong_distributed_mode(*st.strong);
     }
-    st.control = actors::spawn_control_actor(host, *n);
+    st.control = actors::spawn_control_actor(host, *n, *st.executor);
     auto port = bus::publish_on_node_port(host, st.control, endpoint->second, endpoint->first,
                                           std::chrono::seconds{30});
     if (!port)
@@ -214,6 +215,8 @@ void node::stop() {
     actors::stop_control_actor(*st.system, st.control);
     st.control = nullptr;
   }
+  // Nothing posts any more but the async API, which now fails fast: finish what is queued.
+  if (st.executor) st.executor->shutdown();
   if (st.store) {
     if (auto err = st.store->flush(); !err.ok())
       log()->error("storage flush on stop failed: {}", err.to_string());

@@ -18,6 +18,7 @@
 #include "runtime/src/coalescer.hpp"
 #include "runtime/src/epoch.hpp"
 #include "runtime/src/mode.hpp"
+#include "runtime/src/work_pool.hpp"
 #include "runtime/src/write_path.hpp"
 #include "warp/node.hpp"
 
@@ -66,6 +67,11 @@ struct node::impl {
   std::atomic<std::uint64_t> storage_errors{0};
   std::atomic<std::uint64_t> storage_writes{0};
   std::atomic<bool> stopped{false};
+
+  // The node's one blocking executor (runtime/src/work_pool.hpp): the control actor, the
+  // cluster and the async API post to it. Declared before the cluster and the coordinator,
+  // so it outlives them; node::stop drains it once they stopped posting.
+  std::unique_ptr<detail::work_pool> executor;
 
   void notify(const change_event& ev);
   /// notify() for a change made by this node's write path: builds the event only when

@@ -142,6 +142,11 @@ struct node_config {
   warp::transport_options transport;
   /// Worker threads of the actor system the node starts itself (ignored for a host system).
   std::size_t scheduler_threads = 2;
+  /// Threads of the node's one blocking executor: storage I/O on behalf of actors (the
+  /// control protocol, range owners serving peers' misses), DNS discovery, and the async
+  /// API's calls. A read-through may wait there for a peer (owner_fetch_timeout), so
+  /// leave some headroom over the cores.
+  std::size_t executor_threads = 8;
 };
 
 }  // namespace warp
