@@ -80,7 +80,7 @@ bool arg_int(context& ctx, std::size_t i, std::int64_t& out) {
 void reply_value(context& ctx, std::string_view key) {
   auto& w = ctx.w;
   bool hit =
-      ctx.n.l1().read(key, [&](std::string_view bytes, const l1_entry_info&) { w.bulk(bytes); });
+      ctx.n.read_if_present(key, [&](std::string_view bytes) { w.bulk(bytes); });
   if (hit) {
     ctx.hit();
     return;
@@ -1099,8 +1099,7 @@ void cmd_strlen(context& ctx) {
   auto key = ctx.args[1];
   ctx.srv.remember_read(ctx.c, key);
   std::size_t size = 0;
-  if (ctx.n.l1().read(key,
-                      [&](std::string_view bytes, const l1_entry_info&) { size = bytes.size(); }))
+  if (ctx.n.read_if_present(key, [&](std::string_view bytes) { size = bytes.size(); }))
     return ctx.w.integer(static_cast<std::int64_t>(size));
   if (!ctx.j) {
     ctx.defer = true;

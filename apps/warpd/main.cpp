@@ -322,7 +322,7 @@ int run(int argc, char** argv) {
     mo.max_bytes = settings->maxmemory;
     mo.eviction = settings->maxmemory_policy;
     mo.on_evict = [evict_target](std::string_view key) {
-      if (auto* n = evict_target->load(std::memory_order_acquire)) n->l1().erase(key);
+      if (auto* n = evict_target->load(std::memory_order_acquire)) n->evict_from_l1(key);
     };
     ncfg.storage_adapter = warp::make_memory_storage(std::move(mo));
   }

@@ -111,11 +111,9 @@ result<std::unique_ptr<node>> node::start_impl(std::unique_ptr<impl> p) {
   p->name = cfg.name.empty() ? "warp-" + std::to_string(::getpid()) : cfg.name;
   p->id = random_node_id();
 
+  if (auto valid = cfg.validate(); !valid) return valid.err();
   auto logger = log();
-  auto level = spdlog::level::from_str(cfg.log_level);
-  if (level == spdlog::level::off && cfg.log_level != "off")
-    return error{errc::invalid_argument, "unknown log level '" + cfg.log_level + "'"};
-  logger->set_level(level);
+  logger->set_level(spdlog::level::from_str(cfg.log_level));
 
   auto entries = pattern_registry::parse_specs(cfg.patterns);
   if (!entries) return entries.err();
@@ -141,21 +139,8 @@ result<std::unique_ptr<node>> node::start_impl(std::unique_ptr<impl> p) {
     if (!host.has_middleman())
       return error{errc::invalid_argument,
                    "the host actor system has no middleman: load caf::io::middleman to listen"};
-    // Protected mode (as Redis's): without TLS anyone who reaches the port can read and
-    // write every key and join the cluster, so only loopback unless the operator says so.
+    // validate() refused a plain listener off loopback and a message bound below a value.
     const auto& tr = st.config.transport;
-    if (!tr.tls() && !tr.insecure && !bus::is_loopback_host(endpoint->first))
-      return error{errc::invalid_argument,
-                   "refusing to listen on " + st.config.listen +
-                       " without TLS: anyone who can reach it could read and write every key "
-                       "and join the cluster. Give --tls-cert, --tls-key and --tls-ca, listen on "
-                       "127.0.0.1, or pass --insecure"};
-    if (tr.max_message_size < st.config.limits.max_value_size + 64 * 1024)
-      return error{errc::invalid_argument,
-                   "max-message-size (" + std::to_string(tr.max_message_size) +
-                       ") must exceed max-value-size (" +
-                       std::to_string(st.config.limits.max_value_size) +
-                       ") by at least 64 KiB: a value travels in one message"};
     auto transport = bus::install_node_transport(host, tr);
     if (!transport) return transport.err();
     st.transport = std::move(*transport);
@@ -260,6 +245,23 @@ result<buffer> node::get_or_load(std::string_view key, const loader& load) {
     if (auto hit = st.l1->get(key)) return std::move(*hit);
   if (auto err = check_key(st.config, key); !err.ok()) return err;
   return m.get_or_load(key, policy, load);
+}
+
+std::optional<buffer> node::get_if_present(std::string_view key) {
+  return impl_->l1->get(key);
+}
+
+bool node::read_if_present_impl(std::string_view key, void* ctx,
+                                void (*fn)(void*, std::string_view)) {
+  return impl_->l1->read(key,
+                         [&](std::string_view bytes, const l1_entry_info&) { fn(ctx, bytes); });
+}
+
+std::vector<result<buffer>> node::get_many(std::span<const std::string_view> keys) {
+  std::vector<result<buffer>> out;
+  out.reserve(keys.size());
+  for (auto key : keys) out.push_back(get(key));
+  return out;
 }
 
 result<bool> node::contains(std::string_view key) {
@@ -457,6 +459,112 @@ status node::clear() {
   return {};
 }
 
+// -- the async API ----------------------------------------------------------------------
+//
+// Each call is the blocking call run on the executor. strong_distributed keys too, for
+// now: their coordinator parks the executor thread for the quorum round.
+
+bool node::post(std::function<void()> job) {
+  auto& st = *impl_;
+  if (st.stopped.load(std::memory_order_relaxed) || !st.executor) return false;
+  return st.executor->post(std::move(job));
+}
+
+namespace {
+
+error stopping() {
+  return error{errc::shutting_down, "node is stopping"};
+}
+
+/// The future form of an async call: a promise the callback fulfils.
+template <class T, class Start>
+std::future<T> as_future(Start&& start) {
+  auto p = std::make_shared<std::promise<T>>();
+  auto f = p->get_future();
+  start([p](T outcome) { p->set_value(std::move(outcome)); });
+  return f;
+}
+
+}  // namespace
+
+void node::get_async(std::string key, std::function<void(result<buffer>)> done) {
+  // An L1 hit needs no I/O: answered on the caller's thread.
+  if (auto hit = get_if_present(key)) return done(std::move(*hit));
+  auto job = [this, key = std::move(key), done]() { done(get(key)); };
+  if (!post(std::move(job))) done(stopping());
+}
+
+std::future<result<buffer>> node::get_async(std::string key) {
+  return as_future<result<buffer>>([&](auto done) { get_async(std::move(key), std::move(done)); });
+}
+
+void node::get_many_async(std::vector<std::string> keys,
+                          std::function<void(std::vector<result<buffer>>)> done) {
+  auto job = [this, keys = std::move(keys), done]() {
+    std::vector<std::string_view> views(keys.begin(), keys.end());
+    done(get_many(views));
+  };
+  if (!post(std::move(job))) done(std::vector<result<buffer>>(keys.size(), stopping()));
+}
+
+std::future<std::vector<result<buffer>>> node::get_many_async(std::vector<std::string> keys) {
+  return as_future<std::vector<result<buffer>>>(
+      [&](auto done) { get_many_async(std::move(keys), std::move(done)); });
+}
+
+void node::set_async(std::string key, std::string value,
+                     std::optional<std::chrono::milliseconds> ttl,
+                     std::function<void(status)> done) {
+  auto job = [this, key = std::move(key), value = std::move(value), ttl, done]() {
+    done(set(key, value, ttl));
+  };
+  if (!post(std::move(job))) done(stopping());
+}
+
+std::future<status> node::set_async(std::string key, std::string value,
+                                    std::optional<std::chrono::milliseconds> ttl) {
+  return as_future<status>(
+      [&](auto done) { set_async(std::move(key), std::move(value), ttl, std::move(done)); });
+}
+
+void node::remove_async(std::string key, std::function<void(status)> done) {
+  auto job = [this, key = std::move(key), done]() { done(remove(key)); };
+  if (!post(std::move(job))) done(stopping());
+}
+
+std::future<status> node::remove_async(std::string key) {
+  return as_future<status>([&](auto done) { remove_async(std::move(key), std::move(done)); });
+}
+
+void node::update_async(
+    std::string key,
+    std::function<result<mutation>(const buffer* current, std::int64_t expires_at_ms)> fn,
+    std::function<void(result<mutation>)> done) {
+  auto job = [this, key = std::move(key), fn = std::move(fn), done]() { done(update(key, fn)); };
+  if (!post(std::move(job))) done(stopping());
+}
+
+std::future<result<mutation>> node::update_async(
+    std::string key,
+    std::function<result<mutation>(const buffer* current, std::int64_t expires_at_ms)> fn) {
+  return as_future<result<mutation>>(
+      [&](auto done) { update_async(std::move(key), std::move(fn), std::move(done)); });
+}
+
+void node::get_or_load_async(std::string key, loader load,
+                             std::function<void(result<buffer>)> done) {
+  if (auto hit = get_if_present(key)) return done(std::move(*hit));
+  auto job = [this, key = std::move(key), load = std::move(load), done]() {
+    done(get_or_load(key, load));
+  };
+  if (!post(std::move(job))) done(stopping());
+}
+
+std::future<result<buffer>> node::get_or_load_async(std::string key, loader load) {
+  return as_future<result<buffer>>(
+      [&](auto done) { get_or_load_async(std::move(key), std::move(load), std::move(done)); });
+}
+
 // -- watchers, policies, parts ------------------------------------------------------------
 
 watch_id node::watch(std::function<void(const change_event&)> fn) {
@@ -504,14 +612,21 @@ status node::register_pattern(std::string_view glob, mode consistency,
 key_policy node::policy(std::string_view key) const {
   return impl_->patterns.lookup(key);
 }
-pattern_registry& node::patterns() noexcept {
+const pattern_registry& node::patterns() const noexcept {
   return impl_->patterns;
 }
-l1_store& node::l1() noexcept {
+const l1_store& node::l1() const noexcept {
   return *impl_->l1;
 }
-warp::storage& node::storage() noexcept {
+const warp::storage& node::storage() const noexcept {
   return *impl_->store;
+}
+status node::check_storage() {
+  return impl_->store->check();
+}
+bool node::evict_from_l1(std::string_view key) {
+  impl_->coalescer.supersede(key);
+  return impl_->l1->erase(key);
 }
 const node_config& node::config() const noexcept {
   return impl_->config;
