@@ -33,10 +33,11 @@ struct cluster_counters {
 #define WARP_CLUSTER_COUNTERS(X)                                                                   \
   X(records_published)                                                                             \
   X(records_coalesced)                                                                             \
-  X(batches_sent) X(records_sent) X(bytes_sent) X(batches_compressed) X(max_batch_records)         \
-      X(batch_delay_us_total) X(max_batch_delay_us) X(batches_received) X(records_received)        \
-          X(records_applied) X(records_stale) X(decode_errors) X(gaps) X(gap_invalidations)        \
-              X(owner_fetches) X(replica_fetches) X(owner_fetch_fallbacks) X(owner_fetches_served) \
+  X(batches_sent)                                                                                  \
+  X(records_sent) X(bytes_sent) X(batches_compressed) X(max_batch_records) X(batch_delay_us_total) \
+      X(max_batch_delay_us) X(batches_received) X(records_received) X(records_applied)             \
+          X(records_stale) X(decode_errors) X(gaps) X(gap_invalidations) X(owner_fetches)          \
+              X(replica_fetches) X(owner_fetch_fallbacks) X(owner_fetches_served)                  \
                   X(heartbeats_sent) X(heartbeats_received) X(batches_immediate)                   \
                       X(batches_delayed) X(batch_delay_current_us) X(arrival_rate_per_s)
 #define WARP_DECLARE(name) std::atomic<std::uint64_t> name{0};
@@ -82,7 +83,8 @@ struct cluster_context {
   // -- shared ---------------------------------------------------------------------------
   bus::outbound_queue queue;
   cluster_counters counters;
-  std::unique_ptr<work_pool> pool;
+  /// The node's blocking executor (it outlives the cluster's actors).
+  work_pool* pool = nullptr;
 
   mutable std::mutex snap_mtx;
   std::vector<member_info> view;            ///< guarded by snap_mtx

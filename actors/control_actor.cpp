@@ -25,7 +25,7 @@ using job_done_atom = caf::atom_constant<caf::atom("ctlJobDone")>;
 /// State of the control actor. It holds only a pointer to the node: the node owns the
 /// actor (publishes it, stops it via stop_control_actor) and outlives it.
 ///
-/// Node calls may block on storage I/O, so they run on `pool` and come back as a
+/// Node calls may block on storage I/O, so they run on the node's executor and come back as a
 /// job_done message that delivers the request's response promise. (A detached actor would
 /// avoid the pool, but CAF 0.17 can hang at shutdown waiting for detached actors.)
 struct control_state {
@@ -36,8 +36,9 @@ struct control_state {
   /// job_done reply).
   std::unordered_map<std::uint64_t, caf::response_promise> pending;
   std::mt19937_64 tokens{std::random_device{}()};
-  /// Destroyed with the state when the actor exits: finishes running jobs, joins.
-  std::unique_ptr<detail::work_pool> pool = std::make_unique<detail::work_pool>(2);
+  /// The node's blocking executor; the node drains it after this actor is gone (a job
+  /// finishing late sends its reply to a dead actor, which drops it).
+  detail::work_pool* pool = nullptr;
   static inline const char* name = "warp.control";
 };
 
@@ -53,12 +54,16 @@ caf::response_promise offload(control_actor* self, Job job) {
   } while (token == 0 || self->state.pending.count(token) != 0);
   self->state.pending.emplace(token, rp);
   auto me = caf::actor_cast<caf::actor>(self);
-  self->state.pool->post([me, token, job = std::move(job)]() mutable {
+  bool queued = self->state.pool->post([me, token, job = std::move(job)]() mutable {
     caf::message reply;
     caf::error err;
     job(reply, err);
     caf::anon_send(me, job_done_atom::value, token, std::move(reply), std::move(err));
   });
+  if (!queued) {
+    self->state.pending.erase(token);
+    rp.deliver(to_caf_error(warp::error{errc::shutting_down, "node is stopping"}));
+  }
   return rp;
 }
 
@@ -87,8 +92,9 @@ caf::error check_value(const warp::node& n, const std::string& value) {
   return {};
 }
 
-caf::behavior control_impl(control_actor* self, warp::node* n) {
+caf::behavior control_impl(control_actor* self, warp::node* n, detail::work_pool* pool) {
   self->state.node = n;
+  self->state.pool = pool;
   // Unknown requests (a newer client, a stray message) get a typed error back instead of
   // CAF's default print-and-drop.
   self->set_default_handler([](caf::scheduled_actor*,
@@ -110,7 +116,7 @@ caf::behavior control_impl(control_actor* self, warp::node* n) {
         auto* node = self->state.node;
         if (auto err = check_key(*node, key)) return err;
         // An L1 hit needs no I/O: answer it right here.
-        if (auto hit = node->l1().get(key)) return std::string{view(*hit)};
+        if (auto hit = node->get_if_present(key)) return std::string{view(*hit)};
         return offload(self, [node, key](caf::message& reply, caf::error& err) {
           auto value = node->get(key);
           if (value)
@@ -236,8 +242,8 @@ void register_control_protocol(caf::actor_system_config& cfg) {
   cfg.add_error_category(control_error_category(), render_control_error);
 }
 
-caf::actor spawn_control_actor(caf::actor_system& sys, warp::node& n) {
-  return sys.spawn(control_impl, &n);
+caf::actor spawn_control_actor(caf::actor_system& sys, warp::node& n, detail::work_pool& executor) {
+  return sys.spawn(control_impl, &n, &executor);
 }
 
 void stop_control_actor(caf::actor_system& sys, const caf::actor& control) {

@@ -34,6 +34,10 @@ namespace warp {
 class node;
 }
 
+namespace warp::detail {
+class work_pool;
+}
+
 namespace warp::actors {
 
 inline constexpr std::uint16_t control_protocol_version = 1;
@@ -64,11 +68,11 @@ std::string render_control_error(std::uint8_t code, caf::atom_value category,
 void register_control_protocol(caf::actor_system_config& cfg);
 
 /// Spawns the control actor for `n`. It runs on CAF's scheduler and hands node calls that
-/// may block on storage I/O to a small pool of its own, so they never stall the scheduler
+/// may block on storage I/O to the node's `executor`, so they never stall the scheduler
 /// (and no detached actor can hang CAF 0.17's shutdown). `n` must
 /// stay alive until the actor is gone: stop it with stop_control_actor() before the node's
 /// parts are torn down.
-caf::actor spawn_control_actor(caf::actor_system& sys, warp::node& n);
+caf::actor spawn_control_actor(caf::actor_system& sys, warp::node& n, detail::work_pool& executor);
 
 /// Tells the control actor to quit and waits until it has (so no request is still inside a
 /// node call afterwards). Safe to call with an invalid handle or twice.

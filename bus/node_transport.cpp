@@ -646,14 +646,5 @@ result<caf::strong_actor_ptr> connect_to_node(caf::actor_system& sys, const std:
   return out;
 }
 
-bool is_loopback_host(std::string_view host) {
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
-  if (host == "localhost" || host == "::1") return true;
-  in_addr v4{};
-  std::string text{host};
-  if (inet_pton(AF_INET, text.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
-  return false;
-}
 
 }  // namespace warp::bus

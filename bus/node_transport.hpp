@@ -75,8 +75,4 @@ result<caf::strong_actor_ptr> connect_to_node(caf::actor_system& sys, const std:
                                               std::uint16_t port,
                                               std::chrono::milliseconds timeout);
 
-/// True when HOST (of a HOST:PORT listen address) is a loopback address or name, i.e.
-/// only processes on this machine can connect.
-bool is_loopback_host(std::string_view host);
-
 }  // namespace warp::bus

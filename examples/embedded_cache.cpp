@@ -17,7 +17,6 @@ int main(int argc, char** argv) {
   using namespace std::chrono_literals;
   warp::node_config config;
   config.name = "example";
-  config.listen = "";  // no node-to-node listener for a single embedded node
   config.data_dir =
       argc > 1 ? argv[1] : (std::filesystem::temp_directory_path() / "warp-example").string();
   config.storage = "sqlite";

@@ -1,5 +1,7 @@
 #include "merge/strong_replica.hpp"
 
+#include "merge/rules.hpp"
+
 #include <stdexcept>
 
 #include "runtime/membership/ring.hpp"
@@ -57,7 +59,7 @@ bool strong_replica::apply(std::uint32_t range, std::string_view key, const stro
     ++r.digest.count;
     return true;
   }
-  if (!(it->second.ver < rec.ver)) return false;
+  if (!merge::replaces(it->second.ver, rec.ver)) return false;
   r.digest.hash ^= entry_hash(key, it->second.ver) ^ entry_hash(key, rec.ver);
   it->second = rec;
   if (it->second.tombstone) {

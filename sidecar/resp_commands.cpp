@@ -99,9 +99,8 @@ std::optional<std::string> stored_string(const buffer& b) {
 /// into the output buffer: no copy, no reference count, no actor.
 void reply_value(context& ctx, std::string_view key, bool nil_if_other_type = false) {
   auto& w = ctx.w;
-  bool hit = ctx.n.l1().read(key, [&](std::string_view bytes, const l1_entry_info&) {
-    reply_stored(w, bytes, nil_if_other_type);
-  });
+  bool hit = ctx.n.read_if_present(
+      key, [&](std::string_view bytes) { reply_stored(w, bytes, nil_if_other_type); });
   if (hit) {
     ctx.hit();
     return;

@@ -140,7 +140,7 @@ int run_peer(const std::string& name, std::uint16_t port, const std::vector<std:
       return;
     auto now = mono_ns();
     std::int64_t sent = 0;
-    node.l1().read(ev.key, [&](std::string_view v, const warp::l1_entry_info&) {
+    node.read_if_present(ev.key, [&](std::string_view v) {
       sent = std::strtoll(std::string{v.substr(0, 20)}.c_str(), nullptr, 10);
     });
     if (sent <= 0) return;

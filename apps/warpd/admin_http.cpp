@@ -329,7 +329,7 @@ struct admin_http::impl {
   response handle(const request& req) {
     const auto& path = req.path;
     if (path == "/readyz") {
-      auto st = node->storage().check();
+      auto st = node->check_storage();
       if (st) return text(503, "storage not ready: " + st.message() + "\n");
       return text(200, "ready\n");
     }

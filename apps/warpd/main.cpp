@@ -261,7 +261,7 @@ std::optional<std::string> exposed_without_secret(const warpd::settings& s) {
   for (const auto* listen : {&n.resp, &s.resp.tls_port}) {
     if (listen->empty() || listen->find(':') == std::string::npos) continue;
     auto ep = warpd::parse_endpoint(*listen);
-    if (!ep || warp::bus::is_loopback_host(ep->first)) continue;
+    if (!ep || warp::is_loopback_host(ep->first)) continue;
     return "refusing to serve RESP on " + *listen +
            " without a password: anyone who can reach it could read and write every key. Set "
            "--resp-password (or --resp-password-file), listen on 127.0.0.1, or pass --insecure";
@@ -317,7 +317,7 @@ int run(int argc, char** argv) {
     mo.max_bytes = settings->maxmemory;
     mo.eviction = settings->maxmemory_policy;
     mo.on_evict = [evict_target](std::string_view key) {
-      if (auto* n = evict_target->load(std::memory_order_acquire)) n->l1().erase(key);
+      if (auto* n = evict_target->load(std::memory_order_acquire)) n->evict_from_l1(key);
     };
     ncfg.storage_adapter = warp::make_memory_storage(std::move(mo));
   }

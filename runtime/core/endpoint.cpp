@@ -1,5 +1,8 @@
 #include "warp/endpoint.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <charconv>
 
 namespace warp {
@@ -18,6 +21,16 @@ result<std::pair<std::string, std::uint16_t>> parse_endpoint(std::string_view te
     return error{errc::invalid_argument,
                  "'" + std::string{text} + "': port must be a number 0-65535"};
   return std::pair<std::string, std::uint16_t>{std::string{host}, static_cast<std::uint16_t>(port)};
+}
+
+bool is_loopback_host(std::string_view host) {
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  if (host == "localhost" || host == "::1") return true;
+  in_addr v4{};
+  std::string text{host};
+  if (inet_pton(AF_INET, text.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  return false;
 }
 
 }  // namespace warp

@@ -10,6 +10,8 @@
 // Details and the reasons for each choice: docs/l1.md.
 #include "warp/l1.hpp"
 
+#include "merge/rules.hpp"
+
 #include <algorithm>
 #include <bit>
 #include <condition_variable>
@@ -579,7 +581,7 @@ put_outcome l1_store::put(std::string_view key, buffer value, version ver,
     position pos = locate(*s.tab.load(std::memory_order_relaxed), hash, impl::tag_of(hash), key);
     const bool live =
         pos.found != nullptr && !pos.found->expired(pos.found->expires_at_ms != 0 ? now_ms() : 0);
-    if (live && only_if_newer && pos.found->ver() >= ver) return put_outcome::stale;
+    if (live && only_if_newer && !merge::replaces(pos.found->ver(), ver)) return put_outcome::stale;
     if (pos.found != nullptr && !live) bump(s.expirations);
     outcome = live ? put_outcome::replaced : put_outcome::inserted;
     impl_->install(
@@ -611,7 +613,7 @@ bool l1_store::erase_if_not_newer(std::string_view key, version ver) {
   position pos = locate(*s.tab.load(std::memory_order_relaxed), hash, impl::tag_of(hash), key);
   if (pos.found == nullptr) return false;
   const bool live = !pos.found->expired(pos.found->expires_at_ms != 0 ? now_ms() : 0);
-  if (live && pos.found->ver() > ver) return false;
+  if (live && !merge::invalidates(ver, pos.found->ver())) return false;
   impl_->unlink(s, pos);
   bump(live ? s.removes : s.expirations);
   s.garbage.maybe_collect();

@@ -13,21 +13,15 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/cluster_actor.hpp"
+<<<<<<< HEAD:runtime/modes/cluster.cpp
 #include "runtime/node/node_impl.hpp"
+=======
+#include "merge/rules.hpp"
+>>>>>>> writepath:runtime/src/cluster.cpp
 
 namespace warp::detail {
 
 namespace {
-
-// Recent invalidations: a direct-mapped table (no allocation per record on the receive path).
-constexpr std::size_t tombstone_slots = std::size_t{1} << 16;
-constexpr std::int64_t tombstone_ms = 60'000;
-
-std::int64_t l1_expiry(std::int64_t value_expiry, const key_policy& policy) {
-  if (policy.ttl.count() <= 0) return value_expiry;
-  auto cache_expiry = now_ms() + policy.ttl.count();
-  return value_expiry == 0 ? cache_expiry : std::min(value_expiry, cache_expiry);
-}
 
 std::mutex registry_mtx;
 std::unordered_map<const node*, cluster*>& registry() {
@@ -68,7 +62,7 @@ cluster::cluster(node& n, node::impl& st, std::string address) : node_(n), st_(s
   ctx_.clock_now = [this] { return st_.clock.next(); };
   ctx_.clock_observe = [this](std::uint64_t h) { st_.clock.observe(h); };
   ctx_.local_fetch = [this](const std::string& key) { return st_.local_read(key); };
-  ctx_.pool = std::make_unique<actors::work_pool>(2);
+  ctx_.pool = st.executor.get();
   bus_ = std::make_unique<bus::caf_bus>(*st.system, ctx_);
   bus_->subscribe([this](const bus::change_batch& b) { apply(b); },
                   [this](std::uint32_t sender, std::uint64_t bound) { distrust(sender, bound); });
@@ -85,7 +79,7 @@ void cluster::start() {
 void cluster::stop() {
   if (stopped_.exchange(true)) return;
   bus_->stop();
-  ctx_.pool.reset();  // finishes fetches in flight
+  // Fetches in flight on the node's executor finish when node::stop drains it.
 }
 
 void cluster::published(std::string_view key, version ver, std::int64_t expires_at_ms,
@@ -104,38 +98,36 @@ void cluster::published(std::string_view key, version ver, std::int64_t expires_
   bus_->publish(std::move(rec));
 }
 
+void cluster::unknown_outcome(std::string_view key, version ver) {
+  bus::change_record rec;
+  rec.key.assign(key);
+  rec.ver = ver;
+  rec.kind = bus::record_kind::invalidate;
+  remember_tombstone(rec.key, ver);
+  bus_->publish(std::move(rec));
+}
+
 void cluster::remember_tombstone(const std::string& key, version ver) {
-  std::lock_guard<std::mutex> g{tomb_mtx_};
-  if (tombstones_.empty()) tombstones_.resize(tombstone_slots);
   auto h = stable_hash(key);
-  auto& slot = tombstones_[h & (tombstone_slots - 1)];
-  auto now = now_ms();
-  // Same key: keep the newest version. Another key (or an expired one): replace it; its
-  // tombstone is lost early, which only re-opens the (millisecond) reordering window.
-  if (slot.hash == h && now - slot.at_ms <= tombstone_ms && ver < slot.ver) return;
-  slot = {h, ver, now};
+  std::lock_guard<std::mutex> g{tomb_mtx_};
+  tombstones_.remember(h, ver, now_ms());
 }
 
 std::optional<version> cluster::live_tombstone(std::string_view key) const {
-  std::lock_guard<std::mutex> g{tomb_mtx_};
-  if (tombstones_.empty()) return std::nullopt;
   auto h = stable_hash(key);
-  auto& slot = tombstones_[h & (tombstone_slots - 1)];
-  if (slot.hash != h || now_ms() - slot.at_ms > tombstone_ms) return std::nullopt;
-  return slot.ver;
+  std::lock_guard<std::mutex> g{tomb_mtx_};
+  return tombstones_.find(h, now_ms());
 }
 
 bool cluster::tombstoned(std::string_view key, version ver) const {
   auto t = live_tombstone(key);
-  return t && !(*t < ver);
+  return t && merge::tombstone_hides_hydration(*t, ver);
 }
 
 bool cluster::may_cache(std::string_view key, version ver) const {
-  if (ver.hlc <= clear_floor_hlc_.load(std::memory_order_acquire)) return false;
-  // An invalidation of version v announces the value of version v: that one may be cached,
-  // anything older may not.
+  if (merge::below_clear_floor(ver, clear_floor_hlc_.load(std::memory_order_acquire))) return false;
   auto t = live_tombstone(key);
-  return !(t && ver < *t);
+  return !t || merge::tombstone_allows_fill(*t, ver);
 }
 
 void cluster::apply(const bus::change_batch& batch) {
@@ -151,13 +143,12 @@ void cluster::apply(const bus::change_batch& batch) {
       continue;
     }
     // Not newer than a clear applied here (a peer's, or this node's own): storage lost it.
-    if (rec.ver.hlc <= clear_floor_hlc_.load(std::memory_order_acquire)) {
+    if (merge::below_clear_floor(rec.ver, clear_floor_hlc_.load(std::memory_order_acquire))) {
       ++stale;
       continue;
     }
     bool hydrate = rec.kind == bus::record_kind::value &&
-                   (rec.expires_at_ms == 0 || rec.expires_at_ms > now) &&
-                   rec.ver.hlc > hydrate_floor_;
+                   merge::hydrates(rec.ver, rec.expires_at_ms, now, hydrate_floor_);
     if (!hydrate) {
       remember_tombstone(rec.key, rec.ver);
       // A read-through in flight may hold the old value: it must not fill L1.
@@ -167,7 +158,8 @@ void cluster::apply(const bus::change_batch& batch) {
       // Only a newer entry in L1 makes the record stale. A key this node does not hold
       // (evicted, expired from L1, never filled) still changed: watchers such as the
       // sidecar's client tracking may have handed it out and must hear of it.
-      if (auto info = st_.l1->info(rec.key); !erased && info && rec.ver < info->ver) {
+      if (auto info = st_.l1->info(rec.key);
+          !erased && info && !merge::invalidates(rec.ver, info->ver)) {
         ++stale;
       } else {
         st_.notify({rec.kind == bus::record_kind::erase ? change_event::kind::removed
@@ -197,13 +189,13 @@ void cluster::apply(const bus::change_batch& batch) {
 }
 
 void cluster::cleared(version ver) {
-  if (!(clear_bound_ < ver)) return;
+  if (!merge::clear_advances(clear_bound_, ver)) return;
   clear_bound_ = ver;
   actors::cluster_counters::raise_max(clear_floor_hlc_, ver.hlc);
   st_.coalescer.supersede_all();
   std::vector<std::string> keys;
   st_.l1->for_each([&](std::string_view k, const buffer&, const l1_entry_info& info) {
-    if (!(ver < info.ver)) keys.emplace_back(k);
+    if (merge::clear_drops(ver, info.ver)) keys.emplace_back(k);
   });
   for (auto& k : keys) st_.l1->erase_if_not_newer(k, ver);
   st_.notify({change_event::kind::cleared, {}, ver, true});
@@ -215,12 +207,12 @@ void cluster::distrust(std::uint32_t, std::uint64_t hlc_bound) {
   st_.coalescer.supersede_all();
   std::vector<std::string> keys;
   st_.l1->for_each([&](std::string_view k, const buffer&, const l1_entry_info& info) {
-    if (info.ver.hlc <= hlc_bound &&
+    if (merge::distrusted_by_gap(info.ver, hlc_bound) &&
         st_.patterns.lookup(k).consistency == mode::eventual_distributed)
       keys.emplace_back(k);
   });
   std::uint64_t dropped = 0;
-  version bound{hlc_bound, std::numeric_limits<std::uint32_t>::max()};
+  const version bound = merge::gap_bound(hlc_bound);
   for (auto& k : keys) {
     st_.coalescer.supersede(k);
     if (st_.l1->erase_if_not_newer(k, bound)) {

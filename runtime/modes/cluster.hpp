@@ -15,7 +15,11 @@
 #include <vector>
 
 #include "actors/cluster_context.hpp"
+<<<<<<< HEAD:runtime/modes/cluster.hpp
 #include "actors/caf_bus.hpp"
+=======
+#include "merge/rules.hpp"
+>>>>>>> writepath:runtime/src/cluster.hpp
 #include "warp/cluster.hpp"
 #include "warp/node.hpp"
 
@@ -36,6 +40,11 @@ class cluster {
   /// A local write of an eventual_distributed key was applied (any thread).
   void published(std::string_view key, version ver, std::int64_t expires_at_ms,
                  bus::record_kind kind, std::string_view value);
+
+  /// A local write of `key` at `ver` failed in storage, which may have applied it anyway:
+  /// every peer drops the key (an invalidation record), and no read-through older than
+  /// `ver` fills this node's L1 (an owner may answer from an L1 the record has not reached).
+  void unknown_outcome(std::string_view key, version ver);
 
   /// Read-through via the key's range owner. nullopt = not handled (this node owns the
   /// range, no owner known, or the owner failed: the fallback was counted): fetch locally.
@@ -75,12 +84,7 @@ class cluster {
   // Recent invalidations (actor thread only): a hydration older than an invalidation of
   // the same key that arrived first (from another sender) must not resurrect the key.
   // Slots by key hash, allocated on the first invalidation received.
-  struct tombstone {
-    std::uint64_t hash = 0;
-    version ver;
-    std::int64_t at_ms = 0;
-  };
-  std::vector<tombstone> tombstones_;  // guarded by tomb_mtx_
+  merge::tombstone_table tombstones_;  // guarded by tomb_mtx_
   mutable std::mutex tomb_mtx_;
   /// HLC of the newest clear applied here, a peer's or this node's own (any thread).
   std::atomic<std::uint64_t> clear_floor_hlc_{0};

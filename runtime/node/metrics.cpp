@@ -137,7 +137,7 @@ std::string prometheus_text(const node& n) {
   out.counter("warp_storage_fetches_total", "Reads that reached storage.", s.storage_fetches);
   // Per storage operation when the adapter counts them (every adapter open_storage() makes,
   // SQLite and PostgreSQL alike); a caller-supplied adapter has the node's total only.
-  if (auto counts = const_cast<node&>(n).storage().error_counts()) {
+  if (auto counts = n.storage().error_counts()) {
     std::vector<std::pair<std::string_view, std::uint64_t>> samples;
     for (std::size_t i = 0; i < storage_op_count; ++i)
       samples.emplace_back(to_string(static_cast<storage_op>(i)), (*counts)[i]);

@@ -1,5 +1,5 @@
 // node::impl: the state behind warp::node. Internal: other parts of Warp (actors, bus,
-// sidecar) reach the node through its public API; this header is for runtime/node and runtime/modes only.
+// sidecar) reach the node through its public API; this header is for runtime/src only.
 #pragma once
 
 #include <array>
@@ -17,6 +17,9 @@
 #include "runtime/modes/cluster.hpp"
 #include "runtime/readthrough/coalescer.hpp"
 #include "runtime/core/epoch.hpp"
+#include "runtime/modes/mode.hpp"
+#include "runtime/core/work_pool.hpp"
+#include "runtime/modes/write_path.hpp"
 #include "warp/node.hpp"
 
 namespace warp {
@@ -49,16 +52,8 @@ struct node::impl {
   hybrid_clock clock;
   detail::fetch_coalescer coalescer;
 
-  // Writes to one key are ordered by its stripe (write-through to storage, then L1).
-  static constexpr std::size_t write_stripes = 256;
-  std::array<std::mutex, write_stripes> write_locks;
-  static std::size_t stripe_of(std::string_view key) noexcept {
-    return std::hash<std::string_view>{}(key) % write_stripes;
-  }
-  std::mutex& write_lock(std::string_view key) { return write_locks[stripe_of(key)]; }
-
   // Watchers: a copy-on-write list published through an atomic pointer (null = none) and
-  // read under an epoch pin (runtime/core/epoch.hpp), so notifying takes no lock, touches no
+  // read under an epoch pin (runtime/src/epoch.hpp), so notifying takes no lock, touches no
   // shared reference count and never holds a lock while calling out. watch()/unwatch()
   // replace the list under watchers_mtx and retire the old one to watcher_garbage.
   using watcher_list = std::vector<std::pair<watch_id, std::function<void(const change_event&)>>>;
@@ -73,6 +68,11 @@ struct node::impl {
   std::atomic<std::uint64_t> storage_writes{0};
   std::atomic<bool> stopped{false};
 
+  // The node's one blocking executor (runtime/src/work_pool.hpp): the control actor, the
+  // cluster and the async API post to it. Declared before the cluster and the coordinator,
+  // so it outlives them; node::stop drains it once they stopped posting.
+  std::unique_ptr<detail::work_pool> executor;
+
   void notify(const change_event& ev);
   /// notify() for a change made by this node's write path: builds the event only when
   /// somebody watches, in a per-thread event whose key keeps its capacity (no allocation).
@@ -81,13 +81,29 @@ struct node::impl {
   // The cluster (null when the node does not listen). Declared after everything it uses,
   // so it is torn down first.
   std::unique_ptr<detail::cluster> cluster;
-  // The strong_distributed coordinator (runtime/modes/strong.hpp): null unless the node is in
+  // The strong_distributed coordinator (runtime/src/strong.hpp): null unless the node is in
   // a cluster. Declared last, so it is torn down first.
   std::unique_ptr<detail::strong_coordinator> strong;
 
   /// Read of a key on this node only: L1, else the coalesced storage read-through (no
   /// range-owner hop). What a range owner answers remote misses with.
-  result<std::optional<record>> local_read(std::string_view key);
+  result<std::optional<record>> local_read(std::string_view key) { return writes.read_local(key); }
+
+  // The shared read/write path of the storage-backed modes, and the modes. The cluster's
+  // and the coordinator's modes exist while they do; declared after them, so torn down
+  // first.
+  detail::write_path writes{*this};
+  std::unique_ptr<detail::consistency_mode> local_mode = detail::make_strong_local_mode(writes);
+  std::unique_ptr<detail::consistency_mode> eventual_mode;
+  std::unique_ptr<detail::consistency_mode> strong_mode;
+
+  /// The mode that serves a key of `policy`. A mode whose machinery this node does not run
+  /// (no cluster: eventual_distributed and strong_distributed) falls back to strong_local.
+  detail::consistency_mode& mode_for(const key_policy& policy) noexcept {
+    if (policy.consistency == mode::strong_distributed && strong_mode) return *strong_mode;
+    if (policy.consistency == mode::eventual_distributed && eventual_mode) return *eventual_mode;
+    return *local_mode;
+  }
 };
 
 }  // namespace warp

@@ -411,3 +411,62 @@ TEST_CASE("an owner answering from an L1 older than what the asker applied is no
   CHECK(warp::cluster_stats_of(*f.nodes[1]).owner_fetch_fallbacks == fallbacks + 1);
   CHECK(value_of(*f.nodes[1], key) == "new");  // and never the owner's old value again
 }
+
+// Issue #10: a write whose storage call fails may still have been applied (a lost
+// acknowledgement). Dropping only this node's L1 entry left the other nodes serving the old
+// value until their cache TTL (forever with TTL 0).
+TEST_CASE("a write-through with an unknown outcome invalidates the key on every node") {
+  cluster_fixture f{3};
+  auto& a = *f.nodes[0];
+  // What every node must converge to, and what none may serve once it has.
+  std::string key, expect;
+  std::function<warp::status()> failing_write;
+  SECTION("set of an invalidated key") {
+    key = "user:unknown";
+    expect = "new";
+    failing_write = [&] { return a.set(key, "new"); };
+  }
+  SECTION("set of a hydrated key") {
+    key = "h:unknown";
+    expect = "new";
+    failing_write = [&] { return a.set(key, "new"); };
+  }
+  SECTION("remove") {
+    key = "user:unknown";
+    expect = "<not_found>";
+    failing_write = [&] { return a.remove(key); };
+  }
+  SECTION("a batch") {
+    key = "user:unknown";
+    expect = "new";
+    failing_write = [&] {
+      warp::kv_write items[] = {{key, "new", 0}, {"user:other", "x", 0}};
+      return a.set_many(items);
+    };
+  }
+  REQUIRE(a.set(key, "old").ok());
+  // Cached on every node (a read racing the write's own invalidation is not cached).
+  for (auto& n : f.nodes)
+    REQUIRE(eventually([&] { return value_of(*n, key) == "old" && n->l1().contains(key); }));
+
+  f.store->apply_then_fail = true;
+  auto st = failing_write();
+  f.store->apply_then_fail = false;
+  REQUIRE_FALSE(st.ok());
+  CHECK(st.code() == errc::unknown_outcome);
+
+  // Storage applied the write: every node serves it (or misses) once the invalidation has
+  // reached it, and never the old value again.
+  for (std::size_t i = 0; i < f.nodes.size(); ++i) {
+    INFO("node " << i);
+    CHECK(eventually([&] { return value_of(*f.nodes[i], key) == expect; }, 5s));
+  }
+  auto until = std::chrono::steady_clock::now() + 300ms;
+  while (std::chrono::steady_clock::now() < until) {
+    for (std::size_t i = 0; i < f.nodes.size(); ++i) {
+      INFO("node " << i);
+      REQUIRE(value_of(*f.nodes[i], key) == expect);
+    }
+    std::this_thread::sleep_for(2ms);
+  }
+}

@@ -13,7 +13,7 @@ cp "$src/examples/embedded_cache.cpp" "$tmp/app/"
 cat > "$tmp/app/CMakeLists.txt" <<'CMAKE'
 cmake_minimum_required(VERSION 3.25)
 project(consumer CXX)
-set(CMAKE_CXX_STANDARD 20)
+# No flags of its own: warp::warp carries its C++20 requirement.
 find_package(warp 0.1 REQUIRED)
 add_executable(app embedded_cache.cpp)
 target_link_libraries(app PRIVATE warp::warp)

@@ -13,10 +13,10 @@
 
 namespace {
 
-std::unique_ptr<warp::node> memory_node() {
+std::unique_ptr<warp::node> memory_node(std::shared_ptr<warp::storage> store = nullptr) {
   warp::node_config cfg;
   cfg.storage = "memory";
-  cfg.listen.clear();  // no node-to-node listener: tests run in parallel
+  cfg.storage_adapter = std::move(store);
   cfg.scheduler_threads = 1;
   auto n = warp::node::start(cfg);
   REQUIRE(n);
@@ -38,7 +38,8 @@ update_fn add(std::int64_t delta, std::vector<std::int64_t>* seen = nullptr) {
 }  // namespace
 
 TEST_CASE("set_many writes every pair through and the last pair of a key wins") {
-  auto n = memory_node();
+  std::shared_ptr<warp::storage> store = warp::make_memory_storage();
+  auto n = memory_node(store);
   std::mutex mtx;
   std::vector<std::pair<std::string, warp::version>> events;
   n->watch([&](const warp::change_event& ev) {
@@ -50,7 +51,7 @@ TEST_CASE("set_many writes every pair through and the last pair of a key wins") 
   CHECK(**n->get("a") == "5");
   CHECK(**n->get("b") == "2");
   CHECK(**n->get("c") == "4");
-  auto rec = n->storage().fetch("a");
+  auto rec = store->fetch("a");
   REQUIRE(rec);
   REQUIRE(*rec);
   CHECK((*rec)->value == "5");

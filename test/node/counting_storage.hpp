@@ -16,6 +16,9 @@ class counting_storage : public warp::storage {
   std::atomic<int> stores{0};
   std::atomic<bool> fail_fetch{false};
   std::atomic<bool> fail_store{false};
+  /// store() and remove() apply the change and then report a failure: the unknown outcome
+  /// of a write whose acknowledgement was lost (a timeout after the commit).
+  std::atomic<bool> apply_then_fail{false};
 
   /// While closed, fetch() reads its record and then waits until open() (so a test can
   /// make a read-through hold a value that a concurrent write then supersedes).
@@ -47,9 +50,17 @@ class counting_storage : public warp::storage {
   status store(std::string_view key, const record& rec) override {
     ++stores;
     if (fail_store) return error{errc::storage_unavailable, "injected outage"};
-    return inner_->store(key, rec);
+    auto st = inner_->store(key, rec);
+    if (st.ok() && apply_then_fail)
+      return error{errc::unknown_outcome, "injected lost acknowledgement"};
+    return st;
   }
-  status remove(std::string_view key) override { return inner_->remove(key); }
+  status remove(std::string_view key) override {
+    auto st = inner_->remove(key);
+    if (st.ok() && apply_then_fail)
+      return error{errc::unknown_outcome, "injected lost acknowledgement"};
+    return st;
+  }
   result<std::vector<std::string>> scan(std::string_view after, std::size_t count) override {
     return inner_->scan(after, count);
   }

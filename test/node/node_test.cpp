@@ -93,7 +93,7 @@ TEST_CASE("a write that lands during a read-through is not overwritten by the st
   f.store->open_gate();
   reader.join();
   CHECK(read_ok);
-  auto now = f.node->l1().get("k");
+  auto now = f.node->get_if_present("k");
   REQUIRE(now);
   CHECK(warp::view(*now) == "new");
   CHECK(warp::view(*f.node->get("k")) == "new");

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "warp/error.hpp"
 #include "warp/l1.hpp"
 #include "warp/pattern.hpp"
 #include "warp/storage.hpp"
@@ -115,8 +116,10 @@ struct transport_options {
 struct node_config {
   /// Node name: shown in views and logs. Empty = "warp-<pid>".
   std::string name;
-  /// Node-to-node and warpctl endpoint (CAF's network layer), HOST:PORT. Empty = no listener.
-  std::string listen = "127.0.0.1:4700";
+  /// Node-to-node and warpctl endpoint (CAF's network layer), HOST:PORT. Empty (the
+  /// default) = no listener: an embedded cache opens no port unless asked to (warpd sets
+  /// 127.0.0.1:4700 explicitly).
+  std::string listen;
   /// Seed peers, HOST:PORT each.
   std::vector<std::string> peers;
   /// `memory`, `sqlite`, `sqlite:PATH` or `postgres:URI`.
@@ -142,6 +145,16 @@ struct node_config {
   warp::transport_options transport;
   /// Worker threads of the actor system the node starts itself (ignored for a host system).
   std::size_t scheduler_threads = 2;
+  /// Threads of the node's one blocking executor: storage I/O on behalf of actors (the
+  /// control protocol, range owners serving peers' misses), DNS discovery, and the async
+  /// API's calls. A read-through may wait there for a peer (owner_fetch_timeout), so
+  /// leave some headroom over the cores.
+  std::size_t executor_threads = 8;
+
+  /// Checks everything node::start would refuse, without starting anything: bounds,
+  /// endpoints, patterns, the log level, TLS and listener rules. A message names the
+  /// field, what it got and, where one exists, its default (taken from this struct).
+  result<void> validate() const;
 };
 
 }  // namespace warp

@@ -88,6 +88,24 @@ class result {
   std::variant<T, error> data_;
 };
 
+/// Success or an error, converting to true on success (as caf::expected<void>).
+template <>
+class result<void> {
+ public:
+  result() = default;
+  result(error err) : err_(std::move(err)) {}
+  result(errc code, std::string message = {}) : err_(code, std::move(message)) {}
+
+  bool has_value() const noexcept { return err_.ok(); }
+  explicit operator bool() const noexcept { return has_value(); }
+  /// The error; errc::ok on success.
+  const error& err() const noexcept { return err_; }
+  errc code() const noexcept { return err_.code(); }
+
+ private:
+  error err_;
+};
+
 /// Outcome of an operation that returns nothing: an `error` whose ok() says success.
 using status = error;
 

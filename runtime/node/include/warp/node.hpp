@@ -4,11 +4,14 @@
 
 #include <chrono>
 #include <functional>
+#include <future>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <vector>
 
 #include "warp/buffer.hpp"
 #include "warp/config.hpp"
@@ -99,6 +102,20 @@ class node {
   /// L1, then read-through from storage on a miss (concurrent misses of one key share
   /// one fetch). errc::not_found when absent.
   result<buffer> get(std::string_view key);
+  /// L1 only: the value when this node caches it, else nullopt. Never leaves the process
+  /// and never blocks on I/O (strong_distributed keys, never cached, always miss), so it
+  /// is safe on a CAF scheduler thread.
+  std::optional<buffer> get_if_present(std::string_view key);
+  /// get_if_present without a copy or a reference count: calls `fn(std::string_view)` on
+  /// a hit while L1 keeps the bytes alive (keep it short). True on a hit.
+  template <class F>
+  bool read_if_present(std::string_view key, F&& fn) {
+    return read_if_present_impl(key, &fn, [](void* f, std::string_view bytes) {
+      (*static_cast<std::remove_reference_t<F>*>(f))(bytes);
+    });
+  }
+  /// get() of several keys: one result per key, in order (L1 hits first, then each miss).
+  std::vector<result<buffer>> get_many(std::span<const std::string_view> keys);
   /// Like get, but a miss is filled by `load` (coalesced) and written through to storage.
   result<buffer> get_or_load(std::string_view key, const loader& load);
   /// Write-through: storage first, then L1. `ttl` overrides the key's policy TTL
@@ -156,6 +173,37 @@ class node {
   watch_id watch(std::function<void(const change_event&)> fn);
   void unwatch(watch_id id);
 
+  // -- the async API --------------------------------------------------------------------
+  //
+  // Everything that may leave the process (storage, a peer, a quorum), without blocking
+  // the caller: the call runs on the node's blocking executor (node_config::
+  // executor_threads) and its outcome comes back through the callback, on an executor
+  // thread (or at once, on the caller's thread, when L1 answers a get), or through the
+  // future. From inside a CAF actor, pass a callback that sends the outcome to the actor
+  // (examples/async_in_actor.cpp); never wait on the future on a scheduler thread. After
+  // stop() the outcome is errc::shutting_down.
+
+  void get_async(std::string key, std::function<void(result<buffer>)> done);
+  std::future<result<buffer>> get_async(std::string key);
+  void get_many_async(std::vector<std::string> keys,
+                      std::function<void(std::vector<result<buffer>>)> done);
+  std::future<std::vector<result<buffer>>> get_many_async(std::vector<std::string> keys);
+  void set_async(std::string key, std::string value, std::optional<std::chrono::milliseconds> ttl,
+                 std::function<void(status)> done);
+  std::future<status> set_async(std::string key, std::string value,
+                                std::optional<std::chrono::milliseconds> ttl = std::nullopt);
+  void remove_async(std::string key, std::function<void(status)> done);
+  std::future<status> remove_async(std::string key);
+  void update_async(
+      std::string key,
+      std::function<result<mutation>(const buffer* current, std::int64_t expires_at_ms)> fn,
+      std::function<void(result<mutation>)> done);
+  std::future<result<mutation>> update_async(
+      std::string key,
+      std::function<result<mutation>(const buffer* current, std::int64_t expires_at_ms)> fn);
+  void get_or_load_async(std::string key, loader load, std::function<void(result<buffer>)> done);
+  std::future<result<buffer>> get_or_load_async(std::string key, loader load);
+
   /// True when the key has a value (L1, else storage).
   result<bool> contains(std::string_view key);
   /// Loads `keys` from storage into L1 (batch fetch); returns how many were found.
@@ -168,12 +216,21 @@ class node {
                           std::chrono::milliseconds ttl = std::chrono::milliseconds{0},
                           bool hydrate = false);
   key_policy policy(std::string_view key) const;
-  pattern_registry& patterns() noexcept;
+  /// The registered patterns (read-only: register_pattern() adds one).
+  const pattern_registry& patterns() const noexcept;
 
-  // -- parts ---------------------------------------------------------------------------
+  // -- parts (read-only views) -----------------------------------------------------------
 
-  l1_store& l1() noexcept;
-  warp::storage& storage() noexcept;
+  /// This node's L1, to inspect (info, contains, stats, for_each). Reads that count as
+  /// hits go through get_if_present/read_if_present; writes through the node.
+  const l1_store& l1() const noexcept;
+  /// The storage adapter, to inspect (describe, memory, error_counts).
+  const warp::storage& storage() const noexcept;
+  /// Asks the storage adapter whether it is healthy (warp::storage::check).
+  status check_storage();
+  /// Drops `key` from this node's L1 only (storage and peers untouched): for a storage
+  /// adapter that evicts on its own and must keep L1 from serving what it dropped.
+  bool evict_from_l1(std::string_view key);
   node_stats stats() const;
   const node_config& config() const noexcept;
   /// This node's id (stamped into versions it writes).
@@ -189,6 +246,9 @@ class node {
  private:
   explicit node(std::unique_ptr<impl> impl);
   static result<std::unique_ptr<node>> start_impl(std::unique_ptr<impl> p);
+  bool read_if_present_impl(std::string_view key, void* ctx, void (*fn)(void*, std::string_view));
+  /// Runs `job` on the executor; false after stop() (the job is not run).
+  bool post(std::function<void()> job);
   result<mutation> write(std::string_view key,
                          const std::function<result<mutation>(const buffer*, std::int64_t)>& fn,
                          bool read_current);

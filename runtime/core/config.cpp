@@ -1,0 +1,57 @@
+// node_config::validate(): what node::start refuses, checkable before anything starts.
+#include "warp/config.hpp"
+
+#include <string>
+
+#include <spdlog/spdlog.h>
+
+#include "warp/endpoint.hpp"
+
+namespace warp {
+
+namespace {
+
+error at_least_one(const char* field, std::size_t fallback) {
+  return error{errc::invalid_argument, std::string{field} + " must be at least 1 (default " +
+                                           std::to_string(fallback) + ")"};
+}
+
+}  // namespace
+
+result<void> node_config::validate() const {
+  const node_config defaults;
+  auto level = spdlog::level::from_str(log_level);
+  if (level == spdlog::level::off && log_level != "off")
+    return error{errc::invalid_argument, "unknown log level '" + log_level + "'"};
+  if (auto entries = pattern_registry::parse_specs(patterns); !entries) return entries.err();
+  if (scheduler_threads == 0) return at_least_one("scheduler_threads", defaults.scheduler_threads);
+  if (executor_threads == 0) return at_least_one("executor_threads", defaults.executor_threads);
+  if (limits.max_key_size == 0)
+    return at_least_one("limits.max_key_size", defaults.limits.max_key_size);
+  if (limits.max_value_size == 0)
+    return at_least_one("limits.max_value_size", defaults.limits.max_value_size);
+  if (cluster.ranges == 0) return at_least_one("cluster.ranges", defaults.cluster.ranges);
+  if (strong.replication_factor == 0)
+    return at_least_one("strong.replication_factor", defaults.strong.replication_factor);
+  if (default_policy.ttl.count() < 0)
+    return error{errc::invalid_argument, "default_policy.ttl: negative TTL"};
+  if (listen.empty()) return {};
+  auto endpoint = parse_endpoint(listen);
+  if (!endpoint) return endpoint.err();
+  // Protected mode (as Redis's): without TLS anyone who reaches the port can read and
+  // write every key and join the cluster, so only loopback unless the operator says so.
+  if (!transport.tls() && !transport.insecure && !is_loopback_host(endpoint->first))
+    return error{errc::invalid_argument,
+                 "refusing to listen on " + listen +
+                     " without TLS: anyone who can reach it could read and write every key "
+                     "and join the cluster. Give --tls-cert, --tls-key and --tls-ca, listen on "
+                     "127.0.0.1, or pass --insecure"};
+  if (transport.max_message_size < limits.max_value_size + 64 * 1024)
+    return error{errc::invalid_argument,
+                 "max-message-size (" + std::to_string(transport.max_message_size) +
+                     ") must exceed max-value-size (" + std::to_string(limits.max_value_size) +
+                     ") by at least 64 KiB: a value travels in one message"};
+  return {};
+}
+
+}  // namespace warp

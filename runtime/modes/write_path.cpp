@@ -1,0 +1,369 @@
+#include "runtime/modes/write_path.hpp"
+
+#include <algorithm>
+#include <unordered_map>
+
+#include "runtime/node/node_impl.hpp"
+
+namespace warp::detail {
+
+std::int64_t l1_expiry(std::int64_t value_expiry, const key_policy& policy) {
+  if (policy.ttl.count() <= 0) return value_expiry;
+  auto cache_expiry = now_ms() + policy.ttl.count();
+  return value_expiry == 0 ? cache_expiry : std::min(value_expiry, cache_expiry);
+}
+
+status check_key(const node_config& cfg, std::string_view key) {
+  if (key.size() > cfg.limits.max_key_size)
+    return error{errc::key_too_large, "key of " + std::to_string(key.size()) +
+                                          " bytes exceeds the limit of " +
+                                          std::to_string(cfg.limits.max_key_size)};
+  return {};
+}
+
+status check_value(const node_config& cfg, std::string_view value) {
+  if (value.size() > cfg.limits.max_value_size)
+    return error{errc::value_too_large, "value of " + std::to_string(value.size()) +
+                                            " bytes exceeds the limit of " +
+                                            std::to_string(cfg.limits.max_value_size)};
+  return {};
+}
+
+version write_path::next_version() noexcept {
+  return version{st_.clock.next(), st_.id};
+}
+
+write_path::stripe_set::stripe_set(write_path& p, std::vector<std::uint16_t> stripes)
+    : p_(p), stripes_(std::move(stripes)) {
+  std::sort(stripes_.begin(), stripes_.end());
+  stripes_.erase(std::unique(stripes_.begin(), stripes_.end()), stripes_.end());
+  for (auto s : stripes_) p_.locks_[s].lock();
+}
+
+write_path::stripe_set::~stripe_set() {
+  for (auto s = stripes_.rbegin(); s != stripes_.rend(); ++s) p_.locks_[*s].unlock();
+}
+
+// -- the commit sequence ----------------------------------------------------------------
+
+void write_path::failed(std::string_view key, consistency_mode& m, version ver) {
+  st_.storage_errors.fetch_add(1, std::memory_order_relaxed);
+  st_.l1->erase(key);
+  m.unknown_outcome(key, ver);
+}
+
+status write_path::commit_put(std::string_view key, const key_policy& policy, consistency_mode& m,
+                              record rec) {
+  const version ver = rec.ver;
+  const std::int64_t expires = rec.expires_at_ms;
+  auto err = st_.store->store(key, rec);
+  // A read-through in flight holds what storage had before: it must not fill L1.
+  st_.coalescer.supersede(key);
+  if (!err.ok()) {
+    failed(key, m, ver);
+    return err;
+  }
+  auto value = make_buffer(std::move(rec.value));
+  st_.l1->put(key, value, ver, l1_expiry(expires, policy), true);
+  m.committed({committed_change::kind::put, key, ver, expires, *value, policy.hydrate});
+  st_.storage_writes.fetch_add(1, std::memory_order_relaxed);
+  return {};
+}
+
+status write_path::commit_erase(std::string_view key, const key_policy&, consistency_mode& m,
+                                version ver) {
+  auto err = st_.store->remove(key);
+  st_.coalescer.supersede(key);
+  st_.l1->erase(key);
+  if (!err.ok()) {
+    failed(key, m, ver);
+    return err;
+  }
+  m.committed({committed_change::kind::erase, key, ver, 0, {}});
+  st_.storage_writes.fetch_add(1, std::memory_order_relaxed);
+  return {};
+}
+
+// -- reads ------------------------------------------------------------------------------
+
+result<buffer> write_path::read(std::string_view key, const key_policy& policy,
+                                consistency_mode& m) {
+  buffer filled;
+  auto outcome = st_.coalescer.run(
+      key,
+      [&]() -> result<std::optional<record>> {
+        if (auto r = m.fetch_elsewhere(key)) return std::move(*r);
+        st_.storage_fetches.fetch_add(1, std::memory_order_relaxed);
+        auto r = st_.store->fetch(key);
+        if (!r) st_.storage_errors.fetch_add(1, std::memory_order_relaxed);
+        return r;
+      },
+      [&](const record& rec) {
+        filled = make_buffer(rec.value);
+        if (!m.may_cache(key, rec.ver)) return;
+        st_.l1->put(key, filled, rec.ver, l1_expiry(rec.expires_at_ms, policy), true);
+      });
+  if (!outcome) return outcome.err();
+  if (!*outcome) return error{errc::not_found};
+  if (filled) return filled;
+  return make_buffer((*outcome)->value);
+}
+
+result<std::optional<record>> write_path::read_local(std::string_view key) {
+  std::optional<record> hit;
+  st_.l1->read(key, [&](std::string_view bytes, const l1_entry_info& info) {
+    hit = record{std::string{bytes}, info.expires_at_ms, info.ver};
+  });
+  if (hit) return hit;
+  if (auto err = check_key(st_.config, key); !err.ok()) return err;
+  auto policy = st_.patterns.lookup(key);
+  return st_.coalescer.run(
+      key,
+      [&]() -> result<std::optional<record>> {
+        st_.storage_fetches.fetch_add(1, std::memory_order_relaxed);
+        auto r = st_.store->fetch(key);
+        if (!r) st_.storage_errors.fetch_add(1, std::memory_order_relaxed);
+        return r;
+      },
+      [&](const record& rec) {
+        st_.l1->put(key, make_buffer(rec.value), rec.ver, l1_expiry(rec.expires_at_ms, policy),
+                    true);
+      });
+}
+
+result<buffer> write_path::get_or_load(std::string_view key, const key_policy& policy,
+                                       consistency_mode& m, const loader& load) {
+  auto found = read(key, policy, m);
+  if (found || found.code() != errc::not_found) return found;
+  // Coalesced like a storage fetch: the leader loads and commits (which fills L1 and
+  // supersedes its own flight, so the flight's fill does nothing).
+  auto outcome = st_.coalescer.run(
+      key,
+      [&]() -> result<std::optional<record>> {
+        auto loaded = load(key);
+        if (!loaded) return loaded.err();
+        if (!*loaded) return std::optional<record>{};
+        if (auto err = check_value(st_.config, **loaded); !err.ok()) return err;
+        std::lock_guard<std::mutex> guard{lock_of(key)};
+        record rec{std::move(**loaded), 0, next_version()};
+        if (auto err = commit_put(key, policy, m, rec); !err.ok()) return err;
+        return std::optional<record>{std::move(rec)};
+      },
+      [](const record&) {});
+  if (!outcome) return outcome.err();
+  if (!*outcome) return error{errc::not_found};
+  return make_buffer((*outcome)->value);
+}
+
+// -- writes -----------------------------------------------------------------------------
+
+status write_path::put(std::string_view key, const key_policy& policy, consistency_mode& m,
+                       std::string_view value, std::int64_t expires_at_ms) {
+  if (auto err = check_value(st_.config, value); !err.ok()) return err;
+  std::lock_guard<std::mutex> guard{lock_of(key)};
+  const version ver = next_version();
+  if (auto err = commit_put(key, policy, m, record{std::string{value}, expires_at_ms, ver});
+      !err.ok())
+    return err;
+  st_.notify_local(change_event::kind::set, key, ver);
+  return {};
+}
+
+result<mutation> write_path::write(std::string_view key, const key_policy& policy,
+                                   consistency_mode& m, const write_fn& fn, bool read_current) {
+  std::lock_guard<std::mutex> guard{lock_of(key)};
+  // The current value comes from storage, the source of truth for its expiry (L1 may hold
+  // a cache-TTL-shortened expiry, or may have evicted the key). Blind writes skip the read.
+  buffer current;
+  std::int64_t current_expiry = 0;
+  if (read_current) {
+    auto rec = st_.store->fetch(key);
+    st_.storage_fetches.fetch_add(1, std::memory_order_relaxed);
+    if (!rec) {
+      st_.storage_errors.fetch_add(1, std::memory_order_relaxed);
+      return rec.err();
+    }
+    if (*rec) {
+      current = make_buffer(std::move((*rec)->value));
+      current_expiry = (*rec)->expires_at_ms;
+    }
+  }
+  auto decision = fn(current ? &current : nullptr, current_expiry);
+  if (!decision) return decision;
+  switch (decision->what) {
+    case mutation::kind::keep:
+      return decision;
+    case mutation::kind::put: {
+      if (auto err = check_value(st_.config, decision->value); !err.ok()) return err;
+      const version ver = next_version();
+      if (auto err =
+              commit_put(key, policy, m, record{decision->value, decision->expires_at_ms, ver});
+          !err.ok())
+        return err;
+      st_.notify_local(change_event::kind::set, key, ver);
+      return decision;
+    }
+    case mutation::kind::erase: {
+      const version ver = next_version();
+      if (auto err = commit_erase(key, policy, m, ver); !err.ok()) return err;
+      // A blind remove does not know whether the key existed; watchers get the event anyway.
+      if (current || !read_current) st_.notify_local(change_event::kind::removed, key, ver);
+      return decision;
+    }
+  }
+  return decision;
+}
+
+status write_path::set_many(std::span<const kv_write> items, std::span<const key_policy> policies) {
+  std::vector<std::uint16_t> stripe_ids;
+  stripe_ids.reserve(items.size());
+  for (auto& item : items) stripe_ids.push_back(static_cast<std::uint16_t>(stripe_of(item.key)));
+  // A pair followed by a later pair for the same key is applied and at once replaced:
+  // storage, L1 and the cluster only see the last one (its watchers still see each, with
+  // the version of the write that replaced it). next[i] = the later pair of i's key.
+  constexpr std::size_t last = static_cast<std::size_t>(-1);
+  std::vector<std::size_t> next(items.size(), last);
+  if (items.size() <= 32) {
+    for (std::size_t i = 0; i < items.size(); ++i)
+      for (std::size_t j = i + 1; j < items.size(); ++j)
+        if (stripe_ids[j] == stripe_ids[i] && items[j].key == items[i].key) {
+          next[i] = j;
+          break;
+        }
+  } else {
+    std::unordered_map<std::string_view, std::size_t> later;
+    later.reserve(items.size());
+    for (std::size_t i = items.size(); i-- > 0;)
+      if (auto [it, fresh] = later.emplace(items[i].key, i); !fresh) {
+        next[i] = it->second;
+        it->second = i;
+      }
+  }
+  // Every stripe of the batch: each key's write is ordered with every other write of it.
+  stripe_set locked{*this, std::move(stripe_ids)};
+  std::vector<version> vers(items.size());
+  std::size_t written = 0;  // pairs [0, written) took effect
+  status failure;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (next[i] != last) continue;
+    auto& item = items[i];
+    vers[i] = next_version();
+    failure = commit_put(item.key, policies[i], st_.mode_for(policies[i]),
+                         record{std::string{item.value}, item.expires_at_ms, vers[i]});
+    if (!failure.ok()) break;
+    written = i + 1;
+  }
+  // Watchers, after every write reached L1: one event per pair, in order. A replaced pair
+  // took effect when the pair that replaced it did.
+  for (std::size_t i = items.size(); i-- > 0;)
+    if (next[i] != last) next[i] = next[next[i]] == last ? next[i] : next[next[i]];
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const std::size_t final_pair = next[i] == last ? i : next[i];
+    if (final_pair < written)
+      st_.notify_local(change_event::kind::set, items[i].key, vers[final_pair]);
+  }
+  return failure;
+}
+
+void write_path::update_many(std::span<const node::update_item> items,
+                             std::span<const update_key> distinct,
+                             std::span<const std::size_t> key_of, std::span<status> out) {
+  // The state of each distinct key while the batch runs.
+  struct key_state {
+    bool loaded = false;  // read from storage (or written by an item before)
+    bool dirty = false;   // some item changed it: write the final state
+    buffer value;         // null = absent
+    std::int64_t expires = 0;
+    version ver;
+  };
+  // A change of the batch; it takes effect with its key's final write, so it carries that
+  // write's version (the states between are never visible to anybody).
+  struct change {
+    std::size_t key;  // index into keys
+    change_event::kind what;
+  };
+  std::vector<key_state> keys(distinct.size());
+  std::vector<change> changes;
+  changes.reserve(items.size());
+  std::vector<std::uint16_t> stripe_ids;
+  stripe_ids.reserve(distinct.size());
+  for (auto& k : distinct) stripe_ids.push_back(static_cast<std::uint16_t>(stripe_of(k.key)));
+  stripe_set locked{*this, std::move(stripe_ids)};
+
+  // 1. Every item decides, in order, on the state the items before it left.
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    auto& ks = keys[key_of[i]];
+    auto key = distinct[key_of[i]].key;
+    if (auto err = check_key(st_.config, key); !err.ok()) {
+      out[i] = err;
+      continue;
+    }
+    if (!ks.loaded) {
+      // As in write(): storage is the source of truth for the current value and expiry.
+      auto rec = st_.store->fetch(key);
+      st_.storage_fetches.fetch_add(1, std::memory_order_relaxed);
+      if (!rec) {
+        st_.storage_errors.fetch_add(1, std::memory_order_relaxed);
+        out[i] = rec.err();
+        continue;
+      }
+      ks.loaded = true;
+      if (*rec) {
+        ks.value = make_buffer(std::move((*rec)->value));
+        ks.expires = (*rec)->expires_at_ms;
+      }
+    } else if (ks.value && ks.expires != 0 && ks.expires <= now_ms()) {
+      ks.value = nullptr;  // expired during the batch, as storage would report it
+    }
+    auto decision = (*items[i].fn)(ks.value ? &ks.value : nullptr, ks.value ? ks.expires : 0);
+    if (!decision) {
+      out[i] = decision.err();
+      continue;
+    }
+    switch (decision->what) {
+      case mutation::kind::keep:
+        break;
+      case mutation::kind::put:
+        if (auto err = check_value(st_.config, decision->value); !err.ok()) {
+          out[i] = err;
+          break;
+        }
+        ks.value = make_buffer(std::move(decision->value));
+        ks.expires = decision->expires_at_ms;
+        ks.dirty = true;
+        changes.push_back({key_of[i], change_event::kind::set});
+        break;
+      case mutation::kind::erase: {
+        const bool had = ks.value != nullptr;
+        ks.value = nullptr;
+        ks.expires = 0;
+        ks.dirty = true;
+        if (had) changes.push_back({key_of[i], change_event::kind::removed});
+        break;
+      }
+    }
+  }
+
+  // 2. Each changed key's final state is committed once.
+  std::vector<char> failed_keys(keys.size(), 0);
+  for (std::size_t k = 0; k < keys.size(); ++k) {
+    auto& ks = keys[k];
+    if (!ks.dirty) continue;
+    auto& [key, policy] = distinct[k];
+    auto& m = st_.mode_for(policy);
+    ks.ver = next_version();
+    status err = ks.value ? commit_put(key, policy, m, record{*ks.value, ks.expires, ks.ver})
+                          : commit_erase(key, policy, m, ks.ver);
+    if (!err.ok()) {
+      failed_keys[k] = 1;
+      for (std::size_t i = 0; i < items.size(); ++i)
+        if (key_of[i] == k && out[i].ok()) out[i] = err;
+    }
+  }
+
+  // 3. Watchers see every change that took effect, in order, after it reached L1.
+  for (auto& c : changes)
+    if (!failed_keys[c.key]) st_.notify_local(c.what, distinct[c.key].key, keys[c.key].ver);
+}
+
+}  // namespace warp::detail

@@ -1,0 +1,108 @@
+// The one read path and the one write path of the storage-backed modes (strong_local and
+// eventual_distributed). Every write of such a key (set, set_many, update, update_many,
+// remove, the sidecar's batches, get_or_load's fill) ends in commit_put or commit_erase,
+// the only places that run the sequence
+//     store -> supersede in-flight reads -> L1 -> the mode's replication hook -> count
+// and, when storage fails (its outcome is unknown), drop L1 here and tell the mode so it
+// can invalidate the key wherever else it is cached. Internal to runtime/src.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "runtime/modes/mode.hpp"
+#include "warp/node.hpp"
+
+namespace warp::detail {
+
+/// L1 expiry of a value: its own expiry, shortened by the policy's cache TTL.
+std::int64_t l1_expiry(std::int64_t value_expiry, const key_policy& policy);
+/// errc::key_too_large / value_too_large against the node's limits.
+status check_key(const node_config& cfg, std::string_view key);
+status check_value(const node_config& cfg, std::string_view value);
+
+class write_path {
+ public:
+  explicit write_path(node::impl& st) : st_(st) {}
+  write_path(const write_path&) = delete;
+  write_path& operator=(const write_path&) = delete;
+
+  // -- reads ---------------------------------------------------------------------------
+
+  /// A miss: coalesced with concurrent misses of the key, fetched where the mode says
+  /// (else storage), cached in L1 unless a write superseded it or the mode refuses the
+  /// version. errc::not_found when absent.
+  result<buffer> read(std::string_view key, const key_policy& policy, consistency_mode& m);
+  /// L1, else the coalesced storage read of this node (no hop elsewhere): what a range
+  /// owner answers its peers' misses with.
+  result<std::optional<record>> read_local(std::string_view key);
+  /// read(), with a miss filled by `load` (coalesced) and written through.
+  result<buffer> get_or_load(std::string_view key, const key_policy& policy, consistency_mode& m,
+                             const loader& load);
+
+  // -- writes --------------------------------------------------------------------------
+
+  /// A blind put of one key: takes its stripe, commits, tells watchers.
+  status put(std::string_view key, const key_policy& policy, consistency_mode& m,
+             std::string_view value, std::int64_t expires_at_ms);
+  /// One key: takes its stripe, reads the current value from storage when `read_current`,
+  /// lets `fn` decide, commits. Watchers hear of the change.
+  result<mutation> write(std::string_view key, const key_policy& policy, consistency_mode& m,
+                         const write_fn& fn, bool read_current);
+  /// node::set_many for keys whose modes batch (validated by the caller).
+  status set_many(std::span<const kv_write> items, std::span<const key_policy> policies);
+  /// node::update_many for keys whose modes batch; `keys_policy[k]` per distinct key in
+  /// first-seen order, `key_of[i]` item i's distinct key.
+  struct update_key {
+    std::string_view key;
+    key_policy policy;
+  };
+  void update_many(std::span<const node::update_item> items, std::span<const update_key> keys,
+                   std::span<const std::size_t> key_of, std::span<status> out);
+
+  /// The commit sequence of a put; the key's stripe is held. Does not notify watchers.
+  status commit_put(std::string_view key, const key_policy& policy, consistency_mode& m,
+                    record rec);
+  /// The commit sequence of a removal at `ver`; the key's stripe is held.
+  status commit_erase(std::string_view key, const key_policy& policy, consistency_mode& m,
+                      version ver);
+
+  version next_version() noexcept;
+
+  // -- write stripes -------------------------------------------------------------------
+
+  /// Writes to one key are ordered by its stripe (write-through to storage, then L1).
+  static constexpr std::size_t stripes = 256;
+  static std::size_t stripe_of(std::string_view key) noexcept {
+    return std::hash<std::string_view>{}(key) % stripes;
+  }
+  std::mutex& lock_of(std::string_view key) { return locks_[stripe_of(key)]; }
+
+  /// Holds several stripes at once, taken in ascending order (batched writes are the only
+  /// holders of more than one: no deadlock), released in reverse.
+  class stripe_set {
+   public:
+    stripe_set(write_path& p, std::vector<std::uint16_t> stripes);
+    ~stripe_set();
+    stripe_set(const stripe_set&) = delete;
+    stripe_set& operator=(const stripe_set&) = delete;
+
+   private:
+    write_path& p_;
+    std::vector<std::uint16_t> stripes_;
+  };
+
+ private:
+  /// Storage failed a write of `key` at `ver`: nothing of it may stay cached anywhere.
+  void failed(std::string_view key, consistency_mode& m, version ver);
+
+  node::impl& st_;
+  std::array<std::mutex, stripes> locks_;
+};
+
+}  // namespace warp::detail
