@@ -16,6 +16,7 @@
 #include "bus/node_transport.hpp"
 #include "runtime/membership/discovery.hpp"
 #include "runtime/membership/membership.hpp"
+#include "warp/endpoint.hpp"
 #include "warp/l1.hpp"
 
 namespace warp::actors {
@@ -59,18 +60,11 @@ struct cluster_state {
 
 using cluster_actor = caf::stateful_actor<cluster_state>;
 
+/// HOST:PORT of a peer to dial (parse_endpoint; port 0 cannot be dialed).
 std::optional<std::pair<std::string, std::uint16_t>> split(const std::string& addr) {
-  auto colon = addr.rfind(':');
-  if (colon == std::string::npos) return std::nullopt;
-  std::string host = addr.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
-  unsigned port = 0;
-  auto p = addr.data() + colon + 1;
-  auto [ptr, ec] = std::from_chars(p, addr.data() + addr.size(), port);
-  if (ec != std::errc{} || ptr != addr.data() + addr.size() || port == 0 || port > 65535)
-    return std::nullopt;
-  return std::pair{host, static_cast<std::uint16_t>(port)};
+  auto ep = parse_endpoint(addr);
+  if (!ep || ep->second == 0) return std::nullopt;
+  return std::move(*ep);
 }
 
 class cluster_logic {

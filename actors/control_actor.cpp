@@ -12,8 +12,6 @@
 #include <caf/all.hpp>
 
 #include "runtime/core/work_pool.hpp"
-#include "warp/metrics.hpp"
-#include "warp/node.hpp"
 
 namespace warp::actors {
 
@@ -22,14 +20,15 @@ namespace {
 /// Local only: a pool thread hands a finished request back to the actor.
 using job_done_atom = caf::atom_constant<caf::atom("ctlJobDone")>;
 
-/// State of the control actor. It holds only a pointer to the node: the node owns the
-/// actor (publishes it, stops it via stop_control_actor) and outlives it.
+/// State of the control actor. It holds only a pointer to the node (through the
+/// control_backend it implements): the node owns the actor (publishes it, stops it via
+/// stop_control_actor) and outlives it.
 ///
 /// Node calls may block on storage I/O, so they run on the node's executor and come back as a
 /// job_done message that delivers the request's response promise. (A detached actor would
 /// avoid the pool, but CAF 0.17 can hang at shutdown waiting for detached actors.)
 struct control_state {
-  warp::node* node = nullptr;
+  control_backend* node = nullptr;
   /// Requests answered, for logs/debugging; not exported.
   std::uint64_t requests = 0;
   /// Requests running on the pool, by a random token (a peer cannot guess one to forge a
@@ -72,27 +71,18 @@ caf::error make_caf_error(errc code, std::string message) {
 }
 
 // The node enforces the limits too; checking here first rejects an oversized request with
-// the same errc before it touches L1 or storage, and names the bound in the message.
-caf::error check_key(const warp::node& n, const std::string& key) {
+// the same errc (the same check: limits::check_key/check_value) before it costs an executor
+// job. An empty key is refused by the control protocol only (RESP allows it, like Redis).
+caf::error check_key(const control_backend& n, const std::string& key) {
   if (key.empty()) return make_caf_error(errc::invalid_argument, "empty key");
-  auto max = n.config().limits.max_key_size;
-  if (max != 0 && key.size() > max)
-    return make_caf_error(errc::key_too_large, "key of " + std::to_string(key.size()) +
-                                                   " bytes exceeds max-key-size " +
-                                                   std::to_string(max));
-  return {};
+  return to_caf_error(n.limits().check_key(key));
 }
 
-caf::error check_value(const warp::node& n, const std::string& value) {
-  auto max = n.config().limits.max_value_size;
-  if (max != 0 && value.size() > max)
-    return make_caf_error(errc::value_too_large, "value of " + std::to_string(value.size()) +
-                                                     " bytes exceeds max-value-size " +
-                                                     std::to_string(max));
-  return {};
+caf::error check_value(const control_backend& n, const std::string& value) {
+  return to_caf_error(n.limits().check_value(value));
 }
 
-caf::behavior control_impl(control_actor* self, warp::node* n, detail::work_pool* pool) {
+caf::behavior control_impl(control_actor* self, control_backend* n, detail::work_pool* pool) {
   self->state.node = n;
   self->state.pool = pool;
   // Unknown requests (a newer client, a stray message) get a typed error back instead of
@@ -108,7 +98,7 @@ caf::behavior control_impl(control_actor* self, warp::node* n, detail::work_pool
           -> caf::result<caf::pong_atom, std::string, std::uint32_t, std::uint16_t> {
         ++self->state.requests;
         auto& node = *self->state.node;
-        return {caf::pong_atom::value, display_name(node.config()), node.id(),
+        return {caf::pong_atom::value, node.name(), node.id(),
                 control_protocol_version};
       },
       [=](caf::get_atom, const std::string& key) -> caf::result<std::string> {
@@ -157,7 +147,7 @@ caf::behavior control_impl(control_actor* self, warp::node* n, detail::work_pool
       [=](stats_atom) -> caf::result<std::string> {
         ++self->state.requests;
         return offload(self, [n = self->state.node](caf::message& reply, caf::error&) {
-          reply = caf::make_message(stats_json(*n));
+          reply = caf::make_message(n->stats_json());
         });
       },
       [=](job_done_atom, std::uint64_t token, caf::message& reply, caf::error& err) {
@@ -242,7 +232,7 @@ void register_control_protocol(caf::actor_system_config& cfg) {
   cfg.add_error_category(control_error_category(), render_control_error);
 }
 
-caf::actor spawn_control_actor(caf::actor_system& sys, warp::node& n, detail::work_pool& executor) {
+caf::actor spawn_control_actor(caf::actor_system& sys, control_backend& n, detail::work_pool& executor) {
   return sys.spawn(control_impl, &n, &executor);
 }
 

@@ -20,7 +20,10 @@
 // changes. A breaking change bumps `control_protocol_version`, which clients see in pong.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <optional>
+#include <string_view>
 #include <string>
 
 #include <caf/actor.hpp>
@@ -28,11 +31,10 @@
 #include <caf/error.hpp>
 #include <caf/fwd.hpp>
 
+#include "warp/buffer.hpp"
+#include "warp/config.hpp"
 #include "warp/error.hpp"
 
-namespace warp {
-class node;
-}
 
 namespace warp::detail {
 class work_pool;
@@ -41,6 +43,26 @@ class work_pool;
 namespace warp::actors {
 
 inline constexpr std::uint16_t control_protocol_version = 1;
+
+/// What the control actor serves requests from: the node implements it (runtime/node), so
+/// the actor layer does not depend on the node facade above it. Calls other than name, id,
+/// limits and get_if_present may block on storage or the network: the actor runs them on
+/// the node's executor.
+class control_backend {
+ public:
+  virtual ~control_backend() = default;
+  virtual std::string name() const = 0;
+  virtual std::uint32_t id() const = 0;
+  virtual const warp::limits& limits() const = 0;
+  /// L1 only, never leaves the process.
+  virtual std::optional<buffer> get_if_present(std::string_view key) const = 0;
+  virtual result<buffer> get(std::string_view key) = 0;
+  virtual status set(std::string_view key, std::string_view value,
+                     std::optional<std::chrono::milliseconds> ttl) = 0;
+  virtual status remove(std::string_view key) = 0;
+  /// The node's stats as JSON (warp/metrics.hpp, stats_json).
+  virtual std::string stats_json() = 0;
+};
 
 /// The one request atom CAF does not ship (get/put/delete/ping/pong/ok are CAF's own).
 using stats_atom = caf::atom_constant<caf::atom("stats")>;
@@ -72,7 +94,8 @@ void register_control_protocol(caf::actor_system_config& cfg);
 /// (and no detached actor can hang CAF 0.17's shutdown). `n` must
 /// stay alive until the actor is gone: stop it with stop_control_actor() before the node's
 /// parts are torn down.
-caf::actor spawn_control_actor(caf::actor_system& sys, warp::node& n, detail::work_pool& executor);
+caf::actor spawn_control_actor(caf::actor_system& sys, control_backend& n,
+                               detail::work_pool& executor);
 
 /// Tells the control actor to quit and waits until it has (so no request is still inside a
 /// node call afterwards). Safe to call with an invalid handle or twice.

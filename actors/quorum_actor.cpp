@@ -14,6 +14,8 @@
 #include <caf/io/basp_broker.hpp>
 #include <nlohmann/json.hpp>
 
+#include "runtime/core/log.hpp"
+#include "warp/endpoint.hpp"
 #include "bus/node_transport.hpp"
 #include "actors/quorum_phase.hpp"
 #include "runtime/membership/strong_placement.hpp"
@@ -32,24 +34,13 @@ constexpr auto connect_retry = std::chrono::milliseconds{1000};
 constexpr std::size_t chunk_bytes = 1024 * 1024;
 constexpr std::size_t chunk_items = 4096;
 
-std::shared_ptr<spdlog::logger> log() {
-  if (auto l = spdlog::get("warp")) return l;
-  return spdlog::default_logger();
-}
+using warp::detail::log;
 
+/// HOST:PORT of a member (parse_endpoint); {addr, 0} when it is not of that form.
 std::pair<std::string, std::uint16_t> split_address(const std::string& addr) {
-  auto colon = addr.rfind(':');
-  if (colon == std::string::npos) return {addr, 0};
-  std::string host = addr.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
-  unsigned port = 0;
-  try {
-    port = static_cast<unsigned>(std::stoul(addr.substr(colon + 1)));
-  } catch (...) {
-    port = 0;
-  }
-  return {host, static_cast<std::uint16_t>(port > 65535 ? 0 : port)};
+  auto ep = parse_endpoint(addr);
+  if (!ep) return {addr, 0};
+  return std::move(*ep);
 }
 
 /// The quorum actor's state: everything it works on, touched by its own thread only.

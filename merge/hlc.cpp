@@ -1,6 +1,6 @@
 #include "merge/hlc.hpp"
 
-#include "warp/l1.hpp"
+#include "warp/clock.hpp"
 
 namespace warp {
 

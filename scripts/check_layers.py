@@ -170,6 +170,9 @@ def main():
         ("runtime/l1/l1_store.cpp", "bus/envelope.hpp", False),
         ("bus/envelope.cpp", "actors/cluster_actor.hpp", False),
         ("runtime/l1/l1_store.cpp", "runtime/core/epoch.hpp", True),
+        ("actors/control_actor.cpp", "warp/node.hpp", False),
+        ("actors/control_actor.cpp", "runtime/node/node_impl.hpp", False),
+        ("actors/control_actor.cpp", "bus/envelope.hpp", True),
         ("bus/envelope.cpp", "bus/envelope.hpp", True),
     ]
     for source, include, expect in probes:

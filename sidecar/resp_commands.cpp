@@ -1234,9 +1234,7 @@ void cmd_scan(context& ctx) {
     // TYPE reads each key of the page (bounded by COUNT) for its type tag.
     std::erase_if(page->keys, [&](const std::string& k) {
       value_type t = value_type::none;
-      if (!ctx.n.l1().read(k, [&](std::string_view bytes, const l1_entry_info&) {
-            t = typed::type_of(bytes);
-          })) {
+      if (!ctx.n.read_if_present(k, [&](std::string_view bytes) { t = typed::type_of(bytes); })) {
         if (auto r = ctx.n.get(k)) t = typed::type_of(view(*r));
       }
       return t != *type_filter;

@@ -35,8 +35,7 @@ bool int_arg(context& ctx, std::size_t i, std::int64_t& out);
 /// reruns on a worker, which reads through). Storage errors are replied here.
 template <class F>
 void with_value(context& ctx, std::string_view key, F&& fn) {
-  bool hit =
-      ctx.n.l1().read(key, [&](std::string_view bytes, const l1_entry_info&) { fn(&bytes); });
+  bool hit = ctx.n.read_if_present(key, [&](std::string_view bytes) { fn(&bytes); });
   if (hit) {
     ctx.hit();
   } else if (!ctx.j) {

@@ -1,5 +1,7 @@
 #include "runtime/membership/discovery.hpp"
 
+#include "runtime/core/log.hpp"
+
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
 #include <netdb.h>
@@ -325,8 +327,7 @@ discovery_result resolve_peers(const discovery_spec& spec, const std::string& se
 
 std::vector<std::string> discover_peers(const std::string& spec_text, const std::string& server,
                                         std::uint16_t listen_port) {
-  auto log = spdlog::get("warp");
-  if (!log) log = spdlog::default_logger();
+  auto log = detail::log();
   auto spec = parse_discovery_spec(spec_text);
   if (!spec) {
     log->warn("discovery-dns: {}", spec.err().message());

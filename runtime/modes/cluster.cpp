@@ -13,11 +13,8 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/cluster_actor.hpp"
-<<<<<<< HEAD:runtime/modes/cluster.cpp
-#include "runtime/node/node_impl.hpp"
-=======
 #include "merge/rules.hpp"
->>>>>>> writepath:runtime/src/cluster.cpp
+#include "runtime/node/node_impl.hpp"
 
 namespace warp::detail {
 
@@ -342,8 +339,7 @@ std::string cluster_json(node& n) {
 std::string cluster_prometheus_text(node& n) {
   auto v = view_of(n);
   auto s = cluster_stats_of(n);
-  std::string name =
-      n.config().name.empty() ? "warp-" + std::to_string(::getpid()) : n.config().name;
+  std::string name = display_name(n.config());
   std::string out;
   auto label = "{node=\"" + prometheus_label(name) + "\"";
   auto line = [&](const char* metric, const char* type, const char* help, auto value) {

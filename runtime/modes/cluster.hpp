@@ -1,7 +1,7 @@
 // The cluster part of a node: created by node::start when the node listens. It wires the
 // node to the sync bus (local eventual_distributed writes out, remote changes applied to
 // L1 by version), handles gaps (drops what can no longer be trusted), and routes read-
-// through misses to the key's range owner with a local fallback. Internal to the node.
+// through misses to the key's range owner with a local fallback. Internal to runtime/src.
 #pragma once
 
 #include <atomic>
@@ -15,11 +15,8 @@
 #include <vector>
 
 #include "actors/cluster_context.hpp"
-<<<<<<< HEAD:runtime/modes/cluster.hpp
 #include "actors/caf_bus.hpp"
-=======
 #include "merge/rules.hpp"
->>>>>>> writepath:runtime/src/cluster.hpp
 #include "warp/cluster.hpp"
 #include "warp/node.hpp"
 

@@ -8,6 +8,7 @@
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 
+#include "runtime/core/log.hpp"
 #include "actors/quorum_actor.hpp"
 #include "runtime/node/node_impl.hpp"
 
@@ -23,10 +24,7 @@ std::int64_t wall_ms() {
       .count();
 }
 
-std::shared_ptr<spdlog::logger> log() {
-  if (auto l = spdlog::get("warp")) return l;
-  return spdlog::default_logger();
-}
+using warp::detail::log;
 
 std::vector<std::string> member_list(const node_config& cfg, const std::string& self) {
   if (!cfg.strong.members.empty()) return cfg.strong.members;
@@ -238,10 +236,7 @@ result<mutation> strong_coordinator::write(
     case mutation::kind::keep:
       return decision;
     case mutation::kind::put: {
-      if (decision->value.size() > st_.config.limits.max_value_size)
-        return error{errc::value_too_large, "value of " + std::to_string(decision->value.size()) +
-                                                " bytes exceeds the limit of " +
-                                                std::to_string(st_.config.limits.max_value_size)};
+      if (auto err = st_.config.limits.check_value(decision->value); !err.ok()) return err;
       if (auto err = set(key, decision->value, decision->expires_at_ms); !err.ok()) return err;
       return decision;
     }

@@ -13,22 +13,6 @@ std::int64_t l1_expiry(std::int64_t value_expiry, const key_policy& policy) {
   return value_expiry == 0 ? cache_expiry : std::min(value_expiry, cache_expiry);
 }
 
-status check_key(const node_config& cfg, std::string_view key) {
-  if (key.size() > cfg.limits.max_key_size)
-    return error{errc::key_too_large, "key of " + std::to_string(key.size()) +
-                                          " bytes exceeds the limit of " +
-                                          std::to_string(cfg.limits.max_key_size)};
-  return {};
-}
-
-status check_value(const node_config& cfg, std::string_view value) {
-  if (value.size() > cfg.limits.max_value_size)
-    return error{errc::value_too_large, "value of " + std::to_string(value.size()) +
-                                            " bytes exceeds the limit of " +
-                                            std::to_string(cfg.limits.max_value_size)};
-  return {};
-}
-
 version write_path::next_version() noexcept {
   return version{st_.clock.next(), st_.id};
 }
@@ -115,7 +99,7 @@ result<std::optional<record>> write_path::read_local(std::string_view key) {
     hit = record{std::string{bytes}, info.expires_at_ms, info.ver};
   });
   if (hit) return hit;
-  if (auto err = check_key(st_.config, key); !err.ok()) return err;
+  if (auto err = st_.config.limits.check_key(key); !err.ok()) return err;
   auto policy = st_.patterns.lookup(key);
   return st_.coalescer.run(
       key,
@@ -143,7 +127,7 @@ result<buffer> write_path::get_or_load(std::string_view key, const key_policy& p
         auto loaded = load(key);
         if (!loaded) return loaded.err();
         if (!*loaded) return std::optional<record>{};
-        if (auto err = check_value(st_.config, **loaded); !err.ok()) return err;
+        if (auto err = st_.config.limits.check_value(**loaded); !err.ok()) return err;
         std::lock_guard<std::mutex> guard{lock_of(key)};
         record rec{std::move(**loaded), 0, next_version()};
         if (auto err = commit_put(key, policy, m, rec); !err.ok()) return err;
@@ -159,7 +143,7 @@ result<buffer> write_path::get_or_load(std::string_view key, const key_policy& p
 
 status write_path::put(std::string_view key, const key_policy& policy, consistency_mode& m,
                        std::string_view value, std::int64_t expires_at_ms) {
-  if (auto err = check_value(st_.config, value); !err.ok()) return err;
+  if (auto err = st_.config.limits.check_value(value); !err.ok()) return err;
   std::lock_guard<std::mutex> guard{lock_of(key)};
   const version ver = next_version();
   if (auto err = commit_put(key, policy, m, record{std::string{value}, expires_at_ms, ver});
@@ -194,7 +178,7 @@ result<mutation> write_path::write(std::string_view key, const key_policy& polic
     case mutation::kind::keep:
       return decision;
     case mutation::kind::put: {
-      if (auto err = check_value(st_.config, decision->value); !err.ok()) return err;
+      if (auto err = st_.config.limits.check_value(decision->value); !err.ok()) return err;
       const version ver = next_version();
       if (auto err =
               commit_put(key, policy, m, record{decision->value, decision->expires_at_ms, ver});
@@ -294,7 +278,7 @@ void write_path::update_many(std::span<const node::update_item> items,
   for (std::size_t i = 0; i < items.size(); ++i) {
     auto& ks = keys[key_of[i]];
     auto key = distinct[key_of[i]].key;
-    if (auto err = check_key(st_.config, key); !err.ok()) {
+    if (auto err = st_.config.limits.check_key(key); !err.ok()) {
       out[i] = err;
       continue;
     }
@@ -324,7 +308,7 @@ void write_path::update_many(std::span<const node::update_item> items,
       case mutation::kind::keep:
         break;
       case mutation::kind::put:
-        if (auto err = check_value(st_.config, decision->value); !err.ok()) {
+        if (auto err = st_.config.limits.check_value(decision->value); !err.ok()) {
           out[i] = err;
           break;
         }

@@ -22,9 +22,6 @@ namespace warp::detail {
 
 /// L1 expiry of a value: its own expiry, shortened by the policy's cache TTL.
 std::int64_t l1_expiry(std::int64_t value_expiry, const key_policy& policy);
-/// errc::key_too_large / value_too_large against the node's limits.
-status check_key(const node_config& cfg, std::string_view key);
-status check_value(const node_config& cfg, std::string_view value);
 
 class write_path {
  public:

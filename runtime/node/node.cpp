@@ -1,6 +1,7 @@
 #include "warp/node.hpp"
 
 #include "warp/endpoint.hpp"
+#include "warp/metrics.hpp"
 
 #include <unistd.h>
 
@@ -20,6 +21,33 @@
 #include "runtime/modes/strong.hpp"
 
 namespace warp {
+
+namespace {
+
+/// The control actor's view of the node (actors/control_actor.hpp).
+class node_control_backend final : public actors::control_backend {
+ public:
+  explicit node_control_backend(node& n) : n_(n) {}
+  std::string name() const override { return display_name(n_.config()); }
+  std::uint32_t id() const override { return n_.id(); }
+  const warp::limits& limits() const override { return n_.config().limits; }
+  std::optional<buffer> get_if_present(std::string_view key) const override {
+    return n_.get_if_present(key);
+  }
+  result<buffer> get(std::string_view key) override { return n_.get(key); }
+  status set(std::string_view key, std::string_view value,
+             std::optional<std::chrono::milliseconds> ttl) override {
+    return n_.set(key, value, ttl);
+  }
+  status remove(std::string_view key) override { return n_.remove(key); }
+  std::string stats_json() override { return warp::stats_json(n_); }
+
+ private:
+  node& n_;
+};
+
+}  // namespace
+
 
 namespace {
 
@@ -108,7 +136,7 @@ result<std::unique_ptr<node>> node::start(caf::actor_system& host, node_config c
 result<std::unique_ptr<node>> node::start_impl(std::unique_ptr<impl> p) {
   auto& host = *p->system;
   auto& cfg = p->config;
-  p->name = cfg.name.empty() ? "warp-" + std::to_string(::getpid()) : cfg.name;
+  p->name = display_name(cfg);
   p->id = random_node_id();
 
   if (auto valid = cfg.validate(); !valid) return valid.err();
@@ -162,7 +190,8 @@ result<std::unique_ptr<node>> node::start_impl(std::unique_ptr<impl> p) {
       st.strong->start();
       st.strong_mode = detail::make_strong_distributed_mode(*st.strong);
     }
-    st.control = actors::spawn_control_actor(host, *n, *st.executor);
+    st.control_backend = std::make_unique<node_control_backend>(*n);
+    st.control = actors::spawn_control_actor(host, *st.control_backend, *st.executor);
     auto port = bus::publish_on_node_port(host, st.control, endpoint->second, endpoint->first,
                                           std::chrono::seconds{30});
     if (!port)
@@ -218,8 +247,6 @@ void node::stop() {
 // Every call below checks what the node checks (stopping, key and value limits), looks up
 // the key's policy and hands the call to the mode that serves it (runtime/src/mode.hpp).
 
-using detail::check_key;
-using detail::check_value;
 
 result<buffer> node::get(std::string_view key) {
   auto& st = *impl_;
@@ -227,12 +254,12 @@ result<buffer> node::get(std::string_view key) {
   if (st.strong_mode) {
     auto policy = st.patterns.lookup(key);
     if (policy.consistency == mode::strong_distributed) {
-      if (auto err = check_key(st.config, key); !err.ok()) return err;
+      if (auto err = st.config.limits.check_key(key); !err.ok()) return err;
       return st.strong_mode->get(key, policy);
     }
   }
   if (auto hit = st.l1->get(key)) return std::move(*hit);
-  if (auto err = check_key(st.config, key); !err.ok()) return err;
+  if (auto err = st.config.limits.check_key(key); !err.ok()) return err;
   auto policy = st.patterns.lookup(key);
   return st.mode_for(policy).get(key, policy);
 }
@@ -243,7 +270,7 @@ result<buffer> node::get_or_load(std::string_view key, const loader& load) {
   auto& m = st.mode_for(policy);
   if (m.kind() != mode::strong_distributed)
     if (auto hit = st.l1->get(key)) return std::move(*hit);
-  if (auto err = check_key(st.config, key); !err.ok()) return err;
+  if (auto err = st.config.limits.check_key(key); !err.ok()) return err;
   return m.get_or_load(key, policy, load);
 }
 
@@ -275,7 +302,7 @@ result<bool> node::contains(std::string_view key) {
 
 result<std::int64_t> node::expiry(std::string_view key) {
   auto& st = *impl_;
-  if (auto err = check_key(st.config, key); !err.ok()) return err;
+  if (auto err = st.config.limits.check_key(key); !err.ok()) return err;
   auto rec = st.store->fetch(key);
   if (!rec) return rec.err();
   if (!*rec) return error{errc::not_found};
@@ -315,7 +342,7 @@ status node::set_at(std::string_view key, std::string_view value, std::int64_t e
   auto& st = *impl_;
   if (st.stopped.load(std::memory_order_relaxed))
     return error{errc::shutting_down, "node is stopping"};
-  if (auto err = check_key(st.config, key); !err.ok()) return err;
+  if (auto err = st.config.limits.check_key(key); !err.ok()) return err;
   auto policy = st.patterns.lookup(key);
   return st.mode_for(policy).set(key, policy, value, expires_at_ms);
 }
@@ -328,8 +355,8 @@ status node::set_many(std::span<const kv_write> items) {
     return error{errc::shutting_down, "node is stopping"};
   // Validate everything first: a batch with a bad key or value writes nothing.
   for (auto& item : items) {
-    if (auto err = check_key(st.config, item.key); !err.ok()) return err;
-    if (auto err = check_value(st.config, item.value); !err.ok()) return err;
+    if (auto err = st.config.limits.check_key(item.key); !err.ok()) return err;
+    if (auto err = st.config.limits.check_value(item.value); !err.ok()) return err;
   }
   // A local, not per-thread scratch: a watcher may write from its callback (nested batch).
   std::vector<key_policy> policies;
@@ -416,7 +443,7 @@ result<mutation> node::write(
   auto& st = *impl_;
   if (st.stopped.load(std::memory_order_relaxed))
     return error{errc::shutting_down, "node is stopping"};
-  if (auto err = check_key(st.config, key); !err.ok()) return err;
+  if (auto err = st.config.limits.check_key(key); !err.ok()) return err;
   auto policy = st.patterns.lookup(key);
   return st.mode_for(policy).write(key, policy, fn, read_current);
 }

@@ -13,6 +13,7 @@
 #include <caf/actor.hpp>
 #include <caf/fwd.hpp>
 
+#include "actors/control_actor.hpp"
 #include "merge/hlc.hpp"
 #include "runtime/modes/cluster.hpp"
 #include "runtime/readthrough/coalescer.hpp"
@@ -42,6 +43,9 @@ struct node::impl {
   std::unique_ptr<caf::actor_system> own_system;
   caf::actor_system* system = nullptr;
   caf::actor control;
+  // What the control actor calls (actors/control_actor.hpp): this node, through the
+  // interface the actor layer defines.
+  std::unique_ptr<actors::control_backend> control_backend;
   std::uint16_t listen_port = 0;
   // The node port's guard (bus/node_transport); null when the node does not listen.
   std::shared_ptr<bus::node_transport_counters> transport;

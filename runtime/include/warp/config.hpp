@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "warp/error.hpp"
@@ -16,9 +17,16 @@
 namespace warp {
 
 /// Bounds on what a client may send; violating one is errc::key_too_large/value_too_large.
+/// The one check of keys and values against them: every entry point (node API, control
+/// actor, strong mode) asks these.
 struct limits {
   std::size_t max_key_size = 8 * 1024;
   std::size_t max_value_size = 16 * 1024 * 1024;
+
+  /// errc::key_too_large naming the size and the bound, or ok.
+  error check_key(std::string_view key) const;
+  /// errc::value_too_large naming the size and the bound, or ok.
+  error check_value(std::string_view value) const;
 };
 
 /// How a node finds, watches and talks to its peers (see docs/cluster.md). The cluster is
