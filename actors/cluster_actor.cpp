@@ -508,10 +508,16 @@ caf::actor spawn_cluster_actor(caf::actor_system& sys, cluster_context& ctx) {
 
 void stop_cluster_actor(caf::actor_system& sys, const caf::actor& cluster) {
   if (!cluster) return;
-  caf::scoped_actor self{sys};
   std::vector<caf::actor> ranges;
-  self->request(cluster, std::chrono::seconds(5), goodbye_atom::value)
-      .receive([&](std::vector<caf::actor>& rs) { ranges = std::move(rs); }, [](caf::error&) {});
+  {
+    // Its own actor: the request's timeout stays armed after the answer and must not land
+    // in the wait_for() below (a skipped message there leaks the actor; see
+    // fetch_strong_status in actors/quorum_actor.cpp).
+    caf::scoped_actor asker{sys};
+    asker->request(cluster, std::chrono::seconds(5), goodbye_atom::value)
+        .receive([&](std::vector<caf::actor>& rs) { ranges = std::move(rs); }, [](caf::error&) {});
+  }
+  caf::scoped_actor self{sys};
   sys.registry().erase(cluster_registry_name());
   self->send_exit(cluster, caf::exit_reason::user_shutdown);
   self->wait_for(cluster);

@@ -576,19 +576,30 @@ warp::result<std::string> fetch_strong_status(caf::actor_system& sys, const std:
                                               std::uint16_t port,
                                               std::chrono::milliseconds timeout) {
   // Every step is bounded by `timeout` (middleman().remote_lookup() may wait minutes for a
-  // reply that a restarted or paused peer never sends).
-  caf::scoped_actor self{sys};
+  // reply that a restarted or paused peer never sends), and every step has a scoped_actor
+  // of its own. With one actor for all three, CAF 0.17 leaks it: the connect request's
+  // timeout stays armed after its answer, fires while a later step still waits (the lookup
+  // of a paused node waits out its full `timeout`), and that later receive skips it into
+  // the mailbox's cache. The message's sender is the actor itself and
+  // blocking_actor::cleanup() does not drain the cache, so the actor keeps itself alive
+  // (LeakSanitizer at warp-nemesis's exit; docs/security.md, "Sanitizers"). A fresh actor
+  // per request has no later receive to skip into, and a timeout that fires after it is
+  // gone is dropped by its closed mailbox.
   caf::node_id nid;
-  self->request(bus::node_middleman(sys), timeout, caf::connect_atom::value, host, port)
-      .receive([&](const caf::node_id& n, caf::strong_actor_ptr&,
-                   const std::set<std::string>&) { nid = n; },
-               [](caf::error&) {});
+  {
+    caf::scoped_actor self{sys};
+    self->request(bus::node_middleman(sys), timeout, caf::connect_atom::value, host, port)
+        .receive([&](const caf::node_id& n, caf::strong_actor_ptr&,
+                     const std::set<std::string>&) { nid = n; },
+                 [](caf::error&) {});
+  }
   if (!nid)
     return error{errc::unreachable, "cannot connect to " + host + ":" + std::to_string(port)};
   caf::strong_actor_ptr ptr;
   if (nid == sys.node()) {  // our own node (a node asking itself)
     ptr = sys.registry().get(quorum_registry_name());
   } else {
+    caf::scoped_actor self{sys};
     auto basp = sys.middleman().named_broker<caf::io::basp_broker>(caf::atom("BASP"));
     self->send(basp, caf::forward_atom::value, nid, caf::atom("ConfigServ"),
                caf::make_message(caf::get_atom::value, quorum_registry_name()));
@@ -597,6 +608,7 @@ warp::result<std::string> fetch_strong_status(caf::actor_system& sys, const std:
   }
   if (!ptr) return error{errc::unsupported, "the node at " + host + " runs no quorum actor"};
   warp::result<std::string> out{errc::timeout, "no answer"};
+  caf::scoped_actor self{sys};
   self->request(caf::actor_cast<caf::actor>(ptr), timeout, quorum_status_atom::value)
       .receive([&](std::string& json) { out = std::move(json); },
                [&](caf::error& err) {

@@ -17,6 +17,8 @@
 #   WARP_SANITIZE_TARGETS with a regex: the targets it needs (default: all)
 #   (with no regex only the targets the three suites need are built)
 #   WARP_CAF_TSAN_PREFIX where the instrumented CAF goes (default /opt/warp-caf-tsan)
+#   WARP_TEST_TIME_SCALE how much the tests stretch their own timing windows (default 3
+#                        for address, 10 for thread; test/support/time_scale.hpp)
 #
 # Every sanitizer report, from the test binaries and from every process they start
 # (warpd, ...), goes to a file under $build/sanitizer-logs/; the script fails when any
@@ -158,6 +160,15 @@ if [[ $mode == address ]]; then
 else
   export TSAN_OPTIONS="$common:second_deadlock_stack=1:suppressions=$supp/tsan.supp:log_path=$logs/tsan"
   export LD_LIBRARY_PATH=$CAF_TSAN_PREFIX/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+fi
+
+# Tests stretch their own timing windows by this factor (test/support/time_scale.hpp):
+# under TSan a thread starts 100x+ slower and the code runs 5-15x slower, so a window
+# such as "every reader joins before the owner fetch times out" needs more room.
+if [[ $mode == address ]]; then
+  export WARP_TEST_TIME_SCALE=${WARP_TEST_TIME_SCALE:-3}
+else
+  export WARP_TEST_TIME_SCALE=${WARP_TEST_TIME_SCALE:-10}
 fi
 
 status=0

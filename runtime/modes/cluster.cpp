@@ -235,7 +235,6 @@ std::optional<result<std::optional<record>>> cluster::fetch_from_owner(std::stri
   // takes the range over once the owner is held down). Reaching ourselves in the list
   // means we are that standby: our own coalescer is the meeting point.
   auto candidates = own->map.replicas(range, std::max<std::size_t>(ctx_.opts.read_replicas, 1));
-  caf::scoped_actor self{*st_.system};
   for (std::size_t i = 0; i < candidates.size(); ++i) {
     auto target = candidates[i];
     if (target == ctx_.self_id) return std::nullopt;
@@ -243,6 +242,12 @@ std::optional<result<std::optional<record>>> cluster::fetch_from_owner(std::stri
     if (h == own->handles.end() || !h->second) continue;
     std::optional<result<std::optional<record>>> out;
     bool stale_answer = false;
+    // One scoped_actor per request: CAF 0.17 leaves a request's timeout armed after its
+    // answer; if an owner answers with an error at once and the standby then takes longer
+    // than the rest of that timeout, a shared actor would skip the stale timeout into its
+    // mailbox cache, which holds the actor itself: one leaked actor per such miss
+    // (fetch_strong_status in actors/quorum_actor.cpp has the details).
+    caf::scoped_actor self{*st_.system};
     self->request(h->second, ctx_.opts.owner_fetch_timeout, actors::fetch_atom::value,
                   std::string{key})
         .receive(

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <barrier>
+#include <condition_variable>
 #include <functional>
 #include <thread>
 
@@ -13,6 +14,7 @@
 #include "runtime/modes/cluster.hpp"
 #include "test/support/eventually.hpp"
 #include "test/support/process.hpp"
+#include "test/support/time_scale.hpp"
 #include "warp/cluster.hpp"
 #include "warp/node.hpp"
 
@@ -255,43 +257,110 @@ TEST_CASE("a gap drops every entry that is not newer than the sender's clock") {
   CHECK(n.l1().contains("h:new"));
 }
 
-// Opens the gate and joins the readers when a test leaves early: a failed REQUIRE would
-// otherwise unwind past joinable std::threads (std::terminate: the whole binary dies, as
-// the TSan run showed) or, with the gate shut, leave them blocked forever.
-struct join_readers {
-  std::vector<std::thread>& threads;
-  std::function<void()> open_gate;
-  ~join_readers() {
-    open_gate();
-    for (auto& t : threads)
+// The readers of a coalescing test: threads started first and held at a start line, then
+// released together, so the window a test depends on (an owner fetch timeout that must not
+// run out before every reader has joined) starts when they all exist. Starting a thread
+// costs ~0.2 ms in a plain build but ~27 ms under TSan on a loaded 2-core machine (999
+// threads: 27 s, far past a 10 s owner timeout); see docs/security.md, "Sanitizers".
+// On every exit path (a failed REQUIRE too) the destructor releases them, opens the
+// storage gate and joins them: unwinding past joinable std::threads is std::terminate.
+class readers {
+ public:
+  explicit readers(std::function<void()> open_gate) : open_gate_(std::move(open_gate)) {}
+  readers(const readers&) = delete;
+  readers& operator=(const readers&) = delete;
+  ~readers() {
+    release();
+    open_gate_();
+    join();
+  }
+  void add(std::function<void()> read) {
+    threads_.emplace_back([this, read = std::move(read)] {
+      {
+        std::unique_lock<std::mutex> g{mtx_};
+        cv_.wait(g, [&] { return released_; });
+      }
+      read();
+    });
+  }
+  void release() {
+    {
+      std::lock_guard<std::mutex> g{mtx_};
+      released_ = true;
+    }
+    cv_.notify_all();
+  }
+  void join() {
+    for (auto& t : threads_)
       if (t.joinable()) t.join();
   }
+
+ private:
+  std::function<void()> open_gate_;
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  bool released_ = false;
+  std::vector<std::thread> threads_;
 };
 
+// What a coalescing test saw when its wait ran out: which node fetched how, and how far
+// the readers got (so a failure says whether a fetch was doubled or the readers were late).
+std::string coalescing_state(cluster_fixture& f, const std::string& key,
+                             std::chrono::steady_clock::duration spawn_time,
+                             std::chrono::steady_clock::time_point released) {
+  auto ms = [](auto d) {
+    return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
+  };
+  std::string out = "readers started in " + ms(spawn_time) + " ms; " +
+                    ms(std::chrono::steady_clock::now() - released) +
+                    " ms after their release: at the gate " +
+                    std::to_string(f.store->waiting_at_gate()) + ", storage fetches " +
+                    std::to_string(f.store->fetches.load());
+  for (auto& n : f.nodes) {
+    auto c = warp::cluster_stats_of(*n);
+    out += "; node " + std::to_string(n->id()) + " (owner in its view " +
+           std::to_string(warp::owner_of(*n, key)) + "): coalesced " +
+           std::to_string(n->stats().coalesced_reads) + ", owner fetches " +
+           std::to_string(c.owner_fetches) + ", standby fetches " +
+           std::to_string(c.replica_fetches) + ", fallbacks " +
+           std::to_string(c.owner_fetch_fallbacks) + ", served " +
+           std::to_string(c.owner_fetches_served);
+  }
+  return out;
+}
+
 TEST_CASE("1,000 concurrent misses of one cold key over three nodes: one storage fetch") {
-  cluster_fixture f{3};
+  // The owner fetch timeout must outlast the readers' arrival (scaled for sanitizer builds).
+  cluster_fixture f{3, true, warp::test::scaled(10s)};
   REQUIRE(f.store->store("cold", warp::record{"ice", 0, {1, 1}}).ok());
   f.store->fetches = 0;
   f.store->close_gate();
   constexpr int total = 999;
-  std::vector<std::thread> threads;
   std::atomic<int> correct{0};
-  join_readers guard{threads, [&] { f.store->open_gate(); }};  // after what the readers use
+  readers rs{[&] { f.store->open_gate(); }};  // after what the readers use
+  auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < total; ++i)
-    threads.emplace_back([&, i] {
+    rs.add([&, i] {
       if (value_of(*f.nodes[i % 3], "cold") == "ice") ++correct;
     });
+  auto spawn_time = std::chrono::steady_clock::now() - t0;
+  auto released = std::chrono::steady_clock::now();
+  rs.release();
   // Every miss joined a fetch: the owner's (held at the gate) or a remote request to it.
   auto owner = warp::owner_of(*f.nodes[0], "cold");
-  REQUIRE(eventually([&] {
-    std::uint64_t joined = 0;
-    for (auto& n : f.nodes) joined += n->stats().coalesced_reads;
-    // 333 per node, one leader each; the owner's range actor turns the two remote
-    // requests into one local read, which joins the owner's own fetch.
-    return f.store->waiting_at_gate() == 1 && joined == total - 3 + 1;
-  }));
+  bool met = eventually(
+      [&] {
+        std::uint64_t joined = 0;
+        for (auto& n : f.nodes) joined += n->stats().coalesced_reads;
+        // 333 per node, one leader each; the owner's range actor turns the two remote
+        // requests into one local read, which joins the owner's own fetch.
+        return f.store->waiting_at_gate() == 1 && joined == total - 3 + 1;
+      },
+      warp::test::scaled(30s));
+  INFO(coalescing_state(f, "cold", spawn_time, released));
+  REQUIRE(met);
   f.store->open_gate();
-  for (auto& t : threads) t.join();
+  rs.join();
   CHECK(correct == total);
   CHECK(f.store->fetches == 1);
   std::uint64_t remote = 0;
@@ -301,7 +370,9 @@ TEST_CASE("1,000 concurrent misses of one cold key over three nodes: one storage
 }
 
 TEST_CASE("an owner that does not answer: its standby coalesces the misses, one fetch") {
-  cluster_fixture f{3, true, 300ms};
+  // Both askers' leaders wait this long for the owner, then as long for the standby: every
+  // reader must have joined within that second wait (scaled for sanitizer builds).
+  cluster_fixture f{3, true, warp::test::scaled(300ms)};
   const std::string key = "cold-standby";
   auto owner = warp::owner_of(*f.nodes[0], key);
   std::size_t o = 0;
@@ -314,22 +385,27 @@ TEST_CASE("an owner that does not answer: its standby coalesces the misses, one 
   f.cl(o).serve_fetches(false);  // as a SIGSTOPped owner: requests reach it, nothing comes back
   f.store->close_gate();
   constexpr int total = 400;
-  std::vector<std::thread> threads;
   std::atomic<int> correct{0};
-  join_readers guard{threads, [&] { f.store->open_gate(); }};  // after what the readers use
+  readers rs{[&] { f.store->open_gate(); }};  // after what the readers use
+  auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < total; ++i)
-    threads.emplace_back([&, i] {
+    rs.add([&, i] {
       if (value_of(*f.nodes[askers[i % 2]], key) == "ice") ++correct;
     });
+  auto spawn_time = std::chrono::steady_clock::now() - t0;
+  auto released = std::chrono::steady_clock::now();
+  rs.release();
   // Both askers' leaders time out on the owner and turn to the same standby (one of them):
   // the standby's own leader and the other asker's request meet at its coalescer.
-  REQUIRE(eventually([&] {
+  bool met = eventually([&] {
     std::uint64_t joined = 0;
     for (auto i : askers) joined += f.nodes[i]->stats().coalesced_reads;
     return f.store->waiting_at_gate() == 1 && joined == total - 2 + 1;
-  }));
+  });
+  INFO(coalescing_state(f, key, spawn_time, released));
+  REQUIRE(met);
   f.store->open_gate();
-  for (auto& t : threads) t.join();
+  rs.join();
   f.cl(o).serve_fetches(true);
   CHECK(correct == total);
   CHECK(f.store->fetches == 1);
