@@ -22,8 +22,8 @@
 #include <caf/io/all.hpp>
 
 #include "actors/quorum_actor.hpp"
-#include "support/eventually.hpp"
-#include "support/process.hpp"
+#include "test/support/eventually.hpp"
+#include "test/support/process.hpp"
 
 using namespace warp;
 using namespace std::chrono_literals;
