@@ -24,16 +24,6 @@ namespace {
 
 constexpr std::string_view redis_version = "7.0.0";
 
-bool ieq(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
 
 std::string lower(std::string_view s) {
   std::string out(s);
@@ -203,7 +193,7 @@ bool constant_time_equal(std::string_view a, std::string_view b) {
 /// Checks credentials; on success marks the client authenticated. Writes nothing.
 bool check_auth(context& ctx, std::string_view user, std::string_view pass) {
   const auto& pw = ctx.srv.options().password;
-  if (ieq(user, "default") && (pw.empty() || constant_time_equal(pass, pw))) {
+  if (iequals(user, "default") && (pw.empty() || constant_time_equal(pass, pw))) {
     ctx.c.authenticated = true;
     return true;
   }
@@ -254,12 +244,12 @@ void cmd_hello(context& ctx) {
   bool has_auth = false, has_name = false;
   for (std::size_t i = 2; i < ctx.args.size(); ++i) {
     std::size_t more = ctx.args.size() - i - 1;
-    if (ieq(ctx.args[i], "auth") && more >= 2) {
+    if (iequals(ctx.args[i], "auth") && more >= 2) {
       has_auth = true;
       user = ctx.args[i + 1];
       pass = ctx.args[i + 2];
       i += 2;
-    } else if (ieq(ctx.args[i], "setname") && more >= 1) {
+    } else if (iequals(ctx.args[i], "setname") && more >= 1) {
       has_name = true;
       name = ctx.args[i + 1];
       i += 1;
@@ -345,9 +335,9 @@ void client_tracking(context& ctx) {
   auto& c = ctx.c;
   auto& w = ctx.w;
   bool on;
-  if (ieq(ctx.args[2], "on"))
+  if (iequals(ctx.args[2], "on"))
     on = true;
-  else if (ieq(ctx.args[2], "off"))
+  else if (iequals(ctx.args[2], "off"))
     on = false;
   else {
     w.error(syntax);
@@ -359,7 +349,7 @@ void client_tracking(context& ctx) {
   for (std::size_t i = 3; i < ctx.args.size(); ++i) {
     auto opt = ctx.args[i];
     bool more = i + 1 < ctx.args.size();
-    if (ieq(opt, "redirect") && more) {
+    if (iequals(opt, "redirect") && more) {
       std::int64_t id = 0;
       if (!parse_int64(ctx.args[++i], id)) {
         w.error(not_int);
@@ -371,15 +361,15 @@ void client_tracking(context& ctx) {
         return;
       }
       redirect = static_cast<std::uint64_t>(id);
-    } else if (ieq(opt, "bcast")) {
+    } else if (iequals(opt, "bcast")) {
       bcast = true;
-    } else if (ieq(opt, "optin")) {
+    } else if (iequals(opt, "optin")) {
       optin = true;
-    } else if (ieq(opt, "optout")) {
+    } else if (iequals(opt, "optout")) {
       optout = true;
-    } else if (ieq(opt, "noloop")) {
+    } else if (iequals(opt, "noloop")) {
       noloop = true;
-    } else if (ieq(opt, "prefix") && more) {
+    } else if (iequals(opt, "prefix") && more) {
       prefixes.emplace_back(ctx.args[++i]);
     } else {
       w.error(syntax);
@@ -437,10 +427,10 @@ void cmd_client(context& ctx) {
   auto arity_error = [&] {
     w.error("ERR wrong number of arguments for 'client|" + lower(sub) + "' command");
   };
-  if (ieq(sub, "id")) {
+  if (iequals(sub, "id")) {
     if (argc != 2) return arity_error();
     w.integer(static_cast<std::int64_t>(c.id));
-  } else if (ieq(sub, "setname")) {
+  } else if (iequals(sub, "setname")) {
     if (argc != 3) return arity_error();
     if (!valid_client_name(ctx.args[2])) {
       w.error("ERR Client names cannot contain spaces, newlines or special characters.");
@@ -448,35 +438,35 @@ void cmd_client(context& ctx) {
     }
     c.name = ctx.args[2];
     w.simple("OK");
-  } else if (ieq(sub, "getname")) {
+  } else if (iequals(sub, "getname")) {
     if (argc != 2) return arity_error();
     if (c.name.empty())
       w.null();
     else
       w.bulk(c.name);
-  } else if (ieq(sub, "info")) {
+  } else if (iequals(sub, "info")) {
     if (argc != 2) return arity_error();
     w.verbatim(client_line(ctx.srv, c));
-  } else if (ieq(sub, "list")) {
+  } else if (iequals(sub, "list")) {
     std::string all;
     for (auto& [id, cl] : ctx.srv.clients())
       if (!cl->closed) all += client_line(ctx.srv, *cl);
     w.verbatim(all);
-  } else if (ieq(sub, "setinfo")) {
+  } else if (iequals(sub, "setinfo")) {
     if (argc != 4) return arity_error();
-    if (ieq(ctx.args[2], "lib-name"))
+    if (iequals(ctx.args[2], "lib-name"))
       c.lib_name = ctx.args[3];
-    else if (ieq(ctx.args[2], "lib-ver"))
+    else if (iequals(ctx.args[2], "lib-ver"))
       c.lib_ver = ctx.args[3];
     else {
       w.error("ERR Unrecognized option '" + std::string(ctx.args[2]) + "'");
       return;
     }
     w.simple("OK");
-  } else if (ieq(sub, "tracking")) {
+  } else if (iequals(sub, "tracking")) {
     if (argc < 3) return arity_error();
     client_tracking(ctx);
-  } else if (ieq(sub, "caching")) {
+  } else if (iequals(sub, "caching")) {
     if (argc != 3) return arity_error();
     if (!c.tracking || !(c.optin || c.optout)) {
       w.error(
@@ -484,13 +474,13 @@ void cmd_client(context& ctx) {
           "OPTIN or OPTOUT mode enabled");
       return;
     }
-    if (ieq(ctx.args[2], "yes")) {
+    if (iequals(ctx.args[2], "yes")) {
       if (!c.optin) {
         w.error("ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.");
         return;
       }
       c.caching = 1;
-    } else if (ieq(ctx.args[2], "no")) {
+    } else if (iequals(ctx.args[2], "no")) {
       if (!c.optout) {
         w.error("ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.");
         return;
@@ -502,10 +492,10 @@ void cmd_client(context& ctx) {
     }
     c.caching_left = 2;  // this command and the next one
     w.simple("OK");
-  } else if (ieq(sub, "getredir")) {
+  } else if (iequals(sub, "getredir")) {
     if (argc != 2) return arity_error();
     w.integer(c.tracking ? static_cast<std::int64_t>(c.redirect) : -1);
-  } else if (ieq(sub, "trackinginfo")) {
+  } else if (iequals(sub, "trackinginfo")) {
     if (argc != 2) return arity_error();
     w.map(3);
     w.bulk("flags");
@@ -529,10 +519,10 @@ void cmd_client(context& ctx) {
     w.bulk("prefixes");
     w.array(c.prefixes.size());
     for (auto& p : c.prefixes) w.bulk(p);
-  } else if (ieq(sub, "no-evict") || ieq(sub, "no-touch")) {
+  } else if (iequals(sub, "no-evict") || iequals(sub, "no-touch")) {
     if (argc != 3) return arity_error();
     w.simple("OK");
-  } else if (ieq(sub, "help")) {
+  } else if (iequals(sub, "help")) {
     static constexpr std::string_view lines[] = {
         "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
         "ID",
@@ -586,12 +576,12 @@ void cmd_command(context& ctx) {
     return;
   }
   auto sub = ctx.args[1];
-  if (ieq(sub, "count")) {
+  if (iequals(sub, "count")) {
     w.integer(static_cast<std::int64_t>(all.size()));
-  } else if (ieq(sub, "list")) {
+  } else if (iequals(sub, "list")) {
     w.array(all.size());
     for (const auto& d : all) w.bulk(d.name);
-  } else if (ieq(sub, "info")) {
+  } else if (iequals(sub, "info")) {
     if (ctx.args.size() == 2) {
       w.array(all.size());
       for (const auto& d : all) info(d);
@@ -604,7 +594,7 @@ void cmd_command(context& ctx) {
       else
         w.null_array();
     }
-  } else if (ieq(sub, "docs")) {
+  } else if (iequals(sub, "docs")) {
     std::vector<const command_def*> wanted;
     if (ctx.args.size() == 2)
       for (const auto& d : all) wanted.push_back(&d);
@@ -634,7 +624,7 @@ void cmd_info(context& ctx) {
 void cmd_config(context& ctx) {
   // Enough for redis-benchmark and tools that read a few settings at start.
   auto& w = ctx.w;
-  if (ieq(ctx.args[1], "get") && ctx.args.size() >= 3) {
+  if (iequals(ctx.args[1], "get") && ctx.args.size() >= 3) {
     const auto& o = ctx.srv.options();
     std::vector<std::pair<std::string, std::string>> known = {
         {"save", ""},
@@ -660,9 +650,9 @@ void cmd_config(context& ctx) {
       w.bulk(k);
       w.bulk(v);
     }
-  } else if (ieq(ctx.args[1], "resetstat")) {
+  } else if (iequals(ctx.args[1], "resetstat")) {
     w.simple("OK");
-  } else if (ieq(ctx.args[1], "set")) {
+  } else if (iequals(ctx.args[1], "set")) {
     w.error("ERR CONFIG SET is not supported by the Warp sidecar: configure warpd instead");
   } else {
     w.error("ERR unknown subcommand '" + std::string(ctx.args[1].substr(0, 128)) +
@@ -686,7 +676,7 @@ void cmd_dbsize(context& ctx) {
 
 void cmd_flushdb(context& ctx) {
   if (ctx.args.size() > 2 ||
-      (ctx.args.size() == 2 && !ieq(ctx.args[1], "async") && !ieq(ctx.args[1], "sync"))) {
+      (ctx.args.size() == 2 && !iequals(ctx.args[1], "async") && !iequals(ctx.args[1], "sync"))) {
     ctx.w.error(syntax);
     return;
   }
@@ -730,18 +720,18 @@ void cmd_set(context& ctx) {
   for (std::size_t i = 3; i < ctx.args.size(); ++i) {
     auto opt = ctx.args[i];
     bool more = i + 1 < ctx.args.size();
-    if (ieq(opt, "nx") && !(flags & xx)) {
+    if (iequals(opt, "nx") && !(flags & xx)) {
       flags |= nx;
-    } else if (ieq(opt, "xx") && !(flags & nx)) {
+    } else if (iequals(opt, "xx") && !(flags & nx)) {
       flags |= xx;
-    } else if (ieq(opt, "get")) {
+    } else if (iequals(opt, "get")) {
       flags |= get;
-    } else if (ieq(opt, "keepttl") && !(flags & expire)) {
+    } else if (iequals(opt, "keepttl") && !(flags & expire)) {
       flags |= keepttl;
-    } else if ((ieq(opt, "ex") || ieq(opt, "px") || ieq(opt, "exat") || ieq(opt, "pxat")) &&
+    } else if ((iequals(opt, "ex") || iequals(opt, "px") || iequals(opt, "exat") || iequals(opt, "pxat")) &&
                !(flags & (keepttl | expire)) && more) {
-      bool millis = ieq(opt, "px") || ieq(opt, "pxat");
-      bool absolute = ieq(opt, "exat") || ieq(opt, "pxat");
+      bool millis = iequals(opt, "px") || iequals(opt, "pxat");
+      bool absolute = iequals(opt, "exat") || iequals(opt, "pxat");
       if (!expiry_from(ctx, ctx.args[++i], millis, absolute, "set", expires)) return;
       flags |= expire;
     } else {
@@ -866,13 +856,13 @@ void cmd_getex(context& ctx) {
   for (std::size_t i = 2; i < ctx.args.size(); ++i) {
     auto opt = ctx.args[i];
     bool more = i + 1 < ctx.args.size();
-    if ((ieq(opt, "ex") || ieq(opt, "px") || ieq(opt, "exat") || ieq(opt, "pxat")) && more &&
+    if ((iequals(opt, "ex") || iequals(opt, "px") || iequals(opt, "exat") || iequals(opt, "pxat")) && more &&
         !has_exp && !persist) {
-      bool millis = ieq(opt, "px") || ieq(opt, "pxat");
-      bool absolute = ieq(opt, "exat") || ieq(opt, "pxat");
+      bool millis = iequals(opt, "px") || iequals(opt, "pxat");
+      bool absolute = iequals(opt, "exat") || iequals(opt, "pxat");
       if (!expiry_from(ctx, ctx.args[++i], millis, absolute, "getex", expires)) return;
       has_exp = true;
-    } else if (ieq(opt, "persist") && !has_exp && !persist) {
+    } else if (iequals(opt, "persist") && !has_exp && !persist) {
       persist = true;
     } else {
       ctx.w.error(syntax);
@@ -969,13 +959,13 @@ void expire_common(context& ctx, bool millis, bool absolute, std::string_view na
   unsigned flags = 0;
   for (std::size_t i = 3; i < ctx.args.size(); ++i) {
     auto opt = ctx.args[i];
-    if (ieq(opt, "nx"))
+    if (iequals(opt, "nx"))
       flags |= nx;
-    else if (ieq(opt, "xx"))
+    else if (iequals(opt, "xx"))
       flags |= xx;
-    else if (ieq(opt, "gt"))
+    else if (iequals(opt, "gt"))
       flags |= gt;
-    else if (ieq(opt, "lt"))
+    else if (iequals(opt, "lt"))
       flags |= lt;
     else {
       ctx.w.error("ERR Unsupported option " + std::string(opt));
@@ -1201,22 +1191,22 @@ void cmd_scan(context& ctx) {
   for (std::size_t i = 2; i < ctx.args.size(); ++i) {
     auto opt = ctx.args[i];
     bool more = i + 1 < ctx.args.size();
-    if (ieq(opt, "match") && more) {
+    if (iequals(opt, "match") && more) {
       match = ctx.args[++i];
       match_empty_key = match.empty();
       if (match == "*") match = {};
-    } else if (ieq(opt, "count") && more) {
+    } else if (iequals(opt, "count") && more) {
       if (!arg_int(ctx, ++i, count)) return;
       if (count < 1) {
         ctx.w.error(syntax);
         return;
       }
-    } else if (ieq(opt, "type") && more) {
+    } else if (iequals(opt, "type") && more) {
       auto wanted = ctx.args[++i];
       type_filter = value_type::none;  // an unknown type name matches nothing
       for (auto t : {value_type::string, value_type::list, value_type::zset, value_type::set,
                      value_type::hash})
-        if (ieq(wanted, type_name(t))) type_filter = t;
+        if (iequals(wanted, type_name(t))) type_filter = t;
     } else {
       ctx.w.error(syntax);
       return;
@@ -1540,7 +1530,7 @@ std::string server::info_text(std::span<const std::string_view> sections) {
   auto wanted = [&](std::string_view s) {
     if (sections.empty()) return true;
     for (auto sec : sections)
-      if (ieq(sec, s) || ieq(sec, "all") || ieq(sec, "everything") || ieq(sec, "default"))
+      if (iequals(sec, s) || iequals(sec, "all") || iequals(sec, "everything") || iequals(sec, "default"))
         return true;
     return false;
   };

@@ -1,37 +1,21 @@
-// eventual_distributed: strong_local's L1 over storage, plus the cluster (runtime/src/
+// eventual_distributed: strong_local's L1 over storage, plus the cluster (runtime/modes/
 // cluster.*, the sync bus, the range actors): a miss is read through the key's range
 // owner, a committed write is published to every peer (invalidation, or the value with
 // hydration), and a fetched version older than a change this node already applied is
 // served but not cached. See docs/cluster.md.
 #include "runtime/modes/cluster.hpp"
-#include "runtime/modes/mode.hpp"
-#include "runtime/modes/write_path.hpp"
+#include "runtime/modes/storage_backed_mode.hpp"
 
 namespace warp::detail {
 
 namespace {
 
-class eventual_mode final : public consistency_mode {
+class eventual_mode final : public storage_backed_mode {
  public:
-  eventual_mode(write_path& path, cluster& c) : path_(path), cluster_(c) {}
+  eventual_mode(write_path& path, cluster& c) : storage_backed_mode(path), cluster_(c) {}
 
   warp::mode kind() const noexcept override { return warp::mode::eventual_distributed; }
 
-  result<buffer> get(std::string_view key, const key_policy& policy) override {
-    return path_.read(key, policy, *this);
-  }
-  result<buffer> get_or_load(std::string_view key, const key_policy& policy,
-                             const loader& load) override {
-    return path_.get_or_load(key, policy, *this, load);
-  }
-  status set(std::string_view key, const key_policy& policy, std::string_view value,
-             std::int64_t expires_at_ms) override {
-    return path_.put(key, policy, *this, value, expires_at_ms);
-  }
-  result<mutation> write(std::string_view key, const key_policy& policy, const write_fn& fn,
-                         bool read_current) override {
-    return path_.write(key, policy, *this, fn, read_current);
-  }
 
   std::optional<result<std::optional<record>>> fetch_elsewhere(std::string_view key) override {
     return cluster_.fetch_from_owner(key);
@@ -56,7 +40,6 @@ class eventual_mode final : public consistency_mode {
   }
 
  private:
-  write_path& path_;
   cluster& cluster_;
 };
 
