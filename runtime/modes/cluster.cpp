@@ -297,27 +297,6 @@ std::uint32_t cluster::owner_of(std::string_view key) const {
 
 namespace warp {
 
-std::string to_json(const cluster_view& view, const cluster_stats& s) {
-  nlohmann::json j;
-  j["self"] = view.self_id;
-  j["ranges"] = view.ranges;
-  auto& ms = j["members"] = nlohmann::json::array();
-  for (auto& m : view.members)
-    ms.push_back({{"id", m.id},
-                  {"name", m.name},
-                  {"address", m.address},
-                  {"state", std::string{to_string(m.state)}},
-                  {"incarnation", m.incarnation},
-                  {"last_heard_ms", m.last_heard_ms},
-                  {"self", m.self},
-                  {"owned_ranges", m.owned_ranges}});
-  auto& st = j["stats"];
-#define WARP_JSON(name) st[#name] = s.name;
-  WARP_CLUSTER_COUNTERS(WARP_JSON)
-#undef WARP_JSON
-  return j.dump();
-}
-
 cluster_view view_of(node& n) {
   if (auto* c = detail::cluster_of(n)) return c->view();
   cluster_view v;
