@@ -1,10 +1,11 @@
 // The JSON form of a cluster view and its counters (warp/cluster.hpp): what warpctl
 // `cluster`, the admin endpoint and the cluster actor's status request print. Next to the
-// membership it describes, so the actors below the node can render it.
+// cluster actor that keeps both (its counters are WARP_CLUSTER_COUNTERS), below the node.
 #include <string>
 
 #include <nlohmann/json.hpp>
 
+#include "actors/cluster_context.hpp"
 #include "warp/cluster.hpp"
 
 namespace warp {
