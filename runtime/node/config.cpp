@@ -1,4 +1,5 @@
-// node_config::validate(): what node::start refuses, checkable before anything starts.
+// node_config::validate(): what node::start refuses, checkable before anything starts. In
+// the node layer: it asks the pattern parser and the endpoint parser.
 #include "warp/config.hpp"
 
 #include <string>
@@ -8,22 +9,6 @@
 #include "warp/endpoint.hpp"
 
 namespace warp {
-
-error limits::check_key(std::string_view key) const {
-  if (key.size() > max_key_size)
-    return error{errc::key_too_large, "key of " + std::to_string(key.size()) +
-                                          " bytes exceeds the limit of " +
-                                          std::to_string(max_key_size)};
-  return {};
-}
-
-error limits::check_value(std::string_view value) const {
-  if (value.size() > max_value_size)
-    return error{errc::value_too_large, "value of " + std::to_string(value.size()) +
-                                            " bytes exceeds the limit of " +
-                                            std::to_string(max_value_size)};
-  return {};
-}
 
 namespace {
 
