@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <span>
 
 namespace warp::sidecar {
 
@@ -205,8 +206,11 @@ std::optional<hash_t> decode_hash(std::string_view stored) {
   return out;
 }
 
-std::string encode_list(const list_t& v) {
-  auto out = header(tag_list);
+namespace {
+
+// Lists and sets share one body: a count, then each element's bytes.
+std::string encode_strings(char tag, std::span<const std::string_view> v) {
+  auto out = header(tag);
   std::size_t size = out.size() + 10;
   for (auto e : v) size += e.size() + 5;
   out.reserve(size);
@@ -214,6 +218,10 @@ std::string encode_list(const list_t& v) {
   for (auto e : v) put_bytes(out, e);
   return out;
 }
+
+}  // namespace
+
+std::string encode_list(const list_t& v) { return encode_strings(tag_list, v); }
 
 std::string encode_zset(const zset_t& v) {
   auto out = header(tag_zset);
@@ -228,15 +236,7 @@ std::string encode_zset(const zset_t& v) {
   return out;
 }
 
-std::string encode_set(const set_t& v) {
-  auto out = header(tag_set);
-  std::size_t size = out.size() + 10;
-  for (auto e : v) size += e.size() + 5;
-  out.reserve(size);
-  put_varint(out, v.size());
-  for (auto e : v) put_bytes(out, e);
-  return out;
-}
+std::string encode_set(const set_t& v) { return encode_strings(tag_set, v); }
 
 std::string encode_hash(const hash_t& v) {
   auto out = header(tag_hash);
