@@ -75,11 +75,11 @@ caf::error make_caf_error(errc code, std::string message) {
 // job. An empty key is refused by the control protocol only (RESP allows it, like Redis).
 caf::error check_key(const control_backend& n, const std::string& key) {
   if (key.empty()) return make_caf_error(errc::invalid_argument, "empty key");
-  return to_caf_error(n.limits().check_key(key));
+  return to_caf_error(n.limits().check_key(key).err());
 }
 
 caf::error check_value(const control_backend& n, const std::string& value) {
-  return to_caf_error(n.limits().check_value(value));
+  return to_caf_error(n.limits().check_value(value).err());
 }
 
 caf::behavior control_impl(control_actor* self, control_backend* n, detail::work_pool* pool) {
@@ -127,8 +127,8 @@ caf::behavior control_impl(control_actor* self, control_backend* n, detail::work
         std::optional<std::chrono::milliseconds> ttl;
         if (ttl_ms >= 0) ttl = std::chrono::milliseconds{ttl_ms};
         return offload(self, [n = &node, key, value, ttl](caf::message& reply, caf::error& err) {
-          if (auto st = n->set(key, value, ttl))
-            err = to_caf_error(st);
+          if (auto st = n->set(key, value, ttl); !st)
+            err = to_caf_error(st.err());
           else
             reply = caf::make_message(caf::ok_atom::value);
         });
@@ -138,8 +138,8 @@ caf::behavior control_impl(control_actor* self, control_backend* n, detail::work
         auto& node = *self->state.node;
         if (auto err = check_key(node, key)) return err;
         return offload(self, [n = &node, key](caf::message& reply, caf::error& err) {
-          if (auto st = n->remove(key))
-            err = to_caf_error(st);
+          if (auto st = n->remove(key); !st)
+            err = to_caf_error(st.err());
           else
             reply = caf::make_message(caf::ok_atom::value);
         });

@@ -57,9 +57,9 @@ class control_backend {
   /// L1 only, never leaves the process.
   virtual std::optional<buffer> get_if_present(std::string_view key) const = 0;
   virtual result<buffer> get(std::string_view key) = 0;
-  virtual status set(std::string_view key, std::string_view value,
+  virtual result<void> set(std::string_view key, std::string_view value,
                      std::optional<std::chrono::milliseconds> ttl) = 0;
-  virtual status remove(std::string_view key) = 0;
+  virtual result<void> remove(std::string_view key) = 0;
   /// The node's stats as JSON (warp/metrics.hpp, stats_json).
   virtual std::string stats_json() = 0;
 };

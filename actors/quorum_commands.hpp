@@ -2,7 +2,7 @@
 // atoms and the typed commands (in the style of Zeek Broker's internal_command.hh).
 //
 // Between nodes only two atoms carry data, each with one std::string of the versioned,
-// size-bounded msgpack format of runtime/src/strong_wire.hpp (a built-in CAF type: nothing
+// size-bounded msgpack format of bus/strong_wire.hpp (a built-in CAF type: nothing
 // to register, and the same bytes as before this actor was restructured):
 //   (warpqreq, string)  request batch, one-way; answered by one or more reply batches
 //   (warpqrep, string)  reply batch, one-way, to the sender of the requests

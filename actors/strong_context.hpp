@@ -1,4 +1,4 @@
-// What the strong_distributed coordinator (runtime/src/strong.cpp) and its quorum actor
+// What the strong_distributed coordinator (runtime/modes/strong.cpp) and its quorum actor
 // (actors/quorum_actor.cpp) share as definitions: the counters the actor keeps and the
 // replica side of the protocol (serve one request from the local replica).
 //

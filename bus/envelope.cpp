@@ -41,7 +41,7 @@ void pack_bin(packer& pk, std::string_view s) {
   pk.pack_bin_body(s.data(), static_cast<std::uint32_t>(s.size()));
 }
 
-status check_record(const change_record& r, const wire_limits& lim) {
+result<void> check_record(const change_record& r, const wire_limits& lim) {
   if (r.key.size() > lim.max_key_bytes) return too_big("key", r.key.size(), lim.max_key_bytes);
   if (r.value.size() > lim.max_value_bytes)
     return too_big("value", r.value.size(), lim.max_value_bytes);
@@ -226,7 +226,7 @@ result<std::string> encode(const change_batch& batch, const wire_limits& lim) {
   packer pk(body);
   pk.pack_array(static_cast<std::uint32_t>(batch.records.size()));
   for (auto& r : batch.records) {
-    if (auto st = check_record(r, lim); !st.ok()) return st;
+    if (auto st = check_record(r, lim); !st) return st.err();
     pack_record(pk, r);
   }
   auto h = batch.header;
@@ -268,7 +268,7 @@ result<std::string> encode(const fetch_reply& reply, const wire_limits& lim) {
   pk.pack_array(2);
   pk.pack(reply.found);
   if (reply.found) {
-    if (auto st = check_record(reply.rec, lim); !st.ok()) return st;
+    if (auto st = check_record(reply.rec, lim); !st) return st.err();
     pack_record(pk, reply.rec);
   } else {
     pk.pack_nil();

@@ -39,7 +39,7 @@ void pack_bin(packer& pk, std::string_view s) {
   pk.pack_bin_body(s.data(), static_cast<std::uint32_t>(s.size()));
 }
 
-warp::status check_record(const strong_record& r, const strong_limits& lim) {
+warp::result<void> check_record(const strong_record& r, const strong_limits& lim) {
   if (r.value.size() > lim.max_value_bytes)
     return too_big("value", r.value.size(), lim.max_value_bytes);
   return {};
@@ -167,7 +167,7 @@ result<std::string> encode(const request_batch& batch, const strong_limits& lim)
     pack_bin(pk, r.key);
     pk.pack(r.first);
     if (r.rec) {
-      if (auto st = check_record(*r.rec, lim); !st.ok()) return st;
+      if (auto st = check_record(*r.rec, lim); !st) return st.err();
       pack_record(pk, *r.rec);
     } else {
       pk.pack_nil();
@@ -192,7 +192,7 @@ result<std::string> encode(const reply_batch& batch, const strong_limits& lim) {
     pk.pack(r.id);
     pk.pack(static_cast<std::uint8_t>(r.code));
     if (r.rec) {
-      if (auto st = check_record(*r.rec, lim); !st.ok()) return st;
+      if (auto st = check_record(*r.rec, lim); !st) return st.err();
       pack_record(pk, *r.rec);
     } else {
       pk.pack_nil();
@@ -203,7 +203,7 @@ result<std::string> encode(const reply_batch& batch, const strong_limits& lim) {
     pk.pack_array(static_cast<std::uint32_t>(r.records.size()));
     for (auto& [k, rec] : r.records) {
       if (k.size() > lim.max_key_bytes) return too_big("key", k.size(), lim.max_key_bytes);
-      if (auto st = check_record(rec, lim); !st.ok()) return st;
+      if (auto st = check_record(rec, lim); !st) return st.err();
       pk.pack_array(2);
       pack_bin(pk, k);
       pack_record(pk, rec);

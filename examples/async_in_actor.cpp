@@ -87,8 +87,8 @@ int main() {
   };
   lookup("user:1", "<not_found>");  // a miss: read through storage on the executor
   // The future form, for a thread that may wait (never a scheduler thread).
-  if (auto st = n.set_async("user:1", "Ada").get(); !st.ok()) {
-    std::fprintf(stderr, "set_async: %s\n", st.to_string().c_str());
+  if (auto st = n.set_async("user:1", "Ada").get(); !st) {
+    std::fprintf(stderr, "set_async: %s\n", st.err().to_string().c_str());
     ++failures;
   }
   lookup("user:1", "Ada");  // an L1 hit: answered without the executor

@@ -34,8 +34,8 @@ int main(int argc, char** argv) {
   auto current = users.get("user:42");
   user u = current ? *current : user{"Ada", 0};
   u.visits += 1;
-  if (auto st = users.set("user:42", u); !st.ok()) {
-    std::fprintf(stderr, "set failed: %s\n", st.to_string().c_str());
+  if (auto st = users.set("user:42", u); !st) {
+    std::fprintf(stderr, "set failed: %s\n", st.err().to_string().c_str());
     return 1;
   }
   auto again = users.get("user:42");  // an L1 hit: no storage call, no actor mailbox

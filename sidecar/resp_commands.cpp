@@ -681,7 +681,7 @@ void cmd_flushdb(context& ctx) {
     return;
   }
   auto st = ctx.n.clear();
-  if (!st.ok()) return reply_error(ctx.w, st);
+  if (!st) return reply_error(ctx.w, st.err());
   ctx.w.simple("OK");
 }
 
@@ -706,7 +706,7 @@ void cmd_mget(context& ctx) {
 
 /// Writes `value` expiring at `expires` (0 = never); an expiry already in the past deletes
 /// the key, as Redis does for SET ... EXAT <past>.
-status plain_set(context& ctx, std::string_view key, std::string_view value, std::int64_t expires) {
+result<void> plain_set(context& ctx, std::string_view key, std::string_view value, std::int64_t expires) {
   if (expires != 0 && expires <= now_ms()) return ctx.n.remove(key);
   if (typed::needs_escape(value)) [[unlikely]]
     return ctx.n.set_at(key, typed::encode_string(value), expires);
@@ -743,7 +743,7 @@ void cmd_set(context& ctx) {
   auto value = ctx.args[2];
   if (!(flags & (nx | xx | get | keepttl))) {
     auto st = plain_set(ctx, key, value, expires);
-    if (!st.ok()) return reply_error(ctx.w, st);
+    if (!st) return reply_error(ctx.w, st.err());
     ctx.w.simple("OK");
     return;
   }
@@ -784,7 +784,7 @@ void setex_common(context& ctx, bool millis, std::string_view name) {
   std::int64_t expires = 0;
   if (!expiry_from(ctx, ctx.args[2], millis, false, name, expires)) return;
   auto st = plain_set(ctx, ctx.args[1], ctx.args[3], expires);
-  if (!st.ok()) return reply_error(ctx.w, st);
+  if (!st) return reply_error(ctx.w, st.err());
   ctx.w.simple("OK");
 }
 void cmd_setex(context& ctx) {
@@ -918,7 +918,7 @@ void cmd_mset(context& ctx) {
   }
   auto st = ctx.n.set_many(pairs);
   pairs.clear();
-  if (!st.ok()) return reply_error(ctx.w, st);
+  if (!st) return reply_error(ctx.w, st.err());
   ctx.w.simple("OK");
 }
 
@@ -1084,8 +1084,8 @@ result<mutation> incr_step::operator()(const buffer* cur, std::int64_t cur_exp) 
   return mutation::put(std::string(buf, end), cur ? cur_exp : 0);
 }
 
-void incr_step::reply(resp_writer& w, const status& st) const {
-  if (!st.ok()) return reply_error(w, st);
+void incr_step::reply(resp_writer& w, const result<void>& st) const {
+  if (!st) return reply_error(w, st.err());
   if (failed == fail::not_int) return w.error(not_int);
   if (failed == fail::wrong_type) return w.error(wrongtype);
   if (failed == fail::overflow) return w.error("ERR increment or decrement would overflow");
@@ -1097,7 +1097,7 @@ void run_incr_batch(node& n, resp_writer& w, std::span<incr_step> steps) {
   // One pointer captured: each function fits std::function's inline storage (no malloc).
   std::vector<fn_type> fns;
   std::vector<node::update_item> items;
-  std::vector<status> out(steps.size());
+  std::vector<result<void>> out(steps.size());
   fns.reserve(steps.size());
   items.reserve(steps.size());
   for (auto& s : steps)
@@ -1114,7 +1114,7 @@ void incr_common(context& ctx, std::int64_t delta) {
   auto r = ctx.n.update(ctx.args[1], [s = &step](const buffer* cur, std::int64_t cur_exp) {
     return (*s)(cur, cur_exp);
   });
-  step.reply(ctx.w, r ? status{} : status{r.err()});
+  step.reply(ctx.w, r ? result<void>{} : result<void>{r.err()});
 }
 void cmd_incr(context& ctx) {
   incr_common(ctx, 1);
@@ -1494,7 +1494,7 @@ struct lookup_table {
 }  // namespace
 
 void run_set_batch(node& n, resp_writer& w, std::span<const kv_write> batch) {
-  if (auto st = n.set_many(batch); st.ok()) {
+  if (auto st = n.set_many(batch); st) {
     for (std::size_t i = 0; i < batch.size(); ++i) w.simple("OK");
     return;
   }
@@ -1503,10 +1503,10 @@ void run_set_batch(node& n, resp_writer& w, std::span<const kv_write> batch) {
   // them again is harmless (the same value, a newer version).
   for (auto& kv : batch) {
     auto st = n.set_at(kv.key, kv.value, kv.expires_at_ms);
-    if (st.ok())
+    if (st)
       w.simple("OK");
     else
-      reply_error(w, st);
+      reply_error(w, st.err());
   }
 }
 

@@ -264,7 +264,6 @@ void server::start_thread() {
     }
   });
   thread_ = std::thread([this] { run(); });
-  for (std::size_t i = 0; i < worker_threads; ++i) workers_.emplace_back([this] { worker_main(); });
 }
 
 void server::stop() {
@@ -281,15 +280,12 @@ void server::stop() {
   if (thread_.joinable()) thread_.join();
   {
     // Running jobs finish (a quorum answers within its timeout); queued ones are dropped.
-    // Before wake_fd_ closes: a finishing worker writes to it.
-    std::lock_guard<std::mutex> jobs_guard{jobs_mtx_};
+    // Before wake_fd_ closes: a finishing job writes to it.
+    std::unique_lock<std::mutex> jobs_lock{jobs_mtx_};
     jobs_stopping_ = true;
     jobs_.clear();
+    jobs_cv_.wait(jobs_lock, [this] { return jobs_running_ == 0; });
   }
-  jobs_cv_.notify_all();
-  for (auto& t : workers_)
-    if (t.joinable()) t.join();
-  workers_.clear();
   done_.clear();
   {
     std::lock_guard<std::mutex> box_guard{inbox_->mtx};
@@ -1012,39 +1008,51 @@ void server::start_job(client& c, const command_def* cmd, std::span<const std::s
   }
   c.busy = true;
   set_events(c);  // stop reading it until the reply is back
-  {
-    std::lock_guard<std::mutex> guard{jobs_mtx_};
-    jobs_.push_back(std::move(j));
-  }
-  jobs_cv_.notify_one();
+  std::lock_guard<std::mutex> guard{jobs_mtx_};
+  jobs_.push_back(std::move(j));
+  dispatch_jobs();
 }
 
-void server::worker_main() {
-  std::vector<std::string_view> args;
-  for (;;) {
-    std::unique_ptr<job> j;
-    {
-      std::unique_lock<std::mutex> lock{jobs_mtx_};
-      jobs_cv_.wait(lock, [this] { return jobs_stopping_ || !jobs_.empty(); });
-      if (jobs_stopping_) return;
-      j = std::move(jobs_.front());
-      jobs_.pop_front();
+void server::dispatch_jobs() {
+  while (jobs_running_ < max_running_jobs && !jobs_.empty() && !jobs_stopping_) {
+    // std::function needs a copyable callable: the job travels as a raw pointer.
+    job* j = jobs_.front().release();
+    jobs_.pop_front();
+    ++jobs_running_;
+    if (!node_.post([this, j] { run_job(std::unique_ptr<job>{j}); })) {
+      // The node is stopping: the command gets an error instead of running.
+      --jobs_running_;
+      std::unique_ptr<job> failed{j};
+      resp_writer w{failed->out, failed->shadow.proto};
+      w.error("ERR node is stopping");
+      job_done(std::move(failed));
     }
-    args.assign(j->argv.begin(), j->argv.end());
-    resp_writer w{j->out, j->shadow.proto};
-    context ctx{*this, j->shadow, w, args, node_, j.get()};
-    tl_job_server = this;
-    tl_job = j.get();
-    j->cmd->fn(ctx);
-    tl_job = nullptr;
-    tl_job_server = nullptr;
-    {
-      std::lock_guard<std::mutex> guard{done_mtx_};
-      done_.push_back(std::move(j));
-    }
-    std::uint64_t one = 1;
-    [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof(one));
   }
+}
+
+void server::run_job(std::unique_ptr<job> j) {
+  std::vector<std::string_view> args(j->argv.begin(), j->argv.end());
+  resp_writer w{j->out, j->shadow.proto};
+  context ctx{*this, j->shadow, w, args, node_, j.get()};
+  tl_job_server = this;
+  tl_job = j.get();
+  j->cmd->fn(ctx);
+  tl_job = nullptr;
+  tl_job_server = nullptr;
+  job_done(std::move(j));
+  std::lock_guard<std::mutex> guard{jobs_mtx_};
+  --jobs_running_;
+  dispatch_jobs();
+  jobs_cv_.notify_all();
+}
+
+void server::job_done(std::unique_ptr<job> j) {
+  {
+    std::lock_guard<std::mutex> guard{done_mtx_};
+    done_.push_back(std::move(j));
+  }
+  std::uint64_t one = 1;
+  [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof(one));
 }
 
 void server::finish_jobs() {

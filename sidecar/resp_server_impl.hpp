@@ -204,7 +204,7 @@ struct incr_step {
   enum class fail : std::uint8_t { none, not_int, overflow, wrong_type } failed = fail::none;
   std::int64_t value = 0;  // the result
   result<mutation> operator()(const buffer* cur, std::int64_t cur_exp);
-  void reply(resp_writer& w, const status& st) const;
+  void reply(resp_writer& w, const result<void>& st) const;
 };
 /// Pipelined INCR-family commands of one client as one node.update_many, replying to each
 /// in order (resp_commands.cpp).
@@ -321,7 +321,13 @@ class server final : public resp_server {
   bool key_is_strong(std::string_view key) const;
   void refresh_patterns();
   void start_job(client& c, const command_def* cmd, std::span<const std::string_view> args);
-  void worker_main();
+  /// Hands queued jobs to the node's executor while fewer than max_running_jobs run
+  /// (jobs_mtx_ held).
+  void dispatch_jobs();
+  /// One slow command, on an executor thread.
+  void run_job(std::unique_ptr<job> j);
+  /// Queues a finished job's reply for the loop and wakes it.
+  void job_done(std::unique_ptr<job> j);
   void finish_jobs();
   void set_events(client& c);
   void watch_expiry(std::string_view key);
@@ -408,17 +414,21 @@ class server final : public resp_server {
   };
   std::shared_ptr<inbox> inbox_ = std::make_shared<inbox>();
 
-  // Workers for slow commands. Jobs wait in jobs_; finished ones in done_ (the loop is
+  // Slow commands run on the node's executor (its one pool for blocking work), at most
+  // max_running_jobs at once: a flood of them must not take every executor thread from
+  // what the node posts there itself (range-owner fetches for peers, control requests),
+  // or a peer's misses would stall until they time out. Jobs beyond the cap wait in jobs_;
+  // finished ones in done_ (the loop is
   // woken through wake_fd_, like for remote events).
-  static constexpr std::size_t worker_threads = 4;
+  static constexpr std::size_t max_running_jobs = 4;
   bool remote_storage_ = false;  // PostgreSQL: every storage call is a network round trip
   bool any_strong_ = true;       // some pattern (or the default) is strong_distributed
   std::int64_t patterns_checked_ms_ = 0;
   std::mutex jobs_mtx_;
-  std::condition_variable jobs_cv_;
+  std::condition_variable jobs_cv_;  // stop() waits on it for the running jobs
   std::deque<std::unique_ptr<job>> jobs_;
+  std::size_t jobs_running_ = 0;
   bool jobs_stopping_ = false;
-  std::vector<std::thread> workers_;
   std::mutex done_mtx_;
   std::vector<std::unique_ptr<job>> done_;
   std::vector<std::unique_ptr<job>> scratch_done_;

@@ -85,7 +85,7 @@ phase_result run_phase(const std::string& name, std::vector<std::unique_ptr<warp
         switch (kind) {
           case op_kind::strong_set:
           case op_kind::eventual_set:
-            ok = n.set(key, value).ok();
+            ok = n.set(key, value).has_value();
             break;
           case op_kind::strong_get: {
             auto r = n.get(key);
@@ -151,7 +151,7 @@ void run(const strong_args& a) {
   int streak = 0;
   while (streak < 30 && clk::now() < deadline) {
     bool ok = true;
-    for (auto& n : nodes) ok = ok && n->set("s:warmup", "x").ok();
+    for (auto& n : nodes) ok = ok && n->set("s:warmup", "x").has_value();
     streak = ok ? streak + 1 : 0;
     if (!ok) std::this_thread::sleep_for(50ms);
   }

@@ -330,7 +330,7 @@ struct admin_http::impl {
     const auto& path = req.path;
     if (path == "/readyz") {
       auto st = node->check_storage();
-      if (st) return text(503, "storage not ready: " + st.message() + "\n");
+      if (!st) return text(503, "storage not ready: " + st.err().message() + "\n");
       return text(200, "ready\n");
     }
     if (path == "/metrics") {
@@ -678,7 +678,7 @@ struct admin_http::impl {
     conns.clear();
   }
 
-  warp::status bind(const std::string& host, std::uint16_t wanted) {
+  warp::result<void> bind(const std::string& host, std::uint16_t wanted) {
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -717,7 +717,7 @@ struct admin_http::impl {
     return {warp::errc::unreachable, last_error};
   }
 
-  warp::status setup_tls() {
+  warp::result<void> setup_tls() {
     ssl_ctx.reset(SSL_CTX_new(TLS_server_method()));
     if (!ssl_ctx) return {warp::errc::invalid_argument, "TLS: " + openssl_errors()};
     SSL_CTX_set_min_proto_version(ssl_ctx.get(), TLS1_2_VERSION);
@@ -773,10 +773,10 @@ warp::result<std::unique_ptr<admin_http>> admin_http::start(
     SHA256(reinterpret_cast<const unsigned char*>(opts.token.data()), opts.token.size(),
            p->token_digest.data());
   if (!opts.tls_cert.empty() || !opts.tls_key.empty())
-    if (auto st = p->setup_tls(); st) return st;
+    if (auto st = p->setup_tls(); !st) return st.err();
   const auto& [host, port] = *endpoint;
-  if (auto st = p->bind(host, port); st)
-    return warp::error{warp::errc::unreachable, "cannot listen on " + listen + ": " + st.message() +
+  if (auto st = p->bind(host, port); !st)
+    return warp::error{warp::errc::unreachable, "cannot listen on " + listen + ": " + st.err().message() +
                                                     " (address in use or not local?)"};
   p->epoll.reset(::epoll_create1(EPOLL_CLOEXEC));
   p->wake.reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));

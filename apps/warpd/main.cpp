@@ -298,7 +298,8 @@ int run(int argc, char** argv) {
   }
 
   warpd::warpd_config cfg;
-  if (auto err = warpd::load_config_file(cfg, config_file)) return fail(exit_usage, err.message());
+  if (auto loaded = warpd::load_config_file(cfg, config_file); !loaded)
+    return fail(exit_usage, loaded.err().message());
   warpd::apply_cli(cfg, cli);
   auto settings = warpd::build_settings(cfg);
   if (!settings) return fail(exit_usage, settings.err().message());

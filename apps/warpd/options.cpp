@@ -177,7 +177,7 @@ class reader {
 
 // The RESP password from exactly one place: --resp-password, --resp-password-file, or
 // the WARP_RESP_PASSWORD environment variable (used only when neither flag is given).
-warp::status resolve_resp_secrets(settings& out) {
+warp::result<void> resolve_resp_secrets(settings& out) {
   if (!out.resp_password.empty() && !out.resp_password_file.empty())
     return {errc::invalid_argument, "resp-password and resp-password-file: give one, not both"};
   if (!out.resp_password_file.empty()) {
@@ -216,9 +216,9 @@ std::string ms_text(std::chrono::milliseconds d) {
 // The cluster options' values that cannot work, named by their flag. Bounds the wire
 // format enforces (bus::wire_limits) are checked here too: a node configured above them
 // would build batches its peers drop as malformed.
-warp::status validate_cluster(const warp::node_config& n) {
+warp::result<void> validate_cluster(const warp::node_config& n) {
   const auto& c = n.cluster;
-  auto bad = [](std::string text) { return warp::status{errc::invalid_argument, std::move(text)}; };
+  auto bad = [](std::string text) { return warp::result<void>{errc::invalid_argument, std::move(text)}; };
   if (!c.discovery_dns.empty()) {
     if (n.listen.empty())
       return bad("discovery-dns: needs a listener (--listen): peers reach a node there");
@@ -317,7 +317,7 @@ std::string bound_text(const option_def& def, std::uint64_t v) {
   return std::to_string(v);
 }
 
-warp::status check_bounds(const reader& rd) {
+warp::result<void> check_bounds(const reader& rd) {
   for (const auto& b : numeric_bounds()) {
     const auto* def = find_option(b.key);
     if (!def) continue;  // an option another build leaves out
@@ -345,26 +345,26 @@ warp::status check_bounds(const reader& rd) {
 
 // The admin endpoint's settings; the token file is read here so a missing or empty one is a
 // usage error before anything starts.
-warp::status read_admin(const reader& rd, admin_options& a) {
-  auto text = [&](std::string_view key, std::string& out) -> warp::status {
+warp::result<void> read_admin(const reader& rd, admin_options& a) {
+  auto text = [&](std::string_view key, std::string& out) -> warp::result<void> {
     auto v = rd.str(key);
     if (!v) return v.err();
     out = std::move(*v);
     return {};
   };
-  if (auto st = text("warp.admin-tls-cert", a.tls_cert); st) return st;
-  if (auto st = text("warp.admin-tls-key", a.tls_key); st) return st;
+  if (auto st = text("warp.admin-tls-cert", a.tls_cert); !st) return st;
+  if (auto st = text("warp.admin-tls-key", a.tls_key); !st) return st;
   // The node port's TLS pair (another part of warpd) serves the admin endpoint too unless
   // it has its own; looked up by name so a build without those flags still compiles.
   if (a.tls_cert.empty() && a.tls_key.empty() && find_option("warp.tls-cert") &&
       find_option("warp.tls-key")) {
-    if (auto st = text("warp.tls-cert", a.tls_cert); st) return st;
-    if (auto st = text("warp.tls-key", a.tls_key); st) return st;
+    if (auto st = text("warp.tls-cert", a.tls_cert); !st) return st;
+    if (auto st = text("warp.tls-key", a.tls_key); !st) return st;
   }
   if (a.tls_cert.empty() != a.tls_key.empty())
     return {errc::invalid_argument, "--admin-tls-cert and --admin-tls-key: give both or neither"};
   std::string token_file;
-  if (auto st = text("warp.admin-token-file", token_file); st) return st;
+  if (auto st = text("warp.admin-token-file", token_file); !st) return st;
   if (!token_file.empty()) {
     std::error_code ec;
     if (!std::filesystem::is_regular_file(token_file, ec))
@@ -613,7 +613,7 @@ namespace {
 // CAF 0.17 stores sections and keys nobody declared without a word: `wrap { resp-password
 // = "x" }` would start a node without its password. Everything in the file must be an
 // option CAF or warpd declared. `prefix` is the dotted section path walked so far.
-warp::status check_declared(const warpd_config& cfg, const caf::settings& section,
+warp::result<void> check_declared(const warpd_config& cfg, const caf::settings& section,
                             const std::string& prefix, const std::string& path) {
   const auto& opts = cfg.declared_options();
   for (const auto& [name, value] : section) {
@@ -631,7 +631,7 @@ warp::status check_declared(const warpd_config& cfg, const caf::settings& sectio
       if (!known)
         return {errc::invalid_argument,
                 "config file '" + path + "': unknown section '" + full + "'"};
-      if (auto st = check_declared(cfg, *sub, full, path); st) return st;
+      if (auto st = check_declared(cfg, *sub, full, path); !st) return st;
       continue;
     }
     auto category = prefix.empty() ? std::string{"global"} : prefix;
@@ -643,7 +643,7 @@ warp::status check_declared(const warpd_config& cfg, const caf::settings& sectio
 
 }  // namespace
 
-warp::status load_config_file(warpd_config& cfg, const std::string& path) {
+warp::result<void> load_config_file(warpd_config& cfg, const std::string& path) {
   std::istringstream none;
   std::ifstream file;
   std::istream* in = &none;
@@ -666,7 +666,7 @@ warp::status load_config_file(warpd_config& cfg, const std::string& path) {
   if (auto err = cfg.parse(caf::actor_system_config::string_list{}, *in))
     return {errc::invalid_argument,
             "config file '" + path + "': " + caf::actor_system_config::render(err)};
-  if (auto st = check_declared(cfg, caf::content(cfg), "", path); st) return st;
+  if (auto st = check_declared(cfg, caf::content(cfg), "", path); !st) return st;
   // warpd's defaults for CAF's own options, unless the file set them (parse() rebuilds the
   // content, so they go in afterwards). CAF's scheduler default is at least 4 threads; a
   // cache node on a small box wants 2.
@@ -698,9 +698,9 @@ warp::result<settings> build_settings(const warpd_config& cfg) {
   }
 
   reader rd{content};
-  if (auto st = check_bounds(rd); st) return st;
+  if (auto st = check_bounds(rd); !st) return st.err();
   settings out;
-  if (auto st = read_admin(rd, out.admin); st) return st;
+  if (auto st = read_admin(rd, out.admin); !st) return st.err();
   auto& n = out.node;
 #define WARPD_READ(target, call) \
   do {                           \
@@ -815,7 +815,7 @@ warp::result<settings> build_settings(const warpd_config& cfg) {
   if (out.maxmemory > 0 && n.storage != "memory")
     return warp::error{errc::invalid_argument,
                        "maxmemory: bounds --storage memory only (storage is '" + n.storage + "')"};
-  if (auto e = resolve_resp_secrets(out)) return e;
+  if (auto e = resolve_resp_secrets(out); !e) return e.err();
   if (r.tls_cert.empty() != r.tls_key.empty())
     return warp::error{errc::invalid_argument,
                        "resp-tls-cert and resp-tls-key: give both or neither"};
@@ -838,7 +838,7 @@ warp::result<settings> build_settings(const warpd_config& cfg) {
     if (auto e = parse_endpoint(r.tls_port); !e)
       return warp::error{errc::invalid_argument, "resp-tls-port: " + e.err().message()};
   }
-  if (auto e = validate_cluster(n)) return e;
+  if (auto e = validate_cluster(n); !e) return e.err();
   // The sidecar's idle clock ticks in seconds: refuse what it would silently round.
   if (idle.count() % 1000 != 0)
     return warp::error{errc::invalid_argument,

@@ -62,7 +62,7 @@ struct cli_values {
 /// (CAF itself keeps unknown ones silently, so a typo would drop a setting). An empty path reads
 /// nothing (and, unlike CAF's default, never picks up a caf-application.ini lying in the working
 /// directory).
-warp::status load_config_file(warpd_config& cfg, const std::string& path);
+warp::result<void> load_config_file(warpd_config& cfg, const std::string& path);
 
 /// Writes the command-line values over the file's.
 void apply_cli(warpd_config& cfg, const cli_values& cli);

@@ -5,7 +5,7 @@
 
 namespace warp {
 
-error limits::check_key(std::string_view key) const {
+result<void> limits::check_key(std::string_view key) const {
   if (key.size() > max_key_size)
     return error{errc::key_too_large, "key of " + std::to_string(key.size()) +
                                           " bytes exceeds max-key-size " +
@@ -13,7 +13,7 @@ error limits::check_key(std::string_view key) const {
   return {};
 }
 
-error limits::check_value(std::string_view value) const {
+result<void> limits::check_value(std::string_view value) const {
   if (value.size() > max_value_size)
     return error{errc::value_too_large, "value of " + std::to_string(value.size()) +
                                             " bytes exceeds max-value-size " +

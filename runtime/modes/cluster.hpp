@@ -1,7 +1,7 @@
 // The cluster part of a node: created by node::start when the node listens. It wires the
 // node to the sync bus (local eventual_distributed writes out, remote changes applied to
 // L1 by version), handles gaps (drops what can no longer be trusted), and routes read-
-// through misses to the key's range owner with a local fallback. Internal to runtime/src.
+// through misses to the key's range owner with a local fallback. Internal to runtime/modes.
 #pragma once
 
 #include <atomic>
@@ -18,14 +18,16 @@
 #include "actors/caf_bus.hpp"
 #include "merge/rules.hpp"
 #include "warp/cluster.hpp"
-#include "warp/node.hpp"
+#include "warp/write.hpp"
 
 namespace warp::detail {
+
+struct node_state;
 
 class cluster {
  public:
   /// `address` = HOST:PORT peers dial to reach this node.
-  cluster(node& n, node::impl& st, std::string address);
+  cluster(node_state& st, std::string address);
   ~cluster();
   cluster(const cluster&) = delete;
   cluster& operator=(const cluster&) = delete;
@@ -71,8 +73,7 @@ class cluster {
   std::optional<version> live_tombstone(std::string_view key) const;
   bool tombstoned(std::string_view key, version ver) const;
 
-  node& node_;
-  node::impl& st_;
+  node_state& st_;
   actors::cluster_context ctx_;
   std::unique_ptr<bus::caf_bus> bus_;
   // Atomic: stop() runs on the thread stopping the node while work-pool threads read it
@@ -93,9 +94,5 @@ class cluster {
   // invalidation: the key is read from storage next time instead of cached from the record.
   std::uint64_t hydrate_floor_ = 0;
 };
-
-/// The cluster of a node, or null when it runs alone (registered by node::start).
-cluster* cluster_of(const node& n);
-void register_cluster(const node& n, cluster* c);
 
 }  // namespace warp::detail

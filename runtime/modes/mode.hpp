@@ -1,14 +1,14 @@
 // The three consistency modes behind one interface. The node looks up a key's policy and
 // hands the call to the mode that serves it (node::impl::mode_for):
-//   strong_local          runtime/src/mode_strong_local.cpp: this node's L1 over storage;
-//   eventual_distributed  runtime/src/mode_eventual.cpp: the same, plus the sync bus
-//                         (runtime/src/cluster.*) and read-through via the range owner;
-//   strong_distributed    runtime/src/mode_strong_distributed.cpp: ABD quorums
-//                         (runtime/src/strong*), no L1, no storage adapter.
+//   strong_local          runtime/modes/mode_strong_local.cpp: this node's L1 over storage;
+//   eventual_distributed  runtime/modes/mode_eventual.cpp: the same, plus the sync bus
+//                         (runtime/modes/cluster.*) and read-through via the range owner;
+//   strong_distributed    runtime/modes/mode_strong_distributed.cpp: ABD quorums
+//                         (runtime/modes/strong.*), no L1, no storage adapter.
 // The two storage-backed modes share one read path and one write path
-// (runtime/src/write_path.*): the mode only supplies the hooks that differ (where a miss
+// (runtime/modes/write_path.*): the mode only supplies the hooks that differ (where a miss
 // is fetched, whether a fetched version may be cached, who hears of a committed write).
-// Internal to runtime/src.
+// Internal to runtime/modes.
 #pragma once
 
 #include <functional>
@@ -18,7 +18,7 @@
 
 #include "warp/buffer.hpp"
 #include "warp/error.hpp"
-#include "warp/node.hpp"
+#include "warp/write.hpp"
 #include "warp/pattern.hpp"
 #include "warp/storage.hpp"
 #include "warp/version.hpp"
@@ -26,10 +26,11 @@
 namespace warp::detail {
 
 class cluster;
+struct node_state;
 class strong_coordinator;
 
-/// A write's decision on the current value (null = absent) and its expiry.
-using write_fn = std::function<result<mutation>(const buffer* current, std::int64_t expires_at_ms)>;
+/// A write's decision on the current value (warp/write.hpp).
+using write_fn = warp::update_fn;
 
 /// What a committed write changed, as the mode's replication hook sees it.
 struct committed_change {
@@ -53,12 +54,25 @@ class consistency_mode {
   virtual result<buffer> get_or_load(std::string_view key, const key_policy& policy,
                                      const loader& load) = 0;
   /// A blind put (set, set_at): the common write, without write()'s callback.
-  virtual status set(std::string_view key, const key_policy& policy, std::string_view value,
+  virtual result<void> set(std::string_view key, const key_policy& policy, std::string_view value,
                      std::int64_t expires_at_ms) = 0;
   /// Every other single-key write (set, remove, update): `fn` decides on the current value when
   /// `read_current`, else on nothing (a blind write).
   virtual result<mutation> write(std::string_view key, const key_policy& policy, const write_fn& fn,
                                  bool read_current) = 0;
+  /// Non-blocking forms, offered by modes whose calls complete without a waiting thread
+  /// (strong_distributed: the quorum actor completes them). False = not offered, `done`
+  /// untouched: the node runs the blocking call on its executor instead. When offered,
+  /// `done` runs on whichever thread completes the call (an actor's) and must not block.
+  using get_done = std::function<void(result<buffer>)>;
+  using write_done = std::function<void(result<void>)>;
+  virtual bool get_async(std::string_view, const key_policy&, get_done&) { return false; }
+  virtual bool set_async(std::string_view, const key_policy&, std::string_view, std::int64_t,
+                         write_done&) {
+    return false;
+  }
+  virtual bool remove_async(std::string_view, const key_policy&, write_done&) { return false; }
+
   /// Whether batched writes of its keys may share the write path's batch (stripes taken
   /// once, one storage write per key); false = the node runs them one by one via write().
   virtual bool batches() const noexcept { return true; }

@@ -19,7 +19,7 @@ class storage_backed_mode : public consistency_mode {
                              const loader& load) override {
     return path_.get_or_load(key, policy, *this, load);
   }
-  status set(std::string_view key, const key_policy& policy, std::string_view value,
+  result<void> set(std::string_view key, const key_policy& policy, std::string_view value,
              std::int64_t expires_at_ms) override {
     return path_.put(key, policy, *this, value, expires_at_ms);
   }

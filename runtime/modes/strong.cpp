@@ -10,7 +10,7 @@
 
 #include "runtime/core/log.hpp"
 #include "actors/quorum_actor.hpp"
-#include "runtime/node/node_impl.hpp"
+#include "runtime/modes/node_state.hpp"
 
 namespace warp::detail {
 
@@ -61,7 +61,7 @@ bool strong_coordinator::wanted(const node_config& cfg) {
   return !cfg.peers.empty();
 }
 
-strong_coordinator::strong_coordinator(node::impl& st, std::string self_address)
+strong_coordinator::strong_coordinator(node_state& st, std::string self_address)
     : st_(st),
       sys_(*st.system),
       opts_(st.config.strong),
@@ -170,7 +170,7 @@ result<buffer> read_outcome(result<strong_record> rec) {
   return make_buffer(std::move(rec->value));
 }
 
-status write_outcome(const result<strong_record>& rec) {
+result<void> write_outcome(const result<strong_record>& rec) {
   if (!rec) return rec.err();
   return {};
 }
@@ -214,12 +214,12 @@ result<buffer> strong_coordinator::get(std::string_view key) {
   return read_outcome(run_blocking(key, std::nullopt));
 }
 
-status strong_coordinator::set(std::string_view key, std::string_view value,
+result<void> strong_coordinator::set(std::string_view key, std::string_view value,
                                std::int64_t expires_at_ms) {
   return write_outcome(run_blocking(key, value_record(value, expires_at_ms)));
 }
 
-status strong_coordinator::remove(std::string_view key) {
+result<void> strong_coordinator::remove(std::string_view key) {
   return write_outcome(run_blocking(key, tombstone_record()));
 }
 
@@ -236,12 +236,12 @@ result<mutation> strong_coordinator::write(
     case mutation::kind::keep:
       return decision;
     case mutation::kind::put: {
-      if (auto err = st_.config.limits.check_value(decision->value); !err.ok()) return err;
-      if (auto err = set(key, decision->value, decision->expires_at_ms); !err.ok()) return err;
+      if (auto err = st_.config.limits.check_value(decision->value); !err) return err.err();
+      if (auto err = set(key, decision->value, decision->expires_at_ms); !err) return err.err();
       return decision;
     }
     case mutation::kind::erase:
-      if (auto err = remove(key); !err.ok()) return err;
+      if (auto err = remove(key); !err) return err.err();
       return decision;
   }
   return decision;
@@ -253,7 +253,7 @@ result<buffer> strong_coordinator::get_or_load(std::string_view key, const loade
   auto loaded = load(key);
   if (!loaded) return loaded.err();
   if (!*loaded) return error{errc::not_found};
-  if (auto err = set(key, **loaded, 0); !err.ok()) return err;
+  if (auto err = set(key, **loaded, 0); !err) return err.err();
   return make_buffer(std::move(**loaded));
 }
 

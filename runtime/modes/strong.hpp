@@ -30,9 +30,11 @@
 #include "warp/buffer.hpp"
 #include "warp/config.hpp"
 #include "warp/error.hpp"
-#include "warp/node.hpp"
+#include "warp/write.hpp"
 
 namespace warp::detail {
+
+struct node_state;
 
 /// The node's entry to the strong mode: owns placement, the local replica, the quorum
 /// actor (actors/quorum_actor.hpp, which runs every operation) and, for now, the
@@ -44,7 +46,7 @@ namespace warp::detail {
 class strong_coordinator {
  public:
   /// `self_address`: HOST:PORT this node listens on (with the bound port).
-  strong_coordinator(node::impl& st, std::string self_address);
+  strong_coordinator(node_state& st, std::string self_address);
   ~strong_coordinator();
   strong_coordinator(const strong_coordinator&) = delete;
   strong_coordinator& operator=(const strong_coordinator&) = delete;
@@ -61,15 +63,15 @@ class strong_coordinator {
   void stop();
 
   using get_callback = std::function<void(result<buffer>)>;
-  using write_callback = std::function<void(status)>;
+  using write_callback = std::function<void(result<void>)>;
   void get_async(std::string_view key, get_callback done);
   void set_async(std::string_view key, std::string_view value, std::int64_t expires_at_ms,
                  write_callback done);
   void remove_async(std::string_view key, write_callback done);
 
   result<buffer> get(std::string_view key);
-  status set(std::string_view key, std::string_view value, std::int64_t expires_at_ms);
-  status remove(std::string_view key);
+  result<void> set(std::string_view key, std::string_view value, std::int64_t expires_at_ms);
+  result<void> remove(std::string_view key);
   /// node::write for a strong key: blind writes (`read_current` false) run `fn` once with
   /// no current value and store its decision; read-modify-write is not supported (ABD
   /// registers have no atomic read-modify-write: it would need consensus).
@@ -122,7 +124,7 @@ class strong_coordinator {
   /// Catch-up progress as a JSON object, for the actor's status.
   std::string progress_json() const;
 
-  node::impl& st_;
+  node_state& st_;
   caf::actor_system& sys_;
   strong_options opts_;
   std::uint32_t node_id_;

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <unordered_map>
 
-#include "runtime/node/node_impl.hpp"
+#include "runtime/modes/node_state.hpp"
 
 namespace warp::detail {
 
@@ -36,14 +36,14 @@ void write_path::failed(std::string_view key, consistency_mode& m, version ver) 
   m.unknown_outcome(key, ver);
 }
 
-status write_path::commit_put(std::string_view key, const key_policy& policy, consistency_mode& m,
+result<void> write_path::commit_put(std::string_view key, const key_policy& policy, consistency_mode& m,
                               record rec) {
   const version ver = rec.ver;
   const std::int64_t expires = rec.expires_at_ms;
   auto err = st_.store->store(key, rec);
   // A read-through in flight holds what storage had before: it must not fill L1.
   st_.coalescer.supersede(key);
-  if (!err.ok()) {
+  if (!err) {
     failed(key, m, ver);
     return err;
   }
@@ -54,12 +54,12 @@ status write_path::commit_put(std::string_view key, const key_policy& policy, co
   return {};
 }
 
-status write_path::commit_erase(std::string_view key, const key_policy&, consistency_mode& m,
+result<void> write_path::commit_erase(std::string_view key, const key_policy&, consistency_mode& m,
                                 version ver) {
   auto err = st_.store->remove(key);
   st_.coalescer.supersede(key);
   st_.l1->erase(key);
-  if (!err.ok()) {
+  if (!err) {
     failed(key, m, ver);
     return err;
   }
@@ -99,7 +99,7 @@ result<std::optional<record>> write_path::read_local(std::string_view key) {
     hit = record{std::string{bytes}, info.expires_at_ms, info.ver};
   });
   if (hit) return hit;
-  if (auto err = st_.config.limits.check_key(key); !err.ok()) return err;
+  if (auto err = st_.config.limits.check_key(key); !err) return err.err();
   auto policy = st_.patterns.lookup(key);
   return st_.coalescer.run(
       key,
@@ -127,10 +127,10 @@ result<buffer> write_path::get_or_load(std::string_view key, const key_policy& p
         auto loaded = load(key);
         if (!loaded) return loaded.err();
         if (!*loaded) return std::optional<record>{};
-        if (auto err = st_.config.limits.check_value(**loaded); !err.ok()) return err;
+        if (auto err = st_.config.limits.check_value(**loaded); !err) return err.err();
         std::lock_guard<std::mutex> guard{lock_of(key)};
         record rec{std::move(**loaded), 0, next_version()};
-        if (auto err = commit_put(key, policy, m, rec); !err.ok()) return err;
+        if (auto err = commit_put(key, policy, m, rec); !err) return err.err();
         return std::optional<record>{std::move(rec)};
       },
       [](const record&) {});
@@ -141,13 +141,13 @@ result<buffer> write_path::get_or_load(std::string_view key, const key_policy& p
 
 // -- writes -----------------------------------------------------------------------------
 
-status write_path::put(std::string_view key, const key_policy& policy, consistency_mode& m,
+result<void> write_path::put(std::string_view key, const key_policy& policy, consistency_mode& m,
                        std::string_view value, std::int64_t expires_at_ms) {
-  if (auto err = st_.config.limits.check_value(value); !err.ok()) return err;
+  if (auto err = st_.config.limits.check_value(value); !err) return err.err();
   std::lock_guard<std::mutex> guard{lock_of(key)};
   const version ver = next_version();
   if (auto err = commit_put(key, policy, m, record{std::string{value}, expires_at_ms, ver});
-      !err.ok())
+      !err)
     return err;
   st_.notify_local(change_event::kind::set, key, ver);
   return {};
@@ -178,18 +178,18 @@ result<mutation> write_path::write(std::string_view key, const key_policy& polic
     case mutation::kind::keep:
       return decision;
     case mutation::kind::put: {
-      if (auto err = st_.config.limits.check_value(decision->value); !err.ok()) return err;
+      if (auto err = st_.config.limits.check_value(decision->value); !err) return err.err();
       const version ver = next_version();
       if (auto err =
               commit_put(key, policy, m, record{decision->value, decision->expires_at_ms, ver});
-          !err.ok())
-        return err;
+          !err)
+        return err.err();
       st_.notify_local(change_event::kind::set, key, ver);
       return decision;
     }
     case mutation::kind::erase: {
       const version ver = next_version();
-      if (auto err = commit_erase(key, policy, m, ver); !err.ok()) return err;
+      if (auto err = commit_erase(key, policy, m, ver); !err) return err.err();
       // A blind remove does not know whether the key existed; watchers get the event anyway.
       if (current || !read_current) st_.notify_local(change_event::kind::removed, key, ver);
       return decision;
@@ -198,7 +198,7 @@ result<mutation> write_path::write(std::string_view key, const key_policy& polic
   return decision;
 }
 
-status write_path::set_many(std::span<const kv_write> items, std::span<const key_policy> policies) {
+result<void> write_path::set_many(std::span<const kv_write> items, std::span<const key_policy> policies) {
   std::vector<std::uint16_t> stripe_ids;
   stripe_ids.reserve(items.size());
   for (auto& item : items) stripe_ids.push_back(static_cast<std::uint16_t>(stripe_of(item.key)));
@@ -227,14 +227,14 @@ status write_path::set_many(std::span<const kv_write> items, std::span<const key
   stripe_set locked{*this, std::move(stripe_ids)};
   std::vector<version> vers(items.size());
   std::size_t written = 0;  // pairs [0, written) took effect
-  status failure;
+  result<void> failure;
   for (std::size_t i = 0; i < items.size(); ++i) {
     if (next[i] != last) continue;
     auto& item = items[i];
     vers[i] = next_version();
     failure = commit_put(item.key, policies[i], st_.mode_for(policies[i]),
                          record{std::string{item.value}, item.expires_at_ms, vers[i]});
-    if (!failure.ok()) break;
+    if (!failure) break;
     written = i + 1;
   }
   // Watchers, after every write reached L1: one event per pair, in order. A replaced pair
@@ -249,9 +249,9 @@ status write_path::set_many(std::span<const kv_write> items, std::span<const key
   return failure;
 }
 
-void write_path::update_many(std::span<const node::update_item> items,
+void write_path::update_many(std::span<const update_item> items,
                              std::span<const update_key> distinct,
-                             std::span<const std::size_t> key_of, std::span<status> out) {
+                             std::span<const std::size_t> key_of, std::span<result<void>> out) {
   // The state of each distinct key while the batch runs.
   struct key_state {
     bool loaded = false;  // read from storage (or written by an item before)
@@ -278,8 +278,8 @@ void write_path::update_many(std::span<const node::update_item> items,
   for (std::size_t i = 0; i < items.size(); ++i) {
     auto& ks = keys[key_of[i]];
     auto key = distinct[key_of[i]].key;
-    if (auto err = st_.config.limits.check_key(key); !err.ok()) {
-      out[i] = err;
+    if (auto err = st_.config.limits.check_key(key); !err) {
+      out[i] = err.err();
       continue;
     }
     if (!ks.loaded) {
@@ -308,8 +308,8 @@ void write_path::update_many(std::span<const node::update_item> items,
       case mutation::kind::keep:
         break;
       case mutation::kind::put:
-        if (auto err = st_.config.limits.check_value(decision->value); !err.ok()) {
-          out[i] = err;
+        if (auto err = st_.config.limits.check_value(decision->value); !err) {
+          out[i] = err.err();
           break;
         }
         ks.value = make_buffer(std::move(decision->value));
@@ -336,12 +336,12 @@ void write_path::update_many(std::span<const node::update_item> items,
     auto& [key, policy] = distinct[k];
     auto& m = st_.mode_for(policy);
     ks.ver = next_version();
-    status err = ks.value ? commit_put(key, policy, m, record{*ks.value, ks.expires, ks.ver})
+    result<void> err = ks.value ? commit_put(key, policy, m, record{*ks.value, ks.expires, ks.ver})
                           : commit_erase(key, policy, m, ks.ver);
-    if (!err.ok()) {
+    if (!err) {
       failed_keys[k] = 1;
       for (std::size_t i = 0; i < items.size(); ++i)
-        if (key_of[i] == k && out[i].ok()) out[i] = err;
+        if (key_of[i] == k && out[i].has_value()) out[i] = err;
     }
   }
 

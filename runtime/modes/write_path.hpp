@@ -4,7 +4,7 @@
 // the only places that run the sequence
 //     store -> supersede in-flight reads -> L1 -> the mode's replication hook -> count
 // and, when storage fails (its outcome is unknown), drop L1 here and tell the mode so it
-// can invalidate the key wherever else it is cached. Internal to runtime/src.
+// can invalidate the key wherever else it is cached. Internal to runtime/modes.
 #pragma once
 
 #include <array>
@@ -16,16 +16,18 @@
 #include <vector>
 
 #include "runtime/modes/mode.hpp"
-#include "warp/node.hpp"
+#include "warp/write.hpp"
 
 namespace warp::detail {
+
+struct node_state;
 
 /// L1 expiry of a value: its own expiry, shortened by the policy's cache TTL.
 std::int64_t l1_expiry(std::int64_t value_expiry, const key_policy& policy);
 
 class write_path {
  public:
-  explicit write_path(node::impl& st) : st_(st) {}
+  explicit write_path(node_state& st) : st_(st) {}
   write_path(const write_path&) = delete;
   write_path& operator=(const write_path&) = delete;
 
@@ -45,28 +47,28 @@ class write_path {
   // -- writes --------------------------------------------------------------------------
 
   /// A blind put of one key: takes its stripe, commits, tells watchers.
-  status put(std::string_view key, const key_policy& policy, consistency_mode& m,
+  result<void> put(std::string_view key, const key_policy& policy, consistency_mode& m,
              std::string_view value, std::int64_t expires_at_ms);
   /// One key: takes its stripe, reads the current value from storage when `read_current`,
   /// lets `fn` decide, commits. Watchers hear of the change.
   result<mutation> write(std::string_view key, const key_policy& policy, consistency_mode& m,
                          const write_fn& fn, bool read_current);
   /// node::set_many for keys whose modes batch (validated by the caller).
-  status set_many(std::span<const kv_write> items, std::span<const key_policy> policies);
+  result<void> set_many(std::span<const kv_write> items, std::span<const key_policy> policies);
   /// node::update_many for keys whose modes batch; `keys_policy[k]` per distinct key in
   /// first-seen order, `key_of[i]` item i's distinct key.
   struct update_key {
     std::string_view key;
     key_policy policy;
   };
-  void update_many(std::span<const node::update_item> items, std::span<const update_key> keys,
-                   std::span<const std::size_t> key_of, std::span<status> out);
+  void update_many(std::span<const update_item> items, std::span<const update_key> keys,
+                   std::span<const std::size_t> key_of, std::span<result<void>> out);
 
   /// The commit sequence of a put; the key's stripe is held. Does not notify watchers.
-  status commit_put(std::string_view key, const key_policy& policy, consistency_mode& m,
+  result<void> commit_put(std::string_view key, const key_policy& policy, consistency_mode& m,
                     record rec);
   /// The commit sequence of a removal at `ver`; the key's stripe is held.
-  status commit_erase(std::string_view key, const key_policy& policy, consistency_mode& m,
+  result<void> commit_erase(std::string_view key, const key_policy& policy, consistency_mode& m,
                       version ver);
 
   version next_version() noexcept;
@@ -98,7 +100,7 @@ class write_path {
   /// Storage failed a write of `key` at `ver`: nothing of it may stay cached anywhere.
   void failed(std::string_view key, consistency_mode& m, version ver);
 
-  node::impl& st_;
+  node_state& st_;
   std::array<std::mutex, stripes> locks_;
 };
 

@@ -1,26 +1,16 @@
-// node::impl: the state behind warp::node. Internal: other parts of Warp (actors, bus,
-// sidecar) reach the node through its public API; this header is for runtime/src only.
+// node::impl: the state behind warp::node. The part the consistency modes share lives in
+// detail::node_state (runtime/modes/node_state.hpp); this adds what only the facade uses.
+// Internal: other parts of Warp (actors, bus, sidecar) reach the node through its public
+// API; this header is for runtime/node only.
 #pragma once
 
-#include <array>
-#include <atomic>
-#include <functional>
+#include <cstdint>
 #include <memory>
-#include <mutex>
-#include <string>
-#include <vector>
 
 #include <caf/actor.hpp>
-#include <caf/fwd.hpp>
 
 #include "actors/control_actor.hpp"
-#include "merge/hlc.hpp"
-#include "runtime/modes/cluster.hpp"
-#include "runtime/readthrough/coalescer.hpp"
-#include "runtime/core/epoch.hpp"
-#include "runtime/modes/mode.hpp"
-#include "runtime/core/work_pool.hpp"
-#include "runtime/modes/write_path.hpp"
+#include "runtime/modes/node_state.hpp"
 #include "warp/node.hpp"
 
 namespace warp {
@@ -29,19 +19,7 @@ namespace bus {
 struct node_transport_counters;
 }
 
-namespace detail {
-class strong_coordinator;
-}
-
-struct node::impl {
-  node_config config;
-  std::string name;
-  std::uint32_t id = 0;
-
-  // The actor system: either owned (own_config/own_system) or the host's.
-  std::unique_ptr<caf::actor_system_config> own_config;
-  std::unique_ptr<caf::actor_system> own_system;
-  caf::actor_system* system = nullptr;
+struct node::impl : detail::node_state {
   caf::actor control;
   // What the control actor calls (actors/control_actor.hpp): this node, through the
   // interface the actor layer defines.
@@ -49,65 +27,6 @@ struct node::impl {
   std::uint16_t listen_port = 0;
   // The node port's guard (bus/node_transport); null when the node does not listen.
   std::shared_ptr<bus::node_transport_counters> transport;
-
-  std::unique_ptr<l1_store> l1;
-  std::shared_ptr<warp::storage> store;
-  pattern_registry patterns;
-  hybrid_clock clock;
-  detail::fetch_coalescer coalescer;
-
-  // Watchers: a copy-on-write list published through an atomic pointer (null = none) and
-  // read under an epoch pin (runtime/src/epoch.hpp), so notifying takes no lock, touches no
-  // shared reference count and never holds a lock while calling out. watch()/unwatch()
-  // replace the list under watchers_mtx and retire the old one to watcher_garbage.
-  using watcher_list = std::vector<std::pair<watch_id, std::function<void(const change_event&)>>>;
-  std::mutex watchers_mtx;
-  std::atomic<watcher_list*> watchers{nullptr};
-  detail::garbage_list watcher_garbage;  // under watchers_mtx
-  std::atomic<watch_id> next_watch_id{1};
-  ~impl();
-
-  std::atomic<std::uint64_t> storage_fetches{0};
-  std::atomic<std::uint64_t> storage_errors{0};
-  std::atomic<std::uint64_t> storage_writes{0};
-  std::atomic<bool> stopped{false};
-
-  // The node's one blocking executor (runtime/src/work_pool.hpp): the control actor, the
-  // cluster and the async API post to it. Declared before the cluster and the coordinator,
-  // so it outlives them; node::stop drains it once they stopped posting.
-  std::unique_ptr<detail::work_pool> executor;
-
-  void notify(const change_event& ev);
-  /// notify() for a change made by this node's write path: builds the event only when
-  /// somebody watches, in a per-thread event whose key keeps its capacity (no allocation).
-  void notify_local(change_event::kind what, std::string_view key, version ver);
-
-  // The cluster (null when the node does not listen). Declared after everything it uses,
-  // so it is torn down first.
-  std::unique_ptr<detail::cluster> cluster;
-  // The strong_distributed coordinator (runtime/src/strong.hpp): null unless the node is in
-  // a cluster. Declared last, so it is torn down first.
-  std::unique_ptr<detail::strong_coordinator> strong;
-
-  /// Read of a key on this node only: L1, else the coalesced storage read-through (no
-  /// range-owner hop). What a range owner answers remote misses with.
-  result<std::optional<record>> local_read(std::string_view key) { return writes.read_local(key); }
-
-  // The shared read/write path of the storage-backed modes, and the modes. The cluster's
-  // and the coordinator's modes exist while they do; declared after them, so torn down
-  // first.
-  detail::write_path writes{*this};
-  std::unique_ptr<detail::consistency_mode> local_mode = detail::make_strong_local_mode(writes);
-  std::unique_ptr<detail::consistency_mode> eventual_mode;
-  std::unique_ptr<detail::consistency_mode> strong_mode;
-
-  /// The mode that serves a key of `policy`. A mode whose machinery this node does not run
-  /// (no cluster: eventual_distributed and strong_distributed) falls back to strong_local.
-  detail::consistency_mode& mode_for(const key_policy& policy) noexcept {
-    if (policy.consistency == mode::strong_distributed && strong_mode) return *strong_mode;
-    if (policy.consistency == mode::eventual_distributed && eventual_mode) return *eventual_mode;
-    return *local_mode;
-  }
 };
 
 }  // namespace warp

@@ -217,7 +217,7 @@ struct pattern_registry::impl {
 pattern_registry::pattern_registry() : impl_(std::make_unique<impl>()) {}
 pattern_registry::~pattern_registry() = default;
 
-status pattern_registry::add(std::string_view glob, key_policy policy) {
+result<void> pattern_registry::add(std::string_view glob, key_policy policy) {
   if (glob.empty()) return error{errc::invalid_argument, "empty key pattern"};
   if (glob.size() > 1024)
     return error{errc::invalid_argument, "key pattern longer than 1024 bytes"};

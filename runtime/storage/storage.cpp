@@ -56,19 +56,19 @@ class counted_storage final : public storage {
       std::span<const std::string> keys) override {
     return counted(storage_op::fetch, inner_->fetch_batch(keys));
   }
-  status store(std::string_view key, const record& rec) override {
+  result<void> store(std::string_view key, const record& rec) override {
     return counted_status(storage_op::store, inner_->store(key, rec));
   }
-  status remove(std::string_view key) override {
+  result<void> remove(std::string_view key) override {
     return counted_status(storage_op::remove, inner_->remove(key));
   }
   result<std::vector<std::string>> scan(std::string_view after, std::size_t count) override {
     return counted(storage_op::scan, inner_->scan(after, count));
   }
   result<std::size_t> count() override { return counted(storage_op::count, inner_->count()); }
-  status clear() override { return counted_status(storage_op::clear, inner_->clear()); }
-  status flush() override { return counted_status(storage_op::flush, inner_->flush()); }
-  status check() override { return counted_status(storage_op::check, inner_->check()); }
+  result<void> clear() override { return counted_status(storage_op::clear, inner_->clear()); }
+  result<void> flush() override { return counted_status(storage_op::flush, inner_->flush()); }
+  result<void> check() override { return counted_status(storage_op::check, inner_->check()); }
   std::string describe() const override { return inner_->describe(); }
   memory_usage memory() const override { return inner_->memory(); }
   std::optional<storage_error_counts> error_counts() const override {
@@ -84,8 +84,8 @@ class counted_storage final : public storage {
     if (!r) bump(op);
     return r;
   }
-  status counted_status(storage_op op, status st) {
-    if (st) bump(op);
+  result<void> counted_status(storage_op op, result<void> st) {
+    if (!st) bump(op);
     return st;
   }
   void bump(storage_op op) {

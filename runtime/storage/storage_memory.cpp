@@ -138,7 +138,7 @@ class memory_storage final : public storage {
     return out;
   }
 
-  status store(std::string_view key, const record& rec) override {
+  result<void> store(std::string_view key, const record& rec) override {
     auto h = hash(key);
     std::unique_lock guard{mtx_};
     if (slots_.empty() || (size_ + 1) * 2 > slots_.size()) grow();
@@ -186,7 +186,7 @@ class memory_storage final : public storage {
     return {};
   }
 
-  status remove(std::string_view key) override {
+  result<void> remove(std::string_view key) override {
     auto h = hash(key);
     std::unique_lock guard{mtx_};
     if (slots_.empty()) return {};
@@ -217,7 +217,7 @@ class memory_storage final : public storage {
     return n;
   }
 
-  status clear() override {
+  result<void> clear() override {
     std::unique_lock guard{mtx_};
     order_.clear();
     drop_all();
@@ -229,7 +229,7 @@ class memory_storage final : public storage {
  private:
   // -- maxmemory -------------------------------------------------------------------------
 
-  status oom() {
+  result<void> oom() {
     oom_.fetch_add(1, std::memory_order_relaxed);
     return error{errc::storage_error, std::string(oom_message)};
   }

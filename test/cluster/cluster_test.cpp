@@ -110,23 +110,23 @@ TEST_CASE("three nodes converge, a write invalidates the other nodes' L1") {
   auto& a = *f.nodes[0];
   auto& b = *f.nodes[1];
   auto& c = *f.nodes[2];
-  REQUIRE(a.set("user:1", "v1").ok());
+  REQUIRE(a.set("user:1", "v1"));
   CHECK(value_of(b, "user:1") == "v1");
   CHECK(value_of(c, "user:1") == "v1");
   // A read racing the write's own invalidation is not cached; once it has passed, it is.
   CHECK(eventually([&] { return value_of(b, "user:1") == "v1" && b.l1().contains("user:1"); }));
   CHECK(eventually([&] { return value_of(c, "user:1") == "v1" && c.l1().contains("user:1"); }));
-  REQUIRE(a.set("user:1", "v2").ok());
+  REQUIRE(a.set("user:1", "v2"));
   CHECK(eventually([&] { return !b.l1().contains("user:1") && !c.l1().contains("user:1"); }));
   CHECK(value_of(b, "user:1") == "v2");
   CHECK(value_of(c, "user:1") == "v2");
-  REQUIRE(c.remove("user:1").ok());
+  REQUIRE(c.remove("user:1"));
   CHECK(eventually([&] { return !a.l1().contains("user:1") && !b.l1().contains("user:1"); }));
   CHECK(b.get("user:1").code() == errc::not_found);
   // strong_local keys stay local.
-  REQUIRE(b.set("local:x", "1").ok());
+  REQUIRE(b.set("local:x", "1"));
   REQUIRE(a.get("local:x"));
-  REQUIRE(b.set("local:x", "2").ok());
+  REQUIRE(b.set("local:x", "2"));
   std::this_thread::sleep_for(100ms);
   CHECK(a.l1().contains("local:x"));
   auto s = warp::cluster_stats_of(a);
@@ -138,7 +138,7 @@ TEST_CASE("three nodes converge, a write invalidates the other nodes' L1") {
 TEST_CASE("hydration: a write ships the value and its expiry to every node") {
   cluster_fixture f{3};
   auto& a = *f.nodes[0];
-  REQUIRE(a.set("h:1", "hello", 60s).ok());
+  REQUIRE(a.set("h:1", "hello", 60s));
   for (std::size_t i = 1; i < 3; ++i) {
     auto& n = *f.nodes[i];
     REQUIRE(eventually([&] { return n.l1().contains("h:1"); }));
@@ -177,7 +177,7 @@ TEST_CASE("newer wins whatever the arrival order") {
   SECTION("remote versions advance the local clock: a later local write wins") {
     warp::version future{(static_cast<std::uint64_t>(warp::now_ms()) + 5000) << 16, 9};
     cl.apply(batch_of({{"h:k", future, 0, record_kind::value, "remote"}}));
-    REQUIRE(n.set("h:k", "local").ok());
+    REQUIRE(n.set("h:k", "local"));
     CHECK(value_of(n, "h:k") == "local");
     CHECK(n.l1().info("h:k")->ver > future);
   }
@@ -188,8 +188,8 @@ TEST_CASE("a clear on one node empties every node's L1, older records arriving l
   // gap instead. This test is about the clear record, so it allows long stalls.
   cluster_fixture f{3, true, 10s, 10s};
   auto& a = *f.nodes[0];
-  REQUIRE(a.set("h:1", "hydrated", 60s).ok());
-  REQUIRE(a.set("user:1", "plain").ok());
+  REQUIRE(a.set("h:1", "hydrated", 60s));
+  REQUIRE(a.set("user:1", "plain"));
   for (auto& n : f.nodes) {
     REQUIRE(eventually([&] { return value_of(*n, "h:1") == "hydrated"; }));
     REQUIRE(value_of(*n, "user:1") == "plain");  // now cached everywhere
@@ -199,7 +199,7 @@ TEST_CASE("a clear on one node empties every node's L1, older records arriving l
   auto id = f.nodes[2]->watch([&](const warp::change_event& ev) {
     if (ev.what == warp::change_event::kind::cleared && ev.remote) ++cleared_events;
   });
-  REQUIRE(a.clear().ok());
+  REQUIRE(a.clear());
   for (auto& n : f.nodes) {
     CHECK(eventually([&] { return !n->l1().contains("h:1") && !n->l1().contains("user:1"); }));
     CHECK(value_of(*n, "h:1") == "<not_found>");
@@ -212,14 +212,14 @@ TEST_CASE("a clear on one node empties every node's L1, older records arriving l
   f.cl(1).apply(batch_of({{"h:1", before_clear, 0, warp::bus::record_kind::value, "hydrated"}}));
   CHECK_FALSE(f.nodes[1]->l1().contains("h:1"));
   // Writes after the clear propagate as before.
-  REQUIRE(a.set("h:1", "again", 60s).ok());
+  REQUIRE(a.set("h:1", "again", 60s));
   CHECK(eventually([&] { return value_of(*f.nodes[1], "h:1") == "again"; }));
 }
 
 TEST_CASE("read-populate race: an invalidation during a read-through leaves no stale entry") {
   cluster_fixture f{1, false};
   auto& n = *f.nodes[0];
-  REQUIRE(f.store->store("user:9", warp::record{"old", 0, {1, 1}}).ok());
+  REQUIRE(f.store->store("user:9", warp::record{"old", 0, {1, 1}}));
   f.store->close_gate();
   std::string seen;
   std::thread reader{[&] { seen = value_of(n, "user:9"); }};
@@ -227,7 +227,7 @@ TEST_CASE("read-populate race: an invalidation during a read-through leaves no s
   REQUIRE(eventually([&] { return f.store->waiting_at_gate() == 1; }));
   // Meanwhile another node writes "new" to storage and its invalidation arrives.
   warp::version newer{n.next_version().hlc + 10, 77};
-  REQUIRE(f.store->store("user:9", warp::record{"new", 0, newer}).ok());
+  REQUIRE(f.store->store("user:9", warp::record{"new", 0, newer}));
   f.cl(0).apply(batch_of({{"user:9", newer, 0, warp::bus::record_kind::invalidate, {}}}));
   f.store->open_gate();
   reader.join();
@@ -239,10 +239,10 @@ TEST_CASE("read-populate race: an invalidation during a read-through leaves no s
 TEST_CASE("a gap drops every entry that is not newer than the sender's clock") {
   cluster_fixture f{1, false};
   auto& n = *f.nodes[0];
-  for (int i = 0; i < 50; ++i) REQUIRE(n.set("user:" + std::to_string(i), "v").ok());
-  REQUIRE(n.set("local:1", "v").ok());
+  for (int i = 0; i < 50; ++i) REQUIRE(n.set("user:" + std::to_string(i), "v"));
+  REQUIRE(n.set("local:1", "v"));
   auto bound = n.next_version().hlc;
-  REQUIRE(n.set("user:new", "v").ok());
+  REQUIRE(n.set("user:new", "v"));
   f.cl(0).distrust(4242, bound);
   for (int i = 0; i < 50; ++i) CHECK_FALSE(n.l1().contains("user:" + std::to_string(i)));
   CHECK(n.l1().contains("user:new"));  // written after the bound: trustworthy
@@ -332,7 +332,7 @@ std::string coalescing_state(cluster_fixture& f, const std::string& key,
 TEST_CASE("1,000 concurrent misses of one cold key over three nodes: one storage fetch") {
   // The owner fetch timeout must outlast the readers' arrival (scaled for sanitizer builds).
   cluster_fixture f{3, true, warp::test::scaled(10s)};
-  REQUIRE(f.store->store("cold", warp::record{"ice", 0, {1, 1}}).ok());
+  REQUIRE(f.store->store("cold", warp::record{"ice", 0, {1, 1}}));
   f.store->fetches = 0;
   f.store->close_gate();
   constexpr int total = 999;
@@ -380,7 +380,7 @@ TEST_CASE("an owner that does not answer: its standby coalesces the misses, one 
   std::vector<std::size_t> askers;
   for (std::size_t i = 0; i < 3; ++i)
     if (i != o) askers.push_back(i);
-  REQUIRE(f.store->store(key, warp::record{"ice", 0, {1, 1}}).ok());
+  REQUIRE(f.store->store(key, warp::record{"ice", 0, {1, 1}}));
   f.store->fetches = 0;
   f.cl(o).serve_fetches(false);  // as a SIGSTOPped owner: requests reach it, nothing comes back
   f.store->close_gate();
@@ -460,9 +460,9 @@ TEST_CASE("a cluster started without strong keys refuses a strong_distributed pa
   cluster_fixture f{2};
   auto st = f.nodes[0]->register_pattern("s:*", warp::mode::strong_distributed, 0ms);
   CHECK(st.code() == errc::unsupported);
-  CHECK(st.message().find("configured when the node starts") != std::string::npos);
+  CHECK(st.err().message().find("configured when the node starts") != std::string::npos);
   // Other modes can still be added at runtime.
-  CHECK(f.nodes[0]->register_pattern("e:*", warp::mode::eventual_distributed, 0ms).ok());
+  CHECK(f.nodes[0]->register_pattern("e:*", warp::mode::eventual_distributed, 0ms));
   CHECK(f.nodes[0]->policy("s:1").consistency != warp::mode::strong_distributed);
 }
 
@@ -474,13 +474,13 @@ TEST_CASE("an owner answering from an L1 older than what the asker applied is no
     auto k = "lag:" + std::to_string(i);
     if (warp::owner_of(*f.nodes[1], k) == f.nodes[0]->id()) key = k;
   }
-  REQUIRE(f.nodes[0]->set(key, "old").ok());
+  REQUIRE(f.nodes[0]->set(key, "old"));
   REQUIRE(value_of(*f.nodes[0], key) == "old");  // in the owner's L1
   REQUIRE(eventually([&] { return !f.nodes[1]->l1().contains(key); }));
   // A newer write by a third node: storage has it and node 1 applied its invalidation,
   // the owner has not (its record is still on the way).
   warp::version newer{f.nodes[1]->next_version().hlc + (1u << 20), 4242};
-  REQUIRE(f.store->store(key, warp::record{"new", 0, newer}).ok());
+  REQUIRE(f.store->store(key, warp::record{"new", 0, newer}));
   f.cl(1).apply(batch_of({{key, newer, 0, warp::bus::record_kind::invalidate, {}}}));
   auto fallbacks = warp::cluster_stats_of(*f.nodes[1]).owner_fetch_fallbacks;
   CHECK(value_of(*f.nodes[1], key) == "new");
@@ -496,7 +496,7 @@ TEST_CASE("a write-through with an unknown outcome invalidates the key on every 
   auto& a = *f.nodes[0];
   // What every node must converge to, and what none may serve once it has.
   std::string key, expect;
-  std::function<warp::status()> failing_write;
+  std::function<warp::result<void>()> failing_write;
   SECTION("set of an invalidated key") {
     key = "user:unknown";
     expect = "new";
@@ -520,7 +520,7 @@ TEST_CASE("a write-through with an unknown outcome invalidates the key on every 
       return a.set_many(items);
     };
   }
-  REQUIRE(a.set(key, "old").ok());
+  REQUIRE(a.set(key, "old"));
   // Cached on every node (a read racing the write's own invalidation is not cached).
   for (auto& n : f.nodes)
     REQUIRE(eventually([&] { return value_of(*n, key) == "old" && n->l1().contains(key); }));
@@ -528,7 +528,7 @@ TEST_CASE("a write-through with an unknown outcome invalidates the key on every 
   f.store->apply_then_fail = true;
   auto st = failing_write();
   f.store->apply_then_fail = false;
-  REQUIRE_FALSE(st.ok());
+  REQUIRE_FALSE(st);
   CHECK(st.code() == errc::unknown_outcome);
 
   // Storage applied the write: every node serves it (or misses) once the invalidation has

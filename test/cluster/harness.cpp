@@ -138,11 +138,11 @@ result<std::string> warpd_cluster::get(std::size_t i, const std::string& key) {
   return out;
 }
 
-status warpd_cluster::set(std::size_t i, const std::string& key, const std::string& value) {
+result<void> warpd_cluster::set(std::size_t i, const std::string& key, const std::string& value) {
   auto c = control(*sys_, ports_[i]);
   if (!c) return c.err();
   caf::scoped_actor self{*sys_};
-  status out{errc::timeout, "no answer"};
+  result<void> out{errc::timeout, "no answer"};
   self->request(*c, std::chrono::seconds(5), caf::put_atom::value, key, value, std::int64_t{0})
       .receive([&](caf::ok_atom) { out = {}; },
                [&](caf::error& e) { out = actors::from_caf_error(e); });

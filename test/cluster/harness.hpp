@@ -42,7 +42,7 @@ class warpd_cluster {
 
   // -- the control protocol ---------------------------------------------------------
   result<std::string> get(std::size_t i, const std::string& key);
-  status set(std::size_t i, const std::string& key, const std::string& value);
+  result<void> set(std::size_t i, const std::string& key, const std::string& value);
   /// What node i serves for key: the value, "<not_found>" or "<error code>".
   std::string read(std::size_t i, const std::string& key);
 

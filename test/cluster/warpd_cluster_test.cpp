@@ -36,11 +36,11 @@ nlohmann::json stats(warpd_cluster& c, std::size_t i) {
 TEST_CASE("warpd cluster: propagation, kill -9 and restart") {
   warpd_cluster c{3};
   REQUIRE(c.wait_converged(3));
-  REQUIRE(c.set(0, "user:1", "v1").ok());
+  REQUIRE(c.set(0, "user:1", "v1"));
   CHECK(all_serve(c, "user:1", "v1"));  // every node now caches v1
-  REQUIRE(c.set(0, "user:1", "v2").ok());
+  REQUIRE(c.set(0, "user:1", "v2"));
   CHECK(all_serve(c, "user:1", "v2"));
-  REQUIRE(c.set(2, "user:1", "v3").ok());
+  REQUIRE(c.set(2, "user:1", "v3"));
   CHECK(all_serve(c, "user:1", "v3"));
   CHECK(stats(c, 1)["records_applied"].get<std::uint64_t>() > 0);
 
@@ -48,20 +48,20 @@ TEST_CASE("warpd cluster: propagation, kill -9 and restart") {
   // (a new node id at the same address) rejoins on its own and serves storage's value.
   c.kill9(2);
   REQUIRE(c.wait_converged(2));
-  REQUIRE(c.set(0, "user:1", "v4").ok());
+  REQUIRE(c.set(0, "user:1", "v4"));
   // Eventual: node 1 serves v4 once the invalidation arrives (no read-your-writes across nodes).
   CHECK(eventually([&] { return c.read(1, "user:1") == "v4"; }));
   c.start(2);
   REQUIRE(c.wait_converged(3));
   CHECK(all_serve(c, "user:1", "v4"));
-  REQUIRE(c.set(2, "user:1", "v5").ok());
+  REQUIRE(c.set(2, "user:1", "v5"));
   CHECK(all_serve(c, "user:1", "v5"));
 }
 
 TEST_CASE("warpd cluster: a paused node serves storage's value again soon after SIGCONT") {
   warpd_cluster c{3};
   REQUIRE(c.wait_converged(3));
-  for (int k = 0; k < 20; ++k) REQUIRE(c.set(0, "k" + std::to_string(k), "old").ok());
+  for (int k = 0; k < 20; ++k) REQUIRE(c.set(0, "k" + std::to_string(k), "old"));
   for (int k = 0; k < 20; ++k) REQUIRE(c.read(1, "k" + std::to_string(k)) == "old");  // cached on 1
   c.pause(1);
   // Once the others hold node 1 down they stop sending to it, so every write from then on
@@ -77,8 +77,8 @@ TEST_CASE("warpd cluster: a paused node serves storage's value again soon after 
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   REQUIRE(sees_one_down(0));
   REQUIRE(sees_one_down(2));
-  for (int k = 0; k < 20; ++k) REQUIRE(c.set(0, "k" + std::to_string(k), "new").ok());
-  for (int k = 0; k < 20; ++k) REQUIRE(c.set(2, "k" + std::to_string(k), "newer").ok());
+  for (int k = 0; k < 20; ++k) REQUIRE(c.set(0, "k" + std::to_string(k), "new"));
+  for (int k = 0; k < 20; ++k) REQUIRE(c.set(2, "k" + std::to_string(k), "newer"));
   // Reads of keys owned by the paused node fall back to storage on the others.
   for (int k = 0; k < 20; ++k)
     CHECK(eventually([&] { return c.read(0, "k" + std::to_string(k)) == "newer"; }));

@@ -47,7 +47,7 @@ TEST_CASE("set_many writes every pair through and the last pair of a key wins") 
     events.emplace_back(ev.key, ev.ver);
   });
   std::vector<warp::kv_write> pairs{{"a", "1"}, {"b", "2"}, {"a", "3"}, {"c", "4"}, {"a", "5"}};
-  REQUIRE(n->set_many(pairs).ok());
+  REQUIRE(n->set_many(pairs));
   CHECK(**n->get("a") == "5");
   CHECK(**n->get("b") == "2");
   CHECK(**n->get("c") == "4");
@@ -83,23 +83,23 @@ TEST_CASE("set_many validates every pair before writing any") {
   for (int i = 0; i < 100; ++i) keys.push_back("k" + std::to_string(i % 40));
   std::vector<warp::kv_write> many;
   for (int i = 0; i < 100; ++i) many.push_back({keys[i], i < 60 ? "old" : "new"});
-  REQUIRE(n->set_many(many).ok());
+  REQUIRE(n->set_many(many));
   for (int i = 0; i < 40; ++i) CHECK(**n->get("k" + std::to_string(i)) == "new");
 }
 
 TEST_CASE("update_many applies items in order and writes each key once") {
   auto n = memory_node();
-  REQUIRE(n->set("ctr", "10").ok());
+  REQUIRE(n->set("ctr", "10"));
   std::vector<std::int64_t> seen;
   std::vector<update_fn> fns{add(1, &seen), add(2, &seen), add(5, &seen), add(-3, &seen)};
   std::vector<warp::node::update_item> items{
       {"ctr", &fns[0]}, {"other", &fns[1]}, {"ctr", &fns[2]}, {"ctr", &fns[3]}};
-  std::vector<warp::status> out(items.size());
+  std::vector<warp::result<void>> out(items.size());
   int events = 0;
   n->watch([&](const warp::change_event&) { ++events; });
   auto writes_before = n->stats().storage_writes;
   n->update_many(items, out);
-  for (auto& st : out) CHECK(st.ok());
+  for (auto& st : out) CHECK(st);
   CHECK(seen == std::vector<std::int64_t>{11, 2, 16, 13});
   CHECK(**n->get("ctr") == "13");
   CHECK(**n->get("other") == "2");
@@ -116,7 +116,7 @@ TEST_CASE("update_many counters stay exact under concurrent writers") {
       std::vector<update_fn> fns(batch, add(1));
       std::vector<warp::node::update_item> items;
       for (int i = 0; i < batch; ++i) items.push_back({i % 2 ? "p" : "q", &fns[i]});
-      std::vector<warp::status> out(batch);
+      std::vector<warp::result<void>> out(batch);
       for (int r = 0; r < rounds; ++r) {
         n->update_many(items, out);
         // Interleave single updates of the same keys.

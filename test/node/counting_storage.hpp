@@ -47,17 +47,17 @@ class counting_storage : public warp::storage {
     --waiting_;
     return r;
   }
-  status store(std::string_view key, const record& rec) override {
+  result<void> store(std::string_view key, const record& rec) override {
     ++stores;
     if (fail_store) return error{errc::storage_unavailable, "injected outage"};
     auto st = inner_->store(key, rec);
-    if (st.ok() && apply_then_fail)
+    if (st.has_value() && apply_then_fail)
       return error{errc::unknown_outcome, "injected lost acknowledgement"};
     return st;
   }
-  status remove(std::string_view key) override {
+  result<void> remove(std::string_view key) override {
     auto st = inner_->remove(key);
-    if (st.ok() && apply_then_fail)
+    if (st.has_value() && apply_then_fail)
       return error{errc::unknown_outcome, "injected lost acknowledgement"};
     return st;
   }
@@ -65,7 +65,7 @@ class counting_storage : public warp::storage {
     return inner_->scan(after, count);
   }
   result<std::size_t> count() override { return inner_->count(); }
-  status clear() override { return inner_->clear(); }
+  result<void> clear() override { return inner_->clear(); }
   std::string describe() const override { return "counting(memory)"; }
 
  private:

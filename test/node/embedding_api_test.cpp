@@ -44,11 +44,11 @@ TEST_CASE("an embedded node opens no port by default") {
 
 TEST_CASE("get_if_present answers from L1 only, never from storage") {
   api_fixture f;
-  REQUIRE(f.store->store("cold", warp::record{"in storage", 0, {1, 1}}).ok());
+  REQUIRE(f.store->store("cold", warp::record{"in storage", 0, {1, 1}}));
   auto fetches = f.store->fetches.load();
   CHECK_FALSE(f.node->get_if_present("cold"));
   CHECK(f.store->fetches == fetches);
-  REQUIRE(f.node->set("hot", "v").ok());
+  REQUIRE(f.node->set("hot", "v"));
   auto hit = f.node->get_if_present("hot");
   REQUIRE(hit);
   CHECK(warp::view(*hit) == "v");
@@ -61,8 +61,8 @@ TEST_CASE("get_if_present answers from L1 only, never from storage") {
 
 TEST_CASE("get_many: one result per key, in order, misses read through") {
   api_fixture f;
-  REQUIRE(f.node->set("a", "1").ok());
-  REQUIRE(f.store->store("b", warp::record{"2", 0, {1, 1}}).ok());
+  REQUIRE(f.node->set("a", "1"));
+  REQUIRE(f.store->store("b", warp::record{"2", 0, {1, 1}}));
   std::string_view keys[] = {"a", "missing", "b", std::string_view{}};
   auto out = f.node->get_many(keys);
   REQUIRE(out.size() == 4);
@@ -74,12 +74,12 @@ TEST_CASE("get_many: one result per key, in order, misses read through") {
 
 TEST_CASE("the async calls run on the executor and report through future and callback") {
   api_fixture f;
-  REQUIRE(f.node->set_async("k", "v").get().ok());
+  REQUIRE(f.node->set_async("k", "v").get());
   CHECK(text(f.node->get_async("k").get()) == "v");
   CHECK(text(f.node->get_async("nope").get()) == "<not_found>");
 
   // A miss runs on an executor thread, not the caller's.
-  REQUIRE(f.store->store("cold", warp::record{"c", 0, {1, 1}}).ok());
+  REQUIRE(f.store->store("cold", warp::record{"c", 0, {1, 1}}));
   std::promise<std::thread::id> ran_on;
   f.node->get_async("cold", [&](warp::result<warp::buffer> r) {
     CHECK(text(r) == "c");
@@ -100,7 +100,7 @@ TEST_CASE("the async calls run on the executor and report through future and cal
                      .get();
   REQUIRE(decided);
   CHECK(text(f.node->get("n")) == "first");
-  REQUIRE(f.node->remove_async("n").get().ok());
+  REQUIRE(f.node->remove_async("n").get());
   CHECK(f.node->get("n").code() == errc::not_found);
 
   auto loaded = f.node->get_or_load_async("loaded", [](std::string_view) {
@@ -120,7 +120,7 @@ TEST_CASE("after stop the async calls fail fast with shutting_down") {
   CHECK(f.node->set_async("k", "v").get().code() == errc::shutting_down);
   CHECK(f.node->get_async("k").get().code() == errc::shutting_down);
   std::atomic<bool> called{false};
-  f.node->remove_async("k", [&](warp::status st) {
+  f.node->remove_async("k", [&](warp::result<void> st) {
     CHECK(st.code() == errc::shutting_down);
     called = true;
   });

@@ -31,7 +31,7 @@ struct fixture {
   }
 
   void seed(std::string_view key, std::string value, std::int64_t expires = 0) {
-    REQUIRE(store->store(key, warp::record{std::move(value), expires, {1, 1}}).ok());
+    REQUIRE(store->store(key, warp::record{std::move(value), expires, {1, 1}}));
     store->stores = 0;
   }
 };
@@ -89,7 +89,7 @@ TEST_CASE("a write that lands during a read-through is not overwritten by the st
     read_ok = f.node->get("k").has_value();  // reads "old" from storage, waits at the gate
   }};
   wait_until([&] { return f.store->waiting_at_gate() == 1; });
-  REQUIRE(f.node->set("k", "new").ok());  // supersedes the in-flight fetch
+  REQUIRE(f.node->set("k", "new"));  // supersedes the in-flight fetch
   f.store->open_gate();
   reader.join();
   CHECK(read_ok);
@@ -105,7 +105,7 @@ TEST_CASE("the same race with a delete leaves no entry behind") {
   f.store->close_gate();
   std::thread reader{[&] { (void)f.node->get("k"); }};
   wait_until([&] { return f.store->waiting_at_gate() == 1; });
-  REQUIRE(f.node->remove("k").ok());
+  REQUIRE(f.node->remove("k"));
   f.store->open_gate();
   reader.join();
   CHECK_FALSE(f.node->l1().contains("k"));
@@ -114,11 +114,11 @@ TEST_CASE("the same race with a delete leaves no entry behind") {
 
 TEST_CASE("a failed write-through leaves no value in L1 that storage lacks") {
   fixture f;
-  REQUIRE(f.node->set("k", "v1").ok());
+  REQUIRE(f.node->set("k", "v1"));
   f.store->fail_store = true;
   auto st = f.node->set("k", "v2");
   CHECK(st.code() == errc::storage_unavailable);
-  CHECK_FALSE(st.message().empty());
+  CHECK_FALSE(st.err().message().empty());
   f.store->fail_store = false;
   auto v = f.node->get("k");
   REQUIRE(v);
@@ -143,18 +143,18 @@ TEST_CASE("oversized keys and values are rejected with clear errors") {
   fixture f{cfg};
   auto st = f.node->set(std::string(17, 'k'), "v");
   CHECK(st.code() == errc::key_too_large);
-  CHECK_THAT(st.message(), Catch::Contains("16"));
+  CHECK_THAT(st.err().message(), Catch::Contains("16"));
   CHECK(f.node->set("k", std::string(33, 'v')).code() == errc::value_too_large);
   CHECK(f.node->get(std::string(17, 'k')).code() == errc::key_too_large);
-  CHECK(f.node->set("k", std::string(32, 'v')).ok());
+  CHECK(f.node->set("k", std::string(32, 'v')));
   CHECK(f.store->stores == 1);
 }
 
 TEST_CASE("explicit TTLs expire values, pattern TTLs only bound the L1 copy") {
   fixture f;
-  REQUIRE(f.node->register_pattern("session:*", warp::mode::strong_local, 30ms).ok());
-  REQUIRE(f.node->set("tmp", "x", 20ms).ok());
-  REQUIRE(f.node->set("session:1", "s").ok());
+  REQUIRE(f.node->register_pattern("session:*", warp::mode::strong_local, 30ms));
+  REQUIRE(f.node->set("tmp", "x", 20ms));
+  REQUIRE(f.node->set("session:1", "s"));
   auto exp = f.node->expiry("tmp");
   REQUIRE(exp);
   CHECK(*exp > 0);
@@ -198,11 +198,11 @@ TEST_CASE("watchers see every applied change") {
     std::lock_guard<std::mutex> g{m};
     seen.push_back(ev);
   });
-  REQUIRE(f.node->set("a", "1").ok());
-  REQUIRE(f.node->remove("a").ok());
-  REQUIRE(f.node->clear().ok());
+  REQUIRE(f.node->set("a", "1"));
+  REQUIRE(f.node->remove("a"));
+  REQUIRE(f.node->clear());
   f.node->unwatch(id);
-  REQUIRE(f.node->set("b", "1").ok());
+  REQUIRE(f.node->set("b", "1"));
   REQUIRE(seen.size() == 3);
   CHECK(seen[0].what == warp::change_event::kind::set);
   CHECK(seen[0].key == "a");
@@ -226,8 +226,8 @@ TEST_CASE("warmup loads keys into L1 in one batch") {
 
 TEST_CASE("scan walks every key with a cursor and a glob") {
   fixture f;
-  for (int i = 0; i < 50; ++i) REQUIRE(f.node->set("k:" + std::to_string(i), "v").ok());
-  REQUIRE(f.node->set("other", "v").ok());
+  for (int i = 0; i < 50; ++i) REQUIRE(f.node->set("k:" + std::to_string(i), "v"));
+  REQUIRE(f.node->set("other", "v"));
   std::string after;
   std::size_t matched = 0;
   for (int pages = 0; pages < 100; ++pages) {
@@ -264,7 +264,7 @@ struct decimal_codec {
 TEST_CASE("typed caches: msgpack structs, zero-copy bytes, user codecs") {
   fixture f;
   warp::cache<user> users{*f.node};
-  REQUIRE(users.set("user:1", user{"Ada", 36}).ok());
+  REQUIRE(users.set("user:1", user{"Ada", 36}));
   auto u = users.get("user:1");
   REQUIRE(u);
   CHECK(u->name == "Ada");
@@ -272,7 +272,7 @@ TEST_CASE("typed caches: msgpack structs, zero-copy bytes, user codecs") {
   CHECK(users.get("user:2").code() == errc::not_found);
 
   warp::cache<warp::buffer> raw{*f.node};
-  REQUIRE(raw.set("blob", warp::make_buffer(std::string("bytes\0here", 10))).ok());
+  REQUIRE(raw.set("blob", warp::make_buffer(std::string("bytes\0here", 10))));
   auto b1 = raw.get("blob");
   auto b2 = raw.get("blob");
   REQUIRE(b1);
@@ -281,14 +281,14 @@ TEST_CASE("typed caches: msgpack structs, zero-copy bytes, user codecs") {
   CHECK((*b1)->size() == 10);
 
   warp::cache<std::string> strings{*f.node};
-  REQUIRE(strings.set("s", "text").ok());
+  REQUIRE(strings.set("s", "text"));
   CHECK(*strings.get("s") == "text");
 
   warp::cache<long, decimal_codec> numbers{*f.node};
-  REQUIRE(numbers.set("n", 42).ok());
+  REQUIRE(numbers.set("n", 42));
   CHECK(*numbers.get("n") == 42);
   CHECK(warp::view(*f.node->get("n")) == "42");
-  REQUIRE(strings.set("n", "forty-two").ok());
+  REQUIRE(strings.set("n", "forty-two"));
   CHECK(numbers.get("n").code() == errc::codec_error);
   CHECK(users.get("s").code() == errc::codec_error);  // not msgpack of a user
 }
@@ -331,7 +331,7 @@ TEST_CASE("a node runs inside a host's actor system and listens on a free port")
   REQUIRE(n);
   CHECK((*n)->listen_port() != 0);
   CHECK(&(*n)->system() == &sys);
-  REQUIRE((*n)->set("k", "v").ok());
+  REQUIRE((*n)->set("k", "v"));
   (*n)->stop();
   (*n)->stop();  // idempotent
 }

@@ -30,19 +30,19 @@ TEST_CASE("memory storage: used bytes follow the data and return to zero", "[sto
   auto s = warp::make_memory_storage();
   CHECK(s->memory().used_bytes == 0);
   CHECK(s->memory().max_bytes == 0);
-  for (int i = 0; i < 1000; ++i) REQUIRE(!s->store("k" + std::to_string(i), value_of(1000)));
+  for (int i = 0; i < 1000; ++i) REQUIRE(s->store("k" + std::to_string(i), value_of(1000)));
   const auto full = s->memory().used_bytes;
   CHECK(full >= 1000 * 1000);
   CHECK(full < 1000 * 1300);  // keys + values + an honest overhead estimate
   // Rewriting every key, larger then smaller, must not ratchet the figure up.
-  for (int i = 0; i < 1000; ++i) REQUIRE(!s->store("k" + std::to_string(i), value_of(4000)));
-  for (int i = 0; i < 1000; ++i) REQUIRE(!s->store("k" + std::to_string(i), value_of(1000)));
+  for (int i = 0; i < 1000; ++i) REQUIRE(s->store("k" + std::to_string(i), value_of(4000)));
+  for (int i = 0; i < 1000; ++i) REQUIRE(s->store("k" + std::to_string(i), value_of(1000)));
   CHECK(s->memory().used_bytes <= full + 1000 * 64);
-  for (int i = 0; i < 1000; i += 2) REQUIRE(!s->remove("k" + std::to_string(i)));
-  for (int i = 1; i < 1000; i += 2) REQUIRE(!s->remove("k" + std::to_string(i)));
+  for (int i = 0; i < 1000; i += 2) REQUIRE(s->remove("k" + std::to_string(i)));
+  for (int i = 1; i < 1000; i += 2) REQUIRE(s->remove("k" + std::to_string(i)));
   CHECK(s->memory().used_bytes == 0);
-  REQUIRE(!s->store("a", value_of(10)));
-  REQUIRE(!s->clear());
+  REQUIRE(s->store("a", value_of(10)));
+  REQUIRE(s->clear());
   CHECK(s->memory().used_bytes == 0);
 }
 
@@ -52,22 +52,22 @@ TEST_CASE("memory storage: noeviction refuses with Redis's OOM text, stays under
   o.max_bytes = 100'000;
   auto s = warp::make_memory_storage(o);
   int stored = 0;
-  warp::status last;
+  warp::result<void> last;
   for (int i = 0; i < 1000; ++i) {
     last = s->store("k" + std::to_string(i), value_of(1000));
-    if (!last.ok()) break;
+    if (!last) break;
     ++stored;
   }
-  REQUIRE_FALSE(last.ok());
+  REQUIRE_FALSE(last);
   CHECK(last.code() == warp::errc::storage_error);
-  CHECK(last.message() == "OOM command not allowed when used memory > 'maxmemory'.");
+  CHECK(last.err().message() == "OOM command not allowed when used memory > 'maxmemory'.");
   CHECK(stored > 50);
   CHECK(s->memory().used_bytes <= 100'000);
   CHECK(s->memory().oom_rejections == 1);
   CHECK(s->memory().policy == "noeviction");
   // The refused key is absent; replacing a key by a smaller value is allowed.
   CHECK_FALSE(*s->fetch("k" + std::to_string(stored)));
-  CHECK(!s->store("k0", value_of(10)));
+  CHECK(s->store("k0", value_of(10)));
 }
 
 TEST_CASE("memory storage: allkeys-lru keeps recently used keys, volatile-ttl evicts by expiry",
@@ -78,9 +78,9 @@ TEST_CASE("memory storage: allkeys-lru keeps recently used keys, volatile-ttl ev
   o.eviction = warp::memory_storage_options::policy::allkeys_lru;
   o.on_evict = [&](std::string_view k) { evicted.emplace_back(k); };
   auto s = warp::make_memory_storage(o);
-  REQUIRE(!s->store("hot", value_of(1000)));
+  REQUIRE(s->store("hot", value_of(1000)));
   for (int i = 0; i < 2000; ++i) {
-    REQUIRE(!s->store("k" + std::to_string(i), value_of(1000)));
+    REQUIRE(s->store("k" + std::to_string(i), value_of(1000)));
     if (i % 50 == 0) {
       std::this_thread::sleep_for(std::chrono::milliseconds{20});  // LRU ticks are 16 ms
       REQUIRE(*s->fetch("hot"));  // read often: never the least recently used
@@ -97,16 +97,16 @@ TEST_CASE("memory storage: allkeys-lru keeps recently used keys, volatile-ttl ev
   v.max_bytes = 200'000;
   v.eviction = warp::memory_storage_options::policy::volatile_ttl;
   auto t = warp::make_memory_storage(v);
-  for (int i = 0; i < 20; ++i) REQUIRE(!t->store("keep" + std::to_string(i), value_of(1000)));
+  for (int i = 0; i < 20; ++i) REQUIRE(t->store("keep" + std::to_string(i), value_of(1000)));
   for (int i = 0; i < 1000; ++i)
-    REQUIRE(!t->store("t" + std::to_string(i), value_of(1000, in_ms(100'000 + i))));
+    REQUIRE(t->store("t" + std::to_string(i), value_of(1000, in_ms(100'000 + i))));
   for (int i = 0; i < 20; ++i) CHECK(*t->fetch("keep" + std::to_string(i)));
   CHECK(*t->fetch("t999"));
   CHECK_FALSE(*t->fetch("t0"));
   // Nothing with a TTL left to evict: OOM.
-  REQUIRE(!t->clear());
-  warp::status last;
-  for (int i = 0; i < 1000 && last.ok(); ++i)
+  REQUIRE(t->clear());
+  warp::result<void> last;
+  for (int i = 0; i < 1000 && last.has_value(); ++i)
     last = t->store("p" + std::to_string(i), value_of(1000));
-  CHECK(last.message() == "OOM command not allowed when used memory > 'maxmemory'.");
+  CHECK(last.err().message() == "OOM command not allowed when used memory > 'maxmemory'.");
 }

@@ -1,4 +1,4 @@
-// The ABD phases (runtime/src/quorum_phase.hpp) without actors, threads or sockets: step
+// The ABD phases (actors/quorum_phase.hpp) without actors, threads or sockets: step
 // by step, then many seeded runs over a simulated network that drops, duplicates, delays
 // (hence reorders) and partitions messages, in the style of Zeek Broker's channel tests.
 // Each run's history is checked for linearizability (test/support/linearizability.hpp)

@@ -24,9 +24,9 @@ struct limits {
   std::size_t max_value_size = 16 * 1024 * 1024;
 
   /// errc::key_too_large naming the size and the bound, or ok.
-  error check_key(std::string_view key) const;
+  result<void> check_key(std::string_view key) const;
   /// errc::value_too_large naming the size and the bound, or ok.
-  error check_value(std::string_view value) const;
+  result<void> check_value(std::string_view value) const;
 };
 
 /// How a node finds, watches and talks to its peers (see docs/cluster.md). The cluster is

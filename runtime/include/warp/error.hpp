@@ -106,7 +106,4 @@ class result<void> {
   error err_;
 };
 
-/// Outcome of an operation that returns nothing: an `error` whose ok() says success.
-using status = error;
-
 }  // namespace warp

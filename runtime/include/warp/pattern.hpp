@@ -44,7 +44,7 @@ class pattern_registry {
   ~pattern_registry();
 
   /// Registers (or replaces) `glob`. Errors on an empty or malformed pattern.
-  status add(std::string_view glob, key_policy policy);
+  result<void> add(std::string_view glob, key_policy policy);
   /// Removes a pattern; false if it was not registered.
   bool remove(std::string_view glob);
   void set_default(key_policy policy);

@@ -47,21 +47,21 @@ class storage {
   /// One result per key, in order. The default calls fetch() per key.
   virtual result<std::vector<std::optional<record>>> fetch_batch(std::span<const std::string> keys);
   /// Inserts or replaces.
-  virtual status store(std::string_view key, const record& rec) = 0;
+  virtual result<void> store(std::string_view key, const record& rec) = 0;
   /// Removes; removing an absent key is not an error.
-  virtual status remove(std::string_view key) = 0;
+  virtual result<void> remove(std::string_view key) = 0;
   /// Up to `count` live keys greater than `after` (byte order), ascending: a cursor walk
   /// over the whole key space (start with an empty `after`).
   virtual result<std::vector<std::string>> scan(std::string_view after, std::size_t count) = 0;
   /// Number of live keys (expired records may still be counted until purged).
   virtual result<std::size_t> count() = 0;
   /// Removes every key.
-  virtual status clear() = 0;
+  virtual result<void> clear() = 0;
   /// Makes every acknowledged store durable (called on shutdown).
-  virtual status flush() { return {}; }
+  virtual result<void> flush() { return {}; }
   /// A cheap round trip proving the store answers and is sound (readiness, /readyz): an
   /// error when it cannot be reached, or when it found itself damaged at open. Default: ok.
-  virtual status check() { return {}; }
+  virtual result<void> check() { return {}; }
   /// Failed calls so far, per operation; nullopt when this adapter does not count them
   /// (adapters from open_storage() do).
   virtual std::optional<storage_error_counts> error_counts() const { return std::nullopt; }

@@ -151,7 +151,7 @@ class postgres_storage final : public storage {
 
   /// Connects once and creates the table, so a bad spec fails at startup, not on the
   /// first request.
-  status init() {
+  result<void> init() {
     auto r = run<bool>("create schema", [](pqxx::connection& c) {
       pqxx::work tx{c};
       tx.exec(schema_lock_sql);
@@ -205,7 +205,7 @@ class postgres_storage final : public storage {
     });
   }
 
-  status store(std::string_view key, const record& rec) override {
+  result<void> store(std::string_view key, const record& rec) override {
     auto r = run<bool>("store", [&](pqxx::connection& c) {
       pqxx::nontransaction tx{c};
       tx.exec_prepared("warp_upsert", bytes(key), bytes(rec.value), rec.expires_at_ms,
@@ -213,16 +213,16 @@ class postgres_storage final : public storage {
                        static_cast<std::int32_t>(rec.ver.node));
       return true;
     });
-    return r ? status{} : r.err();
+    return r ? result<void>{} : r.err();
   }
 
-  status remove(std::string_view key) override {
+  result<void> remove(std::string_view key) override {
     auto r = run<bool>("remove", [&](pqxx::connection& c) {
       pqxx::nontransaction tx{c};
       tx.exec_prepared("warp_delete", bytes(key));
       return true;
     });
-    return r ? status{} : r.err();
+    return r ? result<void>{} : r.err();
   }
 
   result<std::vector<std::string>> scan(std::string_view after, std::size_t count) override {
@@ -246,25 +246,25 @@ class postgres_storage final : public storage {
     });
   }
 
-  status clear() override {
+  result<void> clear() override {
     auto r = run<bool>("clear", [&](pqxx::connection& c) {
       pqxx::nontransaction tx{c};
       tx.exec("DELETE FROM warp_kv");
       return true;
     });
-    return r ? status{} : r.err();
+    return r ? result<void>{} : r.err();
   }
 
   // flush(): every store() is a committed autocommit statement; PostgreSQL's own WAL
   // (synchronous_commit) decides durability, so the default no-op is right.
 
-  status check() override {
+  result<void> check() override {
     auto r = run<bool>("check", [&](pqxx::connection& c) {
       pqxx::nontransaction tx{c};
       tx.exec("SELECT 1");
       return true;
     });
-    return r ? status{} : r.err();
+    return r ? result<void>{} : r.err();
   }
 
   std::string describe() const override { return "postgres:" + described_; }
@@ -422,7 +422,7 @@ class postgres_storage final : public storage {
 result<std::unique_ptr<storage>> make_postgres_storage(std::string_view conninfo) {
   try {
     auto s = std::make_unique<postgres_storage>(std::string{conninfo});
-    if (auto st = s->init(); st) return st;
+    if (auto st = s->init(); !st) return st.err();
     return std::unique_ptr<storage>{std::move(s)};
   } catch (const std::exception& e) {
     return error{errc::storage_error, std::string{"cannot open PostgreSQL storage: "} + e.what()};

@@ -127,13 +127,13 @@ class sqlite_storage final : public storage {
       return error{errc::storage_unavailable, "cannot open SQLite database '" + path + "': " + msg};
     }
     auto self = std::unique_ptr<sqlite_storage>{new sqlite_storage(std::move(path), std::move(db))};
-    if (auto st = self->setup(); st) {
-      if (st.message().find("file is not a database") != std::string::npos)
+    if (auto st = self->setup(); !st) {
+      if (st.err().message().find("file is not a database") != std::string::npos)
         return error{errc::storage_error,
                      "'" + self->path_ +
                          "' is not a SQLite database (wrong file, or its header is damaged): "
                          "refusing to start on it; move it away or point --storage elsewhere"};
-      return error{st.code(), "cannot open SQLite database '" + self->path_ + "': " + st.message()};
+      return error{st.code(), "cannot open SQLite database '" + self->path_ + "': " + st.err().message()};
     }
     return std::unique_ptr<storage>{std::move(self)};
   }
@@ -159,7 +159,7 @@ class sqlite_storage final : public storage {
     out.reserve(keys.size());
     auto now = now_ms();
     std::lock_guard guard{mtx_};
-    if (auto st = exec_locked(begin_.get()); st) return st;
+    if (auto st = exec_locked(begin_.get()); !st) return st.err();
     for (auto& key : keys) {
       auto rec = fetch_locked(key, now);
       if (!rec) {
@@ -168,14 +168,14 @@ class sqlite_storage final : public storage {
       }
       out.push_back(std::move(*rec));
     }
-    if (auto st = exec_locked(commit_.get()); st) {
+    if (auto st = exec_locked(commit_.get()); !st) {
       exec_locked(rollback_.get());
-      return st;
+      return st.err();
     }
     return out;
   }
 
-  status store(std::string_view key, const record& rec) override {
+  result<void> store(std::string_view key, const record& rec) override {
     std::lock_guard guard{mtx_};
     stmt_use use{upsert_.get()};
     auto* s = use.get();
@@ -191,7 +191,7 @@ class sqlite_storage final : public storage {
     return {};
   }
 
-  status remove(std::string_view key) override {
+  result<void> remove(std::string_view key) override {
     std::lock_guard guard{mtx_};
     stmt_use use{delete_.get()};
     int rc = bind_blob(use.get(), 1, key);
@@ -229,12 +229,12 @@ class sqlite_storage final : public storage {
     return static_cast<std::size_t>(sqlite3_column_int64(use.get(), 0));
   }
 
-  status clear() override {
+  result<void> clear() override {
     std::lock_guard guard{mtx_};
     return exec_locked(clear_.get());
   }
 
-  status flush() override {
+  result<void> flush() override {
     std::lock_guard guard{mtx_};
     int log = 0, done = 0;
     int rc = sqlite3_wal_checkpoint_v2(db_.get(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
@@ -248,7 +248,7 @@ class sqlite_storage final : public storage {
 
   std::string describe() const override { return "sqlite:" + path_; }
 
-  status check() override {
+  result<void> check() override {
     std::lock_guard guard{mtx_};
     if (!damaged_.empty())
       return error{errc::storage_error, "SQLite '" + path_ +
@@ -269,7 +269,7 @@ class sqlite_storage final : public storage {
                                    "' failed: " + sqlite3_errmsg(db_.get())};
   }
 
-  status exec_sql(const char* sql) {
+  result<void> exec_sql(const char* sql) {
     char* msg = nullptr;
     int rc = sqlite3_exec(db_.get(), sql, nullptr, nullptr, &msg);
     if (rc == SQLITE_OK) return {};
@@ -278,7 +278,7 @@ class sqlite_storage final : public storage {
     return error{classify(rc), text};
   }
 
-  status prepare(stmt_ptr& out, const char* sql) {
+  result<void> prepare(stmt_ptr& out, const char* sql) {
     sqlite3_stmt* s = nullptr;
     int rc = sqlite3_prepare_v3(db_.get(), sql, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr);
     out.reset(s);
@@ -287,11 +287,11 @@ class sqlite_storage final : public storage {
   }
 
   /// Pragmas, schema creation/migration and statement preparation.
-  status setup() {
+  result<void> setup() {
     // Set busy_timeout first: the pragmas below may already wait for another process.
     sqlite3_busy_timeout(db_.get(), 5000);
     // Reading the header tells a non-database apart before anything writes to the file.
-    if (auto st = exec_sql("SELECT count(*) FROM sqlite_schema"); st) return st;
+    if (auto st = exec_sql("SELECT count(*) FROM sqlite_schema"); !st) return st;
     // Both only take effect on a file without tables yet (a new one): set them before WAL
     // mode, which writes the header.
     exec_sql(("PRAGMA page_size = " + std::to_string(page_size)).c_str());
@@ -299,11 +299,11 @@ class sqlite_storage final : public storage {
     // instead of staying in the file forever.
     exec_sql("PRAGMA auto_vacuum = INCREMENTAL");
     // journal_mode returns the mode it ended up in; an unwritable path fails right here.
-    if (auto st = exec_sql("PRAGMA journal_mode=WAL"); st) return st;
-    if (auto st = exec_sql("PRAGMA synchronous=NORMAL"); st) return st;
-    if (auto st = exec_sql(journal_size_limit); st) return st;
+    if (auto st = exec_sql("PRAGMA journal_mode=WAL"); !st) return st;
+    if (auto st = exec_sql("PRAGMA synchronous=NORMAL"); !st) return st;
+    if (auto st = exec_sql(journal_size_limit); !st) return st;
     quick_check();
-    if (auto st = migrate(); st) return st;
+    if (auto st = migrate(); !st) return st;
     for (auto [stmt, sql] : std::initializer_list<std::pair<stmt_ptr*, const char*>>{
              {&fetch_,
               "SELECT value, expires_at, hlc, node FROM warp_kv WHERE key = ?1"
@@ -323,16 +323,16 @@ class sqlite_storage final : public storage {
              {&rollback_, "ROLLBACK"},
              {&probe_, "SELECT 1 FROM warp_kv LIMIT 1"},
          }) {
-      if (auto st = prepare(*stmt, sql); st) return st;
+      if (auto st = prepare(*stmt, sql); !st) return st;
     }
     return {};
   }
 
-  status migrate() {
+  result<void> migrate() {
     // IMMEDIATE takes the write lock up front, so two processes opening a fresh file at
     // once do not both try to create the schema.
-    if (auto st = exec_sql("BEGIN IMMEDIATE"); st) return st;
-    auto rollback = [&](status st) {
+    if (auto st = exec_sql("BEGIN IMMEDIATE"); !st) return st;
+    auto rollback = [&](result<void> st) {
       exec_sql("ROLLBACK");
       return st;
     };
@@ -351,8 +351,8 @@ class sqlite_storage final : public storage {
                                                      std::to_string(schema_version) + ")"});
     if (current < 1) {
       // A fresh file goes straight to the current layout.
-      if (auto st = exec_sql(schema_v2); st) return rollback(st);
-      if (auto st = exec_sql("ALTER TABLE warp_kv2 RENAME TO warp_kv"); st) return rollback(st);
+      if (auto st = exec_sql(schema_v2); !st) return rollback(st);
+      if (auto st = exec_sql("ALTER TABLE warp_kv2 RENAME TO warp_kv"); !st) return rollback(st);
     } else if (current < 2) {
       // v1 -> v2: copy into the rowid layout in key order (so rowids follow key order and a
       // scan reads the table sequentially), then swap.
@@ -360,22 +360,22 @@ class sqlite_storage final : public storage {
           "storage: SQLite '{}': migrating to schema 2 (rowid table), this copies "
           "every row once",
           path_);
-      if (auto st = exec_sql(schema_v2); st) return rollback(st);
+      if (auto st = exec_sql(schema_v2); !st) return rollback(st);
       if (auto st = exec_sql("INSERT INTO warp_kv2 (key, value, expires_at, hlc, node)"
                              " SELECT key, value, expires_at, hlc, node FROM warp_kv ORDER BY key");
-          st)
+          !st)
         return rollback(st);
-      if (auto st = exec_sql("DROP TABLE warp_kv"); st) return rollback(st);
-      if (auto st = exec_sql("ALTER TABLE warp_kv2 RENAME TO warp_kv"); st) return rollback(st);
+      if (auto st = exec_sql("DROP TABLE warp_kv"); !st) return rollback(st);
+      if (auto st = exec_sql("ALTER TABLE warp_kv2 RENAME TO warp_kv"); !st) return rollback(st);
     }
     // Future migrations: `if (current < 3) { ... }` here, in order.
     bool migrated = current >= 1 && current < schema_version;
     if (current != schema_version) {
       auto sql = "PRAGMA user_version = " + std::to_string(schema_version);
-      if (auto st = exec_sql(sql.c_str()); st) return rollback(st);
+      if (auto st = exec_sql(sql.c_str()); !st) return rollback(st);
       spdlog::info("storage: SQLite '{}' schema {} -> {}", path_, current, schema_version);
     }
-    if (auto st = exec_sql("COMMIT"); st) return st;
+    if (auto st = exec_sql("COMMIT"); !st) return st;
     if (migrated) compact_after_migration();
     return {};
   }
@@ -385,17 +385,17 @@ class sqlite_storage final : public storage {
   // effort: on failure (another process has the file open) the node runs on the new layout
   // with the old file size.
   void compact_after_migration() {
-    auto log_failure = [&](const status& st) {
+    auto log_failure = [&](const result<void>& st) {
       spdlog::warn(
           "storage: SQLite '{}': compaction after migration failed ({}); the file "
           "keeps its old size until VACUUM",
-          path_, st.message());
+          path_, st.err().message());
     };
-    if (auto st = exec_sql("PRAGMA journal_mode=DELETE"); st) return log_failure(st);
+    if (auto st = exec_sql("PRAGMA journal_mode=DELETE"); !st) return log_failure(st);
     exec_sql(("PRAGMA page_size = " + std::to_string(page_size)).c_str());
     exec_sql("PRAGMA auto_vacuum = INCREMENTAL");
-    if (auto st = exec_sql("VACUUM"); st) log_failure(st);
-    if (auto st = exec_sql("PRAGMA journal_mode=WAL"); st) log_failure(st);
+    if (auto st = exec_sql("VACUUM"); !st) log_failure(st);
+    if (auto st = exec_sql("PRAGMA journal_mode=WAL"); !st) log_failure(st);
   }
 
   // A damaged file still opens (only the pages read later fail): look at it once, say so
@@ -425,7 +425,7 @@ class sqlite_storage final : public storage {
         path_, damaged_, path_);
   }
 
-  status exec_locked(sqlite3_stmt* s) {
+  result<void> exec_locked(sqlite3_stmt* s) {
     stmt_use use{s};
     int rc = sqlite3_step(s);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) return err(rc, sqlite3_sql(s));

@@ -30,14 +30,14 @@ class cache {
   }
 
   /// Stores with the key's policy TTL, or `ttl` when given (0 = no expiry).
-  status set(std::string_view key, const T& value,
+  result<void> set(std::string_view key, const T& value,
              std::optional<std::chrono::milliseconds> ttl = std::nullopt) {
     auto bytes = Codec::encode(value);
     if (!bytes) return bytes.err();
     return node_->set(key, *bytes, ttl);
   }
 
-  status remove(std::string_view key) { return node_->remove(key); }
+  result<void> remove(std::string_view key) { return node_->remove(key); }
   result<bool> contains(std::string_view key) const { return node_->contains(key); }
 
   /// On a miss, `load(key)` produces the value (nullopt = absent); concurrent misses of

@@ -19,12 +19,19 @@
 #include "warp/l1.hpp"
 #include "warp/pattern.hpp"
 #include "warp/storage.hpp"
+#include "warp/write.hpp"
 
 namespace caf {
 class actor_system;
 }
 
 namespace warp {
+
+class node;
+namespace detail {
+class cluster;
+cluster* cluster_of(const node& n);
+}  // namespace detail
 
 /// Counters of the node beside L1's own.
 struct node_stats {
@@ -45,42 +52,6 @@ struct node_stats {
     std::uint64_t refused_malformed = 0;
   } node_port;
 };
-
-/// What changed; handed to watchers (the RESP sidecar's SUBSCRIBE and client tracking,
-/// the watch bus) after the change is applied to L1.
-struct change_event {
-  /// `distrusted`: changes of eventual_distributed keys up to `ver` may have been missed
-  /// (a gap in a peer's stream); whoever handed such keys out must treat them as changed.
-  enum class kind : std::uint8_t { set, removed, expired, invalidated, cleared, distrusted };
-  kind what = kind::set;
-  std::string key;  ///< empty for `cleared` (every key was removed) and `distrusted`
-  version ver;
-  bool remote = false;  ///< true when the change came from another node
-};
-using watch_id = std::uint64_t;
-
-/// The decision of an update() callback.
-struct mutation {
-  enum class kind : std::uint8_t { keep, put, erase };
-  kind what = kind::keep;
-  std::string value;               ///< the new value (put)
-  std::int64_t expires_at_ms = 0;  ///< its absolute expiry, 0 = never (put)
-  static mutation keep() { return {}; }
-  static mutation erase() { return {kind::erase, {}, 0}; }
-  static mutation put(std::string value, std::int64_t expires_at_ms) {
-    return {kind::put, std::move(value), expires_at_ms};
-  }
-};
-
-/// One pair of node::set_many.
-struct kv_write {
-  std::string_view key;
-  std::string_view value;
-  std::int64_t expires_at_ms = 0;  ///< absolute, ms since the Unix epoch; 0 = never
-};
-
-/// Fetches a value on a miss: nullopt = absent. Used by get_or_load.
-using loader = std::function<result<std::optional<std::string>>(std::string_view key)>;
 
 class node {
  public:
@@ -120,22 +91,19 @@ class node {
   result<buffer> get_or_load(std::string_view key, const loader& load);
   /// Write-through: storage first, then L1. `ttl` overrides the key's policy TTL
   /// (0 = no expiry). On a storage error L1 keeps no new value.
-  status set(std::string_view key, std::string_view value,
+  result<void> set(std::string_view key, std::string_view value,
              std::optional<std::chrono::milliseconds> ttl = std::nullopt);
   /// Like set with an absolute expiry in ms since the Unix epoch (0 = never).
-  status set_at(std::string_view key, std::string_view value, std::int64_t expires_at_ms);
+  result<void> set_at(std::string_view key, std::string_view value, std::int64_t expires_at_ms);
   /// Several set_at in one pass: every key is validated first (a bad key or value writes
   /// nothing), then the write stripes of all keys are taken once and each pair is written
   /// through in order. Each key is atomic and ordered with every other write of it; the
   /// batch is not a transaction (a storage error stops it after the pairs before). A pair
   /// followed by a later pair for the same key reaches watchers but not storage, L1 or the
   /// cluster (the later value replaces it at once).
-  status set_many(std::span<const kv_write> items);
-  /// One key of update_many: `fn` decides as for update().
-  struct update_item {
-    std::string_view key;
-    const std::function<result<mutation>(const buffer* current, std::int64_t expires_at_ms)>* fn;
-  };
+  result<void> set_many(std::span<const kv_write> items);
+  /// One key of update_many (warp/write.hpp).
+  using update_item = warp::update_item;
   /// Several update() calls in one pass, in order: the write stripes of all keys are taken
   /// once, each key is read from storage once, and items of the same key see the decisions
   /// of the items before them; each key's final value is then written through once, and
@@ -143,9 +111,9 @@ class node {
   /// of it, as update(); not a transaction across keys. `out[i]` (out.size() >=
   /// items.size()) is item i's status: an error from its callback, its key or value, or
   /// from storage (then no item of that key in the batch took effect).
-  void update_many(std::span<const update_item> items, std::span<status> out);
+  void update_many(std::span<const update_item> items, std::span<result<void>> out);
   /// Removes from storage and L1. Removing an absent key succeeds.
-  status remove(std::string_view key);
+  result<void> remove(std::string_view key);
   /// Atomic read-modify-write of one key, ordered with every other write of this node to
   /// that key. `fn(current, expires_at_ms)` sees the current value (null when absent) and
   /// decides; the result is written through to storage, then L1. Returns the decision.
@@ -166,7 +134,7 @@ class node {
   /// Number of keys in storage.
   result<std::size_t> key_count();
   /// Removes every key from storage and L1.
-  status clear();
+  result<void> clear();
 
   /// Calls `fn` after every change applied on this node (local or remote), on the thread
   /// that applied it: keep it short (enqueue and return).
@@ -189,11 +157,11 @@ class node {
                       std::function<void(std::vector<result<buffer>>)> done);
   std::future<std::vector<result<buffer>>> get_many_async(std::vector<std::string> keys);
   void set_async(std::string key, std::string value, std::optional<std::chrono::milliseconds> ttl,
-                 std::function<void(status)> done);
-  std::future<status> set_async(std::string key, std::string value,
+                 std::function<void(result<void>)> done);
+  std::future<result<void>> set_async(std::string key, std::string value,
                                 std::optional<std::chrono::milliseconds> ttl = std::nullopt);
-  void remove_async(std::string key, std::function<void(status)> done);
-  std::future<status> remove_async(std::string key);
+  void remove_async(std::string key, std::function<void(result<void>)> done);
+  std::future<result<void>> remove_async(std::string key);
   void update_async(
       std::string key,
       std::function<result<mutation>(const buffer* current, std::int64_t expires_at_ms)> fn,
@@ -212,7 +180,7 @@ class node {
   // -- policies ------------------------------------------------------------------------
 
   /// Registers `glob` with a mode and TTL (`register` is a C++ keyword).
-  status register_pattern(std::string_view glob, mode consistency,
+  result<void> register_pattern(std::string_view glob, mode consistency,
                           std::chrono::milliseconds ttl = std::chrono::milliseconds{0},
                           bool hydrate = false);
   key_policy policy(std::string_view key) const;
@@ -227,7 +195,7 @@ class node {
   /// The storage adapter, to inspect (describe, memory, error_counts).
   const warp::storage& storage() const noexcept;
   /// Asks the storage adapter whether it is healthy (warp::storage::check).
-  status check_storage();
+  result<void> check_storage();
   /// Drops `key` from this node's L1 only (storage and peers untouched): for a storage
   /// adapter that evicts on its own and must keep L1 from serving what it dropped.
   bool evict_from_l1(std::string_view key);
@@ -240,6 +208,11 @@ class node {
   caf::actor_system& system() noexcept;
   /// The port the node-to-node listener is bound to (0 when not listening).
   std::uint16_t listen_port() const noexcept;
+  /// Runs `job` on the node's executor, its one pool for blocking work (storage calls,
+  /// quorum waits); for a host's own blocking work that must not run on a CAF scheduler
+  /// thread (the RESP sidecar's slow commands go there). False once stop() began: the job
+  /// is not run. Queued jobs run before stop() returns.
+  bool post(std::function<void()> job);
 
   struct impl;
 
@@ -247,11 +220,13 @@ class node {
   explicit node(std::unique_ptr<impl> impl);
   static result<std::unique_ptr<node>> start_impl(std::unique_ptr<impl> p);
   bool read_if_present_impl(std::string_view key, void* ctx, void (*fn)(void*, std::string_view));
-  /// Runs `job` on the executor; false after stop() (the job is not run).
-  bool post(std::function<void()> job);
+  bool try_write_async(std::string_view key, const std::string* value,
+                       std::optional<std::chrono::milliseconds> ttl,
+                       std::function<void(result<void>)>& done);
   result<mutation> write(std::string_view key,
                          const std::function<result<mutation>(const buffer*, std::int64_t)>& fn,
                          bool read_current);
+  friend detail::cluster* detail::cluster_of(const node& n);
   std::unique_ptr<impl> impl_;
 };
 

@@ -1,0 +1,195 @@
+// warp::node's life: start (in its own actor system or the host's), the wiring of the
+// modes, the control actor and the node port, and stop in the reverse order.
+#include "warp/node.hpp"
+
+#include <random>
+
+#include <spdlog/spdlog.h>
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include "actors/control_actor.hpp"
+#include "bus/node_transport.hpp"
+#include "runtime/core/log.hpp"
+#include "runtime/modes/cluster.hpp"
+#include "runtime/modes/strong.hpp"
+#include "runtime/node/node_impl.hpp"
+#include "warp/endpoint.hpp"
+#include "warp/metrics.hpp"
+
+namespace warp {
+
+namespace {
+
+/// The control actor's view of the node (actors/control_actor.hpp).
+class node_control_backend final : public actors::control_backend {
+ public:
+  explicit node_control_backend(node& n) : n_(n) {}
+  std::string name() const override { return display_name(n_.config()); }
+  std::uint32_t id() const override { return n_.id(); }
+  const warp::limits& limits() const override { return n_.config().limits; }
+  std::optional<buffer> get_if_present(std::string_view key) const override {
+    return n_.get_if_present(key);
+  }
+  result<buffer> get(std::string_view key) override { return n_.get(key); }
+  result<void> set(std::string_view key, std::string_view value,
+             std::optional<std::chrono::milliseconds> ttl) override {
+    return n_.set(key, value, ttl);
+  }
+  result<void> remove(std::string_view key) override { return n_.remove(key); }
+  std::string stats_json() override { return warp::stats_json(n_); }
+
+ private:
+  node& n_;
+};
+
+}  // namespace
+
+namespace {
+
+using detail::log;
+
+std::uint32_t random_node_id() {
+  std::random_device rd;
+  std::uint32_t id = 0;
+  while (id == 0) id = rd();
+  return id;
+}
+
+}  // namespace
+
+node::node(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+
+node::~node() {
+  stop();
+}
+
+result<std::unique_ptr<node>> node::start(node_config config) {
+  auto p = std::make_unique<impl>();
+  p->own_config = std::make_unique<caf::actor_system_config>();
+  p->own_config->load<caf::io::middleman>();
+  actors::register_control_protocol(*p->own_config);
+  p->own_config->set("scheduler.max-threads", std::max<std::size_t>(1, config.scheduler_threads));
+  p->own_config->set("logger.verbosity", caf::atom("quiet"));
+  p->own_system = std::make_unique<caf::actor_system>(*p->own_config);
+  p->system = p->own_system.get();
+  p->config = std::move(config);
+  return start_impl(std::move(p));
+}
+
+result<std::unique_ptr<node>> node::start(caf::actor_system& host, node_config config) {
+  auto p = std::make_unique<impl>();
+  p->system = &host;
+  p->config = std::move(config);
+  return start_impl(std::move(p));
+}
+
+result<std::unique_ptr<node>> node::start_impl(std::unique_ptr<impl> p) {
+  auto& host = *p->system;
+  auto& cfg = p->config;
+  p->name = display_name(cfg);
+  p->id = random_node_id();
+
+  if (auto valid = cfg.validate(); !valid.has_value()) return valid.err();
+  auto logger = log();
+  logger->set_level(spdlog::level::from_str(cfg.log_level));
+
+  auto entries = pattern_registry::parse_specs(cfg.patterns);
+  if (!entries) return entries.err();
+  for (auto& entry : *entries)
+    if (auto st = p->patterns.add(entry.glob, entry.policy); !st.has_value()) return st.err();
+  p->patterns.set_default(cfg.default_policy);
+
+  if (cfg.storage_adapter) {
+    p->store = cfg.storage_adapter;
+  } else {
+    auto store = open_storage(cfg.storage, cfg.data_dir);
+    if (!store) return store.err();
+    p->store = std::move(*store);
+  }
+  p->l1 = std::make_unique<l1_store>(cfg.l1);
+  p->executor = std::make_unique<detail::work_pool>(cfg.executor_threads);
+
+  auto n = std::unique_ptr<node>(new node(std::move(p)));
+  auto& st = *n->impl_;
+  if (!st.config.listen.empty()) {
+    auto endpoint = parse_endpoint(st.config.listen);
+    if (!endpoint) return endpoint.err();
+    if (!host.has_middleman())
+      return error{errc::invalid_argument,
+                   "the host actor system has no middleman: load caf::io::middleman to listen"};
+    // validate() refused a plain listener off loopback and a message bound below a value.
+    const auto& tr = st.config.transport;
+    auto transport = bus::install_node_transport(host, tr);
+    if (!transport) return transport.err();
+    st.transport = std::move(*transport);
+    // Peers dial the address we listen on, with the port actually bound.
+    auto address_of = [&](std::uint16_t port) {
+      if (endpoint->first.find(':') != std::string::npos)
+        return "[" + endpoint->first + "]:" + std::to_string(port);
+      return endpoint->first + ":" + std::to_string(port);
+    };
+    // strong_distributed keys must reach the quorum coordinator from the very first
+    // request: without it they would take the local path (L1 + local storage), where a set
+    // is acknowledged without a quorum and the control actor's L1 fast path would keep
+    // answering that value. So the coordinator exists before the control actor is
+    // published (a port of 0 is only known after publish; such a node cannot be in other
+    // nodes' member lists anyway).
+    bool strong = detail::strong_coordinator::wanted(st.config);
+    if (strong && endpoint->second != 0) {
+      st.strong = std::make_unique<detail::strong_coordinator>(st, address_of(endpoint->second));
+      st.strong->start();
+      st.strong_mode = detail::make_strong_distributed_mode(*st.strong);
+    }
+    st.control_backend = std::make_unique<node_control_backend>(*n);
+    st.control = actors::spawn_control_actor(host, *st.control_backend, *st.executor);
+    auto port = bus::publish_on_node_port(host, st.control, endpoint->second, endpoint->first,
+                                          std::chrono::seconds{30});
+    if (!port)
+      return error{errc::unreachable,
+                   "cannot listen on " + st.config.listen + ": " + port.err().message()};
+    st.listen_port = *port;
+    auto address = address_of(st.listen_port);
+    st.cluster = std::make_unique<detail::cluster>(st, address);
+    st.cluster->start();
+    st.eventual_mode = detail::make_eventual_mode(st.writes, *st.cluster);
+    if (strong && !st.strong) {
+      st.strong = std::make_unique<detail::strong_coordinator>(st, address);
+      st.strong->start();
+      st.strong_mode = detail::make_strong_distributed_mode(*st.strong);
+    }
+  }
+  logger->info("node {} (id {:08x}) started: storage {}, listen {}", st.name, st.id,
+               st.store->describe(), st.listen_port ? st.config.listen : std::string{"off"});
+  return n;
+}
+
+void node::stop() {
+  if (!impl_ || impl_->stopped.exchange(true)) return;
+  auto& st = *impl_;
+  if (st.strong) st.strong->stop();  // calls in flight fail fast
+  if (st.cluster) {
+    // Sends what is queued and says goodbye while the network is still up.
+    st.cluster->stop();
+  }
+  if (st.control) {
+    if (st.listen_port != 0) bus::unpublish_from_node_port(*st.system, st.control, st.listen_port);
+    // Waits for the control actor: it holds a reference to this node.
+    actors::stop_control_actor(*st.system, st.control);
+    st.control = nullptr;
+  }
+  // Nothing posts any more but the async API, which now fails fast: finish what is queued.
+  if (st.executor) st.executor->shutdown();
+  if (st.store) {
+    if (auto err = st.store->flush(); !err.has_value())
+      log()->error("storage flush on stop failed: {}", err.err().to_string());
+  }
+  if (st.transport) bus::uninstall_node_transport(*st.system);
+  if (st.own_system) {
+    st.own_system.reset();  // waits for the node's actors
+    st.own_config.reset();
+  }
+}
+
+
+}  // namespace warp
