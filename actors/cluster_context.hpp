@@ -80,6 +80,10 @@ struct cluster_context {
   /// as a paused (SIGSTOPped) owner would, until it is set again.
   std::atomic<bool> serve_fetches{true};
 
+  /// False in tests under CAF's test coordinator (no middleman loaded): the actor dials no
+  /// address and looks nothing up; the test links the actors itself.
+  bool network = true;
+
   // -- shared ---------------------------------------------------------------------------
   bus::outbound_queue queue;
   cluster_counters counters;
