@@ -11,6 +11,7 @@
 #include <caf/io/all.hpp>
 #include <caf/io/basp_broker.hpp>
 
+#include "actors/peer_links.hpp"
 #include "actors/range_actor.hpp"
 #include "bus/batch_policy.hpp"
 #include "bus/envelope.hpp"
@@ -27,16 +28,18 @@ namespace {
 using dns_atom = caf::atom_constant<caf::atom("warpdns")>;
 using steady = std::chrono::steady_clock;
 
-/// State of the cluster actor.
+/// State of the cluster actor: everything here is touched on the actor's thread only
+/// (what other threads read is published into the context: view, ownership, counters).
 struct cluster_state {
   cluster_context* ctx = nullptr;
+  /// Where arriving batches and gap verdicts go (the bus's subscriber, the node).
+  bus_delivery delivery;
   /// Who is in the cluster, in which state (pure logic, fed by the handlers below).
   std::optional<detail::membership> members;
   /// Per-sender sequence checks of incoming batches and heartbeats.
   bus::inbound_tracker tracker;
-  /// Cluster actors of identified peers, and the reverse map for down messages.
-  std::unordered_map<std::uint32_t, caf::actor> peers;
-  std::unordered_map<caf::actor_addr, std::uint32_t> peer_ids;
+  /// Cluster actors of identified peers (and which peer a down message is about).
+  peer_links peers;
   /// The middleman's BASP broker (registry lookups on other nodes go through it).
   caf::actor basp;
   /// Numbers of the change batches sent (the stream every peer sees).
@@ -150,15 +153,7 @@ class cluster_logic {
     observe(h.hlc_now);
     auto hdl = caf::actor_cast<caf::actor>(self_->current_sender());
     auto now = clock_ms();
-    if (hdl) {
-      auto& slot = st_.peers[h.sender];
-      if (slot != hdl) {
-        if (slot) st_.peer_ids.erase(slot.address());
-        slot = hdl;
-        st_.peer_ids[hdl.address()] = h.sender;
-        self_->monitor(hdl);
-      }
-    }
+    if (hdl && st_.peers.identify(h.sender, hdl)) self_->monitor(hdl);
     auto events =
         st_.members->heard(h.sender, h.incarnation, hb->name, hb->address, hb->leaving, now);
     for (auto& m : hb->members)
@@ -175,13 +170,7 @@ class cluster_logic {
   }
 
   void on_down(const caf::down_msg& dm) {
-    auto it = st_.peer_ids.find(dm.source);
-    if (it == st_.peer_ids.end()) return;
-    auto id = it->second;
-    st_.peer_ids.erase(it);
-    if (auto p = st_.peers.find(id); p != st_.peers.end() && p->second.address() == dm.source)
-      st_.peers.erase(p);
-    handle(st_.members->lost(id, clock_ms()));
+    if (auto id = st_.peers.lost(dm.source)) handle(st_.members->lost(*id, clock_ms()));
   }
 
   void handle(std::vector<detail::member_event> events) {
@@ -189,13 +178,9 @@ class cluster_logic {
     for (auto& ev : events) {
       if (ev.to == member_state::down) {
         // It may have written things whose changes never reached us.
-        if (ev.was_trusted) gap(ev.id, ctx_.clock_now());
+        if (ev.was_trusted) gap(ev.id, ctx_.host->clock_now());
         st_.tracker.forget(ev.id);
-        if (auto p = st_.peers.find(ev.id); p != st_.peers.end()) {
-          self_->demonitor(p->second);
-          st_.peer_ids.erase(p->second.address());
-          st_.peers.erase(p);
-        }
+        if (auto hdl = st_.peers.drop(ev.id)) self_->demonitor(hdl);
       }
     }
     reassign();
@@ -204,7 +189,7 @@ class cluster_logic {
 
   void gap(std::uint32_t sender, std::uint64_t hlc_bound) {
     ctx_.counters.gaps.fetch_add(1, std::memory_order_relaxed);
-    if (ctx_.on_gap) ctx_.on_gap(sender, hlc_bound);
+    if (st_.delivery.on_gap) st_.delivery.on_gap(sender, hlc_bound);
   }
 
   // -- ranges ------------------------------------------------------------------------
@@ -241,7 +226,7 @@ class cluster_logic {
     auto own = std::make_shared<ownership>();
     own->map = st_.ranges;
     for (auto id : st_.ranges.nodes())
-      if (auto p = st_.peers.find(id); p != st_.peers.end()) own->handles[id] = p->second;
+      if (auto* p = st_.peers.find(id)) own->handles[id] = *p;
     std::lock_guard<std::mutex> g{ctx_.snap_mtx};
     ctx_.owners = std::move(own);
   }
@@ -324,7 +309,7 @@ class cluster_logic {
     auto& c = ctx_.counters;
     c.records_coalesced.fetch_add(d.coalesced, std::memory_order_relaxed);
     bus::change_batch b;
-    b.header = st_.numbering->next_batch(ctx_.clock_now());
+    b.header = st_.numbering->next_batch(ctx_.host->clock_now());
     b.records = std::move(d.records);
     auto n = b.records.size();
     auto lim = ctx_.limits;
@@ -335,8 +320,8 @@ class cluster_logic {
     auto size = msg.get_as<std::string>(1).size();
     std::uint64_t sent = 0;
     for (auto id : st_.members->reachable())
-      if (auto p = st_.peers.find(id); p != st_.peers.end()) {
-        self_->send(p->second, msg);
+      if (auto* p = st_.peers.find(id)) {
+        self_->send(*p, msg);
         ++sent;
       }
     c.batches_sent.fetch_add(sent, std::memory_order_relaxed);
@@ -351,7 +336,7 @@ class cluster_logic {
 
   std::optional<std::string> heartbeat_bytes(bool leaving) {
     bus::heartbeat hb;
-    hb.header = st_.numbering->heartbeat(ctx_.clock_now());
+    hb.header = st_.numbering->heartbeat(ctx_.host->clock_now());
     hb.name = ctx_.name;
     hb.address = ctx_.address;
     hb.leaving = leaving;
@@ -370,8 +355,8 @@ class cluster_logic {
     if (!bytes) return;
     auto msg = caf::make_message(heartbeat_atom::value, std::move(*bytes));
     for (auto id : st_.members->reachable())
-      if (auto p = st_.peers.find(id); p != st_.peers.end()) {
-        self_->send(p->second, msg);
+      if (auto* p = st_.peers.find(id)) {
+        self_->send(*p, msg);
         ctx_.counters.heartbeats_sent.fetch_add(1, std::memory_order_relaxed);
       }
   }
@@ -393,11 +378,11 @@ class cluster_logic {
     c.batches_received.fetch_add(1, std::memory_order_relaxed);
     c.records_received.fetch_add(b->records.size(), std::memory_order_relaxed);
     observe(h.hlc_now);
-    if (ctx_.on_batch) ctx_.on_batch(*b);
+    if (st_.delivery.on_batch) st_.delivery.on_batch(*b);
   }
 
   /// Moves our clock past a peer's (the clock ignores readings too far in the future).
-  void observe(std::uint64_t hlc) { ctx_.clock_observe(hlc); }
+  void observe(std::uint64_t hlc) { ctx_.host->clock_observe(hlc); }
 
   // -- shutdown ------------------------------------------------------------------------
 
@@ -412,9 +397,10 @@ class cluster_logic {
   cluster_context& ctx_;
 };
 
-caf::behavior cluster_impl(cluster_actor* self, cluster_context* ctx) {
+caf::behavior cluster_impl(cluster_actor* self, cluster_context* ctx, bus_delivery delivery) {
   auto& st = self->state;
   st.ctx = ctx;
+  st.delivery = std::move(delivery);
   member_info me;
   me.id = ctx->self_id;
   me.incarnation = ctx->incarnation;
@@ -477,8 +463,9 @@ caf::behavior cluster_impl(cluster_actor* self, cluster_context* ctx) {
 
 }  // namespace
 
-caf::actor spawn_cluster_actor(caf::actor_system& sys, cluster_context& ctx) {
-  auto a = sys.spawn(cluster_impl, &ctx);
+caf::actor spawn_cluster_actor(caf::actor_system& sys, cluster_context& ctx,
+                               bus_delivery delivery) {
+  auto a = sys.spawn(cluster_impl, &ctx, std::move(delivery));
   sys.registry().put(cluster_registry_name(), a);
   return a;
 }

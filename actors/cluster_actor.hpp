@@ -42,8 +42,10 @@ constexpr caf::atom_value cluster_registry_name() noexcept {
   return caf::atom("warpclus");
 }
 
-/// Spawns the cluster actor (registered under cluster_registry_name()). `ctx` must outlive it.
-caf::actor spawn_cluster_actor(caf::actor_system& sys, cluster_context& ctx);
+/// Spawns the cluster actor (registered under cluster_registry_name()). `ctx` (and its
+/// host) must outlive it; `delivery` receives what arrives, on the actor's thread.
+caf::actor spawn_cluster_actor(caf::actor_system& sys, cluster_context& ctx,
+                               bus_delivery delivery);
 
 /// Flushes queued changes, tells peers this node is leaving, and stops the actor (waits).
 void stop_cluster_actor(caf::actor_system& sys, const caf::actor& cluster);

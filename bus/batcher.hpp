@@ -1,8 +1,8 @@
 // The outgoing side of adaptive batching: local writes (any thread) push change records;
 // the bus actor drains them into batches bounded by records and bytes, keeping only the
 // newest record per key (an older change of a key is pointless once a newer one is queued).
-// Whether to send at once or wait up to the maximum delay for more is the actor's call
-// (see actors/cluster_actor.cpp): idle -> at once, busy -> coalesce.
+// Whether to send at once or wait up to the maximum delay for more is bus::batch_policy's
+// call (bus/batch_policy.hpp): idle -> at once, busy -> coalesce.
 #pragma once
 
 #include <atomic>

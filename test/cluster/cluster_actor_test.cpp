@@ -69,8 +69,9 @@ caf::behavior relay(caf::stateful_actor<relay_state>* self, caf::actor a, caf::a
   };
 }
 
-/// One node as the cluster actor sees it: its context, and what it hands to the node.
-struct test_node {
+/// One node as the cluster actor sees it: its context, its host (the clock), and what the
+/// actor hands to the node.
+struct test_node final : actors::cluster_host {
   actors::cluster_context ctx;
   std::vector<bus::change_batch> batches;
   std::vector<std::pair<std::uint32_t, std::uint64_t>> gaps;  ///< (sender, hlc bound)
@@ -86,12 +87,19 @@ struct test_node {
     ctx.opts.failure_timeout = 1000ms;
     ctx.opts.ranges = 8;
     ctx.network = false;
-    ctx.clock_now = [this] { return ++hlc; };
-    ctx.clock_observe = [this](std::uint64_t h) { hlc = std::max(hlc, h); };
-    ctx.on_batch = [this](const bus::change_batch& b) { batches.push_back(b); };
-    ctx.on_gap = [this](std::uint32_t sender, std::uint64_t bound) {
-      gaps.emplace_back(sender, bound);
-    };
+    ctx.host = this;
+  }
+
+  std::uint64_t clock_now() override { return ++hlc; }
+  void clock_observe(std::uint64_t h) override { hlc = std::max(hlc, h); }
+  result<std::optional<record>> local_fetch(const std::string&) override {
+    return std::optional<record>{};
+  }
+
+  actors::bus_delivery delivery() {
+    return {
+        [this](const bus::change_batch& b) { batches.push_back(b); },
+        [this](std::uint32_t sender, std::uint64_t bound) { gaps.emplace_back(sender, bound); }};
   }
 
   /// A local write, as caf_bus::publish hands it over.
@@ -124,8 +132,8 @@ struct fixture {
 
   fixture() {
     sched.clock().current_time += std::chrono::hours(1);  // as CAF's fixture: time is not 0
-    a->actor = actors::spawn_cluster_actor(sys, a->ctx);
-    b->actor = actors::spawn_cluster_actor(sys, b->ctx);
+    a->actor = actors::spawn_cluster_actor(sys, a->ctx, a->delivery());
+    b->actor = actors::spawn_cluster_actor(sys, b->ctx, b->delivery());
     link = sys.spawn(relay, a->actor, b->actor, &faults);
     caf::anon_send(a->actor, actors::cluster_link_cmd{link});
     sched.run();
