@@ -13,7 +13,7 @@ caf_bus::~caf_bus() {
 }
 
 void caf_bus::start() {
-  if (!actor_) actor_ = actors::spawn_cluster_actor(sys_, ctx_);
+  if (!actor_) actor_ = actors::spawn_cluster_actor(sys_, ctx_, delivery_);
 }
 
 void caf_bus::publish(change_record rec) {
@@ -22,8 +22,8 @@ void caf_bus::publish(change_record rec) {
 }
 
 void caf_bus::subscribe(batch_handler on_batch, gap_handler on_gap) {
-  ctx_.on_batch = std::move(on_batch);
-  ctx_.on_gap = std::move(on_gap);
+  delivery_.on_batch = std::move(on_batch);
+  delivery_.on_gap = std::move(on_gap);
 }
 
 bus_health caf_bus::health() const {

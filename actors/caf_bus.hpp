@@ -28,6 +28,8 @@ class caf_bus final : public sync_bus {
  private:
   caf::actor_system& sys_;
   actors::cluster_context& ctx_;
+  /// The subscription, handed to the cluster actor when it starts (it calls it, nobody else).
+  actors::bus_delivery delivery_;
   caf::actor actor_;
 };
 

@@ -11,7 +11,9 @@
 #include <caf/io/all.hpp>
 #include <caf/io/basp_broker.hpp>
 
+#include "actors/peer_links.hpp"
 #include "actors/range_actor.hpp"
+#include "bus/batch_policy.hpp"
 #include "bus/envelope.hpp"
 #include "bus/node_transport.hpp"
 #include "runtime/membership/discovery.hpp"
@@ -26,30 +28,31 @@ namespace {
 using dns_atom = caf::atom_constant<caf::atom("warpdns")>;
 using steady = std::chrono::steady_clock;
 
-/// State of the cluster actor.
+/// State of the cluster actor: everything here is touched on the actor's thread only
+/// (what other threads read is published into the context: view, ownership, counters).
 struct cluster_state {
   cluster_context* ctx = nullptr;
+  /// Where arriving batches and gap verdicts go (the bus's subscriber, the node).
+  bus_delivery delivery;
   /// Who is in the cluster, in which state (pure logic, fed by the handlers below).
   std::optional<detail::membership> members;
   /// Per-sender sequence checks of incoming batches and heartbeats.
   bus::inbound_tracker tracker;
-  /// Cluster actors of identified peers, and the reverse map for down messages.
-  std::unordered_map<std::uint32_t, caf::actor> peers;
-  std::unordered_map<caf::actor_addr, std::uint32_t> peer_ids;
+  /// Cluster actors of identified peers (and which peer a down message is about).
+  peer_links peers;
   /// The middleman's BASP broker (registry lookups on other nodes go through it).
   caf::actor basp;
-  /// Number of the last change batch sent (the stream every peer sees).
-  std::uint64_t seq = 0;
+  /// Numbers of the change batches sent (the stream every peer sees).
+  std::optional<bus::outbound_sequence> numbering;
   /// Range ownership over the owners in `members`, and the range actors living here.
   detail::range_map ranges;
   std::vector<caf::actor> range_actors;
   bool flush_scheduled = false;
-  steady::time_point last_flush{};
-  /// Arrival-rate estimate of the adaptive batcher: records pushed at the start of the
-  /// current window, when it started, and the smoothed rate (records/s).
-  std::uint64_t rate_pushed = 0;
-  steady::time_point rate_since{};
-  double rate = 0;
+  /// When to send what is queued (pure: the time is passed in, see bus/batch_policy.hpp).
+  std::optional<bus::batch_policy> batching;
+  /// clock_ms() = wall_base_ms + (actor clock - steady_base).
+  std::int64_t wall_base_ms = 0;
+  steady::time_point steady_base{};
   std::int64_t last_dns_ms = 0;
   /// A discovery lookup is on the work pool (a slow DNS server never stacks up lookups).
   bool dns_in_flight = false;
@@ -74,7 +77,7 @@ class cluster_logic {
   // -- membership ------------------------------------------------------------------
 
   void tick() {
-    auto now = now_ms();
+    auto now = clock_ms();
     handle(st_.members->tick(now));
     for (auto& addr : st_.members->to_contact(now)) contact(addr);
     if (!ctx_.opts.discovery_dns.empty() &&
@@ -87,6 +90,7 @@ class cluster_logic {
   }
 
   void contact(const std::string& addr) {
+    if (!ctx_.network) return;
     auto hp = split(addr);
     if (!hp) return;
     auto mm = bus::node_middleman(self_->system());
@@ -109,7 +113,11 @@ class cluster_logic {
   /// heartbeats of its own, which identify it.
   void found(caf::strong_actor_ptr& ptr) {
     if (!ptr || ptr->node() == self_->system().node()) return;
-    auto hdl = caf::actor_cast<caf::actor>(ptr);
+    hello(caf::actor_cast<caf::actor>(ptr));
+  }
+
+  void hello(const caf::actor& hdl) {
+    if (!hdl || hdl.address() == self_->address()) return;
     if (auto bytes = heartbeat_bytes(false))
       self_->send(hdl, heartbeat_atom::value, std::move(*bytes));
   }
@@ -144,16 +152,8 @@ class cluster_logic {
     ctx_.counters.heartbeats_received.fetch_add(1, std::memory_order_relaxed);
     observe(h.hlc_now);
     auto hdl = caf::actor_cast<caf::actor>(self_->current_sender());
-    auto now = now_ms();
-    if (hdl) {
-      auto& slot = st_.peers[h.sender];
-      if (slot != hdl) {
-        if (slot) st_.peer_ids.erase(slot.address());
-        slot = hdl;
-        st_.peer_ids[hdl.address()] = h.sender;
-        self_->monitor(hdl);
-      }
-    }
+    auto now = clock_ms();
+    if (hdl && st_.peers.identify(h.sender, hdl)) self_->monitor(hdl);
     auto events =
         st_.members->heard(h.sender, h.incarnation, hb->name, hb->address, hb->leaving, now);
     for (auto& m : hb->members)
@@ -170,13 +170,7 @@ class cluster_logic {
   }
 
   void on_down(const caf::down_msg& dm) {
-    auto it = st_.peer_ids.find(dm.source);
-    if (it == st_.peer_ids.end()) return;
-    auto id = it->second;
-    st_.peer_ids.erase(it);
-    if (auto p = st_.peers.find(id); p != st_.peers.end() && p->second.address() == dm.source)
-      st_.peers.erase(p);
-    handle(st_.members->lost(id, now_ms()));
+    if (auto id = st_.peers.lost(dm.source)) handle(st_.members->lost(*id, clock_ms()));
   }
 
   void handle(std::vector<detail::member_event> events) {
@@ -184,13 +178,9 @@ class cluster_logic {
     for (auto& ev : events) {
       if (ev.to == member_state::down) {
         // It may have written things whose changes never reached us.
-        if (ev.was_trusted) gap(ev.id, ctx_.clock_now());
+        if (ev.was_trusted) gap(ev.id, ctx_.host->clock_now());
         st_.tracker.forget(ev.id);
-        if (auto p = st_.peers.find(ev.id); p != st_.peers.end()) {
-          self_->demonitor(p->second);
-          st_.peer_ids.erase(p->second.address());
-          st_.peers.erase(p);
-        }
+        if (auto hdl = st_.peers.drop(ev.id)) self_->demonitor(hdl);
       }
     }
     reassign();
@@ -199,7 +189,7 @@ class cluster_logic {
 
   void gap(std::uint32_t sender, std::uint64_t hlc_bound) {
     ctx_.counters.gaps.fetch_add(1, std::memory_order_relaxed);
-    if (ctx_.on_gap) ctx_.on_gap(sender, hlc_bound);
+    if (st_.delivery.on_gap) st_.delivery.on_gap(sender, hlc_bound);
   }
 
   // -- ranges ------------------------------------------------------------------------
@@ -236,7 +226,7 @@ class cluster_logic {
     auto own = std::make_shared<ownership>();
     own->map = st_.ranges;
     for (auto id : st_.ranges.nodes())
-      if (auto p = st_.peers.find(id); p != st_.peers.end()) own->handles[id] = p->second;
+      if (auto* p = st_.peers.find(id)) own->handles[id] = *p;
     std::lock_guard<std::mutex> g{ctx_.snap_mtx};
     ctx_.owners = std::move(own);
   }
@@ -271,72 +261,44 @@ class cluster_logic {
 
   // -- bus: out ----------------------------------------------------------------------
 
-  // Adaptive batching. Below `batch_busy_rate` every wake-up sends at once: one message per
-  // change per peer costs little at that rate and any wait is pure latency. Above it, a
-  // flush is held back only until `batch_target_records` records should have arrived at
-  // the observed rate (never longer than `batch_max_delay`), counted from when the
-  // previous batch left, not from now: a batch that left longer ago than the delay means
-  // the next one goes at once. So the wait shrinks as the load grows, and under saturation
-  // batches grow on their own while the actor is busy sending.
+  // Adaptive batching: the decision is bus::batch_policy's (idle -> at once, busy -> wait
+  // to coalesce, never past batch_max_delay); this only carries it out.
   void wake() {
     if (st_.flush_scheduled) return;
-    auto& o = ctx_.opts;
-    auto now = steady::now();
-    auto delay = batch_delay(now);
-    auto since = now - st_.last_flush;
-    if (o.batching && delay.count() > 0 && since < delay &&
-        ctx_.queue.size() < o.batch_max_records) {
+    auto& c = ctx_.counters;
+    auto& p = *st_.batching;
+    auto d = p.on_wake(steady_now(), ctx_.queue.pushed(), ctx_.queue.size());
+    c.arrival_rate_per_s.store(static_cast<std::uint64_t>(p.rate()), std::memory_order_relaxed);
+    c.batch_delay_current_us.store(static_cast<std::uint64_t>(p.current_delay().count()),
+                                   std::memory_order_relaxed);
+    if (!d.send_now) {
       st_.flush_scheduled = true;
-      ctx_.counters.batches_delayed.fetch_add(1, std::memory_order_relaxed);
-      self_->delayed_send(self_,
-                          std::chrono::duration_cast<std::chrono::microseconds>(delay - since),
-                          caf::flush_atom::value);
+      c.batches_delayed.fetch_add(1, std::memory_order_relaxed);
+      self_->delayed_send(self_, d.wait, caf::flush_atom::value);
       return;
     }
-    ctx_.counters.batches_immediate.fetch_add(1, std::memory_order_relaxed);
+    c.batches_immediate.fetch_add(1, std::memory_order_relaxed);
     flush(64);
   }
 
-  /// The delay the batcher applies now; updates the arrival-rate estimate (windows of at
-  /// least 1 ms, so a burst of a few records does not look like load).
-  std::chrono::microseconds batch_delay(steady::time_point now) {
-    auto& o = ctx_.opts;
-    auto& c = ctx_.counters;
-    if (!o.batching || o.batch_max_delay.count() <= 0) return std::chrono::microseconds{0};
-    auto pushed = ctx_.queue.pushed();
-    auto window = now - st_.rate_since;
-    if (window >= std::chrono::milliseconds{1}) {
-      double secs = std::chrono::duration<double>(window).count();
-      double sample = static_cast<double>(pushed - st_.rate_pushed) / secs;
-      // A long quiet window (> 10 ms) resets the estimate: an idle node sends at once.
-      st_.rate = window > std::chrono::milliseconds{10} ? sample : (st_.rate + sample) / 2;
-      st_.rate_pushed = pushed;
-      st_.rate_since = now;
-      c.arrival_rate_per_s.store(static_cast<std::uint64_t>(st_.rate), std::memory_order_relaxed);
-    }
-    std::chrono::microseconds d{0};
-    if (o.batch_busy_rate <= 0) {
-      d = o.batch_max_delay;  // always busy: the fixed-delay policy
-    } else if (st_.rate >= o.batch_busy_rate) {
-      auto fill_us =
-          static_cast<double>(std::max<std::size_t>(o.batch_target_records, 1)) / st_.rate * 1e6;
-      d = std::min(o.batch_max_delay,
-                   std::chrono::microseconds{static_cast<std::int64_t>(fill_us)});
-    }
-    c.batch_delay_current_us.store(static_cast<std::uint64_t>(d.count()),
-                                   std::memory_order_relaxed);
-    return d;
+  /// The actor's clock: the real one, or the test coordinator's in deterministic tests.
+  steady::time_point steady_now() const { return self_->clock().now(); }
+  /// Membership time: the system clock (peers' last_heard_ms is shown to users) advanced
+  /// by the actor's clock, so a test coordinator drives failure detection too.
+  std::int64_t clock_ms() const {
+    return st_.wall_base_ms +
+           std::chrono::duration_cast<std::chrono::milliseconds>(steady_now() - st_.steady_base)
+               .count();
   }
 
   /// Sends up to `max_batches` batches of what is queued; wakes itself if more remain.
   void flush(int max_batches) {
     st_.flush_scheduled = false;
-    st_.last_flush = steady::now();
+    auto& p = *st_.batching;
+    p.flushed(steady_now());
     ctx_.queue.rearm();
-    auto& o = ctx_.opts;
     for (int i = 0; i < max_batches; ++i) {
-      auto d =
-          ctx_.queue.drain(o.batching ? o.batch_max_records : 1, o.batch_max_bytes, o.batching);
+      auto d = ctx_.queue.drain(p.drain_records(), p.drain_bytes(), p.coalesce());
       if (d.records.empty()) return;
       send_batch(std::move(d));
     }
@@ -347,10 +309,7 @@ class cluster_logic {
     auto& c = ctx_.counters;
     c.records_coalesced.fetch_add(d.coalesced, std::memory_order_relaxed);
     bus::change_batch b;
-    b.header.sender = ctx_.self_id;
-    b.header.incarnation = ctx_.incarnation;
-    b.header.seq = ++st_.seq;
-    b.header.hlc_now = ctx_.clock_now();
+    b.header = st_.numbering->next_batch(ctx_.host->clock_now());
     b.records = std::move(d.records);
     auto n = b.records.size();
     auto lim = ctx_.limits;
@@ -361,8 +320,8 @@ class cluster_logic {
     auto size = msg.get_as<std::string>(1).size();
     std::uint64_t sent = 0;
     for (auto id : st_.members->reachable())
-      if (auto p = st_.peers.find(id); p != st_.peers.end()) {
-        self_->send(p->second, msg);
+      if (auto* p = st_.peers.find(id)) {
+        self_->send(*p, msg);
         ++sent;
       }
     c.batches_sent.fetch_add(sent, std::memory_order_relaxed);
@@ -377,10 +336,7 @@ class cluster_logic {
 
   std::optional<std::string> heartbeat_bytes(bool leaving) {
     bus::heartbeat hb;
-    hb.header.sender = ctx_.self_id;
-    hb.header.incarnation = ctx_.incarnation;
-    hb.header.seq = st_.seq;
-    hb.header.hlc_now = ctx_.clock_now();
+    hb.header = st_.numbering->heartbeat(ctx_.host->clock_now());
     hb.name = ctx_.name;
     hb.address = ctx_.address;
     hb.leaving = leaving;
@@ -399,8 +355,8 @@ class cluster_logic {
     if (!bytes) return;
     auto msg = caf::make_message(heartbeat_atom::value, std::move(*bytes));
     for (auto id : st_.members->reachable())
-      if (auto p = st_.peers.find(id); p != st_.peers.end()) {
-        self_->send(p->second, msg);
+      if (auto* p = st_.peers.find(id)) {
+        self_->send(*p, msg);
         ctx_.counters.heartbeats_sent.fetch_add(1, std::memory_order_relaxed);
       }
   }
@@ -422,11 +378,11 @@ class cluster_logic {
     c.batches_received.fetch_add(1, std::memory_order_relaxed);
     c.records_received.fetch_add(b->records.size(), std::memory_order_relaxed);
     observe(h.hlc_now);
-    if (ctx_.on_batch) ctx_.on_batch(*b);
+    if (st_.delivery.on_batch) st_.delivery.on_batch(*b);
   }
 
   /// Moves our clock past a peer's (the clock ignores readings too far in the future).
-  void observe(std::uint64_t hlc) { ctx_.clock_observe(hlc); }
+  void observe(std::uint64_t hlc) { ctx_.host->clock_observe(hlc); }
 
   // -- shutdown ------------------------------------------------------------------------
 
@@ -441,9 +397,10 @@ class cluster_logic {
   cluster_context& ctx_;
 };
 
-caf::behavior cluster_impl(cluster_actor* self, cluster_context* ctx) {
+caf::behavior cluster_impl(cluster_actor* self, cluster_context* ctx, bus_delivery delivery) {
   auto& st = self->state;
   st.ctx = ctx;
+  st.delivery = std::move(delivery);
   member_info me;
   me.id = ctx->self_id;
   me.incarnation = ctx->incarnation;
@@ -456,7 +413,12 @@ caf::behavior cluster_impl(cluster_actor* self, cluster_context* ctx) {
   st.members.emplace(me, mo);
   for (auto& s : ctx->seeds) st.members->learn(s);
   st.ranges = detail::range_map{ctx->opts.ranges};
-  st.basp = self->system().middleman().named_broker<caf::io::basp_broker>(caf::atom("BASP"));
+  st.batching.emplace(bus::batch_policy_options::from(ctx->opts));
+  st.numbering.emplace(ctx->self_id, ctx->incarnation);
+  st.wall_base_ms = now_ms();
+  st.steady_base = self->clock().now();
+  if (ctx->network)
+    st.basp = self->system().middleman().named_broker<caf::io::basp_broker>(caf::atom("BASP"));
   cluster_logic{self}.reassign();
   cluster_logic{self}.publish_view();
   self->set_down_handler([=](caf::down_msg& dm) { cluster_logic{self}.on_down(dm); });
@@ -486,6 +448,7 @@ caf::behavior cluster_impl(cluster_actor* self, cluster_context* ctx) {
       [=](wake_atom) { cluster_logic{self}.wake(); },
       [=](caf::flush_atom) { cluster_logic{self}.flush(64); },
       [=](caf::strong_actor_ptr& ptr) { cluster_logic{self}.found(ptr); },
+      [=](cluster_link_cmd& cmd) { cluster_logic{self}.hello(cmd.peer); },
       [=](dns_atom, const std::vector<std::string>& addrs) { cluster_logic{self}.learned(addrs); },
       [=](goodbye_atom) -> std::vector<caf::actor> {
         cluster_logic{self}.goodbye();
@@ -500,8 +463,9 @@ caf::behavior cluster_impl(cluster_actor* self, cluster_context* ctx) {
 
 }  // namespace
 
-caf::actor spawn_cluster_actor(caf::actor_system& sys, cluster_context& ctx) {
-  auto a = sys.spawn(cluster_impl, &ctx);
+caf::actor spawn_cluster_actor(caf::actor_system& sys, cluster_context& ctx,
+                               bus_delivery delivery) {
+  auto a = sys.spawn(cluster_impl, &ctx, std::move(delivery));
   sys.registry().put(cluster_registry_name(), a);
   return a;
 }

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <caf/actor.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>
 #include <caf/fwd.hpp>
 
@@ -29,13 +30,22 @@ using tick_atom = caf::atom_constant<caf::atom("warptick")>;
 using fetched_atom = caf::atom_constant<caf::atom("warpfetchd")>;
 using goodbye_atom = caf::atom_constant<caf::atom("warpbye")>;
 
+/// Test-only: treat `peer` as another node's cluster actor and say hello to it. Tests under
+/// CAF's test coordinator run every node's actor in one actor system, whose own actors a
+/// registry answer would be ignored for (test/cluster/cluster_actor_test.cpp).
+struct cluster_link_cmd {
+  caf::actor peer;
+};
+
 /// The registry name peers look the cluster actor up by.
 constexpr caf::atom_value cluster_registry_name() noexcept {
   return caf::atom("warpclus");
 }
 
-/// Spawns the cluster actor (registered under cluster_registry_name()). `ctx` must outlive it.
-caf::actor spawn_cluster_actor(caf::actor_system& sys, cluster_context& ctx);
+/// Spawns the cluster actor (registered under cluster_registry_name()). `ctx` (and its
+/// host) must outlive it; `delivery` receives what arrives, on the actor's thread.
+caf::actor spawn_cluster_actor(caf::actor_system& sys, cluster_context& ctx,
+                               bus_delivery delivery);
 
 /// Flushes queued changes, tells peers this node is leaving, and stops the actor (waits).
 void stop_cluster_actor(caf::actor_system& sys, const caf::actor& cluster);
@@ -45,3 +55,5 @@ warp::result<std::string> fetch_members_json(caf::actor_system& sys, const std::
                                              std::uint16_t port, std::chrono::milliseconds timeout);
 
 }  // namespace warp::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(warp::actors::cluster_link_cmd)

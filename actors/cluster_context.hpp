@@ -1,27 +1,32 @@
-// What the cluster actor, the range actors and the CAF bus share with the node: fixed
-// settings, the outbound queue, callbacks into the node, counters, and the snapshots
-// (view, ownership) the actor publishes for other threads. Owned by runtime/modes/cluster.
+// What the node and the cluster's actors (cluster actor, range actors) have in common, and
+// why each part is there. Owned by runtime/modes/cluster; the actors keep the rest (the
+// membership table, the peer links, the stream numbering and gap tracking, the batching
+// policy, the range map, the bus's delivery handlers) in their own stateful_actor state.
+//   - settings: fixed before the actors start, read by any thread without a lock;
+//   - host: the node's services the actors call (a small interface, not callbacks);
+//   - the outbound queue: writer threads push, the cluster actor drains;
+//   - counters: written by the actors, read by stats from any thread;
+//   - snapshots (view, ownership): published by the cluster actor, read on the read path
+//     (fetch_from_owner, owner_of) and by view/health;
+//   - serve_fetches: a test flips it from its own thread.
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <unordered_map>
 #include <vector>
 
 #include <caf/actor.hpp>
 
 #include "bus/batcher.hpp"
+#include "bus/envelope.hpp"
 #include "bus/sync_bus.hpp"
-#include "runtime/membership/ring.hpp"
 #include "runtime/core/work_pool.hpp"
+#include "runtime/membership/ring.hpp"
 #include "warp/cluster.hpp"
 #include "warp/config.hpp"
 #include "warp/storage.hpp"
@@ -60,8 +65,29 @@ struct ownership {
 
 using detail::work_pool;
 
+/// The node's services the cluster's actors call. The clock calls come from the cluster
+/// actor's thread and must not block; local_fetch blocks (L1, else a coalesced storage
+/// read) and is only ever called on the work pool.
+class cluster_host {
+ public:
+  virtual ~cluster_host() = default;
+  /// The next HLC reading (stamps outgoing batches and heartbeats).
+  virtual std::uint64_t clock_now() = 0;
+  /// A peer's HLC reading: moves this node's clock past it.
+  virtual void clock_observe(std::uint64_t hlc) = 0;
+  /// Owner side of the read-through.
+  virtual result<std::optional<record>> local_fetch(const std::string& key) = 0;
+};
+
+/// Where the cluster actor hands what arrives (the sync_bus subscription). Moved into the
+/// actor at spawn and called on its thread only.
+struct bus_delivery {
+  bus::sync_bus::batch_handler on_batch;
+  bus::sync_bus::gap_handler on_gap;
+};
+
 struct cluster_context {
-  // -- fixed at start -----------------------------------------------------------------
+  // -- fixed before the actors start (read by any thread without a lock) ------------------
   std::uint32_t self_id = 0;
   std::uint64_t incarnation = 0;
   std::string name;
@@ -69,23 +95,24 @@ struct cluster_context {
   cluster_options opts;
   std::vector<std::string> seeds;
   bus::wire_limits limits;
-  std::function<std::uint64_t()> clock_now;          ///< next HLC reading
-  std::function<void(std::uint64_t)> clock_observe;  ///< a remote HLC reading
-  bus::sync_bus::batch_handler on_batch;
-  bus::sync_bus::gap_handler on_gap;
-  /// Owner side of the read-through: L1, else coalesced storage fetch (blocking).
-  std::function<result<std::optional<record>>(const std::string& key)> local_fetch;
-
-  /// Test hook: while false, this node's cluster actor holds fetch requests unanswered,
-  /// as a paused (SIGSTOPped) owner would, until it is set again.
-  std::atomic<bool> serve_fetches{true};
-
-  // -- shared ---------------------------------------------------------------------------
-  bus::outbound_queue queue;
-  cluster_counters counters;
+  /// False in tests under CAF's test coordinator (no middleman loaded): the actor dials no
+  /// address and looks nothing up; the test links the actors itself.
+  bool network = true;
+  cluster_host* host = nullptr;
   /// The node's blocking executor (it outlives the cluster's actors).
   work_pool* pool = nullptr;
 
+  // -- shared between threads ------------------------------------------------------------
+  /// Writer threads push local changes; the cluster actor drains them.
+  bus::outbound_queue queue;
+  /// Written by the actors, read by stats and metrics from any thread.
+  cluster_counters counters;
+  /// Test hook, flipped from the test's thread: while false, this node's cluster actor
+  /// holds fetch requests unanswered, as a paused (SIGSTOPped) owner would.
+  std::atomic<bool> serve_fetches{true};
+
+  /// Published by the cluster actor on every membership change; read on the read path
+  /// (ownership_snapshot) and by view/health, off the actor's thread.
   mutable std::mutex snap_mtx;
   std::vector<member_info> view;            ///< guarded by snap_mtx
   std::shared_ptr<const ownership> owners;  ///< guarded by snap_mtx

@@ -50,7 +50,7 @@ caf::behavior range_impl(range_actor* self, cluster_context* ctx, std::uint32_t 
         if (list.size() == 1) {
           auto me = caf::actor_cast<caf::actor>(self);
           ctx->pool->post([ctx, me, key] {
-            auto r = ctx->local_fetch(key);
+            auto r = ctx->host->local_fetch(key);
             if (!r) {
               caf::anon_send(me, fetched_atom::value, key, false, std::string{});
               return;

@@ -85,13 +85,14 @@ inbound_tracker::verdict inbound_tracker::on_batch(std::uint32_t sender, std::ui
                                                    std::uint64_t seq) {
   auto* s = find(sender);
   if (!s || s->incarnation != incarnation) {
+    bool restarted = s != nullptr;
     if (!s) {
       streams_.emplace_back(sender, stream{});
       s = &streams_.back().second;
     }
     s->incarnation = incarnation;
     s->last = seq;
-    return seq == 1 ? verdict::first : verdict::gap;
+    return seq == 1 && !restarted ? verdict::first : verdict::gap;
   }
   if (seq <= s->last) return verdict::duplicate;
   auto v = seq == s->last + 1 ? verdict::in_order : verdict::gap;
@@ -104,13 +105,14 @@ inbound_tracker::verdict inbound_tracker::on_heartbeat(std::uint32_t sender,
                                                        std::uint64_t last_sent) {
   auto* s = find(sender);
   if (!s || s->incarnation != incarnation) {
+    bool restarted = s != nullptr;
     if (!s) {
       streams_.emplace_back(sender, stream{});
       s = &streams_.back().second;
     }
     s->incarnation = incarnation;
     s->last = last_sent;
-    return last_sent == 0 ? verdict::first : verdict::gap;
+    return last_sent == 0 && !restarted ? verdict::first : verdict::gap;
   }
   if (last_sent > s->last) {
     s->last = last_sent;

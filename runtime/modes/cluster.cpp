@@ -29,9 +29,7 @@ cluster::cluster(node_state& st, std::string address) : st_(st) {
       std::max<std::size_t>(ctx_.limits.max_message_bytes, cfg.limits.max_value_size * 2 + 4096);
   ctx_.limits.max_records =
       std::max<std::size_t>(ctx_.limits.max_records, cfg.cluster.batch_max_records);
-  ctx_.clock_now = [this] { return st_.clock.next(); };
-  ctx_.clock_observe = [this](std::uint64_t h) { st_.clock.observe(h); };
-  ctx_.local_fetch = [this](const std::string& key) { return st_.local_read(key); };
+  ctx_.host = this;
   ctx_.pool = st.executor.get();
   bus_ = std::make_unique<bus::caf_bus>(*st.system, ctx_);
   bus_->subscribe([this](const bus::change_batch& b) { apply(b); },
@@ -40,6 +38,18 @@ cluster::cluster(node_state& st, std::string address) : st_(st) {
 
 cluster::~cluster() {
   stop();
+}
+
+std::uint64_t cluster::clock_now() {
+  return st_.clock.next();
+}
+
+void cluster::clock_observe(std::uint64_t hlc) {
+  st_.clock.observe(hlc);
+}
+
+result<std::optional<record>> cluster::local_fetch(const std::string& key) {
+  return st_.local_read(key);
 }
 
 void cluster::start() {

@@ -24,11 +24,13 @@ namespace warp::detail {
 
 struct node_state;
 
-class cluster {
+/// Also the host of the cluster's actors (actors::cluster_host): the clock and the owner
+/// side of the read-through.
+class cluster final : public actors::cluster_host {
  public:
   /// `address` = HOST:PORT peers dial to reach this node.
   cluster(node_state& st, std::string address);
-  ~cluster();
+  ~cluster() override;
   cluster(const cluster&) = delete;
   cluster& operator=(const cluster&) = delete;
 
@@ -64,6 +66,11 @@ class cluster {
   bool may_cache(std::string_view key, version ver) const;
   /// Test hook: off = peers' read-through requests go unanswered (a paused owner).
   void serve_fetches(bool on) { ctx_.serve_fetches.store(on); }
+
+  // -- actors::cluster_host ----------------------------------------------------------------
+  std::uint64_t clock_now() override;
+  void clock_observe(std::uint64_t hlc) override;
+  result<std::optional<record>> local_fetch(const std::string& key) override;
 
  private:
   void remember_tombstone(const std::string& key, version ver);
