@@ -23,8 +23,6 @@ cluster* cluster_of(const node& n) {
 
 }  // namespace detail
 
-namespace warp {
-
 cluster_view view_of(node& n) {
   if (auto* c = detail::cluster_of(n)) return c->view();
   cluster_view v;

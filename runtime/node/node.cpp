@@ -5,8 +5,10 @@
 
 #include <unordered_map>
 
+#include "bus/node_transport.hpp"
 #include "runtime/core/log.hpp"
 #include "runtime/modes/cluster.hpp"
+#include "runtime/modes/strong.hpp"
 #include "runtime/node/node_impl.hpp"
 #include "warp/metrics.hpp"
 
