@@ -205,8 +205,8 @@ caf::behavior quorum_state::make_behavior(quorum_setup s) {
     bool ready = setup.ranges_ready || placement->recovery_quorum() == 0;
     range_ready[r] = ready;
     ready_count += ready;
-    range_actors[r] = spawn_strong_range_actor(
-        self, strong_range_setup{r, placement, me, setup.timeout, ready});
+    range_actors[r] =
+        spawn_strong_range_actor(self, strong_range_setup{r, placement, me, setup.timeout, ready});
   }
   if (ready_count == replicated)
     catch_up_ms = 0;
@@ -659,9 +659,8 @@ caf::result<fanout_result> quorum_state::on_range_fanout(range_fanout_cmd& cmd) 
   f.need = cmd.need;
   f.timeout = cmd.timeout;
   // A failed fan-out (stopping) is one nobody answered.
-  f.done = completion<fanout_result>{[rp](result<fanout_result> r) mutable {
-    rp.deliver(r ? std::move(*r) : fanout_result{});
-  }};
+  f.done = completion<fanout_result>{
+      [rp](result<fanout_result> r) mutable { rp.deliver(r ? std::move(*r) : fanout_result{}); }};
   on_fanout(f);
   return rp;
 }
@@ -711,8 +710,8 @@ void quorum_state::arm_sync() {
   auto base = setup.anti_entropy_interval.count();
   if (base <= 0) return;
   // Jitter, so replicas do not all compare at the same instant.
-  std::chrono::milliseconds next{base / 2 +
-                                 static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(base))};
+  std::chrono::milliseconds next{
+      base / 2 + static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(base))};
   self->delayed_send(self, next, quorum_sync_atom::value);
 }
 

@@ -45,8 +45,8 @@ std::vector<std::size_t> strong_range_state::other_slots() const {
   return others;
 }
 
-void strong_range_state::fanout(std::vector<std::size_t> slots, wire::request req,
-                                std::size_t need, std::chrono::milliseconds timeout,
+void strong_range_state::fanout(std::vector<std::size_t> slots, wire::request req, std::size_t need,
+                                std::chrono::milliseconds timeout,
                                 std::function<void(fanout_result&)> then) {
   req.range = setup.range;
   range_fanout_cmd cmd{setup.range, std::move(slots), std::move(req), need, timeout};
@@ -146,7 +146,8 @@ void strong_range_state::on_probed(fanout_result& res) {
         ++st->copied;
       else
         st->unusable.push_back(s);
-      if (--st->pending == 0) finish_pass(st->copied, st->ready, st->census, std::move(st->unusable));
+      if (--st->pending == 0)
+        finish_pass(st->copied, st->ready, st->census, std::move(st->unusable));
     });
 }
 

@@ -14,7 +14,6 @@ namespace warp::detail {
 
 namespace {
 
-
 std::int64_t wall_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())

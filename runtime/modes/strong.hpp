@@ -96,7 +96,6 @@ class strong_coordinator {
   std::mutex stop_mtx_;  ///< stop() may race with the destructor's
   bool stopped_ = false;
   bool started_ = false;
-
 };
 
 }  // namespace warp::detail

@@ -14,9 +14,9 @@
 #include <caf/scheduler/test_coordinator.hpp>
 
 #include "actors/quorum_actor.hpp"
-#include "runtime/modes/strong.hpp"
 #include "actors/strong_context.hpp"
 #include "actors/strong_range_actor.hpp"
+#include "runtime/modes/strong.hpp"
 
 using namespace warp;
 using namespace warp::detail;
@@ -486,7 +486,8 @@ TEST_CASE_METHOD(fixture, "recovery: a restarted replica copies both others befo
   CHECK(store(0, k2).get(k2).value == "b");
 }
 
-TEST_CASE_METHOD(fixture, "recovery: not ready while a needed replica is silent; a census readies it") {
+TEST_CASE_METHOD(fixture,
+                 "recovery: not ready while a needed replica is silent, ready by census once it answers") {
   spawn_quorum(1);
   auto peer = spawn_peer(2, peer_mode::silent);
   auto k1 = std::string{"k1"};

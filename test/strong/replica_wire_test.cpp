@@ -102,8 +102,7 @@ TEST_CASE("dump pages through a range in key order, and digests differ when vers
   CHECK(std::is_sorted(seen.begin(), seen.end()));
   strong_replica other{true};
   for (int i = 0; i < 100; ++i)
-    other.apply("key" + std::to_string(1000 + i),
-                value(static_cast<std::uint64_t>(i + 1), 1, "v"));
+    other.apply("key" + std::to_string(1000 + i), value(static_cast<std::uint64_t>(i + 1), 1, "v"));
   CHECK(other.digest() == r.digest());
   other.apply("key1050", value(500, 1, "newer"));
   CHECK_FALSE(other.digest() == r.digest());
