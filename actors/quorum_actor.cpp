@@ -2,7 +2,12 @@
 
 #include <chrono>
 #include <deque>
+#include <future>
+#include <map>
+#include <memory>
 #include <optional>
+#include <random>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -20,6 +25,7 @@
 #include "actors/quorum_phase.hpp"
 #include "runtime/membership/strong_placement.hpp"
 #include "actors/strong_context.hpp"
+#include "actors/strong_range_actor.hpp"
 
 namespace warp::actors {
 
@@ -29,6 +35,10 @@ namespace wire = detail::wire;
 
 constexpr auto tick_interval = std::chrono::milliseconds{200};
 constexpr auto connect_retry = std::chrono::milliseconds{1000};
+/// Catch-up passes while a range is not ready (docs/strong.md, "Crash recovery").
+constexpr auto catchup_interval = std::chrono::milliseconds{100};
+/// How often a node still catching up says so in the log.
+constexpr auto catchup_report_interval = std::chrono::seconds{5};
 /// Encoded bytes per message before a batch is split (keeps one message from hogging the
 /// connection; the hard bound is strong_limits::max_message_bytes).
 constexpr std::size_t chunk_bytes = 1024 * 1024;
@@ -56,6 +66,13 @@ struct quorum_state {
   void on_read(strong_read_cmd& cmd);
   void on_write(strong_write_cmd& cmd);
   void on_fanout(strong_fanout_cmd& cmd);
+  caf::result<fanout_result> on_range_fanout(range_fanout_cmd& cmd);
+  void on_served(range_served& msg);
+  void on_progress(const range_progress& msg);
+  void on_catchup_tick();
+  void on_sync_tick();
+  void arm_sync();
+  caf::result<std::string> on_status();
   void on_count(const strong_count_cmd& cmd);
   void on_link(const quorum_link_cmd& cmd);
   void on_stop();
@@ -70,7 +87,12 @@ struct quorum_state {
   void on_flush();
   void sweep();
   void on_deadline(std::uint64_t id);
-  std::string status_json() const;
+  struct range_totals {
+    std::size_t replicated = 0;
+    std::size_t ready = 0;
+    std::uint64_t keys = 0;
+  };
+  std::string status_json(const range_totals& totals) const;
 
   // -- protocol plumbing ----------------------------------------------------------------
 
@@ -79,6 +101,9 @@ struct quorum_state {
   /// Sends `sends` (slots of `range`): the local replica answers at once, a replica
   /// without a link answers `unreachable`, the others are queued for the next flush.
   void dispatch(std::uint32_t range, std::vector<detail::quorum_send> sends);
+  /// Sends this node's part of a quorum (`reqs`, all of `range`) to the range's actor,
+  /// whose range_served comes back to route().
+  void serve_local(std::uint32_t range, std::vector<wire::request> reqs);
   /// Hands a reply to the op or fan-out it belongs to; late and unknown ones are dropped.
   void route(wire::reply rep);
   /// Completes op `id` if it has its outcome.
@@ -122,6 +147,30 @@ struct quorum_state {
   };
   std::unordered_map<std::uint64_t, live_fanout> fanouts;
 
+  // -- the range actors and their catch-up ----------------------------------------------
+
+  /// By range; null where this node is not a replica.
+  std::vector<caf::actor> range_actors;
+  /// Readiness as the range actors last reported it (for pacing and progress; the status
+  /// asks the actors themselves).
+  std::vector<bool> range_ready;
+  /// Members each not-ready range could not use in its last pass.
+  std::vector<std::vector<std::size_t>> range_waiting;
+  std::size_t replicated = 0;
+  std::size_t ready_count = 0;
+  std::chrono::steady_clock::time_point started_at;
+  std::chrono::steady_clock::time_point next_report;
+  std::int64_t catch_up_ms = -1;  ///< start to every range ready; -1 = not yet
+  std::mt19937_64 rng;
+
+  /// A peer's request batch whose parts are being served by range actors.
+  struct gathering {
+    caf::actor dest;
+    std::size_t parts = 0;  ///< range_served still to come
+    std::vector<wire::reply> replies;
+  };
+  std::unordered_map<std::uint64_t, gathering> serving;
+
   std::uint64_t next_id = 1;
   bool stopping = false;
   detail::strong_counters counters;
@@ -141,6 +190,29 @@ caf::behavior quorum_state::make_behavior(quorum_setup s) {
     links[m].port = port;
   }
   self->set_down_handler([this](caf::down_msg& dm) { on_down(dm); });
+  rng.seed(setup.incarnation);
+  started_at = std::chrono::steady_clock::now();
+  next_report = started_at + catchup_report_interval;
+  auto nranges = placement->ranges();
+  range_actors.resize(nranges);
+  range_ready.resize(nranges, true);
+  range_waiting.resize(nranges);
+  auto me = caf::actor_cast<caf::actor>(self);
+  for (std::uint32_t r = 0; r < nranges; ++r) {
+    if (!placement->is_replica(r)) continue;
+    ++replicated;
+    // A range with a single copy has nothing to catch up from.
+    bool ready = setup.ranges_ready || placement->recovery_quorum() == 0;
+    range_ready[r] = ready;
+    ready_count += ready;
+    range_actors[r] =
+        spawn_strong_range_actor(self, strong_range_setup{r, placement, me, setup.timeout, ready});
+  }
+  if (ready_count == replicated)
+    catch_up_ms = 0;
+  else
+    self->delayed_send(self, catchup_interval, quorum_catchup_atom::value);
+  arm_sync();
   // Stray or newer-protocol messages are dropped, never a crash.
   self->set_default_handler(caf::drop);
   if (setup.dial) {
@@ -151,13 +223,19 @@ caf::behavior quorum_state::make_behavior(quorum_setup s) {
       [this](strong_read_cmd& cmd) { on_read(cmd); },
       [this](strong_write_cmd& cmd) { on_write(cmd); },
       [this](strong_fanout_cmd& cmd) { on_fanout(cmd); },
+      [this](range_fanout_cmd& cmd) { return on_range_fanout(cmd); },
+      [this](range_served& msg) { on_served(msg); },
+      [this](const range_progress& msg) { on_progress(msg); },
+      [this](quorum_ranges_cmd& cmd) { cmd.done(range_actors); },
+      [this](quorum_catchup_atom) { on_catchup_tick(); },
+      [this](quorum_sync_atom) { on_sync_tick(); },
       [this](const strong_count_cmd& cmd) { on_count(cmd); },
       [this](const quorum_link_cmd& cmd) { on_link(cmd); },
       [this](const quorum_stop_cmd&) { on_stop(); },
       [this](quorum_request_atom, const std::string& bytes) { on_requests(bytes); },
       [this](quorum_reply_atom, const std::string& bytes) { on_replies(bytes); },
       [this](caf::strong_actor_ptr& ptr) { on_found(ptr); },
-      [this](quorum_status_atom) -> std::string { return status_json(); },
+      [this](quorum_status_atom) { return on_status(); },
       [this](quorum_tick_atom) {
         tick();
         self->delayed_send(self, tick_interval, quorum_tick_atom::value);
@@ -280,11 +358,12 @@ void quorum_state::finish_fanout(std::uint64_t id, bool force) {
 
 void quorum_state::dispatch(std::uint32_t range, std::vector<detail::quorum_send> sends) {
   std::vector<wire::reply> immediate;
+  std::vector<wire::request> local;
   auto& replicas = placement->replicas(range);
   for (auto& s : sends) {
     auto m = replicas[s.slot];
     if (m == placement->self_index()) {
-      immediate.push_back(detail::serve(*setup.replica, s.req));
+      local.push_back(std::move(s.req));
       continue;
     }
     auto& l = links[m];
@@ -305,7 +384,40 @@ void quorum_state::dispatch(std::uint32_t range, std::vector<detail::quorum_send
       self->send(self, caf::flush_atom::value);
     }
   }
+  if (!local.empty()) serve_local(range, std::move(local));
   for (auto& rep : immediate) route(std::move(rep));
+}
+
+void quorum_state::serve_local(std::uint32_t range, std::vector<wire::request> reqs) {
+  if (range < range_actors.size() && range_actors[range]) {
+    self->send(range_actors[range], range_serve_cmd{0, std::move(reqs)});
+    return;
+  }
+  // Not possible with one placement (a slot of ours means we replicate the range); kept
+  // an answer rather than a silent drop.
+  for (auto& r : reqs) {
+    wire::reply rep;
+    rep.id = r.id;
+    rep.code = wire::status::bad_request;
+    route(std::move(rep));
+  }
+}
+
+void quorum_state::on_served(range_served& msg) {
+  if (msg.batch == 0) {
+    for (auto& rep : msg.replies) route(std::move(rep));
+    flush_now();
+    return;
+  }
+  auto it = serving.find(msg.batch);
+  if (it == serving.end()) return;
+  auto& g = it->second;
+  for (auto& rep : msg.replies) g.replies.push_back(std::move(rep));
+  if (--g.parts > 0) return;
+  auto done = std::move(g);
+  serving.erase(it);
+  send_chunked<wire::reply_batch>(done.dest, false, done.replies);
+  flush_now();
 }
 
 void quorum_state::route(wire::reply rep) {
@@ -338,6 +450,9 @@ void quorum_state::on_stop() {
     fanouts.erase(id);
     live.done(error{errc::shutting_down, "node is stopping"});
   }
+  serving.clear();
+  for (auto& r : range_actors)
+    if (r) self->send_exit(r, caf::exit_reason::user_shutdown);
   self->quit();
 }
 
@@ -487,23 +602,41 @@ void quorum_state::on_requests(const std::string& bytes) {
   }
   auto dest = caf::actor_cast<caf::actor>(self->current_sender());
   if (!dest) return;
+  counters.requests_served += batch->items.size();
+  ++counters.batches_served;
   std::vector<wire::reply> replies;
-  replies.reserve(batch->items.size());
   bool mismatch = batch->head.fingerprint != placement->fingerprint();
   if (mismatch) ++counters.fingerprint_mismatches;
+  // Split by range: each part goes to the actor that owns that range's replica; the
+  // answers are gathered into one reply batch (on_served).
+  std::map<std::uint32_t, std::vector<wire::request>> parts;
   for (auto& req : batch->items) {
-    if (mismatch) {
-      wire::reply rep;
-      rep.id = req.id;
-      rep.code = wire::status::mismatch;
-      replies.push_back(std::move(rep));
-    } else {
-      replies.push_back(detail::serve(*setup.replica, req));
+    if (!mismatch && req.range < range_actors.size() && range_actors[req.range]) {
+      parts[req.range].push_back(std::move(req));
+      continue;
     }
+    wire::reply rep;
+    rep.id = req.id;
+    if (mismatch)
+      rep.code = wire::status::mismatch;
+    else if (req.range >= placement->ranges())
+      rep.code = wire::status::bad_request;
+    // else a range this node does not replicate: an empty, ready replica's answer (a
+    // coordinator with the same placement never asks; the fingerprint makes that so).
+    replies.push_back(std::move(rep));
   }
-  counters.requests_served += replies.size();
-  ++counters.batches_served;
-  send_chunked<wire::reply_batch>(dest, false, replies);
+  if (parts.empty()) {
+    send_chunked<wire::reply_batch>(dest, false, replies);
+    flush_now();
+    return;
+  }
+  auto id = next_id++;
+  auto& g = serving[id];
+  g.dest = std::move(dest);
+  g.parts = parts.size();
+  g.replies = std::move(replies);
+  for (auto& [range, reqs] : parts)
+    self->send(range_actors[range], range_serve_cmd{id, std::move(reqs)});
   flush_now();
 }
 
@@ -517,7 +650,117 @@ void quorum_state::on_replies(const std::string& bytes) {
   flush_now();
 }
 
-std::string quorum_state::status_json() const {
+caf::result<fanout_result> quorum_state::on_range_fanout(range_fanout_cmd& cmd) {
+  auto rp = self->make_response_promise<fanout_result>();
+  strong_fanout_cmd f;
+  f.range = cmd.range;
+  f.slots = std::move(cmd.slots);
+  f.req = std::move(cmd.req);
+  f.need = cmd.need;
+  f.timeout = cmd.timeout;
+  // A failed fan-out (stopping) is one nobody answered.
+  f.done = completion<fanout_result>{
+      [rp](result<fanout_result> r) mutable { rp.deliver(r ? std::move(*r) : fanout_result{}); }};
+  on_fanout(f);
+  return rp;
+}
+
+// -- recovery and anti-entropy pacing -------------------------------------------------------
+
+void quorum_state::on_catchup_tick() {
+  if (stopping || ready_count == replicated) return;
+  // Every range not ready yet starts a pass at once (a range still in its last pass
+  // ignores this): their probes share the batches, and a silent replica costs one probe
+  // deadline per pass for all of them together.
+  for (std::uint32_t r = 0; r < range_actors.size(); ++r)
+    if (range_actors[r] && !range_ready[r]) self->send(range_actors[r], range_recover_atom::value);
+  auto now = std::chrono::steady_clock::now();
+  if (now >= next_report) {
+    next_report = now + catchup_report_interval;
+    std::set<std::size_t> silent;
+    for (std::uint32_t r = 0; r < range_waiting.size(); ++r)
+      if (!range_ready[r]) silent.insert(range_waiting[r].begin(), range_waiting[r].end());
+    std::string waiting;
+    for (auto m : silent)
+      if (m < placement->members().size())
+        waiting += (waiting.empty() ? "" : ", ") + placement->members()[m];
+    log()->warn(
+        "strong: still catching up: {} of {} ranges ready; replicas not answering or not "
+        "copied in the last pass: {}",
+        ready_count, replicated, waiting.empty() ? "none (waiting for ready replicas)" : waiting);
+  }
+  self->delayed_send(self, catchup_interval, quorum_catchup_atom::value);
+}
+
+void quorum_state::on_progress(const range_progress& msg) {
+  if (msg.range >= range_actors.size() || !range_actors[msg.range]) return;
+  range_waiting[msg.range] = msg.waiting_on;
+  if (!msg.ready || range_ready[msg.range]) return;
+  range_ready[msg.range] = true;
+  range_waiting[msg.range].clear();
+  if (++ready_count == replicated && catch_up_ms < 0) {
+    catch_up_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - started_at)
+                      .count();
+    log()->info("strong: every replicated range caught up, {} ms after start", catch_up_ms);
+  }
+}
+
+void quorum_state::arm_sync() {
+  auto base = setup.anti_entropy_interval.count();
+  if (base <= 0) return;
+  // Jitter, so replicas do not all compare at the same instant.
+  std::chrono::milliseconds next{
+      base / 2 + static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(base))};
+  self->delayed_send(self, next, quorum_sync_atom::value);
+}
+
+void quorum_state::on_sync_tick() {
+  if (stopping) return;
+  ++counters.anti_entropy_rounds;
+  // Every ready range compares its digest with its other replicas, all in one wave (one
+  // deadline each, running together); a range still in its last round ignores this.
+  for (std::uint32_t r = 0; r < range_actors.size(); ++r)
+    if (range_actors[r] && range_ready[r]) self->send(range_actors[r], range_sync_atom::value);
+  arm_sync();
+}
+
+// -- status ---------------------------------------------------------------------------------
+
+caf::result<std::string> quorum_state::on_status() {
+  // Readiness and key counts are the range actors' own: ask each of them (bounded), answer
+  // when all did.
+  auto rp = self->make_response_promise<std::string>();
+  struct fan_in {
+    std::size_t pending = 0;
+    range_totals totals;
+  };
+  auto st = std::make_shared<fan_in>();
+  st->totals.replicated = replicated;
+  for (auto& r : range_actors)
+    if (r) ++st->pending;
+  if (st->pending == 0) {
+    rp.deliver(status_json(st->totals));
+    return rp;
+  }
+  auto one_done = [this, st, rp]() mutable {
+    if (--st->pending == 0) rp.deliver(status_json(st->totals));
+  };
+  for (auto& r : range_actors) {
+    if (!r) continue;
+    self->request(r, std::chrono::seconds{2}, range_info_atom::value)
+        .then(
+            [st, one_done](const range_info& info) mutable {
+              st->totals.ready += info.ready;
+              st->totals.keys += info.keys;
+              one_done();
+            },
+            [one_done](caf::error&) mutable { one_done(); });
+  }
+  return rp;
+}
+
+std::string quorum_state::status_json(const range_totals& totals) const {
   nlohmann::json j;
   j["members"] = placement->members();
   j["self"] = placement->self_index() == detail::strong_placement::npos
@@ -525,16 +768,10 @@ std::string quorum_state::status_json() const {
                   : static_cast<std::int64_t>(placement->self_index());
   j["replication_factor"] = placement->replication_factor();
   j["ranges"] = placement->ranges();
-  std::size_t replicated = 0, ready = 0;
-  for (std::uint32_t r = 0; r < placement->ranges(); ++r) {
-    if (!placement->is_replica(r)) continue;
-    ++replicated;
-    ready += setup.replica->ready(r);
-  }
-  j["replicated_ranges"] = replicated;
-  j["ready_ranges"] = ready;
-  j["recovered"] = ready == replicated;
-  j["keys"] = setup.replica->key_count();
+  j["replicated_ranges"] = totals.replicated;
+  j["ready_ranges"] = totals.ready;
+  j["recovered"] = totals.ready == totals.replicated;
+  j["keys"] = totals.keys;
   std::size_t connected = 0;
   for (auto& l : links) connected += static_cast<bool>(l.handle);
   j["peers_connected"] = connected;
@@ -543,10 +780,15 @@ std::string quorum_state::status_json() const {
 #define WARP_JSON(name) c[#name] = counters.name;
   WARP_STRONG_COUNTERS(WARP_JSON)
 #undef WARP_JSON
-  if (setup.status_extra) {
-    auto extra = nlohmann::json::parse(setup.status_extra(), nullptr, false);
-    if (extra.is_object()) j.update(extra);
-  }
+  j["catch_up_ms"] = catch_up_ms;
+  std::set<std::size_t> silent;
+  if (catch_up_ms < 0)
+    for (std::uint32_t r = 0; r < range_waiting.size(); ++r)
+      if (!range_ready[r]) silent.insert(range_waiting[r].begin(), range_waiting[r].end());
+  std::vector<std::string> waiting_on;
+  for (auto m : silent)
+    if (m < placement->members().size()) waiting_on.push_back(placement->members()[m]);
+  j["waiting_on"] = waiting_on;
   return j.dump();
 }
 
@@ -567,9 +809,20 @@ void stop_quorum_actor(caf::actor_system& sys, const caf::actor& quorum) {
   if (!quorum) return;
   if (sys.registry().get(quorum_registry_name()) == caf::actor_cast<caf::strong_actor_ptr>(quorum))
     sys.registry().erase(quorum_registry_name());
+  // The range actors go with it (an exit message), but they use the placement the caller
+  // destroys next: wait for them too, not only for the quorum actor.
+  auto names = std::make_shared<std::promise<std::vector<caf::actor>>>();
+  auto ranges = names->get_future();
+  caf::anon_send(quorum, quorum_ranges_cmd{completion<std::vector<caf::actor>>{
+                             [names](result<std::vector<caf::actor>> r) {
+                               names->set_value(r ? std::move(*r) : std::vector<caf::actor>{});
+                             }}});
   caf::scoped_actor self{sys};
   self->send(quorum, quorum_stop_cmd{});
   self->wait_for(quorum);
+  // Answered (or dropped, which answers too) before the stop command was handled.
+  for (auto& r : ranges.get())
+    if (r) self->wait_for(r);
 }
 
 warp::result<std::string> fetch_strong_status(caf::actor_system& sys, const std::string& host,

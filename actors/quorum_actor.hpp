@@ -1,13 +1,21 @@
 // The quorum actor: one per node in a cluster with strong_distributed keys, registered as
 // `warpquor` so peers find it (connect to a peer's listen port, then a registry lookup on
-// that node). It is the coordinator of every strong operation of its node and the server
-// of its node's replica:
+// that node). It is the coordinator of every strong operation of its node and the router
+// of its node's replica requests:
 //   * strong_read_cmd / strong_write_cmd run the ABD phases (detail::quorum_op, a pure
 //     class) and complete the caller's continuation with the outcome: no caller thread
 //     takes part in the protocol; blocking callers wait on a future the continuation fills;
-//   * peers' request batches are answered from the local replica;
+//   * it spawns one range actor per range this node replicates
+//     (actors/strong_range_actor.hpp), which owns that range's replica: a peer's request
+//     batch is split by range, each part served by its range actor, and the replies
+//     gathered into one reply batch per request batch; its own node's part in a quorum
+//     goes to the range actor the same way;
+//   * it paces crash recovery (every 100 ms while a range is not ready) and anti-entropy
+//     (every anti_entropy_interval, jittered) with timers, and runs the range actors'
+//     fan-outs to the other replicas;
 //   * it owns the peer links, the outbound batches, the operations in flight, the
-//     deadlines and the counters (stateful_actor state, one thread: no lock).
+//     deadlines, the counters and the catch-up progress (stateful_actor state, one thread:
+//     no lock).
 // It runs on CAF's scheduler and never blocks. Messages: actors/quorum_commands.hpp.
 // Bytes from the network are decoded with hard bounds; a malformed message is counted and
 // dropped.
@@ -23,7 +31,6 @@
 #include <caf/fwd.hpp>
 
 #include "actors/quorum_commands.hpp"
-#include "merge/strong_replica.hpp"
 #include "bus/strong_wire.hpp"
 #include "warp/error.hpp"
 #include "warp/version.hpp"
@@ -38,8 +45,11 @@ namespace warp::actors {
 struct quorum_setup {
   /// Where each range's replicas are (owned by the coordinator, immutable).
   const detail::strong_placement* placement = nullptr;
-  /// The local replica (guards itself: the maintenance thread also copies into it).
-  detail::strong_replica* replica = nullptr;
+  /// Start every range ready (tests); a (re)started node starts every range it replicates
+  /// not ready and catches it up (docs/strong.md, "Crash recovery").
+  bool ranges_ready = false;
+  /// Anti-entropy period (jittered); zero: none.
+  std::chrono::milliseconds anti_entropy_interval{0};
   std::uint64_t incarnation = 0;
   detail::wire::strong_limits limits;
   /// Bound on one get/set/delete.
@@ -48,16 +58,13 @@ struct quorum_setup {
   std::function<version(const version& highest)> pick_version;
   /// The node's HLC reading, sent in every batch header.
   std::function<std::uint64_t()> clock_now;
-  /// Fields of the status JSON the actor does not own (catch-up progress), as a JSON
-  /// object text to merge; may be empty.
-  std::function<std::string()> status_extra;
   /// Find peers through the middleman (connect + registry lookup) and register as
   /// quorum_registry_name(). Tests link actors of one system with quorum_link_cmd instead.
   bool dial = true;
 };
 
-/// Spawns the quorum actor (registered under quorum_registry_name() when `setup.dial`);
-/// the placement and replica must outlive it.
+/// Spawns the quorum actor (registered under quorum_registry_name() when `setup.dial`) and
+/// its range actors; the placement must outlive them.
 caf::actor spawn_quorum_actor(caf::actor_system& sys, quorum_setup setup);
 /// Fails its operations in flight, stops it and waits until it is gone.
 void stop_quorum_actor(caf::actor_system& sys, const caf::actor& quorum);

@@ -1,5 +1,6 @@
-// Every message the quorum actor (actors/quorum_actor.cpp) understands, in one place: the
-// atoms and the typed commands (in the style of Zeek Broker's internal_command.hh).
+// Every message the quorum actor (actors/quorum_actor.cpp) and the strong range actors
+// (actors/strong_range_actor.cpp) understand, in one place: the atoms and the typed
+// commands (in the style of Zeek Broker's internal_command.hh).
 //
 // Between nodes only two atoms carry data, each with one std::string of the versioned,
 // size-bounded msgpack format of bus/strong_wire.hpp (a built-in CAF type: nothing
@@ -7,14 +8,16 @@
 //   (warpqreq, string)  request batch, one-way; answered by one or more reply batches
 //   (warpqrep, string)  reply batch, one-way, to the sender of the requests
 //   (warpqstat) -> string   the node's strong-mode status as JSON
-// The commands below never leave the process (they carry the caller's completion, which
-// cannot be serialized): they are allowed as local message types, not given `inspect`.
+// The commands below never leave the process. Those that carry a caller's completion or
+// wire structs (requests, replies: their bytes are the wire format, not CAF's) are
+// allowed as local message types; the plain ones have an `inspect`.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -22,6 +25,7 @@
 #include <caf/actor.hpp>
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>
+#include <caf/meta/type_name.hpp>
 
 #include "merge/strong_replica.hpp"
 #include "bus/strong_wire.hpp"
@@ -39,6 +43,16 @@ using quorum_status_atom = caf::atom_constant<caf::atom("warpqstat")>;
 using quorum_tick_atom = caf::atom_constant<caf::atom("warpqtick")>;
 using quorum_sweep_atom = caf::atom_constant<caf::atom("warpqswp")>;
 using quorum_deadline_atom = caf::atom_constant<caf::atom("warpqdl")>;
+/// Pacing of crash recovery (every 100 ms while a range is not ready) and anti-entropy.
+using quorum_catchup_atom = caf::atom_constant<caf::atom("warpqcu")>;
+using quorum_sync_atom = caf::atom_constant<caf::atom("warpqae")>;
+// Quorum actor -> range actor.
+/// Run one catch-up pass (ignored when ready or while a pass runs).
+using range_recover_atom = caf::atom_constant<caf::atom("warprrec")>;
+/// Run one anti-entropy round (ignored when not ready or while a round runs).
+using range_sync_atom = caf::atom_constant<caf::atom("warprae")>;
+/// -> range_info
+using range_info_atom = caf::atom_constant<caf::atom("warprinf")>;
 
 constexpr caf::atom_value quorum_registry_name() noexcept {
   return caf::atom("warpquor");
@@ -132,6 +146,63 @@ struct quorum_link_cmd {
 /// store phase began) and quit.
 struct quorum_stop_cmd {};
 
+/// The range actors of this node, by range (null where it is not a replica). For tests and
+/// introspection: the actors own their state, this only names them.
+struct quorum_ranges_cmd {
+  completion<std::vector<caf::actor>> done;
+};
+
+// -- between the quorum actor and the range actors (local only) -----------------------------
+
+/// Requests for one range's replica, all of one range; answered with range_served to the
+/// quorum actor. `batch` 0: this node's own part in a quorum (the replies go to its
+/// operations); else the id of a peer's request batch being gathered.
+struct range_serve_cmd {
+  std::uint64_t batch = 0;
+  std::vector<detail::wire::request> reqs;
+};
+
+struct range_served {
+  std::uint64_t batch = 0;
+  std::vector<detail::wire::reply> replies;
+};
+
+/// A range actor's fan-out to other replicas of its range (catch-up probes and dumps,
+/// anti-entropy digests): the request form of strong_fanout_cmd, answered with a
+/// fanout_result when `need` replies are ok, every slot answered, or `timeout` passed.
+struct range_fanout_cmd {
+  std::uint32_t range = 0;
+  std::vector<std::size_t> slots;
+  detail::wire::request req;
+  std::size_t need = 1;
+  std::chrono::milliseconds timeout{1000};
+};
+
+/// A range actor's readiness after a catch-up pass: `waiting_on` are the member indexes it
+/// could not use (silent, or whose copy failed); empty once ready.
+struct range_progress {
+  std::uint32_t range = 0;
+  bool ready = false;
+  std::vector<std::size_t> waiting_on;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, range_progress& x) {
+  return f(caf::meta::type_name("warp.range_progress"), x.range, x.ready, x.waiting_on);
+}
+
+/// Answer to range_info_atom.
+struct range_info {
+  std::uint32_t range = 0;
+  bool ready = false;
+  std::uint64_t keys = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, range_info& x) {
+  return f(caf::meta::type_name("warp.range_info"), x.range, x.ready, x.keys);
+}
+
 }  // namespace warp::actors
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(warp::actors::strong_read_cmd)
@@ -140,3 +211,8 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(warp::actors::strong_fanout_cmd)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(warp::actors::strong_count_cmd)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(warp::actors::quorum_link_cmd)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(warp::actors::quorum_stop_cmd)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(warp::actors::quorum_ranges_cmd)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(warp::actors::fanout_result)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(warp::actors::range_serve_cmd)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(warp::actors::range_served)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(warp::actors::range_fanout_cmd)

@@ -10,32 +10,28 @@ constexpr std::size_t dump_page_bytes = 4 * 1024 * 1024;
 wire::reply serve(strong_replica& replica, const wire::request& req) {
   wire::reply rep;
   rep.id = req.id;
-  if (req.range >= replica.ranges()) {
-    rep.code = wire::status::bad_request;
-    return rep;
-  }
   // Readiness is read BEFORE the operation: a range that becomes ready while a read runs
   // may have read its state before the catch-up, so it must not count as a quorum member.
-  bool ready = replica.ready(req.range);
+  bool ready = replica.ready();
   switch (req.what) {
     case wire::op::store:
       // Applied even while recovering (a max-merge never hurts); counted only when ready.
-      if (req.rec) replica.apply(req.range, req.key, *req.rec);
+      if (req.rec) replica.apply(req.key, *req.rec);
       break;
     case wire::op::read:
-      rep.rec = replica.get(req.range, req.key, true);
+      rep.rec = replica.get(req.key, true);
       break;
     case wire::op::read_version:
-      rep.rec = replica.get(req.range, req.key, false);
+      rep.rec = replica.get(req.key, false);
       break;
     case wire::op::dump: {
-      auto page = replica.dump(req.range, req.key, req.first, dump_page_records, dump_page_bytes);
+      auto page = replica.dump(req.key, req.first, dump_page_records, dump_page_bytes);
       rep.records = std::move(page.records);
       rep.more = page.more;
       break;
     }
     case wire::op::digest:
-      rep.digest = replica.digest(req.range);
+      rep.digest = replica.digest();
       break;
   }
   if (!ready) rep.code = wire::status::not_ready;

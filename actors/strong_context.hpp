@@ -2,9 +2,9 @@
 // (actors/quorum_actor.cpp) share as definitions: the counters the actor keeps and the
 // replica side of the protocol (serve one request from the local replica).
 //
-// Nothing here is shared at run time: the actor owns its counters, peers, queues and the
-// operations in flight; the replica store is the only object reached from two threads
-// (the actor and the coordinator's maintenance thread), and it guards itself.
+// Nothing here is shared at run time: the quorum actor owns its counters, peers, queues and
+// the operations in flight; each range actor (actors/strong_range_actor) owns its range's
+// replica and serves from it with serve().
 #pragma once
 
 #include <cstdint>
@@ -29,7 +29,8 @@ struct strong_counters {
 #undef WARP_DECLARE
 };
 
-/// Answers one request from the local replica (the replica side of the protocol).
+/// Answers one request from one range's replica (the replica side of the protocol); the
+/// caller routed it to the replica of `req.range`.
 wire::reply serve(strong_replica& replica, const wire::request& req);
 
 }  // namespace warp::detail

@@ -4,19 +4,18 @@
 // semilattice: applying the same records in any order, any number of times, gives the same
 // state. That is what lets read repair, recovery and anti-entropy copy records freely.
 //
-// Keys are kept per key range (the ring's ranges), each range with its own lock, an
-// order-independent digest (XOR of a hash of every (key, version)) and a `ready` flag: a
-// replica whose memory was lost (a restart) answers quorum requests for a range only after
-// it caught that range up from a majority of the other replicas (docs/strong.md).
+// One object holds ONE key range (the ring's ranges): its records, an order-independent
+// digest (XOR of a hash of every (key, version)) and a `ready` flag: a replica whose memory
+// was lost (a restart) answers quorum requests for a range only after it caught that range
+// up from the other replicas (docs/strong.md). The range's actor
+// (actors/strong_range_actor) owns it, so it has no lock: one thread at a time.
 //
-// Pure logic, no CAF, no I/O: unit-tested in test/strong/.
+// Pure logic, no CAF, no I/O, no lock: unit-tested in test/strong/.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <map>
-#include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -49,46 +48,36 @@ struct range_digest {
 
 class strong_replica {
  public:
-  /// `ranges`: number of key ranges; every range starts not ready (a fresh process knows
-  /// nothing), except when `ready` is true (tests).
-  explicit strong_replica(std::size_t ranges, bool ready = false);
-
-  std::size_t ranges() const noexcept { return ranges_.size(); }
+  /// A fresh process knows nothing: a range starts not ready unless `ready` (tests, or a
+  /// range with a single copy).
+  explicit strong_replica(bool ready = false) : ready_(ready) {}
 
   /// The record of `key` (empty version if unknown). `with_value` false: version only.
-  strong_record get(std::uint32_t range, std::string_view key, bool with_value = true) const;
+  strong_record get(std::string_view key, bool with_value = true) const;
   /// Keeps `rec` if it is newer than what the key holds. True when it changed the state.
-  bool apply(std::uint32_t range, std::string_view key, const strong_record& rec);
+  bool apply(std::string_view key, const strong_record& rec);
 
   struct page {
     std::vector<std::pair<std::string, strong_record>> records;
     bool more = false;  ///< keys after the last one remain
   };
-  /// Records of `range` with keys after `after` (all when empty and `first`), at most
-  /// `max_records` or about `max_bytes`.
-  page dump(std::uint32_t range, std::string_view after, bool first, std::size_t max_records,
+  /// Records with keys after `after` (all when `first`), at most `max_records` or about
+  /// `max_bytes`.
+  page dump(std::string_view after, bool first, std::size_t max_records,
             std::size_t max_bytes) const;
-  range_digest digest(std::uint32_t range) const;
+  range_digest digest() const noexcept { return digest_; }
 
-  bool ready(std::uint32_t range) const;
-  void set_ready(std::uint32_t range, bool ready);
-  std::size_t ready_count() const;
-  std::size_t key_count() const;
+  bool ready() const noexcept { return ready_; }
+  void set_ready(bool ready) noexcept { ready_ = ready; }
+  std::size_t key_count() const noexcept { return keys_.size(); }
 
   /// Hash of (key, version) that the digest XORs together.
   static std::uint64_t entry_hash(std::string_view key, version ver) noexcept;
 
  private:
-  struct range_state {
-    mutable std::mutex mtx;
-    std::map<std::string, strong_record, std::less<>> keys;
-    range_digest digest;
-    bool ready = false;
-  };
-  range_state& at(std::uint32_t range);
-  const range_state& at(std::uint32_t range) const;
-
-  std::vector<std::unique_ptr<range_state>> ranges_;
+  std::map<std::string, strong_record, std::less<>> keys_;
+  range_digest digest_;
+  bool ready_ = false;
 };
 
 }  // namespace warp::detail

@@ -1,5 +1,6 @@
-// The quorum actor (actors/quorum_actor.hpp) under CAF's deterministic test coordinator:
-// no sockets, no threads, time advanced by hand. Three quorum actors of one actor system
+// The quorum actor (actors/quorum_actor.hpp) and the strong range actors
+// (actors/strong_range_actor.hpp) under CAF's deterministic test coordinator: no sockets,
+// no threads, time advanced by hand. Three quorum actors of one actor system
 // (or one actor and scripted peers) are linked directly (quorum_link_cmd); the test runs
 // the mailboxes to quiescence with sched.run() and fires the actors' timers with
 // trigger_timeouts(). CAF's dsl.hpp fixture (test_coordinator_fixture) needs CAF's own
@@ -13,8 +14,9 @@
 #include <caf/scheduler/test_coordinator.hpp>
 
 #include "actors/quorum_actor.hpp"
-#include "runtime/modes/strong.hpp"
 #include "actors/strong_context.hpp"
+#include "actors/strong_range_actor.hpp"
+#include "runtime/modes/strong.hpp"
 
 using namespace warp;
 using namespace warp::detail;
@@ -34,7 +36,7 @@ enum class peer_mode { answer, silent, drop_stores, answer_late };
 
 struct scripted_peer_state {
   peer_mode mode = peer_mode::answer;
-  strong_replica* replica = nullptr;
+  std::vector<strong_replica>* replicas = nullptr;  ///< by range
   std::size_t batches = 0;
   std::size_t requests = 0;
   static inline const char* name = "scripted_peer";
@@ -42,9 +44,9 @@ struct scripted_peer_state {
 
 /// A replica that is not a quorum actor: answers from its own store, or not, as scripted.
 caf::behavior scripted_peer(caf::stateful_actor<scripted_peer_state>* self, peer_mode mode,
-                            strong_replica* replica, std::uint64_t fingerprint) {
+                            std::vector<strong_replica>* replicas, std::uint64_t fingerprint) {
   self->state.mode = mode;
-  self->state.replica = replica;
+  self->state.replicas = replicas;
   return {
       [=](actors::quorum_request_atom, const std::string& bytes) {
         auto batch = wire::decode_requests(bytes);
@@ -58,7 +60,7 @@ caf::behavior scripted_peer(caf::stateful_actor<scripted_peer_state>* self, peer
         out.head.fingerprint = fingerprint;
         for (auto& req : batch->items) {
           if (st.mode == peer_mode::drop_stores && req.what == wire::op::store) continue;
-          out.items.push_back(serve(*st.replica, req));
+          out.items.push_back(serve(st.replicas->at(req.range), req));
         }
         auto enc = wire::encode(out);
         REQUIRE(enc);
@@ -78,8 +80,11 @@ struct fixture {
       dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())};
   std::vector<std::string> addresses{"10.0.0.1:7000", "10.0.0.2:7000", "10.0.0.3:7000"};
   std::vector<std::unique_ptr<strong_placement>> placements;
-  std::vector<std::unique_ptr<strong_replica>> replicas;
+  /// A scripted peer's replicas, by member and range (quorum actors' ranges are their
+  /// range actors' state: see store()).
+  std::vector<std::vector<strong_replica>> peer_replicas;
   std::vector<caf::actor> actors;  ///< by member index; a quorum actor or a scripted peer
+  std::vector<std::vector<caf::actor>> range_actors;  ///< of quorum actors, by range
   std::vector<bool> scripted;
   std::uint64_t hlc = 0;
 
@@ -87,10 +92,11 @@ struct fixture {
     sched.clock().current_time += std::chrono::hours(1);  // as CAF's fixture: time is not 0
     for (auto& a : addresses) {
       placements.push_back(std::make_unique<strong_placement>(addresses, a, 3, 4));
-      replicas.push_back(std::make_unique<strong_replica>(4, true));
+      peer_replicas.emplace_back(4, strong_replica{true});
     }
     actors.resize(addresses.size());
     scripted.resize(addresses.size());
+    range_actors.resize(addresses.size());
   }
 
   ~fixture() {
@@ -101,10 +107,12 @@ struct fixture {
 
   std::uint64_t fingerprint() const { return placements[0]->fingerprint(); }
 
-  caf::actor spawn_quorum(std::size_t m) {
+  caf::actor spawn_quorum(std::size_t m, bool ready = true,
+                          std::chrono::milliseconds anti_entropy = 0ms) {
     actors::quorum_setup setup;
     setup.placement = placements[m].get();
-    setup.replica = replicas[m].get();
+    setup.ranges_ready = ready;
+    setup.anti_entropy_interval = anti_entropy;
     setup.timeout = 1000ms;
     setup.dial = false;
     auto node = static_cast<std::uint32_t>(m + 1);
@@ -113,11 +121,31 @@ struct fixture {
       return version{hlc, node};
     };
     actors[m] = actors::spawn_quorum_actor(sys, std::move(setup));
+    std::optional<result<std::vector<caf::actor>>> ranges;
+    caf::anon_send(actors[m], actors::quorum_ranges_cmd{capture<std::vector<caf::actor>>(ranges)});
+    sched.run();
+    REQUIRE(ranges);
+    REQUIRE(*ranges);
+    range_actors[m] = **ranges;
     return actors[m];
   }
 
+  /// Member m's replica of `range`: a scripted peer's own, or the state of a quorum
+  /// actor's range actor (read between sched.run() calls: one thread, nothing running).
+  strong_replica& store(std::size_t m, std::uint32_t range) {
+    if (scripted[m]) return peer_replicas[m].at(range);
+    auto& hdl = range_actors[m].at(range);
+    REQUIRE(hdl);
+    return dynamic_cast<actors::strong_range_actor&>(*caf::actor_cast<caf::abstract_actor*>(hdl))
+        .state.replica;
+  }
+
+  strong_replica& store(std::size_t m, const std::string& key) {
+    return store(m, placements[m]->range_of(key));
+  }
+
   caf::actor spawn_peer(std::size_t m, peer_mode mode) {
-    actors[m] = sys.spawn(scripted_peer, mode, replicas[m].get(), fingerprint());
+    actors[m] = sys.spawn(scripted_peer, mode, &peer_replicas[m], fingerprint());
     scripted[m] = true;
     return actors[m];
   }
@@ -153,8 +181,8 @@ struct fixture {
 
   std::size_t holding(const std::string& key, const std::string& value) {
     std::size_t n = 0;
-    for (std::size_t m = 0; m < replicas.size(); ++m)
-      n += replicas[m]->get(placements[m]->range_of(key), key).value == value;
+    for (std::size_t m = 0; m < actors.size(); ++m)
+      if (actors[m]) n += store(m, key).get(key).value == value;
     return n;
   }
 };
@@ -217,7 +245,7 @@ TEST_CASE_METHOD(fixture, "quorum actor: replies after the outcome are ignored")
   spawn_peer(2, peer_mode::answer_late);
   link_all();
   std::optional<result<strong_record>> r;
-  replicas[1]->apply(placements[1]->range_of("k"), "k", [] {
+  store(1, "k").apply("k", [] {
     strong_record rec;
     rec.ver = version{7, 2};
     rec.value = "x";
@@ -269,7 +297,7 @@ TEST_CASE_METHOD(fixture, "quorum actor: stopping fails what is in flight, and w
   strong_record newer;
   newer.ver = version{9, 1};
   newer.value = "x";
-  replicas[0]->apply(placements[0]->range_of("other"), "other", newer);
+  store(0, "other").apply("other", newer);
   write(0, "k", "v", w);
   read(0, "other", r);
   sched.run();
@@ -308,4 +336,217 @@ TEST_CASE_METHOD(fixture, "quorum actor: a peer that is not linked answers unrea
   // no wait for the deadline either.
   REQUIRE(r);
   CHECK(r->code() == errc::timeout);
+}
+
+// -- the strong range actor ---------------------------------------------------------------
+
+namespace {
+
+struct collector_state {
+  std::vector<actors::range_served> served;
+  std::vector<actors::range_progress> progress;
+  static inline const char* name = "collector";
+};
+
+/// Stands in for the quorum actor of one range actor: keeps what it is sent.
+caf::behavior collector(caf::stateful_actor<collector_state>* self) {
+  return {
+      [=](actors::range_served& msg) { self->state.served.push_back(std::move(msg)); },
+      [=](const actors::range_progress& msg) { self->state.progress.push_back(msg); },
+      [=](const actors::strong_count_cmd&) {},
+  };
+}
+
+wire::request store_req(std::uint64_t id, std::string key, std::uint64_t hlc, std::string value) {
+  wire::request req;
+  req.id = id;
+  req.what = wire::op::store;
+  req.key = std::move(key);
+  strong_record rec;
+  rec.ver = version{hlc, 1};
+  rec.value = std::move(value);
+  req.rec = std::move(rec);
+  return req;
+}
+
+wire::request read_req(std::uint64_t id, std::string key, wire::op what = wire::op::read) {
+  wire::request req;
+  req.id = id;
+  req.what = what;
+  req.key = std::move(key);
+  return req;
+}
+
+strong_record record(std::uint64_t hlc, std::uint32_t node, std::string value) {
+  strong_record rec;
+  rec.ver = version{hlc, node};
+  rec.value = std::move(value);
+  return rec;
+}
+
+}  // namespace
+
+TEST_CASE_METHOD(fixture, "range actor: serves reads and writes of its range with max-merge") {
+  auto sink = sys.spawn(collector);
+  auto& got = dynamic_cast<caf::stateful_actor<collector_state>&>(
+                  *caf::actor_cast<caf::abstract_actor*>(sink))
+                  .state;
+  auto range = actors::spawn_strong_range_actor(
+      sys, actors::strong_range_setup{0, placements[0].get(), sink, 1000ms, true});
+  std::vector<wire::request> reqs;
+  reqs.push_back(store_req(1, "k", 5, "new"));
+  reqs.push_back(store_req(2, "k", 3, "old"));  // older: no change
+  reqs.push_back(read_req(3, "k"));
+  reqs.push_back(read_req(4, "k", wire::op::read_version));
+  reqs.push_back(read_req(5, "missing"));
+  caf::anon_send(range, actors::range_serve_cmd{42, std::move(reqs)});
+  sched.run();
+  REQUIRE(got.served.size() == 1);
+  auto& out = got.served[0];
+  CHECK(out.batch == 42);  // the gathering it belongs to comes back with it
+  REQUIRE(out.replies.size() == 5);
+  for (auto& rep : out.replies) CHECK(rep.code == wire::status::ok);
+  REQUIRE(out.replies[2].rec);
+  CHECK(out.replies[2].rec->value == "new");
+  CHECK(out.replies[2].rec->ver == (version{5, 1}));
+  REQUIRE(out.replies[3].rec);
+  CHECK(out.replies[3].rec->ver == (version{5, 1}));
+  CHECK(out.replies[3].rec->value.empty());  // version only
+  REQUIRE(out.replies[4].rec);
+  CHECK(out.replies[4].rec->ver.empty());
+  // A newer store replaces; the digest follows the state.
+  auto& replica =
+      dynamic_cast<actors::strong_range_actor&>(*caf::actor_cast<caf::abstract_actor*>(range))
+          .state.replica;
+  auto before = replica.digest();
+  caf::anon_send(range, actors::range_serve_cmd{0, {store_req(6, "k", 9, "newest")}});
+  sched.run();
+  CHECK(replica.get("k").value == "newest");
+  CHECK_FALSE(replica.digest() == before);
+  CHECK(replica.key_count() == 1);
+  caf::anon_send_exit(range, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(sink, caf::exit_reason::user_shutdown);
+  sched.run();
+}
+
+TEST_CASE_METHOD(fixture, "range actor: a range that is not ready refuses, and still merges") {
+  auto sink = sys.spawn(collector);
+  auto& got = dynamic_cast<caf::stateful_actor<collector_state>&>(
+                  *caf::actor_cast<caf::abstract_actor*>(sink))
+                  .state;
+  auto range = actors::spawn_strong_range_actor(
+      sys, actors::strong_range_setup{0, placements[0].get(), sink, 1000ms, false});
+  caf::anon_send(range, actors::range_serve_cmd{0, {store_req(1, "k", 5, "v"), read_req(2, "k")}});
+  sched.run();
+  REQUIRE(got.served.size() == 1);
+  REQUIRE(got.served[0].replies.size() == 2);
+  for (auto& rep : got.served[0].replies) CHECK(rep.code == wire::status::not_ready);
+  auto& replica =
+      dynamic_cast<actors::strong_range_actor&>(*caf::actor_cast<caf::abstract_actor*>(range))
+          .state.replica;
+  CHECK(replica.get("k").value == "v");  // a max-merge never hurts
+  CHECK_FALSE(replica.ready());
+  caf::anon_send_exit(range, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(sink, caf::exit_reason::user_shutdown);
+  sched.run();
+}
+
+namespace {
+
+/// Fires every timer (catch-up ticks, fan-out deadlines, anti-entropy) and runs the
+/// mailboxes, `rounds` times.
+void run_timers(caf::scheduler::test_coordinator& sched, int rounds) {
+  for (int i = 0; i < rounds; ++i) {
+    sched.trigger_timeouts();
+    sched.run();
+  }
+}
+
+}  // namespace
+
+TEST_CASE_METHOD(fixture, "recovery: a restarted replica copies both others before it serves") {
+  // Members 1 and 2 are ready; each holds a record the other lacks (a write acknowledged
+  // by the old incarnation of member 0 and only one of them). Member 0 restarts empty.
+  spawn_quorum(1);
+  spawn_quorum(2);
+  auto k1 = std::string{"only-on-1"}, k2 = std::string{"only-on-2"};
+  store(1, k1).apply(k1, record(10, 1, "a"));
+  store(2, k2).apply(k2, record(11, 1, "b"));
+  spawn_quorum(0, false);
+  link_all();
+  for (std::uint32_t r = 0; r < 4; ++r) CHECK_FALSE(store(0, r).ready());
+  std::optional<result<strong_record>> early;
+  read(1, k1, early);  // member 0 answers not_ready: 1 and 2 still form the quorum
+  sched.run();
+  REQUIRE(early);
+  CHECK(*early);
+  run_timers(sched, 3);
+  for (std::uint32_t r = 0; r < 4; ++r) CHECK(store(0, r).ready());
+  CHECK(store(0, k1).get(k1).value == "a");
+  CHECK(store(0, k2).get(k2).value == "b");
+}
+
+TEST_CASE_METHOD(fixture,
+                 "recovery: not ready while a needed replica is silent, ready by census once it answers") {
+  spawn_quorum(1);
+  auto peer = spawn_peer(2, peer_mode::silent);
+  auto k1 = std::string{"k1"};
+  store(1, k1).apply(k1, record(10, 2, "a"));
+  spawn_quorum(0, false);
+  link_all();
+  // Rule 1 needs both other replicas copied (RF 3), rule 2 an answer from every one:
+  // with member 2 silent neither holds, however many passes run.
+  run_timers(sched, 5);
+  for (std::uint32_t r = 0; r < 4; ++r) CHECK_FALSE(store(0, r).ready());
+  CHECK(store(0, k1).get(k1).ver.empty());  // no copy while no rule can hold
+  // Member 2 answers, but as a replica that is itself recovering: every other replica has
+  // answered and every ready one (member 1) was copied: rule 2.
+  for (auto& r : peer_replicas[2]) r.set_ready(false);
+  dynamic_cast<caf::stateful_actor<scripted_peer_state>&>(
+      *caf::actor_cast<caf::abstract_actor*>(peer))
+      .state.mode = peer_mode::answer;
+  run_timers(sched, 3);
+  for (std::uint32_t r = 0; r < 4; ++r) CHECK(store(0, r).ready());
+  CHECK(store(0, k1).get(k1).value == "a");
+}
+
+TEST_CASE_METHOD(fixture, "recovery: one ready replica and one silent is not enough (rule 1)") {
+  // The rule-1 quorum for RF 3 is both others: a replica that answered ready alone, with
+  // the third one silent, must not make the range ready (it may lack a write only the
+  // silent one and the old incarnation held).
+  spawn_quorum(1);
+  spawn_peer(2, peer_mode::silent);
+  store(2, std::string{"x"}).apply("x", record(10, 3, "only-on-2"));
+  spawn_quorum(0, false);
+  link_all();
+  run_timers(sched, 4);
+  for (std::uint32_t r = 0; r < 4; ++r) CHECK_FALSE(store(0, r).ready());
+  std::optional<result<strong_record>> w;
+  write(0, "y", "v", w);  // member 0 coordinates; its replica does not vote
+  sched.run();
+  sched.trigger_timeouts();
+  sched.run();
+  REQUIRE(w);
+  CHECK(w->code() == errc::timeout);  // only member 1 counts: no majority
+}
+
+TEST_CASE_METHOD(fixture, "anti-entropy: a round pulls a record a replica missed") {
+  for (std::size_t m = 0; m < 3; ++m) spawn_quorum(m, true, 5000ms);
+  link_all();
+  auto key = std::string{"missed"};
+  // Members 1 and 2 hold a write member 0 never got (it was paused), and member 0 holds an
+  // older version of another key than they do.
+  store(1, key).apply(key, record(20, 2, "v"));
+  store(2, key).apply(key, record(20, 2, "v"));
+  store(0, std::string{"other"}).apply("other", record(30, 1, "newer"));
+  store(1, std::string{"other"}).apply("other", record(25, 2, "older"));
+  CHECK(store(0, key).get(key).ver.empty());
+  run_timers(sched, 3);
+  CHECK(store(0, key).get(key).value == "v");
+  CHECK(store(1, std::string{"other"}).get("other").value == "newer");
+  CHECK(store(2, std::string{"other"}).get("other").value == "newer");
+  for (std::uint32_t r = 0; r < 4; ++r) {
+    CHECK(store(0, r).digest() == store(1, r).digest());
+    CHECK(store(1, r).digest() == store(2, r).digest());
+  }
 }

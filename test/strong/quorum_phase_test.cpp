@@ -50,10 +50,10 @@ quorum_op::version_picker picker(std::uint32_t node) {
 
 TEST_CASE("quorum read: the newest of a majority, written back when replicas disagree") {
   std::vector<strong_replica> reps;
-  for (int i = 0; i < 3; ++i) reps.emplace_back(1, true);
-  reps[0].apply(0, "k", value(5 << 16, 1, "new"));
-  reps[1].apply(0, "k", value(3 << 16, 1, "old"));
-  reps[2].apply(0, "k", value(3 << 16, 1, "old"));
+  for (int i = 0; i < 3; ++i) reps.emplace_back(true);
+  reps[0].apply("k", value(5 << 16, 1, "new"));
+  reps[1].apply("k", value(3 << 16, 1, "old"));
+  reps[2].apply("k", value(3 << 16, 1, "old"));
   auto op = quorum_op::read(7, {0, 3, 2}, "k");
   auto sends = op.start();
   REQUIRE(sends.size() == 3);
@@ -76,14 +76,14 @@ TEST_CASE("quorum read: the newest of a majority, written back when replicas dis
   REQUIRE(op.done());
   REQUIRE(op.outcome());
   CHECK(op.outcome()->value == "new");
-  CHECK(reps[2].get(0, "k").value == "new");
+  CHECK(reps[2].get("k").value == "new");
 }
 
 TEST_CASE("quorum read: agreeing majority returns without a write-back") {
   std::vector<strong_replica> reps;
-  for (int i = 0; i < 3; ++i) reps.emplace_back(1, true);
-  reps[0].apply(0, "k", value(5 << 16, 1, "v"));
-  reps[1].apply(0, "k", value(5 << 16, 1, "v"));
+  for (int i = 0; i < 3; ++i) reps.emplace_back(true);
+  reps[0].apply("k", value(5 << 16, 1, "v"));
+  reps[1].apply("k", value(5 << 16, 1, "v"));
   auto op = quorum_op::read(1, {0, 3, 2}, "k");
   auto sends = op.start();
   op.on_reply(answer(sends[0], reps[0]));
@@ -94,7 +94,7 @@ TEST_CASE("quorum read: agreeing majority returns without a write-back") {
 }
 
 TEST_CASE("quorum op: duplicate, foreign and late replies are ignored") {
-  strong_replica r0{1, true}, r1{1, true};
+  strong_replica r0{true}, r1{true};
   auto op = quorum_op::write(3, {0, 3, 2}, "k", value(0, 0, "x"), picker(9));
   auto sends = op.start();
   REQUIRE(sends.size() == 3);
@@ -121,15 +121,15 @@ TEST_CASE("quorum op: duplicate, foreign and late replies are ignored") {
   REQUIRE(op.done());
   REQUIRE(op.outcome());
   CHECK(op.outcome()->ver.node == 9);
-  CHECK(r0.get(0, "k").value == "x");
+  CHECK(r0.get("k").value == "x");
   // After the outcome, nothing changes it.
   op.on_timeout();
   CHECK(op.outcome());
 }
 
 TEST_CASE("quorum write: a version above every version a majority holds") {
-  strong_replica r0{1, true}, r1{1, true};
-  r1.apply(0, "k", value(100 << 16, 2, "old"));
+  strong_replica r0{true}, r1{true};
+  r1.apply("k", value(100 << 16, 2, "old"));
   // A picker that lags behind (a slow clock) is corrected to stay above what it saw.
   auto op = quorum_op::write(1, {0, 3, 2}, "k", value(0, 0, "x"), [](const version&) {
     return version{1, 3};
@@ -143,7 +143,7 @@ TEST_CASE("quorum write: a version above every version a majority holds") {
 }
 
 TEST_CASE("quorum op: timeouts say whether anything may have been written") {
-  strong_replica r0{1, true};
+  strong_replica r0{true};
   SECTION("a write without a majority in phase 1 wrote nothing") {
     auto op = quorum_op::write(1, {0, 3, 2}, "k", value(0, 0, "x"), picker(1));
     auto sends = op.start();
@@ -151,7 +151,7 @@ TEST_CASE("quorum op: timeouts say whether anything may have been written") {
     op.on_timeout();
     REQUIRE(op.done());
     CHECK(op.outcome().code() == errc::timeout);
-    CHECK(r0.get(0, "k").ver.empty());
+    CHECK(r0.get("k").ver.empty());
   }
   SECTION("a write whose store phase began has an unknown outcome") {
     auto op = quorum_op::write(1, {0, 3, 2}, "k", value(0, 0, "x"), picker(1));
@@ -185,7 +185,7 @@ TEST_CASE("quorum op: timeouts say whether anything may have been written") {
 }
 
 TEST_CASE("quorum op: unreachable, not_ready and mismatch answer without counting") {
-  strong_replica r0{1, true};
+  strong_replica r0{true};
   auto op = quorum_op::read(1, {0, 3, 2}, "k");
   auto sends = op.start();
   op.on_reply(answer(sends[0], r0));
@@ -204,7 +204,7 @@ TEST_CASE("quorum op: unreachable, not_ready and mismatch answer without countin
   w.on_reply(answer(ws[2], r0));
   REQUIRE(w.done());
   CHECK(w.outcome().code() == errc::timeout);
-  CHECK(r0.get(0, "k").ver.empty());
+  CHECK(r0.get("k").ver.empty());
 }
 
 // -- a simulated lossy network ------------------------------------------------------------
@@ -247,7 +247,7 @@ struct run_report {
 class sim {
  public:
   sim(net_options o, std::uint64_t seed) : o_(std::move(o)), rng_(seed) {
-    for (std::size_t i = 0; i < o_.replicas; ++i) replicas_.emplace_back(1, true);
+    for (std::size_t i = 0; i < o_.replicas; ++i) replicas_.emplace_back(true);
     clients_.resize(o_.clients);
     for (auto& c : clients_) c.next_start = uniform(0, 2'000);
     if (o_.partition_every > 0) next_partition_ = uniform(0, 2 * o_.partition_every);

@@ -44,19 +44,20 @@ TEST_CASE("a replica keeps the newest version of each key, whatever the arrival 
             key, value(static_cast<std::uint64_t>(v) << 16, static_cast<std::uint32_t>(v % 3),
                        "v" + std::to_string(v)));
     }
-  strong_replica a{8, true}, b{8, true};
+  // One replica per range, as the range actors hold them.
+  std::vector<strong_replica> a(8, strong_replica{true}), b(8, strong_replica{true});
   std::mt19937 rng{42};
   auto shuffled = updates;
   std::shuffle(shuffled.begin(), shuffled.end(), rng);
-  for (auto& [k, r] : updates) a.apply(stable_hash(k) % 8, k, r);
+  for (auto& [k, r] : updates) a[stable_hash(k) % 8].apply(k, r);
   for (auto& [k, r] : shuffled) {
-    b.apply(stable_hash(k) % 8, k, r);
-    b.apply(stable_hash(k) % 8, k, r);  // duplicates change nothing
+    b[stable_hash(k) % 8].apply(k, r);
+    b[stable_hash(k) % 8].apply(k, r);  // duplicates change nothing
   }
-  for (std::uint32_t r = 0; r < 8; ++r) CHECK(a.digest(r) == b.digest(r));
+  for (std::uint32_t r = 0; r < 8; ++r) CHECK(a[r].digest() == b[r].digest());
   for (int k = 0; k < 20; ++k) {
     auto key = "k" + std::to_string(k);
-    auto got = b.get(stable_hash(key) % 8, key);
+    auto got = b[stable_hash(key) % 8].get(key);
     CHECK(got.ver.hlc == (10ull << 16));
     CHECK(got.value == "v10");
     CHECK_FALSE(got.tombstone);
@@ -64,18 +65,18 @@ TEST_CASE("a replica keeps the newest version of each key, whatever the arrival 
 }
 
 TEST_CASE("an older version never replaces a newer one, and equal versions are no change") {
-  strong_replica r{1, true};
-  CHECK(r.apply(0, "k", value(5, 1, "new")));
-  CHECK_FALSE(r.apply(0, "k", value(4, 9, "old")));
-  CHECK_FALSE(r.apply(0, "k", value(5, 1, "same version")));
-  CHECK(r.get(0, "k").value == "new");
-  CHECK(r.apply(0, "k", tomb(6, 1)));
-  auto got = r.get(0, "k");
+  strong_replica r{true};
+  CHECK(r.apply("k", value(5, 1, "new")));
+  CHECK_FALSE(r.apply("k", value(4, 9, "old")));
+  CHECK_FALSE(r.apply("k", value(5, 1, "same version")));
+  CHECK(r.get("k").value == "new");
+  CHECK(r.apply("k", tomb(6, 1)));
+  auto got = r.get("k");
   CHECK(got.tombstone);
   CHECK(got.value.empty());
   CHECK(got.absent(0));
-  CHECK_FALSE(r.apply(0, "k", value(5, 2, "late")));  // the delete's version wins
-  CHECK(r.get(0, "k", false).value.empty());          // version-only reads carry no value
+  CHECK_FALSE(r.apply("k", value(5, 2, "late")));  // the delete's version wins
+  CHECK(r.get("k", false).value.empty());          // version-only reads carry no value
   CHECK(strong_record{}.absent(0));
   auto expiring = value(7, 1, "x");
   expiring.expires_at_ms = 1000;
@@ -84,14 +85,14 @@ TEST_CASE("an older version never replaces a newer one, and equal versions are n
 }
 
 TEST_CASE("dump pages through a range in key order, and digests differ when versions differ") {
-  strong_replica r{1, true};
+  strong_replica r{true};
   for (int i = 0; i < 100; ++i)
-    r.apply(0, "key" + std::to_string(1000 + i), value(static_cast<std::uint64_t>(i + 1), 1, "v"));
+    r.apply("key" + std::to_string(1000 + i), value(static_cast<std::uint64_t>(i + 1), 1, "v"));
   std::vector<std::string> seen;
   std::string after;
   bool first = true;
   for (;;) {
-    auto page = r.dump(0, after, first, 7, 1 << 20);
+    auto page = r.dump(after, first, 7, 1 << 20);
     for (auto& [k, rec] : page.records) seen.push_back(k);
     if (!page.more) break;
     after = page.records.back().first;
@@ -99,20 +100,19 @@ TEST_CASE("dump pages through a range in key order, and digests differ when vers
   }
   REQUIRE(seen.size() == 100);
   CHECK(std::is_sorted(seen.begin(), seen.end()));
-  strong_replica other{1, true};
+  strong_replica other{true};
   for (int i = 0; i < 100; ++i)
-    other.apply(0, "key" + std::to_string(1000 + i),
-                value(static_cast<std::uint64_t>(i + 1), 1, "v"));
-  CHECK(other.digest(0) == r.digest(0));
-  other.apply(0, "key1050", value(500, 1, "newer"));
-  CHECK_FALSE(other.digest(0) == r.digest(0));
-  r.apply(0, "key1050", value(500, 1, "newer"));
-  CHECK(other.digest(0) == r.digest(0));
+    other.apply("key" + std::to_string(1000 + i), value(static_cast<std::uint64_t>(i + 1), 1, "v"));
+  CHECK(other.digest() == r.digest());
+  other.apply("key1050", value(500, 1, "newer"));
+  CHECK_FALSE(other.digest() == r.digest());
+  r.apply("key1050", value(500, 1, "newer"));
+  CHECK(other.digest() == r.digest());
 }
 
 TEST_CASE("a fresh replica serves nothing as a quorum member until its range is ready") {
-  strong_replica r{4};
-  CHECK(r.ready_count() == 0);
+  strong_replica r;
+  CHECK_FALSE(r.ready());
   wire::request req;
   req.id = 9;
   req.what = wire::op::store;
@@ -122,15 +122,14 @@ TEST_CASE("a fresh replica serves nothing as a quorum member until its range is 
   auto rep = serve(r, req);
   CHECK(rep.id == 9);
   CHECK(rep.code == wire::status::not_ready);
-  CHECK(r.get(2, "k").value == "v");  // applied anyway: a max-merge never hurts
-  r.set_ready(2, true);
+  CHECK(r.get("k").value == "v");  // applied anyway: a max-merge never hurts
+  CHECK(r.key_count() == 1);
+  r.set_ready(true);
   req.what = wire::op::read;
   rep = serve(r, req);
   CHECK(rep.code == wire::status::ok);
   REQUIRE(rep.rec);
   CHECK(rep.rec->value == "v");
-  req.range = 999;  // out of range
-  CHECK(serve(r, req).code == wire::status::bad_request);
 }
 
 TEST_CASE("quorum messages round-trip") {
