@@ -5,8 +5,11 @@
 // recorded (not thrown) so a mutant run can show the checks do fire.
 #pragma once
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdint>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
@@ -16,6 +19,7 @@
 #include <vector>
 
 #include "runtime/consensus/raft.hpp"
+#include "runtime/consensus/raft_log_store.hpp"
 #include "runtime/consensus/raft_wire.hpp"
 
 namespace warp::consensus::sim {
@@ -34,6 +38,9 @@ struct options {
   bool membership = false;  ///< add node nodes+1, then remove node 1, during the chaos
   bool reads = true;
   bool mutant = false;  ///< raft_config::unsafe_commit_without_quorum on every node
+  /// Each node persists through a real raft_log_store in its own directory (on /dev/shm
+  /// when there is one), and a restart reopens it: recovery is part of every run.
+  bool real_disk = false;
 };
 
 struct report {
@@ -56,8 +63,24 @@ class cluster {
       n->id = static_cast<node_id>(i);
       nodes_.push_back(std::move(n));
     }
+    if (o.real_disk) {
+      std::error_code ec;
+      std::filesystem::path base = std::filesystem::exists("/dev/shm", ec)
+                                       ? std::filesystem::path{"/dev/shm"}
+                                       : std::filesystem::temp_directory_path();
+      root_ = base / ("warp-raftsim-" + std::to_string(::getpid()) + "-" + std::to_string(o.seed) +
+                      "-" + std::to_string(o.nodes));
+      std::filesystem::remove_all(root_, ec);
+    }
     for (auto& n : nodes_) start(*n);
   }
+  ~cluster() {
+    for (auto& n : nodes_) n->store.reset();
+    std::error_code ec;
+    if (!root_.empty()) std::filesystem::remove_all(root_, ec);
+  }
+  cluster(const cluster&) = delete;
+  cluster& operator=(const cluster&) = delete;
 
   report run() {
     for (tick_ = 0; tick_ < o_.chaos_ticks; ++tick_) {
@@ -69,6 +92,8 @@ class cluster {
     std::string marker;
     for (int t = 0; t < o_.heal_ticks; ++t, ++tick_) {
       one_tick(false);
+      // A change still in flight at the heal completes now (the removed node retires).
+      if (o_.membership) membership();
       if (t - marker_at >= 60) {  // a leader change may lose it: propose afresh
         if (auto* l = unique_leader()) {
           marker = "final-" + std::to_string(tick_);
@@ -107,6 +132,7 @@ class cluster {
     index_t seen_commit = 0;
     std::set<std::string> applied_data;
     std::map<std::uint64_t, index_t> reads;  // context -> lowest index the read may return
+    std::unique_ptr<raft_log_store> store;   // real_disk only
   };
   struct flight {
     int at;
@@ -134,9 +160,24 @@ class cluster {
     cfg.max_entries_per_msg = 8;
     cfg.unsafe_commit_without_quorum = o_.mutant;
     persisted_state st{n.d.hard, n.d.snap, n.d.entries};
+    if (o_.real_disk) {
+      n.store.reset();
+      log_store_options lo;
+      lo.max_segment_bytes = 4096;  // small: rotation and compaction happen in every run
+      auto s = raft_log_store::open((root_ / std::to_string(n.id)).string(), lo);
+      if (!s) {
+        violation("node " + std::to_string(n.id) +
+                  " cannot reopen its log: " + s.err().to_string());
+      } else {
+        n.store = std::move(*s);
+        st = n.store->take_recovered();
+      }
+    }
     n.core = std::make_unique<raft_core>(cfg, std::move(st));
-    n.applied = n.d.snap ? n.d.snap->index : 0;
-    n.digest = n.d.snap ? std::stoull(n.d.snap->data) : 0;
+    // Applied state restarts from the snapshot the core recovered (none: from scratch).
+    const snapshot& snap = n.core->last_snapshot();
+    n.applied = snap.index;
+    n.digest = snap.data.empty() ? 0 : std::stoull(snap.data);
     n.seen_commit = n.core->commit_index();
     n.reads.clear();
   }
@@ -155,11 +196,14 @@ class cluster {
   void process(node& n) {
     while (n.up && n.core->has_ready()) {
       ready rd = n.core->take_ready();
-      if (rd.snap) {
+      if (n.store) {
+        if (auto r = n.store->persist(rd); !r)
+          violation("node " + std::to_string(n.id) + " cannot persist: " + r.err().to_string());
+      } else if (rd.snap) {
         n.d.snap = rd.snap;
         n.d.entries.clear();
       }
-      if (!rd.entries.empty()) {
+      if (!n.store && !rd.entries.empty()) {
         const index_t first = rd.entries.front().index;
         std::erase_if(n.d.entries, [&](const entry& e) { return e.index >= first; });
         if (!n.d.entries.empty() && n.d.entries.back().index + 1 != first)
@@ -167,7 +211,7 @@ class cluster {
                     std::to_string(first));
         n.d.entries.insert(n.d.entries.end(), rd.entries.begin(), rd.entries.end());
       }
-      if (rd.hard) n.d.hard = *rd.hard;
+      if (!n.store && rd.hard) n.d.hard = *rd.hard;
       for (auto& m : rd.messages) send(m);
       if (rd.snap) {
         ++rep_.snapshots_installed;
@@ -408,6 +452,10 @@ class cluster {
         auto it = digests_.find(at);
         if (it == digests_.end()) continue;
         if (n->core->compact(at, std::to_string(it->second))) {
+          if (n->store) {
+            if (auto r = n->store->compact(n->core->last_snapshot()); !r)
+              violation("compaction on disk failed: " + r.err().to_string());
+          }
           n->d.snap = n->core->last_snapshot();
           std::erase_if(n->d.entries, [&](const entry& e) { return e.index <= at; });
         }
@@ -455,6 +503,7 @@ class cluster {
   };
 
   options o_;
+  std::filesystem::path root_;
   std::mt19937_64 rng_;
   std::vector<std::unique_ptr<node>> nodes_;
   std::vector<flight> net_;

@@ -82,6 +82,18 @@ TEST_CASE("raft sim: single-server membership changes under faults (add, then re
   }
 }
 
+TEST_CASE("raft sim: every node on a real raft_log_store, restarts reopen it") {
+  for (int n : {3, 5}) {
+    sim::options o;
+    o.nodes = n;
+    o.chaos_ticks = 400;
+    o.real_disk = true;
+    o.membership = n == 3;
+    auto t = run_many(o, n == 3 ? 100 : 60);
+    CHECK(t.snaps > 0);
+  }
+}
+
 TEST_CASE("raft sim: the checks catch a leader that commits without a majority") {
   int caught = 0;
   const int seeds = 50;
