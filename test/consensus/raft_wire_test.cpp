@@ -5,6 +5,7 @@
 #include <random>
 
 #include "runtime/consensus/raft_wire.hpp"
+#include "test/consensus/alloc_meter.hpp"
 
 using namespace warp;
 using namespace warp::consensus;
@@ -88,8 +89,12 @@ TEST_CASE("raft wire: a few bytes claiming huge counts are refused before alloca
   std::string msg_with_huge_entries{"\x9d\x01\x04\x01\x02\x03\x00\x00\x00\xc2\x00\x00", 12};
   msg_with_huge_entries += huge_array;
   for (const auto& s : {huge_array, huge_bin, msg_with_huge_entries}) {
+    test::alloc_meter::start();
     auto d = decode(s);
+    test::alloc_meter::stop();
     CHECK(d.code() == errc::codec_error);
+    // Not even asked for: without the unpack limits msgpack requests count x 24 bytes.
+    CHECK(test::alloc_meter::largest() < 64 * 1024);
   }
 }
 
@@ -102,8 +107,23 @@ TEST_CASE("raft wire: random and mutated bytes never crash and never exceed the 
   lim.max_voters = 8;
   lim.max_message_bytes = 8192;
   int decoded = 0;
+  // msgpack sizes its zone chunks at 8 KiB and an array's items at 24 bytes each; bins are
+  // copied. So one request is at most a chunk, a bounded bin or a bounded array, and all of
+  // them together grow with the input, never with what the input claims.
+  const std::size_t max_items = 16;  // the largest array the limits let through
+  const std::size_t single_bound = 8192 + 64 + std::max<std::size_t>(512, max_items * 24);
+  std::size_t worst_single = 0;
   auto check = [&](const std::string& bytes) {
+    test::alloc_meter::start();
     auto d = decode(bytes, lim);
+    test::alloc_meter::stop();
+    const std::size_t single = test::alloc_meter::largest();
+    const std::size_t total = test::alloc_meter::total();
+    worst_single = std::max(worst_single, single);
+    if (single > single_bound || total > 65536 + bytes.size() * max_items * 24) {
+      FAIL("decode of " << bytes.size() << " bytes requested " << single << " at once, " << total
+                        << " in all");
+    }
     if (!d) {
       CHECK(d.code() == errc::codec_error);
       return;
@@ -138,5 +158,7 @@ TEST_CASE("raft wire: random and mutated bytes never crash and never exceed the 
     }
     check(b);
   }
-  WARN(decoded << " of 40000 random/mutated inputs decoded (within bounds)");
+  WARN(decoded << " of 40000 random/mutated inputs decoded (within bounds); largest single "
+                  "heap request of any decode: "
+               << worst_single << " bytes");
 }
