@@ -161,7 +161,8 @@ TEST_CASE("raft log: a tail cut at every byte of its last record is truncated, n
   CHECK(cases == static_cast<int>(full - before_last));
 }
 
-TEST_CASE("raft log: a flipped byte in the last record is cut; earlier, the open refuses") {
+TEST_CASE(
+    "raft log: a flipped byte in the last record is cut, in an earlier one the open refuses") {
   temp_dir base;
   std::uintmax_t before_last = 0, full = 0;
   {
