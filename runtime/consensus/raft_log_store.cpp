@@ -149,6 +149,7 @@ result<void> raft_log_store::recover() {
         crc32c(b.substr(12)) != get32(b, 8))
       return corrupt("hard state fails its checksum");
     recovered_.hard = hard_state{get64(b, 12), get64(b, 20), get64(b, 28)};
+    saved_hard_ = recovered_.hard;
   } else if (hb.code() != errc::not_found) {
     return hb.err();
   }
@@ -304,6 +305,7 @@ result<void> raft_log_store::sync() {
 result<void> raft_log_store::save_hard_state(const hard_state& hs) {
   if (failed_) return error{errc::storage_error, "raft log failed earlier: reopen it"};
   if (auto r = ops_.write_atomic(dir_, "hardstate", encode_hard(hs)); !r) return fail(r.err());
+  saved_hard_ = hs;
   return {};
 }
 
@@ -313,7 +315,11 @@ result<void> raft_log_store::persist(const ready& rd) {
   if (!rd.entries.empty())
     if (auto r = append(rd.entries); !r) return r;
   if (auto r = sync(); !r) return r;
-  if (rd.hard)
+  // The commit index is volatile state in Raft (a restarted node learns it again from the
+  // leader), so a ready that only moves it costs no extra fsyncs: the hard state file is
+  // rewritten (temp, fsync, rename, fsync dir) when term or vote change, which must be
+  // durable before any message that depends on them leaves.
+  if (rd.hard && (rd.hard->term != saved_hard_.term || rd.hard->vote != saved_hard_.vote))
     if (auto r = save_hard_state(*rd.hard); !r) return r;
   return {};
 }

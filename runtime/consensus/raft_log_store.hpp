@@ -56,7 +56,8 @@ class raft_log_store {
   /// One fdatasync for everything appended since the last one.
   result<void> sync();
   result<void> save_hard_state(const hard_state& hs);
-  /// A ready's durable part, in order: snapshot, entries, one sync, hard state.
+  /// A ready's durable part, in order: snapshot, entries, one sync, then the hard state
+  /// if its term or vote changed (a commit-only change is not written: commit is volatile).
   result<void> persist(const ready& rd);
   /// The application snapshotted at s.index (<= the last entry): save it, drop the
   /// segments that hold nothing above it.
@@ -91,6 +92,7 @@ class raft_log_store {
   bool failed_ = false;
   index_t last_index_ = 0;
   index_t snap_index_ = 0;
+  hard_state saved_hard_;
   persisted_state recovered_;
   recovery_report report_;
 };
