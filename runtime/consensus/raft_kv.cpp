@@ -1,0 +1,191 @@
+#include "runtime/consensus/raft_kv.hpp"
+
+#include <algorithm>
+#include <limits>
+
+namespace warp::consensus {
+
+namespace {
+
+constexpr std::uint8_t kv_version = 1;
+constexpr std::uint8_t kv_snapshot_version = 1;
+
+void put64(std::string& out, std::uint64_t v) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+void put_str(std::string& out, std::string_view s) {
+  put64(out, s.size());
+  out.append(s);
+}
+
+struct reader {
+  std::string_view in;
+  bool ok = true;
+
+  std::uint64_t u64() {
+    if (in.size() < 8) return ok = false, 0;
+    std::uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) v |= std::uint64_t{static_cast<unsigned char>(in[i])} << (8 * i);
+    in.remove_prefix(8);
+    return v;
+  }
+  std::uint8_t u8() {
+    if (in.empty()) return ok = false, 0;
+    auto v = static_cast<std::uint8_t>(in[0]);
+    in.remove_prefix(1);
+    return v;
+  }
+  // The length is checked against the bound and the bytes left before any copy.
+  std::string str(std::size_t max) {
+    auto n = u64();
+    if (!ok || n > max || n > in.size()) return ok = false, std::string{};
+    std::string s{in.substr(0, n)};
+    in.remove_prefix(n);
+    return s;
+  }
+};
+
+}  // namespace
+
+std::string encode(const kv_command& c) {
+  std::string out;
+  out.reserve(1 + 8 * 5 + 2 + c.key.size() + c.value.size() + c.expected.size());
+  out.push_back(static_cast<char>(kv_version));
+  put64(out, c.client);
+  put64(out, c.seq);
+  out.push_back(static_cast<char>(c.op));
+  out.push_back(static_cast<char>(c.expect_absent ? 1 : 0));
+  put_str(out, c.key);
+  put_str(out, c.value);
+  put_str(out, c.expected);
+  return out;
+}
+
+result<kv_command> decode_kv_command(std::string_view bytes, const kv_limits& lim) {
+  reader r{bytes};
+  if (r.u8() != kv_version || !r.ok) return error{errc::codec_error, "kv command: bad version"};
+  kv_command c;
+  c.client = r.u64();
+  c.seq = r.u64();
+  auto op = r.u8();
+  auto absent = r.u8();
+  c.key = r.str(lim.max_key_bytes);
+  c.value = r.str(lim.max_value_bytes);
+  c.expected = r.str(lim.max_value_bytes);
+  if (!r.ok || !r.in.empty() || op > static_cast<std::uint8_t>(kv_op::cas) || absent > 1)
+    return error{errc::codec_error, "kv command: malformed or beyond its bounds"};
+  c.op = static_cast<kv_op>(op);
+  c.expect_absent = absent == 1;
+  return c;
+}
+
+result<std::string> kv_state_machine::execute(const kv_command& c) {
+  switch (c.op) {
+    case kv_op::put:
+      data_.insert_or_assign(c.key, c.value);
+      return std::string{};
+    case kv_op::del:
+      data_.erase(c.key);
+      return std::string{};
+    case kv_op::cas: {
+      auto it = data_.find(c.key);
+      bool match =
+          c.expect_absent ? it == data_.end() : (it != data_.end() && it->second == c.expected);
+      if (!match) return error{errc::conflict, "compare-and-set: the value differs"};
+      data_.insert_or_assign(c.key, c.value);
+      return std::string{};
+    }
+  }
+  return error{errc::internal, "kv: unknown op"};
+}
+
+result<std::string> kv_state_machine::apply(index_t index, std::string_view data) {
+  applied_ = std::max(applied_, index);
+  auto cmd = decode_kv_command(data, lim_);
+  // A malformed entry is refused the same way on every replica: deterministic, no state change.
+  if (!cmd) return cmd.err();
+  if (cmd->client != 0) {
+    auto it = sessions_.find(cmd->client);
+    if (it != sessions_.end()) {
+      if (cmd->seq == it->second.seq) {
+        ++deduplicated_;
+        it->second.last_used = index;
+        if (it->second.code != errc::ok) return error{it->second.code, "(answered before)"};
+        return std::string{};
+      }
+      if (cmd->seq < it->second.seq)
+        return error{errc::invalid_argument, "sequence below the client's last applied one"};
+    }
+  }
+  auto out = execute(*cmd);
+  if (cmd->client != 0) {
+    if (!sessions_.contains(cmd->client) && sessions_.size() >= lim_.max_sessions) {
+      // Deterministic eviction (by the log index of last use), so replicas agree on it.
+      auto oldest = std::min_element(sessions_.begin(), sessions_.end(), [](auto& a, auto& b) {
+        return a.second.last_used < b.second.last_used;
+      });
+      sessions_.erase(oldest);
+    }
+    sessions_[cmd->client] = session{cmd->seq, out.code(), index};
+  }
+  return out;
+}
+
+result<std::string> kv_state_machine::read(std::string_view key) const {
+  auto it = data_.find(key);
+  if (it == data_.end()) return error{errc::not_found, "no value"};
+  return it->second;
+}
+
+std::string kv_state_machine::snapshot() const {
+  std::string out;
+  out.push_back(static_cast<char>(kv_snapshot_version));
+  put64(out, applied_);
+  put64(out, data_.size());
+  for (auto& [k, v] : data_) {
+    put_str(out, k);
+    put_str(out, v);
+  }
+  put64(out, sessions_.size());
+  for (auto& [client, s] : sessions_) {
+    put64(out, client);
+    put64(out, s.seq);
+    out.push_back(static_cast<char>(s.code));
+    put64(out, s.last_used);
+  }
+  return out;
+}
+
+result<void> kv_state_machine::restore(std::string_view data) {
+  reader r{data};
+  if (r.u8() != kv_snapshot_version || !r.ok)
+    return error{errc::codec_error, "kv snapshot: bad version"};
+  decltype(data_) next;
+  decltype(sessions_) next_sessions;
+  index_t applied = r.u64();
+  // Counts are not trusted for reserving: every element read is bounded by the bytes left.
+  auto n = r.u64();
+  for (std::uint64_t i = 0; r.ok && i < n; ++i) {
+    auto k = r.str(lim_.max_key_bytes);
+    auto v = r.str(lim_.max_value_bytes);
+    if (r.ok) next.insert_or_assign(std::move(k), std::move(v));
+  }
+  auto s = r.u64();
+  if (r.ok && s > lim_.max_sessions) r.ok = false;
+  for (std::uint64_t i = 0; r.ok && i < s; ++i) {
+    auto client = r.u64();
+    session ses;
+    ses.seq = r.u64();
+    ses.code = static_cast<errc>(r.u8());
+    ses.last_used = r.u64();
+    if (r.ok) next_sessions[client] = ses;
+  }
+  if (!r.ok || !r.in.empty()) return error{errc::codec_error, "kv snapshot: malformed"};
+  data_ = std::move(next);
+  sessions_ = std::move(next_sessions);
+  applied_ = applied;
+  return {};
+}
+
+}  // namespace warp::consensus

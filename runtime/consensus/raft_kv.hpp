@@ -1,0 +1,97 @@
+// What a Raft group replicates: the state machine interface the group actor applies
+// committed entries to (actors/raft_group_actor.hpp), and the first one, a small
+// key -> value map with put, delete and compare-and-set. Pure: no I/O, no clock, no
+// threads; every replica that applies the same entries in the same order ends in the same
+// state, which is what makes it a replicated state machine.
+//
+// Exactly once: every command carries the client's id and a per-client sequence number
+// (Raft thesis, section 6.3). The map keeps, per client, the last sequence applied and its
+// answer; a command with that sequence again (a retry whose first attempt committed) is
+// answered from there and changes nothing. The sessions are part of the replicated state
+// (and of its snapshot): every replica dedups the same way, also after a restart, because
+// the log replays them.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "runtime/consensus/raft.hpp"
+#include "warp/error.hpp"
+
+namespace warp::consensus {
+
+/// What a group applies its committed entries to. Implementations must be deterministic:
+/// the answer and the new state depend only on the state and the entry.
+class raft_state_machine {
+ public:
+  virtual ~raft_state_machine() = default;
+  /// Applies the committed command `data` at `index`. The result is the proposer's answer;
+  /// an error is an answer too (a refused compare-and-set), not a failure of the group.
+  virtual result<std::string> apply(index_t index, std::string_view data) = 0;
+  /// A read of the applied state (the group serves it after a ReadIndex round).
+  virtual result<std::string> read(std::string_view query) const = 0;
+  virtual std::string snapshot() const = 0;
+  virtual result<void> restore(std::string_view data) = 0;
+  virtual index_t applied() const noexcept = 0;
+};
+
+enum class kv_op : std::uint8_t { put = 0, del = 1, cas = 2 };
+
+/// One command of the key -> value map. cas: replaces `expected` with `value`; with
+/// `expect_absent` it succeeds only when the key has no value (SET NX).
+struct kv_command {
+  std::uint64_t client = 0;  ///< 0: no session (never deduplicated)
+  std::uint64_t seq = 0;
+  kv_op op = kv_op::put;
+  std::string key;
+  std::string value;
+  std::string expected;
+  bool expect_absent = false;
+  friend bool operator==(const kv_command&, const kv_command&) = default;
+};
+
+struct kv_limits {
+  std::size_t max_key_bytes = 64u << 10;
+  std::size_t max_value_bytes = 1u << 20;
+  std::size_t max_sessions = 1u << 16;  ///< beyond it the least recently used is forgotten
+};
+
+/// Little-endian, lengths bounded before anything is allocated for them.
+std::string encode(const kv_command& c);
+result<kv_command> decode_kv_command(std::string_view bytes, const kv_limits& lim = {});
+
+/// The map. Answers: put/del/cas -> "" on success; cas that does not match -> conflict;
+/// read(key) -> the value or not_found; a sequence below the client's last -> invalid_argument
+/// (a reordered retry of something already superseded).
+class kv_state_machine final : public raft_state_machine {
+ public:
+  explicit kv_state_machine(kv_limits lim = {}) : lim_(lim) {}
+
+  result<std::string> apply(index_t index, std::string_view data) override;
+  result<std::string> read(std::string_view key) const override;
+  std::string snapshot() const override;
+  result<void> restore(std::string_view data) override;
+  index_t applied() const noexcept override { return applied_; }
+
+  std::size_t size() const noexcept { return data_.size(); }
+  /// How many commands were answered from a session instead of applied again.
+  std::uint64_t deduplicated() const noexcept { return deduplicated_; }
+
+ private:
+  struct session {
+    std::uint64_t seq = 0;
+    errc code = errc::ok;  // the answer given to `seq`
+    index_t last_used = 0;
+  };
+  result<std::string> execute(const kv_command& c);
+
+  kv_limits lim_;
+  std::map<std::string, std::string, std::less<>> data_;
+  std::map<std::uint64_t, session> sessions_;
+  index_t applied_ = 0;
+  std::uint64_t deduplicated_ = 0;
+};
+
+}  // namespace warp::consensus
