@@ -1,0 +1,376 @@
+#include "actors/raft_group_actor.hpp"
+
+#include <utility>
+
+#include <caf/all.hpp>
+
+#include "runtime/core/log.hpp"
+
+namespace warp::actors {
+
+namespace rc = consensus;
+
+namespace {
+
+/// The executor's report that a ready's durable part is on disk (or why not).
+struct raft_persisted {
+  std::uint64_t gen = 0;
+  error err;
+};
+
+constexpr std::string_view not_leader_prefix = "not_leader; leader hint: ";
+
+bool needs_log(const rc::ready& rd, const rc::hard_state& saved) {
+  // A commit-only change of the hard state is volatile in Raft: no fsync for it.
+  return rd.snap || !rd.entries.empty() ||
+         (rd.hard && (rd.hard->term != saved.term || rd.hard->vote != saved.vote));
+}
+
+}  // namespace
+
+}  // namespace warp::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(warp::actors::raft_persisted)
+
+namespace warp::actors {
+
+rc::node_id not_leader_hint(const error& e) {
+  if (e.code() != errc::unreachable || !e.message().starts_with(not_leader_prefix)) return 0;
+  try {
+    return std::stoull(e.message().substr(not_leader_prefix.size()));
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
+
+caf::behavior raft_group_state::make_behavior(std::shared_ptr<opened> init) {
+  setup = std::move(init->setup);
+  store = std::move(init->store);
+  sm = setup.make_state_machine ? setup.make_state_machine()
+                                : std::make_unique<rc::kv_state_machine>();
+  auto recovered = store->take_recovered();
+  saved = recovered.hard;
+  result<void> restored;
+  if (recovered.snap) restored = sm->restore(recovered.snap->data);
+  applied = recovered.snap ? recovered.snap->index : 0;
+  core.emplace(setup.raft, std::move(recovered));
+  if (!restored)
+    fail_log(error{errc::storage_error,
+                   "raft: snapshot does not restore: " + restored.err().to_string()});
+  self->set_default_handler(caf::drop);
+  self->delayed_send(self, setup.tick_interval, raft_tick_atom::value);
+  return {
+      [this](raft_tick_atom) { on_tick(); },
+      [this](raft_msg_atom, const std::string& bytes) { on_raft_message(bytes); },
+      [this](raft_propose_cmd& cmd) { on_propose(cmd); },
+      [this](raft_read_cmd& cmd) { on_read(cmd); },
+      [this](raft_link_cmd& cmd) { peers[cmd.id] = std::move(cmd.peer); },
+      [this](raft_persisted& p) { on_persisted(p.gen, p.err); },
+      [this](raft_status_cmd& cmd) { cmd.done(status()); },
+      [this](raft_stop_cmd) { on_stop(); },
+  };
+}
+
+// -- handlers -------------------------------------------------------------------------------
+
+void raft_group_state::on_tick() {
+  // A failed log ends the group's clock too: no heartbeat, no campaign, so the others
+  // replace a failed leader by their election timeout.
+  if (stopping || log_failed) return;
+  self->delayed_send(self, setup.tick_interval, raft_tick_atom::value);
+  ++ticks;
+  expire(ticks);
+  if (persisting) {
+    queued.push_back([this] {
+      if (!log_failed) core->tick();
+    });
+    return;
+  }
+  core->tick();
+  drive();
+}
+
+void raft_group_state::on_raft_message(const std::string& bytes) {
+  if (stopping || log_failed) return;
+  // decode() bounds every count and size too; this only saves decoding a message that is
+  // too large as a whole.
+  if (bytes.size() > setup.wire.max_message_bytes) {
+    ++malformed;
+    return;
+  }
+  auto m = rc::decode(bytes, setup.wire);
+  if (!m || m->to != core->id() || m->from == 0 || m->from == core->id()) {
+    ++malformed;
+    return;
+  }
+  if (persisting) {
+    queued.push_back([this, msg = std::move(*m)] {
+      if (!log_failed) core->step(msg);
+    });
+    return;
+  }
+  core->step(*m);
+  drive();
+}
+
+void raft_group_state::on_propose(raft_propose_cmd& cmd) {
+  if (persisting) {
+    queued.push_back([this, cmd]() mutable { propose_now(cmd); });
+    return;
+  }
+  propose_now(cmd);
+  drive();
+}
+
+void raft_group_state::on_read(raft_read_cmd& cmd) {
+  if (persisting) {
+    queued.push_back([this, cmd]() mutable { read_now(cmd); });
+    return;
+  }
+  read_now(cmd);
+  drive();
+}
+
+void raft_group_state::propose_now(raft_propose_cmd& cmd) {
+  if (stopping) return cmd.done(error{errc::shutting_down, "raft group stopping"});
+  if (log_failed)
+    return cmd.done(error{errc::storage_error, "raft log failed on this node: not accepting"});
+  if (core->current_role() != rc::role::leader) return cmd.done(not_leader());
+  auto index = core->propose(rc::encode(cmd.cmd));
+  if (!index) return cmd.done(index.code() == errc::unreachable ? not_leader() : index.err());
+  proposals[*index] = pending_proposal{
+      core->term(), ticks + static_cast<std::uint64_t>(setup.request_timeout_ticks),
+      std::move(cmd.done)};
+}
+
+void raft_group_state::read_now(raft_read_cmd& cmd) {
+  if (stopping) return cmd.done(error{errc::shutting_down, "raft group stopping"});
+  if (log_failed)
+    return cmd.done(error{errc::storage_error, "raft log failed on this node: not serving"});
+  if (core->current_role() != rc::role::leader) return cmd.done(not_leader());
+  auto ctx = next_read_context++;
+  auto& rd = reads[ctx];
+  rd.key = std::move(cmd.key);
+  rd.deadline = ticks + static_cast<std::uint64_t>(setup.request_timeout_ticks);
+  rd.done = std::move(cmd.done);
+  // Refused while the new leader has not committed an entry of its term (it does not know
+  // the commit index yet): retry_deferred_reads() starts it once it has.
+  rd.started = static_cast<bool>(core->read_index(ctx));
+}
+
+void raft_group_state::on_persisted(std::uint64_t gen, const error& err) {
+  if (gen != persist_gen || !persisting || stopping) return;
+  persisting = false;
+  auto rd = std::move(in_flight);
+  if (err) {
+    fail_log(err);
+    return;
+  }
+  ++persists;
+  if (rd->hard) {
+    saved.term = rd->hard->term;
+    saved.vote = rd->hard->vote;
+  }
+  complete(*rd);
+  // What arrived meanwhile, in arrival order; none of it takes a ready (drive() does).
+  auto q = std::move(queued);
+  queued.clear();
+  for (auto& f : q) f();
+  drive();
+}
+
+void raft_group_state::on_stop() {
+  stopping = true;
+  fail_all(errc::shutting_down, "raft group stopping");
+  self->quit(caf::exit_reason::user_shutdown);
+}
+
+raft_status raft_group_state::status() const {
+  raft_status s;
+  s.id = core->id();
+  s.role = core->current_role();
+  s.term = core->term();
+  s.leader = core->leader();
+  s.commit = core->commit_index();
+  s.applied = applied;
+  s.last_index = core->last_index();
+  s.log_failed = log_failed;
+  s.persists = persists;
+  s.malformed = malformed;
+  s.undeliverable = undeliverable;
+  return s;
+}
+
+// -- the Ready cycle ------------------------------------------------------------------------
+
+void raft_group_state::drive() {
+  while (!busy() && !stopping) {
+    retry_deferred_reads();
+    if (!core->has_ready()) break;
+    auto rd = core->take_ready();
+    if (!needs_log(rd, saved)) {
+      complete(rd);
+      continue;
+    }
+    // One group commit for everything this ready carries; the core waits for it.
+    persisting = true;
+    in_flight = std::make_shared<const rc::ready>(std::move(rd));
+    auto gen = ++persist_gen;
+    auto posted =
+        setup.executor([st = store, job = in_flight, hdl = caf::actor_cast<caf::actor>(self), gen] {
+          auto r = st->persist(*job);
+          caf::anon_send(hdl, raft_persisted{gen, r ? error{} : r.err()});
+        });
+    if (!posted) {
+      // The executor only refuses once the node is stopping.
+      persisting = false;
+      on_stop();
+    }
+    return;
+  }
+  const bool leader = core->current_role() == rc::role::leader;
+  if (was_leader && !leader) {
+    // A deposed leader cannot confirm a read; proposals stay: their entries may still commit.
+    for (auto& [ctx, rd] : reads) rd.done(not_leader());
+    reads.clear();
+  }
+  was_leader = leader;
+}
+
+void raft_group_state::complete(const rc::ready& rd) {
+  if (rd.snap) {
+    if (auto r = sm->restore(rd.snap->data); !r) {
+      fail_log(
+          error{errc::storage_error, "raft: snapshot does not restore: " + r.err().to_string()});
+      return;
+    }
+    applied = rd.snap->index;
+  }
+  for (const auto& m : rd.messages) {
+    auto peer = peers.find(m.to);
+    if (peer == peers.end() || !peer->second) {
+      ++undeliverable;
+      continue;
+    }
+    auto bytes = rc::encode(m, setup.wire);
+    if (!bytes) {
+      ++undeliverable;
+      continue;
+    }
+    self->send(peer->second, raft_msg_atom::value, std::move(*bytes));
+  }
+  for (const auto& e : rd.committed) apply(e);
+  for (const auto& rs : rd.reads) {
+    auto it = reads.find(rs.context);
+    if (it == reads.end()) continue;
+    it->second.confirmed = true;
+    it->second.index = rs.index;
+  }
+  serve_reads();
+  core->advance(rd);
+}
+
+void raft_group_state::apply(const rc::entry& e) {
+  applied = e.index;
+  result<std::string> out = std::string{};
+  // The leader's empty entry of a new term and configuration entries are the core's.
+  if (e.type == rc::entry_type::normal && !e.data.empty()) out = sm->apply(e.index, e.data);
+  auto it = proposals.find(e.index);
+  if (it == proposals.end()) return;
+  if (it->second.term == e.term)
+    it->second.done(std::move(out));
+  else
+    // Another leader's entry took the index: ours was never committed and never will be.
+    // Still unknown_outcome, not timeout: a copy retried meanwhile may have committed.
+    it->second.done(error{errc::unknown_outcome, "the proposal was replaced by a new leader"});
+  proposals.erase(it);
+}
+
+void raft_group_state::serve_reads() {
+  for (auto it = reads.begin(); it != reads.end();) {
+    if (it->second.confirmed && applied >= it->second.index) {
+      it->second.done(sm->read(it->second.key));
+      it = reads.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void raft_group_state::retry_deferred_reads() {
+  if (core->current_role() != rc::role::leader) return;
+  for (auto& [ctx, rd] : reads) {
+    if (rd.started) continue;
+    if (!core->read_index(ctx)) return;  // still not committed in its term: all wait
+    rd.started = true;
+  }
+}
+
+void raft_group_state::expire(std::uint64_t now) {
+  for (auto it = proposals.begin(); it != proposals.end();) {
+    if (it->second.deadline <= now) {
+      it->second.done(error{errc::unknown_outcome,
+                            "proposal timed out: it may still apply; retry with the same "
+                            "client id and sequence"});
+      it = proposals.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  // A read changes nothing, so a timed-out read is known not to have happened.
+  for (auto it = reads.begin(); it != reads.end();) {
+    if (it->second.deadline <= now) {
+      it->second.done(error{errc::timeout, "read timed out"});
+      it = reads.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void raft_group_state::fail_log(const error& err) {
+  // The store refuses all further work after a failed write or sync (what reached the disk
+  // is unknown until it is reopened), so this member goes silent: it sends nothing more,
+  // acknowledges nothing, and a leader loses its followers' check-quorum and is replaced.
+  log_failed = true;
+  in_flight.reset();
+  detail::log()->error("raft group {}: log failed, no longer acknowledging: {}", core->id(),
+                       err.to_string());
+  for (auto& [index, p] : proposals)
+    p.done(error{errc::unknown_outcome, "raft log failed: the entry may still commit elsewhere"});
+  proposals.clear();
+  for (auto& [ctx, rd] : reads) rd.done(error{errc::storage_error, "raft log failed"});
+  reads.clear();
+  auto q = std::move(queued);
+  queued.clear();
+  for (auto& f : q) f();  // proposals and reads among them get storage_error
+}
+
+void raft_group_state::fail_all(errc code, const std::string& why) {
+  for (auto& [index, p] : proposals) p.done(error{code, why});
+  proposals.clear();
+  for (auto& [ctx, rd] : reads) rd.done(error{code, why});
+  reads.clear();
+  auto q = std::move(queued);
+  queued.clear();
+  for (auto& f : q) f();  // with stopping set, proposals and reads get shutting_down
+}
+
+error raft_group_state::not_leader() const {
+  return error{errc::unreachable, std::string{not_leader_prefix} + std::to_string(core->leader())};
+}
+
+// -- spawn ----------------------------------------------------------------------------------
+
+result<caf::actor> spawn_raft_group_actor(caf::actor_system& sys, raft_group_setup setup) {
+  if (!setup.executor) return error{errc::invalid_argument, "raft group: no executor"};
+  auto& ops = setup.ops ? *setup.ops : rc::posix_file_ops();
+  auto opened_store = rc::raft_log_store::open(setup.dir, setup.log, ops);
+  if (!opened_store) return opened_store.err();
+  auto init = std::make_shared<raft_group_state::opened>();
+  init->store = std::shared_ptr<rc::raft_log_store>(std::move(*opened_store));
+  init->setup = std::move(setup);
+  return sys.spawn([init](raft_group_actor* self) { return self->state.make_behavior(init); });
+}
+
+}  // namespace warp::actors
