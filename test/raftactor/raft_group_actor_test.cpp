@@ -387,6 +387,15 @@ TEST_CASE_METHOD(fixture, "raft group actor: malformed raft messages are counted
   caf::anon_send(actors[0], actors::raft_msg_atom::value, *enc);
   settle();
   CHECK(state(0).malformed == 3);
+  std::optional<result<actors::raft_status>> st;
+  caf::anon_send(actors[0], actors::raft_status_cmd{capture<actors::raft_status>(st)});
+  settle();
+  REQUIRE(st);
+  REQUIRE(*st);
+  CHECK((*st)->malformed == 3);
+  CHECK((*st)->leader == id_of(*leader));
+  CHECK((*st)->id == 1);
+  CHECK_FALSE((*st)->log_failed);
   std::optional<result<std::string>> w;
   put(*leader, 1, 1, "k", "v", w);
   settle();
