@@ -286,7 +286,7 @@ TEMPLATE_TEST_CASE("storage: 8 threads x 1000 operations", "[storage][concurrenc
         switch (i % 5) {
           case 0:
           case 1:
-            if (s->store(own, rec(std::to_string(i))))
+            if (!s->store(own, rec(std::to_string(i))))
               ++failures;
             else if (auto r = s->fetch(own); !r)
               ++failures;
@@ -294,13 +294,13 @@ TEMPLATE_TEST_CASE("storage: 8 threads x 1000 operations", "[storage][concurrenc
               ++wrong;
             break;
           case 2:
-            if (s->store(shared, rec(own))) ++failures;
+            if (!s->store(shared, rec(own))) ++failures;
             break;
           case 3:
             if (auto r = s->fetch(shared); !r) ++failures;
             break;
           case 4:
-            if (s->remove(own)) ++failures;
+            if (!s->remove(own)) ++failures;
             break;
         }
       }
