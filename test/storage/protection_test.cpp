@@ -48,7 +48,7 @@ TEST_CASE("breaker: opens after N consecutive failures, a success resets the cou
   CHECK_FALSE(cb.allow(t + milliseconds{499}));
 }
 
-TEST_CASE("breaker: half-open admits one probe after the cool-down; success closes it",
+TEST_CASE("breaker: half-open admits one probe after the cool-down, success closes it",
           "[protection]") {
   circuit_breaker cb{{.failures = 1, .cooldown = milliseconds{500}}};
   cb.on_failure(milliseconds{0});
