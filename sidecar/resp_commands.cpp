@@ -51,7 +51,16 @@ void reply_error(resp_writer& w, const error& e) {
       break;
   }
   std::string msg = "ERR warp ";
-  msg += e.to_string();
+  // A client sees a short code and message for storage failures, never the adapter's
+  // full text (which may name a path or a server); the node's log has the detail.
+  if (e.code() == errc::storage_unavailable) {
+    msg += e.message().starts_with("circuit open") ? "storage_unavailable: circuit open"
+                                                   : "storage_unavailable: storage unreachable";
+  } else if (e.code() == errc::storage_error) {
+    msg += "storage_error: storage failed the request";
+  } else {
+    msg += e.to_string();
+  }
   w.error(msg);
 }
 

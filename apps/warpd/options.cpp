@@ -298,8 +298,14 @@ const std::vector<numeric_bound>& numeric_bounds() {
       {"warp.resp-max-output-buffer", 1, 64 * GiB},
       {"warp.admin-max-connections", 1, 65536},
       {"warp.admin-max-body", 0, 16 * MiB},
+      {"warp.storage-rate", 0, 1'000'000'000},
+      {"warp.storage-breaker", 0, 1'000'000},
+      {"warp.refresh-ahead", 0, 99},
       // durations, in milliseconds
       {"warp.default-ttl", 0, 3650 * day_ms},
+      {"warp.storage-breaker-cooldown", 1, hour_ms},
+      {"warp.max-stale", 0, 30 * day_ms},
+      {"warp.soft-timeout", 0, minute_ms},
       {"warp.discovery-interval", 1, day_ms},
       {"warp.heartbeat-interval", 1, minute_ms},
       {"warp.failure-timeout", 1, hour_ms},
@@ -442,6 +448,25 @@ const std::vector<option_def>& option_table() {
        "Consistency mode of keys no pattern matches"},
       {"warp.default-ttl", "--default-ttl", opt_kind::duration, "0",
        "TTL of keys no pattern matches (250ms, 30s, 10m, 2h, 1d; 0 = none)"},
+      // -- storage protection (key_policy::protection, docs/storage.md "Protection") -------
+      {"warp.storage-rate", "--storage-rate", opt_kind::size, "0",
+       "Node-wide limit on read-through storage fetches per second (token bucket, burst = "
+       "one second); over it a miss fails with rate_limited; 0 = none; a pattern's +rate= "
+       "gives it its own"},
+      {"warp.storage-breaker", "--storage-breaker", opt_kind::size, "0",
+       "Consecutive unreachable-storage failures that open the node-wide circuit breaker "
+       "(misses then fail fast: storage_unavailable circuit open); 0 = never opens"},
+      {"warp.storage-breaker-cooldown", "--storage-breaker-cooldown", opt_kind::duration, "5s",
+       "How long an open breaker fails fast before one probe fetch is let through"},
+      {"warp.max-stale", "--max-stale", opt_kind::duration, "0",
+       "Stale-on-error: how long past its L1 expiry or invalidation a value may still be "
+       "served (counted as stale) when storage fails or the breaker is open; 0 = never"},
+      {"warp.soft-timeout", "--soft-timeout", opt_kind::duration, "0",
+       "With a stale value at hand, a miss waits this long for storage, then answers stale "
+       "while the fetch goes on; 0 = off (needs --max-stale)"},
+      {"warp.refresh-ahead", "--refresh-ahead", opt_kind::size, "0",
+       "A hit in the last PERCENT of a key's L1 TTL refreshes it in the background (1-99; "
+       "0 = off)"},
       {"warp.log-level", "--log-level", opt_kind::string, "info",
        "trace, debug, info, warn, error, critical or off"},
       {"warp.l1-max-entries", "--l1-max-entries", opt_kind::size, "0",
@@ -725,6 +750,19 @@ warp::result<settings> build_settings(const warpd_config& cfg) {
   WARPD_READ(n.limits.max_value_size, rd.size("warp.max-value-size"));
   WARPD_READ(n.scheduler_threads, rd.size("scheduler.max-threads"));
   WARPD_READ(n.default_policy.ttl, rd.duration("warp.default-ttl"));
+  {
+    auto& g = n.default_policy.guard;
+    std::size_t rate = 0, breaker = 0, refresh = 0;
+    WARPD_READ(rate, rd.size("warp.storage-rate"));
+    WARPD_READ(breaker, rd.size("warp.storage-breaker"));
+    WARPD_READ(refresh, rd.size("warp.refresh-ahead"));
+    g.rate = static_cast<double>(rate);
+    g.breaker_failures = static_cast<std::uint32_t>(breaker);
+    g.refresh_ahead_pct = static_cast<std::uint32_t>(refresh);
+    WARPD_READ(g.breaker_cooldown, rd.duration("warp.storage-breaker-cooldown"));
+    WARPD_READ(g.max_stale, rd.duration("warp.max-stale"));
+    WARPD_READ(g.soft_timeout, rd.duration("warp.soft-timeout"));
+  }
   std::string mode_text;
   WARPD_READ(mode_text, rd.str("warp.default-mode"));
   auto& c = n.cluster;

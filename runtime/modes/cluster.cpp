@@ -135,6 +135,10 @@ void cluster::apply(const bus::change_batch& batch) {
       st_.coalescer.supersede(rec.key);
       bool erased = st_.l1->erase_if_not_newer(rec.key, rec.ver);
       if (erased) ++applied;
+      if (rec.kind == bus::record_kind::erase)
+        st_.writes.forget(rec.key);
+      else
+        st_.writes.invalidated(rec.key);
       // Only a newer entry in L1 makes the record stale. A key this node does not hold
       // (evicted, expired from L1, never filled) still changed: watchers such as the
       // sidecar's client tracking may have handed it out and must hear of it.
@@ -153,6 +157,7 @@ void cluster::apply(const bus::change_batch& batch) {
       continue;
     }
     st_.coalescer.supersede(rec.key);
+    st_.writes.invalidated(rec.key);  // a newer value: the stale copy is older
     // The pattern lookup (glob matching) only matters for the cache TTL of a hydrated value.
     auto policy = st_.patterns.lookup(rec.key);
     auto out = st_.l1->put(rec.key, make_buffer(rec.value), rec.ver,
@@ -173,6 +178,7 @@ void cluster::cleared(version ver) {
   clear_bound_ = ver;
   actors::cluster_counters::raise_max(clear_floor_hlc_, ver.hlc);
   st_.coalescer.supersede_all();
+  st_.writes.clear_stale();
   std::vector<std::string> keys;
   st_.l1->for_each([&](std::string_view k, const buffer&, const l1_entry_info& info) {
     if (merge::clear_drops(ver, info.ver)) keys.emplace_back(k);

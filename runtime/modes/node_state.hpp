@@ -66,6 +66,13 @@ struct node_state {
   std::atomic<std::uint64_t> storage_fetches{0};
   std::atomic<std::uint64_t> storage_errors{0};
   std::atomic<std::uint64_t> storage_writes{0};
+  // Stale-on-error and refresh-ahead (write_path, docs/storage.md "Protection").
+  std::atomic<std::uint64_t> stale_serves{0};    // reads answered with a stale value
+  std::atomic<std::uint64_t> soft_timeouts{0};   // of those, after the soft timeout
+  std::atomic<std::uint64_t> refresh_aheads{0};  // background refreshes started
+  /// Some pattern (or the default) turns refresh-ahead on: only then does an L1 hit look
+  /// at the entry's expiry, so the hit path of every other node stays as it was.
+  bool refresh_ahead_on = false;  // set at start, before any reader
   std::atomic<bool> stopped{false};
 
   // The node's one blocking executor (runtime/core/work_pool.hpp): the control actor, the

@@ -1,6 +1,8 @@
 #include "runtime/modes/write_path.hpp"
 
 #include <algorithm>
+#include <future>
+#include <limits>
 #include <unordered_map>
 
 #include "runtime/modes/node_state.hpp"
@@ -33,6 +35,7 @@ write_path::stripe_set::~stripe_set() {
 void write_path::failed(std::string_view key, consistency_mode& m, version ver) {
   st_.storage_errors.fetch_add(1, std::memory_order_relaxed);
   st_.l1->erase(key);
+  if (stale_used_.load(std::memory_order_relaxed)) drop_stale(key);
   m.unknown_outcome(key, ver);
 }
 
@@ -48,7 +51,12 @@ result<void> write_path::commit_put(std::string_view key, const key_policy& poli
     return err;
   }
   auto value = make_buffer(std::move(rec.value));
-  st_.l1->put(key, value, ver, l1_expiry(expires, policy), true);
+  const auto expiry = l1_expiry(expires, policy);
+  st_.l1->put(key, value, ver, expiry, true);
+  if (auto ms = effective(policy).max_stale.count(); ms > 0)
+    keep_stale(key, value, expiry, ms);
+  else if (stale_used_.load(std::memory_order_relaxed))
+    drop_stale(key);
   m.committed({committed_change::kind::put, key, ver, expires, *value, policy.hydrate});
   st_.storage_writes.fetch_add(1, std::memory_order_relaxed);
   return {};
@@ -59,6 +67,7 @@ result<void> write_path::commit_erase(std::string_view key, const key_policy&, c
   auto err = st_.store->remove(key);
   st_.coalescer.supersede(key);
   st_.l1->erase(key);
+  if (stale_used_.load(std::memory_order_relaxed)) drop_stale(key);
   if (!err) {
     failed(key, m, ver);
     return err;
@@ -68,29 +77,220 @@ result<void> write_path::commit_erase(std::string_view key, const key_policy&, c
   return {};
 }
 
+// -- storage protection -----------------------------------------------------------------
+
+storage_guard& write_path::guard_for(const key_policy& policy) {
+  std::lock_guard<std::mutex> guard{guards_mtx_};
+  auto& slot = guards_[policy.guard_slot];
+  if (!slot) {
+    // A pattern's own protection, its unset fields from the node-wide policy.
+    const auto& node = st_.config.default_policy.guard;
+    auto p = policy.guard_slot == 0 ? node : policy.guard;
+    if (p.rate <= 0) p.rate = node.rate;
+    if (p.breaker_failures == 0) p.breaker_failures = node.breaker_failures;
+    if (p.breaker_cooldown.count() <= 0) p.breaker_cooldown = node.breaker_cooldown;
+    if (p.breaker_cooldown.count() <= 0) p.breaker_cooldown = std::chrono::seconds{5};
+    breaker_options b;
+    b.failures = p.breaker_failures;
+    b.cooldown = p.breaker_cooldown;
+    slot = std::make_unique<storage_guard>(p.rate, std::max(1.0, p.rate), b);
+  }
+  return *slot;
+}
+
+result<std::optional<record>> write_path::guarded_fetch(std::string_view key,
+                                                        const key_policy& policy) {
+  auto& g = guard_for(policy);
+  if (auto ok = g.admit(steady_now()); !ok) return ok.err();
+  st_.storage_fetches.fetch_add(1, std::memory_order_relaxed);
+  auto r = st_.store->fetch(key);
+  if (!r) st_.storage_errors.fetch_add(1, std::memory_order_relaxed);
+  g.report(steady_now(), r.code());
+  return r;
+}
+
+std::vector<write_path::guard_stats> write_path::protection_stats() const {
+  std::vector<guard_stats> out;
+  std::lock_guard<std::mutex> guard{guards_mtx_};
+  for (const auto& [slot, g] : guards_)
+    out.push_back({slot, g->state(), g->transitions(), g->rate_limited(), g->rejected_open()});
+  std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.slot < b.slot; });
+  return out;
+}
+
 // -- reads ------------------------------------------------------------------------------
 
-result<buffer> write_path::read(std::string_view key, const key_policy& policy,
-                                consistency_mode& m) {
-  buffer filled;
-  auto outcome = st_.coalescer.run(
+result<std::optional<record>> write_path::fetch_fill(std::string_view key, const key_policy& policy,
+                                                     consistency_mode& m, buffer* filled) {
+  return st_.coalescer.run(
       key,
       [&]() -> result<std::optional<record>> {
         if (auto r = m.fetch_elsewhere(key)) return std::move(*r);
-        st_.storage_fetches.fetch_add(1, std::memory_order_relaxed);
-        auto r = st_.store->fetch(key);
-        if (!r) st_.storage_errors.fetch_add(1, std::memory_order_relaxed);
-        return r;
+        return guarded_fetch(key, policy);
       },
       [&](const record& rec) {
-        filled = make_buffer(rec.value);
+        auto value = make_buffer(rec.value);
+        if (filled) *filled = value;
         if (!m.may_cache(key, rec.ver)) return;
-        st_.l1->put(key, filled, rec.ver, l1_expiry(rec.expires_at_ms, policy), true);
+        auto expiry = l1_expiry(rec.expires_at_ms, policy);
+        // The same version already cached (a refresh-ahead): storage confirmed it, so it
+        // gets the new expiry. No write can interleave: we hold the coalescer's stripe.
+        if (st_.l1->put(key, value, rec.ver, expiry, true) == put_outcome::stale)
+          if (auto info = st_.l1->info(key); info && info->ver == rec.ver)
+            st_.l1->set_expiry(key, expiry);
+        if (auto ms = effective(policy).max_stale.count(); ms > 0)
+          keep_stale(key, value, expiry, ms);
       });
-  if (!outcome) return outcome.err();
-  if (!*outcome) return error{errc::not_found};
+}
+
+namespace {
+bool storage_failed(errc c) noexcept {
+  return c == errc::storage_unavailable || c == errc::storage_error || c == errc::timeout;
+}
+}  // namespace
+
+result<buffer> write_path::read(std::string_view key, const key_policy& policy,
+                                consistency_mode& m) {
+  const auto prot = effective(policy);
+  const bool stale_ok = prot.max_stale.count() > 0 && stale_used_.load(std::memory_order_relaxed);
+  buffer filled;
+  std::optional<result<std::optional<record>>> outcome;
+  // Soft timeout: the fetch runs on the executor so this caller can stop waiting for it
+  // and answer with the stale copy, while the fetch goes on and fills L1. Not from the
+  // executor itself, whose threads the fetch may need.
+  if (stale_ok && prot.soft_timeout.count() > 0 && st_.executor &&
+      !st_.executor->on_pool_thread()) {
+    if (auto stale = stale_value(key)) {
+      auto done = std::make_shared<std::promise<result<std::optional<record>>>>();
+      auto answer = done->get_future();
+      consistency_mode* mode = &m;
+      bool posted = st_.executor->post([this, k = std::string{key}, policy, mode, done] {
+        done->set_value(fetch_fill(k, policy, *mode, nullptr));
+      });
+      if (posted) {
+        if (answer.wait_for(prot.soft_timeout) != std::future_status::ready) {
+          st_.soft_timeouts.fetch_add(1, std::memory_order_relaxed);
+          st_.stale_serves.fetch_add(1, std::memory_order_relaxed);
+          return std::move(*stale);
+        }
+        outcome = answer.get();
+      }
+    }
+  }
+  if (!outcome) outcome = fetch_fill(key, policy, m, &filled);
+  auto& out = *outcome;
+  if (!out) {
+    if (stale_ok && storage_failed(out.code()))
+      if (auto stale = stale_value(key)) {
+        st_.stale_serves.fetch_add(1, std::memory_order_relaxed);
+        return std::move(*stale);
+      }
+    return out.err();
+  }
+  if (!*out) {
+    if (stale_used_.load(std::memory_order_relaxed)) drop_stale(key);  // storage: gone
+    return error{errc::not_found};
+  }
   if (filled) return filled;
-  return make_buffer((*outcome)->value);
+  return make_buffer((*out)->value);
+}
+
+// -- stale copies and refresh-ahead -----------------------------------------------------
+
+key_policy::protection write_path::effective(const key_policy& policy) const noexcept {
+  const auto& node = st_.config.default_policy.guard;
+  auto p = policy.guard;
+  if (p.max_stale.count() <= 0) p.max_stale = node.max_stale;
+  if (p.soft_timeout.count() <= 0) p.soft_timeout = node.soft_timeout;
+  if (p.refresh_ahead_pct == 0) p.refresh_ahead_pct = node.refresh_ahead_pct;
+  return p;
+}
+
+write_path::stale_stripe& write_path::stale_for(std::string_view key) {
+  return stale_[std::hash<std::string_view>{}(key) % stale_.size()];
+}
+
+void write_path::keep_stale(std::string_view key, const buffer& value, std::int64_t l1_expiry_ms,
+                            std::int64_t max_stale_ms) {
+  stale_used_.store(true, std::memory_order_relaxed);
+  const std::int64_t until =
+      l1_expiry_ms == 0 ? std::numeric_limits<std::int64_t>::max() : l1_expiry_ms + max_stale_ms;
+  // Bounded like L1 (or 64k copies): over the bound, expired copies go first, then any.
+  const std::size_t bound = std::max<std::size_t>(
+      64, (st_.config.l1.max_entries ? st_.config.l1.max_entries : std::size_t{1} << 16) /
+              stale_.size());
+  auto& s = stale_for(key);
+  std::lock_guard<std::mutex> guard{s.mtx};
+  if (auto it = s.copies.find(std::string{key}); it != s.copies.end()) {
+    it->second = {value, until, max_stale_ms};
+    return;
+  }
+  if (s.copies.size() >= bound) {
+    const auto now = now_ms();
+    std::erase_if(s.copies, [&](const auto& kv) { return kv.second.usable_until_ms < now; });
+    if (s.copies.size() >= bound) s.copies.erase(s.copies.begin());
+  }
+  s.copies.emplace(std::string{key}, stale_copy{value, until, max_stale_ms});
+}
+
+void write_path::drop_stale(std::string_view key) {
+  auto& s = stale_for(key);
+  std::lock_guard<std::mutex> guard{s.mtx};
+  if (auto it = s.copies.find(std::string{key}); it != s.copies.end()) s.copies.erase(it);
+}
+
+void write_path::clear_stale() {
+  if (!stale_used_.load(std::memory_order_relaxed)) return;
+  for (auto& s : stale_) {
+    std::lock_guard<std::mutex> guard{s.mtx};
+    s.copies.clear();
+  }
+}
+
+void write_path::invalidated(std::string_view key) {
+  if (!stale_used_.load(std::memory_order_relaxed)) return;
+  auto& s = stale_for(key);
+  std::lock_guard<std::mutex> guard{s.mtx};
+  if (auto it = s.copies.find(std::string{key}); it != s.copies.end())
+    it->second.usable_until_ms =
+        std::min(it->second.usable_until_ms, now_ms() + it->second.max_stale_ms);
+}
+
+std::optional<buffer> write_path::stale_value(std::string_view key) {
+  auto& s = stale_for(key);
+  std::lock_guard<std::mutex> guard{s.mtx};
+  auto it = s.copies.find(std::string{key});
+  if (it == s.copies.end()) return std::nullopt;
+  if (it->second.usable_until_ms < now_ms()) {
+    s.copies.erase(it);  // past max_stale: never served again
+    return std::nullopt;
+  }
+  return it->second.value;
+}
+
+void write_path::hit(std::string_view key, std::int64_t expires_at_ms) {
+  if (expires_at_ms == 0) return;
+  auto policy = st_.patterns.lookup(key);
+  const auto pct = effective(policy).refresh_ahead_pct;
+  if (pct == 0 || policy.ttl.count() <= 0 || policy.consistency == mode::strong_distributed) return;
+  const auto left = expires_at_ms - now_ms();
+  if (left * 100 > policy.ttl.count() * static_cast<std::int64_t>(pct)) return;
+  if (!st_.executor) return;
+  {
+    std::lock_guard<std::mutex> guard{refresh_mtx_};
+    if (!refreshing_.emplace(key).second) return;  // one refresh per key at a time
+  }
+  st_.refresh_aheads.fetch_add(1, std::memory_order_relaxed);
+  bool posted = st_.executor->post([this, k = std::string{key}, policy] {
+    // Coalesced with any miss of the key; fills L1 (a new expiry) unless a write won.
+    (void)fetch_fill(k, policy, st_.mode_for(policy), nullptr);
+    std::lock_guard<std::mutex> guard{refresh_mtx_};
+    refreshing_.erase(k);
+  });
+  if (!posted) {
+    std::lock_guard<std::mutex> guard{refresh_mtx_};
+    refreshing_.erase(std::string{key});
+  }
 }
 
 result<std::optional<record>> write_path::read_local(std::string_view key) {
@@ -102,13 +302,7 @@ result<std::optional<record>> write_path::read_local(std::string_view key) {
   if (auto err = st_.config.limits.check_key(key); !err) return err.err();
   auto policy = st_.patterns.lookup(key);
   return st_.coalescer.run(
-      key,
-      [&]() -> result<std::optional<record>> {
-        st_.storage_fetches.fetch_add(1, std::memory_order_relaxed);
-        auto r = st_.store->fetch(key);
-        if (!r) st_.storage_errors.fetch_add(1, std::memory_order_relaxed);
-        return r;
-      },
+      key, [&]() -> result<std::optional<record>> { return guarded_fetch(key, policy); },
       [&](const record& rec) {
         st_.l1->put(key, make_buffer(rec.value), rec.ver, l1_expiry(rec.expires_at_ms, policy),
                     true);

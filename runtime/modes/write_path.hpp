@@ -8,14 +8,20 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "runtime/modes/mode.hpp"
+#include "runtime/readthrough/protection.hpp"
 #include "warp/write.hpp"
 
 namespace warp::detail {
@@ -73,6 +79,36 @@ class write_path {
 
   version next_version() noexcept;
 
+  // -- storage protection --------------------------------------------------------------
+
+  /// One storage fetch of `key` for the read-through path, through its policy's rate
+  /// limiter and circuit breaker: errc::rate_limited or storage_unavailable "circuit open"
+  /// without touching storage when they refuse.
+  result<std::optional<record>> guarded_fetch(std::string_view key, const key_policy& policy);
+  struct guard_stats {
+    std::uint32_t slot;
+    breaker_state state;
+    std::uint64_t transitions, rate_limited, rejected_open;
+  };
+  /// Every limiter/breaker used so far (slot 0 = node-wide), for metrics.
+  std::vector<guard_stats> protection_stats() const;
+  /// The protection of `policy` with the fields it leaves unset taken from the node's.
+  key_policy::protection effective(const key_policy& policy) const noexcept;
+
+  /// An L1 hit of `key`, whose entry expires at `expires_at_ms` (only called when
+  /// refresh-ahead is on somewhere): when the hit falls in the last refresh_ahead_pct of
+  /// the entry's TTL, starts one background refresh of the key on the node executor
+  /// unless one is already running.
+  void hit(std::string_view key, std::int64_t expires_at_ms);
+  /// A peer invalidated `key`: its stale copy may be served for max_stale from now.
+  void invalidated(std::string_view key);
+  /// Every key changed (a clear): no stale copy may be served.
+  void clear_stale();
+  /// A key was removed (here or by a peer): its stale copy goes too.
+  void forget(std::string_view key) {
+    if (stale_used_.load(std::memory_order_relaxed)) drop_stale(key);
+  }
+
   // -- write stripes -------------------------------------------------------------------
 
   /// Writes to one key are ordered by its stripe (write-through to storage, then L1).
@@ -100,8 +136,41 @@ class write_path {
   /// Storage failed a write of `key` at `ver`: nothing of it may stay cached anywhere.
   void failed(std::string_view key, consistency_mode& m, version ver);
 
+  storage_guard& guard_for(const key_policy& policy);
+  /// The coalesced fetch of a miss and its fill of L1 (and of the stale copies);
+  /// `filled`, when given, receives the buffer that entered L1.
+  result<std::optional<record>> fetch_fill(std::string_view key, const key_policy& policy,
+                                           consistency_mode& m, buffer* filled);
+
+  // Stale copies (stale-on-error): the last value of each key of a pattern with
+  // max_stale, usable until its L1 expiry (or invalidation) plus max_stale. Kept beside
+  // L1 rather than in it, so the L1 hit path does not change; a copy shares L1's buffer.
+  struct stale_copy {
+    buffer value;
+    std::int64_t usable_until_ms;  // system clock; INT64_MAX while L1 may hold it
+    std::int64_t max_stale_ms;
+  };
+  struct alignas(64) stale_stripe {
+    std::mutex mtx;
+    std::unordered_map<std::string, stale_copy> copies;
+  };
+  void keep_stale(std::string_view key, const buffer& value, std::int64_t l1_expiry_ms,
+                  std::int64_t max_stale_ms);
+  void drop_stale(std::string_view key);
+  std::optional<buffer> stale_value(std::string_view key);
+  stale_stripe& stale_for(std::string_view key);
+  std::array<stale_stripe, 16> stale_;
+  std::atomic<bool> stale_used_{false};
+
+  std::mutex refresh_mtx_;
+  std::unordered_set<std::string> refreshing_;  // keys with a refresh-ahead in flight
+
   node_state& st_;
   std::array<std::mutex, stripes> locks_;
+  // Created on a pattern's first miss and never removed (a replaced pattern gets a new
+  // slot), so a reference stays valid; only misses that go to storage take the mutex.
+  mutable std::mutex guards_mtx_;
+  std::unordered_map<std::uint32_t, std::unique_ptr<storage_guard>> guards_;
 };
 
 }  // namespace warp::detail

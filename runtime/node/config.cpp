@@ -36,6 +36,21 @@ result<void> node_config::validate() const {
     return at_least_one("strong.replication_factor", defaults.strong.replication_factor);
   if (default_policy.ttl.count() < 0)
     return error{errc::invalid_argument, "default_policy.ttl: negative TTL"};
+  {
+    const auto& g = default_policy.guard;
+    if (!(g.rate >= 0) || g.rate > 1e9)
+      return error{errc::invalid_argument,
+                   "default_policy.guard.rate: fetches/s between 0 and 1e9, got " +
+                       std::to_string(g.rate) + " (default 0 = unlimited)"};
+    if (g.breaker_cooldown.count() < 0 || g.max_stale.count() < 0 || g.soft_timeout.count() < 0)
+      return error{errc::invalid_argument,
+                   "default_policy.guard: breaker_cooldown, max_stale and soft_timeout must not "
+                   "be negative (default 0)"};
+    if (g.refresh_ahead_pct > 99)
+      return error{errc::invalid_argument, "default_policy.guard.refresh_ahead_pct: 0..99, got " +
+                                               std::to_string(g.refresh_ahead_pct) +
+                                               " (default 0 = off)"};
+  }
   if (listen.empty()) return {};
   auto endpoint = parse_endpoint(listen);
   if (!endpoint) return endpoint.err();

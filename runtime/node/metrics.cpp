@@ -65,6 +65,16 @@ class exposition {
       out_ += '\n';
     }
   }
+  /// counters() for a gauge family.
+  void gauges(std::string_view name, std::string_view help, std::string_view label,
+              const std::vector<std::pair<std::string_view, std::uint64_t>>& samples) {
+    head(name, help, "gauge");
+    for (const auto& [value, n] : samples) {
+      out_.append(name).append("{").append(labels_).append(",").append(label).append("=\"");
+      out_.append(value).append("\"} ").append(std::to_string(n));
+      out_ += '\n';
+    }
+  }
   std::string take() { return std::move(out_); }
 
  private:
@@ -147,6 +157,38 @@ std::string prometheus_text(const node& n) {
     out.counter("warp_storage_errors_total", "Storage calls that failed.", s.storage_errors);
   }
   out.counter("warp_storage_writes_total", "Writes made to storage.", s.storage_writes);
+  out.counter("warp_stale_serves_total",
+              "Reads answered with a stale value (storage failed, breaker open, or slower than "
+              "the soft timeout).",
+              s.stale_serves);
+  out.counter("warp_soft_timeouts_total",
+              "Stale answers given because storage was slower than the soft timeout.",
+              s.soft_timeouts);
+  out.counter("warp_refresh_aheads_total",
+              "Background refreshes of keys hit near the end of their L1 TTL.", s.refresh_aheads);
+  if (!s.protection.empty()) {
+    std::vector<std::string> names;
+    for (const auto& p : s.protection) names.push_back(prometheus_label(p.pattern));
+    auto family = [&](auto field) {
+      std::vector<std::pair<std::string_view, std::uint64_t>> samples;
+      for (std::size_t i = 0; i < names.size(); ++i)
+        samples.emplace_back(names[i], field(s.protection[i]));
+      return samples;
+    };
+    out.gauges("warp_storage_breaker_state",
+               "Circuit breaker of storage fetches: 0 closed, 1 open, 2 half-open.", "pattern",
+               family([](const node_stats::guard_entry& p) -> std::uint64_t {
+                 return p.breaker == "open" ? 1 : p.breaker == "half_open" ? 2 : 0;
+               }));
+    out.counters("warp_storage_breaker_transitions_total", "Circuit breaker state changes.",
+                 "pattern", family([](const node_stats::guard_entry& p) { return p.transitions; }));
+    out.counters("warp_storage_breaker_rejected_total",
+                 "Storage fetches failed fast because the breaker was open.", "pattern",
+                 family([](const node_stats::guard_entry& p) { return p.rejected_open; }));
+    out.counters("warp_storage_rate_limited_total",
+                 "Storage fetches refused by the pattern's rate limit.", "pattern",
+                 family([](const node_stats::guard_entry& p) { return p.rate_limited; }));
+  }
   out.counter("warp_coalesced_reads_total", "L1 misses that joined an in-flight fetch.",
               s.coalesced_reads);
   out.counter("warp_node_port_accepted_total", "Connections accepted on the node port.",
@@ -177,6 +219,13 @@ std::string stats_json(node& n) {
     p["glob"] = e.glob;
     patterns.push_back(std::move(p));
   }
+  nlohmann::json protection = nlohmann::json::array();
+  for (const auto& p : s.protection)
+    protection.push_back({{"pattern", p.pattern},
+                          {"breaker", p.breaker},
+                          {"transitions", p.transitions},
+                          {"rate_limited", p.rate_limited},
+                          {"rejected_open", p.rejected_open}});
   auto lookups = s.l1.hits + s.l1.misses;
   nlohmann::json doc = {
       {"node",
@@ -203,7 +252,11 @@ std::string stats_json(node& n) {
         {"errors", s.storage_errors},
         {"writes", s.storage_writes},
         {"coalesced_reads", s.coalesced_reads},
-        {"keys", keys}}},
+        {"keys", keys},
+        {"stale_serves", s.stale_serves},
+        {"soft_timeouts", s.soft_timeouts},
+        {"refresh_aheads", s.refresh_aheads},
+        {"protection", protection}}},
       {"patterns", std::move(patterns)},
       {"default_policy", policy_json(n.patterns().default_policy())},
   };

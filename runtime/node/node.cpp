@@ -35,7 +35,11 @@ result<buffer> node::get(std::string_view key) {
       return st.strong_mode->get(key, policy);
     }
   }
-  if (auto hit = st.l1->get(key)) return std::move(*hit);
+  if (auto hit = st.l1->get(key)) {
+    if (st.refresh_ahead_on) [[unlikely]]
+      if (auto info = st.l1->info(key)) st.writes.hit(key, info->expires_at_ms);
+    return std::move(*hit);
+  }
   if (auto err = st.config.limits.check_key(key); !err) return err.err();
   auto policy = st.patterns.lookup(key);
   return st.mode_for(policy).get(key, policy);
@@ -57,8 +61,15 @@ std::optional<buffer> node::get_if_present(std::string_view key) {
 
 bool node::read_if_present_impl(std::string_view key, void* ctx,
                                 void (*fn)(void*, std::string_view)) {
-  return impl_->l1->read(key,
-                         [&](std::string_view bytes, const l1_entry_info&) { fn(ctx, bytes); });
+  auto& st = *impl_;
+  std::int64_t expires = 0;
+  bool hit = st.l1->read(key, [&](std::string_view bytes, const l1_entry_info& info) {
+    fn(ctx, bytes);
+    expires = info.expires_at_ms;
+  });
+  if (hit && expires != 0 && st.refresh_ahead_on) [[unlikely]]
+    st.writes.hit(key, expires);
+  return hit;
 }
 
 std::vector<result<buffer>> node::get_many(std::span<const std::string_view> keys) {
@@ -256,6 +267,7 @@ result<void> node::clear() {
   auto err = st.store->clear();
   st.coalescer.supersede_all();  // a read-through in flight holds a value storage lost
   st.l1->clear();
+  st.writes.clear_stale();
   if (!err) return err;
   auto ver = st.writes.next_version();
   // Storage is shared: every other node's L1 now holds values storage no longer has.
@@ -305,7 +317,11 @@ result<void> node::register_pattern(std::string_view glob, mode consistency,
     return error{errc::unsupported,
                  "strong_distributed patterns must be configured when the node starts "
                  "(node_config.patterns, --pattern, or strong.members)"};
-  return impl_->patterns.add(glob, key_policy{consistency, ttl, hydrate});
+  key_policy policy;
+  policy.consistency = consistency;
+  policy.ttl = ttl;
+  policy.hydrate = hydrate;
+  return impl_->patterns.add(glob, policy);
 }
 
 key_policy node::policy(std::string_view key) const {
@@ -351,6 +367,21 @@ node_stats node::stats() const {
   out.storage_errors = st.storage_errors.load(std::memory_order_relaxed);
   out.storage_writes = st.storage_writes.load(std::memory_order_relaxed);
   out.coalesced_reads = st.coalescer.coalesced();
+  out.stale_serves = st.stale_serves.load(std::memory_order_relaxed);
+  out.soft_timeouts = st.soft_timeouts.load(std::memory_order_relaxed);
+  out.refresh_aheads = st.refresh_aheads.load(std::memory_order_relaxed);
+  auto guards = st.writes.protection_stats();
+  if (!guards.empty()) {
+    auto entries = st.patterns.entries();
+    for (const auto& g : guards) {
+      std::string name = "(node)";
+      for (const auto& e : entries)
+        if (g.slot != 0 && e.policy.guard_slot == g.slot) name = e.glob;
+      if (g.slot != 0 && name == "(node)") continue;  // a pattern since replaced or removed
+      out.protection.push_back({std::move(name), std::string{detail::to_string(g.state)},
+                                g.transitions, g.rate_limited, g.rejected_open});
+    }
+  }
   if (auto& t = st.transport) {
     out.node_port.accepted = t->accepted.load(std::memory_order_relaxed);
     out.node_port.refused_oversize = t->refused_oversize.load(std::memory_order_relaxed);

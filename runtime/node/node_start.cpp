@@ -99,6 +99,9 @@ result<std::unique_ptr<node>> node::start_impl(std::unique_ptr<impl> p) {
   for (auto& entry : *entries)
     if (auto st = p->patterns.add(entry.glob, entry.policy); !st.has_value()) return st.err();
   p->patterns.set_default(cfg.default_policy);
+  p->refresh_ahead_on = cfg.default_policy.guard.refresh_ahead_pct > 0;
+  for (auto& entry : *entries)
+    if (entry.policy.guard.refresh_ahead_pct > 0) p->refresh_ahead_on = true;
 
   if (cfg.storage_adapter) {
     p->store = cfg.storage_adapter;

@@ -176,6 +176,7 @@ struct pattern_registry::impl {
   std::shared_ptr<const table> current = std::make_shared<table>();
   std::atomic<std::uint64_t> generation{1};
   std::uint64_t seq = 0;
+  std::uint32_t guard_slots = 0;  // under mtx
   // Tells thread-local caches apart from those of a registry that lived at the same address.
   std::uint64_t instance;
 
@@ -234,6 +235,8 @@ result<void> pattern_registry::add(std::string_view glob, key_policy policy) {
   if (depth != 0)
     return error{errc::invalid_argument, "unbalanced '[' in pattern '" + std::string{glob} + "'"};
   std::lock_guard<std::mutex> guard{impl_->mtx};
+  // A fresh slot per registration: a replaced pattern starts with a fresh limiter/breaker.
+  policy.guard_slot = policy.guard.any() ? ++impl_->guard_slots : 0;
   auto next = std::make_shared<table>(*impl_->current);
   auto& es = next->entries;
   es.erase(std::remove_if(es.begin(), es.end(), [&](auto& e) { return e.glob == glob; }), es.end());
@@ -295,6 +298,62 @@ result<pattern_registry::entry> pattern_registry::parse_spec(std::string_view sp
     return error{errc::invalid_argument,
                  "pattern spec '" + std::string{spec} + "' is not GLOB=MODE[:TTL]"};
   entry out;
+  // Protection options trail the spec as `+name=value`; peel them off first, so the glob
+  // is split at the '=' that follows it.
+  for (;;) {
+    auto plus = spec.rfind('+');
+    if (plus == std::string_view::npos) break;
+    auto opt = spec.substr(plus + 1);
+    auto oeq = opt.find('=');
+    if (oeq == std::string_view::npos) break;
+    auto name = opt.substr(0, oeq);
+    auto value = opt.substr(oeq + 1);
+    // Only `+word=` after the glob's own '=' is an option: a glob may hold '+' itself.
+    bool word = !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+      return std::islower(static_cast<unsigned char>(c)) || c == '_';
+    });
+    if (!word || spec.substr(0, plus).find('=') == std::string_view::npos) break;
+    auto bad = [&](std::string_view why) {
+      return error{errc::invalid_argument,
+                   "option '+" + std::string{opt} + "': " + std::string{why}};
+    };
+    if (name == "rate") {
+      double r = 0;
+      auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), r);
+      if (ec != std::errc{} || p != value.data() + value.size() || !(r > 0) || r > 1e9)
+        return bad("needs a number of fetches per second above 0");
+      out.policy.guard.rate = r;
+    } else if (name == "breaker") {
+      std::uint32_t n = 0;
+      auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+      if (ec != std::errc{} || p != value.data() + value.size() || n == 0)
+        return bad("needs a number of consecutive failures above 0");
+      out.policy.guard.breaker_failures = n;
+    } else if (name == "cooldown") {
+      auto d = parse_duration(value);
+      if (!d || d->count() <= 0) return bad("needs a duration above 0, e.g. 5s");
+      out.policy.guard.breaker_cooldown = *d;
+    } else if (name == "max_stale" || name == "soft_timeout") {
+      auto d = parse_duration(value);
+      if (!d || d->count() <= 0) return bad("needs a duration above 0, e.g. 30s");
+      (name == "max_stale" ? out.policy.guard.max_stale : out.policy.guard.soft_timeout) = *d;
+    } else if (name == "refresh_ahead") {
+      std::uint32_t pct = 0;
+      auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), pct);
+      if (ec != std::errc{} || p != value.data() + value.size() || pct == 0 || pct > 99)
+        return bad("needs a percentage of the TTL from 1 to 99");
+      out.policy.guard.refresh_ahead_pct = pct;
+    } else {
+      return bad(
+          "unknown option (known: rate, breaker, cooldown, max_stale, soft_timeout, "
+          "refresh_ahead)");
+    }
+    spec = spec.substr(0, plus);
+  }
+  eq = spec.rfind('=');
+  if (eq == std::string_view::npos || eq == 0)
+    return error{errc::invalid_argument,
+                 "pattern spec '" + std::string{spec} + "' is not GLOB=MODE[:TTL]"};
   out.glob = std::string{spec.substr(0, eq)};
   auto rest = spec.substr(eq + 1);
   std::string_view ttl_text;
@@ -331,7 +390,8 @@ result<std::vector<pattern_registry::entry>> pattern_registry::parse_specs(
       if (out[i].glob != e->glob) continue;
       const auto& a = out[i].policy;
       const auto& b = e->policy;
-      if (a.consistency != b.consistency || a.ttl != b.ttl || a.hydrate != b.hydrate)
+      if (a.consistency != b.consistency || a.ttl != b.ttl || a.hydrate != b.hydrate ||
+          !(a.guard == b.guard))
         return error{errc::invalid_argument, "pattern '" + spec + "' conflicts with '" +
                                                  *source[i] + "': the same glob with another " +
                                                  "policy"};

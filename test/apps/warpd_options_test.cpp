@@ -70,6 +70,11 @@ TEST_CASE("warpd rejects bad cluster and sidecar option values, naming the optio
   expect_usage_error({"--batch-max-delay", "5x"}, "batch-max-delay");
   expect_usage_error({"--batch-max-delay", "2s"}, "batch-max-delay");
   expect_usage_error({"--owner-fetch-timeout", "0"}, "owner-fetch-timeout");
+  expect_usage_error({"--refresh-ahead", "100"}, "refresh-ahead");
+  expect_usage_error({"--storage-breaker-cooldown", "0"}, "storage-breaker-cooldown");
+  expect_usage_error({"--storage-rate", "lots"}, "--storage-rate");
+  expect_usage_error({"--max-stale", "5x"}, "max-stale");
+  expect_usage_error({"--pattern", "k=strong_local+rate=0"}, "option '+rate=0'");
   expect_usage_error({"--read-replicas", "0"}, "read-replicas: must be between 1 and 16");
   expect_usage_error({"--read-replicas", "17"}, "read-replicas: must be between 1 and 16");
   expect_usage_error({"--compress-above", "-1"}, "--compress-above");

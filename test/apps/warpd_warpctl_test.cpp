@@ -39,6 +39,9 @@ TEST_CASE("warpd --help lists every flag") {
         "--failure-timeout", "--ranges", "--batching", "--batch-max-records", "--batch-max-bytes",
         "--batch-max-delay", "--batch-busy-rate", "--batch-target-records", "--compress-above",
         "--owner-fetch-timeout", "--read-replicas",
+        // storage protection (key_policy::protection)
+        "--storage-rate", "--storage-breaker", "--storage-breaker-cooldown", "--max-stale",
+        "--soft-timeout", "--refresh-ahead",
         // strong_options
         "--replication-factor", "--strong-timeout", "--strong-members", "--anti-entropy-interval",
         // the sidecar's resp_options

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <thread>
 
 #include "warp/storage.hpp"
 
@@ -19,6 +20,8 @@ class counting_storage : public warp::storage {
   /// store() and remove() apply the change and then report a failure: the unknown outcome
   /// of a write whose acknowledgement was lost (a timeout after the commit).
   std::atomic<bool> apply_then_fail{false};
+  /// A slow store: every fetch() takes at least this long.
+  std::atomic<int> fetch_delay_ms{0};
 
   /// While closed, fetch() reads its record and then waits until open() (so a test can
   /// make a read-through hold a value that a concurrent write then supersedes).
@@ -38,6 +41,8 @@ class counting_storage : public warp::storage {
   result<std::optional<record>> fetch(std::string_view key) override {
     ++fetches;
     if (fail_fetch) return error{errc::storage_unavailable, "injected outage"};
+    if (auto ms = fetch_delay_ms.load(); ms > 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds{ms});
     auto r = inner_->fetch(key);
     ++waiting_;
     {

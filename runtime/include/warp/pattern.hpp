@@ -30,6 +30,35 @@ struct key_policy {
   std::chrono::milliseconds ttl{0};
   /// eventual_distributed only: broadcast the new value (hydration) instead of an invalidation.
   bool hydrate = false;
+  /// Storage protection of this pattern's read-through fetches (docs/storage.md,
+  /// "Protection"). A pattern that sets none of them shares the node-wide limiter and
+  /// breaker (node_config::default_policy); one that sets any gets its own, with the
+  /// fields it leaves at 0 taken from the node-wide policy.
+  struct protection {
+    /// Storage fetches per second (token bucket, burst = one second's worth); 0 = none.
+    double rate = 0;
+    /// Consecutive unreachable-storage failures that open the breaker; 0 = never opens.
+    std::uint32_t breaker_failures = 0;
+    /// How long an open breaker fails fast before one probe is let through.
+    std::chrono::milliseconds breaker_cooldown{0};
+    /// Stale-on-error: how long past its L1 expiry (or its invalidation) a value may still
+    /// be served, marked stale, when storage fails or the breaker is open; 0 = never.
+    std::chrono::milliseconds max_stale{0};
+    /// With a stale value at hand, a miss waits this long for storage, then answers with
+    /// the stale value while the fetch goes on and refreshes L1; 0 = wait for storage.
+    std::chrono::milliseconds soft_timeout{0};
+    /// A hit in the last this-many percent of the value's L1 TTL refreshes it in the
+    /// background (one refresh per key at a time); 0 = off, at most 99.
+    std::uint32_t refresh_ahead_pct = 0;
+    /// Whether the pattern needs a limiter/breaker of its own.
+    bool any() const noexcept {
+      return rate > 0 || breaker_failures > 0 || breaker_cooldown.count() > 0;
+    }
+    friend bool operator==(const protection&, const protection&) = default;
+  } guard;
+  /// Which limiter/breaker serves this policy's fetches: 0 = the node-wide one, else a
+  /// number the registry gives each pattern that sets its own protection.
+  std::uint32_t guard_slot = 0;
 };
 
 /// Glob match with Redis's syntax: `*`, `?`, `[abc]`, `[a-z]`, `[^a]`, `\` escapes.
@@ -61,6 +90,10 @@ class pattern_registry {
 
   /// Parses `GLOB=MODE[:TTL]` (TTL like `30s`, `500ms`, `10m`, `2h`, or plain ms) as the
   /// `--pattern` flag spells it. `MODE+hydrate` turns on hydration for eventual mode.
+  /// Trailing options set the pattern's storage protection: `+rate=N` (fetches/s),
+  /// `+breaker=N` (consecutive failures), `+cooldown=DURATION`, `+max_stale=DURATION`,
+  /// `+soft_timeout=DURATION`, `+refresh_ahead=PERCENT`, e.g.
+  /// `user:*=strong_local:10m+rate=200+breaker=5+cooldown=2s+max_stale=1m`.
   static result<entry> parse_spec(std::string_view spec);
   /// parse_spec over a whole configuration. The same glob given twice with different
   /// policies is an error naming both (registration order would otherwise pick the winner

@@ -9,6 +9,7 @@
 // Nothing here throws: pqxx exceptions are mapped to warp errors at the pool boundary.
 #include <pqxx/pqxx>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <map>
@@ -96,6 +97,22 @@ std::string redact(std::string_view conninfo) {
   return s;
 }
 
+/// libpq's connect failure without the server's address: `connection to server at
+/// "HOST", port P failed: Connection refused\n\tIs the server running...` -> `Connection
+/// refused`. Anything not of that shape becomes a fixed text rather than risk an address.
+std::string connect_reason(std::string_view what) {
+  auto first = what.substr(0, what.find('\n'));
+  auto failed = first.rfind("failed: ");
+  if (failed == std::string_view::npos) return "server unreachable";
+  auto reason = first.substr(failed + 8);
+  while (!reason.empty() && (reason.back() == ' ' || reason.back() == '\r'))
+    reason.remove_suffix(1);
+  if (reason.empty() || reason.find('"') != std::string_view::npos ||
+      reason.find('=') != std::string_view::npos)
+    return "server unreachable";
+  return std::string{reason};
+}
+
 /// SQLSTATE classes that mean "the connection or server went away", not "your query
 /// was wrong": 08 connection exception, 57P admin shutdown / crash / cannot connect now.
 bool connection_state(const std::string& sqlstate) {
@@ -160,6 +177,7 @@ class postgres_storage final : public storage {
       return true;
     });
     if (!r) return r.err();
+    opened_.store(true, std::memory_order_release);
     return {};
   }
 
@@ -313,8 +331,15 @@ class postgres_storage final : public storage {
       return c;
     } catch (const std::exception& e) {
       release(nullptr);
+      // At open the operator needs to see which server (password dropped); afterwards the
+      // message can reach clients (a sidecar's GET), so it names no host, port or user:
+      // those go to the log.
+      if (!opened_.load(std::memory_order_acquire))
+        return error{errc::storage_unavailable,
+                     "cannot connect to PostgreSQL '" + described_ + "': " + trim(e.what())};
+      spdlog::warn("storage: cannot connect to PostgreSQL '{}': {}", described_, trim(e.what()));
       return error{errc::storage_unavailable,
-                   "cannot connect to PostgreSQL '" + described_ + "': " + trim(e.what())};
+                   "cannot connect to PostgreSQL: " + connect_reason(e.what())};
     }
   }
 
@@ -411,6 +436,7 @@ class postgres_storage final : public storage {
 
   const std::string conninfo_;
   const std::string described_;
+  std::atomic<bool> opened_{false};
   std::mutex mtx_;
   std::condition_variable cv_;
   std::vector<conn_ptr> idle_;

@@ -40,6 +40,19 @@ struct node_stats {
   std::uint64_t storage_errors = 0;   ///< storage calls that failed
   std::uint64_t coalesced_reads = 0;  ///< misses that joined an in-flight fetch
   std::uint64_t storage_writes = 0;
+  /// Storage protection, one entry per limiter/breaker used so far: the node-wide one
+  /// (pattern "(node)") and each pattern with its own (docs/storage.md, "Protection").
+  struct guard_entry {
+    std::string pattern;
+    std::string breaker;              ///< closed, open or half_open
+    std::uint64_t transitions = 0;    ///< breaker state changes
+    std::uint64_t rate_limited = 0;   ///< fetches refused with errc::rate_limited
+    std::uint64_t rejected_open = 0;  ///< fetches failed fast with "circuit open"
+  };
+  std::vector<guard_entry> protection;
+  std::uint64_t stale_serves = 0;    ///< reads answered with a stale value (stale-on-error)
+  std::uint64_t soft_timeouts = 0;   ///< of those, because storage was slower than soft_timeout
+  std::uint64_t refresh_aheads = 0;  ///< background refreshes of hot keys near their expiry
   /// The node port's guard (bus/node_transport): connections accepted, and closed because
   /// they announced a message over the limit, arrived while too many handshakes were
   /// pending, failed the TLS handshake (no certificate, or one the CA did not sign), or
