@@ -12,6 +12,7 @@
 #include <caf/all.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
 
+#include "test/support/caf_testing.hpp"
 #include "actors/cluster_actor.hpp"
 #include "bus/envelope.hpp"
 
@@ -19,13 +20,6 @@ using namespace warp;
 using namespace std::chrono_literals;
 
 namespace {
-
-caf::actor_system_config& testing_config(caf::actor_system_config& cfg) {
-  cfg.set("scheduler.policy", caf::atom("testing"));
-  cfg.set("logger.file-verbosity", caf::atom("quiet"));
-  cfg.set("logger.console-verbosity", caf::atom("quiet"));
-  return cfg;
-}
 
 /// What the relay does to the traffic; read by the relay, set by the test (one thread).
 struct link_faults {
@@ -122,7 +116,7 @@ struct test_node final : actors::cluster_host {
 
 struct fixture {
   caf::actor_system_config cfg;
-  caf::actor_system sys{testing_config(cfg)};
+  caf::actor_system sys{test::testing_config(cfg)};
   caf::scheduler::test_coordinator& sched{
       dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())};
   std::unique_ptr<test_node> a = std::make_unique<test_node>(1, "10.0.0.1:7000");

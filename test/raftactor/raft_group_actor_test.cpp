@@ -25,6 +25,7 @@
 #include <caf/all.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
 
+#include "test/support/caf_testing.hpp"
 #include "actors/raft_group_actor.hpp"
 #include "runtime/core/work_pool.hpp"
 
@@ -34,13 +35,6 @@ using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
 namespace {
-
-caf::actor_system_config& testing_config(caf::actor_system_config& cfg) {
-  cfg.set("scheduler.policy", caf::atom("testing"));
-  cfg.set("logger.file-verbosity", caf::atom("quiet"));
-  cfg.set("logger.console-verbosity", caf::atom("quiet"));
-  return cfg;
-}
 
 /// The POSIX file operations with a fault switch (as in raft_log_store_test.cpp).
 struct faulty_ops : file_ops {
@@ -64,7 +58,7 @@ struct relay_state {
 struct fixture {
   static constexpr std::size_t n = 3;
   caf::actor_system_config cfg;
-  caf::actor_system sys{testing_config(cfg)};
+  caf::actor_system sys{test::testing_config(cfg)};
   caf::scheduler::test_coordinator& sched{
       dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())};
   fs::path root;

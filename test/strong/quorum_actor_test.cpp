@@ -13,6 +13,7 @@
 #include <caf/all.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
 
+#include "test/support/caf_testing.hpp"
 #include "actors/quorum_actor.hpp"
 #include "actors/strong_context.hpp"
 #include "actors/strong_range_actor.hpp"
@@ -23,13 +24,6 @@ using namespace warp::detail;
 using namespace std::chrono_literals;
 
 namespace {
-
-caf::actor_system_config& testing_config(caf::actor_system_config& cfg) {
-  cfg.set("scheduler.policy", caf::atom("testing"));
-  cfg.set("logger.file-verbosity", caf::atom("quiet"));
-  cfg.set("logger.console-verbosity", caf::atom("quiet"));
-  return cfg;
-}
 
 /// How a scripted peer treats the request batches it gets.
 enum class peer_mode { answer, silent, drop_stores, answer_late };
@@ -75,7 +69,7 @@ caf::behavior scripted_peer(caf::stateful_actor<scripted_peer_state>* self, peer
 
 struct fixture {
   caf::actor_system_config cfg;
-  caf::actor_system sys{testing_config(cfg)};
+  caf::actor_system sys{test::testing_config(cfg)};
   caf::scheduler::test_coordinator& sched{
       dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())};
   std::vector<std::string> addresses{"10.0.0.1:7000", "10.0.0.2:7000", "10.0.0.3:7000"};
