@@ -206,10 +206,12 @@ TEST_CASE(
 }
 
 TEST_CASE("a clustered node's cluster metrics escape its name in the node label") {
-  // Clustered by configuration: a seed peer (nobody listens there; the view says so).
+  // Clustered by configuration: a seed peer that refuses connections (held, so another
+  // test's warpd cannot take the port and join as a second member; the view says so).
   temp_dir dir{"warpd-http-cluster-label"};
+  warp::test::refused_port seed;
   warpd_process d{{"--storage", "memory", "--data-dir", dir.str() + "/data", "--name", "web\"node",
-                   "--peers", "127.0.0.1:" + std::to_string(free_port())}};
+                   "--peers", "127.0.0.1:" + std::to_string(seed.port())}};
   REQUIRE(d.wait_ready());
   auto metrics = http_get(d.http_port(), "/metrics");
   REQUIRE(metrics);

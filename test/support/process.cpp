@@ -43,6 +43,26 @@ std::string slurp(const std::string& path) {
 
 }  // namespace
 
+refused_port::refused_port() {
+  fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd_ < 0) throw std::runtime_error("socket() failed");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof(addr);
+  if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    ::close(fd_);
+    throw std::runtime_error("bind() of a refused port failed");
+  }
+  port_ = ntohs(addr.sin_port);
+}
+
+refused_port::~refused_port() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
 std::uint16_t free_port() {
   // Ports from the kernel's ephemeral allocator can be handed out again soon after; keep
   // a per-process set so two servers of one test never get the same port.

@@ -18,6 +18,22 @@ using namespace std::chrono_literals;
 /// this process).
 std::uint16_t free_port();
 
+/// A port on 127.0.0.1 bound but never listened on, for as long as the object lives:
+/// connections to it are refused, and no other process (another test's server asking the
+/// kernel for a free port) can take it meanwhile, as it could a free_port() number.
+class refused_port {
+ public:
+  refused_port();
+  ~refused_port();
+  refused_port(const refused_port&) = delete;
+  refused_port& operator=(const refused_port&) = delete;
+  std::uint16_t port() const noexcept { return port_; }
+
+ private:
+  int fd_ = -1;
+  std::uint16_t port_ = 0;
+};
+
 /// True once something accepts TCP connections on 127.0.0.1:port.
 bool wait_for_port(std::uint16_t port, std::chrono::milliseconds timeout = 10s);
 
