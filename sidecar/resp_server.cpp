@@ -1421,15 +1421,7 @@ std::string resp_server::prometheus_text(std::string_view node_name) const {
   std::string out;
   auto family = [&](std::string_view name, std::string_view type, std::string_view help,
                     std::uint64_t v) {
-    out += "# HELP ";
-    out += name;
-    out += ' ';
-    out += help;
-    out += "\n# TYPE ";
-    out += name;
-    out += ' ';
-    out += type;
-    out += '\n';
+    append_prometheus_header(out, name, type, help);
     out += name;
     out += label;
     out += std::to_string(v);

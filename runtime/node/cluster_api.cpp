@@ -53,15 +53,7 @@ std::string cluster_prometheus_text(node& n) {
   std::string out;
   auto label = "{node=\"" + prometheus_label(name) + "\"";
   auto line = [&](const char* metric, const char* type, const char* help, auto value) {
-    out += "# HELP ";
-    out += metric;
-    out += ' ';
-    out += help;
-    out += "\n# TYPE ";
-    out += metric;
-    out += ' ';
-    out += type;
-    out += '\n';
+    append_prometheus_header(out, metric, type, help);
     out += metric;
     std::string text;
     if constexpr (std::is_floating_point_v<decltype(value)>) {

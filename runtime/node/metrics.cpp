@@ -37,6 +37,12 @@ std::string prometheus_label(std::string_view in) {
   return out;
 }
 
+void append_prometheus_header(std::string& out, std::string_view name, std::string_view type,
+                              std::string_view help) {
+  out.append("# HELP ").append(name).append(" ").append(help).append("\n");
+  out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
+}
+
 namespace {
 
 // Writes one metric family with a single sample. Each family is written exactly once, so
@@ -79,8 +85,7 @@ class exposition {
 
  private:
   void head(std::string_view name, std::string_view help, std::string_view type) {
-    out_.append("# HELP ").append(name).append(" ").append(help).append("\n");
-    out_.append("# TYPE ").append(name).append(" ").append(type).append("\n");
+    append_prometheus_header(out_, name, type, help);
   }
   void family(std::string_view name, std::string_view help, std::string_view type,
               std::uint64_t value) {

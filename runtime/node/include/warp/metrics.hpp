@@ -19,6 +19,12 @@ std::string prometheus_text(const node& n);
 /// A Prometheus label value escaped as the text format wants (\\, \" and \n).
 std::string prometheus_label(std::string_view value);
 
+/// Appends the `# HELP` and `# TYPE` lines of metric family `name` to `out` (the text
+/// format wants them before the family's first sample). Every exposition writer of the
+/// node, the cluster and the sidecar uses it.
+void append_prometheus_header(std::string& out, std::string_view name, std::string_view type,
+                              std::string_view help);
+
 /// The node's stats as one JSON object: `node` (name, id, listen, storage), `l1`
 /// (hits, misses, evictions, expirations, sets, removes, entries, bytes, bounds),
 /// `storage` (fetches, errors, writes, coalesced_reads, keys), `patterns`,
