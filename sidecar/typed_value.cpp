@@ -115,6 +115,24 @@ std::optional<std::string_view> payload(std::string_view stored, char tag) {
   return stored.substr(header_size);
 }
 
+/// A collection encoded as a count and `count` items (each at least `min_item_bytes`, so
+/// the count is bounded by the bytes present before anything is reserved); `read_item`
+/// appends one item and clears `r.ok` when it breaks an invariant (order, NaN). Empty
+/// collections are never stored: a count of 0 does not decode.
+template <class Out, class ReadItem>
+std::optional<Out> decode_items(std::string_view stored, char tag, std::size_t min_item_bytes,
+                                ReadItem read_item) {
+  auto p = payload(stored, tag);
+  if (!p) return std::nullopt;
+  reader r{*p};
+  auto n = r.count(min_item_bytes);
+  Out out;
+  out.reserve(n);
+  for (std::size_t i = 0; i < n && r.ok; ++i) read_item(r, out);
+  if (!r.ok || !r.in.empty() || n == 0) return std::nullopt;
+  return out;
+}
+
 }  // namespace
 
 value_type type_of(std::string_view stored) noexcept {
@@ -148,62 +166,33 @@ std::string encode_string(std::string_view value) {
 }
 
 std::optional<list_t> decode_list(std::string_view stored) {
-  auto p = payload(stored, tag_list);
-  if (!p) return std::nullopt;
-  reader r{*p};
-  auto n = r.count(1);
-  list_t out;
-  out.reserve(n);
-  for (std::size_t i = 0; i < n && r.ok; ++i) out.push_back(r.bytes());
-  if (!r.ok || !r.in.empty() || n == 0) return std::nullopt;
-  return out;
+  return decode_items<list_t>(stored, tag_list, 1,
+                              [](reader& r, list_t& out) { out.push_back(r.bytes()); });
 }
 
 std::optional<zset_t> decode_zset(std::string_view stored) {
-  auto p = payload(stored, tag_zset);
-  if (!p) return std::nullopt;
-  reader r{*p};
-  auto n = r.count(9);
-  zset_t out;
-  out.reserve(n);
-  for (std::size_t i = 0; i < n && r.ok; ++i) {
+  return decode_items<zset_t>(stored, tag_zset, 9, [](reader& r, zset_t& out) {
     double s = r.dbl();
     out.emplace_back(s, r.bytes());
     if (s != s) r.ok = false;  // NaN: never stored
+    auto i = out.size() - 1;
     if (i > 0 && r.ok && !zless(out[i - 1], out[i])) r.ok = false;
-  }
-  if (!r.ok || !r.in.empty() || n == 0) return std::nullopt;
-  return out;
+  });
 }
 
 std::optional<set_t> decode_set(std::string_view stored) {
-  auto p = payload(stored, tag_set);
-  if (!p) return std::nullopt;
-  reader r{*p};
-  auto n = r.count(1);
-  set_t out;
-  out.reserve(n);
-  for (std::size_t i = 0; i < n && r.ok; ++i) {
+  return decode_items<set_t>(stored, tag_set, 1, [](reader& r, set_t& out) {
     out.push_back(r.bytes());
+    auto i = out.size() - 1;
     if (i > 0 && r.ok && !(out[i - 1] < out[i])) r.ok = false;
-  }
-  if (!r.ok || !r.in.empty() || n == 0) return std::nullopt;
-  return out;
+  });
 }
 
 std::optional<hash_t> decode_hash(std::string_view stored) {
-  auto p = payload(stored, tag_hash);
-  if (!p) return std::nullopt;
-  reader r{*p};
-  auto n = r.count(2);
-  hash_t out;
-  out.reserve(n);
-  for (std::size_t i = 0; i < n && r.ok; ++i) {
+  return decode_items<hash_t>(stored, tag_hash, 2, [](reader& r, hash_t& out) {
     auto f = r.bytes();
     out.emplace_back(f, r.bytes());
-  }
-  if (!r.ok || !r.in.empty() || n == 0) return std::nullopt;
-  return out;
+  });
 }
 
 namespace {
