@@ -413,17 +413,17 @@ std::string core::json() const {
     std::lock_guard<std::mutex> guard{mtx_};
     for (const auto& o : recent_)
       recent.push_back({{"key", printable(o.key)},
-                        {"finding", to_string(o.what)},
+                        {"finding", std::string{to_string(o.what)}},
                         {"l1_version", version_text(o.cached)},
                         {"storage_version", version_text(o.stored)}});
   }
   json_t patterns = json_t::array();
   for (const auto& e : st_.patterns.entries())
     if (e.policy.validate != validate_mode::inherit)
-      patterns.push_back({{"pattern", e.glob}, {"mode", to_string(e.policy.validate)}});
+      patterns.push_back({{"pattern", e.glob}, {"mode", std::string{to_string(e.policy.validate)}}});
   json_t doc = {
       {"enabled", enabled_},
-      {"mode", to_string(opts.mode == validate_mode::inherit ? validate_mode::off : opts.mode)},
+      {"mode", std::string{to_string(opts.mode == validate_mode::inherit ? validate_mode::off : opts.mode)}},
       {"patterns", std::move(patterns)},
       {"interval_ms", opts.interval.count()},
       {"grace_ms", opts.grace.count()},

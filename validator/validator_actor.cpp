@@ -1,5 +1,7 @@
 #include "validator/validator_actor.hpp"
 
+#include <algorithm>
+#include <iterator>
 #include <string>
 #include <unordered_map>
 

@@ -6,6 +6,8 @@
 // heals) runs on the node's executor, never on a CAF scheduler thread.
 #pragma once
 
+#include <chrono>
+#include <cstddef>
 #include <functional>
 #include <vector>
 

@@ -49,6 +49,7 @@ result<validation_report> node::validate(std::string_view glob) {
   auto& st = *impl_;
   if (st.stopped.load()) return error{errc::shutting_down, "node is stopping"};
   if (auto err = st.config.limits.check_key(glob); !err) return err.err();
+  if (!st.validator) return error{errc::internal, "the validator did not start"};
   auto pass = st.validator->run_pass(glob);
   validation_report out;
   out.checked = pass.checked;
@@ -63,7 +64,7 @@ result<validation_report> node::validate(std::string_view glob) {
 }
 
 std::string node::validator_json() const {
-  return impl_->validator->json();
+  return impl_->validator ? impl_->validator->json() : std::string{"{\"enabled\":false}"};
 }
 
 void fill_validator_stats(const node::impl& st, node_stats& out) {

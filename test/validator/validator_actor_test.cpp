@@ -14,6 +14,7 @@
 #include "runtime/modes/node_state.hpp"
 #include "test/support/caf_testing.hpp"
 #include "validator/validator.hpp"
+#include "warp/clock.hpp"
 #include "validator/validator_actor.hpp"
 
 using namespace std::chrono_literals;

@@ -5,7 +5,9 @@
 // overwritten (the validator's before_heal hook lets the test race one in deterministically).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <thread>
 #include <cstdio>
 #include <mutex>
 #include <sstream>
