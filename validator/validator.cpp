@@ -104,6 +104,7 @@ void core::on_change(const change_event& ev) {
   using k = change_event::kind;
   // A clear or a gap names no key: the sample covers those.
   if (ev.key.empty() || ev.what == k::cleared || ev.what == k::distrusted) return;
+  if (mode_of(ev.key) == validate_mode::off) return;
   const auto due = now_ms() + st_.config.validator.grace.count();
   std::lock_guard<std::mutex> guard{mtx_};
   if (pending_keys_.count(ev.key) != 0) return;  // already waiting: one check covers both

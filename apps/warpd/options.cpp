@@ -784,17 +784,17 @@ warp::result<settings> build_settings(const warpd_config& cfg) {
     WARPD_READ(g.soft_timeout, rd.duration("warp.soft-timeout"));
   }
   {
-    auto& v = n.validator;
+    auto& val = n.validator;
     std::string text;
     WARPD_READ(text, rd.str("warp.validator"));
     auto m = warp::parse_validate_mode(text);
     if (!m) return warp::error{errc::invalid_argument, "validator: " + m.err().message()};
-    v.mode = *m;
-    WARPD_READ(v.interval, rd.duration("warp.validator-interval"));
-    WARPD_READ(v.grace, rd.duration("warp.validator-grace"));
-    WARPD_READ(v.sample, rd.size("warp.validator-sample"));
-    WARPD_READ(v.max_batch, rd.size("warp.validator-max-batch"));
-    WARPD_READ(v.max_pending, rd.size("warp.validator-max-pending"));
+    val.mode = *m;
+    WARPD_READ(val.interval, rd.duration("warp.validator-interval"));
+    WARPD_READ(val.grace, rd.duration("warp.validator-grace"));
+    WARPD_READ(val.sample, rd.size("warp.validator-sample"));
+    WARPD_READ(val.max_batch, rd.size("warp.validator-max-batch"));
+    WARPD_READ(val.max_pending, rd.size("warp.validator-max-pending"));
   }
   std::string mode_text;
   WARPD_READ(mode_text, rd.str("warp.default-mode"));

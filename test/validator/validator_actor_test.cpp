@@ -11,7 +11,9 @@
 #include <caf/all.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
 
+#include "runtime/modes/cluster.hpp"
 #include "runtime/modes/node_state.hpp"
+#include "runtime/modes/strong.hpp"
 #include "test/support/caf_testing.hpp"
 #include "validator/validator.hpp"
 #include "warp/clock.hpp"
