@@ -83,8 +83,8 @@ std::uint64_t splitmix(std::uint64_t& s) {
 
 core::core(detail::node_state& st)
     : st_(st),
-      rng_state_(static_cast<std::uint64_t>(
-          std::chrono::steady_clock::now().time_since_epoch().count())) {
+      rng_state_(
+          static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count())) {
   enabled_ = st.config.validator.mode != validate_mode::off &&
              st.config.validator.mode != validate_mode::inherit;
   for (const auto& e : st.patterns.entries())
@@ -283,9 +283,9 @@ bool core::heal(const observation& o) {
   if (*rec && cached_ver < (*rec)->ver) {
     // Storage is newer: rewrite the copy, only if nothing newer arrived meanwhile.
     invalidate_at = (*rec)->ver;
-    changed = st_.l1->put(o.key, make_buffer((*rec)->value), (*rec)->ver,
-                          detail::l1_expiry((*rec)->expires_at_ms, policy),
-                          true) != put_outcome::stale;
+    changed =
+        st_.l1->put(o.key, make_buffer((*rec)->value), (*rec)->ver,
+                    detail::l1_expiry((*rec)->expires_at_ms, policy), true) != put_outcome::stale;
   } else if (!*rec || (*rec)->ver < cached_ver || view(bytes) != (*rec)->value) {
     // Deleted, older in storage (storage is the source of truth), or other bytes at the
     // same version: drop the copy; the next read fetches storage's.
@@ -421,10 +421,12 @@ std::string core::json() const {
   json_t patterns = json_t::array();
   for (const auto& e : st_.patterns.entries())
     if (e.policy.validate != validate_mode::inherit)
-      patterns.push_back({{"pattern", e.glob}, {"mode", std::string{to_string(e.policy.validate)}}});
+      patterns.push_back(
+          {{"pattern", e.glob}, {"mode", std::string{to_string(e.policy.validate)}}});
   json_t doc = {
       {"enabled", enabled_},
-      {"mode", std::string{to_string(opts.mode == validate_mode::inherit ? validate_mode::off : opts.mode)}},
+      {"mode", std::string{to_string(opts.mode == validate_mode::inherit ? validate_mode::off
+                                                                         : opts.mode)}},
       {"patterns", std::move(patterns)},
       {"interval_ms", opts.interval.count()},
       {"grace_ms", opts.grace.count()},

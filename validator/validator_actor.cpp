@@ -83,8 +83,7 @@ caf::behavior validator_impl(validator_actor* self, core* c, executor_fn post,
   return {
       [=](tick_atom) {
         auto& st = self->state;
-        if (st.settings.self_tick)
-          self->delayed_send(self, st.settings.interval, tick_atom::value);
+        if (st.settings.self_tick) self->delayed_send(self, st.settings.interval, tick_atom::value);
         if (st.busy) {
           ++st.ticks_skipped;
           return;

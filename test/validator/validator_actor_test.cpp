@@ -16,8 +16,8 @@
 #include "runtime/modes/strong.hpp"
 #include "test/support/caf_testing.hpp"
 #include "validator/validator.hpp"
-#include "warp/clock.hpp"
 #include "validator/validator_actor.hpp"
+#include "warp/clock.hpp"
 
 using namespace std::chrono_literals;
 using warp::validation::finding;

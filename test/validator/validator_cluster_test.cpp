@@ -90,7 +90,8 @@ TEST_CASE("validator: a lost invalidation is detected and healed on the node tha
   CHECK(a.stats().validator.inconsistent == 0);
 }
 
-TEST_CASE("validator: noop counts a lost invalidation and leaves the copy", "[validator][cluster]") {
+TEST_CASE("validator: noop counts a lost invalidation and leaves the copy",
+          "[validator][cluster]") {
   pair_fixture f{warp::validate_mode::noop};
   auto& a = *f.nodes[0];
   auto& b = *f.nodes[1];

@@ -7,10 +7,10 @@
 
 #include <algorithm>
 #include <chrono>
-#include <thread>
 #include <cstdio>
 #include <mutex>
 #include <sstream>
+#include <thread>
 
 #include <spdlog/sinks/ostream_sink.h>
 
@@ -89,8 +89,9 @@ TEST_CASE("validator: SQLite row rewritten behind Warp's back (newer version) is
 
   // Another writer (a migration, a script) updates the row and bumps its version.
   const auto changed = std::chrono::steady_clock::now();
-  sqlite(db, "UPDATE warp_kv SET value = CAST('new' AS BLOB), hlc = hlc + 65536 "
-             "WHERE key = CAST('v:1' AS BLOB)");
+  sqlite(db,
+         "UPDATE warp_kv SET value = CAST('new' AS BLOB), hlc = hlc + 65536 "
+         "WHERE key = CAST('v:1' AS BLOB)");
   REQUIRE(eventually([&] { return n->stats().validator.healed >= 1; }, 10s));
   const auto took = seconds_since(changed);
   std::fprintf(stderr, "validator: sqlite change detected and healed after %.2f s\n", took);
@@ -164,11 +165,11 @@ TEST_CASE("validator: PostgreSQL row changed with psql is detected and healed",
   REQUIRE(n->set("p:1", "old"));
   REQUIRE(n->set("p:2", "doomed"));
   const auto changed = std::chrono::steady_clock::now();
-  auto r = warp::test::run(
-      {"psql", pg.uri(), "-v", "ON_ERROR_STOP=1", "-c",
-       "UPDATE warp_kv SET value = convert_to('new', 'UTF8'), hlc = hlc + 65536 "
-       "WHERE key = convert_to('p:1', 'UTF8'); "
-       "DELETE FROM warp_kv WHERE key = convert_to('p:2', 'UTF8');"});
+  auto r =
+      warp::test::run({"psql", pg.uri(), "-v", "ON_ERROR_STOP=1", "-c",
+                       "UPDATE warp_kv SET value = convert_to('new', 'UTF8'), hlc = hlc + 65536 "
+                       "WHERE key = convert_to('p:1', 'UTF8'); "
+                       "DELETE FROM warp_kv WHERE key = convert_to('p:2', 'UTF8');"});
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
   REQUIRE(eventually([&] { return n->stats().validator.healed >= 2; }, 10s));
@@ -242,7 +243,8 @@ TEST_CASE("validator: +validate= in a pattern spec", "[validator][patterns]") {
       {"u:*=strong_local+validate=heal", "u:*=strong_local+validate=noop"}));
 }
 
-TEST_CASE("validator: a pass over 2000 cached SQLite keys checks each once", "[validator][sqlite]") {
+TEST_CASE("validator: a pass over 2000 cached SQLite keys checks each once",
+          "[validator][sqlite]") {
   warp::test::temp_dir dir{"warp-validator"};
   warp::node_config cfg;
   cfg.storage = "sqlite:" + dir.str() + "/warp.db";

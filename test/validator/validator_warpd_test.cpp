@@ -37,9 +37,8 @@ TEST_CASE("validator: warpctl validate --json reports checked, inconsistent and 
   warp::test::temp_dir dir{"warp-validator-warpd"};
   const auto db = dir.str() + "/warp.db";
   // A long interval: the passes warpctl asks for are the only ones that see the changes.
-  warpd_process d{{"--storage", "sqlite:" + db, "--validator", "noop", "--validator-interval",
-                   "1h", "--validator-grace", "200ms", "--pattern",
-                   "h:*=strong_local+validate=heal"}};
+  warpd_process d{{"--storage", "sqlite:" + db, "--validator", "noop", "--validator-interval", "1h",
+                   "--validator-grace", "200ms", "--pattern", "h:*=strong_local+validate=heal"}};
   REQUIRE(d.wait_ready());
   for (auto kv : {std::pair{"n:1", "a"}, std::pair{"n:2", "b"}, std::pair{"h:1", "c"}})
     REQUIRE(d.ctl({"set", kv.first, kv.second}).exit_code == 0);
@@ -52,8 +51,9 @@ TEST_CASE("validator: warpctl validate --json reports checked, inconsistent and 
   CHECK(doc["inconsistent"] == 0);
   CHECK(doc["healed"] == 0);
 
-  sqlite(db, "UPDATE warp_kv SET value = CAST('x' AS BLOB), hlc = hlc + 65536 "
-             "WHERE key IN (CAST('n:1' AS BLOB), CAST('h:1' AS BLOB))");
+  sqlite(db,
+         "UPDATE warp_kv SET value = CAST('x' AS BLOB), hlc = hlc + 65536 "
+         "WHERE key IN (CAST('n:1' AS BLOB), CAST('h:1' AS BLOB))");
   // Only the keys of the pattern: n:1 (noop) is counted, not healed.
   auto n_only = d.ctl({"validate", "n:*", "--json"});
   INFO(n_only.out << n_only.err);
