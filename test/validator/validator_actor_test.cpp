@@ -37,7 +37,6 @@ struct fixture {
   explicit fixture(warp::validate_mode mode) {
     st.config.validator.mode = mode;
     st.config.validator.grace = 0ms;
-    st.name = "t";
     st.id = 7;
     st.l1 = std::make_unique<warp::l1_store>(warp::l1_options{});
     st.store = warp::make_memory_storage();

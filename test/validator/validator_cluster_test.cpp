@@ -4,6 +4,7 @@
 // and heal mode fixes it.
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <chrono>
 
 #include "runtime/modes/cluster.hpp"
@@ -59,6 +60,24 @@ struct pair_fixture {
     for (auto& n : nodes) n->stop();
   }
   warp::detail::cluster& cl(std::size_t i) { return *warp::detail::cluster_of(*nodes[i]); }
+
+  /// a writes `key` = `value` and b caches it. b first waits for a's invalidation of the
+  /// write: arriving after b's fill, it would drop b's copy (and the test would then lose
+  /// a different invalidation than the one it means to).
+  void write_and_cache(const std::string& key, const std::string& value) {
+    // Shared: a notification already under way may still run the watcher after unwatch.
+    auto heard = std::make_shared<std::atomic<int>>(0);
+    auto id = nodes[1]->watch([heard, key](const warp::change_event& ev) {
+      if (ev.key == key && ev.remote) heard->fetch_add(1);
+    });
+    REQUIRE(nodes[0]->set(key, value));
+    REQUIRE(eventually([&] { return heard->load() >= 1; }, 10s));
+    nodes[1]->unwatch(id);
+    REQUIRE(eventually([&] {
+      auto v = nodes[1]->get(key);
+      return v && warp::view(*v) == value && nodes[1]->l1().contains(key);
+    }));
+  }
 };
 
 }  // namespace
@@ -68,11 +87,7 @@ TEST_CASE("validator: a lost invalidation is detected and healed on the node tha
   pair_fixture f{warp::validate_mode::heal};
   auto& a = *f.nodes[0];
   auto& b = *f.nodes[1];
-  REQUIRE(a.set("e:1", "v1"));
-  REQUIRE(eventually([&] {
-    auto v = b.get("e:1");
-    return v && warp::view(*v) == "v1" && b.l1().contains("e:1");
-  }));
+  f.write_and_cache("e:1", "v1");
   // The next invalidation b receives is lost on the way.
   f.cl(1).drop_next_invalidations(1);
   REQUIRE(a.set("e:1", "v2"));
@@ -95,11 +110,7 @@ TEST_CASE("validator: noop counts a lost invalidation and leaves the copy",
   pair_fixture f{warp::validate_mode::noop};
   auto& a = *f.nodes[0];
   auto& b = *f.nodes[1];
-  REQUIRE(a.set("e:2", "v1"));
-  REQUIRE(eventually([&] {
-    auto v = b.get("e:2");
-    return v && b.l1().contains("e:2");
-  }));
+  f.write_and_cache("e:2", "v1");
   f.cl(1).drop_next_invalidations(1);
   REQUIRE(a.set("e:2", "v2"));
   REQUIRE(eventually([&] { return f.cl(1).invalidations_dropped() == 1; }, 10s));
