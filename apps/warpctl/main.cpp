@@ -50,7 +50,7 @@ struct options {
   std::string key;
   std::string value;
   std::string ttl_text;
-  std::string pattern;  ///< validate: glob of the keys to check ("" = all)
+  std::string pattern;                ///< validate: glob of the keys to check ("" = all)
   warp::transport_options transport;  ///< --tls-cert/--tls-key/--tls-ca
 };
 

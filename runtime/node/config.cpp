@@ -41,10 +41,9 @@ result<void> node_config::validate() const {
   if (validator.max_batch == 0)
     return at_least_one("validator.max_batch", defaults.validator.max_batch);
   if (validator.sample > validator.max_batch)
-    return error{errc::invalid_argument,
-                 "validator.sample (" + std::to_string(validator.sample) +
-                     ") must not exceed validator.max_batch (" +
-                     std::to_string(validator.max_batch) + ")"};
+    return error{errc::invalid_argument, "validator.sample (" + std::to_string(validator.sample) +
+                                             ") must not exceed validator.max_batch (" +
+                                             std::to_string(validator.max_batch) + ")"};
   if (strong.replication_factor == 0)
     return at_least_one("strong.replication_factor", defaults.strong.replication_factor);
   if (default_policy.ttl.count() < 0)

@@ -229,8 +229,8 @@ std::string prometheus_text(const node& n) {
               s.node_port.refused_malformed);
   // The validator (docs/validator.md): only on nodes that run it.
   if (const auto& v = s.validator; v.enabled) {
-    out.counter("warp_validator_checked_total",
-                "Cached keys the validator compared with storage.", v.checked);
+    out.counter("warp_validator_checked_total", "Cached keys the validator compared with storage.",
+                v.checked);
     out.counters("warp_validator_inconsistent_total",
                  "Cached copies that still disagreed with storage after the grace window.",
                  "finding",
@@ -240,8 +240,8 @@ std::string prometheus_text(const node& n) {
                   {"newer_than_storage", v.newer_than_storage}});
     out.counter("warp_validator_healed_total", "Inconsistent copies the validator healed.",
                 v.healed);
-    out.counter("warp_validator_errors_total",
-                "Validator checks that could not read storage.", v.errors);
+    out.counter("warp_validator_errors_total", "Validator checks that could not read storage.",
+                v.errors);
     out.counter("warp_validator_changes_dropped_total",
                 "Changed keys not queued for a check (the queue was full).", v.changes_dropped);
     std::vector<std::pair<std::string_view, double>> nines;

@@ -176,7 +176,7 @@ result<std::unique_ptr<node>> node::start_impl(std::unique_ptr<impl> p) {
 void node::stop() {
   if (!impl_ || impl_->stopped.exchange(true)) return;
   auto& st = *impl_;
-  stop_validator(*this, st);  // its jobs still queued on the executor finish below
+  stop_validator(*this, st);         // its jobs still queued on the executor finish below
   if (st.strong) st.strong->stop();  // calls in flight fail fast
   if (st.cluster) {
     // Sends what is queued and says goodbye while the network is still up.
