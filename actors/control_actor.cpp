@@ -150,6 +150,19 @@ caf::behavior control_impl(control_actor* self, control_backend* n, detail::work
           reply = caf::make_message(n->stats_json());
         });
       },
+      [=](validate_atom, const std::string& glob) -> caf::result<std::string> {
+        ++self->state.requests;
+        auto& node = *self->state.node;
+        // A glob is matched against keys: the key bound bounds it too.
+        if (auto err = to_caf_error(node.limits().check_key(glob).err())) return err;
+        return offload(self, [n = &node, glob](caf::message& reply, caf::error& err) {
+          auto r = n->validate_json(glob);
+          if (r)
+            reply = caf::make_message(std::move(*r));
+          else
+            err = to_caf_error(r.err());
+        });
+      },
       [=](job_done_atom, std::uint64_t token, caf::message& reply, caf::error& err) {
         auto it = self->state.pending.find(token);
         if (it == self->state.pending.end()) return;

@@ -11,6 +11,9 @@
 //        ttl_ms: -1 = the key's policy TTL, 0 = no expiry, > 0 = expiry in ms
 //   (delete_atom, string key)                     -> ok_atom
 //   (stats_atom)                                  -> string json (see warp/metrics.hpp)
+//   (validate_atom, string glob)                  -> string json: a validation pass over the
+//        cached keys matching glob ("" = all): checked, inconsistent, healed, uncached,
+//        errors, found (docs/validator.md)
 //
 // Failures come back as a caf::error of category `warp` (control_error_category()): its
 // code is a warp::errc value, its context a message holding one std::string (the human
@@ -62,10 +65,17 @@ class control_backend {
   virtual result<void> remove(std::string_view key) = 0;
   /// The node's stats as JSON (warp/metrics.hpp, stats_json).
   virtual std::string stats_json() = 0;
+  /// Runs a validation pass (blocking: storage and the grace window) and reports it as
+  /// JSON (warp/metrics.hpp, validation_json).
+  virtual result<std::string> validate_json(std::string_view) {
+    return error{errc::unsupported, "this node has no validator"};
+  }
 };
 
 /// The one request atom CAF does not ship (get/put/delete/ping/pong/ok are CAF's own).
 using stats_atom = caf::atom_constant<caf::atom("stats")>;
+/// A validation pass on demand (`warpctl validate`).
+using validate_atom = caf::atom_constant<caf::atom("validate")>;
 
 /// The category of caf::errors that carry a warp::errc (atom "warp").
 constexpr caf::atom_value control_error_category() noexcept {

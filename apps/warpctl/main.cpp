@@ -2,7 +2,7 @@
 // protocol, see actors/control_actor.hpp).
 //
 //   warpctl [--node HOST:PORT] [--json] [--timeout DUR] get KEY | set KEY VALUE [--ttl DUR]
-//           | del KEY | stats | ping | members
+//           | del KEY | stats | ping | members | validate [PATTERN]
 //
 // Exit codes: 0 ok, 1 not found (get), 2 usage, 3 node unreachable (or no answer in time),
 // 4 any other error. Errors go to stderr; with --json an error object also goes to stdout.
@@ -50,6 +50,7 @@ struct options {
   std::string key;
   std::string value;
   std::string ttl_text;
+  std::string pattern;                ///< validate: glob of the keys to check ("" = all)
   warp::transport_options transport;  ///< --tls-cert/--tls-key/--tls-ca
 };
 
@@ -135,6 +136,31 @@ int run_command(CLI::App& app, caf::actor_system& sys, const caf::actor& node, c
         sys, node, opt, [](caf::ok_atom) {}, caf::delete_atom::value, opt.key);
     if (err) return report(opt, opt.key, err);
     std::cout << (opt.json ? dump({{"ok", true}}) : std::string{"OK"}) << std::endl;
+    return exit_ok;
+  }
+  if (app.got_subcommand("validate")) {
+    std::string text;
+    auto err = request(
+        sys, node, opt, [&](std::string& s) { text = std::move(s); }, validate_atom::value,
+        opt.pattern);
+    if (err) return report(opt, "validate", err);
+    auto doc = json::parse(text, nullptr, false);
+    if (doc.is_discarded() || !doc.is_object() || !doc["checked"].is_number() ||
+        !doc["inconsistent"].is_number() || !doc["healed"].is_number())
+      return report(opt, "validate", {errc::codec_error, "node sent malformed JSON"});
+    if (opt.json) {
+      std::cout << dump(doc) << std::endl;
+    } else {
+      std::cout << "checked: " << doc["checked"] << "\ninconsistent: " << doc["inconsistent"]
+                << "\nhealed: " << doc["healed"] << '\n';
+      if (doc["found"].is_array())
+        for (auto& f : doc["found"])
+          std::cout << "  " << (f["key"].is_string() ? f["key"].get<std::string>() : dump(f["key"]))
+                    << ": " << (f["finding"].is_string() ? f["finding"].get<std::string>() : "")
+                    << " (l1 " << dump(f["l1_version"]) << ", storage "
+                    << dump(f["storage_version"]) << ")\n";
+      std::cout.flush();
+    }
     return exit_ok;
   }
   if (app.got_subcommand("stats")) {
@@ -295,6 +321,11 @@ int run(int argc, char** argv) {
   auto* del = app.add_subcommand("del", "Remove a key");
   del->add_option("KEY", opt.key, "Key")->required();
   app.add_subcommand("stats", "Print the node's stats");
+  auto* validate = app.add_subcommand(
+      "validate",
+      "Compare the node's cached keys (matching PATTERN, default all) with storage now; print "
+      "keys checked, inconsistencies found and healed");
+  validate->add_option("PATTERN", opt.pattern, "Glob of the keys to check");
   app.add_subcommand("ping", "Check the node answers; print its name, id and round trip");
   app.add_subcommand("members",
                      "Print the node's cluster view: members, their state and key ranges");

@@ -351,6 +351,8 @@ struct admin_http::impl {
       r.body = warp::stats_json(*node) + "\n";
     } else if (path == "/admin/config") {
       r.body = config_json + "\n";
+    } else if (path == "/admin/validator") {
+      r.body = node->validator_json() + "\n";
     } else {
       return text(404, "not found\n");
     }

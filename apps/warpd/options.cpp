@@ -301,11 +301,16 @@ const std::vector<numeric_bound>& numeric_bounds() {
       {"warp.storage-rate", 0, 1'000'000'000},
       {"warp.storage-breaker", 0, 1'000'000},
       {"warp.refresh-ahead", 0, 99},
+      {"warp.validator-sample", 0, 100'000},
+      {"warp.validator-max-batch", 1, 100'000},
+      {"warp.validator-max-pending", 1, 10'000'000},
       // durations, in milliseconds
       {"warp.default-ttl", 0, 3650 * day_ms},
       {"warp.storage-breaker-cooldown", 1, hour_ms},
       {"warp.max-stale", 0, 30 * day_ms},
       {"warp.soft-timeout", 0, minute_ms},
+      {"warp.validator-interval", 10, hour_ms},
+      {"warp.validator-grace", 0, 10 * minute_ms},
       {"warp.discovery-interval", 1, day_ms},
       {"warp.heartbeat-interval", 1, minute_ms},
       {"warp.failure-timeout", 1, hour_ms},
@@ -467,6 +472,21 @@ const std::vector<option_def>& option_table() {
       {"warp.refresh-ahead", "--refresh-ahead", opt_kind::size, "0",
        "A hit in the last PERCENT of a key's L1 TTL refreshes it in the background (1-99; "
        "0 = off)"},
+      // -- the validator (docs/validator.md) -------------------------------------------
+      {"warp.validator", "--validator", opt_kind::string, "off",
+       "Validator mode of keys whose pattern sets no +validate=: off | noop (count) | alert "
+       "(count and log each inconsistency) | heal (also invalidate or refresh the copy)"},
+      {"warp.validator-interval", "--validator-interval", opt_kind::duration, "1s",
+       "How often the validator checks changed keys and a random sample of cached keys"},
+      {"warp.validator-grace", "--validator-grace", opt_kind::duration, "500ms",
+       "Grace window for changes in flight: a disagreement is declared only if still there "
+       "this long after it was first seen"},
+      {"warp.validator-sample", "--validator-sample", opt_kind::size, "64",
+       "Cached keys drawn at random per validator tick"},
+      {"warp.validator-max-batch", "--validator-max-batch", opt_kind::size, "1000",
+       "Keys one validator tick (or one warpctl validate) checks, at most"},
+      {"warp.validator-max-pending", "--validator-max-pending", opt_kind::size, "10000",
+       "Changed keys waiting for their check, at most (more are dropped and counted)"},
       {"warp.log-level", "--log-level", opt_kind::string, "info",
        "trace, debug, info, warn, error, critical or off"},
       {"warp.l1-max-entries", "--l1-max-entries", opt_kind::size, "0",
@@ -762,6 +782,19 @@ warp::result<settings> build_settings(const warpd_config& cfg) {
     WARPD_READ(g.breaker_cooldown, rd.duration("warp.storage-breaker-cooldown"));
     WARPD_READ(g.max_stale, rd.duration("warp.max-stale"));
     WARPD_READ(g.soft_timeout, rd.duration("warp.soft-timeout"));
+  }
+  {
+    auto& val = n.validator;
+    std::string text;
+    WARPD_READ(text, rd.str("warp.validator"));
+    auto m = warp::parse_validate_mode(text);
+    if (!m) return warp::error{errc::invalid_argument, "validator: " + m.err().message()};
+    val.mode = *m;
+    WARPD_READ(val.interval, rd.duration("warp.validator-interval"));
+    WARPD_READ(val.grace, rd.duration("warp.validator-grace"));
+    WARPD_READ(val.sample, rd.size("warp.validator-sample"));
+    WARPD_READ(val.max_batch, rd.size("warp.validator-max-batch"));
+    WARPD_READ(val.max_pending, rd.size("warp.validator-max-pending"));
   }
   std::string mode_text;
   WARPD_READ(mode_text, rd.str("warp.default-mode"));

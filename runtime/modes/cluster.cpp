@@ -78,6 +78,10 @@ void cluster::published(std::string_view key, version ver, std::int64_t expires_
   bus_->publish(std::move(rec));
 }
 
+void cluster::invalidate(std::string_view key, version ver) {
+  unknown_outcome(key, ver);  // the same record: "whatever you cache up to ver is wrong"
+}
+
 void cluster::unknown_outcome(std::string_view key, version ver) {
   bus::change_record rec;
   rec.key.assign(key);
@@ -130,6 +134,11 @@ void cluster::apply(const bus::change_batch& batch) {
     bool hydrate = rec.kind == bus::record_kind::value &&
                    merge::hydrates(rec.ver, rec.expires_at_ms, now, hydrate_floor_);
     if (!hydrate) {
+      if (auto n = drop_invalidations_.load(std::memory_order_relaxed);
+          n > 0 && drop_invalidations_.compare_exchange_strong(n, n - 1)) {
+        invalidations_dropped_.fetch_add(1, std::memory_order_relaxed);
+        continue;  // the fault hook: lost on the way
+      }
       remember_tombstone(rec.key, rec.ver);
       // A read-through in flight may hold the old value: it must not fill L1.
       st_.coalescer.supersede(rec.key);

@@ -47,6 +47,16 @@ class cluster final : public actors::cluster_host {
   /// `ver` fills this node's L1 (an owner may answer from an L1 the record has not reached).
   void unknown_outcome(std::string_view key, version ver);
 
+  /// Drops `key` from every peer's L1 up to `ver` (an invalidation record on the sync bus),
+  /// and keeps read-throughs older than `ver` out of this node's L1: the validator's heal.
+  void invalidate(std::string_view key, version ver);
+
+  /// Test-only fault hook (compiled in; nothing in production sets it): the next `n`
+  /// invalidation or erase records received from peers are dropped unapplied, as a lost
+  /// message would be. The validator's tests use it to lose one invalidation.
+  void drop_next_invalidations(std::uint32_t n) { drop_invalidations_.store(n); }
+  std::uint64_t invalidations_dropped() const { return invalidations_dropped_.load(); }
+
   /// Read-through via the key's range owner. nullopt = not handled (this node owns the
   /// range, no owner known, or the owner failed: the fallback was counted): fetch locally.
   std::optional<result<std::optional<record>>> fetch_from_owner(std::string_view key);
@@ -86,6 +96,8 @@ class cluster final : public actors::cluster_host {
   // Atomic: stop() runs on the thread stopping the node while work-pool threads read it
   // in fetch_from_owner() (a data race TSan found in warpd's shutdown).
   std::atomic<bool> stopped_{false};
+  std::atomic<std::uint32_t> drop_invalidations_{0};  // the fault hook above
+  std::atomic<std::uint64_t> invalidations_dropped_{0};
   // Recent invalidations (actor thread only): a hydration older than an invalidation of
   // the same key that arrived first (from another sender) must not resurrect the key.
   // Slots by key hash, allocated on the first invalidation received.

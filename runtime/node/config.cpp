@@ -32,6 +32,18 @@ result<void> node_config::validate() const {
   if (limits.max_value_size == 0)
     return at_least_one("limits.max_value_size", defaults.limits.max_value_size);
   if (cluster.ranges == 0) return at_least_one("cluster.ranges", defaults.cluster.ranges);
+  if (validator.interval.count() <= 0)
+    return error{errc::invalid_argument, "validator.interval must be positive (default " +
+                                             std::to_string(defaults.validator.interval.count()) +
+                                             "ms)"};
+  if (validator.grace.count() < 0)
+    return error{errc::invalid_argument, "validator.grace must not be negative"};
+  if (validator.max_batch == 0)
+    return at_least_one("validator.max_batch", defaults.validator.max_batch);
+  if (validator.sample > validator.max_batch)
+    return error{errc::invalid_argument, "validator.sample (" + std::to_string(validator.sample) +
+                                             ") must not exceed validator.max_batch (" +
+                                             std::to_string(validator.max_batch) + ")"};
   if (strong.replication_factor == 0)
     return at_least_one("strong.replication_factor", defaults.strong.replication_factor);
   if (default_policy.ttl.count() < 0)

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -81,6 +82,16 @@ class exposition {
       out_ += '\n';
     }
   }
+  /// A gauge family of real values, one sample per value of `label`.
+  void real_gauges(std::string_view name, std::string_view help, std::string_view label,
+                   const std::vector<std::pair<std::string_view, double>>& samples) {
+    head(name, help, "gauge");
+    for (const auto& [value, x] : samples) {
+      out_.append(name).append("{").append(labels_).append(",").append(label).append("=\"");
+      out_.append(value).append("\"} ").append(fmt_real(x));
+      out_ += '\n';
+    }
+  }
   std::string take() { return std::move(out_); }
 
  private:
@@ -92,6 +103,12 @@ class exposition {
     head(name, help, type);
     out_.append(name).append("{").append(labels_).append("} ").append(std::to_string(value));
     out_ += '\n';
+  }
+
+  static std::string fmt_real(double x) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.4f", x);
+    return buf;
   }
 
   std::string labels_;
@@ -210,7 +227,49 @@ std::string prometheus_text(const node& n) {
   out.counter("warp_node_port_refused_malformed_total",
               "Node port connections closed for a BASP message out of place.",
               s.node_port.refused_malformed);
+  // The validator (docs/validator.md): only on nodes that run it.
+  if (const auto& v = s.validator; v.enabled) {
+    out.counter("warp_validator_checked_total", "Cached keys the validator compared with storage.",
+                v.checked);
+    out.counters("warp_validator_inconsistent_total",
+                 "Cached copies that still disagreed with storage after the grace window.",
+                 "finding",
+                 {{"deleted_in_storage", v.deleted_in_storage},
+                  {"older_than_storage", v.older_than_storage},
+                  {"value_differs", v.value_differs},
+                  {"newer_than_storage", v.newer_than_storage}});
+    out.counter("warp_validator_healed_total", "Inconsistent copies the validator healed.",
+                v.healed);
+    out.counter("warp_validator_errors_total", "Validator checks that could not read storage.",
+                v.errors);
+    out.counter("warp_validator_changes_dropped_total",
+                "Changed keys not queued for a check (the queue was full).", v.changes_dropped);
+    std::vector<std::pair<std::string_view, double>> nines;
+    if (v.nines_1m) nines.emplace_back("1m", *v.nines_1m);
+    if (v.nines_5m) nines.emplace_back("5m", *v.nines_5m);
+    if (v.nines_10m) nines.emplace_back("10m", *v.nines_10m);
+    out.real_gauges("warp_validator_consistency_nines",
+                    "Consistency of cached copies with storage, -log10(inconsistent/checked) "
+                    "over the window (log10(checked) when none was inconsistent).",
+                    "window", nines);
+  }
   return out.take();
+}
+
+std::string validation_json(const validation_report& r) {
+  nlohmann::json found = nlohmann::json::array();
+  auto ver = [](version v) {
+    return v.empty() ? std::string{"none"} : std::to_string(v.hlc) + "@" + std::to_string(v.node);
+  };
+  for (const auto& f : r.found)
+    found.push_back({{"key", f.key},
+                     {"finding", f.finding},
+                     {"l1_version", ver(f.l1_version)},
+                     {"storage_version", ver(f.storage_version)}});
+  nlohmann::json doc = {{"checked", r.checked}, {"inconsistent", r.inconsistent},
+                        {"healed", r.healed},   {"uncached", r.uncached},
+                        {"errors", r.errors},   {"found", std::move(found)}};
+  return doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::string stats_json(node& n) {

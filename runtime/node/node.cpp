@@ -389,6 +389,7 @@ node_stats node::stats() const {
     out.node_port.refused_tls = t->refused_tls.load(std::memory_order_relaxed);
     out.node_port.refused_malformed = t->refused_malformed.load(std::memory_order_relaxed);
   }
+  fill_validator_stats(st, out);
   return out;
 }
 

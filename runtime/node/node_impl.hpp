@@ -11,6 +11,7 @@
 
 #include "actors/control_actor.hpp"
 #include "runtime/modes/node_state.hpp"
+#include "validator/validator.hpp"
 #include "warp/node.hpp"
 
 namespace warp {
@@ -27,6 +28,19 @@ struct node::impl : detail::node_state {
   std::uint16_t listen_port = 0;
   // The node port's guard (bus/node_transport); null when the node does not listen.
   std::shared_ptr<bus::node_transport_counters> transport;
+  // The validator (runtime/node/node_validator.cpp, validator/): the core always exists
+  // (warpctl validate works with the validator off); the actor and its watcher only when
+  // a pattern or the node-wide mode turns it on.
+  std::unique_ptr<validation::core> validator;
+  caf::actor validator_actor;
+  watch_id validator_watch = 0;
 };
+
+/// Creates the validator and, when enabled, starts its actor and change-stream watcher.
+void start_validator(node& n, node::impl& st);
+/// Stops the actor and the watcher (before the executor drains).
+void stop_validator(node& n, node::impl& st);
+/// The validator's part of node_stats.
+void fill_validator_stats(const node::impl& st, node_stats& out);
 
 }  // namespace warp

@@ -38,6 +38,11 @@ class node_control_backend final : public actors::control_backend {
   }
   result<void> remove(std::string_view key) override { return n_.remove(key); }
   std::string stats_json() override { return warp::stats_json(n_); }
+  result<std::string> validate_json(std::string_view glob) override {
+    auto rep = n_.validate(glob);
+    if (!rep) return rep.err();
+    return validation_json(*rep);
+  }
 
  private:
   node& n_;
@@ -162,6 +167,7 @@ result<std::unique_ptr<node>> node::start_impl(std::unique_ptr<impl> p) {
       st.strong_mode = detail::make_strong_distributed_mode(*st.strong);
     }
   }
+  start_validator(*n, st);
   logger->info("node {} (id {:08x}) started: storage {}, listen {}", st.name, st.id,
                st.store->describe(), st.listen_port ? st.config.listen : std::string{"off"});
   return n;
@@ -170,6 +176,7 @@ result<std::unique_ptr<node>> node::start_impl(std::unique_ptr<impl> p) {
 void node::stop() {
   if (!impl_ || impl_->stopped.exchange(true)) return;
   auto& st = *impl_;
+  stop_validator(*this, st);         // its jobs still queued on the executor finish below
   if (st.strong) st.strong->stop();  // calls in flight fail fast
   if (st.cluster) {
     // Sends what is queued and says goodbye while the network is still up.

@@ -30,6 +30,31 @@ result<mode> parse_mode(std::string_view text) {
                    "' (expected strong_local, eventual_distributed or strong_distributed)"};
 }
 
+std::string_view to_string(validate_mode m) noexcept {
+  switch (m) {
+    case validate_mode::inherit:
+      return "inherit";
+    case validate_mode::off:
+      return "off";
+    case validate_mode::noop:
+      return "noop";
+    case validate_mode::alert:
+      return "alert";
+    case validate_mode::heal:
+      return "heal";
+  }
+  return "unknown";
+}
+
+result<validate_mode> parse_validate_mode(std::string_view text) {
+  if (text == "off") return validate_mode::off;
+  if (text == "noop") return validate_mode::noop;
+  if (text == "alert") return validate_mode::alert;
+  if (text == "heal") return validate_mode::heal;
+  return error{errc::invalid_argument, "unknown validator mode '" + std::string{text} +
+                                           "' (expected off, noop, alert or heal)"};
+}
+
 result<std::chrono::milliseconds> parse_duration(std::string_view text) {
   if (text.empty()) return error{errc::invalid_argument, "empty duration"};
   std::int64_t number = 0;
@@ -343,10 +368,14 @@ result<pattern_registry::entry> pattern_registry::parse_spec(std::string_view sp
       if (ec != std::errc{} || p != value.data() + value.size() || pct == 0 || pct > 99)
         return bad("needs a percentage of the TTL from 1 to 99");
       out.policy.guard.refresh_ahead_pct = pct;
+    } else if (name == "validate") {
+      auto v = parse_validate_mode(value);
+      if (!v) return bad(v.err().message());
+      out.policy.validate = *v;
     } else {
       return bad(
           "unknown option (known: rate, breaker, cooldown, max_stale, soft_timeout, "
-          "refresh_ahead)");
+          "refresh_ahead, validate)");
     }
     spec = spec.substr(0, plus);
   }
@@ -391,7 +420,7 @@ result<std::vector<pattern_registry::entry>> pattern_registry::parse_specs(
       const auto& a = out[i].policy;
       const auto& b = e->policy;
       if (a.consistency != b.consistency || a.ttl != b.ttl || a.hydrate != b.hydrate ||
-          !(a.guard == b.guard))
+          !(a.guard == b.guard) || a.validate != b.validate)
         return error{errc::invalid_argument, "pattern '" + spec + "' conflicts with '" +
                                                  *source[i] + "': the same glob with another " +
                                                  "policy"};

@@ -121,6 +121,26 @@ struct transport_options {
   bool tls() const noexcept { return !tls_cert.empty() || !tls_key.empty() || !tls_ca.empty(); }
 };
 
+/// The validator (docs/validator.md): compares what L1 serves with storage, by version,
+/// for the keys that changed and a random sample of cached keys.
+struct validator_options {
+  /// Mode of keys whose pattern names none (`--validator`); off = no validator unless a
+  /// pattern sets `+validate=`.
+  validate_mode mode = validate_mode::off;
+  /// How often the validator checks the keys that are due and a fresh sample.
+  std::chrono::milliseconds interval{1000};
+  /// Cached keys drawn at random per tick (besides the changed keys).
+  std::size_t sample = 64;
+  /// How long a change may take to reach every copy: a changed key is first checked this
+  /// long after the change, and a disagreement is declared only if it is still there
+  /// this long after it was first seen.
+  std::chrono::milliseconds grace{500};
+  /// Changed keys waiting for their check, at most; more are dropped (and counted).
+  std::size_t max_pending = 10000;
+  /// Keys one tick (or one `warpctl validate` pass) checks, at most.
+  std::size_t max_batch = 1000;
+};
+
 struct node_config {
   /// Node name: shown in views and logs. Empty = "warp-<pid>".
   std::string name;
@@ -151,6 +171,7 @@ struct node_config {
   warp::cluster_options cluster;
   warp::strong_options strong;
   warp::transport_options transport;
+  warp::validator_options validator;
   /// Worker threads of the actor system the node starts itself (ignored for a host system).
   std::size_t scheduler_threads = 2;
   /// Threads of the node's one blocking executor: storage I/O on behalf of actors (the

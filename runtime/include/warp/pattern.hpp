@@ -23,6 +23,19 @@ enum class mode : std::uint8_t {
 std::string_view to_string(mode m) noexcept;
 result<mode> parse_mode(std::string_view text);
 
+/// What the validator does about a key whose cached copy disagrees with storage
+/// (docs/validator.md). `inherit` = the node-wide mode (node_config::validator).
+enum class validate_mode : std::uint8_t {
+  inherit = 0,
+  off = 1,    ///< not checked
+  noop = 2,   ///< checked and counted
+  alert = 3,  ///< counted, and one structured log line per inconsistency
+  heal = 4,   ///< counted, logged, and the cached copy invalidated (or refreshed if older)
+};
+std::string_view to_string(validate_mode m) noexcept;
+/// "off", "noop", "alert", "heal"; an error names the choices.
+result<validate_mode> parse_validate_mode(std::string_view text);
+
 /// What a key gets from the most specific pattern that matches it.
 struct key_policy {
   mode consistency = mode::strong_local;
@@ -59,6 +72,8 @@ struct key_policy {
   /// Which limiter/breaker serves this policy's fetches: 0 = the node-wide one, else a
   /// number the registry gives each pattern that sets its own protection.
   std::uint32_t guard_slot = 0;
+  /// The validator's mode for this pattern's keys (`+validate=`); inherit = node-wide.
+  validate_mode validate = validate_mode::inherit;
 };
 
 /// Glob match with Redis's syntax: `*`, `?`, `[abc]`, `[a-z]`, `[^a]`, `\` escapes.
@@ -92,7 +107,8 @@ class pattern_registry {
   /// `--pattern` flag spells it. `MODE+hydrate` turns on hydration for eventual mode.
   /// Trailing options set the pattern's storage protection: `+rate=N` (fetches/s),
   /// `+breaker=N` (consecutive failures), `+cooldown=DURATION`, `+max_stale=DURATION`,
-  /// `+soft_timeout=DURATION`, `+refresh_ahead=PERCENT`, e.g.
+  /// `+soft_timeout=DURATION`, `+refresh_ahead=PERCENT`, and the validator's mode
+  /// `+validate=off|noop|alert|heal` (docs/validator.md), e.g.
   /// `user:*=strong_local:10m+rate=200+breaker=5+cooldown=2s+max_stale=1m`.
   static result<entry> parse_spec(std::string_view spec);
   /// parse_spec over a whole configuration. The same glob given twice with different

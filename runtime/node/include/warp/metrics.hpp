@@ -10,6 +10,7 @@ namespace warp {
 
 class node;
 struct node_config;
+struct validation_report;
 
 /// Every L1 and node counter/gauge in Prometheus text format 0.0.4 (HELP and TYPE lines,
 /// `_total` counters), each sample labelled `node="<name>"`. Cheap: reads counters only,
@@ -31,6 +32,10 @@ void append_prometheus_header(std::string& out, std::string_view name, std::stri
 /// `default_policy`. `storage.keys` asks storage for its key count (may do I/O; null when
 /// storage fails).
 std::string stats_json(node& n);
+
+/// A validation pass's report as one JSON object: `checked`, `inconsistent`, `healed`,
+/// `uncached`, `errors`, and `found` (key, finding, l1_version, storage_version).
+std::string validation_json(const validation_report& r);
 
 /// The configuration as one JSON object, one member per node_config field (the names of
 /// the `warp.*` config options, with `-` spelled `_`).

@@ -32,6 +32,29 @@ namespace detail {
 class cluster;
 cluster* cluster_of(const node& n);
 }  // namespace detail
+namespace validation {
+class core;
+}  // namespace validation
+namespace detail {
+/// The node's validator (docs/validator.md), for tests' hooks.
+validation::core* validator_of(const node& n);
+}  // namespace detail
+
+/// What `node::validate` (and `warpctl validate`) found.
+struct validation_report {
+  std::uint64_t checked = 0;       ///< cached keys compared with storage
+  std::uint64_t inconsistent = 0;  ///< still disagreeing after the grace window
+  std::uint64_t healed = 0;        ///< of those, fixed (heal mode)
+  std::uint64_t uncached = 0;      ///< keys no longer cached when looked at
+  std::uint64_t errors = 0;        ///< keys storage could not be read for
+  struct item {
+    std::string key;
+    std::string finding;  ///< deleted_in_storage, older_than_storage, value_differs, ...
+    version l1_version;
+    version storage_version;
+  };
+  std::vector<item> found;  ///< the inconsistent keys, at most 100
+};
 
 /// Counters of the node beside L1's own.
 struct node_stats {
@@ -50,6 +73,21 @@ struct node_stats {
     std::uint64_t rejected_open = 0;  ///< fetches failed fast with "circuit open"
   };
   std::vector<guard_entry> protection;
+  /// The validator (docs/validator.md): totals since start and consistency in nines
+  /// (-log10(inconsistent / checked); nullopt = nothing checked in the window).
+  struct {
+    bool enabled = false;
+    std::uint64_t checked = 0;
+    std::uint64_t inconsistent = 0;
+    std::uint64_t healed = 0;
+    std::uint64_t errors = 0;
+    std::uint64_t changes_dropped = 0;
+    std::uint64_t deleted_in_storage = 0;
+    std::uint64_t older_than_storage = 0;
+    std::uint64_t value_differs = 0;
+    std::uint64_t newer_than_storage = 0;
+    std::optional<double> nines_1m, nines_5m, nines_10m;
+  } validator;
   std::uint64_t stale_serves = 0;    ///< reads answered with a stale value (stale-on-error)
   std::uint64_t soft_timeouts = 0;   ///< of those, because storage was slower than soft_timeout
   std::uint64_t refresh_aheads = 0;  ///< background refreshes of hot keys near their expiry
@@ -221,6 +259,15 @@ class node {
   caf::actor_system& system() noexcept;
   /// The port the node-to-node listener is bound to (0 when not listening).
   std::uint16_t listen_port() const noexcept;
+  /// Runs a validation pass now (docs/validator.md): every cached key matching `glob`
+  /// (empty = all; at most validator.max_batch, drawn at random beyond) is compared with
+  /// storage by version, and what still disagrees after the grace window is counted,
+  /// logged and healed per its pattern's mode (keys whose mode is off: counted only).
+  /// Blocks on storage and the grace window: not on a CAF scheduler thread.
+  result<validation_report> validate(std::string_view glob = {});
+  /// The validator's state as JSON (what warpd's /admin/validator serves).
+  std::string validator_json() const;
+
   /// Runs `job` on the node's executor, its one pool for blocking work (storage calls,
   /// quorum waits); for a host's own blocking work that must not run on a CAF scheduler
   /// thread (the RESP sidecar's slow commands go there). False once stop() began: the job
@@ -240,6 +287,7 @@ class node {
                          const std::function<result<mutation>(const buffer*, std::int64_t)>& fn,
                          bool read_current);
   friend detail::cluster* detail::cluster_of(const node& n);
+  friend validation::core* detail::validator_of(const node& n);
   std::unique_ptr<impl> impl_;
 };
 
