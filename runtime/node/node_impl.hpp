@@ -11,6 +11,7 @@
 
 #include "actors/control_actor.hpp"
 #include "runtime/modes/node_state.hpp"
+#include "runtime/node/pattern_table.hpp"
 #include "warp/node.hpp"
 
 namespace warp {
@@ -27,6 +28,8 @@ struct node::impl : detail::node_state {
   std::uint16_t listen_port = 0;
   // The node port's guard (bus/node_transport); null when the node does not listen.
   std::shared_ptr<bus::node_transport_counters> transport;
+  // The run-time key-pattern table (runtime/node/pattern_table.hpp).
+  std::unique_ptr<detail::pattern_table_keeper> pattern_table;
 };
 
 }  // namespace warp
