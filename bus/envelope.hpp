@@ -15,8 +15,7 @@
 //                the optional 5th field is the sender's pattern-table version (absent = 0,0)
 //              fetch reply  -> [found(bool), record|nil]
 //              pattern table -> [counter, node, [[glob, spec]...]]
-//                the whole run-time key-pattern table (docs/operations.md, "Key patterns
-//                at run time"); specs are re-parsed by the receiver (pattern_registry)
+//                the whole run-time key-pattern table (docs/keyspaces.md); specs are re-parsed by the receiver (pattern_registry)
 //
 // Decoding never trusts the input: every size is checked against `wire_limits` before
 // anything is allocated for it, unknown versions/kinds are rejected, and every failure is

@@ -63,7 +63,7 @@ result<std::vector<std::string>> pattern_table_keeper::load_start_table() {
   if (!file.empty() && std::filesystem::exists(file, ec)) {
     auto fail = [&](const std::string& why) {
       return error{errc::invalid_argument, "pattern table " + file + ": " + why +
-                                               " (fix or remove the file; docs/operations.md)"};
+                                               " (fix or remove the file; docs/keyspaces.md)"};
     };
     auto size = std::filesystem::file_size(file, ec);
     if (ec) return fail(ec.message());
@@ -175,9 +175,14 @@ result<void> pattern_table_keeper::apply(specs next, bus::pattern_version ver, b
                  ok.err().to_string());
   }
   if (auto ok = st_.patterns.replace(removed, added); !ok) return ok;
-  for (const auto& e : added)
+  for (const auto& e : added) {
     if (e.policy.guard.refresh_ahead_pct > 0)
       st_.refresh_ahead_on.store(true, std::memory_order_relaxed);
+    if (e.policy.consistency == mode::strong_distributed && !st_.strong_mode)
+      log()->warn("key patterns: '{}' is strong_distributed, but this node runs no quorum "
+                  "coordinator: its keys are served as strong_local here",
+                  e.glob);
+  }
   // Keys whose mode, TTL or hydration changed lose their L1 entries (and any read in
   // flight may not fill it): what was cached under the old policy carries the old
   // guarantees (an eventual copy nobody invalidates under strong_local, a TTL that is now

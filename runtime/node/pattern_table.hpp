@@ -1,5 +1,4 @@
-// The node's key-pattern table at run time (docs/operations.md, "Key patterns at run
-// time"): the patterns a node started with, changed by operators (node::set_pattern,
+// The node's key-pattern table at run time (docs/keyspaces.md): the patterns a node started with, changed by operators (node::set_pattern,
 // remove_pattern: /admin/patterns, warpctl patterns) and by peers, as one versioned table.
 // Newest version wins; the table is persisted under the data dir and spread through the
 // cluster actor. Reads never come here: they use pattern_registry's snapshots, which

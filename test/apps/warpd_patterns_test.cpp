@@ -1,4 +1,4 @@
-// Key patterns at run time (docs/operations.md, "Key patterns at run time"), against real
+// Key patterns at run time (docs/keyspaces.md), against real
 // warpd clusters driven by the real warpctl: a pattern set on one node applies on every
 // node (a mode change is observable: hydrated values reach the other nodes), reaches a node
 // that joins later, survives a restart of every node, and goes away with rm (the L1 entries
