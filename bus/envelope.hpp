@@ -22,6 +22,7 @@
 // an errc::codec_error, never an exception or a crash. Fuzzed by bus/fuzz_envelope.cpp.
 #pragma once
 
+#include <compare>
 #include <cstddef>
 #include <cstdint>
 #include <string>

@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -74,18 +76,26 @@ result<std::vector<std::string>> pattern_table_keeper::load_start_table() {
     auto doc = nlohmann::json::parse(text.str(), nullptr, false);
     if (doc.is_discarded() || !doc.is_object()) return fail("not JSON");
     if (doc.value("format", 0) != file_format) return fail("unknown format");
-    const auto& v = doc["version"];
-    const auto& ps = doc["patterns"];
-    if (!v.is_object() || !v["counter"].is_number_unsigned() || !v["node"].is_number_unsigned() ||
-        !ps.is_array())
+    // Every member is checked before it is read (a const json's operator[] on a missing
+    // key is undefined behaviour).
+    auto member = [](const nlohmann::json& o, const char* name) -> const nlohmann::json* {
+      return o.is_object() && o.contains(name) ? &o.at(name) : nullptr;
+    };
+    const auto* v = member(doc, "version");
+    const auto* ps = member(doc, "patterns");
+    const auto* counter = v ? member(*v, "counter") : nullptr;
+    const auto* node = v ? member(*v, "node") : nullptr;
+    if (!counter || !counter->is_number_unsigned() || !node || !node->is_number_unsigned() ||
+        node->get<std::uint64_t>() > UINT32_MAX || !ps || !ps->is_array())
       return fail("missing version or patterns");
-    bus::pattern_version file_ver{v["counter"].get<std::uint64_t>(),
-                                  v["node"].get<std::uint32_t>()};
+    bus::pattern_version file_ver{counter->get<std::uint64_t>(),
+                                  static_cast<std::uint32_t>(node->get<std::uint64_t>())};
     if (ver_ < file_ver) {
       specs loaded;
-      for (const auto& p : ps) {
-        if (!p.is_object() || !p["spec"].is_string()) return fail("a pattern without a spec");
-        auto spec = p["spec"].get<std::string>();
+      for (const auto& p : *ps) {
+        const auto* sp = member(p, "spec");
+        if (!sp || !sp->is_string()) return fail("a pattern without a spec");
+        auto spec = sp->get<std::string>();
         auto e = pattern_registry::parse_spec(spec);
         if (!e) return fail("'" + spec + "': " + e.err().message());
         loaded[e->glob] = spec;

@@ -5,6 +5,7 @@
 // apply() republishes in one step.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>

@@ -33,7 +33,7 @@ std::vector<std::string> lines(const std::string& text) {
   return out;
 }
 
-std::string quoted(const std::string& s) {
+std::string sh_quote(const std::string& s) {
   return "'" + s + "'";  // test paths and keys hold no quote
 }
 
@@ -46,7 +46,7 @@ TEST_CASE("warpctl: set from stdin and --file, ttl, exists, incr, mget, in table
 
   // set KEY - : the value is stdin, bytes as given (newlines included).
   auto piped = run({"/bin/sh", "-c",
-                    "printf 'line one\\nline two' | " + quoted(warpctl_bin()) + " --node " +
+                    "printf 'line one\\nline two' | " + sh_quote(warpctl_bin()) + " --node " +
                         w.node() + " set multi -"});
   INFO(piped.err);
   REQUIRE(piped.exit_code == 0);
@@ -129,7 +129,7 @@ TEST_CASE("warpctl scan: cursor-based pages, --limit and --cursor, table and jso
   }
   auto port = w.resp().substr(w.resp().rfind(':') + 1);
   auto load = run({"/bin/sh", "-c",
-                   "redis-cli -p " + port + " < " + quoted(dir.str() + "/load.txt") + " > /dev/null"});
+                   "redis-cli -p " + port + " < " + sh_quote(dir.str() + "/load.txt") + " > /dev/null"});
   REQUIRE(load.exit_code == 0);
 
   auto all = w.ctl({"scan", "scan:*", "--count", "7"});
@@ -241,7 +241,7 @@ TEST_CASE("warpctl help COMMAND and the shell completion scripts") {
   // bash: the function completes commands, sub-commands and modes.
   auto complete = [&](const std::string& words, int cword) {
     return run({"/bin/bash", "-c",
-                "source " + quoted(dir + "/warpctl.bash") + "; COMP_WORDS=(" + words +
+                "source " + sh_quote(dir + "/warpctl.bash") + "; COMP_WORDS=(" + words +
                     "); COMP_CWORD=" + std::to_string(cword) + "; _warpctl; echo \"${COMPREPLY[*]}\""});
   };
   CHECK(complete("warpctl pat", 1).out == "patterns\n");
@@ -252,8 +252,9 @@ TEST_CASE("warpctl help COMMAND and the shell completion scripts") {
   // zsh: the script parses, and the completion system loads it as a completion function.
   auto zsh = run({"zsh", "-n", dir + "/_warpctl"});
   CHECK(zsh.exit_code == 0);
-  auto loads = run({"zsh", "-fc",
-                    "fpath=(" + quoted(dir) + " $fpath); autoload -Uz compinit; compinit -u -D; "
-                    "print -r -- ${_comps[warpctl]}"});
+  std::string script = "fpath=(" + sh_quote(dir) +
+                       " $fpath); autoload -Uz compinit; compinit -u -D; print -r -- "
+                       "${_comps[warpctl]}";
+  auto loads = run({"zsh", "-fc", script});
   CHECK(loads.out == "_warpctl\n");
 }
