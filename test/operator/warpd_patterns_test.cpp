@@ -75,7 +75,7 @@ struct cluster {
     for (auto& n : nodes) REQUIRE(eventually([&] { return up_count(*n) == ports.size(); }));
   }
   void stop_all() {
-    for (auto& n : nodes) CHECK(n->process().stop(SIGTERM) == 0);
+    for (auto& n : nodes) CHECK(n->process().stop(SIGTERM, 20s) == 0);
     nodes.clear();
   }
   warpd_process& operator[](std::size_t i) { return *nodes[i]; }
@@ -118,7 +118,7 @@ TEST_CASE("warpctl patterns: set on one node applies on every node, reaches a la
     INFO(late.log());
     REQUIRE(late.wait_ready());
     CHECK(eventually([&] { return spec_on(late, "ev:*") == "ev:*=eventual_distributed+hydrate:10m"; }));
-    CHECK(late.process().stop(SIGTERM) == 0);
+    CHECK(late.process().stop(SIGTERM, 20s) == 0);
   }
 
   // Every node persisted the table: a restart of all keeps it.
@@ -247,12 +247,12 @@ TEST_CASE("/admin/patterns: GET lists, PUT sets, DELETE removes, a bad spec gets
   CHECK(post->status == 405);
 
   // The command line's table (version 0) does not win over the persisted one (version 2).
-  CHECK(w.process().stop(SIGTERM) == 0);
+  CHECK(w.process().stop(SIGTERM, 20s) == 0);
   warpd_process again{{"--storage", "memory", "--data-dir", dir.str(), "--pattern", "boot:*=strong_local:1m"}};
   REQUIRE(again.wait_ready());
   CHECK(spec_on(again, "boot:*").empty());
   CHECK(spec_on(again, "user:*") == "user:*=strong_local:30s+breaker=3");
-  CHECK(again.process().stop(SIGTERM) == 0);
+  CHECK(again.process().stop(SIGTERM, 20s) == 0);
   // ... unless it is given a newer version.
   warpd_process newer{{"--storage", "memory", "--data-dir", dir.str(), "--pattern",
                        "boot:*=strong_local:1m", "--patterns-version", "5"}};
