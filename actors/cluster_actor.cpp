@@ -216,8 +216,7 @@ class cluster_logic {
     for (auto id : st_.members->reachable())
       if (auto* p = st_.peers.find(id)) self_->send(*p, msg);
     // The node's own change is applied already; a peer's goes to the node.
-    if (!from_node && st_.delivery.on_patterns)
-      st_.delivery.on_patterns(std::move(*t));
+    if (!from_node && st_.delivery.on_patterns) st_.delivery.on_patterns(std::move(*t));
   }
 
   // -- ranges ------------------------------------------------------------------------

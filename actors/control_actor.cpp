@@ -245,8 +245,8 @@ caf::behavior control_impl(control_actor* self, control_backend* n, detail::work
           reply = caf::make_message(std::move(values), std::move(found));
         });
       },
-      [=](scan_atom, const std::string& after, std::uint64_t count, const std::string& glob)
-          -> caf::result<std::vector<std::string>, std::string, bool> {
+      [=](scan_atom, const std::string& after, std::uint64_t count,
+          const std::string& glob) -> caf::result<std::vector<std::string>, std::string, bool> {
         ++self->state.requests;
         auto* node = self->state.node;
         if (count == 0 || count > max_scan_count)

@@ -15,7 +15,8 @@
 //                the optional 5th field is the sender's pattern-table version (absent = 0,0)
 //              fetch reply  -> [found(bool), record|nil]
 //              pattern table -> [counter, node, [[glob, spec]...]]
-//                the whole run-time key-pattern table (docs/keyspaces.md); specs are re-parsed by the receiver (pattern_registry)
+//                the whole run-time key-pattern table (docs/keyspaces.md); specs are re-parsed by
+//                the receiver (pattern_registry)
 //
 // Decoding never trusts the input: every size is checked against `wire_limits` before
 // anything is allocated for it, unknown versions/kinds are rejected, and every failure is
@@ -151,8 +152,7 @@ result<envelope_header> decode_header(std::string_view bytes, const wire_limits&
 result<change_batch> decode_batch(std::string_view bytes, const wire_limits& limits = {});
 result<heartbeat> decode_heartbeat(std::string_view bytes, const wire_limits& limits = {});
 result<fetch_reply> decode_fetch_reply(std::string_view bytes, const wire_limits& limits = {});
-result<pattern_table> decode_pattern_table(std::string_view bytes,
-                                           const wire_limits& limits = {});
+result<pattern_table> decode_pattern_table(std::string_view bytes, const wire_limits& limits = {});
 
 /// Bytes a record adds to a batch, roughly (for batch byte bounds).
 inline std::size_t approx_size(const change_record& r) noexcept {

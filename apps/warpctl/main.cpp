@@ -85,9 +85,8 @@ warp::result<std::string> read_bounded(std::istream& in, const std::string& what
   while (in.read(buf, sizeof buf) || in.gcount() > 0) {
     out.append(buf, static_cast<std::size_t>(in.gcount()));
     if (out.size() > max_input_bytes)
-      return warp::error{errc::value_too_large,
-                         what + " is larger than " + std::to_string(max_input_bytes >> 20) +
-                             " MiB"};
+      return warp::error{errc::value_too_large, what + " is larger than " +
+                                                    std::to_string(max_input_bytes >> 20) + " MiB"};
   }
   if (in.bad()) return warp::error{errc::invalid_argument, "cannot read " + what};
   return out;
@@ -220,8 +219,8 @@ int run_scan(caf::actor_system& sys, const caf::actor& node, const options& opt)
   } else {
     std::cout.flush();
     // More left (--limit): say where to continue, off stdout so the key list stays clean.
-    if (!done) std::cerr << "warpctl: more keys: continue with --cursor '" << cursor << "'"
-                         << std::endl;
+    if (!done)
+      std::cerr << "warpctl: more keys: continue with --cursor '" << cursor << "'" << std::endl;
   }
   return exit_ok;
 }
@@ -376,8 +375,8 @@ int run_command(CLI::App& app, caf::actor_system& sys, const caf::actor& node, c
     if (opt.json) {
       json out = json::array();
       for (std::size_t i = 0; i < values.size(); ++i)
-        out.push_back({{"key", opt.keys[i]},
-                       {"value", found[i] == '1' ? json(values[i]) : json(nullptr)}});
+        out.push_back(
+            {{"key", opt.keys[i]}, {"value", found[i] == '1' ? json(values[i]) : json(nullptr)}});
       std::cout << dump({{"ok", true}, {"values", out}}) << std::endl;
     } else {
       std::vector<std::vector<std::string>> rows{{"KEY", "VALUE"}};
@@ -417,8 +416,8 @@ int run_command(CLI::App& app, caf::actor_system& sys, const caf::actor& node, c
       auto spec = opt.spec.starts_with(opt.glob + "=") ? opt.spec : opt.glob + "=" + opt.spec;
       err = request(sys, node, opt, on_json, patterns_atom::value, caf::put_atom::value, spec);
     } else if (pats->got_subcommand("rm")) {
-      err = request(sys, node, opt, on_json, patterns_atom::value, caf::delete_atom::value,
-                    opt.glob);
+      err =
+          request(sys, node, opt, on_json, patterns_atom::value, caf::delete_atom::value, opt.glob);
     } else {
       err = request(sys, node, opt, on_json, patterns_atom::value);
     }
@@ -433,14 +432,14 @@ int run_command(CLI::App& app, caf::actor_system& sys, const caf::actor& node, c
     std::vector<std::vector<std::string>> rows{{"GLOB", "MODE", "TTL", "SPEC"}};
     for (auto& p : doc["patterns"]) {
       auto ttl = p.value("ttl_ms", std::int64_t{0});
-      rows.push_back({p.value("glob", ""), p.value("mode", ""), ttl ? fmt_ms(ttl) : "-",
-                      p.value("spec", "")});
+      rows.push_back(
+          {p.value("glob", ""), p.value("mode", ""), ttl ? fmt_ms(ttl) : "-", p.value("spec", "")});
     }
     print_table(rows);
     auto& v = doc["version"];
     std::cout << "(table version " << v.value("counter", std::uint64_t{0}) << "."
-              << v.value("node", std::string{}) << ", " << doc["patterns"].size()
-              << " patterns)" << std::endl;
+              << v.value("node", std::string{}) << ", " << doc["patterns"].size() << " patterns)"
+              << std::endl;
     return exit_ok;
   }
   // ping

@@ -379,8 +379,8 @@ struct admin_http::impl {
       done = node->remove_pattern(*glob);
     }
     if (!done) {
-      int status = done.code() == warp::errc::not_found     ? 404
-                   : done.code() == warp::errc::unsupported ? 409
+      int status = done.code() == warp::errc::not_found          ? 404
+                   : done.code() == warp::errc::unsupported      ? 409
                    : done.code() == warp::errc::invalid_argument ? 400
                                                                  : 503;
       return text(status, done.err().to_string() + "\n");
@@ -392,7 +392,8 @@ struct admin_http::impl {
   }
 
   static std::string_view trim_line(std::string_view s) {
-    while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.remove_suffix(1);
+    while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' '))
+      s.remove_suffix(1);
     while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
     return s;
   }
@@ -466,8 +467,8 @@ struct admin_http::impl {
     bool writable = req.path == "/admin/patterns";
     if (req.method != "GET" && req.method != "HEAD" &&
         !(writable && (req.method == "PUT" || req.method == "POST" || req.method == "DELETE"))) {
-      auto r = text(405, writable ? "only GET, HEAD, PUT, POST and DELETE\n"
-                                  : "only GET and HEAD\n");
+      auto r =
+          text(405, writable ? "only GET, HEAD, PUT, POST and DELETE\n" : "only GET and HEAD\n");
       r.extra_headers =
           writable ? "Allow: GET, HEAD, PUT, POST, DELETE\r\n" : "Allow: GET, HEAD\r\n";
       return respond(c, std::move(r));

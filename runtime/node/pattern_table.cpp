@@ -100,15 +100,17 @@ result<std::vector<std::string>> pattern_table_keeper::load_start_table() {
         if (!e) return fail("'" + spec + "': " + e.err().message());
         loaded[e->glob] = spec;
       }
-      log()->info("key patterns: the table in {} (version {}.{:08x}, {} patterns) replaces the "
-                  "command line's (version {}.0)",
-                  file, file_ver.counter, file_ver.node, loaded.size(), ver_.counter);
+      log()->info(
+          "key patterns: the table in {} (version {}.{:08x}, {} patterns) replaces the "
+          "command line's (version {}.0)",
+          file, file_ver.counter, file_ver.node, loaded.size(), ver_.counter);
       table_ = std::move(loaded);
       ver_ = file_ver;
     } else {
-      log()->info("key patterns: the command line's table (version {}.0) is not older than the "
-                  "one in {} (version {}.{:08x}): using the command line's",
-                  ver_.counter, file, file_ver.counter, file_ver.node);
+      log()->info(
+          "key patterns: the command line's table (version {}.0) is not older than the "
+          "one in {} (version {}.{:08x}): using the command line's",
+          ver_.counter, file, file_ver.counter, file_ver.node);
     }
   }
   std::vector<std::string> out;
@@ -189,9 +191,10 @@ result<void> pattern_table_keeper::apply(specs next, bus::pattern_version ver, b
     if (e.policy.guard.refresh_ahead_pct > 0)
       st_.refresh_ahead_on.store(true, std::memory_order_relaxed);
     if (e.policy.consistency == mode::strong_distributed && !st_.strong_mode)
-      log()->warn("key patterns: '{}' is strong_distributed, but this node runs no quorum "
-                  "coordinator: its keys are served as strong_local here",
-                  e.glob);
+      log()->warn(
+          "key patterns: '{}' is strong_distributed, but this node runs no quorum "
+          "coordinator: its keys are served as strong_local here",
+          e.glob);
   }
   // Keys whose mode, TTL or hydration changed lose their L1 entries (and any read in
   // flight may not fill it): what was cached under the old policy carries the old
@@ -214,10 +217,11 @@ result<void> pattern_table_keeper::apply(specs next, bus::pattern_version ver, b
   }
   table_ = std::move(next);
   ver_ = ver;
-  log()->info("key patterns: version {}.{:08x} applied ({}: {} set, {} removed, {} L1 entries "
-              "dropped)",
-              ver.counter, ver.node, local ? "local change" : "from a peer", added.size(),
-              removed.size(), dropped);
+  log()->info(
+      "key patterns: version {}.{:08x} applied ({}: {} set, {} removed, {} L1 entries "
+      "dropped)",
+      ver.counter, ver.node, local ? "local change" : "from a peer", added.size(), removed.size(),
+      dropped);
   if (local && st_.cluster) st_.cluster->publish_patterns(encode_locked(table_, ver_));
   return {};
 }

@@ -1,8 +1,8 @@
-// The node's key-pattern table at run time (docs/keyspaces.md): the patterns a node started with, changed by operators (node::set_pattern,
-// remove_pattern: /admin/patterns, warpctl patterns) and by peers, as one versioned table.
-// Newest version wins; the table is persisted under the data dir and spread through the
-// cluster actor. Reads never come here: they use pattern_registry's snapshots, which
-// apply() republishes in one step.
+// The node's key-pattern table at run time (docs/keyspaces.md): the patterns a node started with,
+// changed by operators (node::set_pattern, remove_pattern: /admin/patterns, warpctl patterns) and
+// by peers, as one versioned table. Newest version wins; the table is persisted under the data dir
+// and spread through the cluster actor. Reads never come here: they use pattern_registry's
+// snapshots, which apply() republishes in one step.
 #pragma once
 
 #include <functional>

@@ -128,8 +128,9 @@ TEST_CASE("warpctl scan: cursor-based pages, --limit and --cursor, table and jso
     f << script;
   }
   auto port = w.resp().substr(w.resp().rfind(':') + 1);
-  auto load = run({"/bin/sh", "-c",
-                   "redis-cli -p " + port + " < " + sh_quote(dir.str() + "/load.txt") + " > /dev/null"});
+  auto load =
+      run({"/bin/sh", "-c",
+           "redis-cli -p " + port + " < " + sh_quote(dir.str() + "/load.txt") + " > /dev/null"});
   REQUIRE(load.exit_code == 0);
 
   auto all = w.ctl({"scan", "scan:*", "--count", "7"});
@@ -242,7 +243,8 @@ TEST_CASE("warpctl help COMMAND and the shell completion scripts") {
   auto complete = [&](const std::string& words, int cword) {
     return run({"/bin/bash", "-c",
                 "source " + sh_quote(dir + "/warpctl.bash") + "; COMP_WORDS=(" + words +
-                    "); COMP_CWORD=" + std::to_string(cword) + "; _warpctl; echo \"${COMPREPLY[*]}\""});
+                    "); COMP_CWORD=" + std::to_string(cword) +
+                    "; _warpctl; echo \"${COMPREPLY[*]}\""});
   };
   CHECK(complete("warpctl pat", 1).out == "patterns\n");
   CHECK(complete("warpctl --node h:1 patterns r", 4).out == "rm\n");

@@ -83,8 +83,9 @@ struct cluster {
 
 }  // namespace
 
-TEST_CASE("warpctl patterns: set on one node applies on every node, reaches a late joiner, "
-          "survives a restart of all, and rm takes it away") {
+TEST_CASE(
+    "warpctl patterns: set on one node applies on every node, reaches a late joiner, "
+    "survives a restart of all, and rm takes it away") {
   cluster c{3};
   c.start_all();
   auto& a = c[0];
@@ -101,7 +102,8 @@ TEST_CASE("warpctl patterns: set on one node applies on every node, reaches a la
   REQUIRE(set.exit_code == 0);
   CHECK(set.out.find("ev:*") != std::string::npos);  // the table, as a table
   for (auto* n : {&a, &b, &d})
-    CHECK(eventually([&] { return spec_on(*n, "ev:*") == "ev:*=eventual_distributed+hydrate:10m"; }));
+    CHECK(
+        eventually([&] { return spec_on(*n, "ev:*") == "ev:*=eventual_distributed+hydrate:10m"; }));
   CHECK(version_on(d) == 1);
 
   // Observable: the mode changed everywhere: b's write reaches d's L1 (hydration).
@@ -117,7 +119,8 @@ TEST_CASE("warpctl patterns: set on one node applies on every node, reaches a la
                        false};
     INFO(late.log());
     REQUIRE(late.wait_ready());
-    CHECK(eventually([&] { return spec_on(late, "ev:*") == "ev:*=eventual_distributed+hydrate:10m"; }));
+    CHECK(eventually(
+        [&] { return spec_on(late, "ev:*") == "ev:*=eventual_distributed+hydrate:10m"; }));
     CHECK(late.process().stop(SIGTERM, 20s) == 0);
   }
 
@@ -207,7 +210,8 @@ TEST_CASE("warpctl patterns: a rate limit set at run time takes effect on every 
 
 TEST_CASE("/admin/patterns: GET lists, PUT sets, DELETE removes, a bad spec gets 400") {
   temp_dir dir{"warpd-patterns-http"};
-  warpd_process w{{"--storage", "memory", "--data-dir", dir.str(), "--pattern", "boot:*=strong_local:1m"}};
+  warpd_process w{
+      {"--storage", "memory", "--data-dir", dir.str(), "--pattern", "boot:*=strong_local:1m"}};
   REQUIRE(w.wait_ready());
   httplib::Client client{"127.0.0.1", w.http_port()};
   client.set_read_timeout(10);
@@ -248,7 +252,8 @@ TEST_CASE("/admin/patterns: GET lists, PUT sets, DELETE removes, a bad spec gets
 
   // The command line's table (version 0) does not win over the persisted one (version 2).
   CHECK(w.process().stop(SIGTERM, 20s) == 0);
-  warpd_process again{{"--storage", "memory", "--data-dir", dir.str(), "--pattern", "boot:*=strong_local:1m"}};
+  warpd_process again{
+      {"--storage", "memory", "--data-dir", dir.str(), "--pattern", "boot:*=strong_local:1m"}};
   REQUIRE(again.wait_ready());
   CHECK(spec_on(again, "boot:*").empty());
   CHECK(spec_on(again, "user:*") == "user:*=strong_local:30s+breaker=3");

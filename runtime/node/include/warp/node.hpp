@@ -219,7 +219,8 @@ class node {
   /// Sets (adds or replaces) one pattern of the run-time table from a spec as `--pattern`
   /// takes it (pattern_registry::parse_spec): applied here at once, persisted under the
   /// data dir, and on every member of the cluster (newest version wins). Keys whose mode,
-  /// TTL or hydration change lose their L1 entries (docs/keyspaces.md). Blocks on the file write: not for a CAF scheduler thread.
+  /// TTL or hydration change lose their L1 entries (docs/keyspaces.md). Blocks on the file write:
+  /// not for a CAF scheduler thread.
   result<void> set_pattern(std::string_view spec);
   /// Removes a pattern of the run-time table (errc::not_found if it has none by that glob).
   result<void> remove_pattern(std::string_view glob);
