@@ -742,7 +742,7 @@ int run(int argc, char** argv) {
                 << std::endl;
       return exit_usage;
     }
-    std::cout << topic->help("warpctl " + opt.help_topic);
+    std::cout << topic->help("warpctl");
     return exit_ok;
   }
   if (set->parsed() && opt.value.empty() && opt.file.empty()) {
