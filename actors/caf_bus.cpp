@@ -26,6 +26,14 @@ void caf_bus::subscribe(batch_handler on_batch, gap_handler on_gap) {
   delivery_.on_gap = std::move(on_gap);
 }
 
+void caf_bus::subscribe_patterns(std::function<void(pattern_table)> on_patterns) {
+  delivery_.on_patterns = std::move(on_patterns);
+}
+
+void caf_bus::publish_patterns(std::string bytes) {
+  if (actor_) caf::anon_send(actor_, actors::local_pattern_table_atom::value, std::move(bytes));
+}
+
 bus_health caf_bus::health() const {
   bus_health h;
   h.queued_records = ctx_.queue.size();

@@ -20,6 +20,10 @@ class caf_bus final : public sync_bus {
   void start();
   void publish(change_record rec) override;
   void subscribe(batch_handler on_batch, gap_handler on_gap) override;
+  /// Where key-pattern tables from peers go (set before start; called on the actor thread).
+  void subscribe_patterns(std::function<void(pattern_table)> on_patterns);
+  /// Hands the node's own new key-pattern table (encoded) to the cluster actor to spread.
+  void publish_patterns(std::string bytes);
   bus_health health() const override;
   cluster_stats metrics() const override;
   void stop() override;

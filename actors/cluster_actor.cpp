@@ -58,6 +58,9 @@ struct cluster_state {
   bool dns_in_flight = false;
   /// Fetches held unanswered while ctx->serve_fetches is off (a test's paused owner).
   std::vector<caf::response_promise> held_fetches;
+  /// The newest key-pattern table seen (the node's own or a peer's), encoded as received.
+  bus::pattern_version patterns_ver;
+  std::string patterns_bytes;
   static inline const char* name = "warp.cluster";
 };
 
@@ -161,6 +164,9 @@ class cluster_logic {
     if (st_.tracker.on_heartbeat(h.sender, h.incarnation, h.seq) ==
         bus::inbound_tracker::verdict::gap)
       gap(h.sender, h.hlc_now);
+    // Behind on key patterns: send it ours (it sends us its own when ours is older).
+    if (hdl && hb->patterns < st_.patterns_ver && !st_.patterns_bytes.empty())
+      self_->send(hdl, pattern_table_atom::value, st_.patterns_bytes);
     bool fresh = false;
     for (auto& ev : events) fresh |= ev.to == member_state::up;
     handle(std::move(events));
@@ -190,6 +196,27 @@ class cluster_logic {
   void gap(std::uint32_t sender, std::uint64_t hlc_bound) {
     ctx_.counters.gaps.fetch_add(1, std::memory_order_relaxed);
     if (st_.delivery.on_gap) st_.delivery.on_gap(sender, hlc_bound);
+  }
+
+  // -- key patterns ----------------------------------------------------------------
+  // Newest version wins. A table newer than ours (the node's own change, or a peer's) is
+  // kept and passed on to every reachable peer at once, so a change floods the cluster in
+  // one round; a peer that missed it gets it at its next heartbeat (on_heartbeat).
+
+  void on_patterns(const std::string& bytes, bool from_node) {
+    auto t = bus::decode_pattern_table(bytes, ctx_.limits);
+    if (!t) {
+      ctx_.counters.decode_errors.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    if (!(st_.patterns_ver < t->ver)) return;
+    st_.patterns_ver = t->ver;
+    st_.patterns_bytes = bytes;
+    auto msg = caf::make_message(pattern_table_atom::value, bytes);
+    for (auto id : st_.members->reachable())
+      if (auto* p = st_.peers.find(id)) self_->send(*p, msg);
+    // The node's own change is applied already; a peer's goes to the node.
+    if (!from_node && st_.delivery.on_patterns) st_.delivery.on_patterns(std::move(*t));
   }
 
   // -- ranges ------------------------------------------------------------------------
@@ -340,6 +367,7 @@ class cluster_logic {
     hb.name = ctx_.name;
     hb.address = ctx_.address;
     hb.leaving = leaving;
+    hb.patterns = st_.patterns_ver;
     for (auto& m : st_.members->view()) {
       if (m.self || m.address.empty()) continue;
       if (hb.members.size() >= ctx_.limits.max_members) break;
@@ -415,6 +443,8 @@ caf::behavior cluster_impl(cluster_actor* self, cluster_context* ctx, bus_delive
   st.ranges = detail::range_map{ctx->opts.ranges};
   st.batching.emplace(bus::batch_policy_options::from(ctx->opts));
   st.numbering.emplace(ctx->self_id, ctx->incarnation);
+  st.patterns_ver = ctx->patterns_ver;
+  st.patterns_bytes = ctx->patterns_bytes;
   st.wall_base_ms = now_ms();
   st.steady_base = self->clock().now();
   if (ctx->network)
@@ -431,6 +461,12 @@ caf::behavior cluster_impl(cluster_actor* self, cluster_context* ctx, bus_delive
       },
       [=](heartbeat_atom, const std::string& bytes) { cluster_logic{self}.on_heartbeat(bytes); },
       [=](batch_atom, const std::string& bytes) { cluster_logic{self}.on_batch(bytes); },
+      [=](pattern_table_atom, const std::string& bytes) {
+        cluster_logic{self}.on_patterns(bytes, false);
+      },
+      [=](local_pattern_table_atom, const std::string& bytes) {
+        cluster_logic{self}.on_patterns(bytes, true);
+      },
       [=](fetch_atom, std::string& key) -> caf::result<caf::message> {
         return cluster_logic{self}.fetch(key);
       },

@@ -9,6 +9,9 @@
 //   (warpbatch, string)  change batch envelope, one-way
 //   (warpfetch, string key) -> string   fetch-reply envelope (remote read-through)
 //   (warpmembs) -> string               the view as JSON (warpctl members)
+//   (warppats, string)   key-pattern table envelope, one-way: to every peer when the table
+//                        changes, and to a peer whose heartbeat shows an older version; the
+//                        node hands its own changes to its actor the same way
 // Bytes are decoded with hard bounds; a malformed message is counted and dropped.
 #pragma once
 
@@ -29,6 +32,9 @@ using wake_atom = caf::atom_constant<caf::atom("warpwake")>;
 using tick_atom = caf::atom_constant<caf::atom("warptick")>;
 using fetched_atom = caf::atom_constant<caf::atom("warpfetchd")>;
 using goodbye_atom = caf::atom_constant<caf::atom("warpbye")>;
+using pattern_table_atom = caf::atom_constant<caf::atom("warppats")>;
+/// Local: the node's own new pattern table (already applied here) for the actor to spread.
+using local_pattern_table_atom = caf::atom_constant<caf::atom("warppatl")>;
 
 /// Test-only: treat `peer` as another node's cluster actor and say hello to it. Tests under
 /// CAF's test coordinator run every node's actor in one actor system, whose own actors a

@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -84,6 +85,9 @@ class cluster_host {
 struct bus_delivery {
   bus::sync_bus::batch_handler on_batch;
   bus::sync_bus::gap_handler on_gap;
+  /// A key-pattern table newer than any this actor had (from a peer). Must not block: the
+  /// node posts the work (parse, L1, the file) to its executor.
+  std::function<void(bus::pattern_table)> on_patterns;
 };
 
 struct cluster_context {
@@ -101,6 +105,11 @@ struct cluster_context {
   cluster_host* host = nullptr;
   /// The node's blocking executor (it outlives the cluster's actors).
   work_pool* pool = nullptr;
+  /// The key-pattern table the node started with, encoded (bus::pattern_table), and its
+  /// version; later tables reach the actor as messages (patterns_atom). Empty bytes: the
+  /// start table is version (0, 0), which is never sent.
+  bus::pattern_version patterns_ver;
+  std::string patterns_bytes;
 
   // -- shared between threads ------------------------------------------------------------
   /// Writer threads push local changes; the cluster actor drains them.

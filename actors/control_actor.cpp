@@ -8,6 +8,7 @@
 
 #include <random>
 #include <unordered_map>
+#include <vector>
 
 #include <caf/all.hpp>
 
@@ -80,6 +81,24 @@ caf::error check_key(const control_backend& n, const std::string& key) {
 
 caf::error check_value(const control_backend& n, const std::string& value) {
   return to_caf_error(n.limits().check_value(value).err());
+}
+
+caf::error check_keys(const control_backend& n, const std::vector<std::string>& keys) {
+  if (keys.empty() || keys.size() > max_batch_keys)
+    return make_caf_error(errc::invalid_argument,
+                          "give 1.." + std::to_string(max_batch_keys) + " keys");
+  for (const auto& k : keys)
+    if (auto err = check_key(n, k)) return err;
+  return {};
+}
+
+/// A backend call's outcome as the reply (its value) or the error.
+template <class T>
+void answer(result<T> r, caf::message& reply, caf::error& err) {
+  if (r)
+    reply = caf::make_message(std::move(*r));
+  else
+    err = to_caf_error(r.err());
 }
 
 caf::behavior control_impl(control_actor* self, control_backend* n, detail::work_pool* pool) {
@@ -156,11 +175,107 @@ caf::behavior control_impl(control_actor* self, control_backend* n, detail::work
         // A glob is matched against keys: the key bound bounds it too.
         if (auto err = to_caf_error(node.limits().check_key(glob).err())) return err;
         return offload(self, [n = &node, glob](caf::message& reply, caf::error& err) {
-          auto r = n->validate_json(glob);
-          if (r)
-            reply = caf::make_message(std::move(*r));
-          else
-            err = to_caf_error(r.err());
+          answer(n->validate_json(glob), reply, err);
+        });
+      },
+      [=](patterns_atom) -> caf::result<std::string> {
+        ++self->state.requests;
+        return offload(self, [n = self->state.node](caf::message& reply, caf::error& err) {
+          answer(n->patterns_json(), reply, err);
+        });
+      },
+      [=](patterns_atom, caf::put_atom, const std::string& spec) -> caf::result<std::string> {
+        ++self->state.requests;
+        // The registry bounds a glob to 1024 bytes; a spec is that plus a few options.
+        if (spec.empty() || spec.size() > 4096)
+          return make_caf_error(errc::invalid_argument, "pattern spec empty or over 4096 bytes");
+        return offload(self, [n = self->state.node, spec](caf::message& reply, caf::error& err) {
+          answer(n->set_pattern(spec), reply, err);
+        });
+      },
+      [=](patterns_atom, caf::delete_atom, const std::string& glob) -> caf::result<std::string> {
+        ++self->state.requests;
+        if (glob.empty() || glob.size() > 4096)
+          return make_caf_error(errc::invalid_argument, "glob empty or over 4096 bytes");
+        return offload(self, [n = self->state.node, glob](caf::message& reply, caf::error& err) {
+          answer(n->remove_pattern(glob), reply, err);
+        });
+      },
+      [=](ttl_atom, const std::string& key) -> caf::result<std::int64_t> {
+        ++self->state.requests;
+        auto* node = self->state.node;
+        if (auto err = check_key(*node, key)) return err;
+        return offload(self, [node, key](caf::message& reply, caf::error& err) {
+          answer(node->expiry(key), reply, err);
+        });
+      },
+      [=](exists_atom, const std::vector<std::string>& keys) -> caf::result<std::string> {
+        ++self->state.requests;
+        auto* node = self->state.node;
+        if (auto err = check_keys(*node, keys)) return err;
+        return offload(self, [node, keys](caf::message& reply, caf::error& err) {
+          std::string found;
+          for (const auto& k : keys) {
+            auto r = node->contains(k);
+            if (!r) {
+              err = to_caf_error(r.err());
+              return;
+            }
+            found.push_back(*r ? '1' : '0');
+          }
+          reply = caf::make_message(std::move(found));
+        });
+      },
+      [=](incr_atom, const std::string& key, std::int64_t by) -> caf::result<std::int64_t> {
+        ++self->state.requests;
+        auto* node = self->state.node;
+        if (auto err = check_key(*node, key)) return err;
+        return offload(self, [node, key, by](caf::message& reply, caf::error& err) {
+          answer(node->incr(key, by), reply, err);
+        });
+      },
+      [=](mget_atom, const std::vector<std::string>& keys)
+          -> caf::result<std::vector<std::string>, std::string> {
+        ++self->state.requests;
+        auto* node = self->state.node;
+        if (auto err = check_keys(*node, keys)) return err;
+        return offload(self, [node, keys](caf::message& reply, caf::error& err) {
+          std::vector<std::string> values;
+          std::string found;
+          for (const auto& k : keys) {
+            auto v = node->get(k);
+            if (!v && v.code() != errc::not_found) {
+              err = to_caf_error(v.err());
+              return;
+            }
+            values.emplace_back(v ? std::string{view(*v)} : std::string{});
+            found.push_back(v ? '1' : '0');
+          }
+          reply = caf::make_message(std::move(values), std::move(found));
+        });
+      },
+      [=](scan_atom, const std::string& after, std::uint64_t count,
+          const std::string& glob) -> caf::result<std::vector<std::string>, std::string, bool> {
+        ++self->state.requests;
+        auto* node = self->state.node;
+        if (count == 0 || count > max_scan_count)
+          return make_caf_error(errc::invalid_argument,
+                                "scan count must be 1.." + std::to_string(max_scan_count));
+        if (after.size() > node->limits().max_key_size || glob.size() > 4096)
+          return make_caf_error(errc::invalid_argument, "scan cursor or pattern too long");
+        return offload(self, [node, after, count, glob](caf::message& reply, caf::error& err) {
+          auto page = node->scan(after, static_cast<std::size_t>(count), glob);
+          if (!page) {
+            err = to_caf_error(page.err());
+            return;
+          }
+          reply = caf::make_message(std::move(page->keys), std::move(page->next_after), page->done);
+        });
+      },
+      [=](health_atom) -> caf::result<std::string> {
+        ++self->state.requests;
+        return offload(self, [n = self->state.node](caf::message& reply, caf::error& err) {
+          answer(n->health_json(), reply, err);
         });
       },
       [=](job_done_atom, std::uint64_t token, caf::message& reply, caf::error& err) {

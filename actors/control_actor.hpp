@@ -14,6 +14,21 @@
 //   (validate_atom, string glob)                  -> string json: a validation pass over the
 //        cached keys matching glob ("" = all): checked, inconsistent, healed, uncached,
 //        errors, found (docs/validator.md)
+//   (patterns_atom)                               -> string json (the key-pattern table)
+//   (patterns_atom, put_atom, string spec)        -> string json (the table after the change)
+//   (patterns_atom, delete_atom, string glob)     -> string json (the table after the change)
+//   (ttl_atom, string key)                        -> int64 expires_at_ms (0 = none)
+//   (exists_atom, vector<string> keys)            -> string "0"/"1" per key
+//   (incr_atom, string key, int64 by)             -> int64 new value
+//   (mget_atom, vector<string> keys)              -> (vector<string> values, string "0"/"1"
+//                                                     found per key)
+//   (scan_atom, string after, uint64 count, string glob)
+//                                                 -> (vector<string> keys, string next_after,
+//                                                     bool done)
+//   (health_atom)                                 -> string json {name, id, alive, ready,
+//                                                     storage, members, reachable_peers}
+//   Multi-key requests take at most `max_batch_keys` keys, scan pages at most
+//   `max_scan_count`: bounded before anything is done for them.
 //
 // Failures come back as a caf::error of category `warp` (control_error_category()): its
 // code is a warp::errc value, its context a message holding one std::string (the human
@@ -26,8 +41,9 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
-#include <string_view>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <caf/actor.hpp>
 #include <caf/atom.hpp>
@@ -70,12 +86,45 @@ class control_backend {
   virtual result<std::string> validate_json(std::string_view) {
     return error{errc::unsupported, "this node has no validator"};
   }
+  // The operator requests (warpctl patterns/ttl/exists/incr/mget/scan/health). Not pure:
+  // a backend without them answers errc::unsupported.
+  virtual result<std::string> patterns_json() { return unsupported(); }
+  virtual result<std::string> set_pattern(std::string_view) { return unsupported(); }
+  virtual result<std::string> remove_pattern(std::string_view) { return unsupported(); }
+  /// Expiry of a live key, ms since the Unix epoch (0 = none); not_found if absent.
+  virtual result<std::int64_t> expiry(std::string_view) { return unsupported(); }
+  virtual result<bool> contains(std::string_view) { return unsupported(); }
+  /// Adds `by` to the integer value of the key (absent = 0), keeping its expiry.
+  virtual result<std::int64_t> incr(std::string_view, std::int64_t) { return unsupported(); }
+  struct scan_page {
+    std::vector<std::string> keys;
+    std::string next_after;
+    bool done = true;
+  };
+  virtual result<scan_page> scan(std::string_view, std::size_t, std::string_view) {
+    return unsupported();
+  }
+  virtual result<std::string> health_json() { return unsupported(); }
+
+ private:
+  static error unsupported() { return error{errc::unsupported, "not served by this node"}; }
 };
+
+/// Bounds of the multi-key requests (exists, mget) and of one scan page.
+inline constexpr std::size_t max_batch_keys = 1000;
+inline constexpr std::size_t max_scan_count = 1000;
 
 /// The one request atom CAF does not ship (get/put/delete/ping/pong/ok are CAF's own).
 using stats_atom = caf::atom_constant<caf::atom("stats")>;
 /// A validation pass on demand (`warpctl validate`).
 using validate_atom = caf::atom_constant<caf::atom("validate")>;
+using patterns_atom = caf::atom_constant<caf::atom("patterns")>;
+using ttl_atom = caf::atom_constant<caf::atom("ttl")>;
+using exists_atom = caf::atom_constant<caf::atom("exists")>;
+using incr_atom = caf::atom_constant<caf::atom("incr")>;
+using mget_atom = caf::atom_constant<caf::atom("mget")>;
+using scan_atom = caf::atom_constant<caf::atom("scan")>;
+using health_atom = caf::atom_constant<caf::atom("health")>;
 
 /// The category of caf::errors that carry a warp::errc (atom "warp").
 constexpr caf::atom_value control_error_category() noexcept {

@@ -147,8 +147,9 @@ struct parsed {
 };
 
 msgpack::unpack_limit limits_for(const wire_limits& lim) {
-  auto arrays = std::max({lim.max_records, lim.max_members, header_fields});
-  auto strs = std::max({lim.max_key_bytes, lim.max_value_bytes, lim.max_text_bytes});
+  auto arrays = std::max({lim.max_records, lim.max_members, lim.max_patterns, header_fields});
+  auto strs =
+      std::max({lim.max_key_bytes, lim.max_value_bytes, lim.max_text_bytes, lim.max_spec_bytes});
   return msgpack::unpack_limit(arrays, 0, strs, std::max(strs, lim.max_message_bytes), 0, 6);
 }
 
@@ -171,7 +172,7 @@ result<parsed> parse(std::string_view bytes, const wire_limits& lim, bool body_t
       return error{errc::codec_error, "unsupported envelope version " + std::to_string(*v)};
     auto kind = rd.uint<std::uint8_t>(a[1], "kind");
     if (!kind) return kind.err();
-    if (*kind < 1 || *kind > 3) return bad("unknown message kind");
+    if (*kind < 1 || *kind > 4) return bad("unknown message kind");
     p.header.kind = static_cast<message_kind>(*kind);
     auto flags = rd.uint<std::uint8_t>(a[2], "flags");
     if (!flags) return flags.err();
@@ -242,7 +243,8 @@ result<std::string> encode(const heartbeat& hb, const wire_limits& lim) {
     return error{errc::invalid_argument, "name or address too long for the wire"};
   msgpack::sbuffer body;
   packer pk(body);
-  pk.pack_array(4);
+  const bool versioned = hb.patterns != pattern_version{};
+  pk.pack_array(versioned ? 5 : 4);
   pack_str(pk, hb.name);
   pack_str(pk, hb.address);
   pk.pack(hb.leaving);
@@ -256,6 +258,11 @@ result<std::string> encode(const heartbeat& hb, const wire_limits& lim) {
     pack_str(pk, m.name);
     pack_str(pk, m.address);
     pk.pack(static_cast<std::uint8_t>(m.state));
+  }
+  if (versioned) {
+    pk.pack_array(2);
+    pk.pack(hb.patterns.counter);
+    pk.pack(hb.patterns.node);
   }
   auto h = hb.header;
   h.kind = message_kind::heartbeat;
@@ -275,6 +282,27 @@ result<std::string> encode(const fetch_reply& reply, const wire_limits& lim) {
   }
   auto h = reply.header;
   h.kind = message_kind::fetch_reply;
+  return seal(h, body, lim);
+}
+
+result<std::string> encode(const pattern_table& table, const wire_limits& lim) {
+  if (table.entries.size() > lim.max_patterns)
+    return too_big("pattern table", table.entries.size(), lim.max_patterns);
+  msgpack::sbuffer body;
+  packer pk(body);
+  pk.pack_array(3);
+  pk.pack(table.ver.counter);
+  pk.pack(table.ver.node);
+  pk.pack_array(static_cast<std::uint32_t>(table.entries.size()));
+  for (auto& [glob, spec] : table.entries) {
+    if (glob.size() > lim.max_spec_bytes || spec.size() > lim.max_spec_bytes)
+      return too_big("pattern spec", std::max(glob.size(), spec.size()), lim.max_spec_bytes);
+    pk.pack_array(2);
+    pack_str(pk, glob);
+    pack_str(pk, spec);
+  }
+  auto h = table.header;
+  h.kind = message_kind::pattern_table;
   return seal(h, body, lim);
 }
 
@@ -308,7 +336,7 @@ result<heartbeat> decode_heartbeat(std::string_view bytes, const wire_limits& li
   if (!p) return p.err();
   if (p->header.kind != message_kind::heartbeat) return bad("not a heartbeat");
   reader rd{lim};
-  auto f = rd.array(*p->body, 4, 4, "heartbeat");
+  auto f = rd.array(*p->body, 4, 5, "heartbeat");
   if (!f) return f.err();
   const auto* a = *f;
   heartbeat hb;
@@ -349,7 +377,47 @@ result<heartbeat> decode_heartbeat(std::string_view bytes, const wire_limits& li
     out.state = static_cast<member_state>(*state);
     hb.members.push_back(std::move(out));
   }
+  if (p->body->via.array.size == 5) {
+    auto v = rd.array(a[4], 2, 2, "pattern version");
+    if (!v) return v.err();
+    auto counter = rd.uint<std::uint64_t>((*v)[0], "pattern counter");
+    auto node = rd.uint<std::uint32_t>((*v)[1], "pattern node");
+    if (!counter) return counter.err();
+    if (!node) return node.err();
+    hb.patterns = {*counter, *node};
+  }
   return hb;
+}
+
+result<pattern_table> decode_pattern_table(std::string_view bytes, const wire_limits& lim) {
+  auto p = parse(bytes, lim, true);
+  if (!p) return p.err();
+  if (p->header.kind != message_kind::pattern_table) return bad("not a pattern table");
+  reader rd{lim};
+  auto f = rd.array(*p->body, 3, 3, "pattern table");
+  if (!f) return f.err();
+  const auto* a = *f;
+  pattern_table out;
+  out.header = p->header;
+  auto counter = rd.uint<std::uint64_t>(a[0], "pattern counter");
+  auto node = rd.uint<std::uint32_t>(a[1], "pattern node");
+  if (!counter) return counter.err();
+  if (!node) return node.err();
+  out.ver = {*counter, *node};
+  auto es = rd.array(a[2], 0, lim.max_patterns, "patterns");
+  if (!es) return es.err();
+  auto n = a[2].via.array.size;
+  out.entries.reserve(n);
+  for (std::uint32_t i = 0; i < n; ++i) {
+    auto e = rd.array((*es)[i], 2, 2, "pattern");
+    if (!e) return e.err();
+    auto glob = rd.bytes((*e)[0], lim.max_spec_bytes, "glob");
+    auto spec = rd.bytes((*e)[1], lim.max_spec_bytes, "spec");
+    if (!glob) return glob.err();
+    if (!spec) return spec.err();
+    out.entries.emplace_back(std::move(*glob), std::move(*spec));
+  }
+  return out;
 }
 
 result<fetch_reply> decode_fetch_reply(std::string_view bytes, const wire_limits& lim) {

@@ -6,19 +6,24 @@
 //
 // Envelope (a msgpack array):
 //   [v=1, kind, flags, sender_id, incarnation, seq, hlc_now, body]
-//     kind   : 1 = change batch, 2 = heartbeat, 3 = fetch reply
+//     kind   : 1 = change batch, 2 = heartbeat, 3 = fetch reply, 4 = pattern table
 //     flags  : bit 0 = body is zlib-compressed (then body = [raw_size, bin])
 //     body   : change batch -> [record...]
 //              record = [key(str|bin), hlc, node, expires_at_ms, kind, value(bin|nil)]
-//              heartbeat    -> [name, address, leaving(bool), [member...]]
+//              heartbeat    -> [name, address, leaving(bool), [member...](, [pcounter, pnode])]
 //              member = [id, incarnation, name, address, state]
+//                the optional 5th field is the sender's pattern-table version (absent = 0,0)
 //              fetch reply  -> [found(bool), record|nil]
+//              pattern table -> [counter, node, [[glob, spec]...]]
+//                the whole run-time key-pattern table (docs/keyspaces.md); specs are re-parsed by
+//                the receiver (pattern_registry)
 //
 // Decoding never trusts the input: every size is checked against `wire_limits` before
 // anything is allocated for it, unknown versions/kinds are rejected, and every failure is
 // an errc::codec_error, never an exception or a crash. Fuzzed by bus/fuzz_envelope.cpp.
 #pragma once
 
+#include <compare>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -42,11 +47,26 @@ struct wire_limits {
   std::size_t max_value_bytes = 16 * 1024 * 1024;
   std::size_t max_members = 4096;     ///< members gossiped in one heartbeat
   std::size_t max_text_bytes = 1024;  ///< names, addresses
+  std::size_t max_patterns = 4096;    ///< entries of one pattern table
+  std::size_t max_spec_bytes = 4096;  ///< one pattern spec (its glob is at most 1024)
   /// Bodies larger than this are zlib-compressed on encode (0 = never compress).
   std::size_t compress_above = 64 * 1024;
 };
 
-enum class message_kind : std::uint8_t { changes = 1, heartbeat = 2, fetch_reply = 3 };
+enum class message_kind : std::uint8_t {
+  changes = 1,
+  heartbeat = 2,
+  fetch_reply = 3,
+  pattern_table = 4
+};
+
+/// Version of the run-time key-pattern table: newest wins, compared as (counter, node).
+/// (0, 0) is the table a node was started with (the command line's).
+struct pattern_version {
+  std::uint64_t counter = 0;
+  std::uint32_t node = 0;
+  friend auto operator<=>(const pattern_version&, const pattern_version&) = default;
+};
 
 /// What a change record asks a receiver to do with its L1 entry.
 enum class record_kind : std::uint8_t {
@@ -100,6 +120,15 @@ struct heartbeat {
   std::string address;
   bool leaving = false;               ///< the sender is shutting down cleanly
   std::vector<member_entry> members;  ///< the sender's view (gossip)
+  /// The version of the sender's key-pattern table: a peer with a newer one sends it.
+  pattern_version patterns;
+};
+
+/// The whole key-pattern table: (glob, spec) pairs, the spec as pattern_registry parses it.
+struct pattern_table {
+  envelope_header header;
+  pattern_version ver;
+  std::vector<std::pair<std::string, std::string>> entries;
 };
 
 /// The owner's answer to a remote read-through.
@@ -114,6 +143,7 @@ struct fetch_reply {
 result<std::string> encode(const change_batch& batch, const wire_limits& limits = {});
 result<std::string> encode(const heartbeat& hb, const wire_limits& limits = {});
 result<std::string> encode(const fetch_reply& reply, const wire_limits& limits = {});
+result<std::string> encode(const pattern_table& table, const wire_limits& limits = {});
 
 // -- decode: errc::codec_error on anything malformed or out of bounds -------------------
 
@@ -122,6 +152,7 @@ result<envelope_header> decode_header(std::string_view bytes, const wire_limits&
 result<change_batch> decode_batch(std::string_view bytes, const wire_limits& limits = {});
 result<heartbeat> decode_heartbeat(std::string_view bytes, const wire_limits& limits = {});
 result<fetch_reply> decode_fetch_reply(std::string_view bytes, const wire_limits& limits = {});
+result<pattern_table> decode_pattern_table(std::string_view bytes, const wire_limits& limits = {});
 
 /// Bytes a record adds to a batch, roughly (for batch byte bounds).
 inline std::size_t approx_size(const change_record& r) noexcept {

@@ -1,12 +1,21 @@
 // warpctl: talks to a running warpd over CAF's network layer (the control actor's
 // protocol, see actors/control_actor.hpp).
 //
-//   warpctl [--node HOST:PORT] [--json] [--timeout DUR] get KEY | set KEY VALUE [--ttl DUR]
-//           | del KEY | stats | ping | members | validate [PATTERN]
+//   warpctl [--node HOST:PORT] [--output table|json] [--timeout DUR] COMMAND ...
+//   COMMAND: get KEY | set KEY VALUE|- [--file F] [--ttl DUR] | del KEY | ttl KEY
+//            | exists KEY... | incr KEY [BY] | mget KEY... | scan [PATTERN] | stats | ping
+//            | members | health [--cluster] | patterns list|set GLOB SPEC|rm GLOB
+//            | validate [PATTERN] | help [COMMAND]
+//   (docs/warpctl.md; completion scripts in apps/warpctl/completion/)
 //
 // Exit codes: 0 ok, 1 not found (get), 2 usage, 3 node unreachable (or no answer in time),
 // 4 any other error. Errors go to stderr; with --json an error object also goes to stdout.
 #include <unistd.h>
+
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <thread>
 
 #include <algorithm>
 #include <chrono>
@@ -44,15 +53,73 @@ constexpr int exit_error = 4;
 
 struct options {
   std::string node = "127.0.0.1:4700";
-  bool json = false;
+  bool json = false;  ///< --json, or --output json
+  std::string output = "table";
   std::string timeout_text = "5s";
   std::chrono::milliseconds timeout{5000};
   std::string key;
   std::string value;
   std::string ttl_text;
   std::string pattern;                ///< validate: glob of the keys to check ("" = all)
+  std::string file;                   ///< set --file
+  std::vector<std::string> keys;      ///< exists, mget
+  std::int64_t by = 1;                ///< incr
+  std::string scan_pattern;           ///< scan (empty = every key)
+  std::size_t scan_count = 100;       ///< keys per page
+  std::size_t scan_limit = 0;         ///< stop after this many keys (0 = all)
+  std::string scan_cursor;            ///< continue after this key
+  bool cluster = false;               ///< health --cluster
+  std::string glob;                   ///< patterns set/rm
+  std::string spec;                   ///< patterns set
+  std::string help_topic;             ///< help COMMAND
   warp::transport_options transport;  ///< --tls-cert/--tls-key/--tls-ca
 };
+
+// Values from stdin or a file are read up to this bound (the node refuses what is over its
+// own --max-value-size with a clear error; this only keeps warpctl from reading forever).
+constexpr std::size_t max_input_bytes = 64u << 20;
+
+// Reads all of `in` up to max_input_bytes; an error beyond.
+warp::result<std::string> read_bounded(std::istream& in, const std::string& what) {
+  std::string out;
+  char buf[64 * 1024];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    out.append(buf, static_cast<std::size_t>(in.gcount()));
+    if (out.size() > max_input_bytes)
+      return warp::error{errc::value_too_large, what + " is larger than " +
+                                                    std::to_string(max_input_bytes >> 20) + " MiB"};
+  }
+  if (in.bad()) return warp::error{errc::invalid_argument, "cannot read " + what};
+  return out;
+}
+
+// Columns padded to their widest cell; the last column is not padded.
+void print_table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> w;
+  for (auto& r : rows)
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      if (w.size() <= i) w.push_back(0);
+      w[i] = std::max(w[i], r[i].size());
+    }
+  for (auto& r : rows) {
+    std::string line;
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      line += r[i];
+      if (i + 1 < r.size()) line += std::string(w[i] - r[i].size() + 2, ' ');
+    }
+    std::cout << line << '\n';
+  }
+  std::cout.flush();
+}
+
+std::string fmt_ms(std::int64_t ms) {
+  char buf[32];
+  if (ms < 10'000)
+    std::snprintf(buf, sizeof buf, "%lldms", static_cast<long long>(ms));
+  else
+    std::snprintf(buf, sizeof buf, "%.1fs", static_cast<double>(ms) / 1000.0);
+  return buf;
+}
 
 // Values are arbitrary bytes: never let a non-UTF-8 value make the JSON dump throw.
 std::string dump(const json& j, int indent = -1) {
@@ -101,6 +168,64 @@ warp::error request(caf::actor_system& sys, const caf::actor& node, const option
   return result;
 }
 
+// `scan [PATTERN]`: pages of at most --count keys, each a request that continues after the
+// last key of the one before (the cursor), until the walk ends or --limit keys were
+// printed. On a terminal, progress goes to stderr; keys go to stdout as they arrive.
+int run_scan(caf::actor_system& sys, const caf::actor& node, const options& opt) {
+  using namespace warp::actors;
+  const bool tty = ::isatty(STDERR_FILENO) == 1;
+  std::string cursor = opt.scan_cursor;
+  std::size_t printed = 0, pages = 0;
+  bool done = false;
+  json keys = json::array();
+  while (!done && (opt.scan_limit == 0 || printed < opt.scan_limit)) {
+    std::size_t want = opt.scan_count;
+    if (opt.scan_limit) want = std::min(want, opt.scan_limit - printed);
+    std::vector<std::string> page;
+    std::string next;
+    auto err = request(
+        sys, node, opt,
+        [&](std::vector<std::string>& k, std::string& n, bool d) {
+          page = std::move(k);
+          next = std::move(n);
+          done = d;
+        },
+        scan_atom::value, cursor, static_cast<std::uint64_t>(want), opt.scan_pattern);
+    if (err) {
+      if (tty) std::cerr << "\r\033[K";
+      return report(opt, "scan", err);
+    }
+    ++pages;
+    for (auto& k : page) {
+      if (opt.json)
+        keys.push_back(k);
+      else
+        std::cout << k << '\n';
+    }
+    printed += page.size();
+    if (!next.empty()) cursor = next;
+    if (page.empty() && next.empty()) done = true;
+    if (tty && !opt.json) std::cout.flush();
+    if (tty)
+      std::cerr << "\r\033[Kscan: " << printed << " keys, " << pages << " pages" << std::flush;
+  }
+  if (tty) std::cerr << "\r\033[K" << std::flush;
+  if (opt.json) {
+    std::cout << dump({{"ok", true},
+                       {"keys", keys},
+                       {"count", printed},
+                       {"done", done},
+                       {"cursor", done ? json(nullptr) : json(cursor)}})
+              << std::endl;
+  } else {
+    std::cout.flush();
+    // More left (--limit): say where to continue, off stdout so the key list stays clean.
+    if (!done)
+      std::cerr << "warpctl: more keys: continue with --cursor '" << cursor << "'" << std::endl;
+  }
+  return exit_ok;
+}
+
 int run_command(CLI::App& app, caf::actor_system& sys, const caf::actor& node, const options& opt) {
   using namespace warp::actors;
   if (app.got_subcommand("get")) {
@@ -125,8 +250,25 @@ int run_command(CLI::App& app, caf::actor_system& sys, const caf::actor& node, c
       }
       ttl_ms = ttl->count();
     }
+    // The value: the argument, stdin (`-`) or a file (--file); exactly one of them.
+    std::string value = opt.value;
+    if (!opt.file.empty()) {
+      if (!opt.value.empty()) {
+        std::cerr << "warpctl: set: give VALUE or --file, not both" << std::endl;
+        return exit_usage;
+      }
+      std::ifstream in{opt.file, std::ios::binary};
+      if (!in) return report(opt, opt.file, {errc::invalid_argument, "cannot open the file"});
+      auto v = read_bounded(in, opt.file);
+      if (!v) return report(opt, opt.file, v.err());
+      value = std::move(*v);
+    } else if (opt.value == "-") {
+      auto v = read_bounded(std::cin, "stdin");
+      if (!v) return report(opt, "stdin", v.err());
+      value = std::move(*v);
+    }
     auto err = request(
-        sys, node, opt, [](caf::ok_atom) {}, caf::put_atom::value, opt.key, opt.value, ttl_ms);
+        sys, node, opt, [](caf::ok_atom) {}, caf::put_atom::value, opt.key, value, ttl_ms);
     if (err) return report(opt, opt.key, err);
     std::cout << (opt.json ? dump({{"ok", true}}) : std::string{"OK"}) << std::endl;
     return exit_ok;
@@ -186,6 +328,144 @@ int run_command(CLI::App& app, caf::actor_system& sys, const caf::actor& node, c
       }
       std::cout.flush();
     }
+    return exit_ok;
+  }
+  if (app.got_subcommand("ttl")) {
+    std::int64_t expires = 0;
+    auto err = request(
+        sys, node, opt, [&](std::int64_t at) { expires = at; }, ttl_atom::value, opt.key);
+    if (err) return report(opt, opt.key, err);
+    auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count();
+    std::int64_t left = expires == 0 ? -1 : std::max<std::int64_t>(0, expires - now);
+    if (opt.json)
+      std::cout << dump({{"ok", true},
+                         {"key", opt.key},
+                         {"ttl_ms", left < 0 ? json(nullptr) : json(left)},
+                         {"expires_at_ms", expires == 0 ? json(nullptr) : json(expires)}})
+                << std::endl;
+    else
+      std::cout << (left < 0 ? std::string{"no expiry"} : fmt_ms(left)) << std::endl;
+    return exit_ok;
+  }
+  if (app.got_subcommand("exists")) {
+    std::string found;
+    auto err = request(
+        sys, node, opt, [&](std::string& f) { found = std::move(f); }, exists_atom::value,
+        opt.keys);
+    if (err) return report(opt, "exists", err);
+    if (found.size() != opt.keys.size())
+      return report(opt, "exists", {errc::codec_error, "node answered for other keys"});
+    auto count = static_cast<std::size_t>(std::count(found.begin(), found.end(), '1'));
+    if (opt.json) {
+      json keys = json::object();
+      for (std::size_t i = 0; i < found.size(); ++i) keys[opt.keys[i]] = found[i] == '1';
+      std::cout << dump({{"ok", true}, {"count", count}, {"keys", keys}}) << std::endl;
+    } else if (opt.keys.size() == 1) {
+      std::cout << (count ? "yes" : "no") << std::endl;
+    } else {
+      std::vector<std::vector<std::string>> rows{{"KEY", "EXISTS"}};
+      for (std::size_t i = 0; i < found.size(); ++i)
+        rows.push_back({opt.keys[i], found[i] == '1' ? "yes" : "no"});
+      print_table(rows);
+      std::cout << "(" << count << " of " << found.size() << " exist)" << std::endl;
+    }
+    // Like `get`: exit 1 when a key asked for has no value, so scripts can test it.
+    return count == opt.keys.size() ? exit_ok : exit_not_found;
+  }
+  if (app.got_subcommand("incr")) {
+    std::int64_t value = 0;
+    auto err = request(
+        sys, node, opt, [&](std::int64_t v) { value = v; }, incr_atom::value, opt.key, opt.by);
+    if (err) return report(opt, opt.key, err);
+    if (opt.json)
+      std::cout << dump({{"ok", true}, {"key", opt.key}, {"value", value}}) << std::endl;
+    else
+      std::cout << value << std::endl;
+    return exit_ok;
+  }
+  if (app.got_subcommand("mget")) {
+    std::vector<std::string> values;
+    std::string found;
+    auto err = request(
+        sys, node, opt,
+        [&](std::vector<std::string>& v, std::string& f) {
+          values = std::move(v);
+          found = std::move(f);
+        },
+        mget_atom::value, opt.keys);
+    if (err) return report(opt, "mget", err);
+    if (values.size() != opt.keys.size() || found.size() != opt.keys.size())
+      return report(opt, "mget", {errc::codec_error, "node answered for other keys"});
+    if (opt.json) {
+      json out = json::array();
+      for (std::size_t i = 0; i < values.size(); ++i)
+        out.push_back(
+            {{"key", opt.keys[i]}, {"value", found[i] == '1' ? json(values[i]) : json(nullptr)}});
+      std::cout << dump({{"ok", true}, {"values", out}}) << std::endl;
+    } else {
+      std::vector<std::vector<std::string>> rows{{"KEY", "VALUE"}};
+      for (std::size_t i = 0; i < values.size(); ++i)
+        rows.push_back({opt.keys[i], found[i] == '1' ? values[i] : "(nil)"});
+      print_table(rows);
+    }
+    return exit_ok;
+  }
+  if (app.got_subcommand("scan")) return run_scan(sys, node, opt);
+  if (app.got_subcommand("health")) {
+    std::string text;
+    auto err = request(
+        sys, node, opt, [&](std::string& s) { text = std::move(s); }, health_atom::value);
+    if (err) return report(opt, "health", err);
+    auto doc = json::parse(text, nullptr, false);
+    if (doc.is_discarded() || !doc.is_object())
+      return report(opt, "health", {errc::codec_error, "node sent malformed JSON"});
+    bool ready = doc.value("ready", false);
+    if (opt.json) {
+      std::cout << dump(doc) << std::endl;
+    } else {
+      print_table({{"NAME", "ID", "ALIVE", "READY", "STORAGE", "MEMBERS UP"},
+                   {doc.value("name", ""), doc.value("id", ""), "yes", ready ? "yes" : "no",
+                    doc.value("storage", ""),
+                    std::to_string(doc.value("members_up", 0)) + "/" +
+                        std::to_string(doc.value("members", 0))}});
+    }
+    return ready ? exit_ok : exit_error;
+  }
+  if (auto* pats = app.get_subcommand("patterns"); pats->parsed()) {
+    std::string text;
+    auto on_json = [&](std::string& s) { text = std::move(s); };
+    warp::error err;
+    if (pats->got_subcommand("set")) {
+      // `patterns set GLOB SPEC`: SPEC is MODE[:TTL]+options (or the whole GLOB=... spec).
+      auto spec = opt.spec.starts_with(opt.glob + "=") ? opt.spec : opt.glob + "=" + opt.spec;
+      err = request(sys, node, opt, on_json, patterns_atom::value, caf::put_atom::value, spec);
+    } else if (pats->got_subcommand("rm")) {
+      err =
+          request(sys, node, opt, on_json, patterns_atom::value, caf::delete_atom::value, opt.glob);
+    } else {
+      err = request(sys, node, opt, on_json, patterns_atom::value);
+    }
+    if (err) return report(opt, "patterns", err);
+    auto doc = json::parse(text, nullptr, false);
+    if (doc.is_discarded() || !doc.is_object() || !doc["patterns"].is_array())
+      return report(opt, "patterns", {errc::codec_error, "node sent malformed JSON"});
+    if (opt.json) {
+      std::cout << dump(doc) << std::endl;
+      return exit_ok;
+    }
+    std::vector<std::vector<std::string>> rows{{"GLOB", "MODE", "TTL", "SPEC"}};
+    for (auto& p : doc["patterns"]) {
+      auto ttl = p.value("ttl_ms", std::int64_t{0});
+      rows.push_back(
+          {p.value("glob", ""), p.value("mode", ""), ttl ? fmt_ms(ttl) : "-", p.value("spec", "")});
+    }
+    print_table(rows);
+    auto& v = doc["version"];
+    std::cout << "(table version " << v.value("counter", std::uint64_t{0}) << "."
+              << v.value("node", std::string{}) << ", " << doc["patterns"].size() << " patterns)"
+              << std::endl;
     return exit_ok;
   }
   // ping
@@ -294,6 +574,108 @@ int run_members(caf::actor_system& sys, const std::string& host, std::uint16_t p
   return exit_ok;
 }
 
+// `health --cluster`: the members of the node's view, then each member's own health (its
+// control actor: alive, storage reachable) asked directly, in parallel, each within
+// --timeout. A member that does not answer is a row saying so, not a failure of the table.
+int run_health_cluster(caf::actor_system& sys, const std::string& host, std::uint16_t port,
+                       const options& opt) {
+  auto fetch = std::async(std::launch::async, [&] {
+    return warp::actors::fetch_members_json(sys, host, port, opt.timeout);
+  });
+  if (fetch.wait_for(opt.timeout) != std::future_status::ready) {
+    report(opt, "health", {errc::timeout, "no answer within " + opt.timeout_text});
+    std::cout.flush();
+    std::_Exit(exit_unreachable);
+  }
+  auto text = fetch.get();
+  if (!text) return report(opt, "health", text.err());
+  auto view = json::parse(*text, nullptr, false);
+  if (view.is_discarded() || !view.is_object() || !view["members"].is_array())
+    return report(opt, "health", {errc::codec_error, "node sent malformed JSON"});
+  struct probe {
+    std::string name, address, state;
+    std::promise<warp::result<std::string>> answer;
+    std::future<warp::result<std::string>> done;
+  };
+  std::vector<std::shared_ptr<probe>> probes;
+  for (auto& m : view["members"]) {
+    auto p = std::make_shared<probe>();
+    p->name = m.value("name", "");
+    p->address = m.value("address", "");
+    p->state = m.value("state", "");
+    p->done = p->answer.get_future();
+    probes.push_back(p);
+    // Detached: a black-holed member must not hold the table (nor exit) hostage.
+    std::thread([&sys, p, opt] {
+      warp::result<std::string> out{errc::unreachable, "no address"};
+      if (auto ep = warp::parse_endpoint(p->address); ep && ep->second != 0) {
+        auto published = warp::bus::connect_to_node(sys, ep->first, ep->second, opt.timeout);
+        if (!published) {
+          out = published.err();
+        } else if (!*published) {
+          out = warp::error{errc::unreachable, "published no control actor"};
+        } else {
+          std::string text;
+          auto err = request(
+              sys, caf::actor_cast<caf::actor>(*published), opt,
+              [&](std::string& s) { text = std::move(s); }, warp::actors::health_atom::value);
+          if (err)
+            out = err;
+          else
+            out = std::move(text);
+        }
+      }
+      p->answer.set_value(std::move(out));
+    }).detach();
+  }
+  auto deadline = std::chrono::steady_clock::now() + opt.timeout + std::chrono::milliseconds{500};
+  bool all_ready = true, stuck = false;
+  json rows_json = json::array();
+  std::vector<std::vector<std::string>> rows{
+      {"NAME", "ADDRESS", "STATE", "ALIVE", "READY", "STORAGE"}};
+  for (auto& p : probes) {
+    json row{{"name", p->name}, {"address", p->address}, {"state", p->state}};
+    std::string alive = "no", ready = "no", storage;
+    if (p->done.wait_until(deadline) != std::future_status::ready) {
+      stuck = true;
+      storage = "no answer within " + opt.timeout_text;
+      row["alive"] = false;
+      row["ready"] = false;
+      row["error"] = storage;
+    } else if (auto r = p->done.get(); !r) {
+      storage = r.err().message().empty() ? r.err().to_string() : r.err().message();
+      row["alive"] = false;
+      row["ready"] = false;
+      row["error"] = storage;
+    } else {
+      auto doc = json::parse(*r, nullptr, false);
+      bool ok = !doc.is_discarded() && doc.is_object();
+      bool rd = ok && doc.value("ready", false);
+      alive = "yes";
+      ready = rd ? "yes" : "no";
+      storage = ok ? doc.value("storage", "") : "malformed answer";
+      row["alive"] = true;
+      row["ready"] = rd;
+      row["storage"] = storage;
+      if (ok) row["id"] = doc.value("id", "");
+    }
+    if (ready != "yes") all_ready = false;
+    rows.push_back({p->name, p->address, p->state, alive, ready, storage});
+    rows_json.push_back(std::move(row));
+  }
+  if (opt.json)
+    std::cout << dump({{"ok", all_ready}, {"members", rows_json}}) << std::endl;
+  else
+    print_table(rows);
+  int code = all_ready ? exit_ok : exit_error;
+  if (stuck) {
+    // A probe still holds a middleman thread: the system cannot shut down under it.
+    std::cout.flush();
+    std::_Exit(code);
+  }
+  return code;
+}
+
 int run(int argc, char** argv) {
   options opt;
   CLI::App app{"warpctl: talk to a running warpd", "warpctl"};
@@ -301,7 +683,10 @@ int run(int argc, char** argv) {
   // Global flags may follow the subcommand too: `warpctl get k --json`.
   app.fallthrough();
   app.add_option("--node", opt.node, "warpd's --listen endpoint HOST:PORT")->capture_default_str();
-  app.add_flag("--json", opt.json, "Machine-readable output (one JSON object)");
+  app.add_flag("--json", opt.json, "Machine-readable output (one JSON object): --output json");
+  app.add_option("--output,-o", opt.output, "Output format: table (for people) or json")
+      ->check(CLI::IsMember({"table", "json"}))
+      ->capture_default_str();
   app.add_option("--timeout", opt.timeout_text, "How long to wait for the node (250ms, 5s, ...)")
       ->capture_default_str();
   app.add_option("--tls-cert", opt.transport.tls_cert,
@@ -313,13 +698,47 @@ int run(int argc, char** argv) {
       ->type_name("FILE");
   auto* get = app.add_subcommand("get", "Print a key's value (exit 1 when absent)");
   get->add_option("KEY", opt.key, "Key")->required();
-  auto* set = app.add_subcommand("set", "Store a value");
+  auto* set = app.add_subcommand("set", "Store a value (VALUE, `-` for stdin, or --file)");
   set->add_option("KEY", opt.key, "Key")->required();
-  set->add_option("VALUE", opt.value, "Value")->required();
+  set->add_option("VALUE", opt.value, "Value; `-` reads it from stdin");
+  set->add_option("--file", opt.file, "Read the value from this file")->type_name("FILE");
   set->add_option("--ttl", opt.ttl_text,
                   "Expiry (30s, 10m, 2h, ms; 0 = none); default: the key pattern's TTL");
   auto* del = app.add_subcommand("del", "Remove a key");
   del->add_option("KEY", opt.key, "Key")->required();
+  auto* ttl = app.add_subcommand("ttl", "Print how long a key lives (exit 1 when absent)");
+  ttl->add_option("KEY", opt.key, "Key")->required();
+  auto* exists = app.add_subcommand("exists", "Tell which keys have a value (exit 1 if any not)");
+  exists->add_option("KEY", opt.keys, "Keys (at most 1000)")->required();
+  auto* incr = app.add_subcommand("incr", "Add BY (default 1) to an integer value; print it");
+  incr->add_option("KEY", opt.key, "Key")->required();
+  incr->add_option("BY", opt.by, "Increment (negative to decrement)");
+  auto* mget = app.add_subcommand("mget", "Print the values of several keys");
+  mget->add_option("KEY", opt.keys, "Keys (at most 1000)")->required();
+  auto* scan = app.add_subcommand("scan", "List keys matching a glob, page by page");
+  scan->add_option("PATTERN", opt.scan_pattern, "Glob (Redis syntax); default: every key");
+  scan->add_option("--count", opt.scan_count, "Keys per page (request), 1..1000")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1000}))
+      ->capture_default_str();
+  scan->add_option("--limit", opt.scan_limit, "Stop after this many keys (0 = all)");
+  scan->add_option("--cursor", opt.scan_cursor, "Continue after this key (from a --limit run)");
+  auto* health = app.add_subcommand(
+      "health", "Is the node alive and its storage reachable (exit 4 when not ready)");
+  health->add_flag("--cluster", opt.cluster,
+                   "Every member of the node's cluster view, each asked directly, in one table");
+  auto* patterns = app.add_subcommand("patterns", "The key-pattern table, changed at run time");
+  patterns->require_subcommand(1);
+  patterns->add_subcommand("list", "Print the table (--output json: as /admin/patterns)");
+  auto* pset = patterns->add_subcommand(
+      "set", "Add or replace a pattern on every node: GLOB MODE[:TTL][+option=value...]");
+  pset->add_option("GLOB", opt.glob, "Key glob, e.g. user:*")->required();
+  pset->add_option("SPEC", opt.spec,
+                   "MODE[:TTL] and options, e.g. eventual_distributed:10m+rate=200")
+      ->required();
+  auto* prm = patterns->add_subcommand("rm", "Remove a pattern on every node");
+  prm->add_option("GLOB", opt.glob, "Key glob as it was set")->required();
+  auto* help = app.add_subcommand("help", "Print the help of a command: help [COMMAND]");
+  help->add_option("COMMAND", opt.help_topic, "Command");
   app.add_subcommand("stats", "Print the node's stats");
   auto* validate = app.add_subcommand(
       "validate",
@@ -336,6 +755,29 @@ int run(int argc, char** argv) {
     return exit_ok;
   } catch (const CLI::ParseError& e) {
     std::cerr << "warpctl: " << e.what() << " (see warpctl --help)" << std::endl;
+    return exit_usage;
+  }
+  if (opt.output == "json") opt.json = true;
+  if (help->parsed()) {
+    if (opt.help_topic.empty()) {
+      std::cout << app.help();
+      return exit_ok;
+    }
+    CLI::App* topic = nullptr;
+    try {
+      topic = app.get_subcommand(opt.help_topic);
+    } catch (const CLI::OptionNotFound&) {
+    }
+    if (!topic || topic == help) {
+      std::cerr << "warpctl: help: no command '" << opt.help_topic << "' (see warpctl --help)"
+                << std::endl;
+      return exit_usage;
+    }
+    std::cout << topic->help("warpctl");
+    return exit_ok;
+  }
+  if (set->parsed() && opt.value.empty() && opt.file.empty()) {
+    std::cerr << "warpctl: set: give VALUE, `-` (stdin) or --file FILE" << std::endl;
     return exit_usage;
   }
   auto timeout = warp::parse_duration(opt.timeout_text);
@@ -371,6 +813,8 @@ int run(int argc, char** argv) {
 
   if (app.got_subcommand("members"))
     return run_members(sys, endpoint->first, endpoint->second, opt);
+  if (opt.cluster && health->parsed())
+    return run_health_cluster(sys, endpoint->first, endpoint->second, opt);
 
   // remote_actor() has no timeout of its own (a black-holed host blocks for the kernel's
   // connect timeout): run it aside and give up after --timeout.

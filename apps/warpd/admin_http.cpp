@@ -24,6 +24,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string_view>
 #include <thread>
 #include <unordered_map>
@@ -78,6 +79,8 @@ std::string_view reason(int status) {
       return "Not Found";
     case 405:
       return "Method Not Allowed";
+    case 409:
+      return "Conflict";
     case 408:
       return "Request Timeout";
     case 411:
@@ -118,6 +121,8 @@ std::string_view trim(std::string_view s) {
 struct request {
   std::string method;
   std::string path;  ///< without the query string
+  std::string query;  ///< after '?', undecoded
+  std::string body;   ///< at most max_body bytes (checked before it is read)
   bool keep_alive = true;
   std::string authorization;
   std::size_t content_length = 0;
@@ -159,6 +164,8 @@ parse_outcome parse_head(std::string_view buf, std::size_t max_body) {
   auto target = line.substr(sp1 + 1, sp2 - sp1 - 1);
   if (target.empty() || target.front() != '/') return fail(400, "malformed request target");
   req.path = std::string{target.substr(0, target.find('?'))};
+  if (auto q = target.find('?'); q != std::string_view::npos)
+    req.query = std::string{target.substr(q + 1)};
   req.keep_alive = version == "HTTP/1.1";
   bool have_length = false;
   std::string_view rest =
@@ -353,10 +360,71 @@ struct admin_http::impl {
       r.body = config_json + "\n";
     } else if (path == "/admin/validator") {
       r.body = node->validator_json() + "\n";
+    } else if (path == "/admin/patterns") {
+      return patterns(req);
     } else {
       return text(404, "not found\n");
     }
     return r;
+  }
+
+  // GET: the table; PUT/POST, body = one spec (GLOB=MODE[:TTL]+options): set it; DELETE
+  // ?glob=GLOB (percent-encoded) or body = GLOB: remove it. Answers with the table.
+  response patterns(const request& req) {
+    warp::result<void> done;
+    if (req.method == "PUT" || req.method == "POST") {
+      done = node->set_pattern(trim_line(req.body));
+    } else if (req.method == "DELETE") {
+      auto glob = query_param(req.query, "glob");
+      if (!glob) glob = std::string{trim_line(req.body)};
+      if (glob->empty()) return text(400, "DELETE needs ?glob=GLOB or the glob as the body\n");
+      done = node->remove_pattern(*glob);
+    }
+    if (!done) {
+      int status = done.code() == warp::errc::not_found          ? 404
+                   : done.code() == warp::errc::unsupported      ? 409
+                   : done.code() == warp::errc::invalid_argument ? 400
+                                                                 : 503;
+      return text(status, done.err().to_string() + "\n");
+    }
+    response r;
+    r.content_type = "application/json";
+    r.body = warp::to_json(node->pattern_table()) + "\n";
+    return r;
+  }
+
+  static std::string_view trim_line(std::string_view s) {
+    while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' '))
+      s.remove_suffix(1);
+    while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
+    return s;
+  }
+
+  // `name`'s value in a query string, percent-decoded ('+' is a literal plus: specs use it).
+  static std::optional<std::string> query_param(std::string_view q, std::string_view name) {
+    while (!q.empty()) {
+      auto amp = q.find('&');
+      auto part = q.substr(0, amp);
+      q = amp == std::string_view::npos ? std::string_view{} : q.substr(amp + 1);
+      auto eq = part.find('=');
+      if (eq == std::string_view::npos || part.substr(0, eq) != name) continue;
+      std::string out;
+      auto v = part.substr(eq + 1);
+      for (std::size_t i = 0; i < v.size(); ++i) {
+        if (v[i] == '%' && i + 2 < v.size()) {
+          unsigned x = 0;
+          auto [p, ec] = std::from_chars(v.data() + i + 1, v.data() + i + 3, x, 16);
+          if (ec == std::errc{} && p == v.data() + i + 3) {
+            out.push_back(static_cast<char>(x));
+            i += 2;
+            continue;
+          }
+        }
+        out.push_back(v[i]);
+      }
+      return out;
+    }
+    return std::nullopt;
   }
 
   void worker_loop() {
@@ -397,9 +465,14 @@ struct admin_http::impl {
   // answered here, the rest goes to a worker.
   void dispatch(connection& c) {
     const auto& req = c.req;
-    if (req.method != "GET" && req.method != "HEAD") {
-      auto r = text(405, "only GET and HEAD\n");
-      r.extra_headers = "Allow: GET, HEAD\r\n";
+    // /admin/patterns changes the key-pattern table; every other endpoint only reads.
+    bool writable = req.path == "/admin/patterns";
+    if (req.method != "GET" && req.method != "HEAD" &&
+        !(writable && (req.method == "PUT" || req.method == "POST" || req.method == "DELETE"))) {
+      auto r =
+          text(405, writable ? "only GET, HEAD, PUT, POST and DELETE\n" : "only GET and HEAD\n");
+      r.extra_headers =
+          writable ? "Allow: GET, HEAD, PUT, POST, DELETE\r\n" : "Allow: GET, HEAD\r\n";
       return respond(c, std::move(r));
     }
     if (req.path == "/healthz") return respond(c, text(200, "ok\n"));
@@ -521,7 +594,8 @@ struct admin_http::impl {
           if (parsed.state == parse_outcome::done &&
               c.in.size() >= parsed.head_size + parsed.req.content_length) {
             c.req = std::move(parsed.req);
-            // The body is not used by any endpoint: drop it with the head.
+            // Only /admin/patterns reads a body; it is bounded by max_body already.
+            c.req.body = c.in.substr(parsed.head_size, c.req.content_length);
             c.in.erase(0, parsed.head_size + c.req.content_length);
             return dispatch(c);
           }

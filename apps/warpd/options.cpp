@@ -448,7 +448,12 @@ const std::vector<option_def>& option_table() {
        "world-readable)"},
       {"warp.patterns", "--pattern", opt_kind::string_list, "",
        "Key policy GLOB=MODE[:TTL], repeatable; MODE is strong_local, "
-       "eventual_distributed or strong_distributed (+hydrate)"},
+       "eventual_distributed or strong_distributed (+hydrate); changed at run time with "
+       "/admin/patterns or `warpctl patterns`"},
+      {"warp.patterns-version", "--patterns-version", opt_kind::size, "0",
+       "Version counter of the --pattern table: a run-time table persisted in DATA-DIR/"
+       "patterns.json or held by a peer replaces it only if its counter is higher (or equal "
+       "with a higher node id); 0 = any run-time change wins"},
       {"warp.default-mode", "--default-mode", opt_kind::string, "strong_local",
        "Consistency mode of keys no pattern matches"},
       {"warp.default-ttl", "--default-ttl", opt_kind::duration, "0",
@@ -763,6 +768,11 @@ warp::result<settings> build_settings(const warpd_config& cfg) {
   WARPD_READ(out.resp_password, rd.str("warp.resp-password"));
   WARPD_READ(out.resp_password_file, rd.str("warp.resp-password-file"));
   WARPD_READ(n.patterns, rd.list("warp.patterns"));
+  {
+    std::size_t pv = 0;
+    WARPD_READ(pv, rd.size("warp.patterns-version"));
+    n.patterns_version = pv;
+  }
   WARPD_READ(n.log_level, rd.str("warp.log-level"));
   WARPD_READ(n.l1.max_entries, rd.size("warp.l1-max-entries"));
   WARPD_READ(n.l1.max_bytes, rd.size("warp.l1-max-bytes"));

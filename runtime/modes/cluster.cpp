@@ -52,6 +52,26 @@ result<std::optional<record>> cluster::local_fetch(const std::string& key) {
   return st_.local_read(key);
 }
 
+void cluster::set_patterns(bus::pattern_version ver, std::string bytes,
+                           std::function<void(bus::pattern_table)> on_patterns) {
+  ctx_.patterns_ver = ver;
+  ctx_.patterns_bytes = std::move(bytes);
+  bus_->subscribe_patterns(std::move(on_patterns));
+}
+
+void cluster::publish_patterns(std::string bytes) {
+  if (!stopped_.load()) bus_->publish_patterns(std::move(bytes));
+}
+
+bus::envelope_header cluster::pattern_header() {
+  bus::envelope_header h;
+  h.kind = bus::message_kind::pattern_table;
+  h.sender = ctx_.self_id;
+  h.incarnation = ctx_.incarnation;
+  h.hlc_now = st_.clock.next();
+  return h;
+}
+
 void cluster::start() {
   bus_->start();
 }

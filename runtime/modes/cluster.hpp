@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -33,6 +34,16 @@ class cluster final : public actors::cluster_host {
   ~cluster() override;
   cluster(const cluster&) = delete;
   cluster& operator=(const cluster&) = delete;
+
+  /// Before start: the key-pattern table the node starts with (encoded, may be empty for
+  /// version (0, 0)) and where tables from peers go (called on the cluster actor's thread:
+  /// must not block).
+  void set_patterns(bus::pattern_version ver, std::string bytes,
+                    std::function<void(bus::pattern_table)> on_patterns);
+  /// The node's own new key-pattern table (applied here already): spread it (any thread).
+  void publish_patterns(std::string bytes);
+  /// What encoded pattern tables from this node carry in their header.
+  bus::envelope_header pattern_header();
 
   void start();
   /// Sends what is queued, announces leaving, stops the actors. Idempotent.

@@ -72,7 +72,8 @@ struct node_state {
   std::atomic<std::uint64_t> refresh_aheads{0};  // background refreshes started
   /// Some pattern (or the default) turns refresh-ahead on: only then does an L1 hit look
   /// at the entry's expiry, so the hit path of every other node stays as it was.
-  bool refresh_ahead_on = false;  // set at start, before any reader
+  /// Set at start, and by a run-time pattern that asks for it (never cleared).
+  std::atomic<bool> refresh_ahead_on{false};
   std::atomic<bool> stopped{false};
 
   // The node's one blocking executor (runtime/core/work_pool.hpp): the control actor, the

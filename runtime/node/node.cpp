@@ -36,7 +36,7 @@ result<buffer> node::get(std::string_view key) {
     }
   }
   if (auto hit = st.l1->get(key)) {
-    if (st.refresh_ahead_on) [[unlikely]]
+    if (st.refresh_ahead_on.load(std::memory_order_relaxed)) [[unlikely]]
       if (auto info = st.l1->info(key)) st.writes.hit(key, info->expires_at_ms);
     return std::move(*hit);
   }
@@ -67,7 +67,7 @@ bool node::read_if_present_impl(std::string_view key, void* ctx,
     fn(ctx, bytes);
     expires = info.expires_at_ms;
   });
-  if (hit && expires != 0 && st.refresh_ahead_on) [[unlikely]]
+  if (hit && expires != 0 && st.refresh_ahead_on.load(std::memory_order_relaxed)) [[unlikely]]
     st.writes.hit(key, expires);
   return hit;
 }
@@ -329,6 +329,20 @@ key_policy node::policy(std::string_view key) const {
 }
 const pattern_registry& node::patterns() const noexcept {
   return impl_->patterns;
+}
+
+result<void> node::set_pattern(std::string_view spec) {
+  if (impl_->stopped.load()) return error{errc::shutting_down, "node is stopping"};
+  return impl_->pattern_table->set(spec);
+}
+
+result<void> node::remove_pattern(std::string_view glob) {
+  if (impl_->stopped.load()) return error{errc::shutting_down, "node is stopping"};
+  return impl_->pattern_table->remove(glob);
+}
+
+pattern_table_view node::pattern_table() const {
+  return impl_->pattern_table->view();
 }
 const l1_store& node::l1() const noexcept {
   return *impl_->l1;

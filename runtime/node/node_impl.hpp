@@ -12,6 +12,7 @@
 #include "actors/control_actor.hpp"
 #include "runtime/modes/node_state.hpp"
 #include "validator/validator.hpp"
+#include "runtime/node/pattern_table.hpp"
 #include "warp/node.hpp"
 
 namespace warp {
@@ -34,6 +35,8 @@ struct node::impl : detail::node_state {
   std::unique_ptr<validation::core> validator;
   caf::actor validator_actor;
   watch_id validator_watch = 0;
+  // The run-time key-pattern table (runtime/node/pattern_table.hpp).
+  std::unique_ptr<detail::pattern_table_keeper> pattern_table;
 };
 
 /// Creates the validator and, when enabled, starts its actor and change-stream watcher.

@@ -2,7 +2,12 @@
 // modes, the control actor and the node port, and stop in the reverse order.
 #include "warp/node.hpp"
 
+#include <charconv>
+#include <cstdio>
+#include <limits>
 #include <random>
+
+#include <nlohmann/json.hpp>
 
 #include <spdlog/spdlog.h>
 #include <caf/all.hpp>
@@ -14,6 +19,8 @@
 #include "runtime/modes/cluster.hpp"
 #include "runtime/modes/strong.hpp"
 #include "runtime/node/node_impl.hpp"
+#include "runtime/node/pattern_table.hpp"
+#include "warp/cluster.hpp"
 #include "warp/endpoint.hpp"
 #include "warp/metrics.hpp"
 
@@ -42,6 +49,65 @@ class node_control_backend final : public actors::control_backend {
     auto rep = n_.validate(glob);
     if (!rep) return rep.err();
     return validation_json(*rep);
+  }
+  result<std::string> patterns_json() override { return to_json(n_.pattern_table()); }
+  result<std::string> set_pattern(std::string_view spec) override {
+    if (auto ok = n_.set_pattern(spec); !ok) return ok.err();
+    return to_json(n_.pattern_table());
+  }
+  result<std::string> remove_pattern(std::string_view glob) override {
+    if (auto ok = n_.remove_pattern(glob); !ok) return ok.err();
+    return to_json(n_.pattern_table());
+  }
+  result<std::int64_t> expiry(std::string_view key) override { return n_.expiry(key); }
+  result<bool> contains(std::string_view key) override { return n_.contains(key); }
+  result<std::int64_t> incr(std::string_view key, std::int64_t by) override {
+    std::int64_t out = 0;
+    error bad;
+    auto r = n_.update(key, [&](const buffer* cur, std::int64_t exp) -> result<mutation> {
+      std::int64_t v = 0;
+      if (cur) {
+        auto text = view(*cur);
+        auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+        if (ec != std::errc{} || p != text.data() + text.size() || text.empty()) {
+          bad = error{errc::invalid_argument, "value is not an integer"};
+          return mutation::keep();
+        }
+      }
+      if ((by > 0 && v > std::numeric_limits<std::int64_t>::max() - by) ||
+          (by < 0 && v < std::numeric_limits<std::int64_t>::min() - by)) {
+        bad = error{errc::invalid_argument, "increment would overflow"};
+        return mutation::keep();
+      }
+      out = v + by;
+      return mutation::put(std::to_string(out), cur ? exp : 0);  // keeps the TTL, like INCR
+    });
+    if (!r) return r.err();
+    if (!bad.ok()) return bad;
+    return out;
+  }
+  result<scan_page> scan(std::string_view after, std::size_t count,
+                         std::string_view glob) override {
+    auto page = n_.scan(after, count, glob);
+    if (!page) return page.err();
+    return scan_page{std::move(page->keys), std::move(page->next_after), page->done};
+  }
+  result<std::string> health_json() override {
+    auto storage = n_.check_storage();
+    auto view = view_of(n_);
+    std::size_t up = 0;
+    for (const auto& m : view.members)
+      if (m.state == member_state::up) ++up;
+    char id[16];
+    std::snprintf(id, sizeof id, "%08x", n_.id());
+    nlohmann::json doc{{"name", display_name(n_.config())},
+                       {"id", id},
+                       {"alive", true},
+                       {"ready", storage.has_value()},
+                       {"storage", storage ? std::string{"ok"} : storage.err().message()},
+                       {"members", view.members.size()},
+                       {"members_up", up}};
+    return doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
 
  private:
@@ -99,6 +165,12 @@ result<std::unique_ptr<node>> node::start_impl(std::unique_ptr<impl> p) {
   auto logger = log();
   logger->set_level(spdlog::level::from_str(cfg.log_level));
 
+  // The run-time table (a newer one persisted under the data dir replaces the command
+  // line's) before anything reads the patterns, strong_coordinator::wanted included.
+  p->pattern_table = std::make_unique<detail::pattern_table_keeper>(*p);
+  auto start_specs = p->pattern_table->load_start_table();
+  if (!start_specs) return start_specs.err();
+  cfg.patterns = std::move(*start_specs);
   auto entries = pattern_registry::parse_specs(cfg.patterns);
   if (!entries) return entries.err();
   for (auto& entry : *entries)
@@ -159,6 +231,13 @@ result<std::unique_ptr<node>> node::start_impl(std::unique_ptr<impl> p) {
     st.listen_port = *port;
     auto address = address_of(st.listen_port);
     st.cluster = std::make_unique<detail::cluster>(st, address);
+    auto* table = st.pattern_table.get();
+    auto* pool = st.executor.get();
+    st.cluster->set_patterns(table->version(), table->encoded(),
+                             [table, pool](bus::pattern_table t) {
+                               // Parsing, L1 and the file: not on the actor's thread.
+                               pool->post([table, t = std::move(t)] { table->apply_remote(t); });
+                             });
     st.cluster->start();
     st.eventual_mode = detail::make_eventual_mode(st.writes, *st.cluster);
     if (strong && !st.strong) {

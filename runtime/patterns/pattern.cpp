@@ -243,7 +243,9 @@ struct pattern_registry::impl {
 pattern_registry::pattern_registry() : impl_(std::make_unique<impl>()) {}
 pattern_registry::~pattern_registry() = default;
 
-result<void> pattern_registry::add(std::string_view glob, key_policy policy) {
+namespace {
+
+result<void> check_glob(std::string_view glob) {
   if (glob.empty()) return error{errc::invalid_argument, "empty key pattern"};
   if (glob.size() > 1024)
     return error{errc::invalid_argument, "key pattern longer than 1024 bytes"};
@@ -259,13 +261,36 @@ result<void> pattern_registry::add(std::string_view glob, key_policy policy) {
   }
   if (depth != 0)
     return error{errc::invalid_argument, "unbalanced '[' in pattern '" + std::string{glob} + "'"};
+  return {};
+}
+
+}  // namespace
+
+result<void> pattern_registry::add(std::string_view glob, key_policy policy) {
+  return replace({}, {entry{std::string{glob}, policy}});
+}
+
+result<void> pattern_registry::replace(const std::vector<std::string>& removed,
+                                       const std::vector<entry>& added) {
+  for (const auto& e : added)
+    if (auto ok = check_glob(e.glob); !ok) return ok;
   std::lock_guard<std::mutex> guard{impl_->mtx};
-  // A fresh slot per registration: a replaced pattern starts with a fresh limiter/breaker.
-  policy.guard_slot = policy.guard.any() ? ++impl_->guard_slots : 0;
   auto next = std::make_shared<table>(*impl_->current);
   auto& es = next->entries;
-  es.erase(std::remove_if(es.begin(), es.end(), [&](auto& e) { return e.glob == glob; }), es.end());
-  es.push_back(compile(glob, policy, ++impl_->seq));
+  auto gone = [&](const compiled& c) {
+    for (const auto& g : removed)
+      if (c.glob == g) return true;
+    for (const auto& a : added)
+      if (c.glob == a.glob) return true;
+    return false;
+  };
+  es.erase(std::remove_if(es.begin(), es.end(), gone), es.end());
+  for (const auto& a : added) {
+    auto policy = a.policy;
+    // A fresh slot per registration: a replaced pattern starts with a fresh limiter/breaker.
+    policy.guard_slot = policy.guard.any() ? ++impl_->guard_slots : 0;
+    es.push_back(compile(a.glob, policy, ++impl_->seq));
+  }
   std::stable_sort(es.begin(), es.end(), more_specific);
   impl_->publish(std::move(next));
   return {};

@@ -146,3 +146,23 @@ TEST_CASE("pattern specs carry storage protection options") {
   // The same glob twice with other protection is a conflict.
   CHECK_FALSE(pattern_registry::parse_specs({"k=strong_local+rate=1", "k=strong_local+rate=2"}));
 }
+
+TEST_CASE("replace: removals and additions land in one step, nothing on a bad glob") {
+  warp::pattern_registry reg;
+  warp::key_policy ev;
+  ev.consistency = warp::mode::eventual_distributed;
+  warp::key_policy ttl;
+  ttl.ttl = std::chrono::minutes{1};
+  REQUIRE(reg.add("a:*", ev));
+  REQUIRE(reg.add("b:*", ev));
+  REQUIRE(reg.replace({"a:*"}, {{"b:*", ttl}, {"c:*", ev}}));
+  CHECK(reg.lookup("a:1").consistency == warp::mode::strong_local);
+  CHECK(reg.lookup("b:1").ttl == std::chrono::minutes{1});
+  CHECK(reg.lookup("b:1").consistency == warp::mode::strong_local);
+  CHECK(reg.lookup("c:1").consistency == warp::mode::eventual_distributed);
+  CHECK(reg.entries().size() == 2);
+  // A malformed glob among the additions: the table stays as it was.
+  CHECK_FALSE(reg.replace({"c:*"}, {{"d:*", ev}, {"e:[", ev}}));
+  CHECK(reg.lookup("c:1").consistency == warp::mode::eventual_distributed);
+  CHECK(reg.lookup("d:1").consistency == warp::mode::strong_local);
+}

@@ -162,6 +162,10 @@ struct node_config {
   std::string resp;
   /// `GLOB=MODE[:TTL]` specs (see pattern_registry::parse_spec).
   std::vector<std::string> patterns;
+  /// The version counter of `patterns` as a run-time table (version (N, 0)): a table
+  /// persisted under data_dir or gossiped by a peer replaces it only when newer (docs/
+  /// keyspaces.md). 0: any run-time change wins.
+  std::uint64_t patterns_version = 0;
   /// Policy of keys no pattern matches.
   key_policy default_policy;
   /// trace, debug, info, warn, error, critical, off.

@@ -91,6 +91,7 @@ class pattern_registry {
   result<void> add(std::string_view glob, key_policy policy);
   /// Removes a pattern; false if it was not registered.
   bool remove(std::string_view glob);
+
   void set_default(key_policy policy);
   key_policy default_policy() const;
 
@@ -102,6 +103,9 @@ class pattern_registry {
     key_policy policy;
   };
   std::vector<entry> entries() const;
+  /// Removes `removed` and registers (or replaces) `added` in one step: readers see the
+  /// table before or after, never in between. Nothing changes when an entry is malformed.
+  result<void> replace(const std::vector<std::string>& removed, const std::vector<entry>& added);
 
   /// Parses `GLOB=MODE[:TTL]` (TTL like `30s`, `500ms`, `10m`, `2h`, or plain ms) as the
   /// `--pattern` flag spells it. `MODE+hydrate` turns on hydration for eventual mode.

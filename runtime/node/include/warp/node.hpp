@@ -104,6 +104,23 @@ struct node_stats {
   } node_port;
 };
 
+/// The node's run-time key-pattern table (node::pattern_table): what /admin/patterns and
+/// `warpctl patterns list` show. Version (0, 0) is the table the node started with.
+struct pattern_table_view {
+  std::uint64_t version_counter = 0;
+  std::uint32_t version_node = 0;  ///< the node that made the change (0: the command line)
+  struct item {
+    std::string glob;
+    std::string spec;  ///< as given (GLOB=MODE[:TTL]+options)
+    key_policy policy;
+  };
+  std::vector<item> patterns;  ///< by glob
+  std::string file;            ///< where it is persisted (empty: not persisted)
+};
+/// {"version":{"counter":N,"node":"%08x"},"file":"...","patterns":[{"glob","spec","mode",
+/// "ttl_ms","hydrate"}...]}
+std::string to_json(const pattern_table_view& t);
+
 class node {
  public:
   /// Starts a node in an actor system of its own.
@@ -237,6 +254,15 @@ class node {
   key_policy policy(std::string_view key) const;
   /// The registered patterns (read-only: register_pattern() adds one).
   const pattern_registry& patterns() const noexcept;
+  /// Sets (adds or replaces) one pattern of the run-time table from a spec as `--pattern`
+  /// takes it (pattern_registry::parse_spec): applied here at once, persisted under the
+  /// data dir, and on every member of the cluster (newest version wins). Keys whose mode,
+  /// TTL or hydration change lose their L1 entries (docs/keyspaces.md). Blocks on the file write:
+  /// not for a CAF scheduler thread.
+  result<void> set_pattern(std::string_view spec);
+  /// Removes a pattern of the run-time table (errc::not_found if it has none by that glob).
+  result<void> remove_pattern(std::string_view glob);
+  pattern_table_view pattern_table() const;
 
   // -- parts (read-only views) -----------------------------------------------------------
 
