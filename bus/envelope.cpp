@@ -238,11 +238,13 @@ result<std::string> encode(const heartbeat& hb, const wire_limits& lim) {
   if (hb.members.size() > lim.max_members)
     return too_big("member list", hb.members.size(), lim.max_members);
   auto text_ok = [&](const std::string& s) { return s.size() <= lim.max_text_bytes; };
-  if (!text_ok(hb.name) || !text_ok(hb.address))
-    return error{errc::invalid_argument, "name or address too long for the wire"};
+  if (!text_ok(hb.name) || !text_ok(hb.address) || !text_ok(hb.storage_id))
+    return error{errc::invalid_argument, "name, address or storage id too long for the wire"};
   msgpack::sbuffer body;
   packer pk(body);
-  pk.pack_array(4);
+  // The storage id is a trailing element, written only when known: a heartbeat without it
+  // is the 4-element form every earlier build sends and reads.
+  pk.pack_array(hb.storage_id.empty() ? 4 : 5);
   pack_str(pk, hb.name);
   pack_str(pk, hb.address);
   pk.pack(hb.leaving);
@@ -257,6 +259,7 @@ result<std::string> encode(const heartbeat& hb, const wire_limits& lim) {
     pack_str(pk, m.address);
     pk.pack(static_cast<std::uint8_t>(m.state));
   }
+  if (!hb.storage_id.empty()) pack_str(pk, hb.storage_id);
   auto h = hb.header;
   h.kind = message_kind::heartbeat;
   return seal(h, body, lim);
@@ -308,7 +311,7 @@ result<heartbeat> decode_heartbeat(std::string_view bytes, const wire_limits& li
   if (!p) return p.err();
   if (p->header.kind != message_kind::heartbeat) return bad("not a heartbeat");
   reader rd{lim};
-  auto f = rd.array(*p->body, 4, 4, "heartbeat");
+  auto f = rd.array(*p->body, 4, 5, "heartbeat");
   if (!f) return f.err();
   const auto* a = *f;
   heartbeat hb;
@@ -322,6 +325,11 @@ result<heartbeat> decode_heartbeat(std::string_view bytes, const wire_limits& li
   hb.name = std::move(*name);
   hb.address = std::move(*addr);
   hb.leaving = *leaving;
+  if (p->body->via.array.size == 5) {
+    auto sid = rd.bytes(a[4], lim.max_text_bytes, "storage id");
+    if (!sid) return sid.err();
+    hb.storage_id = std::move(*sid);
+  }
   auto ms = rd.array(a[3], 0, lim.max_members, "members");
   if (!ms) return ms.err();
   auto n = a[3].via.array.size;

@@ -10,7 +10,8 @@
 //     flags  : bit 0 = body is zlib-compressed (then body = [raw_size, bin])
 //     body   : change batch -> [record...]
 //              record = [key(str|bin), hlc, node, expires_at_ms, kind, value(bin|nil)]
-//              heartbeat    -> [name, address, leaving(bool), [member...]]
+//              heartbeat    -> [name, address, leaving(bool), [member...], storage_id?]
+//                              (storage_id: str, present when the sender knows it)
 //              member = [id, incarnation, name, address, state]
 //              fetch reply  -> [found(bool), record|nil]
 //
@@ -100,6 +101,8 @@ struct heartbeat {
   std::string address;
   bool leaving = false;               ///< the sender is shutting down cleanly
   std::vector<member_entry> members;  ///< the sender's view (gossip)
+  /// The sender's storage identity (warp::storage::identity); empty = unknown/not sent.
+  std::string storage_id;
 };
 
 /// The owner's answer to a remote read-through.

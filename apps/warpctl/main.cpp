@@ -26,6 +26,7 @@
 #include "actors/cluster_actor.hpp"
 #include "actors/control_actor.hpp"
 #include "bus/node_transport.hpp"
+#include "warp/build_info.hpp"
 #include "warp/config.hpp"
 #include "warp/endpoint.hpp"
 #include "warp/error.hpp"
@@ -274,6 +275,7 @@ int run(int argc, char** argv) {
   app.require_subcommand(1);
   // Global flags may follow the subcommand too: `warpctl get k --json`.
   app.fallthrough();
+  app.set_version_flag("--version", warp::version_line("warpctl"), "Print the version and commit, then exit");
   app.add_option("--node", opt.node, "warpd's --listen endpoint HOST:PORT")->capture_default_str();
   app.add_flag("--json", opt.json, "Machine-readable output (one JSON object)");
   app.add_option("--timeout", opt.timeout_text, "How long to wait for the node (250ms, 5s, ...)")
@@ -302,6 +304,9 @@ int run(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
     std::cout << app.help();
+    return exit_ok;
+  } catch (const CLI::CallForVersion& v) {
+    std::cout << v.what() << std::endl;
     return exit_ok;
   } catch (const CLI::ParseError& e) {
     std::cerr << "warpctl: " << e.what() << " (see warpctl --help)" << std::endl;
