@@ -1,14 +1,16 @@
 #include "warp/histogram.hpp"
 
+#include <algorithm>
 #include <cstdio>
 
 namespace warp {
 
 std::size_t latency_histogram::stripe_index() noexcept {
-  // Threads take stripes round-robin once: two threads share a stripe only past
-  // stripe_count threads, and even then each add stays one relaxed atomic.
+  // Numbered once per thread, for every histogram alike; indices are never reused, so a
+  // stripe has one owner for the process's life (threads beyond share the last stripe).
   static std::atomic<std::size_t> next{0};
-  thread_local const std::size_t mine = next.fetch_add(1, std::memory_order_relaxed) % stripe_count;
+  thread_local const std::size_t mine =
+      std::min(next.fetch_add(1, std::memory_order_relaxed), owned_stripes);
   return mine;
 }
 

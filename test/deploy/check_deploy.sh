@@ -44,11 +44,11 @@ if command -v redis-cli >/dev/null; then
 fi
 curl -sf "http://$http/metrics" >"$tmp/metrics"
 promtool check metrics <"$tmp/metrics"
-served=$(sed -n 's/^# TYPE \([a-z_]*\) .*/\1/p' "$tmp/metrics" | sort -u)
+served=$(sed -n 's/^# TYPE \([a-z0-9_]*\) .*/\1/p' "$tmp/metrics" | sort -u)
 # Families a node shows only in a state this one is not in (a breaker used, ...).
 conditional="warp_storage_breaker_state"
 named=$(cat "$deploy/prometheus/warp-alerts.yml" "$deploy/grafana/warp-dashboard.json" |
-  grep -o 'warp_[a-z_]*' | sed 's/_\(bucket\|sum\|count\)$//' | sort -u)
+  grep -o 'warp_[a-z0-9_]*' | sed 's/_\(bucket\|sum\|count\)$//' | sort -u)
 missing=0
 for m in $named; do
   grep -qx "$m" <<<"$served" && continue
