@@ -2,7 +2,9 @@
 
 #include <charconv>
 #include <chrono>
+#include <cstdio>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -16,6 +18,7 @@
 #include "bus/batch_policy.hpp"
 #include "bus/envelope.hpp"
 #include "bus/node_transport.hpp"
+#include "runtime/core/log.hpp"
 #include "runtime/membership/discovery.hpp"
 #include "runtime/membership/membership.hpp"
 #include "warp/endpoint.hpp"
@@ -38,6 +41,8 @@ struct cluster_state {
   std::optional<detail::membership> members;
   /// Per-sender sequence checks of incoming batches and heartbeats.
   bus::inbound_tracker tracker;
+  /// Members whose different storage identity was already reported (once each).
+  std::set<std::uint32_t> storage_warned;
   /// Cluster actors of identified peers (and which peer a down message is about).
   peer_links peers;
   /// The middleman's BASP broker (registry lookups on other nodes go through it).
@@ -159,6 +164,7 @@ class cluster_logic {
     if (hdl && st_.peers.identify(h.sender, hdl)) self_->monitor(hdl);
     auto events =
         st_.members->heard(h.sender, h.incarnation, hb->name, hb->address, hb->leaving, now);
+    check_storage(*hb);
     for (auto& m : hb->members)
       if (m.id != ctx_.self_id && m.state != member_state::down) st_.members->learn(m.address);
     if (st_.tracker.on_heartbeat(h.sender, h.incarnation, h.seq) ==
@@ -179,9 +185,79 @@ class cluster_logic {
     if (auto id = st_.peers.lost(dm.source)) handle(st_.members->lost(*id, clock_ms()));
   }
 
+  // Members running eventual_distributed keys must read and write one storage: a member on
+  // another store (its own memory, a SQLite file nobody else opens) would serve only what
+  // it wrote itself. Heartbeats carry the storage identity; on a mismatch the newer member
+  // (later incarnation; the larger id on a tie) records the conflict, which warpd turns into
+  // a refusal to run, and both log it once per peer.
+  void check_storage(const bus::heartbeat& hb) {
+    if (!ctx_.shares_storage || ctx_.storage_id.empty() || hb.storage_id.empty() ||
+        hb.storage_id == ctx_.storage_id)
+      return;
+    auto& h = hb.header;
+    if (!st_.storage_warned.insert(h.sender).second) return;
+    bool newer = ctx_.incarnation > h.incarnation ||
+                 (ctx_.incarnation == h.incarnation && ctx_.self_id > h.sender);
+    char peer[16];
+    std::snprintf(peer, sizeof peer, "%08x", h.sender);
+    auto text = std::string{"member "} + peer + " (" + hb.name + " at " + hb.address +
+                ") uses different storage (storage id " + hb.storage_id + ", ours " +
+                ctx_.storage_id +
+                ") while eventual_distributed keys need one storage shared by every member: "
+                "each node would see only its own writes";
+    if (ctx_.opts.allow_unshared_storage) {
+      detail::log()->warn("cluster: UNSHARED STORAGE: {} (allowed by --allow-unshared-storage)",
+                          text);
+      return;
+    }
+    detail::log()->error("cluster: UNSHARED STORAGE: {}; {}", text,
+                         newer ? "this node joined last and must not serve"
+                               : "that node joined last and must not serve");
+    if (!newer) return;
+    std::lock_guard<std::mutex> g{ctx_.snap_mtx};
+    if (ctx_.storage_conflict.empty()) ctx_.storage_conflict = text;
+  }
+
+  // One line per membership change, so an operator reading the logs of any node sees who
+  // joined, left or failed and where it lives, without polling /admin/cluster.
+  void log_event(const detail::member_event& ev) {
+    std::string name = "?", address = "?";
+    if (const auto* m = st_.members->find(ev.id)) {
+      name = m->name;
+      address = m->address;
+    }
+    auto lg = detail::log();
+    switch (ev.to) {
+      case member_state::up:
+        if (ev.from == member_state::suspect)
+          lg->info("cluster: member {:08x} ({} at {}) is reachable again", ev.id, name, address);
+        else
+          lg->info("cluster: member {:08x} ({} at {}) joined", ev.id, name, address);
+        break;
+      case member_state::suspect:
+        lg->info("cluster: member {:08x} ({} at {}) is suspect: no heartbeat lately", ev.id, name,
+                 address);
+        break;
+      case member_state::leaving:
+        lg->info("cluster: member {:08x} ({} at {}) is leaving", ev.id, name, address);
+        break;
+      case member_state::down:
+        if (ev.from == member_state::leaving)
+          lg->info("cluster: member {:08x} ({} at {}) left", ev.id, name, address);
+        else
+          lg->warn("cluster: member {:08x} ({} at {}) failed (was {})", ev.id, name, address,
+                   to_string(ev.from));
+        break;
+      default:
+        lg->info("cluster: member {:08x} ({} at {}) is {}", ev.id, name, address,
+                 to_string(ev.to));
+    }
+  }
+
   void handle(std::vector<detail::member_event> events) {
     if (events.empty()) return;
     for (auto& ev : events) {
+      log_event(ev);
       if (ev.to == member_state::down) {
         // It may have written things whose changes never reached us.
         if (ev.was_trusted) gap(ev.id, ctx_.host->clock_now());
@@ -368,6 +444,7 @@ class cluster_logic {
     hb.address = ctx_.address;
     hb.leaving = leaving;
     hb.patterns = st_.patterns_ver;
+    hb.storage_id = ctx_.storage_id;
     for (auto& m : st_.members->view()) {
       if (m.self || m.address.empty()) continue;
       if (hb.members.size() >= ctx_.limits.max_members) break;

@@ -110,6 +110,11 @@ struct cluster_context {
   /// start table is version (0, 0), which is never sent.
   bus::pattern_version patterns_ver;
   std::string patterns_bytes;
+  /// This node's storage identity (warp::storage::identity), sent in every heartbeat;
+  /// empty = unknown (no check).
+  std::string storage_id;
+  /// Some pattern (or the default) is eventual_distributed: members must share storage.
+  bool shares_storage = false;
 
   // -- shared between threads ------------------------------------------------------------
   /// Writer threads push local changes; the cluster actor drains them.
@@ -126,6 +131,9 @@ struct cluster_context {
   std::vector<member_info> view;            ///< guarded by snap_mtx
   std::shared_ptr<const ownership> owners;  ///< guarded by snap_mtx
   std::size_t reachable_peers = 0;          ///< guarded by snap_mtx
+  /// Set once by the cluster actor when a member's storage identity differs from ours and
+  /// this node is the newer of the two (cluster_view::storage_conflict). Guarded by snap_mtx.
+  std::string storage_conflict;
 
   std::shared_ptr<const ownership> ownership_snapshot() const {
     std::lock_guard<std::mutex> g{snap_mtx};

@@ -239,12 +239,16 @@ result<std::string> encode(const heartbeat& hb, const wire_limits& lim) {
   if (hb.members.size() > lim.max_members)
     return too_big("member list", hb.members.size(), lim.max_members);
   auto text_ok = [&](const std::string& s) { return s.size() <= lim.max_text_bytes; };
-  if (!text_ok(hb.name) || !text_ok(hb.address))
-    return error{errc::invalid_argument, "name or address too long for the wire"};
+  if (!text_ok(hb.name) || !text_ok(hb.address) || !text_ok(hb.storage_id))
+    return error{errc::invalid_argument, "name, address or storage id too long for the wire"};
   msgpack::sbuffer body;
   packer pk(body);
+  // Trailing optional elements, each written only when known, so a heartbeat with neither
+  // is the 4-element form earlier builds send: [4] the pattern-table version (nil when only
+  // the storage id follows), [5] the storage identity.
   const bool versioned = hb.patterns != pattern_version{};
-  pk.pack_array(versioned ? 5 : 4);
+  const bool has_storage_id = !hb.storage_id.empty();
+  pk.pack_array(has_storage_id ? 6 : versioned ? 5 : 4);
   pack_str(pk, hb.name);
   pack_str(pk, hb.address);
   pk.pack(hb.leaving);
@@ -263,7 +267,10 @@ result<std::string> encode(const heartbeat& hb, const wire_limits& lim) {
     pk.pack_array(2);
     pk.pack(hb.patterns.counter);
     pk.pack(hb.patterns.node);
+  } else if (has_storage_id) {
+    pk.pack_nil();
   }
+  if (has_storage_id) pack_str(pk, hb.storage_id);
   auto h = hb.header;
   h.kind = message_kind::heartbeat;
   return seal(h, body, lim);
@@ -336,7 +343,7 @@ result<heartbeat> decode_heartbeat(std::string_view bytes, const wire_limits& li
   if (!p) return p.err();
   if (p->header.kind != message_kind::heartbeat) return bad("not a heartbeat");
   reader rd{lim};
-  auto f = rd.array(*p->body, 4, 5, "heartbeat");
+  auto f = rd.array(*p->body, 4, 6, "heartbeat");
   if (!f) return f.err();
   const auto* a = *f;
   heartbeat hb;
@@ -350,6 +357,11 @@ result<heartbeat> decode_heartbeat(std::string_view bytes, const wire_limits& li
   hb.name = std::move(*name);
   hb.address = std::move(*addr);
   hb.leaving = *leaving;
+  if (p->body->via.array.size == 6) {
+    auto sid = rd.bytes(a[5], lim.max_text_bytes, "storage id");
+    if (!sid) return sid.err();
+    hb.storage_id = std::move(*sid);
+  }
   auto ms = rd.array(a[3], 0, lim.max_members, "members");
   if (!ms) return ms.err();
   auto n = a[3].via.array.size;
@@ -377,7 +389,7 @@ result<heartbeat> decode_heartbeat(std::string_view bytes, const wire_limits& li
     out.state = static_cast<member_state>(*state);
     hb.members.push_back(std::move(out));
   }
-  if (p->body->via.array.size == 5) {
+  if (p->body->via.array.size >= 5 && a[4].type != msgpack::type::NIL) {
     auto v = rd.array(a[4], 2, 2, "pattern version");
     if (!v) return v.err();
     auto counter = rd.uint<std::uint64_t>((*v)[0], "pattern counter");

@@ -10,9 +10,11 @@
 //     flags  : bit 0 = body is zlib-compressed (then body = [raw_size, bin])
 //     body   : change batch -> [record...]
 //              record = [key(str|bin), hlc, node, expires_at_ms, kind, value(bin|nil)]
-//              heartbeat    -> [name, address, leaving(bool), [member...](, [pcounter, pnode])]
+//              heartbeat    -> [name, address, leaving(bool), [member...], pver?, storage_id?]
+//                pver = [counter, node] (the sender's pattern-table version; nil when only
+//                the storage id follows; absent = 0,0); storage_id: str, present when the
+//                sender knows it
 //              member = [id, incarnation, name, address, state]
-//                the optional 5th field is the sender's pattern-table version (absent = 0,0)
 //              fetch reply  -> [found(bool), record|nil]
 //              pattern table -> [counter, node, [[glob, spec]...]]
 //                the whole run-time key-pattern table (docs/keyspaces.md); specs are re-parsed by
@@ -120,6 +122,8 @@ struct heartbeat {
   std::string address;
   bool leaving = false;               ///< the sender is shutting down cleanly
   std::vector<member_entry> members;  ///< the sender's view (gossip)
+  /// The sender's storage identity (warp::storage::identity); empty = unknown/not sent.
+  std::string storage_id;
   /// The version of the sender's key-pattern table: a peer with a newer one sends it.
   pattern_version patterns;
 };

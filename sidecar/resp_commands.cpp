@@ -684,6 +684,10 @@ void cmd_dbsize(context& ctx) {
 }
 
 void cmd_flushdb(context& ctx) {
+  if (!ctx.srv.options().allow_flush) {
+    ctx.w.error("ERR FLUSHDB and FLUSHALL are disabled on this node (--resp-allow-flush=false)");
+    return;
+  }
   if (ctx.args.size() > 2 ||
       (ctx.args.size() == 2 && !iequals(ctx.args[1], "async") && !iequals(ctx.args[1], "sync"))) {
     ctx.w.error(syntax);

@@ -140,8 +140,55 @@ std::string_view event_name(change_event::kind k) {
 
 // -- lifecycle -----------------------------------------------------------------------------
 
+namespace {
+
+// The kinds an error reply is counted under: a fixed set, so /metrics stays bounded
+// whatever clients send. Redis's leading words, then Warp's own codes, then "other".
+const std::vector<std::string>& error_kinds() {
+  static const std::vector<std::string> kinds = [] {
+    std::vector<std::string> v{"ERR",    "WRONGTYPE", "NOAUTH",    "WRONGPASS", "NOPERM",
+                               "OOM",    "EXECABORT", "NOPROTO",   "BUSY",      "NOSCRIPT",
+                               "LOADING", "READONLY", "NOTBUSY",   "UNBLOCKED"};
+    for (int i = 1; i <= static_cast<int>(errc::internal); ++i)
+      v.push_back("warp_" + std::string{to_string(static_cast<errc>(i))});
+    v.emplace_back("other");
+    return v;
+  }();
+  return kinds;
+}
+
+std::size_t error_kind_of(std::string_view reply) {
+  const auto& kinds = error_kinds();
+  // reply: "-WORD rest\r\n"; Warp's: "-ERR warp <code>: ...".
+  reply.remove_prefix(1);
+  auto word = reply.substr(0, reply.find_first_of(" \r"));
+  if (word == "ERR" && reply.substr(word.size()).starts_with(" warp ")) {
+    auto rest = reply.substr(word.size() + 6);
+    auto code = "warp_" + std::string{rest.substr(0, rest.find_first_of(": \r"))};
+    for (std::size_t i = 0; i < kinds.size(); ++i)
+      if (kinds[i] == code) return i;
+  }
+  for (std::size_t i = 0; i < kinds.size(); ++i)
+    if (kinds[i] == word) return i;
+  return kinds.size() - 1;
+}
+
+}  // namespace
+
+void server::meter(const command_def* cmd, std::chrono::steady_clock::duration took,
+                   const std::string& reply, std::size_t from) noexcept {
+  const auto& table = commands();
+  auto index = cmd ? static_cast<std::size_t>(cmd - table.data()) : table.size();
+  command_latency_[index].observe(took);
+  if (from < reply.size() && reply[from] == '-')
+    errors_by_kind_[error_kind_of(std::string_view{reply}.substr(from))].fetch_add(
+        1, std::memory_order_relaxed);
+}
+
 server::server(node& n, resp_options options) : node_(n), options_(std::move(options)) {
   started_ms = now_ms();
+  command_latency_ = std::make_unique<latency_histogram[]>(commands().size() + 1);
+  errors_by_kind_ = std::make_unique<std::atomic<std::uint64_t>[]>(error_kinds().size());
   remote_storage_ = node_.storage().describe().starts_with("postgres");
 }
 
@@ -391,6 +438,8 @@ void server::run() {
     }
     pending_.clear();
     graveyard_.clear();
+    // Once per iteration rather than at each of the table's many edits.
+    tracked_keys_gauge.store(tracked_.size(), std::memory_order_relaxed);
     if (options_.idle_timeout.count() > 0) {
       auto now = now_ms();
       if (now - last_idle_check >= 1000) {
@@ -821,6 +870,7 @@ bool server::try_batch(client& c, std::span<const std::string_view> args) {
   ++total_commands;
   ++c.commands;
   c.last_command = cmd;
+  batch_cmds_.push_back(cmd);
   if (is_set)
     set_batch_.push_back({args[1], args[2], 0});
   else
@@ -831,15 +881,41 @@ bool server::try_batch(client& c, std::span<const std::string_view> args) {
 void server::run_batch(client& c) {
   resp_writer w{c.out, c.proto};
   current_client_ = c.id;
+  const auto start = std::chrono::steady_clock::now();
+  const auto from = c.out.size();
   if (!set_batch_.empty()) run_set_batch(node_, w, set_batch_);
   if (!incr_batch_.empty()) run_incr_batch(node_, w, incr_batch_);
   current_client_ = 0;
+  // A pipelined batch runs as one storage transaction: each of its commands is recorded
+  // with the batch's time divided by its size (errors are counted from the first reply).
+  if (!batch_cmds_.empty()) {
+    auto each = (std::chrono::steady_clock::now() - start) / batch_cmds_.size();
+    static const std::string none;
+    for (std::size_t i = 0; i < batch_cmds_.size(); ++i)
+      meter(batch_cmds_[i], each, i == 0 ? c.out : none, from);
+    batch_cmds_.clear();
+  }
   set_batch_.clear();
   incr_batch_.clear();
 }
 
+// Meters a command run on the loop when the scope ends, unless it went to a worker (the
+// worker's completion meters it then).
+struct server::metered_scope {
+  server& srv;
+  const std::string& out;
+  std::size_t from;
+  const command_def* cmd = nullptr;
+  bool handed_off = false;
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  ~metered_scope() {
+    if (!handed_off) srv.meter(cmd, std::chrono::steady_clock::now() - start, out, from);
+  }
+};
+
 void server::execute(client& c, std::span<const std::string_view> args) {
   resp_writer w{c.out, c.proto};
+  metered_scope metered{*this, c.out, c.out.size()};
   mark_pending(c);
   ++total_commands;
   ++c.commands;
@@ -870,6 +946,7 @@ void server::execute(client& c, std::span<const std::string_view> args) {
     return;
   }
   c.last_command = cmd;
+  metered.cmd = cmd;
   if (!c.authenticated && !cmd->no_auth) {
     c.multi_error = c.multi_error || c.in_multi;
     w.error("NOAUTH Authentication required.");
@@ -889,7 +966,10 @@ void server::execute(client& c, std::span<const std::string_view> args) {
     return;
   }
   if (c.in_multi && queue_in_multi(c, w, cmd, args)) return;
-  if (needs_worker(cmd, args)) return start_job(c, cmd, args);
+  if (needs_worker(cmd, args)) {
+    metered.handed_off = true;
+    return start_job(c, cmd, args);
+  }
   const std::size_t out_before = c.out.size();
   const std::uint64_t hits_before = keyspace_hits;
   current_client_ = c.id;
@@ -899,6 +979,7 @@ void server::execute(client& c, std::span<const std::string_view> args) {
   if (ctx.defer) {  // an L1 miss: nothing was written or changed yet but the reply
     c.out.resize(out_before);
     keyspace_hits = hits_before;
+    metered.handed_off = true;
     return start_job(c, cmd, args);
   }
   // CLIENT CACHING covers exactly the command after it.
@@ -984,6 +1065,7 @@ void server::start_job(client& c, const command_def* cmd, std::span<const std::s
   auto j = std::make_unique<job>();
   j->client_id = c.id;
   j->cmd = cmd;
+  j->started = std::chrono::steady_clock::now();
   j->argv.assign(args.begin(), args.end());  // c.in moves on: own the arguments
   auto& s = j->shadow;
   s.id = c.id;
@@ -1061,6 +1143,7 @@ void server::finish_jobs() {
     scratch_done_.swap(done_);
   }
   for (auto& j : scratch_done_) {
+    meter(j->cmd, std::chrono::steady_clock::now() - j->started, j->out, 0);
     client* c = find_client(j->client_id);
     if (!c) {  // closed while its command ran: the reply is dropped, not its changes
       for (const auto& e : j->events) handle_event(e);
@@ -1410,6 +1493,17 @@ resp_stats server::stats() const {
   s.tls_handshake_failures = tls_handshake_failures.load(std::memory_order_relaxed);
   s.client_memory_bytes = client_memory_gauge.load(std::memory_order_relaxed);
   s.connected_clients = clients_gauge.load(std::memory_order_relaxed);
+  s.tracking_keys = tracked_keys_gauge.load(std::memory_order_relaxed);
+  const auto& table = commands();
+  for (std::size_t i = 0; i <= table.size(); ++i) {
+    auto snap = command_latency_[i].snapshot();
+    if (snap.count == 0) continue;
+    s.commands.push_back({i < table.size() ? table[i].name : std::string_view{"unknown"}, snap});
+  }
+  const auto& kinds = error_kinds();
+  for (std::size_t i = 0; i < kinds.size(); ++i)
+    if (auto n = errors_by_kind_[i].load(std::memory_order_relaxed))
+      s.errors.emplace_back(kinds[i], n);
   return s;
 }
 
@@ -1441,6 +1535,26 @@ std::string resp_server::prometheus_text(std::string_view node_name) const {
   family("warp_resp_client_memory_bytes", "gauge",
          "Bytes held by all RESP clients' query and output buffers", s.client_memory_bytes);
   family("warp_resp_connected_clients", "gauge", "Connected RESP clients", s.connected_clients);
+  family("warp_resp_tracking_keys", "gauge",
+         "Keys remembered for client-side caching (CLIENT TRACKING)", s.tracking_keys);
+  const std::string node_label = "node=\"" + prometheus_label(node_name) + "\"";
+  // Written even when empty (HELP/TYPE only), so dashboards and alert rules find the family.
+  append_prometheus_header(out, "warp_resp_commands_total", "counter",
+                           "RESP commands run, by command name");
+  for (const auto& cmd : s.commands)
+    out += "warp_resp_commands_total{" + node_label + ",command=\"" + std::string{cmd.name} +
+           "\"} " + std::to_string(cmd.latency.count) + "\n";
+  append_prometheus_header(out, "warp_resp_errors_total", "counter",
+                           "RESP error replies, by kind (leading word, or warp_<code>)");
+  for (const auto& [kind, n] : s.errors)
+    out += "warp_resp_errors_total{" + node_label + ",kind=\"" + std::string{kind} + "\"} " +
+           std::to_string(n) + "\n";
+  append_prometheus_header(out, "warp_resp_command_duration_seconds", "histogram",
+                           "Latency of RESP commands, by command name (queueing on a worker "
+                           "included)");
+  for (const auto& cmd : s.commands)
+    append_histogram(out, "warp_resp_command_duration_seconds",
+                     node_label + ",command=\"" + std::string{cmd.name} + "\"", cmd.latency);
   return out;
 }
 

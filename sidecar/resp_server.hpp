@@ -7,8 +7,11 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "warp/error.hpp"
+#include "warp/histogram.hpp"
 
 namespace warp {
 class node;
@@ -37,6 +40,9 @@ struct resp_options {
   /// Pause before a client's next command after its n-th failed AUTH:
   /// auth_failure_delay * 2^(n-1), at most 2 s. The loop never sleeps: the client is paused.
   std::chrono::milliseconds auth_failure_delay{10};
+  /// FLUSHDB/FLUSHALL wipe storage for every client of every node: an operator may turn
+  /// them off so a stray script or a shared credential cannot empty the cache's storage.
+  bool allow_flush = true;
 
   /// TLS (OpenSSL). With `tls_cert` set: TLS on `tls_listen` when given (a second listener
   /// beside the plain one), else TLS on `listen` itself.
@@ -57,6 +63,18 @@ struct resp_stats {
   std::uint64_t tls_handshake_failures = 0;
   std::uint64_t client_memory_bytes = 0;  ///< current sum of client buffers
   std::uint64_t connected_clients = 0;
+  /// Keys remembered for client-side caching (CLIENT TRACKING, default mode).
+  std::uint64_t tracking_keys = 0;
+  /// Commands run so far with their latency, one entry per command name that ran at least
+  /// once ("unknown" for names not in the command table: the label set stays bounded).
+  struct command_entry {
+    std::string_view name;
+    histogram_snapshot latency;  ///< latency.count = calls
+  };
+  std::vector<command_entry> commands;
+  /// Error replies per kind: the reply's leading word (ERR, WRONGTYPE, NOAUTH, ...), or
+  /// warp_<errc> for Warp's own `ERR warp <code>: ...`; "other" for anything else.
+  std::vector<std::pair<std::string_view, std::uint64_t>> errors;
 };
 
 class resp_server {

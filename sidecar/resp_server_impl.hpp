@@ -3,7 +3,9 @@
 // members marked as shared with watch callbacks.
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -140,6 +142,7 @@ struct pending_event {
 struct job {
   std::uint64_t client_id = 0;
   const command_def* cmd = nullptr;
+  std::chrono::steady_clock::time_point started;  // for the command's latency
   std::vector<std::string> argv;
   client shadow;    // the client's protocol and tracking flags, copied
   std::string out;  // the rendered reply
@@ -284,7 +287,14 @@ class server final : public resp_server {
   std::atomic<std::uint64_t> tls_handshake_failures{0};
   std::atomic<std::uint64_t> client_memory_gauge{0};
   std::atomic<std::uint64_t> clients_gauge{0};
+  std::atomic<std::uint64_t> tracked_keys_gauge{0};
   std::size_t client_memory() const noexcept { return client_memory_; }
+
+  /// Records one command's latency (null cmd: a name not in the table) and, when the
+  /// reply in `reply` from `from` on is an error, its kind. Loop thread only.
+  void meter(const command_def* cmd, std::chrono::steady_clock::duration took,
+             const std::string& reply, std::size_t from) noexcept;
+  struct metered_scope;
 
  private:
   void run();
@@ -359,6 +369,12 @@ class server final : public resp_server {
   bool busy_ = false;  ///< the last epoll_wait found work: poll briefly before blocking
   std::uint64_t next_client_id_ = 1;
   std::unordered_map<std::uint64_t, std::unique_ptr<client>> clients_;
+  // Per command (by position in commands(), the last one for unknown names): latency and
+  // calls. Written on the loop thread, read by stats() from the admin endpoint's.
+  std::unique_ptr<latency_histogram[]> command_latency_;
+  std::unique_ptr<std::atomic<std::uint64_t>[]> errors_by_kind_;
+  // Commands of the pending pipelined batch (try_batch), timed when it runs.
+  std::vector<const command_def*> batch_cmds_;
   std::vector<client*> pending_;
   std::vector<std::unique_ptr<client>> graveyard_;
   std::vector<std::string_view> argv_;  // reused per command

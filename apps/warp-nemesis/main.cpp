@@ -30,6 +30,7 @@
 #include "actors/quorum_actor.hpp"
 #include "test/support/linearizability.hpp"
 #include "test/support/process.hpp"
+#include "warp/build_info.hpp"
 
 namespace {
 
@@ -307,6 +308,7 @@ int main(int argc, char** argv) {
   std::string status_of;
   app.add_option("--status", status_of,
                  "only print the strong-mode status JSON of the node at HOST:PORT");
+  app.set_version_flag("--version", warp::version_line("warp-nemesis"), "Print the version and commit, then exit");
   CLI11_PARSE(app, argc, argv);
   if (!status_of.empty()) {
     caf::actor_system_config cfg;

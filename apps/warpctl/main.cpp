@@ -35,6 +35,7 @@
 #include "actors/cluster_actor.hpp"
 #include "actors/control_actor.hpp"
 #include "bus/node_transport.hpp"
+#include "warp/build_info.hpp"
 #include "warp/config.hpp"
 #include "warp/endpoint.hpp"
 #include "warp/error.hpp"
@@ -682,6 +683,7 @@ int run(int argc, char** argv) {
   app.require_subcommand(1);
   // Global flags may follow the subcommand too: `warpctl get k --json`.
   app.fallthrough();
+  app.set_version_flag("--version", warp::version_line("warpctl"), "Print the version and commit, then exit");
   app.add_option("--node", opt.node, "warpd's --listen endpoint HOST:PORT")->capture_default_str();
   app.add_flag("--json", opt.json, "Machine-readable output (one JSON object): --output json");
   app.add_option("--output,-o", opt.output, "Output format: table (for people) or json")
@@ -752,6 +754,9 @@ int run(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
     std::cout << app.help();
+    return exit_ok;
+  } catch (const CLI::CallForVersion& v) {
+    std::cout << v.what() << std::endl;
     return exit_ok;
   } catch (const CLI::ParseError& e) {
     std::cerr << "warpctl: " << e.what() << " (see warpctl --help)" << std::endl;

@@ -31,6 +31,10 @@
 #include <vector>
 
 #include <spdlog/spdlog.h>
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+
+#include "actors/quorum_commands.hpp"
 
 #include "warp/cluster.hpp"
 #include "warp/endpoint.hpp"
@@ -57,6 +61,45 @@ constexpr std::size_t max_pending_jobs = 64;
 // take the response while its unread input is discarded (closing at once would reset the
 // connection and lose the response).
 constexpr std::chrono::milliseconds linger{1000};
+
+// How long a probe waits for the quorum actor's status: a probe must answer fast, and an
+// actor that cannot answer in this time is itself a reason not to be ready.
+constexpr std::chrono::milliseconds strong_status_timeout{1000};
+
+// The strong mode's range counts, from the quorum actor of this node's actor system (found
+// in its registry: no connection). nullopt: the node runs no strong mode. Blocks up to
+// strong_status_timeout: admin workers only, never a CAF thread.
+struct strong_status {
+  bool answered = false;
+  std::string error;
+  std::size_t replicated = 0;
+  std::size_t ready = 0;
+  std::vector<std::string> waiting_on;
+};
+std::optional<strong_status> query_strong(caf::actor_system& sys) {
+  auto ptr = sys.registry().get(warp::actors::quorum_registry_name());
+  if (!ptr) return std::nullopt;
+  strong_status out;
+  caf::scoped_actor self{sys};
+  self->request(caf::actor_cast<caf::actor>(ptr), strong_status_timeout,
+                warp::actors::quorum_status_atom::value)
+      .receive(
+          [&](std::string& text) {
+            auto j = nlohmann::json::parse(text, nullptr, false);
+            if (j.is_discarded() || !j.is_object()) {
+              out.error = "unreadable status";
+              return;
+            }
+            out.answered = true;
+            out.replicated = j.value("replicated_ranges", std::size_t{0});
+            out.ready = j.value("ready_ranges", std::size_t{0});
+            if (auto it = j.find("waiting_on"); it != j.end() && it->is_array())
+              for (auto& w : *it)
+                if (w.is_string()) out.waiting_on.push_back(w.get<std::string>());
+          },
+          [&](caf::error& err) { out.error = sys.render(err); });
+  return out;
+}
 
 struct response {
   int status = 200;
@@ -335,15 +378,22 @@ struct admin_http::impl {
   // Runs on a worker thread: may touch the node and storage.
   response handle(const request& req) {
     const auto& path = req.path;
-    if (path == "/readyz") {
-      auto st = node->check_storage();
-      if (!st) return text(503, "storage not ready: " + st.err().message() + "\n");
-      return text(200, "ready\n");
-    }
+    if (path == "/readyz") return readiness();
     if (path == "/metrics") {
       auto body = warp::prometheus_text(*node);
       if (listens && (seeded || warp::view_of(*node).members.size() > 1))
         body += warp::cluster_prometheus_text(*node);
+      if (auto strong = query_strong(node->system()); strong && strong->answered) {
+        auto label = "{node=\"" + warp::prometheus_label(warp::display_name(node->config())) +
+                     "\"} ";
+        warp::append_prometheus_header(body, "warp_strong_ranges_replicated", "gauge",
+                                       "Strong-mode key ranges this node replicates.");
+        body += "warp_strong_ranges_replicated" + label + std::to_string(strong->replicated) + "\n";
+        warp::append_prometheus_header(
+            body, "warp_strong_ranges_ready", "gauge",
+            "Replicated strong-mode ranges caught up and serving (below replicated: recovering).");
+        body += "warp_strong_ranges_ready" + label + std::to_string(strong->ready) + "\n";
+      }
       if (extra_metrics) body += extra_metrics();
       response r;
       r.body = std::move(body);
@@ -425,6 +475,56 @@ struct admin_http::impl {
       return out;
     }
     return std::nullopt;
+  }
+
+  // /readyz: each check says whether it passes and why; the status is 200 only when all
+  // pass, so a load balancer stops sending traffic to a node that would only fail it.
+  response readiness() {
+    nlohmann::json checks = nlohmann::json::object();
+    std::vector<std::string> failing;
+    auto check = [&](const char* name, bool ok, nlohmann::json detail) {
+      detail["ok"] = ok;
+      checks[name] = std::move(detail);
+      if (!ok) failing.emplace_back(name);
+    };
+    // Storage answers a cheap query (and passed its integrity check at open).
+    if (auto st = node->check_storage(); !st)
+      check("storage", false, {{"error", st.err().message()}});
+    else
+      check("storage", true, nlohmann::json::object());
+    // No circuit breaker is open: reads of uncached keys would fail fast. Half-open is
+    // ready: its probes are how the breaker closes again.
+    std::vector<std::string> open;
+    for (const auto& g : node->stats().protection)
+      if (g.breaker == "open") open.push_back(g.pattern);
+    check("breakers", open.empty(), {{"open", open}});
+    // Strong ranges caught up (a restarted replica copies its ranges before serving them).
+    if (auto strong = query_strong(node->system())) {
+      if (!strong->answered)
+        check("strong", false, {{"error", strong->error}});
+      else
+        check("strong", strong->ready == strong->replicated,
+              {{"ready_ranges", strong->ready},
+               {"replicated_ranges", strong->replicated},
+               {"waiting_on", strong->waiting_on}});
+    }
+    // Eventual mode has no catch-up phase: a miss reads through to storage, and a node
+    // that joins trusts nothing it has not fetched. Shown for the operator, never failing.
+    if (listens) {
+      auto v = warp::view_of(*node);
+      std::size_t up = 0;
+      for (const auto& m : v.members) up += m.state == warp::member_state::up;
+      check("cluster", true, {{"members", v.members.size()}, {"members_up", up}});
+    }
+    nlohmann::json doc = {{"status", failing.empty() ? "ready" : "not_ready"},
+                          {"failing", failing},
+                          {"checks", std::move(checks)}};
+    response r;
+    r.status = failing.empty() ? 200 : 503;
+    r.content_type = "application/json";
+    // Storage messages are not ours: never let a stray byte turn the probe into an error.
+    r.body = doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    return r;
   }
 
   void worker_loop() {

@@ -29,6 +29,8 @@
 #include <nlohmann/json.hpp>
 
 #include "warp/l1.hpp"
+#include "warp/build_info.hpp"
+#include "warp/cluster.hpp"
 #include "bus/node_transport.hpp"
 #include "warp/metrics.hpp"
 #include "warp/node.hpp"
@@ -170,6 +172,7 @@ std::string effective_config_json(const warpd::settings& s) {
       {"compress_above", c.compress_above},
       {"owner_fetch_timeout_ms", c.owner_fetch_timeout.count()},
       {"read_replicas", c.read_replicas},
+      {"allow_unshared_storage", c.allow_unshared_storage},
   };
   const auto& r = s.resp;
   doc["resp_limits"] = {
@@ -182,6 +185,7 @@ std::string effective_config_json(const warpd::settings& s) {
       {"max_client_memory", r.max_client_memory},
       {"auth_max_failures", r.auth_max_failures},
       {"auth_failure_delay_ms", r.auth_failure_delay.count()},
+      {"allow_flush", r.allow_flush},
       {"password_set", !s.resp_password.empty()},
       {"tls", !r.tls_cert.empty()},
       {"tls_port", r.tls_port},
@@ -242,6 +246,12 @@ class signal_watch {
     cv_.wait(lock, [&] { return sig_ != 0; });
     return sig_;
   }
+  /// wait() bounded by `limit`: 0 when no signal came.
+  int wait_for(std::chrono::milliseconds limit) {
+    std::unique_lock lock{mtx_};
+    cv_.wait_for(lock, limit, [&] { return sig_ != 0; });
+    return sig_;
+  }
 
  private:
   sigset_t set_;
@@ -288,10 +298,14 @@ int run(int argc, char** argv) {
                  "such as scheduler { max-threads = 2 }")
       ->type_name("FILE");
   add_flags(app, cli);
+  app.set_version_flag("--version", warp::version_line("warpd"), "Print the version and commit, then exit");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
     std::cout << app.help();
+    return 0;
+  } catch (const CLI::CallForVersion& v) {
+    std::cout << v.what() << std::endl;
     return 0;
   } catch (const CLI::ParseError& e) {
     return fail(exit_usage, std::string{e.what()} + " (see warpd --help)");
@@ -345,6 +359,7 @@ int run(int argc, char** argv) {
     ropts.max_client_memory = lim.max_client_memory;
     ropts.auth_max_failures = lim.auth_max_failures;
     ropts.auth_failure_delay = lim.auth_failure_delay;
+    ropts.allow_flush = lim.allow_flush;
     ropts.tls_cert = lim.tls_cert;
     ropts.tls_key = lim.tls_key;
     ropts.tls_ca = lim.tls_ca;
@@ -386,8 +401,26 @@ int run(int argc, char** argv) {
   signals.ready();
   std::cout << ready << std::endl;
 
-  int sig = signals.wait();
-  spdlog::info("signal {}: shutting down", sig);
+  // Besides signals, watch for the one fault that makes serving wrong rather than slow: a
+  // member on other storage while eventual_distributed keys need one shared store (the
+  // cluster actor finds it at join; docs/security.md, "Storage identity").
+  int sig = 0;
+  std::string refusal;
+  while (sig == 0) {
+    sig = signals.wait_for(std::chrono::milliseconds{100});
+    if (sig != 0 || ncfg.cluster.allow_unshared_storage) continue;
+    if (auto conflict = warp::view_of(*node).storage_conflict; !conflict.empty()) {
+      refusal = std::move(conflict);
+      break;
+    }
+  }
+  if (!refusal.empty())
+    spdlog::error(
+        "refusing to run: {}. Give every member the same storage (one PostgreSQL database, or "
+        "one SQLite file all members open), or pass --allow-unshared-storage",
+        refusal);
+  else
+    spdlog::info("signal {}: shutting down", sig);
   // Front doors first, so no request arrives at a stopping node; then the node, which
   // stops its control actor and flushes storage; the actor system goes last (scope exit).
   if (http) http->stop();
@@ -396,7 +429,7 @@ int run(int argc, char** argv) {
   evict_target->store(nullptr, std::memory_order_release);
   node.reset();
   spdlog::info("stopped");
-  return 0;
+  return refusal.empty() ? 0 : exit_startup_failure;
 }
 
 }  // namespace

@@ -521,6 +521,9 @@ const std::vector<option_def>& option_table() {
        "--heartbeat-interval)"},
       {"warp.ranges", "--ranges", opt_kind::size, "271",
        "Number of key ranges (must be the same on every node of a cluster)"},
+      {"warp.allow-unshared-storage", "--allow-unshared-storage", opt_kind::boolean, "false",
+       "Run even when a cluster member uses other storage while eventual_distributed keys "
+       "are configured (logged as a warning); default: refuse to run (exit 1)"},
       {"warp.batching", "--batching", opt_kind::boolean, "true",
        "Adaptive batching of outgoing change records (true/false, on/off); off = one "
        "message per record"},
@@ -606,6 +609,9 @@ const std::vector<option_def>& option_table() {
        "biggest clients are disconnected (Redis maxmemory-clients); 0 = none"},
       {"warp.resp-auth-max-failures", "--resp-auth-max-failures", opt_kind::size, "10",
        "Failed AUTH attempts after which a RESP connection is closed (0 = never)"},
+      {"warp.resp-allow-flush", "--resp-allow-flush", opt_kind::boolean, "true",
+       "Allow FLUSHDB/FLUSHALL on the RESP port (false: they answer an error and remove "
+       "nothing)"},
       {"warp.resp-auth-failure-delay", "--resp-auth-failure-delay", opt_kind::duration, "10ms",
        "Pause after a failed AUTH, doubled per further failure (at most 2s); 0 = none"},
       // -- TLS on the RESP port ----------------------------------------------------------
@@ -816,6 +822,7 @@ warp::result<settings> build_settings(const warpd_config& cfg) {
   WARPD_READ(c.failure_timeout, rd.duration("warp.failure-timeout"));
   WARPD_READ(c.ranges, rd.size("warp.ranges"));
   WARPD_READ(c.batching, rd.boolean("warp.batching"));
+  WARPD_READ(c.allow_unshared_storage, rd.boolean("warp.allow-unshared-storage"));
   WARPD_READ(c.batch_max_records, rd.size("warp.batch-max-records"));
   WARPD_READ(c.batch_max_bytes, rd.size("warp.batch-max-bytes"));
   WARPD_READ(c.batch_max_delay, rd.duration_us("warp.batch-max-delay"));
@@ -876,6 +883,7 @@ warp::result<settings> build_settings(const warpd_config& cfg) {
   WARPD_READ(r.max_client_memory, rd.size("warp.resp-max-client-memory"));
   WARPD_READ(r.auth_max_failures, rd.size("warp.resp-auth-max-failures"));
   WARPD_READ(r.auth_failure_delay, rd.duration("warp.resp-auth-failure-delay"));
+  WARPD_READ(r.allow_flush, rd.boolean("warp.resp-allow-flush"));
   WARPD_READ(r.tls_cert, rd.str("warp.resp-tls-cert"));
   WARPD_READ(r.tls_key, rd.str("warp.resp-tls-key"));
   WARPD_READ(r.tls_ca, rd.str("warp.resp-tls-ca"));

@@ -79,6 +79,7 @@ struct resp_limits {
   std::size_t max_client_memory = 1024ull * 1024 * 1024;
   std::size_t auth_max_failures = 10;
   std::chrono::milliseconds auth_failure_delay{10};
+  bool allow_flush = true;
   std::string tls_cert, tls_key, tls_ca;
   std::string tls_port;  ///< HOST:PORT of the separate TLS listener, empty = none
   std::string tls_auth_clients = "no";

@@ -11,6 +11,7 @@
 
 #include "actors/cluster_actor.hpp"
 #include "merge/rules.hpp"
+#include "runtime/core/log.hpp"
 #include "runtime/modes/node_state.hpp"
 
 namespace warp::detail {
@@ -31,6 +32,16 @@ cluster::cluster(node_state& st, std::string address) : st_(st) {
       std::max<std::size_t>(ctx_.limits.max_records, cfg.cluster.batch_max_records);
   ctx_.host = this;
   ctx_.pool = st.executor.get();
+  ctx_.shares_storage = cfg.default_policy.consistency == mode::eventual_distributed;
+  for (const auto& e : st.patterns.entries())
+    ctx_.shares_storage |= e.policy.consistency == mode::eventual_distributed;
+  // Read (or written, on first use) once, here at start: heartbeats carry it from then on.
+  if (auto id = st.store->identity())
+    ctx_.storage_id = std::move(*id);
+  else
+    log()->warn("cluster: cannot read the storage identity ({}): members will not check that "
+                "they share storage",
+                id.err().message());
   bus_ = std::make_unique<bus::caf_bus>(*st.system, ctx_);
   bus_->subscribe([this](const bus::change_batch& b) { apply(b); },
                   [this](std::uint32_t sender, std::uint64_t bound) { distrust(sender, bound); });
@@ -139,6 +150,12 @@ void cluster::apply(const bus::change_batch& batch) {
   std::uint64_t applied = 0, stale = 0;
   auto now = now_ms();
   for (auto& rec : batch.records) {
+    // From the writer's clock to here: the HLC's physical part is the writer's wall clock
+    // in ms, so this includes clock skew (bounded by the HLC's sanity bound).
+    if (rec.ver.physical_ms() > 0) {
+      auto delay_ms = now - static_cast<std::int64_t>(rec.ver.physical_ms());
+      st_.latencies.propagation.observe(std::chrono::milliseconds{delay_ms < 0 ? 0 : delay_ms});
+    }
     // Our next write of this key must get a larger version than what we just learned.
     st_.clock.observe(rec.ver.hlc);
     if (rec.kind == bus::record_kind::clear) {
@@ -303,6 +320,7 @@ cluster_view cluster::view() const {
   v.ranges = ctx_.opts.ranges;
   std::lock_guard<std::mutex> g{ctx_.snap_mtx};
   v.members = ctx_.view;
+  v.storage_conflict = ctx_.storage_conflict;
   return v;
 }
 

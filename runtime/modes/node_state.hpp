@@ -63,6 +63,8 @@ struct node_state {
   std::atomic<watch_id> next_watch_id{1};
   ~node_state();
 
+  node_latencies latencies;  // get/set (runtime/node) and propagation (cluster)
+
   std::atomic<std::uint64_t> storage_fetches{0};
   std::atomic<std::uint64_t> storage_errors{0};
   std::atomic<std::uint64_t> storage_writes{0};

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "warp/build_info.hpp"
 #include "warp/config.hpp"
 #include "warp/node.hpp"
 
@@ -92,6 +93,10 @@ class exposition {
       out_ += '\n';
     }
   }
+  void histogram(std::string_view name, std::string_view help, const histogram_snapshot& h) {
+    head(name, help, "histogram");
+    append_histogram(out_, name, labels_, h);
+  }
   std::string take() { return std::move(out_); }
 
  private:
@@ -153,6 +158,11 @@ std::string prometheus_text(const node& n) {
            "id=\"" + std::to_string(n.id()) + "\",storage=\"" +
                prometheus_label(redact_storage(cfg.storage)) + "\",listen=\"" +
                prometheus_label(cfg.listen) + "\"");
+  auto b = build();
+  out.info("warp_build_info", "What this binary was built from (value is always 1).",
+           "version=\"" + prometheus_label(b.version) + "\",commit=\"" +
+               prometheus_label(b.commit) + "\",compiler=\"" + prometheus_label(b.compiler) +
+               "\"");
   out.counter("warp_l1_hits_total", "L1 lookups that found a live entry.", s.l1.hits);
   out.counter("warp_l1_misses_total", "L1 lookups that found no live entry.", s.l1.misses);
   out.counter("warp_l1_evictions_total", "L1 entries dropped to honour the entry or byte bound.",
@@ -213,6 +223,23 @@ std::string prometheus_text(const node& n) {
   }
   out.counter("warp_coalesced_reads_total", "L1 misses that joined an in-flight fetch.",
               s.coalesced_reads);
+  const auto& lat = n.latencies();
+  out.histogram("warp_get_duration_seconds",
+                "Latency of node gets (L1 hits, read-through misses, remote reads).",
+                lat.get.snapshot());
+  out.histogram("warp_set_duration_seconds",
+                "Latency of node sets (storage write-through, L1, replication hand-off).",
+                lat.set.snapshot());
+  if (const auto* f = n.storage().fetch_latency())
+    out.histogram("warp_storage_fetch_duration_seconds", "Latency of storage fetches.",
+                  f->snapshot());
+  if (const auto* w = n.storage().write_latency())
+    out.histogram("warp_storage_write_duration_seconds",
+                  "Latency of storage writes (store and remove).", w->snapshot());
+  out.histogram("warp_propagation_delay_seconds",
+                "Eventual mode: from a change's version (the writer's clock) to its application "
+                "on this node; millisecond resolution, includes clock skew.",
+                lat.propagation.snapshot());
   out.counter("warp_node_port_accepted_total", "Connections accepted on the node port.",
               s.node_port.accepted);
   out.counter("warp_node_port_refused_oversize_total",

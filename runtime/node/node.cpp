@@ -27,6 +27,7 @@ void destroy_watcher_list(void* p) noexcept {
 
 result<buffer> node::get(std::string_view key) {
   auto& st = *impl_;
+  latency_timer timed{st.latencies.get};
   // strong_distributed keys in a cluster: a quorum read, never L1 (docs/strong.md).
   if (st.strong_mode) {
     auto policy = st.patterns.lookup(key);
@@ -63,10 +64,13 @@ bool node::read_if_present_impl(std::string_view key, void* ctx,
                                 void (*fn)(void*, std::string_view)) {
   auto& st = *impl_;
   std::int64_t expires = 0;
+  // Timed as a get when it hits (a miss is followed by get(), which times itself).
+  auto start = std::chrono::steady_clock::now();
   bool hit = st.l1->read(key, [&](std::string_view bytes, const l1_entry_info& info) {
     fn(ctx, bytes);
     expires = info.expires_at_ms;
   });
+  if (hit) st.latencies.get.observe(std::chrono::steady_clock::now() - start);
   if (hit && expires != 0 && st.refresh_ahead_on.load(std::memory_order_relaxed)) [[unlikely]]
     st.writes.hit(key, expires);
   return hit;
@@ -128,6 +132,7 @@ result<void> node::set(std::string_view key, std::string_view value,
 
 result<void> node::set_at(std::string_view key, std::string_view value, std::int64_t expires_at_ms) {
   auto& st = *impl_;
+  latency_timer timed{st.latencies.set};
   if (st.stopped.load(std::memory_order_relaxed))
     return error{errc::shutting_down, "node is stopping"};
   if (auto err = st.config.limits.check_key(key); !err) return err.err();
@@ -357,6 +362,10 @@ bool node::evict_from_l1(std::string_view key) {
   impl_->coalescer.supersede(key);
   return impl_->l1->erase(key);
 }
+const node_latencies& node::latencies() const noexcept {
+  return impl_->latencies;
+}
+
 const node_config& node::config() const noexcept {
   return impl_->config;
 }

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <mutex>
@@ -225,6 +226,8 @@ class memory_storage final : public storage {
   }
 
   std::string describe() const override { return "memory"; }
+  /// Nobody else can reach this process's memory: a fresh token per adapter.
+  result<std::string> identity() override { return identity_; }
 
  private:
   // -- maxmemory -------------------------------------------------------------------------
@@ -387,6 +390,12 @@ class memory_storage final : public storage {
   std::atomic<std::uint64_t> oom_{0};
   std::int64_t epoch_ms_ = now_ms();
   std::minstd_rand rng_{std::random_device{}()};
+  std::string identity_ = [] {
+    std::random_device rd;
+    char token[40];
+    std::snprintf(token, sizeof token, "memory-%08x%08x%08x", rd(), rd(), rd());
+    return std::string{token};
+  }();
   std::shared_mutex mtx_;
   std::vector<slot> slots_;  // power-of-two size (or empty), load factor <= 1/2
   std::size_t size_ = 0;

@@ -19,6 +19,7 @@
 #include "test/support/process.hpp"
 #include "test/support/view.hpp"
 #include "test/apps/warpd_fixture.hpp"
+#include "warp/build_info.hpp"
 #include "warp/metrics.hpp"
 #include "warp/node.hpp"
 
@@ -33,7 +34,7 @@ namespace {
 // labels are well-formed, values parse, counters end in _total. Returns "" when valid.
 std::string check_exposition(const std::string& text) {
   static const std::regex help_re{R"(^# HELP ([a-zA-Z_:][a-zA-Z0-9_:]*) .+$)"};
-  static const std::regex type_re{R"(^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge)$)"};
+  static const std::regex type_re{R"(^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram)$)"};
   static const std::regex sample_re{
       R"(^([a-zA-Z_:][a-zA-Z0-9_:]*)\{((?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*",?)*)\} ([0-9.eE+-]+|NaN|\+Inf|-Inf)$)"};
   if (text.empty() || text.back() != '\n') return "must end with a newline";
@@ -54,7 +55,18 @@ std::string check_exposition(const std::string& text) {
       if (m[2] == "counter" && !std::string{m[1]}.ends_with("_total"))
         return "counter not named *_total, " + where;
     } else if (std::regex_match(line, m, sample_re)) {
-      if (!types.count(m[1])) return "sample without TYPE, " + where;
+      std::string family = m[1];
+      // A histogram's samples are FAMILY_bucket (with le), FAMILY_sum and FAMILY_count.
+      for (std::string suffix : {"_bucket", "_sum", "_count"})
+        if (family.ends_with(suffix)) {
+          auto base = family.substr(0, family.size() - suffix.size());
+          if (auto it = types.find(base); it != types.end() && it->second == "histogram") {
+            if (suffix == "_bucket" && std::string{m[2]}.find("le=\"") == std::string::npos)
+              return "bucket without le, " + where;
+            family = base;
+          }
+        }
+      if (!types.count(family)) return "sample without TYPE, " + where;
       if (std::string{m[2]}.find("node=\"") == std::string::npos)
         return "sample without node label, " + where;
     } else {
@@ -99,9 +111,19 @@ TEST_CASE("warpd serves /healthz, /metrics, /admin/stats and /admin/config") {
                       "warp_l1_expirations_total", "warp_l1_sets_total", "warp_l1_removes_total",
                       "warp_l1_entries", "warp_l1_bytes", "warp_storage_fetches_total",
                       "warp_storage_errors_total", "warp_storage_writes_total",
-                      "warp_coalesced_reads_total", "warp_node_info"}) {
+                      "warp_coalesced_reads_total", "warp_node_info", "warp_build_info",
+                      "warp_get_duration_seconds", "warp_set_duration_seconds",
+                      "warp_storage_fetch_duration_seconds", "warp_storage_write_duration_seconds",
+                      "warp_resp_commands_total", "warp_resp_errors_total",
+                      "warp_resp_command_duration_seconds", "warp_resp_tracking_keys"}) {
     INFO(family);
     CHECK(text.find(std::string{"# TYPE "} + family + " ") != std::string::npos);
+  }
+  {
+    auto b = warp::build();
+    CHECK(text.find("warp_build_info{node=\"web\\\"node\",version=\"" + std::string{b.version} +
+                    "\",commit=\"" + std::string{b.commit} + "\",compiler=\"" +
+                    std::string{b.compiler} + "\"} 1\n") != std::string::npos);
   }
   // The quote in the node name is escaped in the label.
   CHECK(text.find(R"(warp_l1_entries{node="web\"node"} 1)") != std::string::npos);
@@ -149,7 +171,10 @@ TEST_CASE(
   for (std::size_t i = 0; i < ports.size(); ++i)
     nodes.push_back(std::make_unique<warpd_process>(
         cluster_member_args(ports, i, dir.str(),
-                            {"--failure-timeout", "3s", "--pattern", "k:*=eventual_distributed"}),
+                            // Memory storage per member: unshared, allowed here (the test
+                            // is about metrics; storage_identity_test is about refusing).
+                            {"--failure-timeout", "3s", "--pattern", "k:*=eventual_distributed",
+                             "--allow-unshared-storage"}),
         false));
   for (auto& n : nodes) {
     INFO(n->log());

@@ -423,6 +423,9 @@ TEST_CASE("a damaged SQLite file: warpd starts, logs it, /readyz 503 while /heal
   auto ready = roundtrip(d.http_port(), get_request("/readyz"));
   CHECK(status_of(ready) == 503);
   CHECK(ready.find("integrity check") != std::string::npos);
+  // The JSON body names the failing check.
+  CHECK(ready.find(R"("failing":["storage"])") != std::string::npos);
+  CHECK(ready.find(R"("status":"not_ready")") != std::string::npos);
   // Reads that hit the damage are counted per operation.
   {
     auto redis_cli = find_program("redis-cli");

@@ -95,6 +95,32 @@ TEST_CASE("heartbeats and fetch replies round-trip") {
   CHECK_FALSE(nback->found);
 }
 
+TEST_CASE("heartbeats carry the storage identity when known, bounded like any text") {
+  heartbeat hb;
+  hb.header = {message_kind::heartbeat, 7, 8, 9, 10};
+  hb.name = "n1";
+  hb.address = "127.0.0.1:4700";
+  // Unknown: the 4-element form earlier builds send; it decodes with an empty id.
+  auto plain = encode(hb);
+  REQUIRE(plain);
+  auto back = decode_heartbeat(*plain);
+  REQUIRE(back);
+  CHECK(back->storage_id.empty());
+  hb.storage_id = "0123456789abcdef0123456789abcdef";
+  auto with = encode(hb);
+  REQUIRE(with);
+  CHECK(with->size() > plain->size());
+  back = decode_heartbeat(*with);
+  REQUIRE(back);
+  CHECK(back->storage_id == hb.storage_id);
+  CHECK(back->name == "n1");
+  // Over the text bound: refused on encode, and on decode by a receiver with a lower bound.
+  wire_limits small;
+  small.max_text_bytes = 16;
+  CHECK(encode(hb, small).code() == errc::invalid_argument);
+  CHECK(decode_heartbeat(*with, small).code() == errc::codec_error);
+}
+
 TEST_CASE("bounds are enforced on encode and on decode") {
   wire_limits small;
   small.max_records = 10;

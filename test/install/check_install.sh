@@ -8,6 +8,11 @@ src=$2
 tmp=$(mktemp -d /tmp/warp-install-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
+# The Apache-2.0 text is part of the package, byte for byte the repository's.
+lic=$(find "$tmp/prefix" -path '*/doc/warp/LICENSE' | head -n1)
+[[ -n $lic ]] || { echo "install check: LICENSE not installed under share/doc/warp" >&2; exit 1; }
+cmp "$lic" "$src/LICENSE"
+grep -q "Apache License" "$lic"
 mkdir -p "$tmp/app"
 cp "$src/examples/embedded_cache.cpp" "$tmp/app/"
 cat > "$tmp/app/CMakeLists.txt" <<'CMAKE'

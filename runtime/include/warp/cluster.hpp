@@ -70,6 +70,10 @@ struct cluster_view {
   std::uint32_t self_id = 0;
   std::size_t ranges = 0;
   std::vector<member_info> members;  ///< this node first, then by name
+  /// Non-empty when a member runs on storage this node does not share while distributed
+  /// patterns are in use (their storage identities differ): who, where, and what to do.
+  /// Set by the newer of the two members (the one that should not have joined).
+  std::string storage_conflict;
 };
 
 /// The view and stats as one JSON object: {"self":id,"ranges":n,"members":[...],"stats":{...}}.

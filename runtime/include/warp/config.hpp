@@ -76,6 +76,11 @@ struct cluster_options {
   /// next one, so one fetch per key stays cluster-wide while an owner is paused or dying;
   /// after the last one, a direct storage fetch. 1 = the owner only.
   std::size_t read_replicas = 2;
+  /// A member whose storage identity differs from ours while distributed patterns run
+  /// means the cluster does not share storage (each node sees only its own writes): it is
+  /// reported as an error (cluster_view::storage_conflict) and warpd refuses to run. True:
+  /// reported as a warning only (docs/security.md, "Storage identity").
+  bool allow_unshared_storage = false;
 };
 
 /// The strong_distributed mode (see docs/strong.md): ABD quorum registers over a static

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "warp/error.hpp"
+#include "warp/histogram.hpp"
 #include "warp/version.hpp"
 
 namespace warp {
@@ -65,6 +66,15 @@ class storage {
   /// Failed calls so far, per operation; nullopt when this adapter does not count them
   /// (adapters from open_storage() do).
   virtual std::optional<storage_error_counts> error_counts() const { return std::nullopt; }
+  /// A token naming the data this adapter reaches: two adapters with the same token share
+  /// their keys (members of a cluster compare them at join). Written on first use into the
+  /// store itself where it is durable (SQLite, PostgreSQL: table warp_meta), random per
+  /// adapter for memory storage. Empty: unknown (the check is skipped). May do I/O.
+  virtual result<std::string> identity() { return std::string{}; }
+  /// Latency of fetches (fetch, fetch_batch) and of writes (store, remove); null when this
+  /// adapter does not measure them (adapters from open_storage() do).
+  virtual const latency_histogram* fetch_latency() const { return nullptr; }
+  virtual const latency_histogram* write_latency() const { return nullptr; }
   /// "memory", "sqlite:/path/warp.db", "postgres:host=..." (without passwords).
   virtual std::string describe() const = 0;
 

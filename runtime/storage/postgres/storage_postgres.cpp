@@ -12,8 +12,10 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <map>
 #include <mutex>
+#include <random>
 
 #include <spdlog/spdlog.h>
 
@@ -287,6 +289,35 @@ class postgres_storage final : public storage {
 
   std::string describe() const override { return "postgres:" + described_; }
 
+  // The first node to ask writes a random id (under the schema lock, so two nodes starting
+  // at once agree); every node on the same database reads it back. warp_meta is outside
+  // warp_kv, so clear() (FLUSHALL) keeps it.
+  result<std::string> identity() override {
+    {
+      std::lock_guard guard{mtx_};
+      if (!identity_.empty()) return identity_;
+    }
+    std::random_device rd;
+    char token[33];
+    std::snprintf(token, sizeof token, "%08x%08x%08x%08x", rd(), rd(), rd(), rd());
+    auto r = run<std::string>("identity", [&](pqxx::connection& c) {
+      pqxx::work tx{c};
+      tx.exec(schema_lock_sql);
+      tx.exec(
+          "CREATE TABLE IF NOT EXISTS warp_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)");
+      tx.exec_params(
+          "INSERT INTO warp_meta (name, value) VALUES ('storage_id', $1) ON CONFLICT DO NOTHING",
+          std::string{token});
+      auto row = tx.exec1("SELECT value FROM warp_meta WHERE name = 'storage_id'");
+      tx.commit();
+      return row[0].as<std::string>();
+    });
+    if (!r) return r.err();
+    std::lock_guard guard{mtx_};
+    identity_ = *r;
+    return identity_;
+  }
+
  private:
   /// Returns an idle connection or opens a new one (at most pool_size in total).
   result<conn_ptr> acquire() {
@@ -441,6 +472,7 @@ class postgres_storage final : public storage {
   std::condition_variable cv_;
   std::vector<conn_ptr> idle_;
   std::size_t open_ = 0;  // connections handed out + idle
+  std::string identity_;  // cached after the first identity(), under mtx_
 };
 
 }  // namespace

@@ -13,6 +13,8 @@
 
 #include <chrono>
 #include <mutex>
+#include <cstdio>
+#include <random>
 
 #include <spdlog/spdlog.h>
 
@@ -248,6 +250,35 @@ class sqlite_storage final : public storage {
 
   std::string describe() const override { return "sqlite:" + path_; }
 
+  // The first node to ask writes a random id; every later one (any process, any path that
+  // reaches the same file) reads the same. warp_meta is outside warp_kv, so clear()
+  // (FLUSHALL) keeps it.
+  result<std::string> identity() override {
+    std::lock_guard guard{mtx_};
+    if (!identity_.empty()) return identity_;
+    if (auto st = exec_sql("CREATE TABLE IF NOT EXISTS warp_meta (name TEXT PRIMARY KEY, "
+                           "value TEXT NOT NULL)");
+        !st)
+      return st.err();
+    std::random_device rd;
+    char token[33];
+    std::snprintf(token, sizeof token, "%08x%08x%08x%08x", rd(), rd(), rd(), rd());
+    auto insert = std::string{"INSERT OR IGNORE INTO warp_meta (name, value) VALUES "
+                              "('storage_id', '"} +
+                  token + "')";
+    if (auto st = exec_sql(insert.c_str()); !st) return st.err();
+    sqlite3_stmt* raw = nullptr;
+    int rc = sqlite3_prepare_v2(db_.get(), "SELECT value FROM warp_meta WHERE name = 'storage_id'",
+                                -1, &raw, nullptr);
+    if (rc != SQLITE_OK) return err(rc, "identity");
+    stmt_ptr s{raw};
+    rc = sqlite3_step(s.get());
+    if (rc != SQLITE_ROW) return err(rc, "identity");
+    auto* text = reinterpret_cast<const char*>(sqlite3_column_text(s.get(), 0));
+    identity_ = text ? text : "";
+    return identity_;
+  }
+
   result<void> check() override {
     std::lock_guard guard{mtx_};
     if (!damaged_.empty())
@@ -451,6 +482,7 @@ class sqlite_storage final : public storage {
 
   std::string path_;
   std::mutex mtx_;
+  std::string identity_;  ///< cached after the first identity()
   db_ptr db_;
   stmt_ptr fetch_, upsert_, delete_, scan_, count_, clear_, begin_, commit_, rollback_, probe_;
   std::string damaged_;  ///< what quick_check found at open; "" = sound

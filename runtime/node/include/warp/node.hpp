@@ -277,6 +277,8 @@ class node {
   /// adapter that evicts on its own and must keep L1 from serving what it dropped.
   bool evict_from_l1(std::string_view key);
   node_stats stats() const;
+  /// Latency histograms of get, set and change propagation (for /metrics).
+  const node_latencies& latencies() const noexcept;
   const node_config& config() const noexcept;
   /// This node's id (stamped into versions it writes).
   std::uint32_t id() const noexcept;

@@ -1,0 +1,90 @@
+// /readyz says which check fails: storage, open breakers, strong ranges not caught up.
+// /healthz stays 200 whatever they say (the process is alive).
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+
+#include <string>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "test/support/eventually.hpp"
+#include "test/support/process.hpp"
+#include "test/apps/warpd_fixture.hpp"
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+using namespace warp::test;
+
+namespace {
+
+httplib::Result get(std::uint16_t port, const char* path) {
+  httplib::Client client{"127.0.0.1", port};
+  client.set_connection_timeout(10);
+  client.set_read_timeout(10);
+  return client.Get(path);
+}
+
+}  // namespace
+
+TEST_CASE("/readyz: a healthy node answers 200 with every check passing, as JSON") {
+  temp_dir dir{"readyz-ok"};
+  warpd_process d{{"--storage", "sqlite:" + dir.str() + "/warp.db", "--data-dir", dir.str()}};
+  REQUIRE(d.wait_ready());
+  INFO(d.log());
+  auto r = get(d.http_port(), "/readyz");
+  REQUIRE(r);
+  INFO(r->body);
+  CHECK(r->status == 200);
+  CHECK(r->get_header_value("Content-Type") == "application/json");
+  auto doc = json::parse(r->body);
+  CHECK(doc["status"] == "ready");
+  CHECK(doc["failing"].empty());
+  CHECK(doc["checks"]["storage"]["ok"] == true);
+  CHECK(doc["checks"]["breakers"]["ok"] == true);
+  CHECK(doc["checks"]["breakers"]["open"].empty());
+  // No strong mode here: no strong check.
+  CHECK_FALSE(doc["checks"].contains("strong"));
+  CHECK(d.process().stop(SIGTERM, 20s) == 0);
+}
+
+TEST_CASE("/readyz: strong ranges that cannot catch up make the node not ready") {
+  temp_dir dir{"readyz-strong"};
+  // Two members that never run (ports nothing listens on): the node replicates ranges it
+  // can never copy from a majority, so they never become ready.
+  warpd_process d{{"--storage", "memory", "--data-dir", dir.str(), "--peers",
+                   "127.0.0.1:1,127.0.0.1:2", "--pattern", "*=strong_distributed",
+                   "--strong-timeout", "200ms"}};
+  REQUIRE(d.wait_ready());
+  INFO(d.log());
+  json doc;
+  int status = 0;
+  // The quorum actor may still be starting right after the ready line.
+  REQUIRE(eventually([&] {
+    auto r = get(d.http_port(), "/readyz");
+    if (!r) return false;
+    status = r->status;
+    doc = json::parse(r->body, nullptr, false);
+    return doc.is_object() && doc["checks"].contains("strong");
+  }));
+  INFO(doc.dump());
+  CHECK(status == 503);
+  CHECK(doc["status"] == "not_ready");
+  CHECK(doc["failing"] == json::array({"strong"}));
+  CHECK(doc["checks"]["storage"]["ok"] == true);
+  auto strong = doc["checks"]["strong"];
+  CHECK(strong["ok"] == false);
+  CHECK(strong["replicated_ranges"].get<std::size_t>() > 0);
+  CHECK(strong["ready_ranges"].get<std::size_t>() < strong["replicated_ranges"].get<std::size_t>());
+  // Alive all the same.
+  auto health = get(d.http_port(), "/healthz");
+  REQUIRE(health);
+  CHECK(health->status == 200);
+  // The same counts on /metrics, for the alert rule.
+  auto metrics = get(d.http_port(), "/metrics");
+  REQUIRE(metrics);
+  CHECK(metrics->body.find("# TYPE warp_strong_ranges_ready gauge") != std::string::npos);
+  CHECK(metrics->body.find("# TYPE warp_strong_ranges_replicated gauge") != std::string::npos);
+  CHECK(d.process().stop(SIGTERM, 20s) == 0);
+}
