@@ -765,7 +765,8 @@ int run(int argc, char** argv) {
   if (opt.output == "json") opt.json = true;
   if (help->parsed()) {
     if (opt.help_topic.empty()) {
-      std::cout << app.help();
+      // Not app.help(): once a subcommand was parsed it prints that subcommand's help.
+      std::cout << app.get_formatter()->make_help(&app, "", CLI::AppFormatMode::Normal);
       return exit_ok;
     }
     CLI::App* topic = nullptr;
