@@ -429,7 +429,7 @@ TEST_CASE_METHOD(fixture, "range actor: serves reads and writes of its range wit
   REQUIRE(out.replies[4].rec);
   CHECK(out.replies[4].rec->ver.empty());
   // A newer store replaces; the digest follows the state.
-  auto& replica =
+  auto* replica =
       dynamic_cast<actors::strong_range_actor&>(*caf::actor_cast<caf::abstract_actor*>(range))
           .state.replica_of(0);
   REQUIRE(replica);
@@ -456,7 +456,7 @@ TEST_CASE_METHOD(fixture, "range actor: a range that is not ready refuses, and s
   REQUIRE(got.served.size() == 1);
   REQUIRE(got.served[0].replies.size() == 2);
   for (auto& rep : got.served[0].replies) CHECK(rep.code == wire::status::not_ready);
-  auto& replica =
+  auto* replica =
       dynamic_cast<actors::strong_range_actor&>(*caf::actor_cast<caf::abstract_actor*>(range))
           .state.replica_of(0);
   REQUIRE(replica);
