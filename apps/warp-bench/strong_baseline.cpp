@@ -200,6 +200,9 @@ class etcd_client {
 
   explicit etcd_client(std::uint16_t port) : cli_("127.0.0.1", port) {
     cli_.set_keep_alive(true);  // one connection per client thread, reused
+    // Headers and body leave in separate writes: without this, Nagle + delayed ACK add
+    // ~40 ms to every call.
+    cli_.set_tcp_nodelay(true);
     cli_.set_connection_timeout(5, 0);
     cli_.set_read_timeout(5, 0);
     cli_.set_write_timeout(5, 0);
