@@ -109,7 +109,8 @@ void strong_range_state::pull(std::size_t i, std::size_t slot, std::string after
            auto& rep = res.replies[slot];
            if (!rep || rep->code != wire::status::ok) return done(false);
            strong_count_cmd counts;
-           for (auto& [k, rec] : rep->records) counts.records_merged += slots[i].replica.apply(k, rec);
+           for (auto& [k, rec] : rep->records)
+             counts.records_merged += slots[i].replica.apply(k, rec);
            report(counts);
            if (!rep->more || rep->records.empty()) return done(true);
            pull(i, slot, rep->records.back().first, false, deadline, done);

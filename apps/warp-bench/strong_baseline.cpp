@@ -36,8 +36,8 @@ using namespace std::chrono_literals;
 // -- a minimal blocking RESP2 client: one connection, one command at a time ------------------
 
 struct resp_reply {
-  bool ok = false;      ///< a reply arrived and it is not an error
-  std::string text;     ///< the error text, or a simple/bulk string, or the integer
+  bool ok = false;   ///< a reply arrived and it is not an error
+  std::string text;  ///< the error text, or a simple/bulk string, or the integer
 };
 
 class resp_client {
@@ -238,9 +238,7 @@ class etcd_client {
   }
 
   /// Linearizable (the gateway's default: serializable=false).
-  bool get(const std::string& key) {
-    return post("/v3/kv/range", {{"key", b64(key)}}).has_value();
-  }
+  bool get(const std::string& key) { return post("/v3/kv/range", {{"key", b64(key)}}).has_value(); }
 
   /// What a counter costs on etcd: read value and mod_revision, write value + 1 if the
   /// key's mod_revision is still the one read, else again. `conflicts` counts the retries.
@@ -312,18 +310,27 @@ void start_warp(warp_cluster& c, const baseline_args& a, const fs::path& dir) {
   for (std::size_t i = 0; i < 3; ++i) {
     std::string peers;
     for (std::size_t j = 0; j < 3; ++j)
-      if (j != i) peers += (peers.empty() ? "" : ",") + ("127.0.0.1:" + std::to_string(node_ports[j]));
+      if (j != i)
+        peers += (peers.empty() ? "" : ",") + ("127.0.0.1:" + std::to_string(node_ports[j]));
     auto data = dir / ("warp" + std::to_string(i));
     fs::create_directories(data);
     std::vector<std::string> argv{warpd,
-                                  "--name", "w" + std::to_string(i),
-                                  "--listen", "127.0.0.1:" + std::to_string(node_ports[i]),
-                                  "--peers", peers,
-                                  "--http", "127.0.0.1:0",
-                                  "--resp", "127.0.0.1:" + std::to_string(c.resp_ports[i]),
-                                  "--data-dir", data.string(),
-                                  "--pattern", "s:*=strong_distributed",
-                                  "--log-level", "warn"};
+                                  "--name",
+                                  "w" + std::to_string(i),
+                                  "--listen",
+                                  "127.0.0.1:" + std::to_string(node_ports[i]),
+                                  "--peers",
+                                  peers,
+                                  "--http",
+                                  "127.0.0.1:0",
+                                  "--resp",
+                                  "127.0.0.1:" + std::to_string(c.resp_ports[i]),
+                                  "--data-dir",
+                                  data.string(),
+                                  "--pattern",
+                                  "s:*=strong_distributed",
+                                  "--log-level",
+                                  "warn"};
     argv.insert(argv.end(), a.warpd_args.begin(), a.warpd_args.end());
     c.procs.push_back(std::make_unique<warp::test::child_process>(
         argv, (dir / ("warpd" + std::to_string(i) + ".log")).string()));
@@ -365,22 +372,32 @@ void start_etcd(etcd_cluster& c, const baseline_args& a, const fs::path& dir) {
   }
   std::string initial;
   for (std::size_t i = 0; i < 3; ++i)
-    initial += (i ? "," : "") + ("e" + std::to_string(i) + "=http://127.0.0.1:" +
-                                 std::to_string(peer_ports[i]));
+    initial += (i ? "," : "") +
+               ("e" + std::to_string(i) + "=http://127.0.0.1:" + std::to_string(peer_ports[i]));
   for (std::size_t i = 0; i < 3; ++i) {
     auto client = "http://127.0.0.1:" + std::to_string(c.client_ports[i]);
     auto peer = "http://127.0.0.1:" + std::to_string(peer_ports[i]);
     std::vector<std::string> argv{etcd,
-                                  "--name", "e" + std::to_string(i),
-                                  "--data-dir", (dir / ("etcd" + std::to_string(i))).string(),
-                                  "--listen-client-urls", client,
-                                  "--advertise-client-urls", client,
-                                  "--listen-peer-urls", peer,
-                                  "--initial-advertise-peer-urls", peer,
-                                  "--initial-cluster", initial,
-                                  "--initial-cluster-token", "warp-bench",
-                                  "--initial-cluster-state", "new",
-                                  "--log-level", "error"};
+                                  "--name",
+                                  "e" + std::to_string(i),
+                                  "--data-dir",
+                                  (dir / ("etcd" + std::to_string(i))).string(),
+                                  "--listen-client-urls",
+                                  client,
+                                  "--advertise-client-urls",
+                                  client,
+                                  "--listen-peer-urls",
+                                  peer,
+                                  "--initial-advertise-peer-urls",
+                                  peer,
+                                  "--initial-cluster",
+                                  initial,
+                                  "--initial-cluster-token",
+                                  "warp-bench",
+                                  "--initial-cluster-state",
+                                  "new",
+                                  "--log-level",
+                                  "error"};
     c.procs.push_back(std::make_unique<warp::test::child_process>(
         argv, (dir / ("etcd" + std::to_string(i) + ".log")).string()));
   }
@@ -464,8 +481,11 @@ cell run_cell(std::size_t clients, double seconds,
 
 nlohmann::json cell_json(const cell& c) {
   if (c.unsupported) return "unsupported";
-  return {{"ops_per_s", c.rate()}, {"p50_us", c.p50_us}, {"p99_us", c.p99_us},
-          {"errors", c.errors},    {"conflicts", c.conflicts}};
+  return {{"ops_per_s", c.rate()},
+          {"p50_us", c.p50_us},
+          {"p99_us", c.p99_us},
+          {"errors", c.errors},
+          {"conflicts", c.conflicts}};
 }
 
 }  // namespace
@@ -574,8 +594,8 @@ nlohmann::json run_etcd_baseline(const baseline_args& a) {
     std::printf("%-5s %7zu | %s | %10.0f %8.0f %8.0f %6llu | %11s %11s\n", r.op.c_str(), r.clients,
                 wcol, r.e.rate(), r.e.p50_us, r.e.p99_us,
                 static_cast<unsigned long long>(r.e.errors), ratio, p99r);
-    nlohmann::json j = {{"op", r.op}, {"clients", r.clients}, {"warp", cell_json(r.w)},
-                        {"etcd", cell_json(r.e)}};
+    nlohmann::json j = {
+        {"op", r.op}, {"clients", r.clients}, {"warp", cell_json(r.w)}, {"etcd", cell_json(r.e)}};
     if (!r.w.unsupported && r.e.rate() > 0) j["ops_ratio"] = r.w.rate() / r.e.rate();
     if (!r.w.unsupported && r.e.p99_us > 0 && r.w.ops > 0) j["p99_ratio"] = r.w.p99_us / r.e.p99_us;
     out.push_back(std::move(j));

@@ -15,10 +15,10 @@ using namespace warp::test;
 TEST_CASE("warp-bench strong: the etcd baseline runs in the same run and prints Warp/etcd ratios") {
   REQUIRE_FALSE(find_program("etcd").empty());
   temp_dir dir{"warp-bench-etcd"};
-  auto r = run({binary("apps/warp-bench/warp-bench"), "strong", "--seconds", "0.2",
-                "--baseline-seconds", "0.4", "--clients", "1,4", "--keys", "200", "--data-dir",
-                dir.str(), "--json"},
-               170s);
+  auto r =
+      run({binary("apps/warp-bench/warp-bench"), "strong", "--seconds", "0.2", "--baseline-seconds",
+           "0.4", "--clients", "1,4", "--keys", "200", "--data-dir", dir.str(), "--json"},
+          170s);
   INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
   REQUIRE(r.exit_code == 0);
   CHECK(r.out.find("warp/etcd") != std::string::npos);

@@ -567,7 +567,8 @@ TEST_CASE_METHOD(fixture, "anti-entropy: a round pulls a record a replica missed
   }
 }
 
-TEST_CASE_METHOD(fixture, "range-group actor: one message serves requests of several of its ranges") {
+TEST_CASE_METHOD(fixture,
+                 "range-group actor: one message serves requests of several of its ranges") {
   auto sink = sys.spawn(collector);
   auto& got = dynamic_cast<caf::stateful_actor<collector_state>&>(
                   *caf::actor_cast<caf::abstract_actor*>(sink))
@@ -605,8 +606,9 @@ TEST_CASE_METHOD(fixture, "range-group actor: one message serves requests of sev
   sched.run();
 }
 
-TEST_CASE_METHOD(fixture,
-                 "quorum actors: a batch of many ranges costs one message per group, own part included") {
+TEST_CASE_METHOD(
+    fixture,
+    "quorum actors: a batch of many ranges costs one message per group, own part included") {
   // 2 groups over the 4 ranges. 40 reads of distinct keys touch every range; with one actor
   // per range a peer's batch was split into 4 parts and the coordinator's own participation
   // was one message per operation (40 here).
