@@ -101,9 +101,11 @@ struct quorum_state {
   /// Sends `sends` (slots of `range`): the local replica answers at once, a replica
   /// without a link answers `unreachable`, the others are queued for the next flush.
   void dispatch(std::uint32_t range, std::vector<detail::quorum_send> sends);
-  /// Sends this node's part of a quorum (`reqs`, all of `range`) to the range's actor,
-  /// whose range_served comes back to route().
+  /// Queues this node's part of a quorum (`reqs`, all of `range`) for the range's group
+  /// actor; the next flush sends each group its queue in one range_serve_cmd, whose
+  /// range_served comes back to route().
   void serve_local(std::uint32_t range, std::vector<wire::request> reqs);
+  void schedule_flush();
   /// Hands a reply to the op or fan-out it belongs to; late and unknown ones are dropped.
   void route(wire::reply rep);
   /// Completes op `id` if it has its outcome.
@@ -147,9 +149,17 @@ struct quorum_state {
   };
   std::unordered_map<std::uint64_t, live_fanout> fanouts;
 
-  // -- the range actors and their catch-up ----------------------------------------------
+  // -- the range-group actors and their ranges' catch-up ---------------------------------
 
-  /// By range; null where this node is not a replica.
+  /// The range-group actors.
+  std::vector<caf::actor> groups;
+  /// This node's own requests per group, waiting for the next flush.
+  std::vector<std::vector<wire::request>> local_queue;
+  /// By range: its group's index, or no_group where this node is not a replica.
+  static constexpr std::uint32_t no_group = ~std::uint32_t{0};
+  std::vector<std::uint32_t> group_of;
+  /// By range: its group's actor, null where this node is not a replica (what
+  /// quorum_ranges_cmd answers).
   std::vector<caf::actor> range_actors;
   /// Readiness as the range actors last reported it (for pacing and progress; the status
   /// asks the actors themselves).
@@ -163,7 +173,7 @@ struct quorum_state {
   std::int64_t catch_up_ms = -1;  ///< start to every range ready; -1 = not yet
   std::mt19937_64 rng;
 
-  /// A peer's request batch whose parts are being served by range actors.
+  /// A peer's request batch whose parts are being served by range-group actors.
   struct gathering {
     caf::actor dest;
     std::size_t parts = 0;  ///< range_served still to come
@@ -195,18 +205,37 @@ caf::behavior quorum_state::make_behavior(quorum_setup s) {
   next_report = started_at + catchup_report_interval;
   auto nranges = placement->ranges();
   range_actors.resize(nranges);
+  group_of.resize(nranges, no_group);
   range_ready.resize(nranges, true);
   range_waiting.resize(nranges);
+  // A range with a single copy has nothing to catch up from.
+  bool ready = setup.ranges_ready || placement->recovery_quorum() == 0;
+  std::vector<std::uint32_t> mine;
+  for (std::uint32_t r = 0; r < nranges; ++r)
+    if (placement->is_replica(r)) mine.push_back(r);
+  replicated = mine.size();
+  // Dealt round-robin, so the groups hold equal shares whatever ranges this node has.
+  auto ngroups = std::min(std::max<std::size_t>(setup.range_groups, 1), mine.size());
+  std::vector<std::vector<std::uint32_t>> shares(ngroups);
+  for (std::size_t i = 0; i < mine.size(); ++i) {
+    auto g = static_cast<std::uint32_t>(i % ngroups);
+    shares[g].push_back(mine[i]);
+    group_of[mine[i]] = g;
+    range_ready[mine[i]] = ready;
+  }
+  ready_count = ready ? replicated : 0;
   auto me = caf::actor_cast<caf::actor>(self);
-  for (std::uint32_t r = 0; r < nranges; ++r) {
-    if (!placement->is_replica(r)) continue;
-    ++replicated;
-    // A range with a single copy has nothing to catch up from.
-    bool ready = setup.ranges_ready || placement->recovery_quorum() == 0;
-    range_ready[r] = ready;
-    ready_count += ready;
-    range_actors[r] =
-        spawn_strong_range_actor(self, strong_range_setup{r, placement, me, setup.timeout, ready});
+  local_queue.resize(ngroups);
+  for (std::uint32_t g = 0; g < ngroups; ++g) {
+    strong_range_setup rs;
+    rs.group = g;
+    rs.ranges = shares[g];
+    rs.placement = placement;
+    rs.quorum = me;
+    rs.timeout = setup.timeout;
+    rs.ready = ready;
+    groups.push_back(spawn_strong_range_actor(self, std::move(rs)));
+    for (auto r : shares[g]) range_actors[r] = groups.back();
   }
   if (ready_count == replicated)
     catch_up_ms = 0;
@@ -376,21 +405,27 @@ void quorum_state::dispatch(std::uint32_t range, std::vector<detail::quorum_send
       continue;
     }
     l.queue.push_back(std::move(s.req));
-    // One flush for everything queued before it runs: operations arriving meanwhile
-    // share the batches (the flush message queues behind them).
-    if (!flush_scheduled) {
-      flush_scheduled = true;
-      flush_deferred = false;
-      self->send(self, caf::flush_atom::value);
-    }
+    schedule_flush();
   }
   if (!local.empty()) serve_local(range, std::move(local));
   for (auto& rep : immediate) route(std::move(rep));
 }
 
+void quorum_state::schedule_flush() {
+  // One flush for everything queued before it runs: operations arriving meanwhile share
+  // the batches (the flush message queues behind them).
+  if (!flush_scheduled) {
+    flush_scheduled = true;
+    flush_deferred = false;
+    self->send(self, caf::flush_atom::value);
+  }
+}
+
 void quorum_state::serve_local(std::uint32_t range, std::vector<wire::request> reqs) {
-  if (range < range_actors.size() && range_actors[range]) {
-    self->send(range_actors[range], range_serve_cmd{0, std::move(reqs)});
+  if (range < group_of.size() && group_of[range] != no_group) {
+    auto& q = local_queue[group_of[range]];
+    for (auto& r : reqs) q.push_back(std::move(r));
+    schedule_flush();
     return;
   }
   // Not possible with one placement (a slot of ours means we replicate the range); kept
@@ -451,8 +486,8 @@ void quorum_state::on_stop() {
     live.done(error{errc::shutting_down, "node is stopping"});
   }
   serving.clear();
-  for (auto& r : range_actors)
-    if (r) self->send_exit(r, caf::exit_reason::user_shutdown);
+  for (auto& q : local_queue) q.clear();
+  for (auto& g : groups) self->send_exit(g, caf::exit_reason::user_shutdown);
   self->quit();
 }
 
@@ -572,6 +607,14 @@ void quorum_state::on_flush() {
 
 void quorum_state::flush() {
   flush_scheduled = false;
+  // This node's own part first: its replies come back while the peers' are on the wire.
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    if (local_queue[g].empty()) continue;
+    std::vector<wire::request> reqs;
+    reqs.swap(local_queue[g]);
+    ++counters.group_messages;
+    self->send(groups[g], range_serve_cmd{0, std::move(reqs)});
+  }
   std::vector<wire::reply> unreachable;
   for (auto& l : links) {
     if (l.queue.empty()) continue;
@@ -607,12 +650,12 @@ void quorum_state::on_requests(const std::string& bytes) {
   std::vector<wire::reply> replies;
   bool mismatch = batch->head.fingerprint != placement->fingerprint();
   if (mismatch) ++counters.fingerprint_mismatches;
-  // Split by range: each part goes to the actor that owns that range's replica; the
-  // answers are gathered into one reply batch (on_served).
+  // Split by group: each part goes to the actor that owns those ranges' replicas (at
+  // most one part per group); the answers are gathered into one reply batch (on_served).
   std::map<std::uint32_t, std::vector<wire::request>> parts;
   for (auto& req : batch->items) {
-    if (!mismatch && req.range < range_actors.size() && range_actors[req.range]) {
-      parts[req.range].push_back(std::move(req));
+    if (!mismatch && req.range < group_of.size() && group_of[req.range] != no_group) {
+      parts[group_of[req.range]].push_back(std::move(req));
       continue;
     }
     wire::reply rep;
@@ -635,8 +678,8 @@ void quorum_state::on_requests(const std::string& bytes) {
   g.dest = std::move(dest);
   g.parts = parts.size();
   g.replies = std::move(replies);
-  for (auto& [range, reqs] : parts)
-    self->send(range_actors[range], range_serve_cmd{id, std::move(reqs)});
+  counters.group_messages += parts.size();
+  for (auto& [g, reqs] : parts) self->send(groups[g], range_serve_cmd{id, std::move(reqs)});
   flush_now();
 }
 
@@ -670,10 +713,13 @@ caf::result<fanout_result> quorum_state::on_range_fanout(range_fanout_cmd& cmd) 
 void quorum_state::on_catchup_tick() {
   if (stopping || ready_count == replicated) return;
   // Every range not ready yet starts a pass at once (a range still in its last pass
-  // ignores this): their probes share the batches, and a silent replica costs one probe
-  // deadline per pass for all of them together.
-  for (std::uint32_t r = 0; r < range_actors.size(); ++r)
-    if (range_actors[r] && !range_ready[r]) self->send(range_actors[r], range_recover_atom::value);
+  // skips this one): their probes share the batches, and a silent replica costs one probe
+  // deadline per pass for all of them together. One message per group with such a range.
+  std::vector<bool> pending(groups.size(), false);
+  for (std::uint32_t r = 0; r < group_of.size(); ++r)
+    if (group_of[r] != no_group && !range_ready[r]) pending[group_of[r]] = true;
+  for (std::size_t g = 0; g < groups.size(); ++g)
+    if (pending[g]) self->send(groups[g], range_recover_atom::value);
   auto now = std::chrono::steady_clock::now();
   if (now >= next_report) {
     next_report = now + catchup_report_interval;
@@ -693,7 +739,7 @@ void quorum_state::on_catchup_tick() {
 }
 
 void quorum_state::on_progress(const range_progress& msg) {
-  if (msg.range >= range_actors.size() || !range_actors[msg.range]) return;
+  if (msg.range >= group_of.size() || group_of[msg.range] == no_group) return;
   range_waiting[msg.range] = msg.waiting_on;
   if (!msg.ready || range_ready[msg.range]) return;
   range_ready[msg.range] = true;
@@ -719,17 +765,17 @@ void quorum_state::on_sync_tick() {
   if (stopping) return;
   ++counters.anti_entropy_rounds;
   // Every ready range compares its digest with its other replicas, all in one wave (one
-  // deadline each, running together); a range still in its last round ignores this.
-  for (std::uint32_t r = 0; r < range_actors.size(); ++r)
-    if (range_actors[r] && range_ready[r]) self->send(range_actors[r], range_sync_atom::value);
+  // deadline each, running together); a range not ready or still in its last round skips
+  // this one (the group actor knows which).
+  for (auto& g : groups) self->send(g, range_sync_atom::value);
   arm_sync();
 }
 
 // -- status ---------------------------------------------------------------------------------
 
 caf::result<std::string> quorum_state::on_status() {
-  // Readiness and key counts are the range actors' own: ask each of them (bounded), answer
-  // when all did.
+  // Readiness and key counts are the range-group actors' own: ask each of them (bounded),
+  // answer when all did.
   auto rp = self->make_response_promise<std::string>();
   struct fan_in {
     std::size_t pending = 0;
@@ -737,8 +783,7 @@ caf::result<std::string> quorum_state::on_status() {
   };
   auto st = std::make_shared<fan_in>();
   st->totals.replicated = replicated;
-  for (auto& r : range_actors)
-    if (r) ++st->pending;
+  st->pending = groups.size();
   if (st->pending == 0) {
     rp.deliver(status_json(st->totals));
     return rp;
@@ -746,9 +791,8 @@ caf::result<std::string> quorum_state::on_status() {
   auto one_done = [this, st, rp]() mutable {
     if (--st->pending == 0) rp.deliver(status_json(st->totals));
   };
-  for (auto& r : range_actors) {
-    if (!r) continue;
-    self->request(r, std::chrono::seconds{2}, range_info_atom::value)
+  for (auto& g : groups) {
+    self->request(g, std::chrono::seconds{2}, range_info_atom::value)
         .then(
             [st, one_done](const range_info& info) mutable {
               st->totals.ready += info.ready;
@@ -768,6 +812,7 @@ std::string quorum_state::status_json(const range_totals& totals) const {
                   : static_cast<std::int64_t>(placement->self_index());
   j["replication_factor"] = placement->replication_factor();
   j["ranges"] = placement->ranges();
+  j["range_groups"] = groups.size();
   j["replicated_ranges"] = totals.replicated;
   j["ready_ranges"] = totals.ready;
   j["recovered"] = totals.ready == totals.replicated;
@@ -809,8 +854,8 @@ void stop_quorum_actor(caf::actor_system& sys, const caf::actor& quorum) {
   if (!quorum) return;
   if (sys.registry().get(quorum_registry_name()) == caf::actor_cast<caf::strong_actor_ptr>(quorum))
     sys.registry().erase(quorum_registry_name());
-  // The range actors go with it (an exit message), but they use the placement the caller
-  // destroys next: wait for them too, not only for the quorum actor.
+  // The range-group actors go with it (an exit message), but they use the placement the
+  // caller destroys next: wait for them too, not only for the quorum actor.
   auto names = std::make_shared<std::promise<std::vector<caf::actor>>>();
   auto ranges = names->get_future();
   caf::anon_send(quorum, quorum_ranges_cmd{completion<std::vector<caf::actor>>{
@@ -821,8 +866,9 @@ void stop_quorum_actor(caf::actor_system& sys, const caf::actor& quorum) {
   self->send(quorum, quorum_stop_cmd{});
   self->wait_for(quorum);
   // Answered (or dropped, which answers too) before the stop command was handled.
+  std::set<caf::actor> seen;
   for (auto& r : ranges.get())
-    if (r) self->wait_for(r);
+    if (r && seen.insert(r).second) self->wait_for(r);
 }
 
 warp::result<std::string> fetch_strong_status(caf::actor_system& sys, const std::string& host,

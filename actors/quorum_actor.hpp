@@ -5,11 +5,12 @@
 //   * strong_read_cmd / strong_write_cmd run the ABD phases (detail::quorum_op, a pure
 //     class) and complete the caller's continuation with the outcome: no caller thread
 //     takes part in the protocol; blocking callers wait on a future the continuation fills;
-//   * it spawns one range actor per range this node replicates
-//     (actors/strong_range_actor.hpp), which owns that range's replica: a peer's request
-//     batch is split by range, each part served by its range actor, and the replies
-//     gathered into one reply batch per request batch; its own node's part in a quorum
-//     goes to the range actor the same way;
+//   * it spawns `range_groups` range-group actors (actors/strong_range_actor.hpp), each
+//     owning the replicas of a share of the ranges this node replicates: a peer's request
+//     batch is split by group (at most range_groups parts), each part served by its group
+//     actor, and the replies gathered into one reply batch per request batch; its own
+//     node's part in quorums is queued per group and sent with the peer flush (one
+//     message per group per flush, not one per operation);
 //   * it paces crash recovery (every 100 ms while a range is not ready) and anti-entropy
 //     (every anti_entropy_interval, jittered) with timers, and runs the range actors'
 //     fan-outs to the other replicas;
@@ -52,6 +53,10 @@ struct quorum_setup {
   std::chrono::milliseconds anti_entropy_interval{0};
   std::uint64_t incarnation = 0;
   detail::wire::strong_limits limits;
+  /// Range-group actors (docs/strong.md, "Structure"): the ranges this node replicates are
+  /// dealt round-robin to this many actors (at most one per range). More groups spread
+  /// replica work over more scheduler threads; fewer mean fewer parts per peer batch.
+  std::size_t range_groups = 4;
   /// Bound on one get/set/delete.
   std::chrono::milliseconds timeout{1000};
   /// The version of a write, strictly above `highest` (HLC and node id).

@@ -47,9 +47,11 @@ using quorum_deadline_atom = caf::atom_constant<caf::atom("warpqdl")>;
 using quorum_catchup_atom = caf::atom_constant<caf::atom("warpqcu")>;
 using quorum_sync_atom = caf::atom_constant<caf::atom("warpqae")>;
 // Quorum actor -> range actor.
-/// Run one catch-up pass (ignored when ready or while a pass runs).
+/// Run one catch-up pass for every range of the group that is not ready (a range ready,
+/// or still in its last pass, is skipped).
 using range_recover_atom = caf::atom_constant<caf::atom("warprrec")>;
-/// Run one anti-entropy round (ignored when not ready or while a round runs).
+/// Run one anti-entropy round for every ready range of the group (a range not ready, or
+/// still in its last round, is skipped).
 using range_sync_atom = caf::atom_constant<caf::atom("warprae")>;
 /// -> range_info
 using range_info_atom = caf::atom_constant<caf::atom("warprinf")>;
@@ -146,16 +148,18 @@ struct quorum_link_cmd {
 /// store phase began) and quit.
 struct quorum_stop_cmd {};
 
-/// The range actors of this node, by range (null where it is not a replica). For tests and
-/// introspection: the actors own their state, this only names them.
+/// The range-group actor of each range of this node, by range (null where it is not a
+/// replica; ranges of one group name the same actor). For tests and introspection: the
+/// actors own their state, this only names them.
 struct quorum_ranges_cmd {
   completion<std::vector<caf::actor>> done;
 };
 
 // -- between the quorum actor and the range actors (local only) -----------------------------
 
-/// Requests for one range's replica, all of one range; answered with range_served to the
-/// quorum actor. `batch` 0: this node's own part in a quorum (the replies go to its
+/// Requests for replicas of a range-group actor's ranges (each request names its range);
+/// answered with range_served to the quorum actor. `batch` 0: this node's own part in
+/// quorums, everything queued for the group since the last flush (the replies go to the
 /// operations); else the id of a peer's request batch being gathered.
 struct range_serve_cmd {
   std::uint64_t batch = 0;
@@ -191,16 +195,17 @@ typename Inspector::result_type inspect(Inspector& f, range_progress& x) {
   return f(caf::meta::type_name("warp.range_progress"), x.range, x.ready, x.waiting_on);
 }
 
-/// Answer to range_info_atom.
+/// Answer to range_info_atom: one range-group actor's totals.
 struct range_info {
-  std::uint32_t range = 0;
-  bool ready = false;
+  std::uint32_t group = 0;
+  std::uint32_t ranges = 0;  ///< ranges the group owns
+  std::uint32_t ready = 0;   ///< of which ready
   std::uint64_t keys = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, range_info& x) {
-  return f(caf::meta::type_name("warp.range_info"), x.range, x.ready, x.keys);
+  return f(caf::meta::type_name("warp.range_info"), x.group, x.ranges, x.ready, x.keys);
 }
 
 }  // namespace warp::actors

@@ -23,7 +23,7 @@ struct strong_counters {
   X(read_repairs) X(quorum_timeouts) X(unknown_outcomes) X(requests_sent) X(batches_sent)         \
       X(requests_served) X(batches_served) X(decode_errors) X(fingerprint_mismatches)             \
           X(ranges_recovered) X(ranges_bootstrapped) X(anti_entropy_rounds) X(anti_entropy_pulls) \
-              X(records_merged) X(unreachable_replies)
+              X(records_merged) X(unreachable_replies) X(group_messages)
 #define WARP_DECLARE(name) std::uint64_t name = 0;
   WARP_STRONG_COUNTERS(WARP_DECLARE)
 #undef WARP_DECLARE

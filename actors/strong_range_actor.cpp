@@ -16,40 +16,71 @@ using steady = std::chrono::steady_clock;
 
 caf::behavior strong_range_state::make_behavior(strong_range_setup s) {
   setup = std::move(s);
-  replica.set_ready(setup.ready);
+  slots.resize(setup.ranges.size());
+  for (std::size_t i = 0; i < slots.size(); ++i) {
+    slots[i].range = setup.ranges[i];
+    slots[i].replica.set_ready(setup.ready);
+    slot_of.emplace(setup.ranges[i], i);
+  }
   // Stray messages are dropped, never a crash.
   self->set_default_handler(caf::drop);
   return {
       [this](range_serve_cmd& cmd) { on_serve(cmd); },
       [this](range_recover_atom) { on_recover(); },
       [this](range_sync_atom) { on_sync(); },
-      [this](range_info_atom) {
-        return range_info{setup.range, replica.ready(), replica.key_count()};
-      },
+      [this](range_info_atom) { return on_info(); },
   };
+}
+
+detail::strong_replica* strong_range_state::replica_of(std::uint32_t range) {
+  auto it = slot_of.find(range);
+  return it == slot_of.end() ? nullptr : &slots[it->second].replica;
+}
+
+range_info strong_range_state::on_info() const {
+  range_info info;
+  info.group = setup.group;
+  info.ranges = static_cast<std::uint32_t>(slots.size());
+  for (auto& sl : slots) {
+    info.ready += sl.replica.ready();
+    info.keys += sl.replica.key_count();
+  }
+  return info;
 }
 
 void strong_range_state::on_serve(range_serve_cmd& cmd) {
   range_served out;
   out.batch = cmd.batch;
   out.replies.reserve(cmd.reqs.size());
-  for (auto& req : cmd.reqs) out.replies.push_back(detail::serve(replica, req));
+  for (auto& req : cmd.reqs) {
+    if (auto* rep = replica_of(req.range)) {
+      out.replies.push_back(detail::serve(*rep, req));
+      continue;
+    }
+    // Not possible with one placement (the quorum actor routes by the same group map);
+    // kept an answer rather than a silent drop.
+    wire::reply bad;
+    bad.id = req.id;
+    bad.code = wire::status::bad_request;
+    out.replies.push_back(std::move(bad));
+  }
   self->send(setup.quorum, std::move(out));
 }
 
-std::vector<std::size_t> strong_range_state::other_slots() const {
-  auto& replicas = setup.placement->replicas(setup.range);
+std::vector<std::size_t> strong_range_state::other_slots(std::uint32_t range) const {
+  auto& replicas = setup.placement->replicas(range);
   std::vector<std::size_t> others;
   for (std::size_t s = 0; s < replicas.size(); ++s)
     if (replicas[s] != setup.placement->self_index()) others.push_back(s);
   return others;
 }
 
-void strong_range_state::fanout(std::vector<std::size_t> slots, wire::request req, std::size_t need,
+void strong_range_state::fanout(std::uint32_t range, std::vector<std::size_t> slots_,
+                                wire::request req, std::size_t need,
                                 std::chrono::milliseconds timeout,
                                 std::function<void(fanout_result&)> then) {
-  req.range = setup.range;
-  range_fanout_cmd cmd{setup.range, std::move(slots), std::move(req), need, timeout};
+  req.range = range;
+  range_fanout_cmd cmd{range, std::move(slots_), std::move(req), need, timeout};
   auto rf = setup.placement->replication_factor();
   // The quorum actor answers every fan-out by its deadline (or fails it when it stops):
   // no timeout of our own. An error (the quorum actor is gone) is a fan-out nobody answered.
@@ -66,36 +97,42 @@ void strong_range_state::fanout(std::vector<std::size_t> slots, wire::request re
           });
 }
 
-void strong_range_state::pull(std::size_t slot, std::string after, bool first,
+void strong_range_state::pull(std::size_t i, std::size_t slot, std::string after, bool first,
                               steady::time_point deadline, std::function<void(bool)> done) {
   wire::request req;
   req.what = wire::op::dump;
   req.key = std::move(after);
   req.first = first;
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - self->clock().now());
-  fanout({slot}, std::move(req), 1, std::max(left, std::chrono::milliseconds{1}),
-         [this, slot, deadline, done = std::move(done)](fanout_result& res) {
+  fanout(slots[i].range, {slot}, std::move(req), 1, std::max(left, std::chrono::milliseconds{1}),
+         [this, i, slot, deadline, done = std::move(done)](fanout_result& res) {
            auto& rep = res.replies[slot];
            if (!rep || rep->code != wire::status::ok) return done(false);
            strong_count_cmd counts;
-           for (auto& [k, rec] : rep->records) counts.records_merged += replica.apply(k, rec);
+           for (auto& [k, rec] : rep->records)
+             counts.records_merged += slots[i].replica.apply(k, rec);
            report(counts);
            if (!rep->more || rep->records.empty()) return done(true);
-           pull(slot, rep->records.back().first, false, deadline, done);
+           pull(i, slot, rep->records.back().first, false, deadline, done);
          });
 }
 
 // -- crash recovery (docs/strong.md, "Crash recovery") -----------------------------------------
 
 void strong_range_state::on_recover() {
-  if (replica.ready() || recovering) return;
+  for (std::size_t i = 0; i < slots.size(); ++i)
+    if (!slots[i].replica.ready() && !slots[i].recovering) recover(i);
+}
+
+void strong_range_state::recover(std::size_t i) {
+  auto& sl = slots[i];
   auto need = setup.placement->recovery_quorum();
   if (need == 0) {  // a single copy: nothing to copy from
-    replica.set_ready(true);
-    self->send(setup.quorum, range_progress{setup.range, true, {}});
+    sl.replica.set_ready(true);
+    self->send(setup.quorum, range_progress{sl.range, true, {}});
     return;
   }
-  recovering = true;
+  sl.recovering = true;
   // Probe the other replicas (a digest: a tiny reply whose status says whether that
   // replica is ready); done when every one answered, enough answered ready for rule 1, or
   // the deadline passed. Every pending range probes in the same wave (the quorum actor's
@@ -103,14 +140,14 @@ void strong_range_state::on_recover() {
   // for all of them together, not one per range.
   wire::request probe;
   probe.what = wire::op::digest;
-  fanout(other_slots(), std::move(probe), need,
+  fanout(sl.range, other_slots(sl.range), std::move(probe), need,
          std::max(setup.timeout, std::chrono::milliseconds{500}),
-         [this](fanout_result& res) { on_probed(res); });
+         [this, i](fanout_result& res) { on_probed(i, res); });
 }
 
-void strong_range_state::on_probed(fanout_result& res) {
+void strong_range_state::on_probed(std::size_t i, fanout_result& res) {
   auto need = setup.placement->recovery_quorum();
-  auto others = other_slots();
+  auto others = other_slots(slots[i].range);
   std::vector<std::size_t> ready_slots, unusable;
   std::size_t not_ready = 0;
   for (auto s : others) {
@@ -126,7 +163,7 @@ void strong_range_state::on_probed(fanout_result& res) {
   // Copy the range completely from every replica that answered ready, if one of the rules
   // can hold with these answers (else try again next pass).
   if (ready_slots.empty() || !(ready_slots.size() >= need || census))
-    return finish_pass(0, ready_slots.size(), census, std::move(unusable));
+    return finish_pass(i, 0, ready_slots.size(), census, std::move(unusable));
   struct fan_in {
     std::size_t pending = 0;
     std::size_t copied = 0;
@@ -141,73 +178,82 @@ void strong_range_state::on_probed(fanout_result& res) {
   st->unusable = std::move(unusable);
   auto deadline = self->clock().now() + setup.timeout;
   for (auto s : ready_slots)
-    pull(s, {}, true, deadline, [this, st, s](bool ok) {
+    pull(i, s, {}, true, deadline, [this, i, st, s](bool ok) {
       if (ok)
         ++st->copied;
       else
         st->unusable.push_back(s);
       if (--st->pending == 0)
-        finish_pass(st->copied, st->ready, st->census, std::move(st->unusable));
+        finish_pass(i, st->copied, st->ready, st->census, std::move(st->unusable));
     });
 }
 
-void strong_range_state::finish_pass(std::size_t copied, std::size_t ready_slots, bool census,
-                                     std::vector<std::size_t> unusable) {
-  recovering = false;
+void strong_range_state::finish_pass(std::size_t i, std::size_t copied, std::size_t ready_slots,
+                                     bool census, std::vector<std::size_t> unusable) {
+  auto& sl = slots[i];
+  sl.recovering = false;
   auto need = setup.placement->recovery_quorum();
   // Ready when (1) a recovery quorum of ready replicas was copied completely, or (2) every
   // other replica answered, and every one of them that is ready was copied: then this
   // replica holds everything any ready replica holds. (2) with no ready replica at all is
   // the bootstrap of a fresh cluster.
   if (copied >= need || (census && copied == ready_slots)) {
-    replica.set_ready(true);
+    sl.replica.set_ready(true);
     strong_count_cmd counts;
     if (copied == 0)
       counts.ranges_bootstrapped = 1;
     else
       counts.ranges_recovered = 1;
     report(counts);
-    self->send(setup.quorum, range_progress{setup.range, true, {}});
+    self->send(setup.quorum, range_progress{sl.range, true, {}});
     return;
   }
   std::vector<std::size_t> waiting;
-  auto& replicas = setup.placement->replicas(setup.range);
+  auto& replicas = setup.placement->replicas(sl.range);
   for (auto s : unusable) waiting.push_back(replicas[s]);
-  self->send(setup.quorum, range_progress{setup.range, false, std::move(waiting)});
+  self->send(setup.quorum, range_progress{sl.range, false, std::move(waiting)});
 }
 
 // -- anti-entropy -----------------------------------------------------------------------------
 
 void strong_range_state::on_sync() {
-  auto others = other_slots();
-  if (!replica.ready() || syncing || others.empty()) return;
-  syncing = true;
+  for (std::size_t i = 0; i < slots.size(); ++i)
+    if (slots[i].replica.ready() && !slots[i].syncing) sync(i);
+}
+
+void strong_range_state::sync(std::size_t i) {
+  auto others = other_slots(slots[i].range);
+  if (others.empty()) return;
+  slots[i].syncing = true;
   wire::request req;
   req.what = wire::op::digest;
   auto n = others.size();
-  fanout(std::move(others), std::move(req), n, setup.timeout, [this](fanout_result& res) {
-    // Compared with the digest as it is now, when the answers are in.
-    auto mine = replica.digest();
-    std::vector<std::size_t> differ;
-    for (auto s : other_slots()) {
-      auto& rep = res.replies[s];
-      if (rep && rep->code == wire::status::ok && !(rep->digest == mine)) differ.push_back(s);
-    }
-    if (differ.empty()) {
-      syncing = false;
-      return;
-    }
-    // Pull theirs (they pull ours in their own round); the merge keeps the newest.
-    strong_count_cmd counts;
-    counts.anti_entropy_pulls = differ.size();
-    report(counts);
-    auto pending = std::make_shared<std::size_t>(differ.size());
-    auto deadline = self->clock().now() + setup.timeout;
-    for (auto s : differ)
-      pull(s, {}, true, deadline, [this, pending](bool) {
-        if (--*pending == 0) syncing = false;
-      });
-  });
+  fanout(slots[i].range, std::move(others), std::move(req), n, setup.timeout,
+         [this, i](fanout_result& res) {
+           auto& sl = slots[i];
+           // Compared with the digest as it is now, when the answers are in.
+           auto mine = sl.replica.digest();
+           std::vector<std::size_t> differ;
+           for (auto s : other_slots(sl.range)) {
+             auto& rep = res.replies[s];
+             if (rep && rep->code == wire::status::ok && !(rep->digest == mine))
+               differ.push_back(s);
+           }
+           if (differ.empty()) {
+             sl.syncing = false;
+             return;
+           }
+           // Pull theirs (they pull ours in their own round); the merge keeps the newest.
+           strong_count_cmd counts;
+           counts.anti_entropy_pulls = differ.size();
+           report(counts);
+           auto pending = std::make_shared<std::size_t>(differ.size());
+           auto deadline = self->clock().now() + setup.timeout;
+           for (auto s : differ)
+             pull(i, s, {}, true, deadline, [this, i, pending](bool) {
+               if (--*pending == 0) slots[i].syncing = false;
+             });
+         });
 }
 
 void strong_range_state::report(const strong_count_cmd& counts) {

@@ -9,7 +9,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev libcpp-httplib-dev libbenchmark-dev libssl-dev
   libsqlite3-dev libpqxx-dev libhiredis-dev libnats-dev
   postgresql redis-server redis-tools nats-server sqlite3 prometheus
-  nodejs npm procps iproute2 curl openssl python3 python3-redis zsh systemd
+  nodejs npm procps iproute2 curl openssl python3 python3-redis zsh systemd etcd-server
 )
 
 missing=()

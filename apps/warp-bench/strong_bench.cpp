@@ -5,6 +5,9 @@
 //   loaded:   many closed-loop client threads over many keys (throughput)
 // Every client thread calls node::set/get on one of the three nodes (round robin), so
 // every node coordinates operations and every quorum crosses the network.
+// Then, unless --no-etcd, the same workload as a user sees it (SET, GET, INCR at 1, 16
+// and 64 clients) against 3 warpd processes and a 3-member etcd cluster started in the
+// same run, with Warp/etcd ratios (strong_baseline.cpp).
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -22,6 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/warp-bench/bench.hpp"
+#include "apps/warp-bench/strong_baseline.hpp"
 #include "warp/node.hpp"
 
 namespace {
@@ -36,6 +40,9 @@ struct strong_args {
   std::size_t keys = 10'000;
   std::size_t value_size = 100;
   bool json = false;
+  bool etcd = true;
+  double baseline_seconds = 3;
+  warp_bench::baseline_args baseline;
 };
 
 std::uint16_t free_port() {
@@ -192,6 +199,14 @@ void run(const strong_args& a) {
                   {"p99_us", r.p99_us},   {"p999_us", r.p999_us},  {"errors", r.errors}};
   }
   for (auto& n : nodes) n->stop();
+  nodes.clear();
+  if (a.etcd) {
+    auto b = a.baseline;
+    b.seconds = a.baseline_seconds;
+    b.keys = a.keys;
+    b.value_size = a.value_size;
+    j["etcd_baseline"] = warp_bench::run_etcd_baseline(b);
+  }
   if (a.json) std::cout << j.dump() << std::endl;
 }
 
@@ -205,6 +220,21 @@ void setup(CLI::App& app) {
   cmd->add_option("--keys", args.keys, "distinct keys");
   cmd->add_option("--value-size", args.value_size, "bytes per value");
   cmd->add_flag("--json", args.json, "one JSON object on the last line");
+  cmd->add_flag("!--no-etcd", args.etcd,
+                "skip the comparison with 3 warpd processes and a 3-member etcd cluster");
+  cmd->add_option("--baseline-seconds", args.baseline_seconds,
+                  "length of each cell of the etcd comparison");
+  cmd->add_option("--clients", args.baseline.clients,
+                  "concurrent clients of the etcd comparison (comma-separated)")
+      ->delimiter(',');
+  cmd->add_option("--warpd-arg", args.baseline.warpd_args,
+                  "extra argument for every warpd of the etcd comparison (repeatable; "
+                  "--warpd-arg=--strong-engine=raft)")
+      ->allow_extra_args(false);
+  cmd->add_option("--warpd", args.baseline.warpd, "warpd binary (default: next to this one)");
+  cmd->add_option("--etcd-bin", args.baseline.etcd, "etcd binary (default: etcd on PATH)");
+  cmd->add_option("--data-dir", args.baseline.data_dir,
+                  "parent directory of the warpd and etcd data dirs (default /tmp)");
   cmd->callback([] { run(args); });
 }
 

@@ -1,4 +1,4 @@
-// The quorum actor (actors/quorum_actor.hpp) and the strong range actors
+// The quorum actor (actors/quorum_actor.hpp) and the strong range-group actors
 // (actors/strong_range_actor.hpp) under CAF's deterministic test coordinator: no sockets,
 // no threads, time advanced by hand. Three quorum actors of one actor system
 // (or one actor and scripted peers) are linked directly (quorum_link_cmd); the test runs
@@ -9,6 +9,8 @@
 #include <catch2/catch.hpp>
 
 #include <optional>
+
+#include <nlohmann/json.hpp>
 
 #include <caf/all.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
@@ -78,7 +80,7 @@ struct fixture {
   /// range actors' state: see store()).
   std::vector<std::vector<strong_replica>> peer_replicas;
   std::vector<caf::actor> actors;  ///< by member index; a quorum actor or a scripted peer
-  std::vector<std::vector<caf::actor>> range_actors;  ///< of quorum actors, by range
+  std::vector<std::vector<caf::actor>> range_actors;  ///< of quorum actors: group, by range
   std::vector<bool> scripted;
   std::uint64_t hlc = 0;
 
@@ -102,8 +104,9 @@ struct fixture {
   std::uint64_t fingerprint() const { return placements[0]->fingerprint(); }
 
   caf::actor spawn_quorum(std::size_t m, bool ready = true,
-                          std::chrono::milliseconds anti_entropy = 0ms) {
+                          std::chrono::milliseconds anti_entropy = 0ms, std::size_t groups = 2) {
     actors::quorum_setup setup;
+    setup.range_groups = groups;
     setup.placement = placements[m].get();
     setup.ranges_ready = ready;
     setup.anti_entropy_interval = anti_entropy;
@@ -125,13 +128,30 @@ struct fixture {
   }
 
   /// Member m's replica of `range`: a scripted peer's own, or the state of a quorum
-  /// actor's range actor (read between sched.run() calls: one thread, nothing running).
+  /// actor's range-group actor (read between sched.run() calls: one thread, nothing
+  /// running).
   strong_replica& store(std::size_t m, std::uint32_t range) {
     if (scripted[m]) return peer_replicas[m].at(range);
     auto& hdl = range_actors[m].at(range);
     REQUIRE(hdl);
-    return dynamic_cast<actors::strong_range_actor&>(*caf::actor_cast<caf::abstract_actor*>(hdl))
-        .state.replica;
+    auto* rep =
+        dynamic_cast<actors::strong_range_actor&>(*caf::actor_cast<caf::abstract_actor*>(hdl))
+            .state.replica_of(range);
+    REQUIRE(rep);
+    return *rep;
+  }
+
+  /// Member m's strong-mode status (the quorum actor's JSON), asked by a helper actor.
+  nlohmann::json status(std::size_t m) {
+    std::optional<std::string> out;
+    auto q = actors[m];
+    sys.spawn([&out, q](caf::event_based_actor* self) {
+      self->request(q, caf::infinite, actors::quorum_status_atom::value)
+          .then([&out](std::string& json) { out = std::move(json); });
+    });
+    sched.run();
+    REQUIRE(out);
+    return nlohmann::json::parse(*out);
   }
 
   strong_replica& store(std::size_t m, const std::string& key) {
@@ -386,7 +406,7 @@ TEST_CASE_METHOD(fixture, "range actor: serves reads and writes of its range wit
                   *caf::actor_cast<caf::abstract_actor*>(sink))
                   .state;
   auto range = actors::spawn_strong_range_actor(
-      sys, actors::strong_range_setup{0, placements[0].get(), sink, 1000ms, true});
+      sys, actors::strong_range_setup{0, {0}, placements[0].get(), sink, 1000ms, true});
   std::vector<wire::request> reqs;
   reqs.push_back(store_req(1, "k", 5, "new"));
   reqs.push_back(store_req(2, "k", 3, "old"));  // older: no change
@@ -409,15 +429,16 @@ TEST_CASE_METHOD(fixture, "range actor: serves reads and writes of its range wit
   REQUIRE(out.replies[4].rec);
   CHECK(out.replies[4].rec->ver.empty());
   // A newer store replaces; the digest follows the state.
-  auto& replica =
+  auto* replica =
       dynamic_cast<actors::strong_range_actor&>(*caf::actor_cast<caf::abstract_actor*>(range))
-          .state.replica;
-  auto before = replica.digest();
+          .state.replica_of(0);
+  REQUIRE(replica);
+  auto before = replica->digest();
   caf::anon_send(range, actors::range_serve_cmd{0, {store_req(6, "k", 9, "newest")}});
   sched.run();
-  CHECK(replica.get("k").value == "newest");
-  CHECK_FALSE(replica.digest() == before);
-  CHECK(replica.key_count() == 1);
+  CHECK(replica->get("k").value == "newest");
+  CHECK_FALSE(replica->digest() == before);
+  CHECK(replica->key_count() == 1);
   caf::anon_send_exit(range, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(sink, caf::exit_reason::user_shutdown);
   sched.run();
@@ -429,17 +450,18 @@ TEST_CASE_METHOD(fixture, "range actor: a range that is not ready refuses, and s
                   *caf::actor_cast<caf::abstract_actor*>(sink))
                   .state;
   auto range = actors::spawn_strong_range_actor(
-      sys, actors::strong_range_setup{0, placements[0].get(), sink, 1000ms, false});
+      sys, actors::strong_range_setup{0, {0}, placements[0].get(), sink, 1000ms, false});
   caf::anon_send(range, actors::range_serve_cmd{0, {store_req(1, "k", 5, "v"), read_req(2, "k")}});
   sched.run();
   REQUIRE(got.served.size() == 1);
   REQUIRE(got.served[0].replies.size() == 2);
   for (auto& rep : got.served[0].replies) CHECK(rep.code == wire::status::not_ready);
-  auto& replica =
+  auto* replica =
       dynamic_cast<actors::strong_range_actor&>(*caf::actor_cast<caf::abstract_actor*>(range))
-          .state.replica;
-  CHECK(replica.get("k").value == "v");  // a max-merge never hurts
-  CHECK_FALSE(replica.ready());
+          .state.replica_of(0);
+  REQUIRE(replica);
+  CHECK(replica->get("k").value == "v");  // a max-merge never hurts
+  CHECK_FALSE(replica->ready());
   caf::anon_send_exit(range, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(sink, caf::exit_reason::user_shutdown);
   sched.run();
@@ -542,5 +564,74 @@ TEST_CASE_METHOD(fixture, "anti-entropy: a round pulls a record a replica missed
   for (std::uint32_t r = 0; r < 4; ++r) {
     CHECK(store(0, r).digest() == store(1, r).digest());
     CHECK(store(1, r).digest() == store(2, r).digest());
+  }
+}
+
+TEST_CASE_METHOD(fixture,
+                 "range-group actor: one message serves requests of several of its ranges") {
+  auto sink = sys.spawn(collector);
+  auto& got = dynamic_cast<caf::stateful_actor<collector_state>&>(
+                  *caf::actor_cast<caf::abstract_actor*>(sink))
+                  .state;
+  auto group = actors::spawn_strong_range_actor(
+      sys, actors::strong_range_setup{1, {0, 2}, placements[0].get(), sink, 1000ms, true});
+  auto in_range = [](wire::request req, std::uint32_t r) {
+    req.range = r;
+    return req;
+  };
+  std::vector<wire::request> reqs;
+  reqs.push_back(in_range(store_req(1, "a", 5, "in-0"), 0));
+  reqs.push_back(in_range(store_req(2, "a", 5, "in-2"), 2));
+  reqs.push_back(in_range(read_req(3, "a"), 0));
+  reqs.push_back(in_range(read_req(4, "a"), 2));
+  reqs.push_back(in_range(read_req(5, "a"), 1));  // not one of its ranges
+  caf::anon_send(group, actors::range_serve_cmd{7, std::move(reqs)});
+  sched.run();
+  REQUIRE(got.served.size() == 1);  // one answer for the whole part
+  auto& out = got.served[0].replies;
+  REQUIRE(out.size() == 5);
+  REQUIRE(out[2].rec);
+  CHECK(out[2].rec->value == "in-0");  // each range is its own replica
+  REQUIRE(out[3].rec);
+  CHECK(out[3].rec->value == "in-2");
+  CHECK(out[4].code == wire::status::bad_request);
+  auto& st =
+      dynamic_cast<actors::strong_range_actor&>(*caf::actor_cast<caf::abstract_actor*>(group))
+          .state;
+  CHECK(st.replica_of(1) == nullptr);
+  REQUIRE(st.replica_of(0));
+  CHECK(st.replica_of(0)->key_count() == 1);
+  caf::anon_send_exit(group, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(sink, caf::exit_reason::user_shutdown);
+  sched.run();
+}
+
+TEST_CASE_METHOD(
+    fixture,
+    "quorum actors: a batch of many ranges costs one message per group, own part included") {
+  // 2 groups over the 4 ranges. 40 reads of distinct keys touch every range; with one actor
+  // per range a peer's batch was split into 4 parts and the coordinator's own participation
+  // was one message per operation (40 here).
+  for (std::size_t m = 0; m < 3; ++m) spawn_quorum(m, true, 0ms, 2);
+  link_all();
+  std::vector<std::optional<result<strong_record>>> out(40);
+  for (std::size_t i = 0; i < out.size(); ++i) read(0, "key" + std::to_string(i), out[i]);
+  sched.run();
+  for (auto& o : out) {
+    REQUIRE(o);
+    CHECK(*o);
+  }
+  auto s0 = status(0);
+  CHECK(s0["range_groups"] == 2);
+  auto c0 = s0["counters"];
+  CHECK(c0["gets"] == 40);
+  // The coordinator's own part of 40 quorums: at most one message per group per flush.
+  CHECK(c0["group_messages"].get<std::uint64_t>() <= 2 * c0["batches_sent"].get<std::uint64_t>());
+  CHECK(c0["group_messages"].get<std::uint64_t>() <= 4);
+  for (std::size_t m : {1, 2}) {
+    auto c = status(m)["counters"];
+    CHECK(c["requests_served"] == 40);
+    // Every batch it served went to at most 2 group actors.
+    CHECK(c["group_messages"].get<std::uint64_t>() <= 2 * c["batches_served"].get<std::uint64_t>());
   }
 }
