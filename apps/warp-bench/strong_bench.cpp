@@ -6,6 +6,7 @@
 // Every client thread calls node::set/get on one of the three nodes (round robin), so
 // every node coordinates operations and every quorum crosses the network.
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <random>
@@ -36,6 +38,7 @@ struct strong_args {
   std::size_t keys = 10'000;
   std::size_t value_size = 100;
   bool json = false;
+  std::string engine = "raft";  ///< strong engine: raft or abd
 };
 
 std::uint16_t free_port() {
@@ -129,6 +132,9 @@ phase_result run_phase(const std::string& name, std::vector<std::unique_ptr<warp
 
 void run(const strong_args& a) {
   std::vector<std::uint16_t> ports{free_port(), free_port(), free_port()};
+  // The Raft engine's logs (fsync'd) go to a fresh directory per run, removed at the end.
+  char tmpl[] = "/tmp/warp-bench-strong-XXXXXX";
+  const std::string data_root = ::mkdtemp(tmpl) ? tmpl : "/tmp";
   std::vector<std::unique_ptr<warp::node>> nodes;
   for (std::size_t i = 0; i < 3; ++i) {
     warp::node_config cfg;
@@ -139,6 +145,8 @@ void run(const strong_args& a) {
     cfg.storage = "memory";
     cfg.log_level = "warn";
     cfg.patterns = {"s:*=strong_distributed", "e:*=eventual_distributed"};
+    cfg.strong.engine = a.engine == "abd" ? warp::strong_engine::abd : warp::strong_engine::raft;
+    cfg.data_dir = data_root + "/n" + std::to_string(i);
     auto n = warp::node::start(std::move(cfg));
     if (!n) {
       std::cerr << "cannot start node: " << n.err().to_string() << "\n";
@@ -173,8 +181,10 @@ void run(const strong_args& a) {
   results.push_back(
       run_phase("eventual set (loaded)", nodes, a, a.loaded_threads, op_kind::eventual_set));
 
-  std::printf("3 nodes in one process, loopback CAF; %zu keys, %zu-byte values, %.1f s per phase\n",
-              a.keys, a.value_size, a.seconds);
+  std::printf(
+      "3 nodes in one process, loopback CAF, strong engine %s; %zu keys, %zu-byte values, %.1f s "
+      "per phase\n",
+      a.engine.c_str(), a.keys, a.value_size, a.seconds);
   std::printf("%-26s %7s %12s %9s %9s %9s %7s\n", "phase", "threads", "ops/s", "p50 us", "p99 us",
               "p999 us", "errors");
   nlohmann::json j;
@@ -192,7 +202,10 @@ void run(const strong_args& a) {
                   {"p99_us", r.p99_us},   {"p999_us", r.p999_us},  {"errors", r.errors}};
   }
   for (auto& n : nodes) n->stop();
+  j["engine"] = a.engine;
   if (a.json) std::cout << j.dump() << std::endl;
+  std::error_code ec;
+  if (data_root != "/tmp") std::filesystem::remove_all(data_root, ec);
 }
 
 void setup(CLI::App& app) {
@@ -205,6 +218,8 @@ void setup(CLI::App& app) {
   cmd->add_option("--keys", args.keys, "distinct keys");
   cmd->add_option("--value-size", args.value_size, "bytes per value");
   cmd->add_flag("--json", args.json, "one JSON object on the last line");
+  cmd->add_option("--engine", args.engine, "strong engine: raft (durable log) or abd")
+      ->check(CLI::IsMember({"raft", "abd"}));
   cmd->callback([] { run(args); });
 }
 
