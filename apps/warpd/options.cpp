@@ -531,7 +531,7 @@ const std::vector<option_def>& option_table() {
        "--peers)"},
       {"warp.anti-entropy-interval", "--anti-entropy-interval", opt_kind::duration, "5s",
        "How often each strong range's digest is compared with its replicas (abd engine)"},
-      {"warp.strong-engine", "--strong-engine", opt_kind::string, "abd",
+      {"warp.strong-engine", "--strong-engine", opt_kind::string, "raft",
        "What serves strong_distributed keys: raft (durable Raft groups, logs under "
        "<data-dir>/raft, read-modify-write) or abd (quorum registers in memory)"},
       {"warp.strong-groups", "--strong-groups", opt_kind::size, "0",

@@ -5,12 +5,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <future>
 #include <memory>
 #include <random>
+#include <thread>
 
 #include <caf/all.hpp>
 
@@ -248,11 +250,18 @@ result<mutation> strong_raft::write(
     }
     return decision;
   }
+  // Read-modify-writes of one key in this process take turns (striped by key hash), so the
+  // compare-and-set races only against other nodes; without it N threads on one counter
+  // would lose N-1 of every N attempts.
+  static std::array<std::mutex, 64> rmw_stripes;
+  std::lock_guard<std::mutex> turn{rmw_stripes[std::hash<std::string_view>{}(key) % rmw_stripes.size()]};
+  thread_local std::minstd_rand jitter{std::random_device{}()};
   // Read-modify-write, linearizable: the read is a ReadIndex read at the leader; the write
   // is a compare-and-set on exactly the bytes read, so it applies only if nothing was
   // committed to the key in between; a lost race reads again. Each attempt is its own
   // proposal (its own client sequence): a conflict is an answer, not a retry.
-  for (int attempt = 0; attempt < max_rmw_attempts; ++attempt) {
+  constexpr int attempts = 2 * max_rmw_attempts;
+  for (int attempt = 0; attempt < attempts; ++attempt) {
     auto raw = request_blocking(raft_request_kind::read, kv(rc::kv_op::put, key));
     if (!raw && raw.code() != errc::not_found) return raw.err();
     std::optional<buffer> current;
@@ -286,9 +295,13 @@ result<mutation> strong_raft::write(
     auto out = request_blocking(raft_request_kind::propose, std::move(cmd));
     if (out) return decision;
     if (out.code() != errc::conflict) return out.err();
+    // Another node won the race: back off a little (randomized, growing), so contenders
+    // on one key spread out instead of colliding again. A blocking caller's thread only.
+    auto cap = std::min(1 << std::min(attempt, 6), 32);
+    std::this_thread::sleep_for(std::chrono::milliseconds{jitter() % (cap + 1)});
   }
   return error{errc::conflict, "strong read-modify-write: the key kept changing (" +
-                                   std::to_string(max_rmw_attempts) + " attempts)"};
+                                   std::to_string(attempts) + " attempts)"};
 }
 
 result<buffer> strong_raft::get_or_load(std::string_view key, const loader& load) {
