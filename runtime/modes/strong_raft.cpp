@@ -298,7 +298,8 @@ result<mutation> strong_raft::write(
     // Another node won the race: back off a little (randomized, growing), so contenders
     // on one key spread out instead of colliding again. A blocking caller's thread only.
     auto cap = std::min(1 << std::min(attempt, 6), 32);
-    std::this_thread::sleep_for(std::chrono::milliseconds{jitter() % (cap + 1)});
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(static_cast<long>(jitter() % static_cast<unsigned>(cap + 1))));
   }
   return error{errc::conflict, "strong read-modify-write: the key kept changing (" +
                                    std::to_string(attempts) + " attempts)"};
