@@ -113,14 +113,14 @@ struct raft_host_link_cmd {
 struct raft_host_status {
   consensus::node_id id = 0;
   std::size_t peers_connected = 0;
-  std::uint64_t batches_sent = 0;    ///< CAF messages to other hosts (one per node per flush)
-  std::uint64_t items_sent = 0;      ///< raft messages inside them
+  std::uint64_t batches_sent = 0;  ///< CAF messages to other hosts (one per node per flush)
+  std::uint64_t items_sent = 0;    ///< raft messages inside them
   std::uint64_t batches_received = 0;
-  std::uint64_t malformed = 0;       ///< batch frames refused by the decoder, and their
-                                     ///< items for an unknown group or the wrong sender
-  std::uint64_t undeliverable = 0;   ///< raft messages to a member with no link
-  std::uint64_t forwarded = 0;       ///< client requests sent to another host
-  std::uint64_t forwards_served = 0; ///< requests other hosts forwarded here
+  std::uint64_t malformed = 0;        ///< batch frames refused by the decoder, and their
+                                      ///< items for an unknown group or the wrong sender
+  std::uint64_t undeliverable = 0;    ///< raft messages to a member with no link
+  std::uint64_t forwarded = 0;        ///< client requests sent to another host
+  std::uint64_t forwards_served = 0;  ///< requests other hosts forwarded here
   std::uint64_t flushes = 0;
   std::vector<std::pair<std::uint32_t, caf::actor>> groups;
 };

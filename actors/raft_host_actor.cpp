@@ -58,8 +58,7 @@ namespace warp::actors {
 
 // -- forward encoding -------------------------------------------------------------------
 
-std::string encode_forward(raft_request_kind kind, std::uint32_t group,
-                           const rc::kv_command& cmd) {
+std::string encode_forward(raft_request_kind kind, std::uint32_t group, const rc::kv_command& cmd) {
   std::string out;
   out.push_back(static_cast<char>(kind));
   for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((group >> (8 * i)) & 0xff));
@@ -294,8 +293,8 @@ void raft_host_state::flush() {
       b.sender = self_id;
       std::size_t bytes = rc::batch_header_bytes();
       while (i < items.size() &&
-             (b.items.empty() ||
-              bytes + items[i].bytes.size() + rc::batch_item_overhead() <= setup.flush_chunk_bytes)) {
+             (b.items.empty() || bytes + items[i].bytes.size() + rc::batch_item_overhead() <=
+                                     setup.flush_chunk_bytes)) {
         bytes += items[i].bytes.size() + rc::batch_item_overhead();
         b.items.push_back(std::move(items[i]));
         ++i;
@@ -347,8 +346,8 @@ caf::result<std::string> raft_host_state::on_forward(const std::string& bytes) {
   auto g = groups.find(req->group);
   if (g == groups.end())
     return encode_forward_answer(
-        error{errc::unreachable, "this node does not replicate raft group " +
-                                     std::to_string(req->group)});
+        error{errc::unreachable,
+              "this node does not replicate raft group " + std::to_string(req->group)});
   auto rp = self->make_response_promise();
   auto fid = next_fwd++;
   fwd_pending.emplace(fid, rp);
@@ -398,8 +397,7 @@ void raft_host_state::on_request(raft_request_cmd& cmd) {
 }
 
 rc::node_id raft_host_state::pick_target(std::uint32_t group, rc::node_id avoid) {
-  if (auto l = leader_of.find(group); l != leader_of.end() && l->second != avoid)
-    return l->second;
+  if (auto l = leader_of.find(group); l != leader_of.end() && l->second != avoid) return l->second;
   if (avoid == 0 && groups.count(group)) return self_id;
   const auto& reps = placement->replicas(group);
   if (reps.empty()) return 0;
@@ -440,12 +438,12 @@ void raft_host_state::attempt(std::uint64_t id) {
     }
     return;
   }
-  const auto& peer = target >= 1 && target <= dialer->size() ? dialer->handle(target - 1)
-                                                             : caf::actor{};
+  const auto& peer =
+      target >= 1 && target <= dialer->size() ? dialer->handle(target - 1) : caf::actor{};
   if (!peer) {
-    self->send(self, raft_op_result{id, aid, target,
-                                    error{errc::unreachable, "no link to member " +
-                                                                 std::to_string(target)}});
+    self->send(self, raft_op_result{
+                         id, aid, target,
+                         error{errc::unreachable, "no link to member " + std::to_string(target)}});
     return;
   }
   ++counters.forwarded;
@@ -464,8 +462,8 @@ void raft_host_state::attempt(std::uint64_t id) {
                             ? errc::unknown_outcome
                             : errc::unreachable;
             raft_op_result res{id, aid, target,
-                               error{code, "forward to member " + std::to_string(target) +
-                                               ": " + self->system().render(err)}};
+                               error{code, "forward to member " + std::to_string(target) + ": " +
+                                               self->system().render(err)}};
             on_result(res);
           });
 }
@@ -622,13 +620,13 @@ void stop_raft_host_actor(caf::actor_system& sys, const caf::actor& host) {
     sys.registry().erase(raft_host_registry_name());
   auto p = std::make_shared<std::promise<std::vector<caf::actor>>>();
   auto f = p->get_future();
-  caf::anon_send(host, raft_host_status_cmd{completion<raft_host_status>{
-                           [p](result<raft_host_status> r) {
-                             std::vector<caf::actor> out;
-                             if (r)
-                               for (auto& [g, a] : r->groups) out.push_back(a);
-                             p->set_value(std::move(out));
-                           }}});
+  caf::anon_send(host,
+                 raft_host_status_cmd{completion<raft_host_status>{[p](result<raft_host_status> r) {
+                   std::vector<caf::actor> out;
+                   if (r)
+                     for (auto& [g, a] : r->groups) out.push_back(a);
+                   p->set_value(std::move(out));
+                 }}});
   caf::scoped_actor self{sys};
   self->send(host, raft_host_stop_cmd{});
   self->wait_for(host);

@@ -23,7 +23,9 @@ bool get_le(std::string_view& in, T& v) {
   return true;
 }
 
-error bad(std::string what) { return error{errc::codec_error, "raft batch: " + std::move(what)}; }
+error bad(std::string what) {
+  return error{errc::codec_error, "raft batch: " + std::move(what)};
+}
 
 }  // namespace
 

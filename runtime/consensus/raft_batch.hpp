@@ -38,8 +38,12 @@ struct raft_batch {
 };
 
 /// Bytes one item adds to a frame (for splitting batches below max_frame_bytes).
-inline std::size_t batch_item_overhead() noexcept { return 8; }
-inline std::size_t batch_header_bytes() noexcept { return 13; }
+inline std::size_t batch_item_overhead() noexcept {
+  return 8;
+}
+inline std::size_t batch_header_bytes() noexcept {
+  return 13;
+}
 
 /// Refuses (invalid_argument) a batch the receiver's decoder would refuse.
 result<std::string> encode(const raft_batch& b, const batch_limits& lim = {});

@@ -131,11 +131,13 @@ result<void> strong_raft::start() {
   const auto lock_path = s.dir + "/LOCK";
   lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (lock_fd_ < 0)
-    return error{errc::storage_error, "raft: cannot open " + lock_path + ": " + std::strerror(errno)};
+    return error{errc::storage_error,
+                 "raft: cannot open " + lock_path + ": " + std::strerror(errno)};
   if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0)
     return error{errc::storage_error,
-                 "raft: " + s.dir + " is in use by another node (its LOCK is held); give each "
-                 "node its own data_dir"};
+                 "raft: " + s.dir +
+                     " is in use by another node (its LOCK is held); give each "
+                     "node its own data_dir"};
   auto* pool = st_.executor.get();
   s.executor = [pool](std::function<void()> job) { return pool->post(std::move(job)); };
   s.tick_interval = opts_.raft_tick;
@@ -187,8 +189,9 @@ void strong_raft::request(raft_request_kind kind, rc::kv_command cmd,
 result<std::string> strong_raft::request_blocking(raft_request_kind kind, rc::kv_command cmd) {
   auto p = std::make_shared<std::promise<result<std::string>>>();
   auto f = p->get_future();
-  request(kind, std::move(cmd),
-          actors::completion<std::string>{[p](result<std::string> r) { p->set_value(std::move(r)); }});
+  request(kind, std::move(cmd), actors::completion<std::string>{[p](result<std::string> r) {
+            p->set_value(std::move(r));
+          }});
   // The host decides every request by its deadline (strong.timeout): this is a backstop.
   if (f.wait_for(opts_.timeout * 2 + std::chrono::seconds{5}) != std::future_status::ready)
     return error{kind == raft_request_kind::propose ? errc::unknown_outcome : errc::timeout,
@@ -254,7 +257,8 @@ result<mutation> strong_raft::write(
   // compare-and-set races only against other nodes; without it N threads on one counter
   // would lose N-1 of every N attempts.
   static std::array<std::mutex, 64> rmw_stripes;
-  std::lock_guard<std::mutex> turn{rmw_stripes[std::hash<std::string_view>{}(key) % rmw_stripes.size()]};
+  std::lock_guard<std::mutex> turn{
+      rmw_stripes[std::hash<std::string_view>{}(key) % rmw_stripes.size()]};
   thread_local std::minstd_rand jitter{std::random_device{}()};
   // Read-modify-write, linearizable: the read is a ReadIndex read at the leader; the write
   // is a compare-and-set on exactly the bytes read, so it applies only if nothing was
@@ -284,8 +288,8 @@ result<mutation> strong_raft::write(
         if (auto err = lim.check_value(decision->value); !err) return err.err();
         cmd = raw ? kv(rc::kv_op::cas, key, encode_value(decision->value, decision->expires_at_ms),
                        *raw)
-                  : kv(rc::kv_op::cas, key,
-                       encode_value(decision->value, decision->expires_at_ms), {}, true);
+                  : kv(rc::kv_op::cas, key, encode_value(decision->value, decision->expires_at_ms),
+                       {}, true);
         break;
       case mutation::kind::erase:
         if (!raw) return decision;  // nothing to delete: done, linearized at the read

@@ -121,11 +121,17 @@ TEST_CASE("warpd strong raft: acknowledged keys and INCR counters survive kill -
   for (std::size_t i = 0; i < 3; ++i) c.start(i);
   for (auto& [key, value] : acked) {
     std::string got;
-    CHECK(eventually([&] { return (got = c.get(std::hash<std::string>{}(key) % 3, key)) == value + "\n"; }, 60s));
+    CHECK(eventually(
+        [&] { return (got = c.get(std::hash<std::string>{}(key) % 3, key)) == value + "\n"; },
+        60s));
     INFO(key << " read back as " << got);
   }
   std::string counter;
-  CHECK(eventually([&] { return (counter = c.cli(2, {"GET", "account:counter"}).out) == "24\n"; }, 30s));
+  CHECK(eventually(
+      [&] {
+        return (counter = c.cli(2, {"GET", "account:counter"}).out) == "24\n";
+      },
+      30s));
   INFO("counter after restart: " << counter);
 }
 

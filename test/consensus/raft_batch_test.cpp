@@ -64,10 +64,11 @@ TEST_CASE("raft batch: a few bytes claiming 2^32 items or a 4 GiB item are refus
   // version 1, sender 1, count 0xffffffff.
   std::string huge_count{"\x01\x01\x00\x00\x00\x00\x00\x00\x00\xff\xff\xff\xff", 13};
   // count 1, group 0, length 0xffffffff, 3 bytes of payload.
-  std::string huge_item{"\x01\x01\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00"
-                        "\x00\x00\x00\x00\xff\xff\xff\xff"
-                        "abc",
-                        24};
+  std::string huge_item{
+      "\x01\x01\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00"
+      "\x00\x00\x00\x00\xff\xff\xff\xff"
+      "abc",
+      24};
   for (const auto& s : {huge_count, huge_item}) {
     test::alloc_meter::start();
     auto d = decode_batch(s);

@@ -96,29 +96,29 @@ struct host_fixture {
     for (std::size_t i = 0; i < n; ++i)
       for (std::size_t j = 0; j < n; ++j) {
         if (i == j || !hosts[i] || !hosts[j]) continue;
-        auto relay = sys.spawn([this, i, j,
-                                to = hosts[j]](caf::stateful_actor<host_relay_state>* self) {
-          return caf::behavior{
-              [this, i, j, to, self](actors::raft_batch_atom a, std::string& bytes) {
-                if (cut[i][j]) {
-                  ++dropped;
-                  return;
-                }
-                self->send(to, a, std::move(bytes));
-              },
-              [this, i, j, to, self](actors::raft_fwd_atom a, std::string& bytes) {
-                auto rp = self->make_response_promise();
-                if (cut[i][j]) {
-                  ++dropped;
-                  return rp;  // never delivered: the sender's request times out
-                }
-                self->request(to, caf::infinite, a, std::move(bytes))
-                    .then([rp](std::string& ans) mutable { rp.deliver(std::move(ans)); },
-                          [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
-                return rp;
-              },
-          };
-        });
+        auto relay =
+            sys.spawn([this, i, j, to = hosts[j]](caf::stateful_actor<host_relay_state>* self) {
+              return caf::behavior{
+                  [this, i, j, to, self](actors::raft_batch_atom a, std::string& bytes) {
+                    if (cut[i][j]) {
+                      ++dropped;
+                      return;
+                    }
+                    self->send(to, a, std::move(bytes));
+                  },
+                  [this, i, j, to, self](actors::raft_fwd_atom a, std::string& bytes) {
+                    auto rp = self->make_response_promise();
+                    if (cut[i][j]) {
+                      ++dropped;
+                      return rp;  // never delivered: the sender's request times out
+                    }
+                    self->request(to, caf::infinite, a, std::move(bytes))
+                        .then([rp](std::string& ans) mutable { rp.deliver(std::move(ans)); },
+                              [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+                    return rp;
+                  },
+              };
+            });
         relays.push_back(relay);
         caf::anon_send(hosts[i], actors::raft_host_link_cmd{index_of(j) + 1, relay});
       }
@@ -200,7 +200,8 @@ struct host_fixture {
 
   void request(std::size_t i, actors::raft_request_kind kind, kv_command c,
                std::optional<result<std::string>>& out) {
-    caf::anon_send(hosts[i], actors::raft_request_cmd{kind, std::move(c), capture<std::string>(out)});
+    caf::anon_send(hosts[i],
+                   actors::raft_request_cmd{kind, std::move(c), capture<std::string>(out)});
   }
   void put(std::size_t i, std::string key, std::string value,
            std::optional<result<std::string>>& out) {
@@ -208,8 +209,8 @@ struct host_fixture {
             kv_command{0, 0, kv_op::put, std::move(key), std::move(value), {}, false}, out);
   }
   void get(std::size_t i, std::string key, std::optional<result<std::string>>& out) {
-    request(i, actors::raft_request_kind::read, kv_command{0, 0, kv_op::put, std::move(key), {}, {}, false},
-            out);
+    request(i, actors::raft_request_kind::read,
+            kv_command{0, 0, kv_op::put, std::move(key), {}, {}, false}, out);
   }
 
   /// Runs until `out` is set (or `max_ticks` pass).

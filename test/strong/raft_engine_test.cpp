@@ -151,16 +151,16 @@ TEST_CASE("strong raft: read-modify-write (node::update) from every node sums ex
   }));
   CHECK(view(*c.nodes[2]->get("s:nx")) == "first");
   // An update that erases (GETDEL).
-  REQUIRE(c.nodes[2]->update("s:nx", [](const buffer*, std::int64_t) -> result<mutation> {
-    return mutation::erase();
-  }));
+  REQUIRE(c.nodes[2]->update(
+      "s:nx", [](const buffer*, std::int64_t) -> result<mutation> { return mutation::erase(); }));
   CHECK(c.nodes[0]->get("s:nx").code() == errc::not_found);
 }
 
 TEST_CASE("strong raft: every acknowledged write survives a restart of every node") {
   raft_cluster c{3};
   REQUIRE(c.wait_serving());
-  for (int k = 0; k < 50; ++k) REQUIRE(c.nodes[k % 3]->set("s:d" + std::to_string(k), "v" + std::to_string(k)));
+  for (int k = 0; k < 50; ++k)
+    REQUIRE(c.nodes[k % 3]->set("s:d" + std::to_string(k), "v" + std::to_string(k)));
   for (std::size_t i = 0; i < 3; ++i) c.stop(i);
   for (std::size_t i = 0; i < 3; ++i) c.start(i);
   std::optional<result<buffer>> last;
