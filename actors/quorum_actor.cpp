@@ -22,6 +22,7 @@
 #include "runtime/core/log.hpp"
 #include "warp/endpoint.hpp"
 #include "bus/node_transport.hpp"
+#include "actors/peer_dialer.hpp"
 #include "actors/quorum_phase.hpp"
 #include "runtime/membership/strong_placement.hpp"
 #include "actors/strong_context.hpp"
@@ -45,13 +46,6 @@ constexpr std::size_t chunk_bytes = 1024 * 1024;
 constexpr std::size_t chunk_items = 4096;
 
 using warp::detail::log;
-
-/// HOST:PORT of a member (parse_endpoint); {addr, 0} when it is not of that form.
-std::pair<std::string, std::uint16_t> split_address(const std::string& addr) {
-  auto ep = parse_endpoint(addr);
-  if (!ep) return {addr, 0};
-  return std::move(*ep);
-}
 
 /// The quorum actor's state: everything it works on, touched by its own thread only.
 struct quorum_state {
@@ -111,7 +105,6 @@ struct quorum_state {
   /// Completes op `id` if it has its outcome.
   void finish_op(std::uint64_t id);
   void finish_fanout(std::uint64_t id, bool force);
-  void link(std::size_t member, caf::actor hdl);
   wire::header head() const;
   template <class Batch, class Item>
   void send_chunked(const caf::actor& dest, bool requests, std::vector<Item>& items);
@@ -120,16 +113,10 @@ struct quorum_state {
   quorum_setup setup;
   const detail::strong_placement* placement = nullptr;
 
-  struct peer_link {
-    std::string host;
-    std::uint16_t port = 0;
-    caf::actor handle;  ///< the peer's quorum actor, once found
-    std::optional<std::chrono::steady_clock::time_point> connecting_since;
-    std::vector<wire::request> queue;  ///< waiting for the next flush
-  };
-  std::vector<peer_link> links;  ///< by member index (this node's own entry unused)
-  std::unordered_map<caf::node_id, std::size_t> by_node;  ///< CAF node -> member index
-  caf::actor basp;
+  /// The peers' quorum actors (actors/peer_dialer.hpp), by member index.
+  std::optional<peer_dialer> dialer;
+  /// Requests waiting for the next flush, by member index (this node's own entry unused).
+  std::vector<std::vector<wire::request>> queues;
   bool flush_scheduled = false;
   bool flush_deferred = false;  ///< the pending flush message was re-queued once
 
@@ -193,12 +180,9 @@ using quorum_actor = caf::stateful_actor<quorum_state>;
 caf::behavior quorum_state::make_behavior(quorum_setup s) {
   setup = std::move(s);
   placement = setup.placement;
-  links.resize(placement->members().size());
-  for (std::size_t m = 0; m < links.size(); ++m) {
-    auto [host, port] = split_address(placement->members()[m]);
-    links[m].host = std::move(host);
-    links[m].port = port;
-  }
+  dialer.emplace(self, quorum_registry_name(), placement->members(), placement->self_index(),
+                 connect_retry);
+  queues.resize(placement->members().size());
   self->set_down_handler([this](caf::down_msg& dm) { on_down(dm); });
   rng.seed(setup.incarnation);
   started_at = std::chrono::steady_clock::now();
@@ -245,7 +229,7 @@ caf::behavior quorum_state::make_behavior(quorum_setup s) {
   // Stray or newer-protocol messages are dropped, never a crash.
   self->set_default_handler(caf::drop);
   if (setup.dial) {
-    basp = self->system().middleman().named_broker<caf::io::basp_broker>(caf::atom("BASP"));
+    dialer->enable();
     self->send(self, quorum_tick_atom::value);
   }
   return {
@@ -395,8 +379,7 @@ void quorum_state::dispatch(std::uint32_t range, std::vector<detail::quorum_send
       local.push_back(std::move(s.req));
       continue;
     }
-    auto& l = links[m];
-    if (!l.handle) {
+    if (!dialer->handle(m)) {
       ++counters.unreachable_replies;
       wire::reply rep;
       rep.id = s.req.id;
@@ -404,7 +387,7 @@ void quorum_state::dispatch(std::uint32_t range, std::vector<detail::quorum_send
       immediate.push_back(std::move(rep));
       continue;
     }
-    l.queue.push_back(std::move(s.req));
+    queues[m].push_back(std::move(s.req));
     schedule_flush();
   }
   if (!local.empty()) serve_local(range, std::move(local));
@@ -502,52 +485,19 @@ void quorum_state::on_count(const strong_count_cmd& cmd) {
 // -- peers ------------------------------------------------------------------------------------
 
 void quorum_state::tick() {
-  auto now = std::chrono::steady_clock::now();
-  for (std::size_t m = 0; m < links.size(); ++m) {
-    auto& l = links[m];
-    if (m == placement->self_index() || l.handle) continue;
-    if (l.connecting_since && now - *l.connecting_since < connect_retry) continue;
-    l.connecting_since = now;
-    auto mm = bus::node_middleman(self->system());
-    self->request(mm, std::chrono::seconds(2), caf::connect_atom::value, l.host, l.port)
-        .then(
-            [this, m](const caf::node_id& nid, caf::strong_actor_ptr&,
-                      const std::set<std::string>&) {
-              if (nid == self->system().node()) return;
-              by_node[nid] = m;
-              self->send(basp, caf::forward_atom::value, nid, caf::atom("ConfigServ"),
-                         caf::make_message(caf::get_atom::value, quorum_registry_name()));
-            },
-            [](caf::error&) { /* retried after connect_retry */ });
-  }
+  dialer->tick();
 }
 
 void quorum_state::on_found(caf::strong_actor_ptr& ptr) {
-  if (!ptr || ptr->node() == self->system().node()) return;
-  auto it = by_node.find(ptr->node());
-  if (it == by_node.end()) return;
-  link(it->second, caf::actor_cast<caf::actor>(ptr));
+  dialer->found(ptr);
 }
 
 void quorum_state::on_link(const quorum_link_cmd& cmd) {
-  if (cmd.member < links.size() && cmd.member != placement->self_index() && cmd.peer)
-    link(cmd.member, cmd.peer);
-}
-
-void quorum_state::link(std::size_t member, caf::actor hdl) {
-  auto& l = links[member];
-  if (l.handle == hdl) return;
-  l.handle = std::move(hdl);
-  l.connecting_since.reset();
-  self->monitor(l.handle);
+  dialer->link(cmd.member, cmd.peer);
 }
 
 void quorum_state::on_down(const caf::down_msg& dm) {
-  for (auto& l : links)
-    if (l.handle && l.handle.address() == dm.source) {
-      l.handle = nullptr;
-      l.connecting_since.reset();
-    }
+  dialer->down(dm.source);
 }
 
 wire::header quorum_state::head() const {
@@ -616,11 +566,12 @@ void quorum_state::flush() {
     self->send(groups[g], range_serve_cmd{0, std::move(reqs)});
   }
   std::vector<wire::reply> unreachable;
-  for (auto& l : links) {
-    if (l.queue.empty()) continue;
+  for (std::size_t m = 0; m < queues.size(); ++m) {
+    if (queues[m].empty()) continue;
     std::vector<wire::request> reqs;
-    reqs.swap(l.queue);
-    if (!l.handle) {  // the link went down after the requests were queued
+    reqs.swap(queues[m]);
+    const auto& hdl = dialer->handle(m);
+    if (!hdl) {  // the link went down after the requests were queued
       for (auto& r : reqs) {
         ++counters.unreachable_replies;
         wire::reply rep;
@@ -632,7 +583,7 @@ void quorum_state::flush() {
     }
     counters.requests_sent += reqs.size();
     ++counters.batches_sent;
-    send_chunked<wire::request_batch>(l.handle, true, reqs);
+    send_chunked<wire::request_batch>(hdl, true, reqs);
   }
   for (auto& rep : unreachable) route(std::move(rep));
 }
@@ -817,8 +768,7 @@ std::string quorum_state::status_json(const range_totals& totals) const {
   j["ready_ranges"] = totals.ready;
   j["recovered"] = totals.ready == totals.replicated;
   j["keys"] = totals.keys;
-  std::size_t connected = 0;
-  for (auto& l : links) connected += static_cast<bool>(l.handle);
+  std::size_t connected = dialer->connected();
   j["peers_connected"] = connected;
   j["in_flight"] = ops.size() + fanouts.size();
   auto& c = j["counters"];

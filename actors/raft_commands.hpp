@@ -10,6 +10,8 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <caf/actor.hpp>
 #include <caf/allowed_unsafe_message_type.hpp>
@@ -25,8 +27,38 @@ namespace warp::actors {
 
 // Between group actors (name fixed: it is the wire protocol).
 using raft_msg_atom = caf::atom_constant<caf::atom("warprmsg")>;
-// Local: the actor's tick timer.
+// Local: the actor's tick timer (or the node's Raft host's, which ticks all its groups).
 using raft_tick_atom = caf::atom_constant<caf::atom("warprtick")>;
+
+// Between the Raft hosts of two nodes (actors/raft_host_actor.hpp; names fixed: they are the
+// wire protocol, built-in CAF types only, nothing to register):
+//   (warprbat, string)           one-way: a batch frame (runtime/consensus/raft_batch.hpp),
+//                                every group's raft messages from the sender to this node
+//   (warprfwd, string) -> string a client request forwarded to a node that replicates the
+//                                key's group (encode_forward / decode_forward_answer in
+//                                actors/raft_host_actor.hpp), answered once the group did
+using raft_batch_atom = caf::atom_constant<caf::atom("warprbat")>;
+using raft_fwd_atom = caf::atom_constant<caf::atom("warprfwd")>;
+// Local: the host's own timer.
+using raft_host_tick_atom = caf::atom_constant<caf::atom("warprhtk")>;
+
+/// The name every node's Raft host is registered under (peers look it up).
+constexpr caf::atom_value raft_host_registry_name() noexcept {
+  return caf::atom("warpraft");
+}
+
+/// Group -> host: the raft messages of one ready (destination member, raft_wire bytes),
+/// released only after the ready was persisted; the host batches them per node.
+struct raft_outbound {
+  std::uint32_t group = 0;
+  std::vector<std::pair<consensus::node_id, std::string>> msgs;
+};
+
+/// Group -> host: the group handled the host's tick (whatever that tick sent is already in
+/// the host's mailbox before this), so the host may flush once every group said so.
+struct raft_tick_done {
+  std::uint32_t group = 0;
+};
 
 /// A proposal to the group's key -> value map. Answered once the command is applied on this
 /// node (the value is the state machine's answer), or with an error:
@@ -50,6 +82,54 @@ struct raft_read_cmd {
   std::string key;
   completion<std::string> done;
 };
+
+/// A client request to the node's Raft host, for the group that holds `cmd.key`: a
+/// linearizable read (ReadIndex at the leader) or a proposal. The host runs it on its own
+/// replica of the group when that one leads, else forwards it host-to-host to the leader it
+/// knows of (one hop; on not-the-leader it follows the hint, a bounded number of times).
+/// Proposals get a client id and sequence from the host (cmd.client/seq are overwritten),
+/// kept across its retries, so a retried proposal applies once. Answers and errors as for
+/// raft_propose_cmd / raft_read_cmd; unreachable when no replica of the group answers.
+enum class raft_request_kind : std::uint8_t { read = 0, propose = 1 };
+struct raft_request_cmd {
+  raft_request_kind kind = raft_request_kind::read;
+  consensus::kv_command cmd;
+  completion<std::string> done;
+};
+
+/// The host learns that `actor` runs its replica of `group`.
+struct raft_attach_cmd {
+  std::uint32_t group = 0;
+  caf::actor actor;
+};
+
+/// Tests in one actor system: use `peer` as the Raft host of member `id`.
+struct raft_host_link_cmd {
+  consensus::node_id id = 0;
+  caf::actor peer;
+};
+
+/// Counters of a Raft host and its group actors (each answers raft_status_cmd).
+struct raft_host_status {
+  consensus::node_id id = 0;
+  std::size_t peers_connected = 0;
+  std::uint64_t batches_sent = 0;  ///< CAF messages to other hosts (one per node per flush)
+  std::uint64_t items_sent = 0;    ///< raft messages inside them
+  std::uint64_t batches_received = 0;
+  std::uint64_t malformed = 0;        ///< batch frames refused by the decoder, and their
+                                      ///< items for an unknown group or the wrong sender
+  std::uint64_t undeliverable = 0;    ///< raft messages to a member with no link
+  std::uint64_t forwarded = 0;        ///< client requests sent to another host
+  std::uint64_t forwards_served = 0;  ///< requests other hosts forwarded here
+  std::uint64_t flushes = 0;
+  std::vector<std::pair<std::uint32_t, caf::actor>> groups;
+};
+struct raft_host_status_cmd {
+  completion<raft_host_status> done;
+};
+
+/// Stop the host and its group actors (requests in flight: shutting_down).
+struct raft_host_stop_cmd {};
 
 /// Use `peer` as the group actor of member `id` (tests link actors of one system directly;
 /// the network transport comes later).
@@ -91,3 +171,10 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(warp::actors::raft_read_cmd)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(warp::actors::raft_link_cmd)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(warp::actors::raft_stop_cmd)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(warp::actors::raft_status_cmd)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(warp::actors::raft_outbound)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(warp::actors::raft_request_cmd)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(warp::actors::raft_attach_cmd)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(warp::actors::raft_host_link_cmd)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(warp::actors::raft_host_status_cmd)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(warp::actors::raft_host_stop_cmd)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(warp::actors::raft_tick_done)

@@ -58,7 +58,7 @@ caf::behavior raft_group_state::make_behavior(std::shared_ptr<opened> init) {
     fail_log(error{errc::storage_error,
                    "raft: snapshot does not restore: " + restored.err().to_string()});
   self->set_default_handler(caf::drop);
-  self->delayed_send(self, setup.tick_interval, raft_tick_atom::value);
+  if (!setup.host) self->delayed_send(self, setup.tick_interval, raft_tick_atom::value);
   return {
       [this](raft_tick_atom) { on_tick(); },
       [this](raft_msg_atom, const std::string& bytes) { on_raft_message(bytes); },
@@ -74,10 +74,19 @@ caf::behavior raft_group_state::make_behavior(std::shared_ptr<opened> init) {
 // -- handlers -------------------------------------------------------------------------------
 
 void raft_group_state::on_tick() {
+  // The host waits for every group's answer before it flushes (a stopped or failed group
+  // answers too, else the host would wait for its fallback). Sent after this handler's own
+  // messages, so the host has them when it counts this one.
+  struct tick_done_guard {
+    raft_group_state* st;
+    ~tick_done_guard() {
+      if (st->setup.host) st->self->send(st->setup.host, raft_tick_done{st->setup.group});
+    }
+  } guard{this};
   // A failed log ends the group's clock too: no heartbeat, no campaign, so the others
   // replace a failed leader by their election timeout.
   if (stopping || log_failed) return;
-  self->delayed_send(self, setup.tick_interval, raft_tick_atom::value);
+  if (!setup.host) self->delayed_send(self, setup.tick_interval, raft_tick_atom::value);
   ++ticks;
   expire(ticks);
   if (persisting) {
@@ -246,7 +255,21 @@ void raft_group_state::complete(const rc::ready& rd) {
     }
     applied = rd.snap->index;
   }
+  if (setup.host && !rd.messages.empty()) {
+    raft_outbound out{setup.group, {}};
+    out.msgs.reserve(rd.messages.size());
+    for (const auto& m : rd.messages) {
+      auto bytes = rc::encode(m, setup.wire);
+      if (!bytes) {
+        ++undeliverable;
+        continue;
+      }
+      out.msgs.emplace_back(m.to, std::move(*bytes));
+    }
+    self->send(setup.host, std::move(out));
+  }
   for (const auto& m : rd.messages) {
+    if (setup.host) break;
     auto peer = peers.find(m.to);
     if (peer == peers.end() || !peer->second) {
       ++undeliverable;

@@ -56,6 +56,12 @@ struct raft_group_setup {
   /// Ticks a proposal or read waits for its outcome before unknown_outcome/timeout.
   int request_timeout_ticks = 50;
   raft_executor executor;  ///< required
+  /// Multi-Raft (actors/raft_host_actor.hpp): when set, the group sends its raft messages
+  /// to this node's host (raft_outbound), which batches them per destination node, and
+  /// takes its ticks from the host instead of a timer of its own (answering each with
+  /// raft_tick_done). Unset: a timer of its own and raft_link_cmd peers (tests).
+  caf::actor host;
+  std::uint32_t group = 0;  ///< the group's id on the host
   /// The state machine the group replicates; the key -> value map when empty.
   std::function<std::unique_ptr<consensus::raft_state_machine>()> make_state_machine;
 };

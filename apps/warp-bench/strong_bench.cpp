@@ -9,6 +9,7 @@
 // and 64 clients) against 3 warpd processes and a 3-member etcd cluster started in the
 // same run, with Warp/etcd ratios (strong_baseline.cpp).
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <random>
@@ -43,6 +45,7 @@ struct strong_args {
   bool etcd = true;
   double baseline_seconds = 3;
   warp_bench::baseline_args baseline;
+  std::string engine = "raft";  ///< strong engine: raft or abd
 };
 
 std::uint16_t free_port() {
@@ -136,6 +139,9 @@ phase_result run_phase(const std::string& name, std::vector<std::unique_ptr<warp
 
 void run(const strong_args& a) {
   std::vector<std::uint16_t> ports{free_port(), free_port(), free_port()};
+  // The Raft engine's logs (fsync'd) go to a fresh directory per run, removed at the end.
+  char tmpl[] = "/tmp/warp-bench-strong-XXXXXX";
+  const std::string data_root = ::mkdtemp(tmpl) ? tmpl : "/tmp";
   std::vector<std::unique_ptr<warp::node>> nodes;
   for (std::size_t i = 0; i < 3; ++i) {
     warp::node_config cfg;
@@ -146,6 +152,8 @@ void run(const strong_args& a) {
     cfg.storage = "memory";
     cfg.log_level = "warn";
     cfg.patterns = {"s:*=strong_distributed", "e:*=eventual_distributed"};
+    cfg.strong.engine = a.engine == "abd" ? warp::strong_engine::abd : warp::strong_engine::raft;
+    cfg.data_dir = data_root + "/n" + std::to_string(i);
     auto n = warp::node::start(std::move(cfg));
     if (!n) {
       std::cerr << "cannot start node: " << n.err().to_string() << "\n";
@@ -180,8 +188,10 @@ void run(const strong_args& a) {
   results.push_back(
       run_phase("eventual set (loaded)", nodes, a, a.loaded_threads, op_kind::eventual_set));
 
-  std::printf("3 nodes in one process, loopback CAF; %zu keys, %zu-byte values, %.1f s per phase\n",
-              a.keys, a.value_size, a.seconds);
+  std::printf(
+      "3 nodes in one process, loopback CAF, strong engine %s; %zu keys, %zu-byte values, %.1f s "
+      "per phase\n",
+      a.engine.c_str(), a.keys, a.value_size, a.seconds);
   std::printf("%-26s %7s %12s %9s %9s %9s %7s\n", "phase", "threads", "ops/s", "p50 us", "p99 us",
               "p999 us", "errors");
   nlohmann::json j;
@@ -207,7 +217,10 @@ void run(const strong_args& a) {
     b.value_size = a.value_size;
     j["etcd_baseline"] = warp_bench::run_etcd_baseline(b);
   }
+  j["engine"] = a.engine;
   if (a.json) std::cout << j.dump() << std::endl;
+  std::error_code ec;
+  if (data_root != "/tmp") std::filesystem::remove_all(data_root, ec);
 }
 
 void setup(CLI::App& app) {
@@ -235,6 +248,8 @@ void setup(CLI::App& app) {
   cmd->add_option("--etcd-bin", args.baseline.etcd, "etcd binary (default: etcd on PATH)");
   cmd->add_option("--data-dir", args.baseline.data_dir,
                   "parent directory of the warpd and etcd data dirs (default /tmp)");
+  cmd->add_option("--engine", args.engine, "strong engine: raft (durable log) or abd")
+      ->check(CLI::IsMember({"raft", "abd"}));
   cmd->callback([] { run(args); });
 }
 

@@ -317,6 +317,8 @@ const std::vector<numeric_bound>& numeric_bounds() {
       {"warp.owner-fetch-timeout", 1, minute_ms},
       {"warp.strong-timeout", 1, 10 * minute_ms},
       {"warp.anti-entropy-interval", 1, day_ms},
+      {"warp.strong-groups", 0, 4096},
+      {"warp.raft-tick", 1, minute_ms},
       {"warp.resp-idle-timeout", 0, 30 * day_ms},
       {"warp.admin-request-timeout", 100, 5 * minute_ms},
   };
@@ -556,7 +558,14 @@ const std::vector<option_def>& option_table() {
        "Replica members HOST:PORT,... (the same list on every node; empty = --listen plus "
        "--peers)"},
       {"warp.anti-entropy-interval", "--anti-entropy-interval", opt_kind::duration, "5s",
-       "How often each strong range's digest is compared with its replicas"},
+       "How often each strong range's digest is compared with its replicas (abd engine)"},
+      {"warp.strong-engine", "--strong-engine", opt_kind::string, "raft",
+       "What serves strong_distributed keys: raft (durable Raft groups, logs under "
+       "<data-dir>/raft, read-modify-write) or abd (quorum registers in memory)"},
+      {"warp.strong-groups", "--strong-groups", opt_kind::size, "0",
+       "Raft groups the strong key space is split over (0 = 4 x the member count)"},
+      {"warp.raft-tick", "--raft-tick", opt_kind::duration, "100ms",
+       "Raft tick: heartbeats every tick, elections after 10-20 ticks without a leader"},
       // -- node port security (node_config.transport, bus/node_transport, docs/security.md)
       {"warp.tls-cert", "--tls-cert", opt_kind::string, "",
        "PEM certificate (chain) this node presents on the node port; with --tls-key and "
@@ -838,6 +847,17 @@ warp::result<settings> build_settings(const warpd_config& cfg) {
   WARPD_READ(sc.timeout, rd.duration("warp.strong-timeout"));
   WARPD_READ(sc.members, rd.list("warp.strong-members"));
   WARPD_READ(sc.anti_entropy_interval, rd.duration("warp.anti-entropy-interval"));
+  std::string engine_text;
+  WARPD_READ(engine_text, rd.str("warp.strong-engine"));
+  if (engine_text == "raft")
+    sc.engine = warp::strong_engine::raft;
+  else if (engine_text == "abd")
+    sc.engine = warp::strong_engine::abd;
+  else
+    return warp::error{errc::invalid_argument,
+                       "strong-engine: must be raft or abd, got '" + engine_text + "'"};
+  WARPD_READ(sc.groups, rd.size("warp.strong-groups"));
+  WARPD_READ(sc.raft_tick, rd.duration("warp.raft-tick"));
   if (sc.replication_factor == 0 || sc.replication_factor > 15)
     return warp::error{errc::invalid_argument,
                        "replication-factor: must be between 1 and 15, got " +

@@ -73,7 +73,7 @@ result<kv_command> decode_kv_command(std::string_view bytes, const kv_limits& li
   c.key = r.str(lim.max_key_bytes);
   c.value = r.str(lim.max_value_bytes);
   c.expected = r.str(lim.max_value_bytes);
-  if (!r.ok || !r.in.empty() || op > static_cast<std::uint8_t>(kv_op::cas) || absent > 1)
+  if (!r.ok || !r.in.empty() || op > static_cast<std::uint8_t>(kv_op::cas_del) || absent > 1)
     return error{errc::codec_error, "kv command: malformed or beyond its bounds"};
   c.op = static_cast<kv_op>(op);
   c.expect_absent = absent == 1;
@@ -94,6 +94,13 @@ result<std::string> kv_state_machine::execute(const kv_command& c) {
           c.expect_absent ? it == data_.end() : (it != data_.end() && it->second == c.expected);
       if (!match) return error{errc::conflict, "compare-and-set: the value differs"};
       data_.insert_or_assign(c.key, c.value);
+      return std::string{};
+    }
+    case kv_op::cas_del: {
+      auto it = data_.find(c.key);
+      if (it == data_.end() || it->second != c.expected)
+        return error{errc::conflict, "compare-and-delete: the value differs"};
+      data_.erase(it);
       return std::string{};
     }
   }

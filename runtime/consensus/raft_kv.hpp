@@ -37,10 +37,11 @@ class raft_state_machine {
   virtual index_t applied() const noexcept = 0;
 };
 
-enum class kv_op : std::uint8_t { put = 0, del = 1, cas = 2 };
+enum class kv_op : std::uint8_t { put = 0, del = 1, cas = 2, cas_del = 3 };
 
 /// One command of the key -> value map. cas: replaces `expected` with `value`; with
-/// `expect_absent` it succeeds only when the key has no value (SET NX).
+/// `expect_absent` it succeeds only when the key has no value (SET NX). cas_del: deletes
+/// the key only while it holds `expected` (a read-modify-write that ends in a delete).
 struct kv_command {
   std::uint64_t client = 0;  ///< 0: no session (never deduplicated)
   std::uint64_t seq = 0;

@@ -72,6 +72,8 @@ strong_coordinator::strong_coordinator(node_state& st, std::string self_address)
   limits_.max_value_bytes = std::max<std::size_t>(st.config.limits.max_value_size, 1);
   limits_.max_message_bytes =
       std::max<std::size_t>(limits_.max_message_bytes, st.config.limits.max_value_size * 2 + 65536);
+  if (opts_.engine == strong_engine::raft)
+    raft_ = std::make_unique<strong_raft>(st, member_list(st.config, self_address), self_address);
   if (placement_.self_index() == strong_placement::npos)
     log()->warn("strong: this node ({}) is not in the member list: it coordinates only",
                 self_address);
@@ -81,9 +83,10 @@ strong_coordinator::~strong_coordinator() {
   stop();
 }
 
-void strong_coordinator::start() {
-  if (started_) return;
+result<void> strong_coordinator::start() {
+  if (started_) return {};
   started_ = true;
+  if (raft_) return raft_->start();
   actors::quorum_setup setup;
   setup.placement = &placement_;
   setup.anti_entropy_interval = opts_.anti_entropy_interval;
@@ -108,6 +111,7 @@ void strong_coordinator::start() {
                   n += placement_.is_replica(r);
                 return n;
               }());
+  return {};
 }
 
 void strong_coordinator::stop() {
@@ -118,6 +122,7 @@ void strong_coordinator::stop() {
   }
   // The actor fails every call in flight and quits with its range actors; calls sent
   // after that are dropped, and their completions report shutting_down.
+  if (raft_) raft_->stop();
   if (actor_) actors::stop_quorum_actor(sys_, actor_);
 }
 
@@ -177,6 +182,7 @@ strong_record tombstone_record() {
 }  // namespace
 
 void strong_coordinator::get_async(std::string_view key, get_callback done) {
+  if (raft_) return raft_->get_async(key, std::move(done));
   submit(key, std::nullopt,
          actors::completion<strong_record>{[done = std::move(done)](result<strong_record> r) {
            done(read_outcome(std::move(r)));
@@ -185,33 +191,39 @@ void strong_coordinator::get_async(std::string_view key, get_callback done) {
 
 void strong_coordinator::set_async(std::string_view key, std::string_view value,
                                    std::int64_t expires_at_ms, write_callback done) {
+  if (raft_) return raft_->set_async(key, value, expires_at_ms, std::move(done));
   submit(key, value_record(value, expires_at_ms),
          actors::completion<strong_record>{
              [done = std::move(done)](result<strong_record> r) { done(write_outcome(r)); }});
 }
 
 void strong_coordinator::remove_async(std::string_view key, write_callback done) {
+  if (raft_) return raft_->remove_async(key, std::move(done));
   submit(key, tombstone_record(),
          actors::completion<strong_record>{
              [done = std::move(done)](result<strong_record> r) { done(write_outcome(r)); }});
 }
 
 result<buffer> strong_coordinator::get(std::string_view key) {
+  if (raft_) return raft_->get(key);
   return read_outcome(run_blocking(key, std::nullopt));
 }
 
 result<void> strong_coordinator::set(std::string_view key, std::string_view value,
                                std::int64_t expires_at_ms) {
+  if (raft_) return raft_->set(key, value, expires_at_ms);
   return write_outcome(run_blocking(key, value_record(value, expires_at_ms)));
 }
 
 result<void> strong_coordinator::remove(std::string_view key) {
+  if (raft_) return raft_->remove(key);
   return write_outcome(run_blocking(key, tombstone_record()));
 }
 
 result<mutation> strong_coordinator::write(
     std::string_view key, const std::function<result<mutation>(const buffer*, std::int64_t)>& fn,
     bool read_current) {
+  if (raft_) return raft_->write(key, fn, read_current);
   if (read_current)
     return error{errc::unsupported,
                  "read-modify-write is not available for strong_distributed keys (quorum "
@@ -234,6 +246,7 @@ result<mutation> strong_coordinator::write(
 }
 
 result<buffer> strong_coordinator::get_or_load(std::string_view key, const loader& load) {
+  if (raft_) return raft_->get_or_load(key, load);
   auto found = get(key);
   if (found || found.code() != errc::not_found) return found;
   auto loaded = load(key);

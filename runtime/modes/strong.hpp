@@ -24,6 +24,7 @@
 #include "actors/quorum_commands.hpp"
 #include "runtime/membership/strong_placement.hpp"
 #include "actors/strong_context.hpp"
+#include "runtime/modes/strong_raft.hpp"
 #include "warp/buffer.hpp"
 #include "warp/config.hpp"
 #include "warp/error.hpp"
@@ -54,7 +55,9 @@ class strong_coordinator {
   /// True when the node is configured to be part of a cluster at all.
   static bool clustered(const node_config& cfg);
 
-  void start();
+  /// Starts the engine: the quorum actor (abd), or the Raft host and its groups (raft:
+  /// opens every local group's log, blocking; an unreadable log fails the start).
+  result<void> start();
   /// Stops the actors (operations in flight fail: shutting_down, or unknown_outcome for
   /// writes whose store phase began). Idempotent.
   void stop();
@@ -78,6 +81,8 @@ class strong_coordinator {
   result<buffer> get_or_load(std::string_view key, const loader& load);
 
   const strong_placement& placement() const noexcept { return placement_; }
+  /// The Raft engine (strong.engine = raft), else null.
+  strong_raft* raft() noexcept { return raft_.get(); }
   /// The quorum actor (null before start()).
   const caf::actor& actor() const noexcept { return actor_; }
 
@@ -95,6 +100,7 @@ class strong_coordinator {
   wire::strong_limits limits_;
   strong_placement placement_;
   caf::actor actor_;  ///< set once by start(), kept until destruction
+  std::unique_ptr<strong_raft> raft_;  ///< the engine when strong.engine = raft
   std::mutex stop_mtx_;  ///< stop() may race with the destructor's
   bool stopped_ = false;
   bool started_ = false;

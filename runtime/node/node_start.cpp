@@ -218,7 +218,7 @@ result<std::unique_ptr<node>> node::start_impl(std::unique_ptr<impl> p) {
     bool strong = detail::strong_coordinator::wanted(st.config);
     if (strong && endpoint->second != 0) {
       st.strong = std::make_unique<detail::strong_coordinator>(st, address_of(endpoint->second));
-      st.strong->start();
+      if (auto started = st.strong->start(); !started) return started.err();
       st.strong_mode = detail::make_strong_distributed_mode(*st.strong);
     }
     st.control_backend = std::make_unique<node_control_backend>(*n);
@@ -242,7 +242,7 @@ result<std::unique_ptr<node>> node::start_impl(std::unique_ptr<impl> p) {
     st.eventual_mode = detail::make_eventual_mode(st.writes, *st.cluster);
     if (strong && !st.strong) {
       st.strong = std::make_unique<detail::strong_coordinator>(st, address);
-      st.strong->start();
+      if (auto started = st.strong->start(); !started) return started.err();
       st.strong_mode = detail::make_strong_distributed_mode(*st.strong);
     }
   }

@@ -44,6 +44,7 @@ TEST_CASE("warpd --help lists every flag") {
         "--soft-timeout", "--refresh-ahead",
         // strong_options
         "--replication-factor", "--strong-timeout", "--strong-members", "--anti-entropy-interval",
+        "--strong-engine", "--strong-groups", "--raft-tick",
         // the sidecar's resp_options
         "--resp-max-clients", "--resp-idle-timeout", "--resp-max-bulk-length",
         "--resp-max-multibulk-length", "--resp-max-inline-length", "--resp-max-output-buffer"}) {

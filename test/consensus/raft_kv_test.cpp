@@ -47,9 +47,15 @@ TEST_CASE("raft kv: put, delete and compare-and-set") {
   CHECK(sm.read("a").code() == errc::not_found);
   CHECK(sm.apply(6, encode(cmd(0, 0, kv_op::cas, "a", "4", {}, true))));
   CHECK(*sm.read("a") == "4");
-  CHECK(sm.applied() == 6);
-  CHECK(sm.apply(7, "garbage").code() == errc::codec_error);
-  CHECK(sm.applied() == 7);
+  // compare-and-delete: only while the key holds the expected value.
+  CHECK(sm.apply(7, encode(cmd(0, 0, kv_op::cas_del, "a", {}, "3"))).code() == errc::conflict);
+  CHECK(sm.read("a"));
+  CHECK(sm.apply(8, encode(cmd(0, 0, kv_op::cas_del, "a", {}, "4"))));
+  CHECK(sm.read("a").code() == errc::not_found);
+  CHECK(sm.apply(9, encode(cmd(0, 0, kv_op::cas_del, "a", {}, "4"))).code() == errc::conflict);
+  CHECK(sm.applied() == 9);
+  CHECK(sm.apply(10, "garbage").code() == errc::codec_error);
+  CHECK(sm.applied() == 10);
 }
 
 TEST_CASE("raft kv: a retried command (same client and sequence) applies once") {

@@ -52,7 +52,8 @@ struct proc_cluster {
         std::vector<std::string>{test::binary("apps/warpd/warpd"), "--name",
                                  "n" + std::to_string(i), "--listen", address(i), "--peers", peers,
                                  "--storage", "memory", "--data-dir", d, "--http", "", "--resp", "",
-                                 "--pattern", "*=strong_distributed", "--log-level", "info"},
+                                 "--pattern", "*=strong_distributed", "--strong-engine", "abd",
+                                 "--log-level", "info"},
         d + ".log");
     REQUIRE(test::wait_for_port(ports[i], 20s));
   }

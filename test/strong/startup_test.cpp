@@ -54,6 +54,8 @@ TEST_CASE(
                                 "",
                                 "--pattern",
                                 "*=strong_distributed",
+                                "--strong-engine",  // the quorum actor's start-up path
+                                "abd",
                                 "--strong-timeout",
                                 "200ms",
                                 "--log-level",

@@ -44,7 +44,7 @@ TEST_CASE("strong status of a paused node: bounded failures, an answer again aft
       {test::binary("apps/warpd/warpd"), "--name", "polled", "--listen",
        "127.0.0.1:" + std::to_string(port), "--peers", "127.0.0.1:1,127.0.0.1:2", "--storage",
        "memory", "--data-dir", dir.str(), "--http", "", "--resp", "", "--pattern",
-       "*=strong_distributed", "--log-level", "warn"},
+       "*=strong_distributed", "--strong-engine", "abd", "--log-level", "warn"},
       dir.str() + "/warpd.log"};
   REQUIRE(test::wait_for_port(port, 20s));
   // An answer from this warpd (its members list our address and the two dead peers), not

@@ -45,6 +45,7 @@ struct local_cluster {
     cfg.patterns = {"s:*=strong_distributed"};
     cfg.log_level = "warn";
     cfg.strong.anti_entropy_interval = 500ms;
+    cfg.strong.engine = strong_engine::abd;  // these cases test the quorum registers
     cfg.executor_threads = executor_threads;
     return cfg;
   }

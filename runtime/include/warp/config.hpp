@@ -86,7 +86,22 @@ struct cluster_options {
 /// The strong_distributed mode (see docs/strong.md): ABD quorum registers over a static
 /// member list. Active when the node listens and has peers; every node of the cluster must
 /// be given the same member list (by default its own listen address plus `peers`).
+/// What serves strong_distributed keys (docs/strong.md, "Raft engine"): Raft groups with a
+/// durable log, or the older ABD quorum registers in replica memory (kept for comparison).
+/// The library default stays abd because raft writes under data_dir, whose default is
+/// shared by every node of a process; warpd (one node, its own --data-dir) defaults to raft.
+enum class strong_engine : std::uint8_t { raft = 0, abd = 1 };
+
 struct strong_options {
+  /// raft: linearizable get/set/delete and read-modify-write on Raft groups whose logs live
+  /// under <data_dir>/raft (give every node its own data_dir); abd: quorum registers, no
+  /// disk, no read-modify-write.
+  strong_engine engine = strong_engine::abd;
+  /// Raft groups (multi-Raft: each owns a slice of the key space over its replica set).
+  /// 0: 4 x the member count, so each node leads a few and the leaders spread.
+  std::size_t groups = 0;
+  /// The Raft hosts' tick (heartbeats every tick, elections after 10-20 ticks).
+  std::chrono::milliseconds raft_tick{100};
   /// Copies of each key range (capped by the number of members); quorums are majorities.
   std::size_t replication_factor = 3;
   /// Bound on one strong get/set/delete. A write that times out after its store phase

@@ -1,0 +1,322 @@
+#include "runtime/modes/strong_raft.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <future>
+#include <memory>
+#include <random>
+#include <thread>
+
+#include <caf/all.hpp>
+
+#include "actors/raft_host_actor.hpp"
+#include "runtime/core/log.hpp"
+#include "runtime/modes/node_state.hpp"
+
+namespace warp::detail {
+
+namespace {
+
+namespace rc = consensus;
+using actors::raft_request_kind;
+
+constexpr char value_format = 1;
+
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+bool expired(const strong_raft::stored& s) {
+  return s.expires_at_ms != 0 && s.expires_at_ms <= wall_ms();
+}
+
+rc::kv_command kv(rc::kv_op op, std::string_view key, std::string value = {},
+                  std::string expected = {}, bool expect_absent = false) {
+  rc::kv_command c;
+  c.op = op;
+  c.key.assign(key);
+  c.value = std::move(value);
+  c.expected = std::move(expected);
+  c.expect_absent = expect_absent;
+  return c;
+}
+
+/// A read's answer as the node API gives it: the value, or not_found (also when expired).
+result<buffer> read_outcome(result<std::string> raw) {
+  if (!raw) return raw.err();
+  auto s = strong_raft::decode_value(*raw);
+  if (!s) return s.err();
+  if (expired(*s)) return error{errc::not_found};
+  return make_buffer(std::move(s->value));
+}
+
+result<void> write_outcome(const result<std::string>& r) {
+  if (!r) return r.err();
+  return {};
+}
+
+}  // namespace
+
+std::size_t raft_group_count(const strong_options& opts, std::size_t members) {
+  if (opts.groups != 0) return opts.groups;
+  return std::max<std::size_t>(1, members) * 4;
+}
+
+std::string strong_raft::encode_value(std::string_view value, std::int64_t expires_at_ms) {
+  std::string out;
+  out.reserve(9 + value.size());
+  out.push_back(value_format);
+  auto e = static_cast<std::uint64_t>(expires_at_ms);
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((e >> (8 * i)) & 0xff));
+  out.append(value);
+  return out;
+}
+
+result<strong_raft::stored> strong_raft::decode_value(std::string_view raw) {
+  if (raw.size() < 9 || raw[0] != value_format)
+    return error{errc::codec_error, "strong value: unknown format"};
+  std::uint64_t e = 0;
+  for (int i = 0; i < 8; ++i) e |= std::uint64_t{static_cast<unsigned char>(raw[1 + i])} << (8 * i);
+  return stored{std::string{raw.substr(9)}, static_cast<std::int64_t>(e)};
+}
+
+namespace {
+std::vector<std::string> raft_members(std::vector<std::string> m) {
+  std::sort(m.begin(), m.end());
+  m.erase(std::unique(m.begin(), m.end()), m.end());
+  return m;
+}
+}  // namespace
+
+strong_raft::strong_raft(node_state& st, std::vector<std::string> members,
+                         const std::string& self_address)
+    : st_(st),
+      sys_(*st.system),
+      opts_(st.config.strong),
+      incarnation_([] {
+        std::random_device rd;
+        return (static_cast<std::uint64_t>(rd()) << 32) | rd();
+      }()),
+      // Every member replicates every group up to the replication factor; the groups are
+      // the placement's ranges, so the same rendezvous hashing picks each group's voters
+      // on every node.
+      placement_(raft_members(members), self_address, st.config.strong.replication_factor,
+                 raft_group_count(st.config.strong, raft_members(members).size())) {}
+
+strong_raft::~strong_raft() {
+  stop();
+}
+
+result<void> strong_raft::start() {
+  if (placement_.self_index() == strong_placement::npos)
+    return error{errc::invalid_argument,
+                 "strong engine raft: this node is not in the strong member list"};
+  actors::raft_host_setup s;
+  s.placement = &placement_;
+  s.dir = st_.config.data_dir + "/raft";
+  // Two nodes on one log directory (a copied config, two embedded nodes without their own
+  // data_dir) would interleave their writes to the same segments: refuse the second.
+  std::error_code ec;
+  std::filesystem::create_directories(s.dir, ec);
+  if (ec) return error{errc::storage_error, "raft: cannot create " + s.dir + ": " + ec.message()};
+  const auto lock_path = s.dir + "/LOCK";
+  lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd_ < 0)
+    return error{errc::storage_error,
+                 "raft: cannot open " + lock_path + ": " + std::strerror(errno)};
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0)
+    return error{errc::storage_error,
+                 "raft: " + s.dir +
+                     " is in use by another node (its LOCK is held); give each "
+                     "node its own data_dir"};
+  auto* pool = st_.executor.get();
+  s.executor = [pool](std::function<void()> job) { return pool->post(std::move(job)); };
+  s.tick_interval = opts_.raft_tick;
+  s.election_tick = 10;
+  // The request bound in ticks: strong.timeout, at least two election timeouts so a
+  // request survives one failover.
+  auto ticks = std::max<long>(opts_.timeout / opts_.raft_tick, 1);
+  s.request_timeout_ticks = static_cast<int>(std::clamp<long>(ticks, 1, 100000));
+  s.incarnation = incarnation_;
+  const auto& lim = st_.config.limits;
+  const std::size_t entry = 2 * lim.max_value_size + lim.max_key_size + 4096;
+  const std::size_t message = std::max(st_.config.transport.max_message_size, entry + 4096);
+  s.max_entry_bytes = entry;
+  s.log.max_entry_bytes = entry;
+  s.log.max_segment_bytes = std::max<std::size_t>(s.log.max_segment_bytes, entry + 4096);
+  s.wire.max_entry_bytes = entry;
+  s.wire.max_message_bytes = message;
+  s.kv.max_key_bytes = lim.max_key_size;
+  s.kv.max_value_bytes = lim.max_value_size + 64;
+  s.batch.max_frame_bytes = message;
+  s.batch.max_item_bytes = message;
+  auto host = actors::spawn_raft_host_actor(sys_, std::move(s));
+  if (!host) return host.err();
+  host_ = *host;
+  std::size_t local = 0;
+  for (std::uint32_t g = 0; g < placement_.ranges(); ++g) local += placement_.is_replica(g);
+  log()->info("strong: raft engine, {} members, {} groups ({} here), logs under {}/raft",
+              placement_.members().size(), placement_.ranges(), local, st_.config.data_dir);
+  return {};
+}
+
+void strong_raft::stop() {
+  {
+    std::lock_guard<std::mutex> g{stop_mtx_};
+    if (stopped_) return;
+    stopped_ = true;
+  }
+  if (host_) actors::stop_raft_host_actor(sys_, host_);
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
+  lock_fd_ = -1;
+}
+
+void strong_raft::request(raft_request_kind kind, rc::kv_command cmd,
+                          actors::completion<std::string> done) {
+  if (!host_) return done(error{errc::shutting_down, "the strong mode is not started"});
+  caf::anon_send(host_, actors::raft_request_cmd{kind, std::move(cmd), std::move(done)});
+}
+
+result<std::string> strong_raft::request_blocking(raft_request_kind kind, rc::kv_command cmd) {
+  auto p = std::make_shared<std::promise<result<std::string>>>();
+  auto f = p->get_future();
+  request(kind, std::move(cmd), actors::completion<std::string>{[p](result<std::string> r) {
+            p->set_value(std::move(r));
+          }});
+  // The host decides every request by its deadline (strong.timeout): this is a backstop.
+  if (f.wait_for(opts_.timeout * 2 + std::chrono::seconds{5}) != std::future_status::ready)
+    return error{kind == raft_request_kind::propose ? errc::unknown_outcome : errc::timeout,
+                 "the raft host did not answer in time"};
+  return f.get();
+}
+
+void strong_raft::get_async(std::string_view key, get_callback done) {
+  request(raft_request_kind::read, kv(rc::kv_op::put, key),
+          actors::completion<std::string>{[done = std::move(done)](result<std::string> r) {
+            done(read_outcome(std::move(r)));
+          }});
+}
+
+void strong_raft::set_async(std::string_view key, std::string_view value,
+                            std::int64_t expires_at_ms, write_callback done) {
+  request(raft_request_kind::propose, kv(rc::kv_op::put, key, encode_value(value, expires_at_ms)),
+          actors::completion<std::string>{
+              [done = std::move(done)](result<std::string> r) { done(write_outcome(r)); }});
+}
+
+void strong_raft::remove_async(std::string_view key, write_callback done) {
+  request(raft_request_kind::propose, kv(rc::kv_op::del, key),
+          actors::completion<std::string>{
+              [done = std::move(done)](result<std::string> r) { done(write_outcome(r)); }});
+}
+
+result<buffer> strong_raft::get(std::string_view key) {
+  return read_outcome(request_blocking(raft_request_kind::read, kv(rc::kv_op::put, key)));
+}
+
+result<void> strong_raft::set(std::string_view key, std::string_view value,
+                              std::int64_t expires_at_ms) {
+  return write_outcome(request_blocking(
+      raft_request_kind::propose, kv(rc::kv_op::put, key, encode_value(value, expires_at_ms))));
+}
+
+result<void> strong_raft::remove(std::string_view key) {
+  return write_outcome(request_blocking(raft_request_kind::propose, kv(rc::kv_op::del, key)));
+}
+
+result<mutation> strong_raft::write(
+    std::string_view key, const std::function<result<mutation>(const buffer*, std::int64_t)>& fn,
+    bool read_current) {
+  const auto& lim = st_.config.limits;
+  if (!read_current) {
+    auto decision = fn(nullptr, 0);
+    if (!decision) return decision;
+    switch (decision->what) {
+      case mutation::kind::keep:
+        return decision;
+      case mutation::kind::put:
+        if (auto err = lim.check_value(decision->value); !err) return err.err();
+        if (auto err = set(key, decision->value, decision->expires_at_ms); !err) return err.err();
+        return decision;
+      case mutation::kind::erase:
+        if (auto err = remove(key); !err) return err.err();
+        return decision;
+    }
+    return decision;
+  }
+  // Read-modify-writes of one key in this process take turns (striped by key hash), so the
+  // compare-and-set races only against other nodes; without it N threads on one counter
+  // would lose N-1 of every N attempts.
+  static std::array<std::mutex, 64> rmw_stripes;
+  std::lock_guard<std::mutex> turn{
+      rmw_stripes[std::hash<std::string_view>{}(key) % rmw_stripes.size()]};
+  thread_local std::minstd_rand jitter{std::random_device{}()};
+  // Read-modify-write, linearizable: the read is a ReadIndex read at the leader; the write
+  // is a compare-and-set on exactly the bytes read, so it applies only if nothing was
+  // committed to the key in between; a lost race reads again. Each attempt is its own
+  // proposal (its own client sequence): a conflict is an answer, not a retry.
+  constexpr int attempts = 2 * max_rmw_attempts;
+  for (int attempt = 0; attempt < attempts; ++attempt) {
+    auto raw = request_blocking(raft_request_kind::read, kv(rc::kv_op::put, key));
+    if (!raw && raw.code() != errc::not_found) return raw.err();
+    std::optional<buffer> current;
+    std::int64_t current_expiry = 0;
+    if (raw) {
+      auto s = decode_value(*raw);
+      if (!s) return s.err();
+      if (!expired(*s)) {
+        current_expiry = s->expires_at_ms;
+        current = make_buffer(std::move(s->value));
+      }
+    }
+    auto decision = fn(current ? &*current : nullptr, current_expiry);
+    if (!decision) return decision;
+    rc::kv_command cmd;
+    switch (decision->what) {
+      case mutation::kind::keep:
+        return decision;
+      case mutation::kind::put:
+        if (auto err = lim.check_value(decision->value); !err) return err.err();
+        cmd = raw ? kv(rc::kv_op::cas, key, encode_value(decision->value, decision->expires_at_ms),
+                       *raw)
+                  : kv(rc::kv_op::cas, key, encode_value(decision->value, decision->expires_at_ms),
+                       {}, true);
+        break;
+      case mutation::kind::erase:
+        if (!raw) return decision;  // nothing to delete: done, linearized at the read
+        cmd = kv(rc::kv_op::cas_del, key, {}, *raw);
+        break;
+    }
+    auto out = request_blocking(raft_request_kind::propose, std::move(cmd));
+    if (out) return decision;
+    if (out.code() != errc::conflict) return out.err();
+    // Another node won the race: back off a little (randomized, growing), so contenders
+    // on one key spread out instead of colliding again. A blocking caller's thread only.
+    auto cap = std::min(1 << std::min(attempt, 6), 32);
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(static_cast<long>(jitter() % static_cast<unsigned>(cap + 1))));
+  }
+  return error{errc::conflict, "strong read-modify-write: the key kept changing (" +
+                                   std::to_string(attempts) + " attempts)"};
+}
+
+result<buffer> strong_raft::get_or_load(std::string_view key, const loader& load) {
+  auto found = get(key);
+  if (found || found.code() != errc::not_found) return found;
+  auto loaded = load(key);
+  if (!loaded) return loaded.err();
+  if (!*loaded) return error{errc::not_found};
+  if (auto err = set(key, **loaded, 0); !err) return err.err();
+  return make_buffer(std::move(**loaded));
+}
+
+}  // namespace warp::detail

@@ -1,0 +1,100 @@
+// strong_distributed on Raft (docs/strong.md, "Raft engine"): the node's entry to its Raft
+// host (actors/raft_host_actor.hpp), which runs one Raft group per slice of the key space
+// over that slice's replica set, with the log under <data_dir>/raft/<group>.
+//   get     ReadIndex at the group's leader (linearizable, no clock assumption)
+//   set/del a proposal; acknowledged once committed by a majority and applied
+//   write   read-modify-write: a linearizable read, the caller's function, then a
+//           compare-and-set (or compare-and-delete) on the exact value read, retried on a
+//           conflict a bounded number of times
+// A request arriving at a node that does not lead the key's group is forwarded by its host
+// to the leader's host (one hop). Values are stored with their expiry; an expired value
+// reads as absent. The *_async entries never block (the host completes them); the blocking
+// ones wait on a future: call them from application threads or a blocking pool.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/fwd.hpp>
+
+#include "actors/raft_commands.hpp"
+#include "runtime/membership/strong_placement.hpp"
+#include "warp/buffer.hpp"
+#include "warp/config.hpp"
+#include "warp/error.hpp"
+#include "warp/write.hpp"
+
+namespace warp::detail {
+
+struct node_state;
+
+class strong_raft {
+ public:
+  /// `members`: every strong member's HOST:PORT (the same list on every node).
+  strong_raft(node_state& st, std::vector<std::string> members, const std::string& self_address);
+  ~strong_raft();
+  strong_raft(const strong_raft&) = delete;
+  strong_raft& operator=(const strong_raft&) = delete;
+
+  /// Opens every local group's log (blocking: node start) and starts the host.
+  result<void> start();
+  void stop();
+
+  using get_callback = std::function<void(result<buffer>)>;
+  using write_callback = std::function<void(result<void>)>;
+  void get_async(std::string_view key, get_callback done);
+  void set_async(std::string_view key, std::string_view value, std::int64_t expires_at_ms,
+                 write_callback done);
+  void remove_async(std::string_view key, write_callback done);
+
+  result<buffer> get(std::string_view key);
+  result<void> set(std::string_view key, std::string_view value, std::int64_t expires_at_ms);
+  result<void> remove(std::string_view key);
+  result<mutation> write(std::string_view key,
+                         const std::function<result<mutation>(const buffer*, std::int64_t)>& fn,
+                         bool read_current);
+  result<buffer> get_or_load(std::string_view key, const loader& load);
+
+  /// Groups = ranges of this placement.
+  const strong_placement& placement() const noexcept { return placement_; }
+  const caf::actor& host() const noexcept { return host_; }
+  std::size_t groups() const noexcept { return placement_.ranges(); }
+
+  /// How a value is kept in the replicated map: a format byte, the expiry (ms since the
+  /// epoch, 0 = none, little-endian i64), the bytes.
+  static std::string encode_value(std::string_view value, std::int64_t expires_at_ms);
+  struct stored {
+    std::string value;
+    std::int64_t expires_at_ms = 0;
+  };
+  static result<stored> decode_value(std::string_view raw);
+
+  /// Read-modify-write attempts before giving up with `conflict` (each lost a race).
+  static constexpr int max_rmw_attempts = 32;
+
+ private:
+  void request(actors::raft_request_kind kind, consensus::kv_command cmd,
+               actors::completion<std::string> done);
+  result<std::string> request_blocking(actors::raft_request_kind kind, consensus::kv_command cmd);
+
+  node_state& st_;
+  caf::actor_system& sys_;
+  strong_options opts_;
+  std::uint64_t incarnation_;
+  strong_placement placement_;
+  caf::actor host_;
+  int lock_fd_ = -1;  ///< flock on <data_dir>/raft/LOCK: one node per log directory
+  std::mutex stop_mtx_;
+  bool stopped_ = false;
+};
+
+/// The group count the node runs with (strong_options::groups, 0 = 4 x members).
+std::size_t raft_group_count(const strong_options& opts, std::size_t members);
+
+}  // namespace warp::detail
