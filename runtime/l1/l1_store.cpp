@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "runtime/core/epoch.hpp"
+#include "runtime/core/hot_keys.hpp"
 
 namespace warp {
 
@@ -197,6 +198,7 @@ struct alignas(cache_line) shard {
   std::uint64_t rng = 0x9e3779b97f4a7c15ull;
   detail::garbage_list garbage;
   std::atomic<std::uint64_t> sets{0}, removes{0}, evictions{0}, expirations{0};
+  std::atomic<std::uint64_t> admission_rejects{0};
 
   std::uint32_t tick() noexcept {
     const std::uint32_t next = clock.load(std::memory_order_relaxed) + 1;
@@ -252,6 +254,13 @@ struct l1_store::impl {
     stripes = std::make_unique<stripe[]>(owned_stripes + 1);
     for (std::size_t i = 0; i < count; ++i)
       shards[i].rng ^= (i + 1) * 0xbf58476d1ce4e5b9ull;  // distinct sampling sequences
+    if (options.admission == l1_admission::tinylfu &&
+        (options.max_entries != 0 || options.max_bytes != 0)) {
+      // Sized for the entries the bound allows (a byte bound: at ~256 B per entry).
+      const std::size_t capacity =
+          options.max_entries != 0 ? options.max_entries : std::max<std::size_t>(options.max_bytes / 256, 64);
+      sketch = std::make_unique<detail::frequency_sketch>(capacity);
+    }
     if (options.purge_interval.count() > 0) purge_thread = std::thread([this] { purge_loop(); });
   }
 
@@ -372,11 +381,17 @@ struct l1_store::impl {
                      static_cast<std::size_t>(s.bytes.load(std::memory_order_relaxed)));
   }
 
-  /// Evicts one entry of `s` chosen by sampled LRU; expired entries go first. Skips the
-  /// entry of `protect` (the key just written) unless `allow_protected`.
-  bool evict_one(shard& s, std::uint64_t protect_hash, std::string_view protect,
-                 bool allow_protected) {
-    if (s.entries.load(std::memory_order_relaxed) == 0) return false;
+  struct victim_choice {
+    node* victim = nullptr;
+    std::size_t bucket = 0;
+    bool expired = false;
+  };
+
+  /// The entry of `s` sampled LRU would evict; expired entries go first. Skips the entry
+  /// of `protect` (the key just written) unless `allow_protected`.
+  victim_choice pick_victim(shard& s, std::uint64_t protect_hash, std::string_view protect,
+                            bool allow_protected) {
+    if (s.entries.load(std::memory_order_relaxed) == 0) return {};
     table* t = s.tab.load(std::memory_order_relaxed);
     const std::uint32_t now_stamp = s.clock.load(std::memory_order_relaxed);
     const std::uint32_t protect_tag = tag_of(protect_hash);
@@ -409,13 +424,38 @@ struct l1_store::impl {
         if (victim == nullptr || age > victim_age) victim = n, victim_bucket = b, victim_age = age;
       }
     }
-    if (victim == nullptr) return false;
-    std::atomic<node*>* link = &t->heads()[victim_bucket];
-    while (link->load(std::memory_order_relaxed) != victim)
+    return {victim, victim_bucket, victim_expired};
+  }
+
+  /// Evicts the entry pick_victim() chooses; false when the shard has none.
+  bool evict_one(shard& s, std::uint64_t protect_hash, std::string_view protect,
+                 bool allow_protected) {
+    const victim_choice c = pick_victim(s, protect_hash, protect, allow_protected);
+    if (c.victim == nullptr) return false;
+    table* t = s.tab.load(std::memory_order_relaxed);
+    std::atomic<node*>* link = &t->heads()[c.bucket];
+    while (link->load(std::memory_order_relaxed) != c.victim)
       link = &link->load(std::memory_order_relaxed)->next;
-    unlink(s, position{link, victim});
-    bump(victim_expired ? s.expirations : s.evictions);
+    unlink(s, position{link, c.victim});
+    bump(c.expired ? s.expirations : s.evictions);
     return true;
+  }
+
+  /// TinyLFU: whether a new key of `hash` (`size` bytes) may enter `s` (locked). Only a
+  /// store at its bound judges; the candidate must be estimated strictly more frequent
+  /// than the entry that would be evicted for it (ties keep the incumbent, as in the
+  /// paper: a one-off scan cannot flush the cache).
+  bool admit(shard& s, std::uint64_t hash, std::string_view key, std::size_t size) {
+    const bool full =
+        (options.max_entries != 0 && entries.load(std::memory_order_relaxed) >=
+                                         static_cast<std::int64_t>(options.max_entries)) ||
+        (options.max_bytes != 0 &&
+         bytes.load(std::memory_order_relaxed) + static_cast<std::int64_t>(size) >
+             static_cast<std::int64_t>(options.max_bytes));
+    if (!full) return true;
+    const victim_choice c = pick_victim(s, hash, key, false);
+    if (c.victim == nullptr || c.expired) return true;
+    return sketch->estimate(hash) > sketch->estimate(hash_of(c.victim->key()));
   }
 
   bool over_bounds() const noexcept {
@@ -510,6 +550,8 @@ struct l1_store::impl {
   std::size_t shard_mask = 0;
   std::unique_ptr<shard[]> shards;
   std::unique_ptr<stripe[]> stripes;
+  /// TinyLFU's access frequencies (null unless admission is tinylfu and L1 is bounded).
+  std::unique_ptr<detail::frequency_sketch> sketch;
   // Store-wide totals, maintained only for a configured bound (see adjust()).
   alignas(cache_line) std::atomic<std::int64_t> entries{0};
   std::atomic<std::int64_t> bytes{0};
@@ -533,6 +575,9 @@ bool l1_store::lookup(std::string_view key, OnHit&& on_hit) {
   const std::uint64_t hash = impl::hash_of(key);
   shard& s = impl_->shards[impl_->shard_index(hash)];
   bool expired = false;
+  // Hits and misses both count: a key kept out by admission must be able to earn its way in.
+  if (impl_->sketch) [[unlikely]]
+    impl_->sketch->add(hash);
   {
     epoch_guard guard;
     if (node* n = impl::find(s, hash, key)) {
@@ -582,6 +627,12 @@ put_outcome l1_store::put(std::string_view key, buffer value, version ver,
     const bool live =
         pos.found != nullptr && !pos.found->expired(pos.found->expires_at_ms != 0 ? now_ms() : 0);
     if (live && only_if_newer && !merge::replaces(pos.found->ver(), ver)) return put_outcome::stale;
+    if (!live && impl_->sketch &&
+        !impl_->admit(s, hash, key, entry_bytes(key.size(), value->size()))) {
+      // An expired node of the key stays until the purge or a touch drops it.
+      bump(s.admission_rejects);
+      return put_outcome::rejected;
+    }
     if (pos.found != nullptr && !live) bump(s.expirations);
     outcome = live ? put_outcome::replaced : put_outcome::inserted;
     impl_->install(
@@ -714,6 +765,7 @@ l1_stats l1_store::stats() const {
     out.removes += s.removes.load(std::memory_order_relaxed);
     out.evictions += s.evictions.load(std::memory_order_relaxed);
     out.expirations += s.expirations.load(std::memory_order_relaxed);
+    out.admission_rejects += s.admission_rejects.load(std::memory_order_relaxed);
   }
   std::int64_t entries = 0, bytes = 0;
   for (std::size_t i = 0; i <= impl_->shard_mask; ++i) {
