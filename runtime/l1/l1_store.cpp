@@ -441,11 +441,13 @@ struct l1_store::impl {
     return true;
   }
 
-  /// TinyLFU: whether a new key of `hash` (`size` bytes) may enter `s` (locked). Only a
-  /// store at its bound judges; the candidate must be estimated strictly more frequent
-  /// than the entry that would be evicted for it (ties keep the incumbent, as in the
-  /// paper: a one-off scan cannot flush the cache).
-  bool admit(shard& s, std::uint64_t hash, std::string_view key, std::size_t size) {
+  /// TinyLFU: whether a new key of `hash` (`size` bytes) may enter. Only a store at its
+  /// bound judges; the candidate must be estimated strictly more frequent than the entry
+  /// that would be evicted for it (ties keep the incumbent, as in the paper: a one-off
+  /// scan cannot flush the cache). The victim is sampled as enforce_bounds() would: the
+  /// home shard first, then the following ones, one shard lock at a time (no lock held
+  /// on entry, so two writers never wait on each other's shards).
+  bool admit(std::size_t home, std::uint64_t hash, std::string_view key, std::size_t size) {
     const bool full =
         (options.max_entries != 0 && entries.load(std::memory_order_relaxed) >=
                                          static_cast<std::int64_t>(options.max_entries)) ||
@@ -453,9 +455,16 @@ struct l1_store::impl {
          bytes.load(std::memory_order_relaxed) + static_cast<std::int64_t>(size) >
              static_cast<std::int64_t>(options.max_bytes));
     if (!full) return true;
-    const victim_choice c = pick_victim(s, hash, key, false);
-    if (c.victim == nullptr || c.expired) return true;
-    return sketch->estimate(hash) > sketch->estimate(hash_of(c.victim->key()));
+    const std::uint8_t candidate = sketch->estimate(hash);
+    for (std::size_t i = 0; i <= shard_mask; ++i) {
+      shard& s = shards[(home + i) & shard_mask];
+      std::lock_guard lock{s.mutex};
+      const victim_choice c = pick_victim(s, hash, key, false);
+      if (c.victim == nullptr) continue;
+      if (c.expired) return true;
+      return candidate > sketch->estimate(hash_of(c.victim->key()));
+    }
+    return true;
   }
 
   bool over_bounds() const noexcept {
@@ -621,14 +630,17 @@ put_outcome l1_store::put(std::string_view key, buffer value, version ver,
   const std::size_t index = impl_->shard_index(hash);
   shard& s = impl_->shards[index];
   put_outcome outcome = put_outcome::inserted;
+  // Judged before the home lock is taken (admit() locks shards itself); only applied if the
+  // key turns out to be absent, since replacing a present key is never judged.
+  const bool admitted =
+      !impl_->sketch || impl_->admit(index, hash, key, entry_bytes(key.size(), value->size()));
   {
     std::lock_guard lock{s.mutex};
     position pos = locate(*s.tab.load(std::memory_order_relaxed), hash, impl::tag_of(hash), key);
     const bool live =
         pos.found != nullptr && !pos.found->expired(pos.found->expires_at_ms != 0 ? now_ms() : 0);
     if (live && only_if_newer && !merge::replaces(pos.found->ver(), ver)) return put_outcome::stale;
-    if (!live && impl_->sketch &&
-        !impl_->admit(s, hash, key, entry_bytes(key.size(), value->size()))) {
+    if (!live && !admitted) {
       // An expired node of the key stays until the purge or a touch drops it.
       bump(s.admission_rejects);
       return put_outcome::rejected;
