@@ -9,6 +9,7 @@
 //   (warpbatch, string)  change batch envelope, one-way
 //   (warpfetch, string key) -> string   fetch-reply envelope (remote read-through)
 //   (warpmembs) -> string               the view as JSON (warpctl members)
+//   (warphot, uint32 limit) -> string   this node's hot keys (bus/hot_keys_wire.hpp)
 // Bytes are decoded with hard bounds; a malformed message is counted and dropped.
 #pragma once
 
@@ -29,6 +30,10 @@ using wake_atom = caf::atom_constant<caf::atom("warpwake")>;
 using tick_atom = caf::atom_constant<caf::atom("warptick")>;
 using fetched_atom = caf::atom_constant<caf::atom("warpfetchd")>;
 using goodbye_atom = caf::atom_constant<caf::atom("warpbye")>;
+using hotkeys_atom = caf::atom_constant<caf::atom("warphot")>;
+
+/// Most hot keys one warphot request may ask for (the answer is bounded by it).
+inline constexpr std::uint32_t max_hot_keys_request = 100'000;
 
 /// Test-only: treat `peer` as another node's cluster actor and say hello to it. Tests under
 /// CAF's test coordinator run every node's actor in one actor system, whose own actors a

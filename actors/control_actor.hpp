@@ -11,6 +11,7 @@
 //        ttl_ms: -1 = the key's policy TTL, 0 = no expiry, > 0 = expiry in ms
 //   (delete_atom, string key)                     -> ok_atom
 //   (stats_atom)                                  -> string json (see warp/metrics.hpp)
+//   (control_hotkeys_atom, uint32 limit)          -> string json (hot_keys_json)
 //
 // Failures come back as a caf::error of category `warp` (control_error_category()): its
 // code is a warp::errc value, its context a message holding one std::string (the human
@@ -21,6 +22,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string_view>
@@ -62,10 +64,17 @@ class control_backend {
   virtual result<void> remove(std::string_view key) = 0;
   /// The node's stats as JSON (warp/metrics.hpp, stats_json).
   virtual std::string stats_json() = 0;
+  /// The node's hot keys as JSON (warp/metrics.hpp, hot_keys_json), at most `limit`.
+  virtual std::string hot_keys_json(std::size_t limit) {
+    (void)limit;
+    return R"({"keys":[]})";
+  }
 };
 
 /// The one request atom CAF does not ship (get/put/delete/ping/pong/ok are CAF's own).
 using stats_atom = caf::atom_constant<caf::atom("stats")>;
+/// (hotkeys_atom, uint32 limit) -> string json: the node's hottest keys (0 = all tracked).
+using control_hotkeys_atom = caf::atom_constant<caf::atom("hotkeys")>;
 
 /// The category of caf::errors that carry a warp::errc (atom "warp").
 constexpr caf::atom_value control_error_category() noexcept {

@@ -118,6 +118,7 @@ std::string_view trim(std::string_view s) {
 struct request {
   std::string method;
   std::string path;  ///< without the query string
+  std::string query;  ///< after '?', raw (bounded by the request line's bound)
   bool keep_alive = true;
   std::string authorization;
   std::size_t content_length = 0;
@@ -159,6 +160,7 @@ parse_outcome parse_head(std::string_view buf, std::size_t max_body) {
   auto target = line.substr(sp1 + 1, sp2 - sp1 - 1);
   if (target.empty() || target.front() != '/') return fail(400, "malformed request target");
   req.path = std::string{target.substr(0, target.find('?'))};
+  if (auto q = target.find('?'); q != std::string_view::npos) req.query = std::string{target.substr(q + 1)};
   req.keep_alive = version == "HTTP/1.1";
   bool have_length = false;
   std::string_view rest =
@@ -351,6 +353,22 @@ struct admin_http::impl {
       r.body = warp::stats_json(*node) + "\n";
     } else if (path == "/admin/config") {
       r.body = config_json + "\n";
+    } else if (path == "/admin/hotkeys") {
+      // ?limit=N (default 20, 0 = every key tracked); anything else is a clear 400.
+      std::size_t limit = 20;
+      for (std::string_view q = req.query; !q.empty();) {
+        auto amp = q.find('&');
+        auto param = q.substr(0, amp);
+        q = amp == std::string_view::npos ? std::string_view{} : q.substr(amp + 1);
+        if (param.substr(0, 6) != "limit=") continue;
+        auto digits = param.substr(6);
+        unsigned long long v = 0;
+        auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
+        if (ec != std::errc{} || end != digits.data() + digits.size() || v > 100000)
+          return text(400, "limit: a number from 0 to 100000\n");
+        limit = static_cast<std::size_t>(v);
+      }
+      r.body = warp::hot_keys_json(*node, limit) + "\n";
     } else {
       return text(404, "not found\n");
     }

@@ -53,6 +53,21 @@ struct node_stats {
   std::uint64_t stale_serves = 0;    ///< reads answered with a stale value (stale-on-error)
   std::uint64_t soft_timeouts = 0;   ///< of those, because storage was slower than soft_timeout
   std::uint64_t refresh_aheads = 0;  ///< background refreshes of hot keys near their expiry
+  /// Hot-key tracking (docs/hotkeys.md): reads recorded (the sample), halvings, keys listed.
+  struct {
+    std::uint64_t sampled = 0;
+    std::uint64_t decays = 0;
+    std::uint64_t tracked = 0;
+  } hot_keys;
+  /// Warm-ups (on start, on taking over ranges): runs, keys loaded into L1, keys whose
+  /// fetch failed (storage error, rate limit, open breaker), keys storage no longer had.
+  struct {
+    std::uint64_t runs = 0;
+    std::uint64_t loaded = 0;
+    std::uint64_t failed = 0;
+    std::uint64_t absent = 0;
+    bool running = false;
+  } warmup;
   /// The node port's guard (bus/node_transport): connections accepted, and closed because
   /// they announced a message over the limit, arrived while too many handshakes were
   /// pending, failed the TLS handshake (no certificate, or one the CA did not sign), or
@@ -64,6 +79,12 @@ struct node_stats {
     std::uint64_t refused_tls = 0;
     std::uint64_t refused_malformed = 0;
   } node_port;
+};
+
+/// One of the node's hottest keys: estimated reads (sampled, halved every half-life).
+struct hot_key_entry {
+  std::string key;
+  std::uint64_t reads = 0;
 };
 
 class node {
@@ -213,6 +234,9 @@ class node {
   /// adapter that evicts on its own and must keep L1 from serving what it dropped.
   bool evict_from_l1(std::string_view key);
   node_stats stats() const;
+  /// The hottest keys read on this node, hottest first (at most `limit`, 0 = all tracked;
+  /// empty when tracking is off). docs/hotkeys.md.
+  std::vector<hot_key_entry> hot_keys(std::size_t limit) const;
   const node_config& config() const noexcept;
   /// This node's id (stamped into versions it writes).
   std::uint32_t id() const noexcept;
