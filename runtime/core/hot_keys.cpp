@@ -124,7 +124,12 @@ void hot_key_tracker::record(std::string_view key, std::chrono::milliseconds now
   ++sampled_;
   sketch_.add(h);
   const std::uint64_t est = sketch_.estimate(h);
-  if (auto it = where_.find(std::string{key}); it != where_.end()) {
+  // The common case of a cold key, without touching the map: a listed key's count is its
+  // estimate at its last record and estimates only grow between halvings (which halve
+  // both), so a key estimated at or below the coldest listed count is either not listed
+  // or listed at exactly that count, which stays as it is.
+  if (heap_.size() >= opts_.capacity && est <= heap_[0].count) return;
+  if (auto it = where_.find(key); it != where_.end()) {
     // Estimates only grow between halvings: the key moves towards the leaves.
     heap_[it->second].count = est;
     sift_down(it->second);

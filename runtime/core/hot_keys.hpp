@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -116,7 +117,15 @@ class hot_key_tracker {
   count_min_sketch sketch_;
   // A min-heap on count (the root is the coldest kept key) and each key's heap position.
   std::vector<hot_key> heap_;
-  std::unordered_map<std::string, std::size_t> where_;
+  // Looked up by string_view (transparent): a sampled read allocates nothing unless its
+  // key enters the list.
+  struct key_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view k) const noexcept {
+      return std::hash<std::string_view>{}(k);
+    }
+  };
+  std::unordered_map<std::string, std::size_t, key_hash, std::equal_to<>> where_;
   std::chrono::milliseconds last_decay_{0};
   bool started_ = false;
   std::uint64_t sampled_ = 0;
