@@ -157,13 +157,16 @@ TEST_CASE("a restarted node warms up from the hot keys it saved at stop, within 
           "[hotkeys][warmup]") {
   temp_dir dir{"warpd-warmup-start"};
   auto args = [&](std::vector<std::string> extra) {
-    std::vector<std::string> a{"--storage", "sqlite", "--data-dir", dir.str() + "/data",
-                               "--hotkeys-sample", "1", "--warmup", "on", "--log-level", "info"};
+    // Its own flags (defaults = false below): the info log carries the warm-up's lines.
+    std::vector<std::string> a{"--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--resp",
+                               "127.0.0.1:0", "--storage", "sqlite", "--data-dir",
+                               dir.str() + "/data", "--hotkeys-sample", "1", "--warmup", "on",
+                               "--log-level", "info"};
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   };
   {
-    warpd_process d{args({})};
+    warpd_process d{args({}), false};
     REQUIRE(d.wait_ready());
     std::string cmds;
     for (int i = 0; i < 40; ++i) cmds += "SET " + hot(i) + " v\n";
@@ -175,7 +178,7 @@ TEST_CASE("a restarted node warms up from the hot keys it saved at stop, within 
   }
   // Restarted with a storage rate limit of 10 fetches/s: the 40 saved hot keys take about
   // 3 s to load (burst 10, then 10/s), never more than the limit lets through.
-  warpd_process d{args({"--storage-rate", "10"})};
+  warpd_process d{args({"--storage-rate", "10"}), false};
   REQUIRE(d.wait_ready());
   REQUIRE(eventually([&] { return get_json(d, "/admin/stats")["warmup"]["loaded"] == 40; }, 20s));
   auto w = get_json(d, "/admin/stats");
