@@ -296,7 +296,7 @@ int run_l1_bench(const l1_bench_options& opt) {
         sequences[{dist, t}] = make_sequence(n, std::string{dist} == "zipf", 1000 + t * 17 + n);
 
     // What node::get adds for hot-key tracking (runtime/modes/node_state.hpp, read_seen):
-    // a per-thread draw, and one sampled read in 16 recorded under the tracker's mutex.
+    // a per-thread draw, and one sampled read in 64 recorded under the tracker's mutex.
     warp::detail::hot_key_tracker hot{warp::detail::hot_key_options{}};
 
     std::vector<cell> local;

@@ -483,7 +483,7 @@ const std::vector<option_def>& option_table() {
        "than the entry it would evict) or none (sampled LRU alone)"},
       {"warp.hotkeys", "--hotkeys", opt_kind::boolean, "true",
        "Track the hottest keys read on this node (/admin/hotkeys, warpctl hotkeys)"},
-      {"warp.hotkeys-sample", "--hotkeys-sample", opt_kind::size, "16",
+      {"warp.hotkeys-sample", "--hotkeys-sample", opt_kind::size, "64",
        "Hot-key tracking records one read in N (rounded up to a power of two; 1 = all)"},
       {"warp.hotkeys-capacity", "--hotkeys-capacity", opt_kind::size, "256",
        "Keys kept in the hot-key list"},

@@ -63,7 +63,7 @@ struct hot_key_options {
   /// Keys kept in the top-k heap.
   std::size_t capacity = 256;
   /// One read in `sample_every` is recorded (rounded up to a power of two; 1 = all).
-  std::uint32_t sample_every = 16;
+  std::uint32_t sample_every = 64;
   /// Every counter is halved once per half-life; 0 = never.
   std::chrono::milliseconds half_life{60'000};
   std::size_t sketch_width = 8192;

@@ -129,7 +129,7 @@ struct hot_keys_options {
   /// Keys kept in the top-k list.
   std::size_t capacity = 256;
   /// One read in this many is recorded (rounded up to a power of two; 1 = every read).
-  std::uint32_t sample_every = 16;
+  std::uint32_t sample_every = 64;
   /// Every count is halved once per half-life (0 = never).
   std::chrono::milliseconds half_life{60'000};
   /// Load hot keys into L1 on start and when this node takes over key ranges.
