@@ -1,5 +1,6 @@
 #include "actors/cluster_actor.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
@@ -303,7 +304,9 @@ class cluster_logic {
       publish_ownership();
       return;
     }
+    const detail::range_map before = st_.ranges;
     st_.ranges.assign(owners);
+    auto taken = takeovers(before, owners);
     st_.range_actors.resize(st_.ranges.ranges());
     // Range actors on the owner and on the standbys (read_replicas): a standby coalesces
     // the misses the owner does not answer.
@@ -323,6 +326,42 @@ class cluster_logic {
       }
     }
     publish_ownership();
+    // After publishing: the node's warm-up reads the new ownership (and the handles of the
+    // previous owners) from the snapshot.
+    if (!taken.empty()) ctx_.host->ranges_taken(std::move(taken));
+  }
+
+  /// The ranges this node now owns that it did not serve before, and whom to ask for their
+  /// hot keys. The first assignment (this node alone) is no takeover: the node's
+  /// start warm-up covers it. A node that was alone until now (it just joined) takes its
+  /// ranges over from whoever owned them in the cluster without it.
+  std::vector<range_takeover> takeovers(const detail::range_map& before,
+                                        const std::vector<std::uint32_t>& owners) {
+    const auto& prev_nodes = before.nodes();
+    if (prev_nodes.empty()) return {};
+    const auto self = ctx_.self_id;
+    const bool was_alone =
+        std::all_of(prev_nodes.begin(), prev_nodes.end(), [&](auto id) { return id == self; });
+    std::optional<detail::range_map> without_me;
+    if (was_alone) {
+      std::vector<std::uint32_t> others;
+      for (auto id : owners)
+        if (id != self) others.push_back(id);
+      if (others.empty()) return {};
+      without_me.emplace(st_.ranges.ranges());
+      without_me->assign(std::move(others));
+    }
+    std::vector<range_takeover> taken;
+    for (std::uint32_t r = 0; r < st_.ranges.ranges(); ++r) {
+      if (st_.ranges.owner(r) != self) continue;
+      auto prev = r < before.ranges() ? before.owner(r) : 0;
+      if (prev == self) {
+        if (!without_me) continue;  // ours before and now
+        prev = without_me->owner(r);
+      }
+      taken.push_back({r, prev});
+    }
+    return taken;
   }
 
   void publish_ownership() {
@@ -557,6 +596,9 @@ caf::behavior cluster_impl(cluster_actor* self, cluster_context* ctx, bus_delive
           v.members = ctx->view;
         }
         return to_json(v, ctx->counters.snapshot());
+      },
+      [=](hotkeys_atom, std::uint32_t limit) -> std::string {
+        return ctx->host->hot_keys_bytes(std::min(limit, max_hot_keys_request));
       },
       [=](wake_atom) { cluster_logic{self}.wake(); },
       [=](caf::flush_atom) { cluster_logic{self}.flush(64); },

@@ -12,6 +12,7 @@
 //   (warppats, string)   key-pattern table envelope, one-way: to every peer when the table
 //                        changes, and to a peer whose heartbeat shows an older version; the
 //                        node hands its own changes to its actor the same way
+//   (warphot, uint32 limit) -> string   this node's hot keys (bus/hot_keys_wire.hpp)
 // Bytes are decoded with hard bounds; a malformed message is counted and dropped.
 #pragma once
 
@@ -35,6 +36,10 @@ using goodbye_atom = caf::atom_constant<caf::atom("warpbye")>;
 using pattern_table_atom = caf::atom_constant<caf::atom("warppats")>;
 /// Local: the node's own new pattern table (already applied here) for the actor to spread.
 using local_pattern_table_atom = caf::atom_constant<caf::atom("warppatl")>;
+using hotkeys_atom = caf::atom_constant<caf::atom("warphot")>;
+
+/// Most hot keys one warphot request may ask for (the answer is bounded by it).
+inline constexpr std::uint32_t max_hot_keys_request = 100'000;
 
 /// Test-only: treat `peer` as another node's cluster actor and say hello to it. Tests under
 /// CAF's test coordinator run every node's actor in one actor system, whose own actors a

@@ -66,6 +66,12 @@ struct ownership {
 
 using detail::work_pool;
 
+/// A key range this node now owns, and who owned it before (0: nobody known).
+struct range_takeover {
+  std::uint32_t range = 0;
+  std::uint32_t previous_owner = 0;
+};
+
 /// The node's services the cluster's actors call. The clock calls come from the cluster
 /// actor's thread and must not block; local_fetch blocks (L1, else a coalesced storage
 /// read) and is only ever called on the work pool.
@@ -78,6 +84,15 @@ class cluster_host {
   virtual void clock_observe(std::uint64_t hlc) = 0;
   /// Owner side of the read-through.
   virtual result<std::optional<record>> local_fetch(const std::string& key) = 0;
+  /// This node became the owner of `taken` (the cluster actor's thread: must not block;
+  /// the warm-up it may start runs on the work pool). docs/hotkeys.md.
+  virtual void ranges_taken(std::vector<range_takeover> taken) { (void)taken; }
+  /// This node's hot-key list (bus/hot_keys_wire), at most `limit` keys, for a peer taking
+  /// over ranges (the cluster actor's thread: a copy under a short lock).
+  virtual std::string hot_keys_bytes(std::uint32_t limit) {
+    (void)limit;
+    return {};
+  }
 };
 
 /// Where the cluster actor hands what arrives (the sync_bus subscription). Moved into the

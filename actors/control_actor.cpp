@@ -278,6 +278,12 @@ caf::behavior control_impl(control_actor* self, control_backend* n, detail::work
           answer(n->health_json(), reply, err);
         });
       },
+      [=](control_hotkeys_atom, std::uint32_t limit) -> caf::result<std::string> {
+        ++self->state.requests;
+        return offload(self, [n = self->state.node, limit](caf::message& reply, caf::error&) {
+          reply = caf::make_message(n->hot_keys_json(limit));
+        });
+      },
       [=](job_done_atom, std::uint64_t token, caf::message& reply, caf::error& err) {
         auto it = self->state.pending.find(token);
         if (it == self->state.pending.end()) return;

@@ -29,6 +29,7 @@
 //                                                     storage, members, reachable_peers}
 //   Multi-key requests take at most `max_batch_keys` keys, scan pages at most
 //   `max_scan_count`: bounded before anything is done for them.
+//   (control_hotkeys_atom, uint32 limit)          -> string json (hot_keys_json)
 //
 // Failures come back as a caf::error of category `warp` (control_error_category()): its
 // code is a warp::errc value, its context a message holding one std::string (the human
@@ -39,6 +40,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -81,6 +83,12 @@ class control_backend {
   virtual result<void> remove(std::string_view key) = 0;
   /// The node's stats as JSON (warp/metrics.hpp, stats_json).
   virtual std::string stats_json() = 0;
+  /// The node's hot keys as JSON (warp/metrics.hpp, hot_keys_json), at most `limit`.
+  virtual std::string hot_keys_json(std::size_t limit) {
+    (void)limit;
+    return R"({"keys":[]})";
+  }
+
   /// Runs a validation pass (blocking: storage and the grace window) and reports it as
   /// JSON (warp/metrics.hpp, validation_json).
   virtual result<std::string> validate_json(std::string_view) {
@@ -125,6 +133,8 @@ using incr_atom = caf::atom_constant<caf::atom("incr")>;
 using mget_atom = caf::atom_constant<caf::atom("mget")>;
 using scan_atom = caf::atom_constant<caf::atom("scan")>;
 using health_atom = caf::atom_constant<caf::atom("health")>;
+/// (hotkeys_atom, uint32 limit) -> string json: the node's hottest keys (0 = all tracked).
+using control_hotkeys_atom = caf::atom_constant<caf::atom("hotkeys")>;
 
 /// The category of caf::errors that carry a warp::errc (atom "warp").
 constexpr caf::atom_value control_error_category() noexcept {

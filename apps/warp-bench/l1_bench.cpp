@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "apps/warp-bench/bench.hpp"
+#include "runtime/core/hot_keys.hpp"
 #include "warp/l1.hpp"
 
 namespace {
@@ -41,6 +42,11 @@ struct l1_bench_options {
   int repeat = 7;
   std::vector<std::size_t> entries{100'000, 1'000'000};
   std::size_t memory_entries = 1'000'000;
+  // The admission section: hit ratio of sampled LRU vs TinyLFU on Zipf traces.
+  bool hit_ratio = true;
+  bool hit_ratio_only = false;
+  std::size_t trace_keys = 100'000;
+  std::size_t trace_length = 2'000'000;
 };
 
 constexpr std::size_t key_size = 16;
@@ -170,9 +176,59 @@ double rss_growth_for(std::size_t n, bool l1) {
   });
 }
 
+/// The admission section: the hit ratio a bounded L1 reaches on a Zipf trace (a miss
+/// fills, as the read-through does), sampled LRU alone vs TinyLFU in front of it, over
+/// several skews and cache sizes; the first 10% of the trace warms the cache up and is not
+/// counted. Also the time per lookup+fill, which includes TinyLFU's sketch update.
+nlohmann::json run_hit_ratio(const l1_bench_options& opt) {
+  using nlohmann::json;
+  json rows = json::array();
+  const std::size_t n = opt.trace_keys;
+  std::vector<std::string> keys(n);
+  for (std::size_t i = 0; i < n; ++i) keys[i] = make_key(i);
+  std::printf("\nhit ratio on a Zipf trace: %zu keys, %zu lookups (a miss fills), first 10%% not "
+              "counted\n",
+              n, opt.trace_length);
+  std::printf("%-6s %-9s %-7s | %-10s %-10s %-8s | %-9s %-9s | %s\n", "skew", "cache", "% keys",
+              "LRU hits", "TinyLFU", "gain", "LRU ns", "TLFU ns", "winner");
+  for (double skew : {0.6, 0.8, 0.99, 1.2}) {
+    const auto trace = warp_bench::zipf_trace(n, skew, opt.trace_length,
+                                              4242 + static_cast<std::uint64_t>(skew * 100));
+    for (double fraction : {0.005, 0.02, 0.1}) {
+      const auto capacity =
+          std::max<std::size_t>(16, static_cast<std::size_t>(double(n) * fraction));
+      const auto m = warp_bench::measure_hit_ratio(keys, trace, capacity);
+      const double gain = m.tinylfu - m.lru;
+      // "Wins" = at least half a point of hit ratio: below that the sketch's cost on every
+      // lookup buys nothing measurable.
+      const char* winner = gain >= 0.005 ? "tinylfu" : (gain <= -0.005 ? "lru" : "tie");
+      std::printf("%-6.2f %-9zu %-7.1f | %-10.4f %-10.4f %+8.4f | %-9.1f %-9.1f | %s\n", skew,
+                  capacity, fraction * 100, m.lru, m.tinylfu, gain, m.lru_ns, m.tinylfu_ns, winner);
+      rows.push_back({{"skew", skew},
+                      {"cache_entries", capacity},
+                      {"cache_fraction", fraction},
+                      {"lru_hit_ratio", m.lru},
+                      {"tinylfu_hit_ratio", m.tinylfu},
+                      {"gain", gain},
+                      {"lru_ns_per_lookup", m.lru_ns},
+                      {"tinylfu_ns_per_lookup", m.tinylfu_ns},
+                      {"tinylfu_rejects", m.tinylfu_rejects},
+                      {"winner", winner}});
+    }
+  }
+  std::fflush(stdout);
+  return rows;
+}
+
 int run_l1_bench(const l1_bench_options& opt) {
   using nlohmann::json;
   json out;
+  if (opt.hit_ratio_only) {
+    out["benchmark"] = "l1";
+    out["hit_ratio"] = run_hit_ratio(opt);
+    if (opt.json) std::cout << out.dump() << std::endl;
+    return 0;
+  }
   out["benchmark"] = "l1";
   out["key_bytes"] = key_size;
   out["value_bytes"] = value_size;
@@ -239,10 +295,14 @@ int run_l1_bench(const l1_bench_options& opt) {
       for (int t = 0; t < 2; ++t)
         sequences[{dist, t}] = make_sequence(n, std::string{dist} == "zipf", 1000 + t * 17 + n);
 
+    // What node::get adds for hot-key tracking (runtime/modes/node_state.hpp, read_seen):
+    // a per-thread draw, and one sampled read in 64 recorded under the tracker's mutex.
+    warp::detail::hot_key_tracker hot{warp::detail::hot_key_options{}};
+
     std::vector<cell> local;
     for (const char* dist : {"uniform", "zipf"})
       for (int threads : {1, 2}) {
-        for (const char* v : {"l1_read", "l1_get", "map", "shared_mutex"})
+        for (const char* v : {"l1_read", "l1_get", "l1_get_hot", "map", "shared_mutex"})
           local.push_back({"get", v, dist, threads, n, {}});
         for (const char* v : {"l1", "map", "shared_mutex"})
           if (!(std::string{v} == "map" && threads == 2))
@@ -272,6 +332,15 @@ int run_l1_bench(const l1_bench_options& opt) {
         } else if (c.op == "get" && c.variant == "l1_get") {
           ops = measure(c.threads, opt.seconds, [&](int t, std::size_t p) {
             auto b = store.get(keys[(*seq[t])[p]]);
+            if (!b || (*b)->size() + static_cast<unsigned char>((**b)[0]) == 0) sink.fetch_add(1);
+          });
+        } else if (c.op == "get" && c.variant == "l1_get_hot") {
+          ops = measure(c.threads, opt.seconds, [&](int t, std::size_t p) {
+            const std::string& k = keys[(*seq[t])[p]];
+            if (hot.sampled()) [[unlikely]]
+              hot.record(k, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                clock_type::now().time_since_epoch()));
+            auto b = store.get(k);
             if (!b || (*b)->size() + static_cast<unsigned char>((**b)[0]) == 0) sink.fetch_add(1);
           });
         } else if (c.op == "get" && c.variant == "map") {
@@ -398,6 +467,23 @@ int run_l1_bench(const l1_bench_options& opt) {
                            {"get_shared_mutex_scaling", scaling("shared_mutex")}});
       }
   out["targets"] = targets;
+  // Hot-key tracking's price on the read path: get with the tracker's sampled record vs
+  // plain get, same keys, same run.
+  json hot_cost = json::array();
+  for (std::size_t n : opt.entries)
+    for (const char* d : {"uniform", "zipf"})
+      for (int th : {1, 2}) {
+        const double plain = find(true, "get", "l1_get", d, th, n);
+        const double tracked = find(true, "get", "l1_get_hot", d, th, n);
+        if (plain <= 0 || tracked <= 0) continue;
+        const double overhead = plain / tracked - 1.0;  // time per op, relative
+        std::printf("  hot-key tracking, %7zu %-7s %d thr: get %+.1f%% time per op (cpu clock)\n",
+                    n, d, th, overhead * 100);
+        hot_cost.push_back(
+            {{"entries", n}, {"dist", d}, {"threads", th}, {"get_time_overhead", overhead}});
+      }
+  out["hot_key_tracking_overhead"] = hot_cost;
+  if (opt.hit_ratio) out["hit_ratio"] = run_hit_ratio(opt);
   std::fflush(stdout);
   if (opt.json) std::cout << out.dump() << std::endl;
   return 0;
@@ -414,6 +500,14 @@ void setup(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--entries", opt->entries, "entry counts to test")->expected(1, -1);
   cmd->add_option("--memory-entries", opt->memory_entries, "entries for the RSS comparison");
+  cmd->add_flag("!--no-hit-ratio", opt->hit_ratio,
+                "skip the admission section (sampled LRU vs TinyLFU hit ratio)");
+  cmd->add_flag("--hit-ratio-only", opt->hit_ratio_only,
+                "run only the admission section (sampled LRU vs TinyLFU hit ratio)");
+  cmd->add_option("--trace-keys", opt->trace_keys, "distinct keys of the hit-ratio traces")
+      ->check(CLI::Range(std::size_t{1000}, std::size_t{10'000'000}));
+  cmd->add_option("--trace-length", opt->trace_length, "lookups per hit-ratio trace")
+      ->check(CLI::Range(std::size_t{10'000}, std::size_t{100'000'000}));
   cmd->callback([opt] {
     if (const int rc = run_l1_bench(*opt); rc != 0) throw CLI::RuntimeError(rc);
   });

@@ -5,7 +5,7 @@
 //   COMMAND: get KEY | set KEY VALUE|- [--file F] [--ttl DUR] | del KEY | ttl KEY
 //            | exists KEY... | incr KEY [BY] | mget KEY... | scan [PATTERN] | stats | ping
 //            | members | health [--cluster] | patterns list|set GLOB SPEC|rm GLOB
-//            | validate [PATTERN] | help [COMMAND]
+//            | validate [PATTERN] | hotkeys [--limit N] | help [COMMAND]
 //   (docs/warpctl.md; completion scripts in apps/warpctl/completion/)
 //
 // Exit codes: 0 ok, 1 not found (get), 2 usage, 3 node unreachable (or no answer in time),
@@ -74,6 +74,7 @@ struct options {
   std::string spec;                   ///< patterns set
   std::string help_topic;             ///< help COMMAND
   warp::transport_options transport;  ///< --tls-cert/--tls-key/--tls-ca
+  std::uint32_t limit = 20;           ///< hotkeys --limit
 };
 
 // Values from stdin or a file are read up to this bound (the node refuses what is over its
@@ -413,6 +414,34 @@ int run_command(CLI::App& app, caf::actor_system& sys, const caf::actor& node, c
     }
     return exit_ok;
   }
+  if (app.got_subcommand("hotkeys")) {
+    std::string text;
+    auto err = request(
+        sys, node, opt, [&](std::string& s) { text = std::move(s); },
+        control_hotkeys_atom::value, opt.limit);
+    if (err) return report(opt, "hotkeys", err);
+    auto doc = json::parse(text, nullptr, false);
+    if (doc.is_discarded() || !doc.is_object() || !doc["keys"].is_array())
+      return report(opt, "hotkeys", {errc::codec_error, "node sent malformed JSON"});
+    if (opt.json) {
+      std::cout << dump(doc) << std::endl;
+      return exit_ok;
+    }
+    if (!doc.value("tracking", true)) {
+      std::cout << "hot-key tracking is off on this node (--hotkeys off)" << std::endl;
+      return exit_ok;
+    }
+    std::size_t width = 3;
+    for (auto& k : doc["keys"]) width = std::max(width, k.value("key", std::string{}).size());
+    std::printf("%-*s  %s\n", static_cast<int>(width), "KEY", "READS (estimated)");
+    for (auto& k : doc["keys"])
+      std::printf("%-*s  %llu\n", static_cast<int>(width), k.value("key", std::string{}).c_str(),
+                  static_cast<unsigned long long>(k.value("reads", std::uint64_t{0})));
+    std::printf("(one read in %u sampled; counts halve every %lld ms)\n",
+                doc.value("sample_every", 0u), doc.value("half_life_ms", 0LL));
+    std::fflush(stdout);
+    return exit_ok;
+  }
   if (app.got_subcommand("scan")) return run_scan(sys, node, opt);
   if (app.got_subcommand("health")) {
     std::string text;
@@ -750,6 +779,10 @@ int run(int argc, char** argv) {
   app.add_subcommand("ping", "Check the node answers; print its name, id and round trip");
   app.add_subcommand("members",
                      "Print the node's cluster view: members, their state and key ranges");
+  auto* hot = app.add_subcommand("hotkeys", "Print the node's hottest keys (estimated reads)");
+  hot->add_option("--limit", opt.limit, "How many keys (0 = every key tracked)")
+      ->capture_default_str()
+      ->check(CLI::Range(0u, 100000u));
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {

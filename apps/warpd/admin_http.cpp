@@ -412,6 +412,22 @@ struct admin_http::impl {
       r.body = node->validator_json() + "\n";
     } else if (path == "/admin/patterns") {
       return patterns(req);
+    } else if (path == "/admin/hotkeys") {
+      // ?limit=N (default 20, 0 = every key tracked); anything else is a clear 400.
+      std::size_t limit = 20;
+      for (std::string_view q = req.query; !q.empty();) {
+        auto amp = q.find('&');
+        auto param = q.substr(0, amp);
+        q = amp == std::string_view::npos ? std::string_view{} : q.substr(amp + 1);
+        if (param.substr(0, 6) != "limit=") continue;
+        auto digits = param.substr(6);
+        unsigned long long v = 0;
+        auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
+        if (ec != std::errc{} || end != digits.data() + digits.size() || v > 100000)
+          return text(400, "limit: a number from 0 to 100000\n");
+        limit = static_cast<std::size_t>(v);
+      }
+      r.body = warp::hot_keys_json(*node, limit) + "\n";
     } else {
       return text(404, "not found\n");
     }

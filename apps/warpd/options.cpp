@@ -284,6 +284,9 @@ const std::vector<numeric_bound>& numeric_bounds() {
       {"scheduler.max-threads", 1, 256},
       {"warp.l1-max-entries", 0, 1'000'000'000},
       {"warp.l1-max-bytes", 0, 1024 * GiB},
+      {"warp.hotkeys-sample", 1, 1'048'576},
+      {"warp.hotkeys-capacity", 1, 100'000},
+      {"warp.warmup-limit", 0, 1'000'000},
       {"warp.max-key-size", 1, 1 * MiB},
       {"warp.max-value-size", 1, 1 * GiB},
       {"warp.ranges", 1, 65536},
@@ -311,6 +314,7 @@ const std::vector<numeric_bound>& numeric_bounds() {
       {"warp.soft-timeout", 0, minute_ms},
       {"warp.validator-interval", 10, hour_ms},
       {"warp.validator-grace", 0, 10 * minute_ms},
+      {"warp.hotkeys-half-life", 0, 30 * day_ms},
       {"warp.discovery-interval", 1, day_ms},
       {"warp.heartbeat-interval", 1, minute_ms},
       {"warp.failure-timeout", 1, hour_ms},
@@ -500,6 +504,22 @@ const std::vector<option_def>& option_table() {
        "Upper bound on L1 entries (0 = unbounded)"},
       {"warp.l1-max-bytes", "--l1-max-bytes", opt_kind::size, "268435456",
        "Upper bound on L1 bytes (0 = unbounded)"},
+      // -- hot keys, warm-up and admission (docs/hotkeys.md) --------------------------------
+      {"warp.l1-admission", "--l1-admission", opt_kind::string, "none",
+       "Admission filter of a full L1: tinylfu (a new key enters only if read more often "
+       "than the entry it would evict) or none (sampled LRU alone)"},
+      {"warp.hotkeys", "--hotkeys", opt_kind::boolean, "true",
+       "Track the hottest keys read on this node (/admin/hotkeys, warpctl hotkeys)"},
+      {"warp.hotkeys-sample", "--hotkeys-sample", opt_kind::size, "64",
+       "Hot-key tracking records one read in N (rounded up to a power of two; 1 = all)"},
+      {"warp.hotkeys-capacity", "--hotkeys-capacity", opt_kind::size, "256",
+       "Keys kept in the hot-key list"},
+      {"warp.hotkeys-half-life", "--hotkeys-half-life", opt_kind::duration, "60s",
+       "Hot-key counts halve once per half-life (0 = never)"},
+      {"warp.warmup", "--warmup", opt_kind::boolean, "false",
+       "Load hot keys into L1 on start and when this node takes over key ranges (on/off)"},
+      {"warp.warmup-limit", "--warmup-limit", opt_kind::size, "1000",
+       "Most keys one warm-up loads"},
       {"warp.max-key-size", "--max-key-size", opt_kind::size, "8192",
        "Largest key a client may send, in bytes"},
       {"warp.max-value-size", "--max-value-size", opt_kind::size, "16777216",
@@ -791,6 +811,26 @@ warp::result<settings> build_settings(const warpd_config& cfg) {
   WARPD_READ(n.log_level, rd.str("warp.log-level"));
   WARPD_READ(n.l1.max_entries, rd.size("warp.l1-max-entries"));
   WARPD_READ(n.l1.max_bytes, rd.size("warp.l1-max-bytes"));
+  {
+    std::string admission;
+    WARPD_READ(admission, rd.str("warp.l1-admission"));
+    if (admission == "tinylfu")
+      n.l1.admission = warp::l1_admission::tinylfu;
+    else if (admission == "none")
+      n.l1.admission = warp::l1_admission::none;
+    else
+      return warp::error{errc::invalid_argument,
+                         "l1-admission: tinylfu or none, got '" + admission + "'"};
+    auto& h = n.hot_keys;
+    std::size_t sample = 0;
+    WARPD_READ(h.track, rd.boolean("warp.hotkeys"));
+    WARPD_READ(sample, rd.size("warp.hotkeys-sample"));
+    h.sample_every = static_cast<std::uint32_t>(sample);
+    WARPD_READ(h.capacity, rd.size("warp.hotkeys-capacity"));
+    WARPD_READ(h.half_life, rd.duration("warp.hotkeys-half-life"));
+    WARPD_READ(h.warmup, rd.boolean("warp.warmup"));
+    WARPD_READ(h.warmup_limit, rd.size("warp.warmup-limit"));
+  }
   WARPD_READ(n.limits.max_key_size, rd.size("warp.max-key-size"));
   WARPD_READ(n.limits.max_value_size, rd.size("warp.max-value-size"));
   WARPD_READ(n.scheduler_threads, rd.size("scheduler.max-threads"));

@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "runtime/core/epoch.hpp"
+#include "runtime/core/hot_keys.hpp"
 
 namespace warp {
 
@@ -197,6 +198,7 @@ struct alignas(cache_line) shard {
   std::uint64_t rng = 0x9e3779b97f4a7c15ull;
   detail::garbage_list garbage;
   std::atomic<std::uint64_t> sets{0}, removes{0}, evictions{0}, expirations{0};
+  std::atomic<std::uint64_t> admission_rejects{0};
 
   std::uint32_t tick() noexcept {
     const std::uint32_t next = clock.load(std::memory_order_relaxed) + 1;
@@ -252,6 +254,13 @@ struct l1_store::impl {
     stripes = std::make_unique<stripe[]>(owned_stripes + 1);
     for (std::size_t i = 0; i < count; ++i)
       shards[i].rng ^= (i + 1) * 0xbf58476d1ce4e5b9ull;  // distinct sampling sequences
+    if (options.admission == l1_admission::tinylfu &&
+        (options.max_entries != 0 || options.max_bytes != 0)) {
+      // Sized for the entries the bound allows (a byte bound: at ~256 B per entry).
+      const std::size_t capacity =
+          options.max_entries != 0 ? options.max_entries : std::max<std::size_t>(options.max_bytes / 256, 64);
+      sketch = std::make_unique<detail::frequency_sketch>(capacity);
+    }
     if (options.purge_interval.count() > 0) purge_thread = std::thread([this] { purge_loop(); });
   }
 
@@ -372,11 +381,17 @@ struct l1_store::impl {
                      static_cast<std::size_t>(s.bytes.load(std::memory_order_relaxed)));
   }
 
-  /// Evicts one entry of `s` chosen by sampled LRU; expired entries go first. Skips the
-  /// entry of `protect` (the key just written) unless `allow_protected`.
-  bool evict_one(shard& s, std::uint64_t protect_hash, std::string_view protect,
-                 bool allow_protected) {
-    if (s.entries.load(std::memory_order_relaxed) == 0) return false;
+  struct victim_choice {
+    node* victim = nullptr;
+    std::size_t bucket = 0;
+    bool expired = false;
+  };
+
+  /// The entry of `s` sampled LRU would evict; expired entries go first. Skips the entry
+  /// of `protect` (the key just written) unless `allow_protected`.
+  victim_choice pick_victim(shard& s, std::uint64_t protect_hash, std::string_view protect,
+                            bool allow_protected) {
+    if (s.entries.load(std::memory_order_relaxed) == 0) return {};
     table* t = s.tab.load(std::memory_order_relaxed);
     const std::uint32_t now_stamp = s.clock.load(std::memory_order_relaxed);
     const std::uint32_t protect_tag = tag_of(protect_hash);
@@ -409,12 +424,46 @@ struct l1_store::impl {
         if (victim == nullptr || age > victim_age) victim = n, victim_bucket = b, victim_age = age;
       }
     }
-    if (victim == nullptr) return false;
-    std::atomic<node*>* link = &t->heads()[victim_bucket];
-    while (link->load(std::memory_order_relaxed) != victim)
+    return {victim, victim_bucket, victim_expired};
+  }
+
+  /// Evicts the entry pick_victim() chooses; false when the shard has none.
+  bool evict_one(shard& s, std::uint64_t protect_hash, std::string_view protect,
+                 bool allow_protected) {
+    const victim_choice c = pick_victim(s, protect_hash, protect, allow_protected);
+    if (c.victim == nullptr) return false;
+    table* t = s.tab.load(std::memory_order_relaxed);
+    std::atomic<node*>* link = &t->heads()[c.bucket];
+    while (link->load(std::memory_order_relaxed) != c.victim)
       link = &link->load(std::memory_order_relaxed)->next;
-    unlink(s, position{link, victim});
-    bump(victim_expired ? s.expirations : s.evictions);
+    unlink(s, position{link, c.victim});
+    bump(c.expired ? s.expirations : s.evictions);
+    return true;
+  }
+
+  /// TinyLFU: whether a new key of `hash` (`size` bytes) may enter. Only a store at its
+  /// bound judges; the candidate must be estimated strictly more frequent than the entry
+  /// that would be evicted for it (ties keep the incumbent, as in the paper: a one-off
+  /// scan cannot flush the cache). The victim is sampled as enforce_bounds() would: the
+  /// home shard first, then the following ones, one shard lock at a time (no lock held
+  /// on entry, so two writers never wait on each other's shards).
+  bool admit(std::size_t home, std::uint64_t hash, std::string_view key, std::size_t size) {
+    const bool full =
+        (options.max_entries != 0 && entries.load(std::memory_order_relaxed) >=
+                                         static_cast<std::int64_t>(options.max_entries)) ||
+        (options.max_bytes != 0 &&
+         bytes.load(std::memory_order_relaxed) + static_cast<std::int64_t>(size) >
+             static_cast<std::int64_t>(options.max_bytes));
+    if (!full) return true;
+    const std::uint8_t candidate = sketch->estimate(hash);
+    for (std::size_t i = 0; i <= shard_mask; ++i) {
+      shard& s = shards[(home + i) & shard_mask];
+      std::lock_guard lock{s.mutex};
+      const victim_choice c = pick_victim(s, hash, key, false);
+      if (c.victim == nullptr) continue;
+      if (c.expired) return true;
+      return candidate > sketch->estimate(hash_of(c.victim->key()));
+    }
     return true;
   }
 
@@ -510,6 +559,8 @@ struct l1_store::impl {
   std::size_t shard_mask = 0;
   std::unique_ptr<shard[]> shards;
   std::unique_ptr<stripe[]> stripes;
+  /// TinyLFU's access frequencies (null unless admission is tinylfu and L1 is bounded).
+  std::unique_ptr<detail::frequency_sketch> sketch;
   // Store-wide totals, maintained only for a configured bound (see adjust()).
   alignas(cache_line) std::atomic<std::int64_t> entries{0};
   std::atomic<std::int64_t> bytes{0};
@@ -533,6 +584,9 @@ bool l1_store::lookup(std::string_view key, OnHit&& on_hit) {
   const std::uint64_t hash = impl::hash_of(key);
   shard& s = impl_->shards[impl_->shard_index(hash)];
   bool expired = false;
+  // Hits and misses both count: a key kept out by admission must be able to earn its way in.
+  if (impl_->sketch) [[unlikely]]
+    impl_->sketch->add(hash);
   {
     epoch_guard guard;
     if (node* n = impl::find(s, hash, key)) {
@@ -576,12 +630,21 @@ put_outcome l1_store::put(std::string_view key, buffer value, version ver,
   const std::size_t index = impl_->shard_index(hash);
   shard& s = impl_->shards[index];
   put_outcome outcome = put_outcome::inserted;
+  // Judged before the home lock is taken (admit() locks shards itself); only applied if the
+  // key turns out to be absent, since replacing a present key is never judged.
+  const bool admitted =
+      !impl_->sketch || impl_->admit(index, hash, key, entry_bytes(key.size(), value->size()));
   {
     std::lock_guard lock{s.mutex};
     position pos = locate(*s.tab.load(std::memory_order_relaxed), hash, impl::tag_of(hash), key);
     const bool live =
         pos.found != nullptr && !pos.found->expired(pos.found->expires_at_ms != 0 ? now_ms() : 0);
     if (live && only_if_newer && !merge::replaces(pos.found->ver(), ver)) return put_outcome::stale;
+    if (!live && !admitted) {
+      // An expired node of the key stays until the purge or a touch drops it.
+      bump(s.admission_rejects);
+      return put_outcome::rejected;
+    }
     if (pos.found != nullptr && !live) bump(s.expirations);
     outcome = live ? put_outcome::replaced : put_outcome::inserted;
     impl_->install(
@@ -714,6 +777,7 @@ l1_stats l1_store::stats() const {
     out.removes += s.removes.load(std::memory_order_relaxed);
     out.evictions += s.evictions.load(std::memory_order_relaxed);
     out.expirations += s.expirations.load(std::memory_order_relaxed);
+    out.admission_rejects += s.admission_rejects.load(std::memory_order_relaxed);
   }
   std::int64_t entries = 0, bytes = 0;
   for (std::size_t i = 0; i <= impl_->shard_mask; ++i) {

@@ -1,6 +1,7 @@
 #include "runtime/modes/cluster.hpp"
 
 #include <cstdio>
+#include <map>
 #include <type_traits>
 
 #include <unistd.h>
@@ -10,9 +11,11 @@
 #include <caf/all.hpp>
 
 #include "actors/cluster_actor.hpp"
+#include "bus/hot_keys_wire.hpp"
 #include "merge/rules.hpp"
 #include "runtime/core/log.hpp"
 #include "runtime/modes/node_state.hpp"
+#include "runtime/modes/warmup.hpp"
 
 namespace warp::detail {
 
@@ -60,6 +63,9 @@ void cluster::clock_observe(std::uint64_t hlc) {
 }
 
 result<std::optional<record>> cluster::local_fetch(const std::string& key) {
+  // A peer's miss of a key this node owns is a read of it too: the owner's list then holds
+  // the hot keys of its ranges cluster-wide, which is what a node taking them over needs.
+  st_.read_seen(key);
   return st_.local_read(key);
 }
 
@@ -81,6 +87,87 @@ bus::envelope_header cluster::pattern_header() {
   h.incarnation = ctx_.incarnation;
   h.hlc_now = st_.clock.next();
   return h;
+}
+
+std::string cluster::hot_keys_bytes(std::uint32_t limit) {
+  std::vector<bus::hot_key_item> items;
+  if (st_.hot)
+    for (auto& h : st_.hot->top(limit)) items.push_back({std::move(h.key), h.count});
+  return bus::encode_hot_keys(items);
+}
+
+void cluster::ranges_taken(std::vector<actors::range_takeover> taken) {
+  std::map<std::uint32_t, std::size_t> from;
+  for (auto& t : taken) ++from[t.previous_owner];
+  for (auto& [prev, n] : from)
+    log()->info("node {:08x} takes over {} key ranges from {}", ctx_.self_id, n,
+                prev == 0 ? std::string{"nobody"} : fmt::format("node {:08x}", prev));
+  if (!st_.config.hot_keys.warmup || stopped_) return;
+  st_.executor->post([this, taken = std::move(taken)] { warm_up(taken); });
+}
+
+void cluster::warm_up(const std::vector<actors::range_takeover>& taken) {
+  const std::size_t limit = st_.config.hot_keys.warmup_limit;
+  auto own = ctx_.ownership_snapshot();
+  if (!own || stopped_ || limit == 0) return;
+  std::unordered_map<std::uint32_t, std::vector<std::uint32_t>> by_owner;  // prev -> ranges
+  for (auto& t : taken) by_owner[t.previous_owner].push_back(t.range);
+  std::vector<bool> wanted(own->map.ranges(), false);
+  for (auto& t : taken)
+    if (t.range < wanted.size()) wanted[t.range] = true;
+  std::vector<std::string> keys;
+  std::vector<bool> need_sample(own->map.ranges(), false);
+  bool sample = false;
+  for (auto& [prev, ranges] : by_owner) {
+    bool listed = false;
+    auto h = prev == 0 ? own->handles.end() : own->handles.find(prev);
+    if (h != own->handles.end() && h->second) {
+      // The previous owner's list: it counted its own reads and the misses it served for
+      // every other node, so it knows what is hot in these ranges cluster-wide.
+      caf::scoped_actor self{*st_.system};
+      self->request(h->second, ctx_.opts.owner_fetch_timeout, actors::hotkeys_atom::value,
+                    static_cast<std::uint32_t>(std::min<std::size_t>(
+                        st_.config.hot_keys.capacity, actors::max_hot_keys_request)))
+          .receive(
+              [&](std::string& bytes) {
+                auto items = bus::decode_hot_keys(bytes, actors::max_hot_keys_request,
+                                                  ctx_.limits.max_key_bytes);
+                if (!items) {
+                  log()->warn("warm-up: bad hot-key list from node {:08x}: {}", prev,
+                              items.err().to_string());
+                  return;
+                }
+                listed = true;
+                for (auto& it : *items)
+                  if (keys.size() < limit && wanted[own->map.range_of(it.key)])
+                    keys.push_back(std::move(it.key));
+              },
+              [&](caf::error& err) {
+                log()->info("warm-up: no hot-key list from node {:08x} ({}): sampling storage",
+                            prev, caf::to_string(err));
+              });
+    }
+    if (!listed) {
+      sample = true;
+      for (auto r : ranges) need_sample[r] = true;
+    }
+  }
+  if (sample && keys.size() < limit) {
+    auto more = sample_storage_keys(st_, limit - keys.size(),
+                                    std::max<std::size_t>(limit * 10, 10'000),
+                                    [&](std::string_view k) {
+                                      return need_sample[own->map.range_of(k)];
+                                    });
+    keys.insert(keys.end(), std::make_move_iterator(more.begin()),
+                std::make_move_iterator(more.end()));
+  }
+  // Keep only what is still ours: ownership may have moved again meanwhile.
+  std::erase_if(keys, [&](const std::string& k) { return owner_of(k) != ctx_.self_id; });
+  warm_keys(st_, keys,
+            fmt::format("takeover of {} ranges{}", taken.size(),
+                        by_owner.size() == 1 && by_owner.begin()->first != 0
+                            ? fmt::format(" from node {:08x}", by_owner.begin()->first)
+                            : std::string{}));
 }
 
 void cluster::start() {

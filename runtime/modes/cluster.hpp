@@ -92,8 +92,12 @@ class cluster final : public actors::cluster_host {
   std::uint64_t clock_now() override;
   void clock_observe(std::uint64_t hlc) override;
   result<std::optional<record>> local_fetch(const std::string& key) override;
+  void ranges_taken(std::vector<actors::range_takeover> taken) override;
+  std::string hot_keys_bytes(std::uint32_t limit) override;
 
  private:
+  /// The warm-up of ranges this node took over (on the executor).
+  void warm_up(const std::vector<actors::range_takeover>& taken);
   void remember_tombstone(const std::string& key, version ver);
   /// A peer cleared storage at `ver`: drops every L1 entry not newer.
   void cleared(version ver);

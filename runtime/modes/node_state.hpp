@@ -7,6 +7,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -17,6 +18,7 @@
 
 #include "merge/hlc.hpp"
 #include "runtime/core/epoch.hpp"
+#include "runtime/core/hot_keys.hpp"
 #include "runtime/core/work_pool.hpp"
 #include "runtime/modes/mode.hpp"
 #include "runtime/modes/write_path.hpp"
@@ -76,6 +78,23 @@ struct node_state {
   /// at the entry's expiry, so the hit path of every other node stays as it was.
   /// Set at start, and by a run-time pattern that asks for it (never cleared).
   std::atomic<bool> refresh_ahead_on{false};
+
+  /// The hottest keys read here (null when tracking is off): fed by a sample of the
+  /// node's reads and of the misses peers send to it as a range owner.
+  std::unique_ptr<hot_key_tracker> hot;
+  /// Counts a read of `key` for hot-key tracking: one thread-local draw unless sampled.
+  void read_seen(std::string_view key) {
+    if (hot && hot->sampled()) [[unlikely]]
+      hot->record(key, std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::steady_clock::now().time_since_epoch()));
+  }
+  // Warm-up (runtime/modes/warmup.hpp): runs, keys loaded into L1, keys that failed or
+  // were absent in storage, and whether one is running now.
+  std::atomic<std::uint64_t> warmup_runs{0};
+  std::atomic<std::uint64_t> warmup_loaded{0};
+  std::atomic<std::uint64_t> warmup_failed{0};
+  std::atomic<std::uint64_t> warmup_absent{0};
+  std::atomic<int> warmups_running{0};
   std::atomic<bool> stopped{false};
 
   // The node's one blocking executor (runtime/core/work_pool.hpp): the control actor, the

@@ -46,6 +46,19 @@ result<void> node_config::validate() const {
                                              std::to_string(validator.max_batch) + ")"};
   if (strong.replication_factor == 0)
     return at_least_one("strong.replication_factor", defaults.strong.replication_factor);
+  if (hot_keys.capacity == 0) return at_least_one("hot_keys.capacity", defaults.hot_keys.capacity);
+  if (hot_keys.sample_every == 0 || hot_keys.sample_every > (1u << 20))
+    return error{errc::invalid_argument, "hot_keys.sample_every: 1..1048576, got " +
+                                             std::to_string(hot_keys.sample_every) + " (default " +
+                                             std::to_string(defaults.hot_keys.sample_every) + ")"};
+  if (hot_keys.capacity > 100'000)
+    return error{errc::invalid_argument, "hot_keys.capacity: at most 100000, got " +
+                                             std::to_string(hot_keys.capacity)};
+  if (hot_keys.half_life.count() < 0)
+    return error{errc::invalid_argument, "hot_keys.half_life: negative duration"};
+  if (hot_keys.warmup_limit > 1'000'000)
+    return error{errc::invalid_argument, "hot_keys.warmup_limit: at most 1000000, got " +
+                                             std::to_string(hot_keys.warmup_limit)};
   if (default_policy.ttl.count() < 0)
     return error{errc::invalid_argument, "default_policy.ttl: negative TTL"};
   {

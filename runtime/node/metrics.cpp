@@ -198,6 +198,21 @@ std::string prometheus_text(const node& n) {
               s.soft_timeouts);
   out.counter("warp_refresh_aheads_total",
               "Background refreshes of keys hit near the end of their L1 TTL.", s.refresh_aheads);
+  out.counter("warp_l1_admission_rejects_total",
+              "New keys the L1 admission filter (TinyLFU) kept out of a full L1.",
+              s.l1.admission_rejects);
+  out.counter("warp_hotkeys_sampled_total", "Reads recorded by hot-key tracking (the sample).",
+              s.hot_keys.sampled);
+  out.gauge("warp_hotkeys_tracked", "Keys in the hot-key list.", s.hot_keys.tracked);
+  out.counter("warp_warmup_runs_total", "Warm-ups run (on start, on taking over ranges).",
+              s.warmup.runs);
+  out.counter("warp_warmup_keys_loaded_total", "Keys a warm-up loaded into L1.", s.warmup.loaded);
+  out.counter("warp_warmup_keys_failed_total",
+              "Keys a warm-up could not load (storage error, rate limit, open breaker).",
+              s.warmup.failed);
+  out.counter("warp_warmup_keys_absent_total", "Keys a warm-up found absent in storage.",
+              s.warmup.absent);
+  out.gauge("warp_warmup_running", "1 while a warm-up runs.", s.warmup.running ? 1 : 0);
   if (!s.protection.empty()) {
     std::vector<std::string> names;
     for (const auto& p : s.protection) names.push_back(prometheus_label(p.pattern));
@@ -337,7 +352,17 @@ std::string stats_json(node& n) {
         {"entries", s.l1.entries},
         {"bytes", s.l1.bytes},
         {"max_entries", cfg.l1.max_entries},
-        {"max_bytes", cfg.l1.max_bytes}}},
+        {"max_bytes", cfg.l1.max_bytes},
+        {"admission", cfg.l1.admission == l1_admission::tinylfu ? "tinylfu" : "none"},
+        {"admission_rejects", s.l1.admission_rejects}}},
+      {"warmup",
+       {{"enabled", cfg.hot_keys.warmup},
+        {"limit", cfg.hot_keys.warmup_limit},
+        {"runs", s.warmup.runs},
+        {"loaded", s.warmup.loaded},
+        {"failed", s.warmup.failed},
+        {"absent", s.warmup.absent},
+        {"running", s.warmup.running}}},
       {"storage",
        {{"fetches", s.storage_fetches},
         {"errors", s.storage_errors},
@@ -352,6 +377,36 @@ std::string stats_json(node& n) {
       {"default_policy", policy_json(n.patterns().default_policy())},
   };
   return doc.dump();
+}
+
+std::string hot_keys_json(const node& n, std::size_t limit) {
+  const auto& cfg = n.config();
+  const auto s = n.stats();
+  nlohmann::json keys = nlohmann::json::array();
+  for (auto& h : n.hot_keys(limit)) {
+    // Keys are bytes: invalid UTF-8 is replaced in the dump below, never a throw.
+    nlohmann::json k = {{"key", h.key}, {"reads", h.reads}};
+    keys.push_back(std::move(k));
+  }
+  nlohmann::json doc = {
+      {"node", display_name(cfg)},
+      {"tracking", cfg.hot_keys.track},
+      {"sample_every", cfg.hot_keys.sample_every},
+      {"half_life_ms", cfg.hot_keys.half_life.count()},
+      {"capacity", cfg.hot_keys.capacity},
+      {"sampled", s.hot_keys.sampled},
+      {"decays", s.hot_keys.decays},
+      {"keys", std::move(keys)},
+      {"warmup",
+       {{"enabled", cfg.hot_keys.warmup},
+        {"limit", cfg.hot_keys.warmup_limit},
+        {"runs", s.warmup.runs},
+        {"loaded", s.warmup.loaded},
+        {"failed", s.warmup.failed},
+        {"absent", s.warmup.absent},
+        {"running", s.warmup.running}}},
+  };
+  return doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::string config_json(const node_config& cfg) {
@@ -369,6 +424,13 @@ std::string config_json(const node_config& cfg) {
       {"log_level", cfg.log_level},
       {"l1_max_entries", cfg.l1.max_entries},
       {"l1_max_bytes", cfg.l1.max_bytes},
+      {"l1_admission", cfg.l1.admission == l1_admission::tinylfu ? "tinylfu" : "none"},
+      {"hotkeys", cfg.hot_keys.track},
+      {"hotkeys_sample", cfg.hot_keys.sample_every},
+      {"hotkeys_capacity", cfg.hot_keys.capacity},
+      {"hotkeys_half_life_ms", cfg.hot_keys.half_life.count()},
+      {"warmup", cfg.hot_keys.warmup},
+      {"warmup_limit", cfg.hot_keys.warmup_limit},
       {"max_key_size", cfg.limits.max_key_size},
       {"max_value_size", cfg.limits.max_value_size},
       {"threads", cfg.scheduler_threads},

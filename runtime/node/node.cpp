@@ -28,6 +28,7 @@ void destroy_watcher_list(void* p) noexcept {
 result<buffer> node::get(std::string_view key) {
   auto& st = *impl_;
   latency_timer timed{st.latencies.get};
+  st.read_seen(key);
   // strong_distributed keys in a cluster: a quorum read, never L1 (docs/strong.md).
   if (st.strong_mode) {
     auto policy = st.patterns.lookup(key);
@@ -57,12 +58,14 @@ result<buffer> node::get_or_load(std::string_view key, const loader& load) {
 }
 
 std::optional<buffer> node::get_if_present(std::string_view key) {
+  impl_->read_seen(key);
   return impl_->l1->get(key);
 }
 
 bool node::read_if_present_impl(std::string_view key, void* ctx,
                                 void (*fn)(void*, std::string_view)) {
   auto& st = *impl_;
+  st.read_seen(key);
   std::int64_t expires = 0;
   // Timed as a get when it hits (a miss is followed by get(), which times itself).
   auto start = std::chrono::steady_clock::now();
@@ -382,6 +385,14 @@ std::uint16_t node::listen_port() const noexcept {
   return impl_->listen_port;
 }
 
+std::vector<hot_key_entry> node::hot_keys(std::size_t limit) const {
+  std::vector<hot_key_entry> out;
+  auto& st = *impl_;
+  if (!st.hot) return out;
+  for (auto& h : st.hot->top(limit)) out.push_back({std::move(h.key), h.count});
+  return out;
+}
+
 node_stats node::stats() const {
   auto& st = *impl_;
   node_stats out;
@@ -393,6 +404,17 @@ node_stats node::stats() const {
   out.stale_serves = st.stale_serves.load(std::memory_order_relaxed);
   out.soft_timeouts = st.soft_timeouts.load(std::memory_order_relaxed);
   out.refresh_aheads = st.refresh_aheads.load(std::memory_order_relaxed);
+  if (st.hot) {
+    auto c = st.hot->counters();
+    out.hot_keys.sampled = c.sampled;
+    out.hot_keys.decays = c.decays;
+    out.hot_keys.tracked = c.tracked;
+  }
+  out.warmup.runs = st.warmup_runs.load(std::memory_order_relaxed);
+  out.warmup.loaded = st.warmup_loaded.load(std::memory_order_relaxed);
+  out.warmup.failed = st.warmup_failed.load(std::memory_order_relaxed);
+  out.warmup.absent = st.warmup_absent.load(std::memory_order_relaxed);
+  out.warmup.running = st.warmups_running.load(std::memory_order_relaxed) > 0;
   auto guards = st.writes.protection_stats();
   if (!guards.empty()) {
     auto entries = st.patterns.entries();

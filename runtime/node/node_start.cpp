@@ -18,6 +18,7 @@
 #include "runtime/core/log.hpp"
 #include "runtime/modes/cluster.hpp"
 #include "runtime/modes/strong.hpp"
+#include "runtime/modes/warmup.hpp"
 #include "runtime/node/node_impl.hpp"
 #include "runtime/node/pattern_table.hpp"
 #include "warp/cluster.hpp"
@@ -109,6 +110,7 @@ class node_control_backend final : public actors::control_backend {
                        {"members_up", up}};
     return doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
+  std::string hot_keys_json(std::size_t limit) override { return warp::hot_keys_json(n_, limit); }
 
  private:
   node& n_;
@@ -188,6 +190,13 @@ result<std::unique_ptr<node>> node::start_impl(std::unique_ptr<impl> p) {
     p->store = std::move(*store);
   }
   p->l1 = std::make_unique<l1_store>(cfg.l1);
+  if (cfg.hot_keys.track) {
+    detail::hot_key_options ho;
+    ho.capacity = cfg.hot_keys.capacity;
+    ho.sample_every = cfg.hot_keys.sample_every;
+    ho.half_life = cfg.hot_keys.half_life;
+    p->hot = std::make_unique<detail::hot_key_tracker>(ho);
+  }
   p->executor = std::make_unique<detail::work_pool>(cfg.executor_threads);
 
   auto n = std::unique_ptr<node>(new node(std::move(p)));
@@ -249,6 +258,11 @@ result<std::unique_ptr<node>> node::start_impl(std::unique_ptr<impl> p) {
   start_validator(*n, st);
   logger->info("node {} (id {:08x}) started: storage {}, listen {}", st.name, st.id,
                st.store->describe(), st.listen_port ? st.config.listen : std::string{"off"});
+  // A node that expects peers warms up when it takes its ranges over from them (cluster.cpp);
+  // one that starts alone warms up now, while it already serves.
+  if (st.config.hot_keys.warmup && st.config.peers.empty() &&
+      st.config.cluster.discovery_dns.empty())
+    detail::start_warmup(st);
   return n;
 }
 
@@ -256,6 +270,7 @@ void node::stop() {
   if (!impl_ || impl_->stopped.exchange(true)) return;
   auto& st = *impl_;
   stop_validator(*this, st);         // its jobs still queued on the executor finish below
+  detail::save_hot_keys(st);  // for the next start's warm-up
   if (st.strong) st.strong->stop();  // calls in flight fail fast
   if (st.cluster) {
     // Sends what is queued and says goodbye while the network is still up.

@@ -8,7 +8,7 @@ _warpctl() {
     words=("${COMP_WORDS[@]}")
     cword=$COMP_CWORD
   }
-  local commands="get set del ttl exists incr mget scan stats ping members health patterns validate help"
+  local commands="get set del ttl exists incr mget scan stats ping members health patterns validate hotkeys help"
   local globals="--node --json --output --timeout --tls-cert --tls-key --tls-ca --help"
   case $prev in
     --output|-o) COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -161,6 +162,22 @@ struct validator_options {
   std::size_t max_batch = 1000;
 };
 
+/// Hot-key tracking and warm-up (docs/hotkeys.md).
+struct hot_keys_options {
+  /// Track the hottest keys read on this node (`/admin/hotkeys`, `warpctl hotkeys`).
+  bool track = true;
+  /// Keys kept in the top-k list.
+  std::size_t capacity = 256;
+  /// One read in this many is recorded (rounded up to a power of two; 1 = every read).
+  std::uint32_t sample_every = 64;
+  /// Every count is halved once per half-life (0 = never).
+  std::chrono::milliseconds half_life{60'000};
+  /// Load hot keys into L1 on start and when this node takes over key ranges.
+  bool warmup = false;
+  /// At most this many keys per warm-up.
+  std::size_t warmup_limit = 1000;
+};
+
 struct node_config {
   /// Node name: shown in views and logs. Empty = "warp-<pid>".
   std::string name;
@@ -191,6 +208,7 @@ struct node_config {
   /// trace, debug, info, warn, error, critical, off.
   std::string log_level = "info";
   l1_options l1;
+  warp::hot_keys_options hot_keys;
   warp::limits limits;
   warp::cluster_options cluster;
   warp::strong_options strong;

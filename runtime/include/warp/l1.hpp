@@ -16,6 +16,12 @@
 
 namespace warp {
 
+/// Which new keys a full L1 lets in (docs/hotkeys.md, "Admission").
+enum class l1_admission : std::uint8_t {
+  none,     ///< every new key enters; sampled LRU picks the victim
+  tinylfu,  ///< a new key enters only if its estimated frequency beats the victim's
+};
+
 struct l1_options {
   /// Upper bound on entries; 0 = unbounded.
   std::size_t max_entries = 0;
@@ -26,6 +32,8 @@ struct l1_options {
   /// How often the background purge drops expired entries; 0 = no purge thread (expired
   /// entries are still never returned, and are dropped lazily when touched).
   std::chrono::milliseconds purge_interval{1000};
+  /// Admission filter for new keys once a bound is reached (only with a bound).
+  l1_admission admission = l1_admission::none;
 };
 
 struct l1_stats {
@@ -37,6 +45,7 @@ struct l1_stats {
   std::uint64_t removes = 0;
   std::uint64_t entries = 0;
   std::uint64_t bytes = 0;
+  std::uint64_t admission_rejects = 0;  ///< new keys the admission filter kept out
 };
 
 /// Metadata of one entry.
@@ -50,6 +59,7 @@ enum class put_outcome : std::uint8_t {
   inserted,  ///< the key was absent
   replaced,  ///< an older (or unversioned) value was replaced
   stale,     ///< `only_if_newer` and the present version is newer or equal: nothing changed
+  rejected,  ///< a new key the admission filter kept out of a full store (nothing changed)
 };
 
 class l1_store {

@@ -3,6 +3,7 @@
 // can serve them from its own HTTP stack.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -37,6 +38,10 @@ std::string stats_json(node& n);
 /// `uncached`, `errors`, and `found` (key, finding, l1_version, storage_version).
 std::string validation_json(const validation_report& r);
 
+/// The node's hottest keys as one JSON object (`/admin/hotkeys`, `warpctl hotkeys`):
+/// `keys` (hottest first, at most `limit`, 0 = all tracked: `key`, estimated `reads`),
+/// the tracking settings (`sample_every`, `half_life_ms`, `capacity`) and `warmup` counters.
+std::string hot_keys_json(const node& n, std::size_t limit);
 /// The configuration as one JSON object, one member per node_config field (the names of
 /// the `warp.*` config options, with `-` spelled `_`).
 std::string config_json(const node_config& cfg);

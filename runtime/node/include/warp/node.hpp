@@ -91,6 +91,21 @@ struct node_stats {
   std::uint64_t stale_serves = 0;    ///< reads answered with a stale value (stale-on-error)
   std::uint64_t soft_timeouts = 0;   ///< of those, because storage was slower than soft_timeout
   std::uint64_t refresh_aheads = 0;  ///< background refreshes of hot keys near their expiry
+  /// Hot-key tracking (docs/hotkeys.md): reads recorded (the sample), halvings, keys listed.
+  struct {
+    std::uint64_t sampled = 0;
+    std::uint64_t decays = 0;
+    std::uint64_t tracked = 0;
+  } hot_keys;
+  /// Warm-ups (on start, on taking over ranges): runs, keys loaded into L1, keys whose
+  /// fetch failed (storage error, rate limit, open breaker), keys storage no longer had.
+  struct {
+    std::uint64_t runs = 0;
+    std::uint64_t loaded = 0;
+    std::uint64_t failed = 0;
+    std::uint64_t absent = 0;
+    bool running = false;
+  } warmup;
   /// The node port's guard (bus/node_transport): connections accepted, and closed because
   /// they announced a message over the limit, arrived while too many handshakes were
   /// pending, failed the TLS handshake (no certificate, or one the CA did not sign), or
@@ -120,6 +135,11 @@ struct pattern_table_view {
 /// {"version":{"counter":N,"node":"%08x"},"file":"...","patterns":[{"glob","spec","mode",
 /// "ttl_ms","hydrate"}...]}
 std::string to_json(const pattern_table_view& t);
+/// One of the node's hottest keys: estimated reads (sampled, halved every half-life).
+struct hot_key_entry {
+  std::string key;
+  std::uint64_t reads = 0;
+};
 
 class node {
  public:
@@ -279,6 +299,9 @@ class node {
   node_stats stats() const;
   /// Latency histograms of get, set and change propagation (for /metrics).
   const node_latencies& latencies() const noexcept;
+  /// The hottest keys read on this node, hottest first (at most `limit`, 0 = all tracked;
+  /// empty when tracking is off). docs/hotkeys.md.
+  std::vector<hot_key_entry> hot_keys(std::size_t limit) const;
   const node_config& config() const noexcept;
   /// This node's id (stamped into versions it writes).
   std::uint32_t id() const noexcept;
