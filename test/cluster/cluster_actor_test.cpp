@@ -93,7 +93,8 @@ struct test_node final : actors::cluster_host {
   actors::bus_delivery delivery() {
     return {
         [this](const bus::change_batch& b) { batches.push_back(b); },
-        [this](std::uint32_t sender, std::uint64_t bound) { gaps.emplace_back(sender, bound); }};
+        [this](std::uint32_t sender, std::uint64_t bound) { gaps.emplace_back(sender, bound); },
+        {}};  // key-pattern tables: not these tests' subject
   }
 
   /// A local write, as caf_bus::publish hands it over.
