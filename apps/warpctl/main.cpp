@@ -63,6 +63,7 @@ struct options {
   std::string ttl_text;
   std::string pattern;                ///< validate: glob of the keys to check ("" = all)
   std::string file;                   ///< set --file
+  bool value_given = false;           ///< set: VALUE was on the command line (maybe "")
   std::vector<std::string> keys;      ///< exists, mget
   std::int64_t by = 1;                ///< incr
   std::string scan_pattern;           ///< scan (empty = every key)
@@ -255,7 +256,7 @@ int run_command(CLI::App& app, caf::actor_system& sys, const caf::actor& node, c
     // The value: the argument, stdin (`-`) or a file (--file); exactly one of them.
     std::string value = opt.value;
     if (!opt.file.empty()) {
-      if (!opt.value.empty()) {
+      if (opt.value_given) {
         std::cerr << "warpctl: set: give VALUE or --file, not both" << std::endl;
         return exit_usage;
       }
@@ -731,7 +732,7 @@ int run(int argc, char** argv) {
   get->add_option("KEY", opt.key, "Key")->required();
   auto* set = app.add_subcommand("set", "Store a value (VALUE, `-` for stdin, or --file)");
   set->add_option("KEY", opt.key, "Key")->required();
-  set->add_option("VALUE", opt.value, "Value; `-` reads it from stdin");
+  auto* set_value = set->add_option("VALUE", opt.value, "Value; `-` reads it from stdin");
   set->add_option("--file", opt.file, "Read the value from this file")->type_name("FILE");
   set->add_option("--ttl", opt.ttl_text,
                   "Expiry (30s, 10m, 2h, ms; 0 = none); default: the key pattern's TTL");
@@ -815,7 +816,9 @@ int run(int argc, char** argv) {
     std::cout << topic->help("warpctl");
     return exit_ok;
   }
-  if (set->parsed() && opt.value.empty() && opt.file.empty()) {
+  // An empty VALUE ("") is a value: only a missing one is an error.
+  opt.value_given = set_value->count() > 0;
+  if (set->parsed() && !opt.value_given && opt.file.empty()) {
     std::cerr << "warpctl: set: give VALUE, `-` (stdin) or --file FILE" << std::endl;
     return exit_usage;
   }

@@ -69,7 +69,7 @@ TEST_CASE("storage identity: two members on different SQLite files: the newer on
   CHECK(a->process().stop(SIGTERM, 20s) == 0);
 }
 
-TEST_CASE("storage identity: memory storage is never shared; --allow-unshared-storage warns") {
+TEST_CASE("storage identity: memory storage is never shared, --allow-unshared-storage warns") {
   temp_dir dir{"identity-memory"};
   pair_ports p;
   auto a = member("a", p.a, p.b, "memory", dir.str(), {"--allow-unshared-storage"});

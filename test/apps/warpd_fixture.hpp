@@ -117,7 +117,10 @@ inline std::vector<std::string> cluster_member_args(const std::vector<std::uint1
                              "--log-level",
                              "warn",
                              "--heartbeat-interval",
-                             "100ms"};
+                             "100ms",
+                             // Each member's memory storage is its own: these clusters test
+                             // the sync bus, not shared storage (docs/operations.md).
+                             "--allow-unshared-storage"};
   if (!peers.empty()) a.insert(a.end(), {"--peers", peers});
   a.insert(a.end(), extra.begin(), extra.end());
   return a;

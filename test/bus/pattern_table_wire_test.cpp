@@ -10,7 +10,7 @@
 using namespace warp::bus;
 using warp::errc;
 
-TEST_CASE("a pattern table round-trips; the heartbeat carries the table's version") {
+TEST_CASE("a pattern table round-trips and the heartbeat carries the table's version") {
   pattern_table t;
   t.header = {message_kind::changes, 7, 8, 0, 99};  // the kind is set by encode
   t.ver = {3, 0xabcdef01};

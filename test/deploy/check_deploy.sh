@@ -26,10 +26,12 @@ systemd-analyze verify --man=no "$tmp/warpd.service"
 grep -q '^ProtectSystem=strict' "$deploy/systemd/warpd.service"
 grep -q '^DynamicUser=yes' "$deploy/systemd/warpd.service"
 grep -q '^StateDirectory=warpd' "$deploy/systemd/warpd.service"
-# Peers that never answer (ports 1, 2) make it clustered and strong; it still serves.
+# Peers that never answer (ports 1, 2) make it clustered and strong; it still serves. The
+# ABD engine: the warp_strong_ranges_* families are its (Raft groups have no metrics yet).
 "$build/apps/warpd/warpd" --listen 127.0.0.1:0 --http 127.0.0.1:0 --resp 127.0.0.1:0 \
   --storage memory --data-dir "$tmp/data" --peers 127.0.0.1:1,127.0.0.1:2 \
   --pattern 'strong:*=strong_distributed' --pattern '*=strong_local' --log-level warn \
+  --strong-engine abd \
   >"$tmp/log" 2>&1 &
 pid=$!
 for _ in $(seq 1 300); do grep -q "ready: node" "$tmp/log" && break; sleep 0.1; done

@@ -228,7 +228,7 @@ struct host_fixture {
 }  // namespace
 
 TEST_CASE_METHOD(host_fixture,
-                 "raft hosts: every group elects a leader over batches; writes and reads work "
+                 "raft hosts: every group elects a leader over batches, writes and reads work "
                  "from every node") {
   for (std::size_t i = 0; i < n; ++i) spawn(i);
   link_all();
@@ -296,7 +296,7 @@ TEST_CASE_METHOD(host_fixture,
 }
 
 TEST_CASE_METHOD(host_fixture,
-                 "raft hosts: a node whose links drop loses its leaderships; the others serve, "
+                 "raft hosts: a node whose links drop loses its leaderships, the others serve, "
                  "and it catches up when the links return") {
   for (std::size_t i = 0; i < n; ++i) spawn(i);
   link_all();
