@@ -171,10 +171,9 @@ TEST_CASE(
   for (std::size_t i = 0; i < ports.size(); ++i)
     nodes.push_back(std::make_unique<warpd_process>(
         cluster_member_args(ports, i, dir.str(),
-                            // Memory storage per member: unshared, allowed here (the test
-                            // is about metrics; storage_identity_test is about refusing).
-                            {"--failure-timeout", "3s", "--pattern", "k:*=eventual_distributed",
-                             "--allow-unshared-storage"}),
+                            // Memory storage per member: unshared, allowed by the fixture
+                            // (storage_identity_test is about refusing).
+                            {"--failure-timeout", "3s", "--pattern", "k:*=eventual_distributed"}),
         false));
   for (auto& n : nodes) {
     INFO(n->log());
