@@ -246,7 +246,7 @@ result<mutation> strong_coordinator::write(
 }
 
 result<buffer> strong_coordinator::get_or_load(std::string_view key, const loader& load) {
-  if (raft_) return raft_->get_or_load(key, load);
+  // get and set below dispatch to the Raft engine: one read-then-load for both engines.
   auto found = get(key);
   if (found || found.code() != errc::not_found) return found;
   auto loaded = load(key);

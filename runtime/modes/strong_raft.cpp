@@ -309,14 +309,4 @@ result<mutation> strong_raft::write(
                                    std::to_string(attempts) + " attempts)"};
 }
 
-result<buffer> strong_raft::get_or_load(std::string_view key, const loader& load) {
-  auto found = get(key);
-  if (found || found.code() != errc::not_found) return found;
-  auto loaded = load(key);
-  if (!loaded) return loaded.err();
-  if (!*loaded) return error{errc::not_found};
-  if (auto err = set(key, **loaded, 0); !err) return err.err();
-  return make_buffer(std::move(**loaded));
-}
-
 }  // namespace warp::detail

@@ -59,7 +59,6 @@ class strong_raft {
   result<mutation> write(std::string_view key,
                          const std::function<result<mutation>(const buffer*, std::int64_t)>& fn,
                          bool read_current);
-  result<buffer> get_or_load(std::string_view key, const loader& load);
 
   /// Groups = ranges of this placement.
   const strong_placement& placement() const noexcept { return placement_; }
