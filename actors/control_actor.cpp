@@ -278,6 +278,12 @@ caf::behavior control_impl(control_actor* self, control_backend* n, detail::work
           answer(n->health_json(), reply, err);
         });
       },
+      [=](control_strong_atom) -> caf::result<std::string> {
+        ++self->state.requests;
+        return offload(self, [n = self->state.node](caf::message& reply, caf::error& err) {
+          answer(n->strong_json(), reply, err);
+        });
+      },
       [=](control_hotkeys_atom, std::uint32_t limit) -> caf::result<std::string> {
         ++self->state.requests;
         return offload(self, [n = self->state.node, limit](caf::message& reply, caf::error&) {

@@ -30,6 +30,8 @@
 //   Multi-key requests take at most `max_batch_keys` keys, scan pages at most
 //   `max_scan_count`: bounded before anything is done for them.
 //   (control_hotkeys_atom, uint32 limit)          -> string json (hot_keys_json)
+//   (control_strong_atom)                         -> string json (strong_json): the strong
+//                                                     mode's ranges (abd) or Raft groups
 //
 // Failures come back as a caf::error of category `warp` (control_error_category()): its
 // code is a warp::errc value, its context a message holding one std::string (the human
@@ -113,6 +115,9 @@ class control_backend {
     return unsupported();
   }
   virtual result<std::string> health_json() { return unsupported(); }
+  /// The strong mode's state (warp/metrics.hpp, strong_json); unsupported when the node
+  /// runs no strong mode.
+  virtual result<std::string> strong_json() { return unsupported(); }
 
  private:
   static error unsupported() { return error{errc::unsupported, "not served by this node"}; }
@@ -135,6 +140,7 @@ using scan_atom = caf::atom_constant<caf::atom("scan")>;
 using health_atom = caf::atom_constant<caf::atom("health")>;
 /// (hotkeys_atom, uint32 limit) -> string json: the node's hottest keys (0 = all tracked).
 using control_hotkeys_atom = caf::atom_constant<caf::atom("hotkeys")>;
+using control_strong_atom = caf::atom_constant<caf::atom("strongst")>;
 
 /// The category of caf::errors that carry a warp::errc (atom "warp").
 constexpr caf::atom_value control_error_category() noexcept {

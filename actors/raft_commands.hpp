@@ -143,6 +143,7 @@ struct raft_stop_cmd {};
 
 /// Answer of raft_status_cmd: what /metrics and /admin/strong will show per group.
 struct raft_status {
+  std::uint32_t group = 0;  ///< the group's id on its host
   consensus::node_id id = 0;
   consensus::role role = consensus::role::follower;
   consensus::term_t term = 0;
@@ -154,6 +155,13 @@ struct raft_status {
   std::uint64_t persists = 0;       ///< group commits (one fsync each)
   std::uint64_t malformed = 0;      ///< raft messages refused by the decoder's bounds
   std::uint64_t undeliverable = 0;  ///< raft messages to a member with no link
+  std::uint64_t snapshots = 0;          ///< log compactions by this actor
+  consensus::index_t snapshot_index = 0;  ///< the log's base (its last snapshot)
+  std::uint64_t elections_started = 0;  ///< by this member, after a won pre-vote
+  std::uint64_t elections_won = 0;
+  std::size_t voters = 0;
+  std::size_t pending_proposals = 0;  ///< waiting to commit
+  std::size_t pending_reads = 0;      ///< ReadIndex reads waiting
 };
 
 struct raft_status_cmd {

@@ -18,6 +18,12 @@ struct raft_persisted {
   error err;
 };
 
+/// The executor's report that a snapshot is saved and the log below it dropped.
+struct raft_compacted {
+  std::uint64_t gen = 0;
+  error err;
+};
+
 constexpr std::string_view not_leader_prefix = "not_leader; leader hint: ";
 
 bool needs_log(const rc::ready& rd, const rc::hard_state& saved) {
@@ -31,6 +37,7 @@ bool needs_log(const rc::ready& rd, const rc::hard_state& saved) {
 }  // namespace warp::actors
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(warp::actors::raft_persisted)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(warp::actors::raft_compacted)
 
 namespace warp::actors {
 
@@ -66,6 +73,7 @@ caf::behavior raft_group_state::make_behavior(std::shared_ptr<opened> init) {
       [this](raft_read_cmd& cmd) { on_read(cmd); },
       [this](raft_link_cmd& cmd) { peers[cmd.id] = std::move(cmd.peer); },
       [this](raft_persisted& p) { on_persisted(p.gen, p.err); },
+      [this](raft_compacted& p) { on_compacted(p.gen, p.err); },
       [this](raft_status_cmd& cmd) { cmd.done(status()); },
       [this](raft_stop_cmd) { on_stop(); },
   };
@@ -188,6 +196,54 @@ void raft_group_state::on_persisted(std::uint64_t gen, const error& err) {
   drive();
 }
 
+void raft_group_state::maybe_snapshot() {
+  if (setup.snapshot_entries == 0 || busy() || stopping) return;
+  if (applied < core->last_snapshot().index + setup.snapshot_entries) return;
+  auto term = core->term_at(applied);
+  if (!term) return;  // cannot happen for an applied entry above the snapshot; never guess
+  rc::snapshot snap;
+  snap.index = applied;
+  snap.term = *term;
+  snap.voters = core->voters();
+  // On the actor: the state machine is the actor's alone. A copy of the map, so this costs
+  // time in proportion to the state, once per snapshot_entries entries.
+  snap.data = sm->snapshot();
+  persisting = true;  // the core takes no input until the log is compacted (busy())
+  compacting = std::make_shared<const rc::snapshot>(std::move(snap));
+  auto gen = ++persist_gen;
+  auto posted =
+      setup.executor([st = store, job = compacting, hdl = caf::actor_cast<caf::actor>(self), gen] {
+        auto r = st->compact(*job);
+        caf::anon_send(hdl, raft_compacted{gen, r ? error{} : r.err()});
+      });
+  if (!posted) {
+    persisting = false;
+    compacting.reset();
+    on_stop();
+  }
+}
+
+void raft_group_state::on_compacted(std::uint64_t gen, const error& err) {
+  if (gen != persist_gen || !persisting || stopping || !compacting) return;
+  persisting = false;
+  auto snap = std::move(compacting);
+  if (err) {
+    // The store marks itself failed on an I/O error: the same stop as a failed persist.
+    fail_log(err);
+    return;
+  }
+  if (auto r = core->compact(snap->index, snap->data); !r) {
+    detail::log()->warn("raft group {}: compacting the core at {} failed: {}", setup.group, snap->index,
+              r.err().to_string());
+  } else {
+    ++snapshots;
+  }
+  auto q = std::move(queued);
+  queued.clear();
+  for (auto& f : q) f();
+  drive();
+}
+
 void raft_group_state::on_stop() {
   stopping = true;
   fail_all(errc::shutting_down, "raft group stopping");
@@ -196,6 +252,7 @@ void raft_group_state::on_stop() {
 
 raft_status raft_group_state::status() const {
   raft_status s;
+  s.group = setup.group;
   s.id = core->id();
   s.role = core->current_role();
   s.term = core->term();
@@ -207,6 +264,13 @@ raft_status raft_group_state::status() const {
   s.persists = persists;
   s.malformed = malformed;
   s.undeliverable = undeliverable;
+  s.snapshots = snapshots;
+  s.snapshot_index = core->last_snapshot().index;
+  s.elections_started = core->elections_started();
+  s.elections_won = core->elections_won();
+  s.voters = core->voters().size();
+  s.pending_proposals = proposals.size();
+  s.pending_reads = reads.size();
   return s;
 }
 
@@ -244,6 +308,7 @@ void raft_group_state::drive() {
     reads.clear();
   }
   was_leader = leader;
+  maybe_snapshot();
 }
 
 void raft_group_state::complete(const rc::ready& rd) {

@@ -62,6 +62,10 @@ struct raft_group_setup {
   /// raft_tick_done). Unset: a timer of its own and raft_link_cmd peers (tests).
   caf::actor host;
   std::uint32_t group = 0;  ///< the group's id on the host
+  /// Applied entries beyond the last snapshot after which the group snapshots its state
+  /// machine and drops the log below it (0 = never): bounds the log on disk and a
+  /// restart's replay. A follower that fell behind the snapshot gets it whole.
+  std::uint64_t snapshot_entries = 10'000;
   /// The state machine the group replicates; the key -> value map when empty.
   std::function<std::unique_ptr<consensus::raft_state_machine>()> make_state_machine;
 };
@@ -82,6 +86,7 @@ struct raft_group_state {
   void on_propose(raft_propose_cmd& cmd);
   void on_read(raft_read_cmd& cmd);
   void on_persisted(std::uint64_t gen, const error& err);
+  void on_compacted(std::uint64_t gen, const error& err);
   void on_stop();
   raft_status status() const;
 
@@ -97,6 +102,9 @@ struct raft_group_state {
   void retry_deferred_reads();
   void expire(std::uint64_t now);
   void fail_log(const error& err);
+  /// When snapshot_entries entries were applied since the last snapshot: snapshot the state
+  /// machine and compact the log on the executor (busy meanwhile, like a persist).
+  void maybe_snapshot();
   void fail_all(errc code, const std::string& why);
   /// While a ready is being persisted the core takes no input: it waits here, in order.
   bool busy() const noexcept { return persisting || log_failed; }
@@ -142,6 +150,9 @@ struct raft_group_state {
   bool was_leader = false;
 
   std::uint64_t persists = 0;
+  std::uint64_t snapshots = 0;  ///< log compactions done by this actor
+  /// The snapshot being saved by the executor (read-only there), while `persisting`.
+  std::shared_ptr<const consensus::snapshot> compacting;
   std::uint64_t malformed = 0;
   std::uint64_t undeliverable = 0;
 

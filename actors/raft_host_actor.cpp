@@ -600,6 +600,7 @@ result<caf::actor> spawn_raft_host_actor(caf::actor_system& sys, raft_host_setup
     gs.wire = setup.wire;
     gs.tick_interval = setup.tick_interval;
     gs.request_timeout_ticks = setup.request_timeout_ticks;
+    gs.snapshot_entries = setup.snapshot_entries;
     gs.executor = setup.executor;
     gs.host = host;
     gs.group = g;

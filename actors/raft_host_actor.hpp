@@ -59,6 +59,7 @@ struct raft_host_setup {
   consensus::kv_limits kv;
   consensus::batch_limits batch;
   std::size_t max_entry_bytes = 1u << 20;  ///< raft_config::max_entry_bytes of every group
+  std::uint64_t snapshot_entries = 10'000;  ///< raft_group_setup::snapshot_entries
   std::size_t flush_chunk_bytes = 1u << 20;
   consensus::file_ops* ops = nullptr;  ///< nullptr: POSIX
   /// Find peers through the middleman and register under raft_host_registry_name();

@@ -464,6 +464,54 @@ int run_command(CLI::App& app, caf::actor_system& sys, const caf::actor& node, c
     }
     return ready ? exit_ok : exit_error;
   }
+  if (app.got_subcommand("strong")) {
+    std::string text;
+    auto err = request(
+        sys, node, opt, [&](std::string& s) { text = std::move(s); },
+        warp::actors::control_strong_atom::value);
+    if (err) return report(opt, "strong status", err);
+    auto doc = json::parse(text, nullptr, false);
+    if (doc.is_discarded() || !doc.is_object())
+      return report(opt, "strong status", {errc::codec_error, "node sent malformed JSON"});
+    // Ready as /readyz decides: abd ranges caught up; raft groups each with a leader known
+    // and a working log.
+    bool ready = doc.value("answered", false);
+    if (doc.value("engine", "") == "abd") {
+      ready = ready && doc.value("ready_ranges", 0u) == doc.value("replicated_ranges", 0u);
+    } else if (auto gs = doc.find("groups"); gs != doc.end() && gs->is_array()) {
+      for (const auto& g : *gs)
+        ready = ready && g.value("leader", 0ull) != 0 && !g.value("log_failed", false);
+      if (auto m = doc.find("missing_groups"); m != doc.end() && m->is_array() && !m->empty())
+        ready = false;
+    }
+    if (opt.json) {
+      std::cout << dump(doc) << std::endl;
+    } else if (doc.value("engine", "") == "abd") {
+      print_table({{"ENGINE", "RANGES", "READY"},
+                   {"abd", std::to_string(doc.value("replicated_ranges", 0u)),
+                    std::to_string(doc.value("ready_ranges", 0u))}});
+    } else {
+      std::vector<std::vector<std::string>> rows{
+          {"GROUP", "ROLE", "TERM", "LEADER", "COMMIT", "APPLIED", "LAST", "ELECTIONS", "LOG"}};
+      if (auto gs = doc.find("groups"); gs != doc.end() && gs->is_array())
+        for (const auto& g : *gs) {
+          auto leader = g.value("leader_address", "");
+          rows.push_back({std::to_string(g.value("group", 0u)), g.value("role", ""),
+                          std::to_string(g.value("term", 0ull)), leader.empty() ? "-" : leader,
+                          std::to_string(g.value("commit", 0ull)),
+                          std::to_string(g.value("applied", 0ull)),
+                          std::to_string(g.value("last_index", 0ull)),
+                          std::to_string(g.value("elections_won", 0ull)) + "/" +
+                              std::to_string(g.value("elections_started", 0ull)),
+                          g.value("log_failed", false) ? "FAILED" : "ok"});
+        }
+      print_table(rows);
+      std::printf("(raft: %zu groups, this node leads %zu)\n", rows.size() - 1,
+                  doc.value("leading", std::size_t{0}));
+      std::fflush(stdout);
+    }
+    return ready ? exit_ok : exit_error;
+  }
   if (auto* pats = app.get_subcommand("patterns"); pats->parsed()) {
     std::string text;
     auto on_json = [&](std::string& s) { text = std::move(s); };
@@ -780,6 +828,12 @@ int run(int argc, char** argv) {
   app.add_subcommand("ping", "Check the node answers; print its name, id and round trip");
   app.add_subcommand("members",
                      "Print the node's cluster view: members, their state and key ranges");
+  auto* strong = app.add_subcommand(
+      "strong", "The strong mode on the node: status prints its Raft groups (or ABD ranges)");
+  strong->require_subcommand(1);
+  strong->add_subcommand("status",
+                         "Each Raft group's role, term, leader and indexes (exit 4 when a group "
+                         "has no leader or a failed log)");
   auto* hot = app.add_subcommand("hotkeys", "Print the node's hottest keys (estimated reads)");
   hot->add_option("--limit", opt.limit, "How many keys (0 = every key tracked)")
       ->capture_default_str()

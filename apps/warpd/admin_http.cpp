@@ -34,7 +34,6 @@
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 
-#include "actors/quorum_commands.hpp"
 
 #include "warp/cluster.hpp"
 #include "warp/endpoint.hpp"
@@ -62,44 +61,9 @@ constexpr std::size_t max_pending_jobs = 64;
 // connection and lose the response).
 constexpr std::chrono::milliseconds linger{1000};
 
-// How long a probe waits for the quorum actor's status: a probe must answer fast, and an
+// How long a probe waits for the strong mode's actors: a probe must answer fast, and an
 // actor that cannot answer in this time is itself a reason not to be ready.
 constexpr std::chrono::milliseconds strong_status_timeout{1000};
-
-// The strong mode's range counts, from the quorum actor of this node's actor system (found
-// in its registry: no connection). nullopt: the node runs no strong mode. Blocks up to
-// strong_status_timeout: admin workers only, never a CAF thread.
-struct strong_status {
-  bool answered = false;
-  std::string error;
-  std::size_t replicated = 0;
-  std::size_t ready = 0;
-  std::vector<std::string> waiting_on;
-};
-std::optional<strong_status> query_strong(caf::actor_system& sys) {
-  auto ptr = sys.registry().get(warp::actors::quorum_registry_name());
-  if (!ptr) return std::nullopt;
-  strong_status out;
-  caf::scoped_actor self{sys};
-  self->request(caf::actor_cast<caf::actor>(ptr), strong_status_timeout,
-                warp::actors::quorum_status_atom::value)
-      .receive(
-          [&](std::string& text) {
-            auto j = nlohmann::json::parse(text, nullptr, false);
-            if (j.is_discarded() || !j.is_object()) {
-              out.error = "unreadable status";
-              return;
-            }
-            out.answered = true;
-            out.replicated = j.value("replicated_ranges", std::size_t{0});
-            out.ready = j.value("ready_ranges", std::size_t{0});
-            if (auto it = j.find("waiting_on"); it != j.end() && it->is_array())
-              for (auto& w : *it)
-                if (w.is_string()) out.waiting_on.push_back(w.get<std::string>());
-          },
-          [&](caf::error& err) { out.error = sys.render(err); });
-  return out;
-}
 
 struct response {
   int status = 200;
@@ -383,17 +347,8 @@ struct admin_http::impl {
       auto body = warp::prometheus_text(*node);
       if (listens && (seeded || warp::view_of(*node).members.size() > 1))
         body += warp::cluster_prometheus_text(*node);
-      if (auto strong = query_strong(node->system()); strong && strong->answered) {
-        auto label = "{node=\"" + warp::prometheus_label(warp::display_name(node->config())) +
-                     "\"} ";
-        warp::append_prometheus_header(body, "warp_strong_ranges_replicated", "gauge",
-                                       "Strong-mode key ranges this node replicates.");
-        body += "warp_strong_ranges_replicated" + label + std::to_string(strong->replicated) + "\n";
-        warp::append_prometheus_header(
-            body, "warp_strong_ranges_ready", "gauge",
-            "Replicated strong-mode ranges caught up and serving (below replicated: recovering).");
-        body += "warp_strong_ranges_ready" + label + std::to_string(strong->ready) + "\n";
-      }
+      if (auto strong = node->strong_state(strong_status_timeout))
+        body += warp::strong_prometheus_text(*strong, warp::display_name(node->config()));
       if (extra_metrics) body += extra_metrics();
       response r;
       r.body = std::move(body);
@@ -408,6 +363,14 @@ struct admin_http::impl {
       r.body = warp::stats_json(*node) + "\n";
     } else if (path == "/admin/config") {
       r.body = config_json + "\n";
+    } else if (path == "/admin/strong") {
+      auto strong = node->strong_state(strong_status_timeout);
+      if (!strong) {
+        r.status = 404;
+        r.body = "{\"error\":\"this node runs no strong mode\"}\n";
+        return r;
+      }
+      r.body = warp::strong_json(*strong) + "\n";
     } else if (path == "/admin/validator") {
       r.body = node->validator_json() + "\n";
     } else if (path == "/admin/patterns") {
@@ -514,15 +477,32 @@ struct admin_http::impl {
     for (const auto& g : node->stats().protection)
       if (g.breaker == "open") open.push_back(g.pattern);
     check("breakers", open.empty(), {{"open", open}});
-    // Strong ranges caught up (a restarted replica copies its ranges before serving them).
-    if (auto strong = query_strong(node->system())) {
-      if (!strong->answered)
-        check("strong", false, {{"error", strong->error}});
-      else
-        check("strong", strong->ready == strong->replicated,
-              {{"ready_ranges", strong->ready},
-               {"replicated_ranges", strong->replicated},
+    // ABD: strong ranges caught up (a restarted replica copies its ranges before serving
+    // them). Raft: every group this node is a member of knows a leader and has a working
+    // log here; a group in an election or without a quorum would only fail or forward.
+    if (auto strong = node->strong_state(strong_status_timeout)) {
+      if (!strong->answered) {
+        check("strong", false, {{"engine", strong->engine}, {"error", strong->error}});
+      } else if (strong->engine == "abd") {
+        check("strong", strong->ready_ranges == strong->replicated_ranges,
+              {{"engine", "abd"},
+               {"ready_ranges", strong->ready_ranges},
+               {"replicated_ranges", strong->replicated_ranges},
                {"waiting_on", strong->waiting_on}});
+      } else {
+        std::vector<std::uint32_t> leaderless, failed;
+        for (const auto& g : strong->groups) {
+          if (g.leader == 0) leaderless.push_back(g.id);
+          if (g.log_failed) failed.push_back(g.id);
+        }
+        check("strong",
+              leaderless.empty() && failed.empty() && strong->missing_groups.empty(),
+              {{"engine", "raft"},
+               {"groups", strong->groups.size()},
+               {"leaderless_groups", leaderless},
+               {"log_failed_groups", failed},
+               {"unanswered_groups", strong->missing_groups}});
+      }
     }
     // Eventual mode has no catch-up phase: a miss reads through to storage, and a node
     // that joins trusts nothing it has not fetched. Shown for the operator, never failing.

@@ -323,6 +323,7 @@ const std::vector<numeric_bound>& numeric_bounds() {
       {"warp.anti-entropy-interval", 1, day_ms},
       {"warp.strong-groups", 0, 4096},
       {"warp.raft-tick", 1, minute_ms},
+      {"warp.raft-snapshot-entries", 0, 1'000'000'000},
       {"warp.resp-idle-timeout", 0, 30 * day_ms},
       {"warp.admin-request-timeout", 100, 5 * minute_ms},
   };
@@ -586,6 +587,9 @@ const std::vector<option_def>& option_table() {
        "Raft groups the strong key space is split over (0 = 4 x the member count)"},
       {"warp.raft-tick", "--raft-tick", opt_kind::duration, "100ms",
        "Raft tick: heartbeats every tick, elections after 10-20 ticks without a leader"},
+      {"warp.raft-snapshot-entries", "--raft-snapshot-entries", opt_kind::size, "10000",
+       "Entries a Raft group applies before it snapshots its state and drops the log below "
+       "(0 = never)"},
       // -- node port security (node_config.transport, bus/node_transport, docs/security.md)
       {"warp.tls-cert", "--tls-cert", opt_kind::string, "",
        "PEM certificate (chain) this node presents on the node port; with --tls-key and "
@@ -898,6 +902,7 @@ warp::result<settings> build_settings(const warpd_config& cfg) {
                        "strong-engine: must be raft or abd, got '" + engine_text + "'"};
   WARPD_READ(sc.groups, rd.size("warp.strong-groups"));
   WARPD_READ(sc.raft_tick, rd.duration("warp.raft-tick"));
+  WARPD_READ(sc.raft_snapshot_entries, rd.size("warp.raft-snapshot-entries"));
   if (sc.replication_factor == 0 || sc.replication_factor > 15)
     return warp::error{errc::invalid_argument,
                        "replication-factor: must be between 1 and 15, got " +

@@ -125,12 +125,14 @@ void raft_core::become_candidate() {
   reset(term_ + 1);
   vote_ = cfg_.id;
   role_ = role::candidate;
+  ++elections_started_;
 }
 
 void raft_core::become_leader() {
   reset(term_);
   role_ = role::leader;
   leader_ = cfg_.id;
+  ++elections_won_;
   sync_progress();
   // An empty entry of the new term: committing it commits everything before it (entries of
   // older terms are never committed by counting replicas) and opens ReadIndex and

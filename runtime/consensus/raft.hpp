@@ -169,6 +169,10 @@ class raft_core {
   term_t term() const noexcept { return term_; }
   node_id leader() const noexcept { return leader_; }
   index_t commit_index() const noexcept { return commit_; }
+  /// Elections this member started (real ones, after a won pre-vote) and won since it was
+  /// created: an operator's signal of an unstable group (a flapping link, a slow disk).
+  std::uint64_t elections_started() const noexcept { return elections_started_; }
+  std::uint64_t elections_won() const noexcept { return elections_won_; }
   index_t applied_index() const noexcept { return applied_; }
   index_t first_index() const noexcept { return snap_.index + 1; }
   index_t last_index() const noexcept { return snap_.index + log_.size(); }
@@ -243,6 +247,8 @@ class raft_core {
   hard_state persisted_hard_;
   std::vector<node_id> voters_;
   int election_elapsed_ = 0;
+  std::uint64_t elections_started_ = 0;
+  std::uint64_t elections_won_ = 0;
   int heartbeat_elapsed_ = 0;
   int randomized_timeout_ = 0;
   std::map<node_id, bool> votes_;

@@ -66,6 +66,46 @@ result<void> write_outcome(const result<std::string>& r) {
 
 }  // namespace
 
+result<strong_raft::status_report> strong_raft::status(std::chrono::milliseconds timeout) const {
+  if (!host_) return error{errc::shutting_down, "the raft host is not running"};
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto host_answer = std::make_shared<std::promise<result<actors::raft_host_status>>>();
+  auto host_future = host_answer->get_future();
+  caf::anon_send(host_, actors::raft_host_status_cmd{actors::completion<actors::raft_host_status>{
+                            [host_answer](result<actors::raft_host_status> r) {
+                              host_answer->set_value(std::move(r));
+                            }}});
+  if (host_future.wait_until(deadline) != std::future_status::ready)
+    return error{errc::timeout, "the raft host did not answer its status in time"};
+  auto host_status = host_future.get();
+  if (!host_status) return host_status.err();
+  status_report out;
+  out.host = std::move(*host_status);
+  // Ask every group at once, then collect: one slow group costs the timeout once, not once
+  // per group.
+  std::vector<std::pair<std::uint32_t, std::future<result<actors::raft_status>>>> asked;
+  for (const auto& [group, actor] : out.host.groups) {
+    auto p = std::make_shared<std::promise<result<actors::raft_status>>>();
+    asked.emplace_back(group, p->get_future());
+    caf::anon_send(actor, actors::raft_status_cmd{actors::completion<actors::raft_status>{
+                              [p](result<actors::raft_status> r) { p->set_value(std::move(r)); }}});
+  }
+  for (auto& [group, f] : asked) {
+    if (f.wait_until(deadline) != std::future_status::ready) {
+      out.missing.push_back(group);
+      continue;
+    }
+    auto r = f.get();
+    if (!r) {
+      out.missing.push_back(group);
+      continue;
+    }
+    out.groups.push_back(std::move(*r));
+  }
+  out.host.groups.clear();  // actor handles: not for the caller
+  return out;
+}
+
 std::size_t raft_group_count(const strong_options& opts, std::size_t members) {
   if (opts.groups != 0) return opts.groups;
   return std::max<std::size_t>(1, members) * 4;
@@ -141,6 +181,7 @@ result<void> strong_raft::start() {
   auto* pool = st_.executor.get();
   s.executor = [pool](std::function<void()> job) { return pool->post(std::move(job)); };
   s.tick_interval = opts_.raft_tick;
+  s.snapshot_entries = opts_.raft_snapshot_entries;
   s.election_tick = 10;
   // The request bound in ticks: strong.timeout, at least two election timeouts so a
   // request survives one failover.

@@ -60,6 +60,16 @@ class strong_raft {
                          const std::function<result<mutation>(const buffer*, std::int64_t)>& fn,
                          bool read_current);
 
+  /// The host's counters and each local group's state, asked of the actors (blocking up
+  /// to `timeout`: admin workers and the executor only, never a CAF thread). A group that
+  /// does not answer in time is left out and named in `missing`.
+  struct status_report {
+    actors::raft_host_status host;
+    std::vector<actors::raft_status> groups;
+    std::vector<std::uint32_t> missing;
+  };
+  result<status_report> status(std::chrono::milliseconds timeout) const;
+
   /// Groups = ranges of this placement.
   const strong_placement& placement() const noexcept { return placement_; }
   const caf::actor& host() const noexcept { return host_; }

@@ -93,6 +93,11 @@ class node_control_backend final : public actors::control_backend {
     if (!page) return page.err();
     return scan_page{std::move(page->keys), std::move(page->next_after), page->done};
   }
+  result<std::string> strong_json() override {
+    auto strong = n_.strong_state();
+    if (!strong) return error{errc::unsupported, "this node runs no strong mode"};
+    return warp::strong_json(*strong);
+  }
   result<std::string> health_json() override {
     auto storage = n_.check_storage();
     auto view = view_of(n_);

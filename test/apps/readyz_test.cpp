@@ -90,3 +90,54 @@ TEST_CASE("/readyz: strong ranges that cannot catch up make the node not ready")
   CHECK(metrics->body.find("# TYPE warp_strong_ranges_replicated gauge") != std::string::npos);
   CHECK(d.process().stop(SIGTERM, 20s) == 0);
 }
+
+TEST_CASE("/readyz: raft groups without a leader make the node not ready") {
+  temp_dir dir{"readyz-raft"};
+  // Two members that never run: no group reaches a majority, so none elects a leader.
+  warpd_process d{{"--storage", "memory", "--data-dir", dir.str(), "--peers",
+                   "127.0.0.1:1,127.0.0.1:2", "--pattern", "*=strong_distributed",
+                   "--strong-engine", "raft", "--raft-tick", "50ms"}};
+  REQUIRE(d.wait_ready());
+  INFO(d.log());
+  json doc;
+  int status = 0;
+  REQUIRE(eventually([&] {
+    auto r = get(d.http_port(), "/readyz");
+    if (!r) return false;
+    status = r->status;
+    doc = json::parse(r->body, nullptr, false);
+    return doc.is_object() && doc["checks"].contains("strong");
+  }));
+  INFO(doc.dump());
+  CHECK(status == 503);
+  CHECK(doc["failing"] == json::array({"strong"}));
+  auto strong = doc["checks"]["strong"];
+  CHECK(strong["engine"] == "raft");
+  CHECK(strong["groups"].get<std::size_t>() == 12);
+  CHECK(strong["leaderless_groups"].size() == 12);
+  // /admin/strong: every group a follower or (pre-)candidate, none with a leader.
+  auto admin = get(d.http_port(), "/admin/strong");
+  REQUIRE(admin);
+  CHECK(admin->status == 200);
+  auto adoc = json::parse(admin->body);
+  CHECK(adoc["leading"] == 0);
+  for (auto& g : adoc["groups"]) CHECK(g["leader"] == 0);
+  auto metrics = get(d.http_port(), "/metrics");
+  REQUIRE(metrics);
+  CHECK(metrics->body.find("warp_raft_groups_leaderless{node=") != std::string::npos);
+  CHECK(d.process().stop(SIGTERM, 20s) == 0);
+}
+
+TEST_CASE("/admin/strong: 404 with a reason on a node without a strong mode") {
+  temp_dir dir{"admin-strong-none"};
+  warpd_process d{{"--storage", "memory", "--data-dir", dir.str()}};
+  REQUIRE(d.wait_ready());
+  auto r = get(d.http_port(), "/admin/strong");
+  REQUIRE(r);
+  CHECK(r->status == 404);
+  CHECK(r->body.find("no strong mode") != std::string::npos);
+  auto ctl = d.ctl({"strong", "status"});
+  CHECK(ctl.exit_code != 0);
+  CHECK((ctl.out + ctl.err).find("no strong mode") != std::string::npos);
+  CHECK(d.process().stop(SIGTERM, 20s) == 0);
+}

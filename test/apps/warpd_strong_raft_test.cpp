@@ -9,9 +9,14 @@
 
 #include <filesystem>
 #include <map>
+#include <set>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
 
 #include "runtime/consensus/raft_kv.hpp"
 #include "runtime/consensus/raft_log_store.hpp"
@@ -23,6 +28,28 @@ using namespace std::chrono_literals;
 using namespace warp::test;
 
 namespace {
+
+httplib::Result http_get(std::uint16_t port, const char* path) {
+  httplib::Client client{"127.0.0.1", port};
+  client.set_connection_timeout(10);
+  client.set_read_timeout(10);
+  return client.Get(path);
+}
+
+/// The value of a Prometheus sample `name{...,group="G"}` per group, from /metrics text.
+std::map<std::uint32_t, std::uint64_t> per_group(const std::string& metrics,
+                                                 const std::string& name) {
+  std::map<std::uint32_t, std::uint64_t> out;
+  std::istringstream in{metrics};
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(name + "{", 0) != 0) continue;
+    auto g = line.find("group=\"");
+    if (g == std::string::npos) continue;
+    auto group = static_cast<std::uint32_t>(std::stoul(line.substr(g + 7)));
+    out[group] = std::stoull(line.substr(line.rfind(' ') + 1));
+  }
+  return out;
+}
 
 struct raft_warpd_cluster {
   std::string redis_cli = find_program("redis-cli");
@@ -132,4 +159,103 @@ TEST_CASE("warpd strong raft: acknowledged keys and INCR counters survive kill -
       },
       30s));
   INFO("counter after restart: " << counter);
+}
+
+TEST_CASE("warpd strong raft: /admin/strong, /metrics, /readyz and warpctl show each group") {
+  using nlohmann::json;
+  raft_warpd_cluster c;
+  for (std::size_t i = 0; i < 3; ++i) c.start(i);
+  REQUIRE(c.wait_serving());
+  const std::size_t groups = 12;  // 4 x members (docs/strong.md)
+
+  // Every group has exactly one leader among the three nodes, and every node knows it.
+  auto leaders_agree = [&](const std::vector<std::size_t>& nodes) {
+    std::map<std::uint32_t, int> leading;
+    std::map<std::uint32_t, std::set<std::string>> named;
+    for (auto i : nodes) {
+      auto r = http_get(c.procs[i]->http_port(), "/admin/strong");
+      if (!r || r->status != 200) return false;
+      auto doc = json::parse(r->body, nullptr, false);
+      if (!doc.is_object() || doc["engine"] != "raft" || doc["answered"] != true) return false;
+      if (doc["groups"].size() != groups) return false;
+      for (auto& g : doc["groups"]) {
+        leading[g["group"].get<std::uint32_t>()] += g["role"] == "leader";
+        named[g["group"].get<std::uint32_t>()].insert(g["leader_address"].get<std::string>());
+      }
+    }
+    for (std::uint32_t g = 0; g < groups; ++g)
+      if (leading[g] != 1 || named[g].size() != 1 || named[g].count("")) return false;
+    return true;
+  };
+  REQUIRE(eventually([&] { return leaders_agree({0, 1, 2}); }, 30s));
+
+  // /metrics: one leader per group over the three nodes, the host's batches counted.
+  std::map<std::uint32_t, std::uint64_t> leaders;
+  for (std::size_t i = 0; i < 3; ++i) {
+    auto r = http_get(c.procs[i]->http_port(), "/metrics");
+    REQUIRE(r);
+    INFO(r->body.substr(0, 4000));
+    CHECK(r->body.find("# TYPE warp_raft_group_term gauge") != std::string::npos);
+    CHECK(r->body.find("# TYPE warp_raft_host_batches_sent_total counter") != std::string::npos);
+    auto mine = per_group(r->body, "warp_raft_group_leader");
+    CHECK(mine.size() == groups);
+    for (auto& [g, v] : mine) leaders[g] += v;
+    auto applied = per_group(r->body, "warp_raft_group_applied_index");
+    CHECK(applied.size() == groups);
+  }
+  for (auto& [g, n] : leaders) CHECK(n == 1);
+
+  // /readyz: ready, and says why with the raft detail.
+  auto ready = http_get(c.procs[1]->http_port(), "/readyz");
+  REQUIRE(ready);
+  INFO(ready->body);
+  CHECK(ready->status == 200);
+  auto rdoc = json::parse(ready->body);
+  CHECK(rdoc["checks"]["strong"]["engine"] == "raft");
+  CHECK(rdoc["checks"]["strong"]["groups"] == groups);
+  CHECK(rdoc["checks"]["strong"]["leaderless_groups"].empty());
+
+  // warpctl strong status: a table, and JSON as /admin/strong.
+  auto table = c.procs[2]->ctl({"strong", "status"});
+  INFO(table.out << table.err);
+  CHECK(table.exit_code == 0);
+  CHECK(table.out.find("GROUP") != std::string::npos);
+  CHECK(table.out.find("LEADER") != std::string::npos);
+  CHECK(table.out.find("(raft: 12 groups") != std::string::npos);
+  auto js = c.procs[2]->ctl({"--output", "json", "strong", "status"});
+  REQUIRE(js.exit_code == 0);
+  CHECK(json::parse(js.out)["groups"].size() == groups);
+
+  // kill -9 one node: the other two elect new leaders for its groups; their /readyz is
+  // ready again and no group names the dead node as its leader.
+  const std::string dead = "127.0.0.1:" + std::to_string(c.ports[0]);
+  c.kill9(0);
+  CHECK(eventually(
+      [&] {
+        if (!leaders_agree({1, 2})) return false;
+        auto r = http_get(c.procs[1]->http_port(), "/admin/strong");
+        return r && r->body.find(dead) == std::string::npos;
+      },
+      30s));
+  CHECK(eventually(
+      [&] {
+        auto r = http_get(c.procs[2]->http_port(), "/readyz");
+        return r && r->status == 200;
+      },
+      30s));
+  // Whoever leads a group now won an election for it.
+  std::uint64_t won = 0, leading = 0;
+  std::string bodies;
+  for (std::size_t i : {1, 2}) {
+    auto r = http_get(c.procs[i]->http_port(), "/admin/strong");
+    REQUIRE(r);
+    bodies += r->body;
+    for (auto& g : json::parse(r->body)["groups"]) {
+      won += g["elections_won"].get<std::uint64_t>();
+      leading += g["role"] == "leader";
+    }
+  }
+  INFO(bodies);
+  CHECK(leading == groups);
+  CHECK(won >= leading);
 }

@@ -70,6 +70,7 @@ struct fixture {
   std::array<std::array<bool, n>, n> cut{};  ///< cut[i][j]: i -> j dropped
   std::size_t dropped = 0;
   bool tearing_down = false;
+  std::uint64_t snapshot_entries = 10'000;  ///< raft_group_setup::snapshot_entries
 
   fixture() {
     sched.clock().current_time += std::chrono::hours(1);
@@ -105,6 +106,7 @@ struct fixture {
     s.ops = &ops[i];
     s.tick_interval = 100ms;
     s.request_timeout_ticks = 30;
+    s.snapshot_entries = snapshot_entries;
     s.executor = [this](std::function<void()> job) {
       jobs.push_back(std::move(job));
       return true;
@@ -581,4 +583,63 @@ TEST_CASE("raft group actor: on a real work_pool and the threaded scheduler") {
   pool.shutdown();
   std::error_code ec;
   fs::remove_all(root, ec);
+}
+
+TEST_CASE_METHOD(fixture,
+                 "raft group actors: the log is compacted into snapshots; a lagging follower and "
+                 "a restart recover from them") {
+  snapshot_entries = 20;
+  for (std::size_t i = 0; i < n; ++i) spawn(i);
+  link_all();
+  auto leader = elect();
+  REQUIRE(leader);
+  const std::size_t lagging = (*leader + 1) % n;
+  isolate(lagging);
+  const int keys = 100;
+  for (int k = 1; k <= keys; ++k) {
+    std::optional<result<std::string>> w;
+    put(*leader, 7, static_cast<std::uint64_t>(k), "k" + std::to_string(k),
+        "v" + std::to_string(k), w);
+    settle();
+    REQUIRE(w);
+    REQUIRE(*w);
+  }
+  tick(2);
+  // The leader snapshotted every 20 applied entries and dropped the log below.
+  auto& ls = state(*leader);
+  CHECK(ls.snapshots >= 4);
+  CHECK(ls.core->last_snapshot().index + snapshot_entries > ls.applied);
+  CHECK(ls.core->last_snapshot().index >= 80);
+  CHECK_FALSE(ls.core->term_at(1).has_value());  // compacted away
+  std::optional<result<actors::raft_status>> st;
+  caf::anon_send(actors[*leader], actors::raft_status_cmd{capture<actors::raft_status>(st)});
+  settle();
+  REQUIRE(st);
+  REQUIRE(*st);
+  CHECK((*st)->snapshot_index == ls.core->last_snapshot().index);
+  CHECK((*st)->snapshots == ls.snapshots);
+  // The isolated follower missed entries the leader no longer has: it gets the snapshot.
+  CHECK_FALSE(applied_value(lagging, "k1").has_value());
+  isolate(lagging, false);
+  tick(30);
+  for (int k = 1; k <= keys; ++k)
+    REQUIRE(applied_value(lagging, "k" + std::to_string(k)) == "v" + std::to_string(k));
+  CHECK(state(lagging).core->last_snapshot().index >= 80);
+  // Every member at once, restarted from snapshot + log tail.
+  for (std::size_t i = 0; i < n; ++i) stop(i);
+  for (std::size_t i = 0; i < n; ++i) spawn(i);
+  link_all();
+  auto next = elect();
+  REQUIRE(next);
+  tick(5);
+  for (std::size_t i = 0; i < n; ++i)
+    for (int k = 1; k <= keys; ++k)
+      CHECK(applied_value(i, "k" + std::to_string(k)) == "v" + std::to_string(k));
+  // The sessions were in the snapshot: a retry of an applied command is still deduplicated.
+  std::optional<result<std::string>> retry;
+  put(*next, 7, keys, "k" + std::to_string(keys), "v" + std::to_string(keys), retry);
+  settle();
+  REQUIRE(retry);
+  CHECK(*retry);
+  CHECK(dynamic_cast<kv_state_machine&>(*state(*next).sm).deduplicated() == 1);
 }

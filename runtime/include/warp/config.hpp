@@ -103,6 +103,9 @@ struct strong_options {
   std::size_t groups = 0;
   /// The Raft hosts' tick (heartbeats every tick, elections after 10-20 ticks).
   std::chrono::milliseconds raft_tick{100};
+  /// Entries a Raft group applies beyond its last snapshot before it snapshots its state
+  /// and drops the log below it (0 = never: the log grows without bound).
+  std::uint64_t raft_snapshot_entries = 10'000;
   /// Copies of each key range (capped by the number of members); quorums are majorities.
   std::size_t replication_factor = 3;
   /// Bound on one strong get/set/delete. A write that times out after its store phase

@@ -11,6 +11,7 @@ namespace warp {
 
 class node;
 struct node_config;
+struct strong_status;
 struct validation_report;
 
 /// Every L1 and node counter/gauge in Prometheus text format 0.0.4 (HELP and TYPE lines,
@@ -45,6 +46,13 @@ std::string hot_keys_json(const node& n, std::size_t limit);
 /// The configuration as one JSON object, one member per node_config field (the names of
 /// the `warp.*` config options, with `-` spelled `_`).
 std::string config_json(const node_config& cfg);
+
+/// The strong mode's state as one JSON object (`/admin/strong`, `warpctl strong status`):
+/// `engine`, `answered`, and per engine the ranges (abd) or the groups and host (raft).
+std::string strong_json(const strong_status& s);
+/// The strong mode's gauges and counters in Prometheus text format, labelled like
+/// prometheus_text (raft: one sample per group and `group` label).
+std::string strong_prometheus_text(const strong_status& s, std::string_view node_name);
 
 /// The name a node shows: `config.name`, or "warp-<pid>" when it is empty.
 std::string display_name(const node_config& cfg);

@@ -56,6 +56,51 @@ struct validation_report {
   std::vector<item> found;  ///< the inconsistent keys, at most 100
 };
 
+/// The strong mode on this node, asked of its actors (docs/strong.md, "Operations").
+struct strong_status {
+  std::string engine;     ///< "raft" or "abd"
+  bool answered = false;  ///< false: the actors did not answer in time (see `error`)
+  std::string error;
+  // -- abd: the range replicas this node holds ------------------------------------------
+  std::size_t replicated_ranges = 0;
+  std::size_t ready_ranges = 0;  ///< caught up and serving
+  std::vector<std::string> waiting_on;
+  // -- raft: the groups this node is a member of, and its host's transport ----------------
+  struct group {
+    std::uint32_t id = 0;
+    std::uint64_t member = 0;  ///< this node's member id in the group
+    std::string role;          ///< follower, pre_candidate, candidate, leader
+    std::uint64_t term = 0;
+    std::uint64_t leader = 0;    ///< member id, 0 = none known
+    std::string leader_address;  ///< HOST:PORT of the leader, empty when none is known
+    std::uint64_t commit = 0;
+    std::uint64_t applied = 0;
+    std::uint64_t last_index = 0;
+    std::size_t voters = 0;
+    bool log_failed = false;  ///< the log failed: the group is stopped on this node
+    std::uint64_t persists = 0;
+    std::uint64_t snapshot_index = 0;  ///< the log's base: entries up to it are compacted
+    std::uint64_t snapshots = 0;       ///< compactions since start
+    std::uint64_t elections_started = 0;
+    std::uint64_t elections_won = 0;
+    std::size_t pending_proposals = 0;
+    std::size_t pending_reads = 0;
+  };
+  std::vector<group> groups;
+  std::vector<std::uint32_t> missing_groups;  ///< groups that did not answer in time
+  struct {
+    std::size_t peers_connected = 0;
+    std::uint64_t batches_sent = 0;
+    std::uint64_t items_sent = 0;
+    std::uint64_t batches_received = 0;
+    std::uint64_t malformed = 0;
+    std::uint64_t undeliverable = 0;
+    std::uint64_t forwarded = 0;
+    std::uint64_t forwards_served = 0;
+    std::uint64_t flushes = 0;
+  } host;
+};
+
 /// Counters of the node beside L1's own.
 struct node_stats {
   l1_stats l1;
@@ -318,6 +363,11 @@ class node {
   result<validation_report> validate(std::string_view glob = {});
   /// The validator's state as JSON (what warpd's /admin/validator serves).
   std::string validator_json() const;
+  /// The strong mode's state (nullopt: the node runs no strong mode), asked of its actors:
+  /// blocks up to `timeout`, so not on a CAF scheduler thread. /metrics, /readyz,
+  /// /admin/strong and `warpctl strong status` show it.
+  std::optional<strong_status> strong_state(
+      std::chrono::milliseconds timeout = std::chrono::milliseconds{1000}) const;
 
   /// Runs `job` on the node's executor, its one pool for blocking work (storage calls,
   /// quorum waits); for a host's own blocking work that must not run on a CAF scheduler
