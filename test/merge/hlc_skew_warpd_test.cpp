@@ -20,16 +20,19 @@ namespace {
 
 const char* const faketime_lib = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
-/// The value of an unlabelled counter in warpd's /metrics (-1 when absent).
+/// The value of a counter (labelled with the node only) in warpd's /metrics (-1 when absent).
 long long metric(const warpd_process& d, const std::string& name) {
   httplib::Client client{"127.0.0.1", d.http_port()};
   client.set_connection_timeout(10);
   client.set_read_timeout(10);
   auto r = client.Get("/metrics");
   if (!r || r->status != 200) return -1;
-  auto at = r->body.find("\n" + name + " ");
+  // warp_x_total{node="..."} VALUE
+  auto at = r->body.find("\n" + name + "{");
   if (at == std::string::npos) return -1;
-  return std::stoll(r->body.substr(at + name.size() + 2));
+  auto space = r->body.find(' ', at + 1);
+  if (space == std::string::npos) return -1;
+  return std::stoll(r->body.substr(space + 1));
 }
 
 }  // namespace
