@@ -10,6 +10,7 @@ packages=(
   libsqlite3-dev libpqxx-dev libhiredis-dev libnats-dev
   postgresql redis-server redis-tools nats-server sqlite3 prometheus
   nodejs npm procps iproute2 curl openssl python3 python3-redis zsh systemd etcd-server
+  faketime
 )
 
 missing=()

@@ -319,6 +319,7 @@ const std::vector<numeric_bound>& numeric_bounds() {
       {"warp.heartbeat-interval", 1, minute_ms},
       {"warp.failure-timeout", 1, hour_ms},
       {"warp.owner-fetch-timeout", 1, minute_ms},
+      {"warp.max-clock-skew", 1, day_ms},
       {"warp.strong-timeout", 1, 10 * minute_ms},
       {"warp.anti-entropy-interval", 1, day_ms},
       {"warp.strong-groups", 0, 4096},
@@ -567,6 +568,9 @@ const std::vector<option_def>& option_table() {
        "Batches larger than this many bytes are zlib-compressed (0 = never)"},
       {"warp.owner-fetch-timeout", "--owner-fetch-timeout", opt_kind::duration, "500ms",
        "How long a miss waits for the key range's owner before reading storage itself"},
+      {"warp.max-clock-skew", "--max-clock-skew", opt_kind::duration, "5s",
+       "A clock reading from another node or region further ahead than this is ignored, "
+       "counted (warp_hlc_remote_skew_total) and logged (docs/merge.md)"},
       {"warp.read-replicas", "--read-replicas", opt_kind::size, "2",
        "Nodes that coalesce a range's misses: the owner, then standbys asked when it does "
        "not answer in time (1 = owner only)"},
@@ -838,6 +842,7 @@ warp::result<settings> build_settings(const warpd_config& cfg) {
   WARPD_READ(n.limits.max_key_size, rd.size("warp.max-key-size"));
   WARPD_READ(n.limits.max_value_size, rd.size("warp.max-value-size"));
   WARPD_READ(n.scheduler_threads, rd.size("scheduler.max-threads"));
+  WARPD_READ(n.max_clock_skew, rd.duration("warp.max-clock-skew"));
   WARPD_READ(n.default_policy.ttl, rd.duration("warp.default-ttl"));
   {
     auto& g = n.default_policy.guard;

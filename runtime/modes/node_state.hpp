@@ -17,6 +17,7 @@
 #include <caf/fwd.hpp>
 
 #include "merge/hlc.hpp"
+#include "merge/policy.hpp"
 #include "runtime/core/epoch.hpp"
 #include "runtime/core/hot_keys.hpp"
 #include "runtime/core/work_pool.hpp"
@@ -52,6 +53,8 @@ struct node_state {
   std::shared_ptr<warp::storage> store;
   pattern_registry patterns;
   hybrid_clock clock;
+  /// Merge policies of federated keys (node::register_merge, node::bind_merge).
+  merge::registry merges;
   fetch_coalescer coalescer;
 
   // Watchers: a copy-on-write list published through an atomic pointer (null = none) and

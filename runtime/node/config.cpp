@@ -24,6 +24,9 @@ result<void> node_config::validate() const {
   auto level = spdlog::level::from_str(log_level);
   if (level == spdlog::level::off && log_level != "off")
     return error{errc::invalid_argument, "unknown log level '" + log_level + "'"};
+  if (max_clock_skew.count() <= 0)
+    return error{errc::invalid_argument, "max_clock_skew: must be positive, got " +
+                                             std::to_string(max_clock_skew.count()) + "ms"};
   if (auto entries = pattern_registry::parse_specs(patterns); !entries) return entries.err();
   if (scheduler_threads == 0) return at_least_one("scheduler_threads", defaults.scheduler_threads);
   if (executor_threads == 0) return at_least_one("executor_threads", defaults.executor_threads);

@@ -198,6 +198,10 @@ std::string prometheus_text(const node& n) {
               s.soft_timeouts);
   out.counter("warp_refresh_aheads_total",
               "Background refreshes of keys hit near the end of their L1 TTL.", s.refresh_aheads);
+  out.counter("warp_hlc_remote_skew_total",
+              "Clock readings from other nodes or regions ignored for being more than "
+              "--max-clock-skew ahead of this node's clock.",
+              s.hlc_remote_skew);
   out.counter("warp_l1_admission_rejects_total",
               "New keys the L1 admission filter (TinyLFU) kept out of a full L1.",
               s.l1.admission_rejects);

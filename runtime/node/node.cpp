@@ -404,6 +404,8 @@ node_stats node::stats() const {
   out.stale_serves = st.stale_serves.load(std::memory_order_relaxed);
   out.soft_timeouts = st.soft_timeouts.load(std::memory_order_relaxed);
   out.refresh_aheads = st.refresh_aheads.load(std::memory_order_relaxed);
+  out.hlc_remote_skew = st.clock.skewed();
+  out.hlc_max_skew_seen_ms = st.clock.max_skew_seen_ms();
   if (st.hot) {
     auto c = st.hot->counters();
     out.hot_keys.sampled = c.sampled;

@@ -171,6 +171,7 @@ result<std::unique_ptr<node>> node::start_impl(std::unique_ptr<impl> p) {
   if (auto valid = cfg.validate(); !valid.has_value()) return valid.err();
   auto logger = log();
   logger->set_level(spdlog::level::from_str(cfg.log_level));
+  p->clock.set_max_ahead_ms(cfg.max_clock_skew.count());
 
   // The run-time table (a newer one persisted under the data dir replaces the command
   // line's) before anything reads the patterns, strong_coordinator::wanted included.

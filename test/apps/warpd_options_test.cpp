@@ -70,6 +70,8 @@ TEST_CASE("warpd rejects bad cluster and sidecar option values, naming the optio
   expect_usage_error({"--batch-max-delay", "5x"}, "batch-max-delay");
   expect_usage_error({"--batch-max-delay", "2s"}, "batch-max-delay");
   expect_usage_error({"--owner-fetch-timeout", "0"}, "owner-fetch-timeout");
+  expect_usage_error({"--max-clock-skew", "0"}, "max-clock-skew");
+  expect_usage_error({"--max-clock-skew", "soon"}, "max-clock-skew");
   expect_usage_error({"--refresh-ahead", "100"}, "refresh-ahead");
   expect_usage_error({"--storage-breaker-cooldown", "0"}, "storage-breaker-cooldown");
   expect_usage_error({"--storage-rate", "lots"}, "--storage-rate");

@@ -224,6 +224,10 @@ struct node_config {
   /// API's calls. A read-through may wait there for a peer (owner_fetch_timeout), so
   /// leave some headroom over the cores.
   std::size_t executor_threads = 8;
+  /// How far ahead of this node's clock a hybrid clock reading from another node or
+  /// region may be (merge/hlc.hpp): a reading further ahead is ignored (the clock does not
+  /// follow it), counted in warp_hlc_remote_skew_total and logged. Positive.
+  std::chrono::milliseconds max_clock_skew{5'000};
 
   /// Checks everything node::start would refuse, without starting anything: bounds,
   /// endpoints, patterns, the log level, TLS and listener rules. A message names the

@@ -17,6 +17,7 @@
 #include "warp/config.hpp"
 #include "warp/error.hpp"
 #include "warp/l1.hpp"
+#include "warp/merge_fn.hpp"
 #include "warp/pattern.hpp"
 #include "warp/storage.hpp"
 #include "warp/write.hpp"
@@ -35,6 +36,13 @@ cluster* cluster_of(const node& n);
 namespace validation {
 class core;
 }  // namespace validation
+namespace merge {
+class registry;
+}  // namespace merge
+namespace detail {
+/// The node's merge policies (merge/policy.hpp), for the federation apply path.
+merge::registry& merges_of(const node& n);
+}  // namespace detail
 namespace detail {
 /// The node's validator (docs/validator.md), for tests' hooks.
 validation::core* validator_of(const node& n);
@@ -136,6 +144,10 @@ struct node_stats {
   std::uint64_t stale_serves = 0;    ///< reads answered with a stale value (stale-on-error)
   std::uint64_t soft_timeouts = 0;   ///< of those, because storage was slower than soft_timeout
   std::uint64_t refresh_aheads = 0;  ///< background refreshes of hot keys near their expiry
+  /// Hybrid clock readings from other nodes or regions ignored for being more than
+  /// node_config::max_clock_skew ahead, and the furthest ahead one (ms).
+  std::uint64_t hlc_remote_skew = 0;
+  std::int64_t hlc_max_skew_seen_ms = 0;
   /// Hot-key tracking (docs/hotkeys.md): reads recorded (the sample), halvings, keys listed.
   struct {
     std::uint64_t sampled = 0;
@@ -329,6 +341,21 @@ class node {
   result<void> remove_pattern(std::string_view glob);
   pattern_table_view pattern_table() const;
 
+  // -- merge policies of federated keys (docs/merge.md) ------------------------------------
+
+  /// Registers a custom merge function under `name` (a pattern names it with
+  /// `+federated=NAME`). When `name` is a glob ("cart:*"), federated keys it matches merge
+  /// with `fn` unless their pattern names a policy. `fn` must be deterministic,
+  /// commutative, associative and idempotent, do no I/O and return quickly
+  /// (warp/merge_fn.hpp). Refused: an empty name, a built-in's (lww, counter, set, map).
+  /// Registering a name again replaces its function.
+  result<void> register_merge(std::string_view name, merge_fn fn);
+  /// Binds federated keys matching `glob` to a policy by name (lww, counter, set, map or a
+  /// registered function) unless their pattern names one. A name registered later is
+  /// fine: it is resolved when a key of the glob first merges (an unknown name is then an
+  /// error, and the key keeps its local value).
+  result<void> bind_merge(std::string_view glob, std::string_view policy);
+
   // -- parts (read-only views) -----------------------------------------------------------
 
   /// This node's L1, to inspect (info, contains, stats, for_each). Reads that count as
@@ -389,6 +416,7 @@ class node {
                          bool read_current);
   friend detail::cluster* detail::cluster_of(const node& n);
   friend validation::core* detail::validator_of(const node& n);
+  friend merge::registry& detail::merges_of(const node& n);
   std::unique_ptr<impl> impl_;
 };
 
