@@ -394,6 +394,7 @@ struct admin_http::impl {
             "Replicated strong-mode ranges caught up and serving (below replicated: recovering).");
         body += "warp_strong_ranges_ready" + label + std::to_string(strong->ready) + "\n";
       }
+      body += node->federation_metrics();
       if (extra_metrics) body += extra_metrics();
       response r;
       r.body = std::move(body);
@@ -410,6 +411,8 @@ struct admin_http::impl {
       r.body = config_json + "\n";
     } else if (path == "/admin/validator") {
       r.body = node->validator_json() + "\n";
+    } else if (path == "/admin/federation") {
+      r.body = node->federation_json() + "\n";
     } else if (path == "/admin/patterns") {
       return patterns(req);
     } else if (path == "/admin/hotkeys") {
