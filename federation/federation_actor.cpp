@@ -32,6 +32,7 @@ using fed_digest_atom = caf::atom_constant<caf::atom("warpfdig")>;
 using fed_applied_atom = caf::atom_constant<caf::atom("wfapplied")>;
 using fed_repair_atom = caf::atom_constant<caf::atom("wfrepair")>;
 using fed_now_atom = caf::atom_constant<caf::atom("wfnow")>;
+using fed_digest_done_atom = caf::atom_constant<caf::atom("wfdigdone")>;
 // warpctl regions: -> std::string (the /admin/federation JSON).
 using fed_status_atom = caf::atom_constant<caf::atom("warpfstat")>;
 
@@ -216,6 +217,12 @@ caf::behavior fed_state::make_behavior(std::shared_ptr<shared_state> init) {
       },
       [this](fed_repair_atom, std::uint64_t m, const std::string& frame) { on_repair(m, frame); },
       [this](fed_status_atom) { return status_json(*sh); },
+      [this](fed_digest_done_atom, std::uint64_t job, std::string& bytes) {
+        if (auto it = pending.find(job); it != pending.end()) {
+          it->second.deliver(std::move(bytes));
+          pending.erase(it);
+        }
+      },
       [this](fed_now_atom) {
         for (auto& l : links) start_repair(l);
       },
@@ -472,15 +479,20 @@ digest digest_of(const std::map<std::string, known_entry>& keys) {
 
 caf::result<std::string> fed_state::on_digest(const std::string& req) {
   if (req != "WFDQ1") return caf::make_error(caf::sec::invalid_argument);
-  auto rp = self->make_response_promise<std::string>();
+  auto job = next_job++;
+  pending.emplace(job, self->make_response_promise<std::string>());
   auto shp = sh;
-  auto posted = sh->st->executor->post([shp, rp]() mutable {
-    // The promise is delivered from the executor thread: CAF sends the response as a
-    // message to the requester, which is safe from any thread.
-    rp.deliver(encode_digest(digest_of(known_keys(*shp, nullptr))));
+  auto me = caf::actor_cast<caf::actor>(self);
+  // The promise is delivered on the actor (fed_digest_done), not from the executor.
+  auto posted = sh->st->executor->post([shp, me, job] {
+    caf::anon_send(me, fed_digest_done_atom::value, job,
+                   encode_digest(digest_of(known_keys(*shp, nullptr))));
   });
-  if (!posted) return caf::make_error(caf::sec::runtime_error);
-  return rp;
+  if (!posted) {
+    pending.erase(job);
+    return caf::make_error(caf::sec::runtime_error);
+  }
+  return pending[job];
 }
 
 void fed_state::start_repair(link& l, std::size_t m) {

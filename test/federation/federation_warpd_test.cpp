@@ -1,7 +1,7 @@
 // Federation through the shipped binaries (docs/federation.md): regions of warpd
-// processes, each region a cluster with its own storage (per-process memory storage and
-// hydrating patterns, so a value reaches every node of the region through its cluster),
-// linked over CAF on their node ports. A write in one region reaches every node of the
+// processes, each region a cluster with its own storage (one SQLite file its nodes share,
+// and hydrating patterns, so a value reaches every node's L1 through the region's
+// cluster), linked over CAF on their node ports. A write in one region reaches every node of the
 // other; a stopped gateway, writes on both sides, and the gateway resumed converge to the
 // last writer everywhere; a gateway killed mid-stream loses nothing; three regions in a
 // ring apply each write once per region.
@@ -39,6 +39,8 @@ struct region {
   warp::test::temp_dir dir{"warp-fed"};
   std::vector<std::unique_ptr<warpd_process>> nodes;
   std::vector<std::vector<std::string>> args;
+  bool shared_storage = true;
+  std::string max_delay = "20ms";
 
   region(std::string n, std::size_t size) : name(std::move(n)) {
     for (std::size_t i = 0; i < size; ++i) ports.push_back(warp::test::free_port());
@@ -54,7 +56,7 @@ struct region {
                                  "--pattern",
                                  federated_pattern,
                                  "--federation-max-delay",
-                                 "20ms",
+                                 max_delay,
                                  "--federation-ack-timeout",
                                  "1s",
                                  "--federation-anti-entropy-interval",
@@ -63,6 +65,10 @@ struct region {
       e.insert(e.end(), extra.begin(), extra.end());
       auto a = warp::test::cluster_member_args(ports, i, dir.str(), e);
       a[1] = name + std::to_string(i);  // --name: unique across regions
+      // The region's own storage, shared by its nodes (memory: each node its own).
+      if (shared_storage)
+        for (std::size_t k = 0; k + 1 < a.size(); ++k)
+          if (a[k] == "--storage") a[k + 1] = "sqlite:" + dir.str() + "/region.db";
       args.push_back(a);
       nodes.push_back(std::make_unique<warpd_process>(a, false));
     }
@@ -190,12 +196,34 @@ TEST_CASE("federation: kill -9 of a gateway mid-stream loses no change", "[feder
   for (int i = 0; i < n; ++i)
     CHECK(eventually([&] { return get(*b.nodes[1], "f:s" + std::to_string(i)) == std::to_string(i); },
                      60s));
-  // The killed gateway comes back empty (memory storage): anti-entropy on the link coming
-  // back fills it.
+  // The killed gateway comes back and serves every change (its region's storage has them;
+  // its reconnection also runs an anti-entropy pass with each A node).
   b.restart(0);
   for (int i = 0; i < n; i += 7)
     CHECK(eventually([&] { return get(*b.nodes[0], "f:s" + std::to_string(i)) == std::to_string(i); },
                      60s));
+}
+
+TEST_CASE("federation: a full queue drops and counts, and anti-entropy repairs what it dropped",
+          "[federation][warpd][anti-entropy]") {
+  region a{"A", 1}, b{"B", 1};
+  a.shared_storage = b.shared_storage = false;
+  b.start({a.gateway()});
+  // A queue of 5 whose batch waits 5 s to fill: most of 40 quick writes overflow it.
+  a.max_delay = "5s";
+  a.start({b.gateway()}, {"--federation-queue-limit", "5"});
+  REQUIRE(eventually([&] { return a.status(0)["links"][0]["state"] == "up"; }));
+  constexpr int n = 40;
+  for (int i = 0; i < n; ++i)
+    REQUIRE(a.nodes[0]->ctl({"set", "f:q" + std::to_string(i), std::to_string(i)}).exit_code == 0);
+  for (int i = 0; i < n; ++i)
+    CHECK(eventually(
+        [&] { return get(*b.nodes[0], "f:q" + std::to_string(i)) == std::to_string(i); }, 60s));
+  auto s = a.status(0);
+  INFO(s.dump());
+  auto dropped = s["links"][0]["dropped"].get<std::uint64_t>() + s["inbox_dropped"].get<std::uint64_t>();
+  CHECK(dropped > 0);
+  CHECK(s["links"][0]["repaired"].get<std::uint64_t>() >= dropped);
 }
 
 TEST_CASE("federation: three regions in a ring apply each write exactly once per region",
