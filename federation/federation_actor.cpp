@@ -40,6 +40,18 @@ constexpr caf::atom_value registry_name() noexcept {
   return caf::atom("warpfed");
 }
 
+// Frames between the actor and its own executor jobs: made here from checked changes, so
+// only the network-facing limits are lifted.
+frame_limits unbounded() {
+  frame_limits l;
+  l.max_frame_bytes = std::size_t(-1);
+  l.max_changes = std::size_t(-1);
+  l.max_key = std::size_t(-1);
+  l.max_value = std::size_t(-1);
+  l.max_path = std::size_t(-1);
+  return l;
+}
+
 // What the writer threads, the apply jobs and the admin readers share with the actor.
 struct shared_state {
   detail::node_state* st = nullptr;
@@ -135,6 +147,7 @@ struct fed_state {
     bool was_up = false;
     std::uint64_t repaired = 0, ae_passes = 0;
     std::chrono::steady_clock::time_point last_ae{};
+    bool repair_wanted = true;  // a pass is due as soon as one can start
   };
   std::vector<link> links;
   seen_set seen;
@@ -151,7 +164,7 @@ struct fed_state {
   void on_applied(std::uint64_t job, const std::string& forwards, bool ok);
   caf::result<std::string> on_digest(const std::string& req);
   /// Anti-entropy with gateway `m` of `l` (the link's current gateway when npos).
-  void start_repair(link& l, std::size_t m = static_cast<std::size_t>(-1));
+  bool start_repair(link& l, std::size_t m = static_cast<std::size_t>(-1));
   void on_repair(std::uint64_t m, const std::string& frame);
   void enqueue(const std::string& region, change c, clock_point now);
   link* link_of(const std::string& region);
@@ -212,7 +225,10 @@ caf::behavior fed_state::make_behavior(std::shared_ptr<shared_state> init) {
       [this](fed_tick_atom) { on_tick(); },
       [this](fed_batch_atom, const std::string& frame) { return on_batch(frame); },
       [this](fed_digest_atom, const std::string& req) { return on_digest(req); },
-      [this](fed_applied_atom, std::uint64_t job, const std::string& fwd, bool ok) {
+      [this](fed_applied_atom, std::uint64_t job, const std::string& fwd,
+             const std::string& failed, bool ok) {
+        if (auto f = decode(failed, unbounded()))
+          for (auto& c : f->changes) seen.forget(c);
         on_applied(job, fwd, ok);
       },
       [this](fed_repair_atom, std::uint64_t m, const std::string& frame) { on_repair(m, frame); },
@@ -260,7 +276,7 @@ void fed_state::drain_inbox(clock_point now) {
   }
   // The inbox overflowed: every link needs a repair pass.
   if (!repair.empty())
-    for (auto& l : links) l.last_ae = {};
+    for (auto& l : links) l.repair_wanted = true;
 }
 
 void fed_state::ship(link& l, clock_point now) {
@@ -300,15 +316,16 @@ void fed_state::on_tick() {
     bool up = static_cast<bool>(gateway(l));
     // A link that comes back (or a queue that dropped changes) gets an anti-entropy pass:
     // what was missed while it was down or full is found by digest.
-    if (up && (!l.was_up || l.queue->needs_repair())) {
-      if (l.queue->needs_repair()) l.queue->take_repairs();
-      l.last_ae = {};
+    if (up && !l.was_up) l.repair_wanted = true;
+    if (l.queue->needs_repair()) {
+      l.queue->take_repairs();
+      l.repair_wanted = true;
     }
     l.was_up = up;
-    if (up && ((sh->opts.anti_entropy_interval.count() > 0 &&
-                now - l.last_ae >= sh->opts.anti_entropy_interval) ||
-               l.last_ae == clock_point{}))
-      start_repair(l);
+    bool periodic = sh->opts.anti_entropy_interval.count() > 0 &&
+                    now - l.last_ae >= sh->opts.anti_entropy_interval;
+    // A wanted pass that cannot start now (one is running) stays wanted.
+    if (up && (l.repair_wanted || periodic) && start_repair(l)) l.repair_wanted = false;
     ship(l, now);
   }
   publish();
@@ -360,8 +377,8 @@ caf::result<std::string> fed_state::on_batch(const std::string& frame) {
   auto sender = b->sender;
   auto posted = sh->st->executor->post([shp, me, job, sender, todo = std::move(todo)]() mutable {
     auto& st = *shp->st;
-    batch fwd;
-    fwd.sender = shp->opts.region;
+    batch fwd, failed;
+    fwd.sender = failed.sender = shp->opts.region;
     bool ok = true;
     shared_state::region_in n;
     std::uint64_t conflicts = 0;
@@ -380,6 +397,7 @@ caf::result<std::string> fed_state::on_batch(const std::string& frame) {
       if (!r) {
         ++n.errors;
         ok = false;
+        failed.changes.push_back(std::move(c));
         continue;
       }
       if (!*r) {
@@ -401,11 +419,10 @@ caf::result<std::string> fed_state::on_batch(const std::string& frame) {
       in.errors += n.errors;
       shp->conflicts_lww += conflicts;
     }
-    frame_limits unbounded = shp->limits;
-    unbounded.max_frame_bytes = std::size_t(-1);
-    auto bytes = encode(fwd, unbounded);
+    auto bytes = encode(fwd, unbounded());
+    auto failed_bytes = encode(failed, unbounded());
     caf::anon_send(me, fed_applied_atom::value, job, bytes ? std::move(*bytes) : std::string{},
-                   ok);
+                   failed_bytes ? std::move(*failed_bytes) : std::string{}, ok);
   });
   if (!posted) {
     pending.erase(job);
@@ -415,9 +432,7 @@ caf::result<std::string> fed_state::on_batch(const std::string& frame) {
 }
 
 void fed_state::on_applied(std::uint64_t job, const std::string& forwards, bool ok) {
-  frame_limits unbounded = sh->limits;
-  unbounded.max_frame_bytes = std::size_t(-1);
-  if (auto fwd = decode(forwards, unbounded)) {
+  if (auto fwd = decode(forwards, unbounded())) {
     std::vector<std::string> linked;
     for (auto& l : links) linked.push_back(l.region);
     auto now = std::chrono::steady_clock::now();
@@ -495,14 +510,14 @@ caf::result<std::string> fed_state::on_digest(const std::string& req) {
   return pending[job];
 }
 
-void fed_state::start_repair(link& l, std::size_t m) {
+bool fed_state::start_repair(link& l, std::size_t m) {
   caf::actor hdl;
   if (m == static_cast<std::size_t>(-1))
     hdl = gateway(l, nullptr, &m);
   else
     hdl = dialer->handle(m);
+  if (!hdl || ae_running[m]) return false;
   l.last_ae = std::chrono::steady_clock::now();
-  if (!hdl || ae_running[m]) return;
   ae_running[m] = true;
   ++l.ae_passes;
   self->request(hdl, std::chrono::seconds{30}, fed_digest_atom::value, std::string{"WFDQ1"})
@@ -540,16 +555,14 @@ void fed_state::start_repair(link& l, std::size_t m) {
                 }
                 out.changes.push_back(std::move(c));
               }
-              frame_limits unbounded = shp->limits;
-              unbounded.max_frame_bytes = std::size_t(-1);
-              unbounded.max_changes = std::size_t(-1);
-              auto bytes = encode(out, unbounded);
+              auto bytes = encode(out, unbounded());
               caf::anon_send(me, fed_repair_atom::value, std::uint64_t{m},
                              bytes ? std::move(*bytes) : std::string{});
             });
             if (!posted) ae_running[m] = false;
           },
           [this, m](caf::error&) { ae_running[m] = false; });
+  return true;
 }
 
 void fed_state::on_repair(std::uint64_t m, const std::string& frame) {
@@ -557,10 +570,7 @@ void fed_state::on_repair(std::uint64_t m, const std::string& frame) {
   ae_running[m] = false;
   auto* l = link_of(address_region[m]);
   if (!l) return;
-  frame_limits unbounded = sh->limits;
-  unbounded.max_frame_bytes = std::size_t(-1);
-  unbounded.max_changes = std::size_t(-1);
-  auto b = decode(frame, unbounded);
+  auto b = decode(frame, unbounded());
   if (!b || b->changes.empty()) return;
   // Straight to the gateway that differs, in batches of the usual size, outside the
   // link's queue (a restarted gateway must get them, not whichever gateway is first).

@@ -87,13 +87,23 @@ std::vector<std::string> forward_targets(const change& c, const std::string& sel
   return out;
 }
 
-bool seen_set::first_time(const change& c) {
+std::string seen_set::id_of(const change& c) {
   std::string id = c.origin;
   id.push_back('\0');
   id += c.key;
   id.push_back('\0');
   id += std::to_string(c.ver.hlc) + ":" + std::to_string(c.ver.node) +
         (c.what == change::op::erase ? "d" : "p");
+  return id;
+}
+
+void seen_set::forget(const change& c) {
+  // Left in the order list: it ages out from there harmlessly (erasing a missing id).
+  set_.erase(id_of(c));
+}
+
+bool seen_set::first_time(const change& c) {
+  auto id = id_of(c);
   if (!set_.insert(id).second) return false;
   order_.push_back(std::move(id));
   if (order_.size() > cap_) {

@@ -95,9 +95,12 @@ class seen_set {
   explicit seen_set(std::size_t capacity = 65536) : cap_(capacity) {}
   /// True the first time (origin, key, version) is seen.
   bool first_time(const change& c);
+  /// Forgets `c` (its apply failed: a re-delivery must be applied).
+  void forget(const change& c);
   std::size_t size() const noexcept { return order_.size(); }
 
  private:
+  static std::string id_of(const change& c);
   std::size_t cap_;
   std::set<std::string> set_;
   std::deque<std::string> order_;
