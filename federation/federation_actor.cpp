@@ -757,7 +757,7 @@ result<std::string> fetch_federation_json(caf::actor_system& sys, const std::str
 }
 
 result<std::unique_ptr<node_federation>> start_federation(detail::node_state& st) {
-  if (auto ok = st.config.federation.validate_links(st.config.listen); !ok) return ok.err();
+  // The links were checked by node_config::validate (node::start runs it first).
   auto sh = std::make_shared<shared_state>();
   sh->st = &st;
   sh->opts = st.config.federation;
