@@ -27,7 +27,7 @@ change make_change(std::string key, std::uint64_t hlc, std::string origin = "A")
 
 }  // namespace
 
-TEST_CASE("federation batcher: a full batch leaves at once, a partial one after max delay",
+TEST_CASE("federation batcher: a full batch leaves at once and a partial one after max delay",
           "[federation]") {
   link_queue q{100, 3, 1000ms};
   auto t0 = clock_point{} + 10s;
@@ -58,7 +58,7 @@ TEST_CASE("federation batcher: a full batch leaves at once, a partial one after 
   CHECK(q.depth() == 1);
 }
 
-TEST_CASE("federation batcher: a full queue drops, counts and marks the key for repair",
+TEST_CASE("federation batcher: a full queue drops and counts and marks the key for repair",
           "[federation]") {
   link_queue q{2, 500, 1000ms};
   auto t = clock_point{} + 1s;
@@ -96,7 +96,7 @@ TEST_CASE("federation loop rule: never back to the origin or a region in the pat
   CHECK(forward_targets(at_d, "D", {"C"}).empty());
 }
 
-TEST_CASE("federation dedup: a change is handled once; the set stays bounded",
+TEST_CASE("federation dedup: a change is handled once and the set stays bounded",
           "[federation]") {
   seen_set s{4};
   auto c = make_change("k", 1);
@@ -112,7 +112,7 @@ TEST_CASE("federation dedup: a change is handled once; the set stays bounded",
   CHECK(s.first_time(c));  // forgotten: LWW still keeps a re-delivery harmless
 }
 
-TEST_CASE("federation tombstones: the latest delete is the floor, bounded", "[federation]") {
+TEST_CASE("federation tombstones: the latest delete is the floor and bounded", "[federation]") {
   tombstones t{2};
   t.record("a", {5, 1});
   t.record("a", {3, 1});
@@ -125,7 +125,7 @@ TEST_CASE("federation tombstones: the latest delete is the floor, bounded", "[fe
   CHECK(t.floor("c").empty());
 }
 
-TEST_CASE("federation digest: equal sets agree, a difference shows in its bucket only",
+TEST_CASE("federation digest: equal sets agree and a difference shows in its bucket only",
           "[federation]") {
   digest a, b;
   for (int i = 0; i < 1000; ++i) {
@@ -147,7 +147,7 @@ TEST_CASE("federation digest: equal sets agree, a difference shows in its bucket
   CHECK(stable_hash("abc") == 0xe71fa2190541574bull);  // FNV-1a: the same on every build
 }
 
-TEST_CASE("federation frame: round trip, and limits enforced on both sides", "[federation]") {
+TEST_CASE("federation frame: round trip and limits enforced on both sides", "[federation]") {
   batch b;
   b.sender = "eu";
   b.seq = 42;
@@ -177,7 +177,7 @@ TEST_CASE("federation frame: round trip, and limits enforced on both sides", "[f
   CHECK_FALSE(decode("WFED"));
 }
 
-TEST_CASE("federation frame: a few bytes claiming 2^64 changes or a huge key are refused first",
+TEST_CASE("federation frame: a few bytes claiming 2 to the 64 changes or a huge key are refused first",
           "[federation]") {
   std::string hostile = "WFED";
   hostile.push_back(1);
@@ -249,7 +249,7 @@ TEST_CASE("federation frame: random and mutated frames decode within limits or f
   CHECK(decoded < 20000);
 }
 
-TEST_CASE("federation pattern option: +federated[=NAME], refused outside eventual mode",
+TEST_CASE("federation pattern option: +federated with a policy name and refused outside eventual mode",
           "[federation][patterns]") {
   auto e = warp::pattern_registry::parse_spec("user:*=eventual_distributed+hydrate+federated");
   REQUIRE(e);

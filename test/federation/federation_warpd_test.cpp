@@ -109,7 +109,7 @@ std::uint64_t applied_from(const json& status, const std::string& region) {
 
 }  // namespace
 
-TEST_CASE("federation: a write in region A reaches every node of region B, and back",
+TEST_CASE("federation: a write in region A reaches every node of region B and back",
           "[federation][warpd]") {
   region a{"A", 2}, b{"B", 2};
   a.start({b.gateway(0), b.gateway(1)});
@@ -145,8 +145,7 @@ TEST_CASE("federation: a write in region A reaches every node of region B, and b
   CHECK(ctl.out.find("up") != std::string::npos);
 }
 
-TEST_CASE("federation: a stopped gateway, writes on both sides, resumed: both regions converge "
-          "to the last writer",
+TEST_CASE("federation: a stopped gateway with writes on both sides then resumed converges to the last writer",
           "[federation][warpd][partition]") {
   region a{"A", 2}, b{"B", 2};
   // Region A reaches B only through b0: while it is stopped, A's changes wait in A's queues.
@@ -204,7 +203,7 @@ TEST_CASE("federation: kill -9 of a gateway mid-stream loses no change", "[feder
                      60s));
 }
 
-TEST_CASE("federation: a full queue drops and counts, and anti-entropy repairs what it dropped",
+TEST_CASE("federation: a full queue drops and counts and anti-entropy repairs what it dropped",
           "[federation][warpd][anti-entropy]") {
   region a{"A", 1}, b{"B", 1};
   a.shared_storage = b.shared_storage = false;
