@@ -134,10 +134,15 @@ TEST_CASE("federation: a write in region A reaches every node of region B and ba
   REQUIRE(s["links"].size() == 1);
   CHECK(s["links"][0]["region"] == "B");
   CHECK(s["links"][0]["state"] == "up");
-  auto metrics = http_get(a.nodes[1]->http_port(), "/metrics");
-  REQUIRE(metrics);
-  CHECK(metrics->find("warp_federation_shipped_total{region=\"B\"} 1") != std::string::npos);
-  CHECK(metrics->find("warp_federation_queue_depth{region=\"B\"} 0") != std::string::npos);
+  // The counters are published by the federation actor's next tick.
+  std::optional<std::string> metrics;
+  CHECK(eventually([&] {
+    metrics = http_get(a.nodes[1]->http_port(), "/metrics");
+    return metrics &&
+           metrics->find("warp_federation_shipped_total{region=\"B\"} 1\n") != std::string::npos &&
+           metrics->find("warp_federation_queue_depth{region=\"B\"} 0\n") != std::string::npos;
+  }, 10s));
+  INFO(metrics.value_or("(no /metrics)"));
   auto ctl = a.nodes[0]->ctl({"regions"});
   INFO(ctl.out << ctl.err);
   CHECK(ctl.exit_code == 0);
