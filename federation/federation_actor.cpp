@@ -6,18 +6,18 @@
 #include <mutex>
 #include <unordered_map>
 
+#include <spdlog/spdlog.h>
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 
 #include "actors/peer_dialer.hpp"
 #include "bus/node_transport.hpp"
 #include "federation/digest.hpp"
 #include "federation/frame.hpp"
 #include "federation/link_state.hpp"
-#include "warp/endpoint.hpp"
 #include "runtime/core/log.hpp"
+#include "warp/endpoint.hpp"
 
 namespace warp::federation {
 
@@ -109,8 +109,11 @@ std::string status_json(const shared_state& shr) {
   }
   json in = json::object();
   for (const auto& [r, n] : shr.in)
-    in[r] = {{"received", n.received}, {"applied", n.applied}, {"stale", n.stale},
-             {"refused", n.refused}, {"errors", n.errors}};
+    in[r] = {{"received", n.received},
+             {"applied", n.applied},
+             {"stale", n.stale},
+             {"refused", n.refused},
+             {"errors", n.errors}};
   json out{{"enabled", true},
            {"region", shr.opts.region},
            {"links", links},
@@ -127,7 +130,6 @@ std::string status_json(const shared_state& shr) {
   }
   return out.dump();
 }
-
 
 struct fed_state {
   explicit fed_state(caf::event_based_actor* ptr) : self(ptr) {}
@@ -205,9 +207,10 @@ caf::behavior fed_state::make_behavior(std::shared_ptr<shared_state> init) {
     address_region.push_back(region);
     auto* l = link_of(region);
     if (!l) {
-      links.push_back({region, {}, std::make_unique<link_queue>(sh->opts.queue_limit,
-                                                                sh->opts.batch_size,
-                                                                sh->opts.max_delay)});
+      links.push_back({region,
+                       {},
+                       std::make_unique<link_queue>(sh->opts.queue_limit, sh->opts.batch_size,
+                                                    sh->opts.max_delay)});
       l = &links.back();
     }
     l->addresses.push_back(addresses.size() - 1);
@@ -225,8 +228,8 @@ caf::behavior fed_state::make_behavior(std::shared_ptr<shared_state> init) {
       [this](fed_tick_atom) { on_tick(); },
       [this](fed_batch_atom, const std::string& frame) { return on_batch(frame); },
       [this](fed_digest_atom, const std::string& req) { return on_digest(req); },
-      [this](fed_applied_atom, std::uint64_t job, const std::string& fwd,
-             const std::string& failed, bool ok) {
+      [this](fed_applied_atom, std::uint64_t job, const std::string& fwd, const std::string& failed,
+             bool ok) {
         if (auto f = decode(failed, unbounded()))
           for (auto& c : f->changes) seen.forget(c);
         on_applied(job, fwd, ok);
@@ -293,7 +296,8 @@ void fed_state::ship(link& l, clock_point now) {
   if (!frame) {
     // A change this node committed cannot exceed the limits it shares with its peers;
     // should it anyway, it is dropped loudly rather than blocking the link.
-    detail::log()->error("federation: batch to {} not encodable: {}", l.region, frame.err().message());
+    detail::log()->error("federation: batch to {} not encodable: {}", l.region,
+                         frame.err().message());
     l.queue->acked(seq);
     return;
   }
@@ -301,7 +305,7 @@ void fed_state::ship(link& l, clock_point now) {
       .then([lp, seq](const std::string&) { lp->queue->acked(seq); },
             [this, lp, seq, m](caf::error& err) {
               detail::log()->warn("federation: batch {} to region {} failed ({}): resent", seq,
-                          lp->region, to_string(err));
+                                  lp->region, to_string(err));
               suspect_until[m] = std::chrono::steady_clock::now() + 3 * sh->opts.ack_timeout;
               lp->queue->failed(seq);
             });
@@ -346,7 +350,7 @@ caf::result<std::string> fed_state::on_batch(const std::string& frame) {
     std::lock_guard<std::mutex> g{sh->stats_mtx};
     ++sh->malformed;
     detail::log()->warn("federation: refused a frame: {}",
-                b ? std::string{"sent by a node of this region"} : b.err().message());
+                        b ? std::string{"sent by a node of this region"} : b.err().message());
     return caf::make_error(caf::sec::invalid_argument);
   }
   // Loop rule and dedup on the actor (one thread); the storage work on the executor.
@@ -392,8 +396,7 @@ caf::result<std::string> fed_state::on_batch(const std::string& frame) {
       }
       detail::federated_write w{c.what == change::op::erase, c.key, c.value, c.ver,
                                 c.expires_at_ms};
-      auto r = st.writes.apply_federated(w, policy, st.mode_for(policy),
-                                         shp->tombs.floor(c.key));
+      auto r = st.writes.apply_federated(w, policy, st.mode_for(policy), shp->tombs.floor(c.key));
       if (!r) {
         ++n.errors;
         ok = false;
@@ -641,8 +644,8 @@ class federation_impl final : public node_federation, public detail::federation_
 
   void local_change(const detail::committed_change& c, const key_policy& policy) override {
     change out;
-    out.what = c.what == detail::committed_change::kind::erase ? change::op::erase
-                                                               : change::op::put;
+    out.what =
+        c.what == detail::committed_change::kind::erase ? change::op::erase : change::op::put;
     out.key.assign(c.key);
     if (out.what == change::op::put) out.value.assign(c.value);
     out.ver = c.ver;
@@ -704,8 +707,7 @@ class federation_impl final : public node_federation, public detail::federation_
              [&](auto& l) { return num(l.repaired); });
     per_link("warp_federation_queue_depth", "gauge", "Changes queued or in flight",
              [&](auto& l) { return num(l.depth); });
-    per_link("warp_federation_lag_seconds", "gauge",
-             "Age of the oldest change queued or in flight",
+    per_link("warp_federation_lag_seconds", "gauge", "Age of the oldest change queued or in flight",
              [&](auto& l) { return std::to_string(l.lag); });
     auto per_sender = [&](const char* name, const char* help, auto get) {
       family(name, "counter", help);
@@ -746,13 +748,14 @@ result<std::string> fetch_federation_json(caf::actor_system& sys, const std::str
   if (!*published) return error{errc::unsupported, "the node at " + host + " published no actor"};
   auto ptr = sys.middleman().remote_lookup(registry_name(), (*published)->node());
   if (!ptr)
-    return error{errc::unsupported,
-                 "the node at " + host + " runs no federation (no --region)"};
+    return error{errc::unsupported, "the node at " + host + " runs no federation (no --region)"};
   caf::scoped_actor self{sys};
   result<std::string> out{errc::timeout, "no answer"};
   self->request(caf::actor_cast<caf::actor>(ptr), timeout, fed_status_atom::value)
       .receive([&](std::string& json) { out = std::move(json); },
-               [&](caf::error& err) { out = error{errc::unreachable, sys.render(err)}; });
+               [&](caf::error& err) {
+                 out = error{errc::unreachable, sys.render(err)};
+               });
   return out;
 }
 

@@ -28,11 +28,11 @@ namespace warp::federation {
 using clock_point = std::chrono::steady_clock::time_point;
 
 struct link_counters {
-  std::uint64_t queued = 0;    ///< changes accepted into the queue
-  std::uint64_t shipped = 0;   ///< changes acknowledged by the other region
-  std::uint64_t dropped = 0;   ///< changes refused by a full queue (marked for repair)
-  std::uint64_t resent = 0;    ///< batches sent again after a timeout or a failure
-  std::uint64_t batches = 0;   ///< batches acknowledged
+  std::uint64_t queued = 0;   ///< changes accepted into the queue
+  std::uint64_t shipped = 0;  ///< changes acknowledged by the other region
+  std::uint64_t dropped = 0;  ///< changes refused by a full queue (marked for repair)
+  std::uint64_t resent = 0;   ///< batches sent again after a timeout or a failure
+  std::uint64_t batches = 0;  ///< batches acknowledged
 };
 
 class link_queue {

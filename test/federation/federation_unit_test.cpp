@@ -42,16 +42,16 @@ TEST_CASE("federation batcher: a full batch leaves at once and a partial one aft
   REQUIRE(b.changes.size() == 3);
   CHECK(b.changes[0].key == "a");
   CHECK(b.changes[2].key == "c");
-  CHECK(q.depth() == 4);             // 3 in flight + 1 queued
-  CHECK_FALSE(q.due(t0 + 5s));       // one batch in flight at a time
+  CHECK(q.depth() == 4);        // 3 in flight + 1 queued
+  CHECK_FALSE(q.due(t0 + 5s));  // one batch in flight at a time
   CHECK(q.lag_seconds(t0 + 2s) == Approx(2.0));
-  q.failed(b.seq);                   // back to the front, order kept
+  q.failed(b.seq);  // back to the front, order kept
   CHECK(q.counters().resent == 1);
   auto again = q.take("A", t0 + 3s);
   REQUIRE(again.changes.size() == 3);
   CHECK(again.changes[0].key == "a");
   CHECK(again.seq != b.seq);
-  q.acked(b.seq);                    // a stale acknowledgement changes nothing
+  q.acked(b.seq);  // a stale acknowledgement changes nothing
   CHECK(q.depth() == 4);
   q.acked(again.seq);
   CHECK(q.counters().shipped == 3);
@@ -96,8 +96,7 @@ TEST_CASE("federation loop rule: never back to the origin or a region in the pat
   CHECK(forward_targets(at_d, "D", {"C"}).empty());
 }
 
-TEST_CASE("federation dedup: a change is handled once and the set stays bounded",
-          "[federation]") {
+TEST_CASE("federation dedup: a change is handled once and the set stays bounded", "[federation]") {
   seen_set s{4};
   auto c = make_change("k", 1);
   CHECK(s.first_time(c));
@@ -177,12 +176,13 @@ TEST_CASE("federation frame: round trip and limits enforced on both sides", "[fe
   CHECK_FALSE(decode("WFED"));
 }
 
-TEST_CASE("federation frame: a few bytes claiming 2 to the 64 changes or a huge key are refused first",
-          "[federation]") {
+TEST_CASE(
+    "federation frame: a few bytes claiming 2 to the 64 changes or a huge key are refused first",
+    "[federation]") {
   std::string hostile = "WFED";
   hostile.push_back(1);
-  for (int i = 0; i < 8; ++i) hostile.push_back(0);  // sender ""
-  for (int i = 0; i < 8; ++i) hostile.push_back(0);  // seq 0
+  for (int i = 0; i < 8; ++i) hostile.push_back(0);       // sender ""
+  for (int i = 0; i < 8; ++i) hostile.push_back(0);       // seq 0
   for (int i = 0; i < 8; ++i) hostile.push_back('\xff');  // count 2^64 - 1
   CHECK_FALSE(decode(hostile));
   frame_limits lim;
@@ -191,7 +191,7 @@ TEST_CASE("federation frame: a few bytes claiming 2 to the 64 changes or a huge 
   // One change whose key claims 2^63 bytes.
   std::string big = hostile.substr(0, 4 + 1 + 8 + 8);
   big += std::string("\x01\x00\x00\x00\x00\x00\x00\x00", 8);  // count 1
-  big.push_back(1);                                            // op put
+  big.push_back(1);                                           // op put
   big += std::string("\x00\x00\x00\x00\x00\x00\x00\x80", 8);  // key length 2^63
   big += std::string(100, 'k');
   CHECK_FALSE(decode(big));
@@ -249,8 +249,9 @@ TEST_CASE("federation frame: random and mutated frames decode within limits or f
   CHECK(decoded < 20000);
 }
 
-TEST_CASE("federation pattern option: +federated with a policy name and refused outside eventual mode",
-          "[federation][patterns]") {
+TEST_CASE(
+    "federation pattern option: +federated with a policy name and refused outside eventual mode",
+    "[federation][patterns]") {
   auto e = warp::pattern_registry::parse_spec("user:*=eventual_distributed+hydrate+federated");
   REQUIRE(e);
   CHECK(e->policy.federated == "lww");
@@ -259,7 +260,8 @@ TEST_CASE("federation pattern option: +federated with a policy name and refused 
   REQUIRE(e);
   CHECK(e->policy.federated == "counter");
   CHECK(e->policy.ttl == 30s);
-  e = warp::pattern_registry::parse_spec("cart:*=eventual_distributed+federated=my_merge+validate=heal");
+  e = warp::pattern_registry::parse_spec(
+      "cart:*=eventual_distributed+federated=my_merge+validate=heal");
   REQUIRE(e);
   CHECK(e->policy.federated == "my_merge");
   CHECK(warp::pattern_registry::parse_spec("x:*=eventual_distributed")->policy.federated.empty());

@@ -136,12 +136,15 @@ TEST_CASE("federation: a write in region A reaches every node of region B and ba
   CHECK(s["links"][0]["state"] == "up");
   // The counters are published by the federation actor's next tick.
   std::optional<std::string> metrics;
-  CHECK(eventually([&] {
-    metrics = http_get(a.nodes[1]->http_port(), "/metrics");
-    return metrics &&
-           metrics->find("warp_federation_shipped_total{region=\"B\"} 1\n") != std::string::npos &&
-           metrics->find("warp_federation_queue_depth{region=\"B\"} 0\n") != std::string::npos;
-  }, 10s));
+  CHECK(eventually(
+      [&] {
+        metrics = http_get(a.nodes[1]->http_port(), "/metrics");
+        return metrics &&
+               metrics->find("warp_federation_shipped_total{region=\"B\"} 1\n") !=
+                   std::string::npos &&
+               metrics->find("warp_federation_queue_depth{region=\"B\"} 0\n") != std::string::npos;
+      },
+      10s));
   INFO(metrics.value_or("(no /metrics)"));
   auto ctl = a.nodes[0]->ctl({"regions"});
   INFO(ctl.out << ctl.err);
@@ -150,8 +153,10 @@ TEST_CASE("federation: a write in region A reaches every node of region B and ba
   CHECK(ctl.out.find("up") != std::string::npos);
 }
 
-TEST_CASE("federation: a stopped gateway with writes on both sides then resumed converges to the last writer",
-          "[federation][warpd][partition]") {
+TEST_CASE(
+    "federation: a stopped gateway with writes on both sides then resumed converges to the last "
+    "writer",
+    "[federation][warpd][partition]") {
   region a{"A", 2}, b{"B", 2};
   // Region A reaches B only through b0: while it is stopped, A's changes wait in A's queues.
   a.start({b.gateway(0)});
@@ -192,20 +197,20 @@ TEST_CASE("federation: kill -9 of a gateway mid-stream loses no change", "[feder
   constexpr int n = 60;
   for (int i = 0; i < n; ++i) {
     if (i == n / 3) b.nodes[0]->process().signal(SIGKILL);
-    REQUIRE(a.nodes[i % 2]->ctl({"set", "f:s" + std::to_string(i), std::to_string(i)})
-                .exit_code == 0);
+    REQUIRE(a.nodes[i % 2]->ctl({"set", "f:s" + std::to_string(i), std::to_string(i)}).exit_code ==
+            0);
   }
   // b1 takes over as the gateway: every change, including those b0 took but never
   // acknowledged, reaches it.
   for (int i = 0; i < n; ++i)
-    CHECK(eventually([&] { return get(*b.nodes[1], "f:s" + std::to_string(i)) == std::to_string(i); },
-                     60s));
+    CHECK(eventually(
+        [&] { return get(*b.nodes[1], "f:s" + std::to_string(i)) == std::to_string(i); }, 60s));
   // The killed gateway comes back and serves every change (its region's storage has them;
   // its reconnection also runs an anti-entropy pass with each A node).
   b.restart(0);
   for (int i = 0; i < n; i += 7)
-    CHECK(eventually([&] { return get(*b.nodes[0], "f:s" + std::to_string(i)) == std::to_string(i); },
-                     60s));
+    CHECK(eventually(
+        [&] { return get(*b.nodes[0], "f:s" + std::to_string(i)) == std::to_string(i); }, 60s));
 }
 
 TEST_CASE("federation: a full queue drops and counts and anti-entropy repairs what it dropped",
@@ -225,7 +230,8 @@ TEST_CASE("federation: a full queue drops and counts and anti-entropy repairs wh
         [&] { return get(*b.nodes[0], "f:q" + std::to_string(i)) == std::to_string(i); }, 60s));
   auto s = a.status(0);
   INFO(s.dump());
-  auto dropped = s["links"][0]["dropped"].get<std::uint64_t>() + s["inbox_dropped"].get<std::uint64_t>();
+  auto dropped =
+      s["links"][0]["dropped"].get<std::uint64_t>() + s["inbox_dropped"].get<std::uint64_t>();
   CHECK(dropped > 0);
   CHECK(s["links"][0]["repaired"].get<std::uint64_t>() >= dropped);
 }
