@@ -178,6 +178,10 @@ def main():
         ("runtime/modes/write_path.cpp", "warp/node.hpp", False),
         ("runtime/modes/write_path.cpp", "runtime/node/node_impl.hpp", False),
         ("runtime/modes/write_path.cpp", "actors/quorum_actor.hpp", True),
+        # Federation sits between the modes and the node facade.
+        ("federation/federation_actor.cpp", "warp/node.hpp", False),
+        ("federation/federation_actor.cpp", "runtime/modes/write_path.hpp", True),
+        ("runtime/modes/write_path.cpp", "federation/federation_actor.hpp", False),
     ]
     for source, include, expect in probes:
         ok, err = compiles(build, source, include)

@@ -4,7 +4,7 @@
 //   warpctl [--node HOST:PORT] [--output table|json] [--timeout DUR] COMMAND ...
 //   COMMAND: get KEY | set KEY VALUE|- [--file F] [--ttl DUR] | del KEY | ttl KEY
 //            | exists KEY... | incr KEY [BY] | mget KEY... | scan [PATTERN] | stats | ping
-//            | members | health [--cluster] | patterns list|set GLOB SPEC|rm GLOB
+//            | members | regions | health [--cluster] | patterns list|set GLOB SPEC|rm GLOB
 //            | validate [PATTERN] | hotkeys [--limit N] | help [COMMAND]
 //   (docs/warpctl.md; completion scripts in apps/warpctl/completion/)
 //
@@ -35,6 +35,7 @@
 #include "actors/cluster_actor.hpp"
 #include "actors/control_actor.hpp"
 #include "bus/node_transport.hpp"
+#include "federation/status.hpp"
 #include "warp/build_info.hpp"
 #include "warp/config.hpp"
 #include "warp/endpoint.hpp"
@@ -653,6 +654,51 @@ int run_members(caf::actor_system& sys, const std::string& host, std::uint16_t p
   return exit_ok;
 }
 
+// `regions`: the node's federation links (its federation actor, registry name `warpfed`).
+int run_regions(caf::actor_system& sys, const std::string& host, std::uint16_t port,
+                const options& opt) {
+  auto fetch = std::async(std::launch::async, [&] {
+    return warp::federation::fetch_federation_json(sys, host, port, opt.timeout);
+  });
+  if (fetch.wait_for(opt.timeout) != std::future_status::ready) {
+    report(opt, "regions", {errc::timeout, "no answer within " + opt.timeout_text});
+    std::cout.flush();
+    std::_Exit(exit_unreachable);
+  }
+  auto text = fetch.get();
+  if (!text) return report(opt, "regions", text.err());
+  auto doc = json::parse(*text, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object() || !doc["links"].is_array())
+    return report(opt, "regions", {errc::codec_error, "node sent malformed JSON"});
+  if (opt.json) {
+    std::cout << dump(doc) << std::endl;
+    return exit_ok;
+  }
+  std::vector<std::vector<std::string>> rows{
+      {"REGION", "STATE", "GATEWAY", "QUEUED", "LAG", "SHIPPED", "DROPPED", "REPAIRED"}};
+  for (auto& l : doc["links"]) {
+    char lag[32];
+    std::snprintf(lag, sizeof lag, "%.3fs", l.value("lag_seconds", 0.0));
+    rows.push_back({l.value("region", std::string{}), l.value("state", std::string{"?"}),
+                    l.value("gateway", std::string{}).empty() ? "-" : l.value("gateway", std::string{}),
+                    std::to_string(l.value("queue_depth", std::uint64_t{0})), lag,
+                    std::to_string(l.value("shipped", std::uint64_t{0})),
+                    std::to_string(l.value("dropped", std::uint64_t{0})),
+                    std::to_string(l.value("repaired", std::uint64_t{0}))});
+  }
+  std::vector<std::size_t> w(rows[0].size(), 0);
+  for (auto& r : rows)
+    for (std::size_t i = 0; i < r.size(); ++i) w[i] = std::max(w[i], r[i].size());
+  for (auto& r : rows) {
+    for (std::size_t i = 0; i < r.size(); ++i)
+      std::cout << r[i] << std::string(i + 1 < r.size() ? w[i] - r[i].size() + 2 : 0, ' ');
+    std::cout << '\n';
+  }
+  std::cout << "(region " << doc.value("region", std::string{}) << "; LWW conflicts "
+            << doc.value("conflicts_lww", std::uint64_t{0}) << ")" << std::endl;
+  return exit_ok;
+}
+
 // `health --cluster`: the members of the node's view, then each member's own health (its
 // control actor: alive, storage reachable) asked directly, in parallel, each within
 // --timeout. A member that does not answer is a row saying so, not a failure of the table.
@@ -834,6 +880,8 @@ int run(int argc, char** argv) {
   strong->add_subcommand("status",
                          "Each Raft group's role, term, leader and indexes (exit 4 when a group "
                          "has no leader or a failed log)");
+  app.add_subcommand("regions",
+                     "Print the node's federation links: region, state, gateway, queue, lag");
   auto* hot = app.add_subcommand("hotkeys", "Print the node's hottest keys (estimated reads)");
   hot->add_option("--limit", opt.limit, "How many keys (0 = every key tracked)")
       ->capture_default_str()
@@ -909,6 +957,8 @@ int run(int argc, char** argv) {
 
   if (app.got_subcommand("members"))
     return run_members(sys, endpoint->first, endpoint->second, opt);
+  if (app.got_subcommand("regions"))
+    return run_regions(sys, endpoint->first, endpoint->second, opt);
   if (opt.cluster && health->parsed())
     return run_health_cluster(sys, endpoint->first, endpoint->second, opt);
 

@@ -349,6 +349,7 @@ struct admin_http::impl {
         body += warp::cluster_prometheus_text(*node);
       if (auto strong = node->strong_state(strong_status_timeout))
         body += warp::strong_prometheus_text(*strong, warp::display_name(node->config()));
+      body += node->federation_metrics();
       if (extra_metrics) body += extra_metrics();
       response r;
       r.body = std::move(body);
@@ -373,6 +374,8 @@ struct admin_http::impl {
       r.body = warp::strong_json(*strong) + "\n";
     } else if (path == "/admin/validator") {
       r.body = node->validator_json() + "\n";
+    } else if (path == "/admin/federation") {
+      r.body = node->federation_json() + "\n";
     } else if (path == "/admin/patterns") {
       return patterns(req);
     } else if (path == "/admin/hotkeys") {

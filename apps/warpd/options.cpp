@@ -307,6 +307,8 @@ const std::vector<numeric_bound>& numeric_bounds() {
       {"warp.validator-sample", 0, 100'000},
       {"warp.validator-max-batch", 1, 100'000},
       {"warp.validator-max-pending", 1, 10'000'000},
+      {"warp.federation-batch-size", 1, 65536},
+      {"warp.federation-queue-limit", 1, 100'000'000},
       // durations, in milliseconds
       {"warp.default-ttl", 0, 3650 * day_ms},
       {"warp.storage-breaker-cooldown", 1, hour_ms},
@@ -314,6 +316,9 @@ const std::vector<numeric_bound>& numeric_bounds() {
       {"warp.soft-timeout", 0, minute_ms},
       {"warp.validator-interval", 10, hour_ms},
       {"warp.validator-grace", 0, 10 * minute_ms},
+      {"warp.federation-max-delay", 1, minute_ms},
+      {"warp.federation-anti-entropy-interval", 0, day_ms},
+      {"warp.federation-ack-timeout", 100, 10 * minute_ms},
       {"warp.hotkeys-half-life", 0, 30 * day_ms},
       {"warp.discovery-interval", 1, day_ms},
       {"warp.heartbeat-interval", 1, minute_ms},
@@ -439,6 +444,26 @@ const std::vector<option_def>& option_table() {
        "HOST:PORT of the node-to-node and warpctl endpoint (CAF); port 0 = any free port, "
        "empty = off"},
       {"warp.peers", "--peers", opt_kind::string_list, "", "Seed peers, HOST:PORT,..."},
+      // -- federation (docs/federation.md) -------------------------------------------------
+      {"warp.region", "--region", opt_kind::string, "",
+       "This node's region; empty = no federation (needs --listen)"},
+      {"warp.federation-link", "--federation-link", opt_kind::string_list, "",
+       "REGION=HOST:PORT of a gateway of another region (its node port), repeatable; "
+       "several for one region are tried in order"},
+      {"warp.federation-batch-size", "--federation-batch-size", opt_kind::size, "500",
+       "Changes per batch sent to a region, at most"},
+      {"warp.federation-max-delay", "--federation-max-delay", opt_kind::duration, "1s",
+       "A change waits at most this long for its batch to fill"},
+      {"warp.federation-queue-limit", "--federation-queue-limit", opt_kind::size, "100000",
+       "Changes queued per linked region, at most"},
+      {"warp.federation-queue-full", "--federation-queue-full", opt_kind::string, "repair",
+       "Full queue: repair (drop, count, re-send by anti-entropy; writers never block)"},
+      {"warp.federation-anti-entropy-interval", "--federation-anti-entropy-interval",
+       opt_kind::duration, "60s",
+       "How often digests of the federated keys are compared with each region (0 = only "
+       "after an overflow or a link coming back)"},
+      {"warp.federation-ack-timeout", "--federation-ack-timeout", opt_kind::duration, "5s",
+       "A batch not acknowledged (applied) within this long is sent again"},
       {"warp.storage", "--storage", opt_kind::string, "sqlite",
        "memory | sqlite (DATA-DIR/warp.db) | sqlite:PATH | postgres:URI"},
       {"warp.data-dir", "--data-dir", opt_kind::string, "./warp-data",
@@ -869,6 +894,17 @@ warp::result<settings> build_settings(const warpd_config& cfg) {
     WARPD_READ(val.sample, rd.size("warp.validator-sample"));
     WARPD_READ(val.max_batch, rd.size("warp.validator-max-batch"));
     WARPD_READ(val.max_pending, rd.size("warp.validator-max-pending"));
+  }
+  {
+    auto& f = n.federation;
+    WARPD_READ(f.region, rd.str("warp.region"));
+    WARPD_READ(f.links, rd.list("warp.federation-link"));
+    WARPD_READ(f.batch_size, rd.size("warp.federation-batch-size"));
+    WARPD_READ(f.max_delay, rd.duration("warp.federation-max-delay"));
+    WARPD_READ(f.queue_limit, rd.size("warp.federation-queue-limit"));
+    WARPD_READ(f.queue_full, rd.str("warp.federation-queue-full"));
+    WARPD_READ(f.anti_entropy_interval, rd.duration("warp.federation-anti-entropy-interval"));
+    WARPD_READ(f.ack_timeout, rd.duration("warp.federation-ack-timeout"));
   }
   std::string mode_text;
   WARPD_READ(mode_text, rd.str("warp.default-mode"));

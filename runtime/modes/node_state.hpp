@@ -39,6 +39,16 @@ namespace warp::detail {
 class cluster;
 class strong_coordinator;
 
+/// Where committed local changes of `+federated` keys go (federation/federation_actor.hpp,
+/// docs/federation.md). Called by the write path under the key's write stripe, on the
+/// writer's thread: it must only queue, never block. A change the federation itself
+/// applied (from another region) is not handed here: the federation forwards it itself.
+class federation_sink {
+ public:
+  virtual ~federation_sink() = default;
+  virtual void local_change(const committed_change& c, const key_policy& policy) = 0;
+};
+
 struct node_state {
   node_config config;
   std::string name;
@@ -104,6 +114,10 @@ struct node_state {
   // cluster and the async API post to it. Declared before the cluster and the coordinator,
   // so it outlives them; node::stop drains it once they stopped posting.
   std::unique_ptr<work_pool> executor;
+
+  /// The federation's inbox of committed local changes (null = none); set once the
+  /// federation started, cleared before it stops.
+  std::atomic<federation_sink*> federation{nullptr};
 
   void notify(const change_event& ev);
   /// notify() for a change made by this node's write path: builds the event only when

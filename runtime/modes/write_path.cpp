@@ -15,6 +15,17 @@ std::int64_t l1_expiry(std::int64_t value_expiry, const key_policy& policy) {
   return value_expiry == 0 ? cache_expiry : std::min(value_expiry, cache_expiry);
 }
 
+namespace {
+// Set while apply_federated commits a change from another region, so the commit is not
+// handed back to the federation as a local change (it forwards it by its own rule).
+thread_local bool applying_federated = false;
+
+void ship_federated(node_state& st, const committed_change& c, const key_policy& policy) {
+  if (policy.federated.empty() || applying_federated) return;
+  if (auto* sink = st.federation.load(std::memory_order_acquire)) sink->local_change(c, policy);
+}
+}  // namespace
+
 version write_path::next_version() noexcept {
   return version{st_.clock.next(), st_.id};
 }
@@ -57,12 +68,15 @@ result<void> write_path::commit_put(std::string_view key, const key_policy& poli
     keep_stale(key, value, expiry, ms);
   else if (stale_used_.load(std::memory_order_relaxed))
     drop_stale(key);
-  m.committed({committed_change::kind::put, key, ver, expires, *value, policy.hydrate});
+  const committed_change change{committed_change::kind::put, key, ver, expires, *value,
+                                policy.hydrate};
+  m.committed(change);
+  ship_federated(st_, change, policy);
   st_.storage_writes.fetch_add(1, std::memory_order_relaxed);
   return {};
 }
 
-result<void> write_path::commit_erase(std::string_view key, const key_policy&, consistency_mode& m,
+result<void> write_path::commit_erase(std::string_view key, const key_policy& policy, consistency_mode& m,
                                 version ver) {
   auto err = st_.store->remove(key);
   st_.coalescer.supersede(key);
@@ -72,9 +86,41 @@ result<void> write_path::commit_erase(std::string_view key, const key_policy&, c
     failed(key, m, ver);
     return err;
   }
-  m.committed({committed_change::kind::erase, key, ver, 0, {}});
+  const committed_change change{committed_change::kind::erase, key, ver, 0, {}};
+  m.committed(change);
+  ship_federated(st_, change, policy);
   st_.storage_writes.fetch_add(1, std::memory_order_relaxed);
   return {};
+}
+
+result<bool> write_path::apply_federated(const federated_write& w, const key_policy& policy,
+                                         consistency_mode& m, version floor) {
+  if (auto err = st_.config.limits.check_key(w.key); !err) return err.err();
+  if (!w.erase)
+    if (auto err = st_.config.limits.check_value(w.value); !err) return err.err();
+  std::lock_guard<std::mutex> guard{lock_of(w.key)};
+  // Versions this node hands out from now on order after the change (HLC receive rule).
+  st_.clock.observe(w.ver.hlc);
+  version current = floor;
+  if (auto info = st_.l1->info(w.key)) current = std::max(current, info->ver);
+  auto stored = st_.store->fetch(w.key);
+  if (!stored) return stored.err();
+  if (*stored) current = std::max(current, (*stored)->ver);
+  if (!(w.ver > current)) return false;
+  applying_federated = true;
+  struct reset {
+    ~reset() { applying_federated = false; }
+  } on_exit;
+  if (w.erase) {
+    if (auto err = commit_erase(w.key, policy, m, w.ver); !err) return err.err();
+    st_.notify_local(change_event::kind::removed, w.key, w.ver);
+  } else {
+    if (auto err = commit_put(w.key, policy, m, record{std::string{w.value}, w.expires_at_ms, w.ver});
+        !err)
+      return err.err();
+    st_.notify_local(change_event::kind::set, w.key, w.ver);
+  }
+  return true;
 }
 
 // -- storage protection -----------------------------------------------------------------

@@ -28,6 +28,16 @@ namespace warp::detail {
 
 struct node_state;
 
+/// A change from another region, for write_path::apply_federated.
+struct federated_write {
+  bool erase = false;
+  std::string_view key;
+  std::string_view value;  ///< put only
+  version ver;
+  std::int64_t expires_at_ms = 0;
+};
+
+
 /// L1 expiry of a value: its own expiry, shortened by the policy's cache TTL.
 std::int64_t l1_expiry(std::int64_t value_expiry, const key_policy& policy);
 
@@ -78,6 +88,15 @@ class write_path {
                       version ver);
 
   version next_version() noexcept;
+
+  /// A change of a federated key from another region (federation/): under the key's
+  /// stripe, applied through commit_put/commit_erase (storage, L1, the mode's replication
+  /// to the region's other nodes, watchers) only if `w.ver` is newer than what this node
+  /// has (L1, storage) and than `floor` (a tombstone the caller remembers): last writer
+  /// wins by HLC version, ties broken by node id. true = applied, false = not newer.
+  /// Not handed back to the federation sink.
+  result<bool> apply_federated(const federated_write& w, const key_policy& policy,
+                               consistency_mode& m, version floor);
 
   // -- storage protection --------------------------------------------------------------
 

@@ -2,6 +2,8 @@
 // the node layer: it asks the pattern parser and the endpoint parser.
 #include "warp/config.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <string>
 
 #include <spdlog/spdlog.h>
@@ -12,12 +14,60 @@ namespace warp {
 
 namespace {
 
+bool region_name_ok(std::string_view r) {
+  return !r.empty() && r.size() <= 64 && std::all_of(r.begin(), r.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+  });
+}
+
 error at_least_one(const char* field, std::size_t fallback) {
   return error{errc::invalid_argument, std::string{field} + " must be at least 1 (default " +
                                            std::to_string(fallback) + ")"};
 }
 
 }  // namespace
+
+result<void> federation_options::validate_links(std::string_view listen) const {
+  if (region.empty()) {
+    if (!links.empty())
+      return error{errc::invalid_argument, "federation-link needs --region (this node's region)"};
+    return {};
+  }
+  if (!region_name_ok(region))
+    return error{errc::invalid_argument, "region '" + region +
+                                             "': 1-64 letters, digits, '-', '_' or '.'"};
+  if (listen.empty())
+    return error{errc::invalid_argument,
+                 "region: federation needs a listener (--listen): other regions reach it there"};
+  for (const auto& l : links) {
+    auto eq = l.find('=');
+    if (eq == std::string::npos)
+      return error{errc::invalid_argument, "federation-link '" + l + "' is not REGION=HOST:PORT"};
+    auto r = l.substr(0, eq);
+    if (!region_name_ok(r))
+      return error{errc::invalid_argument, "federation-link '" + l + "': bad region name"};
+    if (r == region)
+      return error{errc::invalid_argument,
+                   "federation-link '" + l + "' links the node's own region '" + region + "'"};
+    auto ep = parse_endpoint(l.substr(eq + 1));
+    if (!ep || ep->second == 0)
+      return error{errc::invalid_argument, "federation-link '" + l + "': HOST:PORT expected"};
+  }
+  if (batch_size == 0 || batch_size > 65536)
+    return error{errc::invalid_argument, "federation batch size must be 1-65536 (default 500)"};
+  if (max_delay.count() <= 0)
+    return error{errc::invalid_argument, "federation max delay must be positive (default 1s)"};
+  if (queue_limit == 0)
+    return error{errc::invalid_argument, "federation queue limit must be at least 1"};
+  if (queue_full != "repair")
+    return error{errc::invalid_argument,
+                 "federation-queue-full '" + queue_full +
+                     "': only 'repair' (drop, count, repair by anti-entropy); writers are "
+                     "never blocked"};
+  if (ack_timeout.count() <= 0)
+    return error{errc::invalid_argument, "federation ack timeout must be positive"};
+  return {};
+}
 
 result<void> node_config::validate() const {
   const node_config defaults;
@@ -95,6 +145,7 @@ result<void> node_config::validate() const {
                  "max-message-size (" + std::to_string(transport.max_message_size) +
                      ") must exceed max-value-size (" + std::to_string(limits.max_value_size) +
                      ") by at least 64 KiB: a value travels in one message"};
+  if (auto fed = federation.validate_links(listen); !fed) return fed;
   return {};
 }
 

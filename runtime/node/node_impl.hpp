@@ -10,6 +10,7 @@
 #include <caf/actor.hpp>
 
 #include "actors/control_actor.hpp"
+#include "federation/federation_actor.hpp"
 #include "runtime/modes/node_state.hpp"
 #include "validator/validator.hpp"
 #include "runtime/node/pattern_table.hpp"
@@ -37,6 +38,9 @@ struct node::impl : detail::node_state {
   watch_id validator_watch = 0;
   // The run-time key-pattern table (runtime/node/pattern_table.hpp).
   std::unique_ptr<detail::pattern_table_keeper> pattern_table;
+  // The federation with other regions (federation/, docs/federation.md); null without
+  // --region.
+  std::unique_ptr<federation::node_federation> federation_link;
 };
 
 /// Creates the validator and, when enabled, starts its actor and change-stream watcher.

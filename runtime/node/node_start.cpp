@@ -261,6 +261,13 @@ result<std::unique_ptr<node>> node::start_impl(std::unique_ptr<impl> p) {
       st.strong_mode = detail::make_strong_distributed_mode(*st.strong);
     }
   }
+  if (st.config.federation.enabled()) {
+    if (st.listen_port == 0)
+      return error{errc::invalid_argument, "federation needs a listener: other regions reach it"};
+    auto f = federation::start_federation(st);
+    if (!f) return f.err();
+    st.federation_link = std::move(*f);
+  }
   start_validator(*n, st);
   logger->info("node {} (id {:08x}) started: storage {}, listen {}", st.name, st.id,
                st.store->describe(), st.listen_port ? st.config.listen : std::string{"off"});
@@ -276,6 +283,7 @@ void node::stop() {
   if (!impl_ || impl_->stopped.exchange(true)) return;
   auto& st = *impl_;
   stop_validator(*this, st);         // its jobs still queued on the executor finish below
+  if (st.federation_link) st.federation_link->stop();  // no more shipping; apply jobs drain below
   detail::save_hot_keys(st);  // for the next start's warm-up
   if (st.strong) st.strong->stop();  // calls in flight fail fast
   if (st.cluster) {

@@ -63,6 +63,19 @@ result<validation_report> node::validate(std::string_view glob) {
   return out;
 }
 
+std::string node::federation_json() const {
+  return impl_->federation_link ? impl_->federation_link->json()
+                                : std::string{"{\"enabled\":false}"};
+}
+
+std::string node::federation_metrics() const {
+  return impl_->federation_link ? impl_->federation_link->metrics() : std::string{};
+}
+
+void node::federation_repair() {
+  if (impl_->federation_link) impl_->federation_link->repair_now();
+}
+
 std::string node::validator_json() const {
   return impl_->validator ? impl_->validator->json() : std::string{"{\"enabled\":false}"};
 }

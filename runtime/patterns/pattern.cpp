@@ -355,9 +355,10 @@ result<pattern_registry::entry> pattern_registry::parse_spec(std::string_view sp
     if (plus == std::string_view::npos) break;
     auto opt = spec.substr(plus + 1);
     auto oeq = opt.find('=');
-    if (oeq == std::string_view::npos) break;
-    auto name = opt.substr(0, oeq);
-    auto value = opt.substr(oeq + 1);
+    // `+federated` alone means `+federated=lww`.
+    if (oeq == std::string_view::npos && opt != "federated") break;
+    auto name = oeq == std::string_view::npos ? opt : opt.substr(0, oeq);
+    auto value = oeq == std::string_view::npos ? std::string_view{"lww"} : opt.substr(oeq + 1);
     // Only `+word=` after the glob's own '=' is an option: a glob may hold '+' itself.
     bool word = !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
       return std::islower(static_cast<unsigned char>(c)) || c == '_';
@@ -397,10 +398,20 @@ result<pattern_registry::entry> pattern_registry::parse_spec(std::string_view sp
       auto v = parse_validate_mode(value);
       if (!v) return bad(v.err().message());
       out.policy.validate = *v;
+    } else if (name == "federated") {
+      // Any name: embedders register their merge functions after the node parsed its
+      // patterns; the federation refuses an unknown one when a change of it arrives.
+      bool ok = !value.empty() && value.size() <= 64 &&
+                std::all_of(value.begin(), value.end(), [](char c) {
+                  return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' ||
+                         c == '.';
+                });
+      if (!ok) return bad("needs a merge policy name (lww, counter, set, map or a registered one)");
+      out.policy.federated = std::string{value};
     } else {
       return bad(
           "unknown option (known: rate, breaker, cooldown, max_stale, soft_timeout, "
-          "refresh_ahead, validate)");
+          "refresh_ahead, validate, federated)");
     }
     spec = spec.substr(0, plus);
   }
@@ -424,6 +435,13 @@ result<pattern_registry::entry> pattern_registry::parse_spec(std::string_view sp
   out.policy.consistency = *m;
   if (out.policy.hydrate && out.policy.consistency != mode::eventual_distributed)
     return error{errc::invalid_argument, "+hydrate needs eventual_distributed"};
+  // A strong_local key lives on one node by definition; a strong_distributed one is
+  // linearizable within its region, which an asynchronous cross-region merge would break
+  // silently: both are refused rather than given a meaning nobody asked for.
+  if (!out.policy.federated.empty() && out.policy.consistency != mode::eventual_distributed)
+    return error{errc::invalid_argument,
+                 "+federated needs eventual_distributed (strong_local keys stay on their node, "
+                 "strong_distributed keys are not federated yet: docs/federation.md)"};
   if (!ttl_text.empty()) {
     auto ttl = parse_duration(ttl_text);
     if (!ttl) return ttl.err();
@@ -445,7 +463,7 @@ result<std::vector<pattern_registry::entry>> pattern_registry::parse_specs(
       const auto& a = out[i].policy;
       const auto& b = e->policy;
       if (a.consistency != b.consistency || a.ttl != b.ttl || a.hydrate != b.hydrate ||
-          !(a.guard == b.guard) || a.validate != b.validate)
+          !(a.guard == b.guard) || a.validate != b.validate || a.federated != b.federated)
         return error{errc::invalid_argument, "pattern '" + spec + "' conflicts with '" +
                                                  *source[i] + "': the same glob with another " +
                                                  "policy"};

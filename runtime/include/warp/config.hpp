@@ -165,6 +165,34 @@ struct validator_options {
   std::size_t max_batch = 1000;
 };
 
+/// Federation between regions (docs/federation.md): this node's region, the other regions'
+/// gateways, and how changes of `+federated` keys are shipped to them.
+struct federation_options {
+  /// This node's region. Empty (the default) = no federation.
+  std::string region;
+  /// `REGION=HOST:PORT` each: a node of another region (its gateway) reached on its node
+  /// port. Several entries for one region are its gateways in order of preference: while
+  /// the first is down, the next takes the changes.
+  std::vector<std::string> links;
+  /// Changes per batch frame, at most (Hazelcast WAN's default).
+  std::size_t batch_size = 500;
+  /// A change waits at most this long for its batch to fill.
+  std::chrono::milliseconds max_delay{1000};
+  /// Changes queued per linked region (unsent or unacknowledged), at most.
+  std::size_t queue_limit = 100000;
+  /// What a full queue does: `repair` drops the change, counts it and marks its key range
+  /// for the next anti-entropy pass (the only policy: writers are never blocked).
+  std::string queue_full = "repair";
+  /// How often digests of the federated keys are compared with each linked region
+  /// (anti-entropy); 0 = only after an overflow or a link coming back.
+  std::chrono::milliseconds anti_entropy_interval{60000};
+  /// A batch not acknowledged within this long is sent again (to the next gateway).
+  std::chrono::milliseconds ack_timeout{5000};
+  bool enabled() const noexcept { return !region.empty(); }
+  /// Checks the region name and links (part of node_config::validate).
+  result<void> validate_links(std::string_view listen) const;
+};
+
 /// Hot-key tracking and warm-up (docs/hotkeys.md).
 struct hot_keys_options {
   /// Track the hottest keys read on this node (`/admin/hotkeys`, `warpctl hotkeys`).
@@ -217,6 +245,7 @@ struct node_config {
   warp::strong_options strong;
   warp::transport_options transport;
   warp::validator_options validator;
+  warp::federation_options federation;
   /// Worker threads of the actor system the node starts itself (ignored for a host system).
   std::size_t scheduler_threads = 2;
   /// Threads of the node's one blocking executor: storage I/O on behalf of actors (the

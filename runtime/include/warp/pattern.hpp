@@ -74,6 +74,10 @@ struct key_policy {
   std::uint32_t guard_slot = 0;
   /// The validator's mode for this pattern's keys (`+validate=`); inherit = node-wide.
   validate_mode validate = validate_mode::inherit;
+  /// Federation (`+federated[=POLICY]`, docs/federation.md): the name of the merge policy
+  /// that resolves this pattern's changes between regions (`lww`, `counter`, `set`, `map`
+  /// or one an embedder registers); empty = the keys stay in this region.
+  std::string federated;
 };
 
 /// Glob match with Redis's syntax: `*`, `?`, `[abc]`, `[a-z]`, `[^a]`, `\` escapes.

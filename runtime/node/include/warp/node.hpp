@@ -388,6 +388,13 @@ class node {
   /// logged and healed per its pattern's mode (keys whose mode is off: counted only).
   /// Blocks on storage and the grace window: not on a CAF scheduler thread.
   result<validation_report> validate(std::string_view glob = {});
+  /// The federation's state as JSON (what warpd's /admin/federation serves): region,
+  /// links, their state, queue depth, lag, counters. {"enabled":false} without a region.
+  std::string federation_json() const;
+  /// The federation's lines of /metrics (Prometheus text; empty without a region).
+  std::string federation_metrics() const;
+  /// Starts an anti-entropy pass with every linked region now.
+  void federation_repair();
   /// The validator's state as JSON (what warpd's /admin/validator serves).
   std::string validator_json() const;
   /// The strong mode's state (nullopt: the node runs no strong mode), asked of its actors:

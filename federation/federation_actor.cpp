@@ -1,0 +1,776 @@
+#include "federation/federation_actor.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <map>
+#include <mutex>
+#include <unordered_map>
+
+#include <spdlog/spdlog.h>
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+#include <nlohmann/json.hpp>
+
+#include "actors/peer_dialer.hpp"
+#include "bus/node_transport.hpp"
+#include "federation/digest.hpp"
+#include "federation/frame.hpp"
+#include "federation/link_state.hpp"
+#include "runtime/core/log.hpp"
+#include "warp/endpoint.hpp"
+
+namespace warp::federation {
+
+namespace {
+
+using fed_tick_atom = caf::atom_constant<caf::atom("wftick")>;
+// Network messages: the frame is a std::string (a CAF built-in type, so nothing to
+// register on either side) holding Warp's own bounded encoding.
+using fed_batch_atom = caf::atom_constant<caf::atom("warpfbat")>;
+using fed_digest_atom = caf::atom_constant<caf::atom("warpfdig")>;
+// Local messages from the executor's jobs back to the actor.
+using fed_applied_atom = caf::atom_constant<caf::atom("wfapplied")>;
+using fed_repair_atom = caf::atom_constant<caf::atom("wfrepair")>;
+using fed_now_atom = caf::atom_constant<caf::atom("wfnow")>;
+using fed_digest_done_atom = caf::atom_constant<caf::atom("wfdigdone")>;
+// warpctl regions: -> std::string (the /admin/federation JSON).
+using fed_status_atom = caf::atom_constant<caf::atom("warpfstat")>;
+
+constexpr caf::atom_value registry_name() noexcept {
+  return caf::atom("warpfed");
+}
+
+// Frames between the actor and its own executor jobs: made here from checked changes, so
+// only the network-facing limits are lifted.
+frame_limits unbounded() {
+  frame_limits l;
+  l.max_frame_bytes = std::size_t(-1);
+  l.max_changes = std::size_t(-1);
+  l.max_key = std::size_t(-1);
+  l.max_value = std::size_t(-1);
+  l.max_path = std::size_t(-1);
+  return l;
+}
+
+// What the writer threads, the apply jobs and the admin readers share with the actor.
+struct shared_state {
+  detail::node_state* st = nullptr;
+  federation_options opts;
+  frame_limits limits;
+  std::vector<std::string> regions;  // linked regions, in the order of the flags
+
+  // The inbox of committed local changes (writer threads push, the actor drains).
+  mutable std::mutex inbox_mtx;
+  std::vector<change> inbox;
+  std::uint64_t inbox_dropped = 0;
+  std::set<std::string> inbox_repair;
+
+  tombstones tombs;
+
+  // Counters and the actor's last published view, for json()/metrics().
+  mutable std::mutex stats_mtx;
+  struct region_in {
+    std::uint64_t applied = 0, stale = 0, refused = 0, errors = 0, received = 0;
+  };
+  std::map<std::string, region_in> in;  // by sender region
+  std::uint64_t conflicts_lww = 0;      // changes LWW resolved against the incoming one
+  std::uint64_t malformed = 0;
+  struct link_view {
+    std::string region;
+    std::vector<std::string> addresses;
+    std::string gateway;  // address in use, empty when down
+    link_counters n;
+    std::size_t depth = 0;
+    double lag = 0;
+    std::uint64_t repaired = 0, ae_passes = 0;
+  };
+  std::vector<link_view> links;
+  std::uint64_t overflow_dropped = 0;  // inbox overflow
+};
+
+std::string status_json(const shared_state& shr) {
+  using nlohmann::json;
+  std::lock_guard<std::mutex> g{shr.stats_mtx};
+  json links = json::array();
+  for (const auto& l : shr.links) {
+    links.push_back({{"region", l.region},
+                     {"addresses", l.addresses},
+                     {"gateway", l.gateway},
+                     {"state", l.gateway.empty() ? "down" : "up"},
+                     {"queue_depth", l.depth},
+                     {"lag_seconds", l.lag},
+                     {"queued", l.n.queued},
+                     {"shipped", l.n.shipped},
+                     {"dropped", l.n.dropped},
+                     {"resent_batches", l.n.resent},
+                     {"batches", l.n.batches},
+                     {"repaired", l.repaired},
+                     {"anti_entropy_passes", l.ae_passes}});
+  }
+  json in = json::object();
+  for (const auto& [r, n] : shr.in)
+    in[r] = {{"received", n.received},
+             {"applied", n.applied},
+             {"stale", n.stale},
+             {"refused", n.refused},
+             {"errors", n.errors}};
+  json out{{"enabled", true},
+           {"region", shr.opts.region},
+           {"links", links},
+           {"received_from", in},
+           {"conflicts_lww", shr.conflicts_lww},
+           {"malformed", shr.malformed},
+           {"batch_size", shr.opts.batch_size},
+           {"max_delay_ms", shr.opts.max_delay.count()},
+           {"queue_limit", shr.opts.queue_limit},
+           {"queue_full", shr.opts.queue_full}};
+  {
+    std::lock_guard<std::mutex> i{shr.inbox_mtx};
+    out["inbox_dropped"] = shr.inbox_dropped;
+  }
+  return out.dump();
+}
+
+struct fed_state {
+  explicit fed_state(caf::event_based_actor* ptr) : self(ptr) {}
+  caf::event_based_actor* self;
+  std::shared_ptr<shared_state> sh;
+  std::optional<actors::peer_dialer> dialer;
+  std::vector<std::string> address_region;  // by dialer index
+  // A gateway that failed a batch (timeout: stopped, overloaded) is passed over until
+  // then while another gateway of its region is up: failover without waiting for the
+  // connection to drop.
+  std::vector<clock_point> suspect_until;  // by dialer index
+  std::vector<bool> ae_running;            // by dialer index: one pass per gateway at a time
+  struct link {
+    std::string region;
+    std::vector<std::size_t> addresses;  // dialer indexes, in preference order
+    std::unique_ptr<link_queue> queue;
+    bool was_up = false;
+    std::uint64_t repaired = 0, ae_passes = 0;
+    std::chrono::steady_clock::time_point last_ae{};
+    bool repair_wanted = true;  // a pass is due as soon as one can start
+  };
+  std::vector<link> links;
+  seen_set seen;
+  std::uint64_t next_job = 1;
+  std::unordered_map<std::uint64_t, caf::response_promise> pending;
+  std::chrono::milliseconds tick_every{50};
+  static inline const char* name = "warp.federation";
+
+  caf::behavior make_behavior(std::shared_ptr<shared_state> init);
+  void on_tick();
+  void drain_inbox(clock_point now);
+  void ship(link& l, clock_point now);
+  caf::result<std::string> on_batch(const std::string& frame);
+  void on_applied(std::uint64_t job, const std::string& forwards, bool ok);
+  caf::result<std::string> on_digest(const std::string& req);
+  /// Anti-entropy with gateway `m` of `l` (the link's current gateway when npos).
+  bool start_repair(link& l, std::size_t m = static_cast<std::size_t>(-1));
+  void on_repair(std::uint64_t m, const std::string& frame);
+  void enqueue(const std::string& region, change c, clock_point now);
+  link* link_of(const std::string& region);
+  caf::actor gateway(const link& l, std::string* address = nullptr,
+                     std::size_t* index = nullptr) const;
+  void publish();
+};
+
+fed_state::link* fed_state::link_of(const std::string& region) {
+  for (auto& l : links)
+    if (l.region == region) return &l;
+  return nullptr;
+}
+
+caf::actor fed_state::gateway(const link& l, std::string* address, std::size_t* index) const {
+  // The first gateway of the region's list that is up and not suspect; else the first
+  // that is up: the others take over in order.
+  auto now = std::chrono::steady_clock::now();
+  for (int pass = 0; pass < 2; ++pass) {
+    for (auto m : l.addresses) {
+      const auto& h = dialer->handle(m);
+      if (!h || (pass == 0 && suspect_until[m] > now)) continue;
+      if (address) *address = sh->opts.links[m].substr(sh->opts.links[m].find('=') + 1);
+      if (index) *index = m;
+      return h;
+    }
+  }
+  return {};
+}
+
+caf::behavior fed_state::make_behavior(std::shared_ptr<shared_state> init) {
+  sh = std::move(init);
+  std::vector<std::string> addresses;
+  for (const auto& spec : sh->opts.links) {
+    auto eq = spec.find('=');
+    auto region = spec.substr(0, eq);
+    addresses.push_back(spec.substr(eq + 1));
+    address_region.push_back(region);
+    auto* l = link_of(region);
+    if (!l) {
+      links.push_back({region,
+                       {},
+                       std::make_unique<link_queue>(sh->opts.queue_limit, sh->opts.batch_size,
+                                                    sh->opts.max_delay)});
+      l = &links.back();
+    }
+    l->addresses.push_back(addresses.size() - 1);
+  }
+  suspect_until.assign(addresses.size(), clock_point{});
+  ae_running.assign(addresses.size(), false);
+  dialer.emplace(self, registry_name(), addresses, static_cast<std::size_t>(-1),
+                 std::chrono::milliseconds{500});
+  dialer->enable();
+  self->set_down_handler([this](caf::down_msg& dm) { dialer->down(dm.source); });
+  tick_every = std::clamp(sh->opts.max_delay / 4, std::chrono::milliseconds{5},
+                          std::chrono::milliseconds{100});
+  self->send(self, fed_tick_atom::value);
+  return {
+      [this](fed_tick_atom) { on_tick(); },
+      [this](fed_batch_atom, const std::string& frame) { return on_batch(frame); },
+      [this](fed_digest_atom, const std::string& req) { return on_digest(req); },
+      [this](fed_applied_atom, std::uint64_t job, const std::string& fwd, const std::string& failed,
+             bool ok) {
+        if (auto f = decode(failed, unbounded()))
+          for (auto& c : f->changes) seen.forget(c);
+        on_applied(job, fwd, ok);
+      },
+      [this](fed_repair_atom, std::uint64_t m, const std::string& frame) { on_repair(m, frame); },
+      [this](fed_status_atom) { return status_json(*sh); },
+      [this](fed_digest_done_atom, std::uint64_t job, std::string& bytes) {
+        if (auto it = pending.find(job); it != pending.end()) {
+          it->second.deliver(std::move(bytes));
+          pending.erase(it);
+        }
+      },
+      [this](fed_now_atom) {
+        for (auto& l : links) start_repair(l);
+      },
+      [this](caf::strong_actor_ptr& ptr) {
+        // A gateway (re)connected: whatever it missed while away (or, restarted, never
+        // had) is found by comparing digests with it.
+        if (auto m = dialer->found(ptr))
+          if (auto* l = link_of(address_region[*m])) start_repair(*l, *m);
+      },
+  };
+}
+
+void fed_state::enqueue(const std::string& region, change c, clock_point now) {
+  auto* l = link_of(region);
+  if (!l) return;
+  l->queue->push(std::move(c), now);
+}
+
+void fed_state::drain_inbox(clock_point now) {
+  std::vector<change> got;
+  std::set<std::string> repair;
+  {
+    std::lock_guard<std::mutex> g{sh->inbox_mtx};
+    got.swap(sh->inbox);
+    repair.swap(sh->inbox_repair);
+  }
+  for (auto& c : got) {
+    seen.first_time(c);  // our own change must not be applied again if it comes back
+    for (std::size_t i = 0; i < links.size(); ++i) {
+      if (i + 1 == links.size())
+        links[i].queue->push(std::move(c), now);
+      else
+        links[i].queue->push(c, now);
+    }
+  }
+  // The inbox overflowed: every link needs a repair pass.
+  if (!repair.empty())
+    for (auto& l : links) l.repair_wanted = true;
+}
+
+void fed_state::ship(link& l, clock_point now) {
+  // A batch in flight waits for its acknowledgement; the request's own timeout fails it
+  // (below), which puts it back in the queue for the next gateway.
+  if (!l.queue->due(now)) return;
+  std::size_t m = 0;
+  auto hdl = gateway(l, nullptr, &m);
+  if (!hdl) return;  // the changes wait in the queue (bounded) for a gateway
+  auto b = l.queue->take(sh->opts.region, now);
+  auto frame = encode(b, sh->limits);
+  auto seq = b.seq;
+  auto* lp = &l;
+  if (!frame) {
+    // A change this node committed cannot exceed the limits it shares with its peers;
+    // should it anyway, it is dropped loudly rather than blocking the link.
+    detail::log()->error("federation: batch to {} not encodable: {}", l.region,
+                         frame.err().message());
+    l.queue->acked(seq);
+    return;
+  }
+  self->request(hdl, sh->opts.ack_timeout, fed_batch_atom::value, std::move(*frame))
+      .then([lp, seq](const std::string&) { lp->queue->acked(seq); },
+            [this, lp, seq, m](caf::error& err) {
+              detail::log()->warn("federation: batch {} to region {} failed ({}): resent", seq,
+                                  lp->region, to_string(err));
+              suspect_until[m] = std::chrono::steady_clock::now() + 3 * sh->opts.ack_timeout;
+              lp->queue->failed(seq);
+            });
+}
+
+void fed_state::on_tick() {
+  self->delayed_send(self, tick_every, fed_tick_atom::value);
+  dialer->tick();
+  auto now = std::chrono::steady_clock::now();
+  drain_inbox(now);
+  for (auto& l : links) {
+    bool up = static_cast<bool>(gateway(l));
+    // A link that comes back (or a queue that dropped changes) gets an anti-entropy pass:
+    // what was missed while it was down or full is found by digest.
+    if (up && !l.was_up) l.repair_wanted = true;
+    if (l.queue->needs_repair()) {
+      l.queue->take_repairs();
+      l.repair_wanted = true;
+    }
+    l.was_up = up;
+    bool periodic = sh->opts.anti_entropy_interval.count() > 0 &&
+                    now - l.last_ae >= sh->opts.anti_entropy_interval;
+    // A wanted pass that cannot start now (one is running) stays wanted.
+    if (up && (l.repair_wanted || periodic) && start_repair(l)) l.repair_wanted = false;
+    ship(l, now);
+  }
+  publish();
+}
+
+// -- receiving ------------------------------------------------------------------------------
+
+caf::result<std::string> fed_state::on_batch(const std::string& frame) {
+  auto b = decode(frame, sh->limits);
+  // The sender's name labels metrics and JSON: the same characters as --region allows.
+  auto name_ok = [](const std::string& r) {
+    return !r.empty() && std::all_of(r.begin(), r.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+    });
+  };
+  if (b && !name_ok(b->sender)) b = error{errc::codec_error, "federation frame: bad sender name"};
+  if (!b || b->sender == sh->opts.region) {
+    std::lock_guard<std::mutex> g{sh->stats_mtx};
+    ++sh->malformed;
+    detail::log()->warn("federation: refused a frame: {}",
+                        b ? std::string{"sent by a node of this region"} : b.err().message());
+    return caf::make_error(caf::sec::invalid_argument);
+  }
+  // Loop rule and dedup on the actor (one thread); the storage work on the executor.
+  std::vector<change> todo;
+  std::uint64_t dup = 0;
+  for (auto& c : b->changes) {
+    if (c.origin == sh->opts.region ||
+        std::find(c.path.begin(), c.path.end(), sh->opts.region) != c.path.end() ||
+        !seen.first_time(c)) {
+      ++dup;
+      continue;
+    }
+    todo.push_back(std::move(c));
+  }
+  {
+    std::lock_guard<std::mutex> g{sh->stats_mtx};
+    // Counters per sending region, bounded: a peer inventing names cannot grow the map.
+    if (!sh->in.count(b->sender) && sh->in.size() >= 256) b->sender = "other";
+    auto& in = sh->in[b->sender];
+    in.received += b->changes.size();
+    in.stale += dup;
+  }
+  auto job = next_job++;
+  auto rp = self->make_response_promise<std::string>();
+  pending.emplace(job, rp);
+  auto me = caf::actor_cast<caf::actor>(self);
+  auto shp = sh;
+  auto sender = b->sender;
+  auto posted = sh->st->executor->post([shp, me, job, sender, todo = std::move(todo)]() mutable {
+    auto& st = *shp->st;
+    batch fwd, failed;
+    fwd.sender = failed.sender = shp->opts.region;
+    bool ok = true;
+    shared_state::region_in n;
+    std::uint64_t conflicts = 0;
+    for (auto& c : todo) {
+      auto policy = st.patterns.lookup(c.key);
+      // Federated here too, and a policy this node resolves: the merge point. LWW is
+      // the one built in; other policies plug in here (merged = merge(local, incoming)).
+      if (policy.federated.empty() || policy.federated != "lww" || c.policy != "lww") {
+        ++n.refused;
+        continue;
+      }
+      detail::federated_write w{c.what == change::op::erase, c.key, c.value, c.ver,
+                                c.expires_at_ms};
+      auto r = st.writes.apply_federated(w, policy, st.mode_for(policy), shp->tombs.floor(c.key));
+      if (!r) {
+        ++n.errors;
+        ok = false;
+        failed.changes.push_back(std::move(c));
+        continue;
+      }
+      if (!*r) {
+        ++n.stale;
+        ++conflicts;
+        continue;
+      }
+      ++n.applied;
+      if (w.erase) shp->tombs.record(c.key, c.ver);
+      c.path.push_back(shp->opts.region);
+      fwd.changes.push_back(std::move(c));
+    }
+    {
+      std::lock_guard<std::mutex> g{shp->stats_mtx};
+      auto& in = shp->in[sender];
+      in.applied += n.applied;
+      in.stale += n.stale;
+      in.refused += n.refused;
+      in.errors += n.errors;
+      shp->conflicts_lww += conflicts;
+    }
+    auto bytes = encode(fwd, unbounded());
+    auto failed_bytes = encode(failed, unbounded());
+    caf::anon_send(me, fed_applied_atom::value, job, bytes ? std::move(*bytes) : std::string{},
+                   failed_bytes ? std::move(*failed_bytes) : std::string{}, ok);
+  });
+  if (!posted) {
+    pending.erase(job);
+    return caf::make_error(caf::sec::runtime_error);
+  }
+  return rp;
+}
+
+void fed_state::on_applied(std::uint64_t job, const std::string& forwards, bool ok) {
+  if (auto fwd = decode(forwards, unbounded())) {
+    std::vector<std::string> linked;
+    for (auto& l : links) linked.push_back(l.region);
+    auto now = std::chrono::steady_clock::now();
+    for (auto& c : fwd->changes)
+      for (auto& r : forward_targets(c, sh->opts.region, linked)) enqueue(r, c, now);
+  }
+  auto it = pending.find(job);
+  if (it == pending.end()) return;
+  // Acknowledged only once applied: a batch whose storage writes failed is sent again.
+  if (ok)
+    it->second.deliver(std::string{"ok"});
+  else
+    it->second.deliver(caf::make_error(caf::sec::runtime_error));
+  pending.erase(it);
+}
+
+// -- anti-entropy -----------------------------------------------------------------------------
+
+// Every federated key this node knows (L1, storage, remembered deletes), with its version:
+// what a digest covers and what a repair re-sends. Runs on the executor.
+struct known_entry {
+  version ver;
+  bool erased = false;
+};
+std::map<std::string, known_entry> known_keys(shared_state& sh,
+                                              const std::vector<std::size_t>* only) {
+  auto& st = *sh.st;
+  std::map<std::string, known_entry> out;
+  auto want = [&](std::string_view key) {
+    if (only && !std::binary_search(only->begin(), only->end(), bucket_of(key))) return false;
+    return !st.patterns.lookup(key).federated.empty();
+  };
+  auto note = [&](std::string_view key, version ver, bool erased) {
+    auto [it, fresh] = out.try_emplace(std::string{key}, known_entry{ver, erased});
+    if (!fresh && it->second.ver < ver) it->second = {ver, erased};
+  };
+  st.l1->for_each([&](std::string_view key, const buffer&, const l1_entry_info& info) {
+    if (want(key)) note(key, info.ver, false);
+  });
+  std::string after;
+  for (int page = 0; page < 10000; ++page) {
+    auto keys = st.store->scan(after, 1000);
+    if (!keys || keys->empty()) break;
+    after = keys->back();
+    for (auto& k : *keys) {
+      if (!want(k)) continue;
+      if (auto rec = st.store->fetch(k); rec && *rec) note(k, (*rec)->ver, false);
+    }
+    if (keys->size() < 1000) break;
+  }
+  return out;
+}
+
+digest digest_of(const std::map<std::string, known_entry>& keys) {
+  digest d;
+  for (const auto& [k, e] : keys) d.add(k, e.ver, e.erased);
+  return d;
+}
+
+caf::result<std::string> fed_state::on_digest(const std::string& req) {
+  if (req != "WFDQ1") return caf::make_error(caf::sec::invalid_argument);
+  auto job = next_job++;
+  pending.emplace(job, self->make_response_promise<std::string>());
+  auto shp = sh;
+  auto me = caf::actor_cast<caf::actor>(self);
+  // The promise is delivered on the actor (fed_digest_done), not from the executor.
+  auto posted = sh->st->executor->post([shp, me, job] {
+    caf::anon_send(me, fed_digest_done_atom::value, job,
+                   encode_digest(digest_of(known_keys(*shp, nullptr))));
+  });
+  if (!posted) {
+    pending.erase(job);
+    return caf::make_error(caf::sec::runtime_error);
+  }
+  return pending[job];
+}
+
+bool fed_state::start_repair(link& l, std::size_t m) {
+  caf::actor hdl;
+  if (m == static_cast<std::size_t>(-1))
+    hdl = gateway(l, nullptr, &m);
+  else
+    hdl = dialer->handle(m);
+  if (!hdl || ae_running[m]) return false;
+  l.last_ae = std::chrono::steady_clock::now();
+  ae_running[m] = true;
+  ++l.ae_passes;
+  self->request(hdl, std::chrono::seconds{30}, fed_digest_atom::value, std::string{"WFDQ1"})
+      .then(
+          [this, m](const std::string& theirs) {
+            auto remote = decode_digest(theirs);
+            if (!remote) {
+              ae_running[m] = false;
+              return;
+            }
+            auto shp = sh;
+            auto me = caf::actor_cast<caf::actor>(self);
+            bool posted = sh->st->executor->post([shp, me, m, remote = *remote] {
+              auto mine = known_keys(*shp, nullptr);
+              auto diff = differing(digest_of(mine), remote);
+              batch out;
+              out.sender = shp->opts.region;
+              for (auto& [k, e] : mine) {
+                if (diff.empty()) break;
+                if (!std::binary_search(diff.begin(), diff.end(), bucket_of(k))) continue;
+                change c;
+                c.key = k;
+                c.ver = e.ver;
+                c.origin = shp->opts.region;
+                c.path = {shp->opts.region};
+                c.policy = shp->st->patterns.lookup(k).federated;
+                auto rec = shp->st->store->fetch(k);
+                if (rec && *rec && (*rec)->ver == e.ver) {
+                  c.value = (*rec)->value;
+                  c.expires_at_ms = (*rec)->expires_at_ms;
+                } else if (auto v = shp->st->l1->get(k)) {
+                  c.value = **v;
+                } else {
+                  continue;  // gone meanwhile
+                }
+                out.changes.push_back(std::move(c));
+              }
+              auto bytes = encode(out, unbounded());
+              caf::anon_send(me, fed_repair_atom::value, std::uint64_t{m},
+                             bytes ? std::move(*bytes) : std::string{});
+            });
+            if (!posted) ae_running[m] = false;
+          },
+          [this, m](caf::error&) { ae_running[m] = false; });
+  return true;
+}
+
+void fed_state::on_repair(std::uint64_t m, const std::string& frame) {
+  if (m >= ae_running.size()) return;
+  ae_running[m] = false;
+  auto* l = link_of(address_region[m]);
+  if (!l) return;
+  auto b = decode(frame, unbounded());
+  if (!b || b->changes.empty()) return;
+  // Straight to the gateway that differs, in batches of the usual size, outside the
+  // link's queue (a restarted gateway must get them, not whichever gateway is first).
+  // A batch that fails is left to the next pass.
+  auto hdl = dialer->handle(m);
+  if (!hdl) return;
+  l->repaired += b->changes.size();
+  for (std::size_t at = 0; at < b->changes.size(); at += sh->opts.batch_size) {
+    batch part;
+    part.sender = sh->opts.region;
+    auto end = std::min(b->changes.size(), at + sh->opts.batch_size);
+    part.changes.assign(std::make_move_iterator(b->changes.begin() + at),
+                        std::make_move_iterator(b->changes.begin() + end));
+    auto bytes = encode(part, sh->limits);
+    if (!bytes) continue;
+    self->request(hdl, std::chrono::seconds{30}, fed_batch_atom::value, std::move(*bytes))
+        .then([](const std::string&) {}, [](caf::error&) {});
+  }
+}
+
+void fed_state::publish() {
+  auto now = std::chrono::steady_clock::now();
+  std::vector<shared_state::link_view> views;
+  for (auto& l : links) {
+    shared_state::link_view v;
+    v.region = l.region;
+    for (auto m : l.addresses) {
+      const auto& spec = sh->opts.links[m];
+      v.addresses.push_back(spec.substr(spec.find('=') + 1));
+    }
+    gateway(l, &v.gateway);
+    v.n = l.queue->counters();
+    v.depth = l.queue->depth();
+    v.lag = l.queue->lag_seconds(now);
+    v.repaired = l.repaired;
+    v.ae_passes = l.ae_passes;
+    views.push_back(std::move(v));
+  }
+  std::lock_guard<std::mutex> g{sh->stats_mtx};
+  sh->links = std::move(views);
+}
+
+using fed_actor = caf::stateful_actor<fed_state>;
+
+class federation_impl final : public node_federation, public detail::federation_sink {
+ public:
+  federation_impl(detail::node_state& st, std::shared_ptr<shared_state> sh)
+      : st_(st), sh_(std::move(sh)) {}
+
+  void start() {
+    auto init = sh_;
+    actor_ = st_.system->spawn([init](fed_actor* self) { return self->state.make_behavior(init); });
+    st_.system->registry().put(registry_name(), caf::actor_cast<caf::strong_actor_ptr>(actor_));
+    st_.federation.store(this, std::memory_order_release);
+  }
+
+  void stop() override {
+    st_.federation.store(nullptr, std::memory_order_release);
+    if (!actor_) return;
+    st_.system->registry().erase(registry_name());
+    caf::scoped_actor self{*st_.system};
+    self->send_exit(actor_, caf::exit_reason::user_shutdown);
+    self->wait_for(actor_);
+    actor_ = nullptr;
+  }
+
+  ~federation_impl() override { stop(); }
+
+  void local_change(const detail::committed_change& c, const key_policy& policy) override {
+    change out;
+    out.what =
+        c.what == detail::committed_change::kind::erase ? change::op::erase : change::op::put;
+    out.key.assign(c.key);
+    if (out.what == change::op::put) out.value.assign(c.value);
+    out.ver = c.ver;
+    out.expires_at_ms = c.expires_at_ms;
+    out.origin = sh_->opts.region;
+    out.path = {sh_->opts.region};
+    out.policy = policy.federated;
+    if (out.what == change::op::erase) sh_->tombs.record(out.key, out.ver);
+    std::lock_guard<std::mutex> g{sh_->inbox_mtx};
+    // Bounded: the actor drains it every tick; a writer outrunning it drops (counted,
+    // repaired by the next anti-entropy pass), never blocks and never grows without bound.
+    if (sh_->inbox.size() >= sh_->opts.queue_limit) {
+      ++sh_->inbox_dropped;
+      sh_->inbox_repair.insert(out.key);
+      return;
+    }
+    sh_->inbox.push_back(std::move(out));
+  }
+
+  void repair_now() override {
+    if (actor_) caf::anon_send(actor_, fed_now_atom::value);
+  }
+
+  std::string json() const override { return status_json(*sh_); }
+
+  std::string metrics() const override {
+    std::string out;
+    auto label = [](const std::string& v) {
+      std::string s;
+      for (char c : v) {
+        if (c == '\\' || c == '"') s.push_back('\\');
+        s.push_back(c);
+      }
+      return s;
+    };
+    std::lock_guard<std::mutex> g{sh_->stats_mtx};
+    auto family = [&](const char* name, const char* type, const char* help) {
+      out += std::string{"# HELP "} + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+    };
+    auto per_link = [&](const char* name, const char* type, const char* help, auto get) {
+      family(name, type, help);
+      for (const auto& l : sh_->links)
+        out += std::string{name} + "{region=\"" + label(l.region) + "\"} " + get(l) + "\n";
+    };
+    auto num = [](auto v) { return std::to_string(v); };
+    per_link("warp_federation_link_up", "gauge", "1 when a gateway of the region is connected",
+             [&](auto& l) { return num(l.gateway.empty() ? 0 : 1); });
+    per_link("warp_federation_shipped_total", "counter",
+             "Changes acknowledged (applied) by the linked region",
+             [&](auto& l) { return num(l.n.shipped); });
+    per_link("warp_federation_dropped_total", "counter",
+             "Changes a full queue dropped (marked for anti-entropy repair)",
+             [&](auto& l) { return num(l.n.dropped); });
+    per_link("warp_federation_resent_batches_total", "counter",
+             "Batches sent again after a failure or a missing acknowledgement",
+             [&](auto& l) { return num(l.n.resent); });
+    per_link("warp_federation_repaired_total", "counter",
+             "Changes re-sent by anti-entropy (buckets whose digests differed)",
+             [&](auto& l) { return num(l.repaired); });
+    per_link("warp_federation_queue_depth", "gauge", "Changes queued or in flight",
+             [&](auto& l) { return num(l.depth); });
+    per_link("warp_federation_lag_seconds", "gauge", "Age of the oldest change queued or in flight",
+             [&](auto& l) { return std::to_string(l.lag); });
+    auto per_sender = [&](const char* name, const char* help, auto get) {
+      family(name, "counter", help);
+      for (const auto& [r, n] : sh_->in)
+        out += std::string{name} + "{from=\"" + label(r) + "\"} " + num(get(n)) + "\n";
+    };
+    per_sender("warp_federation_applied_total", "Changes from the region applied here",
+               [](auto& n) { return n.applied; });
+    per_sender("warp_federation_stale_total",
+               "Changes from the region not applied: already seen, or older than the local value",
+               [](auto& n) { return n.stale; });
+    per_sender("warp_federation_refused_total",
+               "Changes from the region for keys not federated here or of an unknown policy",
+               [](auto& n) { return n.refused; });
+    per_sender("warp_federation_apply_errors_total",
+               "Changes whose apply failed (storage); the batch is resent",
+               [](auto& n) { return n.errors; });
+    family("warp_federation_conflicts_total", "counter",
+           "Incoming changes resolved in favour of a newer local value, by policy");
+    out += "warp_federation_conflicts_total{policy=\"lww\"} " + num(sh_->conflicts_lww) + "\n";
+    family("warp_federation_malformed_total", "counter", "Federation frames refused");
+    out += "warp_federation_malformed_total " + num(sh_->malformed) + "\n";
+    return out;
+  }
+
+ private:
+  detail::node_state& st_;
+  std::shared_ptr<shared_state> sh_;
+  caf::actor actor_;
+};
+
+}  // namespace
+
+result<std::string> fetch_federation_json(caf::actor_system& sys, const std::string& host,
+                                          std::uint16_t port, std::chrono::milliseconds timeout) {
+  auto published = bus::connect_to_node(sys, host, port, timeout);
+  if (!published) return published.err();
+  if (!*published) return error{errc::unsupported, "the node at " + host + " published no actor"};
+  auto ptr = sys.middleman().remote_lookup(registry_name(), (*published)->node());
+  if (!ptr)
+    return error{errc::unsupported, "the node at " + host + " runs no federation (no --region)"};
+  caf::scoped_actor self{sys};
+  result<std::string> out{errc::timeout, "no answer"};
+  self->request(caf::actor_cast<caf::actor>(ptr), timeout, fed_status_atom::value)
+      .receive([&](std::string& json) { out = std::move(json); },
+               [&](caf::error& err) {
+                 out = error{errc::unreachable, sys.render(err)};
+               });
+  return out;
+}
+
+result<std::unique_ptr<node_federation>> start_federation(detail::node_state& st) {
+  // The links were checked by node_config::validate (node::start runs it first).
+  auto sh = std::make_shared<shared_state>();
+  sh->st = &st;
+  sh->opts = st.config.federation;
+  sh->limits.max_key = st.config.limits.max_key_size;
+  sh->limits.max_value = st.config.limits.max_value_size;
+  sh->limits.max_frame_bytes = st.config.transport.max_message_size;
+  auto f = std::make_unique<federation_impl>(st, sh);
+  f->start();
+  detail::log()->info("federation: region {}, {} link(s)", sh->opts.region, sh->opts.links.size());
+  return std::unique_ptr<node_federation>{std::move(f)};
+}
+
+}  // namespace warp::federation
