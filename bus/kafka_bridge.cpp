@@ -205,6 +205,7 @@ struct kafka_consumer::impl {
   error_log errors;
   // Next offset to commit per (topic, partition): only the consumer thread touches these.
   std::map<std::pair<std::string, std::int32_t>, std::int64_t> pending, committed;
+  rd_kafka_queue_t* consumer_queue = nullptr;  // async commit outcomes arrive here
   clock_type::time_point last_commit = clock_type::now();
   clock_type::time_point last_lag = clock_type::now();
   bool skip_commit = false;  // closing without commit (crash simulation)
@@ -217,27 +218,58 @@ struct kafka_consumer::impl {
   ~impl() {
     stop = true;
     if (worker.joinable()) worker.join();
+    if (consumer_queue) rd_kafka_queue_destroy(consumer_queue);
     if (rk) rd_kafka_destroy(rk);
   }
 
-  result<void> commit_pending() {
+  // Periodic commits are asynchronous, so a slow coordinator never stalls applying (their
+  // outcome arrives in on_commit, on this thread); commits on close, on revocation and on
+  // request are synchronous. Either way only offsets of applied records are committed.
+  result<void> commit_pending(bool sync = true) {
     if (pending.empty() || skip_commit) return {};
     rd_kafka_topic_partition_list_t* list =
         rd_kafka_topic_partition_list_new(static_cast<int>(pending.size()));
     for (auto& [tp, off] : pending)
       rd_kafka_topic_partition_list_add(list, tp.first.c_str(), tp.second)->offset = off;
-    auto e = rd_kafka_commit(rk, list, 0);
+    // Async: the outcome goes to on_commit through the consumer queue this thread polls.
+    auto e = sync ? rd_kafka_commit(rk, list, 0)
+                  : rd_kafka_commit_queue(rk, list, consumer_queue, &impl::on_commit, this);
     rd_kafka_topic_partition_list_destroy(list);
     last_commit = clock_type::now();
     if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET) {
       errors.report("consumer", rd_kafka_err2str(e), *counters);
       return error{errc::unreachable, std::string{"kafka commit: "} + rd_kafka_err2str(e)};
     }
-    counters->committed.fetch_add(1, std::memory_order_relaxed);
-    for (auto& [tp, off] : pending) committed[tp] = off;
+    if (sync) {
+      counters->committed.fetch_add(1, std::memory_order_relaxed);
+      for (auto& [tp, off] : pending) committed[tp] = std::max(committed[tp], off);
+      update_lag();
+    }
     pending.clear();
-    update_lag();
     return {};
+  }
+
+  static void on_commit(rd_kafka_t*, rd_kafka_resp_err_t err,
+                        rd_kafka_topic_partition_list_t* offsets, void* opaque) {
+    auto* self = static_cast<impl*>(opaque);
+    if (!offsets) return;
+    if (err == RD_KAFKA_RESP_ERR__NO_OFFSET) return;
+    if (err) self->errors.report("consumer commit", rd_kafka_err2str(err), *self->counters);
+    bool all_ok = !err;
+    for (int i = 0; i < offsets->cnt; ++i) {
+      auto& tp = offsets->elems[i];
+      std::pair<std::string, std::int32_t> key{tp.topic, tp.partition};
+      if (!err && !tp.err) {
+        auto& c = self->committed[key];
+        c = std::max(c, tp.offset);
+      } else {
+        all_ok = false;
+        // Committed again with the next commit, even if no record arrives meanwhile.
+        auto& p = self->pending[key];
+        p = std::max(p, tp.offset);
+      }
+    }
+    if (all_ok) self->counters->committed.fetch_add(1, std::memory_order_relaxed);
   }
 
   // Records between what is committed and the partition ends librdkafka last saw (cached
@@ -296,7 +328,7 @@ struct kafka_consumer::impl {
       rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 50);
       if (m) handle(m);
       auto now = clock_type::now();
-      if (now - last_commit >= cfg.commit_interval) (void)commit_pending();
+      if (now - last_commit >= cfg.commit_interval) (void)commit_pending(false);
       if (now - last_lag >= std::chrono::seconds{1}) update_lag();
     }
     if (!cfg.commit_on_close) skip_commit = true;
@@ -381,6 +413,7 @@ result<std::unique_ptr<kafka_consumer>> kafka_consumer::open(kafka_consumer_conf
     return error{errc::invalid_argument, std::string{"kafka consumer: "} + err};
   }
   rd_kafka_poll_set_consumer(st->rk);
+  st->consumer_queue = rd_kafka_queue_get_consumer(st->rk);
   rd_kafka_topic_partition_list_t* topics =
       rd_kafka_topic_partition_list_new(static_cast<int>(st->cfg.topics.size()));
   for (auto& t : st->cfg.topics)
