@@ -51,6 +51,42 @@ void sleep_interruptible(const std::atomic<bool>& stop, std::chrono::millisecond
 
 }  // namespace
 
+std::string prometheus_text(const kafka_counters& c, kafka_side side, std::string_view prefix,
+                            std::string_view labels) {
+  std::string out;
+  auto family = [&](std::string_view name, std::string_view type, std::string_view help,
+                    std::uint64_t v) {
+    std::string full{prefix};
+    full.append(name);
+    out.append("# HELP ").append(full).append(" ").append(help).append("\n");
+    out.append("# TYPE ").append(full).append(" ").append(type).append("\n");
+    out.append(full).append(labels).append(" ").append(std::to_string(v)).append("\n");
+  };
+  auto ld = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  if (side == kafka_side::producer) {
+    family("_produced_total", "counter", "Records handed to librdkafka", ld(c.produced));
+    family("_delivered_total", "counter", "Records acknowledged by the brokers (acks=all)",
+           ld(c.delivered));
+    family("_failed_total", "counter", "Records whose delivery failed after retries", ld(c.failed));
+    family("_rejected_total", "counter", "Publishes refused: in-flight queue full", ld(c.rejected));
+    auto in_flight = c.in_flight.load(std::memory_order_relaxed);
+    family("_in_flight", "gauge", "Records not yet acknowledged",
+           in_flight > 0 ? static_cast<std::uint64_t>(in_flight) : 0);
+  } else {
+    family("_consumed_total", "counter", "Records read from Kafka", ld(c.consumed));
+    family("_applied_total", "counter", "Records applied (or skipped by the apply callback)",
+           ld(c.applied));
+    family("_apply_errors_total", "counter", "Applies that failed and were retried",
+           ld(c.apply_errors));
+    family("_commits_total", "counter", "Successful offset commits", ld(c.committed));
+    family("_commit_lag_records", "gauge",
+           "Records between the committed offsets and the partition ends", ld(c.commit_lag));
+  }
+  family("_broker_errors_total", "counter", "librdkafka errors (broker down, ...)",
+         ld(c.broker_errors));
+  return out;
+}
+
 // -- producer -----------------------------------------------------------------------------
 
 struct kafka_producer::impl {
@@ -204,7 +240,7 @@ struct kafka_consumer::impl {
   std::thread worker;
   error_log errors;
   // Next offset to commit per (topic, partition): only the consumer thread touches these.
-  std::map<std::pair<std::string, std::int32_t>, std::int64_t> pending, committed;
+  std::map<std::pair<std::string, std::int32_t>, std::int64_t> pending, committed, unconfirmed;
   rd_kafka_queue_t* consumer_queue = nullptr;  // async commit outcomes arrive here
   clock_type::time_point last_commit = clock_type::now();
   clock_type::time_point last_lag = clock_type::now();
@@ -226,7 +262,17 @@ struct kafka_consumer::impl {
   // outcome arrives in on_commit, on this thread); commits on close, on revocation and on
   // request are synchronous. Either way only offsets of applied records are committed.
   result<void> commit_pending(bool sync = true) {
-    if (pending.empty() || skip_commit) return {};
+    if (skip_commit) return {};
+    if (sync) {
+      // Async commits whose outcome has not come back are committed again here: a member
+      // taking the partitions must see them, or it re-applies what this one applied.
+      for (auto& [tp, off] : unconfirmed) {
+        auto& p = pending[tp];
+        p = std::max(p, off);
+      }
+      unconfirmed.clear();
+    }
+    if (pending.empty()) return {};
     rd_kafka_topic_partition_list_t* list =
         rd_kafka_topic_partition_list_new(static_cast<int>(pending.size()));
     for (auto& [tp, off] : pending)
@@ -244,6 +290,8 @@ struct kafka_consumer::impl {
       counters->committed.fetch_add(1, std::memory_order_relaxed);
       for (auto& [tp, off] : pending) committed[tp] = std::max(committed[tp], off);
       update_lag();
+    } else {
+      for (auto& [tp, off] : pending) unconfirmed[tp] = std::max(unconfirmed[tp], off);
     }
     pending.clear();
     return {};
@@ -262,11 +310,14 @@ struct kafka_consumer::impl {
       if (!err && !tp.err) {
         auto& c = self->committed[key];
         c = std::max(c, tp.offset);
+        if (auto u = self->unconfirmed.find(key); u != self->unconfirmed.end() && u->second <= c)
+          self->unconfirmed.erase(u);
       } else {
         all_ok = false;
         // Committed again with the next commit, even if no record arrives meanwhile.
         auto& p = self->pending[key];
         p = std::max(p, tp.offset);
+        self->unconfirmed.erase(key);
       }
     }
     if (all_ok) self->counters->committed.fetch_add(1, std::memory_order_relaxed);
@@ -307,6 +358,7 @@ struct kafka_consumer::impl {
     // Revoked: what was applied is committed before another member takes the partitions.
     (void)self->commit_pending();
     self->pending.clear();
+    self->unconfirmed.clear();
     rd_kafka_assign(rk, nullptr);
   }
 

@@ -46,6 +46,15 @@ struct kafka_counters {
   std::atomic<std::int64_t> in_flight{0};
 };
 
+enum class kafka_side : std::uint8_t { producer, consumer };
+
+/// Prometheus families `<prefix>_produced_total`, `_delivered_total`, `_failed_total`,
+/// `_rejected_total`, `_in_flight` (producer) or `_consumed_total`, `_applied_total`,
+/// `_apply_errors_total`, `_commits_total`, `_commit_lag_records` (consumer), plus
+/// `_broker_errors_total`; `labels` as `{node="n0"}` (docs/kafka.md, "Metrics").
+std::string prometheus_text(const kafka_counters& c, kafka_side side, std::string_view prefix,
+                            std::string_view labels);
+
 struct kafka_producer_config {
   std::string brokers;  ///< bootstrap servers, HOST:PORT[,...]
   std::string topic;

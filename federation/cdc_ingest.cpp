@@ -177,31 +177,17 @@ cdc_ingest::~cdc_ingest() {
 }
 
 std::string cdc_ingest::prometheus_text(std::string_view labels) const {
-  std::string out;
-  auto family = [&](std::string_view name, std::string_view type, std::string_view help,
-                    std::uint64_t v) {
+  std::string out = bus::prometheus_text(consumer(), bus::kafka_side::consumer, "warp_cdc", labels);
+  auto family = [&](std::string_view name, std::string_view help, std::uint64_t v) {
     out.append("# HELP ").append(name).append(" ").append(help).append("\n");
-    out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
+    out.append("# TYPE ").append(name).append(" counter\n");
     out.append(name).append(labels).append(" ").append(std::to_string(v)).append("\n");
   };
-  const auto& k = consumer();
   auto ld = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
-  family("warp_cdc_consumed_total", "counter", "CDC events read from Kafka", ld(k.consumed));
-  family("warp_cdc_applied_total", "counter", "CDC events applied (or skipped as malformed)",
-         ld(k.applied));
-  family("warp_cdc_apply_errors_total", "counter", "CDC applies that failed and were retried",
-         ld(k.apply_errors));
-  family("warp_cdc_malformed_total", "counter", "CDC events skipped as malformed",
-         ld(counters_.malformed));
-  family("warp_cdc_tombstones_total", "counter", "Kafka tombstones skipped", ld(counters_.tombstones));
-  family("warp_cdc_invalidated_total", "counter", "Keys invalidated by CDC events",
-         ld(counters_.invalidated));
-  family("warp_cdc_hydrated_total", "counter", "Keys hydrated by CDC events", ld(counters_.hydrated));
-  family("warp_cdc_commits_total", "counter", "Offset commits of the CDC consumer", ld(k.committed));
-  family("warp_cdc_commit_lag_records", "gauge",
-         "Records between the committed offsets and the partition ends", ld(k.commit_lag));
-  family("warp_cdc_broker_errors_total", "counter", "librdkafka errors of the CDC consumer",
-         ld(k.broker_errors));
+  family("warp_cdc_malformed_total", "CDC events skipped as malformed", ld(counters_.malformed));
+  family("warp_cdc_tombstones_total", "Kafka tombstones skipped", ld(counters_.tombstones));
+  family("warp_cdc_invalidated_total", "Keys invalidated by CDC events", ld(counters_.invalidated));
+  family("warp_cdc_hydrated_total", "Keys hydrated by CDC events", ld(counters_.hydrated));
   return out;
 }
 

@@ -156,6 +156,20 @@ TEST_CASE("cdc: Debezium events from kafkajs update, add and invalidate keys on 
   CHECK(consumed == 7);
   CHECK(tombstones == 1);
   CHECK(logs.find("skipped: malformed CDC event") != std::string::npos);
+  {  // The warp_cdc_* families are valid exposition beside the node's own.
+    httplib::Client client{"127.0.0.1", nodes[0]->http_port()};
+    auto r = client.Get("/metrics");
+    REQUIRE(r);
+    CHECK(r->body.find("# TYPE warp_cdc_commit_lag_records gauge") != std::string::npos);
+    auto promtool = find_program("promtool");
+    INFO("promtool not found: install Debian's prometheus package (scripts/deps.sh does)");
+    REQUIRE_FALSE(promtool.empty());
+    auto file = dir.str() + "/metrics.txt";
+    std::ofstream{file} << r->body;
+    auto check = run({"sh", "-c", promtool + " check metrics < " + file});
+    INFO(check.out << check.err);
+    CHECK(check.exit_code == 0);
+  }
   for (auto& n : nodes) CHECK(n->process().stop(SIGTERM, 20s) == 0);
 }
 

@@ -126,6 +126,12 @@ TEST_CASE("kafka bridge: a full in-flight queue is an error to the caller, count
   CHECK((*p)->counters().rejected == 1);
   CHECK((*p)->counters().produced == 10);
   CHECK((*p)->flush(200ms).code() == errc::timeout);
+  auto text = prometheus_text((*p)->counters(), kafka_side::producer, "warp_kafka", "{node=\"t\"}");
+  INFO(text);
+  CHECK(text.find("# TYPE warp_kafka_rejected_total counter\nwarp_kafka_rejected_total{node=\"t\"} 1\n") !=
+        std::string::npos);
+  CHECK(text.find("warp_kafka_produced_total{node=\"t\"} 10\n") != std::string::npos);
+  CHECK(text.find("warp_kafka_in_flight{node=\"t\"} 10\n") != std::string::npos);
   // The broker being absent is reported (error callback, counted), not fatal.
   CHECK(eventually([&] { return (*p)->counters().broker_errors > 0; }, 20s));
 }
