@@ -36,8 +36,8 @@ struct error_log {
       ++suppressed;
       return;
     }
-    warp::detail::log()->warn("kafka {}: {} (librdkafka retries; {} similar suppressed)", who,
-                              what, suppressed);
+    warp::detail::log()->warn("kafka {}: {} (librdkafka retries; {} similar suppressed)", who, what,
+                              suppressed);
     last = now;
     suppressed = 0;
   }
@@ -113,8 +113,8 @@ struct kafka_producer::impl {
     result<void> outcome{};
     if (m->err) {
       c.failed.fetch_add(1, std::memory_order_relaxed);
-      outcome = error{errc::unreachable, std::string{"kafka delivery failed: "} +
-                                             rd_kafka_err2str(m->err)};
+      outcome = error{errc::unreachable,
+                      std::string{"kafka delivery failed: "} + rd_kafka_err2str(m->err)};
       self->errors.report("producer", rd_kafka_err2str(m->err), c);
     } else {
       c.delivered.fetch_add(1, std::memory_order_relaxed);
@@ -193,7 +193,8 @@ result<std::unique_ptr<kafka_producer>> kafka_producer::open(kafka_producer_conf
 
 result<void> kafka_producer::publish(std::string_view key, std::string_view payload) {
   auto& c = *counters_;
-  if (c.in_flight.load(std::memory_order_relaxed) >= static_cast<std::int64_t>(impl_->max_in_flight)) {
+  if (c.in_flight.load(std::memory_order_relaxed) >=
+      static_cast<std::int64_t>(impl_->max_in_flight)) {
     c.rejected.fetch_add(1, std::memory_order_relaxed);
     return error{errc::rate_limited, "kafka producer: in-flight queue full (" +
                                          std::to_string(impl_->max_in_flight) + " records)"};
@@ -442,12 +443,9 @@ result<std::unique_ptr<kafka_consumer>> kafka_consumer::open(kafka_consumer_conf
   st->apply = std::move(apply);
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   std::vector<std::pair<std::string, std::string>> props{
-      {"bootstrap.servers", st->cfg.brokers},
-      {"group.id", st->cfg.group},
-      {"enable.auto.commit", "false"},
-      {"enable.auto.offset.store", "false"},
-      {"auto.offset.reset", "earliest"},
-      {"log_level", "2"}};
+      {"bootstrap.servers", st->cfg.brokers}, {"group.id", st->cfg.group},
+      {"enable.auto.commit", "false"},        {"enable.auto.offset.store", "false"},
+      {"auto.offset.reset", "earliest"},      {"log_level", "2"}};
   props.insert(props.end(), st->cfg.properties.begin(), st->cfg.properties.end());
   for (auto& [k, v] : props) {
     if (auto ok = set(conf, k, v); !ok) {
@@ -472,7 +470,8 @@ result<std::unique_ptr<kafka_consumer>> kafka_consumer::open(kafka_consumer_conf
     rd_kafka_topic_partition_list_add(topics, t.c_str(), RD_KAFKA_PARTITION_UA);
   auto e = rd_kafka_subscribe(st->rk, topics);
   rd_kafka_topic_partition_list_destroy(topics);
-  if (e) return error{errc::invalid_argument, std::string{"kafka subscribe: "} + rd_kafka_err2str(e)};
+  if (e)
+    return error{errc::invalid_argument, std::string{"kafka subscribe: "} + rd_kafka_err2str(e)};
   auto* raw = st.get();
   st->worker = std::thread{[raw] { raw->run(); }};
   c->impl_ = std::move(st);

@@ -33,15 +33,15 @@ namespace warp::bus {
 
 /// Counters of a producer or consumer (read by /metrics; relaxed atomics).
 struct kafka_counters {
-  std::atomic<std::uint64_t> produced{0};   ///< handed to librdkafka
-  std::atomic<std::uint64_t> delivered{0};  ///< acknowledged by the brokers (acks=all)
-  std::atomic<std::uint64_t> failed{0};     ///< delivery failed after librdkafka's retries
-  std::atomic<std::uint64_t> rejected{0};   ///< publish refused: in-flight queue full
-  std::atomic<std::uint64_t> consumed{0};   ///< records read
-  std::atomic<std::uint64_t> applied{0};    ///< apply callback succeeded
-  std::atomic<std::uint64_t> apply_errors{0};  ///< apply failed (retried)
-  std::atomic<std::uint64_t> committed{0};  ///< successful offset commits
-  std::atomic<std::uint64_t> commit_lag{0};  ///< records between committed offsets and the ends
+  std::atomic<std::uint64_t> produced{0};       ///< handed to librdkafka
+  std::atomic<std::uint64_t> delivered{0};      ///< acknowledged by the brokers (acks=all)
+  std::atomic<std::uint64_t> failed{0};         ///< delivery failed after librdkafka's retries
+  std::atomic<std::uint64_t> rejected{0};       ///< publish refused: in-flight queue full
+  std::atomic<std::uint64_t> consumed{0};       ///< records read
+  std::atomic<std::uint64_t> applied{0};        ///< apply callback succeeded
+  std::atomic<std::uint64_t> apply_errors{0};   ///< apply failed (retried)
+  std::atomic<std::uint64_t> committed{0};      ///< successful offset commits
+  std::atomic<std::uint64_t> commit_lag{0};     ///< records between committed offsets and the ends
   std::atomic<std::uint64_t> broker_errors{0};  ///< librdkafka error callbacks (broker down ...)
   std::atomic<std::int64_t> in_flight{0};
 };
@@ -69,7 +69,8 @@ class kafka_producer {
   /// Called on the producer's thread once per record: its key and the delivery outcome.
   using ack_fn = std::function<void(std::string_view key, const result<void>& outcome)>;
 
-  static result<std::unique_ptr<kafka_producer>> open(kafka_producer_config cfg, ack_fn on_ack = {});
+  static result<std::unique_ptr<kafka_producer>> open(kafka_producer_config cfg,
+                                                      ack_fn on_ack = {});
   ~kafka_producer();  ///< flushes for up to 5 s, then stops the thread
   kafka_producer(const kafka_producer&) = delete;
   kafka_producer& operator=(const kafka_producer&) = delete;

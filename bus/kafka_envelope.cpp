@@ -69,7 +69,8 @@ result<std::string> encode_json(const kafka_change& c) {
 
 result<std::string> json_text(const nlohmann::json& j, const char* field, std::size_t max) {
   auto it = j.find(field);
-  if (it == j.end() || !it->is_string()) return bad(std::string{field} + " missing or not a string");
+  if (it == j.end() || !it->is_string())
+    return bad(std::string{field} + " missing or not a string");
   const auto& s = it->get_ref<const std::string&>();
   if (s.size() > max) return bad(std::string{field} + " too large");
   return s;
@@ -78,7 +79,8 @@ result<std::string> json_text(const nlohmann::json& j, const char* field, std::s
 template <class T>
 result<T> json_uint(const nlohmann::json& j, const char* field) {
   auto it = j.find(field);
-  if (it == j.end() || !it->is_number_unsigned()) return bad(std::string{field} + " not an unsigned");
+  if (it == j.end() || !it->is_number_unsigned())
+    return bad(std::string{field} + " not an unsigned");
   auto v = it->get<std::uint64_t>();
   if (v > std::numeric_limits<T>::max()) return bad(std::string{field} + " out of range");
   return static_cast<T>(v);
@@ -304,7 +306,8 @@ result<std::string> base64_decode(std::string_view text, std::size_t max_bytes) 
   static const auto table = [] {
     std::array<std::int8_t, 256> t{};
     t.fill(-1);
-    for (int i = 0; i < 64; ++i) t[static_cast<unsigned char>(b64_chars[i])] = static_cast<std::int8_t>(i);
+    for (int i = 0; i < 64; ++i)
+      t[static_cast<unsigned char>(b64_chars[i])] = static_cast<std::int8_t>(i);
     return t;
   }();
   if (text.size() % 4 != 0) return bad("base64 length not a multiple of 4");

@@ -40,10 +40,10 @@ enum class kafka_op : char { create = 'c', update = 'u', remove = 'd', repair = 
 struct kafka_change {
   kafka_op op = kafka_op::update;
   std::string key;
-  bool has_value = false;  ///< false for deletes (JSON null, msgpack nil)
-  std::string value;       ///< raw bytes (base64 in JSON)
-  version ver;             ///< HLC + writer node
-  std::string origin;      ///< region that made the change
+  bool has_value = false;         ///< false for deletes (JSON null, msgpack nil)
+  std::string value;              ///< raw bytes (base64 in JSON)
+  version ver;                    ///< HLC + writer node
+  std::string origin;             ///< region that made the change
   std::vector<std::string> path;  ///< regions it went through, origin first (loop-freedom)
   std::int64_t ttl_ms = 0;        ///< value expiry relative to ts_ms; 0 = none
   std::int64_t ts_ms = 0;         ///< wall clock of the change at its origin

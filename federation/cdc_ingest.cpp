@@ -18,8 +18,8 @@ error malformed(std::string_view why) {
 result<cdc_mode> parse_cdc_mode(std::string_view text) {
   if (text == "invalidate") return cdc_mode::invalidate;
   if (text == "hydrate") return cdc_mode::hydrate;
-  return error{errc::invalid_argument,
-               "cdc-mode must be invalidate or hydrate, not '" + std::string{text.substr(0, 64)} + "'"};
+  return error{errc::invalid_argument, "cdc-mode must be invalidate or hydrate, not '" +
+                                           std::string{text.substr(0, 64)} + "'"};
 }
 
 result<key_template> key_template::parse(std::string_view text) {
@@ -38,16 +38,19 @@ result<key_template> key_template::parse(std::string_view text) {
     } else if (c == '{') {
       auto close = text.find('}', i + 1);
       if (close == std::string_view::npos)
-        return error{errc::invalid_argument, "cdc-key: '{' without '}' in '" + std::string{text} + "'"};
+        return error{errc::invalid_argument,
+                     "cdc-key: '{' without '}' in '" + std::string{text} + "'"};
       auto col = text.substr(i + 1, close - i - 1);
       if (col.empty() || col.find('{') != std::string_view::npos)
-        return error{errc::invalid_argument, "cdc-key: bad column name in '" + std::string{text} + "'"};
+        return error{errc::invalid_argument,
+                     "cdc-key: bad column name in '" + std::string{text} + "'"};
       t.parts_.push_back(std::move(lit));
       lit.clear();
       t.columns_.emplace_back(col);
       i = close;
     } else if (c == '}') {
-      return error{errc::invalid_argument, "cdc-key: stray '}' in '" + std::string{text} + "' (use }})"};
+      return error{errc::invalid_argument,
+                   "cdc-key: stray '}' in '" + std::string{text} + "' (use }})"};
     } else {
       lit += c;
     }
@@ -64,7 +67,8 @@ result<std::string> key_template::render(const nlohmann::json& row) const {
   std::string key = parts_[0];
   for (std::size_t i = 0; i < columns_.size(); ++i) {
     auto it = row.find(columns_[i]);
-    if (it == row.end() || it->is_null()) return malformed("key column '" + columns_[i] + "' missing");
+    if (it == row.end() || it->is_null())
+      return malformed("key column '" + columns_[i] + "' missing");
     if (it->is_string())
       key += it->get_ref<const std::string&>();
     else if (it->is_number_integer())
@@ -114,7 +118,8 @@ result<std::vector<cdc_action>> plan_cdc(std::string_view event, const key_templ
     out.push_back({cdc_action::kind::invalidate, std::move(*k), {}});
     return out;
   }
-  if (op != "c" && op != "u" && op != "r") return malformed("payload.op '" + op.substr(0, 8) + "' unknown");
+  if (op != "c" && op != "u" && op != "r")
+    return malformed("payload.op '" + op.substr(0, 8) + "' unknown");
   auto* after = row("after");
   if (!after) return malformed("payload.after missing for op " + op);
   auto k = key_of(*after);

@@ -15,11 +15,11 @@
 
 #include <atomic>
 #include <chrono>
-#include <utility>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>

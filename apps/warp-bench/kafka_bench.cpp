@@ -51,7 +51,8 @@ struct kafka_bench_options {
 };
 
 std::int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(clk::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(clk::now().time_since_epoch())
+      .count();
 }
 
 struct latencies {
@@ -69,11 +70,14 @@ struct latencies {
     std::lock_guard l{mu};
     if (us.empty()) return 0;
     std::sort(us.begin(), us.end());
-    return us[std::min(us.size() - 1, static_cast<std::size_t>(p * static_cast<double>(us.size())))];
+    return us[std::min(us.size() - 1,
+                       static_cast<std::size_t>(p * static_cast<double>(us.size())))];
   }
 };
 
-std::string key_of(std::size_t i, std::size_t keys) { return "user:" + std::to_string(i % keys); }
+std::string key_of(std::size_t i, std::size_t keys) {
+  return "user:" + std::to_string(i % keys);
+}
 
 // A value whose first 8 bytes are the send time, for latency.
 std::string stamped(std::size_t bytes) {
@@ -90,7 +94,8 @@ std::int64_t stamp_of(std::string_view v) {
 
 // -- raw librdkafka --------------------------------------------------------------------------
 
-rd_kafka_t* raw_client(rd_kafka_type_t type, const std::vector<std::pair<std::string, std::string>>& props) {
+rd_kafka_t* raw_client(rd_kafka_type_t type,
+                       const std::vector<std::pair<std::string, std::string>>& props) {
   char err[512];
   auto* conf = rd_kafka_conf_new();
   for (auto& [k, v] : props)
@@ -109,19 +114,21 @@ struct phase_result {
 
 // Produces `n` messages (paced at `rate` per second when > 0) and consumes them in a group
 // of its own; the clock runs from the first produce to the last record consumed.
-phase_result run_raw(const kafka_bench_options& o, const std::string& topic, std::size_t n, double rate) {
+phase_result run_raw(const kafka_bench_options& o, const std::string& topic, std::size_t n,
+                     double rate) {
   auto* prod = raw_client(RD_KAFKA_PRODUCER, {{"bootstrap.servers", o.brokers},
                                               {"enable.idempotence", "true"},
                                               {"acks", "all"},
                                               {"linger.ms", "1"},
                                               {"queue.buffering.max.messages", "1000000"},
                                               {"log_level", "2"}});
-  auto* cons = raw_client(RD_KAFKA_CONSUMER, {{"bootstrap.servers", o.brokers},
-                                              {"group.id", topic + "-raw"},
-                                              {"enable.auto.commit", "false"},
-                                              {"auto.offset.reset", "earliest"},
-                                              {"fetch.wait.max.ms", std::to_string(o.fetch_wait_ms)},
-                                              {"log_level", "2"}});
+  auto* cons =
+      raw_client(RD_KAFKA_CONSUMER, {{"bootstrap.servers", o.brokers},
+                                     {"group.id", topic + "-raw"},
+                                     {"enable.auto.commit", "false"},
+                                     {"auto.offset.reset", "earliest"},
+                                     {"fetch.wait.max.ms", std::to_string(o.fetch_wait_ms)},
+                                     {"log_level", "2"}});
   // A topic handle, as the bridge keeps one: no lookup by name per record.
   auto* rkt = rd_kafka_topic_new(prod, topic.c_str(), nullptr);
   rd_kafka_poll_set_consumer(cons);
@@ -150,8 +157,8 @@ phase_result run_raw(const kafka_bench_options& o, const std::string& topic, std
   {
     auto v = stamped(o.value_bytes);
     rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_KEY("warmup", 6),
-                      RD_KAFKA_V_VALUE(v.data(), v.size()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                      RD_KAFKA_V_END);
+                      RD_KAFKA_V_VALUE(v.data(), v.size()),
+                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
     auto until = clk::now() + 60s;
     while (got < 1 && clk::now() < until) std::this_thread::sleep_for(1ms);
     got = 0;
@@ -159,7 +166,9 @@ phase_result run_raw(const kafka_bench_options& o, const std::string& topic, std
   }
   auto t0 = clk::now();
   for (std::size_t i = 0; i < n; ++i) {
-    if (rate > 0) std::this_thread::sleep_until(t0 + std::chrono::nanoseconds{static_cast<std::int64_t>(1e9 * static_cast<double>(i) / rate)});
+    if (rate > 0)
+      std::this_thread::sleep_until(t0 + std::chrono::nanoseconds{static_cast<std::int64_t>(
+                                             1e9 * static_cast<double>(i) / rate)});
     auto k = key_of(i, o.keys);
     auto v = stamped(o.value_bytes);
     while (rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, v.data(), v.size(),
@@ -224,7 +233,8 @@ phase_result run_bridge(const kafka_bench_options& o, const std::string& topic, 
     c.has_value = true;
     c.value = stamped(o.value_bytes);
     auto bytes = encode(c, fmt);
-    if (!bytes || !(*prod)->publish(c.key, *bytes)) throw std::runtime_error("warm-up publish failed");
+    if (!bytes || !(*prod)->publish(c.key, *bytes))
+      throw std::runtime_error("warm-up publish failed");
     auto until = clk::now() + 60s;
     while (got < 1 && clk::now() < until) std::this_thread::sleep_for(1ms);
     got = 0;
@@ -232,7 +242,9 @@ phase_result run_bridge(const kafka_bench_options& o, const std::string& topic, 
   }
   auto t0 = clk::now();
   for (std::size_t i = 0; i < n; ++i) {
-    if (rate > 0) std::this_thread::sleep_until(t0 + std::chrono::nanoseconds{static_cast<std::int64_t>(1e9 * static_cast<double>(i) / rate)});
+    if (rate > 0)
+      std::this_thread::sleep_until(t0 + std::chrono::nanoseconds{static_cast<std::int64_t>(
+                                             1e9 * static_cast<double>(i) / rate)});
     kafka_change c;
     c.op = kafka_op::update;
     c.key = key_of(i, o.keys);
@@ -274,38 +286,49 @@ void run(const kafka_bench_options& opt) {
     auto bin = self.parent_path().parent_path() / "warp-kafka-mock/warp-kafka-mock";
     dir = std::make_unique<warp::test::temp_dir>("warp-bench-kafka");
     std::vector<std::string> argv{bin.string()};
-    for (auto& t : topics) argv.insert(argv.end(), {"--topic", t + ":" + std::to_string(o.partitions)});
+    for (auto& t : topics)
+      argv.insert(argv.end(), {"--topic", t + ":" + std::to_string(o.partitions)});
     mock = std::make_unique<warp::test::child_process>(argv, dir->str() + "/mock.log");
     std::regex re{R"(bootstrap: (\S+))"};
     for (int i = 0; i < 500 && o.brokers.empty(); ++i) {
       std::smatch m;
       auto text = mock->log();
-      if (std::regex_search(text, m, re)) o.brokers = m[1];
-      else std::this_thread::sleep_for(20ms);
+      if (std::regex_search(text, m, re))
+        o.brokers = m[1];
+      else
+        std::this_thread::sleep_for(20ms);
     }
-    if (o.brokers.empty()) throw std::runtime_error("warp-kafka-mock did not start: " + mock->log());
+    if (o.brokers.empty())
+      throw std::runtime_error("warp-kafka-mock did not start: " + mock->log());
   }
   auto paced_n = static_cast<std::size_t>(o.rate * o.seconds);
   auto raw = run_raw(o, "raw-tput", o.messages, 0);
   auto bridge = run_bridge(o, "bridge-tput", o.messages, 0, *fmt);
   auto raw_lat = run_raw(o, "raw-lat", paced_n, o.rate);
   auto bridge_lat = run_bridge(o, "bridge-lat", paced_n, o.rate, *fmt);
-  std::printf("kafka on %s, %zu-byte values, %zu keys, %d partitions, envelope %s, "
-              "fetch.wait.max.ms %d\n",
-              mock ? "warp-kafka-mock" : o.brokers.c_str(), o.value_bytes, o.keys, o.partitions,
-              o.format.c_str(), o.fetch_wait_ms);
-  std::printf("  throughput (%zu msgs, produce->consume): raw %.0f msg/s, bridge %.0f msg/s, ratio %.2f\n",
-              o.messages, raw.msgs_per_s, bridge.msgs_per_s, bridge.msgs_per_s / raw.msgs_per_s);
-  std::printf("  latency at %.0f msg/s for %.0f s: raw p50 %.0f us p99 %.0f us; bridge p50 %.0f us p99 %.0f us; "
-              "ratio p50 %.2f p99 %.2f\n",
-              o.rate, o.seconds, raw_lat.p50_us, raw_lat.p99_us, bridge_lat.p50_us, bridge_lat.p99_us,
-              bridge_lat.p50_us / std::max(raw_lat.p50_us, 1.0), bridge_lat.p99_us / std::max(raw_lat.p99_us, 1.0));
-  if (raw.received < o.messages || bridge.received < o.messages || raw_lat.received < paced_n ||
-      bridge_lat.received < paced_n)
-    std::printf("  WARNING: not every message arrived (raw %zu/%zu, bridge %zu/%zu)\n", raw.received,
-                o.messages, bridge.received, o.messages);
+  std::printf(
+      "kafka on %s, %zu-byte values, %zu keys, %d partitions, envelope %s, "
+      "fetch.wait.max.ms %d\n",
+      mock ? "warp-kafka-mock" : o.brokers.c_str(), o.value_bytes, o.keys, o.partitions,
+      o.format.c_str(), o.fetch_wait_ms);
+  std::printf(
+      "  throughput (%zu msgs, produce->consume): raw %.0f msg/s, bridge %.0f msg/s, ratio %.2f\n",
+      o.messages, raw.msgs_per_s, bridge.msgs_per_s, bridge.msgs_per_s / raw.msgs_per_s);
+  std::printf(
+      "  latency at %.0f msg/s for %.0f s: raw p50 %.0f us p99 %.0f us; bridge p50 %.0f us p99 "
+      "%.0f us; "
+      "ratio p50 %.2f p99 %.2f\n",
+      o.rate, o.seconds, raw_lat.p50_us, raw_lat.p99_us, bridge_lat.p50_us, bridge_lat.p99_us,
+      bridge_lat.p50_us / std::max(raw_lat.p50_us, 1.0),
+      bridge_lat.p99_us / std::max(raw_lat.p99_us, 1.0));
+  bool complete = raw.received >= o.messages && bridge.received >= o.messages &&
+                  raw_lat.received >= paced_n && bridge_lat.received >= paced_n;
+  if (!complete)
+    std::printf("  WARNING: not every message arrived (raw %zu/%zu, bridge %zu/%zu)\n",
+                raw.received, o.messages, bridge.received, o.messages);
   if (o.json) {
     nlohmann::json j{{"bench", "kafka"},
+                     {"complete", complete},
                      {"format", o.format},
                      {"raw_msgs_per_s", raw.msgs_per_s},
                      {"bridge_msgs_per_s", bridge.msgs_per_s},
@@ -325,10 +348,12 @@ void setup(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "kafka", "Raw librdkafka produce->consume vs the same through Warp's Kafka bridge (ratios)");
   cmd->add_option("--brokers", opt.brokers, "Bootstrap servers; default: start warp-kafka-mock");
-  cmd->add_option("--messages", opt.messages, "Messages of the throughput phase")->capture_default_str();
+  cmd->add_option("--messages", opt.messages, "Messages of the throughput phase")
+      ->capture_default_str();
   cmd->add_option("--value-bytes", opt.value_bytes, "Value size (>= 8)")->capture_default_str();
   cmd->add_option("--keys", opt.keys, "Distinct keys")->capture_default_str();
-  cmd->add_option("--partitions", opt.partitions, "Partitions of the mock's topics")->capture_default_str();
+  cmd->add_option("--partitions", opt.partitions, "Partitions of the mock's topics")
+      ->capture_default_str();
   cmd->add_option("--rate", opt.rate, "Paced phase: messages per second")->capture_default_str();
   cmd->add_option("--seconds", opt.seconds, "Paced phase: duration")->capture_default_str();
   cmd->add_option("--format", opt.format, "Envelope: msgpack or json")->capture_default_str();

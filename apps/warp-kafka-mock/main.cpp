@@ -19,7 +19,9 @@
 namespace {
 
 volatile std::sig_atomic_t stop_requested = 0;
-void on_signal(int) { stop_requested = 1; }
+void on_signal(int) {
+  stop_requested = 1;
+}
 
 struct topic_spec {
   std::string name;
@@ -66,8 +68,7 @@ int main(int argc, char** argv) {
       topic_spec t;
       auto colon = v.rfind(':');
       t.name = std::string{v.substr(0, colon)};
-      if (colon != std::string_view::npos &&
-          !parse_int(v.substr(colon + 1), 1, 1024, t.partitions))
+      if (colon != std::string_view::npos && !parse_int(v.substr(colon + 1), 1, 1024, t.partitions))
         return usage("--topic NAME:PARTITIONS wants 1-1024 partitions");
       if (t.name.empty() || t.name.size() > 249) return usage("bad topic name");
       topics.push_back(std::move(t));
@@ -92,8 +93,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   for (auto& t : topics) {
-    auto e = rd_kafka_mock_topic_create(mc, t.name.c_str(), t.partitions,
-                                        brokers < 3 ? brokers : 3);
+    auto e =
+        rd_kafka_mock_topic_create(mc, t.name.c_str(), t.partitions, brokers < 3 ? brokers : 3);
     if (e) {
       std::fprintf(stderr, "warp-kafka-mock: topic %s: %s\n", t.name.c_str(), rd_kafka_err2str(e));
       rd_kafka_mock_cluster_destroy(mc);

@@ -393,10 +393,10 @@ int run(int argc, char** argv) {
     auto c = warp::federation::cdc_ingest::start(settings->cdc, *cdc_target);
     if (!c) return fail(exit_startup_failure, "cdc: " + c.err().to_string());
     cdc = std::move(*c);
-    spdlog::info("cdc: consuming {} from {} (group {}, key {}, mode {})", settings->cdc.topic,
-                 settings->cdc.brokers, settings->cdc.group, settings->cdc.key_template,
-                 settings->cdc.mode == warp::federation::cdc_mode::hydrate ? "hydrate"
-                                                                          : "invalidate");
+    spdlog::info(
+        "cdc: consuming {} from {} (group {}, key {}, mode {})", settings->cdc.topic,
+        settings->cdc.brokers, settings->cdc.group, settings->cdc.key_template,
+        settings->cdc.mode == warp::federation::cdc_mode::hydrate ? "hydrate" : "invalidate");
   }
 
   std::unique_ptr<warpd::admin_http> http;

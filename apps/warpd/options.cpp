@@ -1009,7 +1009,8 @@ warp::result<settings> build_settings(const warpd_config& cfg) {
     for (auto& p : props) {
       auto eq = p.find('=');
       if (eq == std::string::npos || eq == 0)
-        return warp::error{errc::invalid_argument, "cdc-property: expected NAME=VALUE, got '" + p + "'"};
+        return warp::error{errc::invalid_argument,
+                           "cdc-property: expected NAME=VALUE, got '" + p + "'"};
       out.cdc.properties.emplace_back(p.substr(0, eq), p.substr(eq + 1));
     }
   }

@@ -88,11 +88,13 @@ TEST_CASE("kafka envelope: bounds, versions and bad fields are clear errors") {
   CHECK(decode_kafka(R"({"v":1,"op":"x","key":"a","version":{"hlc":1,"node":1},"origin":""})",
                      kafka_format::json)
             .code() == errc::codec_error);
-  CHECK(decode_kafka(R"({"v":1,"op":"c","key":"a","value":"***=","version":{"hlc":1,"node":1},"origin":""})",
-                     kafka_format::json)
+  CHECK(decode_kafka(
+            R"({"v":1,"op":"c","key":"a","value":"***=","version":{"hlc":1,"node":1},"origin":""})",
+            kafka_format::json)
             .code() == errc::codec_error);
-  CHECK(decode_kafka(R"({"v":1,"op":"d","key":"a","value":"eHl6","version":{"hlc":1,"node":1},"origin":""})",
-                     kafka_format::json)
+  CHECK(decode_kafka(
+            R"({"v":1,"op":"d","key":"a","value":"eHl6","version":{"hlc":1,"node":1},"origin":""})",
+            kafka_format::json)
             .code() == errc::codec_error);
   // Deep nesting is refused before the parser sees it.
   std::string deep(100'000, '[');

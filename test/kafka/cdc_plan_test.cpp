@@ -13,9 +13,9 @@ using namespace warp::federation;
 namespace {
 
 std::string event(const char* op, const char* before, const char* after, bool envelope = true) {
-  std::string payload = std::string{R"({"op":")"} + op + R"(","before":)" + before +
-                        R"(,"after":)" + after +
-                        R"(,"source":{"connector":"postgresql","db":"app","table":"users"},"ts_ms":1})";
+  std::string payload =
+      std::string{R"({"op":")"} + op + R"(","before":)" + before + R"(,"after":)" + after +
+      R"(,"source":{"connector":"postgresql","db":"app","table":"users"},"ts_ms":1})";
   return envelope ? R"({"schema":{"type":"struct"},"payload":)" + payload + "}" : payload;
 }
 
@@ -30,7 +30,8 @@ key_template tmpl(std::string_view t) {
 TEST_CASE("cdc: key templates render string and integer columns") {
   auto t = tmpl("order:{tenant}:{id}");
   CHECK(t.columns() == std::vector<std::string>{"tenant", "id"});
-  CHECK(*t.render(nlohmann::json::parse(R"({"tenant":"acme","id":42,"x":1.5})")) == "order:acme:42");
+  CHECK(*t.render(nlohmann::json::parse(R"({"tenant":"acme","id":42,"x":1.5})")) ==
+        "order:acme:42");
   CHECK(t.render(nlohmann::json::parse(R"({"tenant":"acme"})")).code() == errc::codec_error);
   CHECK(t.render(nlohmann::json::parse(R"({"tenant":"a","id":1.5})")).code() == errc::codec_error);
   CHECK(t.render(nlohmann::json::parse(R"({"tenant":null,"id":1})")).code() == errc::codec_error);
@@ -104,9 +105,14 @@ TEST_CASE("cdc: malformed events are clear errors, never crashes") {
       if (m.empty()) break;
       auto at = rng() % m.size();
       switch (rng() % 3) {
-        case 0: m[at] = static_cast<char>(rng()); break;
-        case 1: m.erase(at, rng() % 8); break;
-        default: m.insert(at, 1, "{}[]\",:0"[rng() % 8]);
+        case 0:
+          m[at] = static_cast<char>(rng());
+          break;
+        case 1:
+          m.erase(at, rng() % 8);
+          break;
+        default:
+          m.insert(at, 1, "{}[]\",:0"[rng() % 8]);
       }
     }
     auto r = plan_cdc(m, t, cdc_mode::hydrate);

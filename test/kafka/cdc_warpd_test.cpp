@@ -37,7 +37,8 @@ std::string kafkajs_dir() {
     fs::copy_file(src / name, work / name, fs::copy_options::overwrite_existing);
   if (!fs::exists(work / "node_modules/kafkajs/package.json")) {
     auto install =
-        run({"/bin/sh", "-c", "cd '" + work.string() + "' && '" + npm + "' install --no-audit --no-fund 2>&1"},
+        run({"/bin/sh", "-c",
+             "cd '" + work.string() + "' && '" + npm + "' install --no-audit --no-fund 2>&1"},
             240s);
     INFO("npm install output:\n" << install.out << install.err);
     REQUIRE(install.exit_code == 0);
@@ -58,7 +59,9 @@ void produce(const std::string& brokers, const json& events) {
   REQUIRE(r.out.find("PRODUCED " + std::to_string(events.size())) != std::string::npos);
 }
 
-json row(int id, const std::string& name) { return {{"id", id}, {"name", name}}; }
+json row(int id, const std::string& name) {
+  return {{"id", id}, {"name", name}};
+}
 
 // The "name" column of a hydrated row, or "" when the value is not such a row (yet).
 std::string name_in(const std::string& value) {
@@ -88,9 +91,10 @@ std::uint64_t metric(const warpd_process& d, const std::string& family) {
 
 std::vector<std::string> cdc_flags(const std::string& brokers, const std::string& mode,
                                    std::vector<std::string> extra = {}) {
-  std::vector<std::string> a{"--cdc-brokers", brokers, "--cdc-topic", topic, "--cdc-group",
-                             "region-a", "--cdc-key", "user:{id}", "--cdc-mode", mode,
-                             "--cdc-property", "session.timeout.ms=6000"};
+  std::vector<std::string> a{
+      "--cdc-brokers", brokers,    "--cdc-topic",    topic,
+      "--cdc-group",   "region-a", "--cdc-key",      "user:{id}",
+      "--cdc-mode",    mode,       "--cdc-property", "session.timeout.ms=6000"};
   a.insert(a.end(), extra.begin(), extra.end());
   return a;
 }
@@ -104,9 +108,9 @@ TEST_CASE("cdc: Debezium events from kafkajs update, add and invalidate keys on 
   std::vector<std::uint16_t> ports{free_port(), free_port(), free_port()};
   std::vector<std::unique_ptr<warpd_process>> nodes;
   for (std::size_t i = 0; i < ports.size(); ++i) {
-    auto args = cluster_member_args(ports, i, dir.str(),
-                                    cdc_flags(mock.bootstrap(), "hydrate",
-                                              {"--pattern", "user:*=eventual_distributed"}));
+    auto args = cluster_member_args(
+        ports, i, dir.str(),
+        cdc_flags(mock.bootstrap(), "hydrate", {"--pattern", "user:*=eventual_distributed"}));
     // One SQLite file for the whole region: the shared storage a cluster is meant to have.
     for (std::size_t j = 0; j + 1 < args.size(); ++j)
       if (args[j] == "--storage") args[j + 1] = "sqlite:" + dir.str() + "/region.db";
@@ -178,17 +182,33 @@ TEST_CASE("cdc: a warpd killed before committing re-applies those events when re
   kafka_mock mock{{topic + ":2"}};
   temp_dir dir{"warp-cdc-restart"};
   auto start = [&](const std::string& interval) {
-    auto d = std::make_unique<warpd_process>(std::vector<std::string>{
-        "--storage", "memory", "--data-dir", dir.str() + "/data", "--name", "solo",
-        "--cdc-brokers", mock.bootstrap(), "--cdc-topic", topic, "--cdc-key", "user:{id}",
-        "--cdc-mode", "hydrate", "--cdc-group", "solo", "--cdc-commit-interval", interval,
-        "--cdc-property", "session.timeout.ms=6000"});
+    auto d = std::make_unique<warpd_process>(std::vector<std::string>{"--storage",
+                                                                      "memory",
+                                                                      "--data-dir",
+                                                                      dir.str() + "/data",
+                                                                      "--name",
+                                                                      "solo",
+                                                                      "--cdc-brokers",
+                                                                      mock.bootstrap(),
+                                                                      "--cdc-topic",
+                                                                      topic,
+                                                                      "--cdc-key",
+                                                                      "user:{id}",
+                                                                      "--cdc-mode",
+                                                                      "hydrate",
+                                                                      "--cdc-group",
+                                                                      "solo",
+                                                                      "--cdc-commit-interval",
+                                                                      interval,
+                                                                      "--cdc-property",
+                                                                      "session.timeout.ms=6000"});
     INFO(d->log());
     REQUIRE(d->wait_ready());
     return d;
   };
   json first = json::array();
-  for (int i = 1; i <= 5; ++i) first.push_back({{"op", "c"}, {"before", nullptr}, {"after", row(i, "v1")}});
+  for (int i = 1; i <= 5; ++i)
+    first.push_back({{"op", "c"}, {"before", nullptr}, {"after", row(i, "v1")}});
   produce(mock.bootstrap(), first);
 
   {  // Applies all five, never commits (the interval is an hour), and is killed.
@@ -225,8 +245,10 @@ TEST_CASE("cdc: half-given or bad --cdc-* flags are usage errors", "[kafka][cdc]
   for (auto args : std::vector<std::vector<std::string>>{
            {"--cdc-topic", "t"},
            {"--cdc-brokers", "127.0.0.1:1", "--cdc-topic", "t", "--cdc-key", "user"},
-           {"--cdc-brokers", "127.0.0.1:1", "--cdc-topic", "t", "--cdc-key", "u:{id}", "--cdc-mode", "x"},
-           {"--cdc-brokers", "127.0.0.1:1", "--cdc-topic", "t", "--cdc-key", "u:{id}", "--cdc-property", "novalue"}}) {
+           {"--cdc-brokers", "127.0.0.1:1", "--cdc-topic", "t", "--cdc-key", "u:{id}", "--cdc-mode",
+            "x"},
+           {"--cdc-brokers", "127.0.0.1:1", "--cdc-topic", "t", "--cdc-key", "u:{id}",
+            "--cdc-property", "novalue"}}) {
     std::vector<std::string> argv{warpd_bin(), "--storage", "memory", "--http", "", "--resp", ""};
     argv.insert(argv.end(), args.begin(), args.end());
     auto r = run(argv, 30s);

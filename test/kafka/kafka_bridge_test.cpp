@@ -60,8 +60,7 @@ std::unique_ptr<kafka_producer> produce_to(const std::string& brokers, const std
 
 }  // namespace
 
-TEST_CASE("kafka bridge: envelopes delivered, acknowledged, and in order per key",
-          "[kafka]") {
+TEST_CASE("kafka bridge: envelopes delivered, acknowledged, and in order per key", "[kafka]") {
   kafka_mock mock{{"changes:4"}};
   std::atomic<int> acks{0};
   auto p = produce_to(mock.bootstrap(), "changes", &acks);
@@ -70,7 +69,8 @@ TEST_CASE("kafka bridge: envelopes delivered, acknowledged, and in order per key
     INFO(to_string(f));
     ++round;
     collected got;
-    auto c = consume(mock.bootstrap(), std::string{"g-"} + std::string{to_string(f)}, "changes", got);
+    auto c =
+        consume(mock.bootstrap(), std::string{"g-"} + std::string{to_string(f)}, "changes", got);
     acks = 0;
     const int keys = 8, per_key = 50;
     for (int i = 0; i < per_key; ++i)
@@ -95,7 +95,8 @@ TEST_CASE("kafka bridge: envelopes delivered, acknowledged, and in order per key
     std::map<std::string, std::vector<std::uint64_t>> seen;
     std::lock_guard l{got.mu};
     for (auto& [key, payload] : got.records) {
-      auto ch = decode_kafka(payload, payload[0] == '{' ? kafka_format::json : kafka_format::msgpack);
+      auto ch =
+          decode_kafka(payload, payload[0] == '{' ? kafka_format::json : kafka_format::msgpack);
       REQUIRE(ch);
       CHECK(ch->key == key);
       seen[key].push_back(ch->ver.hlc);
@@ -110,8 +111,7 @@ TEST_CASE("kafka bridge: envelopes delivered, acknowledged, and in order per key
   CHECK(p->counters().failed == 0);
 }
 
-TEST_CASE("kafka bridge: a full in-flight queue is an error to the caller, counted",
-          "[kafka]") {
+TEST_CASE("kafka bridge: a full in-flight queue is an error to the caller, counted", "[kafka]") {
   refused_port nobody;  // no broker: nothing is ever acknowledged
   kafka_producer_config pc;
   pc.brokers = "127.0.0.1:" + std::to_string(nobody.port());
@@ -128,8 +128,10 @@ TEST_CASE("kafka bridge: a full in-flight queue is an error to the caller, count
   CHECK((*p)->flush(200ms).code() == errc::timeout);
   auto text = prometheus_text((*p)->counters(), kafka_side::producer, "warp_kafka", "{node=\"t\"}");
   INFO(text);
-  CHECK(text.find("# TYPE warp_kafka_rejected_total counter\nwarp_kafka_rejected_total{node=\"t\"} 1\n") !=
-        std::string::npos);
+  CHECK(
+      text.find(
+          "# TYPE warp_kafka_rejected_total counter\nwarp_kafka_rejected_total{node=\"t\"} 1\n") !=
+      std::string::npos);
   CHECK(text.find("warp_kafka_produced_total{node=\"t\"} 10\n") != std::string::npos);
   CHECK(text.find("warp_kafka_in_flight{node=\"t\"} 10\n") != std::string::npos);
   // The broker being absent is reported (error callback, counted), not fatal.
@@ -140,7 +142,8 @@ TEST_CASE("kafka bridge: offsets are committed only after apply; a restart resum
           "[kafka]") {
   kafka_mock mock{{"cdc:2"}};
   auto p = produce_to(mock.bootstrap(), "cdc");
-  for (int i = 0; i < 20; ++i) REQUIRE(p->publish("k" + std::to_string(i), "a" + std::to_string(i)));
+  for (int i = 0; i < 20; ++i)
+    REQUIRE(p->publish("k" + std::to_string(i), "a" + std::to_string(i)));
   REQUIRE(p->flush(30s));
 
   {  // A crash after applying all 20, before any commit.
@@ -204,7 +207,12 @@ TEST_CASE("kafka bridge: a failed apply is retried and holds its partition back"
     return {};
   });
   REQUIRE(c);
-  REQUIRE(eventually([&] { std::lock_guard l{mu}; return applied.size() >= 10; }, 60s));
+  REQUIRE(eventually(
+      [&] {
+        std::lock_guard l{mu};
+        return applied.size() >= 10;
+      },
+      60s));
   std::this_thread::sleep_for(500ms);
   std::lock_guard l{mu};
   REQUIRE(applied.size() == 10);
