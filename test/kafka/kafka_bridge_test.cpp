@@ -138,7 +138,7 @@ TEST_CASE("kafka bridge: a full in-flight queue is an error to the caller, count
   CHECK(eventually([&] { return (*p)->counters().broker_errors > 0; }, 20s));
 }
 
-TEST_CASE("kafka bridge: offsets are committed only after apply; a restart resumes from them",
+TEST_CASE("kafka bridge: offsets are committed only after apply, and a restart resumes from them",
           "[kafka]") {
   kafka_mock mock{{"cdc:2"}};
   auto p = produce_to(mock.bootstrap(), "cdc");
