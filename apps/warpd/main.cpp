@@ -35,6 +35,7 @@
 #include "warp/metrics.hpp"
 #include "warp/node.hpp"
 #include "apps/warpd/admin_http.hpp"
+#include "federation/cdc_ingest.hpp"
 #include "apps/warpd/options.hpp"
 
 #include "sidecar/resp_server.hpp"
@@ -205,6 +206,21 @@ std::string effective_config_json(const warpd::settings& s) {
   return doc.dump();
 }
 
+// The CDC ingest acts on the node through its normal write path, so the change reaches
+// every member of the region: invalidate = remove (the next read loads the new row),
+// hydrate = set. Called on the ingest's consumer thread, never a CAF scheduler thread.
+class node_cdc_target final : public warp::federation::cdc_target {
+ public:
+  explicit node_cdc_target(warp::node& n) : node_(n) {}
+  warp::result<void> invalidate(std::string_view key) override { return node_.remove(key); }
+  warp::result<void> hydrate(std::string_view key, std::string_view row) override {
+    return node_.set(key, row);
+  }
+
+ private:
+  warp::node& node_;
+};
+
 // Takes SIGTERM/SIGINT on a thread of its own from the very start. Before the node is
 // ready there is nothing to flush or hand over, and startup may wait a long time (storage
 // busy or unreachable): the process exits at once, with 128 + the signal's number as if
@@ -370,6 +386,19 @@ int run(int argc, char** argv) {
     resp = std::move(*r);
   }
 
+  std::unique_ptr<node_cdc_target> cdc_target;
+  std::unique_ptr<warp::federation::cdc_ingest> cdc;
+  if (!settings->cdc.brokers.empty()) {
+    cdc_target = std::make_unique<node_cdc_target>(*node);
+    auto c = warp::federation::cdc_ingest::start(settings->cdc, *cdc_target);
+    if (!c) return fail(exit_startup_failure, "cdc: " + c.err().to_string());
+    cdc = std::move(*c);
+    spdlog::info(
+        "cdc: consuming {} from {} (group {}, key {}, mode {})", settings->cdc.topic,
+        settings->cdc.brokers, settings->cdc.group, settings->cdc.key_template,
+        settings->cdc.mode == warp::federation::cdc_mode::hydrate ? "hydrate" : "invalidate");
+  }
+
   std::unique_ptr<warpd::admin_http> http;
   if (!ncfg.http.empty()) {
     // "Clustered" as config.hpp defines it: a listener plus peers (seeds or DNS). A node
@@ -377,9 +406,11 @@ int run(int argc, char** argv) {
     bool seeded =
         !ncfg.listen.empty() && (!ncfg.peers.empty() || !ncfg.cluster.discovery_dns.empty());
     std::function<std::string()> extra;
-    if (resp)
-      extra = [r = resp.get(), name = warp::display_name(node->config())] {
-        return r->prometheus_text(name);
+    if (resp || cdc)
+      extra = [r = resp.get(), c = cdc.get(), name = warp::display_name(node->config())] {
+        std::string text = r ? r->prometheus_text(name) : std::string{};
+        if (c) text += c->prometheus_text("{node=\"" + warp::prometheus_label(name) + "\"}");
+        return text;
       };
     auto h = warpd::admin_http::start(*node, ncfg.http, effective_config_json(*settings), seeded,
                                       settings->admin, std::move(extra));
@@ -425,6 +456,7 @@ int run(int argc, char** argv) {
   // stops its control actor and flushes storage; the actor system goes last (scope exit).
   if (http) http->stop();
   if (resp) resp->stop();
+  cdc.reset();  // commits what it applied, before the node it applies to stops
   node->stop();
   evict_target->store(nullptr, std::memory_order_release);
   node.reset();

@@ -693,6 +693,24 @@ const std::vector<option_def>& option_table() {
        "Bound on --storage memory in bytes (keys + values + overhead estimate); 0 = none"},
       {"warp.maxmemory-policy", "--maxmemory-policy", opt_kind::string, "noeviction",
        "At --maxmemory: noeviction (writes fail with -OOM) | allkeys-lru | volatile-ttl"},
+      // -- CDC ingest: Debezium change events from Kafka (docs/kafka.md) ------------------
+      {"warp.cdc-brokers", "--cdc-brokers", opt_kind::string, "",
+       "Kafka bootstrap servers (HOST:PORT[,...]) of the CDC topic; empty = no CDC ingest"},
+      {"warp.cdc-topic", "--cdc-topic", opt_kind::string, "",
+       "Kafka topic of Debezium change events, e.g. dbserver1.public.users"},
+      {"warp.cdc-group", "--cdc-group", opt_kind::string, "warp-cdc",
+       "Kafka consumer group of the CDC ingest (one per region: its members share the "
+       "partitions)"},
+      {"warp.cdc-key", "--cdc-key", opt_kind::string, "",
+       "Cache key template over the row's key columns, e.g. 'user:{id}'"},
+      {"warp.cdc-mode", "--cdc-mode", opt_kind::string, "invalidate",
+       "invalidate (remove the key) | hydrate (store the row's JSON as the value)"},
+      {"warp.cdc-commit-interval", "--cdc-commit-interval", opt_kind::duration, "200ms",
+       "How often the CDC consumer commits the offsets of applied events (also on shutdown "
+       "and rebalance); a crash re-applies at most this much"},
+      {"warp.cdc-property", "--cdc-property", opt_kind::string_list, "",
+       "Extra librdkafka setting of the CDC consumer, NAME=VALUE (repeatable), e.g. "
+       "security.protocol=ssl or session.timeout.ms=10000"},
   };
   return table;
 }
@@ -800,6 +818,21 @@ void apply_cli(warpd_config& cfg, const cli_values& cli) {
   for (const auto& [key, value] : cli.strings) cfg.set(key, value);
   for (const auto& [key, value] : cli.lists) cfg.set(key, value);
   for (const auto& [key, value] : cli.sizes) cfg.set(key, static_cast<std::int64_t>(value));
+}
+
+// The CDC flags come as a set: a topic needs brokers and a key template, and the other way
+// round; a half-given set is an error rather than an ingest that silently never starts.
+static warp::result<void> validate_cdc(const warp::federation::cdc_config& c) {
+  bool any = !c.brokers.empty() || !c.topic.empty() || !c.key_template.empty();
+  if (!any) return {};
+  if (c.brokers.empty() || c.topic.empty() || c.key_template.empty())
+    return warp::error{errc::invalid_argument,
+                       "cdc: --cdc-brokers, --cdc-topic and --cdc-key go together"};
+  if (c.group.empty()) return warp::error{errc::invalid_argument, "cdc-group: empty"};
+  if (c.commit_interval.count() <= 0)
+    return warp::error{errc::invalid_argument, "cdc-commit-interval: must be > 0"};
+  if (auto t = warp::federation::key_template::parse(c.key_template); !t) return t.err();
+  return {};
 }
 
 warp::result<settings> build_settings(const warpd_config& cfg) {
@@ -1006,7 +1039,29 @@ warp::result<settings> build_settings(const warpd_config& cfg) {
   std::string policy_text;
   WARPD_READ(policy_text, rd.str("warp.maxmemory-policy"));
   WARPD_READ(out.maxmemory_policy, warp::parse_maxmemory_policy(policy_text));
+  WARPD_READ(out.cdc.brokers, rd.str("warp.cdc-brokers"));
+  WARPD_READ(out.cdc.topic, rd.str("warp.cdc-topic"));
+  WARPD_READ(out.cdc.group, rd.str("warp.cdc-group"));
+  WARPD_READ(out.cdc.key_template, rd.str("warp.cdc-key"));
+  {
+    std::string mode_text;
+    WARPD_READ(mode_text, rd.str("warp.cdc-mode"));
+    WARPD_READ(out.cdc.mode, warp::federation::parse_cdc_mode(mode_text));
+  }
+  WARPD_READ(out.cdc.commit_interval, rd.duration("warp.cdc-commit-interval"));
+  {
+    std::vector<std::string> props;
+    WARPD_READ(props, rd.list("warp.cdc-property"));
+    for (auto& p : props) {
+      auto eq = p.find('=');
+      if (eq == std::string::npos || eq == 0)
+        return warp::error{errc::invalid_argument,
+                           "cdc-property: expected NAME=VALUE, got '" + p + "'"};
+      out.cdc.properties.emplace_back(p.substr(0, eq), p.substr(eq + 1));
+    }
+  }
 #undef WARPD_READ
+  if (auto e = validate_cdc(out.cdc); !e) return e.err();
   if (out.maxmemory > 0 && n.storage != "memory")
     return warp::error{errc::invalid_argument,
                        "maxmemory: bounds --storage memory only (storage is '" + n.storage + "')"};

@@ -22,6 +22,7 @@
 #include "warp/error.hpp"
 #include "apps/warpd/admin_http.hpp"
 #include "warp/storage.hpp"
+#include "federation/cdc_ingest.hpp"
 
 namespace warpd {
 
@@ -95,6 +96,8 @@ struct settings {
   std::size_t maxmemory = 0;  ///< memory storage bound, 0 = none
   warp::memory_storage_options::policy maxmemory_policy =
       warp::memory_storage_options::policy::noeviction;
+  /// CDC ingest (--cdc-*); off when brokers are empty.
+  warp::federation::cdc_config cdc;
   /// Worth a log line once logging is set up (build_settings runs before).
   std::vector<std::string> warnings;
 };
