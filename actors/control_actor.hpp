@@ -30,6 +30,12 @@
 //   Multi-key requests take at most `max_batch_keys` keys, scan pages at most
 //   `max_scan_count`: bounded before anything is done for them.
 //   (control_hotkeys_atom, uint32 limit)          -> string json (hot_keys_json)
+//   (coord_atom, string verb, vector<string> args) -> string: locks and leases
+//        (docs/coordination.md, "warpctl"): lease.grant [ttl_ms] -> id; lease.keepalive [id]
+//        -> ttl_ms; lease.revoke [id] -> ""; lease.ttl [id] -> json; lease.list -> json
+//        array; lock [name, session, timeout_ms, owner] -> token; unlock [name, session,
+//        token, owner] -> ""; set [key, value, lease] -> ""; fencedset [key, value, lock,
+//        token] -> ""; at most 8 args
 //
 // Failures come back as a caf::error of category `warp` (control_error_category()): its
 // code is a warp::errc value, its context a message holding one std::string (the human
@@ -113,6 +119,13 @@ class control_backend {
     return unsupported();
   }
   virtual result<std::string> health_json() { return unsupported(); }
+  /// Locks and leases (coord_atom): blocking, on the executor.
+  virtual result<std::string> coordination(std::string_view verb,
+                                           const std::vector<std::string>& args) {
+    (void)verb;
+    (void)args;
+    return unsupported();
+  }
 
  private:
   static error unsupported() { return error{errc::unsupported, "not served by this node"}; }
@@ -135,6 +148,9 @@ using scan_atom = caf::atom_constant<caf::atom("scan")>;
 using health_atom = caf::atom_constant<caf::atom("health")>;
 /// (hotkeys_atom, uint32 limit) -> string json: the node's hottest keys (0 = all tracked).
 using control_hotkeys_atom = caf::atom_constant<caf::atom("hotkeys")>;
+/// (coord_atom, string verb, vector<string> args) -> string: locks and leases.
+using coord_atom = caf::atom_constant<caf::atom("coord")>;
+inline constexpr std::size_t max_coord_args = 8;
 
 /// The category of caf::errors that carry a warp::errc (atom "warp").
 constexpr caf::atom_value control_error_category() noexcept {
