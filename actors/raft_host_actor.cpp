@@ -361,7 +361,7 @@ caf::result<std::string> raft_host_state::on_forward(const std::string& bytes) {
   }};
   // Forwarded requests are served here only, never forwarded again: one hop.
   if (req->kind == raft_request_kind::propose)
-    self->send(g->second, raft_propose_cmd{std::move(req->cmd), std::move(done)});
+    self->send(g->second, raft_propose_cmd{std::move(req->cmd), std::move(done), {}});
   else if (req->kind == raft_request_kind::coord_propose)
     self->send(g->second, raft_propose_cmd{{}, std::move(done), std::move(req->cmd.value)});
   else if (req->kind == raft_request_kind::coord_read)
@@ -442,7 +442,7 @@ void raft_host_state::attempt(std::uint64_t id) {
     }};
     o.outstanding = true;
     if (o.kind == raft_request_kind::propose) {
-      self->send(g->second, raft_propose_cmd{o.cmd, std::move(done)});
+      self->send(g->second, raft_propose_cmd{o.cmd, std::move(done), {}});
     } else if (o.kind == raft_request_kind::coord_propose) {
       self->send(g->second, raft_propose_cmd{{}, std::move(done), o.cmd.value});
     } else if (o.kind == raft_request_kind::coord_read) {
