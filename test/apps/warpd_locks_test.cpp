@@ -48,8 +48,9 @@ struct lock_cluster {
                                   "--raft-tick", "50ms", "--strong-timeout", "5s"});
     for (std::size_t k = 0; k + 1 < a.size(); ++k) {
       if (a[k] == "--resp") a[k + 1] = "127.0.0.1:0";
-      // SQLite under each data dir: a restarted node shows what its storage kept.
-      if (a[k] == "--storage") a[k + 1] = "sqlite";
+      // One SQLite file shared by the three (eventual keys need one storage; a lease's
+      // deletes run on the coordination leader): a restarted node shows what storage kept.
+      if (a[k] == "--storage") a[k + 1] = "sqlite:" + dir.str() + "/shared.db";
     }
     return a;
   }
