@@ -284,6 +284,18 @@ caf::behavior control_impl(control_actor* self, control_backend* n, detail::work
           answer(n->strong_json(), reply, err);
         });
       },
+      [=](coord_atom, std::string& verb,
+          std::vector<std::string>& args) -> caf::result<std::string> {
+        ++self->state.requests;
+        if (verb.size() > 32 || args.size() > max_coord_args)
+          return make_caf_error(errc::invalid_argument, "coordination: bad request shape");
+        for (const auto& a : args)
+          if (auto err = check_value(*self->state.node, a)) return err;
+        return offload(self, [n = self->state.node, verb = std::move(verb),
+                              args = std::move(args)](caf::message& reply, caf::error& err) {
+          answer(n->coordination(verb, args), reply, err);
+        });
+      },
       [=](control_hotkeys_atom, std::uint32_t limit) -> caf::result<std::string> {
         ++self->state.requests;
         return offload(self, [n = self->state.node, limit](caf::message& reply, caf::error&) {

@@ -32,6 +32,12 @@
 //   (control_hotkeys_atom, uint32 limit)          -> string json (hot_keys_json)
 //   (control_strong_atom)                         -> string json (strong_json): the strong
 //                                                     mode's ranges (abd) or Raft groups
+//   (coord_atom, string verb, vector<string> args) -> string: locks and leases
+//        (docs/coordination.md, "warpctl"): lease.grant [ttl_ms] -> id; lease.keepalive [id]
+//        -> ttl_ms; lease.revoke [id] -> ""; lease.ttl [id] -> json; lease.list -> json
+//        array; lock [name, session, timeout_ms, owner] -> token; unlock [name, session,
+//        token, owner] -> ""; set [key, value, lease] -> ""; fencedset [key, value, lock,
+//        token] -> ""; at most 8 args
 //
 // Failures come back as a caf::error of category `warp` (control_error_category()): its
 // code is a warp::errc value, its context a message holding one std::string (the human
@@ -118,6 +124,13 @@ class control_backend {
   /// The strong mode's state (warp/metrics.hpp, strong_json); unsupported when the node
   /// runs no strong mode.
   virtual result<std::string> strong_json() { return unsupported(); }
+  /// Locks and leases (coord_atom): blocking, on the executor.
+  virtual result<std::string> coordination(std::string_view verb,
+                                           const std::vector<std::string>& args) {
+    (void)verb;
+    (void)args;
+    return unsupported();
+  }
 
  private:
   static error unsupported() { return error{errc::unsupported, "not served by this node"}; }
@@ -141,6 +154,9 @@ using health_atom = caf::atom_constant<caf::atom("health")>;
 /// (hotkeys_atom, uint32 limit) -> string json: the node's hottest keys (0 = all tracked).
 using control_hotkeys_atom = caf::atom_constant<caf::atom("hotkeys")>;
 using control_strong_atom = caf::atom_constant<caf::atom("strongst")>;
+/// (coord_atom, string verb, vector<string> args) -> string: locks and leases.
+using coord_atom = caf::atom_constant<caf::atom("coord")>;
+inline constexpr std::size_t max_coord_args = 8;
 
 /// The category of caf::errors that carry a warp::errc (atom "warp").
 constexpr caf::atom_value control_error_category() noexcept {

@@ -73,6 +73,9 @@ struct raft_tick_done {
 struct raft_propose_cmd {
   consensus::kv_command cmd;
   completion<std::string> done;
+  /// When not empty: proposed as is instead of `cmd` (a coordination group's commands,
+  /// runtime/coordination/coord_command.hpp, carrying their own client id and sequence).
+  std::string raw;
 };
 
 /// A linearizable read (ReadIndex): answered by the leader once its applied state covers
@@ -90,7 +93,12 @@ struct raft_read_cmd {
 /// Proposals get a client id and sequence from the host (cmd.client/seq are overwritten),
 /// kept across its retries, so a retried proposal applies once. Answers and errors as for
 /// raft_propose_cmd / raft_read_cmd; unreachable when no replica of the group answers.
-enum class raft_request_kind : std::uint8_t { read = 0, propose = 1 };
+/// coord_read / coord_propose: for the coordination group (actors/coord_group.hpp), the raw
+/// coord_query / coord_command bytes in cmd.value; client id and sequence are the caller's.
+enum class raft_request_kind : std::uint8_t { read = 0, propose = 1, coord_read = 2, coord_propose = 3 };
+constexpr bool is_write(raft_request_kind k) noexcept {
+  return k == raft_request_kind::propose || k == raft_request_kind::coord_propose;
+}
 struct raft_request_cmd {
   raft_request_kind kind = raft_request_kind::read;
   consensus::kv_command cmd;

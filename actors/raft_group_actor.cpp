@@ -55,12 +55,15 @@ caf::behavior raft_group_state::make_behavior(std::shared_ptr<opened> init) {
   store = std::move(init->store);
   sm = setup.make_state_machine ? setup.make_state_machine()
                                 : std::make_unique<rc::kv_state_machine>();
+  if (setup.make_hooks) hooks = setup.make_hooks();
   auto recovered = store->take_recovered();
   saved = recovered.hard;
   result<void> restored;
   if (recovered.snap) restored = sm->restore(recovered.snap->data);
   applied = recovered.snap ? recovered.snap->index : 0;
+  const bool had_snapshot = static_cast<bool>(recovered.snap);
   core.emplace(setup.raft, std::move(recovered));
+  if (hooks && had_snapshot && restored) hooks->applied(*sm, false, true, self->clock().now());
   if (!restored)
     fail_log(error{errc::storage_error,
                    "raft: snapshot does not restore: " + restored.err().to_string()});
@@ -101,10 +104,17 @@ void raft_group_state::on_tick() {
     queued.push_back([this] {
       if (!log_failed) core->tick();
     });
-    return;
+  } else {
+    core->tick();
+    drive();
   }
-  core->tick();
-  drive();
+  if (hooks && !stopping && !log_failed)
+    hooks->tick(core->current_role() == rc::role::leader, self->clock().now(),
+                [this](std::string bytes) {
+                  raft_propose_cmd c{{}, completion<std::string>{[](result<std::string>) {}},
+                                     std::move(bytes)};
+                  on_propose(c);
+                });
 }
 
 void raft_group_state::on_raft_message(const std::string& bytes) {
@@ -153,7 +163,7 @@ void raft_group_state::propose_now(raft_propose_cmd& cmd) {
   if (log_failed)
     return cmd.done(error{errc::storage_error, "raft log failed on this node: not accepting"});
   if (core->current_role() != rc::role::leader) return cmd.done(not_leader());
-  auto index = core->propose(rc::encode(cmd.cmd));
+  auto index = core->propose(cmd.raw.empty() ? rc::encode(cmd.cmd) : std::move(cmd.raw));
   if (!index) return cmd.done(index.code() == errc::unreachable ? not_leader() : index.err());
   proposals[*index] = pending_proposal{
       core->term(), ticks + static_cast<std::uint64_t>(setup.request_timeout_ticks),
@@ -319,6 +329,7 @@ void raft_group_state::complete(const rc::ready& rd) {
       return;
     }
     applied = rd.snap->index;
+    if (hooks) hooks->applied(*sm, core->current_role() == rc::role::leader, true, self->clock().now());
   }
   if (setup.host && !rd.messages.empty()) {
     raft_outbound out{setup.group, {}};
@@ -348,6 +359,8 @@ void raft_group_state::complete(const rc::ready& rd) {
     self->send(peer->second, raft_msg_atom::value, std::move(*bytes));
   }
   for (const auto& e : rd.committed) apply(e);
+  if (hooks && !rd.committed.empty())
+    hooks->applied(*sm, core->current_role() == rc::role::leader, false, self->clock().now());
   for (const auto& rs : rd.reads) {
     auto it = reads.find(rs.context);
     if (it == reads.end()) continue;

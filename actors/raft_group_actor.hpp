@@ -45,6 +45,20 @@ namespace warp::actors {
 /// when they choose.
 using raft_executor = std::function<bool(std::function<void()>)>;
 
+/// Optional behaviour of a group beyond its state machine, run on the group actor (a
+/// coordination group's lease countdown: actors/coord_group.hpp). Must not block.
+class raft_group_hooks {
+ public:
+  using time_point = std::chrono::steady_clock::time_point;
+  using propose_fn = std::function<void(std::string)>;
+  virtual ~raft_group_hooks() = default;
+  /// After committed entries (or a snapshot, `restored`) were applied to `sm`.
+  virtual void applied(consensus::raft_state_machine& sm, bool leader, bool restored,
+                       time_point now) = 0;
+  /// Every tick; `propose` hands raw command bytes to this replica (answers are dropped).
+  virtual void tick(bool leader, time_point now, const propose_fn& propose) = 0;
+};
+
 /// What a group actor is given at spawn; fixed for its lifetime.
 struct raft_group_setup {
   consensus::raft_config raft;  ///< id, initial voters, election/heartbeat ticks, seed
@@ -68,6 +82,8 @@ struct raft_group_setup {
   std::uint64_t snapshot_entries = 10'000;
   /// The state machine the group replicates; the key -> value map when empty.
   std::function<std::unique_ptr<consensus::raft_state_machine>()> make_state_machine;
+  /// Optional hooks (none when empty).
+  std::function<std::unique_ptr<raft_group_hooks>()> make_hooks;
 };
 
 struct raft_group_state {
@@ -130,6 +146,7 @@ struct raft_group_state {
   raft_group_setup setup;
   std::shared_ptr<consensus::raft_log_store> store;
   std::unique_ptr<consensus::raft_state_machine> sm;
+  std::unique_ptr<raft_group_hooks> hooks;
   std::optional<consensus::raft_core> core;
   std::map<consensus::node_id, caf::actor> peers;
 

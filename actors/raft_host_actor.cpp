@@ -10,6 +10,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/coord_group.hpp"
 #include "actors/peer_dialer.hpp"
 #include "runtime/core/log.hpp"
 #include "runtime/membership/strong_placement.hpp"
@@ -70,12 +71,15 @@ result<forward_request> decode_forward(std::string_view bytes, const rc::kv_limi
   if (bytes.size() < 5) return error{errc::codec_error, "raft forward: truncated"};
   forward_request f;
   auto kind = static_cast<std::uint8_t>(bytes[0]);
-  if (kind > static_cast<std::uint8_t>(raft_request_kind::propose))
+  if (kind > static_cast<std::uint8_t>(raft_request_kind::coord_propose))
     return error{errc::codec_error, "raft forward: unknown kind"};
   f.kind = static_cast<raft_request_kind>(kind);
   for (int i = 0; i < 4; ++i)
     f.group |= static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[1 + i])) << (8 * i);
-  auto cmd = rc::decode_kv_command(bytes.substr(5), kv);
+  // A coordination command rides in the value: room for its name, owner and header.
+  auto lim = kv;
+  lim.max_value_bytes += lim.max_key_bytes + (64u << 10);
+  auto cmd = rc::decode_kv_command(bytes.substr(5), lim);
   if (!cmd) return cmd.err();
   f.cmd = std::move(*cmd);
   return f;
@@ -129,7 +133,7 @@ struct raft_host_state {
   void expire();
   rc::node_id pick_target(std::uint32_t group, rc::node_id avoid);
   static error final_error(const auto& o) {
-    if (o.kind == raft_request_kind::propose && (o.in_doubt || o.outstanding) &&
+    if (is_write(o.kind) && (o.in_doubt || o.outstanding) &&
         o.last.code() != errc::unknown_outcome)
       return error{errc::unknown_outcome, "strong write: " + o.last.to_string()};
     return o.last;
@@ -357,7 +361,11 @@ caf::result<std::string> raft_host_state::on_forward(const std::string& bytes) {
   }};
   // Forwarded requests are served here only, never forwarded again: one hop.
   if (req->kind == raft_request_kind::propose)
-    self->send(g->second, raft_propose_cmd{std::move(req->cmd), std::move(done)});
+    self->send(g->second, raft_propose_cmd{std::move(req->cmd), std::move(done), {}});
+  else if (req->kind == raft_request_kind::coord_propose)
+    self->send(g->second, raft_propose_cmd{{}, std::move(done), std::move(req->cmd.value)});
+  else if (req->kind == raft_request_kind::coord_read)
+    self->send(g->second, raft_read_cmd{std::move(req->cmd.value), std::move(done)});
   else
     self->send(g->second, raft_read_cmd{std::move(req->cmd.key), std::move(done)});
   return rp;
@@ -377,7 +385,9 @@ void raft_host_state::on_request(raft_request_cmd& cmd) {
   op o;
   o.kind = cmd.kind;
   o.cmd = std::move(cmd.cmd);
-  o.group = placement->range_of(o.cmd.key);
+  const bool coord =
+      o.kind == raft_request_kind::coord_read || o.kind == raft_request_kind::coord_propose;
+  o.group = coord ? coord_group_id : placement->range_of(o.cmd.key);
   o.done = std::move(cmd.done);
   o.deadline = ticks + static_cast<std::uint64_t>(setup.request_timeout_ticks);
   if (o.kind == raft_request_kind::propose) {
@@ -399,7 +409,7 @@ void raft_host_state::on_request(raft_request_cmd& cmd) {
 rc::node_id raft_host_state::pick_target(std::uint32_t group, rc::node_id avoid) {
   if (auto l = leader_of.find(group); l != leader_of.end() && l->second != avoid) return l->second;
   if (avoid == 0 && groups.count(group)) return self_id;
-  const auto& reps = placement->replicas(group);
+  const auto& reps = placement->replicas(voters_range(group));
   if (reps.empty()) return 0;
   auto& r = rotate[group];
   for (std::size_t k = 0; k < reps.size(); ++k) {
@@ -432,7 +442,11 @@ void raft_host_state::attempt(std::uint64_t id) {
     }};
     o.outstanding = true;
     if (o.kind == raft_request_kind::propose) {
-      self->send(g->second, raft_propose_cmd{o.cmd, std::move(done)});
+      self->send(g->second, raft_propose_cmd{o.cmd, std::move(done), {}});
+    } else if (o.kind == raft_request_kind::coord_propose) {
+      self->send(g->second, raft_propose_cmd{{}, std::move(done), o.cmd.value});
+    } else if (o.kind == raft_request_kind::coord_read) {
+      self->send(g->second, raft_read_cmd{o.cmd.value, std::move(done)});
     } else {
       self->send(g->second, raft_read_cmd{o.cmd.key, std::move(done)});
     }
@@ -458,7 +472,7 @@ void raft_host_state::attempt(std::uint64_t id) {
           },
           [this, id, aid, target](caf::error& err) {
             auto it = ops.find(id);
-            errc code = it != ops.end() && it->second.kind == raft_request_kind::propose
+            errc code = it != ops.end() && is_write(it->second.kind)
                             ? errc::unknown_outcome
                             : errc::unreachable;
             raft_op_result res{id, aid, target,
@@ -505,7 +519,7 @@ void raft_host_state::on_result(raft_op_result& res) {
     case errc::shutting_down:
       // The same client id and sequence again: applied at most once.
       o.last = err;
-      if (o.kind == raft_request_kind::propose && err.code() != errc::storage_error &&
+      if (is_write(o.kind) && err.code() != errc::storage_error &&
           err.code() != errc::shutting_down)
         o.in_doubt = true;
       if (leader_of.count(o.group) && leader_of[o.group] == res.from) leader_of.erase(o.group);
@@ -534,7 +548,7 @@ void raft_host_state::expire() {
     }
     auto id = it->first;
     ++it;
-    if (o.kind == raft_request_kind::propose && (o.in_doubt || o.outstanding))
+    if (is_write(o.kind) && (o.in_doubt || o.outstanding))
       finish(id, error{errc::unknown_outcome,
                        "strong write timed out: it may still apply (" + o.last.to_string() + ")"});
     else
@@ -545,7 +559,7 @@ void raft_host_state::expire() {
 void raft_host_state::on_stop() {
   stopping = true;
   for (auto& [id, o] : ops)
-    o.done(error{o.kind == raft_request_kind::propose && (o.in_doubt || o.outstanding)
+    o.done(error{is_write(o.kind) && (o.in_doubt || o.outstanding)
                      ? errc::unknown_outcome
                      : errc::shutting_down,
                  "node stopping"});
@@ -610,6 +624,40 @@ result<caf::actor> spawn_raft_host_actor(caf::actor_system& sys, raft_host_setup
       return error{a.code(), "raft group " + std::to_string(g) + ": " + a.err().message()};
     }
     caf::anon_send(host, raft_attach_cmd{g, *a});
+  }
+  if (setup.coordination && pl->is_replica(voters_range(coord_group_id))) {
+    // The coordination group: the voters of range 0, a log of its own, a coord_machine.
+    raft_group_setup gs;
+    gs.raft.id = self_id;
+    for (auto m : pl->replicas(voters_range(coord_group_id))) gs.raft.voters.push_back(m + 1);
+    gs.raft.election_tick = setup.election_tick;
+    gs.raft.heartbeat_tick = 1;
+    gs.raft.seed = splitmix64(setup.incarnation ^ (std::uint64_t{coord_group_id} << 20) ^ self_id);
+    gs.raft.max_entry_bytes = setup.max_entry_bytes;
+    gs.dir = setup.dir + "/coord";
+    std::error_code ec;
+    std::filesystem::create_directories(gs.dir, ec);
+    if (ec) {
+      stop_raft_host_actor(sys, host);
+      return error{errc::storage_error, "raft: cannot create " + gs.dir + ": " + ec.message()};
+    }
+    gs.log = setup.log;
+    gs.ops = setup.ops;
+    gs.wire = setup.wire;
+    gs.tick_interval = setup.tick_interval;
+    gs.request_timeout_ticks = setup.request_timeout_ticks;
+    gs.executor = setup.executor;
+    gs.host = host;
+    gs.group = coord_group_id;
+    auto coord = setup.coordination;
+    gs.make_state_machine = [coord] { return make_coord_machine(*coord); };
+    gs.make_hooks = [coord] { return make_coord_hooks(*coord); };
+    auto a = spawn_raft_group_actor(sys, std::move(gs));
+    if (!a) {
+      stop_raft_host_actor(sys, host);
+      return error{a.code(), "coordination group: " + a.err().message()};
+    }
+    caf::anon_send(host, raft_attach_cmd{coord_group_id, *a});
   }
   if (publish) sys.registry().put(raft_host_registry_name(), host);
   return host;

@@ -23,6 +23,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -40,6 +41,15 @@ class strong_placement;
 }
 
 namespace warp::actors {
+
+struct coord_group_options;
+
+/// The coordination group's id on every host (docs/coordination.md, "Where it runs"): outside
+/// the key groups' ids 0..ranges-1; its voters are those of range 0.
+inline constexpr std::uint32_t coord_group_id = 1u << 30;
+inline std::uint32_t voters_range(std::uint32_t group) noexcept {
+  return group == coord_group_id ? 0 : group;
+}
 
 struct raft_host_setup {
   /// Members, this node, and the groups: group g = range g of the placement, its voters the
@@ -65,6 +75,8 @@ struct raft_host_setup {
   /// Find peers through the middleman and register under raft_host_registry_name();
   /// tests link hosts of one system with raft_host_link_cmd instead.
   bool dial = true;
+  /// When set, the host also runs this node's replica of the coordination group.
+  std::shared_ptr<const coord_group_options> coordination;
 };
 
 /// Spawns the host, opens every local group's log (blocking) and spawns its group actor.

@@ -730,6 +730,7 @@ void cmd_set(context& ctx) {
   enum : unsigned { nx = 1, xx = 2, get = 4, keepttl = 8, expire = 16 };
   unsigned flags = 0;
   std::int64_t expires = 0;
+  std::uint64_t lease = 0;
   for (std::size_t i = 3; i < ctx.args.size(); ++i) {
     auto opt = ctx.args[i];
     bool more = i + 1 < ctx.args.size();
@@ -739,6 +740,13 @@ void cmd_set(context& ctx) {
       flags |= xx;
     } else if (iequals(opt, "get")) {
       flags |= get;
+    } else if (iequals(opt, "lease") && more && lease == 0) {
+      std::int64_t id = 0;
+      if (!parse_int64(ctx.args[++i], id) || id <= 0) {
+        ctx.w.error("ERR LEASE needs a lease id (WARP.LEASE GRANT)");
+        return;
+      }
+      lease = static_cast<std::uint64_t>(id);
     } else if (iequals(opt, "keepttl") && !(flags & expire)) {
       flags |= keepttl;
     } else if ((iequals(opt, "ex") || iequals(opt, "px") || iequals(opt, "exat") || iequals(opt, "pxat")) &&
@@ -754,6 +762,22 @@ void cmd_set(context& ctx) {
   }
   auto key = ctx.args[1];
   auto value = ctx.args[2];
+  if (lease != 0) {
+    // A key attached to a lease (docs/coordination.md): deleted when the lease ends. Only
+    // plain SET semantics; the attach waits on the coordination group: a worker's job.
+    if (flags != 0) return ctx.w.error("ERR LEASE cannot be combined with other SET options");
+    if (!ctx.j) {
+      ctx.defer = true;
+      return;
+    }
+    auto st = ctx.n.set(key, typed::needs_escape(value) ? typed::encode_string(value)
+                                                       : std::string{value},
+                        lease_id{lease});
+    if (!st && st.code() == errc::not_found) return ctx.w.error("NOLEASE " + st.err().message());
+    if (!st) return reply_error(ctx.w, st.err());
+    ctx.w.simple("OK");
+    return;
+  }
   if (!(flags & (nx | xx | get | keepttl))) {
     auto st = plain_set(ctx, key, value, expires);
     if (!st) return reply_error(ctx.w, st.err());
@@ -1462,6 +1486,16 @@ const std::vector<command_def> table = {
      "Not supported (blocking): use ZPOPMAX"},
     {"bzmpop", -5, "write noscript", 1, 1, 1, cmd_blocking, false, false, "sorted_set",
      "Not supported (blocking)"},
+    {"warp.lock", -2, "write", 0, 0, 0, cmd_warp_lock, false, false, "warp",
+     "Take a fenced lock: name [TIMEOUT ms] [SESSION lease] [OWNER o] -> fencing token"},
+    {"warp.unlock", -3, "write", 0, 0, 0, cmd_warp_unlock, false, false, "warp",
+     "Release a lock: name token [SESSION lease] [OWNER o]"},
+    {"warp.lease", -2, "write", 0, 0, 0, cmd_warp_lease, false, false, "warp",
+     "Leases: GRANT ttl | KEEPALIVE id | REVOKE id | TTL id | LIST"},
+    {"warp.fencedset", 5, "write denyoom", 1, 1, 1, cmd_warp_fencedset, false, false, "warp",
+     "Write a fenced register: key value lock token (refused unless token holds lock)"},
+    {"warp.fencedget", 2, "readonly", 1, 1, 1, cmd_warp_fencedget, false, false, "warp",
+     "Read a fenced register"},
     {"sadd", -3, "write denyoom fast", 1, 1, 1, cmd_sadd, false, false, "set", "Add members"},
     {"srem", -3, "write fast", 1, 1, 1, cmd_srem, false, false, "set", "Remove members"},
     {"smembers", 2, "readonly", 1, 1, 1, cmd_smembers, false, false, "set", "Every member"},

@@ -325,6 +325,7 @@ void server::stop() {
     [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof(one));
   }
   if (thread_.joinable()) thread_.join();
+  coord_keeper_.stop();
   {
     // Running jobs finish (a quorum answers within its timeout); queued ones are dropped.
     // Before wake_fd_ closes: a finishing job writes to it.

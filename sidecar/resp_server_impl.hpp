@@ -213,6 +213,27 @@ struct incr_step {
 /// in order (resp_commands.cpp).
 void run_incr_batch(node& n, resp_writer& w, std::span<incr_step> steps);
 
+/// The sidecar's own lease for locks taken without SESSION (lock_commands.cpp): granted on
+/// first use, kept alive by a thread of its own every TTL/3 (a keep-alive waits on a Raft
+/// round trip: not on the loop), revoked on stop.
+class coord_session_keeper {
+ public:
+  static constexpr std::chrono::milliseconds ttl{10000};
+  explicit coord_session_keeper(node& n) : n_(n) {}
+  ~coord_session_keeper() { stop(); }
+  result<lease_id> get();
+  void stop();
+
+ private:
+  void run();
+  node& n_;
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  lease_id id_ = 0;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
 class server final : public resp_server {
  public:
   server(node& n, resp_options options);
@@ -257,6 +278,9 @@ class server final : public resp_server {
   bool load_cursor(std::uint64_t cursor, std::string& after);
 
   std::string info_text(std::span<const std::string_view> sections);
+
+  /// The lease of locks taken without SESSION (lock_commands.cpp). Blocks: workers only.
+  result<lease_id> coord_session() { return coord_keeper_.get(); }
 
   // transactions (tx_commands.cpp)
   /// Called by execute() for a client in MULTI: queues the command (+QUEUED) unless it is
@@ -344,6 +368,7 @@ class server final : public resp_server {
   void fire_expirations();
 
   node& node_;
+  coord_session_keeper coord_keeper_{node_};
   resp_options options_;
   std::uint16_t port_ = 0;
   int listen_fd_ = -1;

@@ -89,6 +89,13 @@ void cmd_zrevrank(context& ctx);
 void cmd_zpopmin(context& ctx);
 void cmd_zpopmax(context& ctx);
 
+// Locks and leases (lock_commands.cpp).
+void cmd_warp_lock(context& ctx);
+void cmd_warp_unlock(context& ctx);
+void cmd_warp_lease(context& ctx);
+void cmd_warp_fencedset(context& ctx);
+void cmd_warp_fencedget(context& ctx);
+
 // Sets (set_commands.cpp).
 void cmd_sadd(context& ctx);
 void cmd_srem(context& ctx);

@@ -10,9 +10,17 @@
 //
 // Exit codes: 0 ok, 1 not found (get), 2 usage, 3 node unreachable (or no answer in time),
 // 4 any other error. Errors go to stderr; with --json an error object also goes to stdout.
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <condition_variable>
 #include <fstream>
+#include <mutex>
 #include <iterator>
 #include <memory>
 #include <thread>
@@ -77,6 +85,11 @@ struct options {
   std::string help_topic;             ///< help COMMAND
   warp::transport_options transport;  ///< --tls-cert/--tls-key/--tls-ca
   std::uint32_t limit = 20;           ///< hotkeys --limit
+  std::string lease;                  ///< set --lease; lease keepalive|revoke|ttl ID
+  std::string lease_ttl;              ///< lease grant TTL; lock --ttl
+  std::string lock_name;              ///< lock NAME
+  std::string lock_wait = "60s";      ///< lock --wait
+  std::vector<std::string> command;   ///< lock NAME -- COMMAND...
 };
 
 // Values from stdin or a file are read up to this bound (the node refuses what is over its
@@ -230,8 +243,167 @@ int run_scan(caf::actor_system& sys, const caf::actor& node, const options& opt)
   return exit_ok;
 }
 
+// -- locks and leases (docs/coordination.md, "warpctl") --------------------------------------
+
+// One coordination request (control protocol coord_atom); `extra` adds to --timeout (a
+// lock wait).
+warp::result<std::string> coord(caf::actor_system& sys, const caf::actor& node,
+                                const options& opt, const std::string& verb,
+                                std::vector<std::string> args,
+                                std::chrono::milliseconds extra = std::chrono::milliseconds{0}) {
+  std::string out;
+  options o = opt;
+  o.timeout += extra;
+  auto err = request(
+      sys, node, o, [&](std::string& v) { out = std::move(v); }, warp::actors::coord_atom::value,
+      verb, std::move(args));
+  if (err) return err;
+  return out;
+}
+
+// A TTL or wait: "10" is seconds (as etcdctl), else a duration (500ms, 10s, 1m).
+warp::result<std::chrono::milliseconds> seconds_or_duration(const std::string& text) {
+  if (!text.empty() && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return warp::parse_duration(text + "s");
+  return warp::parse_duration(text);
+}
+
+int run_lease(CLI::App& lease, caf::actor_system& sys, const caf::actor& node, const options& opt) {
+  auto done = [&](const std::string& what, const warp::result<std::string>& r,
+                  auto&& print) -> int {
+    if (!r) return report(opt, what, r.err());
+    print(*r);
+    return exit_ok;
+  };
+  if (lease.got_subcommand("grant")) {
+    auto ttl = seconds_or_duration(opt.lease_ttl);
+    if (!ttl || ttl->count() <= 0) {
+      std::cerr << "warpctl: lease grant: TTL is seconds or a duration (10, 500ms, 1m)" << std::endl;
+      return exit_usage;
+    }
+    return done("lease grant", coord(sys, node, opt, "lease.grant", {std::to_string(ttl->count())}),
+                [&](const std::string& id) {
+                  std::cout << (opt.json ? dump({{"ok", true}, {"id", std::stoull(id)}}) : id)
+                            << std::endl;
+                });
+  }
+  if (lease.got_subcommand("list"))
+    return done("lease list", coord(sys, node, opt, "lease.list", {}), [&](const std::string& j) {
+      auto ids = json::parse(j, nullptr, false);
+      if (opt.json) {
+        std::cout << dump({{"ok", true}, {"leases", ids}}) << std::endl;
+        return;
+      }
+      if (ids.is_array())
+        for (auto& id : ids) std::cout << id.dump() << '\n';
+      std::cout.flush();
+    });
+  if (lease.got_subcommand("keepalive"))
+    return done("lease keepalive", coord(sys, node, opt, "lease.keepalive", {opt.lease}),
+                [&](const std::string& ttl) {
+                  std::cout << (opt.json ? dump({{"ok", true}, {"ttl_ms", std::stoll(ttl)}})
+                                         : "lease " + opt.lease + " kept alive, TTL " +
+                                               fmt_ms(std::stoll(ttl)))
+                            << std::endl;
+                });
+  if (lease.got_subcommand("revoke"))
+    return done("lease revoke", coord(sys, node, opt, "lease.revoke", {opt.lease}),
+                [&](const std::string&) {
+                  std::cout << (opt.json ? dump({{"ok", true}}) : std::string{"OK"}) << std::endl;
+                });
+  return done("lease ttl", coord(sys, node, opt, "lease.ttl", {opt.lease}),
+              [&](const std::string& j) {
+                auto doc = json::parse(j, nullptr, false);
+                if (opt.json || doc.is_discarded()) {
+                  std::cout << j << std::endl;
+                  return;
+                }
+                std::cout << "lease " << doc["id"] << ": TTL " << fmt_ms(doc["ttl_ms"].get<std::int64_t>())
+                          << ", remaining " << fmt_ms(doc["remaining_ms"].get<std::int64_t>())
+                          << ", keys";
+                for (auto& k : doc["keys"]) std::cout << ' ' << k.get<std::string>();
+                std::cout << std::endl;
+              });
+}
+
+// `lock NAME -- COMMAND...`: as `etcdctl lock`: a session lease (--ttl), the lock (waiting
+// up to --wait), the command with WARP_LOCK_TOKEN (and WARP_LOCK_NAME, WARP_LOCK_LEASE) in
+// its environment while a thread keeps the lease alive every TTL/3; then unlock, revoke,
+// and exit with the command's status. A lease lost meanwhile (the node unreachable past
+// the TTL) means the lock is gone: the command gets SIGTERM and warpctl exits 1.
+int run_lock(caf::actor_system& sys, const caf::actor& node, const options& opt) {
+  auto ttl = seconds_or_duration(opt.lease_ttl.empty() ? "10s" : opt.lease_ttl);
+  auto wait = seconds_or_duration(opt.lock_wait);
+  if (!ttl || ttl->count() <= 0 || !wait) {
+    std::cerr << "warpctl: lock: --ttl and --wait are seconds or durations (10, 500ms, 1m)"
+              << std::endl;
+    return exit_usage;
+  }
+  auto lease = coord(sys, node, opt, "lease.grant", {std::to_string(ttl->count())});
+  if (!lease) return report(opt, "lock: lease grant", lease.err());
+  auto token = coord(sys, node, opt, "lock",
+                     {opt.lock_name, *lease, std::to_string(wait->count()), "warpctl"}, *wait);
+  if (!token) {
+    (void)coord(sys, node, opt, "lease.revoke", {*lease});
+    return report(opt, "lock " + opt.lock_name, token.err());
+  }
+  ::setenv("WARP_LOCK_TOKEN", token->c_str(), 1);
+  ::setenv("WARP_LOCK_NAME", opt.lock_name.c_str(), 1);
+  ::setenv("WARP_LOCK_LEASE", lease->c_str(), 1);
+  std::vector<char*> argv;
+  for (const auto& a : opt.command) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t child = 0;
+  if (int rc = ::posix_spawnp(&child, argv[0], nullptr, nullptr, argv.data(), environ); rc != 0) {
+    std::cerr << "warpctl: lock: cannot run " << opt.command[0] << ": " << std::strerror(rc)
+              << std::endl;
+    (void)coord(sys, node, opt, "unlock", {opt.lock_name, *lease, *token, "warpctl"});
+    (void)coord(sys, node, opt, "lease.revoke", {*lease});
+    return exit_error;
+  }
+  std::mutex mtx;
+  std::condition_variable cv;
+  bool finished = false;
+  std::atomic<bool> lost{false};
+  std::thread keeper([&] {
+    std::unique_lock<std::mutex> lk{mtx};
+    while (!cv.wait_for(lk, *ttl / 3, [&] { return finished; })) {
+      lk.unlock();
+      auto r = coord(sys, node, opt, "lease.keepalive", {*lease});
+      lk.lock();
+      if (!r && r.code() == errc::not_found) {
+        lost = true;
+        std::cerr << "warpctl: lock: lease " << *lease
+                  << " expired: the lock is lost, stopping the command" << std::endl;
+        ::kill(child, SIGTERM);
+        return;
+      }
+    }
+  });
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  {
+    std::lock_guard<std::mutex> lk{mtx};
+    finished = true;
+  }
+  cv.notify_all();
+  keeper.join();
+  if (!lost) {
+    if (auto r = coord(sys, node, opt, "unlock", {opt.lock_name, *lease, *token, "warpctl"}); !r)
+      std::cerr << "warpctl: lock: unlock: " << r.err().to_string() << std::endl;
+    (void)coord(sys, node, opt, "lease.revoke", {*lease});
+  }
+  if (lost) return exit_error;
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return exit_error;
+}
+
 int run_command(CLI::App& app, caf::actor_system& sys, const caf::actor& node, const options& opt) {
   using namespace warp::actors;
+  if (app.got_subcommand("lock")) return run_lock(sys, node, opt);
+  if (app.got_subcommand("lease")) return run_lease(*app.get_subcommand("lease"), sys, node, opt);
   if (app.got_subcommand("get")) {
     std::string value;
     auto err = request(
@@ -270,6 +442,17 @@ int run_command(CLI::App& app, caf::actor_system& sys, const caf::actor& node, c
       auto v = read_bounded(std::cin, "stdin");
       if (!v) return report(opt, "stdin", v.err());
       value = std::move(*v);
+    }
+    if (!opt.lease.empty()) {
+      // Attached to a lease: deleted everywhere when the lease ends (docs/coordination.md).
+      if (!opt.ttl_text.empty()) {
+        std::cerr << "warpctl: set: --lease and --ttl exclude each other" << std::endl;
+        return exit_usage;
+      }
+      auto r = coord(sys, node, opt, "set", {opt.key, value, opt.lease});
+      if (!r) return report(opt, opt.key, r.err());
+      std::cout << (opt.json ? dump({{"ok", true}}) : std::string{"OK"}) << std::endl;
+      return exit_ok;
     }
     auto err = request(
         sys, node, opt, [](caf::ok_atom) {}, caf::put_atom::value, opt.key, value, ttl_ms);
@@ -830,6 +1013,29 @@ int run(int argc, char** argv) {
   set->add_option("--file", opt.file, "Read the value from this file")->type_name("FILE");
   set->add_option("--ttl", opt.ttl_text,
                   "Expiry (30s, 10m, 2h, ms; 0 = none); default: the key pattern's TTL");
+  set->add_option("--lease", opt.lease,
+                  "Attach the key to this lease: deleted on every node when the lease ends");
+  auto* lease = app.add_subcommand("lease", "Leases: grant, keepalive, revoke, ttl, list");
+  lease->require_subcommand(1);
+  lease->add_subcommand("grant", "Grant a lease; print its id")
+      ->add_option("TTL", opt.lease_ttl, "Seconds, or a duration (500ms, 1m); at least 1s")
+      ->required();
+  lease->add_subcommand("keepalive", "Reset a lease's countdown to its full TTL")
+      ->add_option("ID", opt.lease, "Lease id")
+      ->required();
+  lease->add_subcommand("revoke", "End a lease now: its locks are released, its keys deleted")
+      ->add_option("ID", opt.lease, "Lease id")
+      ->required();
+  lease->add_subcommand("ttl", "Print a lease's TTL, remaining time and attached keys")
+      ->add_option("ID", opt.lease, "Lease id")
+      ->required();
+  lease->add_subcommand("list", "Print every lease id");
+  auto* lock = app.add_subcommand(
+      "lock", "Run COMMAND while holding lock NAME (fencing token in $WARP_LOCK_TOKEN)");
+  lock->add_option("NAME", opt.lock_name, "Lock name")->required();
+  lock->add_option("COMMAND", opt.command, "The command and its arguments, after --")->required();
+  lock->add_option("--ttl", opt.lease_ttl, "Session lease TTL (default 10s)");
+  lock->add_option("--wait", opt.lock_wait, "How long to wait for the lock")->capture_default_str();
   auto* del = app.add_subcommand("del", "Remove a key");
   del->add_option("KEY", opt.key, "Key")->required();
   auto* ttl = app.add_subcommand("ttl", "Print how long a key lives (exit 1 when absent)");

@@ -130,6 +130,9 @@ struct node_state {
   // The strong_distributed coordinator (runtime/modes/strong.hpp): null unless the node is in
   // a cluster. Declared last, so it is torn down first.
   std::unique_ptr<strong_coordinator> strong;
+  /// Set by the facade: deletes a lease's attached keys (docs/coordination.md); called on
+  /// the executor when the coordination group's leader applied the lease's end.
+  std::function<void(std::uint64_t lease, const std::vector<std::string>& keys)> on_lease_ended;
 
   /// Read of a key on this node only: L1, else the coalesced storage read-through (no
   /// range-owner hop). What a range owner answers remote misses with.

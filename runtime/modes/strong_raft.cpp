@@ -16,6 +16,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/coord_group.hpp"
 #include "actors/raft_host_actor.hpp"
 #include "runtime/core/log.hpp"
 #include "runtime/modes/node_state.hpp"
@@ -200,6 +201,20 @@ result<void> strong_raft::start() {
   s.kv.max_value_bytes = lim.max_value_size + 64;
   s.batch.max_frame_bytes = message;
   s.batch.max_item_bytes = message;
+  {
+    auto co = std::make_shared<actors::coord_group_options>();
+    co->limits.max_value_bytes = lim.max_value_size;
+    co->limits.max_name_bytes = std::max<std::size_t>(lim.max_key_size, 1024);
+    auto* st = &st_;
+    // On the leader's group actor: the deletes go through the node's delete path, which
+    // may wait on storage or a quorum, so they run on the executor.
+    co->on_lease_ended = [st, pool](std::uint64_t lease, std::vector<std::string> keys, bool) {
+      (void)pool->post([st, lease, keys = std::move(keys)] {
+        if (st->on_lease_ended) st->on_lease_ended(lease, keys);
+      });
+    };
+    s.coordination = std::move(co);
+  }
   auto host = actors::spawn_raft_host_actor(sys_, std::move(s));
   if (!host) return host.err();
   host_ = *host;
@@ -238,6 +253,21 @@ result<std::string> strong_raft::request_blocking(raft_request_kind kind, rc::kv
     return error{kind == raft_request_kind::propose ? errc::unknown_outcome : errc::timeout,
                  "the raft host did not answer in time"};
   return f.get();
+}
+
+void strong_raft::coord_async(bool write, std::string bytes,
+                              std::function<void(result<std::string>)> done) {
+  rc::kv_command c;
+  c.value = std::move(bytes);
+  request(write ? raft_request_kind::coord_propose : raft_request_kind::coord_read, std::move(c),
+          actors::completion<std::string>{std::move(done)});
+}
+
+result<std::string> strong_raft::coord(bool write, std::string bytes) {
+  rc::kv_command c;
+  c.value = std::move(bytes);
+  return request_blocking(write ? raft_request_kind::coord_propose : raft_request_kind::coord_read,
+                          std::move(c));
 }
 
 void strong_raft::get_async(std::string_view key, get_callback done) {

@@ -69,6 +69,11 @@ class strong_raft {
     std::vector<std::uint32_t> missing;
   };
   result<status_report> status(std::chrono::milliseconds timeout) const;
+  /// The coordination group (actors/coord_group.hpp, docs/coordination.md): `write` proposes
+  /// an encoded coord_command (its client id and sequence make a retry apply once), else
+  /// reads an encoded coord_query linearizably. Answers as the coord_machine gives them.
+  void coord_async(bool write, std::string bytes, std::function<void(result<std::string>)> done);
+  result<std::string> coord(bool write, std::string bytes);
 
   /// Groups = ranges of this placement.
   const strong_placement& placement() const noexcept { return placement_; }

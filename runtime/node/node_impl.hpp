@@ -43,6 +43,11 @@ struct node::impl : detail::node_state {
   std::unique_ptr<federation::node_federation> federation_link;
 };
 
+/// The control protocol's coordination requests (actors/control_actor.hpp, coord_atom) on
+/// the node API (coordination_api.cpp). Blocking.
+result<std::string> coordination_request(node& n, std::string_view verb,
+                                         const std::vector<std::string>& args);
+
 /// Creates the validator and, when enabled, starts its actor and change-stream watcher.
 void start_validator(node& n, node::impl& st);
 /// Stops the actor and the watcher (before the executor drains).

@@ -98,6 +98,10 @@ class node_control_backend final : public actors::control_backend {
     if (!strong) return error{errc::unsupported, "this node runs no strong mode"};
     return warp::strong_json(*strong);
   }
+  result<std::string> coordination(std::string_view verb,
+                                   const std::vector<std::string>& args) override {
+    return coordination_request(n_, verb, args);
+  }
   result<std::string> health_json() override {
     auto storage = n_.check_storage();
     auto view = view_of(n_);
@@ -207,6 +211,13 @@ result<std::unique_ptr<node>> node::start_impl(std::unique_ptr<impl> p) {
 
   auto n = std::unique_ptr<node>(new node(std::move(p)));
   auto& st = *n->impl_;
+  // A lease's end deletes its keys through the normal delete path (on the executor): L1 on
+  // every node, storage and replicas see an ordinary delete.
+  st.on_lease_ended = [np = n.get()](std::uint64_t lease, const std::vector<std::string>& keys) {
+    for (const auto& k : keys)
+      if (auto r = np->remove(k); !r && r.code() != errc::not_found)
+        log()->warn("lease {}: deleting attached key failed: {}", lease, r.err().to_string());
+  };
   if (!st.config.listen.empty()) {
     auto endpoint = parse_endpoint(st.config.listen);
     if (!endpoint) return endpoint.err();

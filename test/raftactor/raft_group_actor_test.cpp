@@ -193,7 +193,7 @@ struct fixture {
   }
 
   void propose(std::size_t i, kv_command c, std::optional<result<std::string>>& out) {
-    caf::anon_send(actors[i], actors::raft_propose_cmd{std::move(c), capture<std::string>(out)});
+    caf::anon_send(actors[i], actors::raft_propose_cmd{std::move(c), capture<std::string>(out), {}});
   }
 
   void put(std::size_t i, std::uint64_t client, std::uint64_t seq, std::string key,
@@ -564,7 +564,7 @@ TEST_CASE("raft group actor: on a real work_pool and the threaded scheduler") {
         group[target],
         actors::raft_propose_cmd{c, actors::completion<std::string>{[&p](result<std::string> r) {
                                    p.set_value(std::move(r));
-                                 }}});
+                                 }}, {}});
     REQUIRE(f.wait_for(10s) == std::future_status::ready);
     auto r = f.get();
     if (r) {

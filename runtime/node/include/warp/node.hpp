@@ -15,6 +15,7 @@
 
 #include "warp/buffer.hpp"
 #include "warp/config.hpp"
+#include "warp/coordination.hpp"
 #include "warp/error.hpp"
 #include "warp/l1.hpp"
 #include "warp/merge_fn.hpp"
@@ -402,6 +403,47 @@ class node {
   /// /admin/strong and `warpctl strong status` show it.
   std::optional<strong_status> strong_state(
       std::chrono::milliseconds timeout = std::chrono::milliseconds{1000}) const;
+
+  // -- coordination: leases, fenced locks (docs/coordination.md) ------------------------
+  // On the cluster's coordination group (a Raft group): errc::unsupported without the
+  // strong Raft engine. Blocking: call from application threads or the executor, never
+  // from a CAF scheduler thread. `owner` tells holders inside one session apart (empty:
+  // "default"). Lease and lock names are bounded like keys.
+
+  result<lease_id> lease_grant(std::chrono::milliseconds ttl);
+  /// Resets the lease's countdown to its full TTL; answers the TTL.
+  result<std::chrono::milliseconds> lease_keepalive(lease_id id);
+  /// Ends the lease now: its locks are released, its attached keys deleted.
+  result<void> lease_revoke(lease_id id);
+  result<lease_status> lease_time_to_live(lease_id id);
+  result<std::vector<lease_id>> leases();
+  /// A normal set (any mode), then the key is attached to the lease: when the lease ends
+  /// the key is deleted through the node's delete path (L1 everywhere, storage, replicas).
+  /// A lease that is gone by then: the key is deleted again and errc::not_found returned.
+  result<void> set(std::string_view key, std::string_view value, lease_id lease);
+  /// Waits up to `timeout` (0: not at all) in FIFO order; the token of the grant.
+  /// errc::timeout when the wait ran out (the place in the queue is given up).
+  result<fencing_token> lock(std::string_view name, lease_id session,
+                             std::chrono::milliseconds timeout, std::string_view owner = {});
+  /// errc::conflict when another holder has it.
+  result<fencing_token> try_lock(std::string_view name, lease_id session,
+                                 std::string_view owner = {});
+  /// errc::conflict unless `token` is the caller's current hold.
+  result<void> unlock(std::string_view name, lease_id session, fencing_token token,
+                      std::string_view owner = {});
+  result<lock_status> lock_info(std::string_view name);
+  /// Writes the fenced register `key` only while `lock` is held with exactly `token`
+  /// (errc::conflict otherwise): a holder that lost the lock cannot write.
+  result<void> set_if_fence(std::string_view key, std::string_view value, std::string_view lock,
+                            fencing_token token);
+  result<std::string> get_fenced(std::string_view key);
+  /// Async forms: `done` runs on a CAF thread (must not block); lock waits are not offered
+  /// async (try_lock is).
+  void lease_grant_async(std::chrono::milliseconds ttl,
+                         std::function<void(result<lease_id>)> done);
+  void lease_keepalive_async(lease_id id, std::function<void(result<std::chrono::milliseconds>)> done);
+  void try_lock_async(std::string name, lease_id session, std::string owner,
+                      std::function<void(result<fencing_token>)> done);
 
   /// Runs `job` on the node's executor, its one pool for blocking work (storage calls,
   /// quorum waits); for a host's own blocking work that must not run on a CAF scheduler

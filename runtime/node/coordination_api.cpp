@@ -1,0 +1,359 @@
+// The node's coordination calls (warp/node.hpp, docs/coordination.md): each one is a
+// command or query of the coordination group's state machine
+// (runtime/coordination/coord_command.hpp) through the strong Raft engine's host.
+#include <charconv>
+#include <random>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/coordination/coord_command.hpp"
+#include "runtime/modes/strong.hpp"
+#include "runtime/node/node_impl.hpp"
+#include "warp/node.hpp"
+
+namespace warp {
+
+namespace co = coordination;
+
+namespace {
+
+detail::strong_raft* engine(node::impl& st) {
+  if (st.stopped.load() || !st.strong) return nullptr;
+  return st.strong->raft();
+}
+
+error no_engine() {
+  return error{errc::unsupported,
+               "locks and leases need the strong Raft engine (a cluster with strong members, "
+               "--strong-engine raft)"};
+}
+
+/// A fresh client id per command: its retries (same id, sequence 1) apply once.
+std::uint64_t fresh_client() {
+  thread_local std::mt19937_64 rng{std::random_device{}() ^
+                                   (static_cast<std::uint64_t>(std::random_device{}()) << 32)};
+  return rng() | 1;
+}
+
+co::coord_command command(co::coord_op op) {
+  co::coord_command c;
+  c.client = fresh_client();
+  c.seq = 1;
+  c.op = op;
+  return c;
+}
+
+std::string owner_of(std::string_view owner) {
+  return owner.empty() ? std::string{"default"} : std::string{owner};
+}
+
+result<std::uint64_t> number(const result<std::string>& r) {
+  if (!r) return r.err();
+  try {
+    return std::stoull(*r);
+  } catch (const std::exception&) {
+    return error{errc::codec_error, "coordination: not a number: " + *r};
+  }
+}
+
+result<fencing_token> granted(const result<std::string>& r) {
+  if (!r) return r.err();
+  auto a = co::decode_lock_answer(*r);
+  if (!a) return a.err();
+  if (!a->held) return error{errc::conflict, "lock is held by another owner"};
+  return a->token;
+}
+
+}  // namespace
+
+result<lease_id> node::lease_grant(std::chrono::milliseconds ttl) {
+  auto* e = engine(*impl_);
+  if (!e) return no_engine();
+  if (ttl.count() <= 0) return error{errc::invalid_argument, "lease TTL must be positive"};
+  auto c = command(co::coord_op::grant);
+  c.number = static_cast<std::uint64_t>(ttl.count());
+  return number(e->coord(true, co::encode(c)));
+}
+
+result<std::chrono::milliseconds> node::lease_keepalive(lease_id id) {
+  auto* e = engine(*impl_);
+  if (!e) return no_engine();
+  auto c = command(co::coord_op::keepalive);
+  c.lease = id;
+  auto n = number(e->coord(true, co::encode(c)));
+  if (!n) return n.err();
+  return std::chrono::milliseconds{static_cast<long>(*n)};
+}
+
+result<void> node::lease_revoke(lease_id id) {
+  auto* e = engine(*impl_);
+  if (!e) return no_engine();
+  auto c = command(co::coord_op::revoke);
+  c.lease = id;
+  auto r = e->coord(true, co::encode(c));
+  if (!r) return r.err();
+  return {};
+}
+
+result<lease_status> node::lease_time_to_live(lease_id id) {
+  auto* e = engine(*impl_);
+  if (!e) return no_engine();
+  auto r = e->coord(false, co::encode(co::coord_query{co::coord_query_kind::lease, id, {}}));
+  if (!r) return r.err();
+  auto l = co::decode_lease_info(*r);
+  if (!l) return l.err();
+  lease_status s;
+  s.id = l->id;
+  s.ttl = std::chrono::milliseconds{static_cast<long>(l->ttl_ms)};
+  s.remaining = std::chrono::milliseconds{static_cast<long>(l->remaining_ms)};
+  s.keepalives = l->epoch;
+  s.keys = std::move(l->keys);
+  return s;
+}
+
+result<std::vector<lease_id>> node::leases() {
+  auto* e = engine(*impl_);
+  if (!e) return no_engine();
+  auto r = e->coord(false, co::encode(co::coord_query{co::coord_query_kind::leases, 0, {}}));
+  if (!r) return r.err();
+  return co::decode_ids(*r);
+}
+
+result<void> node::set(std::string_view key, std::string_view value, lease_id lease) {
+  auto* e = engine(*impl_);
+  if (!e) return no_engine();
+  if (auto ok = impl_->config.limits.check_key(key); !ok) return ok.err();
+  // Set first, attach second: a lease that ends in between makes the attach fail, and the
+  // key is deleted here; one that ends after the attach deletes it itself.
+  if (auto w = set(key, value); !w) return w.err();
+  auto c = command(co::coord_op::attach);
+  c.lease = lease;
+  c.name.assign(key);
+  auto r = e->coord(true, co::encode(c));
+  if (!r) {
+    (void)remove(key);
+    return r.err();
+  }
+  return {};
+}
+
+result<fencing_token> node::lock(std::string_view name, lease_id session,
+                                 std::chrono::milliseconds timeout, std::string_view owner) {
+  auto* e = engine(*impl_);
+  if (!e) return no_engine();
+  auto c = command(timeout.count() > 0 ? co::coord_op::lock : co::coord_op::try_lock);
+  c.name.assign(name);
+  c.lease = session;
+  c.owner = owner_of(owner);
+  auto r = e->coord(true, co::encode(c));
+  if (!r) return r.err();
+  auto a = co::decode_lock_answer(*r);
+  if (!a) return a.err();
+  if (a->held) return a->token;
+  if (timeout.count() <= 0) return error{errc::conflict, "lock is held by another owner"};
+  // Queued: the machine grants in FIFO order; this waiter learns its grant by reading the
+  // lock (a linearizable read at the leader), every poll interval.
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto pause = std::chrono::milliseconds{10};
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(
+        std::min<std::chrono::steady_clock::duration>(pause, deadline - std::chrono::steady_clock::now()));
+    pause = std::min(pause * 2, std::chrono::milliseconds{50});
+    auto info = lock_info(name);
+    if (info && info->held && info->holder == session && info->owner == c.owner)
+      return info->token;
+  }
+  // Leave the queue; a grant that raced the timeout is reported, never lost.
+  auto cancel = command(co::coord_op::cancel_wait);
+  cancel.name = c.name;
+  cancel.lease = session;
+  cancel.owner = c.owner;
+  auto cr = e->coord(true, co::encode(cancel));
+  if (cr) {
+    auto ca = co::decode_lock_answer(*cr);
+    if (ca && ca->held) return ca->token;
+  }
+  return error{errc::timeout, "lock wait timed out"};
+}
+
+result<fencing_token> node::try_lock(std::string_view name, lease_id session,
+                                     std::string_view owner) {
+  return lock(name, session, std::chrono::milliseconds{0}, owner);
+}
+
+result<void> node::unlock(std::string_view name, lease_id session, fencing_token token,
+                          std::string_view owner) {
+  auto* e = engine(*impl_);
+  if (!e) return no_engine();
+  auto c = command(co::coord_op::unlock);
+  c.name.assign(name);
+  c.lease = session;
+  c.owner = owner_of(owner);
+  c.number = token;
+  auto r = e->coord(true, co::encode(c));
+  if (!r) return r.err();
+  return {};
+}
+
+result<lock_status> node::lock_info(std::string_view name) {
+  auto* e = engine(*impl_);
+  if (!e) return no_engine();
+  auto r = e->coord(false, co::encode(co::coord_query{co::coord_query_kind::lock, 0,
+                                                      std::string{name}}));
+  if (!r && r.code() == errc::not_found) return lock_status{};
+  if (!r) return r.err();
+  auto l = co::decode_lock_info(*r);
+  if (!l) return l.err();
+  return lock_status{l->held, l->holder_lease, l->holder_owner, l->token, l->waiters};
+}
+
+result<void> node::set_if_fence(std::string_view key, std::string_view value,
+                                std::string_view lock, fencing_token token) {
+  auto* e = engine(*impl_);
+  if (!e) return no_engine();
+  if (auto ok = impl_->config.limits.check_value(value); !ok) return ok.err();
+  auto c = command(co::coord_op::fenced_put);
+  c.name.assign(key);
+  c.value.assign(value);
+  c.owner.assign(lock);
+  c.number = token;
+  auto r = e->coord(true, co::encode(c));
+  if (!r) return r.err();
+  return {};
+}
+
+result<std::string> node::get_fenced(std::string_view key) {
+  auto* e = engine(*impl_);
+  if (!e) return no_engine();
+  return e->coord(false, co::encode(co::coord_query{co::coord_query_kind::fenced, 0,
+                                                    std::string{key}}));
+}
+
+void node::lease_grant_async(std::chrono::milliseconds ttl,
+                             std::function<void(result<lease_id>)> done) {
+  auto* e = engine(*impl_);
+  if (!e) return done(no_engine());
+  auto c = command(co::coord_op::grant);
+  c.number = static_cast<std::uint64_t>(std::max<long>(ttl.count(), 0));
+  e->coord_async(true, co::encode(c),
+                 [done = std::move(done)](result<std::string> r) { done(number(r)); });
+}
+
+void node::lease_keepalive_async(lease_id id,
+                                 std::function<void(result<std::chrono::milliseconds>)> done) {
+  auto* e = engine(*impl_);
+  if (!e) return done(no_engine());
+  auto c = command(co::coord_op::keepalive);
+  c.lease = id;
+  e->coord_async(true, co::encode(c), [done = std::move(done)](result<std::string> r) {
+    auto n = number(r);
+    if (!n) return done(n.err());
+    done(std::chrono::milliseconds{static_cast<long>(*n)});
+  });
+}
+
+void node::try_lock_async(std::string name, lease_id session, std::string owner,
+                          std::function<void(result<fencing_token>)> done) {
+  auto* e = engine(*impl_);
+  if (!e) return done(no_engine());
+  auto c = command(co::coord_op::try_lock);
+  c.name = std::move(name);
+  c.lease = session;
+  c.owner = owner_of(owner);
+  e->coord_async(true, co::encode(c),
+                 [done = std::move(done)](result<std::string> r) { done(granted(r)); });
+}
+
+namespace {
+
+result<std::uint64_t> uint_arg(const std::vector<std::string>& args, std::size_t i,
+                               std::string_view what) {
+  if (i >= args.size()) return error{errc::invalid_argument, "missing " + std::string{what}};
+  std::uint64_t v = 0;
+  const auto& a = args[i];
+  auto [p, ec] = std::from_chars(a.data(), a.data() + a.size(), v);
+  if (ec != std::errc{} || p != a.data() + a.size())
+    return error{errc::invalid_argument, std::string{what} + " is not a number: " + a};
+  return v;
+}
+
+}  // namespace
+
+result<std::string> coordination_request(node& n, std::string_view verb,
+                                         const std::vector<std::string>& args) {
+  using ms = std::chrono::milliseconds;
+  auto arg = [&](std::size_t i) -> std::string_view {
+    return i < args.size() ? std::string_view{args[i]} : std::string_view{};
+  };
+  if (verb == "lease.list") {
+    auto r = n.leases();
+    if (!r) return r.err();
+    return nlohmann::json(*r).dump();
+  }
+  if (verb == "lease.grant") {
+    auto ttl = uint_arg(args, 0, "ttl_ms");
+    if (!ttl) return ttl.err();
+    auto r = n.lease_grant(ms{static_cast<long>(std::min<std::uint64_t>(*ttl, 1ull << 40))});
+    if (!r) return r.err();
+    return std::to_string(*r);
+  }
+  if (verb == "lease.keepalive" || verb == "lease.revoke" || verb == "lease.ttl") {
+    auto id = uint_arg(args, 0, "lease id");
+    if (!id) return id.err();
+    if (verb == "lease.keepalive") {
+      auto r = n.lease_keepalive(*id);
+      if (!r) return r.err();
+      return std::to_string(r->count());
+    }
+    if (verb == "lease.revoke") {
+      auto r = n.lease_revoke(*id);
+      if (!r) return r.err();
+      return std::string{};
+    }
+    auto r = n.lease_time_to_live(*id);
+    if (!r) return r.err();
+    return nlohmann::json{{"id", r->id},
+                          {"ttl_ms", r->ttl.count()},
+                          {"remaining_ms", r->remaining.count()},
+                          {"keepalives", r->keepalives},
+                          {"keys", r->keys}}
+        .dump();
+  }
+  if (verb == "lock") {
+    auto session = uint_arg(args, 1, "session");
+    if (!session) return session.err();
+    auto timeout = uint_arg(args, 2, "timeout_ms");
+    if (!timeout) return timeout.err();
+    auto r = n.lock(arg(0), *session, ms{static_cast<long>(std::min<std::uint64_t>(*timeout, 3'600'000))},
+                    arg(3));
+    if (!r) return r.err();
+    return std::to_string(*r);
+  }
+  if (verb == "unlock") {
+    auto session = uint_arg(args, 1, "session");
+    if (!session) return session.err();
+    auto token = uint_arg(args, 2, "token");
+    if (!token) return token.err();
+    auto r = n.unlock(arg(0), *session, *token, arg(3));
+    if (!r) return r.err();
+    return std::string{};
+  }
+  if (verb == "set") {
+    auto lease = uint_arg(args, 2, "lease");
+    if (!lease) return lease.err();
+    auto r = n.set(arg(0), arg(1), lease_id{*lease});
+    if (!r) return r.err();
+    return std::string{};
+  }
+  if (verb == "fencedset") {
+    auto token = uint_arg(args, 3, "token");
+    if (!token) return token.err();
+    auto r = n.set_if_fence(arg(0), arg(1), arg(2), *token);
+    if (!r) return r.err();
+    return std::string{};
+  }
+  return error{errc::unsupported, "unknown coordination request: " + std::string{verb}};
+}
+
+}  // namespace warp

@@ -1,0 +1,274 @@
+// Locks and leases over RESP (docs/coordination.md, "Sidecar"): WARP.LOCK, WARP.UNLOCK,
+// WARP.LEASE, WARP.FENCEDSET, WARP.FENCEDGET, and SET ... LEASE (resp_commands.cpp).
+// Every one waits on the coordination group (a Raft round trip, a lock wait), so each runs
+// on a worker: on the loop thread a handler only sets ctx.defer.
+#include <chrono>
+#include <string>
+
+#include "sidecar/typed_commands.hpp"
+
+namespace warp::sidecar::detail {
+
+namespace {
+
+constexpr std::string_view syntax_error = "ERR syntax error";
+
+/// A duration argument: a plain number is seconds (as etcdctl), "<n>ms" milliseconds.
+bool duration_arg(context& ctx, std::string_view text, std::chrono::milliseconds& out) {
+  bool millis = false;
+  if (text.size() > 2 && iequals(text.substr(text.size() - 2), "ms")) {
+    millis = true;
+    text.remove_suffix(2);
+  } else if (text.size() > 1 && (text.back() == 's' || text.back() == 'S')) {
+    text.remove_suffix(1);
+  }
+  std::int64_t v = 0;
+  if (!parse_int64(text, v) || v < 0 || v > (std::int64_t{1} << 40)) {
+    ctx.w.error("ERR invalid duration: a number of seconds or <n>ms");
+    return false;
+  }
+  out = millis ? std::chrono::milliseconds{v} : std::chrono::milliseconds{v * 1000};
+  return true;
+}
+
+bool id_arg(context& ctx, std::string_view text, std::uint64_t& out) {
+  std::int64_t v = 0;
+  if (!parse_int64(text, v) || v <= 0) {
+    ctx.w.error("ERR invalid id: a positive integer");
+    return false;
+  }
+  out = static_cast<std::uint64_t>(v);
+  return true;
+}
+
+void coord_error(resp_writer& w, const error& e) {
+  switch (e.code()) {
+    case errc::conflict:
+      w.error("LOCKED " + e.message());
+      return;
+    case errc::timeout:
+      w.error("TIMEOUT " + e.message());
+      return;
+    case errc::not_found:
+      w.error("NOLEASE " + e.message());
+      return;
+    default:
+      reply_node_error(w, e);
+  }
+}
+
+/// The sidecar's own session for locks taken without SESSION (kept alive by the server).
+result<lease_id> default_session(context& ctx) {
+  return ctx.srv.coord_session();
+}
+
+struct lock_args {
+  std::chrono::milliseconds timeout{0};
+  lease_id session = 0;
+  std::string owner;
+};
+
+bool parse_lock_options(context& ctx, std::size_t from, lock_args& a, bool timeout_ok) {
+  for (std::size_t i = from; i < ctx.args.size(); ++i) {
+    auto opt = ctx.args[i];
+    if (i + 1 >= ctx.args.size()) {
+      ctx.w.error(syntax_error);
+      return false;
+    }
+    auto val = ctx.args[++i];
+    if (timeout_ok && iequals(opt, "timeout")) {
+      std::int64_t ms = 0;
+      if (!parse_int64(val, ms) || ms < 0 || ms > 3'600'000) {
+        ctx.w.error("ERR TIMEOUT is milliseconds, 0 to 3600000");
+        return false;
+      }
+      a.timeout = std::chrono::milliseconds{ms};
+    } else if (iequals(opt, "session")) {
+      if (!id_arg(ctx, val, a.session)) return false;
+    } else if (iequals(opt, "owner")) {
+      if (val.empty() || val.size() > 256) {
+        ctx.w.error("ERR OWNER must be 1 to 256 bytes");
+        return false;
+      }
+      a.owner.assign(val);
+    } else {
+      ctx.w.error(syntax_error);
+      return false;
+    }
+  }
+  if (a.session == 0 && a.owner.empty()) a.owner = "conn:" + std::to_string(ctx.c.id);
+  return true;
+}
+
+}  // namespace
+
+// WARP.LOCK name [TIMEOUT ms] [SESSION id] [OWNER o] -> the fencing token
+void cmd_warp_lock(context& ctx) {
+  if (!ctx.j) {
+    ctx.defer = true;
+    return;
+  }
+  lock_args a;
+  if (!parse_lock_options(ctx, 2, a, true)) return;
+  if (a.session == 0) {
+    auto s = default_session(ctx);
+    if (!s) return coord_error(ctx.w, s.err());
+    a.session = *s;
+  }
+  auto t = ctx.n.lock(ctx.args[1], a.session, a.timeout, a.owner);
+  if (!t) return coord_error(ctx.w, t.err());
+  ctx.w.integer(static_cast<std::int64_t>(*t));
+}
+
+// WARP.UNLOCK name token [SESSION id] [OWNER o]
+void cmd_warp_unlock(context& ctx) {
+  if (!ctx.j) {
+    ctx.defer = true;
+    return;
+  }
+  std::uint64_t token = 0;
+  if (!id_arg(ctx, ctx.args[2], token)) return;
+  lock_args a;
+  if (!parse_lock_options(ctx, 3, a, false)) return;
+  if (a.session == 0) {
+    auto s = default_session(ctx);
+    if (!s) return coord_error(ctx.w, s.err());
+    a.session = *s;
+  }
+  auto r = ctx.n.unlock(ctx.args[1], a.session, token, a.owner);
+  if (!r) return coord_error(ctx.w, r.err());
+  ctx.w.simple("OK");
+}
+
+// WARP.LEASE GRANT ttl | KEEPALIVE id | REVOKE id | TTL id | LIST
+void cmd_warp_lease(context& ctx) {
+  if (!ctx.j) {
+    ctx.defer = true;
+    return;
+  }
+  auto sub = ctx.args[1];
+  if (iequals(sub, "list")) {
+    if (ctx.args.size() != 2) return ctx.w.error(syntax_error);
+    auto r = ctx.n.leases();
+    if (!r) return coord_error(ctx.w, r.err());
+    ctx.w.array(r->size());
+    for (auto id : *r) ctx.w.integer(static_cast<std::int64_t>(id));
+    return;
+  }
+  if (ctx.args.size() != 3)
+    return ctx.w.error("ERR usage: WARP.LEASE GRANT ttl | KEEPALIVE id | REVOKE id | TTL id | LIST");
+  if (iequals(sub, "grant")) {
+    std::chrono::milliseconds ttl{0};
+    if (!duration_arg(ctx, ctx.args[2], ttl)) return;
+    auto r = ctx.n.lease_grant(ttl);
+    if (!r) return coord_error(ctx.w, r.err());
+    return ctx.w.integer(static_cast<std::int64_t>(*r));
+  }
+  std::uint64_t id = 0;
+  if (!id_arg(ctx, ctx.args[2], id)) return;
+  if (iequals(sub, "keepalive")) {
+    auto r = ctx.n.lease_keepalive(id);
+    if (!r) return coord_error(ctx.w, r.err());
+    return ctx.w.integer(r->count());
+  }
+  if (iequals(sub, "revoke")) {
+    auto r = ctx.n.lease_revoke(id);
+    if (!r) return coord_error(ctx.w, r.err());
+    return ctx.w.simple("OK");
+  }
+  if (iequals(sub, "ttl")) {
+    auto r = ctx.n.lease_time_to_live(id);
+    if (!r) return coord_error(ctx.w, r.err());
+    ctx.w.map(4);
+    ctx.w.bulk("id");
+    ctx.w.integer(static_cast<std::int64_t>(r->id));
+    ctx.w.bulk("ttl_ms");
+    ctx.w.integer(r->ttl.count());
+    ctx.w.bulk("remaining_ms");
+    ctx.w.integer(r->remaining.count());
+    ctx.w.bulk("keys");
+    ctx.w.array(r->keys.size());
+    for (const auto& k : r->keys) ctx.w.bulk(k);
+    return;
+  }
+  ctx.w.error("ERR unknown WARP.LEASE subcommand: GRANT KEEPALIVE REVOKE TTL LIST");
+}
+
+// WARP.FENCEDSET key value lock token
+void cmd_warp_fencedset(context& ctx) {
+  if (!ctx.j) {
+    ctx.defer = true;
+    return;
+  }
+  std::uint64_t token = 0;
+  if (!id_arg(ctx, ctx.args[4], token)) return;
+  auto r = ctx.n.set_if_fence(ctx.args[1], ctx.args[2], ctx.args[3], token);
+  if (!r && r.code() == errc::conflict) return ctx.w.error("FENCED " + r.err().message());
+  if (!r) return coord_error(ctx.w, r.err());
+  ctx.w.simple("OK");
+}
+
+// WARP.FENCEDGET key
+void cmd_warp_fencedget(context& ctx) {
+  if (!ctx.j) {
+    ctx.defer = true;
+    return;
+  }
+  auto r = ctx.n.get_fenced(ctx.args[1]);
+  if (!r && r.code() == errc::not_found) return ctx.w.null();
+  if (!r) return coord_error(ctx.w, r.err());
+  ctx.w.bulk(*r);
+}
+
+// -- the sidecar's session ----------------------------------------------------------------
+
+result<lease_id> coord_session_keeper::get() {
+  std::unique_lock<std::mutex> lk{mtx_};
+  if (stopping_) return error{errc::shutting_down, "sidecar stopping"};
+  if (id_ != 0) return id_;
+  lk.unlock();
+  auto id = n_.lease_grant(ttl);  // a Raft round trip: not under the mutex
+  if (!id) return id.err();
+  lk.lock();
+  if (id_ != 0) {  // another worker won the race: keep one session
+    auto mine = *id;
+    lk.unlock();
+    (void)n_.lease_revoke(mine);
+    lk.lock();
+    return id_;
+  }
+  id_ = *id;
+  if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
+  return id_;
+}
+
+void coord_session_keeper::run() {
+  std::unique_lock<std::mutex> lk{mtx_};
+  while (!stopping_) {
+    cv_.wait_for(lk, ttl / 3, [this] { return stopping_; });
+    if (stopping_ || id_ == 0) continue;
+    auto id = id_;
+    lk.unlock();
+    auto r = n_.lease_keepalive(id);
+    lk.lock();
+    // Gone (expired while the cluster was unreachable): the next lock grants a new one;
+    // its locks were released with it.
+    if (!r && r.code() == errc::not_found && id_ == id) id_ = 0;
+  }
+}
+
+void coord_session_keeper::stop() {
+  lease_id id = 0;
+  {
+    std::lock_guard<std::mutex> lk{mtx_};
+    if (stopping_) return;
+    stopping_ = true;
+    id = id_;
+    id_ = 0;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  if (id != 0) (void)n_.lease_revoke(id);  // its locks go to the next waiters now
+}
+
+}  // namespace warp::sidecar::detail

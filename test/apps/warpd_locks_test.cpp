@@ -1,0 +1,328 @@
+// Locks and leases on real processes (docs/coordination.md): three warpd on loopback with
+// the strong Raft engine, driven by redis-cli, warpctl (`lock NAME -- COMMAND`, `lease ...`,
+// `set --lease`) and a Node.js service (node-redis v5, test/apps/node/lock_client.mjs).
+//   * fencing tokens strictly increase across clients and nodes, and critical sections of a
+//     Node.js service and a C++ one (warpctl lock) never overlap;
+//   * a SIGSTOPped holder loses its lock after its session TTL, a second client takes it
+//     and writes with its fence, and the resumed holder's fenced write is refused;
+//   * a revoked lease deletes its attached keys on every node and in storage (a node
+//     restarted on its SQLite file does not bring them back); an expired one too;
+//   * a lease is not extended by a kill -9 of a node beyond TTL + one election timeout
+//     (each node killed in turn, so one of the kills hits the coordination leader).
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "test/apps/warpd_fixture.hpp"
+#include "test/support/eventually.hpp"
+#include "test/support/process.hpp"
+
+using namespace std::chrono_literals;
+using namespace warp::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct lock_cluster {
+  std::string redis_cli = find_program("redis-cli");
+  temp_dir dir{"warpd-locks"};
+  std::vector<std::uint16_t> ports;
+  std::vector<std::unique_ptr<warpd_process>> procs;
+
+  lock_cluster() {
+    for (int i = 0; i < 3; ++i) ports.push_back(free_port());
+    procs.resize(3);
+  }
+
+  std::vector<std::string> args(std::size_t i) const {
+    auto a = cluster_member_args(ports, i, dir.str(),
+                                 {"--pattern", "sess:*=eventual_distributed", "--pattern",
+                                  "account:*=strong_distributed", "--strong-engine", "raft",
+                                  "--raft-tick", "50ms", "--strong-timeout", "5s"});
+    for (std::size_t k = 0; k + 1 < a.size(); ++k) {
+      if (a[k] == "--resp") a[k + 1] = "127.0.0.1:0";
+      // One SQLite file shared by the three (eventual keys need one storage; a lease's
+      // deletes run on the coordination leader): a restarted node shows what storage kept.
+      if (a[k] == "--storage") a[k + 1] = "sqlite:" + dir.str() + "/shared.db";
+    }
+    return a;
+  }
+
+  void start(std::size_t i) {
+    procs[i] = std::make_unique<warpd_process>(args(i), false, dir.str());
+    INFO(procs[i]->log());
+    REQUIRE(procs[i]->wait_ready());
+  }
+  void kill9(std::size_t i) {
+    procs[i]->process().signal(SIGKILL);
+    procs[i]->process().wait(10s);
+    procs[i].reset();
+  }
+  std::string resp_port(std::size_t i) const {
+    const auto& resp = procs[i]->resp();
+    return resp.substr(resp.rfind(':') + 1);
+  }
+  command_result cli(std::size_t i, std::vector<std::string> a) const {
+    std::vector<std::string> argv{redis_cli, "-h", "127.0.0.1", "-p", resp_port(i)};
+    argv.insert(argv.end(), a.begin(), a.end());
+    return run(argv, 30s);
+  }
+  /// redis-cli's output without the trailing newline.
+  std::string cli1(std::size_t i, std::vector<std::string> a) const {
+    auto out = cli(i, std::move(a)).out;
+    while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+    return out;
+  }
+  /// Until a strong write and a lease grant answer on every node (every group led).
+  bool wait_serving() const {
+    return eventually(
+        [&] {
+          for (std::size_t i = 0; i < procs.size(); ++i) {
+            if (!procs[i]) continue;
+            if (cli(i, {"SET", "account:probe" + std::to_string(i), "p"}).out != "OK\n")
+              return false;
+            auto id = cli1(i, {"WARP.LEASE", "GRANT", "5"});
+            if (id.empty() || id.find_first_not_of("0123456789") != std::string::npos)
+              return false;
+            cli(i, {"WARP.LEASE", "REVOKE", id});
+          }
+          return true;
+        },
+        60s);
+  }
+};
+
+std::uint64_t as_token(const std::string& s) {
+  INFO("not a token: '" << s << "'");
+  REQUIRE(!s.empty());
+  REQUIRE(s.find_first_not_of("0123456789") == std::string::npos);
+  return std::stoull(s);
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in{path};
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+TEST_CASE("warpd locks: fencing tokens strictly increase across redis-cli, warpctl lock and a "
+          "Node.js service on every node; their critical sections never overlap",
+          "[locks][node]") {
+  auto node = find_program("node");
+  auto npm = find_program("npm");
+  REQUIRE_FALSE(node.empty());  // scripts/deps.sh installs nodejs and npm
+  REQUIRE_FALSE(npm.empty());
+  fs::path src = fs::path(WARP_SOURCE_DIR) / "test/apps/node";
+  fs::path work = fs::path(binary("test/apps-node"));
+  fs::create_directories(work);
+  for (auto name : {"package.json", "lock_client.mjs"})
+    fs::copy_file(src / name, work / name, fs::copy_options::overwrite_existing);
+  if (!fs::exists(work / "node_modules/redis/package.json")) {
+    auto install =
+        run({"/bin/sh", "-c",
+             "cd '" + work.string() + "' && '" + npm + "' install --no-audit --no-fund 2>&1"},
+            240s);
+    INFO("npm install output:\n" << install.out << install.err);
+    REQUIRE(install.exit_code == 0);
+  }
+
+  lock_cluster c;
+  REQUIRE_FALSE(c.redis_cli.empty());
+  for (std::size_t i = 0; i < 3; ++i) c.start(i);
+  REQUIRE(c.wait_serving());
+
+  // Sequential takes from every node and three kinds of clients: each token above the last.
+  std::uint64_t last = 0;
+  for (int round = 0; round < 6; ++round) {
+    const std::size_t i = static_cast<std::size_t>(round) % 3;
+    auto lease = c.cli1(i, {"WARP.LEASE", "GRANT", "30"});
+    auto t = as_token(c.cli1(i, {"WARP.LOCK", "job", "TIMEOUT", "5000", "SESSION", lease}));
+    CHECK(t > last);
+    last = t;
+    CHECK(c.cli1((i + 1) % 3, {"WARP.FENCEDSET", "job:reg", "cli", "job", std::to_string(t)}) == "OK");
+    CHECK(c.cli1(i, {"WARP.UNLOCK", "job", std::to_string(t), "SESSION", lease}) == "OK");
+    // Released: the old token is fenced out.
+    CHECK(c.cli1(i, {"WARP.FENCEDSET", "job:reg", "late", "job", std::to_string(t)})
+              .starts_with("FENCED"));
+    auto r = c.procs[(i + 2) % 3]->ctl({"lock", "job", "--", "/bin/sh", "-c", "echo $WARP_LOCK_TOKEN"});
+    INFO(r.out << r.err);
+    REQUIRE(r.exit_code == 0);
+    auto t2 = as_token(r.out.substr(0, r.out.find('\n')));
+    CHECK(t2 > last);
+    last = t2;
+  }
+  // warpctl lock passes the command's exit code through.
+  CHECK(c.procs[0]->ctl({"lock", "job", "--", "/bin/sh", "-c", "exit 7"}).exit_code == 7);
+  // A held lock: try (TIMEOUT 0) is refused, a short wait times out.
+  auto holder = c.cli1(0, {"WARP.LEASE", "GRANT", "30"});
+  auto held = as_token(c.cli1(0, {"WARP.LOCK", "busy", "SESSION", holder}));
+  CHECK(c.cli1(1, {"WARP.LOCK", "busy"}).starts_with("LOCKED"));
+  CHECK(c.cli1(2, {"WARP.LOCK", "busy", "TIMEOUT", "300"}).starts_with("TIMEOUT"));
+  CHECK(c.cli1(0, {"WARP.UNLOCK", "busy", std::to_string(held + 1), "SESSION", holder})
+            .starts_with("LOCKED"));
+  CHECK(c.cli1(1, {"WARP.LOCK", "busy", "TIMEOUT", "abc"}).starts_with("ERR"));
+  CHECK(c.cli1(1, {"WARP.LEASE", "GRANT", "0"}).starts_with("ERR"));
+  CHECK(c.cli1(1, {"WARP.LEASE", "TTL", "999999999"}).starts_with("NOLEASE"));
+
+  // Concurrently: a Node.js service on node 1 and a C++ one (warpctl lock) on node 2 on
+  // the same lock, each appending its token inside its critical section. Mutual exclusion
+  // and fencing: the shared log's tokens strictly increase in append order.
+  const std::string log = c.dir.str() + "/critical.log";
+  auto js = std::make_unique<child_process>(
+      std::vector<std::string>{node, (work / "lock_client.mjs").string(), c.resp_port(1), "shared",
+                               log, "8"},
+      c.dir.str() + "/node-client.log");
+  for (int k = 0; k < 8; ++k) {
+    auto r = c.procs[2]->ctl({"lock", "shared", "--wait", "30s", "--", "/bin/sh", "-c",
+                              "echo cpp $WARP_LOCK_TOKEN >> '" + log + "'; sleep 0.03"});
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 0);
+  }
+  CHECK(js->wait(60s) == 0);
+  auto js_out = read_file(c.dir.str() + "/node-client.log");
+  INFO("node client:\n" << js_out);
+  CHECK(js_out.find("ALL PASSED") != std::string::npos);
+  std::istringstream lines{read_file(log)};
+  std::string who;
+  std::uint64_t token = 0, prev = 0;
+  int node_entries = 0, cpp_entries = 0;
+  while (lines >> who >> token) {
+    INFO(who << " " << token << " after " << prev);
+    CHECK(token > prev);
+    prev = token;
+    (who == "node" ? node_entries : cpp_entries)++;
+  }
+  CHECK(node_entries == 8);
+  CHECK(cpp_entries == 8);
+}
+
+TEST_CASE("warpd locks: a SIGSTOPped holder loses the lock after its session TTL, the next "
+          "holder writes with its fence, the resumed holder's fenced write is refused",
+          "[locks]") {
+  lock_cluster c;
+  for (std::size_t i = 0; i < 3; ++i) c.start(i);
+  REQUIRE(c.wait_serving());
+  const std::string d = c.dir.str();
+  // The holder: a shell service on node 0 with a 2 s session it keeps alive every 300 ms;
+  // once "go" exists it writes with its token and records the answer.
+  const std::string cli = c.redis_cli + " -h 127.0.0.1 -p " + c.resp_port(0);
+  const std::string script =
+      "lease=$(" + cli + " WARP.LEASE GRANT 2); tok=$(" + cli +
+      " WARP.LOCK fenced-job SESSION $lease); echo $tok > '" + d + "/token'; "
+      "while [ ! -e '" + d + "/go' ]; do " + cli + " WARP.LEASE KEEPALIVE $lease >/dev/null; "
+      "sleep 0.3; done; " + cli + " WARP.FENCEDSET report holder fenced-job $tok > '" + d +
+      "/answer' 2>&1";
+  child_process holder{{"/bin/sh", "-c", script}, d + "/holder.log"};
+  REQUIRE(eventually([&] { return !read_file(d + "/token").empty(); }, 20s));
+  auto t1 = as_token(read_file(d + "/token").substr(0, read_file(d + "/token").find('\n')));
+  // Paused past its TTL (2 s) plus an election timeout's worth of slack.
+  holder.signal(SIGSTOP);
+  std::this_thread::sleep_for(3500ms);
+  auto lease2 = c.cli1(1, {"WARP.LEASE", "GRANT", "30"});
+  auto t2 = as_token(c.cli1(1, {"WARP.LOCK", "fenced-job", "TIMEOUT", "5000", "SESSION", lease2}));
+  CHECK(t2 > t1);
+  CHECK(c.cli1(2, {"WARP.FENCEDSET", "report", "second", "fenced-job", std::to_string(t2)}) == "OK");
+  { std::ofstream{d + "/go"}; }
+  holder.signal(SIGCONT);
+  CHECK(holder.wait(30s) == 0);
+  auto answer = read_file(d + "/answer");
+  INFO("resumed holder's fenced write: " << answer);
+  CHECK(answer.starts_with("FENCED"));
+  CHECK(c.cli1(0, {"WARP.FENCEDGET", "report"}) == "second");
+}
+
+TEST_CASE("warpd leases: a revoked or expired lease deletes its keys on every node and in "
+          "storage; warpctl lease grant|ttl|list|revoke and set --lease",
+          "[leases]") {
+  lock_cluster c;
+  for (std::size_t i = 0; i < 3; ++i) c.start(i);
+  REQUIRE(c.wait_serving());
+  auto g = c.procs[0]->ctl({"lease", "grant", "60"});
+  INFO(g.out << g.err);
+  REQUIRE(g.exit_code == 0);
+  auto lease = g.out.substr(0, g.out.find('\n'));
+  as_token(lease);
+  CHECK(c.cli1(0, {"SET", "sess:a", "va", "LEASE", lease}) == "OK");
+  CHECK(c.cli1(1, {"SET", "sess:b", "vb", "LEASE", lease}) == "OK");
+  CHECK(c.procs[2]->ctl({"set", "sess:c", "vc", "--lease", lease}).exit_code == 0);
+  CHECK(c.cli1(1, {"SET", "sess:other", "stays"}) == "OK");
+  // Each member's storage is its own here (--allow-unshared-storage): a key is certainly
+  // readable on the node that wrote it; elsewhere it depends on the key range's owner.
+  CHECK(c.cli1(0, {"GET", "sess:a"}) == "va");
+  CHECK(c.cli1(1, {"GET", "sess:b"}) == "vb");
+  CHECK(c.cli1(2, {"GET", "sess:c"}) == "vc");
+  auto ttl = c.procs[1]->ctl({"lease", "ttl", lease, "--json"});
+  INFO(ttl.out << ttl.err);
+  CHECK(ttl.out.find("\"sess:a\"") != std::string::npos);
+  CHECK(ttl.out.find("\"sess:c\"") != std::string::npos);
+  auto list = c.procs[2]->ctl({"lease", "list"});
+  CHECK(list.out.find(lease) != std::string::npos);
+  CHECK(c.cli1(0, {"SET", "sess:x", "v", "LEASE", "12345678"}).starts_with("NOLEASE"));
+
+  REQUIRE(c.procs[1]->ctl({"lease", "revoke", lease}).exit_code == 0);
+  for (std::size_t i = 0; i < 3; ++i)
+    for (auto k : {"sess:a", "sess:b", "sess:c"}) {
+      INFO("node " << i << " key " << k);
+      CHECK(eventually([&] { return c.cli1(i, {"GET", k}).empty(); }, 10s));
+    }
+  CHECK(c.cli1(1, {"GET", "sess:other"}) == "stays");
+  // Storage: every node restarted on its SQLite file still has none of them.
+  for (std::size_t i = 0; i < 3; ++i) {
+    c.kill9(i);
+    c.start(i);
+  }
+  REQUIRE(c.wait_serving());
+  for (std::size_t i = 0; i < 3; ++i)
+    for (auto k : {"sess:a", "sess:b", "sess:c"}) {
+      INFO("after restart: node " << i << " key " << k);
+      CHECK(c.cli1(i, {"GET", k}).empty());
+    }
+  CHECK(c.cli1(1, {"GET", "sess:other"}) == "stays");
+
+  // Expiry: a 2 s lease nobody keeps alive takes its key with it.
+  const auto t0 = std::chrono::steady_clock::now();
+  auto short_lease = c.cli1(2, {"WARP.LEASE", "GRANT", "2"});
+  CHECK(c.cli1(2, {"SET", "sess:short", "v", "LEASE", short_lease}) == "OK");
+  CHECK(eventually([&] { return c.cli1(2, {"GET", "sess:short"}).empty(); }, 15s));
+  auto lived = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  CHECK(lived >= 2000ms);
+  WARN("2 s lease: its key was gone after " << lived.count() << " ms");
+}
+
+TEST_CASE("warpd leases: kill -9 of a node (each in turn, one of them the coordination "
+          "leader) does not extend a lease beyond TTL + one election timeout",
+          "[leases]") {
+  lock_cluster c;
+  for (std::size_t i = 0; i < 3; ++i) c.start(i);
+  REQUIRE(c.wait_serving());
+  for (std::size_t victim = 0; victim < 3; ++victim) {
+    const std::size_t s = (victim + 1) % 3;
+    const auto t0 = std::chrono::steady_clock::now();
+    auto lease = c.cli1(s, {"WARP.LEASE", "GRANT", "3"});
+    as_token(lease);
+    const std::string key = "sess:failover" + std::to_string(victim);
+    REQUIRE(c.cli1(s, {"SET", key, "v", "LEASE", lease}) == "OK");
+    std::this_thread::sleep_until(t0 + 1500ms);
+    c.kill9(victim);
+    REQUIRE(eventually([&] { return c.cli1(s, {"GET", key}).empty(); }, 20s));
+    auto lived =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+    // TTL 3 s; election timeout 10-20 ticks of 50 ms (1 s at most); the rest is the delete's
+    // trip and the polling.
+    CHECK(lived >= 2900ms);
+    CHECK(lived <= 3000ms + 1000ms + 1500ms);
+    WARN("victim " << victim << ": 3 s lease ended after " << lived.count() << " ms");
+    c.start(victim);
+    REQUIRE(c.wait_serving());
+  }
+}
