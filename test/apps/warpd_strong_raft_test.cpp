@@ -166,7 +166,8 @@ TEST_CASE("warpd strong raft: /admin/strong, /metrics, /readyz and warpctl show 
   raft_warpd_cluster c;
   for (std::size_t i = 0; i < 3; ++i) c.start(i);
   REQUIRE(c.wait_serving());
-  const std::size_t groups = 12;  // 4 x members (docs/strong.md)
+  // 4 x members key groups (docs/strong.md) and the coordination group (coordination.md).
+  const std::size_t groups = 13;
 
   // Every group has exactly one leader among the three nodes, and every node knows it.
   auto leaders_agree = [&](const std::vector<std::size_t>& nodes) {
@@ -183,8 +184,9 @@ TEST_CASE("warpd strong raft: /admin/strong, /metrics, /readyz and warpctl show 
         named[g["group"].get<std::uint32_t>()].insert(g["leader_address"].get<std::string>());
       }
     }
-    for (std::uint32_t g = 0; g < groups; ++g)
-      if (leading[g] != 1 || named[g].size() != 1 || named[g].count("")) return false;
+    if (leading.size() != groups) return false;
+    for (auto& [g, count] : leading)
+      if (count != 1 || named[g].size() != 1 || named[g].count("")) return false;
     return true;
   };
   REQUIRE(eventually([&] { return leaders_agree({0, 1, 2}); }, 30s));
@@ -221,7 +223,7 @@ TEST_CASE("warpd strong raft: /admin/strong, /metrics, /readyz and warpctl show 
   CHECK(table.exit_code == 0);
   CHECK(table.out.find("GROUP") != std::string::npos);
   CHECK(table.out.find("LEADER") != std::string::npos);
-  CHECK(table.out.find("(raft: 12 groups") != std::string::npos);
+  CHECK(table.out.find("(raft: 13 groups") != std::string::npos);
   auto js = c.procs[2]->ctl({"--output", "json", "strong", "status"});
   REQUIRE(js.exit_code == 0);
   CHECK(json::parse(js.out)["groups"].size() == groups);
