@@ -116,7 +116,7 @@ std::string read_file(const std::string& path) {
 }  // namespace
 
 TEST_CASE("warpd locks: fencing tokens strictly increase across redis-cli, warpctl lock and a "
-          "Node.js service on every node; their critical sections never overlap",
+          "Node.js service on every node, their critical sections never overlap",
           "[locks][node]") {
   auto node = find_program("node");
   auto npm = find_program("npm");
@@ -242,7 +242,7 @@ TEST_CASE("warpd locks: a SIGSTOPped holder loses the lock after its session TTL
 }
 
 TEST_CASE("warpd leases: a revoked or expired lease deletes its keys on every node and in "
-          "storage; warpctl lease grant|ttl|list|revoke and set --lease",
+          "storage, warpctl lease grant|ttl|list|revoke and set --lease",
           "[leases]") {
   lock_cluster c;
   for (std::size_t i = 0; i < 3; ++i) c.start(i);

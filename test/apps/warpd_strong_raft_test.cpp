@@ -252,7 +252,8 @@ TEST_CASE("warpd strong raft: /admin/strong, /metrics, /readyz and warpctl show 
     auto r = http_get(c.procs[i]->http_port(), "/admin/strong");
     REQUIRE(r);
     bodies += r->body;
-    for (auto& g : json::parse(r->body)["groups"]) {
+    const auto doc = json::parse(r->body);  // named: a range-for over a temporary's member dangles
+    for (auto& g : doc["groups"]) {
       won += g["elections_won"].get<std::uint64_t>();
       leading += g["role"] == "leader";
     }

@@ -27,7 +27,7 @@ grep -q '^ProtectSystem=strict' "$deploy/systemd/warpd.service"
 grep -q '^DynamicUser=yes' "$deploy/systemd/warpd.service"
 grep -q '^StateDirectory=warpd' "$deploy/systemd/warpd.service"
 # Peers that never answer (ports 1, 2) make it clustered and strong; it still serves. The
-# ABD engine: the warp_strong_ranges_* families are its (Raft groups have no metrics yet).
+# ABD engine: the warp_strong_ranges_* families are its.
 "$build/apps/warpd/warpd" --listen 127.0.0.1:0 --http 127.0.0.1:0 --resp 127.0.0.1:0 \
   --storage memory --data-dir "$tmp/data" --peers 127.0.0.1:1,127.0.0.1:2 \
   --pattern 'strong:*=strong_distributed' --pattern '*=strong_local' --log-level warn \
@@ -46,7 +46,20 @@ if command -v redis-cli >/dev/null; then
 fi
 curl -sf "http://$http/metrics" >"$tmp/metrics"
 promtool check metrics <"$tmp/metrics"
-served=$(sed -n 's/^# TYPE \([a-z0-9_]*\) .*/\1/p' "$tmp/metrics" | sort -u)
+# The Raft engine (warpd's default) serves the warp_raft_* families instead: a second node,
+# its groups leaderless for the same reason, scraped the same way.
+kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+"$build/apps/warpd/warpd" --listen 127.0.0.1:0 --http 127.0.0.1:0 --resp "" \
+  --storage memory --data-dir "$tmp/data-raft" --peers 127.0.0.1:1,127.0.0.1:2 \
+  --pattern 'strong:*=strong_distributed' --log-level warn --strong-engine raft \
+  >"$tmp/log-raft" 2>&1 &
+pid=$!
+for _ in $(seq 1 300); do grep -q "ready: node" "$tmp/log-raft" && break; sleep 0.1; done
+http=$(sed -n 's/.*ready: node [^ ]* http \([^ ]*\).*/\1/p' "$tmp/log-raft" | head -n1)
+[[ -n $http ]] || { cat "$tmp/log-raft" >&2; echo "warpd (raft) did not start" >&2; exit 1; }
+curl -sf "http://$http/metrics" >"$tmp/metrics-raft"
+promtool check metrics <"$tmp/metrics-raft"
+served=$(cat "$tmp/metrics" "$tmp/metrics-raft" | sed -n 's/^# TYPE \([a-z0-9_]*\) .*/\1/p' | sort -u)
 # Families a node shows only in a state this one is not in (a breaker used, ...).
 conditional="warp_storage_breaker_state"
 named=$(cat "$deploy/prometheus/warp-alerts.yml" "$deploy/grafana/warp-dashboard.json" |

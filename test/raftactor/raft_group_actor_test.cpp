@@ -586,7 +586,7 @@ TEST_CASE("raft group actor: on a real work_pool and the threaded scheduler") {
 }
 
 TEST_CASE_METHOD(fixture,
-                 "raft group actors: the log is compacted into snapshots; a lagging follower and "
+                 "raft group actors: the log is compacted into snapshots, a lagging follower and "
                  "a restart recover from them") {
   snapshot_entries = 20;
   for (std::size_t i = 0; i < n; ++i) spawn(i);
