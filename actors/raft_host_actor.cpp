@@ -1,6 +1,7 @@
 #include "actors/raft_host_actor.hpp"
 
 #include <filesystem>
+#include <functional>
 #include <future>
 #include <map>
 #include <optional>
@@ -592,23 +593,21 @@ result<caf::actor> spawn_raft_host_actor(caf::actor_system& sys, raft_host_setup
   bool publish = setup.dial;
   auto host = sys.spawn([init](raft_host_actor* self) { return self->state.make_behavior(init); });
   const rc::node_id self_id = pl->self_index() + 1;
-  std::vector<caf::actor> spawned;
-  for (std::uint32_t g = 0; g < pl->ranges(); ++g) {
-    if (!pl->is_replica(g)) continue;
+  // One group actor of this host: the voters of range `voters_of`, its log under
+  // <dir>/<name>; `adjust` sets what differs between key groups and the coordination group.
+  auto spawn_group = [&](std::uint32_t group, std::uint32_t voters_of, const std::string& name,
+                         const std::function<void(raft_group_setup&)>& adjust) -> result<void> {
     raft_group_setup gs;
     gs.raft.id = self_id;
-    for (auto m : pl->replicas(g)) gs.raft.voters.push_back(m + 1);
+    for (auto m : pl->replicas(voters_of)) gs.raft.voters.push_back(m + 1);
     gs.raft.election_tick = setup.election_tick;
     gs.raft.heartbeat_tick = 1;
-    gs.raft.seed = splitmix64(setup.incarnation ^ (static_cast<std::uint64_t>(g) << 20) ^ self_id);
+    gs.raft.seed = splitmix64(setup.incarnation ^ (std::uint64_t{group} << 20) ^ self_id);
     gs.raft.max_entry_bytes = setup.max_entry_bytes;
-    gs.dir = setup.dir + "/" + std::to_string(g);
+    gs.dir = setup.dir + "/" + name;
     std::error_code ec;
     std::filesystem::create_directories(gs.dir, ec);
-    if (ec) {
-      stop_raft_host_actor(sys, host);
-      return error{errc::storage_error, "raft: cannot create " + gs.dir + ": " + ec.message()};
-    }
+    if (ec) return error{errc::storage_error, "raft: cannot create " + gs.dir + ": " + ec.message()};
     gs.log = setup.log;
     gs.ops = setup.ops;
     gs.wire = setup.wire;
@@ -617,50 +616,36 @@ result<caf::actor> spawn_raft_host_actor(caf::actor_system& sys, raft_host_setup
     gs.snapshot_entries = setup.snapshot_entries;
     gs.executor = setup.executor;
     gs.host = host;
-    gs.group = g;
+    gs.group = group;
+    if (adjust) adjust(gs);
     auto a = spawn_raft_group_actor(sys, std::move(gs));
-    if (!a) {
+    if (!a) return a.err();
+    caf::anon_send(host, raft_attach_cmd{group, *a});
+    return {};
+  };
+  for (std::uint32_t g = 0; g < pl->ranges(); ++g) {
+    if (!pl->is_replica(g)) continue;
+    if (auto r = spawn_group(g, g, std::to_string(g), {}); !r) {
       stop_raft_host_actor(sys, host);
-      return error{a.code(), "raft group " + std::to_string(g) + ": " + a.err().message()};
+      return error{r.code(), "raft group " + std::to_string(g) + ": " + r.err().message()};
     }
-    caf::anon_send(host, raft_attach_cmd{g, *a});
   }
   if (setup.coordination && pl->is_replica(voters_range(coord_group_id))) {
     // The coordination group: the voters of range 0, a log of its own, a coord_machine.
-    raft_group_setup gs;
-    gs.raft.id = self_id;
-    for (auto m : pl->replicas(voters_range(coord_group_id))) gs.raft.voters.push_back(m + 1);
-    gs.raft.election_tick = setup.election_tick;
-    gs.raft.heartbeat_tick = 1;
-    gs.raft.seed = splitmix64(setup.incarnation ^ (std::uint64_t{coord_group_id} << 20) ^ self_id);
-    gs.raft.max_entry_bytes = setup.max_entry_bytes;
-    gs.dir = setup.dir + "/coord";
-    std::error_code ec;
-    std::filesystem::create_directories(gs.dir, ec);
-    if (ec) {
-      stop_raft_host_actor(sys, host);
-      return error{errc::storage_error, "raft: cannot create " + gs.dir + ": " + ec.message()};
-    }
-    gs.log = setup.log;
-    gs.ops = setup.ops;
-    gs.wire = setup.wire;
-    gs.tick_interval = setup.tick_interval;
-    gs.request_timeout_ticks = setup.request_timeout_ticks;
-    gs.executor = setup.executor;
-    gs.host = host;
-    gs.group = coord_group_id;
-    // Not compacted yet: the lease countdown hooks are armed from applied entries, and a
-    // member that restores a snapshot would have to re-arm them from it (docs/strong.md).
-    gs.snapshot_entries = 0;
     auto coord = setup.coordination;
-    gs.make_state_machine = [coord] { return make_coord_machine(*coord); };
-    gs.make_hooks = [coord] { return make_coord_hooks(*coord); };
-    auto a = spawn_raft_group_actor(sys, std::move(gs));
-    if (!a) {
+    auto r = spawn_group(coord_group_id, voters_range(coord_group_id), "coord",
+                         [coord](raft_group_setup& gs) {
+                           // Not compacted yet: the lease countdown hooks are armed from
+                           // applied entries, and a member that restores a snapshot would
+                           // have to re-arm them from it (docs/strong.md).
+                           gs.snapshot_entries = 0;
+                           gs.make_state_machine = [coord] { return make_coord_machine(*coord); };
+                           gs.make_hooks = [coord] { return make_coord_hooks(*coord); };
+                         });
+    if (!r) {
       stop_raft_host_actor(sys, host);
-      return error{a.code(), "coordination group: " + a.err().message()};
+      return error{r.code(), "coordination group: " + r.err().message()};
     }
-    caf::anon_send(host, raft_attach_cmd{coord_group_id, *a});
   }
   if (publish) sys.registry().put(raft_host_registry_name(), host);
   return host;
