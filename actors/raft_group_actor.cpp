@@ -26,6 +26,14 @@ struct raft_compacted {
 
 constexpr std::string_view not_leader_prefix = "not_leader; leader hint: ";
 
+/// Feeds what arrived while the core was busy, in arrival order. Moved out first: the input
+/// may queue again (a persist it starts makes the actor busy).
+void run_queued(std::deque<std::function<void()>>& queued) {
+  auto q = std::move(queued);
+  queued.clear();
+  for (auto& f : q) f();
+}
+
 bool needs_log(const rc::ready& rd, const rc::hard_state& saved) {
   // A commit-only change of the hard state is volatile in Raft: no fsync for it.
   return rd.snap || !rd.entries.empty() ||
@@ -200,9 +208,7 @@ void raft_group_state::on_persisted(std::uint64_t gen, const error& err) {
   }
   complete(*rd);
   // What arrived meanwhile, in arrival order; none of it takes a ready (drive() does).
-  auto q = std::move(queued);
-  queued.clear();
-  for (auto& f : q) f();
+  run_queued(queued);
   drive();
 }
 
@@ -248,9 +254,7 @@ void raft_group_state::on_compacted(std::uint64_t gen, const error& err) {
   } else {
     ++snapshots;
   }
-  auto q = std::move(queued);
-  queued.clear();
-  for (auto& f : q) f();
+  run_queued(queued);
   drive();
 }
 
@@ -442,9 +446,7 @@ void raft_group_state::fail_log(const error& err) {
   proposals.clear();
   for (auto& [ctx, rd] : reads) rd.done(error{errc::storage_error, "raft log failed"});
   reads.clear();
-  auto q = std::move(queued);
-  queued.clear();
-  for (auto& f : q) f();  // proposals and reads among them get storage_error
+  run_queued(queued);  // proposals and reads among them get storage_error
 }
 
 void raft_group_state::fail_all(errc code, const std::string& why) {
@@ -452,9 +454,7 @@ void raft_group_state::fail_all(errc code, const std::string& why) {
   proposals.clear();
   for (auto& [ctx, rd] : reads) rd.done(error{code, why});
   reads.clear();
-  auto q = std::move(queued);
-  queued.clear();
-  for (auto& f : q) f();  // with stopping set, proposals and reads get shutting_down
+  run_queued(queued);  // with stopping set, proposals and reads get shutting_down
 }
 
 error raft_group_state::not_leader() const {

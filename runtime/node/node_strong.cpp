@@ -228,27 +228,30 @@ std::string strong_prometheus_text(const strong_status& s, std::string_view node
   append_prometheus_header(out, "warp_raft_groups_leaderless", "gauge",
                            "Raft groups with no leader known to this node.");
   sample("warp_raft_groups_leaderless", node_label, leaderless);
-  const std::pair<const char*, std::uint64_t> host_counters[] = {
-      {"warp_raft_host_batches_sent_total", s.host.batches_sent},
-      {"warp_raft_host_messages_sent_total", s.host.items_sent},
-      {"warp_raft_host_batches_received_total", s.host.batches_received},
-      {"warp_raft_host_malformed_total", s.host.malformed},
-      {"warp_raft_host_undeliverable_total", s.host.undeliverable},
-      {"warp_raft_host_forwarded_total", s.host.forwarded},
-      {"warp_raft_host_forwards_served_total", s.host.forwards_served},
+  const struct {
+    const char* name;
+    const char* help;
+    std::uint64_t value;
+  } host_counters[] = {
+      {"warp_raft_host_batches_sent_total",
+       "Batches sent to other nodes' Raft hosts (one per destination per flush).",
+       s.host.batches_sent},
+      {"warp_raft_host_messages_sent_total", "Raft messages inside those batches.",
+       s.host.items_sent},
+      {"warp_raft_host_batches_received_total", "Batches received from other hosts.",
+       s.host.batches_received},
+      {"warp_raft_host_malformed_total", "Batch frames or items refused by the decoder.",
+       s.host.malformed},
+      {"warp_raft_host_undeliverable_total", "Raft messages to a member with no link.",
+       s.host.undeliverable},
+      {"warp_raft_host_forwarded_total", "Client requests forwarded to the group leader's host.",
+       s.host.forwarded},
+      {"warp_raft_host_forwards_served_total", "Requests other hosts forwarded here.",
+       s.host.forwards_served},
   };
-  static const char* const host_help[] = {
-      "Batches sent to other nodes' Raft hosts (one per destination per flush).",
-      "Raft messages inside those batches.",
-      "Batches received from other hosts.",
-      "Batch frames or items refused by the decoder.",
-      "Raft messages to a member with no link.",
-      "Client requests forwarded to the group leader's host.",
-      "Requests other hosts forwarded here.",
-  };
-  for (std::size_t i = 0; i < std::size(host_counters); ++i) {
-    append_prometheus_header(out, host_counters[i].first, "counter", host_help[i]);
-    sample(host_counters[i].first, node_label, host_counters[i].second);
+  for (const auto& c : host_counters) {
+    append_prometheus_header(out, c.name, "counter", c.help);
+    sample(c.name, node_label, c.value);
   }
   append_prometheus_header(out, "warp_raft_host_peers_connected", "gauge",
                            "Other members' Raft hosts this node has a link to.");
