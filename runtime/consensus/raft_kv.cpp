@@ -9,6 +9,11 @@ namespace {
 
 constexpr std::uint8_t kv_version = 1;
 constexpr std::uint8_t kv_snapshot_version = 1;
+constexpr std::uint8_t kv_batch_version = 1;
+
+void put32(std::string& out, std::uint32_t v) {
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
 
 void put64(std::string& out, std::uint64_t v) {
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -28,6 +33,13 @@ struct reader {
     std::uint64_t v = 0;
     for (int i = 0; i < 8; ++i) v |= std::uint64_t{static_cast<unsigned char>(in[i])} << (8 * i);
     in.remove_prefix(8);
+    return v;
+  }
+  std::uint32_t u32() {
+    if (in.size() < 4) return ok = false, 0;
+    std::uint32_t v = 0;
+    for (int i = 0; i < 4; ++i) v |= std::uint32_t{static_cast<unsigned char>(in[i])} << (8 * i);
+    in.remove_prefix(4);
     return v;
   }
   std::uint8_t u8() {
@@ -71,17 +83,103 @@ result<kv_command> decode_kv_command(std::string_view bytes, const kv_limits& li
   auto op = r.u8();
   auto absent = r.u8();
   c.key = r.str(lim.max_key_bytes);
-  c.value = r.str(lim.max_value_bytes);
+  // A batch carries its whole transaction in `value`: bounded by the batch limit instead.
+  c.value = r.str(op == static_cast<std::uint8_t>(kv_op::batch) ? lim.max_batch_bytes
+                                                                  : lim.max_value_bytes);
   c.expected = r.str(lim.max_value_bytes);
-  if (!r.ok || !r.in.empty() || op > static_cast<std::uint8_t>(kv_op::cas_del) || absent > 1)
+  if (!r.ok || !r.in.empty() || op > static_cast<std::uint8_t>(kv_op::batch) || absent > 1)
     return error{errc::codec_error, "kv command: malformed or beyond its bounds"};
   c.op = static_cast<kv_op>(op);
   c.expect_absent = absent == 1;
   return c;
 }
 
+std::string encode(const kv_batch& b) {
+  std::size_t size = 9;
+  for (const auto& c : b.conditions) size += 17 + c.key.size() + c.expected.size();
+  for (const auto& w : b.writes) size += 17 + w.key.size() + w.value.size();
+  std::string out;
+  out.reserve(size);
+  out.push_back(static_cast<char>(kv_batch_version));
+  put32(out, static_cast<std::uint32_t>(b.conditions.size()));
+  for (const auto& c : b.conditions) {
+    out.push_back(static_cast<char>(c.absent ? 1 : 0));
+    put_str(out, c.key);
+    put_str(out, c.absent ? std::string_view{} : std::string_view{c.expected});
+  }
+  put32(out, static_cast<std::uint32_t>(b.writes.size()));
+  for (const auto& w : b.writes) {
+    out.push_back(static_cast<char>(w.erase ? 1 : 0));
+    put_str(out, w.key);
+    put_str(out, w.erase ? std::string_view{} : std::string_view{w.value});
+  }
+  return out;
+}
+
+result<kv_batch> decode_kv_batch(std::string_view bytes, const kv_limits& lim) {
+  if (bytes.size() > lim.max_batch_bytes)
+    return error{errc::codec_error, "kv batch: larger than its bound"};
+  reader r{bytes};
+  if (r.u8() != kv_batch_version || !r.ok) return error{errc::codec_error, "kv batch: bad version"};
+  kv_batch b;
+  // Counts are checked against the item bound and against the bytes left (each item takes
+  // at least 17 bytes) before anything is reserved.
+  auto count = [&](std::size_t already) -> std::uint32_t {
+    auto n = r.u32();
+    if (!r.ok || n > lim.max_batch_items - std::min(already, lim.max_batch_items) ||
+        n > r.in.size() / 17)
+      return r.ok = false, 0;
+    return n;
+  };
+  auto nc = count(0);
+  b.conditions.reserve(nc);
+  for (std::uint32_t i = 0; r.ok && i < nc; ++i) {
+    kv_batch::condition c;
+    auto absent = r.u8();
+    c.key = r.str(lim.max_key_bytes);
+    c.expected = r.str(lim.max_value_bytes);
+    if (absent > 1 || (absent == 1 && !c.expected.empty())) r.ok = false;
+    c.absent = absent == 1;
+    b.conditions.push_back(std::move(c));
+  }
+  auto nw = r.ok ? count(nc) : 0;
+  b.writes.reserve(nw);
+  for (std::uint32_t i = 0; r.ok && i < nw; ++i) {
+    kv_batch::write w;
+    auto erase = r.u8();
+    w.key = r.str(lim.max_key_bytes);
+    w.value = r.str(lim.max_value_bytes);
+    if (erase > 1 || (erase == 1 && !w.value.empty())) r.ok = false;
+    w.erase = erase == 1;
+    b.writes.push_back(std::move(w));
+  }
+  if (!r.ok || !r.in.empty())
+    return error{errc::codec_error, "kv batch: malformed or beyond its bounds"};
+  return b;
+}
+
 result<std::string> kv_state_machine::execute(const kv_command& c) {
   switch (c.op) {
+    case kv_op::batch: {
+      auto b = decode_kv_batch(c.value, lim_);
+      if (!b) return b.err();
+      // Every condition first: a failed one leaves the map as it was.
+      for (const auto& cond : b->conditions) {
+        auto it = data_.find(cond.key);
+        bool match = cond.absent ? it == data_.end()
+                                 : (it != data_.end() && it->second == cond.expected);
+        if (!match)
+          return error{errc::conflict,
+                       "transaction: key '" + cond.key.substr(0, 128) + "' changed"};
+      }
+      for (auto& w : b->writes) {
+        if (w.erase)
+          data_.erase(w.key);
+        else
+          data_.insert_or_assign(std::move(w.key), std::move(w.value));
+      }
+      return std::string{};
+    }
     case kv_op::put:
       data_.insert_or_assign(c.key, c.value);
       return std::string{};

@@ -16,6 +16,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "runtime/consensus/raft.hpp"
 #include "warp/error.hpp"
@@ -37,11 +38,13 @@ class raft_state_machine {
   virtual index_t applied() const noexcept = 0;
 };
 
-enum class kv_op : std::uint8_t { put = 0, del = 1, cas = 2, cas_del = 3 };
+enum class kv_op : std::uint8_t { put = 0, del = 1, cas = 2, cas_del = 3, batch = 4 };
 
 /// One command of the key -> value map. cas: replaces `expected` with `value`; with
 /// `expect_absent` it succeeds only when the key has no value (SET NX). cas_del: deletes
 /// the key only while it holds `expected` (a read-modify-write that ends in a delete).
+/// batch: `value` holds an encoded kv_batch (below), `key` one of its keys (it routes the
+/// command to the keys' group); all of it applies, or nothing.
 struct kv_command {
   std::uint64_t client = 0;  ///< 0: no session (never deduplicated)
   std::uint64_t seq = 0;
@@ -57,7 +60,41 @@ struct kv_limits {
   std::size_t max_key_bytes = 64u << 10;
   std::size_t max_value_bytes = 1u << 20;
   std::size_t max_sessions = 1u << 16;  ///< beyond it the least recently used is forgotten
+  /// A batch's encoded size and its conditions + writes: bounded so one transaction cannot
+  /// make an entry larger than the log takes or a decode loop longer than this.
+  std::size_t max_batch_bytes = 2u << 20;
+  std::size_t max_batch_items = 4096;
 };
+
+/// A transaction over keys of one group (the sidecar's EXEC on strong keys): every
+/// condition is checked first, against the state the entry applies to; if all hold, every
+/// write applies in order, else none does and the answer is `conflict` naming the key.
+/// A condition is the exact stored bytes of a key as the proposer read them, or its
+/// absence: "nothing was committed to this key since I read it" (up to a write of the
+/// identical bytes).
+struct kv_batch {
+  struct condition {
+    std::string key;
+    bool absent = false;   ///< true: the key must have no value
+    std::string expected;  ///< else: its exact stored bytes
+    friend bool operator==(const condition&, const condition&) = default;
+  };
+  struct write {
+    std::string key;
+    bool erase = false;  ///< true: delete the key, else put `value`
+    std::string value;
+    friend bool operator==(const write&, const write&) = default;
+  };
+  std::vector<condition> conditions;
+  std::vector<write> writes;
+  friend bool operator==(const kv_batch&, const kv_batch&) = default;
+};
+
+/// `u8 version | u32 n | n x (u8 absent | str key | str expected) | u32 m | m x (u8 erase |
+/// str key | str value)`, str = u64 length + bytes. Decoding checks every count and length
+/// against the limits and the bytes left before it allocates.
+std::string encode(const kv_batch& b);
+result<kv_batch> decode_kv_batch(std::string_view bytes, const kv_limits& lim = {});
 
 /// Little-endian, lengths bounded before anything is allocated for them.
 std::string encode(const kv_command& c);

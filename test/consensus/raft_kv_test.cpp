@@ -1,6 +1,7 @@
 // The replicated key -> value map (runtime/consensus/raft_kv.hpp): its command encoding,
 // put/delete/cas, exactly-once by client id + sequence, and its snapshot.
 #include <catch2/catch.hpp>
+#include <random>
 
 #include "runtime/consensus/raft_kv.hpp"
 
@@ -101,4 +102,121 @@ TEST_CASE("raft kv: sessions are bounded and evicted deterministically") {
     REQUIRE(b.apply(i, c));
   }
   CHECK(a.snapshot() == b.snapshot());
+}
+
+namespace {
+
+kv_batch sample_batch() {
+  kv_batch b;
+  b.conditions.push_back({"a", false, "1"});
+  b.conditions.push_back({"b", true, {}});
+  b.writes.push_back({"a", false, "2"});
+  b.writes.push_back({"b", false, "x"});
+  b.writes.push_back({"c", true, {}});
+  return b;
+}
+
+}  // namespace
+
+TEST_CASE("raft kv batch: round-trips and refuses what is beyond its bounds") {
+  auto b = sample_batch();
+  auto bytes = encode(b);
+  auto back = decode_kv_batch(bytes);
+  REQUIRE(back);
+  CHECK(*back == b);
+  CHECK_FALSE(decode_kv_batch(bytes.substr(0, bytes.size() - 1)));
+  CHECK_FALSE(decode_kv_batch(bytes + "x"));
+  CHECK_FALSE(decode_kv_batch(""));
+  kv_limits few;
+  few.max_batch_items = 4;  // 2 conditions + 3 writes
+  CHECK(decode_kv_batch(bytes, few).code() == errc::codec_error);
+  kv_limits small;
+  small.max_batch_bytes = bytes.size() - 1;
+  CHECK(decode_kv_batch(bytes, small).code() == errc::codec_error);
+  // A count far beyond the bytes present is refused before anything is reserved.
+  std::string huge{"\x01\xff\xff\xff\x7f", 5};
+  CHECK(decode_kv_batch(huge).code() == errc::codec_error);
+  // The batch travels in a kv_command whose value bound is the batch bound.
+  kv_command c{3, 4, kv_op::batch, "a", bytes, {}, false};
+  kv_limits tight;
+  tight.max_value_bytes = 4;
+  auto cb = decode_kv_command(encode(c), tight);
+  REQUIRE(cb);
+  CHECK(*cb == c);
+  tight.max_batch_bytes = 4;
+  CHECK_FALSE(decode_kv_command(encode(c), tight));
+}
+
+TEST_CASE("raft kv batch: 20,000 mutated inputs decode or fail cleanly") {
+  auto bytes = encode(kv_command{1, 2, kv_op::batch, "a", encode(sample_batch()), {}, false});
+  std::mt19937_64 rng{20261202};
+  kv_limits lim;
+  lim.max_batch_bytes = 4096;
+  lim.max_value_bytes = 4096;
+  lim.max_key_bytes = 4096;
+  int decoded = 0;
+  for (int i = 0; i < 20000; ++i) {
+    std::string m = bytes;
+    const int edits = 1 + static_cast<int>(rng() % 4);
+    for (int e = 0; e < edits; ++e) {
+      switch (rng() % 4) {
+        case 0:  // flip a byte
+          m[rng() % m.size()] = static_cast<char>(rng());
+          break;
+        case 1:  // truncate
+          m.resize(rng() % (m.size() + 1));
+          break;
+        case 2:  // insert a byte
+          m.insert(m.begin() + static_cast<long>(rng() % (m.size() + 1)), static_cast<char>(rng()));
+          break;
+        default:  // a huge length or count at a random place
+          if (m.size() >= 4) {
+            auto at = rng() % (m.size() - 3);
+            for (int k = 0; k < 4; ++k) m[at + k] = '\xff';
+          }
+      }
+      if (m.empty()) m = "x";
+    }
+    auto c = decode_kv_command(m, lim);
+    if (!c) continue;
+    ++decoded;
+    if (c->op == kv_op::batch) (void)decode_kv_batch(c->value, lim);
+    kv_state_machine sm{lim};
+    (void)sm.apply(1, m);  // never crashes, whatever it decodes to
+  }
+  CHECK(decoded < 20000);
+}
+
+TEST_CASE("raft kv batch: applies all writes when every condition holds, nothing otherwise") {
+  kv_state_machine sm;
+  REQUIRE(sm.apply(1, encode(kv_command{0, 0, kv_op::put, "a", "1", {}, false})));
+  REQUIRE(sm.apply(2, encode(kv_command{0, 0, kv_op::put, "c", "gone", {}, false})));
+  auto b = sample_batch();
+  auto ok = sm.apply(3, encode(kv_command{5, 1, kv_op::batch, "a", encode(b), {}, false}));
+  REQUIRE(ok);
+  CHECK(*sm.read("a") == "2");
+  CHECK(*sm.read("b") == "x");
+  CHECK(sm.read("c").code() == errc::not_found);
+  // The same batch again: "a" no longer holds "1", so nothing applies, even the writes
+  // whose keys' conditions would hold.
+  kv_batch again = b;
+  again.conditions = {{"b", false, "x"}, {"a", false, "1"}};
+  again.writes = {{"b", true, {}}, {"z", false, "new"}};
+  auto refused = sm.apply(4, encode(kv_command{5, 2, kv_op::batch, "a", encode(again), {}, false}));
+  REQUIRE_FALSE(refused);
+  CHECK(refused.code() == errc::conflict);
+  CHECK(refused.err().message().find("'a'") != std::string::npos);
+  CHECK(*sm.read("b") == "x");
+  CHECK(sm.read("z").code() == errc::not_found);
+  // A retry of the applied batch (same client and sequence) is answered from the session.
+  auto retry = sm.apply(5, encode(kv_command{5, 1, kv_op::batch, "a", encode(b), {}, false}));
+  CHECK(retry.code() == errc::invalid_argument);  // below the client's last sequence
+  auto dup = sm.apply(6, encode(kv_command{5, 2, kv_op::batch, "a", encode(again), {}, false}));
+  CHECK(dup.code() == errc::conflict);
+  CHECK(sm.deduplicated() == 1);
+  // Same state on a replica restored from the snapshot.
+  kv_state_machine other;
+  REQUIRE(other.restore(sm.snapshot()));
+  CHECK(*other.read("a") == "2");
+  CHECK(*other.read("b") == "x");
 }
