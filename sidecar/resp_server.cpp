@@ -1068,6 +1068,7 @@ void server::start_job(client& c, const command_def* cmd, std::span<const std::s
   j->cmd = cmd;
   j->started = std::chrono::steady_clock::now();
   j->argv.assign(args.begin(), args.end());  // c.in moves on: own the arguments
+  j->tx = std::move(c.pending_tx);           // an EXEC over strong keys (tx_commands.cpp)
   auto& s = j->shadow;
   s.id = c.id;
   s.proto = c.proto;
@@ -1119,7 +1120,10 @@ void server::run_job(std::unique_ptr<job> j) {
   context ctx{*this, j->shadow, w, args, node_, j.get()};
   tl_job_server = this;
   tl_job = j.get();
-  j->cmd->fn(ctx);
+  if (j->tx)
+    run_strong_tx(*j);
+  else
+    j->cmd->fn(ctx);
   tl_job = nullptr;
   tl_job_server = nullptr;
   job_done(std::move(j));
@@ -1150,6 +1154,7 @@ void server::finish_jobs() {
       for (const auto& e : j->events) handle_event(e);
       continue;
     }
+    if (!j->watch_snapshot.empty()) finish_strong_watch(*c, *j);
     c->out += j->out;
     c->out += c->held;  // invalidations and messages that arrived meanwhile
     c->held.clear();

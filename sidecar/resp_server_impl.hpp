@@ -20,6 +20,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "sidecar/kv_access.hpp"
 #include "sidecar/resp_parser.hpp"
 #include "sidecar/resp_server.hpp"
 #include "sidecar/resp_tls.hpp"
@@ -55,6 +56,7 @@ class byte_buffer {
 };
 
 struct command_def;
+struct strong_tx;
 
 struct client {
   std::uint64_t id = 0;
@@ -128,6 +130,21 @@ struct client {
   std::size_t queued_bytes = 0;
   std::unordered_set<std::string> watched;  // WATCHed keys
   bool watch_dirty = false;                 // one of them changed since WATCH
+  /// WATCHed strong_distributed keys (Raft engine): their stored bytes as read at WATCH
+  /// (nullopt: absent). EXEC compares them with what it reads: no change event reports
+  /// another node's write of a strong key.
+  std::unordered_map<std::string, std::optional<std::string>> strong_watched;
+  /// An EXEC over strong keys handed to a worker (start_job moves it into the job).
+  std::unique_ptr<strong_tx> pending_tx;
+};
+
+/// A transaction over strong_distributed keys of one Raft group, run by a worker
+/// (tx_commands.cpp): its commands, every key they name (and the WATCHed strong keys),
+/// and the WATCHed keys' bytes as read at WATCH.
+struct strong_tx {
+  std::vector<client::queued_command> queued;
+  std::vector<std::string> keys;  // sorted, unique
+  std::unordered_map<std::string, std::optional<std::string>> watched;
 };
 
 /// A change seen by node.watch(), with the client whose command caused it (0 = none:
@@ -148,6 +165,9 @@ struct job {
   std::string out;  // the rendered reply
   std::uint64_t hits = 0, misses = 0;
   std::vector<pending_event> events;  // changes it raised, handled after its reply
+  std::unique_ptr<strong_tx> tx;      // an EXEC over strong keys instead of cmd
+  /// A WATCH of strong keys: each key's stored bytes as read (registered by the loop).
+  std::vector<std::pair<std::string, std::optional<std::string>>> watch_snapshot;
 };
 
 struct string_hash {
@@ -165,7 +185,7 @@ struct context {
   client& c;
   resp_writer& w;
   std::span<const std::string_view> args;
-  node& n;
+  kv_access n;         // the node, or a strong transaction's overlay (kv_access.hpp)
   job* j = nullptr;    // set on a worker thread
   bool defer = false;  // set by a handler on the loop thread: run me on a worker
 
@@ -275,6 +295,8 @@ class server final : public resp_server {
 
   /// SCAN cursors: a numeric handle for the key to continue after (clients expect numbers).
   std::uint64_t save_cursor(std::string after);
+  /// True when the key's pattern is strong_distributed (the WATCH handler asks too).
+  bool key_is_strong(std::string_view key) const;
   bool load_cursor(std::uint64_t cursor, std::string& after);
 
   std::string info_text(std::span<const std::string_view> sections);
@@ -290,7 +312,18 @@ class server final : public resp_server {
   void watch_key(client& c, std::string_view key);
   void unwatch_all(client& c);
   void discard_transaction(client& c);
-  void exec_transaction(client& c, resp_writer& w);
+  /// False when the transaction is over strong keys and was handed to a worker (the
+  /// handler then defers: c.pending_tx holds it).
+  bool exec_transaction(client& c, resp_writer& w);
+  /// EXEC of a transaction over no strong key: back to back on the loop.
+  void run_plain_transaction(client& c, resp_writer& w,
+                             const std::vector<client::queued_command>& queued);
+  /// EXEC over strong keys on a worker: read, evaluate, propose one batch, retry.
+  void run_strong_tx(job& j);
+  /// WATCH of strong keys on a worker: reads their bytes into j.watch_snapshot.
+  void read_strong_watch(job& j, std::span<const std::string_view> keys, resp_writer& w);
+  /// The loop's part of a finished strong WATCH: registers the keys and their bytes.
+  void finish_strong_watch(client& c, job& j);
   /// Marks the clients watching what `ev` changed.
   void touch_watched(const change_event& ev);
 
@@ -352,7 +385,6 @@ class server final : public resp_server {
   void check_idle();
   /// True when the command must not run on the loop thread (see docs/sidecar.md).
   bool needs_worker(const command_def* cmd, std::span<const std::string_view> args);
-  bool key_is_strong(std::string_view key) const;
   void refresh_patterns();
   void start_job(client& c, const command_def* cmd, std::span<const std::string_view> args);
   /// Hands queued jobs to the node's executor while fewer than max_running_jobs run

@@ -67,6 +67,13 @@ result<void> write_outcome(const result<std::string>& r) {
 
 }  // namespace
 
+namespace {
+// The running engines by their node's configuration (node_state::config, which
+// node::config() returns): few entries, read only by EXEC and WATCH of strong keys.
+std::mutex engines_mtx;
+std::vector<std::pair<const node_config*, strong_raft*>> engines;
+}  // namespace
+
 result<strong_raft::status_report> strong_raft::status(std::chrono::milliseconds timeout) const {
   if (!host_) return error{errc::shutting_down, "the raft host is not running"};
   const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -151,10 +158,22 @@ strong_raft::strong_raft(node_state& st, std::vector<std::string> members,
       // the placement's ranges, so the same rendezvous hashing picks each group's voters
       // on every node.
       placement_(raft_members(members), self_address, st.config.strong.replication_factor,
-                 raft_group_count(st.config.strong, raft_members(members).size())) {}
+                 raft_group_count(st.config.strong, raft_members(members).size())) {
+  std::lock_guard<std::mutex> g{engines_mtx};
+  engines.emplace_back(&st.config, this);
+}
+
+strong_raft* strong_raft::of(const node_config& config) {
+  std::lock_guard<std::mutex> g{engines_mtx};
+  for (auto& [cfg, engine] : engines)
+    if (cfg == &config) return engine;
+  return nullptr;
+}
 
 strong_raft::~strong_raft() {
   stop();
+  std::lock_guard<std::mutex> g{engines_mtx};
+  std::erase_if(engines, [this](auto& e) { return e.second == this; });
 }
 
 result<void> strong_raft::start() {
@@ -199,6 +218,8 @@ result<void> strong_raft::start() {
   s.wire.max_message_bytes = message;
   s.kv.max_key_bytes = lim.max_key_size;
   s.kv.max_value_bytes = lim.max_value_size + 64;
+  // A transaction's batch carries up to two values' worth: it must fit the entry bound.
+  s.kv.max_batch_bytes = max_batch_bytes();
   s.batch.max_frame_bytes = message;
   s.batch.max_item_bytes = message;
   {
@@ -288,6 +309,62 @@ void strong_raft::remove_async(std::string_view key, write_callback done) {
   request(raft_request_kind::propose, kv(rc::kv_op::del, key),
           actors::completion<std::string>{
               [done = std::move(done)](result<std::string> r) { done(write_outcome(r)); }});
+}
+
+std::size_t strong_raft::max_batch_bytes() const noexcept {
+  return 2 * st_.config.limits.max_value_size;
+}
+
+result<std::vector<std::optional<std::string>>> strong_raft::read_raw(
+    std::span<const std::string> keys) {
+  std::vector<std::future<result<std::string>>> answers;
+  answers.reserve(keys.size());
+  for (const auto& key : keys) {
+    auto p = std::make_shared<std::promise<result<std::string>>>();
+    answers.push_back(p->get_future());
+    request(raft_request_kind::read, kv(rc::kv_op::put, key),
+            actors::completion<std::string>{
+                [p](result<std::string> r) { p->set_value(std::move(r)); }});
+  }
+  std::vector<std::optional<std::string>> out;
+  out.reserve(keys.size());
+  const auto deadline =
+      std::chrono::steady_clock::now() + opts_.timeout * 2 + std::chrono::seconds{5};
+  std::optional<error> failed;
+  for (auto& f : answers) {
+    // Every answer is awaited (the completions hold the promises), then the first error wins.
+    if (f.wait_until(deadline) != std::future_status::ready) {
+      if (!failed) failed = error{errc::timeout, "the raft host did not answer in time"};
+      continue;
+    }
+    auto r = f.get();
+    if (r)
+      out.emplace_back(std::move(*r));
+    else if (r.code() == errc::not_found)
+      out.emplace_back(std::nullopt);
+    else if (!failed)
+      failed = r.err();
+  }
+  if (failed) return *failed;
+  return out;
+}
+
+result<void> strong_raft::propose_batch(const consensus::kv_batch& batch) {
+  rc::kv_command c;
+  c.op = rc::kv_op::batch;
+  if (!batch.writes.empty())
+    c.key = batch.writes.front().key;
+  else if (!batch.conditions.empty())
+    c.key = batch.conditions.front().key;
+  else
+    return {};
+  c.value = rc::encode(batch);
+  if (c.value.size() > max_batch_bytes())
+    return error{errc::value_too_large,
+                 "the transaction's writes and conditions take " + std::to_string(c.value.size()) +
+                     " bytes, above the bound of one log entry (" +
+                     std::to_string(max_batch_bytes()) + ", 2 x limits.max_value_size)"};
+  return write_outcome(request_blocking(raft_request_kind::propose, std::move(c)));
 }
 
 result<buffer> strong_raft::get(std::string_view key) {

@@ -16,6 +16,8 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -59,6 +61,20 @@ class strong_raft {
   result<mutation> write(std::string_view key,
                          const std::function<result<mutation>(const buffer*, std::int64_t)>& fn,
                          bool read_current);
+
+  /// Transactions (the sidecar's EXEC on strong keys, runtime/modes/strong_tx.hpp): the
+  /// stored bytes of each key (nullopt: absent), each read by ReadIndex, all in flight at
+  /// once; and one batch proposal, all-or-nothing (conflict: a condition failed). The
+  /// batch's keys must share a group (it is routed by its first write's or condition's
+  /// key). Blocking: workers and application threads only.
+  result<std::vector<std::optional<std::string>>> read_raw(std::span<const std::string> keys);
+  result<void> propose_batch(const consensus::kv_batch& batch);
+  /// The encoded size a batch may have (it must fit one log entry).
+  std::size_t max_batch_bytes() const noexcept;
+  /// The engine of the node whose configuration is `config` (node::config() of a running
+  /// node), or null when it runs none: how the sidecar, which sees only warp::node, reaches
+  /// read_raw/propose_batch. An engine is listed from its construction to its destruction.
+  static strong_raft* of(const node_config& config);
 
   /// The host's counters and each local group's state, asked of the actors (blocking up
   /// to `timeout`: admin workers and the executor only, never a CAF thread). A group that
