@@ -58,10 +58,9 @@ class kv_access {
     fn(std::string_view{*e->value});
     return true;
   }
-  result<mutation> update(
-      std::string_view key,
-      const std::function<result<mutation>(const buffer* current, std::int64_t expires_at_ms)>&
-          fn) {
+  result<mutation> update(std::string_view key,
+                          const std::function<result<mutation>(const buffer* current,
+                                                               std::int64_t expires_at_ms)>& fn) {
     if (!tx) return raw_.update(key, fn);
     auto* e = entry_of(key);
     if (!e) return outside(key);
@@ -130,10 +129,10 @@ class kv_access {
 
   // Whole-keyspace and coordination calls never run inside a strong transaction (EXEC
   // refuses such commands before evaluating): they go to the node.
-#define WARP_KV_FORWARD(name)                                \
-  template <class... A>                                      \
-  decltype(auto) name(A&&... a) {                            \
-    return raw_.name(std::forward<A>(a)...);                 \
+#define WARP_KV_FORWARD(name)                \
+  template <class... A>                      \
+  decltype(auto) name(A&&... a) {            \
+    return raw_.name(std::forward<A>(a)...); \
   }
   WARP_KV_FORWARD(clear)
   WARP_KV_FORWARD(storage)

@@ -171,7 +171,8 @@ bool server::exec_transaction(client& c, resp_writer& w) {
     });
     // Commands whose effects are not the values of their keys (whole key space, locks,
     // Pub/Sub) cannot be evaluated against the overlay and re-evaluated on a retry.
-    if ((!any && q.cmd->name != "ping" && q.cmd->name != "echo") || q.cmd->name.starts_with("warp."))
+    if ((!any && q.cmd->name != "ping" && q.cmd->name != "echo") ||
+        q.cmd->name.starts_with("warp."))
       keyless = keyless ? keyless : q.cmd;
   }
   for (const auto& [key, raw] : strong_watched) {
@@ -284,8 +285,9 @@ void server::run_strong_tx(job& j) {
       const auto& e = overlay.keys.find(tx.keys[i])->second;
       if (!e.dirty) continue;
       if (e.value)
-        batch.writes.push_back({tx.keys[i], false,
-                                warp::detail::strong_raft::encode_value(*e.value, e.expires_at_ms)});
+        batch.writes.push_back(
+            {tx.keys[i], false,
+             warp::detail::strong_raft::encode_value(*e.value, e.expires_at_ms)});
       else if ((*read)[i])
         batch.writes.push_back({tx.keys[i], true, {}});
     }
@@ -316,7 +318,8 @@ void server::read_strong_watch(job& j, std::span<const std::string_view> keys, r
   auto* raft = warp::detail::strong_raft::of(node_.config());
   if (!raft) return w.error("ERR node is stopping");
   auto read = raft->read_raw(strong);
-  if (!read) return w.error("ERR WATCH could not read its strong keys (" + read.err().message() + ")");
+  if (!read)
+    return w.error("ERR WATCH could not read its strong keys (" + read.err().message() + ")");
   for (std::size_t i = 0; i < strong.size(); ++i)
     j.watch_snapshot.emplace_back(std::move(strong[i]), std::move((*read)[i]));
   w.simple("OK");

@@ -85,7 +85,7 @@ result<kv_command> decode_kv_command(std::string_view bytes, const kv_limits& li
   c.key = r.str(lim.max_key_bytes);
   // A batch carries its whole transaction in `value`: bounded by the batch limit instead.
   c.value = r.str(op == static_cast<std::uint8_t>(kv_op::batch) ? lim.max_batch_bytes
-                                                                  : lim.max_value_bytes);
+                                                                : lim.max_value_bytes);
   c.expected = r.str(lim.max_value_bytes);
   if (!r.ok || !r.in.empty() || op > static_cast<std::uint8_t>(kv_op::batch) || absent > 1)
     return error{errc::codec_error, "kv command: malformed or beyond its bounds"};
@@ -166,8 +166,8 @@ result<std::string> kv_state_machine::execute(const kv_command& c) {
       // Every condition first: a failed one leaves the map as it was.
       for (const auto& cond : b->conditions) {
         auto it = data_.find(cond.key);
-        bool match = cond.absent ? it == data_.end()
-                                 : (it != data_.end() && it->second == cond.expected);
+        bool match =
+            cond.absent ? it == data_.end() : (it != data_.end() && it->second == cond.expected);
         if (!match)
           return error{errc::conflict,
                        "transaction: key '" + cond.key.substr(0, 128) + "' changed"};

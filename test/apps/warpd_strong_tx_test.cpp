@@ -38,9 +38,8 @@ struct strong_tx_cluster {
     procs.resize(3);
     for (std::size_t i = 0; i < 3; ++i) {
       auto a = cluster_member_args(ports, i, dir.str(),
-                                   {"--pattern", "account:*=strong_distributed",
-                                    "--strong-engine", "raft", "--raft-tick", "50ms",
-                                    "--strong-timeout", "5s"});
+                                   {"--pattern", "account:*=strong_distributed", "--strong-engine",
+                                    "raft", "--raft-tick", "50ms", "--strong-timeout", "5s"});
       for (std::size_t k = 0; k + 1 < a.size(); ++k)
         if (a[k] == "--resp") a[k + 1] = "127.0.0.1:0";
       procs[i] = std::make_unique<warpd_process>(a, false, dir.str());
@@ -133,18 +132,19 @@ for i in range(n):
 print('done')
 )";
   const int n = 40;
-  auto t0 = std::async(std::launch::async,
-                       [&] { return c.py(body, {"0", std::to_string(n), k.a, k.b, k.c}); });
-  auto t1 = std::async(std::launch::async,
-                       [&] { return c.py(body, {"1", std::to_string(n), k.a, k.b, k.c}); });
+  auto t0 = std::async(std::launch::async, [&] {
+    return c.py(body, {"0", std::to_string(n), k.a, k.b, k.c});
+  });
+  auto t1 = std::async(std::launch::async, [&] {
+    return c.py(body, {"1", std::to_string(n), k.a, k.b, k.c});
+  });
   auto r0 = t0.get();
   auto r1 = t1.get();
   INFO("node 0: " << r0.out << r0.err);
   INFO("node 1: " << r1.out << r1.err);
   CHECK(r0.out == "done\n");
   CHECK(r1.out == "done\n");
-  auto check = c.py(
-      "r = conn(2)\nprint(r.get(sys.argv[1]), r.get(sys.argv[2]))\n", {k.a, k.b});
+  auto check = c.py("r = conn(2)\nprint(r.get(sys.argv[1]), r.get(sys.argv[2]))\n", {k.a, k.b});
   CHECK(check.out == std::to_string(2 * n) + " " + std::to_string(4 * n) + "\n");
 
   // A transaction's commands see each other's writes; errors stay elements of the reply;
@@ -247,7 +247,8 @@ print(r.exists(a, other, 'plain:key'))
                      "0\n");
 }
 
-TEST_CASE("warpd strong raft: lists, sorted sets and hashes on strong keys are exact from two nodes") {
+TEST_CASE(
+    "warpd strong raft: lists, sorted sets and hashes on strong keys are exact from two nodes") {
   strong_tx_cluster c;
   REQUIRE(c.wait_serving());
   const std::string push = R"(
