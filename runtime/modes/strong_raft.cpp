@@ -18,6 +18,7 @@
 
 #include "actors/coord_group.hpp"
 #include "actors/raft_host_actor.hpp"
+#include "actors/watch_hub_actor.hpp"
 #include "runtime/core/log.hpp"
 #include "runtime/modes/node_state.hpp"
 
@@ -215,14 +216,42 @@ result<void> strong_raft::start() {
     };
     s.coordination = std::move(co);
   }
+  {
+    // The watch hub first: the key groups report to it from their first restore on.
+    std::vector<std::uint32_t> local;
+    for (std::uint32_t g = 0; g < placement_.ranges(); ++g)
+      if (placement_.is_replica(g)) local.push_back(g);
+    actors::watch_hub_options wo;
+    wo.ring_entries = opts_.watch_ring_entries;
+    wo.ring_bytes = opts_.watch_ring_bytes;
+    wo.max_watchers = opts_.watch_max_watchers;
+    wo.max_queue = opts_.watch_max_queue;
+    wo.progress_interval = opts_.watch_progress_interval;
+    bool all = local.size() == placement_.ranges();
+    watch_hub_ = actors::spawn_watch_hub_actor(sys_, wo, std::move(local), all);
+    auto on_change = actors::watch_change_sink(watch_hub_);
+    auto on_restore = actors::watch_restore_sink(watch_hub_);
+    s.make_key_state_machine = [on_change, on_restore](std::uint32_t g) {
+      return std::make_unique<actors::watched_kv_state_machine>(g, rc::kv_limits{}, on_change,
+                                                                on_restore);
+    };
+  }
   auto host = actors::spawn_raft_host_actor(sys_, std::move(s));
-  if (!host) return host.err();
+  if (!host) {
+    caf::anon_send(watch_hub_, actors::watch_hub_stop_cmd{});
+    watch_hub_ = caf::actor{};
+    return host.err();
+  }
   host_ = *host;
   std::size_t local = 0;
   for (std::uint32_t g = 0; g < placement_.ranges(); ++g) local += placement_.is_replica(g);
   log()->info("strong: raft engine, {} members, {} groups ({} here), logs under {}/raft",
               placement_.members().size(), placement_.ranges(), local, st_.config.data_dir);
   return {};
+}
+
+std::uint32_t strong_raft::group_of(std::string_view key) const {
+  return static_cast<std::uint32_t>(placement_.range_of(key));
 }
 
 void strong_raft::stop() {
@@ -232,6 +261,11 @@ void strong_raft::stop() {
     stopped_ = true;
   }
   if (host_) actors::stop_raft_host_actor(sys_, host_);
+  if (watch_hub_) {
+    caf::scoped_actor self{sys_};
+    self->send(watch_hub_, actors::watch_hub_stop_cmd{});
+    self->wait_for(watch_hub_);
+  }
   if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
   lock_fd_ = -1;
 }

@@ -320,6 +320,7 @@ result<std::string> coordination_request(node& n, std::string_view verb,
                           {"keys", r->keys}}
         .dump();
   }
+  if (verb == "history" || verb == "get_at") return history_request(n, verb, args);
   if (verb == "lock") {
     auto session = uint_arg(args, 1, "session");
     if (!session) return session.err();
