@@ -193,8 +193,8 @@ void watch_hub::restored(std::uint32_t group, std::uint64_t index) {
     ++stats_.compacted;
     end(w, watch_event::kind::compacted, group, index,
         "compacted(" + std::to_string(index) + "): group " + std::to_string(group) +
-            " installed a snapshot at " +
-            std::to_string(index) + "; re-read and resume from there");
+            " installed a snapshot at " + std::to_string(index) +
+            "; re-read and resume from there");
     ended.push_back(id);
   }
   for (auto id : ended) watchers_.erase(id);
@@ -211,8 +211,8 @@ result<std::uint64_t> watch_hub::add(std::string filter, const watch_from& from,
                  "watch: " + std::to_string(opts_.max_watchers) + " watches already open here"};
   for (auto& [g, rev] : from.groups)
     if (!rings_.contains(g))
-      return error{errc::invalid_argument, "watch: the cursor names group " + std::to_string(g) +
-                                               ", which does not exist"};
+      return error{errc::invalid_argument,
+                   "watch: the cursor names group " + std::to_string(g) + ", which does not exist"};
   watcher w;
   w.filter = std::move(filter);
   w.glob = w.filter.find_first_of("*?[") != std::string::npos;

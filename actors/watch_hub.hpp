@@ -30,10 +30,10 @@
 namespace warp::actors {
 
 struct watch_hub_options {
-  std::size_t ring_entries = 4096;     ///< per group
-  std::size_t ring_bytes = 4u << 20;   ///< per group: keys, values and replaced values
+  std::size_t ring_entries = 4096;    ///< per group
+  std::size_t ring_bytes = 4u << 20;  ///< per group: keys, values and replaced values
   std::size_t max_watchers = 256;
-  std::size_t max_queue = 10'000;      ///< per watcher (watch_stream's bound)
+  std::size_t max_queue = 10'000;  ///< per watcher (watch_stream's bound)
   std::chrono::milliseconds progress_interval{1000};
 };
 

@@ -37,9 +37,7 @@ caf::actor spawn_watch_hub_actor(caf::actor_system& sys, watch_hub_options opts,
           cmd.done(self->state.hub->add(std::move(cmd.filter), cmd.from, cmd.prev,
                                         std::move(cmd.out), clock::now()));
         },
-        [self](watch_history_cmd& cmd) {
-          cmd.done(self->state.hub->history(cmd.group, cmd.key));
-        },
+        [self](watch_history_cmd& cmd) { cmd.done(self->state.hub->history(cmd.group, cmd.key)); },
         [self](watch_get_at_cmd& cmd) {
           cmd.done(self->state.hub->get_at(cmd.group, cmd.key, cmd.revision));
         },

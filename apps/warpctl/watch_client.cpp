@@ -153,13 +153,13 @@ int run_watch(const watch_options& o) {
       return 1;
     }
     if (type == "slow" || type == "canceled" || type == "resync") {
-      std::cerr << "warpctl: watch ended: " << e.value("reason", type)
-                << "; resume with --rev '" << cursor << "'" << std::endl;
+      std::cerr << "warpctl: watch ended: " << e.value("reason", type) << "; resume with --rev '"
+                << cursor << "'" << std::endl;
       return 4;
     }
   }
-  std::cerr << "warpctl: watch: the connection to " << o.admin
-            << " ended; resume with --rev '" << cursor << "'" << std::endl;
+  std::cerr << "warpctl: watch: the connection to " << o.admin << " ended; resume with --rev '"
+            << cursor << "'" << std::endl;
   return 3;
 }
 

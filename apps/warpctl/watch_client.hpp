@@ -9,7 +9,7 @@ namespace warpctl {
 
 struct watch_options {
   std::string admin = "127.0.0.1:4780";  ///< warpd's --http
-  std::string token;                      ///< bearer token (--admin-token-file), if any
+  std::string token;                     ///< bearer token (--admin-token-file), if any
   std::string prefix;
   std::string from;  ///< "", "N" or a cursor
   bool prev = false;

@@ -426,13 +426,12 @@ struct admin_http::impl {
       return true;
     });
     auto done = std::make_shared<std::atomic<bool>>(false);
-    sse_threads.push_back(
-        {std::thread{[this, conn, done, filter = std::move(*filter), from = std::move(from),
-                      with_prev] {
-           run_watch(*conn, filter, from, with_prev);
-           done->store(true);
-         }},
-         done});
+    sse_threads.push_back({std::thread{[this, conn, done, filter = std::move(*filter),
+                                        from = std::move(from), with_prev] {
+                             run_watch(*conn, filter, from, with_prev);
+                             done->store(true);
+                           }},
+                           done});
   }
 
   void run_watch(sse_conn& conn, const std::string& filter, const std::string& from, bool prev) {
@@ -442,13 +441,13 @@ struct admin_http::impl {
     } rel{sse_active};
     auto stream = node->open_watch(filter, from, prev);
     if (!stream) {
-      int status = stream.code() == warp::errc::rate_limited   ? 503
-                   : stream.code() == warp::errc::unsupported  ? 501
-                   : stream.code() == warp::errc::key_too_large ? 400
+      int status = stream.code() == warp::errc::rate_limited       ? 503
+                   : stream.code() == warp::errc::unsupported      ? 501
+                   : stream.code() == warp::errc::key_too_large    ? 400
                    : stream.code() == warp::errc::invalid_argument ? 400
                                                                    : 503;
-      conn.write_all(sse_head(status, "text/plain; charset=utf-8",
-                              stream.err().to_string() + "\n"));
+      conn.write_all(
+          sse_head(status, "text/plain; charset=utf-8", stream.err().to_string() + "\n"));
       return;
     }
     auto& s = **stream;

@@ -36,11 +36,11 @@ struct watch_cluster {
     procs.resize(3);
   }
   void start(std::size_t i) {
-    auto a = cluster_member_args(ports, i, dir.str(),
-                                 {"--pattern", "account:*=strong_distributed", "--strong-engine",
-                                  "raft", "--raft-tick", "50ms", "--strong-timeout", "5s",
-                                  "--watch-ring-entries", "16", "--watch-progress-interval",
-                                  "200ms"});
+    auto a =
+        cluster_member_args(ports, i, dir.str(),
+                            {"--pattern", "account:*=strong_distributed", "--strong-engine", "raft",
+                             "--raft-tick", "50ms", "--strong-timeout", "5s",
+                             "--watch-ring-entries", "16", "--watch-progress-interval", "200ms"});
     procs[i] = std::make_unique<warpd_process>(a, false, dir.str());
     INFO(procs[i]->log());
     REQUIRE(procs[i]->wait_ready());
@@ -82,7 +82,7 @@ std::vector<json> events_in(const std::string& log) {
 
 std::vector<std::string> watch_argv(const warpd_process& p, const std::string& prefix,
                                     const std::string& rev) {
-  std::vector<std::string> a{warpctl_bin(), "watch",  prefix,   "--admin",
+  std::vector<std::string> a{warpctl_bin(), "watch",    prefix, "--admin",
                              p.http(),      "--output", "json"};
   if (!rev.empty()) a.insert(a.end(), {"--rev", rev});
   return a;
@@ -218,9 +218,8 @@ TEST_CASE("warpd watch: a start below the window is compacted, and history by re
   CHECK(r.exit_code == 0);
   CHECK(r.out.find("put account:hot v25 rev=") == 0);
   // A malformed start is a clear 400, not a stream.
-  auto bad = run({warpctl_bin(), "watch", "account:", "--admin", c.procs[2]->http(), "--rev",
-                  "0:1,x"},
-                 20s);
+  auto bad = run(
+      {warpctl_bin(), "watch", "account:", "--admin", c.procs[2]->http(), "--rev", "0:1,x"}, 20s);
   CHECK(bad.exit_code == 4);
   CHECK(bad.err.find("HTTP 400") != std::string::npos);
 }

@@ -63,8 +63,7 @@ watch_from from_text(std::string_view t) {
 
 }  // namespace
 
-TEST_CASE("watch hub: replays after the start, then streams live, in order per key",
-          "[watch]") {
+TEST_CASE("watch hub: replays after the start, then streams live, in order per key", "[watch]") {
   tp now{};
   watch_hub hub{{}, {0, 1}, true};
   hub.applied(put(0, 1, "account:a", "1"), now);
@@ -140,7 +139,8 @@ TEST_CASE("watch hub: a start below the retained window ends with compacted", "[
   watch_hub_options b;
   b.ring_bytes = 1000;
   watch_hub small{b, {0}, true};
-  for (std::uint64_t i = 1; i <= 100; ++i) small.applied(put(0, i, "k", std::string(100, 'x')), now);
+  for (std::uint64_t i = 1; i <= 100; ++i)
+    small.applied(put(0, i, "k", std::string(100, 'x')), now);
   CHECK(small.retained(0) < 10);
   CHECK(small.floor(0) > 90);
 }
@@ -219,8 +219,7 @@ TEST_CASE("watch hub: progress when idle, restore after a restart, limits", "[wa
   CHECK(parse_watch_from("0:1,x").code() == errc::invalid_argument);
 }
 
-TEST_CASE("watch hub: history newest first and get_at through the replaced values",
-          "[watch]") {
+TEST_CASE("watch hub: history newest first and get_at through the replaced values", "[watch]") {
   tp now{};
   watch_hub_options o;
   o.ring_entries = 5;
@@ -240,10 +239,10 @@ TEST_CASE("watch hub: history newest first and get_at through the replaced value
   CHECK((*at)->value == "v3");
   CHECK((*at)->revision == 3);
   CHECK(hub.get_at(0, "k", 9).code() == errc::invalid_argument);
-  for (std::uint64_t i = 5; i <= 7; ++i) hub.applied(put(0, i, "k", "n" + std::to_string(i),
-                                                          "x"), now);
-  // 1 and 2 fell out (floor 2): revision 0 is compacted; revision 2 is answered by the oldest retained
-  // change's replaced value.
+  for (std::uint64_t i = 5; i <= 7; ++i)
+    hub.applied(put(0, i, "k", "n" + std::to_string(i), "x"), now);
+  // 1 and 2 fell out (floor 2): revision 0 is compacted; revision 2 is answered by the oldest
+  // retained change's replaced value.
   auto gone = hub.get_at(0, "k", 0);
   CHECK(gone.code() == errc::not_found);
   CHECK(gone.err().message().rfind("compacted(2)", 0) == 0);
@@ -258,7 +257,9 @@ TEST_CASE("watch hub: the state machine decorator reports changes, not refusals 
           "[watch]") {
   std::vector<applied_change> seen;
   std::vector<std::uint64_t> restores;
-  watched_kv_state_machine sm{7, {}, [&](applied_change c) { seen.push_back(std::move(c)); },
+  watched_kv_state_machine sm{7,
+                              {},
+                              [&](applied_change c) { seen.push_back(std::move(c)); },
                               [&](std::uint32_t, std::uint64_t i) { restores.push_back(i); }};
   consensus::kv_command c;
   c.client = 9;

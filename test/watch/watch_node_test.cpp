@@ -98,7 +98,8 @@ TEST_CASE("strong watch: every node's writes in order per key, resumed after a r
   watch_raft_cluster c;
   REQUIRE(c.wait_serving());
   auto col = std::make_shared<collector>();
-  auto h = c.nodes[1]->watch("s:w", "", [col](const watch_event& e) { (*col)(e); }, true);
+  auto h = c.nodes[1]->watch(
+      "s:w", "", [col](const watch_event& e) { (*col)(e); }, true);
   REQUIRE(h);
   REQUIRE(c.nodes[0]->set("s:w1", "a"));
   REQUIRE(c.nodes[2]->set("s:w1", "b"));

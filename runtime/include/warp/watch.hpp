@@ -63,8 +63,8 @@ struct watch_event {
   bool has_prev = false;  ///< put/del with prev requested: the value it replaced, if any
   std::string prev_value;
   std::int64_t expires_at_ms = 0;  ///< the value's expiry (0: none)
-  std::string cursor;  ///< resume here to see what comes after this event
-  std::string reason;  ///< terminal events: for humans
+  std::string cursor;              ///< resume here to see what comes after this event
+  std::string reason;              ///< terminal events: for humans
 
   bool terminal() const noexcept { return type >= kind::compacted; }
 };
@@ -102,8 +102,8 @@ class watch_stream {
   std::condition_variable cv_;
   std::deque<watch_event> q_;
   std::size_t max_queue_;
-  bool closed_ = false;    // terminal queued
-  bool ended_ = false;     // terminal taken
+  bool closed_ = false;  // terminal queued
+  bool ended_ = false;   // terminal taken
   bool cancel_ = false;
 };
 

@@ -296,8 +296,8 @@ class node {
   // `compacted` event. At most strong.watch_max_watchers at once (errc::rate_limited).
 
   /// The raw stream: read it with next(); cancel() (or dropping it) ends the watch.
-  result<std::shared_ptr<watch_stream>> open_watch(std::string_view filter,
-                                                   std::string_view from, bool prev = false);
+  result<std::shared_ptr<watch_stream>> open_watch(std::string_view filter, std::string_view from,
+                                                   bool prev = false);
   /// `fn` runs on a thread of the handle's own, once per event, the terminal one last.
   result<watch_handle> watch(std::string_view filter, std::string_view from,
                              std::function<void(const watch_event&)> fn, bool prev = false);
