@@ -83,7 +83,7 @@ std::vector<json> events_in(const std::string& log) {
 std::vector<std::string> watch_argv(const warpd_process& p, const std::string& prefix,
                                     const std::string& rev) {
   std::vector<std::string> a{warpctl_bin(), "watch",    prefix, "--admin",
-                             p.http(),      "--output", "json"};
+                             p.http(),      "--output", "json", "--progress"};
   if (!rev.empty()) a.insert(a.end(), {"--rev", rev});
   return a;
 }
