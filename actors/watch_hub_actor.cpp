@@ -23,8 +23,10 @@ using watch_hub_actor = caf::stateful_actor<watch_hub_state>;
 }  // namespace
 
 caf::actor spawn_watch_hub_actor(caf::actor_system& sys, watch_hub_options opts,
-                                 std::vector<std::uint32_t> groups, bool all_groups) {
-  return sys.spawn([opts, groups = std::move(groups), all_groups](watch_hub_actor* self) {
+                                 std::vector<std::uint32_t> groups, bool all_groups,
+                                 std::function<std::uint32_t(std::string_view)> group_of) {
+  return sys.spawn([opts, groups = std::move(groups), all_groups,
+                    group_of = std::move(group_of)](watch_hub_actor* self) {
     using clock = std::chrono::steady_clock;
     self->state.hub.emplace(opts, groups, all_groups);
     // Progress is checked a few times per interval, so an idle watcher hears within ~1.25x.
@@ -34,12 +36,17 @@ caf::actor spawn_watch_hub_actor(caf::actor_system& sys, watch_hub_options opts,
         [self](applied_change& c) { self->state.hub->applied(c, clock::now()); },
         [self](watch_restored_msg& m) { self->state.hub->restored(m.group, m.index); },
         [self](watch_add_cmd& cmd) {
-          cmd.done(self->state.hub->add(std::move(cmd.filter), cmd.from, cmd.prev,
-                                        std::move(cmd.out), clock::now()));
+          auto& hub = *self->state.hub;
+          auto out = std::make_shared<watch_stream>(hub.options().max_queue);
+          auto id = hub.add(std::move(cmd.filter), cmd.from, cmd.prev, out, clock::now());
+          if (!id) return cmd.done(id.err());
+          cmd.done(std::move(out));
         },
-        [self](watch_history_cmd& cmd) { cmd.done(self->state.hub->history(cmd.group, cmd.key)); },
-        [self](watch_get_at_cmd& cmd) {
-          cmd.done(self->state.hub->get_at(cmd.group, cmd.key, cmd.revision));
+        [self, group_of](watch_history_cmd& cmd) {
+          cmd.done(self->state.hub->history(group_of(cmd.key), cmd.key));
+        },
+        [self, group_of](watch_get_at_cmd& cmd) {
+          cmd.done(self->state.hub->get_at(group_of(cmd.key), cmd.key, cmd.revision));
         },
         [self, period](watch_tick_atom) {
           self->state.hub->tick(clock::now());

@@ -7,14 +7,17 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/atom.hpp>
 
 #include "actors/quorum_commands.hpp"  // completion<T>
 #include "actors/watch_hub.hpp"
@@ -26,22 +29,20 @@ struct watch_restored_msg {
   std::uint64_t index = 0;
 };
 
+/// Answered with the watcher's stream (bounded by the hub's max_queue).
 struct watch_add_cmd {
   std::string filter;
   watch_from from;
   bool prev = false;
-  std::shared_ptr<watch_stream> out;
-  completion<std::uint64_t> done;
+  completion<std::shared_ptr<watch_stream>> done;
 };
 
 struct watch_history_cmd {
-  std::uint32_t group = 0;
   std::string key;
   completion<std::vector<key_version>> done;
 };
 
 struct watch_get_at_cmd {
-  std::uint32_t group = 0;
   std::string key;
   std::uint64_t revision = 0;
   completion<std::optional<key_version>> done;
@@ -49,9 +50,17 @@ struct watch_get_at_cmd {
 
 struct watch_hub_stop_cmd {};
 
-/// Spawns the hub for the key groups `groups` (`all_groups`: every key group is here).
+/// The name the node's hub is registered under in its actor system (the node API finds it
+/// there: one node per actor system).
+constexpr caf::atom_value watch_hub_registry_name() noexcept {
+  return caf::atom("warpwatch");
+}
+
+/// Spawns the hub for the key groups `groups` (`all_groups`: every key group is here);
+/// `group_of` maps a key to its group (history, get_at).
 caf::actor spawn_watch_hub_actor(caf::actor_system& sys, watch_hub_options opts,
-                                 std::vector<std::uint32_t> groups, bool all_groups);
+                                 std::vector<std::uint32_t> groups, bool all_groups,
+                                 std::function<std::uint32_t(std::string_view)> group_of);
 
 /// The callbacks a key group's watched_kv_state_machine reports through (to `hub`).
 std::function<void(applied_change)> watch_change_sink(caf::actor hub);

@@ -34,12 +34,12 @@
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 
-
+#include "runtime/core/openssl_util.hpp"
 #include "warp/cluster.hpp"
 #include "warp/endpoint.hpp"
-#include "runtime/core/openssl_util.hpp"
 #include "warp/metrics.hpp"
 #include "warp/node.hpp"
+#include "warp/strong_watch.hpp"
 
 namespace warpd {
 
@@ -439,7 +439,7 @@ struct admin_http::impl {
       std::atomic<std::size_t>& n;
       ~release() { --n; }
     } rel{sse_active};
-    auto stream = node->open_watch(filter, from, prev);
+    auto stream = warp::open_watch(*node, filter, from, prev);
     if (!stream) {
       int status = stream.code() == warp::errc::rate_limited       ? 503
                    : stream.code() == warp::errc::unsupported      ? 501

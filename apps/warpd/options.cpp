@@ -21,6 +21,7 @@
 #include "bus/envelope.hpp"
 #include "runtime/membership/discovery.hpp"
 #include "warp/pattern.hpp"
+#include "warp/watch.hpp"
 
 namespace warpd {
 
@@ -999,11 +1000,16 @@ warp::result<settings> build_settings(const warpd_config& cfg) {
   WARPD_READ(sc.groups, rd.size("warp.strong-groups"));
   WARPD_READ(sc.raft_tick, rd.duration("warp.raft-tick"));
   WARPD_READ(sc.raft_snapshot_entries, rd.size("warp.raft-snapshot-entries"));
-  WARPD_READ(sc.watch_ring_entries, rd.size("warp.watch-ring-entries"));
-  WARPD_READ(sc.watch_ring_bytes, rd.size("warp.watch-ring-bytes"));
-  WARPD_READ(sc.watch_max_watchers, rd.size("warp.watch-max-watchers"));
-  WARPD_READ(sc.watch_max_queue, rd.size("warp.watch-max-queue"));
-  WARPD_READ(sc.watch_progress_interval, rd.duration("warp.watch-progress-interval"));
+  {
+    // Process-wide (warp/watch.hpp): the node takes them when it starts.
+    warp::watch_settings ws;
+    WARPD_READ(ws.ring_entries, rd.size("warp.watch-ring-entries"));
+    WARPD_READ(ws.ring_bytes, rd.size("warp.watch-ring-bytes"));
+    WARPD_READ(ws.max_watchers, rd.size("warp.watch-max-watchers"));
+    WARPD_READ(ws.max_queue, rd.size("warp.watch-max-queue"));
+    WARPD_READ(ws.progress_interval, rd.duration("warp.watch-progress-interval"));
+    warp::set_watch_settings(ws);
+  }
   if (sc.replication_factor == 0 || sc.replication_factor > 15)
     return warp::error{errc::invalid_argument,
                        "replication-factor: must be between 1 and 15, got " +

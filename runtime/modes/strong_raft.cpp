@@ -21,6 +21,7 @@
 #include "actors/watch_hub_actor.hpp"
 #include "runtime/core/log.hpp"
 #include "runtime/modes/node_state.hpp"
+#include "warp/watch.hpp"
 
 namespace warp::detail {
 
@@ -28,6 +29,17 @@ namespace {
 
 namespace rc = consensus;
 using actors::raft_request_kind;
+
+/// Ends the node's watch hub (its watches get `canceled`) and waits until it is gone.
+void stop_watch_hub(caf::actor_system& sys) {
+  auto ptr = sys.registry().get(actors::watch_hub_registry_name());
+  if (!ptr) return;
+  sys.registry().erase(actors::watch_hub_registry_name());
+  auto hub = caf::actor_cast<caf::actor>(ptr);
+  caf::scoped_actor self{sys};
+  self->send(hub, actors::watch_hub_stop_cmd{});
+  self->wait_for(hub);
+}
 
 constexpr char value_format = 1;
 
@@ -221,16 +233,23 @@ result<void> strong_raft::start() {
     std::vector<std::uint32_t> local;
     for (std::uint32_t g = 0; g < placement_.ranges(); ++g)
       if (placement_.is_replica(g)) local.push_back(g);
+    auto ws = current_watch_settings();
     actors::watch_hub_options wo;
-    wo.ring_entries = opts_.watch_ring_entries;
-    wo.ring_bytes = opts_.watch_ring_bytes;
-    wo.max_watchers = opts_.watch_max_watchers;
-    wo.max_queue = opts_.watch_max_queue;
-    wo.progress_interval = opts_.watch_progress_interval;
+    wo.ring_entries = ws.ring_entries;
+    wo.ring_bytes = ws.ring_bytes;
+    wo.max_watchers = ws.max_watchers;
+    wo.max_queue = ws.max_queue;
+    wo.progress_interval = ws.progress_interval;
     bool all = local.size() == placement_.ranges();
-    watch_hub_ = actors::spawn_watch_hub_actor(sys_, wo, std::move(local), all);
-    auto on_change = actors::watch_change_sink(watch_hub_);
-    auto on_restore = actors::watch_restore_sink(watch_hub_);
+    // The placement outlives the hub: stop() ends the hub before this object goes.
+    const auto* pl = &placement_;
+    auto hub = actors::spawn_watch_hub_actor(
+        sys_, wo, std::move(local), all,
+        [pl](std::string_view key) { return static_cast<std::uint32_t>(pl->range_of(key)); });
+    // The node API finds it in the registry (one node per actor system).
+    sys_.registry().put(actors::watch_hub_registry_name(), hub);
+    auto on_change = actors::watch_change_sink(hub);
+    auto on_restore = actors::watch_restore_sink(hub);
     s.make_key_state_machine = [on_change, on_restore](std::uint32_t g) {
       return std::make_unique<actors::watched_kv_state_machine>(g, rc::kv_limits{}, on_change,
                                                                 on_restore);
@@ -238,8 +257,7 @@ result<void> strong_raft::start() {
   }
   auto host = actors::spawn_raft_host_actor(sys_, std::move(s));
   if (!host) {
-    caf::anon_send(watch_hub_, actors::watch_hub_stop_cmd{});
-    watch_hub_ = caf::actor{};
+    stop_watch_hub(sys_);
     return host.err();
   }
   host_ = *host;
@@ -250,10 +268,6 @@ result<void> strong_raft::start() {
   return {};
 }
 
-std::uint32_t strong_raft::group_of(std::string_view key) const {
-  return static_cast<std::uint32_t>(placement_.range_of(key));
-}
-
 void strong_raft::stop() {
   {
     std::lock_guard<std::mutex> g{stop_mtx_};
@@ -261,11 +275,7 @@ void strong_raft::stop() {
     stopped_ = true;
   }
   if (host_) actors::stop_raft_host_actor(sys_, host_);
-  if (watch_hub_) {
-    caf::scoped_actor self{sys_};
-    self->send(watch_hub_, actors::watch_hub_stop_cmd{});
-    self->wait_for(watch_hub_);
-  }
+  stop_watch_hub(sys_);
   if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
   lock_fd_ = -1;
 }

@@ -78,10 +78,6 @@ class strong_raft {
   /// Groups = ranges of this placement.
   const strong_placement& placement() const noexcept { return placement_; }
   const caf::actor& host() const noexcept { return host_; }
-  /// The node's watch hub (actors/watch_hub_actor.hpp): fed by the key groups.
-  const caf::actor& watch_hub() const noexcept { return watch_hub_; }
-  /// The key group of `key` (its range in the placement).
-  std::uint32_t group_of(std::string_view key) const;
   std::size_t groups() const noexcept { return placement_.ranges(); }
 
   /// How a value is kept in the replicated map: a format byte, the expiry (ms since the
@@ -107,7 +103,6 @@ class strong_raft {
   std::uint64_t incarnation_;
   strong_placement placement_;
   caf::actor host_;
-  caf::actor watch_hub_;
   int lock_fd_ = -1;  ///< flock on <data_dir>/raft/LOCK: one node per log directory
   std::mutex stop_mtx_;
   bool stopped_ = false;

@@ -47,10 +47,6 @@ struct node::impl : detail::node_state {
 /// the node API (coordination_api.cpp). Blocking.
 result<std::string> coordination_request(node& n, std::string_view verb,
                                          const std::vector<std::string>& args);
-/// Its history requests (watch_api.cpp): history [key] -> json array; get_at [key, rev]
-/// -> json object. Blocking.
-result<std::string> history_request(node& n, std::string_view verb,
-                                    const std::vector<std::string>& args);
 
 /// Creates the validator and, when enabled, starts its actor and change-stream watcher.
 void start_validator(node& n, node::impl& st);

@@ -1,27 +1,29 @@
-// The node's watch and history calls for strong keys (warp/node.hpp, warp/watch.hpp,
-// docs/coordination.md "Watch", "History"): requests to the strong Raft engine's watch hub
-// (actors/watch_hub_actor.hpp), answered through a future. Blocking: application threads,
-// the executor or admin workers, never a CAF scheduler thread.
+// Watch and history of strong keys through a node (warp/strong_watch.hpp, docs/
+// coordination.md "Watch", "History"): requests to the node's watch hub
+// (actors/watch_hub_actor.hpp, found in the node's actor system registry), answered through
+// a future. Blocking: application threads, the executor or admin workers, never a CAF
+// scheduler thread.
 #include <charconv>
 #include <future>
+#include <optional>
 
+#include <caf/actor_cast.hpp>
+#include <caf/actor_registry.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/send.hpp>
 #include <nlohmann/json.hpp>
 
-#include <caf/send.hpp>
-
 #include "actors/watch_hub_actor.hpp"
-#include "runtime/modes/strong.hpp"
-#include "runtime/node/node_impl.hpp"
 #include "warp/node.hpp"
+#include "warp/strong_watch.hpp"
 
 namespace warp {
 
 namespace {
 
-detail::strong_raft* engine(node::impl& st) {
-  if (st.stopped.load() || !st.strong) return nullptr;
-  auto* e = st.strong->raft();
-  return e && e->watch_hub() ? e : nullptr;
+caf::actor hub_of(node& n) {
+  auto ptr = n.system().registry().get(actors::watch_hub_registry_name());
+  return ptr ? caf::actor_cast<caf::actor>(ptr) : caf::actor{};
 }
 
 error no_engine() {
@@ -43,71 +45,6 @@ result<T> ask(const caf::actor& hub, Cmd cmd) {
   return f.get();
 }
 
-}  // namespace
-
-result<std::shared_ptr<watch_stream>> node::open_watch(std::string_view filter,
-                                                       std::string_view from, bool prev) {
-  auto* e = engine(*impl_);
-  if (!e) return no_engine();
-  if (filter.size() > impl_->config.limits.max_key_size)
-    return error{errc::key_too_large, "watch: the filter is longer than a key may be"};
-  auto start = parse_watch_from(from);
-  if (!start) return start.err();
-  auto stream = std::make_shared<watch_stream>(impl_->config.strong.watch_max_queue);
-  actors::watch_add_cmd cmd;
-  cmd.filter = std::string{filter};
-  cmd.from = std::move(*start);
-  cmd.prev = prev;
-  cmd.out = stream;
-  auto id = ask<std::uint64_t>(e->watch_hub(), std::move(cmd));
-  if (!id) return id.err();
-  return stream;
-}
-
-result<watch_handle> node::watch(std::string_view filter, std::string_view from,
-                                 std::function<void(const watch_event&)> fn, bool prev) {
-  if (!fn) return error{errc::invalid_argument, "watch: a callback is required"};
-  auto s = open_watch(filter, from, prev);
-  if (!s) return s.err();
-  return watch_handle{std::move(*s), std::move(fn)};
-}
-
-result<std::vector<key_version>> node::history(std::string_view key) {
-  auto* e = engine(*impl_);
-  if (!e) return no_engine();
-  if (auto c = impl_->config.limits.check_key(key); !c) return c.err();
-  actors::watch_history_cmd cmd;
-  cmd.group = e->group_of(key);
-  cmd.key = std::string{key};
-  return ask<std::vector<key_version>>(e->watch_hub(), std::move(cmd));
-}
-
-result<key_version> node::get_at(std::string_view key, std::uint64_t revision) {
-  auto* e = engine(*impl_);
-  if (!e) return no_engine();
-  if (auto c = impl_->config.limits.check_key(key); !c) return c.err();
-  actors::watch_get_at_cmd cmd;
-  cmd.group = e->group_of(key);
-  cmd.key = std::string{key};
-  cmd.revision = revision;
-  auto r = ask<std::optional<key_version>>(e->watch_hub(), std::move(cmd));
-  if (!r) return r.err();
-  if (*r) return std::move(**r);
-  // No change of the key in the whole window: what it holds now it held then.
-  key_version v;
-  v.group = cmd.group;
-  auto cur = e->get(key);
-  if (!cur) {
-    if (cur.code() != errc::not_found) return cur.err();
-    v.deleted = true;
-    return v;
-  }
-  v.value = std::string{view(*cur)};
-  return v;
-}
-
-namespace {
-
 nlohmann::json version_json(const key_version& v) {
   nlohmann::json j{{"revision", v.revision}, {"group", v.group}, {"deleted", v.deleted}};
   if (!v.deleted) j["value"] = v.value;
@@ -117,6 +54,62 @@ nlohmann::json version_json(const key_version& v) {
 
 }  // namespace
 
+result<std::shared_ptr<watch_stream>> open_watch(node& n, std::string_view filter,
+                                                 std::string_view from, bool prev) {
+  auto hub = hub_of(n);
+  if (!hub) return no_engine();
+  if (filter.size() > n.config().limits.max_key_size)
+    return error{errc::key_too_large, "watch: the filter is longer than a key may be"};
+  auto start = parse_watch_from(from);
+  if (!start) return start.err();
+  actors::watch_add_cmd cmd;
+  cmd.filter = std::string{filter};
+  cmd.from = std::move(*start);
+  cmd.prev = prev;
+  return ask<std::shared_ptr<watch_stream>>(hub, std::move(cmd));
+}
+
+result<watch_handle> watch(node& n, std::string_view filter, std::string_view from,
+                           std::function<void(const watch_event&)> fn, bool prev) {
+  if (!fn) return error{errc::invalid_argument, "watch: a callback is required"};
+  auto s = open_watch(n, filter, from, prev);
+  if (!s) return s.err();
+  return watch_handle{std::move(*s), std::move(fn)};
+}
+
+result<std::vector<key_version>> history(node& n, std::string_view key) {
+  auto hub = hub_of(n);
+  if (!hub) return no_engine();
+  if (auto c = n.config().limits.check_key(key); !c) return c.err();
+  actors::watch_history_cmd cmd;
+  cmd.key = std::string{key};
+  return ask<std::vector<key_version>>(hub, std::move(cmd));
+}
+
+result<key_version> get_at(node& n, std::string_view key, std::uint64_t revision) {
+  auto hub = hub_of(n);
+  if (!hub) return no_engine();
+  if (auto c = n.config().limits.check_key(key); !c) return c.err();
+  actors::watch_get_at_cmd cmd;
+  cmd.key = std::string{key};
+  cmd.revision = revision;
+  auto r = ask<std::optional<key_version>>(hub, std::move(cmd));
+  if (!r) return r.err();
+  if (*r) return std::move(**r);
+  // No change of the key in the whole window: what it holds now it held then.
+  key_version v;
+  auto cur = n.get(key);
+  if (!cur) {
+    if (cur.code() != errc::not_found) return cur.err();
+    v.deleted = true;
+    return v;
+  }
+  v.value = std::string{view(*cur)};
+  return v;
+}
+
+namespace detail {
+
 result<std::string> history_request(node& n, std::string_view verb,
                                     const std::vector<std::string>& args) {
   if (args.empty()) return error{errc::invalid_argument, std::string{verb} + ": a key is required"};
@@ -124,7 +117,7 @@ result<std::string> history_request(node& n, std::string_view verb,
     return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   };
   if (verb == "history") {
-    auto h = n.history(args[0]);
+    auto h = history(n, args[0]);
     if (!h) return h.err();
     auto out = nlohmann::json::array();
     for (auto& v : *h) out.push_back(version_json(v));
@@ -135,9 +128,11 @@ result<std::string> history_request(node& n, std::string_view verb,
   auto [p, ec] = std::from_chars(a.data(), a.data() + a.size(), rev);
   if (a.empty() || ec != std::errc{} || p != a.data() + a.size())
     return error{errc::invalid_argument, "get_at: the revision is not a number"};
-  auto v = n.get_at(args[0], rev);
+  auto v = get_at(n, args[0], rev);
   if (!v) return v.err();
   return dump(version_json(*v));
 }
+
+}  // namespace detail
 
 }  // namespace warp

@@ -12,6 +12,7 @@
 
 #include "test/support/process.hpp"
 #include "warp/node.hpp"
+#include "warp/strong_watch.hpp"
 
 using namespace warp;
 using namespace std::chrono_literals;
@@ -24,6 +25,10 @@ struct watch_raft_cluster {
   std::vector<std::unique_ptr<node>> nodes;
 
   watch_raft_cluster() {
+    watch_settings ws;
+    ws.max_watchers = 3;
+    ws.progress_interval = 100ms;
+    set_watch_settings(ws);
     for (int i = 0; i < 3; ++i) ports.push_back(test::free_port());
     nodes.resize(3);
     for (std::size_t i = 0; i < 3; ++i) start(i);
@@ -31,6 +36,7 @@ struct watch_raft_cluster {
   ~watch_raft_cluster() {
     for (auto& n : nodes)
       if (n) n->stop();
+    set_watch_settings({});
   }
   void start(std::size_t i) {
     node_config cfg;
@@ -45,8 +51,6 @@ struct watch_raft_cluster {
     cfg.strong.engine = strong_engine::raft;
     cfg.strong.raft_tick = 50ms;
     cfg.strong.timeout = 5s;
-    cfg.strong.watch_max_watchers = 3;
-    cfg.strong.watch_progress_interval = 100ms;
     auto n = node::start(cfg);
     REQUIRE(n);
     nodes[i] = std::move(*n);
@@ -98,8 +102,8 @@ TEST_CASE("strong watch: every node's writes in order per key, resumed after a r
   watch_raft_cluster c;
   REQUIRE(c.wait_serving());
   auto col = std::make_shared<collector>();
-  auto h = c.nodes[1]->watch(
-      "s:w", "", [col](const watch_event& e) { (*col)(e); }, true);
+  auto h = watch(
+      *c.nodes[1], "s:w", "", [col](const watch_event& e) { (*col)(e); }, true);
   REQUIRE(h);
   REQUIRE(c.nodes[0]->set("s:w1", "a"));
   REQUIRE(c.nodes[2]->set("s:w1", "b"));
@@ -131,12 +135,12 @@ TEST_CASE("strong watch: every node's writes in order per key, resumed after a r
   auto cursor = ev.back().cursor;
 
   // History and get_at on another node (same revisions everywhere).
-  auto hist = c.nodes[2]->history("s:w1");
+  auto hist = history(*c.nodes[2], "s:w1");
   REQUIRE(hist);
   REQUIRE(hist->size() == 4);
   CHECK((*hist)[0].deleted);
   CHECK((*hist)[0].revision == ev.back().revision);
-  auto at = c.nodes[2]->get_at("s:w1", (*hist)[2].revision);
+  auto at = get_at(*c.nodes[2], "s:w1", (*hist)[2].revision);
   REQUIRE(at);
   CHECK(at->value == "b");
 
@@ -149,7 +153,7 @@ TEST_CASE("strong watch: every node's writes in order per key, resumed after a r
   auto col2 = std::make_shared<collector>();
   result<watch_handle> h2 = error{errc::internal};
   auto deadline = std::chrono::steady_clock::now() + 30s;
-  while (!(h2 = c.nodes[1]->watch("s:w", cursor, [col2](const watch_event& e) { (*col2)(e); })) &&
+  while (!(h2 = watch(*c.nodes[1], "s:w", cursor, [col2](const watch_event& e) { (*col2)(e); })) &&
          std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(100ms);
   REQUIRE(h2);
@@ -165,10 +169,10 @@ TEST_CASE("strong watch: every node's writes in order per key, resumed after a r
   std::vector<watch_handle> many;
   result<watch_handle> over = error{errc::internal};
   for (int i = 0; i < 4; ++i) {
-    over = c.nodes[1]->watch("s:", "", [](const watch_event&) {});
+    over = watch(*c.nodes[1], "s:", "", [](const watch_event&) {});
     if (!over) break;
     many.push_back(std::move(*over));
   }
   CHECK(over.code() == errc::rate_limited);
-  CHECK(c.nodes[0]->open_watch("s:", "1:x").code() == errc::invalid_argument);
+  CHECK(open_watch(*c.nodes[0], "s:", "1:x").code() == errc::invalid_argument);
 }

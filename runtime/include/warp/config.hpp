@@ -116,17 +116,6 @@ struct strong_options {
   std::vector<std::string> members;
   /// Background anti-entropy: how often each range's digest is compared with its replicas.
   std::chrono::milliseconds anti_entropy_interval{5000};
-  /// Watch and history of strong keys (docs/coordination.md, "Watch"): the events each
-  /// Raft group keeps in memory for replay, bounded by count and bytes per group; below
-  /// them a watch or a history read answers `compacted`.
-  std::size_t watch_ring_entries = 4096;
-  std::size_t watch_ring_bytes = 4u << 20;
-  /// Concurrent watches per node (C++ API and SSE together); beyond it `overloaded`.
-  std::size_t watch_max_watchers = 256;
-  /// Events queued for one watcher not yet taken by it; beyond it the watch ends `slow`.
-  std::size_t watch_max_queue = 10'000;
-  /// An idle watch gets a progress event (the revision of every group) this often.
-  std::chrono::milliseconds watch_progress_interval{1000};
 };
 
 /// The node port (node-to-node and warpctl traffic, CAF's BASP): who may connect and how

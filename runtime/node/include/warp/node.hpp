@@ -21,7 +21,6 @@
 #include "warp/merge_fn.hpp"
 #include "warp/pattern.hpp"
 #include "warp/storage.hpp"
-#include "warp/watch.hpp"
 #include "warp/write.hpp"
 
 namespace caf {
@@ -287,25 +286,6 @@ class node {
   /// that applied it: keep it short (enqueue and return).
   watch_id watch(std::function<void(const change_event&)> fn);
   void unwatch(watch_id id);
-
-  // -- watch and history of strong keys (docs/coordination.md, "Watch", "History") -------
-  //
-  // Need the strong Raft engine (errc::unsupported otherwise). `filter`: a key prefix, or a
-  // glob when it holds * ? or [. `from`: "" (live), "N" or a cursor "g:rev,...". Events of
-  // one key come in revision order; a start below the retained window ends the watch with a
-  // `compacted` event. At most strong.watch_max_watchers at once (errc::rate_limited).
-
-  /// The raw stream: read it with next(); cancel() (or dropping it) ends the watch.
-  result<std::shared_ptr<watch_stream>> open_watch(std::string_view filter, std::string_view from,
-                                                   bool prev = false);
-  /// `fn` runs on a thread of the handle's own, once per event, the terminal one last.
-  result<watch_handle> watch(std::string_view filter, std::string_view from,
-                             std::function<void(const watch_event&)> fn, bool prev = false);
-  /// The retained versions of a strong key, newest first (deletes included).
-  result<std::vector<key_version>> history(std::string_view key);
-  /// The key's version as of `revision` of its group: `deleted` when it had no value then;
-  /// errc::not_found "compacted(N)" when the window no longer reaches back to it.
-  result<key_version> get_at(std::string_view key, std::uint64_t revision);
 
   // -- the async API --------------------------------------------------------------------
   //
