@@ -17,13 +17,20 @@ bool parse_u64(std::string_view s, std::uint64_t& out) {
 }  // namespace
 
 std::string format_cursor(const watch_cursor& c) {
+  // Formatted for every event of every watcher: to_chars into one buffer, no temporaries.
   std::string out;
+  out.resize(c.size() * 32);
+  char* p = out.data();
+  char* end = p + out.size();
+  bool first = true;
   for (auto& [g, rev] : c) {
-    if (!out.empty()) out.push_back(',');
-    out += std::to_string(g);
-    out.push_back(':');
-    out += std::to_string(rev);
+    if (!first) *p++ = ',';
+    first = false;
+    p = std::to_chars(p, end, g).ptr;
+    *p++ = ':';
+    p = std::to_chars(p, end, rev).ptr;
   }
+  out.resize(static_cast<std::size_t>(p - out.data()));
   return out;
 }
 
