@@ -625,7 +625,12 @@ result<caf::actor> spawn_raft_host_actor(caf::actor_system& sys, raft_host_setup
   };
   for (std::uint32_t g = 0; g < pl->ranges(); ++g) {
     if (!pl->is_replica(g)) continue;
-    if (auto r = spawn_group(g, g, std::to_string(g), {}); !r) {
+    std::function<void(raft_group_setup&)> key_sm;
+    if (setup.make_key_state_machine)
+      key_sm = [&setup, g](raft_group_setup& gs) {
+        gs.make_state_machine = [make = setup.make_key_state_machine, g] { return make(g); };
+      };
+    if (auto r = spawn_group(g, g, std::to_string(g), key_sm); !r) {
       stop_raft_host_actor(sys, host);
       return error{r.code(), "raft group " + std::to_string(g) + ": " + r.err().message()};
     }

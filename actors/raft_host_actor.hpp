@@ -23,6 +23,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -77,6 +78,10 @@ struct raft_host_setup {
   bool dial = true;
   /// When set, the host also runs this node's replica of the coordination group.
   std::shared_ptr<const coord_group_options> coordination;
+  /// When set, the key groups' state machine (the watch hub's reporting map,
+  /// actors/watch_hub.hpp); else the plain key -> value map.
+  std::function<std::unique_ptr<consensus::raft_state_machine>(std::uint32_t group)>
+      make_key_state_machine;
 };
 
 /// Spawns the host, opens every local group's log (blocking) and spawns its group actor.

@@ -42,6 +42,7 @@
 
 #include "actors/cluster_actor.hpp"
 #include "actors/control_actor.hpp"
+#include "apps/warpctl/watch_client.hpp"
 #include "bus/node_transport.hpp"
 #include "federation/status.hpp"
 #include "warp/build_info.hpp"
@@ -90,6 +91,9 @@ struct options {
   std::string lock_name;              ///< lock NAME
   std::string lock_wait = "60s";      ///< lock --wait
   std::vector<std::string> command;   ///< lock NAME -- COMMAND...
+  std::string rev;                    ///< get --rev N; watch --rev N|cursor
+  warpctl::watch_options watch;       ///< watch PREFIX
+  std::string admin_token_file;       ///< watch --admin-token-file
 };
 
 // Values from stdin or a file are read up to this bound (the node refuses what is over its
@@ -404,6 +408,39 @@ int run_command(CLI::App& app, caf::actor_system& sys, const caf::actor& node, c
   using namespace warp::actors;
   if (app.got_subcommand("lock")) return run_lock(sys, node, opt);
   if (app.got_subcommand("lease")) return run_lease(*app.get_subcommand("lease"), sys, node, opt);
+  if (app.got_subcommand("get") && !opt.rev.empty()) {
+    // A strong key as of a revision of its group (docs/coordination.md, "History").
+    auto r = coord(sys, node, opt, "get_at", {opt.key, opt.rev});
+    if (!r) return report(opt, opt.key, r.err());
+    auto v = json::parse(*r, nullptr, false);
+    bool deleted = v.is_object() && v.value("deleted", false);
+    if (opt.json) {
+      v["ok"] = !deleted;
+      v["key"] = opt.key;
+      std::cout << v.dump() << std::endl;
+    } else if (!deleted) {
+      std::cout << v.value("value", "") << std::endl;
+    } else {
+      std::cerr << "warpctl: " << opt.key << ": no value at revision " << opt.rev << std::endl;
+    }
+    return deleted ? exit_not_found : exit_ok;
+  }
+  if (app.got_subcommand("history")) {
+    auto r = coord(sys, node, opt, "history", {opt.key});
+    if (!r) return report(opt, opt.key, r.err());
+    auto h = json::parse(*r, nullptr, false);
+    if (opt.json) {
+      std::cout << dump({{"ok", true}, {"key", opt.key}, {"versions", h}}) << std::endl;
+    } else if (h.is_array()) {
+      for (auto& v : h)
+        std::cout << v.value("group", 0u) << ':' << v.value("revision", 0ull) << ' '
+                  << (v.value("deleted", false) ? std::string{"(deleted)"}
+                                                : v.value("value", std::string{}))
+                  << '\n';
+      std::cout.flush();
+    }
+    return exit_ok;
+  }
   if (app.got_subcommand("get")) {
     std::string value;
     auto err = request(
@@ -1007,6 +1044,22 @@ int run(int argc, char** argv) {
       ->type_name("FILE");
   auto* get = app.add_subcommand("get", "Print a key's value (exit 1 when absent)");
   get->add_option("KEY", opt.key, "Key")->required();
+  get->add_option("--rev", opt.rev,
+                  "A strong key as of this revision of its group (within the watch window)");
+  auto* history = app.add_subcommand("history", "A strong key's retained versions, newest first");
+  history->add_option("KEY", opt.key, "Key")->required();
+  auto* watch = app.add_subcommand(
+      "watch", "Stream changes of strong keys under PREFIX (a glob with * ? [), one per line");
+  watch->add_option("PREFIX", opt.watch.prefix, "Key prefix or glob")->required();
+  watch->add_option("--rev", opt.watch.from,
+                    "Start after this revision (N in every group) or cursor (g:rev,...)");
+  watch->add_flag("--prev", opt.watch.prev, "Also print the value each change replaced");
+  watch->add_flag("--progress", opt.watch.progress, "Also print progress (idle) events");
+  watch->add_option("--count", opt.watch.count, "Exit after this many changes");
+  watch->add_option("--admin", opt.watch.admin, "warpd's admin HTTP endpoint (--http) HOST:PORT")
+      ->capture_default_str();
+  watch->add_option("--admin-token-file", opt.admin_token_file,
+                    "File with the admin bearer token (warpd --admin-token-file)");
   auto* set = app.add_subcommand("set", "Store a value (VALUE, `-` for stdin, or --file)");
   set->add_option("KEY", opt.key, "Key")->required();
   auto* set_value = set->add_option("VALUE", opt.value, "Value; `-` reads it from stdin");
@@ -1129,6 +1182,18 @@ int run(int argc, char** argv) {
   if (set->parsed() && !opt.value_given && opt.file.empty()) {
     std::cerr << "warpctl: set: give VALUE, `-` (stdin) or --file FILE" << std::endl;
     return exit_usage;
+  }
+  if (watch->parsed()) {
+    opt.watch.json = opt.json || opt.output == "json";
+    if (!opt.admin_token_file.empty()) {
+      std::ifstream in{opt.admin_token_file};
+      std::getline(in, opt.watch.token);
+      if (!in && opt.watch.token.empty()) {
+        std::cerr << "warpctl: cannot read " << opt.admin_token_file << std::endl;
+        return exit_usage;
+      }
+    }
+    return warpctl::run_watch(opt.watch);
   }
   auto timeout = warp::parse_duration(opt.timeout_text);
   if (!timeout || timeout->count() <= 0) {

@@ -34,12 +34,12 @@
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 
-
+#include "runtime/core/openssl_util.hpp"
 #include "warp/cluster.hpp"
 #include "warp/endpoint.hpp"
-#include "runtime/core/openssl_util.hpp"
 #include "warp/metrics.hpp"
 #include "warp/node.hpp"
+#include "warp/strong_watch.hpp"
 
 namespace warpd {
 
@@ -132,6 +132,7 @@ struct request {
   std::string body;   ///< at most max_body bytes (checked before it is read)
   bool keep_alive = true;
   std::string authorization;
+  std::string last_event_id;  ///< SSE resume (GET /v1/watch)
   std::size_t content_length = 0;
 };
 
@@ -209,6 +210,8 @@ parse_outcome parse_head(std::string_view buf, std::size_t max_body) {
       if (iequals(value, "keep-alive")) req.keep_alive = true;
     } else if (iequals(name, "authorization")) {
       req.authorization = std::string{value};
+    } else if (iequals(name, "last-event-id")) {
+      req.last_event_id = std::string{value};
     }
   }
   out.state = parse_outcome::done;
@@ -324,6 +327,150 @@ struct admin_http::impl {
     for (auto& w : workers)
       if (w.joinable()) w.join();
     workers.clear();
+    std::vector<sse_thread> streams;
+    {
+      std::lock_guard lock{sse_mtx};
+      streams.swap(sse_threads);
+    }
+    for (auto& t : streams)
+      if (t.thread.joinable()) t.thread.join();
+  }
+
+  // -- watch streams (GET /v1/watch, Server-Sent Events) ---------------------------------
+  //
+  // A stream is long-lived, so it leaves the epoll loop: its connection is handed to a thread
+  // of its own that writes events as the node's watch hub queues them (blocking writes with
+  // a send timeout: a client that stops reading is cut off, and its watch ends). Bounded by
+  // max_watch_streams (503 beyond) and by the node's strong.watch_max_watchers.
+  struct sse_thread {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  std::mutex sse_mtx;
+  std::vector<sse_thread> sse_threads;
+  std::atomic<std::size_t> sse_active{0};
+
+  struct sse_conn {
+    int fd = -1;
+    std::unique_ptr<SSL, ssl_deleter> ssl;
+    ~sse_conn() {
+      if (ssl) {
+        SSL_shutdown(ssl.get());
+        ERR_clear_error();
+      }
+      if (fd >= 0) ::close(fd);
+    }
+    bool write_all(std::string_view data) {
+      while (!data.empty()) {
+        long n = 0;
+        if (ssl) {
+          int w = SSL_write(ssl.get(), data.data(),
+                            static_cast<int>(std::min<std::size_t>(data.size(), 1 << 20)));
+          if (w <= 0) {
+            ERR_clear_error();
+            return false;
+          }
+          n = w;
+        } else {
+          n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+          if (n < 0 && errno == EINTR) continue;
+          if (n <= 0) return false;
+        }
+        data.remove_prefix(static_cast<std::size_t>(n));
+      }
+      return true;
+    }
+  };
+
+  static std::string sse_head(int status, std::string_view type, std::string_view body) {
+    return "HTTP/1.1 " + std::to_string(status) + " " + std::string{reason(status)} +
+           "\r\nContent-Type: " + std::string{type} +
+           "\r\nCache-Control: no-store\r\nConnection: close\r\n" +
+           (body.empty() && status == 200 ? std::string{"X-Accel-Buffering: no\r\n\r\n"}
+                                          : "Content-Length: " + std::to_string(body.size()) +
+                                                "\r\n\r\n" + std::string{body});
+  }
+
+  void start_watch(connection& c) {
+    if (sse_active.load() >= opts.max_watch_streams) {
+      c.close_after = true;
+      auto r = text(503, "too many watch streams (" + std::to_string(opts.max_watch_streams) +
+                             "); retry later\n");
+      r.extra_headers = "Retry-After: 1\r\n";
+      return respond(c, std::move(r));
+    }
+    auto filter = query_param(c.req.query, "prefix");
+    if (!filter) filter = query_param(c.req.query, "key");
+    if (!filter) filter = std::string{};
+    // Last-Event-ID (a standard SSE client's reconnect) wins over ?from=: it is later.
+    std::string from = c.req.last_event_id;
+    if (from.empty()) from = query_param(c.req.query, "from").value_or("");
+    auto prev = query_param(c.req.query, "prev").value_or("");
+    bool with_prev = prev == "1" || prev == "true";
+    auto conn = std::make_shared<sse_conn>();
+    conn->fd = c.fd;
+    conn->ssl = std::move(c.ssl);
+    ::epoll_ctl(epoll.get(), EPOLL_CTL_DEL, c.fd, nullptr);
+    conns.erase(c.id);  // the fd now belongs to the stream's thread
+    int flags = ::fcntl(conn->fd, F_GETFL, 0);
+    if (flags >= 0) ::fcntl(conn->fd, F_SETFL, flags & ~O_NONBLOCK);
+    timeval tv{};
+    tv.tv_sec = static_cast<long>(std::max<long>(1, opts.request_timeout.count() / 1000));
+    ::setsockopt(conn->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    ++sse_active;
+    std::lock_guard lock{sse_mtx};
+    // Join the streams that ended, so their threads do not pile up.
+    std::erase_if(sse_threads, [](sse_thread& t) {
+      if (!t.done->load()) return false;
+      t.thread.join();
+      return true;
+    });
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    sse_threads.push_back({std::thread{[this, conn, done, filter = std::move(*filter),
+                                        from = std::move(from), with_prev] {
+                             run_watch(*conn, filter, from, with_prev);
+                             done->store(true);
+                           }},
+                           done});
+  }
+
+  void run_watch(sse_conn& conn, const std::string& filter, const std::string& from, bool prev) {
+    struct release {
+      std::atomic<std::size_t>& n;
+      ~release() { --n; }
+    } rel{sse_active};
+    auto stream = warp::open_watch(*node, filter, from, prev);
+    if (!stream) {
+      int status = stream.code() == warp::errc::rate_limited       ? 503
+                   : stream.code() == warp::errc::unsupported      ? 501
+                   : stream.code() == warp::errc::key_too_large    ? 400
+                   : stream.code() == warp::errc::invalid_argument ? 400
+                                                                   : 503;
+      conn.write_all(
+          sse_head(status, "text/plain; charset=utf-8", stream.err().to_string() + "\n"));
+      return;
+    }
+    auto& s = **stream;
+    if (!conn.write_all(sse_head(200, "text/event-stream", {})) ||
+        !conn.write_all("retry: 1000\n\n")) {
+      s.cancel();
+      return;
+    }
+    while (!stopping) {
+      auto e = s.next(std::chrono::milliseconds{250});
+      if (!e) {
+        if (s.ended()) break;
+        continue;
+      }
+      std::string frame;
+      if (!e->cursor.empty()) frame += "id: " + e->cursor + "\n";
+      frame += "event: ";
+      frame += warp::to_string(e->type);
+      frame += "\ndata: " + warp::to_json(*e) + "\n\n";
+      if (!conn.write_all(frame)) break;
+      if (e->terminal()) break;
+    }
+    s.cancel();
   }
 
   // -- handlers --------------------------------------------------------------------------
@@ -587,6 +734,7 @@ struct admin_http::impl {
         return respond(c, std::move(r));
       }
     }
+    if (req.path == "/v1/watch" && req.method == "GET") return start_watch(c);
     {
       std::lock_guard lock{mtx};
       if (jobs.size() >= max_pending_jobs) {

@@ -40,6 +40,8 @@ struct admin_options {
   /// closed after it.
   std::chrono::milliseconds request_timeout{5000};
   std::size_t max_body = 64 * 1024;
+  /// Concurrent GET /v1/watch streams (Server-Sent Events); 503 beyond.
+  std::size_t max_watch_streams = 64;
 };
 
 class admin_http {

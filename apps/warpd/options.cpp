@@ -21,6 +21,7 @@
 #include "bus/envelope.hpp"
 #include "runtime/membership/discovery.hpp"
 #include "warp/pattern.hpp"
+#include "warp/watch.hpp"
 
 namespace warpd {
 
@@ -300,6 +301,7 @@ const std::vector<numeric_bound>& numeric_bounds() {
       {"warp.resp-max-inline-length", 1, 64 * MiB},
       {"warp.resp-max-output-buffer", 1, 64 * GiB},
       {"warp.admin-max-connections", 1, 65536},
+      {"warp.admin-max-watch-streams", 1, 65536},
       {"warp.admin-max-body", 0, 16 * MiB},
       {"warp.storage-rate", 0, 1'000'000'000},
       {"warp.storage-breaker", 0, 1'000'000},
@@ -330,6 +332,11 @@ const std::vector<numeric_bound>& numeric_bounds() {
       {"warp.strong-groups", 0, 4096},
       {"warp.raft-tick", 1, minute_ms},
       {"warp.raft-snapshot-entries", 0, 1'000'000'000},
+      {"warp.watch-ring-entries", 1, 100'000'000},
+      {"warp.watch-ring-bytes", 1024, 64 * GiB},
+      {"warp.watch-max-watchers", 1, 1'000'000},
+      {"warp.watch-max-queue", 1, 100'000'000},
+      {"warp.watch-progress-interval", 10, hour_ms},
       {"warp.resp-idle-timeout", 0, 30 * day_ms},
       {"warp.admin-request-timeout", 100, 5 * minute_ms},
   };
@@ -420,6 +427,9 @@ warp::result<void> read_admin(const reader& rd, admin_options& a) {
   auto n = rd.size("warp.admin-max-connections");
   if (!n) return n.err();
   a.max_connections = *n;
+  auto ws = rd.size("warp.admin-max-watch-streams");
+  if (!ws) return ws.err();
+  a.max_watch_streams = *ws;
   auto t = rd.duration("warp.admin-request-timeout");
   if (!t) return t.err();
   a.request_timeout = *t;
@@ -619,6 +629,19 @@ const std::vector<option_def>& option_table() {
       {"warp.raft-snapshot-entries", "--raft-snapshot-entries", opt_kind::size, "10000",
        "Entries a Raft group applies before it snapshots its state and drops the log below "
        "(0 = never)"},
+      // -- watch and history of strong keys (docs/coordination.md, "Watch") --------------
+      {"warp.watch-ring-entries", "--watch-ring-entries", opt_kind::size, "4096",
+       "Changes each Raft key group keeps for watch replay and history (older: compacted)"},
+      {"warp.watch-ring-bytes", "--watch-ring-bytes", opt_kind::size, "4194304",
+       "Bytes of keys and values each Raft key group keeps for watch replay and history"},
+      {"warp.watch-max-watchers", "--watch-max-watchers", opt_kind::size, "256",
+       "Concurrent watches on this node (C++ API and SSE)"},
+      {"warp.watch-max-queue", "--watch-max-queue", opt_kind::size, "10000",
+       "Events queued for one watcher before it is cut off as slow"},
+      {"warp.watch-progress-interval", "--watch-progress-interval", opt_kind::duration, "1s",
+       "How often an idle watch gets a progress event"},
+      {"warp.admin-max-watch-streams", "--admin-max-watch-streams", opt_kind::size, "64",
+       "Concurrent GET /v1/watch streams on the admin port (503 beyond)"},
       // -- node port security (node_config.transport, bus/node_transport, docs/security.md)
       {"warp.tls-cert", "--tls-cert", opt_kind::string, "",
        "PEM certificate (chain) this node presents on the node port; with --tls-key and "
@@ -977,6 +1000,16 @@ warp::result<settings> build_settings(const warpd_config& cfg) {
   WARPD_READ(sc.groups, rd.size("warp.strong-groups"));
   WARPD_READ(sc.raft_tick, rd.duration("warp.raft-tick"));
   WARPD_READ(sc.raft_snapshot_entries, rd.size("warp.raft-snapshot-entries"));
+  {
+    // Process-wide (warp/watch.hpp): the node takes them when it starts.
+    warp::watch_settings ws;
+    WARPD_READ(ws.ring_entries, rd.size("warp.watch-ring-entries"));
+    WARPD_READ(ws.ring_bytes, rd.size("warp.watch-ring-bytes"));
+    WARPD_READ(ws.max_watchers, rd.size("warp.watch-max-watchers"));
+    WARPD_READ(ws.max_queue, rd.size("warp.watch-max-queue"));
+    WARPD_READ(ws.progress_interval, rd.duration("warp.watch-progress-interval"));
+    warp::set_watch_settings(ws);
+  }
   if (sc.replication_factor == 0 || sc.replication_factor > 15)
     return warp::error{errc::invalid_argument,
                        "replication-factor: must be between 1 and 15, got " +

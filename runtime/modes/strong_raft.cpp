@@ -18,8 +18,10 @@
 
 #include "actors/coord_group.hpp"
 #include "actors/raft_host_actor.hpp"
+#include "actors/watch_hub_actor.hpp"
 #include "runtime/core/log.hpp"
 #include "runtime/modes/node_state.hpp"
+#include "warp/watch.hpp"
 
 namespace warp::detail {
 
@@ -27,6 +29,17 @@ namespace {
 
 namespace rc = consensus;
 using actors::raft_request_kind;
+
+/// Ends the node's watch hub (its watches get `canceled`) and waits until it is gone.
+void stop_watch_hub(caf::actor_system& sys) {
+  auto ptr = sys.registry().get(actors::watch_hub_registry_name());
+  if (!ptr) return;
+  sys.registry().erase(actors::watch_hub_registry_name());
+  auto hub = caf::actor_cast<caf::actor>(ptr);
+  caf::scoped_actor self{sys};
+  self->send(hub, actors::watch_hub_stop_cmd{});
+  self->wait_for(hub);
+}
 
 constexpr char value_format = 1;
 
@@ -236,8 +249,38 @@ result<void> strong_raft::start() {
     };
     s.coordination = std::move(co);
   }
+  {
+    // The watch hub first: the key groups report to it from their first restore on.
+    std::vector<std::uint32_t> local;
+    for (std::uint32_t g = 0; g < placement_.ranges(); ++g)
+      if (placement_.is_replica(g)) local.push_back(g);
+    auto ws = current_watch_settings();
+    actors::watch_hub_options wo;
+    wo.ring_entries = ws.ring_entries;
+    wo.ring_bytes = ws.ring_bytes;
+    wo.max_watchers = ws.max_watchers;
+    wo.max_queue = ws.max_queue;
+    wo.progress_interval = ws.progress_interval;
+    bool all = local.size() == placement_.ranges();
+    // The placement outlives the hub: stop() ends the hub before this object goes.
+    const auto* pl = &placement_;
+    auto hub = actors::spawn_watch_hub_actor(
+        sys_, wo, std::move(local), all,
+        [pl](std::string_view key) { return static_cast<std::uint32_t>(pl->range_of(key)); });
+    // The node API finds it in the registry (one node per actor system).
+    sys_.registry().put(actors::watch_hub_registry_name(), hub);
+    auto on_change = actors::watch_change_sink(hub);
+    auto on_restore = actors::watch_restore_sink(hub);
+    s.make_key_state_machine = [on_change, on_restore](std::uint32_t g) {
+      return std::make_unique<actors::watched_kv_state_machine>(g, rc::kv_limits{}, on_change,
+                                                                on_restore);
+    };
+  }
   auto host = actors::spawn_raft_host_actor(sys_, std::move(s));
-  if (!host) return host.err();
+  if (!host) {
+    stop_watch_hub(sys_);
+    return host.err();
+  }
   host_ = *host;
   std::size_t local = 0;
   for (std::uint32_t g = 0; g < placement_.ranges(); ++g) local += placement_.is_replica(g);
@@ -253,6 +296,7 @@ void strong_raft::stop() {
     stopped_ = true;
   }
   if (host_) actors::stop_raft_host_actor(sys_, host_);
+  stop_watch_hub(sys_);
   if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
   lock_fd_ = -1;
 }

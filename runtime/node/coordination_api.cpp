@@ -11,6 +11,7 @@
 #include "runtime/modes/strong.hpp"
 #include "runtime/node/node_impl.hpp"
 #include "warp/node.hpp"
+#include "warp/strong_watch.hpp"
 
 namespace warp {
 
@@ -320,6 +321,7 @@ result<std::string> coordination_request(node& n, std::string_view verb,
                           {"keys", r->keys}}
         .dump();
   }
+  if (verb == "history" || verb == "get_at") return detail::history_request(n, verb, args);
   if (verb == "lock") {
     auto session = uint_arg(args, 1, "session");
     if (!session) return session.err();
