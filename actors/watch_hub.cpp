@@ -1,6 +1,7 @@
 #include "actors/watch_hub.hpp"
 
 #include <algorithm>
+#include <iterator>
 
 #include "warp/pattern.hpp"
 
@@ -33,19 +34,38 @@ result<std::string> watched_kv_state_machine::apply(consensus::index_t index,
     if (on_change_) on_change_(std::move(c));
     return r;
   }
-  auto before = inner_.read(cmd->key);
+  // What the entry will write, in order: one key, or a transaction's writes.
+  std::vector<applied_write> writes;
+  if (cmd->op == consensus::kv_op::batch) {
+    if (auto b = consensus::decode_kv_batch(cmd->value, lim_)) {
+      writes.reserve(b->writes.size());
+      for (auto& w : b->writes)
+        writes.push_back({w.erase, std::move(w.key), w.erase ? std::string{} : std::move(w.value),
+                          false, {}});
+    }
+  } else {
+    bool del = cmd->op == consensus::kv_op::del || cmd->op == consensus::kv_op::cas_del;
+    writes.push_back({del, cmd->key, del ? std::string{} : cmd->value, false, {}});
+  }
+  // The values they replace, read before the entry applies (a key written twice by one
+  // transaction replaces its own first write the second time).
+  std::map<std::string, std::optional<std::string>, std::less<>> current;
+  for (const auto& w : writes)
+    if (!current.contains(w.key)) {
+      auto v = inner_.read(w.key);
+      current.emplace(w.key, v ? std::optional<std::string>{std::move(*v)} : std::nullopt);
+    }
   auto dedup = inner_.deduplicated();
   auto r = inner_.apply(index, data);
   // A retry answered from its session, or a refused conditional write, changed nothing.
   if (r && inner_.deduplicated() == dedup) {
-    bool del = cmd->op == consensus::kv_op::del || cmd->op == consensus::kv_op::cas_del;
-    if (!del || before) {
-      c.change = true;
-      c.deleted = del;
-      c.key = cmd->key;
-      if (!del) c.raw_value = cmd->value;
-      c.had_prev = static_cast<bool>(before);
-      if (before) c.raw_prev = std::move(*before);
+    for (auto& w : writes) {
+      auto& now = current.find(w.key)->second;
+      if (w.deleted && !now) continue;  // a delete of an absent key changes nothing
+      w.had_prev = now.has_value();
+      if (now) w.raw_prev = *now;
+      now = w.deleted ? std::nullopt : std::optional<std::string>{w.raw_value};
+      c.writes.push_back(std::move(w));
     }
   }
   if (on_change_) on_change_(std::move(c));
@@ -120,27 +140,47 @@ void watch_hub::end(watcher& w, watch_event::kind k, std::uint32_t group, std::u
   w.out->end(std::move(e));
 }
 
-bool watch_hub::deliver(watcher& w, std::uint32_t group, const change& c, time_point now) {
+bool watch_hub::deliver(watcher& w, std::uint32_t group, std::deque<change>::const_iterator first,
+                        std::deque<change>::const_iterator last, time_point now) {
   auto& pos = w.pos[group];
-  if (c.revision <= pos) return true;  // already past it (a resumed cursor ahead of a replay)
-  if (!matches(w, c.key)) {
-    pos = c.revision;
+  auto revision = first->revision;
+  if (revision <= pos) return true;  // already past it (a resumed cursor ahead of a replay)
+  auto before = pos;
+  // Every event but the revision's last carries the cursor before the revision, the last
+  // one the cursor past it: a resume from any of them replays a transaction whole, never half.
+  std::vector<watch_event> events;
+  for (auto c = first; c != last; ++c)
+    if (matches(w, c->key)) events.push_back(make_event(group, *c, w));
+  if (events.empty()) {
+    pos = revision;
     return true;
   }
-  auto before = pos;
-  pos = c.revision;
-  if (!w.out->push(make_event(group, c, w))) {
+  pos = revision;
+  events.back().cursor = format_cursor(w.pos);
+  pos = before;
+  auto n = events.size();
+  if (!w.out->push_all(std::move(events))) {
     // Everything up to `before` is in the queue (and reaches the watcher before this end),
     // so the cursor of the end is exactly where a resume picks up: nothing lost, nothing twice.
-    pos = before;
     ++stats_.slow;
-    end(w, watch_event::kind::slow, group, c.revision,
+    end(w, watch_event::kind::slow, group, revision,
         "slow: more than " + std::to_string(opts_.max_queue) +
             " events queued; resume from the last cursor");
     return false;
   }
-  ++stats_.delivered;
+  pos = revision;
+  stats_.delivered += n;
   w.last_sent = now;
+  return true;
+}
+
+bool watch_hub::deliver_ring(watcher& w, std::uint32_t group, const ring& r, time_point now) {
+  for (auto first = r.changes.begin(); first != r.changes.end();) {
+    auto last = std::find_if(first, r.changes.end(),
+                             [rev = first->revision](const change& c) { return c.revision != rev; });
+    if (!deliver(w, group, first, last, now)) return false;
+    first = last;
+  }
   return true;
 }
 
@@ -150,25 +190,31 @@ void watch_hub::applied(const applied_change& a, time_point now) {
   auto& r = it->second;
   if (a.index <= r.last) return;  // replayed twice (cannot happen in order; be safe)
   r.last = a.index;
-  if (!a.change) return;
-  change c;
-  c.revision = a.index;
-  c.deleted = a.deleted;
-  c.key = a.key;
-  if (!a.deleted) {
-    auto v = decode_strong_value(a.raw_value);
-    c.value = std::move(v.value);
-    c.expires_at_ms = v.expires_at_ms;
+  if (a.writes.empty()) return;
+  auto first_new = r.changes.size();
+  for (const auto& wr : a.writes) {
+    change c;
+    c.revision = a.index;
+    c.deleted = wr.deleted;
+    c.key = wr.key;
+    if (!wr.deleted) {
+      auto v = decode_strong_value(wr.raw_value);
+      c.value = std::move(v.value);
+      c.expires_at_ms = v.expires_at_ms;
+    }
+    c.had_prev = wr.had_prev;
+    if (wr.had_prev) c.prev = decode_strong_value(wr.raw_prev).value;
+    ++stats_.events;
+    r.bytes += c.bytes();
+    r.changes.push_back(std::move(c));
   }
-  c.had_prev = a.had_prev;
-  if (a.had_prev) c.prev = decode_strong_value(a.raw_prev).value;
-  ++stats_.events;
   std::vector<std::uint64_t> ended;
+  auto first = r.changes.cbegin() + static_cast<std::ptrdiff_t>(first_new);
   for (auto& [id, w] : watchers_)
-    if (!w.out->cancel_requested() && !deliver(w, a.group, c, now)) ended.push_back(id);
+    if (!w.out->cancel_requested() && !deliver(w, a.group, first, r.changes.cend(), now))
+      ended.push_back(id);
   for (auto id : ended) watchers_.erase(id);
-  r.bytes += c.bytes();
-  r.changes.push_back(std::move(c));
+  // The floor is the newest evicted revision: a revision evicted in part is compacted whole.
   while (!r.changes.empty() &&
          (r.changes.size() > opts_.ring_entries || r.bytes > opts_.ring_bytes)) {
     r.floor = r.changes.front().revision;
@@ -241,8 +287,7 @@ result<std::uint64_t> watch_hub::add(std::string filter, const watch_from& from,
     }
   }
   for (auto& [g, r] : rings_)
-    for (auto& c : r.changes)
-      if (!deliver(w, g, c, now)) return id;
+    if (!deliver_ring(w, g, r, now)) return id;
   watchers_.emplace(id, std::move(w));
   return id;
 }

@@ -37,18 +37,24 @@ struct watch_hub_options {
   std::chrono::milliseconds progress_interval{1000};
 };
 
-/// One applied entry of a key group, as the decorator reports it. `change` is false for
-/// entries that changed no key (a refused compare-and-set, a retry answered from the
-/// session, a delete of an absent key): they only advance the group's applied revision.
-struct applied_change {
-  std::uint32_t group = 0;
-  std::uint64_t index = 0;
-  bool change = false;
+/// One key an applied entry wrote.
+struct applied_write {
   bool deleted = false;
   std::string key;
   std::string raw_value;  ///< as stored in the map: format byte, expiry, bytes
   bool had_prev = false;
   std::string raw_prev;
+};
+
+/// One applied entry of a key group, as the decorator reports it: every key it wrote, in
+/// order (several for a transaction, kv_op::batch, all at one revision). `writes` is empty
+/// for entries that changed no key (a refused compare-and-set or transaction, a retry
+/// answered from the session, a delete of an absent key): they only advance the group's
+/// applied revision.
+struct applied_change {
+  std::uint32_t group = 0;
+  std::uint64_t index = 0;
+  std::vector<applied_write> writes;
 };
 
 class watch_hub {
@@ -127,8 +133,13 @@ class watch_hub {
 
   bool matches(const watcher& w, std::string_view key) const;
   watch_event make_event(std::uint32_t group, const change& c, const watcher& w) const;
+  /// Offers the changes of one revision (`first`, `last`: a range of a ring) as a unit: all
+  /// matching events are queued or none is, so a cursor never points inside a revision.
   /// False when the watcher was ended (slow).
-  bool deliver(watcher& w, std::uint32_t group, const change& c, time_point now);
+  bool deliver(watcher& w, std::uint32_t group, std::deque<change>::const_iterator first,
+               std::deque<change>::const_iterator last, time_point now);
+  /// deliver() for each revision of a ring, in order.
+  bool deliver_ring(watcher& w, std::uint32_t group, const ring& r, time_point now);
   void end(watcher& w, watch_event::kind k, std::uint32_t group, std::uint64_t rev,
            std::string reason);
 

@@ -151,6 +151,17 @@ bool watch_stream::push(watch_event e) {
   return true;
 }
 
+bool watch_stream::push_all(std::vector<watch_event>&& events) {
+  {
+    std::lock_guard lock{mtx_};
+    if (closed_) return true;
+    if (q_.size() + events.size() > max_queue_) return false;
+    for (auto& e : events) q_.push_back(std::move(e));
+  }
+  cv_.notify_all();
+  return true;
+}
+
 void watch_stream::end(watch_event e) {
   {
     std::lock_guard lock{mtx_};

@@ -27,13 +27,14 @@ applied_change put(std::uint32_t g, std::uint64_t i, std::string k, std::string 
   applied_change c;
   c.group = g;
   c.index = i;
-  c.change = true;
-  c.key = std::move(k);
-  c.raw_value = stored(v);
+  applied_write w;
+  w.key = std::move(k);
+  w.raw_value = stored(v);
   if (prev) {
-    c.had_prev = true;
-    c.raw_prev = stored(*prev);
+    w.had_prev = true;
+    w.raw_prev = stored(*prev);
   }
+  c.writes.push_back(std::move(w));
   return c;
 }
 
@@ -41,11 +42,12 @@ applied_change del(std::uint32_t g, std::uint64_t i, std::string k) {
   applied_change c;
   c.group = g;
   c.index = i;
-  c.change = true;
-  c.deleted = true;
-  c.key = std::move(k);
-  c.had_prev = true;
-  c.raw_prev = stored("old");
+  applied_write w;
+  w.deleted = true;
+  w.key = std::move(k);
+  w.had_prev = true;
+  w.raw_prev = stored("old");
+  c.writes.push_back(std::move(w));
   return c;
 }
 
@@ -278,15 +280,71 @@ TEST_CASE("watch hub: the state machine decorator reports changes, not refusals 
   c.seq = 4;
   REQUIRE(sm.apply(5, consensus::encode(c)));  // absent: no change
   REQUIRE(seen.size() == 5);
-  CHECK(seen[0].change);
+  REQUIRE(seen[0].writes.size() == 1);
   CHECK(seen[0].group == 7);
-  CHECK_FALSE(seen[1].change);
-  CHECK_FALSE(seen[2].change);
-  CHECK(seen[3].change);
-  CHECK(seen[3].deleted);
-  CHECK(decode_strong_value(seen[3].raw_prev).value == "a");
-  CHECK_FALSE(seen[4].change);
+  CHECK(seen[1].writes.empty());
+  CHECK(seen[2].writes.empty());
+  REQUIRE(seen[3].writes.size() == 1);
+  CHECK(seen[3].writes[0].deleted);
+  CHECK(decode_strong_value(seen[3].writes[0].raw_prev).value == "a");
+  CHECK(seen[4].writes.empty());
   auto snap = sm.snapshot();
   REQUIRE(sm.restore(snap));
   CHECK(restores == std::vector<std::uint64_t>{5});
+}
+
+TEST_CASE("watch hub: a transaction's writes share a revision and arrive together", "[watch]") {
+  std::vector<applied_change> seen;
+  watched_kv_state_machine sm{0, {}, [&](applied_change c) { seen.push_back(std::move(c)); }, {}};
+  consensus::kv_command c;
+  c.key = "t:a";
+  c.value = stored("1");
+  REQUIRE(sm.apply(1, consensus::encode(c)));
+  consensus::kv_batch b;
+  b.conditions.push_back({"t:a", false, stored("1")});
+  b.writes.push_back({"t:a", false, stored("2")});
+  b.writes.push_back({"t:b", false, stored("x")});
+  b.writes.push_back({"t:a", false, stored("3")});
+  b.writes.push_back({"t:gone", true, {}});  // absent: no change
+  c.op = consensus::kv_op::batch;
+  c.value = consensus::encode(b);
+  REQUIRE(sm.apply(2, consensus::encode(c)));
+  // A failed condition applies nothing and reports nothing.
+  REQUIRE_FALSE(sm.apply(3, consensus::encode(c)));
+  REQUIRE(seen.size() == 3);
+  REQUIRE(seen[1].writes.size() == 3);
+  CHECK(seen[1].writes[0].key == "t:a");
+  CHECK(decode_strong_value(seen[1].writes[0].raw_prev).value == "1");
+  CHECK(seen[1].writes[1].key == "t:b");
+  CHECK_FALSE(seen[1].writes[1].had_prev);
+  CHECK(decode_strong_value(seen[1].writes[2].raw_prev).value == "2");
+  CHECK(seen[2].writes.empty());
+
+  watch_hub hub{{}, {0}, true};
+  auto t0 = std::chrono::steady_clock::now();
+  for (auto& a : seen) hub.applied(a, t0);
+  auto out = std::make_shared<watch_stream>(100);
+  watch_from from;
+  from.all = 0;
+  REQUIRE(hub.add("t:", from, true, out, t0));
+  std::vector<watch_event> got;
+  while (auto e = out->next(std::chrono::milliseconds{0})) got.push_back(std::move(*e));
+  REQUIRE(got.size() == 4);
+  CHECK(got[1].revision == 2);
+  CHECK(got[3].revision == 2);
+  // Inside the transaction the cursor stays before it; its last event moves past it.
+  CHECK(got[1].cursor == got[0].cursor);
+  CHECK(got[2].cursor == got[0].cursor);
+  CHECK(got[3].cursor != got[0].cursor);
+  CHECK(got[3].value == "3");
+  CHECK(got[3].prev_value == "2");
+
+  // A queue with room for 2 events cannot take the transaction's 3: the watch ends slow
+  // at the revision before it, and nothing of the transaction was queued.
+  auto small = std::make_shared<watch_stream>(2);
+  from.all = 1;
+  REQUIRE(hub.add("t:", from, false, small, t0));
+  auto first = small->next(std::chrono::milliseconds{0});
+  REQUIRE(first);
+  CHECK(first->type == watch_event::kind::slow);
 }

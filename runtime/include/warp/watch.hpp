@@ -19,6 +19,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 #include <thread>
 
 #include "warp/error.hpp"
@@ -92,6 +93,9 @@ class watch_stream {
   // -- producer (the hub) -----------------------------------------------------------------
   /// False (nothing queued) when `max_queue` events are waiting.
   bool push(watch_event e);
+  /// All of `events` (one revision's, so a cursor never points inside it) or, when they do
+  /// not all fit under `max_queue`, none.
+  bool push_all(std::vector<watch_event>&& events);
   /// Queues a terminal event regardless of the bound; later pushes are ignored.
   void end(watch_event e);
   std::size_t queued() const;
