@@ -73,7 +73,9 @@ void circuit_breaker::record(steady_ms now, bool failed) noexcept {
   if (opts_.failure_ratio <= 0) return;
   recent_.push_back({now, failed});
   recent_failures_ += failed;
-  while (!recent_.empty() && now - recent_.front().at > opts_.window) {
+  // Bounded whatever the fetch rate: the ratio is judged over the window's newest outcomes.
+  while (!recent_.empty() &&
+         (now - recent_.front().at > opts_.window || recent_.size() > breaker_options::max_recent)) {
     recent_failures_ -= recent_.front().failed;
     recent_.pop_front();
   }
