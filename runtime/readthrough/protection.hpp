@@ -5,7 +5,6 @@
 #pragma once
 
 #include <chrono>
-#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <mutex>
@@ -42,9 +41,6 @@ struct breaker_options {
   double failure_ratio = 0.0;
   steady_ms window{10'000};
   std::uint32_t min_calls = 20;
-  /// At most this many outcomes are kept (the newest), so a high fetch rate cannot grow
-  /// the window without bound.
-  static constexpr std::size_t max_recent = 4096;
   /// How long an open breaker refuses before it lets one probe through (half-open).
   steady_ms cooldown{5'000};
 };
