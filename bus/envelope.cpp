@@ -322,13 +322,17 @@ pattern_version pattern_summary(const pattern_entries& table) {
     mix(&n, sizeof n);
     mix(s.data(), s.size());
   };
+  bool any = false;
   for (const auto& [glob, e] : table) {
+    if (e.ver == pattern_version{}) continue;  // a node's own command line: not shared
+    any = true;
     str(e.glob);
     str(e.spec);
     mix(&e.ver.counter, sizeof e.ver.counter);
     mix(&e.ver.node, sizeof e.ver.node);
     counter = std::max(counter, e.ver.counter);
   }
+  if (!any) return {};
   auto digest = static_cast<std::uint32_t>(h ^ (h >> 32));
   return {counter, digest == 0 ? 1u : digest};  // (n, 0) would read as "no table" at 0
 }

@@ -103,7 +103,10 @@ bool merge_pattern(pattern_entries& into, const pattern_entry& e);
 /// The summary of a table that heartbeats carry and tables are compared by: counter = the
 /// newest entry's counter, node = a 32-bit digest of every entry (glob, spec, version).
 /// Equal summaries: the same table (up to a digest collision, which only delays the next
-/// exchange until another change). An empty table is (0, 0).
+/// exchange until another change). Entries at version (0, 0), the command line's patterns
+/// at the default --patterns-version, are each node's own: they take no part (nodes started
+/// with different flags keep them, as before run-time changes existed). A table of only
+/// those, or an empty one, is (0, 0).
 pattern_version pattern_summary(const pattern_entries& table);
 
 /// What a change record asks a receiver to do with its L1 entry.

@@ -207,7 +207,8 @@ void pattern_table_keeper::apply_remote(const bus::pattern_table& t) {
   std::lock_guard<std::mutex> g{mtx_};
   auto next = table_;
   bool changed = false;
-  for (const auto& e : t.entries) changed |= bus::merge_pattern(next, e);
+  for (const auto& e : t.entries)
+    if (e.ver != bus::pattern_version{}) changed |= bus::merge_pattern(next, e);
   if (!changed) return;
   if (auto ok = apply(std::move(next), false); !ok)
     log()->error("key patterns: table {}.{:08x} from node {:08x} not applied: {}", t.ver.counter,
@@ -301,7 +302,9 @@ result<void> pattern_table_keeper::apply(entries next, bool local) {
       dropped);
   // Ours or merged from a peer: every peer gets the result (the cluster actor sends it on
   // to each reachable member), so a change floods the cluster in one round.
-  if (st_.cluster) st_.cluster->publish_patterns(encode_locked(table_));
+  if (st_.cluster)
+    if (auto bytes = encode_locked(table_); !bytes.empty())
+      st_.cluster->publish_patterns(std::move(bytes));
   return {};
 }
 
@@ -353,12 +356,14 @@ result<void> pattern_table_keeper::persist(const entries& table) const {
 }
 
 std::string pattern_table_keeper::encode_locked(const entries& table) const {
-  if (table.empty()) return {};
   bus::pattern_table t;
+  t.ver = bus::pattern_summary(table);
+  if (t.ver == bus::pattern_version{}) return {};  // nothing to share
   if (st_.cluster) t.header = st_.cluster->pattern_header();
   t.header.sender = st_.id;
-  t.ver = bus::pattern_summary(table);
-  for (const auto& [glob, e] : table) t.entries.push_back(e);
+  // Command-line patterns at (0, 0) stay this node's own (bus::pattern_summary).
+  for (const auto& [glob, e] : table)
+    if (e.ver != bus::pattern_version{}) t.entries.push_back(e);
   auto bytes = bus::encode(t);
   if (!bytes) {
     log()->error("key patterns: table not sent: {}", bytes.err().to_string());

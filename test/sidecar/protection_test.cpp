@@ -92,7 +92,9 @@ TEST_CASE("sidecar: PostgreSQL stopped under load -> every cached read answers s
   for (auto& c : clients) c.join();
   const long during = reads - before;
   INFO("reads while storage was down: " << during);
-  for (const auto& [reply, n] : odd) INFO("unexpected reply x" << n << ": " << reply);
+  std::string unexpected;
+  for (const auto& [reply, n] : odd) unexpected += std::to_string(n) + " x " + reply + "\n";
+  INFO("unexpected replies:\n" << unexpected);
   CHECK(during > 200);  // under load, not a handful of reads
   CHECK(wrong == 0);
 
