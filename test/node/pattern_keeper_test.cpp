@@ -21,9 +21,7 @@ struct fixture {
     REQUIRE(keeper->load_start_table());
   }
   // A read-through fetch of `key`: creates its pattern's guard, as a miss would.
-  void fetch(std::string_view key) {
-    (void)st.writes.guarded_fetch(key, st.patterns.lookup(key));
-  }
+  void fetch(std::string_view key) { (void)st.writes.guarded_fetch(key, st.patterns.lookup(key)); }
   warp::bus::pattern_table table() const {
     auto bytes = keeper->encoded();
     REQUIRE_FALSE(bytes.empty());
@@ -35,8 +33,9 @@ struct fixture {
 
 }  // namespace
 
-TEST_CASE("pattern table: a pattern's old limiter and breaker leave the guard map when its "
-          "protection changes or it is removed") {
+TEST_CASE(
+    "pattern table: a pattern's old limiter and breaker leave the guard map when its "
+    "protection changes or it is removed") {
   fixture f;
   REQUIRE(f.keeper->set("g:*=strong_local+breaker=3"));
   REQUIRE(f.keeper->set("k:*=strong_local+rate=100"));
@@ -63,8 +62,9 @@ TEST_CASE("pattern table: a pattern's old limiter and breaker leave the guard ma
   CHECK(f.st.writes.guard_count() == 1);
 }
 
-TEST_CASE("pattern table: each glob has its own version, rm leaves a tombstone, and a peer's "
-          "concurrent change to another glob is merged, not lost") {
+TEST_CASE(
+    "pattern table: each glob has its own version, rm leaves a tombstone, and a peer's "
+    "concurrent change to another glob is merged, not lost") {
   fixture a{1}, b{2};
   REQUIRE(a.keeper->set("a:*=strong_local:1m"));
   REQUIRE(b.keeper->set("b:*=strong_local:2m"));

@@ -17,9 +17,10 @@
 
 using namespace std::chrono_literals;
 
-TEST_CASE("sidecar: PostgreSQL stopped -> cached keys answer stale, errors are short and "
-          "name no server",
-          "[protection][postgres]") {
+TEST_CASE(
+    "sidecar: PostgreSQL stopped -> cached keys answer stale, errors are short and "
+    "name no server",
+    "[protection][postgres]") {
   warp::test::postgres_server pg;
   warp::test::warpd_sidecar w{{"--pattern", "p:*=strong_local:300ms", "--max-stale", "30s",
                                "--storage-breaker", "2", "--storage-breaker-cooldown", "10s"},
@@ -47,15 +48,16 @@ TEST_CASE("sidecar: PostgreSQL stopped -> cached keys answer stale, errors are s
 // PostgreSQL is stopped under them. Every read of a cached key keeps answering its value
 // (stale, counted in warp_stale_serves_total), the breaker is open, and no reply anywhere
 // carries the server's address or the connection string.
-TEST_CASE("sidecar: PostgreSQL stopped under load -> every cached read answers stale, the "
-          "breaker is open, no reply leaks the connection string",
-          "[protection][postgres]") {
+TEST_CASE(
+    "sidecar: PostgreSQL stopped under load -> every cached read answers stale, the "
+    "breaker is open, no reply leaks the connection string",
+    "[protection][postgres]") {
   warp::test::postgres_server pg;
   const auto http = warp::test::free_port();
-  warp::test::warpd_sidecar w{{"--pattern", "p:*=strong_local:300ms", "--max-stale", "1m",
-                               "--storage-breaker", "3", "--storage-breaker-cooldown", "1s",
-                               "--http", "127.0.0.1:" + std::to_string(http)},
-                              pg.uri()};
+  warp::test::warpd_sidecar w{
+      {"--pattern", "p:*=strong_local:300ms", "--max-stale", "1m", "--storage-breaker", "3",
+       "--storage-breaker-cooldown", "1s", "--http", "127.0.0.1:" + std::to_string(http)},
+      pg.uri()};
   constexpr int keys = 50;
   {
     warp::test::resp_conn c{w.port};
