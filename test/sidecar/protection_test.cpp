@@ -17,10 +17,9 @@
 
 using namespace std::chrono_literals;
 
-TEST_CASE(
-    "sidecar: PostgreSQL stopped -> cached keys answer stale, errors are short and "
-    "name no server",
-    "[protection][postgres]") {
+TEST_CASE("sidecar: PostgreSQL stopped -> cached keys answer stale, errors are short and "
+          "name no server",
+          "[protection][postgres]") {
   warp::test::postgres_server pg;
   warp::test::warpd_sidecar w{{"--pattern", "p:*=strong_local:300ms", "--max-stale", "30s",
                                "--storage-breaker", "2", "--storage-breaker-cooldown", "10s"},
