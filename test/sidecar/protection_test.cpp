@@ -52,11 +52,22 @@ TEST_CASE(
     "breaker is open, no reply leaks the connection string",
     "[protection][postgres]") {
   warp::test::postgres_server pg;
+  // Its own warpd rather than warpd_sidecar: this one also serves /metrics.
+  warp::test::temp_dir dir{"warp-sidecar-load"};
   const auto http = warp::test::free_port();
-  warp::test::warpd_sidecar w{
-      {"--pattern", "p:*=strong_local:300ms", "--max-stale", "1m", "--storage-breaker", "3",
-       "--storage-breaker-cooldown", "1s", "--http", "127.0.0.1:" + std::to_string(http)},
-      pg.uri()};
+  const auto resp = warp::test::free_port();
+  warp::test::child_process proc{
+      {warp::test::binary("apps/warpd/warpd"), "--listen", "", "--http",
+       "127.0.0.1:" + std::to_string(http), "--storage", pg.uri(), "--data-dir", dir.str(),
+       "--resp", "127.0.0.1:" + std::to_string(resp), "--log-level", "warn", "--pattern",
+       "p:*=strong_local:300ms", "--max-stale", "1m", "--storage-breaker", "3",
+       "--storage-breaker-cooldown", "1s"},
+      dir.str() + "/warpd.log"};
+  INFO("warpd log:\n" << proc.log());
+  REQUIRE(warp::test::wait_for_port(resp, 20s));
+  struct {
+    std::uint16_t port;
+  } w{resp};
   constexpr int keys = 50;
   {
     warp::test::resp_conn c{w.port};
