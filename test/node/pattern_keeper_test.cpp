@@ -3,7 +3,12 @@
 // pattern whose protection changed or that was removed leave the guard map.
 #include <catch2/catch.hpp>
 
+#include <caf/all.hpp>
+
+// node_state's destructor needs every type it owns complete.
+#include "runtime/modes/cluster.hpp"
 #include "runtime/modes/node_state.hpp"
+#include "runtime/modes/strong.hpp"
 #include "runtime/node/pattern_table.hpp"
 
 using warp::errc;
