@@ -20,6 +20,7 @@ struct fixture {
   std::unique_ptr<warp::detail::pattern_table_keeper> keeper;
   explicit fixture(std::uint32_t id = 7) {
     st.id = id;
+    st.config.data_dir.clear();  // nothing persisted: each fixture starts empty
     st.l1 = std::make_unique<warp::l1_store>(warp::l1_options{});
     st.store = warp::make_memory_storage();
     keeper = std::make_unique<warp::detail::pattern_table_keeper>(st);
