@@ -184,8 +184,12 @@ TEST_CASE(
     auto g2 = "c" + std::to_string(round) + "b:*";
     auto s1 = g1 + "=strong_local:1m";
     auto s2 = g2 + "=strong_local:2m";
-    auto f1 = std::async(std::launch::async, [&] { return c[0].ctl({"patterns", "set", s1}); });
-    auto f2 = std::async(std::launch::async, [&] { return c[1].ctl({"patterns", "set", s2}); });
+    auto f1 = std::async(std::launch::async, [&] {
+      return c[0].ctl({"patterns", "set", g1, "strong_local:1m"});
+    });
+    auto f2 = std::async(std::launch::async, [&] {
+      return c[1].ctl({"patterns", "set", g2, "strong_local:2m"});
+    });
     auto r1 = f1.get();
     auto r2 = f2.get();
     INFO(r1.err << r2.err);
@@ -197,10 +201,12 @@ TEST_CASE(
     }
   }
   // The same glob changed on two nodes at once: every node ends with the same one.
-  auto f1 = std::async(std::launch::async,
-                       [&] { return c[0].ctl({"patterns", "set", "same:*=strong_local:1m"}); });
-  auto f2 = std::async(std::launch::async,
-                       [&] { return c[2].ctl({"patterns", "set", "same:*=strong_local:2m"}); });
+  auto f1 = std::async(std::launch::async, [&] {
+    return c[0].ctl({"patterns", "set", "same:*", "strong_local:1m"});
+  });
+  auto f2 = std::async(std::launch::async, [&] {
+    return c[2].ctl({"patterns", "set", "same:*", "strong_local:2m"});
+  });
   REQUIRE(f1.get().exit_code == 0);
   REQUIRE(f2.get().exit_code == 0);
   CHECK(eventually([&] {
@@ -234,7 +240,7 @@ TEST_CASE("warpctl patterns: a patterns.json of the first format (one version) s
   CHECK(spec_on(w, "old:*") == "old:*=strong_local:1m");
   CHECK(version_on(w) == 3);
   // The next change writes the second format, each glob with its version.
-  REQUIRE(w.ctl({"patterns", "set", "new:*=strong_local"}).exit_code == 0);
+  REQUIRE(w.ctl({"patterns", "set", "new:*", "strong_local"}).exit_code == 0);
   REQUIRE(w.ctl({"patterns", "rm", "old:*"}).exit_code == 0);
   std::ifstream in{dir.str() + "/patterns.json"};
   std::stringstream text;
