@@ -64,9 +64,10 @@ struct cluster_state {
   bool dns_in_flight = false;
   /// Fetches held unanswered while ctx->serve_fetches is off (a test's paused owner).
   std::vector<caf::response_promise> held_fetches;
-  /// The newest key-pattern table seen (the node's own or a peer's), encoded as received.
+  /// The node's key-pattern table (its summary and its encoding), as the node last sent it.
   bus::pattern_version patterns_ver;
   std::string patterns_bytes;
+  bool patterns_refusal_logged = false;  // a peer's table this build cannot read (logged once)
   static inline const char* name = "warp.cluster";
 };
 
@@ -171,8 +172,9 @@ class cluster_logic {
     if (st_.tracker.on_heartbeat(h.sender, h.incarnation, h.seq) ==
         bus::inbound_tracker::verdict::gap)
       gap(h.sender, h.hlc_now);
-    // Behind on key patterns: send it ours (it sends us its own when ours is older).
-    if (hdl && hb->patterns < st_.patterns_ver && !st_.patterns_bytes.empty())
+    // A different key-pattern table (the summaries differ): send it ours. It does the
+    // same, each side merges glob by glob, and both end with the same table.
+    if (hdl && hb->patterns != st_.patterns_ver && !st_.patterns_bytes.empty())
       self_->send(hdl, pattern_table_atom::value, st_.patterns_bytes);
     bool fresh = false;
     for (auto& ev : events) fresh |= ev.to == member_state::up;
@@ -276,24 +278,34 @@ class cluster_logic {
   }
 
   // -- key patterns ----------------------------------------------------------------
-  // Newest version wins. A table newer than ours (the node's own change, or a peer's) is
-  // kept and passed on to every reachable peer at once, so a change floods the cluster in
-  // one round; a peer that missed it gets it at its next heartbeat (on_heartbeat).
+  // Tables merge glob by glob on the node (newest wins per glob, docs/keyspaces.md). A peer's
+  // table that differs from ours goes to the node; whenever the node's table changes (its
+  // own change, or a merge that took something from a peer) it comes back here and is passed
+  // on to every reachable peer at once, so a change floods the cluster in one round; a peer
+  // that missed it gets it at its next heartbeat (on_heartbeat).
 
   void on_patterns(const std::string& bytes, bool from_node) {
     auto t = bus::decode_pattern_table(bytes, ctx_.limits);
     if (!t) {
+      // A peer of a build that writes a format this one does not know, or a damaged table.
       ctx_.counters.decode_errors.fetch_add(1, std::memory_order_relaxed);
+      if (!st_.patterns_refusal_logged) {
+        st_.patterns_refusal_logged = true;
+        detail::log()->warn("cluster: a key-pattern table refused (counted in decode errors): {}",
+                            t.err().to_string());
+      }
       return;
     }
-    if (!(st_.patterns_ver < t->ver)) return;
-    st_.patterns_ver = t->ver;
-    st_.patterns_bytes = bytes;
-    auto msg = caf::make_message(pattern_table_atom::value, bytes);
-    for (auto id : st_.members->reachable())
-      if (auto* p = st_.peers.find(id)) self_->send(*p, msg);
-    // The node's own change is applied already; a peer's goes to the node.
-    if (!from_node && st_.delivery.on_patterns) st_.delivery.on_patterns(std::move(*t));
+    if (from_node) {
+      st_.patterns_ver = t->ver;
+      st_.patterns_bytes = bytes;
+      auto msg = caf::make_message(pattern_table_atom::value, bytes);
+      for (auto id : st_.members->reachable())
+        if (auto* p = st_.peers.find(id)) self_->send(*p, msg);
+      return;
+    }
+    if (t->ver == st_.patterns_ver) return;  // the table we have
+    if (st_.delivery.on_patterns) st_.delivery.on_patterns(std::move(*t));
   }
 
   // -- ranges ------------------------------------------------------------------------

@@ -292,21 +292,71 @@ result<std::string> encode(const fetch_reply& reply, const wire_limits& lim) {
   return seal(h, body, lim);
 }
 
+bool pattern_wins(const pattern_entry& a, const pattern_entry& b) noexcept {
+  if (a.ver != b.ver) return b.ver < a.ver;
+  return b.spec < a.spec;
+}
+
+bool merge_pattern(pattern_entries& into, const pattern_entry& e) {
+  auto it = into.find(e.glob);
+  if (it == into.end()) {
+    into.emplace(e.glob, e);
+    return true;
+  }
+  if (!pattern_wins(e, it->second)) return false;
+  it->second = e;
+  return true;
+}
+
+pattern_version pattern_summary(const pattern_entries& table) {
+  if (table.empty()) return {};
+  // FNV-1a over the entries in glob order (the map's), each field length-prefixed so no
+  // two different tables feed the same bytes.
+  std::uint64_t h = 1469598103934665603ull, counter = 0;
+  auto mix = [&](const void* p, std::size_t n) {
+    const auto* b = static_cast<const unsigned char*>(p);
+    for (std::size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 1099511628211ull;
+  };
+  auto str = [&](const std::string& s) {
+    std::uint64_t n = s.size();
+    mix(&n, sizeof n);
+    mix(s.data(), s.size());
+  };
+  bool any = false;
+  for (const auto& [glob, e] : table) {
+    if (e.ver == pattern_version{}) continue;  // a node's own command line: not shared
+    any = true;
+    str(e.glob);
+    str(e.spec);
+    mix(&e.ver.counter, sizeof e.ver.counter);
+    mix(&e.ver.node, sizeof e.ver.node);
+    counter = std::max(counter, e.ver.counter);
+  }
+  if (!any) return {};
+  auto digest = static_cast<std::uint32_t>(h ^ (h >> 32));
+  return {counter, digest == 0 ? 1u : digest};  // (n, 0) would read as "no table" at 0
+}
+
 result<std::string> encode(const pattern_table& table, const wire_limits& lim) {
   if (table.entries.size() > lim.max_patterns)
     return too_big("pattern table", table.entries.size(), lim.max_patterns);
   msgpack::sbuffer body;
   packer pk(body);
-  pk.pack_array(3);
-  pk.pack(table.ver.counter);
-  pk.pack(table.ver.node);
+  pk.pack_array(2);
+  pk.pack(std::uint8_t{2});
   pk.pack_array(static_cast<std::uint32_t>(table.entries.size()));
-  for (auto& [glob, spec] : table.entries) {
-    if (glob.size() > lim.max_spec_bytes || spec.size() > lim.max_spec_bytes)
-      return too_big("pattern spec", std::max(glob.size(), spec.size()), lim.max_spec_bytes);
-    pk.pack_array(2);
-    pack_str(pk, glob);
-    pack_str(pk, spec);
+  for (auto& e : table.entries) {
+    if (e.glob.size() > lim.max_spec_bytes || e.spec.size() > lim.max_spec_bytes)
+      return too_big("pattern spec", std::max(e.glob.size(), e.spec.size()), lim.max_spec_bytes);
+    if (e.glob.empty()) return error{errc::invalid_argument, "pattern table: an empty glob"};
+    pk.pack_array(4);
+    pack_str(pk, e.glob);
+    if (e.removed())
+      pk.pack_nil();
+    else
+      pack_str(pk, e.spec);
+    pk.pack(e.ver.counter);
+    pk.pack(e.ver.node);
   }
   auto h = table.header;
   h.kind = message_kind::pattern_table;
@@ -406,29 +456,58 @@ result<pattern_table> decode_pattern_table(std::string_view bytes, const wire_li
   if (!p) return p.err();
   if (p->header.kind != message_kind::pattern_table) return bad("not a pattern table");
   reader rd{lim};
-  auto f = rd.array(*p->body, 3, 3, "pattern table");
+  auto f = rd.array(*p->body, 2, 3, "pattern table");
   if (!f) return f.err();
   const auto* a = *f;
   pattern_table out;
   out.header = p->header;
-  auto counter = rd.uint<std::uint64_t>(a[0], "pattern counter");
-  auto node = rd.uint<std::uint32_t>(a[1], "pattern node");
-  if (!counter) return counter.err();
-  if (!node) return node.err();
-  out.ver = {*counter, *node};
-  auto es = rd.array(a[2], 0, lim.max_patterns, "patterns");
-  if (!es) return es.err();
-  auto n = a[2].via.array.size;
-  out.entries.reserve(n);
-  for (std::uint32_t i = 0; i < n; ++i) {
-    auto e = rd.array((*es)[i], 2, 2, "pattern");
-    if (!e) return e.err();
-    auto glob = rd.bytes((*e)[0], lim.max_spec_bytes, "glob");
-    auto spec = rd.bytes((*e)[1], lim.max_spec_bytes, "spec");
-    if (!glob) return glob.err();
-    if (!spec) return spec.err();
-    out.entries.emplace_back(std::move(*glob), std::move(*spec));
+  const bool first_format = p->body->via.array.size == 3;
+  pattern_version table_ver;
+  if (first_format) {
+    auto counter = rd.uint<std::uint64_t>(a[0], "pattern counter");
+    auto node = rd.uint<std::uint32_t>(a[1], "pattern node");
+    if (!counter) return counter.err();
+    if (!node) return node.err();
+    table_ver = {*counter, *node};
+  } else {
+    auto format = rd.uint<std::uint8_t>(a[0], "pattern table format");
+    if (!format) return format.err();
+    if (*format != 2) return bad("unknown pattern table format");
   }
+  const auto& list = a[first_format ? 2 : 1];
+  auto es = rd.array(list, 0, lim.max_patterns, "patterns");
+  if (!es) return es.err();
+  auto n = list.via.array.size;
+  out.entries.reserve(n);
+  pattern_entries seen;
+  for (std::uint32_t i = 0; i < n; ++i) {
+    const std::size_t fields = first_format ? 2 : 4;
+    auto e = rd.array((*es)[i], fields, fields, "pattern");
+    if (!e) return e.err();
+    pattern_entry pe;
+    auto glob = rd.bytes((*e)[0], lim.max_spec_bytes, "glob");
+    if (!glob) return glob.err();
+    if (glob->empty()) return bad("pattern with an empty glob");
+    pe.glob = std::move(*glob);
+    if ((*e)[1].type != msgpack::type::NIL || first_format) {
+      auto spec = rd.bytes((*e)[1], lim.max_spec_bytes, "spec");
+      if (!spec) return spec.err();
+      if (spec->empty()) return bad("pattern with an empty spec");
+      pe.spec = std::move(*spec);
+    }
+    if (first_format) {
+      pe.ver = table_ver;
+    } else {
+      auto counter = rd.uint<std::uint64_t>((*e)[2], "pattern counter");
+      auto node = rd.uint<std::uint32_t>((*e)[3], "pattern node");
+      if (!counter) return counter.err();
+      if (!node) return node.err();
+      pe.ver = {*counter, *node};
+    }
+    merge_pattern(seen, pe);
+    out.entries.push_back(std::move(pe));
+  }
+  out.ver = pattern_summary(seen);
   return out;
 }
 

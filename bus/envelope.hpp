@@ -16,9 +16,14 @@
 //                sender knows it
 //              member = [id, incarnation, name, address, state]
 //              fetch reply  -> [found(bool), record|nil]
-//              pattern table -> [counter, node, [[glob, spec]...]]
-//                the whole run-time key-pattern table (docs/keyspaces.md); specs are re-parsed by
-//                the receiver (pattern_registry)
+//              pattern table -> [2, [[glob, spec|nil, counter, node]...]]
+//                the whole run-time key-pattern table (docs/keyspaces.md), each glob with its
+//                own version; spec nil = the glob was removed (a tombstone). Specs are
+//                re-parsed by the receiver (pattern_registry). The first format,
+//                [counter, node, [[glob, spec]...]] (one version for the whole table), is
+//                still read: every entry gets the table's version. A build that knows only
+//                the first format refuses the second as a codec error (its body has two
+//                elements, not three), never misreads it.
 //
 // Decoding never trusts the input: every size is checked against `wire_limits` before
 // anything is allocated for it, unknown versions/kinds are rejected, and every failure is
@@ -28,6 +33,8 @@
 #include <compare>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -69,6 +76,38 @@ struct pattern_version {
   std::uint32_t node = 0;
   friend auto operator<=>(const pattern_version&, const pattern_version&) = default;
 };
+
+/// One glob of the run-time key-pattern table with its own version. An empty spec is a
+/// tombstone: the glob was removed at `ver` (kept so an older set of it cannot come back).
+struct pattern_entry {
+  std::string glob;
+  std::string spec;
+  pattern_version ver;
+  bool removed() const noexcept { return spec.empty(); }
+  friend bool operator==(const pattern_entry&, const pattern_entry&) = default;
+};
+
+/// Whether `a` wins over `b` (same glob): the higher version, then, for the same version
+/// (only a node that lost its data dir can hand one out twice, or two command lines at the
+/// same --patterns-version), the greater spec (a tombstone is the least), so every node
+/// picks the same one. A total order: merging by it is commutative, associative and
+/// idempotent.
+bool pattern_wins(const pattern_entry& a, const pattern_entry& b) noexcept;
+
+/// Glob -> entry, as nodes keep their table.
+using pattern_entries = std::map<std::string, pattern_entry, std::less<>>;
+
+/// Merges one entry into a table (newest wins per glob); true when the table changed.
+bool merge_pattern(pattern_entries& into, const pattern_entry& e);
+
+/// The summary of a table that heartbeats carry and tables are compared by: counter = the
+/// newest entry's counter, node = a 32-bit digest of every entry (glob, spec, version).
+/// Equal summaries: the same table (up to a digest collision, which only delays the next
+/// exchange until another change). Entries at version (0, 0), the command line's patterns
+/// at the default --patterns-version, are each node's own: they take no part (nodes started
+/// with different flags keep them, as before run-time changes existed). A table of only
+/// those, or an empty one, is (0, 0).
+pattern_version pattern_summary(const pattern_entries& table);
 
 /// What a change record asks a receiver to do with its L1 entry.
 enum class record_kind : std::uint8_t {
@@ -128,11 +167,12 @@ struct heartbeat {
   pattern_version patterns;
 };
 
-/// The whole key-pattern table: (glob, spec) pairs, the spec as pattern_registry parses it.
+/// The whole key-pattern table, tombstones included, the specs as pattern_registry parses
+/// them. `ver` is not sent: decode sets it to pattern_summary of the entries received.
 struct pattern_table {
   envelope_header header;
   pattern_version ver;
-  std::vector<std::pair<std::string, std::string>> entries;
+  std::vector<pattern_entry> entries;
 };
 
 /// The owner's answer to a remote read-through.

@@ -542,9 +542,10 @@ const std::vector<option_def>& option_table() {
       {"warp.l1-max-bytes", "--l1-max-bytes", opt_kind::size, "268435456",
        "Upper bound on L1 bytes (0 = unbounded)"},
       // -- hot keys, warm-up and admission (docs/hotkeys.md) --------------------------------
-      {"warp.l1-admission", "--l1-admission", opt_kind::string, "none",
+      {"warp.l1-admission", "--l1-admission", opt_kind::string, "tinylfu",
        "Admission filter of a full L1: tinylfu (a new key enters only if read more often "
-       "than the entry it would evict) or none (sampled LRU alone)"},
+       "than the entry it would evict; only with --l1-max-entries/--l1-max-bytes) or none "
+       "(sampled LRU alone)"},
       {"warp.hotkeys", "--hotkeys", opt_kind::boolean, "true",
        "Track the hottest keys read on this node (/admin/hotkeys, warpctl hotkeys)"},
       {"warp.hotkeys-sample", "--hotkeys-sample", opt_kind::size, "64",

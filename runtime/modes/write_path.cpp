@@ -125,7 +125,7 @@ result<bool> write_path::apply_federated(const federated_write& w, const key_pol
 
 // -- storage protection -----------------------------------------------------------------
 
-storage_guard& write_path::guard_for(const key_policy& policy) {
+std::shared_ptr<storage_guard> write_path::guard_for(const key_policy& policy) {
   std::lock_guard<std::mutex> guard{guards_mtx_};
   auto& slot = guards_[policy.guard_slot];
   if (!slot) {
@@ -139,19 +139,31 @@ storage_guard& write_path::guard_for(const key_policy& policy) {
     breaker_options b;
     b.failures = p.breaker_failures;
     b.cooldown = p.breaker_cooldown;
-    slot = std::make_unique<storage_guard>(p.rate, std::max(1.0, p.rate), b);
+    slot = std::make_shared<storage_guard>(p.rate, std::max(1.0, p.rate), b);
   }
-  return *slot;
+  return slot;
+}
+
+void write_path::retire_guards(const std::vector<std::uint32_t>& live) {
+  std::lock_guard<std::mutex> guard{guards_mtx_};
+  std::erase_if(guards_, [&](const auto& g) {
+    return g.first != 0 && std::find(live.begin(), live.end(), g.first) == live.end();
+  });
+}
+
+std::size_t write_path::guard_count() const {
+  std::lock_guard<std::mutex> guard{guards_mtx_};
+  return guards_.size();
 }
 
 result<std::optional<record>> write_path::guarded_fetch(std::string_view key,
                                                         const key_policy& policy) {
-  auto& g = guard_for(policy);
-  if (auto ok = g.admit(steady_now()); !ok) return ok.err();
+  auto g = guard_for(policy);
+  if (auto ok = g->admit(steady_now()); !ok) return ok.err();
   st_.storage_fetches.fetch_add(1, std::memory_order_relaxed);
   auto r = st_.store->fetch(key);
   if (!r) st_.storage_errors.fetch_add(1, std::memory_order_relaxed);
-  g.report(steady_now(), r.code());
+  g->report(steady_now(), r.code());
   return r;
 }
 
@@ -401,12 +413,10 @@ result<mutation> write_path::write(std::string_view key, const key_policy& polic
   buffer current;
   std::int64_t current_expiry = 0;
   if (read_current) {
-    auto rec = st_.store->fetch(key);
-    st_.storage_fetches.fetch_add(1, std::memory_order_relaxed);
-    if (!rec) {
-      st_.storage_errors.fetch_add(1, std::memory_order_relaxed);
-      return rec.err();
-    }
+    // Through the pattern's limiter and breaker like a read-through: an INCR storm must not
+    // hammer a storage the breaker has given up on, nor bypass the fetch rate.
+    auto rec = guarded_fetch(key, policy);
+    if (!rec) return rec.err();
     if (*rec) {
       current = make_buffer(std::move((*rec)->value));
       current_expiry = (*rec)->expires_at_ms;
@@ -523,11 +533,10 @@ void write_path::update_many(std::span<const update_item> items,
       continue;
     }
     if (!ks.loaded) {
-      // As in write(): storage is the source of truth for the current value and expiry.
-      auto rec = st_.store->fetch(key);
-      st_.storage_fetches.fetch_add(1, std::memory_order_relaxed);
+      // As in write(): storage is the source of truth for the current value and expiry,
+      // read through the pattern's limiter and breaker.
+      auto rec = guarded_fetch(key, distinct[key_of[i]].policy);
       if (!rec) {
-        st_.storage_errors.fetch_add(1, std::memory_order_relaxed);
         out[i] = rec.err();
         continue;
       }

@@ -109,8 +109,14 @@ class write_path {
     breaker_state state;
     std::uint64_t transitions, rate_limited, rejected_open;
   };
-  /// Every limiter/breaker used so far (slot 0 = node-wide), for metrics.
+  /// Every limiter/breaker in use (slot 0 = node-wide), for metrics.
   std::vector<guard_stats> protection_stats() const;
+  /// Drops the limiters/breakers of slots no pattern uses any more (a pattern whose
+  /// protection changed gets a new slot; a removed one has none), so the map and the
+  /// metrics hold only live patterns. `live`: the slots of the table in force.
+  void retire_guards(const std::vector<std::uint32_t>& live);
+  /// How many limiters/breakers exist (tests).
+  std::size_t guard_count() const;
   /// The protection of `policy` with the fields it leaves unset taken from the node's.
   key_policy::protection effective(const key_policy& policy) const noexcept;
 
@@ -155,7 +161,7 @@ class write_path {
   /// Storage failed a write of `key` at `ver`: nothing of it may stay cached anywhere.
   void failed(std::string_view key, consistency_mode& m, version ver);
 
-  storage_guard& guard_for(const key_policy& policy);
+  std::shared_ptr<storage_guard> guard_for(const key_policy& policy);
   /// The coalesced fetch of a miss and its fill of L1 (and of the stale copies);
   /// `filled`, when given, receives the buffer that entered L1.
   result<std::optional<record>> fetch_fill(std::string_view key, const key_policy& policy,
@@ -186,10 +192,11 @@ class write_path {
 
   node_state& st_;
   std::array<std::mutex, stripes> locks_;
-  // Created on a pattern's first miss and never removed (a replaced pattern gets a new
-  // slot), so a reference stays valid; only misses that go to storage take the mutex.
+  // Created on a pattern's first miss; a replaced or removed pattern's slot is dropped by
+  // retire_guards (a fetch in flight keeps its guard alive through its shared_ptr). Only
+  // fetches that go to storage take the mutex.
   mutable std::mutex guards_mtx_;
-  std::unordered_map<std::uint32_t, std::unique_ptr<storage_guard>> guards_;
+  std::unordered_map<std::uint32_t, std::shared_ptr<storage_guard>> guards_;
 };
 
 }  // namespace warp::detail

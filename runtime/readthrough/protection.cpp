@@ -69,11 +69,17 @@ bool circuit_breaker::allow(steady_ms now) noexcept {
   return false;
 }
 
+// The ratio window keeps at most this many outcomes (the newest), so a high fetch rate
+// cannot grow it without bound.
+constexpr std::size_t max_recent_outcomes = 4096;
+
 void circuit_breaker::record(steady_ms now, bool failed) noexcept {
   if (opts_.failure_ratio <= 0) return;
   recent_.push_back({now, failed});
   recent_failures_ += failed;
-  while (!recent_.empty() && now - recent_.front().at > opts_.window) {
+  // Bounded whatever the fetch rate: the ratio is judged over the window's newest outcomes.
+  while (!recent_.empty() &&
+         (now - recent_.front().at > opts_.window || recent_.size() > max_recent_outcomes)) {
     recent_failures_ -= recent_.front().failed;
     recent_.pop_front();
   }

@@ -198,3 +198,46 @@ TEST_CASE("protection: refresh-ahead refreshes a hot key once per window", "[pro
   CHECK(warp::test::eventually([&] { return store->fetches == 2; }, 2s));
   CHECK(n->stats().l1.misses == 0);  // the key never left L1
 }
+
+TEST_CASE("protection: read-modify-write reads of storage go through the limiter and the breaker",
+          "[protection]") {
+  auto store = std::make_shared<warp::test::counting_storage>();
+  warp::node_config cfg;
+  cfg.storage_adapter = store;
+  cfg.patterns = {"u:*=strong_local+breaker=2+cooldown=1h", "q:*=strong_local+rate=2"};
+  auto n = start(cfg);
+  auto incr = [&](const std::string& key) {
+    return n->update(key, [](const warp::buffer* cur, std::int64_t) -> warp::result<warp::mutation> {
+      auto v = cur ? std::stoll(std::string{warp::view(*cur)}) : 0;
+      return warp::mutation::put(std::to_string(v + 1), 0);
+    });
+  };
+  REQUIRE(incr("u:a"));
+  store->fail_fetch = true;
+  CHECK(incr("u:a").code() == errc::storage_unavailable);
+  CHECK(incr("u:a").code() == errc::storage_unavailable);
+  CHECK(guard_of(n->stats(), "u:*")->breaker == "open");
+  const int fetched = store->fetches;
+  auto fast = incr("u:a");
+  REQUIRE_FALSE(fast);
+  CHECK(fast.err().message().starts_with("circuit open"));
+  CHECK(store->fetches == fetched);
+  // update_many reads through the same guard.
+  const warp::update_fn one = [](const warp::buffer*, std::int64_t) -> warp::result<warp::mutation> {
+    return warp::mutation::put("1", 0);
+  };
+  std::vector<warp::update_item> items{{"u:b", &one}};
+  std::vector<warp::result<void>> out(1);
+  n->update_many(items, out);
+  REQUIRE_FALSE(out[0]);
+  CHECK(out[0].err().message().starts_with("circuit open"));
+  CHECK(store->fetches == fetched);
+
+  // The rate limit: two reads a second, the third is refused.
+  store->fail_fetch = false;
+  CHECK(incr("q:a"));
+  CHECK(incr("q:a"));
+  auto limited = incr("q:a");
+  REQUIRE_FALSE(limited);
+  CHECK(limited.code() == errc::rate_limited);
+}

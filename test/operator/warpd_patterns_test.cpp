@@ -10,6 +10,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <future>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -168,6 +169,92 @@ TEST_CASE(
   auto again = c[0].ctl({"patterns", "rm", "ev:*"});
   CHECK(again.exit_code == 1);
   CHECK(again.err.find("no pattern 'ev:*'") != std::string::npos);
+}
+
+TEST_CASE(
+    "warpctl patterns: two globs set at once on two nodes are both listed on all three, "
+    "and kept across a restart") {
+  cluster c{3};
+  c.start_all();
+  // Several rounds, each two sets started together on two nodes: each node gives its
+  // change the next counter of its own table, so the two usually carry the same counter
+  // (a whole-table version would keep only one of them).
+  for (int round = 0; round < 3; ++round) {
+    auto g1 = "c" + std::to_string(round) + "a:*";
+    auto g2 = "c" + std::to_string(round) + "b:*";
+    auto s1 = g1 + "=strong_local:1m";
+    auto s2 = g2 + "=strong_local:2m";
+    auto f1 = std::async(std::launch::async, [&] {
+      return c[0].ctl({"patterns", "set", g1, "strong_local:1m"});
+    });
+    auto f2 = std::async(std::launch::async, [&] {
+      return c[1].ctl({"patterns", "set", g2, "strong_local:2m"});
+    });
+    auto r1 = f1.get();
+    auto r2 = f2.get();
+    INFO(r1.err << r2.err);
+    REQUIRE(r1.exit_code == 0);
+    REQUIRE(r2.exit_code == 0);
+    for (std::size_t i = 0; i < 3; ++i) {
+      INFO("node " << i << " round " << round);
+      CHECK(eventually([&] { return spec_on(c[i], g1) == s1 && spec_on(c[i], g2) == s2; }));
+    }
+  }
+  // The same glob changed on two nodes at once: every node ends with the same one.
+  auto f1 = std::async(std::launch::async, [&] {
+    return c[0].ctl({"patterns", "set", "same:*", "strong_local:1m"});
+  });
+  auto f2 = std::async(std::launch::async, [&] {
+    return c[2].ctl({"patterns", "set", "same:*", "strong_local:2m"});
+  });
+  REQUIRE(f1.get().exit_code == 0);
+  REQUIRE(f2.get().exit_code == 0);
+  CHECK(eventually([&] {
+    auto s0 = spec_on(c[0], "same:*");
+    return !s0.empty() && spec_on(c[1], "same:*") == s0 && spec_on(c[2], "same:*") == s0;
+  }));
+  auto winner = spec_on(c[0], "same:*");
+
+  c.stop_all();
+  c.start_all();
+  for (std::size_t i = 0; i < 3; ++i) {
+    for (int round = 0; round < 3; ++round) {
+      auto r = std::to_string(round);
+      CHECK(spec_on(c[i], "c" + r + "a:*") == "c" + r + "a:*=strong_local:1m");
+      CHECK(spec_on(c[i], "c" + r + "b:*") == "c" + r + "b:*=strong_local:2m");
+    }
+    CHECK(spec_on(c[i], "same:*") == winner);
+  }
+}
+
+TEST_CASE("warpctl patterns: a patterns.json of the first format (one version) still loads") {
+  temp_dir dir{"warpd-patterns-v1"};
+  {
+    std::ofstream out{dir.str() + "/patterns.json"};
+    out << R"({"format": 1, "version": {"counter": 3, "node": 9},
+              "patterns": [{"glob": "old:*", "spec": "old:*=strong_local:1m"}]})";
+  }
+  warpd_process w{{"--storage", "memory", "--data-dir", dir.str()}};
+  INFO(w.log());
+  REQUIRE(w.wait_ready());
+  CHECK(spec_on(w, "old:*") == "old:*=strong_local:1m");
+  CHECK(version_on(w) == 3);
+  // The next change writes the second format, each glob with its version.
+  REQUIRE(w.ctl({"patterns", "set", "new:*", "strong_local"}).exit_code == 0);
+  REQUIRE(w.ctl({"patterns", "rm", "old:*"}).exit_code == 0);
+  std::ifstream in{dir.str() + "/patterns.json"};
+  std::stringstream text;
+  text << in.rdbuf();
+  auto doc = json::parse(text.str(), nullptr, false);
+  REQUIRE_FALSE(doc.is_discarded());
+  CHECK(doc["format"] == 2);
+  const auto& ps = doc["patterns"];
+  REQUIRE(ps.size() == 2);
+  CHECK(ps[0]["glob"] == "new:*");
+  CHECK(ps[0]["counter"] == 4);
+  CHECK(ps[1]["glob"] == "old:*");
+  CHECK(ps[1]["spec"].is_null());  // the removal, kept as a tombstone
+  CHECK(ps[1]["counter"] == 5);
 }
 
 TEST_CASE("warpctl patterns: a bad spec is refused with a clear error and changes nothing") {

@@ -121,7 +121,8 @@ TEST_CASE("a write through node A's sidecar invalidates a tracking client on nod
   CHECK(plain_b.cmd({"GET", "k:k"}) == "nil");
 }
 
-// On nodes started with --l1-max-entries 1 on b: A writes `key` = v1 (and another key), B
+// On nodes started with --l1-max-entries 1 --l1-admission none on b (sampled LRU: a new key
+// always evicts; TinyLFU could keep it out instead): A writes `key` = v1 (and another key), B
 // applies both writes' own invalidations, then `tracker` (RESP3) tracks `key` by reading
 // it through B, and `plain_b` reads the other key, which evicts `key` from B's L1.
 void tracked_but_evicted(two_nodes& nodes, resp_conn& on_a, resp_conn& tracker, resp_conn& plain_b,
@@ -142,7 +143,7 @@ void tracked_but_evicted(two_nodes& nodes, resp_conn& on_a, resp_conn& tracker, 
 // whenever a tracked key changes anywhere, so B must still push one.
 TEST_CASE("a tracking client on node B is invalidated even when B's L1 no longer holds the key",
           "[cluster][sidecar][tracking]") {
-  two_nodes nodes{{"--l1-max-entries", "1"}};
+  two_nodes nodes{{"--l1-max-entries", "1", "--l1-admission", "none"}};
   resp_conn on_a{nodes.resp_a};
   resp_conn tracker{nodes.resp_b};
   resp_conn plain_b{nodes.resp_b};
@@ -157,7 +158,7 @@ TEST_CASE("a tracking client on node B is invalidated even when B's L1 no longer
 // such a key leaves nothing in L1 for the gap to drop.
 TEST_CASE("after a gap, node B invalidates tracked keys its L1 no longer holds",
           "[cluster][sidecar][tracking]") {
-  two_nodes nodes{{"--l1-max-entries", "1"}};
+  two_nodes nodes{{"--l1-max-entries", "1", "--l1-admission", "none"}};
   resp_conn on_a{nodes.resp_a};
   resp_conn tracker{nodes.resp_b};
   resp_conn plain_b{nodes.resp_b};
