@@ -74,6 +74,9 @@ class strong_raft {
   /// reads an encoded coord_query linearizably. Answers as the coord_machine gives them.
   void coord_async(bool write, std::string bytes, std::function<void(result<std::string>)> done);
   result<std::string> coord(bool write, std::string bytes);
+  /// `warpctl members list|add|remove TARGET` (docs/strong.md, "Membership"): blocking until
+  /// the host has changed every group, one configuration change at a time.
+  result<std::string> members(std::string_view op, std::string_view target);
 
   /// Groups = ranges of this placement.
   const strong_placement& placement() const noexcept { return placement_; }
@@ -101,6 +104,7 @@ class strong_raft {
   caf::actor_system& sys_;
   strong_options opts_;
   std::uint64_t incarnation_;
+  std::string self_address_;
   strong_placement placement_;
   caf::actor host_;
   int lock_fd_ = -1;  ///< flock on <data_dir>/raft/LOCK: one node per log directory
