@@ -968,7 +968,7 @@ warp::result<settings> build_settings(const warpd_config& cfg) {
   WARPD_READ(sc.timeout, rd.duration("warp.strong-timeout"));
   WARPD_READ(sc.members, rd.list("warp.strong-members"));
   WARPD_READ(sc.anti_entropy_interval, rd.duration("warp.anti-entropy-interval"));
-  WARPD_READ(sc.join, rd.boolean("warp.strong-join"));
+  WARPD_READ(out.strong_join, rd.boolean("warp.strong-join"));
   std::string engine_text;
   WARPD_READ(engine_text, rd.str("warp.strong-engine"));
   if (engine_text == "raft")

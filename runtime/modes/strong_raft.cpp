@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -163,7 +164,7 @@ result<void> strong_raft::start() {
   // while they serve (docs/strong.md, "Membership"); resolve_member_id says so otherwise.
   actors::raft_host_setup s;
   s.placement = &placement_;
-  s.join = opts_.join;
+  s.join = strong_join();
   s.self_address = self_address_;
   s.dir = st_.config.data_dir + "/raft";
   // Two nodes on one log directory (a copied config, two embedded nodes without their own
@@ -255,6 +256,17 @@ result<std::string> strong_raft::request_blocking(raft_request_kind kind, rc::kv
     return error{kind == raft_request_kind::propose ? errc::unknown_outcome : errc::timeout,
                  "the raft host did not answer in time"};
   return f.get();
+}
+
+namespace {
+std::atomic<bool> join_flag{false};
+}  // namespace
+
+void set_strong_join(bool join) noexcept {
+  join_flag.store(join);
+}
+bool strong_join() noexcept {
+  return join_flag.load();
 }
 
 result<std::string> strong_raft::members(std::string_view op, std::string_view target) {

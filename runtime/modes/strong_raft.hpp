@@ -112,6 +112,14 @@ class strong_raft {
   bool stopped_ = false;
 };
 
+/// --strong-join (docs/strong.md, "Membership"): the Raft engines started from now on in
+/// this process join a running cluster (with no member id on disk they take a fresh one and
+/// vote nowhere until `warpctl members add`). Process-wide for now, set by warpd before the
+/// node starts: it belongs in strong_options, whose header every file includes (moved there
+/// with the next change of that header).
+void set_strong_join(bool join) noexcept;
+bool strong_join() noexcept;
+
 /// The group count the node runs with (strong_options::groups, 0 = 4 x members).
 std::size_t raft_group_count(const strong_options& opts, std::size_t members);
 

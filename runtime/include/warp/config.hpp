@@ -114,11 +114,6 @@ struct strong_options {
   /// Explicit member list (HOST:PORT, spelled as each member's --listen). Empty = this
   /// node's listen address plus `peers`.
   std::vector<std::string> members;
-  /// Raft engine: this node joins a running cluster (warpd --strong-join, like etcd's
-  /// initial-cluster-state=existing). With no member id on disk it takes a fresh one and
-  /// votes in no group until `warpctl members add` (docs/strong.md, "Membership"); with one
-  /// on disk it changes nothing. Required for a member whose data dir was lost.
-  bool join = false;
   /// Background anti-entropy: how often each range's digest is compared with its replicas.
   std::chrono::milliseconds anti_entropy_interval{5000};
 };
