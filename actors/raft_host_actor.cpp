@@ -876,16 +876,12 @@ void raft_host_state::create_group(std::uint32_t group) {
                       group);
   auto hdl = caf::actor_cast<caf::actor>(self);
   auto* sys = &self->system();
-  auto gs = group_setup(setup, self_id, group, {}, hdl);
-  // group_setup only creates a directory; the log is opened on the executor.
-  if (!gs) {
-    creating.erase(group);
-    detail::log()->error("raft: cannot join group {}: {}", group, gs.err().to_string());
-    return;
-  }
-  auto posted = setup.executor([sys, hdl, group, gs = std::make_shared<raft_group_setup>(
-                                                     std::move(*gs))]() mutable {
-    auto a = spawn_raft_group_actor(*sys, std::move(*gs));
+  // The directory and the log are file I/O: on the executor, never on this actor.
+  auto posted = setup.executor([sys, hdl, group, id = self_id,
+                                hs = std::make_shared<const raft_host_setup>(setup)] {
+    auto gs = group_setup(*hs, id, group, {}, hdl);
+    result<caf::actor> a = gs ? spawn_raft_group_actor(*sys, std::move(*gs))
+                              : result<caf::actor>{gs.err()};
     if (!a)
       detail::log()->error("raft: cannot open the log of group {}: {}", group, a.err().to_string());
     caf::anon_send(hdl, raft_attach_cmd{group, a ? *a : caf::actor{}});
