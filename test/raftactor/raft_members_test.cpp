@@ -407,7 +407,8 @@ TEST_CASE_METHOD(members_fixture,
   CHECK(ids[2] >= (node_id{1} << 32));
   CHECK(host_status(2).groups.empty());
   link_all();
-  // The two left still serve (a majority of 3).
+  // The two left still serve (a majority of 3), once they replaced the old id's leaderships.
+  REQUIRE(all_led(300, {old_id, ids[2]}));
   write_keys("m", 10);
   run_members(0, actors::raft_members_op::remove, std::to_string(old_id));
   run_members(1, actors::raft_members_op::add, std::to_string(ids[2]));
