@@ -430,7 +430,12 @@ void raft_host_state::on_tick() {
 
 void raft_host_state::on_tick_done(raft_tick_done& d) {
   voters_of[d.group] = std::move(d.voters);
-  if (d.leader != 0) leader_of[d.group] = d.leader;
+  // The local replica's view is the freshest: a leader it does not know any more (an
+  // election is on) is not worth a forward that may wait for its whole timeout.
+  if (d.leader != 0)
+    leader_of[d.group] = d.leader;
+  else
+    leader_of.erase(d.group);
   if (ticks_pending > 0 && --ticks_pending == 0) flush();
 }
 
@@ -679,7 +684,11 @@ void raft_host_state::attempt(std::uint64_t id) {
   }
   ++counters.forwarded;
   o.outstanding = true;
+  // One attempt waits at most an election timeout: a member that stopped answering (a
+  // partition, a stopped process whose link has not dropped yet) is then tried elsewhere
+  // (a retried proposal keeps its client id and sequence: applied at most once).
   auto left = o.deadline > ticks ? o.deadline - ticks : 1;
+  left = std::min<std::uint64_t>(left, static_cast<std::uint64_t>(std::max(setup.election_tick, 1)));
   auto timeout = setup.tick_interval * static_cast<long>(left);
   self->request(peer, timeout, raft_fwd_atom::value, encode_forward(o.kind, o.group, o.cmd))
       .then(
