@@ -197,7 +197,8 @@ void raft_group_state::conf_now(raft_conf_cmd& cmd) {
   // takes a change when it is appended, so an uncommitted one counts as made).
   const auto& v = core->voters();
   const bool voter = std::find(v.begin(), v.end(), cmd.node) != v.end();
-  if (cmd.type == rc::conf_change_type::add_voter && voter) return cmd.done(std::string{"already a voter"});
+  if (cmd.type == rc::conf_change_type::add_voter && voter)
+    return cmd.done(std::string{"already a voter"});
   if (cmd.type == rc::conf_change_type::remove_voter && !voter)
     return cmd.done(std::string{"not a voter"});
   auto index = core->propose_conf_change(cmd.type, cmd.node);
@@ -230,8 +231,9 @@ void raft_group_state::retry_conf_waiting() {
   conf_waiting.clear();
   for (auto& w : waiting) {
     if (w.deadline <= ticks) {
-      w.cmd.done(error{errc::timeout, "configuration change: the previous one did not commit "
-                                      "in time; nothing was proposed"});
+      w.cmd.done(error{errc::timeout,
+                       "configuration change: the previous one did not commit "
+                       "in time; nothing was proposed"});
       continue;
     }
     auto deadline = w.deadline;

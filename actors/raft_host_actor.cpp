@@ -3,12 +3,12 @@
 #include <charconv>
 #include <filesystem>
 #include <fstream>
-#include <random>
-#include <set>
 #include <functional>
 #include <future>
 #include <map>
 #include <optional>
+#include <random>
+#include <set>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -215,8 +215,9 @@ result<rc::node_id> resolve_member_id(const std::string& dir_s, const detail::st
   if (join) {
     if (logs)
       return error{errc::invalid_argument,
-                   "raft: " + dir_s + " holds group logs but no member file: --strong-join takes "
-                   "a fresh id for an EMPTY data dir; remove the logs or start without it"};
+                   "raft: " + dir_s +
+                       " holds group logs but no member file: --strong-join takes "
+                       "a fresh id for an EMPTY data dir; remove the logs or start without it"};
     std::random_device rd;
     std::uint64_t r = (std::uint64_t{rd()} << 32) ^ rd();
     rc::node_id id = first_joined_id + r % ((rc::node_id{1} << 62) - first_joined_id);
@@ -564,11 +565,11 @@ caf::result<std::string> raft_host_state::on_forward(const std::string& bytes) {
   else if (req->kind == raft_request_kind::coord_read)
     self->send(g->second, raft_read_cmd{std::move(req->cmd.value), std::move(done)});
   else if (req->kind == raft_request_kind::conf_add || req->kind == raft_request_kind::conf_remove)
-    self->send(g->second, raft_conf_cmd{req->kind == raft_request_kind::conf_add
-                                            ? rc::conf_change_type::add_voter
-                                            : rc::conf_change_type::remove_voter,
-                                        std::strtoull(req->cmd.value.c_str(), nullptr, 10),
-                                        std::move(done)});
+    self->send(
+        g->second,
+        raft_conf_cmd{req->kind == raft_request_kind::conf_add ? rc::conf_change_type::add_voter
+                                                               : rc::conf_change_type::remove_voter,
+                      std::strtoull(req->cmd.value.c_str(), nullptr, 10), std::move(done)});
   else
     self->send(g->second, raft_read_cmd{std::move(req->cmd.key), std::move(done)});
   return rp;
@@ -665,11 +666,11 @@ void raft_host_state::attempt(std::uint64_t id) {
     } else if (o.kind == raft_request_kind::coord_read) {
       self->send(g->second, raft_read_cmd{o.cmd.value, std::move(done)});
     } else if (o.kind == raft_request_kind::conf_add || o.kind == raft_request_kind::conf_remove) {
-      self->send(g->second, raft_conf_cmd{o.kind == raft_request_kind::conf_add
-                                              ? rc::conf_change_type::add_voter
-                                              : rc::conf_change_type::remove_voter,
-                                          std::strtoull(o.cmd.value.c_str(), nullptr, 10),
-                                          std::move(done)});
+      self->send(
+          g->second,
+          raft_conf_cmd{o.kind == raft_request_kind::conf_add ? rc::conf_change_type::add_voter
+                                                              : rc::conf_change_type::remove_voter,
+                        std::strtoull(o.cmd.value.c_str(), nullptr, 10), std::move(done)});
     } else {
       self->send(g->second, raft_read_cmd{o.cmd.key, std::move(done)});
     }
@@ -688,7 +689,8 @@ void raft_host_state::attempt(std::uint64_t id) {
   // partition, a stopped process whose link has not dropped yet) is then tried elsewhere
   // (a retried proposal keeps its client id and sequence: applied at most once).
   auto left = o.deadline > ticks ? o.deadline - ticks : 1;
-  left = std::min<std::uint64_t>(left, static_cast<std::uint64_t>(std::max(setup.election_tick, 1)));
+  left =
+      std::min<std::uint64_t>(left, static_cast<std::uint64_t>(std::max(setup.election_tick, 1)));
   auto timeout = setup.tick_interval * static_cast<long>(left);
   self->request(peer, timeout, raft_fwd_atom::value, encode_forward(o.kind, o.group, o.cmd))
       .then(
@@ -825,7 +827,8 @@ result<raft_group_setup> group_setup(const raft_host_setup& setup, rc::node_id s
   gs.raft.heartbeat_tick = 1;
   gs.raft.seed = splitmix64(setup.incarnation ^ (std::uint64_t{group} << 20) ^ self_id);
   gs.raft.max_entry_bytes = setup.max_entry_bytes;
-  gs.dir = setup.dir + "/" + (group == coord_group_id ? std::string{"coord"} : std::to_string(group));
+  gs.dir =
+      setup.dir + "/" + (group == coord_group_id ? std::string{"coord"} : std::to_string(group));
   std::error_code ec;
   std::filesystem::create_directories(gs.dir, ec);
   if (ec) return error{errc::storage_error, "raft: cannot create " + gs.dir + ": " + ec.message()};
@@ -889,8 +892,8 @@ void raft_host_state::create_group(std::uint32_t group) {
   auto posted = setup.executor([sys, hdl, group, id = self_id,
                                 hs = std::make_shared<const raft_host_setup>(setup)] {
     auto gs = group_setup(*hs, id, group, {}, hdl);
-    result<caf::actor> a = gs ? spawn_raft_group_actor(*sys, std::move(*gs))
-                              : result<caf::actor>{gs.err()};
+    result<caf::actor> a =
+        gs ? spawn_raft_group_actor(*sys, std::move(*gs)) : result<caf::actor>{gs.err()};
     if (!a)
       detail::log()->error("raft: cannot open the log of group {}: {}", group, a.err().to_string());
     caf::anon_send(hdl, raft_attach_cmd{group, a ? *a : caf::actor{}});
@@ -927,9 +930,10 @@ void raft_host_state::on_hello(const std::string& bytes) {
     if (dialer->enabled() && addr != setup.self_address) dialer->add(addr);
     // A fresh id at this node's own address: this node replaced that member.
     if (addr == setup.self_address)
-      detail::log()->warn("raft: member {} was this node's address before (an earlier data "
-                          "dir); if it is still a voter run: warpctl members remove {}",
-                          id, id);
+      detail::log()->warn(
+          "raft: member {} was this node's address before (an earlier data "
+          "dir); if it is still a voter run: warpctl members remove {}",
+          id, id);
   }
   if (learned) {
     // Gossip: every linked host learns the new members too (and dials them).
@@ -956,8 +960,10 @@ std::string raft_host_state::list_members() const {
     std::string addr = id == self_id ? setup.self_address : "";
     if (auto b = book.find(id); b != book.end()) addr = b->second;
     out += std::to_string(id) + " " + (addr.empty() ? std::string{"?"} : addr) +
-           (id == self_id ? " self" : links.count(id) ? " linked" : " unlinked") + " voter_of=" +
-           std::to_string(voter) + "/" + std::to_string(voters_of.size()) + "\n";
+           (id == self_id     ? " self"
+            : links.count(id) ? " linked"
+                              : " unlinked") +
+           " voter_of=" + std::to_string(voter) + "/" + std::to_string(voters_of.size()) + "\n";
   }
   return out;
 }
@@ -1058,10 +1064,10 @@ result<caf::actor> spawn_raft_host_actor(caf::actor_system& sys, raft_host_setup
   const bool bootstrap =
       pl->self_index() != detail::strong_placement::npos && self_id == pl->self_index() + 1;
   if (!bootstrap)
-    detail::log()->warn("raft: member id {} is not an initial member's: this node votes in no "
-                        "group until `warpctl members add {}` (docs/strong.md, Membership)",
-                        self_id, setup.self_address.empty() ? std::to_string(self_id)
-                                                            : setup.self_address);
+    detail::log()->warn(
+        "raft: member id {} is not an initial member's: this node votes in no "
+        "group until `warpctl members add {}` (docs/strong.md, Membership)",
+        self_id, setup.self_address.empty() ? std::to_string(self_id) : setup.self_address);
   auto init = std::make_shared<raft_host_setup>(setup);
   bool publish = setup.dial;
   auto host = sys.spawn([init](raft_host_actor* self) { return self->state.make_behavior(init); });

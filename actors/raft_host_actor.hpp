@@ -24,10 +24,10 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
-#include <vector>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <caf/actor.hpp>
 #include <caf/fwd.hpp>

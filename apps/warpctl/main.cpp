@@ -415,8 +415,8 @@ int run_command(CLI::App& app, caf::actor_system& sys, const caf::actor& node, c
     o.timeout = std::max(opt.timeout, std::chrono::milliseconds{120'000});
     std::string text;
     auto err = request(
-        sys, node, o, [&](std::string& s) { text = std::move(s); }, control_members_atom::value,
-        op, op == "list" ? std::string{} : opt.member);
+        sys, node, o, [&](std::string& s) { text = std::move(s); }, control_members_atom::value, op,
+        op == "list" ? std::string{} : opt.member);
     if (err) return report(opt, "members " + op, err);
     if (opt.json)
       std::cout << dump({{"ok", true}, {"op", op}, {"report", text}}) << std::endl;
@@ -1104,12 +1104,16 @@ int run(int argc, char** argv) {
       "Print the node's cluster view: members, their state and key ranges; list|add|remove: "
       "the strong Raft groups' members (docs/strong.md, Membership)");
   members->add_subcommand("list", "Strong Raft members: id, address, link, groups voted in");
-  members->add_subcommand("add", "Make the node at HOST:PORT (started with --strong-join) a "
-                                 "voter of every strong Raft group, one group at a time")
+  members
+      ->add_subcommand("add",
+                       "Make the node at HOST:PORT (started with --strong-join) a "
+                       "voter of every strong Raft group, one group at a time")
       ->add_option("MEMBER", opt.member, "HOST:PORT or a raft id")
       ->required();
-  members->add_subcommand("remove", "Remove a member (HOST:PORT: every id seen there, or a "
-                                    "raft id) from every strong Raft group")
+  members
+      ->add_subcommand("remove",
+                       "Remove a member (HOST:PORT: every id seen there, or a "
+                       "raft id) from every strong Raft group")
       ->add_option("MEMBER", opt.member, "HOST:PORT or a raft id")
       ->required();
   auto* strong = app.add_subcommand(

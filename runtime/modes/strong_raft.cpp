@@ -5,8 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -284,17 +284,18 @@ result<std::string> strong_raft::members(std::string_view op, std::string_view t
     return error{errc::invalid_argument, "members: HOST:PORT or a raft id required"};
   auto p = std::make_shared<std::promise<result<std::string>>>();
   auto f = p->get_future();
-  caf::anon_send(host_, actors::raft_members_cmd{o, std::string{target},
-                                                 actors::completion<std::string>{
-                                                     [p](result<std::string> r) {
-                                                       p->set_value(std::move(r));
-                                                     }}});
+  caf::anon_send(
+      host_, actors::raft_members_cmd{o, std::string{target},
+                                      actors::completion<std::string>{[p](result<std::string> r) {
+                                        p->set_value(std::move(r));
+                                      }}});
   // One change per group, each bounded by the request timeout (its retries included).
-  auto bound = opts_.timeout * static_cast<long>(2 * placement_.ranges() + 4) +
-               std::chrono::seconds{10};
+  auto bound =
+      opts_.timeout * static_cast<long>(2 * placement_.ranges() + 4) + std::chrono::seconds{10};
   if (f.wait_for(bound) != std::future_status::ready)
-    return error{errc::timeout, "members: the raft host did not finish in time; run it again "
-                                "(it is idempotent)"};
+    return error{errc::timeout,
+                 "members: the raft host did not finish in time; run it again "
+                 "(it is idempotent)"};
   return f.get();
 }
 

@@ -85,8 +85,9 @@ bool is_integer_reply(const std::string& out) {
 
 }  // namespace
 
-TEST_CASE("warpd strong members: a node added and an original removed while INCRs run, no "
-          "INCR lost or applied twice") {
+TEST_CASE(
+    "warpd strong members: a node added and an original removed while INCRs run, no "
+    "INCR lost or applied twice") {
   members_cluster c;
   REQUIRE_FALSE(c.redis_cli.empty());  // scripts/deps.sh installs redis-tools
   for (std::size_t i = 0; i < 3; ++i) c.start(i);

@@ -9,8 +9,8 @@
 
 #include <algorithm>
 #include <deque>
-#include <fstream>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <set>
@@ -212,23 +212,22 @@ struct members_fixture {
 
   void put(std::size_t i, std::string key, std::string value,
            std::optional<result<std::string>>& out) {
-    caf::anon_send(hosts[i], actors::raft_request_cmd{
-                                 actors::raft_request_kind::propose,
-                                 kv_command{0, 0, kv_op::put, std::move(key), std::move(value), {},
-                                            false},
-                                 capture<std::string>(out)});
+    caf::anon_send(hosts[i],
+                   actors::raft_request_cmd{
+                       actors::raft_request_kind::propose,
+                       kv_command{0, 0, kv_op::put, std::move(key), std::move(value), {}, false},
+                       capture<std::string>(out)});
   }
   void get(std::size_t i, std::string key, std::optional<result<std::string>>& out) {
-    caf::anon_send(hosts[i],
-                   actors::raft_request_cmd{actors::raft_request_kind::read,
-                                            kv_command{0, 0, kv_op::put, std::move(key), {}, {},
-                                                       false},
-                                            capture<std::string>(out)});
+    caf::anon_send(hosts[i], actors::raft_request_cmd{
+                                 actors::raft_request_kind::read,
+                                 kv_command{0, 0, kv_op::put, std::move(key), {}, {}, false},
+                                 capture<std::string>(out)});
   }
   void send_members(std::size_t i, actors::raft_members_op op, std::string target,
-               std::optional<result<std::string>>& out) {
-    caf::anon_send(hosts[i], actors::raft_members_cmd{op, std::move(target),
-                                                      capture<std::string>(out)});
+                    std::optional<result<std::string>>& out) {
+    caf::anon_send(hosts[i],
+                   actors::raft_members_cmd{op, std::move(target), capture<std::string>(out)});
   }
 
   void wait(std::optional<result<std::string>>& out, int max_ticks = 100) {
