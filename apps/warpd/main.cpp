@@ -28,16 +28,16 @@
 #include <caf/io/all.hpp>
 #include <nlohmann/json.hpp>
 
-#include "apps/warpd/admin_http.hpp"
-#include "apps/warpd/options.hpp"
-#include "bus/node_transport.hpp"
-#include "federation/cdc_ingest.hpp"
-#include "runtime/modes/strong_raft.hpp"
+#include "warp/l1.hpp"
 #include "warp/build_info.hpp"
 #include "warp/cluster.hpp"
-#include "warp/l1.hpp"
+#include "bus/node_transport.hpp"
 #include "warp/metrics.hpp"
 #include "warp/node.hpp"
+#include "apps/warpd/admin_http.hpp"
+#include "federation/cdc_ingest.hpp"
+#include "apps/warpd/options.hpp"
+#include "runtime/modes/strong_raft.hpp"
 
 #include "sidecar/resp_server.hpp"
 
