@@ -284,6 +284,16 @@ caf::behavior control_impl(control_actor* self, control_backend* n, detail::work
           answer(n->strong_json(), reply, err);
         });
       },
+      [=](control_members_atom, std::string& op, std::string& target) -> caf::result<std::string> {
+        ++self->state.requests;
+        if ((op != "list" && op != "add" && op != "remove") || target.size() > 1024)
+          return make_caf_error(errc::invalid_argument,
+                                "members: op must be list, add or remove; target at most 1 KiB");
+        return offload(self, [n = self->state.node, op = std::move(op), target = std::move(target)](
+                                 caf::message& reply, caf::error& err) {
+          answer(n->strong_members(op, target), reply, err);
+        });
+      },
       [=](coord_atom, std::string& verb,
           std::vector<std::string>& args) -> caf::result<std::string> {
         ++self->state.requests;

@@ -32,6 +32,9 @@
 //   (control_hotkeys_atom, uint32 limit)          -> string json (hot_keys_json)
 //   (control_strong_atom)                         -> string json (strong_json): the strong
 //                                                     mode's ranges (abd) or Raft groups
+//   (control_members_atom, string op, string target) -> string: the strong Raft groups'
+//        members (docs/strong.md, "Membership"): op list (target ""), add or remove
+//        (target HOST:PORT or a raft id); a readable report, one line per member or group
 //   (coord_atom, string verb, vector<string> args) -> string: locks and leases
 //        (docs/coordination.md, "warpctl"): lease.grant [ttl_ms] -> id; lease.keepalive [id]
 //        -> ttl_ms; lease.revoke [id] -> ""; lease.ttl [id] -> json; lease.list -> json
@@ -124,6 +127,12 @@ class control_backend {
   /// The strong mode's state (warp/metrics.hpp, strong_json); unsupported when the node
   /// runs no strong mode.
   virtual result<std::string> strong_json() { return unsupported(); }
+  /// `warpctl members list|add|remove` on the strong Raft engine: blocking, on the executor.
+  virtual result<std::string> strong_members(std::string_view op, std::string_view target) {
+    (void)op;
+    (void)target;
+    return unsupported();
+  }
   /// Locks and leases (coord_atom): blocking, on the executor.
   virtual result<std::string> coordination(std::string_view verb,
                                            const std::vector<std::string>& args) {
@@ -154,6 +163,7 @@ using health_atom = caf::atom_constant<caf::atom("health")>;
 /// (hotkeys_atom, uint32 limit) -> string json: the node's hottest keys (0 = all tracked).
 using control_hotkeys_atom = caf::atom_constant<caf::atom("hotkeys")>;
 using control_strong_atom = caf::atom_constant<caf::atom("strongst")>;
+using control_members_atom = caf::atom_constant<caf::atom("strongmem")>;
 /// (coord_atom, string verb, vector<string> args) -> string: locks and leases.
 using coord_atom = caf::atom_constant<caf::atom("coord")>;
 inline constexpr std::size_t max_coord_args = 8;

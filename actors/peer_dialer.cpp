@@ -27,6 +27,20 @@ peer_dialer::peer_dialer(caf::event_based_actor* self, caf::atom_value registry_
   }
 }
 
+std::size_t peer_dialer::add(const std::string& member) {
+  peer p;
+  if (auto ep = parse_endpoint(member)) {
+    p.host = std::move(ep->first);
+    p.port = ep->second;
+  } else {
+    p.host = member;
+  }
+  for (std::size_t m = 0; m < peers_.size(); ++m)
+    if (peers_[m].host == p.host && peers_[m].port == p.port) return m;
+  peers_.push_back(std::move(p));
+  return peers_.size() - 1;
+}
+
 void peer_dialer::enable() {
   basp_ = self_actor_->system().middleman().named_broker<caf::io::basp_broker>(caf::atom("BASP"));
 }

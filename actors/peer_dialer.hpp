@@ -35,6 +35,8 @@ class peer_dialer {
               const std::vector<std::string>& members, std::size_t self_index,
               std::chrono::milliseconds retry = std::chrono::milliseconds{1000});
 
+  /// Adds a member learned while running (HOST:PORT); its index, or the existing one's.
+  std::size_t add(const std::string& member);
   /// Dials from now on (without it, only link() connects peers: tests in one system).
   void enable();
   bool enabled() const noexcept { return static_cast<bool>(basp_); }

@@ -39,6 +39,10 @@ using raft_tick_atom = caf::atom_constant<caf::atom("warprtick")>;
 //                                actors/raft_host_actor.hpp), answered once the group did
 using raft_batch_atom = caf::atom_constant<caf::atom("warprbat")>;
 using raft_fwd_atom = caf::atom_constant<caf::atom("warprfwd")>;
+//   (warprhel, string)           one-way: who the sender is and the members it knows of
+//                                (encode_hello in actors/raft_host_actor.hpp): how hosts
+//                                reach members outside the static list
+using raft_hello_atom = caf::atom_constant<caf::atom("warprhel")>;
 // Local: the host's own timer.
 using raft_host_tick_atom = caf::atom_constant<caf::atom("warprhtk")>;
 
@@ -58,6 +62,29 @@ struct raft_outbound {
 /// the host's mailbox before this), so the host may flush once every group said so.
 struct raft_tick_done {
   std::uint32_t group = 0;
+  /// The group's current voters and the leader it knows of: the host routes requests and
+  /// answers `members list` with them (voter sets change while serving).
+  std::vector<consensus::node_id> voters;
+  consensus::node_id leader = 0;
+};
+
+/// A single-server configuration change of one group, at its leader: answered once the
+/// change is committed ("added"/"removed"), at once when there is nothing to do ("already a
+/// voter"/"not a voter"), or with not_leader. A change refused because the previous one is
+/// still uncommitted waits in the group and is retried every tick.
+struct raft_conf_cmd {
+  consensus::conf_change_type type = consensus::conf_change_type::add_voter;
+  consensus::node_id node = 0;
+  completion<std::string> done;
+};
+
+/// `warpctl members add|remove|list` at the node's Raft host (docs/strong.md, "Membership").
+/// target: HOST:PORT or a decimal raft id (add, remove); answered with a readable summary.
+enum class raft_members_op : std::uint8_t { list, add, remove };
+struct raft_members_cmd {
+  raft_members_op op = raft_members_op::list;
+  std::string target;
+  completion<std::string> done;
 };
 
 /// A proposal to the group's key -> value map. Answered once the command is applied on this
@@ -95,7 +122,16 @@ struct raft_read_cmd {
 /// raft_propose_cmd / raft_read_cmd; unreachable when no replica of the group answers.
 /// coord_read / coord_propose: for the coordination group (actors/coord_group.hpp), the raw
 /// coord_query / coord_command bytes in cmd.value; client id and sequence are the caller's.
-enum class raft_request_kind : std::uint8_t { read = 0, propose = 1, coord_read = 2, coord_propose = 3 };
+/// conf_add / conf_remove: make member cmd.value (a decimal raft id) a voter of the group,
+/// or not (docs/strong.md, "Membership"); idempotent, so retried like reads.
+enum class raft_request_kind : std::uint8_t {
+  read = 0,
+  propose = 1,
+  coord_read = 2,
+  coord_propose = 3,
+  conf_add = 4,
+  conf_remove = 5,
+};
 constexpr bool is_write(raft_request_kind k) noexcept {
   return k == raft_request_kind::propose || k == raft_request_kind::coord_propose;
 }
@@ -130,6 +166,8 @@ struct raft_host_status {
   std::uint64_t forwarded = 0;        ///< client requests sent to another host
   std::uint64_t forwards_served = 0;  ///< requests other hosts forwarded here
   std::uint64_t flushes = 0;
+  std::uint64_t groups_created = 0;  ///< groups this host joined while running (a leader
+                                     ///< contacted it for a group it did not replicate)
   std::vector<std::pair<std::uint32_t, caf::actor>> groups;
 };
 struct raft_host_status_cmd {
@@ -194,3 +232,5 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(warp::actors::raft_host_link_cmd)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(warp::actors::raft_host_status_cmd)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(warp::actors::raft_host_stop_cmd)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(warp::actors::raft_tick_done)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(warp::actors::raft_conf_cmd)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(warp::actors::raft_members_cmd)

@@ -1,5 +1,6 @@
 #include "actors/raft_group_actor.hpp"
 
+#include <algorithm>
 #include <utility>
 
 #include <caf/all.hpp>
@@ -77,11 +78,20 @@ caf::behavior raft_group_state::make_behavior(std::shared_ptr<opened> init) {
                    "raft: snapshot does not restore: " + restored.err().to_string()});
   self->set_default_handler(caf::drop);
   if (!setup.host) self->delayed_send(self, setup.tick_interval, raft_tick_atom::value);
+  if (setup.host) {
+    // A group the host spawned while running (a member added later) may outlive a host
+    // that stopped meanwhile: it goes with its host.
+    self->monitor(setup.host);
+    self->set_down_handler([this](caf::down_msg& dm) {
+      if (dm.source == setup.host.address()) on_stop();
+    });
+  }
   return {
       [this](raft_tick_atom) { on_tick(); },
       [this](raft_msg_atom, const std::string& bytes) { on_raft_message(bytes); },
       [this](raft_propose_cmd& cmd) { on_propose(cmd); },
       [this](raft_read_cmd& cmd) { on_read(cmd); },
+      [this](raft_conf_cmd& cmd) { on_conf(cmd); },
       [this](raft_link_cmd& cmd) { peers[cmd.id] = std::move(cmd.peer); },
       [this](raft_persisted& p) { on_persisted(p.gen, p.err); },
       [this](raft_compacted& p) { on_compacted(p.gen, p.err); },
@@ -99,7 +109,9 @@ void raft_group_state::on_tick() {
   struct tick_done_guard {
     raft_group_state* st;
     ~tick_done_guard() {
-      if (st->setup.host) st->self->send(st->setup.host, raft_tick_done{st->setup.group});
+      if (st->setup.host)
+        st->self->send(st->setup.host,
+                       raft_tick_done{st->setup.group, st->core->voters(), st->core->leader()});
     }
   } guard{this};
   // A failed log ends the group's clock too: no heartbeat, no campaign, so the others
@@ -114,6 +126,7 @@ void raft_group_state::on_tick() {
     });
   } else {
     core->tick();
+    retry_conf_waiting();
     drive();
   }
   if (hooks && !stopping && !log_failed)
@@ -164,6 +177,71 @@ void raft_group_state::on_read(raft_read_cmd& cmd) {
   }
   read_now(cmd);
   drive();
+}
+
+void raft_group_state::on_conf(raft_conf_cmd& cmd) {
+  if (persisting) {
+    queued.push_back([this, cmd]() mutable { conf_now(cmd); });
+    return;
+  }
+  conf_now(cmd);
+  drive();
+}
+
+void raft_group_state::conf_now(raft_conf_cmd& cmd) {
+  if (stopping) return cmd.done(error{errc::shutting_down, "raft group stopping"});
+  if (log_failed)
+    return cmd.done(error{errc::storage_error, "raft log failed on this node: not accepting"});
+  if (core->current_role() != rc::role::leader) return cmd.done(not_leader());
+  // Idempotent: a retried or repeated command finds the change already made (the voter set
+  // takes a change when it is appended, so an uncommitted one counts as made).
+  const auto& v = core->voters();
+  const bool voter = std::find(v.begin(), v.end(), cmd.node) != v.end();
+  if (cmd.type == rc::conf_change_type::add_voter && voter)
+    return cmd.done(std::string{"already a voter"});
+  if (cmd.type == rc::conf_change_type::remove_voter && !voter)
+    return cmd.done(std::string{"not a voter"});
+  auto index = core->propose_conf_change(cmd.type, cmd.node);
+  if (!index) {
+    // The previous change (or the leader's first entry of its term) is not committed yet:
+    // one change at a time, so this one waits for it (retried every tick, bounded by the
+    // request timeout).
+    if (index.code() == errc::conflict) {
+      conf_waiting.push_back(
+          {ticks + static_cast<std::uint64_t>(setup.request_timeout_ticks), std::move(cmd)});
+      return;
+    }
+    return cmd.done(index.code() == errc::unreachable ? not_leader() : index.err());
+  }
+  detail::log()->info("raft group {}: proposed {} of member {} at index {}", setup.group,
+                      cmd.type == rc::conf_change_type::add_voter ? "addition" : "removal",
+                      cmd.node, *index);
+  auto what = cmd.type == rc::conf_change_type::add_voter ? "added" : "removed";
+  proposals[*index] = pending_proposal{
+      core->term(), ticks + static_cast<std::uint64_t>(setup.request_timeout_ticks),
+      completion<std::string>{[done = std::move(cmd.done), what](result<std::string> r) mutable {
+        if (r) r = std::string{what};
+        done(std::move(r));
+      }}};
+}
+
+void raft_group_state::retry_conf_waiting() {
+  if (conf_waiting.empty()) return;
+  auto waiting = std::move(conf_waiting);
+  conf_waiting.clear();
+  for (auto& w : waiting) {
+    if (w.deadline <= ticks) {
+      w.cmd.done(error{errc::timeout,
+                       "configuration change: the previous one did not commit "
+                       "in time; nothing was proposed"});
+      continue;
+    }
+    auto deadline = w.deadline;
+    auto before = conf_waiting.size();
+    conf_now(w.cmd);
+    // Still waiting: keep its original deadline.
+    if (conf_waiting.size() > before) conf_waiting.back().deadline = deadline;
+  }
 }
 
 void raft_group_state::propose_now(raft_propose_cmd& cmd) {
@@ -441,6 +519,8 @@ void raft_group_state::fail_log(const error& err) {
   in_flight.reset();
   detail::log()->error("raft group {}: log failed, no longer acknowledging: {}", core->id(),
                        err.to_string());
+  for (auto& w : conf_waiting) w.cmd.done(error{errc::storage_error, "raft log failed"});
+  conf_waiting.clear();
   for (auto& [index, p] : proposals)
     p.done(error{errc::unknown_outcome, "raft log failed: the entry may still commit elsewhere"});
   proposals.clear();
@@ -450,6 +530,8 @@ void raft_group_state::fail_log(const error& err) {
 }
 
 void raft_group_state::fail_all(errc code, const std::string& why) {
+  for (auto& w : conf_waiting) w.cmd.done(error{code, why});
+  conf_waiting.clear();
   for (auto& [index, p] : proposals) p.done(error{code, why});
   proposals.clear();
   for (auto& [ctx, rd] : reads) rd.done(error{code, why});

@@ -101,6 +101,7 @@ struct raft_group_state {
   void on_raft_message(const std::string& bytes);
   void on_propose(raft_propose_cmd& cmd);
   void on_read(raft_read_cmd& cmd);
+  void on_conf(raft_conf_cmd& cmd);
   void on_persisted(std::uint64_t gen, const error& err);
   void on_compacted(std::uint64_t gen, const error& err);
   void on_stop();
@@ -126,6 +127,8 @@ struct raft_group_state {
   bool busy() const noexcept { return persisting || log_failed; }
   void propose_now(raft_propose_cmd& cmd);
   void read_now(raft_read_cmd& cmd);
+  void conf_now(raft_conf_cmd& cmd);
+  void retry_conf_waiting();
   error not_leader() const;
 
   struct pending_proposal {
@@ -163,6 +166,11 @@ struct raft_group_state {
 
   std::map<consensus::index_t, pending_proposal> proposals;  ///< by log index
   std::map<std::uint64_t, pending_read> reads;               ///< by ReadIndex context
+  struct waiting_conf {
+    std::uint64_t deadline = 0;
+    raft_conf_cmd cmd;
+  };
+  std::vector<waiting_conf> conf_waiting;  ///< behind an uncommitted change
   std::uint64_t next_read_context = 1;
   bool was_leader = false;
 

@@ -24,9 +24,11 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <caf/actor.hpp>
 #include <caf/fwd.hpp>
@@ -53,9 +55,17 @@ inline std::uint32_t voters_range(std::uint32_t group) noexcept {
 }
 
 struct raft_host_setup {
-  /// Members, this node, and the groups: group g = range g of the placement, its voters the
-  /// range's replicas (raft id = member index + 1). Must outlive the host.
+  /// The initial members, this node, and the groups: group g = range g of the placement, its
+  /// initial voters the range's replicas (bootstrap raft id = member index + 1). Voter sets
+  /// change later by configuration changes (docs/strong.md, "Membership"). Must outlive the
+  /// host.
   const detail::strong_placement* placement = nullptr;
+  /// This node's raft id: 0 = resolve_member_id(dir, placement, join) at spawn.
+  consensus::node_id member_id = 0;
+  /// --strong-join: with no member file, take a fresh id and vote nowhere until added.
+  bool join = false;
+  /// HOST:PORT other hosts reach this one at (hello messages); default: the placement's.
+  std::string self_address;
   std::string dir;  ///< group g's log lives in <dir>/<g>
   raft_executor executor;
   std::chrono::milliseconds tick_interval{100};
@@ -83,6 +93,21 @@ struct raft_host_setup {
   std::function<std::unique_ptr<consensus::raft_state_machine>(std::uint32_t group)>
       make_key_state_machine;
 };
+
+/// This node's raft id, from <dir>/member (written at first start, fsync'd): the bootstrap
+/// id (placement index + 1) for an initial member, a fresh random id >= 2^32 when `join`
+/// (an empty or lost data dir joining a running cluster). Blocking file I/O.
+result<consensus::node_id> resolve_member_id(const std::string& dir,
+                                             const detail::strong_placement& pl, bool join);
+
+/// Hello frames (warprhel): "WRH1", then one "ID HOST:PORT" line per member the sender knows
+/// of, the sender's own first. Bounded before anything is allocated for them.
+inline constexpr std::size_t max_hello_bytes = 256u << 10;
+inline constexpr std::size_t max_hello_entries = 4096;
+std::string encode_hello(consensus::node_id self, std::string_view self_address,
+                         const std::map<consensus::node_id, std::string>& book);
+result<std::vector<std::pair<consensus::node_id, std::string>>> decode_hello(
+    std::string_view bytes);
 
 /// Spawns the host, opens every local group's log (blocking) and spawns its group actor.
 result<caf::actor> spawn_raft_host_actor(caf::actor_system& sys, raft_host_setup setup);

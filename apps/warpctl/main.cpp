@@ -94,6 +94,7 @@ struct options {
   std::string rev;                    ///< get --rev N; watch --rev N|cursor
   warpctl::watch_options watch;       ///< watch PREFIX
   std::string admin_token_file;       ///< watch --admin-token-file
+  std::string member;                 ///< members add|remove HOST:PORT or raft id
 };
 
 // Values from stdin or a file are read up to this bound (the node refuses what is over its
@@ -407,6 +408,26 @@ int run_lock(caf::actor_system& sys, const caf::actor& node, const options& opt)
 int run_command(CLI::App& app, caf::actor_system& sys, const caf::actor& node, const options& opt) {
   using namespace warp::actors;
   if (app.got_subcommand("lock")) return run_lock(sys, node, opt);
+  if (app.got_subcommand("members")) {
+    // members list|add|remove: the strong Raft groups' voters (docs/strong.md, Membership).
+    auto* m = app.get_subcommand("members");
+    std::string op = m->got_subcommand("add")      ? "add"
+                     : m->got_subcommand("remove") ? "remove"
+                                                   : "list";
+    auto o = opt;
+    // One configuration change per group, each waiting for the previous one's commit.
+    o.timeout = std::max(opt.timeout, std::chrono::milliseconds{120'000});
+    std::string text;
+    auto err = request(
+        sys, node, o, [&](std::string& s) { text = std::move(s); }, control_members_atom::value, op,
+        op == "list" ? std::string{} : opt.member);
+    if (err) return report(opt, "members " + op, err);
+    if (opt.json)
+      std::cout << dump({{"ok", true}, {"op", op}, {"report", text}}) << std::endl;
+    else
+      std::cout << text << std::flush;
+    return exit_ok;
+  }
   if (app.got_subcommand("lease")) return run_lease(*app.get_subcommand("lease"), sys, node, opt);
   if (app.got_subcommand("get") && !opt.rev.empty()) {
     // A strong key as of a revision of its group (docs/coordination.md, "History").
@@ -1131,8 +1152,23 @@ int run(int argc, char** argv) {
       "keys checked, inconsistencies found and healed");
   validate->add_option("PATTERN", opt.pattern, "Glob of the keys to check");
   app.add_subcommand("ping", "Check the node answers; print its name, id and round trip");
-  app.add_subcommand("members",
-                     "Print the node's cluster view: members, their state and key ranges");
+  auto* members = app.add_subcommand(
+      "members",
+      "Print the node's cluster view: members, their state and key ranges; list|add|remove: "
+      "the strong Raft groups' members (docs/strong.md, Membership)");
+  members->add_subcommand("list", "Strong Raft members: id, address, link, groups voted in");
+  members
+      ->add_subcommand("add",
+                       "Make the node at HOST:PORT (started with --strong-join) a "
+                       "voter of every strong Raft group, one group at a time")
+      ->add_option("MEMBER", opt.member, "HOST:PORT or a raft id")
+      ->required();
+  members
+      ->add_subcommand("remove",
+                       "Remove a member (HOST:PORT: every id seen there, or a "
+                       "raft id) from every strong Raft group")
+      ->add_option("MEMBER", opt.member, "HOST:PORT or a raft id")
+      ->required();
   auto* strong = app.add_subcommand(
       "strong", "The strong mode on the node: status prints its Raft groups (or ABD ranges)");
   strong->require_subcommand(1);
@@ -1226,7 +1262,7 @@ int run(int argc, char** argv) {
     ~uninstall() { warp::bus::uninstall_node_transport(sys); }
   } on_exit{sys};
 
-  if (app.got_subcommand("members"))
+  if (app.got_subcommand("members") && app.get_subcommand("members")->get_subcommands().empty())
     return run_members(sys, endpoint->first, endpoint->second, opt);
   if (app.got_subcommand("regions"))
     return run_regions(sys, endpoint->first, endpoint->second, opt);

@@ -37,6 +37,7 @@
 #include "apps/warpd/admin_http.hpp"
 #include "federation/cdc_ingest.hpp"
 #include "apps/warpd/options.hpp"
+#include "runtime/modes/strong_raft.hpp"
 
 #include "sidecar/resp_server.hpp"
 
@@ -354,6 +355,7 @@ int run(int argc, char** argv) {
   }
 
   caf::actor_system sys{cfg};
+  warp::detail::set_strong_join(settings->strong_join);
   auto started = warp::node::start(sys, ncfg);
   if (!started)
     return fail(exit_startup_failure, "cannot start node: " + started.err().to_string());

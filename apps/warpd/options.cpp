@@ -618,6 +618,9 @@ const std::vector<option_def>& option_table() {
       {"warp.strong-members", "--strong-members", opt_kind::string_list, "",
        "Replica members HOST:PORT,... (the same list on every node; empty = --listen plus "
        "--peers)"},
+      {"warp.strong-join", "--strong-join", opt_kind::boolean, "false",
+       "Raft engine: join a running cluster; with an empty data dir take a fresh member id "
+       "and vote nowhere until `warpctl members add` (docs/strong.md, Membership)"},
       {"warp.anti-entropy-interval", "--anti-entropy-interval", opt_kind::duration, "5s",
        "How often each strong range's digest is compared with its replicas (abd engine)"},
       {"warp.strong-engine", "--strong-engine", opt_kind::string, "raft",
@@ -989,6 +992,7 @@ warp::result<settings> build_settings(const warpd_config& cfg) {
   WARPD_READ(sc.timeout, rd.duration("warp.strong-timeout"));
   WARPD_READ(sc.members, rd.list("warp.strong-members"));
   WARPD_READ(sc.anti_entropy_interval, rd.duration("warp.anti-entropy-interval"));
+  WARPD_READ(out.strong_join, rd.boolean("warp.strong-join"));
   std::string engine_text;
   WARPD_READ(engine_text, rd.str("warp.strong-engine"));
   if (engine_text == "raft")

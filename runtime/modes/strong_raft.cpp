@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -170,6 +171,7 @@ strong_raft::strong_raft(node_state& st, std::vector<std::string> members,
       // Every member replicates every group up to the replication factor; the groups are
       // the placement's ranges, so the same rendezvous hashing picks each group's voters
       // on every node.
+      self_address_(self_address),
       placement_(raft_members(members), self_address, st.config.strong.replication_factor,
                  raft_group_count(st.config.strong, raft_members(members).size())) {
   std::lock_guard<std::mutex> g{engines_mtx};
@@ -190,11 +192,12 @@ strong_raft::~strong_raft() {
 }
 
 result<void> strong_raft::start() {
-  if (placement_.self_index() == strong_placement::npos)
-    return error{errc::invalid_argument,
-                 "strong engine raft: this node is not in the strong member list"};
+  // A node outside the initial list runs only with --strong-join: it is added to the groups
+  // while they serve (docs/strong.md, "Membership"); resolve_member_id says so otherwise.
   actors::raft_host_setup s;
   s.placement = &placement_;
+  s.join = strong_join();
+  s.self_address = self_address_;
   s.dir = st_.config.data_dir + "/raft";
   // Two nodes on one log directory (a copied config, two embedded nodes without their own
   // data_dir) would interleave their writes to the same segments: refuse the second.
@@ -317,6 +320,47 @@ result<std::string> strong_raft::request_blocking(raft_request_kind kind, rc::kv
   if (f.wait_for(opts_.timeout * 2 + std::chrono::seconds{5}) != std::future_status::ready)
     return error{kind == raft_request_kind::propose ? errc::unknown_outcome : errc::timeout,
                  "the raft host did not answer in time"};
+  return f.get();
+}
+
+namespace {
+std::atomic<bool> join_flag{false};
+}  // namespace
+
+void set_strong_join(bool join) noexcept {
+  join_flag.store(join);
+}
+bool strong_join() noexcept {
+  return join_flag.load();
+}
+
+result<std::string> strong_raft::members(std::string_view op, std::string_view target) {
+  if (!host_) return error{errc::unsupported, "members: the raft engine is not running"};
+  actors::raft_members_op o;
+  if (op == "list")
+    o = actors::raft_members_op::list;
+  else if (op == "add")
+    o = actors::raft_members_op::add;
+  else if (op == "remove")
+    o = actors::raft_members_op::remove;
+  else
+    return error{errc::invalid_argument, "members: op must be list, add or remove"};
+  if (o != actors::raft_members_op::list && target.empty())
+    return error{errc::invalid_argument, "members: HOST:PORT or a raft id required"};
+  auto p = std::make_shared<std::promise<result<std::string>>>();
+  auto f = p->get_future();
+  caf::anon_send(
+      host_, actors::raft_members_cmd{o, std::string{target},
+                                      actors::completion<std::string>{[p](result<std::string> r) {
+                                        p->set_value(std::move(r));
+                                      }}});
+  // One change per group, each bounded by the request timeout (its retries included).
+  auto bound =
+      opts_.timeout * static_cast<long>(2 * placement_.ranges() + 4) + std::chrono::seconds{10};
+  if (f.wait_for(bound) != std::future_status::ready)
+    return error{errc::timeout,
+                 "members: the raft host did not finish in time; run it again "
+                 "(it is idempotent)"};
   return f.get();
 }
 

@@ -90,6 +90,9 @@ class strong_raft {
   /// reads an encoded coord_query linearizably. Answers as the coord_machine gives them.
   void coord_async(bool write, std::string bytes, std::function<void(result<std::string>)> done);
   result<std::string> coord(bool write, std::string bytes);
+  /// `warpctl members list|add|remove TARGET` (docs/strong.md, "Membership"): blocking until
+  /// the host has changed every group, one configuration change at a time.
+  result<std::string> members(std::string_view op, std::string_view target);
 
   /// Groups = ranges of this placement.
   const strong_placement& placement() const noexcept { return placement_; }
@@ -117,12 +120,21 @@ class strong_raft {
   caf::actor_system& sys_;
   strong_options opts_;
   std::uint64_t incarnation_;
+  std::string self_address_;
   strong_placement placement_;
   caf::actor host_;
   int lock_fd_ = -1;  ///< flock on <data_dir>/raft/LOCK: one node per log directory
   std::mutex stop_mtx_;
   bool stopped_ = false;
 };
+
+/// --strong-join (docs/strong.md, "Membership"): the Raft engines started from now on in
+/// this process join a running cluster (with no member id on disk they take a fresh one and
+/// vote nowhere until `warpctl members add`). Process-wide for now, set by warpd before the
+/// node starts: it belongs in strong_options, whose header every file includes (moved there
+/// with the next change of that header).
+void set_strong_join(bool join) noexcept;
+bool strong_join() noexcept;
 
 /// The group count the node runs with (strong_options::groups, 0 = 4 x members).
 std::size_t raft_group_count(const strong_options& opts, std::size_t members);

@@ -41,6 +41,12 @@ _warpctl() {
       else
         COMPREPLY=($(compgen -W "$globals" -- "$cur"))
       fi ;;
+    members)
+      if [[ -z $sub ]]; then
+        COMPREPLY=($(compgen -W "list add remove $globals" -- "$cur"))
+      else
+        COMPREPLY=($(compgen -W "$globals" -- "$cur"))
+      fi ;;
     help) [[ -z $sub ]] && COMPREPLY=($(compgen -W "$commands" -- "$cur")) ;;
     *) COMPREPLY=($(compgen -W "$globals" -- "$cur")) ;;
   esac
