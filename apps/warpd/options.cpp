@@ -305,6 +305,7 @@ const std::vector<numeric_bound>& numeric_bounds() {
       {"warp.admin-max-body", 0, 16 * MiB},
       {"warp.storage-rate", 0, 1'000'000'000},
       {"warp.storage-breaker", 0, 1'000'000},
+      {"warp.storage-breaker-ratio", 0, 100},
       {"warp.refresh-ahead", 0, 99},
       {"warp.validator-sample", 0, 100'000},
       {"warp.validator-max-batch", 1, 100'000},
@@ -509,6 +510,10 @@ const std::vector<option_def>& option_table() {
       {"warp.storage-breaker", "--storage-breaker", opt_kind::size, "0",
        "Consecutive unreachable-storage failures that open the node-wide circuit breaker "
        "(misses then fail fast: storage_unavailable circuit open); 0 = never opens"},
+      {"warp.storage-breaker-ratio", "--storage-breaker-ratio", opt_kind::size, "0",
+       "Failure PERCENT of the last 10 s of storage fetches (once 20 are in the window) that "
+       "opens the node-wide circuit breaker; 0 = off (a pattern's +breaker_ratio= gives it "
+       "its own)"},
       {"warp.storage-breaker-cooldown", "--storage-breaker-cooldown", opt_kind::duration, "5s",
        "How long an open breaker fails fast before one probe fetch is let through"},
       {"warp.max-stale", "--max-stale", opt_kind::duration, "0",
@@ -937,6 +942,9 @@ warp::result<settings> build_settings(const warpd_config& cfg) {
     WARPD_READ(refresh, rd.size("warp.refresh-ahead"));
     g.rate = static_cast<double>(rate);
     g.breaker_failures = static_cast<std::uint32_t>(breaker);
+    std::size_t ratio_pct = 0;
+    WARPD_READ(ratio_pct, rd.size("warp.storage-breaker-ratio"));
+    g.breaker_ratio = static_cast<double>(ratio_pct) / 100.0;
     g.refresh_ahead_pct = static_cast<std::uint32_t>(refresh);
     WARPD_READ(g.breaker_cooldown, rd.duration("warp.storage-breaker-cooldown"));
     WARPD_READ(g.max_stale, rd.duration("warp.max-stale"));

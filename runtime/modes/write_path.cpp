@@ -134,10 +134,12 @@ std::shared_ptr<storage_guard> write_path::guard_for(const key_policy& policy) {
     auto p = policy.guard_slot == 0 ? node : policy.guard;
     if (p.rate <= 0) p.rate = node.rate;
     if (p.breaker_failures == 0) p.breaker_failures = node.breaker_failures;
+    if (p.breaker_ratio <= 0) p.breaker_ratio = node.breaker_ratio;
     if (p.breaker_cooldown.count() <= 0) p.breaker_cooldown = node.breaker_cooldown;
     if (p.breaker_cooldown.count() <= 0) p.breaker_cooldown = std::chrono::seconds{5};
     breaker_options b;
     b.failures = p.breaker_failures;
+    b.failure_ratio = p.breaker_ratio;
     b.cooldown = p.breaker_cooldown;
     slot = std::make_shared<storage_guard>(p.rate, std::max(1.0, p.rate), b);
   }

@@ -380,6 +380,12 @@ result<pattern_registry::entry> pattern_registry::parse_spec(std::string_view sp
       if (ec != std::errc{} || p != value.data() + value.size() || n == 0)
         return bad("needs a number of consecutive failures above 0");
       out.policy.guard.breaker_failures = n;
+    } else if (name == "breaker_ratio") {
+      double r = 0;
+      auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), r);
+      if (ec != std::errc{} || p != value.data() + value.size() || !(r > 0) || r > 1)
+        return bad("needs a failure ratio above 0 and at most 1, e.g. 0.5");
+      out.policy.guard.breaker_ratio = r;
     } else if (name == "cooldown") {
       auto d = parse_duration(value);
       if (!d || d->count() <= 0) return bad("needs a duration above 0, e.g. 5s");
@@ -410,7 +416,8 @@ result<pattern_registry::entry> pattern_registry::parse_spec(std::string_view sp
       out.policy.federated = std::string{value};
     } else {
       return bad(
-          "unknown option (known: rate, breaker, cooldown, max_stale, soft_timeout, "
+          "unknown option (known: rate, breaker, breaker_ratio, cooldown, max_stale, "
+          "soft_timeout, "
           "refresh_ahead, validate, federated)");
     }
     spec = spec.substr(0, plus);

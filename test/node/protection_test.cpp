@@ -241,3 +241,33 @@ TEST_CASE("protection: read-modify-write reads of storage go through the limiter
   REQUIRE_FALSE(limited);
   CHECK(limited.code() == errc::rate_limited);
 }
+
+TEST_CASE("protection: a pattern's breaker_ratio, set at run time, opens its breaker on a failure ratio",
+          "[protection]") {
+  auto store = std::make_shared<warp::test::counting_storage>();
+  warp::node_config cfg;
+  cfg.storage_adapter = store;
+  auto n = start(cfg);
+  // No consecutive count: only the ratio (50% of the last 10 s, judged from 20 fetches).
+  REQUIRE(n->set_pattern("rr:*=strong_local+breaker_ratio=0.5+cooldown=1h"));
+  CHECK(warp::pattern_registry::parse_spec("rr:*=strong_local+breaker_ratio=0").code() ==
+        errc::invalid_argument);
+  CHECK(warp::pattern_registry::parse_spec("rr:*=strong_local+breaker_ratio=1.5").code() ==
+        errc::invalid_argument);
+  for (int i = 0; i < 10; ++i) CHECK(n->get("rr:ok" + std::to_string(i)).code() == errc::not_found);
+  store->fail_fetch = true;
+  // Failures 1..9: 19 outcomes, too few to judge; with 10 failures of 20 it opens.
+  for (int i = 0; i < 10; ++i) {
+    auto r = n->get("rr:bad" + std::to_string(i));
+    REQUIRE_FALSE(r);
+    CHECK(r.err().message() == "injected outage");
+    if (i < 9) CHECK(guard_of(n->stats(), "rr:*")->breaker == "closed");
+  }
+  CHECK(guard_of(n->stats(), "rr:*")->breaker == "open");
+  const int fetched = store->fetches;
+  auto fast = n->get("rr:next");
+  REQUIRE_FALSE(fast);
+  CHECK(fast.err().message().starts_with("circuit open"));
+  CHECK(store->fetches == fetched);  // refused without touching storage
+}
+

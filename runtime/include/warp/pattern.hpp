@@ -52,6 +52,9 @@ struct key_policy {
     double rate = 0;
     /// Consecutive unreachable-storage failures that open the breaker; 0 = never opens.
     std::uint32_t breaker_failures = 0;
+    /// Failure ratio (0 < r <= 1) over the breaker's last 10 s of fetches that opens it,
+    /// judged once 20 fetches are in the window; 0 = the count alone decides.
+    double breaker_ratio = 0;
     /// How long an open breaker fails fast before one probe is let through.
     std::chrono::milliseconds breaker_cooldown{0};
     /// Stale-on-error: how long past its L1 expiry (or its invalidation) a value may still
@@ -65,7 +68,7 @@ struct key_policy {
     std::uint32_t refresh_ahead_pct = 0;
     /// Whether the pattern needs a limiter/breaker of its own.
     bool any() const noexcept {
-      return rate > 0 || breaker_failures > 0 || breaker_cooldown.count() > 0;
+      return rate > 0 || breaker_failures > 0 || breaker_ratio > 0 || breaker_cooldown.count() > 0;
     }
     friend bool operator==(const protection&, const protection&) = default;
   } guard;
@@ -114,7 +117,8 @@ class pattern_registry {
   /// Parses `GLOB=MODE[:TTL]` (TTL like `30s`, `500ms`, `10m`, `2h`, or plain ms) as the
   /// `--pattern` flag spells it. `MODE+hydrate` turns on hydration for eventual mode.
   /// Trailing options set the pattern's storage protection: `+rate=N` (fetches/s),
-  /// `+breaker=N` (consecutive failures), `+cooldown=DURATION`, `+max_stale=DURATION`,
+  /// `+breaker=N` (consecutive failures), `+breaker_ratio=R` (failure ratio, 0 < R <= 1),
+  /// `+cooldown=DURATION`, `+max_stale=DURATION`,
   /// `+soft_timeout=DURATION`, `+refresh_ahead=PERCENT`, and the validator's mode
   /// `+validate=off|noop|alert|heal` (docs/validator.md), e.g.
   /// `user:*=strong_local:10m+rate=200+breaker=5+cooldown=2s+max_stale=1m`.
