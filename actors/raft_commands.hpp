@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -169,6 +170,9 @@ struct raft_host_status {
   std::uint64_t groups_created = 0;  ///< groups this host joined while running (a leader
                                      ///< contacted it for a group it did not replicate)
   std::vector<std::pair<std::uint32_t, caf::actor>> groups;
+  /// Raft id -> HOST:PORT of every member this host knows of (its address book), so a
+  /// leader that joined later is named too.
+  std::map<consensus::node_id, std::string> addresses;
 };
 struct raft_host_status_cmd {
   completion<raft_host_status> done;

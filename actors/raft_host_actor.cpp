@@ -805,6 +805,7 @@ raft_host_status raft_host_state::status() const {
   auto s = counters;
   s.peers_connected = links.size();
   for (const auto& [g, a] : groups) s.groups.emplace_back(g, a);
+  s.addresses = book;
   return s;
 }
 

@@ -50,12 +50,6 @@ struct watch_get_at_cmd {
 
 struct watch_hub_stop_cmd {};
 
-/// The name the node's hub is registered under in its actor system (the node API finds it
-/// there: one node per actor system).
-constexpr caf::atom_value watch_hub_registry_name() noexcept {
-  return caf::atom("warpwatch");
-}
-
 /// Spawns the hub for the key groups `groups` (`all_groups`: every key group is here);
 /// `group_of` maps a key to its group (history, get_at).
 caf::actor spawn_watch_hub_actor(caf::actor_system& sys, watch_hub_options opts,

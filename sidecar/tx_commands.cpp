@@ -183,7 +183,7 @@ bool server::exec_transaction(client& c, resp_writer& w) {
     run_plain_transaction(c, w, queued);
     return true;
   }
-  auto* raft = warp::detail::strong_raft::of(node_.config());
+  auto* raft = warp::detail::strong_raft_of(node_);
   auto refuse = [&](const std::string& why) {
     w.error("ERR EXEC refused: " + why + ". Nothing was executed.");
     return true;
@@ -243,7 +243,7 @@ void server::run_plain_transaction(client& c, resp_writer& w,
 void server::run_strong_tx(job& j) {
   auto& tx = *j.tx;
   resp_writer w{j.out, j.shadow.proto};
-  auto* raft = warp::detail::strong_raft::of(node_.config());
+  auto* raft = warp::detail::strong_raft_of(node_);
   if (!raft) return w.error("ERR node is stopping");
   thread_local std::minstd_rand jitter{std::random_device{}()};
   std::vector<std::string_view> args;
@@ -315,7 +315,7 @@ void server::read_strong_watch(job& j, std::span<const std::string_view> keys, r
   std::vector<std::string> strong;
   for (auto k : keys)
     if (key_is_strong(k)) strong.emplace_back(k);
-  auto* raft = warp::detail::strong_raft::of(node_.config());
+  auto* raft = warp::detail::strong_raft_of(node_);
   if (!raft) return w.error("ERR node is stopping");
   auto read = raft->read_raw(strong);
   if (!read)
@@ -357,7 +357,7 @@ void cmd_watch(context& ctx) {
   if (ctx.j) return ctx.srv.read_strong_watch(*ctx.j, ctx.args.subspan(1), ctx.w);
   // Strong keys on the Raft engine: no change event reports another node's write of them,
   // so their bytes are read now (linearizably, on a worker) and compared by EXEC.
-  if (warp::detail::strong_raft::of(ctx.srv.the_node().config()))
+  if (warp::detail::strong_raft_of(ctx.srv.the_node()))
     for (std::size_t i = 1; i < ctx.args.size(); ++i)
       if (ctx.srv.key_is_strong(ctx.args[i])) {
         ctx.defer = true;

@@ -715,17 +715,8 @@ int run_command(CLI::App& app, caf::actor_system& sys, const caf::actor& node, c
     auto doc = json::parse(text, nullptr, false);
     if (doc.is_discarded() || !doc.is_object())
       return report(opt, "strong status", {errc::codec_error, "node sent malformed JSON"});
-    // Ready as /readyz decides: abd ranges caught up; raft groups each with a leader known
-    // and a working log.
-    bool ready = doc.value("answered", false);
-    if (doc.value("engine", "") == "abd") {
-      ready = ready && doc.value("ready_ranges", 0u) == doc.value("replicated_ranges", 0u);
-    } else if (auto gs = doc.find("groups"); gs != doc.end() && gs->is_array()) {
-      for (const auto& g : *gs)
-        ready = ready && g.value("leader", 0ull) != 0 && !g.value("log_failed", false);
-      if (auto m = doc.find("missing_groups"); m != doc.end() && m->is_array() && !m->empty())
-        ready = false;
-    }
+    // The node judges readiness (strong_status::ready, as /readyz does).
+    const bool ready = doc.value("ready", false);
     if (opt.json) {
       std::cout << dump(doc) << std::endl;
     } else if (doc.value("engine", "") == "abd") {

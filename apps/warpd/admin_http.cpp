@@ -634,7 +634,7 @@ struct admin_http::impl {
       if (!strong->answered) {
         check("strong", false, {{"engine", strong->engine}, {"error", strong->error}});
       } else if (strong->engine == "abd") {
-        check("strong", strong->ready_ranges == strong->replicated_ranges,
+        check("strong", strong->ready(),
               {{"engine", "abd"},
                {"ready_ranges", strong->ready_ranges},
                {"replicated_ranges", strong->replicated_ranges},
@@ -645,8 +645,7 @@ struct admin_http::impl {
           if (g.leader == 0) leaderless.push_back(g.id);
           if (g.log_failed) failed.push_back(g.id);
         }
-        check("strong",
-              leaderless.empty() && failed.empty() && strong->missing_groups.empty(),
+        check("strong", strong->ready(),
               {{"engine", "raft"},
                {"groups", strong->groups.size()},
                {"leaderless_groups", leaderless},

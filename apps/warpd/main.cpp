@@ -355,7 +355,6 @@ int run(int argc, char** argv) {
   }
 
   caf::actor_system sys{cfg};
-  warp::detail::set_strong_join(settings->strong_join);
   auto started = warp::node::start(sys, ncfg);
   if (!started)
     return fail(exit_startup_failure, "cannot start node: " + started.err().to_string());

@@ -1000,7 +1000,7 @@ warp::result<settings> build_settings(const warpd_config& cfg) {
   WARPD_READ(sc.timeout, rd.duration("warp.strong-timeout"));
   WARPD_READ(sc.members, rd.list("warp.strong-members"));
   WARPD_READ(sc.anti_entropy_interval, rd.duration("warp.anti-entropy-interval"));
-  WARPD_READ(out.strong_join, rd.boolean("warp.strong-join"));
+  WARPD_READ(sc.join, rd.boolean("warp.strong-join"));
   std::string engine_text;
   WARPD_READ(engine_text, rd.str("warp.strong-engine"));
   if (engine_text == "raft")
@@ -1013,16 +1013,11 @@ warp::result<settings> build_settings(const warpd_config& cfg) {
   WARPD_READ(sc.groups, rd.size("warp.strong-groups"));
   WARPD_READ(sc.raft_tick, rd.duration("warp.raft-tick"));
   WARPD_READ(sc.raft_snapshot_entries, rd.size("warp.raft-snapshot-entries"));
-  {
-    // Process-wide (warp/watch.hpp): the node takes them when it starts.
-    warp::watch_settings ws;
-    WARPD_READ(ws.ring_entries, rd.size("warp.watch-ring-entries"));
-    WARPD_READ(ws.ring_bytes, rd.size("warp.watch-ring-bytes"));
-    WARPD_READ(ws.max_watchers, rd.size("warp.watch-max-watchers"));
-    WARPD_READ(ws.max_queue, rd.size("warp.watch-max-queue"));
-    WARPD_READ(ws.progress_interval, rd.duration("warp.watch-progress-interval"));
-    warp::set_watch_settings(ws);
-  }
+  WARPD_READ(sc.watch.ring_entries, rd.size("warp.watch-ring-entries"));
+  WARPD_READ(sc.watch.ring_bytes, rd.size("warp.watch-ring-bytes"));
+  WARPD_READ(sc.watch.max_watchers, rd.size("warp.watch-max-watchers"));
+  WARPD_READ(sc.watch.max_queue, rd.size("warp.watch-max-queue"));
+  WARPD_READ(sc.watch.progress_interval, rd.duration("warp.watch-progress-interval"));
   if (sc.replication_factor == 0 || sc.replication_factor > 15)
     return warp::error{errc::invalid_argument,
                        "replication-factor: must be between 1 and 15, got " +

@@ -98,8 +98,6 @@ struct settings {
       warp::memory_storage_options::policy::noeviction;
   /// CDC ingest (--cdc-*); off when brokers are empty.
   warp::federation::cdc_config cdc;
-  /// --strong-join: the Raft engine joins a running cluster (docs/strong.md, "Membership").
-  bool strong_join = false;
   /// Worth a log line once logging is set up (build_settings runs before).
   std::vector<std::string> warnings;
 };

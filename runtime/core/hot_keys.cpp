@@ -79,6 +79,14 @@ std::uint64_t hot_key_tracker::seed_thread() noexcept {
   return mix(id ^ reinterpret_cast<std::uintptr_t>(&id)) | 1;  // xorshift: never 0
 }
 
+std::uint32_t hot_key_tracker::next_gap() noexcept {
+  thread_local std::uint64_t state = seed_thread();
+  state ^= state << 13;
+  state ^= state >> 7;
+  state ^= state << 17;
+  return static_cast<std::uint32_t>(state % (2 * (mask_ + 1) - 1));
+}
+
 void hot_key_tracker::swap_entries(std::size_t a, std::size_t b) {
   std::swap(heap_[a], heap_[b]);
   where_[heap_[a].key] = a;

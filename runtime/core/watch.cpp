@@ -98,21 +98,6 @@ std::string to_json(const watch_event& e) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-namespace {
-std::mutex settings_mtx;
-watch_settings settings;
-}  // namespace
-
-watch_settings current_watch_settings() {
-  std::lock_guard lock{settings_mtx};
-  return settings;
-}
-
-void set_watch_settings(const watch_settings& s) {
-  std::lock_guard lock{settings_mtx};
-  settings = s;
-}
-
 // -- watch_stream ----------------------------------------------------------------------------
 
 std::optional<watch_event> watch_stream::next(std::chrono::milliseconds timeout) {

@@ -32,14 +32,12 @@ namespace rc = consensus;
 using actors::raft_request_kind;
 
 /// Ends the node's watch hub (its watches get `canceled`) and waits until it is gone.
-void stop_watch_hub(caf::actor_system& sys) {
-  auto ptr = sys.registry().get(actors::watch_hub_registry_name());
-  if (!ptr) return;
-  sys.registry().erase(actors::watch_hub_registry_name());
-  auto hub = caf::actor_cast<caf::actor>(ptr);
+void stop_watch_hub(caf::actor_system& sys, caf::actor& hub) {
+  if (!hub) return;
   caf::scoped_actor self{sys};
   self->send(hub, actors::watch_hub_stop_cmd{});
   self->wait_for(hub);
+  hub = caf::actor{};
 }
 
 constexpr char value_format = 1;
@@ -79,13 +77,6 @@ result<void> write_outcome(const result<std::string>& r) {
   return {};
 }
 
-}  // namespace
-
-namespace {
-// The running engines by their node's configuration (node_state::config, which
-// node::config() returns): few entries, read only by EXEC and WATCH of strong keys.
-std::mutex engines_mtx;
-std::vector<std::pair<const node_config*, strong_raft*>> engines;
 }  // namespace
 
 result<strong_raft::status_report> strong_raft::status(std::chrono::milliseconds timeout) const {
@@ -174,21 +165,10 @@ strong_raft::strong_raft(node_state& st, std::vector<std::string> members,
       self_address_(self_address),
       placement_(raft_members(members), self_address, st.config.strong.replication_factor,
                  raft_group_count(st.config.strong, raft_members(members).size())) {
-  std::lock_guard<std::mutex> g{engines_mtx};
-  engines.emplace_back(&st.config, this);
-}
-
-strong_raft* strong_raft::of(const node_config& config) {
-  std::lock_guard<std::mutex> g{engines_mtx};
-  for (auto& [cfg, engine] : engines)
-    if (cfg == &config) return engine;
-  return nullptr;
 }
 
 strong_raft::~strong_raft() {
   stop();
-  std::lock_guard<std::mutex> g{engines_mtx};
-  std::erase_if(engines, [this](auto& e) { return e.second == this; });
 }
 
 result<void> strong_raft::start() {
@@ -196,7 +176,7 @@ result<void> strong_raft::start() {
   // while they serve (docs/strong.md, "Membership"); resolve_member_id says so otherwise.
   actors::raft_host_setup s;
   s.placement = &placement_;
-  s.join = strong_join();
+  s.join = opts_.join;
   s.self_address = self_address_;
   s.dir = st_.config.data_dir + "/raft";
   // Two nodes on one log directory (a copied config, two embedded nodes without their own
@@ -257,7 +237,7 @@ result<void> strong_raft::start() {
     std::vector<std::uint32_t> local;
     for (std::uint32_t g = 0; g < placement_.ranges(); ++g)
       if (placement_.is_replica(g)) local.push_back(g);
-    auto ws = current_watch_settings();
+    const auto& ws = opts_.watch;
     actors::watch_hub_options wo;
     wo.ring_entries = ws.ring_entries;
     wo.ring_bytes = ws.ring_bytes;
@@ -270,18 +250,16 @@ result<void> strong_raft::start() {
     auto hub = actors::spawn_watch_hub_actor(
         sys_, wo, std::move(local), all,
         [pl](std::string_view key) { return static_cast<std::uint32_t>(pl->range_of(key)); });
-    // The node API finds it in the registry (one node per actor system).
-    sys_.registry().put(actors::watch_hub_registry_name(), hub);
+    watch_hub_ = hub;
     auto on_change = actors::watch_change_sink(hub);
     auto on_restore = actors::watch_restore_sink(hub);
-    s.make_key_state_machine = [on_change, on_restore](std::uint32_t g) {
-      return std::make_unique<actors::watched_kv_state_machine>(g, rc::kv_limits{}, on_change,
-                                                                on_restore);
+    s.make_key_state_machine = [kv = s.kv, on_change, on_restore](std::uint32_t g) {
+      return std::make_unique<actors::watched_kv_state_machine>(g, kv, on_change, on_restore);
     };
   }
   auto host = actors::spawn_raft_host_actor(sys_, std::move(s));
   if (!host) {
-    stop_watch_hub(sys_);
+    stop_watch_hub(sys_, watch_hub_);
     return host.err();
   }
   host_ = *host;
@@ -299,7 +277,7 @@ void strong_raft::stop() {
     stopped_ = true;
   }
   if (host_) actors::stop_raft_host_actor(sys_, host_);
-  stop_watch_hub(sys_);
+  stop_watch_hub(sys_, watch_hub_);
   if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
   lock_fd_ = -1;
 }
@@ -321,17 +299,6 @@ result<std::string> strong_raft::request_blocking(raft_request_kind kind, rc::kv
     return error{kind == raft_request_kind::propose ? errc::unknown_outcome : errc::timeout,
                  "the raft host did not answer in time"};
   return f.get();
-}
-
-namespace {
-std::atomic<bool> join_flag{false};
-}  // namespace
-
-void set_strong_join(bool join) noexcept {
-  join_flag.store(join);
-}
-bool strong_join() noexcept {
-  return join_flag.load();
 }
 
 result<std::string> strong_raft::members(std::string_view op, std::string_view target) {

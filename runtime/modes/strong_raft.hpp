@@ -71,10 +71,8 @@ class strong_raft {
   result<void> propose_batch(const consensus::kv_batch& batch);
   /// The encoded size a batch may have (it must fit one log entry).
   std::size_t max_batch_bytes() const noexcept;
-  /// The engine of the node whose configuration is `config` (node::config() of a running
-  /// node), or null when it runs none: how the sidecar, which sees only warp::node, reaches
-  /// read_raw/propose_batch. An engine is listed from its construction to its destruction.
-  static strong_raft* of(const node_config& config);
+  /// The node's watch hub (actors/watch_hub_actor.hpp), null before start and after stop.
+  const caf::actor& watch_hub() const noexcept { return watch_hub_; }
 
   /// The host's counters and each local group's state, asked of the actors (blocking up
   /// to `timeout`: admin workers and the executor only, never a CAF thread). A group that
@@ -123,18 +121,11 @@ class strong_raft {
   std::string self_address_;
   strong_placement placement_;
   caf::actor host_;
+  caf::actor watch_hub_;
   int lock_fd_ = -1;  ///< flock on <data_dir>/raft/LOCK: one node per log directory
   std::mutex stop_mtx_;
   bool stopped_ = false;
 };
-
-/// --strong-join (docs/strong.md, "Membership"): the Raft engines started from now on in
-/// this process join a running cluster (with no member id on disk they take a fresh one and
-/// vote nowhere until `warpctl members add`). Process-wide for now, set by warpd before the
-/// node starts: it belongs in strong_options, whose header every file includes (moved there
-/// with the next change of that header).
-void set_strong_join(bool join) noexcept;
-bool strong_join() noexcept;
 
 /// The group count the node runs with (strong_options::groups, 0 = 4 x members).
 std::size_t raft_group_count(const strong_options& opts, std::size_t members);

@@ -15,6 +15,13 @@
 
 namespace warp {
 
+namespace detail {
+strong_raft* strong_raft_of(const node& n) {
+  if (n.impl_->stopped.load() || !n.impl_->strong) return nullptr;
+  return n.impl_->strong->raft();
+}
+}  // namespace detail
+
 namespace co = coordination;
 
 namespace {

@@ -32,7 +32,7 @@ namespace {
 /// The control actor's view of the node (actors/control_actor.hpp).
 class node_control_backend final : public actors::control_backend {
  public:
-  node_control_backend(node& n, node::impl& st) : n_(n), st_(st) {}
+  explicit node_control_backend(node& n) : n_(n) {}
   std::string name() const override { return display_name(n_.config()); }
   std::uint32_t id() const override { return n_.id(); }
   const warp::limits& limits() const override { return n_.config().limits; }
@@ -94,8 +94,8 @@ class node_control_backend final : public actors::control_backend {
     return scan_page{std::move(page->keys), std::move(page->next_after), page->done};
   }
   result<std::string> strong_members(std::string_view op, std::string_view target) override {
-    auto* engine = st_.strong ? st_.strong->raft() : nullptr;
-    if (!engine || st_.stopped.load())
+    auto* engine = detail::strong_raft_of(n_);
+    if (!engine)
       return error{errc::unsupported, "members: this node runs no strong Raft engine"};
     return engine->members(op, target);
   }
@@ -129,7 +129,6 @@ class node_control_backend final : public actors::control_backend {
 
  private:
   node& n_;
-  node::impl& st_;
 };
 
 }  // namespace
@@ -254,7 +253,7 @@ result<std::unique_ptr<node>> node::start_impl(std::unique_ptr<impl> p) {
       if (auto started = st.strong->start(); !started) return started.err();
       st.strong_mode = detail::make_strong_distributed_mode(*st.strong);
     }
-    st.control_backend = std::make_unique<node_control_backend>(*n, st);
+    st.control_backend = std::make_unique<node_control_backend>(*n);
     st.control = actors::spawn_control_actor(host, *st.control_backend, *st.executor);
     auto port = bus::publish_on_node_port(host, st.control, endpoint->second, endpoint->first,
                                           std::chrono::seconds{30});

@@ -66,8 +66,12 @@ void fill_raft(const detail::strong_raft& engine, std::chrono::milliseconds time
     row.role = std::string{consensus::to_string(g.role)};
     row.term = g.term;
     row.leader = g.leader;
-    // Member ids are 1 + the member's index in the sorted member list (raft_host_actor).
-    if (g.leader > 0 && g.leader <= members.size()) row.leader_address = members[g.leader - 1];
+    // The host's address book names every member it heard of; an initial member it has
+    // not heard from yet has its bootstrap id, 1 + its index in the sorted member list.
+    if (auto a = report->host.addresses.find(g.leader); a != report->host.addresses.end())
+      row.leader_address = a->second;
+    else if (g.leader > 0 && g.leader <= members.size())
+      row.leader_address = members[g.leader - 1];
     row.commit = g.commit;
     row.applied = g.applied;
     row.last_index = g.last_index;
@@ -103,8 +107,16 @@ std::optional<strong_status> node::strong_state(std::chrono::milliseconds timeou
   return out;
 }
 
+bool strong_status::ready() const noexcept {
+  if (!answered) return false;
+  if (engine == "abd") return ready_ranges == replicated_ranges;
+  for (const auto& g : groups)
+    if (g.leader == 0 || g.log_failed) return false;
+  return missing_groups.empty();
+}
+
 std::string strong_json(const strong_status& s) {
-  nlohmann::json j = {{"engine", s.engine}, {"answered", s.answered}};
+  nlohmann::json j = {{"engine", s.engine}, {"answered", s.answered}, {"ready", s.ready()}};
   if (!s.error.empty()) j["error"] = s.error;
   if (s.engine == "abd") {
     j["replicated_ranges"] = s.replicated_ranges;

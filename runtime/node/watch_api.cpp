@@ -1,6 +1,6 @@
 // Watch and history of strong keys through a node (warp/strong_watch.hpp, docs/
 // coordination.md "Watch", "History"): requests to the node's watch hub
-// (actors/watch_hub_actor.hpp, found in the node's actor system registry), answered through
+// (actors/watch_hub_actor.hpp, owned by the node's strong Raft engine), answered through
 // a future. Blocking: application threads, the executor or admin workers, never a CAF
 // scheduler thread.
 #include <charconv>
@@ -8,12 +8,12 @@
 #include <optional>
 
 #include <caf/actor_cast.hpp>
-#include <caf/actor_registry.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/send.hpp>
 #include <nlohmann/json.hpp>
 
 #include "actors/watch_hub_actor.hpp"
+#include "runtime/modes/strong_raft.hpp"
 #include "warp/node.hpp"
 #include "warp/strong_watch.hpp"
 
@@ -22,8 +22,8 @@ namespace warp {
 namespace {
 
 caf::actor hub_of(node& n) {
-  auto ptr = n.system().registry().get(actors::watch_hub_registry_name());
-  return ptr ? caf::actor_cast<caf::actor>(ptr) : caf::actor{};
+  auto* engine = detail::strong_raft_of(n);
+  return engine ? engine->watch_hub() : caf::actor{};
 }
 
 error no_engine() {

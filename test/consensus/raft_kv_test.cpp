@@ -175,7 +175,7 @@ TEST_CASE("raft kv batch: 20,000 mutated inputs decode or fail cleanly") {
             for (int k = 0; k < 4; ++k) m[at + k] = '\xff';
           }
       }
-      if (m.empty()) m = "x";
+      if (m.empty()) m.push_back('x');
     }
     auto c = decode_kv_command(m, lim);
     if (!c) continue;

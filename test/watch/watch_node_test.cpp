@@ -25,10 +25,6 @@ struct watch_raft_cluster {
   std::vector<std::unique_ptr<node>> nodes;
 
   watch_raft_cluster() {
-    watch_settings ws;
-    ws.max_watchers = 3;
-    ws.progress_interval = 100ms;
-    set_watch_settings(ws);
     for (int i = 0; i < 3; ++i) ports.push_back(test::free_port());
     nodes.resize(3);
     for (std::size_t i = 0; i < 3; ++i) start(i);
@@ -36,7 +32,6 @@ struct watch_raft_cluster {
   ~watch_raft_cluster() {
     for (auto& n : nodes)
       if (n) n->stop();
-    set_watch_settings({});
   }
   void start(std::size_t i) {
     node_config cfg;
@@ -51,6 +46,8 @@ struct watch_raft_cluster {
     cfg.strong.engine = strong_engine::raft;
     cfg.strong.raft_tick = 50ms;
     cfg.strong.timeout = 5s;
+    cfg.strong.watch.max_watchers = 3;
+    cfg.strong.watch.progress_interval = 100ms;
     auto n = node::start(cfg);
     REQUIRE(n);
     nodes[i] = std::move(*n);

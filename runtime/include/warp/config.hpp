@@ -116,6 +116,17 @@ struct strong_options {
   std::vector<std::string> members;
   /// Background anti-entropy: how often each range's digest is compared with its replicas.
   std::chrono::milliseconds anti_entropy_interval{5000};
+  /// Raft: join a running cluster (docs/strong.md, "Membership"): with no member id on disk
+  /// take a fresh one and vote nowhere until `warpctl members add`; with one, no effect.
+  bool join = false;
+  /// Raft: the watch hub's bounds (docs/coordination.md, "Watch").
+  struct watch_bounds {
+    std::size_t ring_entries = 4096;      ///< changes kept per key group (replay, history)
+    std::size_t ring_bytes = 4u << 20;    ///< bytes kept per group (keys, values, prev)
+    std::size_t max_watchers = 256;       ///< concurrent watches per node
+    std::size_t max_queue = 10'000;       ///< events queued per watcher before `slow`
+    std::chrono::milliseconds progress_interval{1000};  ///< progress to idle watchers
+  } watch;
 };
 
 /// The node port (node-to-node and warpctl traffic, CAF's BASP): who may connect and how

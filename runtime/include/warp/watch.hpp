@@ -131,20 +131,6 @@ class watch_handle {
   std::thread thread_;
 };
 
-/// The watch hub's bounds (docs/coordination.md, "Watch"). Process-wide: a node takes the
-/// values current when it starts (warpd sets them from its flags). They live here rather
-/// than in node_config so that adding them did not rebuild every file including
-/// warp/config.hpp; moving them into strong_options is a mechanical follow-up.
-struct watch_settings {
-  std::size_t ring_entries = 4096;                    ///< changes kept per Raft key group
-  std::size_t ring_bytes = 4u << 20;                  ///< bytes kept per group (keys, values, prev)
-  std::size_t max_watchers = 256;                     ///< concurrent watches per node
-  std::size_t max_queue = 10'000;                     ///< events queued per watcher before `slow`
-  std::chrono::milliseconds progress_interval{1000};  ///< progress to idle watchers
-};
-watch_settings current_watch_settings();
-void set_watch_settings(const watch_settings& s);
-
 /// One retained version of a strong key (history, get_at).
 struct key_version {
   std::uint64_t revision = 0;  ///< the entry that wrote it (0: older than the window)

@@ -47,6 +47,11 @@ merge::registry& merges_of(const node& n);
 namespace detail {
 /// The node's validator (docs/validator.md), for tests' hooks.
 validation::core* validator_of(const node& n);
+class strong_raft;
+/// The node's strong Raft engine (runtime/modes/strong_raft.hpp), null when it runs none
+/// or stopped: for the layers above the node that reach it directly (the sidecar's EXEC
+/// over strong keys, the watch API).
+strong_raft* strong_raft_of(const node& n);
 }  // namespace detail
 
 /// What `node::validate` (and `warpctl validate`) found.
@@ -108,6 +113,10 @@ struct strong_status {
     std::uint64_t forwards_served = 0;
     std::uint64_t flushes = 0;
   } host;
+  /// Ready as `/readyz` and `warpctl strong status` judge it: the actors answered; abd: every
+  /// replicated range caught up; raft: every group here knows a leader, has a working log
+  /// and answered in time.
+  bool ready() const noexcept;
 };
 
 /// Counters of the node beside L1's own.
@@ -466,6 +475,7 @@ class node {
   friend detail::cluster* detail::cluster_of(const node& n);
   friend validation::core* detail::validator_of(const node& n);
   friend merge::registry& detail::merges_of(const node& n);
+  friend detail::strong_raft* detail::strong_raft_of(const node& n);
   std::unique_ptr<impl> impl_;
 };
 

@@ -5,7 +5,7 @@
 //
 // `filter`: a key prefix, or a glob when it holds * ? or [. `from`: "" (live), "N" or a
 // cursor "g:rev,...". Events of one key come in revision order; a start below the retained
-// window ends the watch with a `compacted` event. At most watch_settings::max_watchers
+// window ends the watch with a `compacted` event. At most strong_options::watch.max_watchers
 // watches per node (errc::rate_limited).
 #pragma once
 
