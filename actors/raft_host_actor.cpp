@@ -283,12 +283,6 @@ struct raft_host_state {
   void finish(std::uint64_t id, result<std::string> r);
   void expire();
   rc::node_id pick_target(std::uint32_t group, rc::node_id avoid);
-  static error final_error(const auto& o) {
-    if (is_write(o.kind) && (o.in_doubt || o.outstanding) &&
-        o.last.code() != errc::unknown_outcome)
-      return error{errc::unknown_outcome, "strong write: " + o.last.to_string()};
-    return o.last;
-  }
 
   struct op {
     raft_request_kind kind = raft_request_kind::read;
@@ -644,7 +638,6 @@ void raft_host_state::attempt(std::uint64_t id) {
   auto it = ops.find(id);
   if (it == ops.end()) return;
   auto& o = it->second;
-  if (++o.attempts > setup.max_attempts) return finish(id, final_error(o));
   auto aid = ++o.attempt;
   if (o.target == 0) o.target = pick_target(o.group, 0);
   auto target = o.target;
@@ -731,10 +724,13 @@ void raft_host_state::on_result(raft_op_result& res) {
       o.last = err;
       auto hint = not_leader_hint(err);
       if (err.message().starts_with(not_leader_prefix) && hint != 0 && hint != res.from) {
-        // Follow the hint at once: the common path of a request that reached a follower.
+        // Follow the hint at once: the common path of a request that reached a follower. A
+        // few times only: hints that chase each other (an election on, a dead leader's
+        // followers naming it) are followed a tick apart, until the request's deadline.
         leader_of[o.group] = hint;
         o.target = hint;
-        return attempt(res.id);
+        if (++o.attempts <= setup.max_attempts) return attempt(res.id);
+        return retry_later(res.id);
       }
       if (leader_of.count(o.group) && leader_of[o.group] == res.from) leader_of.erase(o.group);
       o.target = pick_target(o.group, res.from);

@@ -72,7 +72,8 @@ struct raft_host_setup {
   int election_tick = 10;
   /// Host ticks a client request may take in all (hops and retries included).
   int request_timeout_ticks = 20;
-  /// How many times a request follows a not-the-leader answer or tries another replica.
+  /// How many not-the-leader hints a request follows at once; beyond them it follows them a
+  /// tick apart. Only the deadline (request_timeout_ticks) ends a request.
   int max_attempts = 6;
   std::uint64_t incarnation = 1;  ///< distinguishes this process's client ids
   consensus::wire_limits wire;
