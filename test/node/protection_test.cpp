@@ -245,8 +245,12 @@ TEST_CASE("protection: read-modify-write reads of storage go through the limiter
 TEST_CASE("protection: a pattern's breaker_ratio, set at run time, opens its breaker on a failure ratio",
           "[protection]") {
   auto store = std::make_shared<warp::test::counting_storage>();
+  // A pattern set at run time is persisted in the data dir: a directory of its own, so the
+  // other in-process tests (default data dir) do not load it.
+  warp::test::temp_dir dir{"warp-breaker-ratio"};
   warp::node_config cfg;
   cfg.storage_adapter = store;
+  cfg.data_dir = dir.str();
   auto n = start(cfg);
   // No consecutive count: only the ratio (50% of the last 10 s, judged from 20 fetches).
   REQUIRE(n->set_pattern("rr:*=strong_local+breaker_ratio=0.5+cooldown=1h"));
