@@ -40,8 +40,8 @@ result<std::string> watched_kv_state_machine::apply(consensus::index_t index,
     if (auto b = consensus::decode_kv_batch(cmd->value, lim_)) {
       writes.reserve(b->writes.size());
       for (auto& w : b->writes)
-        writes.push_back({w.erase, std::move(w.key), w.erase ? std::string{} : std::move(w.value),
-                          false, {}});
+        writes.push_back(
+            {w.erase, std::move(w.key), w.erase ? std::string{} : std::move(w.value), false, {}});
     }
   } else {
     bool del = cmd->op == consensus::kv_op::del || cmd->op == consensus::kv_op::cas_del;
@@ -176,8 +176,9 @@ bool watch_hub::deliver(watcher& w, std::uint32_t group, std::deque<change>::con
 
 bool watch_hub::deliver_ring(watcher& w, std::uint32_t group, const ring& r, time_point now) {
   for (auto first = r.changes.begin(); first != r.changes.end();) {
-    auto last = std::find_if(first, r.changes.end(),
-                             [rev = first->revision](const change& c) { return c.revision != rev; });
+    auto last = std::find_if(first, r.changes.end(), [rev = first->revision](const change& c) {
+      return c.revision != rev;
+    });
     if (!deliver(w, group, first, last, now)) return false;
     first = last;
   }

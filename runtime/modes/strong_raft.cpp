@@ -164,8 +164,7 @@ strong_raft::strong_raft(node_state& st, std::vector<std::string> members,
       // on every node.
       self_address_(self_address),
       placement_(raft_members(members), self_address, st.config.strong.replication_factor,
-                 raft_group_count(st.config.strong, raft_members(members).size())) {
-}
+                 raft_group_count(st.config.strong, raft_members(members).size())) {}
 
 strong_raft::~strong_raft() {
   stop();

@@ -95,8 +95,7 @@ class node_control_backend final : public actors::control_backend {
   }
   result<std::string> strong_members(std::string_view op, std::string_view target) override {
     auto* engine = detail::strong_raft_of(n_);
-    if (!engine)
-      return error{errc::unsupported, "members: this node runs no strong Raft engine"};
+    if (!engine) return error{errc::unsupported, "members: this node runs no strong Raft engine"};
     return engine->members(op, target);
   }
   result<std::string> strong_json() override {

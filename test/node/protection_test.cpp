@@ -207,10 +207,11 @@ TEST_CASE("protection: read-modify-write reads of storage go through the limiter
   cfg.patterns = {"u:*=strong_local+breaker=2+cooldown=1h", "q:*=strong_local+rate=2"};
   auto n = start(cfg);
   auto incr = [&](const std::string& key) {
-    return n->update(key, [](const warp::buffer* cur, std::int64_t) -> warp::result<warp::mutation> {
-      auto v = cur ? std::stoll(std::string{warp::view(*cur)}) : 0;
-      return warp::mutation::put(std::to_string(v + 1), 0);
-    });
+    return n->update(key,
+                     [](const warp::buffer* cur, std::int64_t) -> warp::result<warp::mutation> {
+                       auto v = cur ? std::stoll(std::string{warp::view(*cur)}) : 0;
+                       return warp::mutation::put(std::to_string(v + 1), 0);
+                     });
   };
   REQUIRE(incr("u:a"));
   store->fail_fetch = true;
@@ -223,7 +224,8 @@ TEST_CASE("protection: read-modify-write reads of storage go through the limiter
   CHECK(fast.err().message().starts_with("circuit open"));
   CHECK(store->fetches == fetched);
   // update_many reads through the same guard.
-  const warp::update_fn one = [](const warp::buffer*, std::int64_t) -> warp::result<warp::mutation> {
+  const warp::update_fn one = [](const warp::buffer*,
+                                 std::int64_t) -> warp::result<warp::mutation> {
     return warp::mutation::put("1", 0);
   };
   std::vector<warp::update_item> items{{"u:b", &one}};
@@ -242,8 +244,9 @@ TEST_CASE("protection: read-modify-write reads of storage go through the limiter
   CHECK(limited.code() == errc::rate_limited);
 }
 
-TEST_CASE("protection: a pattern's breaker_ratio, set at run time, opens its breaker on a failure ratio",
-          "[protection]") {
+TEST_CASE(
+    "protection: a pattern's breaker_ratio, set at run time, opens its breaker on a failure ratio",
+    "[protection]") {
   auto store = std::make_shared<warp::test::counting_storage>();
   // A pattern set at run time is persisted in the data dir: a directory of its own, so the
   // other in-process tests (default data dir) do not load it.
@@ -274,4 +277,3 @@ TEST_CASE("protection: a pattern's breaker_ratio, set at run time, opens its bre
   CHECK(fast.err().message().starts_with("circuit open"));
   CHECK(store->fetches == fetched);  // refused without touching storage
 }
-

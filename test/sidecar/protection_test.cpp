@@ -56,13 +56,28 @@ TEST_CASE(
   warp::test::temp_dir dir{"warp-sidecar-load"};
   const auto http = warp::test::free_port();
   const auto resp = warp::test::free_port();
-  warp::test::child_process proc{
-      {warp::test::binary("apps/warpd/warpd"), "--listen", "", "--http",
-       "127.0.0.1:" + std::to_string(http), "--storage", pg.uri(), "--data-dir", dir.str(),
-       "--resp", "127.0.0.1:" + std::to_string(resp), "--log-level", "warn", "--pattern",
-       "p:*=strong_local:300ms", "--max-stale", "1m", "--storage-breaker", "3",
-       "--storage-breaker-cooldown", "1s"},
-      dir.str() + "/warpd.log"};
+  warp::test::child_process proc{{warp::test::binary("apps/warpd/warpd"),
+                                  "--listen",
+                                  "",
+                                  "--http",
+                                  "127.0.0.1:" + std::to_string(http),
+                                  "--storage",
+                                  pg.uri(),
+                                  "--data-dir",
+                                  dir.str(),
+                                  "--resp",
+                                  "127.0.0.1:" + std::to_string(resp),
+                                  "--log-level",
+                                  "warn",
+                                  "--pattern",
+                                  "p:*=strong_local:300ms",
+                                  "--max-stale",
+                                  "1m",
+                                  "--storage-breaker",
+                                  "3",
+                                  "--storage-breaker-cooldown",
+                                  "1s"},
+                                 dir.str() + "/warpd.log"};
   INFO("warpd log:\n" << proc.log());
   REQUIRE(warp::test::wait_for_port(resp, 20s));
   struct {
