@@ -117,7 +117,8 @@ struct raft_read_cmd {
 /// A client request to the node's Raft host, for the group that holds `cmd.key`: a
 /// linearizable read (ReadIndex at the leader) or a proposal. The host runs it on its own
 /// replica of the group when that one leads, else forwards it host-to-host to the leader it
-/// knows of (one hop; on not-the-leader it follows the hint, a bounded number of times).
+/// knows of (one hop; on not-the-leader it follows the hint: at once a few times, then a
+/// tick apart; only the request's deadline ends it).
 /// Proposals get a client id and sequence from the host (cmd.client/seq are overwritten),
 /// kept across its retries, so a retried proposal applies once. Answers and errors as for
 /// raft_propose_cmd / raft_read_cmd; unreachable when no replica of the group answers.
