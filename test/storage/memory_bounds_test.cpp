@@ -78,20 +78,34 @@ TEST_CASE("memory storage: allkeys-lru keeps recently used keys, volatile-ttl ev
   o.eviction = warp::memory_storage_options::policy::allkeys_lru;
   o.on_evict = [&](std::string_view k) { evicted.emplace_back(k); };
   auto s = warp::make_memory_storage(o);
-  REQUIRE(s->store("hot", value_of(1000)));
+  // The LRU is Redis's approximation (the best of 5 sampled keys, 16 ms ticks), so a key
+  // read recently is evicted rarely, not never: a victim sample can hold it and four keys
+  // written in the same tick (CI saw it once in many runs). The checks are about the
+  // population: hot keys survive as a group, old keys go, recent keys stay.
+  constexpr int hot_keys = 10;
+  for (int h = 0; h < hot_keys; ++h) REQUIRE(s->store("hot" + std::to_string(h), value_of(1000)));
   for (int i = 0; i < 2000; ++i) {
     REQUIRE(s->store("k" + std::to_string(i), value_of(1000)));
     if (i % 50 == 0) {
       std::this_thread::sleep_for(std::chrono::milliseconds{20});  // LRU ticks are 16 ms
-      REQUIRE(*s->fetch("hot"));  // read often: never the least recently used
+      for (int h = 0; h < hot_keys; ++h) (void)s->fetch("hot" + std::to_string(h));
     }
   }
   CHECK(s->memory().used_bytes <= 200'000);
   CHECK(s->memory().evicted_keys == evicted.size());
   CHECK(evicted.size() > 1700);
-  CHECK(*s->fetch("hot"));
-  CHECK(*s->fetch("k1999"));
-  CHECK_FALSE(*s->fetch("k0"));
+  int hot_left = 0;
+  for (int h = 0; h < hot_keys; ++h) hot_left += *s->fetch("hot" + std::to_string(h)) ? 1 : 0;
+  CHECK(hot_left >= hot_keys - 1);
+  int oldest_left = 0;
+  int newest_left = 0;
+  for (int i = 0; i < 50; ++i) {
+    oldest_left += *s->fetch("k" + std::to_string(i)) ? 1 : 0;
+    newest_left += *s->fetch("k" + std::to_string(1999 - i)) ? 1 : 0;
+  }
+  CHECK(oldest_left == 0);
+  CHECK(newest_left >= 45);
+  CHECK(*s->fetch("k1999"));  // just written: never the victim of its own store
 
   warp::memory_storage_options v;
   v.max_bytes = 200'000;
