@@ -650,7 +650,9 @@ struct admin_http::impl {
                {"groups", strong->groups.size()},
                {"leaderless_groups", leaderless},
                {"log_failed_groups", failed},
-               {"unanswered_groups", strong->missing_groups}});
+               {"unanswered_groups", strong->missing_groups},
+               {"member_of_no_group",
+                strong->groups.empty() && strong->missing_groups.empty()}});
       }
     }
     // Eventual mode has no catch-up phase: a miss reads through to storage, and a node

@@ -110,6 +110,10 @@ std::optional<strong_status> node::strong_state(std::chrono::milliseconds timeou
 bool strong_status::ready() const noexcept {
   if (!answered) return false;
   if (engine == "abd") return ready_ranges == replicated_ranges;
+  // A node in no group (started with --strong-join and not added yet, or removed) would
+  // only forward: an operator waiting on its readiness before removing another member
+  // must not be told it holds anything.
+  if (groups.empty() && missing_groups.empty()) return false;
   for (const auto& g : groups)
     if (g.leader == 0 || g.log_failed) return false;
   return missing_groups.empty();

@@ -18,6 +18,7 @@
 
 #include "test/support/process.hpp"
 #include "test/support/view.hpp"
+#include "test/apps/http_get.hpp"
 #include "test/apps/warpd_fixture.hpp"
 #include "warp/build_info.hpp"
 #include "warp/metrics.hpp"
@@ -76,12 +77,6 @@ std::string check_exposition(const std::string& text) {
   return {};
 }
 
-httplib::Result http_get(std::uint16_t port, const std::string& path) {
-  httplib::Client client{"127.0.0.1", port};
-  client.set_connection_timeout(10);
-  client.set_read_timeout(10);
-  return client.Get(path.c_str());
-}
 
 }  // namespace
 

@@ -11,29 +11,19 @@
 
 #include "test/support/eventually.hpp"
 #include "test/support/process.hpp"
+#include "test/apps/http_get.hpp"
 #include "test/apps/warpd_fixture.hpp"
 
 using namespace std::chrono_literals;
 using nlohmann::json;
 using namespace warp::test;
 
-namespace {
-
-httplib::Result get(std::uint16_t port, const char* path) {
-  httplib::Client client{"127.0.0.1", port};
-  client.set_connection_timeout(10);
-  client.set_read_timeout(10);
-  return client.Get(path);
-}
-
-}  // namespace
-
 TEST_CASE("/readyz: a healthy node answers 200 with every check passing, as JSON") {
   temp_dir dir{"readyz-ok"};
   warpd_process d{{"--storage", "sqlite:" + dir.str() + "/warp.db", "--data-dir", dir.str()}};
   REQUIRE(d.wait_ready());
   INFO(d.log());
-  auto r = get(d.http_port(), "/readyz");
+  auto r = http_get(d.http_port(), "/readyz");
   REQUIRE(r);
   INFO(r->body);
   CHECK(r->status == 200);
@@ -64,7 +54,7 @@ TEST_CASE("/readyz: strong ranges that cannot catch up make the node not ready")
   int status = 0;
   // The quorum actor may still be starting right after the ready line.
   REQUIRE(eventually([&] {
-    auto r = get(d.http_port(), "/readyz");
+    auto r = http_get(d.http_port(), "/readyz");
     if (!r) return false;
     status = r->status;
     doc = json::parse(r->body, nullptr, false);
@@ -80,11 +70,11 @@ TEST_CASE("/readyz: strong ranges that cannot catch up make the node not ready")
   CHECK(strong["replicated_ranges"].get<std::size_t>() > 0);
   CHECK(strong["ready_ranges"].get<std::size_t>() < strong["replicated_ranges"].get<std::size_t>());
   // Alive all the same.
-  auto health = get(d.http_port(), "/healthz");
+  auto health = http_get(d.http_port(), "/healthz");
   REQUIRE(health);
   CHECK(health->status == 200);
   // The same counts on /metrics, for the alert rule.
-  auto metrics = get(d.http_port(), "/metrics");
+  auto metrics = http_get(d.http_port(), "/metrics");
   REQUIRE(metrics);
   CHECK(metrics->body.find("# TYPE warp_strong_ranges_ready gauge") != std::string::npos);
   CHECK(metrics->body.find("# TYPE warp_strong_ranges_replicated gauge") != std::string::npos);
@@ -102,7 +92,7 @@ TEST_CASE("/readyz: raft groups without a leader make the node not ready") {
   json doc;
   int status = 0;
   REQUIRE(eventually([&] {
-    auto r = get(d.http_port(), "/readyz");
+    auto r = http_get(d.http_port(), "/readyz");
     if (!r) return false;
     status = r->status;
     doc = json::parse(r->body, nullptr, false);
@@ -117,13 +107,13 @@ TEST_CASE("/readyz: raft groups without a leader make the node not ready") {
   CHECK(strong["groups"].get<std::size_t>() == 13);
   CHECK(strong["leaderless_groups"].size() == 13);
   // /admin/strong: every group a follower or (pre-)candidate, none with a leader.
-  auto admin = get(d.http_port(), "/admin/strong");
+  auto admin = http_get(d.http_port(), "/admin/strong");
   REQUIRE(admin);
   CHECK(admin->status == 200);
   auto adoc = json::parse(admin->body);
   CHECK(adoc["leading"] == 0);
   for (auto& g : adoc["groups"]) CHECK(g["leader"] == 0);
-  auto metrics = get(d.http_port(), "/metrics");
+  auto metrics = http_get(d.http_port(), "/metrics");
   REQUIRE(metrics);
   CHECK(metrics->body.find("warp_raft_groups_leaderless{node=") != std::string::npos);
   CHECK(d.process().stop(SIGTERM, 20s) == 0);
@@ -133,7 +123,7 @@ TEST_CASE("/admin/strong: 404 with a reason on a node without a strong mode") {
   temp_dir dir{"admin-strong-none"};
   warpd_process d{{"--storage", "memory", "--data-dir", dir.str()}};
   REQUIRE(d.wait_ready());
-  auto r = get(d.http_port(), "/admin/strong");
+  auto r = http_get(d.http_port(), "/admin/strong");
   REQUIRE(r);
   CHECK(r->status == 404);
   CHECK(r->body.find("no strong mode") != std::string::npos);

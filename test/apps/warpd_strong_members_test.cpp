@@ -13,6 +13,9 @@
 #include <string>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
+#include "test/apps/http_get.hpp"
 #include "test/apps/warpd_fixture.hpp"
 #include "test/support/eventually.hpp"
 #include "test/support/process.hpp"
@@ -120,6 +123,15 @@ TEST_CASE(
   REQUIRE(eventually([&] { return acked_now() >= 100; }, 60s));  // past a snapshot
 
   c.start(3);
+  // Until it is added, the joined node is in no group: not ready, and /readyz says why.
+  {
+    auto ready = http_get(c.procs[3]->http_port(), "/readyz");
+    REQUIRE(ready);
+    INFO(ready->body);
+    CHECK(ready->status == 503);
+    auto doc = nlohmann::json::parse(ready->body);
+    CHECK(doc["checks"]["strong"]["member_of_no_group"] == true);
+  }
   // It announces itself (hello) to the initial members; until then `add` says not_found.
   std::string report;
   REQUIRE(eventually(
@@ -131,6 +143,13 @@ TEST_CASE(
       60s));
   INFO(report);
   CHECK(report.find("added") != std::string::npos);
+  // Added to every group and caught up: ready.
+  CHECK(eventually(
+      [&] {
+        auto r = http_get(c.procs[3]->http_port(), "/readyz");
+        return r && r->status == 200;
+      },
+      60s));
   auto before_remove = acked_now();
   REQUIRE(eventually([&] { return acked_now() >= before_remove + 50; }, 60s));
 

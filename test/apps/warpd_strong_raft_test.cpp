@@ -20,6 +20,7 @@
 
 #include "runtime/consensus/raft_kv.hpp"
 #include "runtime/consensus/raft_log_store.hpp"
+#include "test/apps/http_get.hpp"
 #include "test/apps/warpd_fixture.hpp"
 #include "test/support/eventually.hpp"
 #include "test/support/process.hpp"
@@ -28,13 +29,6 @@ using namespace std::chrono_literals;
 using namespace warp::test;
 
 namespace {
-
-httplib::Result http_get(std::uint16_t port, const char* path) {
-  httplib::Client client{"127.0.0.1", port};
-  client.set_connection_timeout(10);
-  client.set_read_timeout(10);
-  return client.Get(path);
-}
 
 /// The value of a Prometheus sample `name{...,group="G"}` per group, from /metrics text.
 std::map<std::uint32_t, std::uint64_t> per_group(const std::string& metrics,
