@@ -530,9 +530,25 @@ int main(int argc, char** argv) {
       std::cerr << "warp-nemesis: node " << i << " did not start (" << opt.warpd << ")\n";
       return 2;
     }
+  auto keep_logs = [&] {
+    if (opt.keep_dir.empty()) return;
+    std::error_code ec;
+    std::filesystem::create_directories(opt.keep_dir, ec);
+    for (std::size_t i = 0; i < c.size(); ++i)
+      std::filesystem::copy_file(dir.str() + "/n" + std::to_string(i) + ".log",
+                                 opt.keep_dir + "/n" + std::to_string(i) + ".log",
+                                 std::filesystem::copy_options::overwrite_existing, ec);
+  };
+  // 60 s: a first start on a loaded machine (every group's first election, the peers'
+  // links) once took longer than 30 s for one node of three.
   for (std::size_t i = 0; i < c.size(); ++i)
-    if (!wait_recovered(sys, opt, c, i, 30s)) {
+    if (!wait_recovered(sys, opt, c, i, 60s)) {
       std::cerr << "warp-nemesis: node " << i << " never became ready\n";
+      for (std::size_t k = 0; k < c.size(); ++k) {
+        auto js = strong_status(sys, opt.engine, c.port(k));
+        std::cerr << "  status n" << k << ": " << (js ? *js : js.err().to_string()) << "\n";
+      }
+      keep_logs();
       return 2;
     }
   say("cluster of " + std::to_string(opt.nodes) + " nodes (" + engine + ") ready; " +
@@ -814,14 +830,7 @@ int main(int argc, char** argv) {
                     " counter read(s) were not a number");
   }
   for (auto& n : notes) say(n);
-  if (!opt.keep_dir.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(opt.keep_dir, ec);
-    for (std::size_t i = 0; i < c.size(); ++i)
-      std::filesystem::copy_file(dir.str() + "/n" + std::to_string(i) + ".log",
-                                 opt.keep_dir + "/n" + std::to_string(i) + ".log",
-                                 std::filesystem::copy_options::overwrite_existing, ec);
-  }
+  keep_logs();
 
   std::string kinds_line;
   for (auto& [name, n] : fault_counts)
