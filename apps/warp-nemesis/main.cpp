@@ -1,9 +1,14 @@
-// warp-nemesis: starts its own warpd cluster with every key strong_distributed, runs
-// concurrent clients on a few keys recording invoke/return times on one monotonic clock,
-// injects faults at random with a fixed seed (kill -9 + restart, SIGSTOP/SIGCONT), then
-// checks the history for linearizability (test/support/linearizability.hpp) and counts
-// acknowledged writes lost. With --json the last line of stdout is one JSON object with
-// ops_checked, faults, errors, violations, lost_writes (and more).
+// warp-nemesis: starts its own warpd cluster with every key strong_distributed (the Raft
+// engine by default, `--engine abd` for the ABD registers), runs concurrent clients on a
+// few register keys (get/set/delete) and, on Raft, a few counter keys (INCR/GET), recording
+// invoke/return times on one monotonic clock, injects faults with a fixed seed, then checks
+// the registers for linearizability (test/support/linearizability.hpp), the counters with
+// test/support/counter_check.hpp, and counts acknowledged writes lost.
+// Faults, one at a time: ABD kill -9 + restart or SIGSTOP/SIGCONT of a random node; Raft
+// kill -9 of a random node, kill -9 of the leader of a workload key's group, kill -9 of
+// every node at once then a restart of all, SIGSTOP of a leader beyond the election timeout.
+// With --json the last line of stdout is one JSON object with ops_checked, faults, errors,
+// violations, lost_writes (and more).
 //
 // Exit code: 0 when no violation, no lost write and the checker did not give up.
 #include <signal.h>
@@ -28,6 +33,8 @@
 
 #include "actors/control_actor.hpp"
 #include "actors/quorum_actor.hpp"
+#include "runtime/membership/ring.hpp"
+#include "test/support/counter_check.hpp"
 #include "test/support/linearizability.hpp"
 #include "test/support/process.hpp"
 #include "warp/build_info.hpp"
@@ -36,6 +43,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
+using warp::test::counter_op;
 using warp::test::register_op;
 
 std::int64_t mono_ns() {
@@ -43,7 +51,10 @@ std::int64_t mono_ns() {
       .count();
 }
 
+enum class engine_kind { raft, abd };
+
 struct options {
+  engine_kind engine = engine_kind::raft;
   std::size_t nodes = 3;
   int seconds = 30;
   std::uint64_t seed = 1;
@@ -52,8 +63,11 @@ struct options {
   std::size_t keys = 6;
   int request_timeout_ms = 3000;
   int think_us = 500;
+  /// Counter keys (INCR/GET); Raft only (ABD registers have no read-modify-write).
+  std::size_t counter_keys = 2;
   bool kills = true;
   bool pauses = true;
+  bool kill_all = true;
   std::string warpd;
   std::string keep_dir;
   std::string log_level = "warn";
@@ -81,30 +95,37 @@ class cluster {
       if (!peers.empty()) peers += ',';
       peers += "127.0.0.1:" + std::to_string(ports_[j]);
     }
-    return {opt_.warpd,
-            "--name",
-            "n" + std::to_string(i),
-            "--listen",
-            "127.0.0.1:" + std::to_string(ports_[i]),
-            "--peers",
-            peers,
-            "--storage",
-            "memory",
-            "--data-dir",
-            dir_ + "/n" + std::to_string(i),
-            "--http",
-            "",
-            "--resp",
-            "",
-            "--pattern",
-            "*=strong_distributed",
-            // The checker polls the quorum actor's status and its faults target ABD's
-            // recovery; the Raft engine's workloads are not written yet (docs/strong.md).
-            "--strong-engine",
-            "abd",
-            "--log-level",
-            opt_.log_level};
+    std::vector<std::string> a{opt_.warpd,
+                               "--name",
+                               "n" + std::to_string(i),
+                               "--listen",
+                               "127.0.0.1:" + std::to_string(ports_[i]),
+                               "--peers",
+                               peers,
+                               "--storage",
+                               "memory",
+                               "--data-dir",
+                               dir_ + "/n" + std::to_string(i),
+                               "--http",
+                               "",
+                               "--resp",
+                               "",
+                               "--pattern",
+                               "*=strong_distributed",
+                               "--log-level",
+                               opt_.log_level};
+    if (opt_.engine == engine_kind::abd) {
+      a.insert(a.end(), {"--strong-engine", "abd"});
+    } else {
+      // The group count is given, not defaulted, so the nemesis computes a key's group the
+      // way the nodes do (range_map over the groups) to find and kill its leader.
+      a.insert(a.end(),
+               {"--strong-engine", "raft", "--strong-groups", std::to_string(raft_groups())});
+    }
+    return a;
   }
+  std::size_t raft_groups() const { return 4 * opt_.nodes; }
+  bool running(std::size_t i) const { return procs_[i] != nullptr; }
 
   bool start(std::size_t i) {
     std::filesystem::create_directories(dir_ + "/n" + std::to_string(i));
@@ -115,6 +136,12 @@ class cluster {
   void kill9(std::size_t i) {
     procs_[i]->signal(SIGKILL);
     procs_[i]->wait(10s);
+  }
+  /// The node listening on `port`, or size() when none.
+  std::size_t index_of_port(std::uint16_t port) const {
+    for (std::size_t i = 0; i < ports_.size(); ++i)
+      if (ports_[i] == port) return i;
+    return ports_.size();
   }
   void signal(std::size_t i, int sig) { procs_[i]->signal(sig); }
   std::uint16_t port(std::size_t i) const { return ports_[i]; }
@@ -127,30 +154,115 @@ class cluster {
   std::vector<std::unique_ptr<warp::test::child_process>> procs_;
 };
 
-/// Whether node i reports every range it replicates caught up.
+/// The Raft engine's status JSON of the node on `port` (node::strong_json, the same as
+/// `warpctl strong status --output json`), asked of the control actor published there.
+/// Every step is bounded and has a scoped_actor of its own (see fetch_strong_status in
+/// actors/quorum_actor.cpp for the CAF 0.17 leak a shared one causes).
+warp::result<std::string> fetch_raft_status(caf::actor_system& sys, std::uint16_t port,
+                                            std::chrono::milliseconds timeout) {
+  caf::actor control;
+  {
+    caf::scoped_actor self{sys};
+    self->request(sys.middleman().actor_handle(), timeout, caf::connect_atom::value,
+                  std::string{"127.0.0.1"}, port)
+        .receive(
+            [&](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
+              if (ptr) control = caf::actor_cast<caf::actor>(ptr);
+            },
+            [](caf::error&) {});
+  }
+  if (!control)
+    return warp::error{warp::errc::unreachable, "cannot connect to port " + std::to_string(port)};
+  warp::result<std::string> out{warp::errc::timeout, "no answer"};
+  caf::scoped_actor self{sys};
+  self->request(control, timeout, warp::actors::control_strong_atom::value)
+      .receive([&](std::string& json) { out = std::move(json); },
+               [&](caf::error& err) { out = warp::actors::from_caf_error(err); });
+  return out;
+}
+
+warp::result<std::string> fetch_raft_status_fresh(std::uint16_t port,
+                                                  std::chrono::milliseconds timeout) {
+  caf::actor_system_config cfg;
+  cfg.load<caf::io::middleman>();
+  warp::actors::register_control_protocol(cfg);
+  cfg.set("scheduler.max-threads", 1);
+  cfg.set("logger.verbosity", caf::atom("quiet"));
+  caf::actor_system sys{cfg};
+  return fetch_raft_status(sys, port, timeout);
+}
+
 std::atomic<std::uint64_t> status_fallbacks{0};
 
-bool recovered(caf::actor_system& sys, std::uint16_t port) {
-  auto js = warp::actors::fetch_strong_status(sys, "127.0.0.1", port, 2s);
+/// The node's strong status JSON, through a fresh CAF system when ours cannot reach it.
+warp::result<std::string> strong_status(caf::actor_system& sys, engine_kind engine,
+                                        std::uint16_t port) {
+  auto js = engine == engine_kind::abd
+                ? warp::actors::fetch_strong_status(sys, "127.0.0.1", port, 2s)
+                : fetch_raft_status(sys, port, 2s);
   if (!js) {
     // Our own CAF system may be the one that cannot reach the restarted process (a registry
     // lookup that never answers): ask through a fresh one before calling the node behind.
-    js = warp::actors::fetch_strong_status_fresh("127.0.0.1", port, 2s);
+    js = engine == engine_kind::abd ? warp::actors::fetch_strong_status_fresh("127.0.0.1", port, 2s)
+                                    : fetch_raft_status_fresh(port, 2s);
     if (js) status_fallbacks.fetch_add(1);
   }
-  if (!js) return false;
-  auto j = nlohmann::json::parse(*js, nullptr, false);
-  return j.is_object() && j.value("recovered", false) &&
-         j.value("peers_connected", 0) + 1 >= static_cast<int>(j["members"].size());
+  return js;
 }
 
-bool wait_recovered(caf::actor_system& sys, cluster& c, std::size_t i, std::chrono::seconds limit) {
+/// Whether node i reports itself caught up: ABD, every range it replicates recovered;
+/// Raft, every group it is a member of answering with a leader and a working log (the
+/// /readyz rule). Either way with a link to every other node.
+bool recovered(caf::actor_system& sys, const options& opt, std::uint16_t port) {
+  auto js = strong_status(sys, opt.engine, port);
+  if (!js) return false;
+  auto j = nlohmann::json::parse(*js, nullptr, false);
+  if (!j.is_object()) return false;
+  if (opt.engine == engine_kind::abd)
+    return j.value("recovered", false) &&
+           j.value("peers_connected", 0) + 1 >= static_cast<int>(j["members"].size());
+  if (!j.value("ready", false) || !j.contains("host") || !j["host"].is_object()) return false;
+  return j["host"].value("peers_connected", 0) + 1 >= static_cast<int>(opt.nodes);
+}
+
+bool wait_recovered(caf::actor_system& sys, const options& opt, cluster& c, std::size_t i,
+                    std::chrono::seconds limit) {
   auto deadline = steady::now() + limit;
   while (steady::now() < deadline) {
-    if (recovered(sys, c.port(i))) return true;
+    if (recovered(sys, opt, c.port(i))) return true;
     std::this_thread::sleep_for(100ms);
   }
   return false;
+}
+
+/// The node that leads Raft group `group`, as the live nodes report it (the entry with
+/// the highest term wins: a deposed leader may still believe it leads); nullopt when none
+/// knows a leader.
+std::optional<std::size_t> raft_leader(caf::actor_system& sys, cluster& c, std::uint64_t group) {
+  std::uint64_t best_term = 0;
+  std::optional<std::size_t> best;
+  for (std::size_t i = 0; i < c.size(); ++i) {
+    if (!c.running(i)) continue;
+    auto js = fetch_raft_status(sys, c.port(i), 2s);
+    if (!js) continue;
+    auto j = nlohmann::json::parse(*js, nullptr, false);
+    if (!j.is_object() || !j.contains("groups") || !j["groups"].is_array()) continue;
+    const auto& groups = j["groups"];
+    for (const auto& g : groups) {
+      if (!g.is_object() || g.value("group", std::uint64_t{0}) != group) continue;
+      auto addr = g.value("leader_address", std::string{});
+      auto term = g.value("term", std::uint64_t{0});
+      auto colon = addr.rfind(':');
+      if (g.value("leader", std::uint64_t{0}) == 0 || colon == std::string::npos) continue;
+      auto idx = c.index_of_port(
+          static_cast<std::uint16_t>(std::strtoul(addr.c_str() + colon + 1, nullptr, 10)));
+      if (idx < c.size() && (!best || term > best_term)) {
+        best = idx;
+        best_term = term;
+      }
+    }
+  }
+  return best;
 }
 
 /// One client: its own CAF handles to the nodes (re-resolved after failures).
@@ -223,10 +335,65 @@ class client {
       return std::nullopt;  // a failed read has no effect
     }
     ++errors;
-    // The node said "timeout": its write never reached the store phase, nothing applied.
+    // The node said "timeout": its write never reached the store phase (ABD) or was never
+    // proposed (Raft, docs/strong.md "Failure behaviour"), nothing applied.
     if (warp_error && err.code() == warp::errc::timeout) return std::nullopt;
     // Anything else (unknown_outcome, client timeout, connection lost): may have applied.
     op.return_ns = register_op::unknown_return;
+    return op;
+  }
+
+  /// A counter operation: INCR by 1 (the control protocol's incr, a read-modify-write on
+  /// the strong key) or GET of the counter's decimal value (absent = 0). nullopt: no effect.
+  std::optional<counter_op> run_counter(std::size_t node, const std::string& key,
+                                        counter_op::kind what, std::uint64_t& errors,
+                                        std::atomic<std::uint64_t>& malformed_reads) {
+    auto h = handle(node);
+    if (!h) {
+      ++errors;
+      return std::nullopt;
+    }
+    caf::scoped_actor self{sys_};
+    auto timeout = std::chrono::milliseconds{opt_.request_timeout_ms};
+    counter_op op;
+    op.what = what;
+    op.client = id_;
+    op.invoke_ns = mono_ns();
+    std::optional<caf::error> failure;
+    bool malformed = false;
+    if (what == counter_op::kind::incr) {
+      self->request(h, timeout, warp::actors::incr_atom::value, key, std::int64_t{1})
+          .receive([&](std::int64_t v) { op.value = v; }, [&](caf::error& e) { failure = e; });
+    } else {
+      self->request(h, timeout, caf::get_atom::value, key)
+          .receive(
+              [&](std::string& v) {
+                char* end = nullptr;
+                op.value = std::strtoll(v.c_str(), &end, 10);
+                malformed = v.empty() || *end != '\0';
+              },
+              [&](caf::error& e) { failure = e; });
+    }
+    op.return_ns = mono_ns();
+    if (malformed) {
+      malformed_reads.fetch_add(1);  // only INCR writes counters: a violation
+      return std::nullopt;
+    }
+    if (!failure) return op;
+    auto err = warp::actors::from_caf_error(*failure);
+    bool warp_error = failure->category() == warp::actors::control_error_category();
+    if (!warp_error) forget(node);
+    if (what == counter_op::kind::get) {
+      if (warp_error && err.code() == warp::errc::not_found) {
+        op.value = 0;
+        return op;
+      }
+      ++errors;
+      return std::nullopt;
+    }
+    ++errors;
+    if (warp_error && err.code() == warp::errc::timeout) return std::nullopt;
+    op.return_ns = counter_op::unknown_return;
     return op;
   }
 
@@ -294,36 +461,50 @@ int main(int argc, char** argv) {
   CLI::App app{
       "warp-nemesis: linearizability of strong_distributed keys under kill -9 and "
       "SIGSTOP, checked"};
+  std::string engine = "raft";
+  app.add_option("--engine", engine, "strong engine of the nodes: raft (default) or abd")
+      ->check(CLI::IsMember({"raft", "abd"}));
   app.add_option("--nodes", opt.nodes, "warpd processes to start")->check(CLI::Range(2, 9));
   app.add_option("--seconds", opt.seconds, "length of the recorded workload")
       ->check(CLI::Range(1, 86400));
   app.add_option("--seed", opt.seed, "seed of the fault schedule and the workload");
   app.add_flag("--json", opt.json, "print one JSON object on the last line");
   app.add_option("--clients", opt.clients, "concurrent clients (default: nodes + 2)");
-  app.add_option("--keys", opt.keys, "keys the clients work on")->check(CLI::Range(1, 1000));
+  app.add_option("--keys", opt.keys, "register keys the clients work on")
+      ->check(CLI::Range(1, 1000));
+  app.add_option("--counter-keys", opt.counter_keys,
+                 "counter keys (INCR/GET) the clients work on; Raft only (default 2)")
+      ->check(CLI::Range(0, 1000));
   app.add_option("--request-timeout-ms", opt.request_timeout_ms,
                  "client-side timeout of one request");
   app.add_option("--think-us", opt.think_us, "pause of a client between operations");
   app.add_flag("!--no-kill", opt.kills, "do not kill -9 nodes");
   app.add_flag("!--no-pause", opt.pauses, "do not SIGSTOP nodes");
+  app.add_flag("!--no-kill-all", opt.kill_all,
+               "Raft: never kill -9 every node at once (then restart them)");
   app.add_option("--warpd", opt.warpd, "warpd binary (default: next to this one)");
   app.add_option("--keep-logs", opt.keep_dir, "copy the nodes' logs into this directory");
   app.add_option("--log-level", opt.log_level, "warpd's --log-level (default warn)");
   std::string status_of;
   app.add_option("--status", status_of,
                  "only print the strong-mode status JSON of the node at HOST:PORT");
-  app.set_version_flag("--version", warp::version_line("warp-nemesis"), "Print the version and commit, then exit");
+  app.set_version_flag("--version", warp::version_line("warp-nemesis"),
+                       "Print the version and commit, then exit");
   CLI11_PARSE(app, argc, argv);
+  opt.engine = engine == "abd" ? engine_kind::abd : engine_kind::raft;
+  if (opt.engine == engine_kind::abd) opt.counter_keys = 0;  // ABD answers INCR unsupported
   if (!status_of.empty()) {
     caf::actor_system_config cfg;
     cfg.load<caf::io::middleman>();
+    warp::actors::register_control_protocol(cfg);
     cfg.set("logger.verbosity", caf::atom("quiet"));
     caf::actor_system sys{cfg};
     auto colon = status_of.rfind(':');
     if (colon == std::string::npos) return 2;
-    auto js = warp::actors::fetch_strong_status(
-        sys, status_of.substr(0, colon),
-        static_cast<std::uint16_t>(std::stoi(status_of.substr(colon + 1))), 3s);
+    auto port = static_cast<std::uint16_t>(std::stoi(status_of.substr(colon + 1)));
+    auto js = opt.engine == engine_kind::abd
+                  ? warp::actors::fetch_strong_status(sys, status_of.substr(0, colon), port, 3s)
+                  : fetch_raft_status(sys, port, 3s);
     if (!js) {
       std::cerr << js.err().to_string() << "\n";
       return 1;
@@ -349,21 +530,40 @@ int main(int argc, char** argv) {
       std::cerr << "warp-nemesis: node " << i << " did not start (" << opt.warpd << ")\n";
       return 2;
     }
+  auto keep_logs = [&] {
+    if (opt.keep_dir.empty()) return;
+    std::error_code ec;
+    std::filesystem::create_directories(opt.keep_dir, ec);
+    for (std::size_t i = 0; i < c.size(); ++i)
+      std::filesystem::copy_file(dir.str() + "/n" + std::to_string(i) + ".log",
+                                 opt.keep_dir + "/n" + std::to_string(i) + ".log",
+                                 std::filesystem::copy_options::overwrite_existing, ec);
+  };
+  // 60 s: a first start on a loaded machine (every group's first election, the peers'
+  // links) once took longer than 30 s for one node of three.
   for (std::size_t i = 0; i < c.size(); ++i)
-    if (!wait_recovered(sys, c, i, 30s)) {
+    if (!wait_recovered(sys, opt, c, i, 60s)) {
       std::cerr << "warp-nemesis: node " << i << " never became ready\n";
+      for (std::size_t k = 0; k < c.size(); ++k) {
+        auto js = strong_status(sys, opt.engine, c.port(k));
+        std::cerr << "  status n" << k << ": " << (js ? *js : js.err().to_string()) << "\n";
+      }
+      keep_logs();
       return 2;
     }
-  say("cluster of " + std::to_string(opt.nodes) + " nodes ready; " + std::to_string(opt.clients) +
-      " clients on " + std::to_string(opt.keys) + " keys for " + std::to_string(opt.seconds) +
-      " s, seed " + std::to_string(opt.seed));
+  say("cluster of " + std::to_string(opt.nodes) + " nodes (" + engine + ") ready; " +
+      std::to_string(opt.clients) + " clients on " + std::to_string(opt.keys) +
+      " register keys and " + std::to_string(opt.counter_keys) + " counter keys for " +
+      std::to_string(opt.seconds) + " s, seed " + std::to_string(opt.seed));
 
-  std::vector<std::string> keys;
+  std::vector<std::string> keys, counters;
   for (std::size_t k = 0; k < opt.keys; ++k) keys.push_back("nem:" + std::to_string(k));
+  for (std::size_t k = 0; k < opt.counter_keys; ++k) counters.push_back("cnt:" + std::to_string(k));
 
   std::mutex hist_mtx;
   std::vector<register_op> history;
-  std::atomic<std::uint64_t> errors{0}, unknown{0};
+  std::map<std::string, std::vector<counter_op>> counter_history;
+  std::atomic<std::uint64_t> errors{0}, unknown{0}, malformed_reads{0};
   std::atomic<bool> stop{false};
   std::vector<std::thread> clients;
   for (std::size_t ci = 0; ci < opt.clients; ++ci) {
@@ -372,22 +572,34 @@ int main(int argc, char** argv) {
       client cl{sys, c, opt, static_cast<int>(ci)};
       std::uint64_t n = 0, errs = 0;
       std::vector<register_op> mine;
+      std::map<std::string, std::vector<counter_op>> mine_counters;
+      // With counter keys, a quarter of the operations go to them (half INCR, half GET).
+      const std::size_t counter_share = counters.empty() ? 0 : 25;
       while (!stop.load()) {
-        register_op op;
-        op.key = keys[rng() % keys.size()];
-        auto dice = rng() % 100;
-        if (dice < 50) {
-          op.what = register_op::kind::get;
-        } else if (dice < 90) {
-          op.what = register_op::kind::set;
-          op.input = "c" + std::to_string(ci) + "-" + std::to_string(++n);
-        } else {
-          op.what = register_op::kind::del;
-        }
         auto node = static_cast<std::size_t>(rng() % c.size());
-        if (auto rec = cl.run(node, op, errs)) {
-          if (rec->return_ns == register_op::unknown_return) unknown.fetch_add(1);
-          mine.push_back(std::move(*rec));
+        if (rng() % 100 < counter_share) {
+          const auto& key = counters[rng() % counters.size()];
+          auto what = rng() % 2 == 0 ? counter_op::kind::incr : counter_op::kind::get;
+          if (auto rec = cl.run_counter(node, key, what, errs, malformed_reads)) {
+            if (rec->return_ns == counter_op::unknown_return) unknown.fetch_add(1);
+            mine_counters[key].push_back(*rec);
+          }
+        } else {
+          register_op op;
+          op.key = keys[rng() % keys.size()];
+          auto dice = rng() % 100;
+          if (dice < 50) {
+            op.what = register_op::kind::get;
+          } else if (dice < 90) {
+            op.what = register_op::kind::set;
+            op.input = "c" + std::to_string(ci) + "-" + std::to_string(++n);
+          } else {
+            op.what = register_op::kind::del;
+          }
+          if (auto rec = cl.run(node, op, errs)) {
+            if (rec->return_ns == register_op::unknown_return) unknown.fetch_add(1);
+            mine.push_back(std::move(*rec));
+          }
         }
         if (opt.think_us > 0)
           std::this_thread::sleep_for(std::chrono::microseconds(rng() % (2 * opt.think_us + 1)));
@@ -395,13 +607,28 @@ int main(int argc, char** argv) {
       errors.fetch_add(errs);
       std::lock_guard<std::mutex> g{hist_mtx};
       for (auto& op : mine) history.push_back(std::move(op));
+      for (auto& [key, ops] : mine_counters)
+        counter_history[key].insert(counter_history[key].end(), ops.begin(), ops.end());
     });
   }
 
-  // The nemesis: one fault at a time, so a majority of every range stays up and a killed
-  // node catches up before the next fault (two replicas losing memory at once would make
-  // their ranges unavailable by design; see docs/strong.md).
-  std::uint64_t kills = 0, pauses = 0;
+  // The nemesis: one fault at a time, and every node caught up before the next one, so a
+  // majority of every range or group is up whenever only one node is faulty (two ABD
+  // replicas losing memory at once would make their ranges unavailable by design; see
+  // docs/strong.md). The one fault that takes everything down, kill -9 of all nodes, is a
+  // Raft fault: its logs are fsync'd, so acknowledged writes must survive it.
+  enum class fault { kill_random, pause_random, kill_leader, pause_leader, kill_all };
+  std::vector<fault> kinds;
+  if (opt.engine == engine_kind::abd) {
+    if (opt.kills) kinds.push_back(fault::kill_random);
+    if (opt.pauses) kinds.push_back(fault::pause_random);
+  } else {
+    if (opt.kills) kinds.insert(kinds.end(), {fault::kill_leader, fault::kill_random});
+    if (opt.pauses) kinds.push_back(fault::pause_leader);
+    if (opt.kills && opt.kill_all) kinds.push_back(fault::kill_all);
+  }
+  std::map<std::string, std::uint64_t> fault_counts;
+  std::uint64_t faults = 0;
   std::mt19937_64 rng{opt.seed};
   auto uniform_ms = [&](int lo, int hi) {
     return std::chrono::milliseconds{
@@ -410,48 +637,118 @@ int main(int argc, char** argv) {
   auto run_end = steady::now() + std::chrono::seconds{opt.seconds};
   bool healthy = true;
   std::int64_t max_catch_up_ms = 0;  // restart (process start) to "recovered"
-  while (steady::now() + 1500ms < run_end && (opt.kills || opt.pauses)) {
+  auto dump_status = [&] {
+    for (std::size_t i = 0; i < c.size(); ++i) {  // what every node reports, for the logs
+      auto js = strong_status(sys, opt.engine, c.port(i));
+      say("  status n" + std::to_string(i) + ": " + (js ? *js : js.err().to_string()));
+    }
+  };
+  // Waits until every node is caught up; false (and the run unhealthy) after `limit`.
+  auto all_recovered = [&](std::chrono::seconds limit) {
+    auto deadline = steady::now() + limit;
+    for (std::size_t i = 0; i < c.size(); ++i) {
+      auto left = std::chrono::duration_cast<std::chrono::seconds>(deadline - steady::now());
+      if (!wait_recovered(sys, opt, c, i, std::max(left, std::chrono::seconds{1}))) {
+        std::cerr << "warp-nemesis: n" << i << " not caught up within " << limit.count() << " s\n";
+        say("  n" + std::to_string(i) + " NOT caught up within " + std::to_string(limit.count()) +
+            " s");
+        dump_status();
+        return false;
+      }
+    }
+    return true;
+  };
+  // Each round runs every enabled fault kind once, in an order the seed shuffles: a run
+  // with at least as many faults as kinds has injected each.
+  std::vector<fault> round;
+  auto target_node = [&](bool leader, std::string& why) -> std::size_t {
+    if (leader) {
+      // The leader of the group of a workload key, from the nodes' own status.
+      const auto& all = counters.empty() || rng() % 2 ? keys : counters;
+      const auto& key = all[rng() % all.size()];
+      auto group = warp::detail::range_map{c.raft_groups()}.range_of(key);
+      if (auto l = raft_leader(sys, c, group)) {
+        why = " (leader of group " + std::to_string(group) + ", key " + key + ")";
+        return *l;
+      }
+      why = " (no leader known for group " + std::to_string(group) + ": a random node)";
+    }
+    return static_cast<std::size_t>(rng() % c.size());
+  };
+  while (!kinds.empty() && steady::now() + 1500ms < run_end) {
     std::this_thread::sleep_for(uniform_ms(300, 1500));
     if (steady::now() + 1500ms >= run_end) break;
-    auto node = static_cast<std::size_t>(rng() % c.size());
-    bool kill = opt.kills && (!opt.pauses || rng() % 2 == 0);
-    if (kill) {
-      ++kills;
-      say("fault: kill -9 n" + std::to_string(node));
-      c.kill9(node);
-      std::this_thread::sleep_for(uniform_ms(200, 1500));
-      auto t0 = steady::now();
-      if (!c.start(node) || !wait_recovered(sys, c, node, 30s)) {
-        std::cerr << "warp-nemesis: n" << node << " did not come back (caught up) within 30 s\n";
-        say("  n" + std::to_string(node) + " NOT caught up within 30 s");
-        for (std::size_t i = 0; i < c.size(); ++i) {  // what every node reports, for the logs
-          auto js = warp::actors::fetch_strong_status(sys, "127.0.0.1", c.port(i), 2s);
-          if (!js) js = warp::actors::fetch_strong_status_fresh("127.0.0.1", c.port(i), 2s);
-          say("  status n" + std::to_string(i) + ": " + (js ? *js : js.err().to_string()));
+    if (round.empty()) {
+      round = kinds;
+      std::shuffle(round.begin(), round.end(), rng);
+    }
+    auto f = round.back();
+    round.pop_back();
+    ++faults;
+    auto t0 = steady::now();
+    std::string why;
+    switch (f) {
+      case fault::kill_random:
+      case fault::kill_leader: {
+        auto node = target_node(f == fault::kill_leader, why);
+        ++fault_counts[f == fault::kill_leader ? "kill_leader" : "kill_random"];
+        say("fault: kill -9 n" + std::to_string(node) + why);
+        c.kill9(node);
+        std::this_thread::sleep_for(uniform_ms(200, 1500));
+        t0 = steady::now();
+        if (!c.start(node)) {
+          say("  n" + std::to_string(node) + " did not restart");
+          healthy = false;
         }
-        healthy = false;
         break;
       }
-      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t0).count();
-      max_catch_up_ms = std::max<std::int64_t>(max_catch_up_ms, ms);
-      say("  n" + std::to_string(node) + " restarted and caught up in " + std::to_string(ms) +
-          " ms");
-    } else {
-      ++pauses;
-      say("fault: SIGSTOP n" + std::to_string(node));
-      c.signal(node, SIGSTOP);
-      std::this_thread::sleep_for(uniform_ms(200, 2500));
-      c.signal(node, SIGCONT);
-      say("  n" + std::to_string(node) + " resumed");
+      case fault::pause_random:
+      case fault::pause_leader: {
+        auto node = target_node(f == fault::pause_leader, why);
+        ++fault_counts[f == fault::pause_leader ? "pause_leader" : "pause_random"];
+        say("fault: SIGSTOP n" + std::to_string(node) + why);
+        c.signal(node, SIGSTOP);
+        // A paused Raft leader stays stopped beyond the election timeout (10-20 ticks of
+        // 100 ms): the others elect a new leader, and the old one wakes up deposed.
+        std::this_thread::sleep_for(f == fault::pause_leader ? uniform_ms(2500, 4000)
+                                                             : uniform_ms(200, 2500));
+        c.signal(node, SIGCONT);
+        say("  n" + std::to_string(node) + " resumed");
+        break;
+      }
+      case fault::kill_all: {
+        ++fault_counts["kill_all"];
+        say("fault: kill -9 of every node");
+        for (std::size_t i = 0; i < c.size(); ++i) c.signal(i, SIGKILL);
+        for (std::size_t i = 0; i < c.size(); ++i) c.kill9(i);
+        std::this_thread::sleep_for(uniform_ms(200, 1500));
+        t0 = steady::now();
+        for (std::size_t i = 0; i < c.size(); ++i)
+          if (!c.start(i)) {
+            say("  n" + std::to_string(i) + " did not restart");
+            healthy = false;
+          }
+        break;
+      }
     }
+    if (!healthy || !all_recovered(f == fault::kill_all ? 60s : 30s)) {
+      healthy = false;
+      break;
+    }
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t0).count();
+    if (f != fault::pause_random && f != fault::pause_leader)
+      max_catch_up_ms = std::max<std::int64_t>(max_catch_up_ms, ms);
+    say("  every node caught up " + std::to_string(ms) + " ms after the " +
+        (f == fault::pause_random || f == fault::pause_leader ? "resume" : "restart"));
   }
   std::this_thread::sleep_until(run_end);
   stop = true;
   for (auto& t : clients) t.join();
 
   // Final reads from every node, after every fault healed: part of the checked history.
-  for (std::size_t i = 0; i < c.size(); ++i) wait_recovered(sys, c, i, 30s);
+  if (healthy) all_recovered(30s);
   std::map<std::string, std::optional<std::string>> final_values;
+  std::map<std::string, std::int64_t> final_counters;
   {
     client cl{sys, c, opt, static_cast<int>(opt.clients)};
     std::uint64_t errs = 0;
@@ -467,11 +764,22 @@ int main(int argc, char** argv) {
         history.push_back(std::move(*rec));
       }
     }
+    for (auto& key : counters) {
+      for (std::size_t i = 0; i < c.size(); ++i) {
+        std::optional<counter_op> rec;
+        for (int attempt = 0; attempt < 5 && !rec; ++attempt)
+          rec = cl.run_counter(i, key, counter_op::kind::get, errs, malformed_reads);
+        if (!rec) continue;
+        if (!final_counters.count(key)) final_counters[key] = rec->value;
+        counter_history[key].push_back(*rec);
+      }
+    }
     errors.fetch_add(errs);
   }
 
   // Check, key by key (linearizability is compositional).
   std::uint64_t ops_checked = 0, violations = 0, gave_up = 0, lost = 0;
+  std::uint64_t counter_ops = 0, counter_acked = 0;
   std::vector<std::string> notes;
   for (auto& key : keys) {
     std::vector<register_op> sub;
@@ -491,36 +799,66 @@ int main(int argc, char** argv) {
       auto l = count_lost(history, key, fv->second);
       lost += l.lost;
       if (l.lost) notes.push_back("LOST " + l.detail);
+    } else {
+      ++gave_up;
+      notes.push_back("no final read of " + key + " succeeded: its lost writes are unchecked");
     }
   }
-  for (auto& n : notes) say(n);
-  if (!opt.keep_dir.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(opt.keep_dir, ec);
-    for (std::size_t i = 0; i < c.size(); ++i)
-      std::filesystem::copy_file(dir.str() + "/n" + std::to_string(i) + ".log",
-                                 opt.keep_dir + "/n" + std::to_string(i) + ".log",
-                                 std::filesystem::copy_options::overwrite_existing, ec);
+  for (auto& key : counters) {
+    auto fv = final_counters.find(key);
+    if (fv == final_counters.end()) {
+      ++gave_up;
+      notes.push_back("no final read of counter " + key + " succeeded: it is unchecked");
+      continue;
+    }
+    auto res = warp::test::check_counter(counter_history[key], fv->second);
+    ops_checked += res.ops_checked;
+    counter_ops += res.ops_checked;
+    counter_acked += res.acknowledged;
+    violations += res.violations;
+    lost += res.lost;
+    for (auto& n : res.notes)
+      notes.push_back(std::string{res.lost && !res.violations ? "LOST " : "VIOLATION "} + key +
+                      ": " + n);
+    notes.push_back("counter " + key + ": final " + std::to_string(fv->second) + ", " +
+                    std::to_string(res.acknowledged) + " acknowledged INCR, " +
+                    std::to_string(res.unknown) + " unknown");
   }
+  if (malformed_reads.load()) {
+    violations += malformed_reads.load();
+    notes.push_back("VIOLATION: " + std::to_string(malformed_reads.load()) +
+                    " counter read(s) were not a number");
+  }
+  for (auto& n : notes) say(n);
+  keep_logs();
 
-  say("operations recorded " + std::to_string(history.size()) + ", checked " +
-      std::to_string(ops_checked) + "; faults " + std::to_string(kills + pauses) + " (" +
-      std::to_string(kills) + " kill -9, " + std::to_string(pauses) + " SIGSTOP); errors " +
-      std::to_string(errors.load()) + " (" + std::to_string(unknown.load()) +
-      " unknown outcomes); violations " + std::to_string(violations) + "; lost writes " +
-      std::to_string(lost) +
+  std::string kinds_line;
+  for (auto& [name, n] : fault_counts)
+    kinds_line += (kinds_line.empty() ? "" : ", ") + std::to_string(n) + " " + name;
+  say("operations recorded " + std::to_string(history.size() + counter_ops) + ", checked " +
+      std::to_string(ops_checked) + " (" + std::to_string(counter_ops) + " on counters, " +
+      std::to_string(counter_acked) + " acknowledged INCR); faults " + std::to_string(faults) +
+      " (" + kinds_line + "); errors " + std::to_string(errors.load()) + " (" +
+      std::to_string(unknown.load()) + " unknown outcomes); violations " +
+      std::to_string(violations) + "; lost writes " + std::to_string(lost) +
       (gave_up ? "; checker gave up on " + std::to_string(gave_up) + " key(s)" : ""));
   if (opt.json) {
-    nlohmann::json j{{"nodes", opt.nodes},
+    nlohmann::json j{{"engine", engine},
+                     {"nodes", opt.nodes},
                      {"seconds", opt.seconds},
                      {"seed", opt.seed},
                      {"clients", opt.clients},
                      {"keys", opt.keys},
-                     {"ops_recorded", history.size()},
+                     {"counter_keys", opt.counter_keys},
+                     {"ops_recorded", history.size() + counter_ops},
                      {"ops_checked", ops_checked},
-                     {"faults", kills + pauses},
-                     {"kills", kills},
-                     {"pauses", pauses},
+                     {"counter_ops_checked", counter_ops},
+                     {"counter_incr_acknowledged", counter_acked},
+                     {"faults", faults},
+                     {"fault_kinds", fault_counts},
+                     {"kills", fault_counts["kill_random"] + fault_counts["kill_leader"]},
+                     {"kill_all", fault_counts["kill_all"]},
+                     {"pauses", fault_counts["pause_random"] + fault_counts["pause_leader"]},
                      {"errors", errors.load()},
                      {"unknown_outcomes", unknown.load()},
                      {"violations", violations},
