@@ -238,4 +238,18 @@ TEST_CASE("federation CRDT keys: the sidecar's replies match redis-server byte f
     theirs.send(args);
     CHECK(ours.read_raw() == theirs.read_raw());
   }
+  // Pipelined INCR-family commands (one batch on the server) on a counter key and a plain
+  // key mixed: each answered in order, as redis-server does.
+  const std::vector<std::vector<std::string>> pipe{
+      {"INCR", "c:p"}, {"INCRBY", "plain", "5"}, {"INCRBY", "c:p", "4"},
+      {"DECR", "c:p"}, {"INCR", "s:1"},          {"DECRBY", "plain", "2"}};
+  std::string batch;
+  for (const auto& args : pipe) batch += resp_conn::encode(args);
+  ours.send_raw(batch);
+  theirs.send_raw(batch);
+  for (const auto& args : pipe) {
+    INFO(args[0] << " " << args[1]);
+    CHECK(ours.read() == theirs.read());
+  }
+  CHECK(ours.cmd({"GET", "c:p"}) == "4");
 }
