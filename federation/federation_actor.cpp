@@ -17,6 +17,7 @@
 #include "federation/frame.hpp"
 #include "federation/link_state.hpp"
 #include "runtime/core/log.hpp"
+#include "runtime/modes/federated_merge.hpp"
 #include "warp/endpoint.hpp"
 
 namespace warp::federation {
@@ -52,6 +53,15 @@ frame_limits unbounded() {
   return l;
 }
 
+// The merge policy of a federated key: its pattern's name, except that a pattern's lww
+// (also what a bare +federated means) yields to a glob bound with node::register_merge or
+// bind_merge, so `register_merge("cart:*", fn)` takes effect under `cart:*=...+federated`.
+std::string merge_policy_of(const detail::node_state& st, std::string_view key,
+                            const key_policy& policy) {
+  return st.merges.policy_for(
+      key, policy.federated == merge::policy_lww ? std::string_view{} : policy.federated);
+}
+
 // What the writer threads, the apply jobs and the admin readers share with the actor.
 struct shared_state {
   detail::node_state* st = nullptr;
@@ -74,6 +84,10 @@ struct shared_state {
   };
   std::map<std::string, region_in> in;  // by sender region
   std::uint64_t conflicts_lww = 0;      // changes LWW resolved against the incoming one
+  // Conflicts resolved per policy: lww, an incoming change older than the local value;
+  // the CRDTs and custom functions, a merge that joined two states (concurrent writes).
+  std::map<std::string, std::uint64_t> conflicts;
+  std::uint64_t unknown_policy = 0;  // changes refused: policy unknown or state unreadable
   std::uint64_t malformed = 0;
   struct link_view {
     std::string region;
@@ -119,6 +133,8 @@ std::string status_json(const shared_state& shr) {
            {"links", links},
            {"received_from", in},
            {"conflicts_lww", shr.conflicts_lww},
+           {"conflicts", shr.conflicts},
+           {"unknown_policy", shr.unknown_policy},
            {"malformed", shr.malformed},
            {"batch_size", shr.opts.batch_size},
            {"max_delay_ms", shr.opts.max_delay.count()},
@@ -385,27 +401,62 @@ caf::result<std::string> fed_state::on_batch(const std::string& frame) {
     fwd.sender = failed.sender = shp->opts.region;
     bool ok = true;
     shared_state::region_in n;
-    std::uint64_t conflicts = 0;
+    std::map<std::string, std::uint64_t> conflicts;  // by policy
+    std::uint64_t unknown_policy = 0;
+    std::string unknown_example;
     for (auto& c : todo) {
       auto policy = st.patterns.lookup(c.key);
-      // Federated here too, and a policy this node resolves: the merge point. LWW is
-      // the one built in; other policies plug in here (merged = merge(local, incoming)).
-      if (policy.federated.empty() || policy.federated != "lww" || c.policy != "lww") {
+      if (policy.federated.empty()) {
+        ++n.refused;  // not federated here
+        continue;
+      }
+      // The merge point. A pattern's lww (also the default of a bare +federated) yields to
+      // a glob bound with node::register_merge/bind_merge; another name is the policy.
+      auto name = merge_policy_of(st, c.key, policy);
+      // Both regions must merge the key the same way: a change of another policy would be
+      // merged wrongly (a counter's state taken as an lww string), so it is refused.
+      if (c.policy != name) {
         ++n.refused;
         continue;
       }
       detail::federated_write w{c.what == change::op::erase, c.key, c.value, c.ver,
                                 c.expires_at_ms};
-      auto r = st.writes.apply_federated(w, policy, st.mode_for(policy), shp->tombs.floor(c.key));
-      if (!r) {
-        ++n.errors;
-        ok = false;
-        failed.changes.push_back(std::move(c));
-        continue;
+      bool applied = false;
+      if (name == merge::policy_lww || w.erase) {
+        // A delete of a CRDT key is a delete of its whole state, ordered by version like
+        // an lww delete (docs/merge.md): there is nothing to merge it with.
+        auto r = st.writes.apply_federated(w, policy, st.mode_for(policy), shp->tombs.floor(c.key));
+        if (!r) {
+          ++n.errors;
+          ok = false;
+          failed.changes.push_back(std::move(c));
+          continue;
+        }
+        if (!*r) ++conflicts[name];
+        applied = *r;
+      } else {
+        auto r =
+            detail::apply_merged(st, w, name, policy, st.mode_for(policy), shp->tombs.floor(c.key));
+        if (!r) {
+          if (r.code() == errc::invalid_argument || r.code() == errc::codec_error) {
+            // An unknown policy name or a state that does not decode: re-sending cannot
+            // help, so the change is refused (counted, logged), never merged as lww.
+            ++n.refused;
+            ++unknown_policy;
+            if (unknown_example.empty()) unknown_example = c.key + ": " + r.err().message();
+            continue;
+          }
+          ++n.errors;
+          ok = false;
+          failed.changes.push_back(std::move(c));
+          continue;
+        }
+        using mo = detail::merge_outcome;
+        if (*r == mo::joined) ++conflicts[name];
+        applied = *r != mo::unchanged;
       }
-      if (!*r) {
+      if (!applied) {
         ++n.stale;
-        ++conflicts;
         continue;
       }
       ++n.applied;
@@ -413,6 +464,9 @@ caf::result<std::string> fed_state::on_batch(const std::string& frame) {
       c.path.push_back(shp->opts.region);
       fwd.changes.push_back(std::move(c));
     }
+    if (!unknown_example.empty())
+      detail::log()->warn("federation: refused change(s) from {} that cannot be merged here: {}",
+                          sender, unknown_example);
     {
       std::lock_guard<std::mutex> g{shp->stats_mtx};
       auto& in = shp->in[sender];
@@ -420,7 +474,13 @@ caf::result<std::string> fed_state::on_batch(const std::string& frame) {
       in.stale += n.stale;
       in.refused += n.refused;
       in.errors += n.errors;
-      shp->conflicts_lww += conflicts;
+      shp->unknown_policy += unknown_policy;
+      for (auto& [p, k] : conflicts) {
+        // Policy names come from this node's patterns and registrations, so the map is
+        // bounded by configuration, not by what peers send.
+        shp->conflicts[p] += k;
+        if (p == merge::policy_lww) shp->conflicts_lww += k;
+      }
     }
     auto bytes = encode(fwd, unbounded());
     auto failed_bytes = encode(failed, unbounded());
@@ -546,7 +606,7 @@ bool fed_state::start_repair(link& l, std::size_t m) {
                 c.ver = e.ver;
                 c.origin = shp->opts.region;
                 c.path = {shp->opts.region};
-                c.policy = shp->st->patterns.lookup(k).federated;
+                c.policy = merge_policy_of(*shp->st, k, shp->st->patterns.lookup(k));
                 auto rec = shp->st->store->fetch(k);
                 if (rec && *rec && (*rec)->ver == e.ver) {
                   c.value = (*rec)->value;
@@ -652,7 +712,7 @@ class federation_impl final : public node_federation, public detail::federation_
     out.expires_at_ms = c.expires_at_ms;
     out.origin = sh_->opts.region;
     out.path = {sh_->opts.region};
-    out.policy = policy.federated;
+    out.policy = merge_policy_of(st_, out.key, policy);
     if (out.what == change::op::erase) sh_->tombs.record(out.key, out.ver);
     std::lock_guard<std::mutex> g{sh_->inbox_mtx};
     // Bounded: the actor drains it every tick; a writer outrunning it drops (counted,
@@ -728,6 +788,13 @@ class federation_impl final : public node_federation, public detail::federation_
     family("warp_federation_conflicts_total", "counter",
            "Incoming changes resolved in favour of a newer local value, by policy");
     out += "warp_federation_conflicts_total{policy=\"lww\"} " + num(sh_->conflicts_lww) + "\n";
+    for (const auto& [p, k] : sh_->conflicts)
+      if (p != merge::policy_lww)
+        out += "warp_federation_conflicts_total{policy=\"" + label(p) + "\"} " + num(k) + "\n";
+    family("warp_federation_unmergeable_total", "counter",
+           "Changes refused because their merge failed: policy not registered here, or a "
+           "state that does not decode");
+    out += "warp_federation_unmergeable_total " + num(sh_->unknown_policy) + "\n";
     family("warp_federation_malformed_total", "counter", "Federation frames refused");
     out += "warp_federation_malformed_total " + num(sh_->malformed) + "\n";
     return out;

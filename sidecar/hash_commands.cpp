@@ -77,6 +77,7 @@ void hset_common(context& ctx, bool ok_reply, std::string_view name) {
 }  // namespace
 
 void cmd_hset(context& ctx) {
+  if (crdt_hash_command(ctx, "hset")) return;
   hset_common(ctx, false, "hset");
 }
 void cmd_hmset(context& ctx) {
@@ -84,6 +85,7 @@ void cmd_hmset(context& ctx) {
 }
 
 void cmd_hget(context& ctx) {
+  if (crdt_hash_command(ctx, "hget")) return;
   with_value(ctx, ctx.args[1], [&](const std::string_view* stored) {
     typed::hash_t h;
     auto state = load(stored, h);
@@ -109,6 +111,7 @@ void cmd_hmget(context& ctx) {
 }
 
 void cmd_hdel(context& ctx) {
+  if (crdt_hash_command(ctx, "hdel")) return;
   found state = found::absent;
   std::int64_t removed = 0;
   auto r = ctx.n.update(ctx.args[1], [&](const buffer* cur, std::int64_t exp) -> result<mutation> {
@@ -128,6 +131,7 @@ void cmd_hdel(context& ctx) {
 }
 
 void cmd_hgetall(context& ctx) {
+  if (crdt_hash_command(ctx, "hgetall")) return;
   with_value(ctx, ctx.args[1], [&](const std::string_view* stored) {
     typed::hash_t h;
     if (load(stored, h) == found::wrong) return ctx.w.error(wrongtype);
@@ -174,6 +178,7 @@ void cmd_hexists(context& ctx) {
 }
 
 void cmd_hincrby(context& ctx) {
+  if (crdt_hash_command(ctx, "hincrby")) return;
   std::int64_t delta = 0;
   if (!int_arg(ctx, 3, delta)) return;
   enum class outcome : std::uint8_t { ok, wrong, not_int, overflow } result_of{};

@@ -703,6 +703,7 @@ void cmd_flushdb(context& ctx) {
 // Tracking remembers a key after reading it (then L1 knows its expiry); a change racing
 // with the read still reaches the client, because events are handled on this thread later.
 void cmd_get(context& ctx) {
+  if (crdt_get(ctx)) return;  // a federated counter answers its total
   reply_value(ctx, ctx.args[1]);
   if (ctx.defer) return;
   ctx.srv.remember_read(ctx.c, ctx.args[1]);
@@ -1130,6 +1131,19 @@ void incr_step::reply(resp_writer& w, const result<void>& st) const {
 }
 
 void run_incr_batch(node& n, resp_writer& w, std::span<incr_step> steps) {
+  // A federated counter among them: one at a time, in order (rare; counters are PN-counters).
+  for (auto& s : steps)
+    if (crdt_key_of(n, s.key) != crdt_key::none) {
+      for (auto& t : steps)
+        if (crdt_key_of(n, t.key) != crdt_key::none)
+          crdt_incr(n, w, t.key, t.delta);
+        else {
+          auto r = n.update(
+              t.key, [p = &t](const buffer* cur, std::int64_t exp) { return (*p)(cur, exp); });
+          t.reply(w, r ? result<void>{} : result<void>{r.err()});
+        }
+      return;
+    }
   using fn_type = std::function<result<mutation>(const buffer*, std::int64_t)>;
   // One pointer captured: each function fits std::function's inline storage (no malloc).
   std::vector<fn_type> fns;
@@ -1147,6 +1161,8 @@ void run_incr_batch(node& n, resp_writer& w, std::span<incr_step> steps) {
 namespace {
 
 void incr_common(context& ctx, std::int64_t delta) {
+  if (crdt_key_of(ctx.n.raw(), ctx.args[1]) != crdt_key::none)
+    return crdt_incr(ctx.n.raw(), ctx.w, ctx.args[1], delta);
   incr_step step{ctx.args[1], delta};
   auto r = ctx.n.update(ctx.args[1], [s = &step](const buffer* cur, std::int64_t cur_exp) {
     return (*s)(cur, cur_exp);

@@ -47,6 +47,7 @@ std::uint64_t random_u64() {
 }  // namespace
 
 void cmd_sadd(context& ctx) {
+  if (crdt_set_command(ctx, "sadd")) return;
   found state = found::absent;
   std::int64_t added = 0;
   auto r = ctx.n.update(ctx.args[1], [&](const buffer* cur, std::int64_t exp) -> result<mutation> {
@@ -70,6 +71,7 @@ void cmd_sadd(context& ctx) {
 }
 
 void cmd_srem(context& ctx) {
+  if (crdt_set_command(ctx, "srem")) return;
   found state = found::absent;
   std::int64_t removed = 0;
   auto r = ctx.n.update(ctx.args[1], [&](const buffer* cur, std::int64_t exp) -> result<mutation> {
@@ -92,6 +94,7 @@ void cmd_srem(context& ctx) {
 }
 
 void cmd_smembers(context& ctx) {
+  if (crdt_set_command(ctx, "smembers")) return;
   with_value(ctx, ctx.args[1], [&](const std::string_view* stored) {
     typed::set_t s;
     if (load(stored, s) == found::wrong) return ctx.w.error(wrongtype);
@@ -101,6 +104,7 @@ void cmd_smembers(context& ctx) {
 }
 
 void cmd_sismember(context& ctx) {
+  if (crdt_set_command(ctx, "sismember")) return;
   with_value(ctx, ctx.args[1], [&](const std::string_view* stored) {
     typed::set_t s;
     if (load(stored, s) == found::wrong) return ctx.w.error(wrongtype);
@@ -109,6 +113,7 @@ void cmd_sismember(context& ctx) {
 }
 
 void cmd_scard(context& ctx) {
+  if (crdt_set_command(ctx, "scard")) return;
   with_value(ctx, ctx.args[1], [&](const std::string_view* stored) {
     typed::set_t s;
     if (load(stored, s) == found::wrong) return ctx.w.error(wrongtype);

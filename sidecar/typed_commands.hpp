@@ -57,6 +57,21 @@ void with_value(context& ctx, std::string_view key, F&& fn) {
   ctx.srv.remember_read(ctx.c, key);
 }
 
+// Federated CRDT keys (crdt_commands.cpp, docs/merge.md): a key whose merge policy is
+// counter, set or map holds that CRDT's state; the matching handlers ask here first.
+enum class crdt_key : std::uint8_t { none, counter, set, map };
+/// The CRDT a key's federation policy makes it (none without a region or for other keys).
+crdt_key crdt_key_of(node& n, std::string_view key);
+/// INCR/INCRBY/DECR/DECRBY on a CRDT key: a counter's entry of this region, the new total
+/// replied; WRONGTYPE on a set or map key.
+void crdt_incr(node& n, resp_writer& w, std::string_view key, std::int64_t delta);
+/// GET on a CRDT key (a counter's total; WRONGTYPE for a set or map). False: not one.
+bool crdt_get(context& ctx);
+/// SADD SREM SMEMBERS SISMEMBER SCARD (`cmd` lower case) on a set key. False: not one.
+bool crdt_set_command(context& ctx, std::string_view cmd);
+/// HSET HGET HDEL HGETALL HINCRBY (`cmd` lower case) on a map key. False: not one.
+bool crdt_hash_command(context& ctx, std::string_view cmd);
+
 // Lists (list_commands.cpp).
 void cmd_lpush(context& ctx);
 void cmd_rpush(context& ctx);

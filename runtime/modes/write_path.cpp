@@ -5,6 +5,7 @@
 #include <limits>
 #include <unordered_map>
 
+#include "runtime/modes/federated_merge.hpp"
 #include "runtime/modes/node_state.hpp"
 
 namespace warp::detail {
@@ -121,6 +122,53 @@ result<bool> write_path::apply_federated(const federated_write& w, const key_pol
     st_.notify_local(change_event::kind::set, w.key, w.ver);
   }
   return true;
+}
+
+result<merge_outcome> apply_merged(node_state& st, const federated_write& w,
+                                   std::string_view merge_policy, const key_policy& policy,
+                                   consistency_mode& m, version floor) {
+  if (auto err = st.config.limits.check_key(w.key); !err) return err.err();
+  if (auto err = st.config.limits.check_value(w.value); !err) return err.err();
+  std::lock_guard<std::mutex> guard{st.writes.lock_of(w.key)};
+  st.clock.observe(w.ver.hlc);
+  // The local side: storage is written first, so it is the truth where it holds the key;
+  // L1 alone may hold it on a node whose storage is not shared (a hydrated copy).
+  std::optional<record> local;
+  auto stored = st.store->fetch(w.key);
+  if (!stored) return stored.err();
+  if (*stored) local = std::move(**stored);
+  if (auto info = st.l1->info(w.key); info && (!local || local->ver < info->ver))
+    if (auto v = st.l1->get(w.key))
+      local = record{std::string{**v}, info->expires_at_ms, info->ver};
+  // Nothing here and the incoming state older than a delete remembered here: the delete
+  // wins (as under lww), so a late state does not resurrect the key.
+  if (!local && !(w.ver > floor)) return merge_outcome::unchanged;
+  std::optional<merge_input> here;
+  if (local) here = merge_input{local->value, local->ver};
+  auto merged = st.merges.merge(merge_policy, here, merge_input{w.value, w.ver});
+  if (!merged) return merged.err();
+  if (local && merged->value == local->value) return merge_outcome::unchanged;
+  const bool taken = merged->value == w.value;
+  version ver = w.ver;
+  if (!taken || (local && !(local->ver < ver))) {
+    // A join is a value neither side wrote: it gets a version above both, so L1 and the
+    // region's replication (which keep the newer version) take it everywhere.
+    ver = st.writes.next_version();
+    auto top = std::max(w.ver, local ? local->ver : version{});
+    if (!(top < ver)) ver = version{top.hlc + 1, st.id};
+  }
+  auto expires = std::max(w.expires_at_ms, local ? local->expires_at_ms : 0);
+  if (w.expires_at_ms == 0 || (local && local->expires_at_ms == 0)) expires = 0;
+  applying_federated = true;
+  struct reset {
+    ~reset() { applying_federated = false; }
+  } on_exit;
+  if (auto err =
+          st.writes.commit_put(w.key, policy, m, record{std::move(merged->value), expires, ver});
+      !err)
+    return err.err();
+  st.notify_local(change_event::kind::set, w.key, ver);
+  return taken ? merge_outcome::taken : merge_outcome::joined;
 }
 
 // -- storage protection -----------------------------------------------------------------

@@ -13,101 +13,15 @@
 #include <nlohmann/json.hpp>
 
 #include "test/apps/warpd_fixture.hpp"
+#include "test/federation/federation_fixture.hpp"
 #include "test/support/eventually.hpp"
 #include "test/support/process.hpp"
 
-using json = nlohmann::json;
 using warp::test::eventually;
 using warp::test::warpd_process;
 using namespace std::chrono_literals;
 
-namespace {
-
-const char* federated_pattern = "f:*=eventual_distributed+hydrate+federated";
-
-std::optional<std::string> http_get(std::uint16_t port, const std::string& path) {
-  httplib::Client client{"127.0.0.1", port};
-  client.set_read_timeout(5, 0);
-  auto res = client.Get(path.c_str());
-  if (!res || res->status != 200) return std::nullopt;
-  return res->body;
-}
-
-struct region {
-  std::string name;
-  std::vector<std::uint16_t> ports;
-  warp::test::temp_dir dir{"warp-fed"};
-  std::vector<std::unique_ptr<warpd_process>> nodes;
-  std::vector<std::vector<std::string>> args;
-  bool shared_storage = true;
-  std::string max_delay = "20ms";
-
-  region(std::string n, std::size_t size) : name(std::move(n)) {
-    for (std::size_t i = 0; i < size; ++i) ports.push_back(warp::test::free_port());
-  }
-  std::string gateway(std::size_t i = 0) const {
-    return name + "=127.0.0.1:" + std::to_string(ports[i]);
-  }
-  // `links`: REGION=HOST:PORT each.
-  void start(const std::vector<std::string>& links, std::vector<std::string> extra = {}) {
-    for (std::size_t i = 0; i < ports.size(); ++i) {
-      std::vector<std::string> e{"--region",
-                                 name,
-                                 "--pattern",
-                                 federated_pattern,
-                                 "--federation-max-delay",
-                                 max_delay,
-                                 "--federation-ack-timeout",
-                                 "1s",
-                                 "--federation-anti-entropy-interval",
-                                 "0"};
-      for (const auto& l : links) e.insert(e.end(), {"--federation-link", l});
-      e.insert(e.end(), extra.begin(), extra.end());
-      auto a = warp::test::cluster_member_args(ports, i, dir.str(), e);
-      a[1] = name + std::to_string(i);  // --name: unique across regions
-      // The region's own storage, shared by its nodes (memory: each node its own).
-      if (shared_storage)
-        for (std::size_t k = 0; k + 1 < a.size(); ++k)
-          if (a[k] == "--storage") a[k + 1] = "sqlite:" + dir.str() + "/region.db";
-      args.push_back(a);
-      nodes.push_back(std::make_unique<warpd_process>(a, false));
-    }
-    for (auto& n : nodes) REQUIRE(n->wait_ready());
-  }
-  void restart(std::size_t i) {
-    nodes[i] = std::make_unique<warpd_process>(args[i], false);
-    REQUIRE(nodes[i]->wait_ready());
-  }
-  json status(std::size_t i) const {
-    auto body = http_get(nodes[i]->http_port(), "/admin/federation");
-    return body ? json::parse(*body) : json{};
-  }
-};
-
-std::string get(const warpd_process& n, const std::string& key) {
-  auto r = n.ctl({"get", key});
-  if (r.exit_code == 1) return "(nil)";
-  if (r.exit_code != 0) return "(error " + std::to_string(r.exit_code) + ")";
-  return r.out.substr(0, r.out.size() - (r.out.ends_with('\n') ? 1 : 0));
-}
-
-bool everywhere(const region& r, const std::string& key, const std::string& want,
-                std::chrono::milliseconds limit = 30s) {
-  return eventually(
-      [&] {
-        for (auto& n : r.nodes)
-          if (get(*n, key) != want) return false;
-        return true;
-      },
-      limit);
-}
-
-std::uint64_t applied_from(const json& status, const std::string& region) {
-  if (!status.contains("received_from") || !status["received_from"].contains(region)) return 0;
-  return status["received_from"][region].value("applied", std::uint64_t{0});
-}
-
-}  // namespace
+using namespace warp::test::fed;
 
 TEST_CASE("federation: a write in region A reaches every node of region B and back",
           "[federation][warpd]") {
