@@ -1671,6 +1671,8 @@ std::string server::info_text(std::span<const std::string_view> sections) {
     line("client_idle_disconnections", idle_disconnects);
     line("evicted_clients", client_memory_disconnects.load(std::memory_order_relaxed));
     line("auth_failures", auth_failures.load(std::memory_order_relaxed));
+    line("strong_pipelined_commands", strong_run_commands_);
+    line("strong_pipelined_runs", strong_runs_);
     line("l1_hits", st.l1.hits);
     line("l1_misses", st.l1.misses);
     line("l1_entries", st.l1.entries);
@@ -1688,6 +1690,21 @@ std::string server::info_text(std::span<const std::string_view> sections) {
     out += "\r\n";
   }
   return out;
+}
+
+// The renderings the strong pipeline (strong_pipeline.cpp) shares with the handlers above,
+// so a command answers the same bytes whichever path ran it.
+void reply_get_outcome(resp_writer& w, const result<buffer>& r) {
+  if (r)
+    reply_stored(w, view(*r), false);
+  else if (r.code() == errc::not_found)
+    w.null();
+  else
+    reply_error(w, r.err());
+}
+
+void reply_failure(resp_writer& w, const error& e) {
+  reply_error(w, e);
 }
 
 }  // namespace warp::sidecar::detail

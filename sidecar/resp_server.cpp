@@ -339,6 +339,7 @@ void server::stop() {
     std::lock_guard<std::mutex> box_guard{inbox_->mtx};
     inbox_->wake_fd = -1;
     inbox_->events.clear();
+    inbox_->strong.clear();
   }
   for (auto& [id, c] : clients_) {
     if (c->tls) c->tls->shutdown();
@@ -406,6 +407,7 @@ void server::run() {
         [[maybe_unused]] auto r = ::read(wake_fd_, &v, sizeof(v));
         drain_remote_events();
         finish_jobs();
+        finish_strong();
       } else {
         auto* c = static_cast<client*>(tag);
         if (c->closed) continue;
@@ -606,6 +608,12 @@ void server::process_input(client& c) {
     if (st == resp_parser::status::error) {
       if (!batch_empty()) run_batch(c);
       ++protocol_errors;
+      if (c.run) {
+        // Answered after the strong run's replies, then the connection closes.
+        c.run->protocol_error = "ERR " + c.parser.error();
+        start = c.in.size();
+        break;
+      }
       resp_writer w{c.out, c.proto};
       w.error("ERR " + c.parser.error());
       c.close_after_write = true;
@@ -616,6 +624,13 @@ void server::process_input(client& c) {
     c.parser.args(c.in.view(start), argv_);
     start += consumed;
     if (argv_.empty()) continue;
+    // Strong GET/SET on the Raft engine: started at once, no worker (strong_pipeline.cpp).
+    if (take_strong(c, argv_)) continue;
+    if (c.run) {
+      // Not for this run: it waits, with its arguments owned, for the run's replies.
+      c.run->next.assign(argv_.begin(), argv_.end());
+      break;
+    }
     if (try_batch(c, argv_)) continue;
     if (!batch_empty()) run_batch(c);
     execute(c, argv_);
@@ -631,6 +646,8 @@ void server::process_input(client& c) {
     incr_batch_.clear();
     return;
   }
+  // The run started from this input owns copies of what it needs: it waits for its replies.
+  if (c.run) close_run(c);
   // Before consume(): the batch views c.in (every parsed argument, inline or multibulk,
   // lives there until these bytes are dropped).
   if (!batch_empty()) run_batch(c);

@@ -58,6 +58,41 @@ class byte_buffer {
 struct command_def;
 struct strong_tx;
 
+/// Consecutive strong_distributed GET/SET of one client's pipeline, started on the Raft
+/// engine from the loop thread without a worker (strong_pipeline.cpp, docs/sidecar.md,
+/// "Pipelined strong commands"). Each command has a slot; completions fill them from CAF
+/// threads through the server's inbox; the replies go out in command order once every slot
+/// is filled, and the client's input is not parsed meanwhile.
+struct strong_run {
+  std::uint64_t id = 0;  // completions name the run by (client id, run id), never a pointer
+  struct slot {
+    const command_def* cmd = nullptr;
+    std::string reply;
+  };
+  std::vector<slot> slots;
+  std::size_t waiting = 0;  // slots not filled yet
+  bool closed = false;      // no more commands join: the client is busy until it completes
+  bool wrote = false;       // a SET is in the run: a later GET waits for the next run
+  /// Hashes of the keys the run names: a key named twice ends the run (a collision ends
+  /// it early, which is harmless), so no two commands of a run depend on each other.
+  std::unordered_set<std::size_t> keys;
+  std::chrono::steady_clock::time_point started;
+  /// The command that ended the run (owned: the input buffer moves on), run after the
+  /// run's replies; or a protocol error found meanwhile, answered after them.
+  std::vector<std::string> next;
+  std::string protocol_error;
+  std::uint64_t hits = 0, misses = 0;
+};
+
+/// A finished command of a strong run, from a CAF thread to the loop.
+struct strong_done {
+  std::uint64_t client_id = 0;
+  std::uint64_t run_id = 0;
+  std::size_t slot = 0;
+  std::string reply;  // rendered in the client's protocol
+  int hit = 0;        // GET: 1 found, -1 not found, 0 neither (an error or a write)
+};
+
 struct client {
   std::uint64_t id = 0;
   int fd = -1;
@@ -136,6 +171,9 @@ struct client {
   std::unordered_map<std::string, std::optional<std::string>> strong_watched;
   /// An EXEC over strong keys handed to a worker (start_job moves it into the job).
   std::unique_ptr<strong_tx> pending_tx;
+  /// Pipelined strong GET/SET in flight without a worker (open while the loop parses
+  /// this client's input, then closed: the client is busy until it completes).
+  std::unique_ptr<strong_run> run;
 };
 
 /// A transaction over strong_distributed keys of one Raft group, run by a worker
@@ -232,6 +270,11 @@ struct incr_step {
 /// Pipelined INCR-family commands of one client as one node.update_many, replying to each
 /// in order (resp_commands.cpp).
 void run_incr_batch(node& n, resp_writer& w, std::span<incr_step> steps);
+/// A GET's reply exactly as the GET handler renders it (resp_commands.cpp): the stored
+/// string, a null when absent, WRONGTYPE for another type, the error otherwise.
+void reply_get_outcome(resp_writer& w, const result<buffer>& r);
+/// A failed command's error reply as every handler renders it (resp_commands.cpp).
+void reply_failure(resp_writer& w, const error& e);
 
 /// The sidecar's own lease for locks taken without SESSION (lock_commands.cpp): granted on
 /// first use, kept alive by a thread of its own every TTL/3 (a keep-alive waits on a Raft
@@ -396,6 +439,16 @@ class server final : public resp_server {
   void job_done(std::unique_ptr<job> j);
   void finish_jobs();
   void set_events(client& c);
+  // Pipelined strong commands without a worker (strong_pipeline.cpp).
+  /// Starts `args` on the Raft engine as part of c's open run (opening one if needed);
+  /// false = not such a command, or it must wait for the run's replies.
+  bool take_strong(client& c, std::span<const std::string_view> args);
+  /// No more commands join c's open run: c is busy until its replies are in.
+  void close_run(client& c);
+  /// Completions of strong runs, from the inbox (the loop's wake-up).
+  void finish_strong();
+  /// Every slot of c's run is filled: appends the replies in order and resumes c.
+  void complete_run(client& c);
   void watch_expiry(std::string_view key);
   void fire_expirations();
 
@@ -483,8 +536,14 @@ class server final : public resp_server {
     std::atomic<bool> interest{false};  // anyone subscribed or tracking?
     std::mutex mtx;
     std::vector<pending_event> events;
+    std::vector<strong_done> strong;  // completions of strong runs (strong_pipeline.cpp)
     int wake_fd = -1;  // -1 once closed (under mtx)
   };
+  std::vector<strong_done> scratch_strong_;
+  std::uint64_t next_run_id_ = 1;
+  /// Commands answered through strong runs, and the runs (INFO, tests).
+  std::uint64_t strong_run_commands_ = 0;
+  std::uint64_t strong_runs_ = 0;
   std::shared_ptr<inbox> inbox_ = std::make_shared<inbox>();
 
   // Slow commands run on the node's executor (its one pool for blocking work), at most

@@ -1,0 +1,208 @@
+// Pipelined strong_distributed commands without a worker thread (docs/sidecar.md,
+// "Pipelined strong commands"). A worker blocked per strong command made a connection's
+// pipeline wait for each command's quorum in turn; here the loop starts consecutive plain
+// GET/SET of strong keys on the Raft engine's async entries back to back (the Raft host's
+// flush puts what arrives together into one append), each with a reply slot. The
+// completions run on CAF threads: they render the reply and hand it to the loop through
+// the server's inbox and its eventfd, named by (client id, run id), so a completion for a
+// client that closed meanwhile finds nothing and is dropped.
+#include <functional>
+#include <memory>
+#include <utility>
+
+#include <unistd.h>
+
+#include "runtime/modes/strong_raft.hpp"
+#include "sidecar/resp_server_impl.hpp"
+#include "sidecar/typed_value.hpp"
+
+namespace warp::sidecar::detail {
+
+namespace {
+
+bool is_name(std::string_view arg, std::string_view lower) noexcept {
+  if (arg.size() != lower.size()) return false;
+  for (std::size_t i = 0; i < arg.size(); ++i) {
+    char ch = arg[i];
+    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+    if (ch != lower[i]) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool server::take_strong(client& c, std::span<const std::string_view> args) {
+  static const command_def* const get_cmd = find_command("get");
+  static const command_def* const set_cmd = find_command("set");
+  const command_def* cmd = nullptr;
+  if (args.size() == 2 && is_name(args[0], "get"))
+    cmd = get_cmd;
+  else if (args.size() == 3 && is_name(args[0], "set"))
+    cmd = set_cmd;
+  else
+    return false;
+  // What would change the reply or need the loop's bookkeeping takes the ordinary path:
+  // tracking (the read must be remembered), CLIENT CACHING, a transaction, RESP2
+  // subscribed mode, a client not yet authenticated.
+  if (!any_strong_ || !c.authenticated || c.in_multi || c.tracking || c.caching_left > 0 ||
+      (c.proto == 2 && c.subscriptions() > 0))
+    return false;
+  const std::string_view key = args[1];
+  if (!key_is_strong(key)) return false;
+  auto* raft = warp::detail::strong_raft_of(node_);
+  if (!raft) return false;  // ABD engine or stopping: a worker runs it as before
+  const bool is_set = cmd == set_cmd;
+  const std::size_t key_hash = std::hash<std::string_view>{}(key);
+  if (c.run) {
+    // Order inside a run: commands of one run are in flight together, and the Raft host
+    // keeps their submission order only while no request is retried (a retry after a
+    // leader change lands behind later ones). So a run never holds two commands of one
+    // key, nor a read behind a write (a ReadIndex read issued with a write in flight may
+    // be served before the write commits): such a command waits for the run's replies.
+    auto& r = *c.run;
+    if (r.slots.size() >= max_batch || (!is_set && r.wrote) || r.keys.contains(key_hash))
+      return false;
+  } else {
+    // Writes batched by try_batch reply first: their replies precede this command's.
+    if (!batch_empty()) run_batch(c);
+    c.run = std::make_unique<strong_run>();
+    c.run->id = next_run_id_++;
+    c.run->started = std::chrono::steady_clock::now();
+    ++strong_runs_;
+  }
+  auto& r = *c.run;
+  r.keys.insert(key_hash);
+  r.wrote = r.wrote || is_set;
+  const std::size_t slot = r.slots.size();
+  r.slots.push_back({cmd, {}});
+  ++r.waiting;
+  ++total_commands;
+  ++strong_run_commands_;
+  ++c.commands;
+  c.last_command = cmd;
+  // The completion runs on a CAF thread (or at once when the engine refuses): it renders
+  // the reply and queues it for the loop. It holds the inbox, never the server or client.
+  auto deliver = [box = inbox_, id = c.id, run = r.id, slot](std::string reply, int hit) {
+    std::lock_guard<std::mutex> guard{box->mtx};
+    if (box->wake_fd < 0) return;           // the server stopped: nobody reads it
+    const bool wake = box->strong.empty();  // an eventfd coalesces extra wake-ups
+    box->strong.push_back({id, run, slot, std::move(reply), hit});
+    if (wake) {
+      std::uint64_t one = 1;
+      [[maybe_unused]] auto n = ::write(box->wake_fd, &one, sizeof(one));
+    }
+  };
+  const int proto = c.proto;
+  const auto& limits = node_.config().limits;
+  auto refuse = [&](const error& e) {
+    std::string out;
+    resp_writer w{out, proto};
+    reply_failure(w, e);
+    deliver(std::move(out), 0);
+  };
+  if (auto ok = limits.check_key(key); !ok) {
+    refuse(ok.err());
+    return true;
+  }
+  if (!is_set) {
+    raft->get_async(key, [deliver, proto](result<buffer> got) {
+      std::string out;
+      resp_writer w{out, proto};
+      reply_get_outcome(w, got);
+      deliver(std::move(out), got ? 1 : (got.code() == errc::not_found ? -1 : 0));
+    });
+    return true;
+  }
+  const std::string_view value = args[2];
+  if (auto ok = limits.check_value(value); !ok) {
+    refuse(ok.err());
+    return true;
+  }
+  auto done = [deliver, proto](result<void> st) {
+    std::string out;
+    resp_writer w{out, proto};
+    if (st)
+      w.simple("OK");
+    else
+      reply_failure(w, st.err());
+    deliver(std::move(out), 0);
+  };
+  // Stored as the SET handler stores it: a value that looks like a typed header is escaped.
+  if (typed::needs_escape(value)) [[unlikely]]
+    raft->set_async(key, typed::encode_string(value), 0, std::move(done));
+  else
+    raft->set_async(key, value, 0, std::move(done));
+  return true;
+}
+
+void server::close_run(client& c) {
+  if (!c.run || c.run->closed) return;
+  c.run->closed = true;
+  c.busy = true;  // pushes are held, the socket is not read, the input not parsed
+  set_events(c);
+}
+
+void server::finish_strong() {
+  {
+    std::lock_guard<std::mutex> guard{inbox_->mtx};
+    scratch_strong_.swap(inbox_->strong);
+  }
+  for (auto& d : scratch_strong_) {
+    client* c = find_client(d.client_id);
+    // Closed meanwhile (or a stale run): the write stands or not as the engine decided; the
+    // reply has nobody to go to.
+    if (!c || !c->run || c->run->id != d.run_id || d.slot >= c->run->slots.size()) continue;
+    auto& r = *c->run;
+    r.slots[d.slot].reply = std::move(d.reply);
+    if (d.hit > 0) ++r.hits;
+    if (d.hit < 0) ++r.misses;
+    if (--r.waiting == 0 && r.closed) complete_run(*c);
+  }
+  scratch_strong_.clear();
+}
+
+void server::complete_run(client& c) {
+  auto run = std::move(c.run);
+  // Each command is metered with the run's time: they were in flight together.
+  const auto took = std::chrono::steady_clock::now() - run->started;
+  for (auto& s : run->slots) {
+    meter(s.cmd, took, s.reply, 0);
+    c.out += s.reply;
+  }
+  c.out += c.held;  // invalidations and messages that arrived meanwhile
+  c.held.clear();
+  c.busy = false;
+  keyspace_hits += run->hits;
+  keyspace_misses += run->misses;
+  c.last_ms = loop_now_ms_;
+  mark_pending(c);
+  if (c.out.size() - c.out_pos > options_.max_output_buffer) {
+    ++output_limit_disconnects;
+    close_client(c);
+    return;
+  }
+  set_events(c);
+  if (!run->protocol_error.empty()) {
+    resp_writer w{c.out, c.proto};
+    w.error(run->protocol_error);
+    c.close_after_write = true;
+    return;
+  }
+  if (!run->next.empty()) {
+    // The command that ended the run: it may start the next run, else runs as usual.
+    std::vector<std::string_view> args(run->next.begin(), run->next.end());
+    if (!take_strong(c, args)) {
+      execute(c, args);
+      if (!local_events_.empty()) dispatch_events();
+      if (c.closed) return;
+    }
+  }
+  if (!c.busy && !c.paused) process_input(c);  // the pipeline it sent meanwhile
+  // An open run with nothing more to parse (process_input closes it otherwise).
+  if (!c.closed && c.run && !c.run->closed) close_run(c);
+  if (!c.closed && c.tls && !c.busy && !c.paused && c.tls->has_pending())
+    tls_pending_.push_back(c.id);
+}
+
+}  // namespace warp::sidecar::detail
