@@ -54,8 +54,8 @@ class coord_hooks final : public raft_group_hooks {
           // Every replica remembers the pending deletes (as the machine does); only the
           // leader runs them, on its next tick: one delete per key, not one per replica.
           if (!e.keys.empty())
-            pending_.insert_or_assign(e.lease,
-                                      co::coord_machine::pending_delete{std::move(e.keys), e.expired});
+            pending_.insert_or_assign(
+                e.lease, co::coord_machine::pending_delete{std::move(e.keys), e.expired});
           break;
         case co::coord_event::kind::keys_deleted:
           pending_.erase(e.lease);

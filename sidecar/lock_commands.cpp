@@ -312,8 +312,8 @@ void coord_session_keeper::release(std::uint64_t conn, lease_id session) {
   c.owner = "conn:" + std::to_string(conn);
   // The session ended meanwhile (not_found): its locks went with it.
   if (auto r = raft->coord(true, coordination::encode(c)); !r && r.code() != errc::not_found)
-    warp::detail::log()->warn("sidecar: releasing the locks of closed connection {} failed: {}", conn,
-                r.err().to_string());
+    warp::detail::log()->warn("sidecar: releasing the locks of closed connection {} failed: {}",
+                              conn, r.err().to_string());
 }
 
 void coord_session_keeper::run() {

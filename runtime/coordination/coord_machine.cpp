@@ -186,10 +186,10 @@ result<std::string> coord_machine::release_owner(index_t index, const coord_comm
     }
     // Other owners of the same lease may still hold or wait for it.
     auto now = locks_.find(name);
-    bool involved = now != locks_.end() &&
-                    (now->second.holder_lease == c.lease ||
-                     std::any_of(now->second.waiters.begin(), now->second.waiters.end(),
-                                 [&](const waiter& w) { return w.lease == c.lease; }));
+    bool involved =
+        now != locks_.end() && (now->second.holder_lease == c.lease ||
+                                std::any_of(now->second.waiters.begin(), now->second.waiters.end(),
+                                            [&](const waiter& w) { return w.lease == c.lease; }));
     if (!involved) ls->second.locks.erase(name);
   }
   return std::to_string(given_up);

@@ -127,7 +127,8 @@ class strong_raft {
   strong_placement placement_;
   caf::actor host_;
   caf::actor watch_hub_;
-  std::shared_ptr<coordination::grant_board> grants_ = std::make_shared<coordination::grant_board>();
+  std::shared_ptr<coordination::grant_board> grants_ =
+      std::make_shared<coordination::grant_board>();
   int lock_fd_ = -1;  ///< flock on <data_dir>/raft/LOCK: one node per log directory
   std::mutex stop_mtx_;
   bool stopped_ = false;

@@ -327,9 +327,10 @@ TEST_CASE("warpd leases: kill -9 of a node (each in turn, one of them the coordi
   }
 }
 
-TEST_CASE("warpd locks: a connection's locks without SESSION are released when it closes, its "
-          "queue places given up, and a waiter on another node is woken by the grant",
-          "[locks]") {
+TEST_CASE(
+    "warpd locks: a connection's locks without SESSION are released when it closes, its "
+    "queue places given up, and a waiter on another node is woken by the grant",
+    "[locks]") {
   const std::string python = "/usr/bin/python3";  // Debian's, where python3-redis lives
   lock_cluster c;
   for (std::size_t i = 0; i < 3; ++i) c.start(i);

@@ -386,8 +386,9 @@ TEST_CASE("coordination: a restored snapshot behaves as the original") {
   CHECK_FALSE(copy.restore(snap + "x"));
 }
 
-TEST_CASE("coordination: an ended lease's key deletes stay pending, survive a snapshot, "
-          "and keys_deleted clears them once") {
+TEST_CASE(
+    "coordination: an ended lease's key deletes stay pending, survive a snapshot, "
+    "and keys_deleted clears them once") {
   fixture f;
   auto a = f.grant(), b = f.grant(), bare = f.grant();
   REQUIRE(f.simple(coord_op::attach, a, 0, "k1"));
@@ -398,8 +399,7 @@ TEST_CASE("coordination: an ended lease's key deletes stay pending, survive a sn
   REQUIRE(f.simple(coord_op::expire, b, 0));
   REQUIRE(f.simple(coord_op::revoke, bare));  // no keys: nothing pending
   REQUIRE(f.sm.pending_deletes().size() == 2);
-  CHECK(f.sm.pending_deletes().at(a) ==
-        coord_machine::pending_delete{{"k1", "k2"}, false});
+  CHECK(f.sm.pending_deletes().at(a) == coord_machine::pending_delete{{"k1", "k2"}, false});
   CHECK(f.sm.pending_deletes().at(b) == coord_machine::pending_delete{{"k3"}, true});
   // A new leader restored from a snapshot finds them (a version-1 snapshot has none).
   auto snap = f.sm.snapshot();
@@ -422,11 +422,11 @@ TEST_CASE("coordination: an ended lease's key deletes stay pending, survive a sn
   CHECK(f.sm.pending_deletes().size() == 1);
   // The restored copy, given the same entries, ends in the same state.
   REQUIRE(copy.apply(f.next - 3, encode([&] {
-    coord_command c;
-    c.op = coord_op::keys_deleted;
-    c.lease = a;
-    return c;
-  }())));
+                       coord_command c;
+                       c.op = coord_op::keys_deleted;
+                       c.lease = a;
+                       return c;
+                     }())));
   CHECK(copy.pending_deletes() == f.sm.pending_deletes());
 }
 
@@ -469,11 +469,11 @@ TEST_CASE("coordination: release_owner gives up one owner's holds and queue plac
   auto l1 = f.lock("L1", s, "conn:1");
   REQUIRE(l1);
   REQUIRE(l1->held);
-  REQUIRE(f.lock("L1", other, "x"));          // waits behind conn:1
-  auto l2 = f.lock("L2", other, "x");        // held by the other lease
+  REQUIRE(f.lock("L1", other, "x"));   // waits behind conn:1
+  auto l2 = f.lock("L2", other, "x");  // held by the other lease
   REQUIRE(l2);
-  REQUIRE(f.lock("L2", s, "conn:1"));        // conn:1 waits for L2
-  auto l3 = f.lock("L3", s, "conn:2");       // another connection of the same session
+  REQUIRE(f.lock("L2", s, "conn:1"));   // conn:1 waits for L2
+  auto l3 = f.lock("L3", s, "conn:2");  // another connection of the same session
   REQUIRE(l3);
   f.sm.take_events();
   coord_command c;
