@@ -840,9 +840,9 @@ result<raft_group_setup> group_setup(const raft_host_setup& setup, rc::node_id s
   gs.group = group;
   if (group == coord_group_id && setup.coordination) {
     auto coord = setup.coordination;
-    // Not compacted yet: the lease countdown hooks are armed from applied entries, and a
-    // member that restores a snapshot would have to re-arm them from it (docs/strong.md).
-    gs.snapshot_entries = 0;
+    // Compacted like the key groups: a member that restores a snapshot (at start, or one
+    // sent by the leader) re-arms its lease countdowns from the snapshot's last
+    // checkpointed remaining TTLs and takes its pending deletes (coord_group.cpp).
     gs.make_state_machine = [coord] { return make_coord_machine(*coord); };
     gs.make_hooks = [coord] { return make_coord_hooks(*coord); };
   } else if (group != coord_group_id && setup.make_key_state_machine) {

@@ -5,6 +5,9 @@
 #include <chrono>
 #include <string>
 
+#include "runtime/coordination/coord_command.hpp"
+#include "runtime/core/log.hpp"
+#include "runtime/modes/strong_raft.hpp"
 #include "sidecar/typed_commands.hpp"
 
 namespace warp::sidecar::detail {
@@ -103,11 +106,29 @@ bool parse_lock_options(context& ctx, std::size_t from, lock_args& a, bool timeo
 }  // namespace
 
 // WARP.LOCK name [TIMEOUT ms] [SESSION id] [OWNER o] -> the fencing token
+/// WARP.LOCK without SESSION and OWNER: the lock belongs to the connection.
+bool connection_owned(const context& ctx) {
+  for (std::size_t i = 2; i + 1 < ctx.args.size(); i += 2)
+    if (iequals(ctx.args[i], "session") || iequals(ctx.args[i], "owner")) return false;
+  return true;
+}
+
 void cmd_warp_lock(context& ctx) {
   if (!ctx.j) {
+    // On the loop thread, so before any close of this connection is seen: it is then
+    // released at close (docs/coordination.md, "Sidecar").
+    if (connection_owned(ctx)) ctx.srv.coord_keeper().handing_over(ctx.c.id);
     ctx.defer = true;
     return;
   }
+  struct done_guard {
+    context& ctx;
+    bool tracked = connection_owned(ctx);
+    bool held = false;
+    ~done_guard() {
+      if (tracked) ctx.srv.coord_keeper().finished(ctx.c.id, held);
+    }
+  } guard{ctx};
   lock_args a;
   if (!parse_lock_options(ctx, 2, a, true)) return;
   if (a.session == 0) {
@@ -117,6 +138,7 @@ void cmd_warp_lock(context& ctx) {
   }
   auto t = ctx.n.lock(ctx.args[1], a.session, a.timeout, a.owner);
   if (!t) return coord_error(ctx.w, t.err());
+  guard.held = true;
   ctx.w.integer(static_cast<std::int64_t>(*t));
 }
 
@@ -242,11 +264,76 @@ result<lease_id> coord_session_keeper::get() {
   return id_;
 }
 
+void coord_session_keeper::handing_over(std::uint64_t conn) {
+  std::lock_guard<std::mutex> lk{mtx_};
+  ++tracked_[conn].in_flight;
+}
+
+void coord_session_keeper::finished(std::uint64_t conn, bool held) {
+  bool wake = false;
+  {
+    std::lock_guard<std::mutex> lk{mtx_};
+    auto it = tracked_.find(conn);
+    if (it == tracked_.end()) return;
+    if (it->second.in_flight > 0) --it->second.in_flight;
+    if (!it->second.closed) return;
+    // Closed while this lock was on its way: the release at close may have been applied
+    // before the lock was, so release again (a repeat releases nothing more).
+    if (held) {
+      to_release_.push_back(conn);
+      wake = true;
+    }
+    if (it->second.in_flight == 0) tracked_.erase(it);
+  }
+  if (wake) cv_.notify_all();
+}
+
+void coord_session_keeper::connection_closed(std::uint64_t conn) {
+  {
+    std::lock_guard<std::mutex> lk{mtx_};
+    auto it = tracked_.find(conn);
+    if (it == tracked_.end()) return;  // never took a lock of its own: nothing to do
+    to_release_.push_back(conn);
+    if (it->second.in_flight == 0)
+      tracked_.erase(it);
+    else
+      it->second.closed = true;
+  }
+  cv_.notify_all();
+}
+
+void coord_session_keeper::release(std::uint64_t conn, lease_id session) {
+  auto* raft = warp::detail::strong_raft_of(n_);
+  if (!raft) return;
+  coordination::coord_command c;
+  c.client = 0;  // not deduplicated: a repeat releases nothing more
+  c.op = coordination::coord_op::release_owner;
+  c.lease = session;
+  c.owner = "conn:" + std::to_string(conn);
+  // The session ended meanwhile (not_found): its locks went with it.
+  if (auto r = raft->coord(true, coordination::encode(c)); !r && r.code() != errc::not_found)
+    warp::detail::log()->warn("sidecar: releasing the locks of closed connection {} failed: {}",
+                              conn, r.err().to_string());
+}
+
 void coord_session_keeper::run() {
   std::unique_lock<std::mutex> lk{mtx_};
+  auto next_keepalive = std::chrono::steady_clock::now() + ttl / 3;
   while (!stopping_) {
-    cv_.wait_for(lk, ttl / 3, [this] { return stopping_; });
-    if (stopping_ || id_ == 0) continue;
+    cv_.wait_until(lk, next_keepalive, [this] { return stopping_ || !to_release_.empty(); });
+    if (stopping_) break;
+    if (!to_release_.empty()) {
+      auto batch = std::exchange(to_release_, {});
+      auto session = id_;  // a connection's own locks are always under the current session
+      lk.unlock();
+      if (session != 0)
+        for (auto conn : batch) release(conn, session);
+      lk.lock();
+      continue;
+    }
+    if (std::chrono::steady_clock::now() < next_keepalive) continue;
+    next_keepalive = std::chrono::steady_clock::now() + ttl / 3;
+    if (id_ == 0) continue;
     auto id = id_;
     lk.unlock();
     auto r = n_.lease_keepalive(id);

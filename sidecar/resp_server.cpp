@@ -746,6 +746,7 @@ void server::close_client(client& c) {
     tracking_changed(c);
   }
   unwatch_all(c);
+  coord_keeper_.connection_closed(c.id);  // its locks taken without SESSION
   auto it = clients_.find(c.id);
   if (it != clients_.end()) {
     // Freed after this loop iteration: epoll events of this round may still point at it.

@@ -286,15 +286,30 @@ class coord_session_keeper {
   ~coord_session_keeper() { stop(); }
   result<lease_id> get();
   void stop();
+  /// The loop thread, handing a WARP.LOCK without SESSION or OWNER of connection `conn` to
+  /// a worker: the lock belongs to the connection, released when it closes.
+  void handing_over(std::uint64_t conn);
+  /// The worker, when that WARP.LOCK is over (`held`: it got the lock).
+  void finished(std::uint64_t conn, bool held);
+  /// The loop thread, when a connection closes: cheap; the release (a Raft round trip)
+  /// runs on this keeper's thread (lock_commands.cpp).
+  void connection_closed(std::uint64_t conn);
 
  private:
   void run();
+  void release(std::uint64_t conn, lease_id session);
   node& n_;
   std::mutex mtx_;
   std::condition_variable cv_;
   lease_id id_ = 0;
   bool stopping_ = false;
   std::thread thread_;
+  struct tracked {
+    std::uint32_t in_flight = 0;  ///< its WARP.LOCKs on workers
+    bool closed = false;
+  };
+  std::unordered_map<std::uint64_t, tracked> tracked_;  ///< by connection id
+  std::vector<std::uint64_t> to_release_;               ///< closed, not released yet
 };
 
 class server final : public resp_server {
@@ -346,6 +361,7 @@ class server final : public resp_server {
 
   /// The lease of locks taken without SESSION (lock_commands.cpp). Blocks: workers only.
   result<lease_id> coord_session() { return coord_keeper_.get(); }
+  coord_session_keeper& coord_keeper() { return coord_keeper_; }
 
   // transactions (tx_commands.cpp)
   /// Called by execute() for a client in MULTI: queues the command (+QUEUED) unless it is

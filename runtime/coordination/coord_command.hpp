@@ -47,8 +47,15 @@ enum class coord_op : std::uint8_t {
   unlock = 8,       ///< name, lease, owner, number = token -> lock_answer (holds left)
   cancel_wait = 9,  ///< name, lease, owner -> lock_answer (not queued any more, or held)
   fenced_put = 10,  ///< name = key, value, owner = lock name, number = token -> ""
+  /// lease -> "": the leader ran the pending deletes of this ended lease's keys; clears
+  /// them (idempotent: a repeat, or one for a lease with none pending, is a no-op)
+  keys_deleted = 11,
+  /// lease, owner -> the number of holds and queue places given up: every lock this owner
+  /// of the lease holds is released (to the next waiter) and its queue places are left
+  /// (a sidecar connection that closed)
+  release_owner = 12,
 };
-inline constexpr std::uint8_t coord_op_count = 11;
+inline constexpr std::uint8_t coord_op_count = 13;
 
 /// The remaining TTL of a lease as its group's leader measured it (epoch: the lease's
 /// renewal count then, so a keep-alive committed meanwhile wins over the older reading).
@@ -79,7 +86,10 @@ result<coord_command> decode_coord_command(std::string_view bytes, const coord_l
 /// The answer of lock, try_lock, unlock and cancel_wait.
 struct lock_answer {
   bool held = false;          ///< the caller holds the lock now
-  std::uint64_t token = 0;    ///< its fencing token when held
+  /// Its fencing token when held. When queued: the index of the entry that queued the
+  /// caller (or kept its place), so the grant to come carries a higher token: a waiter
+  /// tells its own grant from an older one of the same owner applied late.
+  std::uint64_t token = 0;
   std::uint32_t holds = 0;    ///< reentrant holds left (unlock) or taken (lock)
   std::uint64_t position = 0; ///< 1-based place in the queue when waiting; 0 otherwise
   friend bool operator==(const lock_answer&, const lock_answer&) = default;

@@ -14,7 +14,8 @@ using consensus::put_u8;
 
 namespace {
 
-constexpr std::uint8_t snapshot_version = 1;
+// 2: pending deletes of ended leases' keys after the fenced registers. 1 is still read.
+constexpr std::uint8_t snapshot_version = 2;
 
 error no_lease(std::uint64_t id) {
   return error{errc::not_found, "no lease " + std::to_string(id) + " (revoked or expired)"};
@@ -62,6 +63,10 @@ result<std::string> coord_machine::execute(index_t index, const coord_command& c
       return cancel_wait(index, c);
     case coord_op::fenced_put:
       return fenced_put(c);
+    case coord_op::keys_deleted:
+      return keys_deleted(index, c);
+    case coord_op::release_owner:
+      return release_owner(index, c);
   }
   return error{errc::internal, "coordination: unknown op"};
 }
@@ -81,7 +86,9 @@ result<std::string> coord_machine::grant(index_t index, const coord_command& c) 
     return error{errc::invalid_argument, "lease TTL must be between " +
                                              std::to_string(lim_.min_ttl_ms) + " and " +
                                              std::to_string(lim_.max_ttl_ms) + " ms"};
-  if (leases_.size() >= lim_.max_leases) return error{errc::invalid_argument, "too many leases"};
+  // Ended leases whose deletes are pending count too: that bounds the pending table.
+  if (leases_.size() + pending_.size() >= lim_.max_leases)
+    return error{errc::invalid_argument, "too many leases"};
   // The entry's index names the lease: unique, and the same on every replica.
   auto& l = leases_[index];
   l.ttl_ms = c.number;
@@ -136,8 +143,56 @@ result<std::string> coord_machine::end_lease(index_t index, std::uint64_t id, bo
   e.lease = id;
   e.expired = expired;
   e.keys.assign(l.keys.begin(), l.keys.end());
+  // The deletes stay pending in the replicated state until a leader confirms them
+  // (keys_deleted): whoever leads next repeats them if this leader dies first.
+  if (!e.keys.empty()) pending_.insert_or_assign(id, pending_delete{e.keys, expired});
   events_.push_back(std::move(e));
   return std::string{};
+}
+
+result<std::string> coord_machine::keys_deleted(index_t index, const coord_command& c) {
+  if (pending_.erase(c.lease) > 0) {
+    coord_event e;
+    e.what = coord_event::kind::keys_deleted;
+    e.index = index;
+    e.lease = c.lease;
+    events_.push_back(std::move(e));
+  }
+  return std::string{};
+}
+
+result<std::string> coord_machine::release_owner(index_t index, const coord_command& c) {
+  auto ls = leases_.find(c.lease);
+  if (ls == leases_.end()) return no_lease(c.lease);
+  std::uint64_t given_up = 0;
+  // A copy: promote() and the index maintenance below change the lease's set.
+  const std::vector<std::string> names(ls->second.locks.begin(), ls->second.locks.end());
+  for (const auto& name : names) {
+    auto it = locks_.find(name);
+    if (it == locks_.end()) continue;
+    auto& lk = it->second;
+    const auto before = lk.waiters.size();
+    std::erase_if(lk.waiters,
+                  [&](const waiter& w) { return w.lease == c.lease && w.owner == c.owner; });
+    given_up += before - lk.waiters.size();
+    if (lk.holder_lease == c.lease && lk.holder_owner == c.owner) {
+      lk.holder_lease = 0;
+      lk.holder_owner.clear();
+      lk.holds = 0;
+      ++given_up;
+      promote(index, it);  // to the next waiter, or forgets the lock
+    } else if (lk.holder_lease == 0 && lk.waiters.empty()) {
+      locks_.erase(it);
+    }
+    // Other owners of the same lease may still hold or wait for it.
+    auto now = locks_.find(name);
+    bool involved =
+        now != locks_.end() && (now->second.holder_lease == c.lease ||
+                                std::any_of(now->second.waiters.begin(), now->second.waiters.end(),
+                                            [&](const waiter& w) { return w.lease == c.lease; }));
+    if (!involved) ls->second.locks.erase(name);
+  }
+  return std::to_string(given_up);
 }
 
 result<std::string> coord_machine::attach(const coord_command& c) {
@@ -208,13 +263,14 @@ result<std::string> coord_machine::acquire(index_t index, const coord_command& c
     return w.lease == c.lease && w.owner == c.owner;
   });
   if (mine != waiters.end())  // a second lock() while queued: the same place
-    return encode(lock_answer{false, 0, 0, static_cast<std::uint64_t>(mine - waiters.begin()) + 1});
+    return encode(
+        lock_answer{false, index, 0, static_cast<std::uint64_t>(mine - waiters.begin()) + 1});
   if (!queue) return error{errc::conflict, "lock held by another owner"};
   if (waiters.size() >= lim_.max_waiters_per_lock)
     return error{errc::conflict, "too many waiters on this lock"};
   waiters.push_back(waiter{c.lease, c.owner, c.reentrant});
   ls->second.locks.insert(c.name);
-  return encode(lock_answer{false, 0, 0, waiters.size()});
+  return encode(lock_answer{false, index, 0, waiters.size()});
 }
 
 result<std::string> coord_machine::release(index_t index, const coord_command& c) {
@@ -348,15 +404,24 @@ std::string coord_machine::snapshot() const {
     put_u64(out, f.token);
     put_str(out, f.value);
   }
+  put_u64(out, pending_.size());
+  for (auto& [id, p] : pending_) {
+    put_u64(out, id);
+    put_u8(out, p.expired ? 1 : 0);
+    put_u64(out, p.keys.size());
+    for (auto& k : p.keys) put_str(out, k);
+  }
   sessions_.snapshot(out);
   return out;
 }
 
 result<void> coord_machine::restore(std::string_view data) {
   byte_reader r{data};
-  if (r.u8() != snapshot_version || !r.ok)
+  const auto version = r.u8();
+  if (!r.ok || version < 1 || version > snapshot_version)
     return error{errc::codec_error, "coordination snapshot: unsupported version"};
   decltype(leases_) leases;
+  decltype(pending_) pending;
   decltype(locks_) locks;
   decltype(fenced_) fenced;
   auto applied = r.u64();
@@ -409,12 +474,26 @@ result<void> coord_machine::restore(std::string_view data) {
     f.value = r.str(lim_.max_value_bytes);
     if (r.ok) fenced.insert_or_assign(std::move(key), std::move(f));
   }
+  if (version >= 2) {
+    n = r.count(lim_.max_leases);
+    for (std::uint64_t i = 0; r.ok && i < n; ++i) {
+      auto id = r.u64();
+      pending_delete p;
+      auto expired = r.u8();
+      if (expired > 1) r.fail();
+      p.expired = expired == 1;
+      auto k = r.count(lim_.max_keys_per_lease);
+      for (std::uint64_t j = 0; r.ok && j < k; ++j) p.keys.push_back(r.str(lim_.max_name_bytes));
+      if (r.ok) pending.insert_or_assign(id, std::move(p));
+    }
+  }
   consensus::client_sessions sessions(lim_.max_sessions);
   if (r.ok && !sessions.restore(r)) r.fail();
   if (!r.done()) return error{errc::codec_error, "coordination snapshot: malformed"};
   leases_ = std::move(leases);
   locks_ = std::move(locks);
   fenced_ = std::move(fenced);
+  pending_ = std::move(pending);
   sessions_ = std::move(sessions);
   applied_ = applied;
   events_.clear();

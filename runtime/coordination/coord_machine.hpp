@@ -39,6 +39,7 @@ struct coord_event {
     lease_ended,   ///< revoked or expired: delete its keys (lease, keys, expired)
     lease_timer,   ///< granted, kept alive or checkpointed: (re)start its countdown
                    ///< (lease, epoch, remaining_ms)
+    keys_deleted,  ///< a lease's pending deletes were cleared (lease)
   };
   kind what = kind::lock_granted;
   index_t index = 0;
@@ -70,6 +71,18 @@ class coord_machine final : public consensus::raft_state_machine {
   std::size_t lease_count() const noexcept { return leases_.size(); }
   std::size_t lock_count() const noexcept { return locks_.size(); }
   std::uint64_t deduplicated() const noexcept { return sessions_.deduplicated(); }
+
+  /// The attached keys of ended leases that no leader has confirmed deleted yet: part of
+  /// the replicated state (and its snapshot), so a leader that dies before its deletes ran
+  /// leaves them to the next one.
+  struct pending_delete {
+    std::vector<std::string> keys;
+    bool expired = false;
+    friend bool operator==(const pending_delete&, const pending_delete&) = default;
+  };
+  const std::map<std::uint64_t, pending_delete>& pending_deletes() const noexcept {
+    return pending_;
+  }
 
  private:
   struct lease {
@@ -103,6 +116,8 @@ class coord_machine final : public consensus::raft_state_machine {
   result<std::string> release(index_t index, const coord_command& c);
   result<std::string> cancel_wait(index_t index, const coord_command& c);
   result<std::string> fenced_put(const coord_command& c);
+  result<std::string> keys_deleted(index_t index, const coord_command& c);
+  result<std::string> release_owner(index_t index, const coord_command& c);
 
   /// The lock is free: hand it to the first waiter (whose lease is alive by construction:
   /// ending a lease removes its waiters), or forget it when nobody waits.
@@ -118,6 +133,7 @@ class coord_machine final : public consensus::raft_state_machine {
     std::string value;
   };
   std::map<std::string, fenced_value, std::less<>> fenced_;
+  std::map<std::uint64_t, pending_delete> pending_;  ///< by ended lease
   consensus::client_sessions sessions_;
   index_t applied_ = 0;
   std::vector<coord_event> events_;

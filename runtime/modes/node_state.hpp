@@ -131,8 +131,10 @@ struct node_state {
   // a cluster. Declared last, so it is torn down first.
   std::unique_ptr<strong_coordinator> strong;
   /// Set by the facade: deletes a lease's attached keys (docs/coordination.md); called on
-  /// the executor when the coordination group's leader applied the lease's end.
-  std::function<void(std::uint64_t lease, const std::vector<std::string>& keys)> on_lease_ended;
+  /// the executor by the coordination group's leader while the lease's deletes are pending
+  /// in the replicated state. True when every key is gone (deleted or already absent): the
+  /// leader then clears them; false leaves them pending for a retry.
+  std::function<bool(std::uint64_t lease, const std::vector<std::string>& keys)> on_lease_ended;
 
   /// Read of a key on this node only: L1, else the coalesced storage read-through (no
   /// range-owner hop). What a range owner answers remote misses with.

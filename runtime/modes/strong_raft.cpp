@@ -224,10 +224,17 @@ result<void> strong_raft::start() {
     auto* st = &st_;
     // On the leader's group actor: the deletes go through the node's delete path, which
     // may wait on storage or a quorum, so they run on the executor.
-    co->on_lease_ended = [st, pool](std::uint64_t lease, std::vector<std::string> keys, bool) {
-      (void)pool->post([st, lease, keys = std::move(keys)] {
-        if (st->on_lease_ended) st->on_lease_ended(lease, keys);
+    co->on_lease_ended = [st, pool](std::uint64_t lease, std::vector<std::string> keys, bool,
+                                    actors::coord_group_options::deletes_done done) {
+      auto posted = pool->post([st, lease, keys = std::move(keys), done] {
+        done(st->on_lease_ended ? st->on_lease_ended(lease, keys) : false);
       });
+      if (!posted) done(false);  // shutting down: the next leader runs them
+    };
+    // Every replica: the node's waiting lock() calls wake on their grant (a short lock).
+    co->on_lock_granted = [grants = grants_](const std::string& name, std::uint64_t lease,
+                                             const std::string& owner, std::uint64_t token) {
+      grants->post(name, lease, owner, token);
     };
     s.coordination = std::move(co);
   }
@@ -328,6 +335,12 @@ result<std::string> strong_raft::members(std::string_view op, std::string_view t
                  "members: the raft host did not finish in time; run it again "
                  "(it is idempotent)"};
   return f.get();
+}
+
+bool strong_raft::coord_replica() const noexcept {
+  // As placed at start; a member added or removed later may change it (then a waiter only
+  // polls more or less often than it needs to).
+  return placement_.is_replica(actors::voters_range(actors::coord_group_id));
 }
 
 void strong_raft::coord_async(bool write, std::string bytes,

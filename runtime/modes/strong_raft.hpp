@@ -26,6 +26,7 @@
 #include <caf/fwd.hpp>
 
 #include "actors/raft_commands.hpp"
+#include "runtime/coordination/grant_board.hpp"
 #include "runtime/membership/strong_placement.hpp"
 #include "warp/buffer.hpp"
 #include "warp/config.hpp"
@@ -88,6 +89,10 @@ class strong_raft {
   /// reads an encoded coord_query linearizably. Answers as the coord_machine gives them.
   void coord_async(bool write, std::string bytes, std::function<void(result<std::string>)> done);
   result<std::string> coord(bool write, std::string bytes);
+  /// Where this node's waiting lock() calls learn of their grants: fed by the local
+  /// replica of the coordination group, if this node has one (coord_replica()).
+  const std::shared_ptr<coordination::grant_board>& grants() const noexcept { return grants_; }
+  bool coord_replica() const noexcept;
   /// `warpctl members list|add|remove TARGET` (docs/strong.md, "Membership"): blocking until
   /// the host has changed every group, one configuration change at a time.
   result<std::string> members(std::string_view op, std::string_view target);
@@ -122,6 +127,8 @@ class strong_raft {
   strong_placement placement_;
   caf::actor host_;
   caf::actor watch_hub_;
+  std::shared_ptr<coordination::grant_board> grants_ =
+      std::make_shared<coordination::grant_board>();
   int lock_fd_ = -1;  ///< flock on <data_dir>/raft/LOCK: one node per log directory
   std::mutex stop_mtx_;
   bool stopped_ = false;

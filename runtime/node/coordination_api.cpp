@@ -154,23 +154,35 @@ result<fencing_token> node::lock(std::string_view name, lease_id session,
   c.name.assign(name);
   c.lease = session;
   c.owner = owner_of(owner);
+  // On the board before the proposal: a grant the local replica applies before this
+  // thread starts waiting is kept for it.
+  auto ticket = timeout.count() > 0 ? e->grants()->enter(c.name, session, c.owner) : nullptr;
   auto r = e->coord(true, co::encode(c));
   if (!r) return r.err();
   auto a = co::decode_lock_answer(*r);
   if (!a) return a.err();
   if (a->held) return a->token;
   if (timeout.count() <= 0) return error{errc::conflict, "lock is held by another owner"};
-  // Queued: the machine grants in FIFO order; this waiter learns its grant by reading the
-  // lock (a linearizable read at the leader), every poll interval.
+  // Queued: the machine grants in FIFO order. With a local replica of the coordination
+  // group, the grant's event wakes this waiter (grant_board); the read of the lock (a
+  // linearizable read at the leader) is then only a safety net, done rarely. Without one,
+  // the read is how the waiter learns it, every 10 to 50 ms.
+  ticket->set_floor(a->token);  // the queue entry's index: the grant comes after it
+  const bool pushed = e->coord_replica();
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   auto pause = std::chrono::milliseconds{10};
+  const auto max_pause = std::chrono::milliseconds{pushed ? 1000 : 50};
   while (std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(
-        std::min<std::chrono::steady_clock::duration>(pause, deadline - std::chrono::steady_clock::now()));
-    pause = std::min(pause * 2, std::chrono::milliseconds{50});
+    auto until = std::min(deadline, std::chrono::steady_clock::now() + pause);
+    if (auto token = ticket->wait_until(until)) return *token;
+    pause = std::min(pause * 2, max_pause);
     auto info = lock_info(name);
-    if (info && info->held && info->holder == session && info->owner == c.owner)
+    if (info && info->held && info->holder == session && info->owner == c.owner &&
+        info->token > a->token)
       return info->token;
+    // The node is stopping: no grant can reach this waiter any more.
+    if (!info && (info.code() == errc::unsupported || info.code() == errc::shutting_down))
+      return info.err();
   }
   // Leave the queue; a grant that raced the timeout is reported, never lost.
   auto cancel = command(co::coord_op::cancel_wait);

@@ -219,9 +219,14 @@ result<std::unique_ptr<node>> node::start_impl(std::unique_ptr<impl> p) {
   // A lease's end deletes its keys through the normal delete path (on the executor): L1 on
   // every node, storage and replicas see an ordinary delete.
   st.on_lease_ended = [np = n.get()](std::uint64_t lease, const std::vector<std::string>& keys) {
+    bool all = true;
     for (const auto& k : keys)
-      if (auto r = np->remove(k); !r && r.code() != errc::not_found)
-        log()->warn("lease {}: deleting attached key failed: {}", lease, r.err().to_string());
+      if (auto r = np->remove(k); !r && r.code() != errc::not_found) {
+        all = false;
+        log()->warn("lease {}: deleting attached key failed (retried): {}", lease,
+                    r.err().to_string());
+      }
+    return all;
   };
   if (!st.config.listen.empty()) {
     auto endpoint = parse_endpoint(st.config.listen);

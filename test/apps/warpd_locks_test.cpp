@@ -326,3 +326,94 @@ TEST_CASE("warpd leases: kill -9 of a node (each in turn, one of them the coordi
     REQUIRE(c.wait_serving());
   }
 }
+
+TEST_CASE(
+    "warpd locks: a connection's locks without SESSION are released when it closes, its "
+    "queue places given up, and a waiter on another node is woken by the grant",
+    "[locks]") {
+  const std::string python = "/usr/bin/python3";  // Debian's, where python3-redis lives
+  lock_cluster c;
+  for (std::size_t i = 0; i < 3; ++i) c.start(i);
+  REQUIRE(c.wait_serving());
+  const std::string script = c.dir.str() + "/conn_locks.py";
+  std::ofstream{script} << R"PY(
+import socket, statistics, sys, threading, time, redis
+ports = [int(p) for p in sys.argv[1:4]]
+rounds = int(sys.argv[4])
+run = str(int(time.time() * 1000))  # fresh lock names: a rerun on the same cluster starts clean
+def conn(i): return redis.Redis(host='127.0.0.1', port=ports[i], socket_timeout=60)
+def refused(f):
+    try:
+        f()
+        return ''
+    except redis.ResponseError as e:
+        return str(e)
+
+# 1. Hand-over latency (first: it needs nothing new of the sidecar, so the same script
+# measures an older warpd too): two sessions on two nodes take turns; each measures from the
+# holder's unlock to the waiter's grant.
+l0 = int(conn(0).execute_command('WARP.LEASE', 'GRANT', '60'))
+l1 = int(conn(1).execute_command('WARP.LEASE', 'GRANT', '60'))
+sides = [(conn(0), l0), (conn(1), l1)]
+lat = []
+holder = 0
+tok = int(sides[0][0].execute_command('WARP.LOCK', 'pingpong-' + run, 'SESSION', l0))
+for r in range(rounds):
+    waiter = 1 - holder
+    res = {}
+    def wait_for_it():
+        cl, ls = sides[waiter]
+        res['token'] = int(cl.execute_command('WARP.LOCK', 'pingpong-' + run, 'TIMEOUT', '30000', 'SESSION', ls))
+        res['at'] = time.monotonic()
+    t = threading.Thread(target=wait_for_it)
+    t.start()
+    time.sleep(0.05)  # the waiter is queued by now (if not, it is granted at once: still valid)
+    cl, ls = sides[holder]
+    sent = time.monotonic()
+    cl.execute_command('WARP.UNLOCK', 'pingpong-' + run, tok, 'SESSION', ls)
+    t.join(60)
+    assert res.get('token', 0) > tok, res
+    lat.append(max(0.0, res['at'] - sent) * 1000)
+    tok = res['token']
+    holder = waiter
+lat.sort()
+print('handover_ms p50 %.1f p90 %.1f max %.1f' % (statistics.median(lat),
+      lat[int(len(lat) * 0.9) - 1], lat[-1]))
+# 2. A lock without SESSION is the connection's: held while it is open, released at close.
+a = conn(0)
+t1 = int(a.execute_command('WARP.LOCK', 'conn-job-' + run))
+b = conn(1)
+time.sleep(0.5)
+assert refused(lambda: b.execute_command('WARP.LOCK', 'conn-job-' + run)).startswith('LOCKED'), 'held'
+start = time.monotonic()
+a.connection_pool.disconnect()
+t2 = int(b.execute_command('WARP.LOCK', 'conn-job-' + run, 'TIMEOUT', '30000'))
+print('released_after_close_ms', round((time.monotonic() - start) * 1000))
+assert t2 > t1, (t1, t2)
+
+# 3. A waiter whose connection closes gives up its place: the lock skips it.
+h = conn(0)
+lease = int(h.execute_command('WARP.LEASE', 'GRANT', '30'))
+th = int(h.execute_command('WARP.LOCK', 'q-job-' + run, 'SESSION', lease))
+s = socket.create_connection(('127.0.0.1', ports[2]))
+s.sendall(b'*4\r\n$9\r\nWARP.LOCK\r\n$5\r\nq-job\r\n$7\r\nTIMEOUT\r\n$5\r\n20000\r\n')
+time.sleep(1.0)
+s.close()
+got = {}
+def late_waiter():
+    got['token'] = int(conn(1).execute_command('WARP.LOCK', 'q-job-' + run, 'TIMEOUT', '30000'))
+w = threading.Thread(target=late_waiter)
+w.start()
+time.sleep(1.0)
+h.execute_command('WARP.UNLOCK', 'q-job-' + run, th, 'SESSION', lease)
+w.join(60)
+assert got.get('token', 0) > th, got
+
+print('ALL PASSED')
+)PY";
+  auto r = run({python, script, c.resp_port(0), c.resp_port(1), c.resp_port(2), "40"}, 300s);
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("ALL PASSED") != std::string::npos);
+  WARN(r.out);
+}

@@ -386,6 +386,122 @@ TEST_CASE("coordination: a restored snapshot behaves as the original") {
   CHECK_FALSE(copy.restore(snap + "x"));
 }
 
+TEST_CASE(
+    "coordination: an ended lease's key deletes stay pending, survive a snapshot, "
+    "and keys_deleted clears them once") {
+  fixture f;
+  auto a = f.grant(), b = f.grant(), bare = f.grant();
+  REQUIRE(f.simple(coord_op::attach, a, 0, "k1"));
+  REQUIRE(f.simple(coord_op::attach, a, 0, "k2"));
+  REQUIRE(f.simple(coord_op::attach, b, 0, "k3"));
+  CHECK(f.sm.pending_deletes().empty());
+  REQUIRE(f.simple(coord_op::revoke, a));
+  REQUIRE(f.simple(coord_op::expire, b, 0));
+  REQUIRE(f.simple(coord_op::revoke, bare));  // no keys: nothing pending
+  REQUIRE(f.sm.pending_deletes().size() == 2);
+  CHECK(f.sm.pending_deletes().at(a) == coord_machine::pending_delete{{"k1", "k2"}, false});
+  CHECK(f.sm.pending_deletes().at(b) == coord_machine::pending_delete{{"k3"}, true});
+  // A new leader restored from a snapshot finds them (a version-1 snapshot has none).
+  auto snap = f.sm.snapshot();
+  coord_machine copy;
+  REQUIRE(copy.restore(snap));
+  CHECK(copy.pending_deletes() == f.sm.pending_deletes());
+  CHECK(copy.snapshot() == snap);
+  CHECK_FALSE(copy.restore(snap.substr(0, snap.size() - 1)));
+  f.sm.take_events();
+  REQUIRE(f.simple(coord_op::keys_deleted, a));
+  auto events = f.sm.take_events();
+  REQUIRE(events.size() == 1);
+  CHECK(events[0].what == coord_event::kind::keys_deleted);
+  CHECK(events[0].lease == a);
+  CHECK(f.sm.pending_deletes().size() == 1);
+  // A repeat (a retried proposal) or one for a lease without pending deletes: a no-op.
+  REQUIRE(f.simple(coord_op::keys_deleted, a));
+  REQUIRE(f.simple(coord_op::keys_deleted, 999));
+  CHECK(f.sm.take_events().empty());
+  CHECK(f.sm.pending_deletes().size() == 1);
+  // The restored copy, given the same entries, ends in the same state.
+  REQUIRE(copy.apply(f.next - 3, encode([&] {
+                       coord_command c;
+                       c.op = coord_op::keys_deleted;
+                       c.lease = a;
+                       return c;
+                     }())));
+  CHECK(copy.pending_deletes() == f.sm.pending_deletes());
+}
+
+TEST_CASE("coordination: pending deletes count against the lease bound") {
+  coord_limits lim;
+  lim.max_leases = 2;
+  fixture f{coord_machine{lim}};
+  auto a = f.grant();
+  REQUIRE(f.simple(coord_op::attach, a, 0, "k"));
+  REQUIRE(f.simple(coord_op::revoke, a));
+  f.grant();
+  coord_command c;
+  c.op = coord_op::grant;
+  c.number = 5000;
+  CHECK(f.run(c).code() == errc::invalid_argument);
+  REQUIRE(f.simple(coord_op::keys_deleted, a));
+  CHECK(f.run(c));
+}
+
+TEST_CASE("coordination: a queued lock answer carries its entry's index, below the grant") {
+  fixture f;
+  auto a = f.grant(), b = f.grant();
+  auto held = f.lock("L", a);
+  REQUIRE(held);
+  auto queued = f.lock("L", b, "w");
+  REQUIRE(queued);
+  REQUIRE_FALSE(queued->held);
+  CHECK(queued->token == f.next - 1);
+  f.sm.take_events();
+  REQUIRE(f.unlock("L", a, held->token));
+  auto events = f.sm.take_events();
+  REQUIRE(events.size() == 1);
+  CHECK(events[0].what == coord_event::kind::lock_granted);
+  CHECK(events[0].token > queued->token);
+}
+
+TEST_CASE("coordination: release_owner gives up one owner's holds and queue places only") {
+  fixture f;
+  auto s = f.grant(), other = f.grant();
+  auto l1 = f.lock("L1", s, "conn:1");
+  REQUIRE(l1);
+  REQUIRE(l1->held);
+  REQUIRE(f.lock("L1", other, "x"));   // waits behind conn:1
+  auto l2 = f.lock("L2", other, "x");  // held by the other lease
+  REQUIRE(l2);
+  REQUIRE(f.lock("L2", s, "conn:1"));   // conn:1 waits for L2
+  auto l3 = f.lock("L3", s, "conn:2");  // another connection of the same session
+  REQUIRE(l3);
+  f.sm.take_events();
+  coord_command c;
+  c.op = coord_op::release_owner;
+  c.lease = s;
+  c.owner = "conn:1";
+  auto r = f.run(c);
+  REQUIRE(r);
+  CHECK(*r == "2");
+  auto events = f.sm.take_events();
+  REQUIRE(events.size() == 1);  // L1 went to the next waiter, with a higher token
+  CHECK(events[0].what == coord_event::kind::lock_granted);
+  CHECK(events[0].name == "L1");
+  CHECK(events[0].lease == other);
+  CHECK(events[0].token > l1->token);
+  // conn:1 left L2's queue; conn:2 still holds L3; nothing of conn:1 is left to release.
+  REQUIRE(f.unlock("L2", other, l2->token, "x"));
+  CHECK(f.sm.take_events().empty());
+  CHECK(*f.run(c) == "0");
+  c.owner = "conn:2";
+  CHECK(*f.run(c) == "1");
+  // The lease -> locks index followed: ending the session touches nothing else.
+  REQUIRE(f.simple(coord_op::revoke, s));
+  CHECK(f.sm.take_events().size() == 1);  // lease_ended only
+  c.lease = 999;
+  CHECK(f.run(c).code() == errc::not_found);
+}
+
 TEST_CASE("coordination: a seeded random history keeps the lock invariants on every replica") {
   for (std::uint64_t seed = 1; seed <= 20; ++seed) {
     std::mt19937_64 rng(seed);

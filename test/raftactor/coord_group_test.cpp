@@ -57,6 +57,17 @@ struct coord_fixture {
     caf::actor_clock::time_point at;  ///< when the leader applied the lease's end
   };
   std::vector<ended_lease> ended;
+  bool hold_deletes = false;  ///< the deletes started never report back
+  bool fail_deletes = false;  ///< the deletes report a failure (retried later)
+  std::vector<actors::coord_group_options::deletes_done> held;
+  struct grant_seen {
+    std::size_t host;
+    std::string name;
+    std::uint64_t lease;
+    std::uint64_t token;
+  };
+  std::vector<grant_seen> grants;  ///< lock_granted as each replica applied it
+  std::uint64_t snapshot_entries = 10'000;
 
   coord_fixture() {
     sched.clock().current_time += std::chrono::hours(1);
@@ -96,10 +107,20 @@ struct coord_fixture {
     s.incarnation = 1000 + i;
     s.dial = false;
     auto co = std::make_shared<actors::coord_group_options>();
-    co->on_lease_ended = [this, i](std::uint64_t lease, std::vector<std::string> keys, bool) {
+    co->on_lease_ended = [this, i](std::uint64_t lease, std::vector<std::string> keys, bool,
+                                   actors::coord_group_options::deletes_done done) {
       ended.push_back({i, lease, std::move(keys), sched.clock().current_time});
+      if (hold_deletes)
+        held.push_back(std::move(done));  // never finishes: the deleting leader "dies"
+      else
+        done(!fail_deletes);
+    };
+    co->on_lock_granted = [this, i](const std::string& name, std::uint64_t lease,
+                                    const std::string&, std::uint64_t token) {
+      grants.push_back({i, name, lease, token});
     };
     s.coordination = co;
+    s.snapshot_entries = snapshot_entries;
     auto h = actors::spawn_raft_host_actor(sys, std::move(s));
     REQUIRE(h);
     hosts[i] = *h;
@@ -429,4 +450,130 @@ TEST_CASE_METHOD(coord_fixture,
   WARN("lease of 4000 ms, leader cut off at 2500 ms: ended after " << lived.count()
                                                                    << " ms");
   isolate(*leader, false);
+}
+
+TEST_CASE_METHOD(coord_fixture,
+                 "coordination group: a revoked lease's key deletes survive the death of the "
+                 "leader that applied its end, and a failed delete is retried") {
+  for (std::size_t i = 0; i < n; ++i) spawn(i);
+  link_all();
+  REQUIRE(all_led());
+  auto leader = coord_leader();
+  REQUIRE(leader);
+  const std::size_t other = (*leader + 1) % n;
+  auto lease = grant(other, 60000);
+  for (auto key : {"k1", "k2"}) {
+    auto c = cmd(coordination::coord_op::attach);
+    c.lease = lease;
+    c.name = key;
+    REQUIRE(coord(other, true, coordination::encode(c)));
+  }
+  // The leader applies the revoke and starts the deletes, which never finish: it dies.
+  hold_deletes = true;
+  auto r = cmd(coordination::coord_op::revoke);
+  r.lease = lease;
+  REQUIRE(coord(other, true, coordination::encode(r)));
+  for (int t = 0; t < 10 && ended.empty(); ++t) tick();
+  REQUIRE(ended.size() == 1);
+  CHECK(ended[0].host == *leader);
+  tick(5);
+  CHECK(ended.size() == 1);  // in flight: not started twice
+  caf::anon_send(hosts[*leader], actors::raft_host_stop_cmd{});
+  hosts[*leader] = nullptr;
+  isolate(*leader);
+  settle();
+  held.clear();
+  // The next leader finds the deletes pending in the replicated state: it runs them. The
+  // first run fails, so it runs them again after delete_retry (2 s), and then clears them.
+  hold_deletes = false;
+  fail_deletes = true;
+  for (int t = 0; t < 100 && ended.size() < 2; ++t) tick();
+  REQUIRE(ended.size() == 2);
+  CHECK(ended[1].host != *leader);
+  CHECK(ended[1].lease == lease);
+  CHECK(ended[1].keys == std::vector<std::string>{"k1", "k2"});
+  fail_deletes = false;
+  for (int t = 0; t < 60 && ended.size() < 3; ++t) tick();
+  REQUIRE(ended.size() == 3);
+  CHECK(ended[2].host == ended[1].host);
+  auto retried = std::chrono::duration_cast<std::chrono::milliseconds>(ended[2].at - ended[1].at);
+  CHECK(retried >= 2000ms);
+  // Done and confirmed (keys_deleted committed): never run again, by this leader or another.
+  tick(50);
+  CHECK(ended.size() == 3);
+  auto gone = lease_exists(ended[2].host, lease);
+  REQUIRE(gone);
+  CHECK_FALSE(*gone);
+}
+
+TEST_CASE_METHOD(coord_fixture,
+                 "coordination group: its log is compacted, and a member restarted behind "
+                 "the snapshot catches up from it with leases, locks and waiters intact") {
+  snapshot_entries = 16;
+  for (std::size_t i = 0; i < n; ++i) spawn(i);
+  link_all();
+  REQUIRE(all_led());
+  auto leader = coord_leader();
+  REQUIRE(leader);
+  const std::size_t down = (*leader + 1) % n;
+  const auto down_last = group_status(down).at(actors::coord_group_id).last_index;
+  caf::anon_send(hosts[down], actors::raft_host_stop_cmd{});
+  hosts[down] = nullptr;
+  isolate(down);
+  settle();
+  // Meanwhile: a holder, a waiter, an attached key, and enough entries to compact twice.
+  auto a = grant(*leader, 60000);
+  auto b = grant(*leader, 60000);
+  auto held = lock(*leader, "L", a);
+  REQUIRE(held);
+  REQUIRE(held->held);
+  auto queued = lock(*leader, "L", b);
+  REQUIRE(queued);
+  REQUIRE_FALSE(queued->held);
+  auto at = cmd(coordination::coord_op::attach);
+  at.lease = b;
+  at.name = "kept";
+  REQUIRE(coord(*leader, true, coordination::encode(at)));
+  for (int k = 0; k < 60; ++k) {
+    auto ka = cmd(coordination::coord_op::keepalive);
+    ka.lease = k % 2 ? a : b;
+    REQUIRE(coord(*leader, true, coordination::encode(ka)));
+  }
+  tick(5);
+  auto st = group_status(*leader).at(actors::coord_group_id);
+  CHECK(st.snapshots >= 2);
+  CHECK(st.snapshot_index > down_last);  // the member's next entry is gone from the log
+  // The member comes back on its old log, far behind the leader's log base: it gets the
+  // snapshot (no entry it lacks is left in the log).
+  spawn(down);
+  isolate(down, false);
+  link_all();
+  for (int t = 0; t < 100; ++t) {
+    tick();
+    auto mine = group_status(down).at(actors::coord_group_id);
+    if (mine.applied >= st.applied) break;
+  }
+  auto mine = group_status(down).at(actors::coord_group_id);
+  CHECK(mine.applied >= st.applied);
+  CHECK(mine.snapshot_index >= st.snapshot_index);
+  // Its restored machine has the lock, its holder and its waiter: the unlock applied there
+  // hands the lock to b with the same token as on the others.
+  grants.clear();
+  auto u = cmd(coordination::coord_op::unlock);
+  u.name = "L";
+  u.lease = a;
+  u.owner = "o";
+  u.number = held->token;
+  REQUIRE(coord(*leader, true, coordination::encode(u)));
+  tick(5);
+  std::map<std::size_t, std::uint64_t> token_on;
+  for (auto& g : grants)
+    if (g.name == "L" && g.lease == b) token_on[g.host] = g.token;
+  REQUIRE(token_on.size() == n);
+  CHECK(token_on[down] == token_on[*leader]);
+  CHECK(token_on[down] > held->token);
+  // And its leases: b is there when read through it.
+  auto e = lease_exists(down, b);
+  REQUIRE(e);
+  CHECK(*e);
 }
