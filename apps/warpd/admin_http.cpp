@@ -651,8 +651,7 @@ struct admin_http::impl {
                {"leaderless_groups", leaderless},
                {"log_failed_groups", failed},
                {"unanswered_groups", strong->missing_groups},
-               {"member_of_no_group",
-                strong->groups.empty() && strong->missing_groups.empty()}});
+               {"member_of_no_group", strong->groups.empty() && strong->missing_groups.empty()}});
       }
     }
     // Eventual mode has no catch-up phase: a miss reads through to storage, and a node

@@ -16,10 +16,10 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
-#include "test/support/process.hpp"
-#include "test/support/view.hpp"
 #include "test/apps/http_get.hpp"
 #include "test/apps/warpd_fixture.hpp"
+#include "test/support/process.hpp"
+#include "test/support/view.hpp"
 #include "warp/build_info.hpp"
 #include "warp/metrics.hpp"
 #include "warp/node.hpp"
@@ -76,7 +76,6 @@ std::string check_exposition(const std::string& text) {
   }
   return {};
 }
-
 
 }  // namespace
 

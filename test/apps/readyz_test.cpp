@@ -9,10 +9,10 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
-#include "test/support/eventually.hpp"
-#include "test/support/process.hpp"
 #include "test/apps/http_get.hpp"
 #include "test/apps/warpd_fixture.hpp"
+#include "test/support/eventually.hpp"
+#include "test/support/process.hpp"
 
 using namespace std::chrono_literals;
 using nlohmann::json;

@@ -113,8 +113,7 @@ TEST_CASE("storage identity: two members on one PostgreSQL database are accepted
   // "left" when b's leave announcement arrived, "failed" when a had already marked it
   // suspect (no heartbeat under a loaded ctest -j2) or the announcement was lost: both
   // name the member and its address, which is what this checks.
-  CHECK(eventually(
-      [&] { return has(*a, b_at + " left") || has(*a, b_at + " failed"); }, 20s));
+  CHECK(eventually([&] { return has(*a, b_at + " left") || has(*a, b_at + " failed"); }, 20s));
   CHECK(a->process().stop(SIGTERM, 20s) == 0);
 }
 
