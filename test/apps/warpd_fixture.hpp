@@ -2,13 +2,16 @@
 #pragma once
 
 #include <chrono>
+#include <fstream>
 #include <memory>
 #include <optional>
 #include <regex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "test/support/eventually.hpp"
 #include "test/support/process.hpp"
 
 namespace warp::test {
@@ -102,28 +105,73 @@ inline std::vector<std::string> cluster_member_args(const std::vector<std::uint1
     if (!peers.empty()) peers += ',';
     peers += "127.0.0.1:" + std::to_string(ports[j]);
   }
-  std::vector<std::string> a{"--name",
-                             "n" + std::to_string(i),
-                             "--listen",
-                             "127.0.0.1:" + std::to_string(ports[i]),
-                             "--http",
-                             "127.0.0.1:0",
-                             "--resp",
-                             "",
-                             "--storage",
-                             "memory",
-                             "--data-dir",
-                             dir + "/n" + std::to_string(i),
-                             "--log-level",
-                             "warn",
-                             "--heartbeat-interval",
-                             "100ms",
-                             // Each member's memory storage is its own: these clusters test
-                             // the sync bus, not shared storage (docs/operations.md).
-                             "--allow-unshared-storage"};
+  std::vector<std::string> a{
+      "--name", "n" + std::to_string(i), "--listen", "127.0.0.1:" + std::to_string(ports[i]),
+      "--http", "127.0.0.1:0", "--resp", "", "--storage", "memory", "--data-dir",
+      dir + "/n" + std::to_string(i), "--log-level", "warn", "--heartbeat-interval", "100ms",
+      // Each member's memory storage is its own: these clusters test
+      // the sync bus, not shared storage (docs/operations.md).
+      "--allow-unshared-storage"};
   if (!peers.empty()) a.insert(a.end(), {"--peers", peers});
   a.insert(a.end(), extra.begin(), extra.end());
   return a;
 }
+
+/// Three warpd on loopback with the strong Raft engine and a sidecar each, driven by redis-py
+/// scripts (Debian's python3-redis, under /usr/bin/python3). `extra` holds the flags after
+/// the cluster's own (patterns, tick, timeouts); a node that never becomes ready throws with
+/// its log.
+class raft_redis_py_cluster {
+ public:
+  raft_redis_py_cluster(const std::string& prefix, const std::vector<std::string>& extra)
+      : dir{prefix} {
+    for (int i = 0; i < 3; ++i) ports.push_back(free_port());
+    for (std::size_t i = 0; i < 3; ++i) {
+      auto a = cluster_member_args(ports, i, dir.str(), extra);
+      for (std::size_t k = 0; k + 1 < a.size(); ++k)
+        if (a[k] == "--resp") a[k + 1] = "127.0.0.1:0";
+      procs.push_back(std::make_unique<warpd_process>(a, false, dir.str()));
+      if (!procs.back()->wait_ready())
+        throw std::runtime_error("warpd " + std::to_string(i) + " not ready:\n" +
+                                 procs.back()->log());
+    }
+  }
+
+  std::string resp_port(std::size_t i) const {
+    auto& resp = procs[i]->resp();
+    return resp.substr(resp.rfind(':') + 1);
+  }
+
+  /// Runs a redis-py script that sees the nodes' RESP ports as `ports` and `conn(i)`.
+  command_result py(const std::string& body, std::vector<std::string> args = {}) const {
+    auto path = dir.str() + "/script" + std::to_string(scripts_++) + ".py";
+    std::ofstream{path} << "import sys, redis, socket, random, threading\nports = [" << resp_port(0)
+                        << ", " << resp_port(1) << ", " << resp_port(2) << "]\n"
+                        << "def conn(i): return redis.Redis(host='127.0.0.1', port=ports[i], "
+                           "socket_timeout=60, decode_responses=True)\n"
+                        << body;
+    std::vector<std::string> argv{"/usr/bin/python3", path};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv, std::chrono::seconds{300});
+  }
+
+  /// Every node answers a SET of `key_prefix`probeN (a strong key once groups elected).
+  bool wait_serving(const std::string& key_prefix) const {
+    return eventually(
+        [&] {
+          auto r = py("for i in range(3): conn(i).set('" + key_prefix +
+                      "probe%d' % i, 'p')\nprint('ok')\n");
+          return r.exit_code == 0 && r.out == "ok\n";
+        },
+        std::chrono::seconds{60});
+  }
+
+  temp_dir dir;
+  std::vector<std::uint16_t> ports;
+  std::vector<std::unique_ptr<warpd_process>> procs;
+
+ private:
+  mutable int scripts_ = 0;
+};
 
 }  // namespace warp::test

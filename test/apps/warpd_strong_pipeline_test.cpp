@@ -21,58 +21,20 @@ using namespace warp::test;
 
 namespace {
 
-const std::string python = "/usr/bin/python3";  // Debian's, where python3-redis lives
+struct pipeline_cluster : raft_redis_py_cluster {
+  pipeline_cluster()
+      : raft_redis_py_cluster{"warpd-strong-pipe",
+                              {"--pattern", "s:*=strong_distributed", "--strong-engine", "raft",
+                               "--raft-tick", "50ms", "--strong-timeout", "10s"}} {}
 
-struct pipeline_cluster {
-  temp_dir dir{"warpd-strong-pipe"};
-  std::vector<std::uint16_t> ports;
-  std::vector<std::unique_ptr<warpd_process>> procs;
-
-  pipeline_cluster() {
-    for (int i = 0; i < 3; ++i) ports.push_back(free_port());
-    procs.resize(3);
-    for (std::size_t i = 0; i < 3; ++i) {
-      auto a = cluster_member_args(ports, i, dir.str(),
-                                   {"--pattern", "s:*=strong_distributed", "--strong-engine",
-                                    "raft", "--raft-tick", "50ms", "--strong-timeout", "10s"});
-      for (std::size_t k = 0; k + 1 < a.size(); ++k)
-        if (a[k] == "--resp") a[k + 1] = "127.0.0.1:0";
-      procs[i] = std::make_unique<warpd_process>(a, false, dir.str());
-      INFO(procs[i]->log());
-      REQUIRE(procs[i]->wait_ready());
-    }
-  }
-
-  std::string resp_port(std::size_t i) const {
-    auto& resp = procs[i]->resp();
-    return resp.substr(resp.rfind(':') + 1);
-  }
-
-  /// Runs a redis-py script with the nodes' RESP ports as `ports`.
+  /// As the cluster's, with `pipelined(i)`: node i's count of pipelined strong commands.
   command_result py(const std::string& body, std::vector<std::string> args = {}) const {
-    auto path = dir.str() + "/script" + std::to_string(scripts_++) + ".py";
-    std::ofstream{path} << "import sys, redis, socket, random, threading\nports = [" << resp_port(0)
-                        << ", " << resp_port(1) << ", " << resp_port(2) << "]\n"
-                        << "def conn(i): return redis.Redis(host='127.0.0.1', port=ports[i], "
-                           "socket_timeout=60, decode_responses=True)\n"
-                        << "def pipelined(i): return int(conn(i).info('stats')"
-                           "['strong_pipelined_commands'])\n"
-                        << body;
-    std::vector<std::string> argv{python, path};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return run(argv, 300s);
+    return raft_redis_py_cluster::py(
+        "def pipelined(i): return int(conn(i).info('stats')['strong_pipelined_commands'])\n" + body,
+        std::move(args));
   }
 
-  bool wait_serving() const {
-    return eventually(
-        [&] {
-          auto r = py("for i in range(3): conn(i).set('s:probe%d' % i, 'p')\nprint('ok')\n");
-          return r.exit_code == 0 && r.out == "ok\n";
-        },
-        60s);
-  }
-
-  mutable int scripts_ = 0;
+  bool wait_serving() const { return raft_redis_py_cluster::wait_serving("s:"); }
 };
 
 }  // namespace

@@ -26,32 +26,11 @@ using namespace warp::test;
 
 namespace {
 
-const std::string python = "/usr/bin/python3";  // Debian's, where python3-redis lives
-
-struct strong_tx_cluster {
-  temp_dir dir{"warpd-strong-tx"};
-  std::vector<std::uint16_t> ports;
-  std::vector<std::unique_ptr<warpd_process>> procs;
-
-  strong_tx_cluster() {
-    for (int i = 0; i < 3; ++i) ports.push_back(free_port());
-    procs.resize(3);
-    for (std::size_t i = 0; i < 3; ++i) {
-      auto a = cluster_member_args(ports, i, dir.str(),
-                                   {"--pattern", "account:*=strong_distributed", "--strong-engine",
-                                    "raft", "--raft-tick", "50ms", "--strong-timeout", "5s"});
-      for (std::size_t k = 0; k + 1 < a.size(); ++k)
-        if (a[k] == "--resp") a[k + 1] = "127.0.0.1:0";
-      procs[i] = std::make_unique<warpd_process>(a, false, dir.str());
-      INFO(procs[i]->log());
-      REQUIRE(procs[i]->wait_ready());
-    }
-  }
-
-  std::string resp_port(std::size_t i) const {
-    auto& resp = procs[i]->resp();
-    return resp.substr(resp.rfind(':') + 1);
-  }
+struct strong_tx_cluster : raft_redis_py_cluster {
+  strong_tx_cluster()
+      : raft_redis_py_cluster{"warpd-strong-tx",
+                              {"--pattern", "account:*=strong_distributed", "--strong-engine",
+                               "raft", "--raft-tick", "50ms", "--strong-timeout", "5s"}} {}
 
   /// The key's Raft group, computed as every node does (strong_raft: members sorted, 4 x
   /// members groups, replication factor 3).
@@ -62,29 +41,7 @@ struct strong_tx_cluster {
     return placement.range_of(key);
   }
 
-  /// Runs a redis-py script with the nodes' RESP ports as `ports`.
-  command_result py(const std::string& body, std::vector<std::string> args = {}) const {
-    auto path = dir.str() + "/script" + std::to_string(scripts_++) + ".py";
-    std::ofstream{path} << "import sys, redis\nports = [" << resp_port(0) << ", " << resp_port(1)
-                        << ", " << resp_port(2) << "]\n"
-                        << "def conn(i): return redis.Redis(host='127.0.0.1', port=ports[i], "
-                           "socket_timeout=30, decode_responses=True)\n"
-                        << body;
-    std::vector<std::string> argv{python, path};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return run(argv, 180s);
-  }
-
-  bool wait_serving() const {
-    return eventually(
-        [&] {
-          auto r = py("for i in range(3): conn(i).set('account:probe%d' % i, 'p')\nprint('ok')\n");
-          return r.exit_code == 0 && r.out == "ok\n";
-        },
-        60s);
-  }
-
-  mutable int scripts_ = 0;
+  bool wait_serving() const { return raft_redis_py_cluster::wait_serving("account:"); }
 };
 
 /// Two keys of one group, and one key of another group.
