@@ -181,13 +181,18 @@ warp::result<std::string> fetch_raft_status(caf::actor_system& sys, std::uint16_
   return out;
 }
 
+/// A quiet client actor system that speaks the control protocol over CAF's network layer.
+void configure_client(caf::actor_system_config& cfg, std::size_t threads) {
+  cfg.load<caf::io::middleman>();
+  warp::actors::register_control_protocol(cfg);
+  cfg.set("scheduler.max-threads", threads);
+  cfg.set("logger.verbosity", caf::atom("quiet"));
+}
+
 warp::result<std::string> fetch_raft_status_fresh(std::uint16_t port,
                                                   std::chrono::milliseconds timeout) {
   caf::actor_system_config cfg;
-  cfg.load<caf::io::middleman>();
-  warp::actors::register_control_protocol(cfg);
-  cfg.set("scheduler.max-threads", 1);
-  cfg.set("logger.verbosity", caf::atom("quiet"));
+  configure_client(cfg, 1);
   caf::actor_system sys{cfg};
   return fetch_raft_status(sys, port, timeout);
 }
@@ -518,10 +523,7 @@ int main(int argc, char** argv) {
 
   warp::test::temp_dir dir{"warp-nemesis"};
   caf::actor_system_config cfg;
-  cfg.load<caf::io::middleman>();
-  warp::actors::register_control_protocol(cfg);
-  cfg.set("scheduler.max-threads", 2);
-  cfg.set("logger.verbosity", caf::atom("quiet"));
+  configure_client(cfg, 2);
   caf::actor_system sys{cfg};
 
   cluster c{opt, dir.str()};
