@@ -76,6 +76,8 @@ thread_local const server* tl_job_server = nullptr;
 thread_local job* tl_job = nullptr;
 
 constexpr std::size_t read_chunk = 16 * 1024;
+/// How long a closing connection's late input is read and dropped (lingering close).
+constexpr std::int64_t lingering_close_ms = 2000;
 // How long the loop polls for more work after a busy iteration before it blocks.
 constexpr std::chrono::microseconds spin_window{50};
 constexpr std::size_t max_tracked_keys = 1'000'000;
@@ -376,6 +378,11 @@ void server::run() {
       if (timeout < 0 || wait < timeout)
         timeout = static_cast<int>(std::min<std::int64_t>(wait, 1000));
     }
+    if (!lingering_.empty()) {
+      auto wait = std::max<std::int64_t>(0, lingering_.front().first - now_ms());
+      if (timeout < 0 || wait < timeout)
+        timeout = static_cast<int>(std::min<std::int64_t>(wait, 1000));
+    }
     if (!tls_pending_.empty()) timeout = 0;  // decrypted input waits in OpenSSL
     // Busy clients: poll without sleeping for a short while before blocking. A blocked
     // loop pays a sleep and a wake-up (two context switches) for every request of an
@@ -425,6 +432,7 @@ void server::run() {
         if (client* c = find_client(id); c && !c->busy && !c->paused) on_readable(*c);
     }
     if (!paused_.empty()) resume_paused();
+    if (!lingering_.empty()) expire_lingering();
     if (!expiries_.empty()) fire_expirations();
     dispatch_events();
     if (options_.max_client_memory > 0) {
@@ -578,6 +586,10 @@ void server::on_readable(client& c) {
   if (hint > c.in.size())
     want = std::clamp<std::size_t>(hint - c.in.size(), read_chunk,
                                    std::max<std::size_t>(read_chunk, c.in.size()));
+  if (c.lingering) {
+    discard_input(c);
+    return;
+  }
   if (c.tls && !c.tls->handshake_done()) {
     if (!tls_handshake(c) || !c.tls->handshake_done()) return;
   }
@@ -714,7 +726,54 @@ void server::flush(client& c) {
     c.epollout = false;
     set_events(c);
   }
-  if (c.close_after_write) close_client(c);
+  if (c.close_after_write) start_lingering_close(c);
+}
+
+void server::start_lingering_close(client& c) {
+  // close() with input still unread makes the kernel answer with a reset, and a reset
+  // discards the replies still queued for the client: a pipelining client that is still
+  // writing would lose the end of its replies, the error that ended the stream among them.
+  // So, as web servers do: FIN after the last reply, then read and drop whatever the
+  // client still sends until it closes too, for at most lingering_close_ms.
+  if (c.lingering || c.closed) return;
+  if (c.tls) {
+    c.tls->shutdown();  // close_notify goes out after the last reply
+    c.tls.reset();      // what follows is read raw and dropped
+  }
+  if (::shutdown(c.fd, SHUT_WR) != 0) {
+    close_client(c);
+    return;
+  }
+  c.lingering = true;
+  c.in.clear();
+  c.in.shrink_if_idle(0);
+  c.tls_want_write = false;
+  c.epollout = false;
+  c.busy = false;
+  c.paused = false;
+  set_events(c);
+  lingering_.emplace_back(loop_now_ms_ + lingering_close_ms, c.id);
+  discard_input(c);
+}
+
+void server::discard_input(client& c) {
+  char sink[64 * 1024];
+  for (;;) {
+    ssize_t n = ::recv(c.fd, sink, sizeof(sink), 0);
+    if (n > 0) continue;
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    close_client(c);  // the client closed too (or reset): nothing is left to lose
+    return;
+  }
+}
+
+void server::expire_lingering() {
+  while (!lingering_.empty() && lingering_.front().first <= loop_now_ms_) {
+    const auto id = lingering_.front().second;
+    lingering_.pop_front();
+    if (client* c = find_client(id); c && c->lingering) close_client(*c);
+  }
 }
 
 void server::set_events(client& c) {

@@ -110,6 +110,9 @@ struct client {
   bool pending_write = false;  // queued in server::pending_
   bool close_after_write = false;
   bool closed = false;
+  /// Its last reply is sent and its write side shut: what it still sends is read and
+  /// dropped until it closes too (server::start_lingering_close).
+  bool lingering = false;
 
   int proto = 2;
   bool authenticated = true;
@@ -434,6 +437,9 @@ class server final : public resp_server {
   void run_batch(client& c);
   void flush(client& c);
   void close_client(client& c);
+  void start_lingering_close(client& c);
+  void discard_input(client& c);
+  void expire_lingering();
   void drain_remote_events();
   void dispatch_events();
   void handle_event(const pending_event& e);
@@ -503,6 +509,8 @@ class server final : public resp_server {
   std::vector<const command_def*> batch_cmds_;
   std::vector<client*> pending_;
   std::vector<std::unique_ptr<client>> graveyard_;
+  /// Clients in a lingering close, oldest first: (deadline ms, client id).
+  std::deque<std::pair<std::int64_t, std::uint64_t>> lingering_;
   std::vector<std::string_view> argv_;  // reused per command
   // Consecutive plain `SET k v` of one client's read buffer, run as one node.set_many when
   // another command comes or the buffer is parsed. Their views point into the client's

@@ -8,6 +8,9 @@
 //   WARP_DIFF_SEED     first case seed (default 1); case i uses seed + i
 //   WARP_DIFF_CASES    number of cases (default 3000)
 //   WARP_DIFF_SECONDS  stop after this long even if cases remain (default 25)
+//   WARP_DIFF_PAUSE_US sleep this long between the pieces of every case (default: only the
+//                      cases that pause, 200 us), so the server reads each piece alone
+//   WARP_DIFF_DUMP     write each case's bytes to this file (the last case run wins)
 // A failing case is shrunk (fewer commands, one write) and printed with its seed, the
 // commands, the bytes to replay with `printf '%b' ... | nc`, and the first difference.
 //
@@ -24,6 +27,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <optional>
@@ -38,6 +42,12 @@
 using namespace warp::test;
 
 namespace {
+
+std::uint64_t env_u64(const char* name, std::uint64_t fallback) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return fallback;
+  return std::strtoull(v, nullptr, 10);
+}
 
 struct rng {
   std::uint64_t s;
@@ -776,7 +786,8 @@ outcome run_on(std::uint16_t port, resp_conn& control, const fuzz_case& fc) {
       if (pending.empty()) return;
       c.send_raw(pending);
       pending.clear();
-      if (fc.pauses) ::usleep(200);
+      if (fc.pauses || std::getenv("WARP_DIFF_PAUSE_US"))
+        ::usleep(static_cast<useconds_t>(env_u64("WARP_DIFF_PAUSE_US", 200)));
     };
     for (const auto& cmd : fc.cmds) {
       if (cmd.cut) {
@@ -792,6 +803,13 @@ outcome run_on(std::uint16_t port, resp_conn& control, const fuzz_case& fc) {
     // the case would wait for its reply until the read times out).
     pending += multibulk({"RESET"});
     pending += multibulk({"ECHO", sentinel});
+    if (const char* dump = std::getenv("WARP_DIFF_DUMP")) {
+      std::string all;
+      for (const auto& cmd : fc.cmds) all += cmd.bytes;
+      FILE* f = std::fopen(dump, "wb");
+      std::fwrite(all.data(), 1, all.size(), f);
+      std::fclose(f);
+    }
     write();
     const std::string end = "$" + std::to_string(sentinel.size()) + "\r\n" + sentinel + "\r\n";
     std::vector<const command*> answering;
@@ -926,12 +944,6 @@ std::string describe(const fuzz_case& fc, const outcome& w, const outcome& r) {
   return o.str();
 }
 
-std::uint64_t env_u64(const char* name, std::uint64_t fallback) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) return fallback;
-  return std::strtoull(v, nullptr, 10);
-}
-
 }  // namespace
 
 TEST_CASE("differential: random pipelines answer like redis-server", "[sidecar][diff][security]") {
@@ -953,9 +965,12 @@ TEST_CASE("differential: random pipelines answer like redis-server", "[sidecar][
     auto small = shrink(s, fc);
     outcome sw, sr;
     same(s, small, &sw, &sr);
+    const std::string log = s.warp.proc->log();
     FAIL("warp and redis-server differ\n-- shrunk case --\n"
          << describe(small, sw, sr) << "-- original case --\n"
-         << original);
+         << original << "-- warpd (" << (s.warp.proc->running() ? "running" : "exited")
+         << "), start of its log --\n"
+         << log.substr(0, 4000));
   }
   WARN("differential: " << ran << " cases, " << commands << " commands, " << bytes
                         << " bytes, seeds " << first << ".." << first + ran - 1 << ", "

@@ -4,6 +4,8 @@
 // parser's argument storage, which the next inline command reused).
 #include <catch2/catch.hpp>
 
+#include <sys/socket.h>
+
 #include <map>
 #include <optional>
 #include <string>
@@ -121,4 +123,35 @@ TEST_CASE("pipelines mixing inline and multibulk SETs keep every key",
   c.send_raw(input);
   CHECK(read_n(c, 300) == std::vector<std::string>(300, "OK"));
   CHECK(dump_keyspace(c) == want);
+}
+
+TEST_CASE(
+    "a protocol error answers every command before it and then the error, however much "
+    "the client still sends",
+    "[sidecar][pipeline][security]") {
+  // Found by the differential fuzzer under load: the sidecar closed the socket with the
+  // client's later pipeline still unread, the kernel answered with a reset, and the client
+  // lost replies already sent (reply #45 of 140 read as a closed connection). A client must
+  // read every reply up to the error, then the error, then the end of the stream.
+  warpd_sidecar warp;
+  resp_conn c{warp.port};
+  // A small receive window keeps replies queued on the server's side when it closes,
+  // as a busy client that is still writing does.
+  int window = 4096;
+  ::setsockopt(c.fd(), SOL_SOCKET, SO_RCVBUF, &window, sizeof(window));
+  const std::string value(1000, 'v');
+  REQUIRE(c.cmd({"SET", "big", value}) == "OK");
+  constexpr int before = 3000;
+  std::string pipeline;
+  for (int i = 0; i < before; ++i) pipeline += "INCR n\r\nGET big\r\n";
+  pipeline += "SET \"unbalanced\r\n";
+  const std::string after(4 * 1024 * 1024, 'x');  // never parsed: the stream is over
+  c.send_raw(pipeline);
+  c.send_raw(after);
+  for (int i = 1; i <= before; ++i) {
+    REQUIRE(c.read() == ":" + std::to_string(i));
+    REQUIRE(c.read() == value);
+  }
+  CHECK(c.read() == "!ERR Protocol error: unbalanced quotes in request");
+  CHECK(c.closed());
 }
