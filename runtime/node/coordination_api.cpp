@@ -374,6 +374,7 @@ result<std::string> coordination_request(node& n, std::string_view verb,
     if (!r) return r.err();
     return std::string{};
   }
+  if (verb == "fencedget") return n.get_fenced(arg(0));
   return error{errc::unsupported, "unknown coordination request: " + std::string{verb}};
 }
 
