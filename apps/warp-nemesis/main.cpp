@@ -11,7 +11,11 @@
 // violations, lost_writes (and more).
 //
 // Exit code: 0 when no violation, no lost write and the checker did not give up.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -24,6 +28,7 @@
 #include <random>
 #include <algorithm>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -71,6 +76,9 @@ struct options {
   bool kills = true;
   bool pauses = true;
   bool kill_all = true;
+  /// Partitions: the nodes run with --fault-injection and an admin port, and the nemesis
+  /// cuts the links between a minority and a majority (docs/strong.md, "Partition fault").
+  bool partitions = false;
   /// register (registers and counters), lock or lease (docs/coordination.md, "Checkers").
   std::string workload = "register";
   /// How long a lease may be seen after TTL past its last keep-alive: one election
@@ -86,6 +94,8 @@ class cluster {
  public:
   cluster(const options& opt, const std::string& dir) : opt_(opt), dir_(dir) {
     for (std::size_t i = 0; i < opt.nodes; ++i) ports_.push_back(warp::test::free_port());
+    if (opt.partitions)
+      for (std::size_t i = 0; i < opt.nodes; ++i) http_ports_.push_back(warp::test::free_port());
     procs_.resize(opt.nodes);
   }
   ~cluster() {
@@ -115,13 +125,15 @@ class cluster {
                                "--data-dir",
                                dir_ + "/n" + std::to_string(i),
                                "--http",
-                               "",
+                               opt_.partitions ? "127.0.0.1:" + std::to_string(http_ports_[i])
+                                               : std::string{},
                                "--resp",
                                "",
                                "--pattern",
                                "*=strong_distributed",
                                "--log-level",
                                opt_.log_level};
+    if (opt_.partitions) a.push_back("--fault-injection");
     if (opt_.engine == engine_kind::abd) {
       a.insert(a.end(), {"--strong-engine", "abd"});
     } else {
@@ -155,9 +167,43 @@ class cluster {
   std::uint16_t port(std::size_t i) const { return ports_[i]; }
   std::size_t size() const { return ports_.size(); }
 
+  /// Node i cuts its links to `peers` (indexes; empty heals): true when it said so.
+  bool cut(std::size_t i, const std::vector<std::size_t>& peers) {
+    std::string body;
+    for (auto p : peers) body += (body.empty() ? "" : ",") + ("127.0.0.1:" + std::to_string(ports_[p]));
+    return http_post(http_ports_[i], "/admin/fault/partition", body) == 200;
+  }
+
  private:
+  /// A minimal HTTP/1.1 POST to 127.0.0.1:port (the admin port is plain HTTP on loopback,
+  /// no token): the status code, -1 when there was no answer within 5 s.
+  static int http_post(std::uint16_t port, const std::string& path, const std::string& body) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    timeval tv{5, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int status = -1;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+      auto req = "POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" +
+                 "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+      if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
+        char buf[64] = {};
+        auto n = ::recv(fd, buf, sizeof buf - 1, 0);
+        if (n > 12 && std::string_view{buf, 5} == "HTTP/") status = std::atoi(buf + 9);
+      }
+    }
+    ::close(fd);
+    return status;
+  }
+
   const options& opt_;
   std::string dir_;
+  std::vector<std::uint16_t> http_ports_;
   std::vector<std::uint16_t> ports_;
   std::vector<std::unique_ptr<warp::test::child_process>> procs_;
 };
@@ -749,6 +795,9 @@ int main(int argc, char** argv) {
   app.add_option("--think-us", opt.think_us, "pause of a client between operations");
   app.add_flag("!--no-kill", opt.kills, "do not kill -9 nodes");
   app.add_flag("!--no-pause", opt.pauses, "do not SIGSTOP nodes");
+  app.add_flag("--partitions", opt.partitions,
+               "Raft: also partition the nodes (a minority, sometimes holding the leader, cut "
+               "off from the majority, then healed); the nodes run with --fault-injection");
   app.add_flag("!--no-kill-all", opt.kill_all,
                "Raft: never kill -9 every node at once (then restart them)");
   app.add_option("--workload", opt.workload,
@@ -915,7 +964,9 @@ int main(int argc, char** argv) {
     kill_leader,
     pause_leader,
     kill_all,
-    stall_holder
+    stall_holder,
+    partition_random,
+    partition_leader
   };
   std::vector<fault> kinds;
   if (opt.engine == engine_kind::abd) {
@@ -926,6 +977,7 @@ int main(int argc, char** argv) {
     if (opt.pauses) kinds.push_back(fault::pause_leader);
     if (opt.kills && opt.kill_all) kinds.push_back(fault::kill_all);
     if (opt.pauses && opt.workload == "lock") kinds.push_back(fault::stall_holder);
+    if (opt.partitions) kinds.insert(kinds.end(), {fault::partition_random, fault::partition_leader});
   }
   std::map<std::string, std::uint64_t> fault_counts;
   std::uint64_t faults = 0;
@@ -1041,6 +1093,47 @@ int main(int argc, char** argv) {
         std::this_thread::sleep_for(std::chrono::milliseconds{pause + 500});
         break;
       }
+      case fault::partition_random:
+      case fault::partition_leader: {
+        // A minority (at least one node, fewer than half) cut off from the majority, by
+        // each side dropping its links to the other: with the leader of a workload group
+        // (or of the coordination group) inside the minority, or a random one.
+        auto first = target_node(f == fault::partition_leader, why);
+        std::vector<std::size_t> order(c.size());
+        for (std::size_t i = 0; i < c.size(); ++i) order[i] = i;
+        std::shuffle(order.begin(), order.end(), rng);
+        std::vector<bool> minority(c.size(), false);
+        minority[first] = true;
+        const std::size_t size = std::max<std::size_t>(1, (c.size() - 1) / 2);
+        for (std::size_t i = 0, n = 1; i < order.size() && n < size; ++i)
+          if (!minority[order[i]]) {
+            minority[order[i]] = true;
+            ++n;
+          }
+        std::string names;
+        for (std::size_t i = 0; i < c.size(); ++i)
+          if (minority[i]) names += (names.empty() ? "n" : ", n") + std::to_string(i);
+        ++fault_counts[f == fault::partition_leader ? "partition_leader" : "partition_random"];
+        say("fault: partition {" + names + "} | the rest" + why);
+        for (std::size_t i = 0; i < c.size(); ++i) {
+          std::vector<std::size_t> other;
+          for (std::size_t j = 0; j < c.size(); ++j)
+            if (minority[j] != minority[i]) other.push_back(j);
+          if (!c.cut(i, other)) {
+            say("  n" + std::to_string(i) + " refused the partition (is --fault-injection on?)");
+            healthy = false;
+          }
+        }
+        std::this_thread::sleep_for(uniform_ms(2000, 5000));
+        t0 = steady::now();
+        for (std::size_t i = 0; i < c.size(); ++i)
+          if (!c.cut(i, {})) {
+            say("  n" + std::to_string(i) + " did not heal");
+            healthy = false;
+          }
+        say("  healed");
+        break;
+      }
       case fault::kill_all: {
         ++fault_counts["kill_all"];
         say("fault: kill -9 of every node");
@@ -1061,7 +1154,8 @@ int main(int argc, char** argv) {
       break;
     }
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t0).count();
-    if (f != fault::pause_random && f != fault::pause_leader && f != fault::stall_holder)
+    if (f != fault::pause_random && f != fault::pause_leader && f != fault::stall_holder &&
+        f != fault::partition_random && f != fault::partition_leader)
       max_catch_up_ms = std::max<std::int64_t>(max_catch_up_ms, ms);
     say("  every node caught up " + std::to_string(ms) + " ms after the " +
         (f == fault::pause_random || f == fault::pause_leader ? "resume" : "restart"));
@@ -1230,6 +1324,8 @@ int main(int argc, char** argv) {
                      {"kills", fault_counts["kill_random"] + fault_counts["kill_leader"]},
                      {"kill_all", fault_counts["kill_all"]},
                      {"pauses", fault_counts["pause_random"] + fault_counts["pause_leader"]},
+                     {"partitions",
+                      fault_counts["partition_random"] + fault_counts["partition_leader"]},
                      {"errors", errors.load()},
                      {"unknown_outcomes", unknown.load() + crun.unknown.load()},
                      {"violations", violations},
