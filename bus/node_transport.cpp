@@ -1,5 +1,7 @@
 #include "bus/node_transport.hpp"
 
+#include "bus/node_fault.hpp"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>

@@ -26,7 +26,6 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <vector>
 
 #include <caf/fwd.hpp>
 #include <caf/io/middleman_actor.hpp>
@@ -56,14 +55,6 @@ result<std::shared_ptr<node_transport_counters>> install_node_transport(
 /// Stops the guarded middleman actor of `sys` (connections already handed to the BASP
 /// broker stay up until CAF's middleman stops). A no-op when none is installed.
 void uninstall_node_transport(caf::actor_system& sys);
-
-/// Test-only fault injection (warpd --fault-injection; docs/strong.md, "Partition fault"):
-/// shuts every node-port connection `sys` dialed to one of `peers` (HOST:PORT as dialed,
-/// e.g. the --peers entries) and refuses to dial them until the next call; an empty list
-/// heals. Connections a peer dialed to us are the peer's to close: cut both sides (each
-/// node told of the other) for a partition. Answers how many connections it shut;
-/// unsupported when `sys` runs no node transport.
-result<std::size_t> set_partition(caf::actor_system& sys, const std::vector<std::string>& peers);
 
 /// The middleman actor for connect/publish on `sys`: the guarded one when installed,
 /// otherwise CAF's own (an embedder's system without Warp's transport).

@@ -31,6 +31,7 @@
 #include "warp/l1.hpp"
 #include "warp/build_info.hpp"
 #include "warp/cluster.hpp"
+#include "bus/node_fault.hpp"
 #include "bus/node_transport.hpp"
 #include "warp/metrics.hpp"
 #include "warp/node.hpp"

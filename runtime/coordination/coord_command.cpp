@@ -111,7 +111,7 @@ result<coord_query> decode_coord_query(std::string_view bytes, const coord_limit
   auto kind = r.u8();
   q.number = r.u64();
   q.name = r.str(lim.max_name_bytes);
-  if (!r.done() || kind > static_cast<std::uint8_t>(coord_query_kind::pending))
+  if (!r.done() || kind > static_cast<std::uint8_t>(coord_query_kind::fenced))
     return malformed("coordination query");
   q.kind = static_cast<coord_query_kind>(kind);
   return q;

@@ -103,9 +103,6 @@ enum class coord_query_kind : std::uint8_t {
   leases = 1,  ///< -> every lease id, ascending (u64 list)
   lock = 2,    ///< name -> lock_info
   fenced = 3,  ///< name = key -> the register's value (not_found when never written)
-  /// number = an ended lease's id -> lease_info with its keys still to delete (not_found
-  /// when none are pending: never attached, or deleted and confirmed by keys_deleted)
-  pending = 4,
 };
 struct coord_query {
   coord_query_kind kind = coord_query_kind::lease;

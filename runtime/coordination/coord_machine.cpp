@@ -360,14 +360,6 @@ result<std::string> coord_machine::read(std::string_view query) const {
       }
       return encode(info);
     }
-    case coord_query_kind::pending: {
-      auto it = pending_.find(q->number);
-      if (it == pending_.end()) return error{errc::not_found, "no pending deletes"};
-      lease_info info;
-      info.id = q->number;
-      info.keys = it->second.keys;
-      return encode(info);
-    }
     case coord_query_kind::fenced: {
       auto it = fenced_.find(q->name);
       if (it == fenced_.end()) return error{errc::not_found, "no value"};

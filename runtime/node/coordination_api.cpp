@@ -97,20 +97,19 @@ result<std::chrono::milliseconds> node::lease_keepalive(lease_id id) {
 result<void> node::lease_revoke(lease_id id) {
   auto* e = engine(*impl_);
   if (!e) return no_engine();
+  // The leader deletes a revoked lease's keys asynchronously after the revoke applied;
+  // deleting them here too before answering (a delete is idempotent) means a read that
+  // starts after this call returns sees none of the keys attached before the revoke was
+  // asked for, as in etcd, where revoke deletes them in its own transaction. Only a key
+  // attached concurrently with the revoke (after this read of the lease) is left to the
+  // leader's delete.
+  auto before = lease_time_to_live(id);
   auto c = command(co::coord_op::revoke);
   c.lease = id;
   auto r = e->coord(true, co::encode(c));
   if (!r) return r.err();
-  // The leader deletes the lease's keys after the revoke applied, asynchronously; deleting
-  // what is still pending here too (a delete is idempotent) means a read that starts after
-  // this call returns never sees an attached key, as in etcd, where revoke deletes them in
-  // its own transaction. A key attached before the revoke is either still pending now or
-  // was deleted before the leader confirmed it.
-  auto p = e->coord(false, co::encode(co::coord_query{co::coord_query_kind::pending, id, {}}));
-  if (!p) return p.err().code() == errc::not_found ? result<void>{} : result<void>{p.err()};
-  auto pending = co::decode_lease_info(*p);
-  if (!pending) return pending.err();
-  for (const auto& key : pending->keys)
+  if (!before) return {};
+  for (const auto& key : before->keys)
     if (auto d = remove(key); !d && d.err().code() != errc::not_found)
       return error{d.err().code(), "lease " + std::to_string(id) +
                                        " revoked; deleting its key '" + key +
