@@ -981,6 +981,9 @@ int main(int argc, char** argv) {
   }
   std::map<std::string, std::uint64_t> fault_counts;
   std::uint64_t faults = 0;
+  // kill -9 of every node until all were back: no lease counts down meanwhile.
+  std::vector<std::pair<std::int64_t, std::int64_t>> outages;
+  std::int64_t outage_from = 0;
   std::mt19937_64 rng{opt.seed};
   auto uniform_ms = [&](int lo, int hi) {
     return std::chrono::milliseconds{
@@ -1137,6 +1140,7 @@ int main(int argc, char** argv) {
       case fault::kill_all: {
         ++fault_counts["kill_all"];
         say("fault: kill -9 of every node");
+        outage_from = mono_ns();
         for (std::size_t i = 0; i < c.size(); ++i) c.signal(i, SIGKILL);
         for (std::size_t i = 0; i < c.size(); ++i) c.kill9(i);
         std::this_thread::sleep_for(uniform_ms(200, 1500));
@@ -1153,6 +1157,7 @@ int main(int argc, char** argv) {
       healthy = false;
       break;
     }
+    if (f == fault::kill_all) outages.emplace_back(outage_from, mono_ns());
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t0).count();
     if (f != fault::pause_random && f != fault::pause_leader && f != fault::stall_holder &&
         f != fault::partition_random && f != fault::partition_leader)
@@ -1236,7 +1241,8 @@ int main(int argc, char** argv) {
                   {"holders_paused", crun.stalls_done.load()}};
     errors.fetch_add(errs);
   } else if (opt.workload == "lease") {
-    auto res = warp::test::check_leases(crun.leases, crun.lease_reads, opt.lease_extension_ms);
+    auto res = warp::test::check_leases(crun.leases, crun.lease_reads, opt.lease_extension_ms,
+                                        outages);
     ops_checked += res.reads + res.leases;
     violations += res.violations;
     for (auto& n : res.notes) notes.push_back(n);

@@ -183,3 +183,13 @@ TEST_CASE("coord checker: leases: a lease seen beyond TTL + the extension after 
   l[0].unbounded = true;
   CHECK(check_leases(l, {read(5600, "lease-5")}, 2500).ok());
 }
+
+TEST_CASE("coord checker: leases: an outage of every node lengthens the bound by its length") {
+  std::vector<lease_record> l{lease(5, 2000, 0, {1000})};
+  std::vector<std::pair<std::int64_t, std::int64_t>> outage{{2000 * ms, 4000 * ms}};
+  CHECK(check_leases(l, {read(7400, "lease-5")}, 2500, outage).ok());  // 5500 + 2000
+  CHECK(check_leases(l, {read(7600, "lease-5")}, 2500, outage).violations == 1);
+  // One after the bound does not count.
+  std::vector<std::pair<std::int64_t, std::int64_t>> later{{6000 * ms, 9000 * ms}};
+  CHECK(check_leases(l, {read(5600, "lease-5")}, 2500, later).violations == 1);
+}

@@ -204,7 +204,8 @@ lock_check_result check_locks(const std::vector<lock_hold>& holds,
 }
 
 lease_check_result check_leases(const std::vector<lease_record>& leases,
-                                const std::vector<lease_read>& reads, std::int64_t extension_ms) {
+                                const std::vector<lease_read>& reads, std::int64_t extension_ms,
+                                const std::vector<std::pair<std::int64_t, std::int64_t>>& outages) {
   lease_check_result out;
   out.leases = leases.size();
   out.reads = reads.size();
@@ -239,6 +240,8 @@ lease_check_result check_leases(const std::vector<lease_record>& leases,
     auto last = l.grant_return_ns;
     for (auto ka : l.keepalives) last = std::max(last, ka);
     auto bound = last + (l.ttl_ms + extension_ms) * 1'000'000;
+    for (auto& [from, to] : outages)  // in time order: each may push the bound into the next
+      if (to > last && from < bound) bound += to - std::max(from, last);
     if (r.invoke_ns > bound) {
       ++out.violations;
       note(out.notes, "VIOLATION " + lease + " (TTL " + std::to_string(l.ttl_ms) +

@@ -116,9 +116,14 @@ struct lease_check_result {
 };
 
 /// `extension_ms`: how long a lease may outlive TTL after its last keep-alive (one
-/// election timeout plus the checkpoint's delay and the machine's slack). Each value
-/// written under a lease must be unique to it (the workload writes "lease-<id>-...").
+/// election timeout plus the checkpoint's delay and the machine's slack). `outages`:
+/// [from, to] intervals in which no node ran (kill -9 of every node until all were back):
+/// no leader counts a lease down then, so each one that overlaps a lease's window
+/// lengthens its bound by its length. Each value written under a lease must be unique to
+/// it (the workload writes "lease-<id>-...").
 lease_check_result check_leases(const std::vector<lease_record>& leases,
-                                const std::vector<lease_read>& reads, std::int64_t extension_ms);
+                                const std::vector<lease_read>& reads, std::int64_t extension_ms,
+                                const std::vector<std::pair<std::int64_t, std::int64_t>>& outages =
+                                    {});
 
 }  // namespace warp::test
