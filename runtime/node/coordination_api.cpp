@@ -104,11 +104,11 @@ result<void> node::lease_revoke(lease_id id) {
   // attached concurrently with the revoke (after this read of the lease) is left to the
   // leader's delete.
   auto before = lease_time_to_live(id);
+  if (!before) return before.err();  // not_found as the revoke would say; else nothing done
   auto c = command(co::coord_op::revoke);
   c.lease = id;
   auto r = e->coord(true, co::encode(c));
   if (!r) return r.err();
-  if (!before) return {};
   for (const auto& key : before->keys)
     if (auto d = remove(key); !d && d.err().code() != errc::not_found)
       return error{d.err().code(), "lease " + std::to_string(id) +
