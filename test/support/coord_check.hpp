@@ -92,7 +92,8 @@ struct lease_record {
   /// A keep-alive of unknown outcome may commit at any later time: the lease's end has no
   /// upper bound then (only the revoke rule is checked).
   bool unbounded = false;
-  /// Keys attached with SET ... LEASE (acknowledged or unknown), with their values.
+  /// Keys attached with an acknowledged SET ... LEASE, with their values (one of unknown
+  /// outcome may apply after the revoke, unattached: not this lease's).
   std::vector<std::pair<std::string, std::string>> keys;
   /// The acknowledged revoke's return time; never when not revoked or not acknowledged.
   std::int64_t revoke_return_ns = never;
