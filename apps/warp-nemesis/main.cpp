@@ -984,6 +984,7 @@ int main(int argc, char** argv) {
   // kill -9 of every node until all were back: no lease counts down meanwhile.
   std::vector<std::pair<std::int64_t, std::int64_t>> outages;
   std::int64_t outage_from = 0;
+  std::uint64_t partitions_confirmed = 0;
   std::mt19937_64 rng{opt.seed};
   auto uniform_ms = [&](int lo, int hi) {
     return std::chrono::milliseconds{
@@ -1127,7 +1128,24 @@ int main(int argc, char** argv) {
             healthy = false;
           }
         }
-        std::this_thread::sleep_for(uniform_ms(2000, 5000));
+        // Evidence that the cut holds: every node's Raft host sees only its own side.
+        auto cut_end = steady::now() + uniform_ms(2000, 5000);
+        bool confirmed = false;
+        while (!confirmed && steady::now() < cut_end) {
+          confirmed = true;
+          for (std::size_t i = 0; i < c.size() && confirmed; ++i) {
+            auto side = static_cast<int>(std::count(minority.begin(), minority.end(), minority[i]));
+            auto js = fetch_raft_status(sys, c.port(i), 1s);
+            auto j = js ? nlohmann::json::parse(*js, nullptr, false) : nlohmann::json{};
+            confirmed = j.is_object() && j.contains("host") && j["host"].is_object() &&
+                        j["host"].value("peers_connected", -1) == side - 1;
+          }
+          if (!confirmed) std::this_thread::sleep_for(100ms);
+        }
+        if (confirmed) ++partitions_confirmed;
+        say(confirmed ? "  every node sees only its own side"
+                      : "  NOT confirmed: some node still reported a link across the cut");
+        std::this_thread::sleep_until(cut_end);
         t0 = steady::now();
         for (std::size_t i = 0; i < c.size(); ++i)
           if (!c.cut(i, {})) {
@@ -1163,7 +1181,10 @@ int main(int argc, char** argv) {
         f != fault::partition_random && f != fault::partition_leader)
       max_catch_up_ms = std::max<std::int64_t>(max_catch_up_ms, ms);
     say("  every node caught up " + std::to_string(ms) + " ms after the " +
-        (f == fault::pause_random || f == fault::pause_leader ? "resume" : "restart"));
+        (f == fault::pause_random || f == fault::pause_leader || f == fault::stall_holder
+             ? "resume"
+             : f == fault::partition_random || f == fault::partition_leader ? "heal"
+                                                                             : "restart"));
   }
   std::this_thread::sleep_until(run_end);
   stop = true;
@@ -1332,6 +1353,7 @@ int main(int argc, char** argv) {
                      {"pauses", fault_counts["pause_random"] + fault_counts["pause_leader"]},
                      {"partitions",
                       fault_counts["partition_random"] + fault_counts["partition_leader"]},
+                     {"partitions_confirmed", partitions_confirmed},
                      {"errors", errors.load()},
                      {"unknown_outcomes", unknown.load() + crun.unknown.load()},
                      {"violations", violations},
