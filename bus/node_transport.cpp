@@ -481,7 +481,7 @@ caf::io::scribe_ptr make_scribe(net::default_multiplexer& mx, native_socket fd,
   else
     SSL_set_connect_state(ssl.get());
   return caf::make_counted<guarded_scribe<tls_policy>>(mx, fd, st, slot, std::move(dialed_to), st,
-                                                      std::move(ssl));
+                                                       std::move(ssl));
 }
 
 class guarded_doorman final : public net::doorman_impl {
@@ -666,13 +666,14 @@ result<std::size_t> set_partition(caf::actor_system& sys, const std::vector<std:
       ++closed;
     }
   }
-  detail::log()->warn("fault injection: node-port links to [{}] cut ({} closed)",
-                      [&] {
-                        std::string all;
-                        for (const auto& p : st->faults.blocked) all += (all.empty() ? "" : ",") + p;
-                        return all;
-                      }(),
-                      closed);
+  detail::log()->warn(
+      "fault injection: node-port links to [{}] cut ({} closed)",
+      [&] {
+        std::string all;
+        for (const auto& p : st->faults.blocked) all += (all.empty() ? "" : ",") + p;
+        return all;
+      }(),
+      closed);
   return closed;
 }
 

@@ -18,6 +18,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -26,7 +27,6 @@
 #include <mutex>
 #include <optional>
 #include <random>
-#include <algorithm>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -39,8 +39,8 @@
 
 #include "actors/control_actor.hpp"
 #include "actors/quorum_actor.hpp"
-#include "runtime/membership/ring.hpp"
 #include "actors/raft_host_actor.hpp"
+#include "runtime/membership/ring.hpp"
 #include "test/support/coord_check.hpp"
 #include "test/support/counter_check.hpp"
 #include "test/support/linearizability.hpp"
@@ -113,26 +113,26 @@ class cluster {
       if (!peers.empty()) peers += ',';
       peers += "127.0.0.1:" + std::to_string(ports_[j]);
     }
-    std::vector<std::string> a{opt_.warpd,
-                               "--name",
-                               "n" + std::to_string(i),
-                               "--listen",
-                               "127.0.0.1:" + std::to_string(ports_[i]),
-                               "--peers",
-                               peers,
-                               "--storage",
-                               "memory",
-                               "--data-dir",
-                               dir_ + "/n" + std::to_string(i),
-                               "--http",
-                               opt_.partitions ? "127.0.0.1:" + std::to_string(http_ports_[i])
-                                               : std::string{},
-                               "--resp",
-                               "",
-                               "--pattern",
-                               "*=strong_distributed",
-                               "--log-level",
-                               opt_.log_level};
+    std::vector<std::string> a{
+        opt_.warpd,
+        "--name",
+        "n" + std::to_string(i),
+        "--listen",
+        "127.0.0.1:" + std::to_string(ports_[i]),
+        "--peers",
+        peers,
+        "--storage",
+        "memory",
+        "--data-dir",
+        dir_ + "/n" + std::to_string(i),
+        "--http",
+        opt_.partitions ? "127.0.0.1:" + std::to_string(http_ports_[i]) : std::string{},
+        "--resp",
+        "",
+        "--pattern",
+        "*=strong_distributed",
+        "--log-level",
+        opt_.log_level};
     if (opt_.partitions) a.push_back("--fault-injection");
     if (opt_.engine == engine_kind::abd) {
       a.insert(a.end(), {"--strong-engine", "abd"});
@@ -170,7 +170,8 @@ class cluster {
   /// Node i cuts its links to `peers` (indexes; empty heals): true when it said so.
   bool cut(std::size_t i, const std::vector<std::size_t>& peers) {
     std::string body;
-    for (auto p : peers) body += (body.empty() ? "" : ",") + ("127.0.0.1:" + std::to_string(ports_[p]));
+    for (auto p : peers)
+      body += (body.empty() ? "" : ",") + ("127.0.0.1:" + std::to_string(ports_[p]));
     return http_post(http_ports_[i], "/admin/fault/partition", body) == 200;
   }
 
@@ -676,7 +677,8 @@ void lease_client(client& cl, std::size_t nodes, std::size_t ci, std::mt19937_64
       // Only an acknowledged SET ... LEASE is known attached: one of unknown outcome may
       // apply after the revoke, unattached (the node deletes it again once its attach is
       // refused), so its value seen after the revoke is no violation.
-      if (cl.coord(node(), "set", {key, value, g.value}, errs).ok()) l.keys.emplace_back(key, value);
+      if (cl.coord(node(), "set", {key, value, g.value}, errs).ok())
+        l.keys.emplace_back(key, value);
       keys.push_back(key);
     }
     bool revoke = rng() % 5 != 0;
@@ -977,7 +979,8 @@ int main(int argc, char** argv) {
     if (opt.pauses) kinds.push_back(fault::pause_leader);
     if (opt.kills && opt.kill_all) kinds.push_back(fault::kill_all);
     if (opt.pauses && opt.workload == "lock") kinds.push_back(fault::stall_holder);
-    if (opt.partitions) kinds.insert(kinds.end(), {fault::partition_random, fault::partition_leader});
+    if (opt.partitions)
+      kinds.insert(kinds.end(), {fault::partition_random, fault::partition_leader});
   }
   std::map<std::string, std::uint64_t> fault_counts;
   std::uint64_t faults = 0;
@@ -1181,10 +1184,9 @@ int main(int argc, char** argv) {
         f != fault::partition_random && f != fault::partition_leader)
       max_catch_up_ms = std::max<std::int64_t>(max_catch_up_ms, ms);
     say("  every node caught up " + std::to_string(ms) + " ms after the " +
-        (f == fault::pause_random || f == fault::pause_leader || f == fault::stall_holder
-             ? "resume"
-             : f == fault::partition_random || f == fault::partition_leader ? "heal"
-                                                                             : "restart"));
+        (f == fault::pause_random || f == fault::pause_leader || f == fault::stall_holder ? "resume"
+         : f == fault::partition_random || f == fault::partition_leader                   ? "heal"
+                                                                        : "restart"));
   }
   std::this_thread::sleep_until(run_end);
   stop = true;
@@ -1244,8 +1246,7 @@ int main(int argc, char** argv) {
       ++gave_up;
       notes.push_back("no final read of the fenced register succeeded: lost writes unchecked");
     }
-    auto res = warp::test::check_locks(crun.holds,
-                                       final_register ? *final_register : std::nullopt);
+    auto res = warp::test::check_locks(crun.holds, final_register ? *final_register : std::nullopt);
     ops_checked += res.holds;
     violations += res.violations;
     if (final_register) lost += res.lost;
@@ -1262,16 +1263,16 @@ int main(int argc, char** argv) {
                   {"holders_paused", crun.stalls_done.load()}};
     errors.fetch_add(errs);
   } else if (opt.workload == "lease") {
-    auto res = warp::test::check_leases(crun.leases, crun.lease_reads, opt.lease_extension_ms,
-                                        outages);
+    auto res =
+        warp::test::check_leases(crun.leases, crun.lease_reads, opt.lease_extension_ms, outages);
     ops_checked += res.reads + res.leases;
     violations += res.violations;
     for (auto& n : res.notes) notes.push_back(n);
     notes.push_back("lease: " + std::to_string(res.leases) + " leases (" +
                     std::to_string(res.revoked) + " revoked), " + std::to_string(res.reads) +
                     " reads of attached keys");
-    coord_json = {{"leases", res.leases}, {"leases_revoked", res.revoked},
-                  {"lease_reads", res.reads}};
+    coord_json = {
+        {"leases", res.leases}, {"leases_revoked", res.revoked}, {"lease_reads", res.reads}};
   }
   for (auto& key : keys) {
     std::vector<register_op> sub;
@@ -1335,35 +1336,35 @@ int main(int argc, char** argv) {
       std::to_string(violations) + "; lost writes " + std::to_string(lost) +
       (gave_up ? "; checker gave up on " + std::to_string(gave_up) + " key(s)" : ""));
   if (opt.json) {
-    nlohmann::json j{{"engine", engine},
-                     {"nodes", opt.nodes},
-                     {"seconds", opt.seconds},
-                     {"seed", opt.seed},
-                     {"clients", opt.clients},
-                     {"keys", opt.keys},
-                     {"counter_keys", opt.counter_keys},
-                     {"ops_recorded", history.size() + counter_ops},
-                     {"ops_checked", ops_checked},
-                     {"counter_ops_checked", counter_ops},
-                     {"counter_incr_acknowledged", counter_acked},
-                     {"faults", faults},
-                     {"fault_kinds", fault_counts},
-                     {"kills", fault_counts["kill_random"] + fault_counts["kill_leader"]},
-                     {"kill_all", fault_counts["kill_all"]},
-                     {"pauses", fault_counts["pause_random"] + fault_counts["pause_leader"]},
-                     {"partitions",
-                      fault_counts["partition_random"] + fault_counts["partition_leader"]},
-                     {"partitions_confirmed", partitions_confirmed},
-                     {"errors", errors.load()},
-                     {"unknown_outcomes", unknown.load() + crun.unknown.load()},
-                     {"violations", violations},
-                     {"lost_writes", lost},
-                     {"checker_gave_up", gave_up},
-                     {"max_catch_up_ms", max_catch_up_ms},
-                     {"status_fallbacks", status_fallbacks.load()},
-                     {"workload", opt.workload},
-                     {"coordination", coord_json},
-                     {"healthy", healthy}};
+    nlohmann::json j{
+        {"engine", engine},
+        {"nodes", opt.nodes},
+        {"seconds", opt.seconds},
+        {"seed", opt.seed},
+        {"clients", opt.clients},
+        {"keys", opt.keys},
+        {"counter_keys", opt.counter_keys},
+        {"ops_recorded", history.size() + counter_ops},
+        {"ops_checked", ops_checked},
+        {"counter_ops_checked", counter_ops},
+        {"counter_incr_acknowledged", counter_acked},
+        {"faults", faults},
+        {"fault_kinds", fault_counts},
+        {"kills", fault_counts["kill_random"] + fault_counts["kill_leader"]},
+        {"kill_all", fault_counts["kill_all"]},
+        {"pauses", fault_counts["pause_random"] + fault_counts["pause_leader"]},
+        {"partitions", fault_counts["partition_random"] + fault_counts["partition_leader"]},
+        {"partitions_confirmed", partitions_confirmed},
+        {"errors", errors.load()},
+        {"unknown_outcomes", unknown.load() + crun.unknown.load()},
+        {"violations", violations},
+        {"lost_writes", lost},
+        {"checker_gave_up", gave_up},
+        {"max_catch_up_ms", max_catch_up_ms},
+        {"status_fallbacks", status_fallbacks.load()},
+        {"workload", opt.workload},
+        {"coordination", coord_json},
+        {"healthy", healthy}};
     std::cout << j.dump() << std::endl;
   }
   return violations == 0 && lost == 0 && gave_up == 0 && healthy ? 0 : 1;

@@ -717,8 +717,8 @@ struct admin_http::impl {
     const auto& req = c.req;
     // /admin/patterns changes the key-pattern table and /admin/fault/partition (test only)
     // the node's links; every other endpoint only reads.
-    bool writable = req.path == "/admin/patterns" ||
-                    (req.path == "/admin/fault/partition" && opts.partition);
+    bool writable =
+        req.path == "/admin/patterns" || (req.path == "/admin/fault/partition" && opts.partition);
     if (req.method != "GET" && req.method != "HEAD" &&
         !(writable && (req.method == "PUT" || req.method == "POST" || req.method == "DELETE"))) {
       auto r =

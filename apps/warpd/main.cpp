@@ -28,17 +28,17 @@
 #include <caf/io/all.hpp>
 #include <nlohmann/json.hpp>
 
-#include "warp/l1.hpp"
-#include "warp/build_info.hpp"
-#include "warp/cluster.hpp"
+#include "apps/warpd/admin_http.hpp"
+#include "apps/warpd/options.hpp"
 #include "bus/node_fault.hpp"
 #include "bus/node_transport.hpp"
+#include "federation/cdc_ingest.hpp"
+#include "runtime/modes/strong_raft.hpp"
+#include "warp/build_info.hpp"
+#include "warp/cluster.hpp"
+#include "warp/l1.hpp"
 #include "warp/metrics.hpp"
 #include "warp/node.hpp"
-#include "apps/warpd/admin_http.hpp"
-#include "federation/cdc_ingest.hpp"
-#include "apps/warpd/options.hpp"
-#include "runtime/modes/strong_raft.hpp"
 
 #include "sidecar/resp_server.hpp"
 
@@ -415,10 +415,11 @@ int run(int argc, char** argv) {
         return text;
       };
     if (settings->fault_injection) {
-      spdlog::warn("--fault-injection: POST /admin/fault/partition cuts this node's links (test "
-                   "only)");
-      settings->admin.partition = [sys = &node->system()](const std::string& body)
-          -> warp::result<std::string> {
+      spdlog::warn(
+          "--fault-injection: POST /admin/fault/partition cuts this node's links (test "
+          "only)");
+      settings->admin.partition =
+          [sys = &node->system()](const std::string& body) -> warp::result<std::string> {
         std::vector<std::string> peers;
         for (std::size_t pos = 0; pos < body.size();) {
           auto comma = body.find(',', pos);

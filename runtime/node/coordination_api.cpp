@@ -111,8 +111,8 @@ result<void> node::lease_revoke(lease_id id) {
   if (!r) return r.err();
   for (const auto& key : before->keys)
     if (auto d = remove(key); !d && d.err().code() != errc::not_found)
-      return error{d.err().code(), "lease " + std::to_string(id) +
-                                       " revoked; deleting its key '" + key +
+      return error{d.err().code(), "lease " + std::to_string(id) + " revoked; deleting its key '" +
+                                       key +
                                        "' failed (the leader retries it): " + d.err().message()};
   return {};
 }

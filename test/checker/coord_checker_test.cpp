@@ -162,8 +162,9 @@ TEST_CASE("coord checker: leases: reads before the revoke and absent reads after
   CHECK(res.reads == 5);
 }
 
-TEST_CASE("coord checker: leases: a read after the revoke's acknowledgement that sees a key is "
-          "flagged") {
+TEST_CASE(
+    "coord checker: leases: a read after the revoke's acknowledgement that sees a key is "
+    "flagged") {
   std::vector<lease_record> l{lease(5, 2000, 0, {}, 1000)};
   auto res = check_leases(l, {read(1001, "lease-5")}, 2500);
   CHECK(res.violations == 1);
@@ -174,10 +175,11 @@ TEST_CASE("coord checker: leases: a read after the revoke's acknowledgement that
   CHECK(check_leases(two, {read(1200, "lease-9")}, 2500).ok());
 }
 
-TEST_CASE("coord checker: leases: a lease seen beyond TTL + the extension after its last "
-          "keep-alive is flagged") {
+TEST_CASE(
+    "coord checker: leases: a lease seen beyond TTL + the extension after its last "
+    "keep-alive is flagged") {
   std::vector<lease_record> l{lease(5, 2000, 0, {1000})};
-  CHECK(check_leases(l, {read(5400, "lease-5")}, 2500).ok());      // 1000 + 2000 + 2500 = 5500
+  CHECK(check_leases(l, {read(5400, "lease-5")}, 2500).ok());  // 1000 + 2000 + 2500 = 5500
   CHECK(check_leases(l, {read(5600, "lease-5")}, 2500).violations == 1);
   // A keep-alive of unknown outcome leaves the end unbounded.
   l[0].unbounded = true;

@@ -63,8 +63,7 @@ lock_check_result check_locks(const std::vector<lock_hold>& holds,
 
   std::vector<const lock_hold*> by_token;
   for (auto& h : holds) by_token.push_back(&h);
-  std::sort(by_token.begin(), by_token.end(),
-            [](auto* a, auto* b) { return a->token < b->token; });
+  std::sort(by_token.begin(), by_token.end(), [](auto* a, auto* b) { return a->token < b->token; });
   for (std::size_t i = 1; i < by_token.size(); ++i)
     if (by_token[i]->token == by_token[i - 1]->token)
       violation("token " + std::to_string(by_token[i]->token) + " granted twice (clients " +
@@ -146,8 +145,9 @@ lock_check_result check_locks(const std::vector<lock_hold>& holds,
         // The next higher token had returned before this write was sent: the lock had
         // moved on, the fence must have refused it.
         if (min_return_above[i + 1] < h->write_invoke_ns)
-          violation(tag + ": its fenced write was acknowledged although a higher token had been "
-                          "granted before it was sent");
+          violation(tag +
+                    ": its fenced write was acknowledged although a higher token had been "
+                    "granted before it was sent");
         auto written = h->read;
         written.push_back(h->token);
         acked[h->token] = std::move(written);
@@ -158,8 +158,9 @@ lock_check_result check_locks(const std::vector<lock_hold>& holds,
         bool moved_on = min_invoke_above[i + 1] < h->write_return_ns;
         bool session_may_have_ended = h->write_return_ns > h->session_safe_until_ns;
         if (!moved_on && !session_may_have_ended)
-          violation(tag + ": its fenced write was refused while its token was current (no "
-                          "higher token asked for, its session alive)");
+          violation(tag +
+                    ": its fenced write was refused while its token was current (no "
+                    "higher token asked for, its session alive)");
         break;
       }
     }

@@ -70,7 +70,7 @@ struct lock_check_result {
   std::uint64_t writes_refused = 0;
   std::uint64_t writes_unknown = 0;
   std::uint64_t violations = 0;
-  std::uint64_t lost = 0;  ///< acknowledged fenced writes missing from the final register
+  std::uint64_t lost = 0;          ///< acknowledged fenced writes missing from the final register
   std::vector<std::string> notes;  ///< the first problems, for humans
   bool ok() const { return violations == 0 && lost == 0; }
 };
@@ -122,9 +122,9 @@ struct lease_check_result {
 /// no leader counts a lease down then, so each one that overlaps a lease's window
 /// lengthens its bound by its length. Each value written under a lease must be unique to
 /// it (the workload writes "lease-<id>-...").
-lease_check_result check_leases(const std::vector<lease_record>& leases,
-                                const std::vector<lease_read>& reads, std::int64_t extension_ms,
-                                const std::vector<std::pair<std::int64_t, std::int64_t>>& outages =
-                                    {});
+lease_check_result check_leases(
+    const std::vector<lease_record>& leases, const std::vector<lease_read>& reads,
+    std::int64_t extension_ms,
+    const std::vector<std::pair<std::int64_t, std::int64_t>>& outages = {});
 
 }  // namespace warp::test
