@@ -703,15 +703,15 @@ void lease_client(client& cl, std::size_t nodes, std::size_t ci, std::mt19937_64
       if (r.what == client::coord_answer::kind::unknown) run.unknown.fetch_add(1);
       read_all(keys);
     } else {
-      // Let it expire: read until both keys are gone, at most TTL + extension + 2 s.
+      // Let it expire: ask for it (lease.ttl) until it is gone, at most TTL + extension +
+      // 2 s after its last keep-alive; every answer that found it is an observation the
+      // checker bounds. The keys are read too (the revoke rule only uses them).
       auto until = mono_ns() + (ttl_ms + extension_ms + 2000) * 1'000'000;
-      while (mono_ns() < until) {
-        auto before = reads.size();
+      while (mono_ns() < until && !run.stop->load()) {
+        auto t = cl.coord(node(), "lease.ttl", {g.value}, errs);
+        if (t.ok()) l.alive_seen.push_back(t.invoke_ns);
+        if (t.is(warp::errc::not_found)) break;
         read_all(keys);
-        bool gone = reads.size() - before == keys.size() &&
-                    std::all_of(reads.begin() + static_cast<std::ptrdiff_t>(before), reads.end(),
-                                [](auto& r) { return !r.value; });
-        if (gone) break;
         std::this_thread::sleep_for(200ms);
       }
     }
