@@ -175,8 +175,9 @@ TEST_CASE(
   CHECK(check_leases(two, {read(1200, "lease-9")}, 2500).ok());
 }
 
-TEST_CASE("coord checker: leases: a lease found alive beyond TTL + the extension after its "
-          "last keep-alive is flagged") {
+TEST_CASE(
+    "coord checker: leases: a lease found alive beyond TTL + the extension after its "
+    "last keep-alive is flagged") {
   std::vector<lease_record> l{lease(5, 2000, 0, {1000})};
   l[0].alive_seen = {5400 * ms};  // 1000 + 2000 + 2500 = 5500
   CHECK(check_leases(l, {}, 2500).ok());
