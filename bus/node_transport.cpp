@@ -1,5 +1,7 @@
 #include "bus/node_transport.hpp"
 
+#include "bus/node_fault.hpp"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -14,6 +16,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <vector>
 
 #include <openssl/err.h>
@@ -92,8 +95,18 @@ class pending_connections {
 /// before a newcomer may take its place.
 constexpr std::chrono::milliseconds handshake_timeout{5000};
 
+/// Test-only partitions (set_partition): the peers cut off and the live connections this
+/// system dialed, by the HOST:PORT it dialed. Touched when a connection is dialed or
+/// closed and when the partition changes, never per message.
+struct fault_injection {
+  std::mutex mtx;
+  std::set<std::string> blocked;
+  std::multimap<std::string, native_socket> dialed;
+};
+
 /// Shared by the middleman actor, its doormen and every connection's scribe.
 struct transport_state {
+  mutable fault_injection faults;
   transport_options opts;
   ssl_ctx_ptr tls;  ///< null = plain TCP
   std::shared_ptr<node_transport_counters> counters = std::make_shared<node_transport_counters>();
@@ -261,19 +274,38 @@ template <class Policy>
 class guarded_scribe final : public caf::io::scribe {
  public:
   /// `slot`: an accepted connection's place among the pending ones (none when we dialed).
+  /// `dialed_to`: the HOST:PORT we dialed (empty when accepted), for set_partition.
   template <class... Ts>
   guarded_scribe(net::default_multiplexer& mx, native_socket fd,
                  std::shared_ptr<const transport_state> st,
-                 std::optional<pending_connections::handle> slot, Ts&&... policy_args)
+                 std::optional<pending_connections::handle> slot, std::string dialed_to,
+                 Ts&&... policy_args)
       : scribe(net::conn_hdl_from_socket(fd)),
         st_(std::move(st)),
         slot_(slot),
         accepted_(slot.has_value()),
+        dialed_to_(std::move(dialed_to)),
         stream_(mx, fd, std::forward<Ts>(policy_args)...) {
     if (slot_) st_->counters->pending.fetch_add(1, std::memory_order_relaxed);
+    if (!dialed_to_.empty()) {
+      std::lock_guard<std::mutex> guard{st_->faults.mtx};
+      st_->faults.dialed.emplace(dialed_to_, fd);
+    }
   }
 
-  ~guarded_scribe() override { leave_pending(); }
+  ~guarded_scribe() override {
+    leave_pending();
+    if (!dialed_to_.empty()) {
+      // Before the stream closes the socket: set_partition never shuts a reused fd.
+      std::lock_guard<std::mutex> guard{st_->faults.mtx};
+      auto [first, last] = st_->faults.dialed.equal_range(dialed_to_);
+      for (auto it = first; it != last; ++it)
+        if (it->second == stream_.fd()) {
+          st_->faults.dialed.erase(it);
+          break;
+        }
+    }
+  }
 
   void configure_read(caf::io::receive_policy::config config) override {
     // BASP reads a 32-byte header, then exactly the payload it announces. The first
@@ -424,6 +456,7 @@ class guarded_scribe final : public caf::io::scribe {
   std::shared_ptr<const transport_state> st_;
   std::optional<pending_connections::handle> slot_;
   bool accepted_;
+  std::string dialed_to_;
   bool launched_ = false;
   std::size_t reads_ = 0;
   bool expect_header_ = true;
@@ -436,16 +469,19 @@ class guarded_scribe final : public caf::io::scribe {
 /// Client or server end of a new connection, as the transport's options say.
 caf::io::scribe_ptr make_scribe(net::default_multiplexer& mx, native_socket fd,
                                 const std::shared_ptr<const transport_state>& st,
-                                std::optional<pending_connections::handle> slot) {
+                                std::optional<pending_connections::handle> slot,
+                                std::string dialed_to = {}) {
   if (!st->tls)
-    return caf::make_counted<guarded_scribe<caf::policy::tcp>>(mx, fd, st, slot);
+    return caf::make_counted<guarded_scribe<caf::policy::tcp>>(mx, fd, st, slot,
+                                                               std::move(dialed_to));
   ssl_ptr ssl{SSL_new(st->tls.get())};
   if (!ssl || SSL_set_fd(ssl.get(), fd) != 1) return nullptr;
   if (slot)
     SSL_set_accept_state(ssl.get());
   else
     SSL_set_connect_state(ssl.get());
-  return caf::make_counted<guarded_scribe<tls_policy>>(mx, fd, st, slot, st, std::move(ssl));
+  return caf::make_counted<guarded_scribe<tls_policy>>(mx, fd, st, slot, std::move(dialed_to), st,
+                                                       std::move(ssl));
 }
 
 class guarded_doorman final : public net::doorman_impl {
@@ -495,10 +531,15 @@ class guarded_middleman final : public caf::io::middleman_actor_impl {
 
  protected:
   caf::expected<caf::io::scribe_ptr> connect(const std::string& host, uint16_t port) override {
+    auto peer = host + ":" + std::to_string(port);
+    {
+      std::lock_guard<std::mutex> guard{st_->faults.mtx};
+      if (st_->faults.blocked.count(peer)) return caf::sec::cannot_connect_to_node;
+    }
     auto fd = net::new_tcp_connection(host, port);
     if (!fd) return std::move(fd.error());
     net::nonblocking(*fd, true);
-    auto scribe = make_scribe(mpx(), *fd, st_, std::nullopt);
+    auto scribe = make_scribe(mpx(), *fd, st_, std::nullopt, std::move(peer));
     if (!scribe) {
       net::close_socket(*fd);
       return caf::sec::cannot_connect_to_node;
@@ -602,6 +643,38 @@ void uninstall_node_transport(caf::actor_system& sys) {
   // `kill` ends it.
   self->send_exit(actor, caf::exit_reason::kill);
   self->wait_for(actor);
+}
+
+result<std::size_t> set_partition(caf::actor_system& sys, const std::vector<std::string>& peers) {
+  std::shared_ptr<const transport_state> st;
+  {
+    std::lock_guard<std::mutex> guard{installed_mtx};
+    auto it = installed_by_system.find(&sys);
+    if (it == installed_by_system.end())
+      return error{errc::unsupported, "no node transport installed: the node does not listen"};
+    st = it->second.state;
+  }
+  std::size_t closed = 0;
+  std::lock_guard<std::mutex> guard{st->faults.mtx};
+  st->faults.blocked = std::set<std::string>(peers.begin(), peers.end());
+  for (const auto& peer : st->faults.blocked) {
+    auto [first, last] = st->faults.dialed.equal_range(peer);
+    for (auto it = first; it != last; ++it) {
+      // The scribe reads EOF and closes the normal way (BASP learns the route is gone); its
+      // destructor takes it out of `dialed` under this mutex, so the fd is still ours.
+      ::shutdown(it->second, SHUT_RDWR);
+      ++closed;
+    }
+  }
+  detail::log()->warn(
+      "fault injection: node-port links to [{}] cut ({} closed)",
+      [&] {
+        std::string all;
+        for (const auto& p : st->faults.blocked) all += (all.empty() ? "" : ",") + p;
+        return all;
+      }(),
+      closed);
+  return closed;
 }
 
 caf::io::middleman_actor node_middleman(caf::actor_system& sys) {

@@ -525,6 +525,10 @@ struct admin_http::impl {
       r.body = node->federation_json() + "\n";
     } else if (path == "/admin/patterns") {
       return patterns(req);
+    } else if (path == "/admin/fault/partition" && opts.partition) {
+      auto done = opts.partition(std::string{trim_line(req.body)});
+      if (!done) return text(400, done.err().message() + "\n");
+      r.body = *done + "\n";
     } else if (path == "/admin/hotkeys") {
       // ?limit=N (default 20, 0 = every key tracked); anything else is a clear 400.
       std::size_t limit = 20;
@@ -711,8 +715,10 @@ struct admin_http::impl {
   // answered here, the rest goes to a worker.
   void dispatch(connection& c) {
     const auto& req = c.req;
-    // /admin/patterns changes the key-pattern table; every other endpoint only reads.
-    bool writable = req.path == "/admin/patterns";
+    // /admin/patterns changes the key-pattern table and /admin/fault/partition (test only)
+    // the node's links; every other endpoint only reads.
+    bool writable =
+        req.path == "/admin/patterns" || (req.path == "/admin/fault/partition" && opts.partition);
     if (req.method != "GET" && req.method != "HEAD" &&
         !(writable && (req.method == "PUT" || req.method == "POST" || req.method == "DELETE"))) {
       auto r =

@@ -42,6 +42,9 @@ struct admin_options {
   std::size_t max_body = 64 * 1024;
   /// Concurrent GET /v1/watch streams (Server-Sent Events); 503 beyond.
   std::size_t max_watch_streams = 64;
+  /// Test only (--fault-injection): POST /admin/fault/partition, body = the peers'
+  /// HOST:PORT separated by commas (empty = heal), calls it; 404 when unset.
+  std::function<warp::result<std::string>(const std::string& peers)> partition;
 };
 
 class admin_http {

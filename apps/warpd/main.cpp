@@ -28,16 +28,17 @@
 #include <caf/io/all.hpp>
 #include <nlohmann/json.hpp>
 
-#include "warp/l1.hpp"
+#include "apps/warpd/admin_http.hpp"
+#include "apps/warpd/options.hpp"
+#include "bus/node_fault.hpp"
+#include "bus/node_transport.hpp"
+#include "federation/cdc_ingest.hpp"
+#include "runtime/modes/strong_raft.hpp"
 #include "warp/build_info.hpp"
 #include "warp/cluster.hpp"
-#include "bus/node_transport.hpp"
+#include "warp/l1.hpp"
 #include "warp/metrics.hpp"
 #include "warp/node.hpp"
-#include "apps/warpd/admin_http.hpp"
-#include "federation/cdc_ingest.hpp"
-#include "apps/warpd/options.hpp"
-#include "runtime/modes/strong_raft.hpp"
 
 #include "sidecar/resp_server.hpp"
 
@@ -413,6 +414,25 @@ int run(int argc, char** argv) {
         if (c) text += c->prometheus_text("{node=\"" + warp::prometheus_label(name) + "\"}");
         return text;
       };
+    if (settings->fault_injection) {
+      spdlog::warn(
+          "--fault-injection: POST /admin/fault/partition cuts this node's links (test "
+          "only)");
+      settings->admin.partition =
+          [sys = &node->system()](const std::string& body) -> warp::result<std::string> {
+        std::vector<std::string> peers;
+        for (std::size_t pos = 0; pos < body.size();) {
+          auto comma = body.find(',', pos);
+          auto end = comma == std::string::npos ? body.size() : comma;
+          if (end > pos) peers.push_back(body.substr(pos, end - pos));
+          pos = end + 1;
+        }
+        auto closed = warp::bus::set_partition(*sys, peers);
+        if (!closed) return closed.err();
+        return "{\"blocked\":" + std::to_string(peers.size()) +
+               ",\"closed\":" + std::to_string(*closed) + "}";
+      };
+    }
     auto h = warpd::admin_http::start(*node, ncfg.http, effective_config_json(*settings), seeded,
                                       settings->admin, std::move(extra));
     if (!h) return fail(exit_startup_failure, "admin http: " + h.err().message());

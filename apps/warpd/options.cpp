@@ -698,6 +698,10 @@ const std::vector<option_def>& option_table() {
        "An admin HTTP request must arrive whole (head and body) within this"},
       {"warp.admin-max-body", "--admin-max-body", opt_kind::size, "65536",
        "Largest admin HTTP request body, in bytes (larger: 413 before reading it)"},
+      {"warp.fault-injection", "--fault-injection", opt_kind::boolean, "false",
+       "TEST ONLY (warp-nemesis): serve POST /admin/fault/partition on the admin port, which "
+       "cuts this node's node-port links to the peers named in its body (HOST:PORT,...; "
+       "empty heals) and refuses to dial them (docs/strong.md, \"Partition fault\")"},
       {"warp.resp-max-client-memory", "--resp-max-client-memory", opt_kind::size, "1073741824",
        "Bound on all RESP clients' buffers together (query + output), in bytes; over it the "
        "biggest clients are disconnected (Redis maxmemory-clients); 0 = none"},
@@ -885,6 +889,11 @@ warp::result<settings> build_settings(const warpd_config& cfg) {
   settings out;
   if (auto st = read_admin(rd, out.admin); !st) return st.err();
   auto& n = out.node;
+  {
+    auto fi = rd.boolean("warp.fault-injection");
+    if (!fi) return fi.err();
+    out.fault_injection = *fi;
+  }
 #define WARPD_READ(target, call) \
   do {                           \
     auto v = call;               \

@@ -93,6 +93,8 @@ struct settings {
   std::string resp_password_file;
   resp_limits resp;
   admin_options admin;
+  /// --fault-injection (test only): the admin port's /admin/fault/partition.
+  bool fault_injection = false;
   std::size_t maxmemory = 0;  ///< memory storage bound, 0 = none
   warp::memory_storage_options::policy maxmemory_policy =
       warp::memory_storage_options::policy::noeviction;

@@ -97,10 +97,23 @@ result<std::chrono::milliseconds> node::lease_keepalive(lease_id id) {
 result<void> node::lease_revoke(lease_id id) {
   auto* e = engine(*impl_);
   if (!e) return no_engine();
+  // The leader deletes a revoked lease's keys asynchronously after the revoke applied;
+  // deleting them here too before answering (a delete is idempotent) means a read that
+  // starts after this call returns sees none of the keys attached before the revoke was
+  // asked for, as in etcd, where revoke deletes them in its own transaction. Only a key
+  // attached concurrently with the revoke (after this read of the lease) is left to the
+  // leader's delete.
+  auto before = lease_time_to_live(id);
+  if (!before) return before.err();  // not_found as the revoke would say; else nothing done
   auto c = command(co::coord_op::revoke);
   c.lease = id;
   auto r = e->coord(true, co::encode(c));
   if (!r) return r.err();
+  for (const auto& key : before->keys)
+    if (auto d = remove(key); !d && d.err().code() != errc::not_found)
+      return error{d.err().code(), "lease " + std::to_string(id) + " revoked; deleting its key '" +
+                                       key +
+                                       "' failed (the leader retries it): " + d.err().message()};
   return {};
 }
 
@@ -374,6 +387,7 @@ result<std::string> coordination_request(node& n, std::string_view verb,
     if (!r) return r.err();
     return std::string{};
   }
+  if (verb == "fencedget") return n.get_fenced(arg(0));
   return error{errc::unsupported, "unknown coordination request: " + std::string{verb}};
 }
 
