@@ -1,10 +1,14 @@
 #include "federation/federation_actor.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <map>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <unordered_map>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 #include <caf/all.hpp>
@@ -45,6 +49,8 @@ using fed_status_atom = caf::atom_constant<caf::atom("warpfstat")>;
 using fed_kafka_ack_atom = caf::atom_constant<caf::atom("wfkack")>;
 // From the executor: the changes of departed members, re-derived for the gateway to ship.
 using fed_rederived_atom = caf::atom_constant<caf::atom("wfrederiv")>;
+// From the executor: the current changes of keys a Kafka link's full queue dropped.
+using fed_kafka_repair_atom = caf::atom_constant<caf::atom("wfkrepair")>;
 
 constexpr const char* kafka_address = "kafka";
 
@@ -261,6 +267,11 @@ struct fed_state {
     std::size_t kafka_expected = 0, kafka_done = 0;
     bool kafka_ok = true;
     clock_point kafka_retry_at{};
+    // Over Kafka, where no digest exchange runs: the keys a full queue (or the inbox)
+    // dropped, re-read and queued again once the queue has room (all known keys when too
+    // many to list).
+    std::set<std::string> kafka_repair;
+    bool kafka_repair_all = false, kafka_repair_running = false;
   };
   std::vector<link> links;
   std::vector<std::string> caf_links;  // the REGION=HOST:PORT flags, by dialer index
@@ -286,6 +297,8 @@ struct fed_state {
   /// Follows the region's membership: the gateway re-ships departed members' changes.
   void watch_members(clock_point now);
   void on_rederived(const std::string& frame);
+  void kafka_repair(std::size_t k);
+  void on_kafka_repaired(std::uint64_t k, const std::string& frame);
   caf::result<std::string> on_batch(const std::string& frame);
   void on_applied(std::uint64_t job, const std::string& forwards, bool ok);
   caf::result<std::string> on_digest(const std::string& req);
@@ -380,6 +393,9 @@ caf::behavior fed_state::make_behavior(std::shared_ptr<shared_state> init) {
         kafka_settle(l);
       },
       [this](fed_rederived_atom, const std::string& frame) { on_rederived(frame); },
+      [this](fed_kafka_repair_atom, std::uint64_t k, const std::string& frame) {
+        on_kafka_repaired(k, frame);
+      },
       [this](fed_status_atom) { return status_json(*sh); },
       [this](fed_digest_done_atom, std::uint64_t job, std::string& bytes) {
         if (auto it = pending.find(job); it != pending.end()) {
@@ -424,7 +440,10 @@ void fed_state::drain_inbox(clock_point now) {
   }
   // The inbox overflowed: every link needs a repair pass.
   if (!repair.empty())
-    for (auto& l : links) l.repair_wanted = true;
+    for (auto& l : links) {
+      l.repair_wanted = true;
+      if (l.producer) l.kafka_repair.insert(repair.begin(), repair.end());
+    }
 }
 
 void fed_state::ship(link& l, clock_point now) {
@@ -556,20 +575,80 @@ void fed_state::on_rederived(const std::string& frame) {
   }
 }
 
+void fed_state::kafka_repair(std::size_t k) {
+  auto& l = *kafka_links[k];
+  if (l.kafka_repair_running || (l.kafka_repair.empty() && !l.kafka_repair_all) ||
+      l.queue->depth() > sh->opts.queue_limit / 2)
+    return;
+  l.kafka_repair_running = true;
+  auto keys = std::exchange(l.kafka_repair, {});
+  bool all = std::exchange(l.kafka_repair_all, false);
+  auto shp = sh;
+  auto me = caf::actor_cast<caf::actor>(self);
+  bool posted = sh->st->executor->post([shp, me, k, all, keys = std::move(keys)] {
+    batch out;
+    out.sender = shp->opts.region;
+    if (all) {
+      for (auto& [key, e] : known_keys(*shp, nullptr))
+        if (auto c = current_change(*shp, key, e.ver)) out.changes.push_back(std::move(*c));
+    } else {
+      for (const auto& key : keys) {
+        auto rec = shp->st->store->fetch(key);
+        if (rec && *rec) {
+          if (auto c = current_change(*shp, key, (*rec)->ver)) out.changes.push_back(std::move(*c));
+        } else if (auto del = shp->tombs.floor(key); version{} < del) {
+          change c;
+          c.what = change::op::erase;
+          c.key = key;
+          c.ver = del;
+          c.origin = shp->opts.region;
+          c.path = {shp->opts.region};
+          c.policy = merge_policy_of(*shp->st, key, shp->st->patterns.lookup(key));
+          out.changes.push_back(std::move(c));
+        }
+      }
+    }
+    auto bytes = encode(out, unbounded());
+    caf::anon_send(me, fed_kafka_repair_atom::value, std::uint64_t{k},
+                   bytes ? std::move(*bytes) : std::string{});
+  });
+  if (!posted) l.kafka_repair_running = false;
+}
+
+void fed_state::on_kafka_repaired(std::uint64_t k, const std::string& frame) {
+  if (k >= kafka_links.size()) return;
+  auto& l = *kafka_links[k];
+  l.kafka_repair_running = false;
+  auto b = decode(frame, unbounded());
+  if (!b) return;
+  auto now = std::chrono::steady_clock::now();
+  l.repaired += b->changes.size();
+  ++l.ae_passes;
+  // A queue full again drops (and marks) what does not fit: the next pass takes it.
+  for (auto& c : b->changes) l.queue->push(std::move(c), now);
+}
+
 void fed_state::on_tick() {
   self->delayed_send(self, tick_every, fed_tick_atom::value);
   dialer->tick();
   auto now = std::chrono::steady_clock::now();
   drain_inbox(now);
   watch_members(now);
+  for (std::size_t k = 0; k < kafka_links.size(); ++k) kafka_repair(k);
   for (auto& l : links) {
     bool up = link_up(l, now);
     // A link that comes back (or a queue that dropped changes) gets an anti-entropy pass:
     // what was missed while it was down or full is found by digest.
     if (up && !l.was_up) l.repair_wanted = true;
     if (l.queue->needs_repair()) {
-      l.queue->take_repairs();
+      auto dropped = l.queue->take_repairs();
       l.repair_wanted = true;
+      if (l.producer) {
+        if (dropped.size() + l.kafka_repair.size() >= 100000)
+          l.kafka_repair_all = true;
+        else
+          l.kafka_repair.merge(dropped);
+      }
     }
     l.was_up = up;
     bool periodic = sh->opts.anti_entropy_interval.count() > 0 &&

@@ -10,6 +10,7 @@
 
 #include <csignal>
 #include <mutex>
+#include <thread>
 
 #include "bus/kafka_bridge.hpp"
 #include "bus/kafka_envelope.hpp"
@@ -202,4 +203,36 @@ TEST_CASE(
   for (int i = 0; i < m; ++i)
     CHECK(eventually(
         [&] { return get(*b.nodes[1], "f:t" + std::to_string(i)) == std::to_string(i); }, 90s));
+}
+
+TEST_CASE(
+    "federation over kafka: a full queue drops and counts and re-sends the dropped keys once it "
+    "drains",
+    "[federation][kafka][warpd]") {
+  kafka_mock mock{fed_topics};
+  region a{"A", 1}, b{"B", 1};
+  b.start({"A=kafka"}, kafka_flags(mock));
+  auto flags = kafka_flags(mock);
+  flags.insert(flags.end(),
+               {"--federation-queue-limit", "5", "--federation-batch-size", "5"});
+  a.start({"B=kafka"}, flags);
+  REQUIRE(a.nodes[0]->ctl({"set", "f:warm", "1"}).exit_code == 0);
+  REQUIRE(everywhere(b, "f:warm", "1", 60s));
+
+  // The broker stopped: one batch waits for it, and the queue of 5 behind it overflows.
+  mock.process().signal(SIGSTOP);
+  constexpr int n = 40;
+  for (int i = 0; i < n; ++i)
+    REQUIRE(a.nodes[0]->ctl({"set", "f:q" + std::to_string(i), std::to_string(i)}).exit_code == 0);
+  REQUIRE(a.nodes[0]->ctl({"del", "f:warm"}).exit_code == 0);
+  CHECK(eventually([&] { return a.status(0)["links"][0]["dropped"].get<std::uint64_t>() > 0; },
+                   10s));
+  mock.process().signal(SIGCONT);
+  for (int i = 0; i < n; ++i)
+    CHECK(eventually(
+        [&] { return get(*b.nodes[0], "f:q" + std::to_string(i)) == std::to_string(i); }, 60s));
+  CHECK(everywhere(b, "f:warm", "(nil)"));
+  auto s = a.status(0);
+  INFO(s.dump());
+  CHECK(s["links"][0]["repaired"].get<std::uint64_t>() > 0);
 }
