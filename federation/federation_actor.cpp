@@ -218,9 +218,10 @@ std::string status_json(const shared_state& shr) {
                {"topics_in", shr.kafka_topics_in},
                {"producers", producers}};
     if (const auto* c = shr.consumer.load(std::memory_order_acquire))
-      kafka["consumer"] = {{"consumed", ld(c->consumed)},     {"applied", ld(c->applied)},
-                           {"apply_errors", ld(c->apply_errors)}, {"commits", ld(c->committed)},
-                           {"commit_lag", ld(c->commit_lag)},   {"broker_errors", ld(c->broker_errors)}};
+      kafka["consumer"] = {
+          {"consumed", ld(c->consumed)},         {"applied", ld(c->applied)},
+          {"apply_errors", ld(c->apply_errors)}, {"commits", ld(c->committed)},
+          {"commit_lag", ld(c->commit_lag)},     {"broker_errors", ld(c->broker_errors)}};
     out["kafka"] = std::move(kafka);
   }
   {
@@ -540,9 +541,10 @@ void fed_state::watch_members(clock_point now) {
   }
   if (gone.empty()) return;
   std::sort(gone.begin(), gone.end());
-  detail::log()->info("federation: {} member(s) of region {} went away; gateway {} re-ships "
-                      "their changes",
-                      gone.size(), sh->opts.region, gw.gateway());
+  detail::log()->info(
+      "federation: {} member(s) of region {} went away; gateway {} re-ships "
+      "their changes",
+      gone.size(), sh->opts.region, gw.gateway());
   auto shp = sh;
   auto me = caf::actor_cast<caf::actor>(self);
   (void)sh->st->executor->post([shp, me, gone] {
@@ -1251,8 +1253,8 @@ class federation_impl final : public node_federation, public detail::federation_
       out += bus::prometheus_text(sum, bus::kafka_side::producer, "warp_federation_kafka_producer",
                                   "");
       if (const auto* c = sh_->consumer.load(std::memory_order_acquire))
-        out += bus::prometheus_text(*c, bus::kafka_side::consumer,
-                                    "warp_federation_kafka_consumer", "");
+        out += bus::prometheus_text(*c, bus::kafka_side::consumer, "warp_federation_kafka_consumer",
+                                    "");
     }
     return out;
   }

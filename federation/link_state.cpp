@@ -139,7 +139,7 @@ void tombstones::forget(const std::string& key) {
 }
 
 std::vector<std::uint32_t> region_gateway::observe(const std::vector<member_seen>& members,
-                                                  clock_point now) {
+                                                   clock_point now) {
   std::set<std::uint32_t> live;
   const member_seen* gw = nullptr;
   for (const auto& m : members) {

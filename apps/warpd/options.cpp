@@ -478,15 +478,14 @@ const std::vector<option_def>& option_table() {
       {"warp.federation-kafka", "--federation-kafka", opt_kind::string, "",
        "Kafka bootstrap servers (HOST:PORT[,...]) of the federation's Kafka transport: a "
        "link REGION=kafka travels over topics PREFIX<from>.<to>; empty = no Kafka"},
-      {"warp.federation-kafka-topic-prefix", "--federation-kafka-topic-prefix",
-       opt_kind::string, "warp.fed.", "Prefix of the federation topics (PREFIX<from>.<to>)"},
+      {"warp.federation-kafka-topic-prefix", "--federation-kafka-topic-prefix", opt_kind::string,
+       "warp.fed.", "Prefix of the federation topics (PREFIX<from>.<to>)"},
       {"warp.federation-kafka-group", "--federation-kafka-group", opt_kind::string, "",
        "Consumer group of this region's nodes (the same on every node of the region); "
        "empty = warp-fed-<region>"},
       {"warp.federation-kafka-format", "--federation-kafka-format", opt_kind::string, "msgpack",
        "Envelope of the records this node produces: msgpack | json (docs/kafka.md)"},
-      {"warp.federation-kafka-property", "--federation-kafka-property", opt_kind::string_list,
-       "",
+      {"warp.federation-kafka-property", "--federation-kafka-property", opt_kind::string_list, "",
        "Extra librdkafka setting of the federation's producers and consumer, NAME=VALUE "
        "(repeatable), e.g. security.protocol=ssl"},
       {"warp.storage", "--storage", opt_kind::string, "sqlite",

@@ -55,8 +55,8 @@ result<void> federation_options::validate_links(std::string_view listen) const {
     for (const auto& other : links)
       if (other.substr(0, other.find('=')) == r &&
           (other.substr(other.find('=') + 1) == "kafka") != over_kafka)
-        return error{errc::invalid_argument, "federation-link: region '" + r +
-                                                 "' is linked both over Kafka and over CAF"};
+        return error{errc::invalid_argument,
+                     "federation-link: region '" + r + "' is linked both over Kafka and over CAF"};
     if (over_kafka) {
       if (kafka_brokers.empty())
         return error{errc::invalid_argument,

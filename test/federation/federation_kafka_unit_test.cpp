@@ -72,16 +72,16 @@ TEST_CASE("federation over kafka: the envelope's policy field is optional and bo
   for (auto f : {bus::kafka_format::msgpack, bus::kafka_format::json})
     CHECK(bus::encode(k, f).code() == warp::errc::invalid_argument);
   // An empty policy is refused on read (absent means lww).
-  CHECK(bus::decode_kafka(
-            R"({"v":1,"op":"u","key":"k","value":"dg==","version":{"hlc":1,"node":1},)"
-            R"("origin":"eu","policy":""})",
-            bus::kafka_format::json)
-            .code() == warp::errc::codec_error);
-  CHECK(bus::decode_kafka(
-            R"({"v":1,"op":"u","key":"k","value":"dg==","version":{"hlc":1,"node":1},)"
-            R"("origin":"eu","policy":7})",
-            bus::kafka_format::json)
-            .code() == warp::errc::codec_error);
+  CHECK(
+      bus::decode_kafka(R"({"v":1,"op":"u","key":"k","value":"dg==","version":{"hlc":1,"node":1},)"
+                        R"("origin":"eu","policy":""})",
+                        bus::kafka_format::json)
+          .code() == warp::errc::codec_error);
+  CHECK(
+      bus::decode_kafka(R"({"v":1,"op":"u","key":"k","value":"dg==","version":{"hlc":1,"node":1},)"
+                        R"("origin":"eu","policy":7})",
+                        bus::kafka_format::json)
+          .code() == warp::errc::codec_error);
   // A put without a value, or without an origin, is no federation change.
   bus::kafka_change empty;
   empty.key = "k";
@@ -119,7 +119,8 @@ TEST_CASE("federation gateway: the lowest live name leads and re-ships departed 
   // A member that came back before a gateway took over is not re-shipped; one gone longer
   // than the window is forgotten.
   region_gateway h{10s};
-  std::vector<member_seen> two{{1, "a0", true, false}, {2, "a1", true, true}, {3, "b", true, false}};
+  std::vector<member_seen> two{
+      {1, "a0", true, false}, {2, "a1", true, true}, {3, "b", true, false}};
   CHECK(h.observe(two, t).empty());
   two[2].live = false;
   CHECK(h.observe(two, t + 1s).empty());

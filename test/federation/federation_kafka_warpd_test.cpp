@@ -31,7 +31,9 @@ std::vector<std::string> kafka_flags(const kafka_mock& mock) {
   return {"--federation-kafka", mock.bootstrap()};
 }
 
-std::uint64_t rederived(const json& status) { return status.value("rederived", std::uint64_t{0}); }
+std::uint64_t rederived(const json& status) {
+  return status.value("rederived", std::uint64_t{0});
+}
 
 }  // namespace
 
@@ -180,8 +182,7 @@ TEST_CASE(
   mock.process().signal(SIGSTOP);
   constexpr int n = 20;
   for (int i = 0; i < n; ++i)
-    REQUIRE(a.nodes[0]->ctl({"set", "f:s" + std::to_string(i), std::to_string(i)}).exit_code ==
-            0);
+    REQUIRE(a.nodes[0]->ctl({"set", "f:s" + std::to_string(i), std::to_string(i)}).exit_code == 0);
   std::this_thread::sleep_for(300ms);
   a.nodes[0]->process().signal(SIGKILL);
   CHECK(eventually([&] { return rederived(a.status(1)) >= n; }, 30s));
@@ -197,8 +198,7 @@ TEST_CASE(
   constexpr int m = 40;
   for (int i = 0; i < m; ++i) {
     if (i == m / 3) b.nodes[0]->process().signal(SIGKILL);
-    REQUIRE(a.nodes[1]->ctl({"set", "f:t" + std::to_string(i), std::to_string(i)}).exit_code ==
-            0);
+    REQUIRE(a.nodes[1]->ctl({"set", "f:t" + std::to_string(i), std::to_string(i)}).exit_code == 0);
   }
   for (int i = 0; i < m; ++i)
     CHECK(eventually(
@@ -213,8 +213,7 @@ TEST_CASE(
   region a{"A", 1}, b{"B", 1};
   b.start({"A=kafka"}, kafka_flags(mock));
   auto flags = kafka_flags(mock);
-  flags.insert(flags.end(),
-               {"--federation-queue-limit", "5", "--federation-batch-size", "5"});
+  flags.insert(flags.end(), {"--federation-queue-limit", "5", "--federation-batch-size", "5"});
   a.start({"B=kafka"}, flags);
   REQUIRE(a.nodes[0]->ctl({"set", "f:warm", "1"}).exit_code == 0);
   REQUIRE(everywhere(b, "f:warm", "1", 60s));
@@ -225,8 +224,8 @@ TEST_CASE(
   for (int i = 0; i < n; ++i)
     REQUIRE(a.nodes[0]->ctl({"set", "f:q" + std::to_string(i), std::to_string(i)}).exit_code == 0);
   REQUIRE(a.nodes[0]->ctl({"del", "f:warm"}).exit_code == 0);
-  CHECK(eventually([&] { return a.status(0)["links"][0]["dropped"].get<std::uint64_t>() > 0; },
-                   10s));
+  CHECK(
+      eventually([&] { return a.status(0)["links"][0]["dropped"].get<std::uint64_t>() > 0; }, 10s));
   mock.process().signal(SIGCONT);
   for (int i = 0; i < n; ++i)
     CHECK(eventually(
