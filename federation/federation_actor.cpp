@@ -1180,8 +1180,12 @@ class federation_impl final : public node_federation, public detail::federation_
     };
     auto per_link = [&](const char* name, const char* type, const char* help, auto get) {
       family(name, type, help);
-      for (const auto& l : sh_->links)
-        out += std::string{name} + "{region=\"" + label(l.region) + "\"} " + get(l) + "\n";
+      // Appended piece by piece: a chain of operator+ on temporaries here trips GCC 12's
+      // -Warray-bounds (a false positive) once inlined.
+      for (const auto& l : sh_->links) {
+        out.append(name).append("{region=\"").append(label(l.region)).append("\"} ");
+        out.append(get(l)).append("\n");
+      }
     };
     auto num = [](auto v) { return std::to_string(v); };
     per_link("warp_federation_link_up", "gauge", "1 when a gateway of the region is connected",
