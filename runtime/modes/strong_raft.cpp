@@ -19,6 +19,7 @@
 
 #include "actors/coord_group.hpp"
 #include "actors/raft_host_actor.hpp"
+#include "actors/raft_writethrough.hpp"
 #include "actors/watch_hub_actor.hpp"
 #include "runtime/core/log.hpp"
 #include "runtime/modes/node_state.hpp"
@@ -259,9 +260,22 @@ result<void> strong_raft::start() {
     watch_hub_ = hub;
     auto on_change = actors::watch_change_sink(hub);
     auto on_restore = actors::watch_restore_sink(hub);
-    s.make_key_state_machine = [kv = s.kv, on_change, on_restore](std::uint32_t g) {
-      return std::make_unique<actors::watched_kv_state_machine>(g, kv, on_change, on_restore);
+    const bool track = opts_.write_through;
+    s.make_key_state_machine = [kv = s.kv, on_change, on_restore, track](std::uint32_t g) {
+      return std::make_unique<actors::watched_kv_state_machine>(g, kv, on_change, on_restore,
+                                                                track);
     };
+  }
+  if (opts_.write_through && st_.store) {
+    actors::writethrough_options wo;
+    wo.store = st_.store;
+    wo.executor = s.executor;
+    auto* st = &st_;
+    // The node state outlives the host (stop() ends the host first).
+    wo.next_version = [st] { return st->writes.next_version(); };
+    // A quarter of the executor at most (at least one): the rest stays for the logs' fsyncs.
+    wo.max_jobs = static_cast<int>(std::max<std::size_t>(1, pool->size() / 4));
+    s.make_key_hooks = [wo](std::uint32_t g) { return actors::make_writethrough_hooks(g, wo); };
   }
   auto host = actors::spawn_raft_host_actor(sys_, std::move(s));
   if (!host) {

@@ -18,6 +18,25 @@ result<std::vector<std::optional<record>>> storage::fetch_batch(std::span<const 
   return out;
 }
 
+result<void> storage::write_fenced(std::string_view fence, std::uint64_t token,
+                                   std::span<const fenced_change> changes) {
+  // Held across the writes: a second writer of this process waits, then sees the new token.
+  std::lock_guard guard{fence_mtx_};
+  auto it = fences_.find(fence);
+  if (it != fences_.end() && it->second > token)
+    return error{errc::conflict, "fenced: a newer writer (token " + std::to_string(it->second) +
+                                     ") holds '" + std::string{fence} + "'"};
+  for (const auto& c : changes) {
+    auto st = c.erase ? remove(c.key) : store(c.key, c.rec);
+    if (!st) return st;
+  }
+  if (it == fences_.end())
+    fences_.emplace(std::string{fence}, token);
+  else
+    it->second = token;
+  return {};
+}
+
 std::string_view to_string(storage_op op) noexcept {
   switch (op) {
     case storage_op::fetch:
@@ -65,6 +84,14 @@ class counted_storage final : public storage {
   result<void> remove(std::string_view key) override {
     latency_timer t{write_latency_};
     return counted_status(storage_op::remove, inner_->remove(key));
+  }
+  result<void> write_fenced(std::string_view fence, std::uint64_t token,
+                            std::span<const fenced_change> changes) override {
+    latency_timer t{write_latency_};
+    auto st = inner_->write_fenced(fence, token, changes);
+    // Being fenced is an answer, not a failure of the store.
+    if (!st && st.code() != errc::conflict) bump(storage_op::store);
+    return st;
   }
   result<std::string> identity() override { return inner_->identity(); }
   const latency_histogram* fetch_latency() const override { return &fetch_latency_; }

@@ -30,21 +30,6 @@ using namespace warp::test;
 
 namespace {
 
-/// The value of a Prometheus sample `name{...,group="G"}` per group, from /metrics text.
-std::map<std::uint32_t, std::uint64_t> per_group(const std::string& metrics,
-                                                 const std::string& name) {
-  std::map<std::uint32_t, std::uint64_t> out;
-  std::istringstream in{metrics};
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind(name + "{", 0) != 0) continue;
-    auto g = line.find("group=\"");
-    if (g == std::string::npos) continue;
-    auto group = static_cast<std::uint32_t>(std::stoul(line.substr(g + 7)));
-    out[group] = std::stoull(line.substr(line.rfind(' ') + 1));
-  }
-  return out;
-}
-
 struct raft_warpd_cluster {
   std::string redis_cli = find_program("redis-cli");
   temp_dir dir{"warpd-strong-raft"};
@@ -193,10 +178,10 @@ TEST_CASE("warpd strong raft: /admin/strong, /metrics, /readyz and warpctl show 
     INFO(r->body.substr(0, 4000));
     CHECK(r->body.find("# TYPE warp_raft_group_term gauge") != std::string::npos);
     CHECK(r->body.find("# TYPE warp_raft_host_batches_sent_total counter") != std::string::npos);
-    auto mine = per_group(r->body, "warp_raft_group_leader");
+    auto mine = prometheus_per_group(r->body, "warp_raft_group_leader");
     CHECK(mine.size() == groups);
     for (auto& [g, v] : mine) leaders[g] += v;
-    auto applied = per_group(r->body, "warp_raft_group_applied_index");
+    auto applied = prometheus_per_group(r->body, "warp_raft_group_applied_index");
     CHECK(applied.size() == groups);
   }
   for (auto& [g, n] : leaders) CHECK(n == 1);
