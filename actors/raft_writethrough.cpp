@@ -149,9 +149,11 @@ class writethrough_hooks final : public raft_group_hooks {
     std::sort(todo.begin(), todo.end());
     rc::index_t through = standing_.applied;
     if (todo.size() > opts_.max_batch) {
-      // Everything before the first key left out is in this batch.
-      through = todo[opts_.max_batch].first - 1;
-      todo.resize(opts_.max_batch);
+      // Everything before the first key left out is in this batch. A change is never split:
+      // when the first max_batch keys are all of one entry (a large transaction), the batch
+      // takes every key of that entry.
+      const auto cut = todo[opts_.max_batch].first;
+      through = todo.front().first == cut ? cut : cut - 1;
       while (!todo.empty() && todo.back().first > through) todo.pop_back();
     }
     std::vector<fenced_change> changes;
