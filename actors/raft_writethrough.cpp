@@ -186,7 +186,9 @@ class writethrough_hooks final : public raft_group_hooks {
     auto posted = opts_.executor([store = opts_.store, fence = fence_, token = term_,
                                   changes = std::move(changes), sink = finished_,
                                   jobs = opts_.jobs_in_flight] {
-      auto r = store->write_fenced(fence, token, changes);
+      auto* fenced = fenced_writes_of(*store);
+      auto r = fenced ? fenced->write_fenced(fence, token, changes)
+                      : result<void>{error{errc::unsupported, "storage has no fenced writes"}};
       jobs->fetch_sub(1);
       std::lock_guard lk{sink->mtx};
       sink->done = true;

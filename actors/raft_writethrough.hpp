@@ -23,12 +23,13 @@
 
 #include "actors/raft_group_actor.hpp"
 #include "warp/storage.hpp"
+#include "warp/storage_fence.hpp"
 #include "warp/version.hpp"
 
 namespace warp::actors {
 
 struct writethrough_options {
-  std::shared_ptr<warp::storage> store;  ///< required
+  std::shared_ptr<warp::storage> store;  ///< required, with fenced writes (fenced_writes_of)
   raft_executor executor;               ///< required: the node's blocking executor
   /// The version each stored record carries (the node's hybrid clock).
   std::function<version()> next_version;

@@ -638,10 +638,6 @@ const std::vector<option_def>& option_table() {
       {"warp.raft-snapshot-entries", "--raft-snapshot-entries", opt_kind::size, "10000",
        "Entries a Raft group applies before it snapshots its state and drops the log below "
        "(0 = never)"},
-      {"warp.strong-write-through", "--strong-write-through", opt_kind::boolean, "true",
-       "Raft engine: group leaders write committed strong values and deletes to --storage "
-       "after commit, fenced by term (docs/strong.md, Storage write-through); the same on "
-       "every node"},
       // -- watch and history of strong keys (docs/coordination.md, "Watch") --------------
       {"warp.watch-ring-entries", "--watch-ring-entries", opt_kind::size, "4096",
        "Changes each Raft key group keeps for watch replay and history (older: compacted)"},
@@ -1005,7 +1001,6 @@ warp::result<settings> build_settings(const warpd_config& cfg) {
   WARPD_READ(sc.members, rd.list("warp.strong-members"));
   WARPD_READ(sc.anti_entropy_interval, rd.duration("warp.anti-entropy-interval"));
   WARPD_READ(sc.join, rd.boolean("warp.strong-join"));
-  WARPD_READ(sc.write_through, rd.boolean("warp.strong-write-through"));
   std::string engine_text;
   WARPD_READ(engine_text, rd.str("warp.strong-engine"));
   if (engine_text == "raft")

@@ -23,6 +23,7 @@
 #include "actors/watch_hub_actor.hpp"
 #include "runtime/core/log.hpp"
 #include "runtime/modes/node_state.hpp"
+#include "warp/storage_fence.hpp"
 #include "warp/watch.hpp"
 
 namespace warp::detail {
@@ -239,6 +240,10 @@ result<void> strong_raft::start() {
     };
     s.coordination = std::move(co);
   }
+  // The storage write-through (docs/strong.md, "Storage write-through") runs on an adapter
+  // with fenced writes, i.e. one that several processes may share (SQLite, PostgreSQL);
+  // memory storage is this process's alone, nobody outside reads it.
+  const bool write_through = st_.store && fenced_writes_of(*st_.store) != nullptr;
   {
     // The watch hub first: the key groups report to it from their first restore on.
     std::vector<std::uint32_t> local;
@@ -260,13 +265,13 @@ result<void> strong_raft::start() {
     watch_hub_ = hub;
     auto on_change = actors::watch_change_sink(hub);
     auto on_restore = actors::watch_restore_sink(hub);
-    const bool track = opts_.write_through;
-    s.make_key_state_machine = [kv = s.kv, on_change, on_restore, track](std::uint32_t g) {
+    s.make_key_state_machine = [kv = s.kv, on_change, on_restore,
+                                track = write_through](std::uint32_t g) {
       return std::make_unique<actors::watched_kv_state_machine>(g, kv, on_change, on_restore,
                                                                 track);
     };
   }
-  if (opts_.write_through && st_.store) {
+  if (write_through) {
     actors::writethrough_options wo;
     wo.store = st_.store;
     wo.executor = s.executor;

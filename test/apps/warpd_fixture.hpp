@@ -3,11 +3,9 @@
 
 #include <chrono>
 #include <fstream>
-#include <map>
 #include <memory>
 #include <optional>
 #include <regex>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -23,21 +21,6 @@ inline std::string warpd_bin() {
 }
 inline std::string warpctl_bin() {
   return binary("apps/warpctl/warpctl");
-}
-
-/// The value of a Prometheus sample `name{...,group="G"}` per group, from /metrics text.
-inline std::map<std::uint32_t, std::uint64_t> prometheus_per_group(const std::string& metrics,
-                                                                   const std::string& name) {
-  std::map<std::uint32_t, std::uint64_t> out;
-  std::istringstream in{metrics};
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind(name + "{", 0) != 0) continue;
-    auto g = line.find("group=\"");
-    if (g == std::string::npos) continue;
-    auto group = static_cast<std::uint32_t>(std::stoul(line.substr(g + 7)));
-    out[group] = std::stoull(line.substr(line.rfind(' ') + 1));
-  }
-  return out;
 }
 
 /// One warpd process. Listens on port 0 (any free port) unless the args say otherwise and

@@ -21,6 +21,7 @@
 #include "runtime/consensus/raft_kv.hpp"
 #include "runtime/consensus/raft_log_store.hpp"
 #include "test/apps/http_get.hpp"
+#include "test/apps/prometheus_text.hpp"
 #include "test/apps/warpd_fixture.hpp"
 #include "test/support/eventually.hpp"
 #include "test/support/process.hpp"

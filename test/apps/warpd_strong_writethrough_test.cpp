@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "test/apps/http_get.hpp"
+#include "test/apps/prometheus_text.hpp"
 #include "test/apps/warpd_fixture.hpp"
 #include "test/support/eventually.hpp"
 #include "test/support/postgres.hpp"

@@ -106,11 +106,6 @@ struct strong_options {
   /// Entries a Raft group applies beyond its last snapshot before it snapshots its state
   /// and drops the log below it (0 = never: the log grows without bound).
   std::uint64_t raft_snapshot_entries = 10'000;
-  /// Raft: the group leaders write committed values (and deletes) to the storage adapter
-  /// after commit, fenced by term so storage never goes backwards (docs/strong.md, "Storage
-  /// write-through"). Must be the same on every node (it is part of the groups' state).
-  /// Off by default for embedders (their storage may be per node); warpd turns it on.
-  bool write_through = false;
   /// Copies of each key range (capped by the number of members); quorums are majorities.
   std::size_t replication_factor = 3;
   /// Bound on one strong get/set/delete. A write that times out after its store phase

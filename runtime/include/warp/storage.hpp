@@ -5,9 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -38,13 +36,6 @@ std::string_view to_string(storage_op op) noexcept;
 /// every adapter counts them; the `warp_storage_errors_total{op=...}` metric.
 using storage_error_counts = std::array<std::uint64_t, storage_op_count>;
 
-/// One change of a fenced write (storage::write_fenced): put `rec` under `key`, or remove it.
-struct fenced_change {
-  std::string key;
-  bool erase = false;
-  record rec;  ///< put only
-};
-
 /// A primary store. Implementations must be safe to call from many threads at once.
 /// Errors: errc::storage_unavailable when the store cannot be reached (retry may help),
 /// errc::storage_error when it answered with a failure.
@@ -63,18 +54,6 @@ class storage {
   /// Up to `count` live keys greater than `after` (byte order), ascending: a cursor walk
   /// over the whole key space (start with an empty `after`).
   virtual result<std::vector<std::string>> scan(std::string_view after, std::size_t count) = 0;
-  /// Writes `changes` in order, only while the fence named `fence` holds no
-  /// token above `token`, and leaves it at `token`: a writer fenced by a newer one (the Raft
-  /// write-through of a group whose leader changed: token = the leader's term,
-  /// docs/strong.md "Storage write-through") can never overwrite what the newer one wrote.
-  /// errc::conflict "fenced" when a newer token is there (nothing written). The SQLite and
-  /// PostgreSQL adapters keep fences in table warp_fence and check them in the one
-  /// transaction that writes everything (all or none); the default keeps them in this
-  /// object and writes one change at a time (a failure leaves the earlier ones written), so
-  /// it fences only the writers of one process: right for memory storage, an adapter
-  /// shared by several processes must override it.
-  virtual result<void> write_fenced(std::string_view fence, std::uint64_t token,
-                                    std::span<const fenced_change> changes);
   /// Number of live keys (expired records may still be counted until purged).
   virtual result<std::size_t> count() = 0;
   /// Removes every key.
@@ -109,11 +88,6 @@ class storage {
     std::uint64_t oom_rejections = 0;
   };
   virtual memory_usage memory() const { return {}; }
-
- private:
-  // The default write_fenced's fences (one process).
-  std::mutex fence_mtx_;
-  std::map<std::string, std::uint64_t, std::less<>> fences_;
 };
 
 /// Bounds of the memory adapter (Redis's maxmemory / maxmemory-policy).

@@ -21,6 +21,7 @@
 
 #include "warp/clock.hpp"
 #include "warp/storage.hpp"
+#include "warp/storage_fence.hpp"
 
 namespace warp {
 
@@ -161,7 +162,7 @@ struct connection_lost {
   std::string what;
 };
 
-class postgres_storage final : public storage {
+class postgres_storage final : public storage, public fenced_writes {
  public:
   explicit postgres_storage(std::string conninfo)
       : conninfo_(with_defaults(conninfo)), described_(redact(conninfo)) {}

@@ -20,6 +20,7 @@
 
 #include "warp/clock.hpp"
 #include "warp/storage.hpp"
+#include "warp/storage_fence.hpp"
 
 namespace warp {
 
@@ -115,7 +116,7 @@ std::string column_blob(sqlite3_stmt* s, int col) {
   return data ? std::string{data, static_cast<std::size_t>(size)} : std::string{};
 }
 
-class sqlite_storage final : public storage {
+class sqlite_storage final : public storage, public fenced_writes {
  public:
   static result<std::unique_ptr<storage>> open(std::string path) {
     sqlite3* raw = nullptr;
