@@ -2,7 +2,7 @@
 // loopback with `account:*=strong_distributed`, driven by redis-cli and warpctl. Every
 // acknowledged key survives kill -9 of all three and a restart on the same data dirs; INCR
 // on a strong key works from every node and sums exactly. (A node restarted with an empty
-// data dir must rejoin as a new member: not built yet, docs/strong.md.)
+// data dir rejoins as a new member: test/apps/warpd_strong_members_test.cpp.)
 #include <catch2/catch.hpp>
 
 #include <signal.h>
