@@ -84,15 +84,6 @@ void fill_raft(const detail::strong_raft& engine, std::chrono::milliseconds time
     row.elections_won = g.elections_won;
     row.pending_proposals = g.pending_proposals;
     row.pending_reads = g.pending_reads;
-    row.write_through = g.write_through;
-    row.storage_pending_keys = g.wt_pending_keys;
-    row.storage_stored_index = g.wt_stored_index;
-    row.storage_lag =
-        g.wt_pending_keys > 0 && g.applied > g.wt_stored_index ? g.applied - g.wt_stored_index : 0;
-    row.storage_writes = g.wt_batches;
-    row.storage_keys = g.wt_keys;
-    row.storage_failures = g.wt_failures;
-    row.storage_fenced = g.wt_fenced;
     out.groups.push_back(std::move(row));
   }
 }
@@ -159,14 +150,6 @@ std::string strong_json(const strong_status& s) {
                       {"elections_won", g.elections_won},
                       {"pending_proposals", g.pending_proposals},
                       {"pending_reads", g.pending_reads}});
-    if (g.write_through)
-      groups.back()["storage"] = {{"pending_keys", g.storage_pending_keys},
-                                  {"stored_index", g.storage_stored_index},
-                                  {"lag", g.storage_lag},
-                                  {"writes", g.storage_writes},
-                                  {"keys_written", g.storage_keys},
-                                  {"failures", g.storage_failures},
-                                  {"fenced", g.storage_fenced}};
   }
   j["groups"] = std::move(groups);
   j["leading"] = leading;
@@ -241,28 +224,6 @@ std::string strong_prometheus_text(const strong_status& s, std::string_view node
        [](const strong_status::group& g) -> std::uint64_t { return g.elections_won; }},
       {"warp_raft_group_pending_proposals", "gauge", "Proposals waiting to commit.",
        [](const strong_status::group& g) -> std::uint64_t { return g.pending_proposals; }},
-      // The storage write-through (docs/strong.md, "Storage write-through"); zeros when off.
-      {"warp_raft_group_storage_pending_keys", "gauge",
-       "Keys of the group changed by committed entries and not yet written to storage.",
-       [](const strong_status::group& g) -> std::uint64_t { return g.storage_pending_keys; }},
-      {"warp_raft_group_storage_stored_index", "gauge",
-       "The group's stored mark: every change up to this index is in storage.",
-       [](const strong_status::group& g) -> std::uint64_t { return g.storage_stored_index; }},
-      {"warp_raft_group_storage_lag_entries", "gauge",
-       "Entries applied beyond the stored mark while keys are pending (0 when none is).",
-       [](const strong_status::group& g) -> std::uint64_t { return g.storage_lag; }},
-      {"warp_raft_group_storage_writes_total", "counter",
-       "Fenced storage writes (batches) this node completed as the group's leader.",
-       [](const strong_status::group& g) -> std::uint64_t { return g.storage_writes; }},
-      {"warp_raft_group_storage_keys_written_total", "counter",
-       "Keys (puts and deletes) those writes carried.",
-       [](const strong_status::group& g) -> std::uint64_t { return g.storage_keys; }},
-      {"warp_raft_group_storage_failures_total", "counter",
-       "Failed storage writes of the write-through (retried with backoff).",
-       [](const strong_status::group& g) -> std::uint64_t { return g.storage_failures; }},
-      {"warp_raft_group_storage_fenced_total", "counter",
-       "Write-through batches refused because a newer leader had written (its term fence).",
-       [](const strong_status::group& g) -> std::uint64_t { return g.storage_fenced; }},
   };
   for (const auto& f : families) {
     append_prometheus_header(out, f.name, f.type, f.help);

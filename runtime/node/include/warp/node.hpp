@@ -99,16 +99,6 @@ struct strong_status {
     std::uint64_t elections_won = 0;
     std::size_t pending_proposals = 0;
     std::size_t pending_reads = 0;
-    /// The storage write-through (docs/strong.md, "Storage write-through"), when on.
-    bool write_through = false;
-    std::size_t storage_pending_keys = 0;  ///< changed keys not yet in storage
-    std::uint64_t storage_stored_index = 0;  ///< the group's stored mark
-    /// Entries applied beyond the stored mark while keys are pending (0 when none is).
-    std::uint64_t storage_lag = 0;
-    std::uint64_t storage_writes = 0;    ///< fenced writes this node completed as leader
-    std::uint64_t storage_keys = 0;      ///< keys they wrote
-    std::uint64_t storage_failures = 0;  ///< failed fenced writes (retried with backoff)
-    std::uint64_t storage_fenced = 0;    ///< writes refused by a newer leader's fence
   };
   std::vector<group> groups;
   std::vector<std::uint32_t> missing_groups;  ///< groups that did not answer in time
