@@ -208,8 +208,8 @@ class writethrough_hooks final : public raft_group_hooks {
   const rc::kv_state_machine* kv_ = nullptr;
   standing standing_;
   std::uint64_t ticks_ = 0;
-  rc::term_t term_ = 0;                ///< the term this node's writes are fenced with
-  rc::index_t written_through_ = 0;    ///< stored in this term, mark maybe not applied yet
+  rc::term_t term_ = 0;              ///< the term this node's writes are fenced with
+  rc::index_t written_through_ = 0;  ///< stored in this term, mark maybe not applied yet
   std::uint64_t mark_retry_ = 0;
   bool in_flight_ = false;
   rc::term_t batch_term_ = 0;

@@ -30,7 +30,7 @@ namespace warp::actors {
 
 struct writethrough_options {
   std::shared_ptr<warp::storage> store;  ///< required, with fenced writes (fenced_writes_of)
-  raft_executor executor;               ///< required: the node's blocking executor
+  raft_executor executor;                ///< required: the node's blocking executor
   /// The version each stored record carries (the node's hybrid clock).
   std::function<version()> next_version;
   /// Keys per fenced write (one storage transaction).

@@ -132,9 +132,7 @@ class kv_state_machine final : public raft_state_machine {
 
   /// Keys changed since the last `stored` mark -> the index of their last change (empty
   /// unless track_unstored).
-  const std::map<std::string, index_t, std::less<>>& unstored() const noexcept {
-    return unstored_;
-  }
+  const std::map<std::string, index_t, std::less<>>& unstored() const noexcept { return unstored_; }
   /// The highest `stored` mark applied (or restored).
   index_t stored_through() const noexcept { return stored_through_; }
 

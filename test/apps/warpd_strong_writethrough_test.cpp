@@ -222,8 +222,9 @@ TEST_CASE(
   CHECK(c.raft_state(0, keys_of(want, {"account:a0", "account:a1", "account:a2"})) == rows);
 }
 
-TEST_CASE("warpd strong raft write-through: after kill -9 of a leader with unstored writes the "
-          "new leader stores them") {
+TEST_CASE(
+    "warpd strong raft write-through: after kill -9 of a leader with unstored writes the "
+    "new leader stores them") {
   using nlohmann::json;
   postgres_server pg;
   shared_storage_cluster c{pg.uri()};

@@ -243,8 +243,9 @@ class postgres_storage final : public storage, public fenced_writes {
       auto made = run<bool>("write_fenced", [&](pqxx::connection& c) {
         pqxx::work tx{c};
         tx.exec(schema_lock_sql);  // two nodes creating it at once would race on pg_type
-        tx.exec("CREATE TABLE IF NOT EXISTS warp_fence (name TEXT PRIMARY KEY, token BIGINT "
-                "NOT NULL)");
+        tx.exec(
+            "CREATE TABLE IF NOT EXISTS warp_fence (name TEXT PRIMARY KEY, token BIGINT "
+            "NOT NULL)");
         tx.commit();
         return true;
       });
@@ -264,8 +265,8 @@ class postgres_storage final : public storage, public fenced_writes {
         if (ch.erase)
           tx.exec_prepared("warp_delete", bytes(ch.key));
         else
-          tx.exec_prepared("warp_upsert", bytes(ch.key), bytes(ch.rec.value),
-                           ch.rec.expires_at_ms, static_cast<std::int64_t>(ch.rec.ver.hlc),
+          tx.exec_prepared("warp_upsert", bytes(ch.key), bytes(ch.rec.value), ch.rec.expires_at_ms,
+                           static_cast<std::int64_t>(ch.rec.ver.hlc),
                            static_cast<std::int32_t>(ch.rec.ver.node));
       }
       tx.commit();
@@ -273,8 +274,7 @@ class postgres_storage final : public storage, public fenced_writes {
     });
     if (!r) return r.err();
     if (!*r)
-      return error{errc::conflict,
-                   "fenced: a newer writer holds '" + std::string{fence} + "'"};
+      return error{errc::conflict, "fenced: a newer writer holds '" + std::string{fence} + "'"};
     return {};
   }
 

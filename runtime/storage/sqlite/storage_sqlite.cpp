@@ -143,9 +143,8 @@ class sqlite_storage final : public storage, public fenced_writes {
 
   ~sqlite_storage() override {
     // Statements first: sqlite3_close_v2 would otherwise keep the connection as a zombie.
-    for (auto* s :
-         {&fetch_, &upsert_, &delete_, &scan_, &count_, &clear_, &begin_, &commit_, &rollback_,
-          &fence_get_, &fence_set_})
+    for (auto* s : {&fetch_, &upsert_, &delete_, &scan_, &count_, &clear_, &begin_, &commit_,
+                    &rollback_, &fence_get_, &fence_set_})
       s->reset();
     probe_.reset();
   }
