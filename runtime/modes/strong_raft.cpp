@@ -80,6 +80,31 @@ result<void> write_outcome(const result<std::string>& r) {
 
 }  // namespace
 
+/// What every read-modify-write of the node shares: the host to ask, the value bound, and
+/// the turns. A completion may outlive strong_raft (a message dropped at stop completes it
+/// with shutting_down), so the steps hold this, never the object.
+struct strong_raft::rmw_shared {
+  caf::actor host;
+  warp::limits lim;
+  std::mutex mtx;  // held for a map operation only, never across a request
+  /// Per key with a read-modify-write in progress: the ones waiting for their turn, in
+  /// submission order. One at a time per key: otherwise N of them on one counter would
+  /// lose N-1 compare-and-sets of every N attempts, and a pipeline's later command could
+  /// read before its earlier one committed.
+  std::unordered_map<std::string, std::deque<std::shared_ptr<rmw_op>>> turns;
+};
+
+struct strong_raft::rmw_op {
+  std::shared_ptr<rmw_shared> sh;
+  std::string key;
+  rmw_fn fn;
+  rmw_callback done;
+  int attempt = 0;
+  /// The stored bytes the previous read-modify-write of this key committed, when it wrote
+  /// and this one waited behind it: the first attempt compare-and-sets on them unread.
+  std::optional<std::string> known;
+};
+
 result<strong_raft::status_report> strong_raft::status(std::chrono::milliseconds timeout) const {
   if (!host_) return error{errc::shutting_down, "the raft host is not running"};
   const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -453,31 +478,6 @@ result<void> strong_raft::remove(std::string_view key) {
 }
 
 // -- read-modify-write -----------------------------------------------------------------------
-
-/// What every read-modify-write of the node shares: the host to ask, the value bound, and
-/// the turns. A completion may outlive strong_raft (a message dropped at stop completes it
-/// with shutting_down), so the steps hold this, never the object.
-struct strong_raft::rmw_shared {
-  caf::actor host;
-  warp::limits lim;
-  std::mutex mtx;  // held for a map operation only, never across a request
-  /// Per key with a read-modify-write in progress: the ones waiting for their turn, in
-  /// submission order. One at a time per key: otherwise N of them on one counter would
-  /// lose N-1 compare-and-sets of every N attempts, and a pipeline's later command could
-  /// read before its earlier one committed.
-  std::unordered_map<std::string, std::deque<std::shared_ptr<rmw_op>>> turns;
-};
-
-struct strong_raft::rmw_op {
-  std::shared_ptr<rmw_shared> sh;
-  std::string key;
-  rmw_fn fn;
-  rmw_callback done;
-  int attempt = 0;
-  /// The stored bytes the previous read-modify-write of this key committed, when it wrote
-  /// and this one waited behind it: the first attempt compare-and-sets on them unread.
-  std::optional<std::string> known;
-};
 
 namespace {
 
