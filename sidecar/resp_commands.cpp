@@ -795,8 +795,7 @@ struct set_step final : rmw_step {
     applied = true;
     std::int64_t exp = (o.flags & o.keepttl) ? (cur ? cur_exp : 0) : o.expires;
     // An expiry already past deletes the key, as Redis does for SET ... EXAT <past>.
-    if (exp != 0 && exp <= now_ms())
-      return cur || !reads() ? mutation::erase() : mutation::keep();
+    if (exp != 0 && exp <= now_ms()) return cur || !reads() ? mutation::erase() : mutation::keep();
     return mutation::put(typed::encode_string(value), exp);
   }
   void reply(resp_writer& w, const result<void>& st) const override {
@@ -816,9 +815,8 @@ struct set_step final : rmw_step {
 };
 
 void run_rmw(context& ctx, std::string_view key, rmw_step& step) {
-  auto r = ctx.n.update(key, [s = &step](const buffer* cur, std::int64_t cur_exp) {
-    return (*s)(cur, cur_exp);
-  });
+  auto r = ctx.n.update(
+      key, [s = &step](const buffer* cur, std::int64_t cur_exp) { return (*s)(cur, cur_exp); });
   step.reply(ctx.w, r ? result<void>{} : result<void>{r.err()});
 }
 
@@ -835,9 +833,9 @@ void cmd_set(context& ctx) {
       ctx.defer = true;
       return;
     }
-    auto st = ctx.n.set(key, typed::needs_escape(value) ? typed::encode_string(value)
-                                                       : std::string{value},
-                        lease_id{o.lease});
+    auto st = ctx.n.set(
+        key, typed::needs_escape(value) ? typed::encode_string(value) : std::string{value},
+        lease_id{o.lease});
     if (!st && st.code() == errc::not_found) return ctx.w.error("NOLEASE " + st.err().message());
     if (!st) return reply_error(ctx.w, st.err());
     ctx.w.simple("OK");
@@ -1036,9 +1034,8 @@ void cmd_del(context& ctx) {
   std::int64_t removed = 0;
   for (std::size_t i = 1; i < ctx.args.size(); ++i) {
     del_step step;
-    auto r = ctx.n.update(ctx.args[i], [s = &step](const buffer* cur, std::int64_t exp) {
-      return (*s)(cur, exp);
-    });
+    auto r = ctx.n.update(
+        ctx.args[i], [s = &step](const buffer* cur, std::int64_t exp) { return (*s)(cur, exp); });
     if (!r) return reply_error(ctx.w, r.err());
     if (step.existed) ++removed;
   }

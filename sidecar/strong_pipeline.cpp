@@ -77,8 +77,8 @@ bool server::take_strong(client& c, std::span<const std::string_view> args) {
     if (step && !step->reads()) k = kind::write;
   }
   const std::size_t key_hash = std::hash<std::string_view>{}(key);
-  const bool joins_chain = parse_error.empty() && k == kind::rmw && c.run && c.run->chain &&
-                           c.run->chain_key == key;
+  const bool joins_chain =
+      parse_error.empty() && k == kind::rmw && c.run && c.run->chain && c.run->chain_key == key;
   if (c.run) {
     // Order inside a run: commands of one run are in flight together, and the Raft host
     // keeps their submission order only while no request is retried (a retry after a
@@ -151,7 +151,8 @@ bool server::take_strong(client& c, std::span<const std::string_view> args) {
     // decision runs on a CAF thread, the same step as the handler's (resp_commands.cpp).
     raft->write_async(
         key, [step](const buffer* cur, std::int64_t cur_exp) { return (*step)(cur, cur_exp); },
-        step->reads(), [step, deliver, proto](result<mutation> done) {
+        step->reads(),
+        [step, deliver, proto](result<mutation> done) {
           std::string out;
           resp_writer w{out, proto};
           step->reply(w, done ? result<void>{} : result<void>{done.err()});

@@ -511,13 +511,13 @@ void strong_raft::write_async(std::string_view key, rmw_fn fn, bool read_current
     } else {
       cmd = kv(rc::kv_op::del, key);
     }
-    return request(raft_request_kind::propose, std::move(cmd),
-                   actors::completion<std::string>{
-                       [d = std::move(*decision), done = std::move(done)](
-                           result<std::string> r) mutable {
-                         if (!r) return done(r.err());
-                         done(std::move(d));
-                       }});
+    return request(
+        raft_request_kind::propose, std::move(cmd),
+        actors::completion<std::string>{
+            [d = std::move(*decision), done = std::move(done)](result<std::string> r) mutable {
+              if (!r) return done(r.err());
+              done(std::move(d));
+            }});
   }
   if (!rmw_) return done(error{errc::shutting_down, "the strong mode is not started"});
   auto op = std::make_shared<rmw_op>();
@@ -602,13 +602,13 @@ void strong_raft::rmw_decide(std::shared_ptr<rmw_op> op, std::optional<std::stri
   }
   auto host = op->sh->host;
   send_request(host, raft_request_kind::propose, std::move(cmd),
-               actors::completion<std::string>{
-                   [op = std::move(op), d = std::move(*decision), written = std::move(written),
-                    cached](result<std::string> out) mutable {
-                     if (out) return rmw_finish(op, std::move(d), std::move(written));
-                     if (out.code() != errc::conflict) return rmw_finish(op, out.err(), {});
-                     rmw_retry(op, cached);
-                   }});
+               actors::completion<std::string>{[op = std::move(op), d = std::move(*decision),
+                                                written = std::move(written),
+                                                cached](result<std::string> out) mutable {
+                 if (out) return rmw_finish(op, std::move(d), std::move(written));
+                 if (out.code() != errc::conflict) return rmw_finish(op, out.err(), {});
+                 rmw_retry(op, cached);
+               }});
 }
 
 void strong_raft::rmw_retry(std::shared_ptr<rmw_op> op, bool cached) {

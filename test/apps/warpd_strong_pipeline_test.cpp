@@ -299,8 +299,8 @@ for k in keys:
 print('ok', taken, len(cmds))
 )";
   for (int round = 0; round < 3; ++round) {
-    auto r = c.py(body, {std::to_string(200 + round), std::to_string(round),
-                         std::to_string(redis.port)});
+    auto r = c.py(body,
+                  {std::to_string(200 + round), std::to_string(round), std::to_string(redis.port)});
     INFO("round " << round << ": " << r.out << r.err);
     REQUIRE(r.exit_code == 0);
     REQUIRE(r.out.starts_with("ok "));
