@@ -100,9 +100,6 @@ struct strong_raft::rmw_op {
   rmw_fn fn;
   rmw_callback done;
   int attempt = 0;
-  /// The stored bytes the previous read-modify-write of this key committed, when it wrote
-  /// and this one waited behind it: the first attempt compare-and-sets on them unread.
-  std::optional<std::string> known;
 };
 
 result<strong_raft::status_report> strong_raft::status(std::chrono::milliseconds timeout) const {
@@ -537,11 +534,6 @@ void strong_raft::write_async(std::string_view key, rmw_fn fn, bool read_current
 }
 
 void strong_raft::rmw_attempt(std::shared_ptr<rmw_op> op) {
-  if (op->known) {
-    auto raw = std::move(op->known);
-    op->known.reset();
-    return rmw_decide(std::move(op), std::move(raw), true);
-  }
   rmw_read(std::move(op), std::chrono::milliseconds{0});
 }
 
@@ -554,71 +546,59 @@ void strong_raft::rmw_read(std::shared_ptr<rmw_op> op, std::chrono::milliseconds
   auto key = op->key;
   send_request(host, raft_request_kind::read, kv(rc::kv_op::put, key),
                actors::completion<std::string>{[op = std::move(op)](result<std::string> raw) {
-                 if (!raw && raw.code() != errc::not_found) return rmw_finish(op, raw.err(), {});
+                 if (!raw && raw.code() != errc::not_found) return rmw_finish(op, raw.err());
                  std::optional<std::string> bytes;
                  if (raw) bytes = std::move(*raw);
-                 rmw_decide(op, std::move(bytes), false);
+                 rmw_decide(op, std::move(bytes));
                }},
                delay);
 }
 
-void strong_raft::rmw_decide(std::shared_ptr<rmw_op> op, std::optional<std::string> raw,
-                             bool cached) {
+void strong_raft::rmw_decide(std::shared_ptr<rmw_op> op, std::optional<std::string> raw) {
   std::optional<buffer> current;
   std::int64_t current_expiry = 0;
   if (raw) {
     auto s = decode_value(*raw);
-    if (!s) return rmw_finish(std::move(op), s.err(), {});
+    if (!s) return rmw_finish(std::move(op), s.err());
     if (!expired(*s)) {
       current_expiry = s->expires_at_ms;
       current = make_buffer(std::move(s->value));
     }
   }
   auto decision = op->fn(current ? &*current : nullptr, current_expiry);
-  // Bytes known from the predecessor may be stale by now: only a compare-and-set proves
-  // them current, so any other outcome (keep, an error) is decided again on a fresh read.
-  if (cached && (!decision || decision->what != mutation::kind::put))
-    return rmw_read(std::move(op), std::chrono::milliseconds{0});
-  if (!decision) return rmw_finish(std::move(op), std::move(decision), {});
+  if (!decision) return rmw_finish(std::move(op), std::move(decision));
   rc::kv_command cmd;
-  std::optional<std::string> written;
   switch (decision->what) {
     case mutation::kind::keep:
-      return rmw_finish(std::move(op), std::move(decision), {});  // linearized at the read
+      return rmw_finish(std::move(op), std::move(decision));  // linearized at the read
     case mutation::kind::put: {
-      if (auto err = op->sh->lim.check_value(decision->value); !err) {
-        if (cached) return rmw_read(std::move(op), std::chrono::milliseconds{0});
-        return rmw_finish(std::move(op), err.err(), {});
-      }
-      written = encode_value(decision->value, decision->expires_at_ms);
-      cmd = raw ? kv(rc::kv_op::cas, op->key, *written, *raw)
-                : kv(rc::kv_op::cas, op->key, *written, {}, true);
+      if (auto err = op->sh->lim.check_value(decision->value); !err)
+        return rmw_finish(std::move(op), err.err());
+      auto bytes = encode_value(decision->value, decision->expires_at_ms);
+      cmd = raw ? kv(rc::kv_op::cas, op->key, std::move(bytes), *raw)
+                : kv(rc::kv_op::cas, op->key, std::move(bytes), {}, true);
       break;
     }
     case mutation::kind::erase:
-      if (!raw) return rmw_finish(std::move(op), std::move(decision), {});  // nothing to delete
+      if (!raw) return rmw_finish(std::move(op), std::move(decision));  // nothing to delete
       cmd = kv(rc::kv_op::cas_del, op->key, {}, *raw);
       break;
   }
   auto host = op->sh->host;
   send_request(host, raft_request_kind::propose, std::move(cmd),
-               actors::completion<std::string>{[op = std::move(op), d = std::move(*decision),
-                                                written = std::move(written),
-                                                cached](result<std::string> out) mutable {
-                 if (out) return rmw_finish(op, std::move(d), std::move(written));
-                 if (out.code() != errc::conflict) return rmw_finish(op, out.err(), {});
-                 rmw_retry(op, cached);
-               }});
+               actors::completion<std::string>{
+                   [op = std::move(op), d = std::move(*decision)](result<std::string> out) mutable {
+                     if (out) return rmw_finish(op, std::move(d));
+                     if (out.code() != errc::conflict) return rmw_finish(op, out.err());
+                     rmw_retry(op);
+                   }});
 }
 
-void strong_raft::rmw_retry(std::shared_ptr<rmw_op> op, bool cached) {
+void strong_raft::rmw_retry(std::shared_ptr<rmw_op> op) {
   if (++op->attempt >= rmw_attempts)
     return rmw_finish(std::move(op),
                       error{errc::conflict, "strong read-modify-write: the key kept changing (" +
-                                                std::to_string(rmw_attempts) + " attempts)"},
-                      {});
-  // Stale predecessor bytes lost no race: read again at once.
-  if (cached) return rmw_read(std::move(op), std::chrono::milliseconds{0});
+                                                std::to_string(rmw_attempts) + " attempts)"});
   // Another node won the race: back off a little (randomized, growing), so contenders on
   // one key spread out instead of colliding again. The wait is a delayed message to the
   // host, not a sleeping thread.
@@ -627,8 +607,7 @@ void strong_raft::rmw_retry(std::shared_ptr<rmw_op> op, bool cached) {
   rmw_read(std::move(op), std::chrono::milliseconds(static_cast<long>(jitter() % (cap + 1))));
 }
 
-void strong_raft::rmw_finish(std::shared_ptr<rmw_op> op, result<mutation> r,
-                             std::optional<std::string> written) {
+void strong_raft::rmw_finish(std::shared_ptr<rmw_op> op, result<mutation> r) {
   std::shared_ptr<rmw_op> next;
   {
     auto& sh = *op->sh;
@@ -645,10 +624,7 @@ void strong_raft::rmw_finish(std::shared_ptr<rmw_op> op, result<mutation> r,
   }
   auto done = std::move(op->done);
   op.reset();
-  if (next) {
-    next->known = std::move(written);
-    rmw_attempt(std::move(next));
-  }
+  if (next) rmw_attempt(std::move(next));
   done(std::move(r));
 }
 

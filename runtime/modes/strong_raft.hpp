@@ -6,9 +6,7 @@
 //   write   read-modify-write: a linearizable read, the caller's function, then a
 //           compare-and-set (or compare-and-delete) on the exact value read, retried on a
 //           conflict a bounded number of times; read-modify-writes of one key in this
-//           process take turns in submission order (a queue per key, not a thread), and
-//           one that follows a write of its predecessor tries its compare-and-set on the
-//           bytes just committed, without a read
+//           process take turns in submission order (a queue per key, not a thread)
 // A request arriving at a node that does not lead the key's group is forwarded by its host
 // to the leader's host (one hop). Values are stored with their expiry; an expired value
 // reads as absent. The *_async entries never block (the host completes them); the blocking
@@ -137,10 +135,9 @@ class strong_raft {
   // the shared part.
   static void rmw_attempt(std::shared_ptr<rmw_op> op);
   static void rmw_read(std::shared_ptr<rmw_op> op, std::chrono::milliseconds delay);
-  static void rmw_decide(std::shared_ptr<rmw_op> op, std::optional<std::string> raw, bool cached);
-  static void rmw_retry(std::shared_ptr<rmw_op> op, bool cached);
-  static void rmw_finish(std::shared_ptr<rmw_op> op, result<mutation> r,
-                         std::optional<std::string> written);
+  static void rmw_decide(std::shared_ptr<rmw_op> op, std::optional<std::string> raw);
+  static void rmw_retry(std::shared_ptr<rmw_op> op);
+  static void rmw_finish(std::shared_ptr<rmw_op> op, result<mutation> r);
   result<std::string> request_blocking(actors::raft_request_kind kind, consensus::kv_command cmd);
 
   node_state& st_;
