@@ -124,15 +124,15 @@ void reply_value(context& ctx, std::string_view key, bool nil_if_other_type = fa
 
 /// Absolute expiry from a relative/absolute amount in s or ms; false (with Redis's error)
 /// when it is not positive or overflows.
-bool expiry_from(context& ctx, std::string_view amount, bool millis, bool absolute,
+bool expiry_from(resp_writer& w, std::string_view amount, bool millis, bool absolute,
                  std::string_view cmd, std::int64_t& out) {
   std::int64_t v = 0;
   if (!parse_int64(amount, v)) {
-    ctx.w.error(not_int);
+    w.error(not_int);
     return false;
   }
   auto invalid = [&] {
-    ctx.w.error("ERR invalid expire time in '" + std::string(cmd) + "' command");
+    w.error("ERR invalid expire time in '" + std::string(cmd) + "' command");
     return false;
   };
   if (v <= 0) return invalid();
@@ -727,100 +727,133 @@ result<void> plain_set(context& ctx, std::string_view key, std::string_view valu
   return ctx.n.set_at(key, value, expires);
 }
 
-void cmd_set(context& ctx) {
+// SET's options, parsed as Redis does (its order of checks and its errors).
+struct set_options {
   enum : unsigned { nx = 1, xx = 2, get = 4, keepttl = 8, expire = 16 };
   unsigned flags = 0;
   std::int64_t expires = 0;
   std::uint64_t lease = 0;
-  for (std::size_t i = 3; i < ctx.args.size(); ++i) {
-    auto opt = ctx.args[i];
-    bool more = i + 1 < ctx.args.size();
-    if (iequals(opt, "nx") && !(flags & xx)) {
-      flags |= nx;
-    } else if (iequals(opt, "xx") && !(flags & nx)) {
-      flags |= xx;
+  bool read_modify_write() const noexcept { return (flags & (nx | xx | get | keepttl)) != 0; }
+};
+
+/// False with the error reply written in `w`.
+bool parse_set(std::span<const std::string_view> args, resp_writer& w, set_options& o) {
+  for (std::size_t i = 3; i < args.size(); ++i) {
+    auto opt = args[i];
+    bool more = i + 1 < args.size();
+    if (iequals(opt, "nx") && !(o.flags & o.xx)) {
+      o.flags |= o.nx;
+    } else if (iequals(opt, "xx") && !(o.flags & o.nx)) {
+      o.flags |= o.xx;
     } else if (iequals(opt, "get")) {
-      flags |= get;
-    } else if (iequals(opt, "lease") && more && lease == 0) {
+      o.flags |= o.get;
+    } else if (iequals(opt, "lease") && more && o.lease == 0) {
       std::int64_t id = 0;
-      if (!parse_int64(ctx.args[++i], id) || id <= 0) {
-        ctx.w.error("ERR LEASE needs a lease id (WARP.LEASE GRANT)");
-        return;
+      if (!parse_int64(args[++i], id) || id <= 0) {
+        w.error("ERR LEASE needs a lease id (WARP.LEASE GRANT)");
+        return false;
       }
-      lease = static_cast<std::uint64_t>(id);
-    } else if (iequals(opt, "keepttl") && !(flags & expire)) {
-      flags |= keepttl;
-    } else if ((iequals(opt, "ex") || iequals(opt, "px") || iequals(opt, "exat") || iequals(opt, "pxat")) &&
-               !(flags & (keepttl | expire)) && more) {
+      o.lease = static_cast<std::uint64_t>(id);
+    } else if (iequals(opt, "keepttl") && !(o.flags & o.expire)) {
+      o.flags |= o.keepttl;
+    } else if ((iequals(opt, "ex") || iequals(opt, "px") || iequals(opt, "exat") ||
+                iequals(opt, "pxat")) &&
+               !(o.flags & (o.keepttl | o.expire)) && more) {
       bool millis = iequals(opt, "px") || iequals(opt, "pxat");
       bool absolute = iequals(opt, "exat") || iequals(opt, "pxat");
-      if (!expiry_from(ctx, ctx.args[++i], millis, absolute, "set", expires)) return;
-      flags |= expire;
+      if (!expiry_from(w, args[++i], millis, absolute, "set", o.expires)) return false;
+      o.flags |= o.expire;
     } else {
-      ctx.w.error(syntax);
-      return;
+      w.error(syntax);
+      return false;
     }
   }
-  auto key = ctx.args[1];
-  auto value = ctx.args[2];
-  if (lease != 0) {
-    // A key attached to a lease (docs/coordination.md): deleted when the lease ends. Only
-    // plain SET semantics; the attach waits on the coordination group: a worker's job.
-    if (flags != 0) return ctx.w.error("ERR LEASE cannot be combined with other SET options");
-    if (!ctx.j) {
-      ctx.defer = true;
-      return;
-    }
-    auto st = ctx.n.set(key, typed::needs_escape(value) ? typed::encode_string(value)
-                                                       : std::string{value},
-                        lease_id{lease});
-    if (!st && st.code() == errc::not_found) return ctx.w.error("NOLEASE " + st.err().message());
-    if (!st) return reply_error(ctx.w, st.err());
-    ctx.w.simple("OK");
-    return;
-  }
-  if (!(flags & (nx | xx | get | keepttl))) {
-    auto st = plain_set(ctx, key, value, expires);
-    if (!st) return reply_error(ctx.w, st.err());
-    ctx.w.simple("OK");
-    return;
-  }
-  std::optional<std::string> old;
+  return true;
+}
+
+// SET with NX/XX/GET/KEEPTTL (and, on the strong pipeline, a plain SET with an expiry,
+// which decides without the current value).
+struct set_step final : rmw_step {
+  std::string value;
+  set_options o;
   bool applied = false, wrong = false;
-  auto r = ctx.n.update(key, [&](const buffer* cur, std::int64_t cur_exp) -> result<mutation> {
+  std::optional<std::string> old;
+  set_step(std::string_view v, set_options opts) : value(v), o(opts) {}
+  bool reads() const noexcept override { return o.read_modify_write(); }
+  result<mutation> operator()(const buffer* cur, std::int64_t cur_exp) override {
     applied = wrong = false;
     old.reset();
-    if ((flags & get) && cur) {
+    if ((o.flags & o.get) && cur) {
       old = stored_string(*cur);
       if (!old) {  // SET ... GET on a list: WRONGTYPE, nothing written (as Redis)
         wrong = true;
         return mutation::keep();
       }
     }
-    if ((flags & nx) && cur) return mutation::keep();
-    if ((flags & xx) && !cur) return mutation::keep();
+    if ((o.flags & o.nx) && cur) return mutation::keep();
+    if ((o.flags & o.xx) && !cur) return mutation::keep();
     applied = true;
-    std::int64_t exp = (flags & keepttl) ? (cur ? cur_exp : 0) : expires;
-    if (exp != 0 && exp <= now_ms()) return cur ? mutation::erase() : mutation::keep();
+    std::int64_t exp = (o.flags & o.keepttl) ? (cur ? cur_exp : 0) : o.expires;
+    // An expiry already past deletes the key, as Redis does for SET ... EXAT <past>.
+    if (exp != 0 && exp <= now_ms()) return cur || !reads() ? mutation::erase() : mutation::keep();
     return mutation::put(typed::encode_string(value), exp);
-  });
-  if (!r) return reply_error(ctx.w, r.err());
-  if (wrong) return ctx.w.error(wrongtype);
-  if (flags & get) {
-    if (old)
-      ctx.w.bulk(*old);
-    else
-      ctx.w.null();
-  } else if (applied) {
-    ctx.w.simple("OK");
-  } else {
-    ctx.w.null();
   }
+  void reply(resp_writer& w, const result<void>& st) const override {
+    if (!st) return reply_error(w, st.err());
+    if (wrong) return w.error(wrongtype);
+    if (o.flags & o.get) {
+      if (old)
+        w.bulk(*old);
+      else
+        w.null();
+    } else if (applied) {
+      w.simple("OK");
+    } else {
+      w.null();
+    }
+  }
+};
+
+void run_rmw(context& ctx, std::string_view key, rmw_step& step) {
+  auto r = ctx.n.update(
+      key, [s = &step](const buffer* cur, std::int64_t cur_exp) { return (*s)(cur, cur_exp); });
+  step.reply(ctx.w, r ? result<void>{} : result<void>{r.err()});
+}
+
+void cmd_set(context& ctx) {
+  set_options o;
+  if (!parse_set(ctx.args, ctx.w, o)) return;
+  auto key = ctx.args[1];
+  auto value = ctx.args[2];
+  if (o.lease != 0) {
+    // A key attached to a lease (docs/coordination.md): deleted when the lease ends. Only
+    // plain SET semantics; the attach waits on the coordination group: a worker's job.
+    if (o.flags != 0) return ctx.w.error("ERR LEASE cannot be combined with other SET options");
+    if (!ctx.j) {
+      ctx.defer = true;
+      return;
+    }
+    auto st = ctx.n.set(
+        key, typed::needs_escape(value) ? typed::encode_string(value) : std::string{value},
+        lease_id{o.lease});
+    if (!st && st.code() == errc::not_found) return ctx.w.error("NOLEASE " + st.err().message());
+    if (!st) return reply_error(ctx.w, st.err());
+    ctx.w.simple("OK");
+    return;
+  }
+  if (!o.read_modify_write()) {
+    auto st = plain_set(ctx, key, value, o.expires);
+    if (!st) return reply_error(ctx.w, st.err());
+    ctx.w.simple("OK");
+    return;
+  }
+  set_step step{value, o};
+  run_rmw(ctx, key, step);
 }
 
 void setex_common(context& ctx, bool millis, std::string_view name) {
   std::int64_t expires = 0;
-  if (!expiry_from(ctx, ctx.args[2], millis, false, name, expires)) return;
+  if (!expiry_from(ctx.w, ctx.args[2], millis, false, name, expires)) return;
   auto st = plain_set(ctx, ctx.args[1], ctx.args[3], expires);
   if (!st) return reply_error(ctx.w, st.err());
   ctx.w.simple("OK");
@@ -832,25 +865,45 @@ void cmd_psetex(context& ctx) {
   setex_common(ctx, true, "psetex");
 }
 
-void cmd_setnx(context& ctx) {
+struct setnx_step final : rmw_step {
+  std::string value;
   bool applied = false;
-  std::string_view value = ctx.args[2];
-  auto r = ctx.n.update(ctx.args[1], [&](const buffer* cur, std::int64_t) -> result<mutation> {
+  explicit setnx_step(std::string_view v) : value(v) {}
+  result<mutation> operator()(const buffer* cur, std::int64_t) override {
+    applied = cur == nullptr;
     if (cur) return mutation::keep();
-    applied = true;
     return mutation::put(typed::encode_string(value), 0);
-  });
-  if (!r) return reply_error(ctx.w, r.err());
-  ctx.w.integer(applied ? 1 : 0);
+  }
+  void reply(resp_writer& w, const result<void>& st) const override {
+    if (!st) return reply_error(w, st.err());
+    w.integer(applied ? 1 : 0);
+  }
+};
+
+void cmd_setnx(context& ctx) {
+  setnx_step step{ctx.args[2]};
+  run_rmw(ctx, ctx.args[1], step);
 }
 
-void cmd_getset(context& ctx) {
-  // SET k v GET under its old name: the value is replaced (and any TTL dropped, as SET
-  // does); the reply is the previous value.
+/// GETSET's and GETDEL's reply: the previous string, null, WRONGTYPE or the error.
+void reply_old(resp_writer& w, const result<void>& st, bool wrong,
+               const std::optional<std::string>& old) {
+  if (!st) return reply_error(w, st.err());
+  if (wrong) return w.error(wrongtype);
+  if (old)
+    w.bulk(*old);
+  else
+    w.null();
+}
+
+// SET k v GET under its old name: the value is replaced (and any TTL dropped, as SET
+// does); the reply is the previous value.
+struct getset_step final : rmw_step {
+  std::string value;
   std::optional<std::string> old;
   bool wrong = false;
-  std::string_view value = ctx.args[2];
-  auto r = ctx.n.update(ctx.args[1], [&](const buffer* cur, std::int64_t) -> result<mutation> {
+  explicit getset_step(std::string_view v) : value(v) {}
+  result<mutation> operator()(const buffer* cur, std::int64_t) override {
     old.reset();
     wrong = false;
     if (cur && !(old = stored_string(*cur))) {
@@ -858,19 +911,22 @@ void cmd_getset(context& ctx) {
       return mutation::keep();
     }
     return mutation::put(typed::encode_string(value), 0);
-  });
-  if (!r) return reply_error(ctx.w, r.err());
-  if (wrong) return ctx.w.error(wrongtype);
-  if (old)
-    ctx.w.bulk(*old);
-  else
-    ctx.w.null();
+  }
+  void reply(resp_writer& w, const result<void>& st) const override {
+    reply_old(w, st, wrong, old);
+  }
+};
+
+void cmd_getset(context& ctx) {
+  getset_step step{ctx.args[2]};
+  run_rmw(ctx, ctx.args[1], step);
 }
 
-void cmd_getdel(context& ctx) {
+struct getdel_step final : rmw_step {
   std::optional<std::string> old;
   bool wrong = false;
-  auto r = ctx.n.update(ctx.args[1], [&](const buffer* cur, std::int64_t) -> result<mutation> {
+  result<mutation> operator()(const buffer* cur, std::int64_t) override {
+    old.reset();
     wrong = false;
     if (!cur) return mutation::keep();
     old = stored_string(*cur);
@@ -879,13 +935,15 @@ void cmd_getdel(context& ctx) {
       return mutation::keep();
     }
     return mutation::erase();
-  });
-  if (!r) return reply_error(ctx.w, r.err());
-  if (wrong) return ctx.w.error(wrongtype);
-  if (old)
-    ctx.w.bulk(*old);
-  else
-    ctx.w.null();
+  }
+  void reply(resp_writer& w, const result<void>& st) const override {
+    reply_old(w, st, wrong, old);
+  }
+};
+
+void cmd_getdel(context& ctx) {
+  getdel_step step;
+  run_rmw(ctx, ctx.args[1], step);
 }
 
 void cmd_getex(context& ctx) {
@@ -898,7 +956,7 @@ void cmd_getex(context& ctx) {
         !has_exp && !persist) {
       bool millis = iequals(opt, "px") || iequals(opt, "pxat");
       bool absolute = iequals(opt, "exat") || iequals(opt, "pxat");
-      if (!expiry_from(ctx, ctx.args[++i], millis, absolute, "getex", expires)) return;
+      if (!expiry_from(ctx.w, ctx.args[++i], millis, absolute, "getex", expires)) return;
       has_exp = true;
     } else if (iequals(opt, "persist") && !has_exp && !persist) {
       persist = true;
@@ -960,16 +1018,26 @@ void cmd_mset(context& ctx) {
   ctx.w.simple("OK");
 }
 
+struct del_step final : rmw_step {
+  bool existed = false;
+  result<mutation> operator()(const buffer* cur, std::int64_t) override {
+    existed = cur != nullptr;
+    return cur ? mutation::erase() : mutation::keep();
+  }
+  void reply(resp_writer& w, const result<void>& st) const override {
+    if (!st) return reply_error(w, st.err());
+    w.integer(existed ? 1 : 0);
+  }
+};
+
 void cmd_del(context& ctx) {
   std::int64_t removed = 0;
   for (std::size_t i = 1; i < ctx.args.size(); ++i) {
-    bool existed = false;
-    auto r = ctx.n.update(ctx.args[i], [&](const buffer* cur, std::int64_t) -> result<mutation> {
-      existed = cur != nullptr;
-      return cur ? mutation::erase() : mutation::keep();
-    });
+    del_step step;
+    auto r = ctx.n.update(
+        ctx.args[i], [s = &step](const buffer* cur, std::int64_t exp) { return (*s)(cur, exp); });
     if (!r) return reply_error(ctx.w, r.err());
-    if (existed) ++removed;
+    if (step.existed) ++removed;
   }
   ctx.w.integer(removed);
 }
@@ -1190,29 +1258,36 @@ void cmd_decrby(context& ctx) {
   incr_common(ctx, -d);
 }
 
-void cmd_append(context& ctx) {
+struct append_step final : rmw_step {
+  std::string extra;
   std::size_t length = 0;
   bool wrong = false;
-  std::string_view extra = ctx.args[2];
-  auto r =
-      ctx.n.update(ctx.args[1], [&](const buffer* cur, std::int64_t cur_exp) -> result<mutation> {
-        wrong = false;
-        std::string next;
-        if (cur) {
-          auto old = stored_string(*cur);
-          if (!old) {
-            wrong = true;
-            return mutation::keep();
-          }
-          next = std::move(*old);
-        }
-        next.append(extra);
-        length = next.size();
-        return mutation::put(typed::encode_string(next), cur ? cur_exp : 0);
-      });
-  if (!r) return reply_error(ctx.w, r.err());
-  if (wrong) return ctx.w.error(wrongtype);
-  ctx.w.integer(static_cast<std::int64_t>(length));
+  explicit append_step(std::string_view e) : extra(e) {}
+  result<mutation> operator()(const buffer* cur, std::int64_t cur_exp) override {
+    wrong = false;
+    std::string next;
+    if (cur) {
+      auto old = stored_string(*cur);
+      if (!old) {
+        wrong = true;
+        return mutation::keep();
+      }
+      next = std::move(*old);
+    }
+    next.append(extra);
+    length = next.size();
+    return mutation::put(typed::encode_string(next), cur ? cur_exp : 0);
+  }
+  void reply(resp_writer& w, const result<void>& st) const override {
+    if (!st) return reply_error(w, st.err());
+    if (wrong) return w.error(wrongtype);
+    w.integer(static_cast<std::int64_t>(length));
+  }
+};
+
+void cmd_append(context& ctx) {
+  append_step step{ctx.args[2]};
+  run_rmw(ctx, ctx.args[1], step);
 }
 
 void cmd_strlen(context& ctx) {
@@ -1690,6 +1765,59 @@ std::string server::info_text(std::span<const std::string_view> sections) {
     out += "\r\n";
   }
   return out;
+}
+
+namespace {
+
+struct incr_rmw final : rmw_step {
+  std::string key;  // incr_step views it
+  incr_step step;
+  incr_rmw(std::string_view k, std::int64_t delta) : key(k), step{key, delta} {}
+  result<mutation> operator()(const buffer* cur, std::int64_t cur_exp) override {
+    return step(cur, cur_exp);
+  }
+  void reply(resp_writer& w, const result<void>& st) const override { step.reply(w, st); }
+};
+
+}  // namespace
+
+std::unique_ptr<rmw_step> make_rmw_step(std::span<const std::string_view> args, resp_writer& w,
+                                        bool& failed) {
+  failed = false;
+  const auto name = args[0];
+  const auto n = args.size();
+  auto is = [&](std::string_view lower_name) { return iequals(name, lower_name); };
+  auto bad = [&](std::string_view msg) -> std::unique_ptr<rmw_step> {
+    w.error(msg);
+    failed = true;
+    return nullptr;
+  };
+  if (n == 2 && (is("incr") || is("decr")))
+    return std::make_unique<incr_rmw>(args[1], is("incr") ? 1 : -1);
+  if (n == 3 && (is("incrby") || is("decrby"))) {
+    std::int64_t d = 0;
+    if (!parse_int64(args[2], d)) return bad(not_int);
+    if (is("decrby")) {
+      if (d == std::numeric_limits<std::int64_t>::min()) return bad("ERR decrement would overflow");
+      d = -d;
+    }
+    return std::make_unique<incr_rmw>(args[1], d);
+  }
+  if (n == 3 && is("setnx")) return std::make_unique<setnx_step>(args[2]);
+  if (n == 3 && is("getset")) return std::make_unique<getset_step>(args[2]);
+  if (n == 2 && is("getdel")) return std::make_unique<getdel_step>();
+  if (n == 3 && is("append")) return std::make_unique<append_step>(args[2]);
+  if (n == 2 && (is("del") || is("unlink"))) return std::make_unique<del_step>();
+  if (n >= 3 && is("set")) {
+    set_options o;
+    if (!parse_set(args, w, o)) {
+      failed = true;
+      return nullptr;
+    }
+    if (o.lease != 0) return nullptr;  // waits on the coordination group: a worker's
+    return std::make_unique<set_step>(args[2], o);
+  }
+  return nullptr;
 }
 
 // The renderings the strong pipeline (strong_pipeline.cpp) shares with the handlers above,

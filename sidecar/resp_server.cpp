@@ -636,7 +636,8 @@ void server::process_input(client& c) {
     c.parser.args(c.in.view(start), argv_);
     start += consumed;
     if (argv_.empty()) continue;
-    // Strong GET/SET on the Raft engine: started at once, no worker (strong_pipeline.cpp).
+    // Strong GET/SET and read-modify-writes on the Raft engine: started at once, no worker
+    // (strong_pipeline.cpp).
     if (take_strong(c, argv_)) continue;
     if (c.run) {
       // Not for this run: it waits, with its arguments owned, for the run's replies.

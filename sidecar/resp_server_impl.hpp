@@ -58,7 +58,8 @@ class byte_buffer {
 struct command_def;
 struct strong_tx;
 
-/// Consecutive strong_distributed GET/SET of one client's pipeline, started on the Raft
+/// Consecutive strong_distributed GET/SET and read-modify-writes (INCR, SETNX, SET NX...)
+/// of one client's pipeline, started on the Raft
 /// engine from the loop thread without a worker (strong_pipeline.cpp, docs/sidecar.md,
 /// "Pipelined strong commands"). Each command has a slot; completions fill them from CAF
 /// threads through the server's inbox; the replies go out in command order once every slot
@@ -72,10 +73,17 @@ struct strong_run {
   std::vector<slot> slots;
   std::size_t waiting = 0;  // slots not filled yet
   bool closed = false;      // no more commands join: the client is busy until it completes
-  bool wrote = false;       // a SET is in the run: a later GET waits for the next run
+  bool wrote = false;       // a write is in the run: a later read waits for the next run
   /// Hashes of the keys the run names: a key named twice ends the run (a collision ends
-  /// it early, which is harmless), so no two commands of a run depend on each other.
+  /// it early, which is harmless), so no two commands of a run depend on each other;
+  /// except read-modify-writes of one key (`chain`).
   std::unordered_set<std::size_t> keys;
+  /// Every write of the run so far is a read-modify-write of `chain_key`: another one of
+  /// that key may join, since the engine runs one key's read-modify-writes one after
+  /// another in submission order (strong_raft::write_async), each reading what the one
+  /// before it wrote.
+  bool chain = false;
+  std::string chain_key;
   std::chrono::steady_clock::time_point started;
   /// The command that ended the run (owned: the input buffer moves on), run after the
   /// run's replies; or a protocol error found meanwhile, answered after them.
@@ -174,7 +182,7 @@ struct client {
   std::unordered_map<std::string, std::optional<std::string>> strong_watched;
   /// An EXEC over strong keys handed to a worker (start_job moves it into the job).
   std::unique_ptr<strong_tx> pending_tx;
-  /// Pipelined strong GET/SET in flight without a worker (open while the loop parses
+  /// Pipelined strong commands in flight without a worker (open while the loop parses
   /// this client's input, then closed: the client is busy until it completes).
   std::unique_ptr<strong_run> run;
 };
@@ -270,6 +278,25 @@ struct incr_step {
   result<mutation> operator()(const buffer* cur, std::int64_t cur_exp);
   void reply(resp_writer& w, const result<void>& st) const;
 };
+/// One read-modify-write command of one key: its decision and its reply. The handlers run
+/// it through node.update (resp_commands.cpp), the strong pipeline through the Raft
+/// engine's write_async (strong_pipeline.cpp), where the decision runs on a CAF thread,
+/// once per attempt: so a command answers the same bytes on either path. It owns its
+/// arguments (the input buffer moves on while it is in flight) and resets what it
+/// records at each call.
+struct rmw_step {
+  virtual ~rmw_step() = default;
+  virtual result<mutation> operator()(const buffer* cur, std::int64_t cur_exp) = 0;
+  virtual void reply(resp_writer& w, const result<void>& st) const = 0;
+  /// False: decides without the current value (a plain SET with an expiry).
+  virtual bool reads() const noexcept { return true; }
+};
+/// The step of a one-key string command: INCR, DECR, INCRBY, DECRBY, SETNX, GETSET, GETDEL,
+/// APPEND, DEL/UNLINK of one key, SET with options but LEASE. Null for anything else (or a
+/// wrong argument count), or with `failed` set and the error reply written to `w` when its
+/// arguments are wrong (resp_commands.cpp).
+std::unique_ptr<rmw_step> make_rmw_step(std::span<const std::string_view> args, resp_writer& w,
+                                        bool& failed);
 /// Pipelined INCR-family commands of one client as one node.update_many, replying to each
 /// in order (resp_commands.cpp).
 void run_incr_batch(node& n, resp_writer& w, std::span<incr_step> steps);

@@ -1,7 +1,8 @@
-// Pipelined strong_distributed commands without a worker thread (docs/sidecar.md,
+// Pipelined strong_distributed commands without a worker (docs/sidecar.md,
 // "Pipelined strong commands"). A worker blocked per strong command made a connection's
-// pipeline wait for each command's quorum in turn; here the loop starts consecutive plain
-// GET/SET of strong keys on the Raft engine's async entries back to back (the Raft host's
+// pipeline wait for each command's quorum in turn; here the loop starts consecutive GET,
+// SET and read-modify-writes (INCR, SETNX, SET NX, GETSET, GETDEL, APPEND, DEL of one
+// key...) of strong keys on the Raft engine's async entries back to back (the Raft host's
 // flush puts what arrives together into one append), each with a reply slot. The
 // completions run on CAF threads: they render the reply and hand it to the loop through
 // the server's inbox and its eventfd, named by (client id, run id), so a completion for a
@@ -14,6 +15,7 @@
 
 #include "runtime/modes/strong_raft.hpp"
 #include "sidecar/resp_server_impl.hpp"
+#include "sidecar/typed_commands.hpp"
 #include "sidecar/typed_value.hpp"
 
 namespace warp::sidecar::detail {
@@ -35,13 +37,23 @@ bool is_name(std::string_view arg, std::string_view lower) noexcept {
 bool server::take_strong(client& c, std::span<const std::string_view> args) {
   static const command_def* const get_cmd = find_command("get");
   static const command_def* const set_cmd = find_command("set");
+  // read: GET; write: a blind write (SET k v, SET k v EX n); rmw: a read-modify-write.
+  enum class kind : std::uint8_t { read, write, rmw };
+  kind k = kind::read;
   const command_def* cmd = nullptr;
-  if (args.size() == 2 && is_name(args[0], "get"))
+  if (args.size() == 2 && is_name(args[0], "get")) {
     cmd = get_cmd;
-  else if (args.size() == 3 && is_name(args[0], "set"))
+  } else if (args.size() == 3 && is_name(args[0], "set")) {
     cmd = set_cmd;
-  else
+    k = kind::write;
+  } else if (args.size() >= 2 && args.size() <= 16) {
+    cmd = c.last_command;  // pipelines repeat one command
+    if (!cmd || !is_name(args[0], cmd->name)) cmd = find_command(args[0]);
+    if (!cmd || !cmd->flags.starts_with("write")) return false;
+    k = kind::rmw;
+  } else {
     return false;
+  }
   // What would change the reply or need the loop's bookkeeping takes the ordinary path:
   // tracking (the read must be remembered), CLIENT CACHING, a transaction, RESP2
   // subscribed mode, a client not yet authenticated.
@@ -52,16 +64,34 @@ bool server::take_strong(client& c, std::span<const std::string_view> args) {
   if (!key_is_strong(key)) return false;
   auto* raft = warp::detail::strong_raft_of(node_);
   if (!raft) return false;  // ABD engine or stopping: a worker runs it as before
-  const bool is_set = cmd == set_cmd;
+  const int proto = c.proto;
+  std::shared_ptr<rmw_step> step;
+  std::string parse_error;
+  if (k == kind::rmw) {
+    bool failed = false;
+    resp_writer w{parse_error, proto};
+    step = make_rmw_step(args, w, failed);
+    if (!step && !failed) return false;  // not one of them: the ordinary path
+    // A federated counter (a CRDT) answers INCR its own way (crdt_commands.cpp).
+    if (step && crdt_key_of(node_, key) != crdt_key::none) return false;
+    if (step && !step->reads()) k = kind::write;
+  }
   const std::size_t key_hash = std::hash<std::string_view>{}(key);
+  const bool joins_chain =
+      parse_error.empty() && k == kind::rmw && c.run && c.run->chain && c.run->chain_key == key;
   if (c.run) {
     // Order inside a run: commands of one run are in flight together, and the Raft host
     // keeps their submission order only while no request is retried (a retry after a
     // leader change lands behind later ones). So a run never holds two commands of one
     // key, nor a read behind a write (a ReadIndex read issued with a write in flight may
     // be served before the write commits): such a command waits for the run's replies.
+    // A read-modify-write reads: it joins a run with writes only when they all are
+    // read-modify-writes of its own key, which the engine runs in turn (see strong_run).
+    // A command refused for its arguments touches nothing: it only takes a slot.
     auto& r = *c.run;
-    if (r.slots.size() >= max_batch || (!is_set && r.wrote) || r.keys.contains(key_hash))
+    if (r.slots.size() >= max_batch) return false;
+    if (parse_error.empty() && !joins_chain &&
+        ((k != kind::write && r.wrote) || r.keys.contains(key_hash)))
       return false;
   } else {
     // Writes batched by try_batch reply first: their replies precede this command's.
@@ -72,8 +102,16 @@ bool server::take_strong(client& c, std::span<const std::string_view> args) {
     ++strong_runs_;
   }
   auto& r = *c.run;
-  r.keys.insert(key_hash);
-  r.wrote = r.wrote || is_set;
+  if (parse_error.empty()) {
+    r.keys.insert(key_hash);
+    if (k == kind::rmw && !r.wrote) {
+      r.chain = true;
+      r.chain_key.assign(key);
+    } else if (k == kind::write) {
+      r.chain = false;
+    }
+    r.wrote = r.wrote || k != kind::read;
+  }
   const std::size_t slot = r.slots.size();
   r.slots.push_back({cmd, {}});
   ++r.waiting;
@@ -93,7 +131,10 @@ bool server::take_strong(client& c, std::span<const std::string_view> args) {
       [[maybe_unused]] auto n = ::write(box->wake_fd, &one, sizeof(one));
     }
   };
-  const int proto = c.proto;
+  if (!parse_error.empty()) {
+    deliver(std::move(parse_error), 0);
+    return true;
+  }
   const auto& limits = node_.config().limits;
   auto refuse = [&](const error& e) {
     std::string out;
@@ -105,7 +146,21 @@ bool server::take_strong(client& c, std::span<const std::string_view> args) {
     refuse(ok.err());
     return true;
   }
-  if (!is_set) {
+  if (step) {
+    // Read-modify-writes (and SET with an expiry) through the engine's async entry: the
+    // decision runs on a CAF thread, the same step as the handler's (resp_commands.cpp).
+    raft->write_async(
+        key, [step](const buffer* cur, std::int64_t cur_exp) { return (*step)(cur, cur_exp); },
+        step->reads(),
+        [step, deliver, proto](result<mutation> done) {
+          std::string out;
+          resp_writer w{out, proto};
+          step->reply(w, done ? result<void>{} : result<void>{done.err()});
+          deliver(std::move(out), 0);
+        });
+    return true;
+  }
+  if (k == kind::read) {
     raft->get_async(key, [deliver, proto](result<buffer> got) {
       std::string out;
       resp_writer w{out, proto};

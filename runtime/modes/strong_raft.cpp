@@ -9,11 +9,12 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <future>
 #include <memory>
 #include <random>
-#include <thread>
+#include <unordered_map>
 
 #include <caf/all.hpp>
 
@@ -80,6 +81,28 @@ result<void> write_outcome(const result<std::string>& r) {
 }
 
 }  // namespace
+
+/// What every read-modify-write of the node shares: the host to ask, the value bound, and
+/// the turns. A completion may outlive strong_raft (a message dropped at stop completes it
+/// with shutting_down), so the steps hold this, never the object.
+struct strong_raft::rmw_shared {
+  caf::actor host;
+  warp::limits lim;
+  std::mutex mtx;  // held for a map operation only, never across a request
+  /// Per key with a read-modify-write in progress: the ones waiting for their turn, in
+  /// submission order. One at a time per key: otherwise N of them on one counter would
+  /// lose N-1 compare-and-sets of every N attempts, and a pipeline's later command could
+  /// read before its earlier one committed.
+  std::unordered_map<std::string, std::deque<std::shared_ptr<rmw_op>>> turns;
+};
+
+struct strong_raft::rmw_op {
+  std::shared_ptr<rmw_shared> sh;
+  std::string key;
+  rmw_fn fn;
+  rmw_callback done;
+  int attempt = 0;
+};
 
 result<strong_raft::status_report> strong_raft::status(std::chrono::milliseconds timeout) const {
   if (!host_) return error{errc::shutting_down, "the raft host is not running"};
@@ -288,6 +311,9 @@ result<void> strong_raft::start() {
     return host.err();
   }
   host_ = *host;
+  rmw_ = std::make_shared<rmw_shared>();
+  rmw_->host = host_;
+  rmw_->lim = st_.config.limits;
   std::size_t local = 0;
   for (std::uint32_t g = 0; g < placement_.ranges(); ++g) local += placement_.is_replica(g);
   log()->info("strong: raft engine, {} members, {} groups ({} here), logs under {}/raft",
@@ -467,80 +493,170 @@ result<void> strong_raft::remove(std::string_view key) {
   return write_outcome(request_blocking(raft_request_kind::propose, kv(rc::kv_op::del, key)));
 }
 
-result<mutation> strong_raft::write(
-    std::string_view key, const std::function<result<mutation>(const buffer*, std::int64_t)>& fn,
-    bool read_current) {
+// -- read-modify-write -----------------------------------------------------------------------
+
+namespace {
+
+// Attempts before giving up with `conflict`: each lost race costs one.
+constexpr int rmw_attempts = 2 * strong_raft::max_rmw_attempts;
+
+void send_request(const caf::actor& host, raft_request_kind kind, rc::kv_command cmd,
+                  actors::completion<std::string> done,
+                  std::chrono::milliseconds delay = std::chrono::milliseconds{0}) {
+  if (!host) return done(error{errc::shutting_down, "the strong mode is not started"});
+  if (delay.count() > 0)
+    caf::delayed_anon_send(host, delay,
+                           actors::raft_request_cmd{kind, std::move(cmd), std::move(done)});
+  else
+    caf::anon_send(host, actors::raft_request_cmd{kind, std::move(cmd), std::move(done)});
+}
+
+}  // namespace
+
+void strong_raft::write_async(std::string_view key, rmw_fn fn, bool read_current,
+                              rmw_callback done) {
   const auto& lim = st_.config.limits;
   if (!read_current) {
+    // A blind write: decided now, on the caller's thread, and proposed as a plain put/del.
     auto decision = fn(nullptr, 0);
-    if (!decision) return decision;
-    switch (decision->what) {
-      case mutation::kind::keep:
-        return decision;
-      case mutation::kind::put:
-        if (auto err = lim.check_value(decision->value); !err) return err.err();
-        if (auto err = set(key, decision->value, decision->expires_at_ms); !err) return err.err();
-        return decision;
-      case mutation::kind::erase:
-        if (auto err = remove(key); !err) return err.err();
-        return decision;
+    if (!decision || decision->what == mutation::kind::keep) return done(std::move(decision));
+    rc::kv_command cmd;
+    if (decision->what == mutation::kind::put) {
+      if (auto err = lim.check_value(decision->value); !err) return done(err.err());
+      cmd = kv(rc::kv_op::put, key, encode_value(decision->value, decision->expires_at_ms));
+    } else {
+      cmd = kv(rc::kv_op::del, key);
     }
-    return decision;
+    return request(
+        raft_request_kind::propose, std::move(cmd),
+        actors::completion<std::string>{
+            [d = std::move(*decision), done = std::move(done)](result<std::string> r) mutable {
+              if (!r) return done(r.err());
+              done(std::move(d));
+            }});
   }
-  // Read-modify-writes of one key in this process take turns (striped by key hash), so the
-  // compare-and-set races only against other nodes; without it N threads on one counter
-  // would lose N-1 of every N attempts.
-  static std::array<std::mutex, 64> rmw_stripes;
-  std::lock_guard<std::mutex> turn{
-      rmw_stripes[std::hash<std::string_view>{}(key) % rmw_stripes.size()]};
+  if (!rmw_) return done(error{errc::shutting_down, "the strong mode is not started"});
+  auto op = std::make_shared<rmw_op>();
+  op->sh = rmw_;
+  op->key.assign(key);
+  op->fn = std::move(fn);
+  op->done = std::move(done);
+  {
+    std::lock_guard<std::mutex> g{rmw_->mtx};
+    auto [it, first] = rmw_->turns.try_emplace(op->key);
+    if (!first) {
+      it->second.push_back(std::move(op));  // its predecessor's finish starts it
+      return;
+    }
+  }
+  rmw_attempt(std::move(op));
+}
+
+void strong_raft::rmw_attempt(std::shared_ptr<rmw_op> op) {
+  rmw_read(std::move(op), std::chrono::milliseconds{0});
+}
+
+// Linearizable: the read is a ReadIndex read at the leader; the write is a compare-and-set
+// on exactly the bytes read, so it applies only if nothing was committed to the key in
+// between; a lost race reads again. Each attempt is its own proposal (its own client
+// sequence, so a retried request applies once): a conflict is an answer, not a retry.
+void strong_raft::rmw_read(std::shared_ptr<rmw_op> op, std::chrono::milliseconds delay) {
+  auto host = op->sh->host;
+  auto key = op->key;
+  send_request(host, raft_request_kind::read, kv(rc::kv_op::put, key),
+               actors::completion<std::string>{[op = std::move(op)](result<std::string> raw) {
+                 if (!raw && raw.code() != errc::not_found) return rmw_finish(op, raw.err());
+                 std::optional<std::string> bytes;
+                 if (raw) bytes = std::move(*raw);
+                 rmw_decide(op, std::move(bytes));
+               }},
+               delay);
+}
+
+void strong_raft::rmw_decide(std::shared_ptr<rmw_op> op, std::optional<std::string> raw) {
+  std::optional<buffer> current;
+  std::int64_t current_expiry = 0;
+  if (raw) {
+    auto s = decode_value(*raw);
+    if (!s) return rmw_finish(std::move(op), s.err());
+    if (!expired(*s)) {
+      current_expiry = s->expires_at_ms;
+      current = make_buffer(std::move(s->value));
+    }
+  }
+  auto decision = op->fn(current ? &*current : nullptr, current_expiry);
+  if (!decision) return rmw_finish(std::move(op), std::move(decision));
+  rc::kv_command cmd;
+  switch (decision->what) {
+    case mutation::kind::keep:
+      return rmw_finish(std::move(op), std::move(decision));  // linearized at the read
+    case mutation::kind::put: {
+      if (auto err = op->sh->lim.check_value(decision->value); !err)
+        return rmw_finish(std::move(op), err.err());
+      auto bytes = encode_value(decision->value, decision->expires_at_ms);
+      cmd = raw ? kv(rc::kv_op::cas, op->key, std::move(bytes), *raw)
+                : kv(rc::kv_op::cas, op->key, std::move(bytes), {}, true);
+      break;
+    }
+    case mutation::kind::erase:
+      if (!raw) return rmw_finish(std::move(op), std::move(decision));  // nothing to delete
+      cmd = kv(rc::kv_op::cas_del, op->key, {}, *raw);
+      break;
+  }
+  auto host = op->sh->host;
+  send_request(host, raft_request_kind::propose, std::move(cmd),
+               actors::completion<std::string>{
+                   [op = std::move(op), d = std::move(*decision)](result<std::string> out) mutable {
+                     if (out) return rmw_finish(op, std::move(d));
+                     if (out.code() != errc::conflict) return rmw_finish(op, out.err());
+                     rmw_retry(op);
+                   }});
+}
+
+void strong_raft::rmw_retry(std::shared_ptr<rmw_op> op) {
+  if (++op->attempt >= rmw_attempts)
+    return rmw_finish(std::move(op),
+                      error{errc::conflict, "strong read-modify-write: the key kept changing (" +
+                                                std::to_string(rmw_attempts) + " attempts)"});
+  // Another node won the race: back off a little (randomized, growing), so contenders on
+  // one key spread out instead of colliding again. The wait is a delayed message to the
+  // host, not a sleeping thread.
   thread_local std::minstd_rand jitter{std::random_device{}()};
-  // Read-modify-write, linearizable: the read is a ReadIndex read at the leader; the write
-  // is a compare-and-set on exactly the bytes read, so it applies only if nothing was
-  // committed to the key in between; a lost race reads again. Each attempt is its own
-  // proposal (its own client sequence): a conflict is an answer, not a retry.
-  constexpr int attempts = 2 * max_rmw_attempts;
-  for (int attempt = 0; attempt < attempts; ++attempt) {
-    auto raw = request_blocking(raft_request_kind::read, kv(rc::kv_op::put, key));
-    if (!raw && raw.code() != errc::not_found) return raw.err();
-    std::optional<buffer> current;
-    std::int64_t current_expiry = 0;
-    if (raw) {
-      auto s = decode_value(*raw);
-      if (!s) return s.err();
-      if (!expired(*s)) {
-        current_expiry = s->expires_at_ms;
-        current = make_buffer(std::move(s->value));
+  auto cap = static_cast<unsigned>(std::min(1 << std::min(op->attempt - 1, 6), 32));
+  rmw_read(std::move(op), std::chrono::milliseconds(static_cast<long>(jitter() % (cap + 1))));
+}
+
+void strong_raft::rmw_finish(std::shared_ptr<rmw_op> op, result<mutation> r) {
+  std::shared_ptr<rmw_op> next;
+  {
+    auto& sh = *op->sh;
+    std::lock_guard<std::mutex> g{sh.mtx};
+    auto it = sh.turns.find(op->key);
+    if (it != sh.turns.end()) {
+      if (it->second.empty()) {
+        sh.turns.erase(it);
+      } else {
+        next = std::move(it->second.front());
+        it->second.pop_front();
       }
     }
-    auto decision = fn(current ? &*current : nullptr, current_expiry);
-    if (!decision) return decision;
-    rc::kv_command cmd;
-    switch (decision->what) {
-      case mutation::kind::keep:
-        return decision;
-      case mutation::kind::put:
-        if (auto err = lim.check_value(decision->value); !err) return err.err();
-        cmd = raw ? kv(rc::kv_op::cas, key, encode_value(decision->value, decision->expires_at_ms),
-                       *raw)
-                  : kv(rc::kv_op::cas, key, encode_value(decision->value, decision->expires_at_ms),
-                       {}, true);
-        break;
-      case mutation::kind::erase:
-        if (!raw) return decision;  // nothing to delete: done, linearized at the read
-        cmd = kv(rc::kv_op::cas_del, key, {}, *raw);
-        break;
-    }
-    auto out = request_blocking(raft_request_kind::propose, std::move(cmd));
-    if (out) return decision;
-    if (out.code() != errc::conflict) return out.err();
-    // Another node won the race: back off a little (randomized, growing), so contenders
-    // on one key spread out instead of colliding again. A blocking caller's thread only.
-    auto cap = std::min(1 << std::min(attempt, 6), 32);
-    std::this_thread::sleep_for(
-        std::chrono::milliseconds(static_cast<long>(jitter() % static_cast<unsigned>(cap + 1))));
   }
-  return error{errc::conflict, "strong read-modify-write: the key kept changing (" +
-                                   std::to_string(attempts) + " attempts)"};
+  auto done = std::move(op->done);
+  op.reset();
+  if (next) rmw_attempt(std::move(next));
+  done(std::move(r));
+}
+
+result<mutation> strong_raft::write(std::string_view key, const rmw_fn& fn, bool read_current) {
+  auto p = std::make_shared<std::promise<result<mutation>>>();
+  auto f = p->get_future();
+  // `fn` is the caller's: it outlives the wait, and the wait ends only once the operation
+  // is over (every request is answered by the host's deadline, or completed with
+  // shutting_down when dropped), so no attempt calls it afterwards.
+  write_async(
+      key, [&fn](const buffer* cur, std::int64_t exp) { return fn(cur, exp); }, read_current,
+      [p](result<mutation> r) { p->set_value(std::move(r)); });
+  return f.get();
 }
 
 }  // namespace warp::detail

@@ -5,7 +5,8 @@
 //   set/del a proposal; acknowledged once committed by a majority and applied
 //   write   read-modify-write: a linearizable read, the caller's function, then a
 //           compare-and-set (or compare-and-delete) on the exact value read, retried on a
-//           conflict a bounded number of times
+//           conflict a bounded number of times; read-modify-writes of one key in this
+//           process take turns in submission order (a queue per key, not a thread)
 // A request arriving at a node that does not lead the key's group is forwarded by its host
 // to the leader's host (one hop). Values are stored with their expiry; an expired value
 // reads as absent. The *_async entries never block (the host completes them); the blocking
@@ -15,11 +16,13 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <caf/actor.hpp>
@@ -51,17 +54,25 @@ class strong_raft {
 
   using get_callback = std::function<void(result<buffer>)>;
   using write_callback = std::function<void(result<void>)>;
+  using rmw_fn = std::function<result<mutation>(const buffer*, std::int64_t)>;
+  using rmw_callback = std::function<void(result<mutation>)>;
   void get_async(std::string_view key, get_callback done);
   void set_async(std::string_view key, std::string_view value, std::int64_t expires_at_ms,
                  write_callback done);
   void remove_async(std::string_view key, write_callback done);
+  /// Read-modify-write without blocking (the linearizable path described above). With
+  /// `read_current`, `fn` runs on a CAF thread, once per attempt (it must not block); without
+  /// it, once on the caller's thread with no current value. `done` gets the decision that
+  /// took effect, or the error; it runs on a CAF thread (or at once on an early refusal).
+  /// Calls for one key from one thread start in the order they are made, each after the
+  /// previous one finished: a later one observes the earlier one's write.
+  void write_async(std::string_view key, rmw_fn fn, bool read_current, rmw_callback done);
 
   result<buffer> get(std::string_view key);
   result<void> set(std::string_view key, std::string_view value, std::int64_t expires_at_ms);
   result<void> remove(std::string_view key);
-  result<mutation> write(std::string_view key,
-                         const std::function<result<mutation>(const buffer*, std::int64_t)>& fn,
-                         bool read_current);
+  /// write_async, waited for (fn runs on a CAF thread as there).
+  result<mutation> write(std::string_view key, const rmw_fn& fn, bool read_current);
 
   /// Transactions (the sidecar's EXEC on strong keys, runtime/modes/strong_tx.hpp): the
   /// stored bytes of each key (nullopt: absent), each read by ReadIndex, all in flight at
@@ -117,6 +128,16 @@ class strong_raft {
  private:
   void request(actors::raft_request_kind kind, consensus::kv_command cmd,
                actors::completion<std::string> done);
+  struct rmw_shared;
+  struct rmw_op;
+  // The steps of one read-modify-write (strong_raft.cpp); static: completions may outlive
+  // this object (a dropped message completes them with shutting_down), so they hold only
+  // the shared part.
+  static void rmw_attempt(std::shared_ptr<rmw_op> op);
+  static void rmw_read(std::shared_ptr<rmw_op> op, std::chrono::milliseconds delay);
+  static void rmw_decide(std::shared_ptr<rmw_op> op, std::optional<std::string> raw);
+  static void rmw_retry(std::shared_ptr<rmw_op> op);
+  static void rmw_finish(std::shared_ptr<rmw_op> op, result<mutation> r);
   result<std::string> request_blocking(actors::raft_request_kind kind, consensus::kv_command cmd);
 
   node_state& st_;
@@ -132,6 +153,7 @@ class strong_raft {
   int lock_fd_ = -1;  ///< flock on <data_dir>/raft/LOCK: one node per log directory
   std::mutex stop_mtx_;
   bool stopped_ = false;
+  std::shared_ptr<rmw_shared> rmw_;
 };
 
 /// The group count the node runs with (strong_options::groups, 0 = 4 x members).

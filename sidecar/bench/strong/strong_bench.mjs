@@ -1,5 +1,6 @@
 // One node-redis connection, IN_FLIGHT requests always in flight, for SECONDS: strong SETs
-// (or GETs) of distinct keys. Prints ops/s, p50 and p99 per command in ms.
+// (or GETs, or INCRs) of distinct keys, or INCRs of one key (incr1). Prints ops/s, p50 and
+// p99 per command in ms.
 import { createClient } from 'redis';
 const [port, seconds = '5', inflight = '32', op = 'set', prefix = 's:bench:'] = process.argv.slice(2);
 const c = createClient({ socket: { host: '127.0.0.1', port: Number(port) } });
@@ -13,7 +14,10 @@ async function worker(w) {
     const key = prefix + w + ':' + (n++ % 1000);
     const t = process.hrtime.bigint();
     try {
-      if (op === 'get') await c.get(key); else await c.set(key, 'v' + n);
+      if (op === 'get') await c.get(key);
+      else if (op === 'incr') await c.incr(prefix + 'c' + w);
+      else if (op === 'incr1') await c.incr(prefix + 'hot');
+      else await c.set(key, 'v' + n);
     } catch (e) { if (!errors) console.error("first error:", e.message); errors++; }
     lat.push(Number(process.hrtime.bigint() - t) / 1e6);
   }
