@@ -165,11 +165,10 @@ class watched_kv_state_machine final : public consensus::raft_state_machine {
  public:
   watched_kv_state_machine(std::uint32_t group, consensus::kv_limits lim,
                            std::function<void(applied_change)> on_change,
-                           std::function<void(std::uint32_t, std::uint64_t)> on_restore,
-                           bool track_unstored = false)
+                           std::function<void(std::uint32_t, std::uint64_t)> on_restore)
       : group_(group),
         lim_(lim),
-        inner_(lim, track_unstored),
+        inner_(lim),
         on_change_(std::move(on_change)),
         on_restore_(std::move(on_restore)) {}
 
@@ -178,8 +177,6 @@ class watched_kv_state_machine final : public consensus::raft_state_machine {
   std::string snapshot() const override { return inner_.snapshot(); }
   result<void> restore(std::string_view data) override;
   consensus::index_t applied() const noexcept override { return inner_.applied(); }
-  /// The map itself (the storage write-through reads its unstored keys and values).
-  const consensus::kv_state_machine& inner() const noexcept { return inner_; }
 
  private:
   std::uint32_t group_;
