@@ -209,10 +209,8 @@ void start_etcd(etcd_cluster& c, const std::string& etcd_path, const fs::path& d
   if (streak < 10) die("the etcd cluster never accepted writes; log:\n" + c.procs[0]->log());
 }
 
-
-
-cell run_cell(std::size_t clients, double seconds,
-              const std::function<cell_op(std::size_t)>& make, std::size_t keys) {
+cell run_cell(std::size_t clients, double seconds, const std::function<cell_op(std::size_t)>& make,
+              std::size_t keys) {
   std::atomic<bool> stop{false}, unsupported{false};
   std::vector<std::vector<std::uint32_t>> lat(clients);
   std::vector<std::uint64_t> errors(clients), conflicts(clients);

@@ -138,7 +138,6 @@ class resp_client {
   std::size_t pos_ = 0;
 };
 
-
 // -- etcd's v3 JSON gateway ---------------------------------------------------------------------
 
 /// The gateway's bytes fields are base64.
@@ -222,7 +221,6 @@ class etcd_client {
   httplib::Client cli_;
 };
 
-
 // -- the clusters ------------------------------------------------------------------------------
 
 /// Prints `msg` to stderr and exits 1: a server that cannot be started is an error, never
@@ -283,8 +281,8 @@ struct cell {
 using cell_op = std::function<outcome(std::uint64_t k, std::uint64_t& conflicts)>;
 
 /// `make(t)` builds client thread t's operation (it owns that thread's connection).
-cell run_cell(std::size_t clients, double seconds,
-              const std::function<cell_op(std::size_t)>& make, std::size_t keys);
+cell run_cell(std::size_t clients, double seconds, const std::function<cell_op(std::size_t)>& make,
+              std::size_t keys);
 
 nlohmann::json cell_json(const cell& c);
 

@@ -140,8 +140,8 @@ struct watch_result {
 };
 
 nlohmann::json watch_json(const watch_result& r) {
-  return {{"writes", r.writes},   {"delivered", r.delivered}, {"expected", r.expected},
-          {"events_per_s", r.rate()}, {"p50_us", r.p50_us},   {"p99_us", r.p99_us},
+  return {{"writes", r.writes},       {"delivered", r.delivered}, {"expected", r.expected},
+          {"events_per_s", r.rate()}, {"p50_us", r.p50_us},       {"p99_us", r.p99_us},
           {"max_us", r.max_us}};
 }
 
@@ -253,8 +253,7 @@ watch_result run_fanout(
       last = std::max(last, at);
       // A delivery may beat the writer's acknowledgement (the writer's reply and the
       // watcher's event leave the node independently): that is no delay.
-      delays.push_back(static_cast<double>(std::max<std::int64_t>(0, at - ack_ns[s])) /
-                       1e3);
+      delays.push_back(static_cast<double>(std::max<std::int64_t>(0, at - ack_ns[s])) / 1e3);
     }
   }
   r.seconds = static_cast<double>(last - start_ns) / 1e9;
@@ -302,7 +301,8 @@ void parse_etcd_watch(std::string& buf, const std::function<void(std::string_vie
   buf.erase(0, pos);
 }
 
-// -- the run ---------------------------------------------------------------------------------------
+// -- the run
+// ---------------------------------------------------------------------------------------
 
 std::string ratio(double a, double b) {
   char s[32];
@@ -339,44 +339,42 @@ void run(const coord_args& a) {
   lock_row("lock contended", a.contenders, "cb:hot", "cb/hot");
   for (auto n : a.lease_clients) {
     row r{"lease grant", n, {}, {}};
-    r.w = sessions_cell<warp_session>(n, a.seconds, warp.resp_ports, warp_open,
-                                      [](warp_session& s) {
-                                        auto g = s.conn->call(
-                                            {"WARP.LEASE", "GRANT", std::to_string(lease_ttl_s)});
-                                        return g.ok ? outcome::ok : outcome::error;
-                                      });
-    r.e = sessions_cell<etcd_session>(n, a.seconds, etcd.client_ports, etcd_open,
-                                      [](etcd_session& s) {
-                                        return etcd_grant(*s.conn).empty() ? outcome::error
-                                                                           : outcome::ok;
-                                      });
+    r.w =
+        sessions_cell<warp_session>(n, a.seconds, warp.resp_ports, warp_open, [](warp_session& s) {
+          auto g = s.conn->call({"WARP.LEASE", "GRANT", std::to_string(lease_ttl_s)});
+          return g.ok ? outcome::ok : outcome::error;
+        });
+    r.e = sessions_cell<etcd_session>(
+        n, a.seconds, etcd.client_ports, etcd_open,
+        [](etcd_session& s) { return etcd_grant(*s.conn).empty() ? outcome::error : outcome::ok; });
     rows.push_back(std::move(r));
   }
   for (auto n : a.lease_clients) {
     row r{"lease keepalive", n, {}, {}};
-    r.w = sessions_cell<warp_session>(n, a.seconds, warp.resp_ports, warp_open,
-                                      [](warp_session& s) {
-                                        auto k = s.conn->call({"WARP.LEASE", "KEEPALIVE", s.lease});
-                                        return k.ok ? outcome::ok : outcome::error;
-                                      });
+    r.w =
+        sessions_cell<warp_session>(n, a.seconds, warp.resp_ports, warp_open, [](warp_session& s) {
+          auto k = s.conn->call({"WARP.LEASE", "KEEPALIVE", s.lease});
+          return k.ok ? outcome::ok : outcome::error;
+        });
     r.e = sessions_cell<etcd_session>(n, a.seconds, etcd.client_ports, etcd_open, etcd_keepalive);
     rows.push_back(std::move(r));
   }
 
   // Watch fan-out: Warp's writer goes through node 0's sidecar, etcd's through member 0.
   resp_client wwriter{warp.resp_ports[0]};
-  watch_result ww = run_fanout(
-      a.watchers, a.watch_rate, a.watch_seconds, warp.admin_ports,
-      {"GET", "/v1/watch?prefix=s:cw:", ""}, parse_sse, [&](const std::string& v) {
-        return wwriter.call({"SET", v == warm_value ? "s:cw:warm" : "s:cw:" + v, v}).ok;
-      });
+  watch_result ww =
+      run_fanout(a.watchers, a.watch_rate, a.watch_seconds, warp.admin_ports,
+                 {"GET", "/v1/watch?prefix=s:cw:", ""}, parse_sse, [&](const std::string& v) {
+                   return wwriter.call({"SET", v == warm_value ? "s:cw:warm" : "s:cw:" + v, v}).ok;
+                 });
   etcd_client ewriter{etcd.client_ports[0]};
   watch_result ew = run_fanout(
       a.watchers, a.watch_rate, a.watch_seconds, etcd.client_ports,
       {"POST", "/v3/watch",
        nlohmann::json{{"create_request", {{"key", b64("cw/")}, {"range_end", b64("cw0")}}}}.dump()},
-      parse_etcd_watch,
-      [&](const std::string& v) { return ewriter.put(v == warm_value ? "cw/warm" : "cw/" + v, v); });
+      parse_etcd_watch, [&](const std::string& v) {
+        return ewriter.put(v == warm_value ? "cw/warm" : "cw/" + v, v);
+      });
   warp.stop();
   etcd.stop();
 
@@ -395,8 +393,10 @@ void run(const coord_args& a) {
                 static_cast<unsigned long long>(r.w.errors), r.e.rate(), r.e.p50_us, r.e.p99_us,
                 static_cast<unsigned long long>(r.e.errors), ratio(r.w.rate(), r.e.rate()).c_str(),
                 ratio(r.w.p99_us, r.e.p99_us).c_str());
-    nlohmann::json j = {
-        {"case", r.name}, {"clients", r.clients}, {"warp", cell_json(r.w)}, {"etcd", cell_json(r.e)}};
+    nlohmann::json j = {{"case", r.name},
+                        {"clients", r.clients},
+                        {"warp", cell_json(r.w)},
+                        {"etcd", cell_json(r.e)}};
     if (r.w.rate() > 0 && r.e.rate() > 0) j["ops_ratio"] = r.w.rate() / r.e.rate();
     if (r.w.p99_us > 0 && r.e.p99_us > 0) j["p99_ratio"] = r.w.p99_us / r.e.p99_us;
     cells.push_back(std::move(j));
@@ -415,8 +415,10 @@ void run(const coord_args& a) {
   std::printf("warp/etcd: events/s %s, p99 delay %s\n", ratio(ww.rate(), ew.rate()).c_str(),
               ratio(ww.p99_us, ew.p99_us).c_str());
 
-  nlohmann::json watch = {{"watchers", a.watchers},  {"rate", a.watch_rate},
-                          {"seconds", a.watch_seconds}, {"warp", watch_json(ww)},
+  nlohmann::json watch = {{"watchers", a.watchers},
+                          {"rate", a.watch_rate},
+                          {"seconds", a.watch_seconds},
+                          {"warp", watch_json(ww)},
                           {"etcd", watch_json(ew)}};
   if (ww.rate() > 0 && ew.rate() > 0) watch["events_ratio"] = ww.rate() / ew.rate();
   if (ww.p99_us > 0 && ew.p99_us > 0) watch["p99_ratio"] = ww.p99_us / ew.p99_us;
