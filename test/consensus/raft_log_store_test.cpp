@@ -388,7 +388,7 @@ struct racing_ops : file_ops {
 };
 }  // namespace
 
-TEST_CASE("raft log: a second store on the same directory is refused, never interleaved") {
+TEST_CASE("raft log: a second store on the same directory is refused and never interleaves") {
   temp_dir d;
   racing_ops ops;
   std::unique_ptr<raft_log_store> other;
