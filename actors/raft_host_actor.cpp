@@ -307,6 +307,10 @@ struct raft_host_state {
   std::optional<peer_dialer> dialer;
   std::map<std::uint32_t, caf::actor> groups;
   std::set<std::uint32_t> creating;  ///< groups being opened on the executor
+  /// Groups spawn_raft_host_actor opens and attaches itself. A leader's batch may reach this
+  /// host before their attach does: create_group must not open the same log a second time
+  /// (two stores writing one segment corrupted it: docs/strong.md, "Log format and recovery").
+  std::set<std::uint32_t> starting;
 
   /// Raft id -> the peer's host: set by hello (network) or raft_host_link_cmd (tests).
   std::map<rc::node_id, caf::actor> links;
@@ -381,6 +385,7 @@ caf::behavior raft_host_state::make_behavior(std::shared_ptr<raft_host_setup> in
         if (it != ops.end() && it->second.attempt == r.attempt) attempt(r.id);
       },
       [this](raft_attach_cmd& cmd) {
+        starting.erase(cmd.group);
         if (creating.erase(cmd.group) && cmd.actor) ++counters.groups_created;
         if (!cmd.actor) return;
         if (stopping) return self->send(cmd.actor, raft_stop_cmd{});
@@ -881,7 +886,7 @@ bool raft_host_state::creatable(std::uint32_t group) const {
 }
 
 void raft_host_state::create_group(std::uint32_t group) {
-  if (stopping || creating.count(group) || groups.count(group)) return;
+  if (stopping || starting.count(group) || creating.count(group) || groups.count(group)) return;
   creating.insert(group);
   detail::log()->info("raft: member {} joins group {} (its leader contacted this node)", self_id,
                       group);
@@ -1067,9 +1072,23 @@ result<caf::actor> spawn_raft_host_actor(caf::actor_system& sys, raft_host_setup
         "raft: member id {} is not an initial member's: this node votes in no "
         "group until `warpctl members add {}` (docs/strong.md, Membership)",
         self_id, setup.self_address.empty() ? std::to_string(self_id) : setup.self_address);
+  // Every group this function opens, known to the host before it can receive a batch.
+  std::set<std::uint32_t> starting;
+  if (bootstrap) {
+    for (std::uint32_t g = 0; g < pl->ranges(); ++g)
+      if (pl->is_replica(g)) starting.insert(g);
+    if (setup.coordination && pl->is_replica(voters_range(coord_group_id)))
+      starting.insert(coord_group_id);
+  }
+  for (auto g : groups_on_disk(setup.dir, static_cast<std::uint32_t>(pl->ranges()),
+                               static_cast<bool>(setup.coordination)))
+    starting.insert(g);
   auto init = std::make_shared<raft_host_setup>(setup);
   bool publish = setup.dial;
-  auto host = sys.spawn([init](raft_host_actor* self) { return self->state.make_behavior(init); });
+  auto host = sys.spawn([init, starting](raft_host_actor* self) {
+    self->state.starting = starting;
+    return self->state.make_behavior(init);
+  });
   std::set<std::uint32_t> started;
   auto spawn_group = [&](std::uint32_t group, std::vector<rc::node_id> voters) -> result<void> {
     auto gs = group_setup(setup, self_id, group, std::move(voters), host);
@@ -1101,8 +1120,8 @@ result<caf::actor> spawn_raft_host_actor(caf::actor_system& sys, raft_host_setup
       if (auto r = spawn_group(coord_group_id, initial_voters(voters_range(coord_group_id))); !r)
         return fail(coord_group_id, r.err());
   }
-  for (auto g : groups_on_disk(setup.dir, static_cast<std::uint32_t>(pl->ranges()),
-                               static_cast<bool>(setup.coordination))) {
+  // Not listed again: a directory create_group made meanwhile is that group's, not ours.
+  for (auto g : starting) {
     if (started.count(g)) continue;
     if (auto r = spawn_group(g, {}); !r) return fail(g, r.err());
   }

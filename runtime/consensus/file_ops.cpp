@@ -1,6 +1,7 @@
 #include "runtime/consensus/file_ops.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -134,6 +135,21 @@ result<void> file_ops::make_dir(const std::string& dir) {
   std::filesystem::create_directories(dir, ec);
   if (ec) return error{errc::storage_error, "mkdir " + dir + ": " + ec.message()};
   return {};
+}
+
+result<int> file_ops::lock(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return os_error("open", path);
+  // flock, not fcntl: its lock belongs to the open file description, so a second open in
+  // the same process conflicts too.
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const bool held = errno == EWOULDBLOCK;
+    auto e = held ? error{errc::storage_error, path + ": in use by another open raft log store"}
+                  : os_error("flock", path);
+    ::close(fd);
+    return e;
+  }
+  return fd;
 }
 
 file_ops& posix_file_ops() {

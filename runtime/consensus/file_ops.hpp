@@ -31,6 +31,10 @@ class file_ops {
   virtual result<void> sync_dir(const std::string& dir);
   virtual result<std::vector<std::string>> list(const std::string& dir);
   virtual result<void> make_dir(const std::string& dir);
+  /// An exclusive lock on `path` (created if absent) until the returned descriptor is
+  /// closed; refused at once, never waited for, when another descriptor holds it (in this
+  /// process too). The kernel drops it with the process, kill -9 included.
+  virtual result<int> lock(const std::string& path);
 };
 
 /// The process-wide POSIX implementation.

@@ -109,6 +109,7 @@ result<std::unique_ptr<raft_log_store>> raft_log_store::open(std::string dir,
 raft_log_store::~raft_log_store() {
   // Nothing is flushed here: whatever was not synced was never reported durable.
   if (fd_ >= 0) (void)ops_.close(fd_);
+  if (lock_fd_ >= 0) (void)ops_.close(lock_fd_);
 }
 
 result<void> raft_log_store::fail(error e) {
@@ -118,6 +119,11 @@ result<void> raft_log_store::fail(error e) {
 
 result<void> raft_log_store::recover() {
   if (auto r = ops_.make_dir(dir_); !r) return r;
+  // Two stores appending to one segment (each O_APPEND, each writing a segment header into
+  // the same new file) leave a header where a record belongs: refuse the second one.
+  auto lk = ops_.lock(dir_ + "/lock");
+  if (!lk) return lk.err();
+  lock_fd_ = *lk;
   // Snapshot first: it says which segments are still live.
   std::uint64_t first_seq = 0;
   const std::size_t snap_bound = 8 + 4 + 28 + opts_.max_voters * 8 + 8 + opts_.max_snapshot_bytes;

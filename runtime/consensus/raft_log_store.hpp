@@ -10,7 +10,8 @@
 // then one sync(). Recovery truncates a torn or corrupt tail of the last segment and refuses
 // corruption anywhere else: it never replays garbage, and never silently drops a record
 // that valid records follow. After any write or sync error the store refuses all further
-// work: what reached the disk is unknown until it is reopened (and re-read).
+// work: what reached the disk is unknown until it is reopened (and re-read). One store per
+// directory at a time: open() takes <dir>/lock and refuses a directory another store holds.
 #pragma once
 
 #include <cstdint>
@@ -86,6 +87,7 @@ class raft_log_store {
   log_store_options opts_;
   file_ops& ops_;
   int fd_ = -1;
+  int lock_fd_ = -1;  // <dir>/lock, held while this store is open
   std::uint64_t cur_size_ = 0;
   std::vector<segment> segments_;
   bool dirty_ = false;

@@ -5,7 +5,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <random>
+#include <utility>
 
 #include "runtime/consensus/crc32c.hpp"
 #include "runtime/consensus/raft_log_store.hpp"
@@ -370,4 +372,51 @@ TEST_CASE("raft log: a raft core restarts from what the store recovered") {
   REQUIRE(applied.size() == 30);
   CHECK(applied.front() == "p0");
   CHECK(applied.back() == "p29");
+}
+
+namespace {
+// The real file operations, running `between` once just before the first segment file is
+// created: the window in which, before the fix, the node's startup and the raft host's
+// create_group (a leader's batch for a group whose actor was not attached yet) both opened
+// the log of one group (raft_host_actor.cpp).
+struct racing_ops : file_ops {
+  std::function<void()> between;
+  result<int> open_append(const std::string& path) override {
+    if (between && path.find("seg-") != std::string::npos) std::exchange(between, nullptr)();
+    return file_ops::open_append(path);
+  }
+};
+}  // namespace
+
+TEST_CASE("raft log: a second store on the same directory is refused and never interleaves") {
+  temp_dir d;
+  racing_ops ops;
+  std::unique_ptr<raft_log_store> other;
+  result<std::unique_ptr<raft_log_store>> second = error{errc::internal, "not opened"};
+  // The second store opens (lists no segment, creates seg-1, writes its header) while the
+  // first is between listing the empty directory and creating seg-1 itself.
+  ops.between = [&] { second = raft_log_store::open(d.str()); };
+  {
+    auto s = open_ok(d.str(), {}, ops);
+    if (second) {
+      // Both stores write: the leader's entries reach both actors.
+      other = std::move(*second);
+      REQUIRE(other->append(make_entries(1, 3, 1, "b")));
+      REQUIRE(other->sync());
+    } else {
+      CHECK(second.code() == errc::storage_error);
+      CHECK(second.err().message().find("in use") != std::string::npos);
+    }
+    REQUIRE(s->append(make_entries(1, 5, 1)));
+    REQUIRE(s->sync());
+  }
+  other.reset();
+  // kill -9 of the node, then a restart: the log must open and hold what was synced.
+  auto r = raft_log_store::open(d.str());
+  INFO((r ? std::string{} : r.err().to_string()));
+  REQUIRE(r);
+  CHECK((*r)->take_recovered().entries == make_entries(1, 5, 1));
+  // The lock is the store's for its lifetime only: this one reopens after the first closed,
+  // and a third open while it lives is refused.
+  CHECK(raft_log_store::open(d.str()).code() == errc::storage_error);
 }
