@@ -750,16 +750,16 @@ void server::start_lingering_close(client& c) {
   c.in.shrink_if_idle(0);
   c.tls_want_write = false;
   c.epollout = false;
-  c.busy = false;
-  c.paused = false;
   set_events(c);
   lingering_.emplace_back(loop_now_ms_ + lingering_close_ms, c.id);
   discard_input(c);
 }
 
 void server::discard_input(client& c) {
+  // At most 1 MB a call: a client that never stops sending must not hold the loop; the
+  // socket stays readable (level-triggered), so the rest is dropped on later rounds.
   char sink[64 * 1024];
-  for (;;) {
+  for (int reads = 0; reads < 16; ++reads) {
     ssize_t n = ::recv(c.fd, sink, sizeof(sink), 0);
     if (n > 0) continue;
     if (n < 0 && errno == EINTR) continue;
