@@ -31,6 +31,7 @@ result<void> check_bounds(const kafka_change& c, const kafka_limits& l) {
   if (c.path.size() > l.max_path) return too_big("path");
   for (auto& p : c.path)
     if (p.size() > l.max_text_bytes) return too_big("path entry");
+  if (c.policy.size() > l.max_text_bytes) return too_big("policy");
   return {};
 }
 
@@ -60,6 +61,7 @@ result<std::string> encode_json(const kafka_change& c) {
   j["path"] = c.path;
   j["ttl_ms"] = c.ttl_ms;
   j["ts_ms"] = c.ts_ms;
+  if (!c.policy.empty()) j["policy"] = c.policy;
   try {
     return j.dump();
   } catch (const nlohmann::json::exception&) {
@@ -159,6 +161,12 @@ result<kafka_change> decode_json(std::string_view bytes, const kafka_limits& l) 
   if (*ttl < 0) return bad("ttl_ms negative");
   c.ttl_ms = *ttl;
   c.ts_ms = *ts;
+  if (j.contains("policy")) {
+    auto policy = json_text(j, "policy", l.max_text_bytes);
+    if (!policy) return policy.err();
+    if (policy->empty()) return bad("policy empty");
+    c.policy = std::move(*policy);
+  }
   if (c.op == kafka_op::remove && c.has_value) return bad("a delete carries a value");
   return c;
 }
@@ -168,7 +176,7 @@ result<kafka_change> decode_json(std::string_view bytes, const kafka_limits& l) 
 result<std::string> encode_msgpack(const kafka_change& c) {
   msgpack::sbuffer buf;
   msgpack::packer<msgpack::sbuffer> pk(buf);
-  pk.pack_array(10);
+  pk.pack_array(c.policy.empty() ? 10 : 11);
   pk.pack_uint8(kafka_envelope_version);
   pk.pack_uint8(static_cast<std::uint8_t>(c.op));
   pk.pack_bin(static_cast<std::uint32_t>(c.key.size()));
@@ -186,6 +194,7 @@ result<std::string> encode_msgpack(const kafka_change& c) {
   for (auto& p : c.path) pk.pack(p);
   pk.pack_int64(c.ttl_ms);
   pk.pack_int64(c.ts_ms);
+  if (!c.policy.empty()) pk.pack(c.policy);
   return std::string{buf.data(), buf.size()};
 }
 
@@ -207,7 +216,7 @@ result<kafka_change> decode_msgpack(std::string_view bytes, const kafka_limits& 
   } catch (const std::exception&) {
     return bad("not msgpack");
   }
-  auto arr = f.array(oh.get(), 10, 10, "envelope");
+  auto arr = f.array(oh.get(), 10, 11, "envelope");
   if (!arr) return arr.err();
   const msgpack::object* a = *arr;
   auto v = f.uint<std::uint8_t>(a[0], "v");
@@ -249,6 +258,12 @@ result<kafka_change> decode_msgpack(std::string_view bytes, const kafka_limits& 
   if (!ts) return ts.err();
   c.ttl_ms = *ttl;
   c.ts_ms = *ts;
+  if (oh.get().via.array.size == 11) {
+    auto policy = f.bytes(a[10], l.max_text_bytes, "policy");
+    if (!policy) return policy.err();
+    if (policy->empty()) return bad("policy empty");
+    c.policy = std::move(*policy);
+  }
   if (c.op == kafka_op::remove && c.has_value) return bad("a delete carries a value");
   return c;
 }

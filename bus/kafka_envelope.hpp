@@ -5,10 +5,10 @@
 // JSON (one object):
 //   {"v":1, "op":"c|u|d|r", "key":"user:1" (or "key_b64" when the key is not UTF-8),
 //    "value":"<base64>"|null, "version":{"hlc":N,"node":N}, "origin":"eu",
-//    "path":["eu","us"], "ttl_ms":N, "ts_ms":N}
+//    "path":["eu","us"], "ttl_ms":N, "ts_ms":N, "policy":"counter" (absent = lww)}
 // msgpack (an array):
 //   [v=1, op(uint: 'c','u','d','r'), key(bin), value(bin|nil), hlc, node, origin(str),
-//    [path(str)...], ttl_ms, ts_ms]
+//    [path(str)...], ttl_ms, ts_ms (, policy(str): an 11th element, absent = lww)]
 //
 // Decoding never trusts the input: the size is checked before parsing, JSON nesting is
 // bounded before the parser runs, every field is type- and size-checked, and any failure is
@@ -47,6 +47,9 @@ struct kafka_change {
   std::vector<std::string> path;  ///< regions it went through, origin first (loop-freedom)
   std::int64_t ttl_ms = 0;        ///< value expiry relative to ts_ms; 0 = none
   std::int64_t ts_ms = 0;         ///< wall clock of the change at its origin
+  /// Merge policy of the key (federation: counter, set, ...); empty = lww, and then absent
+  /// on the wire, so a plain change's bytes are those of a reader that predates the field.
+  std::string policy;
   friend bool operator==(const kafka_change&, const kafka_change&) = default;
 };
 

@@ -1,10 +1,14 @@
 #include "federation/federation_actor.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <map>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <unordered_map>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 #include <caf/all.hpp>
@@ -12,12 +16,17 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/peer_dialer.hpp"
+#include "bus/kafka_bridge.hpp"
+#include "bus/kafka_envelope.hpp"
 #include "bus/node_transport.hpp"
 #include "federation/digest.hpp"
 #include "federation/frame.hpp"
+#include "federation/kafka_link.hpp"
 #include "federation/link_state.hpp"
 #include "runtime/core/log.hpp"
+#include "runtime/modes/cluster.hpp"
 #include "runtime/modes/federated_merge.hpp"
+#include "warp/cluster.hpp"
 #include "warp/endpoint.hpp"
 
 namespace warp::federation {
@@ -36,6 +45,39 @@ using fed_now_atom = caf::atom_constant<caf::atom("wfnow")>;
 using fed_digest_done_atom = caf::atom_constant<caf::atom("wfdigdone")>;
 // warpctl regions: -> std::string (the /admin/federation JSON).
 using fed_status_atom = caf::atom_constant<caf::atom("warpfstat")>;
+// From a Kafka producer's thread: one record of a Kafka link was delivered or failed.
+using fed_kafka_ack_atom = caf::atom_constant<caf::atom("wfkack")>;
+// From the executor: the changes of departed members, re-derived for the gateway to ship.
+using fed_rederived_atom = caf::atom_constant<caf::atom("wfrederiv")>;
+// From the executor: the current changes of keys a Kafka link's full queue dropped.
+using fed_kafka_repair_atom = caf::atom_constant<caf::atom("wfkrepair")>;
+
+constexpr const char* kafka_address = "kafka";
+
+bool over_kafka(const std::string& link_spec) {
+  return link_spec.substr(link_spec.find('=') + 1) == kafka_address;
+}
+
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Where a Kafka producer's delivery reports go: the federation actor, once it runs (the
+// producers open before it is spawned, so the handle is set afterwards).
+struct kafka_ack_route {
+  std::mutex mu;
+  caf::weak_actor_ptr dest;
+  void send(std::uint64_t link, bool ok) {
+    caf::strong_actor_ptr to;
+    {
+      std::lock_guard<std::mutex> g{mu};
+      to = dest.lock();
+    }
+    if (to) caf::anon_send(caf::actor_cast<caf::actor>(to), fed_kafka_ack_atom::value, link, ok);
+  }
+};
 
 constexpr caf::atom_value registry_name() noexcept {
   return caf::atom("warpfed");
@@ -100,6 +142,20 @@ struct shared_state {
   };
   std::vector<link_view> links;
   std::uint64_t overflow_dropped = 0;  // inbox overflow
+  std::string gateway;                 // this region's gateway (lowest live member name)
+  std::uint64_t rederived = 0;         // changes of departed members re-shipped here
+  std::uint64_t handovers = 0;         // departed members whose changes were re-shipped
+
+  // The Kafka transport: a producer per region linked `=kafka` (topic PREFIX<self>.<it>),
+  // in the order of the links; opened before the actor and only read afterwards.
+  std::vector<std::pair<std::string, std::unique_ptr<bus::kafka_producer>>> producers;
+  std::shared_ptr<kafka_ack_route> acks = std::make_shared<kafka_ack_route>();
+  bus::kafka_format kafka_format = bus::kafka_format::msgpack;
+  bus::kafka_limits kafka_limits;
+  std::string kafka_group;
+  std::vector<std::string> kafka_topics_in;
+  // The consumer of the topics for this region (set once, before the status is read).
+  std::atomic<const bus::kafka_counters*> consumer{nullptr};
 };
 
 std::string status_json(const shared_state& shr) {
@@ -139,13 +195,52 @@ std::string status_json(const shared_state& shr) {
            {"batch_size", shr.opts.batch_size},
            {"max_delay_ms", shr.opts.max_delay.count()},
            {"queue_limit", shr.opts.queue_limit},
-           {"queue_full", shr.opts.queue_full}};
+           {"queue_full", shr.opts.queue_full},
+           {"gateway", shr.gateway},
+           {"rederived", shr.rederived},
+           {"handovers", shr.handovers}};
+  if (!shr.opts.kafka_brokers.empty()) {
+    auto ld = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+    json producers = json::object();
+    for (const auto& [region, p] : shr.producers) {
+      const auto& c = p->counters();
+      producers[region] = {{"topic", p->topic()},
+                           {"produced", ld(c.produced)},
+                           {"delivered", ld(c.delivered)},
+                           {"failed", ld(c.failed)},
+                           {"rejected", ld(c.rejected)},
+                           {"in_flight", c.in_flight.load(std::memory_order_relaxed)},
+                           {"broker_errors", ld(c.broker_errors)}};
+    }
+    json kafka{{"brokers", shr.opts.kafka_brokers},
+               {"format", std::string{bus::to_string(shr.kafka_format)}},
+               {"group", shr.kafka_group},
+               {"topics_in", shr.kafka_topics_in},
+               {"producers", producers}};
+    if (const auto* c = shr.consumer.load(std::memory_order_acquire))
+      kafka["consumer"] = {
+          {"consumed", ld(c->consumed)},         {"applied", ld(c->applied)},
+          {"apply_errors", ld(c->apply_errors)}, {"commits", ld(c->committed)},
+          {"commit_lag", ld(c->commit_lag)},     {"broker_errors", ld(c->broker_errors)}};
+    out["kafka"] = std::move(kafka);
+  }
   {
     std::lock_guard<std::mutex> i{shr.inbox_mtx};
     out["inbox_dropped"] = shr.inbox_dropped;
   }
   return out.dump();
 }
+
+// Every federated key this node knows, with its version (anti-entropy, hand-over); the
+// change that re-sends a key's current value (nullopt when it is gone meanwhile). Both
+// run on the executor.
+struct known_entry {
+  version ver;
+  bool erased = false;
+};
+std::map<std::string, known_entry> known_keys(shared_state& sh,
+                                              const std::vector<std::size_t>* only);
+std::optional<change> current_change(shared_state& sh, const std::string& key, version ver);
 
 struct fed_state {
   explicit fed_state(caf::event_based_actor* ptr) : self(ptr) {}
@@ -166,8 +261,24 @@ struct fed_state {
     std::uint64_t repaired = 0, ae_passes = 0;
     std::chrono::steady_clock::time_point last_ae{};
     bool repair_wanted = true;  // a pass is due as soon as one can start
+    // Over Kafka: the producer, and the batch in flight: its records' delivery reports
+    // counted until all came back (every produced record gets exactly one).
+    bus::kafka_producer* producer = nullptr;
+    std::uint64_t kafka_seq = 0;
+    std::size_t kafka_expected = 0, kafka_done = 0;
+    bool kafka_ok = true;
+    clock_point kafka_retry_at{};
+    // Over Kafka, where no digest exchange runs: the keys a full queue (or the inbox)
+    // dropped, re-read and queued again once the queue has room (all known keys when too
+    // many to list).
+    std::set<std::string> kafka_repair;
+    bool kafka_repair_all = false, kafka_repair_running = false;
   };
   std::vector<link> links;
+  std::vector<std::string> caf_links;  // the REGION=HOST:PORT flags, by dialer index
+  std::vector<link*> kafka_links;      // by producer index (shared_state::producers)
+  region_gateway gw;
+  clock_point last_members{};
   seen_set seen;
   std::uint64_t next_job = 1;
   std::unordered_map<std::uint64_t, caf::response_promise> pending;
@@ -178,6 +289,17 @@ struct fed_state {
   void on_tick();
   void drain_inbox(clock_point now);
   void ship(link& l, clock_point now);
+  void ship_kafka(link& l, clock_point now);
+  void kafka_settle(link& l);
+  bool kafka_up(const link& l, clock_point now) const;
+  bool link_up(const link& l, clock_point now) const {
+    return l.producer ? kafka_up(l, now) : static_cast<bool>(gateway(l));
+  }
+  /// Follows the region's membership: the gateway re-ships departed members' changes.
+  void watch_members(clock_point now);
+  void on_rederived(const std::string& frame);
+  void kafka_repair(std::size_t k);
+  void on_kafka_repaired(std::uint64_t k, const std::string& frame);
   caf::result<std::string> on_batch(const std::string& frame);
   void on_applied(std::uint64_t job, const std::string& forwards, bool ok);
   caf::result<std::string> on_digest(const std::string& req);
@@ -205,7 +327,7 @@ caf::actor fed_state::gateway(const link& l, std::string* address, std::size_t* 
     for (auto m : l.addresses) {
       const auto& h = dialer->handle(m);
       if (!h || (pass == 0 && suspect_until[m] > now)) continue;
-      if (address) *address = sh->opts.links[m].substr(sh->opts.links[m].find('=') + 1);
+      if (address) *address = caf_links[m].substr(caf_links[m].find('=') + 1);
       if (index) *index = m;
       return h;
     }
@@ -219,17 +341,29 @@ caf::behavior fed_state::make_behavior(std::shared_ptr<shared_state> init) {
   for (const auto& spec : sh->opts.links) {
     auto eq = spec.find('=');
     auto region = spec.substr(0, eq);
-    addresses.push_back(spec.substr(eq + 1));
-    address_region.push_back(region);
     auto* l = link_of(region);
     if (!l) {
-      links.push_back({region,
-                       {},
-                       std::make_unique<link_queue>(sh->opts.queue_limit, sh->opts.batch_size,
-                                                    sh->opts.max_delay)});
+      link fresh;
+      fresh.region = region;
+      fresh.queue = std::make_unique<link_queue>(sh->opts.queue_limit, sh->opts.batch_size,
+                                                 sh->opts.max_delay);
+      links.push_back(std::move(fresh));
       l = &links.back();
     }
+    if (over_kafka(spec)) continue;  // producers below, once `links` stops moving
+    caf_links.push_back(spec);
+    addresses.push_back(spec.substr(eq + 1));
+    address_region.push_back(region);
     l->addresses.push_back(addresses.size() - 1);
+  }
+  for (auto& [region, producer] : sh->producers) {
+    auto* l = link_of(region);
+    l->producer = producer.get();
+    kafka_links.push_back(l);
+  }
+  {
+    std::lock_guard<std::mutex> g{sh->acks->mu};
+    sh->acks->dest = caf::actor_cast<caf::weak_actor_ptr>(self);
   }
   suspect_until.assign(addresses.size(), clock_point{});
   ae_running.assign(addresses.size(), false);
@@ -251,6 +385,18 @@ caf::behavior fed_state::make_behavior(std::shared_ptr<shared_state> init) {
         on_applied(job, fwd, ok);
       },
       [this](fed_repair_atom, std::uint64_t m, const std::string& frame) { on_repair(m, frame); },
+      [this](fed_kafka_ack_atom, std::uint64_t k, bool ok) {
+        if (k >= kafka_links.size()) return;
+        auto& l = *kafka_links[k];
+        if (!l.queue->in_flight()) return;
+        ++l.kafka_done;
+        if (!ok) l.kafka_ok = false;
+        kafka_settle(l);
+      },
+      [this](fed_rederived_atom, const std::string& frame) { on_rederived(frame); },
+      [this](fed_kafka_repair_atom, std::uint64_t k, const std::string& frame) {
+        on_kafka_repaired(k, frame);
+      },
       [this](fed_status_atom) { return status_json(*sh); },
       [this](fed_digest_done_atom, std::uint64_t job, std::string& bytes) {
         if (auto it = pending.find(job); it != pending.end()) {
@@ -295,10 +441,14 @@ void fed_state::drain_inbox(clock_point now) {
   }
   // The inbox overflowed: every link needs a repair pass.
   if (!repair.empty())
-    for (auto& l : links) l.repair_wanted = true;
+    for (auto& l : links) {
+      l.repair_wanted = true;
+      if (l.producer) l.kafka_repair.insert(repair.begin(), repair.end());
+    }
 }
 
 void fed_state::ship(link& l, clock_point now) {
+  if (l.producer) return ship_kafka(l, now);
   // A batch in flight waits for its acknowledgement; the request's own timeout fails it
   // (below), which puts it back in the queue for the next gateway.
   if (!l.queue->due(now)) return;
@@ -327,19 +477,180 @@ void fed_state::ship(link& l, clock_point now) {
             });
 }
 
+void fed_state::ship_kafka(link& l, clock_point now) {
+  // One batch in flight per link, as over CAF: it is done when the brokers acknowledged
+  // every record of it (acks=all, idempotent producer); a failed record puts the whole
+  // batch back (receivers drop the duplicates). librdkafka retries by itself meanwhile, so
+  // a stopped broker holds the batch and the queue fills behind it (bounded).
+  if (now < l.kafka_retry_at || !l.queue->due(now)) return;
+  auto b = l.queue->take(sh->opts.region, now);
+  l.kafka_seq = b.seq;
+  l.kafka_expected = b.changes.size();
+  l.kafka_done = 0;
+  l.kafka_ok = true;
+  auto stamp = wall_ms();
+  for (const auto& c : b.changes) {
+    auto bytes = bus::encode(to_kafka(c, stamp), sh->kafka_format, sh->kafka_limits);
+    if (!bytes) {
+      // Committed here within the node's own limits, so this cannot happen between nodes
+      // that share them; should it anyway, the change is dropped loudly, not retried.
+      detail::log()->error("federation: change of {} to {} not encodable: {}", c.key, l.region,
+                           bytes.err().message());
+      ++l.kafka_done;
+      continue;
+    }
+    if (auto put = l.producer->publish(c.key, *bytes); !put) {
+      ++l.kafka_done;  // no delivery report will come for it
+      l.kafka_ok = false;
+    }
+  }
+  kafka_settle(l);
+}
+
+void fed_state::kafka_settle(link& l) {
+  if (!l.queue->in_flight() || l.kafka_done < l.kafka_expected) return;
+  if (l.kafka_ok) {
+    l.queue->acked(l.kafka_seq);
+    return;
+  }
+  detail::log()->warn("federation: batch {} to region {} not delivered to Kafka: resent",
+                      l.kafka_seq, l.region);
+  l.queue->failed(l.kafka_seq);
+  l.kafka_retry_at = std::chrono::steady_clock::now() + std::chrono::milliseconds{200};
+}
+
+bool fed_state::kafka_up(const link& l, clock_point now) const {
+  // Down while the brokers leave a batch unacknowledged past the ack timeout.
+  auto since = l.queue->flight_since();
+  return !since || now - *since < sh->opts.ack_timeout;
+}
+
+void fed_state::watch_members(clock_point now) {
+  auto* cl = sh->st->cluster.get();
+  if (!cl || now - last_members < std::chrono::milliseconds{200}) return;
+  last_members = now;
+  std::vector<member_seen> seen_members;
+  for (const auto& m : cl->view().members)
+    seen_members.push_back(
+        {m.id, m.name, m.self || m.state == member_state::up || m.state == member_state::suspect,
+         m.self});
+  auto gone = gw.observe(seen_members, now);
+  {
+    std::lock_guard<std::mutex> g{sh->stats_mtx};
+    sh->gateway = gw.gateway();
+  }
+  if (gone.empty()) return;
+  std::sort(gone.begin(), gone.end());
+  detail::log()->info(
+      "federation: {} member(s) of region {} went away; gateway {} re-ships "
+      "their changes",
+      gone.size(), sh->opts.region, gw.gateway());
+  auto shp = sh;
+  auto me = caf::actor_cast<caf::actor>(self);
+  (void)sh->st->executor->post([shp, me, gone] {
+    batch out;
+    out.sender = shp->opts.region;
+    for (auto& [k, e] : known_keys(*shp, nullptr)) {
+      if (e.erased || !std::binary_search(gone.begin(), gone.end(), e.ver.node)) continue;
+      if (auto c = current_change(*shp, k, e.ver)) out.changes.push_back(std::move(*c));
+    }
+    {
+      std::lock_guard<std::mutex> g{shp->stats_mtx};
+      shp->handovers += gone.size();
+    }
+    auto bytes = encode(out, unbounded());
+    caf::anon_send(me, fed_rederived_atom::value, bytes ? std::move(*bytes) : std::string{});
+  });
+}
+
+void fed_state::on_rederived(const std::string& frame) {
+  auto b = decode(frame, unbounded());
+  if (!b || b->changes.empty()) return;
+  {
+    std::lock_guard<std::mutex> g{sh->stats_mtx};
+    sh->rederived += b->changes.size();
+  }
+  auto now = std::chrono::steady_clock::now();
+  for (auto& c : b->changes) {
+    seen.first_time(c);  // as for our own changes: not applied again if they come back
+    for (auto& l : links) l.queue->push(c, now);
+  }
+}
+
+void fed_state::kafka_repair(std::size_t k) {
+  auto& l = *kafka_links[k];
+  if (l.kafka_repair_running || (l.kafka_repair.empty() && !l.kafka_repair_all) ||
+      l.queue->depth() > sh->opts.queue_limit / 2)
+    return;
+  l.kafka_repair_running = true;
+  auto keys = std::exchange(l.kafka_repair, {});
+  bool all = std::exchange(l.kafka_repair_all, false);
+  auto shp = sh;
+  auto me = caf::actor_cast<caf::actor>(self);
+  bool posted = sh->st->executor->post([shp, me, k, all, keys = std::move(keys)] {
+    batch out;
+    out.sender = shp->opts.region;
+    if (all) {
+      for (auto& [key, e] : known_keys(*shp, nullptr))
+        if (auto c = current_change(*shp, key, e.ver)) out.changes.push_back(std::move(*c));
+    } else {
+      for (const auto& key : keys) {
+        auto rec = shp->st->store->fetch(key);
+        if (rec && *rec) {
+          if (auto c = current_change(*shp, key, (*rec)->ver)) out.changes.push_back(std::move(*c));
+        } else if (auto del = shp->tombs.floor(key); version{} < del) {
+          change c;
+          c.what = change::op::erase;
+          c.key = key;
+          c.ver = del;
+          c.origin = shp->opts.region;
+          c.path = {shp->opts.region};
+          c.policy = merge_policy_of(*shp->st, key, shp->st->patterns.lookup(key));
+          out.changes.push_back(std::move(c));
+        }
+      }
+    }
+    auto bytes = encode(out, unbounded());
+    caf::anon_send(me, fed_kafka_repair_atom::value, std::uint64_t{k},
+                   bytes ? std::move(*bytes) : std::string{});
+  });
+  if (!posted) l.kafka_repair_running = false;
+}
+
+void fed_state::on_kafka_repaired(std::uint64_t k, const std::string& frame) {
+  if (k >= kafka_links.size()) return;
+  auto& l = *kafka_links[k];
+  l.kafka_repair_running = false;
+  auto b = decode(frame, unbounded());
+  if (!b) return;
+  auto now = std::chrono::steady_clock::now();
+  l.repaired += b->changes.size();
+  ++l.ae_passes;
+  // A queue full again drops (and marks) what does not fit: the next pass takes it.
+  for (auto& c : b->changes) l.queue->push(std::move(c), now);
+}
+
 void fed_state::on_tick() {
   self->delayed_send(self, tick_every, fed_tick_atom::value);
   dialer->tick();
   auto now = std::chrono::steady_clock::now();
   drain_inbox(now);
+  watch_members(now);
+  for (std::size_t k = 0; k < kafka_links.size(); ++k) kafka_repair(k);
   for (auto& l : links) {
-    bool up = static_cast<bool>(gateway(l));
+    bool up = link_up(l, now);
     // A link that comes back (or a queue that dropped changes) gets an anti-entropy pass:
     // what was missed while it was down or full is found by digest.
     if (up && !l.was_up) l.repair_wanted = true;
     if (l.queue->needs_repair()) {
-      l.queue->take_repairs();
+      auto dropped = l.queue->take_repairs();
       l.repair_wanted = true;
+      if (l.producer) {
+        if (dropped.size() + l.kafka_repair.size() >= 100000)
+          l.kafka_repair_all = true;
+        else
+          l.kafka_repair.merge(dropped);
+      }
     }
     l.was_up = up;
     bool periodic = sh->opts.anti_entropy_interval.count() > 0 &&
@@ -516,10 +827,6 @@ void fed_state::on_applied(std::uint64_t job, const std::string& forwards, bool 
 
 // Every federated key this node knows (L1, storage, remembered deletes), with its version:
 // what a digest covers and what a repair re-sends. Runs on the executor.
-struct known_entry {
-  version ver;
-  bool erased = false;
-};
 std::map<std::string, known_entry> known_keys(shared_state& sh,
                                               const std::vector<std::size_t>* only) {
   auto& st = *sh.st;
@@ -547,6 +854,25 @@ std::map<std::string, known_entry> known_keys(shared_state& sh,
     if (keys->size() < 1000) break;
   }
   return out;
+}
+
+std::optional<change> current_change(shared_state& sh, const std::string& key, version ver) {
+  change c;
+  c.key = key;
+  c.ver = ver;
+  c.origin = sh.opts.region;
+  c.path = {sh.opts.region};
+  c.policy = merge_policy_of(*sh.st, key, sh.st->patterns.lookup(key));
+  auto rec = sh.st->store->fetch(key);
+  if (rec && *rec && (*rec)->ver == ver) {
+    c.value = (*rec)->value;
+    c.expires_at_ms = (*rec)->expires_at_ms;
+  } else if (auto v = sh.st->l1->get(key)) {
+    c.value = **v;
+  } else {
+    return std::nullopt;
+  }
+  return c;
 }
 
 digest digest_of(const std::map<std::string, known_entry>& keys) {
@@ -601,22 +927,7 @@ bool fed_state::start_repair(link& l, std::size_t m) {
               for (auto& [k, e] : mine) {
                 if (diff.empty()) break;
                 if (!std::binary_search(diff.begin(), diff.end(), bucket_of(k))) continue;
-                change c;
-                c.key = k;
-                c.ver = e.ver;
-                c.origin = shp->opts.region;
-                c.path = {shp->opts.region};
-                c.policy = merge_policy_of(*shp->st, k, shp->st->patterns.lookup(k));
-                auto rec = shp->st->store->fetch(k);
-                if (rec && *rec && (*rec)->ver == e.ver) {
-                  c.value = (*rec)->value;
-                  c.expires_at_ms = (*rec)->expires_at_ms;
-                } else if (auto v = shp->st->l1->get(k)) {
-                  c.value = **v;
-                } else {
-                  continue;  // gone meanwhile
-                }
-                out.changes.push_back(std::move(c));
+                if (auto c = current_change(*shp, k, e.ver)) out.changes.push_back(std::move(*c));
               }
               auto bytes = encode(out, unbounded());
               caf::anon_send(me, fed_repair_atom::value, std::uint64_t{m},
@@ -661,10 +972,15 @@ void fed_state::publish() {
     shared_state::link_view v;
     v.region = l.region;
     for (auto m : l.addresses) {
-      const auto& spec = sh->opts.links[m];
+      const auto& spec = caf_links[m];
       v.addresses.push_back(spec.substr(spec.find('=') + 1));
     }
-    gateway(l, &v.gateway);
+    if (l.producer) {
+      v.addresses.push_back(kafka_address);
+      if (kafka_up(l, now)) v.gateway = "kafka:" + l.producer->topic();
+    } else {
+      gateway(l, &v.gateway);
+    }
     v.n = l.queue->counters();
     v.depth = l.queue->depth();
     v.lag = l.queue->lag_seconds(now);
@@ -683,15 +999,30 @@ class federation_impl final : public node_federation, public detail::federation_
   federation_impl(detail::node_state& st, std::shared_ptr<shared_state> sh)
       : st_(st), sh_(std::move(sh)) {}
 
-  void start() {
+  result<void> start() {
+    if (auto opened = open_producers(); !opened) return opened;
     auto init = sh_;
     actor_ = st_.system->spawn([init](fed_actor* self) { return self->state.make_behavior(init); });
     st_.system->registry().put(registry_name(), caf::actor_cast<caf::strong_actor_ptr>(actor_));
+    if (auto opened = open_consumer(); !opened) {
+      stop();
+      return opened;
+    }
     st_.federation.store(this, std::memory_order_release);
+    return {};
   }
 
   void stop() override {
     st_.federation.store(nullptr, std::memory_order_release);
+    // The consumer first: its apply waits for the actor, and what it applied is committed.
+    if (consumer_) {
+      {
+        // The status readers hold this lock while they read the consumer's counters.
+        std::lock_guard<std::mutex> g{sh_->stats_mtx};
+        sh_->consumer.store(nullptr, std::memory_order_release);
+      }
+      consumer_.reset();
+    }
     if (!actor_) return;
     st_.system->registry().erase(registry_name());
     caf::scoped_actor self{*st_.system};
@@ -731,6 +1062,108 @@ class federation_impl final : public node_federation, public detail::federation_
 
   std::string json() const override { return status_json(*sh_); }
 
+  // One producer per region linked over Kafka, to PREFIX<self>.<region>; their delivery
+  // reports go to the actor as it runs (kafka_ack_route).
+  result<void> open_producers() {
+    const auto& o = sh_->opts;
+    if (o.kafka_brokers.empty()) return {};
+    auto format = bus::parse_kafka_format(o.kafka_format);
+    if (!format) return format.err();
+    sh_->kafka_format = *format;
+    sh_->kafka_limits.max_key_bytes = sh_->limits.max_key;
+    sh_->kafka_limits.max_value_bytes = sh_->limits.max_value;
+    for (const auto& spec : o.links) {
+      if (!over_kafka(spec)) continue;
+      auto region = spec.substr(0, spec.find('='));
+      bool known = false;
+      for (auto& [r, p] : sh_->producers) known = known || r == region;
+      if (known) continue;
+      bus::kafka_producer_config pc;
+      pc.brokers = o.kafka_brokers;
+      pc.topic = kafka_topic(o.kafka_topic_prefix, o.region, region);
+      pc.max_in_flight = std::max<std::size_t>(o.batch_size, 1);
+      pc.properties = o.kafka_properties;
+      auto index = static_cast<std::uint64_t>(sh_->producers.size());
+      auto route = sh_->acks;
+      auto p = bus::kafka_producer::open(
+          std::move(pc), [route, index](std::string_view, const result<void>& outcome) {
+            route->send(index, static_cast<bool>(outcome));
+          });
+      if (!p) return p.err();
+      sh_->producers.emplace_back(region, std::move(*p));
+    }
+    return {};
+  }
+
+  // Every node of the region consumes the topics of the regions linked to it over Kafka,
+  // in one consumer group: each record is applied by one member (through the actor, as a
+  // batch over CAF would be), its offset committed only after that, and a member that
+  // dies leaves its partitions, uncommitted records included, to the others.
+  result<void> open_consumer() {
+    const auto& o = sh_->opts;
+    if (sh_->producers.empty()) return {};
+    bus::kafka_consumer_config kc;
+    kc.brokers = o.kafka_brokers;
+    kc.group = o.kafka_group.empty() ? "warp-fed-" + o.region : o.kafka_group;
+    std::map<std::string, std::string> sender_of;  // topic -> region
+    for (auto& [region, p] : sh_->producers) {
+      auto topic = kafka_topic(o.kafka_topic_prefix, region, o.region);
+      kc.topics.push_back(topic);
+      sender_of.emplace(topic, region);
+    }
+    // A member killed hands its partitions over after the session timeout (librdkafka's
+    // default is 45 s); given properties override these.
+    kc.properties = {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "500"}};
+    kc.properties.insert(kc.properties.end(), o.kafka_properties.begin(), o.kafka_properties.end());
+    sh_->kafka_group = kc.group;
+    sh_->kafka_topics_in = kc.topics;
+    auto* sys = st_.system;
+    auto actor = actor_;
+    auto shp = sh_;
+    // The consumer's thread asks the actor through its own blocking actor (made there).
+    auto asker = std::make_shared<std::unique_ptr<caf::scoped_actor>>();
+    auto apply = [sys, actor, shp, sender_of = std::move(sender_of),
+                  asker](const bus::kafka_record& r) -> result<void> {
+      auto malformed = [&](const std::string& why) -> result<void> {
+        {
+          std::lock_guard<std::mutex> g{shp->stats_mtx};
+          ++shp->malformed;
+        }
+        detail::log()->warn("federation: {}[{}]@{} skipped: {}", r.topic, r.partition, r.offset,
+                            why);
+        return {};  // never applies: skipped, its offset committed
+      };
+      auto k = bus::decode_kafka(r.payload, sniff_format(r.payload), shp->kafka_limits);
+      if (!k) return malformed(k.err().message());
+      auto c = from_kafka(std::move(*k));
+      if (!c) return malformed(c.err().message());
+      batch b;
+      auto it = sender_of.find(std::string{r.topic});
+      b.sender = it != sender_of.end() ? it->second : c->origin;
+      b.changes.push_back(std::move(*c));
+      auto frame = encode(b, shp->limits);
+      if (!frame) return malformed(frame.err().message());
+      if (!*asker) *asker = std::make_unique<caf::scoped_actor>(*sys);
+      result<void> out{errc::timeout, "federation: no answer from the federation actor"};
+      (**asker)
+          ->request(actor, std::chrono::seconds{30}, fed_batch_atom::value, std::move(*frame))
+          .receive([&](const std::string&) { out = {}; },
+                   [&](caf::error& err) {
+                     // Refused as malformed (invalid_argument): re-reading cannot help.
+                     if (err == caf::sec::invalid_argument)
+                       out = {};
+                     else
+                       out = error{errc::unreachable, "federation apply: " + sys->render(err)};
+                   });
+      return out;
+    };
+    auto c = bus::kafka_consumer::open(std::move(kc), std::move(apply));
+    if (!c) return c.err();
+    consumer_ = std::move(*c);
+    sh_->consumer.store(&consumer_->counters(), std::memory_order_release);
+    return {};
+  }
+
   std::string metrics() const override {
     std::string out;
     auto label = [](const std::string& v) {
@@ -747,8 +1180,12 @@ class federation_impl final : public node_federation, public detail::federation_
     };
     auto per_link = [&](const char* name, const char* type, const char* help, auto get) {
       family(name, type, help);
-      for (const auto& l : sh_->links)
-        out += std::string{name} + "{region=\"" + label(l.region) + "\"} " + get(l) + "\n";
+      // Appended piece by piece: a chain of operator+ on temporaries here trips GCC 12's
+      // -Warray-bounds (a false positive) once inlined.
+      for (const auto& l : sh_->links) {
+        out.append(name).append("{region=\"").append(label(l.region)).append("\"} ");
+        out.append(get(l)).append("\n");
+      }
     };
     auto num = [](auto v) { return std::to_string(v); };
     per_link("warp_federation_link_up", "gauge", "1 when a gateway of the region is connected",
@@ -797,6 +1234,32 @@ class federation_impl final : public node_federation, public detail::federation_
     out += "warp_federation_unmergeable_total " + num(sh_->unknown_policy) + "\n";
     family("warp_federation_malformed_total", "counter", "Federation frames refused");
     out += "warp_federation_malformed_total " + num(sh_->malformed) + "\n";
+    family("warp_federation_rederived_total", "counter",
+           "Changes of departed members of this region re-shipped by this node as its gateway");
+    out += "warp_federation_rederived_total " + num(sh_->rederived) + "\n";
+    family("warp_federation_gateway", "gauge", "1 when this node is its region's gateway");
+    out += "warp_federation_gateway " + num(sh_->gateway == st_.name ? 1 : 0) + "\n";
+    if (!sh_->producers.empty()) {
+      // The producers of every Kafka link summed (one family each, whatever the links).
+      bus::kafka_counters sum;
+      for (auto& [r, p] : sh_->producers) {
+        const auto& c = p->counters();
+        auto add = [](std::atomic<std::uint64_t>& to, const std::atomic<std::uint64_t>& from) {
+          to.fetch_add(from.load(std::memory_order_relaxed), std::memory_order_relaxed);
+        };
+        add(sum.produced, c.produced);
+        add(sum.delivered, c.delivered);
+        add(sum.failed, c.failed);
+        add(sum.rejected, c.rejected);
+        add(sum.broker_errors, c.broker_errors);
+        sum.in_flight.fetch_add(c.in_flight.load(std::memory_order_relaxed));
+      }
+      out += bus::prometheus_text(sum, bus::kafka_side::producer, "warp_federation_kafka_producer",
+                                  "");
+      if (const auto* c = sh_->consumer.load(std::memory_order_acquire))
+        out += bus::prometheus_text(*c, bus::kafka_side::consumer, "warp_federation_kafka_consumer",
+                                    "");
+    }
     return out;
   }
 
@@ -804,6 +1267,7 @@ class federation_impl final : public node_federation, public detail::federation_
   detail::node_state& st_;
   std::shared_ptr<shared_state> sh_;
   caf::actor actor_;
+  std::unique_ptr<bus::kafka_consumer> consumer_;
 };
 
 }  // namespace
@@ -835,7 +1299,7 @@ result<std::unique_ptr<node_federation>> start_federation(detail::node_state& st
   sh->limits.max_value = st.config.limits.max_value_size;
   sh->limits.max_frame_bytes = st.config.transport.max_message_size;
   auto f = std::make_unique<federation_impl>(st, sh);
-  f->start();
+  if (auto started = f->start(); !started) return started.err();
   detail::log()->info("federation: region {}, {} link(s)", sh->opts.region, sh->opts.links.size());
   return std::unique_ptr<node_federation>{std::move(f)};
 }

@@ -138,4 +138,32 @@ void tombstones::forget(const std::string& key) {
   map_.erase(key);
 }
 
+std::vector<std::uint32_t> region_gateway::observe(const std::vector<member_seen>& members,
+                                                   clock_point now) {
+  std::set<std::uint32_t> live;
+  const member_seen* gw = nullptr;
+  for (const auto& m : members) {
+    if (!m.live && !m.self) continue;
+    live.insert(m.id);
+    if (!gw || m.name < gw->name) gw = &m;
+  }
+  for (auto id : live_)
+    if (!live.count(id)) gone_.emplace(id, now);
+  // A member that comes back (same id) delivers its own queue again.
+  for (auto it = gone_.begin(); it != gone_.end();) {
+    if (live.count(it->first) || now - it->second > remember_)
+      it = gone_.erase(it);
+    else
+      ++it;
+  }
+  live_ = std::move(live);
+  gateway_ = gw ? gw->name : std::string{};
+  self_gateway_ = gw && gw->self;
+  std::vector<std::uint32_t> out;
+  if (!self_gateway_) return out;
+  for (auto& [id, at] : gone_) out.push_back(id);
+  gone_.clear();
+  return out;
+}
+
 }  // namespace warp::federation

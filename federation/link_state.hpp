@@ -8,6 +8,8 @@
 //   - seen_set: bounded dedup of (origin, key, version) already handled;
 //   - tombstones: bounded memory of deletes, so an older put arriving after a delete
 //     does not resurrect the key (LWW needs the delete's version).
+//   - region_gateway: which node of this region is its gateway (the live member with the
+//     lowest name) and which members went away, whose changes the gateway re-ships.
 #pragma once
 
 #include <chrono>
@@ -120,6 +122,41 @@ class tombstones {
   mutable std::mutex mtx_;
   std::unordered_map<std::string, version> map_;
   std::deque<std::string> order_;
+};
+
+/// One member of this region as the cluster view shows it.
+struct member_seen {
+  std::uint32_t id = 0;
+  std::string name;
+  bool live = false;  ///< up or suspect (this node always)
+  bool self = false;
+};
+
+/// The region's gateway and the hand-over of departed members' changes. Every node ships
+/// its own committed changes; a node that dies (or leaves) may take changes it had queued
+/// but not yet delivered with it. The gateway, the live member with the lowest name, then
+/// re-ships every federated key whose current version that member wrote: receivers drop
+/// what they already have (dedup, LWW; CRDT joins are idempotent), so nothing is lost.
+class region_gateway {
+ public:
+  /// How long a departed member stays on the list a newly elected gateway takes over
+  /// (the gateway died while, or before, handing it over).
+  explicit region_gateway(std::chrono::milliseconds remember = std::chrono::minutes{5})
+      : remember_(remember) {}
+  /// Feeds the current view; returns the members whose changes this node must re-ship
+  /// now: those that went away, once this node is the gateway (on becoming the gateway,
+  /// also those that went away in the last `remember` and were not re-shipped here).
+  std::vector<std::uint32_t> observe(const std::vector<member_seen>& members, clock_point now);
+  /// Name of the gateway (empty before the first view).
+  const std::string& gateway() const noexcept { return gateway_; }
+  bool self_is_gateway() const noexcept { return self_gateway_; }
+
+ private:
+  std::chrono::milliseconds remember_;
+  std::set<std::uint32_t> live_;
+  std::map<std::uint32_t, clock_point> gone_;  // departed, by when; not yet re-shipped here
+  std::string gateway_;
+  bool self_gateway_ = false;
 };
 
 }  // namespace warp::federation

@@ -475,6 +475,19 @@ const std::vector<option_def>& option_table() {
        "after an overflow or a link coming back)"},
       {"warp.federation-ack-timeout", "--federation-ack-timeout", opt_kind::duration, "5s",
        "A batch not acknowledged (applied) within this long is sent again"},
+      {"warp.federation-kafka", "--federation-kafka", opt_kind::string, "",
+       "Kafka bootstrap servers (HOST:PORT[,...]) of the federation's Kafka transport: a "
+       "link REGION=kafka travels over topics PREFIX<from>.<to>; empty = no Kafka"},
+      {"warp.federation-kafka-topic-prefix", "--federation-kafka-topic-prefix", opt_kind::string,
+       "warp.fed.", "Prefix of the federation topics (PREFIX<from>.<to>)"},
+      {"warp.federation-kafka-group", "--federation-kafka-group", opt_kind::string, "",
+       "Consumer group of this region's nodes (the same on every node of the region); "
+       "empty = warp-fed-<region>"},
+      {"warp.federation-kafka-format", "--federation-kafka-format", opt_kind::string, "msgpack",
+       "Envelope of the records this node produces: msgpack | json (docs/kafka.md)"},
+      {"warp.federation-kafka-property", "--federation-kafka-property", opt_kind::string_list, "",
+       "Extra librdkafka setting of the federation's producers and consumer, NAME=VALUE "
+       "(repeatable), e.g. security.protocol=ssl"},
       {"warp.storage", "--storage", opt_kind::string, "sqlite",
        "memory | sqlite (DATA-DIR/warp.db) | sqlite:PATH | postgres:URI"},
       {"warp.data-dir", "--data-dir", opt_kind::string, "./warp-data",
@@ -982,6 +995,19 @@ warp::result<settings> build_settings(const warpd_config& cfg) {
     WARPD_READ(f.queue_full, rd.str("warp.federation-queue-full"));
     WARPD_READ(f.anti_entropy_interval, rd.duration("warp.federation-anti-entropy-interval"));
     WARPD_READ(f.ack_timeout, rd.duration("warp.federation-ack-timeout"));
+    WARPD_READ(f.kafka_brokers, rd.str("warp.federation-kafka"));
+    WARPD_READ(f.kafka_topic_prefix, rd.str("warp.federation-kafka-topic-prefix"));
+    WARPD_READ(f.kafka_group, rd.str("warp.federation-kafka-group"));
+    WARPD_READ(f.kafka_format, rd.str("warp.federation-kafka-format"));
+    std::vector<std::string> props;
+    WARPD_READ(props, rd.list("warp.federation-kafka-property"));
+    for (auto& p : props) {
+      auto eq = p.find('=');
+      if (eq == std::string::npos || eq == 0)
+        return warp::error{errc::invalid_argument,
+                           "federation-kafka-property: expected NAME=VALUE, got '" + p + "'"};
+      f.kafka_properties.emplace_back(p.substr(0, eq), p.substr(eq + 1));
+    }
   }
   std::string mode_text;
   WARPD_READ(mode_text, rd.str("warp.default-mode"));

@@ -49,6 +49,20 @@ result<void> federation_options::validate_links(std::string_view listen) const {
     if (r == region)
       return error{errc::invalid_argument,
                    "federation-link '" + l + "' links the node's own region '" + region + "'"};
+    // REGION=kafka: the region is reached over the Kafka topics, and only that way (one
+    // transport per linked region).
+    bool over_kafka = l.substr(eq + 1) == "kafka";
+    for (const auto& other : links)
+      if (other.substr(0, other.find('=')) == r &&
+          (other.substr(other.find('=') + 1) == "kafka") != over_kafka)
+        return error{errc::invalid_argument,
+                     "federation-link: region '" + r + "' is linked both over Kafka and over CAF"};
+    if (over_kafka) {
+      if (kafka_brokers.empty())
+        return error{errc::invalid_argument,
+                     "federation-link '" + l + "' needs --federation-kafka BROKERS"};
+      continue;
+    }
     auto ep = parse_endpoint(l.substr(eq + 1));
     if (!ep || ep->second == 0)
       return error{errc::invalid_argument, "federation-link '" + l + "': HOST:PORT expected"};
@@ -66,6 +80,13 @@ result<void> federation_options::validate_links(std::string_view listen) const {
                      "never blocked"};
   if (ack_timeout.count() <= 0)
     return error{errc::invalid_argument, "federation ack timeout must be positive"};
+  if (!kafka_brokers.empty()) {
+    if (kafka_format != "msgpack" && kafka_format != "json")
+      return error{errc::invalid_argument,
+                   "federation-kafka-format '" + kafka_format + "': msgpack or json"};
+    if (kafka_topic_prefix.size() > 128)
+      return error{errc::invalid_argument, "federation-kafka-topic-prefix: over 128 bytes"};
+  }
   return {};
 }
 

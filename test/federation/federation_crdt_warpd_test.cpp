@@ -27,31 +27,6 @@ const std::vector<std::string> crdt_patterns{federated_pattern,
                                              "s:*=eventual_distributed+hydrate+federated=set",
                                              "m:*=eventual_distributed+hydrate+federated=map"};
 
-std::uint16_t resp_port(const warpd_process& n) {
-  const auto& r = n.resp();
-  return static_cast<std::uint16_t>(std::stoi(r.substr(r.rfind(':') + 1)));
-}
-
-std::string cmd(const warpd_process& n, const std::vector<std::string>& args) {
-  resp_conn c{resp_port(n)};
-  return c.cmd(args);
-}
-
-// Every node of `r` answers `args` with `want`.
-bool all_answer(const region& r, const std::vector<std::string>& args, const std::string& want,
-                std::string* last = nullptr) {
-  return eventually(
-      [&] {
-        for (auto& n : r.nodes) {
-          auto got = cmd(*n, args);
-          if (last) *last = got;
-          if (got != want) return false;
-        }
-        return true;
-      },
-      60s);
-}
-
 }  // namespace
 
 TEST_CASE(

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "test/apps/warpd_fixture.hpp"
+#include "test/sidecar/resp_client.hpp"
 #include "test/support/eventually.hpp"
 #include "test/support/process.hpp"
 
@@ -109,6 +110,32 @@ inline bool everywhere(const region& r, const std::string& key, const std::strin
 inline std::uint64_t applied_from(const json& status, const std::string& region) {
   if (!status.contains("received_from") || !status["received_from"].contains(region)) return 0;
   return status["received_from"][region].value("applied", std::uint64_t{0});
+}
+
+inline std::uint16_t resp_port(const warpd_process& n) {
+  const auto& r = n.resp();
+  return static_cast<std::uint16_t>(std::stoi(r.substr(r.rfind(':') + 1)));
+}
+
+/// One command through the node's RESP sidecar (the region was started with `resp`).
+inline std::string cmd(const warpd_process& n, const std::vector<std::string>& args) {
+  resp_conn c{resp_port(n)};
+  return c.cmd(args);
+}
+
+/// Every node of `r` answers `args` with `want` (within 60 s).
+inline bool all_answer(const region& r, const std::vector<std::string>& args,
+                       const std::string& want, std::string* last = nullptr) {
+  return eventually(
+      [&] {
+        for (auto& n : r.nodes) {
+          auto got = cmd(*n, args);
+          if (last) *last = got;
+          if (got != want) return false;
+        }
+        return true;
+      },
+      60s);
 }
 
 }  // namespace warp::test::fed

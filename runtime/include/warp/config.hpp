@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "warp/error.hpp"
@@ -199,6 +200,18 @@ struct federation_options {
   std::chrono::milliseconds anti_entropy_interval{60000};
   /// A batch not acknowledged within this long is sent again (to the next gateway).
   std::chrono::milliseconds ack_timeout{5000};
+  /// The Kafka transport (docs/federation.md, "Kafka transport"): bootstrap servers. A link
+  /// `REGION=kafka` then travels over topics `<kafka_topic_prefix><from>.<to>` instead of
+  /// a CAF link; empty = no Kafka.
+  std::string kafka_brokers;
+  std::string kafka_topic_prefix = "warp.fed.";
+  /// Consumer group of this region's nodes (every node consumes; each record is applied
+  /// by one of them); empty = `warp-fed-<region>`.
+  std::string kafka_group;
+  /// Envelope encoding of the topics this node produces: msgpack or json.
+  std::string kafka_format = "msgpack";
+  /// Extra librdkafka settings (NAME, VALUE) of the producers and the consumer.
+  std::vector<std::pair<std::string, std::string>> kafka_properties;
   bool enabled() const noexcept { return !region.empty(); }
   /// Checks the region name and links (part of node_config::validate).
   result<void> validate_links(std::string_view listen) const;
