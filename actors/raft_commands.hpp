@@ -213,6 +213,16 @@ struct raft_status {
   std::size_t voters = 0;
   std::size_t pending_proposals = 0;  ///< waiting to commit
   std::size_t pending_reads = 0;      ///< ReadIndex reads waiting
+  /// The storage write-through (docs/strong.md, "Storage write-through"), when on: keys
+  /// changed and not yet in storage (replicated: the same on every replica), the group's
+  /// stored mark, and this replica's writes as a leader.
+  bool write_through = false;
+  std::size_t wt_pending_keys = 0;
+  consensus::index_t wt_stored_index = 0;
+  std::uint64_t wt_batches = 0;   ///< fenced writes this replica completed
+  std::uint64_t wt_keys = 0;      ///< keys they wrote (puts and deletes)
+  std::uint64_t wt_failures = 0;  ///< failed fenced writes (storage errors; retried)
+  std::uint64_t wt_fenced = 0;    ///< writes refused by a newer leader's fence
 };
 
 struct raft_status_cmd {

@@ -129,6 +129,14 @@ void raft_group_state::on_tick() {
     retry_conf_waiting();
     drive();
   }
+  if (hooks && !stopping && !log_failed) {
+    raft_group_hooks::standing now;
+    now.term = core->term();
+    now.applied = applied;
+    if (core->current_role() == rc::role::leader)
+      if (auto t = core->term_at(applied)) now.term_applied = *t == core->term();
+    hooks->before_tick(*sm, now);
+  }
   if (hooks && !stopping && !log_failed)
     hooks->tick(core->current_role() == rc::role::leader, self->clock().now(),
                 [this](std::string bytes) {
@@ -363,6 +371,7 @@ raft_status raft_group_state::status() const {
   s.voters = core->voters().size();
   s.pending_proposals = proposals.size();
   s.pending_reads = reads.size();
+  if (hooks) hooks->add_status(s);
   return s;
 }
 

@@ -57,6 +57,21 @@ class raft_group_hooks {
                        time_point now) = 0;
   /// Every tick; `propose` hands raw command bytes to this replica (answers are dropped).
   virtual void tick(bool leader, time_point now, const propose_fn& propose) = 0;
+
+  /// Where this replica stands, given before every tick() (default: ignored).
+  /// `term_applied`: it leads and has applied an entry of its own term, so its state holds
+  /// every entry any earlier leader applied (a new leader's state may lag its log).
+  struct standing {
+    bool term_applied = false;
+    consensus::term_t term = 0;
+    consensus::index_t applied = 0;
+  };
+  virtual void before_tick(const consensus::raft_state_machine& sm, const standing& s) {
+    (void)sm;
+    (void)s;
+  }
+  /// Adds the hooks' counters to the group's status (default: none).
+  virtual void add_status(raft_status& s) const { (void)s; }
 };
 
 /// What a group actor is given at spawn; fixed for its lifetime.

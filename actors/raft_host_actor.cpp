@@ -853,6 +853,8 @@ result<raft_group_setup> group_setup(const raft_host_setup& setup, rc::node_id s
   } else if (group != coord_group_id && setup.make_key_state_machine) {
     gs.make_state_machine = [make = setup.make_key_state_machine, group] { return make(group); };
   }
+  if (group != coord_group_id && setup.make_key_hooks)
+    gs.make_hooks = [make = setup.make_key_hooks, group] { return make(group); };
   return gs;
 }
 

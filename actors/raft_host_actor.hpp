@@ -93,6 +93,8 @@ struct raft_host_setup {
   /// actors/watch_hub.hpp); else the plain key -> value map.
   std::function<std::unique_ptr<consensus::raft_state_machine>(std::uint32_t group)>
       make_key_state_machine;
+  /// When set, the key groups' hooks (the storage write-through, actors/raft_writethrough.hpp).
+  std::function<std::unique_ptr<raft_group_hooks>(std::uint32_t group)> make_key_hooks;
 };
 
 /// This node's raft id, from <dir>/member (written at first start, fsync'd): the bootstrap

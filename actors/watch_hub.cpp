@@ -36,7 +36,9 @@ result<std::string> watched_kv_state_machine::apply(consensus::index_t index,
   }
   // What the entry will write, in order: one key, or a transaction's writes.
   std::vector<applied_write> writes;
-  if (cmd->op == consensus::kv_op::batch) {
+  if (cmd->op == consensus::kv_op::stored) {
+    // The write-through's mark writes no key.
+  } else if (cmd->op == consensus::kv_op::batch) {
     if (auto b = consensus::decode_kv_batch(cmd->value, lim_)) {
       writes.reserve(b->writes.size());
       for (auto& w : b->writes)

@@ -165,10 +165,11 @@ class watched_kv_state_machine final : public consensus::raft_state_machine {
  public:
   watched_kv_state_machine(std::uint32_t group, consensus::kv_limits lim,
                            std::function<void(applied_change)> on_change,
-                           std::function<void(std::uint32_t, std::uint64_t)> on_restore)
+                           std::function<void(std::uint32_t, std::uint64_t)> on_restore,
+                           bool track_unstored = false)
       : group_(group),
         lim_(lim),
-        inner_(lim),
+        inner_(lim, track_unstored),
         on_change_(std::move(on_change)),
         on_restore_(std::move(on_restore)) {}
 
@@ -177,6 +178,8 @@ class watched_kv_state_machine final : public consensus::raft_state_machine {
   std::string snapshot() const override { return inner_.snapshot(); }
   result<void> restore(std::string_view data) override;
   consensus::index_t applied() const noexcept override { return inner_.applied(); }
+  /// The map itself (the storage write-through reads its unstored keys and values).
+  const consensus::kv_state_machine& inner() const noexcept { return inner_; }
 
  private:
   std::uint32_t group_;

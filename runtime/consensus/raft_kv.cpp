@@ -8,7 +8,8 @@ namespace warp::consensus {
 namespace {
 
 constexpr std::uint8_t kv_version = 1;
-constexpr std::uint8_t kv_snapshot_version = 1;
+// 2 adds the write-through's stored mark and unstored keys; 1 is still restored.
+constexpr std::uint8_t kv_snapshot_version = 2;
 constexpr std::uint8_t kv_batch_version = 1;
 
 void put32(std::string& out, std::uint32_t v) {
@@ -60,6 +61,13 @@ struct reader {
 
 }  // namespace
 
+kv_command stored_mark(index_t index) {
+  kv_command c;
+  c.op = kv_op::stored;
+  put64(c.value, index);
+  return c;
+}
+
 std::string encode(const kv_command& c) {
   std::string out;
   out.reserve(1 + 8 * 5 + 2 + c.key.size() + c.value.size() + c.expected.size());
@@ -87,7 +95,7 @@ result<kv_command> decode_kv_command(std::string_view bytes, const kv_limits& li
   c.value = r.str(op == static_cast<std::uint8_t>(kv_op::batch) ? lim.max_batch_bytes
                                                                 : lim.max_value_bytes);
   c.expected = r.str(lim.max_value_bytes);
-  if (!r.ok || !r.in.empty() || op > static_cast<std::uint8_t>(kv_op::batch) || absent > 1)
+  if (!r.ok || !r.in.empty() || op > static_cast<std::uint8_t>(kv_op::stored) || absent > 1)
     return error{errc::codec_error, "kv command: malformed or beyond its bounds"};
   c.op = static_cast<kv_op>(op);
   c.expect_absent = absent == 1;
@@ -158,8 +166,22 @@ result<kv_batch> decode_kv_batch(std::string_view bytes, const kv_limits& lim) {
   return b;
 }
 
+void kv_state_machine::changed(const std::string& key) {
+  if (track_) unstored_.insert_or_assign(key, applying_);
+}
+
 result<std::string> kv_state_machine::execute(const kv_command& c) {
   switch (c.op) {
+    case kv_op::stored: {
+      reader r{c.value};
+      auto through = r.u64();
+      if (!r.ok || !r.in.empty()) return error{errc::codec_error, "stored mark: malformed"};
+      // A mark proposed by an older leader may arrive after a newer one: never backwards.
+      if (through <= stored_through_) return std::string{};
+      stored_through_ = through;
+      std::erase_if(unstored_, [through](const auto& kv) { return kv.second <= through; });
+      return std::string{};
+    }
     case kv_op::batch: {
       auto b = decode_kv_batch(c.value, lim_);
       if (!b) return b.err();
@@ -173,6 +195,7 @@ result<std::string> kv_state_machine::execute(const kv_command& c) {
                        "transaction: key '" + cond.key.substr(0, 128) + "' changed"};
       }
       for (auto& w : b->writes) {
+        changed(w.key);
         if (w.erase)
           data_.erase(w.key);
         else
@@ -181,9 +204,12 @@ result<std::string> kv_state_machine::execute(const kv_command& c) {
       return std::string{};
     }
     case kv_op::put:
+      changed(c.key);
       data_.insert_or_assign(c.key, c.value);
       return std::string{};
     case kv_op::del:
+      // Also when absent here: storage may still hold it (written before the key was strong).
+      changed(c.key);
       data_.erase(c.key);
       return std::string{};
     case kv_op::cas: {
@@ -191,6 +217,7 @@ result<std::string> kv_state_machine::execute(const kv_command& c) {
       bool match =
           c.expect_absent ? it == data_.end() : (it != data_.end() && it->second == c.expected);
       if (!match) return error{errc::conflict, "compare-and-set: the value differs"};
+      changed(c.key);
       data_.insert_or_assign(c.key, c.value);
       return std::string{};
     }
@@ -198,6 +225,7 @@ result<std::string> kv_state_machine::execute(const kv_command& c) {
       auto it = data_.find(c.key);
       if (it == data_.end() || it->second != c.expected)
         return error{errc::conflict, "compare-and-delete: the value differs"};
+      changed(c.key);
       data_.erase(it);
       return std::string{};
     }
@@ -207,6 +235,7 @@ result<std::string> kv_state_machine::execute(const kv_command& c) {
 
 result<std::string> kv_state_machine::apply(index_t index, std::string_view data) {
   applied_ = std::max(applied_, index);
+  applying_ = index;
   auto cmd = decode_kv_command(data, lim_);
   // A malformed entry is refused the same way on every replica: deterministic, no state change.
   if (!cmd) return cmd.err();
@@ -259,12 +288,19 @@ std::string kv_state_machine::snapshot() const {
     out.push_back(static_cast<char>(s.code));
     put64(out, s.last_used);
   }
+  put64(out, stored_through_);
+  put64(out, unstored_.size());
+  for (auto& [k, index] : unstored_) {
+    put_str(out, k);
+    put64(out, index);
+  }
   return out;
 }
 
 result<void> kv_state_machine::restore(std::string_view data) {
   reader r{data};
-  if (r.u8() != kv_snapshot_version || !r.ok)
+  const auto version = r.u8();
+  if (!r.ok || version < 1 || version > kv_snapshot_version)
     return error{errc::codec_error, "kv snapshot: bad version"};
   decltype(data_) next;
   decltype(sessions_) next_sessions;
@@ -286,10 +322,26 @@ result<void> kv_state_machine::restore(std::string_view data) {
     ses.last_used = r.u64();
     if (r.ok) next_sessions[client] = ses;
   }
+  index_t stored_through = 0;
+  decltype(unstored_) next_unstored;
+  if (version >= 2) {
+    stored_through = r.u64();
+    auto u = r.u64();
+    for (std::uint64_t i = 0; r.ok && i < u; ++i) {
+      auto k = r.str(lim_.max_key_bytes);
+      auto index = r.u64();
+      if (r.ok) next_unstored.insert_or_assign(std::move(k), index);
+    }
+  } else if (track_) {
+    // Taken before the write-through existed: storage has none of it yet.
+    for (const auto& [k, v] : next) next_unstored.emplace(k, applied);
+  }
   if (!r.ok || !r.in.empty()) return error{errc::codec_error, "kv snapshot: malformed"};
   data_ = std::move(next);
   sessions_ = std::move(next_sessions);
   applied_ = applied;
+  stored_through_ = stored_through;
+  unstored_ = track_ ? std::move(next_unstored) : decltype(unstored_){};
   return {};
 }
 

@@ -38,7 +38,9 @@ class raft_state_machine {
   virtual index_t applied() const noexcept = 0;
 };
 
-enum class kv_op : std::uint8_t { put = 0, del = 1, cas = 2, cas_del = 3, batch = 4 };
+/// stored: the storage write-through's mark (docs/strong.md, "Storage write-through"):
+/// `value` holds the u64 index through which every change of the group is in storage.
+enum class kv_op : std::uint8_t { put = 0, del = 1, cas = 2, cas_del = 3, batch = 4, stored = 5 };
 
 /// One command of the key -> value map. cas: replaces `expected` with `value`; with
 /// `expect_absent` it succeeds only when the key has no value (SET NX). cas_del: deletes
@@ -96,6 +98,9 @@ struct kv_batch {
 std::string encode(const kv_batch& b);
 result<kv_batch> decode_kv_batch(std::string_view bytes, const kv_limits& lim = {});
 
+/// The write-through's mark: "every change up to `index` is in storage" (client 0: no session).
+kv_command stored_mark(index_t index);
+
 /// Little-endian, lengths bounded before anything is allocated for them.
 std::string encode(const kv_command& c);
 result<kv_command> decode_kv_command(std::string_view bytes, const kv_limits& lim = {});
@@ -103,9 +108,17 @@ result<kv_command> decode_kv_command(std::string_view bytes, const kv_limits& li
 /// The map. Answers: put/del/cas -> "" on success; cas that does not match -> conflict;
 /// read(key) -> the value or not_found; a sequence below the client's last -> invalid_argument
 /// (a reordered retry of something already superseded).
+///
+/// With `track_unstored` (the storage write-through is on) the map also keeps, as
+/// replicated state, which keys changed (put or delete) since the last `stored` mark and at
+/// which index: what the leader still has to write to storage. A `stored` mark at N drops
+/// the keys whose last change is at or below N. Both are in the snapshot, so compaction
+/// never loses a change that storage does not have yet (a deleted key stays listed until
+/// its delete is stored). Every replica must be built alike (it is part of the snapshot).
 class kv_state_machine final : public raft_state_machine {
  public:
-  explicit kv_state_machine(kv_limits lim = {}) : lim_(lim) {}
+  explicit kv_state_machine(kv_limits lim = {}, bool track_unstored = false)
+      : lim_(lim), track_(track_unstored) {}
 
   result<std::string> apply(index_t index, std::string_view data) override;
   result<std::string> read(std::string_view key) const override;
@@ -117,6 +130,12 @@ class kv_state_machine final : public raft_state_machine {
   /// How many commands were answered from a session instead of applied again.
   std::uint64_t deduplicated() const noexcept { return deduplicated_; }
 
+  /// Keys changed since the last `stored` mark -> the index of their last change (empty
+  /// unless track_unstored).
+  const std::map<std::string, index_t, std::less<>>& unstored() const noexcept { return unstored_; }
+  /// The highest `stored` mark applied (or restored).
+  index_t stored_through() const noexcept { return stored_through_; }
+
  private:
   struct session {
     std::uint64_t seq = 0;
@@ -125,8 +144,14 @@ class kv_state_machine final : public raft_state_machine {
   };
   result<std::string> execute(const kv_command& c);
 
+  void changed(const std::string& key);
+
   kv_limits lim_;
+  bool track_ = false;
+  index_t applying_ = 0;  ///< the index of the entry being applied
   std::map<std::string, std::string, std::less<>> data_;
+  std::map<std::string, index_t, std::less<>> unstored_;
+  index_t stored_through_ = 0;
   std::map<std::uint64_t, session> sessions_;
   index_t applied_ = 0;
   std::uint64_t deduplicated_ = 0;

@@ -20,9 +20,11 @@
 
 #include "actors/coord_group.hpp"
 #include "actors/raft_host_actor.hpp"
+#include "actors/raft_writethrough.hpp"
 #include "actors/watch_hub_actor.hpp"
 #include "runtime/core/log.hpp"
 #include "runtime/modes/node_state.hpp"
+#include "warp/storage_fence.hpp"
 #include "warp/watch.hpp"
 
 namespace warp::detail {
@@ -261,6 +263,10 @@ result<void> strong_raft::start() {
     };
     s.coordination = std::move(co);
   }
+  // The storage write-through (docs/strong.md, "Storage write-through") runs on an adapter
+  // with fenced writes, i.e. one that several processes may share (SQLite, PostgreSQL);
+  // memory storage is this process's alone, nobody outside reads it.
+  const bool write_through = st_.store && fenced_writes_of(*st_.store) != nullptr;
   {
     // The watch hub first: the key groups report to it from their first restore on.
     std::vector<std::uint32_t> local;
@@ -282,9 +288,22 @@ result<void> strong_raft::start() {
     watch_hub_ = hub;
     auto on_change = actors::watch_change_sink(hub);
     auto on_restore = actors::watch_restore_sink(hub);
-    s.make_key_state_machine = [kv = s.kv, on_change, on_restore](std::uint32_t g) {
-      return std::make_unique<actors::watched_kv_state_machine>(g, kv, on_change, on_restore);
+    s.make_key_state_machine = [kv = s.kv, on_change, on_restore,
+                                track = write_through](std::uint32_t g) {
+      return std::make_unique<actors::watched_kv_state_machine>(g, kv, on_change, on_restore,
+                                                                track);
     };
+  }
+  if (write_through) {
+    actors::writethrough_options wo;
+    wo.store = st_.store;
+    wo.executor = s.executor;
+    auto* st = &st_;
+    // The node state outlives the host (stop() ends the host first).
+    wo.next_version = [st] { return st->writes.next_version(); };
+    // A quarter of the executor at most (at least one): the rest stays for the logs' fsyncs.
+    wo.max_jobs = static_cast<int>(std::max<std::size_t>(1, pool->size() / 4));
+    s.make_key_hooks = [wo](std::uint32_t g) { return actors::make_writethrough_hooks(g, wo); };
   }
   auto host = actors::spawn_raft_host_actor(sys_, std::move(s));
   if (!host) {

@@ -4,6 +4,7 @@
 #include <system_error>
 
 #include "warp/storage.hpp"
+#include "warp/storage_fence.hpp"
 
 namespace warp {
 
@@ -45,7 +46,7 @@ namespace {
 // Counts every failed call per operation, whatever the adapter, so SQLite and PostgreSQL
 // errors show up the same way on /metrics, and times fetches and writes into histograms.
 // Forwarding only: no lock; a relaxed atomic add on a failure, two on a timed call.
-class counted_storage final : public storage {
+class counted_storage : public storage {
  public:
   explicit counted_storage(std::unique_ptr<storage> inner) : inner_(std::move(inner)) {}
 
@@ -85,7 +86,7 @@ class counted_storage final : public storage {
     return out;
   }
 
- private:
+ protected:
   template <class T>
   result<T> counted(storage_op op, result<T> r) {
     if (!r) bump(op);
@@ -105,8 +106,30 @@ class counted_storage final : public storage {
   latency_histogram write_latency_;
 };
 
+// The same for an adapter with fenced writes: forwarded, timed as a write, a failure
+// counted as a failed store (being fenced is an answer, not a failure).
+class counted_fenced_storage final : public counted_storage, public fenced_writes {
+ public:
+  counted_fenced_storage(std::unique_ptr<storage> inner, fenced_writes& fenced)
+      : counted_storage(std::move(inner)), fenced_(fenced) {}
+
+  result<void> write_fenced(std::string_view fence, std::uint64_t token,
+                            std::span<const fenced_change> changes) override {
+    latency_timer t{write_latency_};
+    auto st = fenced_.write_fenced(fence, token, changes);
+    if (!st && st.code() != errc::conflict) bump(storage_op::store);
+    return st;
+  }
+
+ private:
+  fenced_writes& fenced_;  ///< the inner adapter's
+};
+
 result<std::unique_ptr<storage>> counted(result<std::unique_ptr<storage>> r) {
   if (!r) return r;
+  if (auto* fenced = fenced_writes_of(**r))
+    return std::unique_ptr<storage>{
+        std::make_unique<counted_fenced_storage>(std::move(*r), *fenced)};
   return std::unique_ptr<storage>{std::make_unique<counted_storage>(std::move(*r))};
 }
 

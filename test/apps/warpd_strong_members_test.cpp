@@ -10,8 +10,11 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
+
+#include <signal.h>
 
 #include <nlohmann/json.hpp>
 
@@ -38,23 +41,24 @@ struct members_cluster {
 
   std::string addr(std::size_t i) const { return "127.0.0.1:" + std::to_string(ports[i]); }
 
-  /// Nodes 0-2 are the initial members; node 3 joins with the same --strong-members.
-  std::vector<std::string> args(std::size_t i) const {
+  /// Nodes 0-2 are the initial members; node 3 joins with the same --strong-members, and so
+  /// does an initial member restarted on a wiped data dir (`join`).
+  std::vector<std::string> args(std::size_t i, bool join = false) const {
     std::vector<std::uint16_t> initial{ports[0], ports[1], ports[2]};
     std::vector<std::string> extra{"--pattern", "account:*=strong_distributed", "--strong-engine",
                                    "raft", "--raft-tick", "50ms", "--strong-timeout", "5s",
                                    // Small snapshots: the added node catches up from one.
                                    "--raft-snapshot-entries", "40", "--strong-members",
                                    addr(0) + "," + addr(1) + "," + addr(2)};
-    if (i == 3) extra.insert(extra.end(), {"--strong-join", "true"});
+    if (i == 3 || join) extra.insert(extra.end(), {"--strong-join", "true"});
     auto a = cluster_member_args(i == 3 ? ports : initial, i, dir.str(), extra);
     for (std::size_t k = 0; k + 1 < a.size(); ++k)
       if (a[k] == "--resp") a[k + 1] = "127.0.0.1:0";
     return a;
   }
 
-  void start(std::size_t i) {
-    procs[i] = std::make_unique<warpd_process>(args(i), false, dir.str());
+  void start(std::size_t i, bool join = false) {
+    procs[i] = std::make_unique<warpd_process>(args(i, join), false, dir.str());
     INFO(procs[i]->log());
     REQUIRE(procs[i]->wait_ready());
   }
@@ -199,4 +203,67 @@ TEST_CASE(
   INFO(again.out << again.err);
   CHECK(again.exit_code == 0);
   CHECK(again.out.find("already a voter") != std::string::npos);
+}
+
+TEST_CASE(
+    "warpd strong members: a node whose data dir was wiped rejoins as a new member and catches "
+    "up from a snapshot") {
+  members_cluster c;
+  for (std::size_t i = 0; i < 3; ++i) c.start(i);
+  REQUIRE(c.wait_serving({0, 1, 2}));
+  // Past several snapshots (--raft-snapshot-entries 40) of the counter's group.
+  for (int n = 1; n <= 120; ++n) {
+    auto r = c.cli(n % 2, {"INCR", "account:counter"});
+    INFO(r.out << r.err);
+    REQUIRE(r.out == std::to_string(n) + "\n");
+  }
+  c.procs[2]->process().signal(SIGKILL);
+  c.procs[2]->process().wait(10s);
+  c.procs[2].reset();
+  std::filesystem::remove_all(c.dir.str() + "/n2");
+  // The same address, an empty data dir: it must come back as a new member (--strong-join),
+  // never with its old id and an empty log.
+  c.start(2, true);
+  // Its old id is still a voter at that address, unlinked: remove it, add the new one.
+  std::string old_id;
+  REQUIRE(eventually(
+      [&] {
+        auto r = c.procs[0]->ctl({"members", "list"});
+        std::istringstream in{r.out};
+        for (std::string line; std::getline(in, line);)
+          if (line.find(" " + c.addr(2) + " ") != std::string::npos &&
+              line.find("unlinked") != std::string::npos)
+            old_id = line.substr(0, line.find(' '));
+        return !old_id.empty() && r.out.find(" linked") != std::string::npos;
+      },
+      60s));
+  auto rm = c.procs[0]->ctl({"members", "remove", old_id});
+  INFO(rm.out << rm.err);
+  REQUIRE(rm.exit_code == 0);
+  std::string report;
+  REQUIRE(eventually(
+      [&] {
+        auto r = c.procs[1]->ctl({"members", "add", c.addr(2)});
+        report = r.out + r.err;
+        return r.exit_code == 0;
+      },
+      60s));
+  INFO(report);
+  CHECK(eventually(
+      [&] {
+        auto r = http_get(c.procs[2]->http_port(), "/readyz");
+        return r && r->status == 200;
+      },
+      60s));
+  // It serves every write made before it lost its disk, and its log starts at a snapshot
+  // it was sent (the leaders had compacted the entries it lacked).
+  CHECK(c.cli(2, {"GET", "account:counter"}).out == "120\n");
+  CHECK(c.cli(2, {"INCR", "account:counter"}).out == "121\n");
+  auto st = http_get(c.procs[2]->http_port(), "/admin/strong");
+  REQUIRE(st);
+  std::uint64_t from_snapshot = 0;
+  const auto doc = nlohmann::json::parse(st->body);
+  for (auto& g : doc["groups"]) from_snapshot += g["snapshot_index"].get<std::uint64_t>() > 0;
+  INFO(st->body);
+  CHECK(from_snapshot > 0);
 }

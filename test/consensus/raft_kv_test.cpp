@@ -220,3 +220,62 @@ TEST_CASE("raft kv batch: applies all writes when every condition holds, nothing
   CHECK(*other.read("a") == "2");
   CHECK(*other.read("b") == "x");
 }
+
+TEST_CASE("raft kv: the write-through's unstored keys, its stored mark and their snapshot") {
+  kv_state_machine sm{kv_limits{}, true};
+  REQUIRE(sm.apply(1, encode(cmd(0, 0, kv_op::put, "a", "1"))));
+  REQUIRE(sm.apply(2, encode(cmd(0, 0, kv_op::put, "b", "1"))));
+  REQUIRE(sm.apply(3, encode(cmd(0, 0, kv_op::del, "a"))));
+  // A refused compare-and-set changes nothing: nothing to store for it.
+  CHECK(sm.apply(4, encode(cmd(0, 0, kv_op::cas, "c", "x", "nope"))).code() == errc::conflict);
+  // A delete of an absent key is listed too: storage may hold the key from before.
+  REQUIRE(sm.apply(5, encode(cmd(0, 0, kv_op::del, "gone"))));
+  kv_batch b;
+  b.writes = {{"d", false, "1"}, {"b", true, {}}};
+  REQUIRE(sm.apply(6, encode(cmd(0, 0, kv_op::batch, "d", encode(b)))));
+  using m = std::map<std::string, index_t, std::less<>>;
+  CHECK(sm.unstored() == m{{"a", 3}, {"b", 6}, {"gone", 5}, {"d", 6}});
+
+  // The mark drops what changed up to it; a key changed after it stays.
+  REQUIRE(sm.apply(7, encode(stored_mark(5))));
+  CHECK(sm.stored_through() == 5);
+  CHECK(sm.unstored() == m{{"b", 6}, {"d", 6}});
+  // An older leader's mark arriving late moves nothing back.
+  REQUIRE(sm.apply(8, encode(stored_mark(2))));
+  CHECK(sm.stored_through() == 5);
+  REQUIRE(sm.apply(9, encode(cmd(0, 0, kv_op::put, "a", "2"))));
+
+  // The snapshot keeps the list and the mark: a compaction loses no unstored change.
+  kv_state_machine copy{kv_limits{}, true};
+  REQUIRE(copy.restore(sm.snapshot()));
+  CHECK(copy.unstored() == m{{"a", 9}, {"b", 6}, {"d", 6}});
+  CHECK(copy.stored_through() == 5);
+  REQUIRE(copy.apply(10, encode(stored_mark(9))));
+  CHECK(copy.unstored().empty());
+  CHECK(*copy.read("a") == "2");
+
+  // Without tracking nothing is listed (and the mark is still accepted).
+  kv_state_machine plain;
+  REQUIRE(plain.apply(1, encode(cmd(0, 0, kv_op::put, "a", "1"))));
+  CHECK(plain.unstored().empty());
+  REQUIRE(plain.apply(2, encode(stored_mark(1))));
+  // A malformed mark is refused the same way on every replica.
+  auto bad = stored_mark(1);
+  bad.value += "x";
+  CHECK(sm.apply(11, encode(bad)).code() == errc::codec_error);
+}
+
+TEST_CASE("raft kv: a snapshot from before the write-through lists every key as unstored") {
+  kv_state_machine old;  // what an older version snapshots is read as version 1 below
+  REQUIRE(old.apply(1, encode(cmd(0, 0, kv_op::put, "a", "1"))));
+  REQUIRE(old.apply(2, encode(cmd(0, 0, kv_op::put, "b", "2"))));
+  auto snap = old.snapshot();
+  // Version 1 had no mark and no list after the sessions: strip them, set the version.
+  snap[0] = 1;
+  snap.resize(snap.size() - 16);
+  kv_state_machine sm{kv_limits{}, true};
+  REQUIRE(sm.restore(snap));
+  using m = std::map<std::string, index_t, std::less<>>;
+  CHECK(sm.unstored() == m{{"a", 2}, {"b", 2}});
+  CHECK(sm.stored_through() == 0);
+}

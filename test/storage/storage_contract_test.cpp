@@ -11,6 +11,7 @@
 #include "test/support/postgres.hpp"
 #include "test/support/process.hpp"
 #include "warp/storage.hpp"
+#include "warp/storage_fence.hpp"
 
 using namespace std::string_literals;
 
@@ -312,4 +313,83 @@ TEMPLATE_TEST_CASE("storage: 8 threads x 1000 operations", "[storage][concurrenc
   auto n = s->count();
   REQUIRE(n);
   CHECK(*n <= 8 * 50 + 10);
+}
+
+TEMPLATE_TEST_CASE("storage: fenced writes apply in order and refuse an older token", "[storage]",
+                   sqlite_adapter, postgres_adapter) {
+  auto s = TestType::make();
+  auto* f = warp::fenced_writes_of(*s);
+  REQUIRE(f != nullptr);
+  auto put = [](std::string k, std::string v) {
+    return warp::fenced_change{std::move(k), false, rec(std::move(v), 0, 11, 3)};
+  };
+  auto del = [](std::string k) { return warp::fenced_change{std::move(k), true, {}}; };
+  auto value = [&](const std::string& k) -> std::string {
+    auto r = s->fetch(k);
+    REQUIRE(r);
+    return r->has_value() ? (*r)->value : "<absent>";
+  };
+  std::vector<warp::fenced_change> first{put("a", "1"), put("b", "2"), put("a", "3")};
+  REQUIRE(f->write_fenced("group-1", 5, first));
+  CHECK(value("a") == "3");  // in order: the later change of a key wins
+  CHECK(value("b") == "2");
+  // The same token again (the same writer's next batch) is accepted.
+  std::vector<warp::fenced_change> second{del("a"), put("b", "4")};
+  REQUIRE(f->write_fenced("group-1", 5, second));
+  CHECK(value("a") == "<absent>");
+  CHECK(value("b") == "4");
+  // An older writer is refused and writes nothing, not even the first of its changes.
+  std::vector<warp::fenced_change> stale{put("b", "old"), put("a", "old")};
+  auto r = f->write_fenced("group-1", 4, stale);
+  REQUIRE_FALSE(r);
+  CHECK(r.code() == warp::errc::conflict);
+  CHECK(value("a") == "<absent>");
+  CHECK(value("b") == "4");
+  // A newer one moves the fence; the older token is refused from then on.
+  std::vector<warp::fenced_change> newer{put("a", "new")};
+  REQUIRE(f->write_fenced("group-1", 6, newer));
+  CHECK(value("a") == "new");
+  CHECK(f->write_fenced("group-1", 5, second).code() == warp::errc::conflict);
+  // Fences are independent of each other; an empty batch still takes the fence.
+  REQUIRE(f->write_fenced("group-2", 1, stale));
+  CHECK(value("a") == "old");
+  REQUIRE(f->write_fenced("group-3", 9, {}));
+  CHECK(f->write_fenced("group-3", 8, newer).code() == warp::errc::conflict);
+  auto got = s->fetch("a");
+  REQUIRE(got);
+  REQUIRE(got->has_value());
+  CHECK((*got)->ver.hlc == 11);
+  CHECK((*got)->ver.node == 3);
+  // Being fenced is an answer, not a storage error.
+  auto errors = s->error_counts();
+  REQUIRE(errors);
+  CHECK((*errors)[static_cast<std::size_t>(warp::storage_op::store)] == 0);
+}
+
+TEST_CASE("storage: a fence is shared by every connection to one database (sqlite, postgres)") {
+  warp::test::temp_dir dir{"warp-fence"};
+  for (const auto& spec : {"sqlite:" + dir.str() + "/shared.db", shared_pg().uri()}) {
+    INFO(spec);
+    auto a = must(warp::open_storage(spec, ""));
+    auto b = must(warp::open_storage(spec, ""));
+    auto* fa = warp::fenced_writes_of(*a);
+    auto* fb = warp::fenced_writes_of(*b);
+    REQUIRE(fa);
+    REQUIRE(fb);
+    std::vector<warp::fenced_change> one{{"k", false, rec("from-a")}};
+    std::vector<warp::fenced_change> two{{"k", false, rec("from-b")}};
+    REQUIRE(fa->write_fenced("shared", 7, one));
+    // The other connection (another warpd) with an older token: refused.
+    CHECK(fb->write_fenced("shared", 6, two).code() == warp::errc::conflict);
+    REQUIRE(fb->write_fenced("shared", 8, two));
+    CHECK(fa->write_fenced("shared", 7, one).code() == warp::errc::conflict);
+    auto got = a->fetch("k");
+    REQUIRE(got);
+    REQUIRE(got->has_value());
+    CHECK((*got)->value == "from-b");
+  }
+  // Memory storage is one process's own: no fenced writes (strong values are not written
+  // through to it).
+  auto m = must(warp::open_storage("memory", ""));
+  CHECK(warp::fenced_writes_of(*m) == nullptr);
 }

@@ -21,6 +21,7 @@
 
 #include "warp/clock.hpp"
 #include "warp/storage.hpp"
+#include "warp/storage_fence.hpp"
 
 namespace warp {
 
@@ -161,7 +162,7 @@ struct connection_lost {
   std::string what;
 };
 
-class postgres_storage final : public storage {
+class postgres_storage final : public storage, public fenced_writes {
  public:
   explicit postgres_storage(std::string conninfo)
       : conninfo_(with_defaults(conninfo)), described_(redact(conninfo)) {}
@@ -234,6 +235,47 @@ class postgres_storage final : public storage {
       return true;
     });
     return r ? result<void>{} : r.err();
+  }
+
+  result<void> write_fenced(std::string_view fence, std::uint64_t token,
+                            std::span<const fenced_change> changes) override {
+    if (!fence_ready_.load(std::memory_order_acquire)) {
+      auto made = run<bool>("write_fenced", [&](pqxx::connection& c) {
+        pqxx::work tx{c};
+        tx.exec(schema_lock_sql);  // two nodes creating it at once would race on pg_type
+        tx.exec(
+            "CREATE TABLE IF NOT EXISTS warp_fence (name TEXT PRIMARY KEY, token BIGINT "
+            "NOT NULL)");
+        tx.commit();
+        return true;
+      });
+      if (!made) return made.err();
+      fence_ready_.store(true, std::memory_order_release);
+    }
+    auto r = run<bool>("write_fenced", [&](pqxx::connection& c) {
+      pqxx::work tx{c};
+      // Takes the fence's row lock until commit: a concurrent writer of the same fence waits,
+      // then re-checks the token it finds (an older one gets no row back: fenced).
+      auto held = tx.exec_params(
+          "INSERT INTO warp_fence (name, token) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE"
+          " SET token = EXCLUDED.token WHERE warp_fence.token <= EXCLUDED.token RETURNING token",
+          std::string{fence}, static_cast<std::int64_t>(token));
+      if (held.empty()) return false;
+      for (const auto& ch : changes) {
+        if (ch.erase)
+          tx.exec_prepared("warp_delete", bytes(ch.key));
+        else
+          tx.exec_prepared("warp_upsert", bytes(ch.key), bytes(ch.rec.value), ch.rec.expires_at_ms,
+                           static_cast<std::int64_t>(ch.rec.ver.hlc),
+                           static_cast<std::int32_t>(ch.rec.ver.node));
+      }
+      tx.commit();
+      return true;
+    });
+    if (!r) return r.err();
+    if (!*r)
+      return error{errc::conflict, "fenced: a newer writer holds '" + std::string{fence} + "'"};
+    return {};
   }
 
   result<void> remove(std::string_view key) override {
@@ -468,6 +510,7 @@ class postgres_storage final : public storage {
   const std::string conninfo_;
   const std::string described_;
   std::atomic<bool> opened_{false};
+  std::atomic<bool> fence_ready_{false};  ///< warp_fence exists (created by the first write_fenced)
   std::mutex mtx_;
   std::condition_variable cv_;
   std::vector<conn_ptr> idle_;

@@ -20,6 +20,7 @@
 
 #include "warp/clock.hpp"
 #include "warp/storage.hpp"
+#include "warp/storage_fence.hpp"
 
 namespace warp {
 
@@ -115,7 +116,7 @@ std::string column_blob(sqlite3_stmt* s, int col) {
   return data ? std::string{data, static_cast<std::size_t>(size)} : std::string{};
 }
 
-class sqlite_storage final : public storage {
+class sqlite_storage final : public storage, public fenced_writes {
  public:
   static result<std::unique_ptr<storage>> open(std::string path) {
     sqlite3* raw = nullptr;
@@ -142,8 +143,8 @@ class sqlite_storage final : public storage {
 
   ~sqlite_storage() override {
     // Statements first: sqlite3_close_v2 would otherwise keep the connection as a zombie.
-    for (auto* s :
-         {&fetch_, &upsert_, &delete_, &scan_, &count_, &clear_, &begin_, &commit_, &rollback_})
+    for (auto* s : {&fetch_, &upsert_, &delete_, &scan_, &count_, &clear_, &begin_, &commit_,
+                    &rollback_, &fence_get_, &fence_set_})
       s->reset();
     probe_.reset();
   }
@@ -191,6 +192,32 @@ class sqlite_storage final : public storage {
     rc = sqlite3_step(s);
     if (rc != SQLITE_DONE) return err(rc, "store");
     return {};
+  }
+
+  result<void> write_fenced(std::string_view fence, std::uint64_t token,
+                            std::span<const fenced_change> changes) override {
+    std::lock_guard guard{mtx_};
+    if (!fence_ready_) {
+      if (auto st = exec_sql("CREATE TABLE IF NOT EXISTS warp_fence (name TEXT PRIMARY KEY, "
+                             "token INTEGER NOT NULL)");
+          !st)
+        return st;
+      for (auto [stmt, sql] : std::initializer_list<std::pair<stmt_ptr*, const char*>>{
+               {&fence_get_, "SELECT token FROM warp_fence WHERE name = ?1"},
+               {&fence_set_,
+                "INSERT INTO warp_fence (name, token) VALUES (?1, ?2) ON CONFLICT (name) DO "
+                "UPDATE SET token = excluded.token"},
+           })
+        if (auto st = prepare(*stmt, sql); !st) return st;
+      fence_ready_ = true;
+    }
+    // IMMEDIATE takes the write lock first: another process's fenced write cannot read the
+    // same token between our check and our commit.
+    if (auto st = exec_sql("BEGIN IMMEDIATE"); !st) return st;
+    auto st = fenced_locked(fence, token, changes);
+    if (st) st = exec_sql("COMMIT");
+    if (!st) exec_sql("ROLLBACK");
+    return st;
   }
 
   result<void> remove(std::string_view key) override {
@@ -463,6 +490,45 @@ class sqlite_storage final : public storage {
     return {};
   }
 
+  result<void> fenced_locked(std::string_view fence, std::uint64_t token,
+                             std::span<const fenced_change> changes) {
+    {
+      stmt_use use{fence_get_.get()};
+      int rc = sqlite3_bind_text(use.get(), 1, fence.data(), static_cast<int>(fence.size()),
+                                 SQLITE_STATIC);
+      if (rc == SQLITE_OK) rc = sqlite3_step(use.get());
+      if (rc == SQLITE_ROW) {
+        auto held = static_cast<std::uint64_t>(sqlite3_column_int64(use.get(), 0));
+        if (held > token)
+          return error{errc::conflict, "fenced: a newer writer (token " + std::to_string(held) +
+                                           ") holds '" + std::string{fence} + "'"};
+      } else if (rc != SQLITE_DONE) {
+        return err(rc, "write_fenced");
+      }
+    }
+    for (const auto& c : changes) {
+      stmt_use use{c.erase ? delete_.get() : upsert_.get()};
+      auto* s = use.get();
+      int rc = bind_blob(s, 1, c.key);
+      if (!c.erase) {
+        if (rc == SQLITE_OK) rc = bind_blob(s, 2, c.rec.value);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 3, c.rec.expires_at_ms);
+        if (rc == SQLITE_OK)
+          rc = sqlite3_bind_int64(s, 4, static_cast<sqlite3_int64>(c.rec.ver.hlc));
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 5, c.rec.ver.node);
+      }
+      if (rc == SQLITE_OK) rc = sqlite3_step(s);
+      if (rc != SQLITE_DONE) return err(rc, "write_fenced");
+    }
+    stmt_use use{fence_set_.get()};
+    int rc = sqlite3_bind_text(use.get(), 1, fence.data(), static_cast<int>(fence.size()),
+                               SQLITE_STATIC);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(use.get(), 2, static_cast<sqlite3_int64>(token));
+    if (rc == SQLITE_OK) rc = sqlite3_step(use.get());
+    if (rc != SQLITE_DONE) return err(rc, "write_fenced");
+    return {};
+  }
+
   result<std::optional<record>> fetch_locked(std::string_view key, std::int64_t now) {
     stmt_use use{fetch_.get()};
     auto* s = use.get();
@@ -485,6 +551,8 @@ class sqlite_storage final : public storage {
   std::string identity_;  ///< cached after the first identity()
   db_ptr db_;
   stmt_ptr fetch_, upsert_, delete_, scan_, count_, clear_, begin_, commit_, rollback_, probe_;
+  stmt_ptr fence_get_, fence_set_;  ///< prepared by the first write_fenced
+  bool fence_ready_ = false;
   std::string damaged_;  ///< what quick_check found at open; "" = sound
 };
 
