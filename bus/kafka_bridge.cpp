@@ -236,6 +236,9 @@ struct kafka_consumer::impl {
   kafka_consumer_config cfg;
   std::shared_ptr<kafka_counters> counters;
   apply_fn apply;
+  apply_batch_fn apply_batch;                // instead of apply (open_batched)
+  std::vector<rd_kafka_message_t*> fetched;  // the batch being gathered
+  std::uint64_t rebalances = 0;
   rd_kafka_t* rk = nullptr;
   std::atomic<bool> stop{false};
   std::thread worker;
@@ -352,6 +355,7 @@ struct kafka_consumer::impl {
   static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                            rd_kafka_topic_partition_list_t* parts, void* opaque) {
     auto* self = static_cast<impl*>(opaque);
+    ++self->rebalances;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
       rd_kafka_assign(rk, parts);
       return;
@@ -378,8 +382,11 @@ struct kafka_consumer::impl {
   void run() {
     while (!stop.load()) {
       serve_commit_requests();
-      rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 50);
-      if (m) handle(m);
+      if (apply_batch) {
+        gather_and_apply();
+      } else if (rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 50)) {
+        handle(m);
+      }
       auto now = clock_type::now();
       if (now - last_commit >= cfg.commit_interval) (void)commit_pending(false);
       if (now - last_lag >= std::chrono::seconds{1}) update_lag();
@@ -391,6 +398,74 @@ struct kafka_consumer::impl {
     commit_done = commit_requested;
     last_commit_outcome = error{errc::shutting_down, "kafka consumer closed"};
     cv.notify_all();
+  }
+
+  void drop_fetched() {
+    for (auto* m : fetched) rd_kafka_message_destroy(m);
+    fetched.clear();
+  }
+
+  // Waits up to 50 ms for a first record, then takes what is already fetched without
+  // waiting. A rebalance while gathering (served inside poll) may have revoked partitions
+  // of records gathered before it: those are dropped unapplied and uncommitted, and come
+  // again to whoever owns their partition now.
+  void gather_and_apply() {
+    auto epoch = rebalances;
+    for (int timeout = 50; fetched.size() < std::max<std::size_t>(cfg.max_batch, 1); timeout = 0) {
+      rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, timeout);
+      if (rebalances != epoch) {
+        drop_fetched();
+        epoch = rebalances;
+      }
+      if (!m) break;
+      if (m->err) {
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+          errors.report("consumer", rd_kafka_message_errstr(m), *counters);
+        rd_kafka_message_destroy(m);
+        continue;
+      }
+      fetched.push_back(m);
+    }
+    if (fetched.empty()) return;
+    std::vector<kafka_record> records;
+    records.reserve(fetched.size());
+    for (auto* m : fetched) {
+      kafka_record& r = records.emplace_back();
+      r.topic = rd_kafka_topic_name(m->rkt);
+      r.partition = m->partition;
+      r.offset = m->offset;
+      r.key = {static_cast<const char*>(m->key), m->key ? m->key_len : 0};
+      r.payload = {static_cast<const char*>(m->payload), m->payload ? m->len : 0};
+    }
+    counters->consumed.fetch_add(records.size(), std::memory_order_relaxed);
+    auto ok = apply_batch(records);
+    if (ok) {
+      counters->applied.fetch_add(records.size(), std::memory_order_relaxed);
+      for (const auto& r : records) {
+        auto& next = pending[{std::string{r.topic}, r.partition}];
+        next = std::max(next, r.offset + 1);
+      }
+    } else {
+      counters->apply_errors.fetch_add(records.size(), std::memory_order_relaxed);
+      warp::detail::log()->warn("kafka consumer: a batch of {} records not applied ({}); retrying",
+                                records.size(), ok.err().to_string());
+      // Each partition back to its first record of the batch: nothing after it is applied
+      // (or committed) before the whole batch is.
+      std::map<std::pair<std::string_view, std::int32_t>, std::int64_t> first;
+      for (const auto& r : records) {
+        auto [it, fresh] = first.try_emplace({r.topic, r.partition}, r.offset);
+        if (!fresh) it->second = std::min(it->second, r.offset);
+      }
+      rd_kafka_topic_partition_list_t* list =
+          rd_kafka_topic_partition_list_new(static_cast<int>(first.size()));
+      for (const auto& [tp, offset] : first)
+        rd_kafka_topic_partition_list_add(list, std::string{tp.first}.c_str(), tp.second)->offset =
+            offset;
+      if (auto* e = rd_kafka_seek_partitions(rk, list, 5000)) rd_kafka_error_destroy(e);
+      rd_kafka_topic_partition_list_destroy(list);
+      sleep_interruptible(stop, cfg.retry_backoff);
+    }
+    drop_fetched();
   }
 
   void handle(rd_kafka_message_t* m) {
@@ -432,15 +507,28 @@ kafka_consumer::~kafka_consumer() = default;
 
 result<std::unique_ptr<kafka_consumer>> kafka_consumer::open(kafka_consumer_config cfg,
                                                              apply_fn apply) {
-  if (cfg.brokers.empty() || cfg.group.empty() || cfg.topics.empty() || !apply)
-    return error{errc::invalid_argument,
-                 "kafka consumer: brokers, group, topics and an apply callback are required"};
+  if (!apply) return error{errc::invalid_argument, "kafka consumer: an apply callback is required"};
+  return start(std::move(cfg), std::move(apply), nullptr);
+}
+
+result<std::unique_ptr<kafka_consumer>> kafka_consumer::open_batched(kafka_consumer_config cfg,
+                                                                     apply_batch_fn apply) {
+  if (!apply) return error{errc::invalid_argument, "kafka consumer: an apply callback is required"};
+  return start(std::move(cfg), nullptr, std::move(apply));
+}
+
+result<std::unique_ptr<kafka_consumer>> kafka_consumer::start(kafka_consumer_config cfg,
+                                                              apply_fn apply,
+                                                              apply_batch_fn apply_batch) {
+  if (cfg.brokers.empty() || cfg.group.empty() || cfg.topics.empty())
+    return error{errc::invalid_argument, "kafka consumer: brokers, group and topics are required"};
   std::unique_ptr<kafka_consumer> c{new kafka_consumer()};
   c->counters_ = std::make_shared<kafka_counters>();
   auto st = std::make_unique<impl>();
   st->cfg = std::move(cfg);
   st->counters = c->counters_;
   st->apply = std::move(apply);
+  st->apply_batch = std::move(apply_batch);
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   std::vector<std::pair<std::string, std::string>> props{
       {"bootstrap.servers", st->cfg.brokers}, {"group.id", st->cfg.group},

@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -114,6 +115,8 @@ struct kafka_consumer_config {
   /// false simulates a crash: close without committing what was applied since the last
   /// commit (tests).
   bool commit_on_close = true;
+  /// open_batched: at most this many records in one call of the batch callback.
+  std::size_t max_batch = 500;
   std::vector<std::pair<std::string, std::string>> properties;
 };
 
@@ -125,6 +128,16 @@ class kafka_consumer {
   using apply_fn = std::function<result<void>(const kafka_record&)>;
 
   static result<std::unique_ptr<kafka_consumer>> open(kafka_consumer_config cfg, apply_fn apply);
+
+  /// Records already fetched, from any of the consumer's partitions, in one call (at most
+  /// cfg.max_batch, in fetch order: per partition in offset order), applied all or none:
+  /// an error rewinds every partition of the batch to its first record in it and the
+  /// batch comes again after retry_backoff, so the callback must be idempotent. What a
+  /// per-record round trip costs (a federation apply through an actor) is paid once a batch.
+  using apply_batch_fn = std::function<result<void>(std::span<const kafka_record>)>;
+
+  static result<std::unique_ptr<kafka_consumer>> open_batched(kafka_consumer_config cfg,
+                                                              apply_batch_fn apply);
   ~kafka_consumer();  ///< commits (unless commit_on_close is false), leaves the group
   kafka_consumer(const kafka_consumer&) = delete;
   kafka_consumer& operator=(const kafka_consumer&) = delete;
@@ -138,6 +151,8 @@ class kafka_consumer {
 
  private:
   kafka_consumer() = default;
+  static result<std::unique_ptr<kafka_consumer>> start(kafka_consumer_config cfg, apply_fn apply,
+                                                       apply_batch_fn apply_batch);
   std::shared_ptr<kafka_counters> counters_;
   std::unique_ptr<impl> impl_;
 };

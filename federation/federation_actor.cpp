@@ -1120,33 +1120,15 @@ class federation_impl final : public node_federation, public detail::federation_
     auto* sys = st_.system;
     auto actor = actor_;
     auto shp = sh_;
-    // The consumer's thread asks the actor through its own blocking actor (made there).
+    // The consumer's thread asks the actor through its own blocking actor (made there), one
+    // batch per sending region and poll: a request per record would cap a link at a few
+    // thousand changes a second (docs/federation.md, "Benchmark").
     auto asker = std::make_shared<std::unique_ptr<caf::scoped_actor>>();
-    auto apply = [sys, actor, shp, sender_of = std::move(sender_of),
-                  asker](const bus::kafka_record& r) -> result<void> {
-      auto malformed = [&](const std::string& why) -> result<void> {
-        {
-          std::lock_guard<std::mutex> g{shp->stats_mtx};
-          ++shp->malformed;
-        }
-        detail::log()->warn("federation: {}[{}]@{} skipped: {}", r.topic, r.partition, r.offset,
-                            why);
-        return {};  // never applies: skipped, its offset committed
-      };
-      auto k = bus::decode_kafka(r.payload, sniff_format(r.payload), shp->kafka_limits);
-      if (!k) return malformed(k.err().message());
-      auto c = from_kafka(std::move(*k));
-      if (!c) return malformed(c.err().message());
-      batch b;
-      auto it = sender_of.find(std::string{r.topic});
-      b.sender = it != sender_of.end() ? it->second : c->origin;
-      b.changes.push_back(std::move(*c));
-      auto frame = encode(b, shp->limits);
-      if (!frame) return malformed(frame.err().message());
+    auto ask = [sys, actor, asker](std::string frame) -> result<void> {
       if (!*asker) *asker = std::make_unique<caf::scoped_actor>(*sys);
       result<void> out{errc::timeout, "federation: no answer from the federation actor"};
       (**asker)
-          ->request(actor, std::chrono::seconds{30}, fed_batch_atom::value, std::move(*frame))
+          ->request(actor, std::chrono::seconds{30}, fed_batch_atom::value, std::move(frame))
           .receive([&](const std::string&) { out = {}; },
                    [&](caf::error& err) {
                      // Refused as malformed (invalid_argument): re-reading cannot help.
@@ -1157,7 +1139,59 @@ class federation_impl final : public node_federation, public detail::federation_
                    });
       return out;
     };
-    auto c = bus::kafka_consumer::open(std::move(kc), std::move(apply));
+    auto apply = [shp, sender_of = std::move(sender_of),
+                  ask](std::span<const bus::kafka_record> records) -> result<void> {
+      auto malformed = [&](const bus::kafka_record& r, const std::string& why) {
+        {
+          std::lock_guard<std::mutex> g{shp->stats_mtx};
+          ++shp->malformed;
+        }
+        // Never applies: skipped, its offset committed with the batch.
+        detail::log()->warn("federation: {}[{}]@{} skipped: {}", r.topic, r.partition, r.offset,
+                            why);
+      };
+      // One batch per sending region, in record order (per key order holds: a key's
+      // records share a partition), sent on before it outgrows a frame.
+      std::map<std::string, batch> by_sender;
+      std::map<std::string, std::size_t> bytes_of;
+      auto flush = [&](const std::string& sender) -> result<void> {
+        auto& b = by_sender[sender];
+        if (b.changes.empty()) return {};
+        auto frame = encode(b, shp->limits);
+        b.changes.clear();
+        bytes_of[sender] = 0;
+        // Each change fit a frame alone (decoded within the same limits), so a refusal
+        // here is a bug, not a stranger's input: the batch is retried, never half skipped.
+        if (!frame) return frame.err();
+        return ask(std::move(*frame));
+      };
+      for (const auto& r : records) {
+        auto k = bus::decode_kafka(r.payload, sniff_format(r.payload), shp->kafka_limits);
+        if (!k) {
+          malformed(r, k.err().message());
+          continue;
+        }
+        auto c = from_kafka(std::move(*k));
+        if (!c) {
+          malformed(r, c.err().message());
+          continue;
+        }
+        auto it = sender_of.find(std::string{r.topic});
+        auto sender = it != sender_of.end() ? it->second : c->origin;
+        auto size = c->key.size() + c->value.size() + 256;
+        if (by_sender[sender].changes.size() >= shp->limits.max_changes ||
+            bytes_of[sender] + size > shp->limits.max_frame_bytes / 2)
+          if (auto ok = flush(sender); !ok) return ok;
+        auto& b = by_sender[sender];
+        b.sender = sender;
+        b.changes.push_back(std::move(*c));
+        bytes_of[sender] += size;
+      }
+      for (const auto& [sender, b] : by_sender)
+        if (auto ok = flush(sender); !ok) return ok;
+      return {};
+    };
+    auto c = bus::kafka_consumer::open_batched(std::move(kc), std::move(apply));
     if (!c) return c.err();
     consumer_ = std::move(*c);
     sh_->consumer.store(&consumer_->counters(), std::memory_order_release);

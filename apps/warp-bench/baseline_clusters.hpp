@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -66,19 +67,55 @@ class resp_client {
 
   resp_reply call(std::initializer_list<std::string_view> args) {
     out_.clear();
-    out_ += '*' + std::to_string(args.size()) + "\r\n";
+    encode(out_, args);
+    if (!send(out_)) return {};
+    return read_reply();
+  }
+
+  /// Appends one command's RESP2 encoding to `out`, for a pipeline sent with send().
+  static void encode(std::string& out, std::initializer_list<std::string_view> args) {
+    out += '*' + std::to_string(args.size()) + "\r\n";
     for (auto a : args) {
-      out_ += '$' + std::to_string(a.size()) + "\r\n";
-      out_.append(a);
-      out_ += "\r\n";
+      out += '$' + std::to_string(a.size()) + "\r\n";
+      out.append(a);
+      out += "\r\n";
     }
+  }
+
+  /// Writes `bytes` whole (a pipeline of commands); false when the connection failed.
+  bool send(std::string_view bytes) {
     std::size_t sent = 0;
-    while (sent < out_.size()) {
-      auto n = ::send(fd_, out_.data() + sent, out_.size() - sent, MSG_NOSIGNAL);
-      if (n <= 0) return {};
+    while (sent < bytes.size()) {
+      auto n = ::send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+      if (n <= 0) return false;
       sent += static_cast<std::size_t>(n);
     }
-    return read_reply();
+    return true;
+  }
+
+  /// The next reply of a pipeline sent with send().
+  resp_reply read() { return read_reply(); }
+
+  /// The next array of bulk strings (a Pub/Sub message: kind, channel, payload); nullopt
+  /// when the connection failed or something else arrived.
+  std::optional<std::vector<std::string>> read_array() {
+    auto l = line();
+    if (!l || l->size() < 2 || (*l)[0] != '*') return std::nullopt;
+    long n = std::strtol(l->c_str() + 1, nullptr, 10);
+    if (n < 0 || n > 16) return std::nullopt;  // a Pub/Sub message has 3 or 4 parts
+    std::vector<std::string> parts;
+    for (long i = 0; i < n; ++i) {
+      auto r = read_reply();
+      if (!r.ok) return std::nullopt;
+      parts.push_back(std::move(r.text));
+    }
+    return parts;
+  }
+
+  /// Receive timeout of later reads (a subscriber waits longer than a caller).
+  void set_timeout(std::chrono::seconds s) {
+    timeval tv{static_cast<time_t>(s.count()), 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   }
 
  private:

@@ -5,18 +5,12 @@
 // Without --brokers it starts warp-kafka-mock (librdkafka's mock cluster) next to itself.
 // Both sides use the same producer settings (idempotence, acks=all, linger.ms): the ratio
 // is the bridge's own cost, not a difference of configuration.
-#include <librdkafka/rdkafka.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <csignal>
 #include <cstdio>
-#include <cstring>
-#include <filesystem>
 #include <iostream>
 #include <mutex>
-#include <regex>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -25,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/warp-bench/bench.hpp"
+#include "apps/warp-bench/kafka_baseline.hpp"
 #include "bus/kafka_bridge.hpp"
 #include "bus/kafka_envelope.hpp"
 #include "test/support/process.hpp"
@@ -32,7 +27,6 @@
 namespace warp_bench {
 namespace {
 
-namespace fs = std::filesystem;
 using clk = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
@@ -49,151 +43,6 @@ struct kafka_bench_options {
   int fetch_wait_ms = 10;
   bool json = false;
 };
-
-std::int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(clk::now().time_since_epoch())
-      .count();
-}
-
-struct latencies {
-  std::mutex mu;
-  std::vector<double> us;
-  void add(std::int64_t sent_ns) {
-    std::lock_guard l{mu};
-    us.push_back(static_cast<double>(now_ns() - sent_ns) / 1000.0);
-  }
-  void clear() {
-    std::lock_guard l{mu};
-    us.clear();
-  }
-  double pct(double p) {
-    std::lock_guard l{mu};
-    if (us.empty()) return 0;
-    std::sort(us.begin(), us.end());
-    return us[std::min(us.size() - 1,
-                       static_cast<std::size_t>(p * static_cast<double>(us.size())))];
-  }
-};
-
-std::string key_of(std::size_t i, std::size_t keys) {
-  return "user:" + std::to_string(i % keys);
-}
-
-// A value whose first 8 bytes are the send time, for latency.
-std::string stamped(std::size_t bytes) {
-  std::string v(std::max<std::size_t>(bytes, 8), 'x');
-  auto t = now_ns();
-  std::memcpy(v.data(), &t, 8);
-  return v;
-}
-std::int64_t stamp_of(std::string_view v) {
-  std::int64_t t = 0;
-  if (v.size() >= 8) std::memcpy(&t, v.data(), 8);
-  return t;
-}
-
-// -- raw librdkafka --------------------------------------------------------------------------
-
-rd_kafka_t* raw_client(rd_kafka_type_t type,
-                       const std::vector<std::pair<std::string, std::string>>& props) {
-  char err[512];
-  auto* conf = rd_kafka_conf_new();
-  for (auto& [k, v] : props)
-    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK)
-      throw std::runtime_error(k + ": " + err);
-  auto* rk = rd_kafka_new(type, conf, err, sizeof err);
-  if (!rk) throw std::runtime_error(err);
-  return rk;
-}
-
-struct phase_result {
-  double msgs_per_s = 0;
-  double p50_us = 0, p99_us = 0;
-  std::size_t received = 0;
-};
-
-// Produces `n` messages (paced at `rate` per second when > 0) and consumes them in a group
-// of its own; the clock runs from the first produce to the last record consumed.
-phase_result run_raw(const kafka_bench_options& o, const std::string& topic, std::size_t n,
-                     double rate) {
-  auto* prod = raw_client(RD_KAFKA_PRODUCER, {{"bootstrap.servers", o.brokers},
-                                              {"enable.idempotence", "true"},
-                                              {"acks", "all"},
-                                              {"linger.ms", "1"},
-                                              {"queue.buffering.max.messages", "1000000"},
-                                              {"log_level", "2"}});
-  auto* cons =
-      raw_client(RD_KAFKA_CONSUMER, {{"bootstrap.servers", o.brokers},
-                                     {"group.id", topic + "-raw"},
-                                     {"enable.auto.commit", "false"},
-                                     {"auto.offset.reset", "earliest"},
-                                     {"fetch.wait.max.ms", std::to_string(o.fetch_wait_ms)},
-                                     {"log_level", "2"}});
-  // A topic handle, as the bridge keeps one: no lookup by name per record.
-  auto* rkt = rd_kafka_topic_new(prod, topic.c_str(), nullptr);
-  rd_kafka_poll_set_consumer(cons);
-  auto* list = rd_kafka_topic_partition_list_new(1);
-  rd_kafka_topic_partition_list_add(list, topic.c_str(), RD_KAFKA_PARTITION_UA);
-  rd_kafka_subscribe(cons, list);
-  rd_kafka_topic_partition_list_destroy(list);
-  latencies lat;
-  std::atomic<std::size_t> got{0};
-  std::atomic<bool> stop{false};
-  std::thread consumer{[&] {
-    while (!stop) {
-      auto* m = rd_kafka_consumer_poll(cons, 50);
-      if (!m) continue;
-      if (!m->err) {
-        lat.add(stamp_of({static_cast<const char*>(m->payload), m->len}));
-        ++got;
-      }
-      rd_kafka_message_destroy(m);
-    }
-  }};
-  std::thread poller{[&] {
-    while (!stop) rd_kafka_poll(prod, 50);
-  }};
-  // The group join takes seconds: one record through first, so the clock measures traffic.
-  {
-    auto v = stamped(o.value_bytes);
-    rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_KEY("warmup", 6),
-                      RD_KAFKA_V_VALUE(v.data(), v.size()),
-                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
-    auto until = clk::now() + 60s;
-    while (got < 1 && clk::now() < until) std::this_thread::sleep_for(1ms);
-    got = 0;
-    lat.clear();
-  }
-  auto t0 = clk::now();
-  for (std::size_t i = 0; i < n; ++i) {
-    if (rate > 0)
-      std::this_thread::sleep_until(t0 + std::chrono::nanoseconds{static_cast<std::int64_t>(
-                                             1e9 * static_cast<double>(i) / rate)});
-    auto k = key_of(i, o.keys);
-    auto v = stamped(o.value_bytes);
-    while (rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, v.data(), v.size(),
-                            k.data(), k.size(), nullptr) != 0 &&
-           rd_kafka_last_error() == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-      std::this_thread::sleep_for(100us);
-  }
-  auto deadline = clk::now() + 120s;
-  while (got < n && clk::now() < deadline) std::this_thread::sleep_for(1ms);
-  auto elapsed = std::chrono::duration<double>(clk::now() - t0).count();
-  stop = true;
-  consumer.join();
-  poller.join();
-  rd_kafka_flush(prod, 5000);
-  rd_kafka_topic_destroy(rkt);
-  rd_kafka_consumer_close(cons);
-  rd_kafka_destroy(cons);
-  rd_kafka_destroy(prod);
-  phase_result r;
-  r.received = got;
-  r.msgs_per_s = static_cast<double>(got) / elapsed;
-  r.p50_us = lat.pct(0.50);
-  r.p99_us = lat.pct(0.99);
-  return r;
-}
 
 // -- through the bridge ------------------------------------------------------------------------
 
@@ -277,34 +126,19 @@ void run(const kafka_bench_options& opt) {
   kafka_bench_options o = opt;
   auto fmt = warp::bus::parse_kafka_format(o.format);
   if (!fmt) throw std::runtime_error(fmt.err().to_string());
-  std::unique_ptr<warp::test::temp_dir> dir;
-  std::unique_ptr<warp::test::child_process> mock;
-  std::vector<std::string> topics{"raw-tput", "bridge-tput", "raw-lat", "bridge-lat"};
+  std::unique_ptr<kafka_mock_broker> mock;
   if (o.brokers.empty()) {
-    std::error_code ec;
-    auto self = fs::read_symlink("/proc/self/exe", ec);
-    auto bin = self.parent_path().parent_path() / "warp-kafka-mock/warp-kafka-mock";
-    dir = std::make_unique<warp::test::temp_dir>("warp-bench-kafka");
-    std::vector<std::string> argv{bin.string()};
-    for (auto& t : topics)
-      argv.insert(argv.end(), {"--topic", t + ":" + std::to_string(o.partitions)});
-    mock = std::make_unique<warp::test::child_process>(argv, dir->str() + "/mock.log");
-    std::regex re{R"(bootstrap: (\S+))"};
-    for (int i = 0; i < 500 && o.brokers.empty(); ++i) {
-      std::smatch m;
-      auto text = mock->log();
-      if (std::regex_search(text, m, re))
-        o.brokers = m[1];
-      else
-        std::this_thread::sleep_for(20ms);
-    }
-    if (o.brokers.empty())
-      throw std::runtime_error("warp-kafka-mock did not start: " + mock->log());
+    std::vector<std::string> topics;
+    for (const char* t : {"raw-tput", "bridge-tput", "raw-lat", "bridge-lat"})
+      topics.push_back(std::string{t} + ":" + std::to_string(o.partitions));
+    mock = std::make_unique<kafka_mock_broker>(topics);
+    o.brokers = mock->bootstrap();
   }
+  const raw_kafka_options raw_opt{o.brokers, o.value_bytes, o.keys, o.fetch_wait_ms};
   auto paced_n = static_cast<std::size_t>(o.rate * o.seconds);
-  auto raw = run_raw(o, "raw-tput", o.messages, 0);
+  auto raw = raw_kafka_phase(raw_opt, "raw-tput", o.messages, 0);
   auto bridge = run_bridge(o, "bridge-tput", o.messages, 0, *fmt);
-  auto raw_lat = run_raw(o, "raw-lat", paced_n, o.rate);
+  auto raw_lat = raw_kafka_phase(raw_opt, "raw-lat", paced_n, o.rate);
   auto bridge_lat = run_bridge(o, "bridge-lat", paced_n, o.rate, *fmt);
   std::printf(
       "kafka on %s, %zu-byte values, %zu keys, %d partitions, envelope %s, "
@@ -340,7 +174,6 @@ void run(const kafka_bench_options& opt) {
                      {"bridge_p99_us", bridge_lat.p99_us}};
     std::cout << j.dump() << std::endl;
   }
-  if (mock) mock->stop(SIGTERM, 10s);
 }
 
 void setup(CLI::App& app) {

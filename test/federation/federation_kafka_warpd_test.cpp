@@ -156,8 +156,19 @@ TEST_CASE(
     CHECK(everywhere(a, "f:k" + std::to_string(i), "a", 60s));
     CHECK(everywhere(b, "f:k" + std::to_string(i), "a", 60s));
   }
-  CHECK(everywhere(a, "f:last", "b", 60s));
-  CHECK(everywhere(b, "f:last", "b", 60s));
+  // On failure: each node's value and federation status, and the tail of its log.
+  auto show = [&](const region& r) {
+    std::string out;
+    for (std::size_t i = 0; i < r.nodes.size(); ++i) {
+      auto log = r.nodes[i]->log();
+      out += r.name + std::to_string(i) + ": f:last=" + get(*r.nodes[i], "f:last") + "\nstatus " +
+             r.status(i).dump() + "\nlog tail:\n" +
+             log.substr(log.size() > 4000 ? log.size() - 4000 : 0) + "\n";
+    }
+    return out;
+  };
+  if (!everywhere(a, "f:last", "b", 60s) || !everywhere(b, "f:last", "b", 60s))
+    FAIL_CHECK("f:last did not converge to B's newer write\n" << show(a) << show(b));
   // 1 + 3 x 2 in A, 4 - 3 in B.
   std::string last;
   CHECK(all_answer(a, {"GET", "c:1"}, "8", &last));

@@ -3,9 +3,11 @@
 // crash and a clean restart, retried applies, and a broker that is not there.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <set>
+#include <span>
 
 #include "bus/kafka_bridge.hpp"
 #include "bus/kafka_envelope.hpp"
@@ -218,6 +220,79 @@ TEST_CASE("kafka bridge: a failed apply is retried and holds its partition back"
   REQUIRE(applied.size() == 10);
   for (int i = 0; i < 10; ++i) CHECK(applied[static_cast<std::size_t>(i)] == std::to_string(i));
   CHECK((*c)->counters().apply_errors == 3);
+}
+
+TEST_CASE(
+    "kafka bridge: a batched consumer applies whole batches, a failed batch comes again from "
+    "its first records, and only applied batches are committed",
+    "[kafka]") {
+  kafka_mock mock{{"two:2"}};
+  auto p = produce_to(mock.bootstrap(), "two");
+  constexpr int n = 300;
+  for (int i = 0; i < n; ++i) REQUIRE(p->publish("k" + std::to_string(i % 7), std::to_string(i)));
+  REQUIRE(p->flush(30s));
+  std::mutex mu;
+  std::map<std::string, std::vector<int>> applied;  // per key, in apply order
+  std::size_t calls = 0, largest = 0;
+  int failures_left = 2;
+  kafka_consumer_config cc;
+  cc.brokers = mock.bootstrap();
+  cc.group = "batched";
+  cc.topics = {"two"};
+  cc.retry_backoff = 50ms;
+  cc.max_batch = 40;
+  auto open = [&] {
+    return kafka_consumer::open_batched(
+        cc, [&](std::span<const kafka_record> batch) -> result<void> {
+          std::lock_guard l{mu};
+          ++calls;
+          largest = std::max(largest, batch.size());
+          bool poisoned = std::any_of(batch.begin(), batch.end(),
+                                      [](const kafka_record& r) { return r.payload == "150"; });
+          if (poisoned && failures_left > 0) {
+            --failures_left;
+            return error{errc::storage_unavailable, "storage down (test)"};
+          }
+          for (const auto& r : batch)
+            applied[std::string{r.key}].push_back(std::stoi(std::string{r.payload}));
+          return {};
+        });
+  };
+  auto total = [&] {
+    std::lock_guard l{mu};
+    std::size_t t = 0;
+    for (auto& [k, v] : applied) t += v.size();
+    return t;
+  };
+  {
+    auto c = open();
+    REQUIRE(c);
+    REQUIRE(eventually([&] { return total() >= n; }, 60s));
+    REQUIRE((*c)->commit());
+    std::lock_guard l{mu};
+    CHECK((*c)->counters().apply_errors > 0);
+    CHECK(failures_left == 0);
+    CHECK(largest > 1);  // batches, not one record a call
+    CHECK(largest <= 40);
+    CHECK(calls < static_cast<std::size_t>(n));
+    // Every record once (the failed batches applied nothing), each key in publish order.
+    std::size_t count = 0;
+    for (auto& [k, v] : applied) {
+      INFO(k);
+      CHECK(std::is_sorted(v.begin(), v.end()));
+      CHECK(std::adjacent_find(v.begin(), v.end()) == v.end());
+      count += v.size();
+    }
+    CHECK(count == static_cast<std::size_t>(n));
+  }
+  // Restarted in the same group: everything was committed, nothing comes again.
+  auto c = open();
+  REQUIRE(c);
+  REQUIRE(p->publish("last", "1000"));
+  REQUIRE(p->flush(30s));
+  REQUIRE(eventually([&] { return total() >= n + 1; }, 60s));
+  std::this_thread::sleep_for(500ms);
+  CHECK(total() == static_cast<std::size_t>(n + 1));
 }
 
 TEST_CASE("kafka bridge: a consumer without a broker reports errors and closes cleanly",
