@@ -495,7 +495,7 @@ except Exception as e:
     unlocked = repr(e)
 unlock_ms = (time.monotonic() - t0) * 1000
 print('unlock_ms %.1f' % unlock_ms)
-if unlock_ms > 5000:
+if unlock_ms > 10000:  # before: the waiters' 20 s TIMEOUT at least
     fail('the holder\'s unlock waited %.0f ms behind the waiters (%r)' % (unlock_ms, unlocked))
 if unlocked not in (b'OK', 'OK'):
     fail('the holder\'s unlock: %r' % unlocked)
