@@ -65,18 +65,16 @@ void ask(const caf::actor& host, raft_request_kind kind, std::string bytes, cons
   consensus::kv_command c;
   c.value = std::move(bytes);
   caf::anon_send(
-      host, raft_request_cmd{kind, std::move(c),
-                             completion<std::string>{[me, s](result<std::string> r) {
-                               if (!me) return;
-                               const auto st = static_cast<std::uint8_t>(s);
-                               if (r)
-                                 caf::anon_send(me, lw_answer_atom::value, st, std::uint8_t{0},
-                                                std::move(*r));
-                               else
-                                 caf::anon_send(me, lw_answer_atom::value, st,
-                                                static_cast<std::uint8_t>(r.code()),
-                                                r.err().message());
-                             }}});
+      host, raft_request_cmd{
+                kind, std::move(c), completion<std::string>{[me, s](result<std::string> r) {
+                  if (!me) return;
+                  const auto st = static_cast<std::uint8_t>(s);
+                  if (r)
+                    caf::anon_send(me, lw_answer_atom::value, st, std::uint8_t{0}, std::move(*r));
+                  else
+                    caf::anon_send(me, lw_answer_atom::value, st,
+                                   static_cast<std::uint8_t>(r.code()), r.err().message());
+                }}});
 }
 
 void finish(lock_wait_actor* self, result<std::uint64_t> r) {

@@ -35,9 +35,9 @@ struct lock_wait_spec {
   bool pushed = false;
 };
 
-/// Starts the call (`board`: the node's, strong_raft::grants()); returns its waiter (for cancel_lock_wait). `done` gets the fencing token,
-/// or conflict (held, timeout 0), timeout (the wait ran out, or the caller gave up), or the
-/// coordination group's error.
+/// Starts the call (`board`: the node's, strong_raft::grants()); returns its waiter (for
+/// cancel_lock_wait). `done` gets the fencing token, or conflict (held, timeout 0), timeout (the
+/// wait ran out, or the caller gave up), or the coordination group's error.
 caf::actor start_lock_wait(caf::actor_system& sys, caf::actor host,
                            std::shared_ptr<coordination::grant_board> board, lock_wait_spec spec,
                            completion<std::uint64_t> done);

@@ -421,9 +421,10 @@ print('ALL PASSED')
 // More waiters on one node than the sidecar has workers (4): before, each waiting WARP.LOCK
 // held a worker for its whole wait, so the holder's WARP.UNLOCK queued behind the waits
 // until one timed out (a convoy: `warp-bench coord`, 16 contenders, 1 pair/s).
-TEST_CASE("warpd locks: 12 waiters on one node and two that disconnect, the holder's unlock "
-          "is answered at once, each waiter gets the lock in turn with a higher token",
-          "[locks]") {
+TEST_CASE(
+    "warpd locks: 12 waiters on one node and two that disconnect, the holder's unlock "
+    "is answered at once, each waiter gets the lock in turn with a higher token",
+    "[locks]") {
   const std::string python = "/usr/bin/python3";  // Debian's, where python3-redis lives
   lock_cluster c;
   for (std::size_t i = 0; i < 3; ++i) c.start(i);
