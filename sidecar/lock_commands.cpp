@@ -1,13 +1,22 @@
 // Locks and leases over RESP (docs/coordination.md, "Sidecar"): WARP.LOCK, WARP.UNLOCK,
 // WARP.LEASE, WARP.FENCEDSET, WARP.FENCEDGET, and SET ... LEASE (resp_commands.cpp).
-// Every one waits on the coordination group (a Raft round trip, a lock wait), so each runs
-// on a worker: on the loop thread a handler only sets ctx.defer.
+// Every one waits on the coordination group (a Raft round trip), so each runs on a worker
+// (on the loop thread a handler only sets ctx.defer); except WARP.LOCK, whose wait may be
+// long: it holds no thread. The loop starts it as an actor (runtime/modes/strong_lock.hpp) and
+// the client is blocked (busy, as for a worker's job) until its answer comes back through
+// the server's inbox, named by (client id, wait id) as the strong pipeline's completions.
+// Before, every waiting WARP.LOCK held one of the 4 workers for its whole wait, so five
+// waiters on one node queued the holder's WARP.UNLOCK behind them until one timed out.
 #include <chrono>
 #include <string>
 
+#include <unistd.h>
+
 #include "runtime/coordination/coord_command.hpp"
 #include "runtime/core/log.hpp"
+#include "runtime/modes/strong_lock.hpp"
 #include "runtime/modes/strong_raft.hpp"
+#include "sidecar/resp_server_impl.hpp"
 #include "sidecar/typed_commands.hpp"
 
 namespace warp::sidecar::detail {
@@ -114,23 +123,43 @@ bool connection_owned(const context& ctx) {
 }
 
 void cmd_warp_lock(context& ctx) {
+  lock_args a;
+  if (!parse_lock_options(ctx, 2, a, true)) return;
+  const bool own = connection_owned(ctx);
+  auto* raft = warp::detail::strong_raft_of(ctx.srv.the_node());
   if (!ctx.j) {
-    // On the loop thread, so before any close of this connection is seen: it is then
-    // released at close (docs/coordination.md, "Sidecar").
-    if (connection_owned(ctx)) ctx.srv.coord_keeper().handing_over(ctx.c.id);
+    const lease_id session = a.session != 0 ? a.session : ctx.srv.coord_keeper().current();
+    if (raft && session != 0) {
+      ctx.srv.start_lock_wait(ctx.c, std::string{ctx.args[1]}, session, std::move(a.owner),
+                              a.timeout, own);
+      ctx.waits = true;
+      return;
+    }
+    // No engine (a worker answers the error), or the sidecar's session is not granted yet
+    // (a Raft round trip): a worker gets it, then the command runs here again.
     ctx.defer = true;
     return;
   }
+  if (raft && a.session == 0 && ctx.j->cmd != nullptr) {
+    auto s = default_session(ctx);
+    if (!s) return coord_error(ctx.w, s.err());
+    ctx.j->rerun = true;
+    return;
+  }
+  // Inside MULTI/EXEC (run on the loop thread, ctx.j an inline job; cmd unset) a lock does
+  // not wait, as Redis's blocking commands in a transaction do not; or no engine: the node
+  // answers its error.
+  if (ctx.j->cmd == nullptr) a.timeout = std::chrono::milliseconds{0};
   struct done_guard {
     context& ctx;
-    bool tracked = connection_owned(ctx);
+    bool tracked;
     bool held = false;
     ~done_guard() {
       if (tracked) ctx.srv.coord_keeper().finished(ctx.c.id, held);
     }
-  } guard{ctx};
-  lock_args a;
-  if (!parse_lock_options(ctx, 2, a, true)) return;
+  } guard{ctx, own};
+  // On this thread, so before any close of this connection is seen: released at close.
+  if (own) ctx.srv.coord_keeper().handing_over(ctx.c.id);
   if (a.session == 0) {
     auto s = default_session(ctx);
     if (!s) return coord_error(ctx.w, s.err());
@@ -242,6 +271,89 @@ void cmd_warp_fencedget(context& ctx) {
   ctx.w.bulk(*r);
 }
 
+// -- WARP.LOCK waits without a worker ------------------------------------------------------
+
+void server::start_lock_wait(client& c, std::string name, lease_id session, std::string owner,
+                             std::chrono::milliseconds timeout, bool connection_owned) {
+  auto* raft = warp::detail::strong_raft_of(node_);  // the handler checked it
+  const std::uint64_t id = next_lock_wait_++;
+  // On the loop, so before any close of this connection is seen: released at close.
+  if (connection_owned) coord_keeper_.handing_over(c.id);
+  auto& w = lock_waits_[c.id];
+  w = lock_wait{id, std::chrono::steady_clock::now(), {}, name, owner, session, connection_owned};
+  c.lock_wait = id;
+  c.busy = true;  // a blocked client: later commands wait in its input, in order
+  set_events(c);  // not read, but a hang-up is noticed
+  // On a CAF thread: render the answer and hand it to the loop. It holds the inbox only.
+  auto deliver = [box = inbox_, cid = c.id, id, proto = c.proto](result<std::uint64_t> r) {
+    lock_done d{cid, id, {}, 0};
+    resp_writer out{d.reply, proto};
+    if (r) {
+      d.token = *r;
+      out.integer(static_cast<std::int64_t>(*r));
+    } else {
+      coord_error(out, r.err());
+    }
+    std::lock_guard<std::mutex> guard{box->mtx};
+    if (box->wake_fd < 0) return;  // the server stopped: nobody reads it
+    const bool wake = box->locks.empty();
+    box->locks.push_back(std::move(d));
+    if (wake) {
+      std::uint64_t one = 1;
+      [[maybe_unused]] auto n = ::write(box->wake_fd, &one, sizeof(one));
+    }
+  };
+  auto waiter = warp::detail::lock_async(
+      *raft, node_.system(),
+      actors::lock_wait_spec{std::move(name), session, std::move(owner), timeout, false},
+      actors::completion<std::uint64_t>{std::move(deliver)});
+  w.cancel = [waiter] { actors::cancel_lock_wait(waiter); };
+}
+
+void server::finish_locks() {
+  {
+    std::lock_guard<std::mutex> guard{inbox_->mtx};
+    scratch_locks_.swap(inbox_->locks);
+  }
+  static const command_def* const lock_cmd = find_command("warp.lock");
+  for (auto& d : scratch_locks_) {
+    auto it = lock_waits_.find(d.client_id);
+    if (it == lock_waits_.end() || it->second.id != d.wait_id) continue;
+    auto w = std::move(it->second);
+    lock_waits_.erase(it);
+    meter(lock_cmd, std::chrono::steady_clock::now() - w.started, d.reply, 0);
+    // A connection's own lock granted after it closed: the keeper releases it again.
+    if (w.connection_owned) coord_keeper_.finished(d.client_id, d.token != 0);
+    client* c = find_client(d.client_id);
+    if (!c || c->lock_wait != d.wait_id) {
+      // Gone: a grant that completed the wait before its cancel arrived goes to the next
+      // waiter now, not when the session ends.
+      if (d.token != 0 && !w.connection_owned)
+        if (auto* raft = warp::detail::strong_raft_of(node_))
+          actors::release_lock(raft->host(), std::move(w.name), w.session, std::move(w.owner),
+                               d.token);
+      continue;
+    }
+    c->lock_wait = 0;
+    c->out += d.reply;
+    c->out += c->held;  // invalidations and messages that arrived meanwhile
+    c->held.clear();
+    c->busy = false;
+    c->last_ms = loop_now_ms_;
+    mark_pending(*c);
+    if (c->out.size() - c->out_pos > options_.max_output_buffer) {
+      ++output_limit_disconnects;
+      close_client(*c);
+      continue;
+    }
+    set_events(*c);
+    process_input(*c);  // the pipeline it sent meanwhile
+    if (!c->closed && c->tls && !c->busy && !c->paused && c->tls->has_pending())
+      tls_pending_.push_back(c->id);
+  }
+  scratch_locks_.clear();
+}
+
 // -- the sidecar's session ----------------------------------------------------------------
 
 result<lease_id> coord_session_keeper::get() {
@@ -262,6 +374,11 @@ result<lease_id> coord_session_keeper::get() {
   id_ = *id;
   if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
   return id_;
+}
+
+lease_id coord_session_keeper::current() {
+  std::lock_guard<std::mutex> lk{mtx_};
+  return stopping_ ? 0 : id_;
 }
 
 void coord_session_keeper::handing_over(std::uint64_t conn) {

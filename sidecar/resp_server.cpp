@@ -327,6 +327,10 @@ void server::stop() {
     [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof(one));
   }
   if (thread_.joinable()) thread_.join();
+  // Waiting WARP.LOCKs leave their queues (their answers reach no one).
+  for (auto& [id, w] : lock_waits_)
+    if (w.cancel) w.cancel();
+  lock_waits_.clear();
   coord_keeper_.stop();
   {
     // Running jobs finish (a quorum answers within its timeout); queued ones are dropped.
@@ -342,6 +346,7 @@ void server::stop() {
     inbox_->wake_fd = -1;
     inbox_->events.clear();
     inbox_->strong.clear();
+    inbox_->locks.clear();
   }
   for (auto& [id, c] : clients_) {
     if (c->tls) c->tls->shutdown();
@@ -415,10 +420,17 @@ void server::run() {
         drain_remote_events();
         finish_jobs();
         finish_strong();
+        finish_locks();
       } else {
         auto* c = static_cast<client*>(tag);
         if (c->closed) continue;
         const auto what = events[i].events;
+        // Waiting for a lock, it hung up: it gives up its place now (close_client), as
+        // Redis frees a blocked client that closed, instead of at its TIMEOUT.
+        if (c->lock_wait != 0 && (what & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
+          close_client(*c);
+          continue;
+        }
         // A TLS read or handshake that waited for writability goes on when it comes.
         if ((what & (EPOLLIN | EPOLLHUP | EPOLLERR)) || (c->tls_want_write && (what & EPOLLOUT)))
           on_readable(*c);
@@ -781,6 +793,7 @@ void server::set_events(client& c) {
   // A busy client (a job in flight) is not read: its input waits in the socket.
   epoll_event ev{};
   ev.events = (c.busy || c.paused ? 0u : static_cast<std::uint32_t>(EPOLLIN)) |
+              (c.lock_wait != 0 ? static_cast<std::uint32_t>(EPOLLRDHUP) : 0u) |
               (c.epollout || c.tls_want_write ? static_cast<std::uint32_t>(EPOLLOUT) : 0u);
   ev.data.ptr = &c;
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c.fd, &ev);
@@ -807,6 +820,9 @@ void server::close_client(client& c) {
   }
   unwatch_all(c);
   coord_keeper_.connection_closed(c.id);  // its locks taken without SESSION
+  if (c.lock_wait != 0)  // its WARP.LOCK leaves the queue; its answer is still awaited
+    if (auto w = lock_waits_.find(c.id); w != lock_waits_.end() && w->second.cancel)
+      w->second.cancel();
   auto it = clients_.find(c.id);
   if (it != clients_.end()) {
     // Freed after this loop iteration: epoll events of this round may still point at it.
@@ -1055,6 +1071,10 @@ void server::execute(client& c, std::span<const std::string_view> args) {
   context ctx{*this, c, w, args, node_};
   cmd->fn(ctx);
   current_client_ = 0;
+  if (ctx.waits) {  // WARP.LOCK: answered when the wait ends (finish_locks), metered then
+    metered.handed_off = true;
+    return;
+  }
   if (ctx.defer) {  // an L1 miss: nothing was written or changed yet but the reply
     c.out.resize(out_before);
     keyspace_hits = hits_before;
@@ -1226,10 +1246,19 @@ void server::finish_jobs() {
     scratch_done_.swap(done_);
   }
   for (auto& j : scratch_done_) {
-    meter(j->cmd, std::chrono::steady_clock::now() - j->started, j->out, 0);
+    if (!j->rerun) meter(j->cmd, std::chrono::steady_clock::now() - j->started, j->out, 0);
     client* c = find_client(j->client_id);
     if (!c) {  // closed while its command ran: the reply is dropped, not its changes
       for (const auto& e : j->events) handle_event(e);
+      continue;
+    }
+    if (j->rerun) {  // the worker only prepared it: the command runs here now
+      c->busy = false;
+      set_events(*c);
+      std::vector<std::string_view> args(j->argv.begin(), j->argv.end());
+      execute(*c, args);
+      if (!local_events_.empty()) dispatch_events();
+      if (!c->closed && !c->busy) process_input(*c);
       continue;
     }
     if (!j->watch_snapshot.empty()) finish_strong_watch(*c, *j);

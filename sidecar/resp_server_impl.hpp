@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <queue>
@@ -90,6 +91,15 @@ struct strong_run {
   std::vector<std::string> next;
   std::string protocol_error;
   std::uint64_t hits = 0, misses = 0;
+};
+
+/// The answer of a WARP.LOCK that waited without a worker (lock_commands.cpp), from a CAF
+/// thread to the loop.
+struct lock_done {
+  std::uint64_t client_id = 0;
+  std::uint64_t wait_id = 0;  // completions name the wait by (client id, wait id)
+  std::string reply;          // rendered in the client's protocol
+  std::uint64_t token = 0;    // the fencing token when granted, else 0
 };
 
 /// A finished command of a strong run, from a CAF thread to the loop.
@@ -185,6 +195,9 @@ struct client {
   /// Pipelined strong commands in flight without a worker (open while the loop parses
   /// this client's input, then closed: the client is busy until it completes).
   std::unique_ptr<strong_run> run;
+  /// Its WARP.LOCK waiting for the lock (server::lock_waits_), 0 = none: the client is busy
+  /// (a blocked client, in Redis terms) and a hang-up is noticed (EPOLLRDHUP).
+  std::uint64_t lock_wait = 0;
 };
 
 /// A transaction over strong_distributed keys of one Raft group, run by a worker
@@ -217,6 +230,9 @@ struct job {
   std::unique_ptr<strong_tx> tx;      // an EXEC over strong keys instead of cmd
   /// A WATCH of strong keys: each key's stored bytes as read (registered by the loop).
   std::vector<std::pair<std::string, std::optional<std::string>>> watch_snapshot;
+  /// The worker only prepared the command (WARP.LOCK: the sidecar's session): the loop runs
+  /// it again instead of replying.
+  bool rerun = false;
 };
 
 struct string_hash {
@@ -237,6 +253,7 @@ struct context {
   kv_access n;         // the node, or a strong transaction's overlay (kv_access.hpp)
   job* j = nullptr;    // set on a worker thread
   bool defer = false;  // set by a handler on the loop thread: run me on a worker
+  bool waits = false;  // set by a handler that answers later without a worker (WARP.LOCK)
 
   void hit() noexcept;
   void miss() noexcept;
@@ -315,6 +332,8 @@ class coord_session_keeper {
   explicit coord_session_keeper(node& n) : n_(n) {}
   ~coord_session_keeper() { stop(); }
   result<lease_id> get();
+  /// The session if there is one now (0: none yet), without waiting: the loop thread.
+  lease_id current();
   void stop();
   /// The loop thread, handing a WARP.LOCK without SESSION or OWNER of connection `conn` to
   /// a worker: the lock belongs to the connection, released when it closes.
@@ -392,6 +411,10 @@ class server final : public resp_server {
   /// The lease of locks taken without SESSION (lock_commands.cpp). Blocks: workers only.
   result<lease_id> coord_session() { return coord_keeper_.get(); }
   coord_session_keeper& coord_keeper() { return coord_keeper_; }
+  /// WARP.LOCK without a worker (lock_commands.cpp): the wait is an actor's; `c` is busy
+  /// until its answer is back (finish_locks), and gives up its place if it hangs up.
+  void start_lock_wait(client& c, std::string name, lease_id session, std::string owner,
+                       std::chrono::milliseconds timeout, bool connection_owned);
 
   // transactions (tx_commands.cpp)
   /// Called by execute() for a client in MULTI: queues the command (+QUEUED) unless it is
@@ -498,6 +521,8 @@ class server final : public resp_server {
   void finish_strong();
   /// Every slot of c's run is filled: appends the replies in order and resumes c.
   void complete_run(client& c);
+  /// Answers of WARP.LOCK waits, from the inbox (the loop's wake-up; lock_commands.cpp).
+  void finish_locks();
   void watch_expiry(std::string_view key);
   void fire_expirations();
 
@@ -588,9 +613,24 @@ class server final : public resp_server {
     std::mutex mtx;
     std::vector<pending_event> events;
     std::vector<strong_done> strong;  // completions of strong runs (strong_pipeline.cpp)
+    std::vector<lock_done> locks;     // answers of WARP.LOCK waits (lock_commands.cpp)
     int wake_fd = -1;  // -1 once closed (under mtx)
   };
   std::vector<strong_done> scratch_strong_;
+  std::vector<lock_done> scratch_locks_;
+  /// WARP.LOCK waits in flight, by client id (one per client: it is busy meanwhile). Kept
+  /// until the answer, also for a client that closed: a grant that reaches no one is
+  /// released (lock_commands.cpp).
+  struct lock_wait {
+    std::uint64_t id = 0;
+    std::chrono::steady_clock::time_point started;
+    std::function<void()> cancel;  // the waiter gives up (the client went away)
+    std::string name, owner;
+    lease_id session = 0;
+    bool connection_owned = false;
+  };
+  std::unordered_map<std::uint64_t, lock_wait> lock_waits_;
+  std::uint64_t next_lock_wait_ = 1;
   std::uint64_t next_run_id_ = 1;
   /// Commands answered through strong runs, and the runs (INFO, tests).
   std::uint64_t strong_run_commands_ = 0;

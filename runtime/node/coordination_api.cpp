@@ -2,13 +2,13 @@
 // command or query of the coordination group's state machine
 // (runtime/coordination/coord_command.hpp) through the strong Raft engine's host.
 #include <charconv>
-#include <random>
-#include <thread>
+#include <future>
 
 #include <nlohmann/json.hpp>
 
 #include "runtime/coordination/coord_command.hpp"
 #include "runtime/modes/strong.hpp"
+#include "runtime/modes/strong_lock.hpp"
 #include "runtime/node/node_impl.hpp"
 #include "warp/node.hpp"
 #include "warp/strong_watch.hpp"
@@ -37,23 +37,16 @@ error no_engine() {
                "--strong-engine raft)"};
 }
 
-/// A fresh client id per command: its retries (same id, sequence 1) apply once.
-std::uint64_t fresh_client() {
-  thread_local std::mt19937_64 rng{std::random_device{}() ^
-                                   (static_cast<std::uint64_t>(std::random_device{}()) << 32)};
-  return rng() | 1;
-}
-
 co::coord_command command(co::coord_op op) {
   co::coord_command c;
-  c.client = fresh_client();
+  c.client = actors::fresh_coord_client();  // its retries apply once
   c.seq = 1;
   c.op = op;
   return c;
 }
 
 std::string owner_of(std::string_view owner) {
-  return owner.empty() ? std::string{"default"} : std::string{owner};
+  return std::string{owner.empty() ? detail::default_lock_owner : owner};
 }
 
 result<std::uint64_t> number(const result<std::string>& r) {
@@ -63,14 +56,6 @@ result<std::uint64_t> number(const result<std::string>& r) {
   } catch (const std::exception&) {
     return error{errc::codec_error, "coordination: not a number: " + *r};
   }
-}
-
-result<fencing_token> granted(const result<std::string>& r) {
-  if (!r) return r.err();
-  auto a = co::decode_lock_answer(*r);
-  if (!a) return a.err();
-  if (!a->held) return error{errc::conflict, "lock is held by another owner"};
-  return a->token;
 }
 
 }  // namespace
@@ -163,51 +148,23 @@ result<fencing_token> node::lock(std::string_view name, lease_id session,
                                  std::chrono::milliseconds timeout, std::string_view owner) {
   auto* e = engine(*impl_);
   if (!e) return no_engine();
-  auto c = command(timeout.count() > 0 ? co::coord_op::lock : co::coord_op::try_lock);
-  c.name.assign(name);
-  c.lease = session;
-  c.owner = owner_of(owner);
-  // On the board before the proposal: a grant the local replica applies before this
-  // thread starts waiting is kept for it.
-  auto ticket = timeout.count() > 0 ? e->grants()->enter(c.name, session, c.owner) : nullptr;
-  auto r = e->coord(true, co::encode(c));
-  if (!r) return r.err();
-  auto a = co::decode_lock_answer(*r);
-  if (!a) return a.err();
-  if (a->held) return a->token;
-  if (timeout.count() <= 0) return error{errc::conflict, "lock is held by another owner"};
-  // Queued: the machine grants in FIFO order. With a local replica of the coordination
-  // group, the grant's event wakes this waiter (grant_board); the read of the lock (a
-  // linearizable read at the leader) is then only a safety net, done rarely. Without one,
-  // the read is how the waiter learns it, every 10 to 50 ms.
-  ticket->set_floor(a->token);  // the queue entry's index: the grant comes after it
-  const bool pushed = e->coord_replica();
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  auto pause = std::chrono::milliseconds{10};
-  const auto max_pause = std::chrono::milliseconds{pushed ? 1000 : 50};
-  while (std::chrono::steady_clock::now() < deadline) {
-    auto until = std::min(deadline, std::chrono::steady_clock::now() + pause);
-    if (auto token = ticket->wait_until(until)) return *token;
-    pause = std::min(pause * 2, max_pause);
-    auto info = lock_info(name);
-    if (info && info->held && info->holder == session && info->owner == c.owner &&
-        info->token > a->token)
-      return info->token;
-    // The node is stopping: no grant can reach this waiter any more.
-    if (!info && (info.code() == errc::unsupported || info.code() == errc::shutting_down))
-      return info.err();
+  // The wait itself is an actor's (strong_lock.hpp): this thread only waits for its answer.
+  auto p = std::make_shared<std::promise<result<fencing_token>>>();
+  auto f = p->get_future();
+  auto waiter = detail::lock_async(
+      *e, system(),
+      actors::lock_wait_spec{std::string{name}, session, owner_of(owner),
+                             std::max(timeout, std::chrono::milliseconds{0}), false},
+      actors::completion<std::uint64_t>{
+          [p](result<std::uint64_t> r) { p->set_value(std::move(r)); }});
+  // A backstop: the waiter answers by its deadline plus a few Raft requests, each bounded.
+  const auto bound = std::max(timeout, std::chrono::milliseconds{0}) +
+                     impl_->config.strong.timeout * 6 + std::chrono::seconds{10};
+  if (f.wait_for(bound) != std::future_status::ready) {
+    actors::cancel_lock_wait(waiter);  // it leaves the queue, or releases a late grant
+    return error{errc::timeout, "the lock wait did not finish in time"};
   }
-  // Leave the queue; a grant that raced the timeout is reported, never lost.
-  auto cancel = command(co::coord_op::cancel_wait);
-  cancel.name = c.name;
-  cancel.lease = session;
-  cancel.owner = c.owner;
-  auto cr = e->coord(true, co::encode(cancel));
-  if (cr) {
-    auto ca = co::decode_lock_answer(*cr);
-    if (ca && ca->held) return ca->token;
-  }
-  return error{errc::timeout, "lock wait timed out"};
+  return f.get();
 }
 
 result<fencing_token> node::try_lock(std::string_view name, lease_id session,
@@ -290,12 +247,10 @@ void node::try_lock_async(std::string name, lease_id session, std::string owner,
                           std::function<void(result<fencing_token>)> done) {
   auto* e = engine(*impl_);
   if (!e) return done(no_engine());
-  auto c = command(co::coord_op::try_lock);
-  c.name = std::move(name);
-  c.lease = session;
-  c.owner = owner_of(owner);
-  e->coord_async(true, co::encode(c),
-                 [done = std::move(done)](result<std::string> r) { done(granted(r)); });
+  detail::lock_async(*e, system(),
+                     actors::lock_wait_spec{std::move(name), session, owner_of(owner),
+                                            std::chrono::milliseconds{0}, false},
+                     actors::completion<std::uint64_t>{std::move(done)});
 }
 
 namespace {
