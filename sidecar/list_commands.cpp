@@ -1,7 +1,9 @@
 // Redis lists on one stored value per key (typed_value.hpp): LPUSH, RPUSH, LPUSHX, RPUSHX,
 // LPOP, RPOP (with count), LLEN, LRANGE, LINDEX, LSET, LREM, LTRIM. Writes are one
-// node.update() each, so they are atomic per key in the key's consistency mode and
-// invalidated and propagated like strings. Replies, error texts and the order in which
+// node.update() each (pipelined pushes and pops: one node.update_many, typed_write), so
+// they are atomic per key in the key's consistency mode and invalidated and propagated
+// like strings. Pushes, pops and the reads splice or walk the encoded value
+// (typed::scan_list, typed::cursor); LSET, LREM and LTRIM decode it. Replies, error texts and the order in which
 // arguments and the key's type are checked follow Redis 7.0 (t_list.c); a key whose list
 // becomes empty is deleted, as in Redis. No count or index from a client sizes an
 // allocation: every range is clamped to the list first.

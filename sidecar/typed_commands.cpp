@@ -57,8 +57,14 @@ void run_typed_write(context& ctx, typed_write& s) {
 
 std::unique_ptr<typed_write> make_typed_write(std::span<const std::string_view> args) {
   if (args.size() < 2) return nullptr;
-  if (auto w = make_list_write(args)) return w;
-  return make_zset_write(args);
+  // The batch outlives the span (the server reuses it for the next command); the bytes
+  // the views point at stay in the client's input buffer until the batch has run. A
+  // moved vector keeps its elements where they are, so the write's span stays valid.
+  std::vector<std::string_view> own(args.begin(), args.end());
+  auto w = make_list_write(own);
+  if (!w) w = make_zset_write(own);
+  if (w) w->owned_args = std::move(own);
+  return w;
 }
 
 void run_typed_batch(node& n, resp_writer& w, std::span<const std::unique_ptr<typed_write>> batch) {

@@ -7,6 +7,7 @@
 #include <memory>
 #include <span>
 #include <string_view>
+#include <vector>
 
 #include "sidecar/resp_server_impl.hpp"
 #include "sidecar/typed_value.hpp"
@@ -71,16 +72,18 @@ class typed_write {
   /// `st`: the write's outcome (the decision's, or storage's when committing failed).
   virtual void reply(resp_writer& w, const result<void>& st) const = 0;
   std::string_view key;
+  /// The argument views, when the write outlives the caller's (make_typed_write).
+  std::vector<std::string_view> owned_args;
 };
 
 /// Runs one typed write through ctx.n.update and replies.
 void run_typed_write(context& ctx, typed_write& s);
 /// LPUSH RPUSH LPUSHX RPUSHX LPOP RPOP (list_commands.cpp) and ZADD (zset_commands.cpp)
-/// as typed writes; null for other commands and for arguments the handler refuses before
-/// reading the key (run alone, it answers the error).
+/// as typed writes viewing `args`; null for other commands and for arguments the handler
+/// refuses before reading the key (run alone, it answers the error).
 std::unique_ptr<typed_write> make_list_write(std::span<const std::string_view> args);
 std::unique_ptr<typed_write> make_zset_write(std::span<const std::string_view> args);
-/// Either of them.
+/// Either of them, with its own copy of the argument views (for the pipelined batch).
 std::unique_ptr<typed_write> make_typed_write(std::span<const std::string_view> args);
 /// Pipelined typed writes of one client as one node.update_many: each key's stripe taken
 /// once, read once and written once with its final value (the writes of one key see each

@@ -1,7 +1,9 @@
 // Redis sorted sets on one stored value per key (typed_value.hpp): ZADD (NX XX GT LT CH
 // INCR), ZINCRBY, ZREM, ZSCORE, ZCARD, ZRANGE (BYSCORE REV LIMIT WITHSCORES), ZREVRANGE,
 // ZRANGEBYSCORE, ZREVRANGEBYSCORE, ZCOUNT, ZRANK, ZREVRANK, ZPOPMIN, ZPOPMAX. Each write
-// is one node.update(). Replies, error texts and the order of the checks follow Redis 7.0
+// is one node.update() (pipelined ZADDs: one node.update_many, typed_write); ZADD of one
+// pair and the reads by rank or member walk the encoded set (typed::scan_zset), the
+// rest decode it. Replies, error texts and the order of the checks follow Redis 7.0
 // (t_zset.c), scores are printed as Redis 7.0 prints them (%.17g), and RESP3 gets the
 // nested [member, score] pairs Redis sends. Ranges are clamped to the set before anything
 // is allocated.
