@@ -3,10 +3,10 @@
 // node.update() each (pipelined pushes and pops: one node.update_many, typed_write), so
 // they are atomic per key in the key's consistency mode and invalidated and propagated
 // like strings. Pushes, pops and the reads splice or walk the encoded value
-// (typed::scan_list, typed::cursor); LSET, LREM and LTRIM decode it. Replies, error texts and the order in which
-// arguments and the key's type are checked follow Redis 7.0 (t_list.c); a key whose list
-// becomes empty is deleted, as in Redis. No count or index from a client sizes an
-// allocation: every range is clamped to the list first.
+// (typed::scan_list, typed::cursor); LSET, LREM and LTRIM decode it. Replies, error
+// texts and the order in which arguments and the key's type are checked follow Redis 7.0
+// (t_list.c); a key whose list becomes empty is deleted, as in Redis. No count or index
+// from a client sizes an allocation: every range is clamped to the list first.
 #include <algorithm>
 #include <memory>
 #include <optional>
