@@ -115,8 +115,8 @@ struct pop_write final : typed_write {
     if (state != found::ok || count == 0) return mutation::keep();
     const std::string_view s = **cur;
     // Bounded by the list, whatever the count says.
-    const auto n =
-        static_cast<std::size_t>(std::min<std::int64_t>(count, static_cast<std::int64_t>(sc->count)));
+    const auto n = static_cast<std::size_t>(
+        std::min<std::int64_t>(count, static_cast<std::int64_t>(sc->count)));
     popped.reserve(n);
     std::size_t keep_from = sc->body, keep_to = s.size();
     if (left) {

@@ -935,7 +935,7 @@ bool server::try_batch(client& c, std::span<const std::string_view> args) {
     if (!up) delta = -delta;
   } else if (args.size() >= 2 && name.size() >= 4 && name.size() <= 6) {
     static const std::array<const command_def*, 7> typed_cmds = {
-        find_command("lpush"), find_command("rpush"), find_command("lpushx"),
+        find_command("lpush"),  find_command("rpush"), find_command("lpushx"),
         find_command("rpushx"), find_command("lpop"),  find_command("rpop"),
         find_command("zadd")};
     for (auto* t : typed_cmds)
@@ -952,8 +952,7 @@ bool server::try_batch(client& c, std::span<const std::string_view> args) {
   // Interest only changes on this thread (update_interest), between commands.
   if (inbox_->interest.load(std::memory_order_relaxed)) return false;
   const bool is_set = cmd == set_cmd;
-  const bool is_incr =
-      cmd == incr_cmd || cmd == decr_cmd || cmd == incrby_cmd || cmd == decrby_cmd;
+  const bool is_incr = cmd == incr_cmd || cmd == decr_cmd || cmd == incrby_cmd || cmd == decrby_cmd;
   std::unique_ptr<typed_write> typed;
   if (!is_set && !is_incr && !(typed = make_typed_write(args)))
     return false;  // arguments its handler refuses: it answers the error

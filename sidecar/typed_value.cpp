@@ -266,7 +266,8 @@ std::string encode_set(const set_t& v) { return encode_strings(tag_set, v); }
 
 std::string encode_hash(const hash_t& v) {
   std::size_t size = header_size + varint_size(v.size());
-  for (auto& [f, val] : v) size += varint_size(f.size()) + f.size() + varint_size(val.size()) + val.size();
+  for (auto& [f, val] : v)
+    size += varint_size(f.size()) + f.size() + varint_size(val.size()) + val.size();
   std::string out(size, '\0');
   char* p = write_header(out.data(), tag_hash, v.size());
   for (auto& [f, val] : v) p = write_bytes(write_bytes(p, f), val);
@@ -416,7 +417,9 @@ std::string begin_value(value_type t, std::size_t count, std::size_t reserve) {
   return out;
 }
 
-void append_element(std::string& out, std::string_view element) { put_bytes(out, element); }
+void append_element(std::string& out, std::string_view element) {
+  put_bytes(out, element);
+}
 
 void append_entry(std::string& out, double score, std::string_view member) {
   put_double(out, score);

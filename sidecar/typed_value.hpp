@@ -92,10 +92,10 @@ std::optional<scan_info> scan_list(std::string_view stored);
 /// A sorted set's scan, with the entry of one member when asked for and present.
 struct zscan_info : scan_info {
   bool found = false;
-  double score = 0;       ///< the member's score
-  std::size_t rank = 0;   ///< its index in (score, member) order
-  std::size_t at = 0;     ///< its entry's first byte
-  std::size_t end = 0;    ///< one past its entry's last byte
+  double score = 0;      ///< the member's score
+  std::size_t rank = 0;  ///< its index in (score, member) order
+  std::size_t at = 0;    ///< its entry's first byte
+  std::size_t end = 0;   ///< one past its entry's last byte
   /// Where the entry `insert` goes (zset_insert_pos, skipping the member's own entry);
   /// the value's size when it goes last or none was asked for.
   std::size_t insert_at = 0;

@@ -955,9 +955,23 @@ fuzz_case make_long_case(std::uint64_t seed) {
   fc.seed = seed;
   fc.pauses = r.chance(20);
   static const std::vector<std::string> lists = {"L0", "L1", "L2"}, zsets = {"Z0", "Z1"};
-  static const std::vector<std::string> scores = {
-      "0",    "1",   "-1",   "2.5",  "1e3",  "inf",  "-inf",        "0.1", "3",
-      "1e17", "7.7", "1e-5", "-2.5", "1e18", "123456789012345678", "x",   "3.0000000000000004"};
+  static const std::vector<std::string> scores = {"0",
+                                                  "1",
+                                                  "-1",
+                                                  "2.5",
+                                                  "1e3",
+                                                  "inf",
+                                                  "-inf",
+                                                  "0.1",
+                                                  "3",
+                                                  "1e17",
+                                                  "7.7",
+                                                  "1e-5",
+                                                  "-2.5",
+                                                  "1e18",
+                                                  "123456789012345678",
+                                                  "x",
+                                                  "3.0000000000000004"};
   auto elem = [&]() -> std::string {
     if (r.chance(5)) return long_value(r, 100, 400);  // a two-byte length
     return "e" + std::to_string(r.below(r.chance(50) ? 20 : 400));
@@ -1019,8 +1033,8 @@ fuzz_case make_long_case(std::uint64_t seed) {
         }
         case 4: {
           static const std::vector<std::vector<std::string>> flags = {
-              {}, {}, {}, {"NX"}, {"XX"}, {"GT"}, {"LT"}, {"CH"}, {"XX", "CH"}, {"INCR"},
-              {"GT", "CH"}, {"NX", "GT"}};
+              {},     {},     {},           {"NX"},   {"XX"},       {"GT"},
+              {"LT"}, {"CH"}, {"XX", "CH"}, {"INCR"}, {"GT", "CH"}, {"NX", "GT"}};
           std::vector<std::string> a = {"ZADD", k};
           for (const auto& f : r.pick(flags)) a.push_back(f);
           const std::size_t pairs = r.chance(85) ? 1 : 2 + r.below(12);

@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "sidecar/resp_server.hpp"
-#include "test/support/process.hpp"
 #include "test/sidecar/resp_client.hpp"
 #include "test/sidecar/sidecar_fixture.hpp"
+#include "test/support/process.hpp"
 #include "warp/node.hpp"
 
 using namespace warp::test;
@@ -450,7 +450,7 @@ TEST_CASE("pipelined typed writes run as one batch: replies in order, one event 
       {{"RPOP", "q", "5"}, "[c,a]"},          // empties q: deleted
       {{"LPUSHX", "q", "y"}, ":0"},
       {{"LPOP", "other", "-1"}, "!ERR value is out of range, must be positive"},  // alone
-      {{"ZADD", "z", "x", "m"}, "!ERR value is not a valid float"},                // alone
+      {{"ZADD", "z", "x", "m"}, "!ERR value is not a valid float"},               // alone
       {{"LPOP", "nothing"}, "nil"},
       {{"RPUSH", "q", "again"}, ":1"},
       {{"LRANGE", "q", "0", "-1"}, "[again]"},

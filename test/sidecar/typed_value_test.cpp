@@ -206,7 +206,8 @@ TEST_CASE("scans accept exactly what the decoders accept, and cursors read it ba
       }
       CHECK(typed::scan_list(damaged).has_value() == typed::decode_list(damaged).has_value());
       CHECK(typed::scan_zset(damaged).has_value() == typed::decode_zset(damaged).has_value());
-      if (auto d = typed::decode_list(damaged)) CHECK(typed::scan_list(damaged)->count == d->size());
+      if (auto d = typed::decode_list(damaged))
+        CHECK(typed::scan_list(damaged)->count == d->size());
     }
   }
   // A cursor never reads outside the value.
@@ -237,10 +238,23 @@ TEST_CASE("scores are printed as %.17g, as Redis 7.0 prints them", "[sidecar][ty
     return std::string(buf);
   };
   std::mt19937_64 rng{7};
-  std::vector<double> values = {0.0, -0.0, 1.0, -1.0, 2.5, 0.1, 1e17, 1e17 - 16, -1e17 + 16, 1e-5,
-                                123456789012345678.0, 99999999999999984.0, 1e300, -1e-300,
+  std::vector<double> values = {0.0,
+                                -0.0,
+                                1.0,
+                                -1.0,
+                                2.5,
+                                0.1,
+                                1e17,
+                                1e17 - 16,
+                                -1e17 + 16,
+                                1e-5,
+                                123456789012345678.0,
+                                99999999999999984.0,
+                                1e300,
+                                -1e-300,
                                 std::numeric_limits<double>::denorm_min(),
-                                std::numeric_limits<double>::max(), 3.0000000000000004};
+                                std::numeric_limits<double>::max(),
+                                3.0000000000000004};
   for (int i = 0; i < 20000; ++i) {
     std::uint64_t bits = rng();
     double d;
