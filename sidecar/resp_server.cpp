@@ -22,6 +22,7 @@
 #include <spdlog/spdlog.h>
 
 #include "sidecar/resp_server_impl.hpp"
+#include "sidecar/typed_commands.hpp"
 #include "sidecar/typed_value.hpp"
 #include "warp/l1.hpp"
 #include "warp/metrics.hpp"
@@ -669,6 +670,7 @@ void server::process_input(client& c) {
   if (c.closed) {
     set_batch_.clear();
     incr_batch_.clear();
+    typed_batch_.clear();
     return;
   }
   // The run started from this input owns copies of what it needs: it waits for its replies.
@@ -947,6 +949,14 @@ bool server::try_batch(client& c, std::span<const std::string_view> args) {
     const bool up = same_name(name, "incrby");
     cmd = up ? incrby_cmd : decrby_cmd;
     if (!up) delta = -delta;
+  } else if (args.size() >= 2 && name.size() >= 4 && name.size() <= 6) {
+    static const std::array<const command_def*, 7> typed_cmds = {
+        find_command("lpush"),  find_command("rpush"), find_command("lpushx"),
+        find_command("rpushx"), find_command("lpop"),  find_command("rpop"),
+        find_command("zadd")};
+    for (auto* t : typed_cmds)
+      if (name.size() == t->name.size() && same_name(name, t->name)) cmd = t;
+    if (!cmd) return false;
   } else {
     return false;
   }
@@ -958,8 +968,14 @@ bool server::try_batch(client& c, std::span<const std::string_view> args) {
   // Interest only changes on this thread (update_interest), between commands.
   if (inbox_->interest.load(std::memory_order_relaxed)) return false;
   const bool is_set = cmd == set_cmd;
-  if ((is_set && !incr_batch_.empty()) || (!is_set && !set_batch_.empty()) ||
-      set_batch_.size() + incr_batch_.size() >= max_batch)
+  const bool is_incr = cmd == incr_cmd || cmd == decr_cmd || cmd == incrby_cmd || cmd == decrby_cmd;
+  std::unique_ptr<typed_write> typed;
+  if (!is_set && !is_incr && !(typed = make_typed_write(args)))
+    return false;  // arguments its handler refuses: it answers the error
+  // One kind per batch: a command of another kind runs the batch first.
+  if ((!is_set && !set_batch_.empty()) || (!is_incr && !incr_batch_.empty()) ||
+      (!typed && !typed_batch_.empty()) ||
+      set_batch_.size() + incr_batch_.size() + typed_batch_.size() >= max_batch)
     run_batch(c);
   mark_pending(c);
   ++total_commands;
@@ -968,8 +984,10 @@ bool server::try_batch(client& c, std::span<const std::string_view> args) {
   batch_cmds_.push_back(cmd);
   if (is_set)
     set_batch_.push_back({args[1], args[2], 0});
-  else
+  else if (is_incr)
     incr_batch_.push_back(incr_step{args[1], delta});
+  else
+    typed_batch_.push_back(std::move(typed));
   return true;
 }
 
@@ -980,6 +998,7 @@ void server::run_batch(client& c) {
   const auto from = c.out.size();
   if (!set_batch_.empty()) run_set_batch(node_, w, set_batch_);
   if (!incr_batch_.empty()) run_incr_batch(node_, w, incr_batch_);
+  if (!typed_batch_.empty()) run_typed_batch(node_, w, typed_batch_);
   current_client_ = 0;
   // A pipelined batch runs as one storage transaction: each of its commands is recorded
   // with the batch's time divided by its size (errors are counted from the first reply).
@@ -992,6 +1011,7 @@ void server::run_batch(client& c) {
   }
   set_batch_.clear();
   incr_batch_.clear();
+  typed_batch_.clear();
 }
 
 // Meters a command run on the loop when the scope ends, unless it went to a worker (the

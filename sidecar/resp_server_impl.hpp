@@ -58,6 +58,7 @@ class byte_buffer {
 
 struct command_def;
 struct strong_tx;
+class typed_write;
 
 /// Consecutive strong_distributed GET/SET and read-modify-writes (INCR, SETNX, SET NX...)
 /// of one client's pipeline, started on the Raft
@@ -572,7 +573,11 @@ class server final : public resp_server {
   // batching changes nothing a client can see but the speed.
   std::vector<kv_write> set_batch_;
   std::vector<incr_step> incr_batch_;  // the same for INCR, DECR, INCRBY, DECRBY
-  bool batch_empty() const noexcept { return set_batch_.empty() && incr_batch_.empty(); }
+  // ... and for LPUSH RPUSH LPUSHX RPUSHX LPOP RPOP ZADD (typed_commands.hpp)
+  std::vector<std::unique_ptr<typed_write>> typed_batch_;
+  bool batch_empty() const noexcept {
+    return set_batch_.empty() && incr_batch_.empty() && typed_batch_.empty();
+  }
   static constexpr std::size_t max_batch = 512;
 
   // pub/sub registry

@@ -1,8 +1,8 @@
 #include "sidecar/resp_writer.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
-#include <cstdio>
 
 namespace warp::sidecar {
 
@@ -73,18 +73,27 @@ void resp_writer::push(std::size_t n) {
 }
 
 void resp_writer::dbl(double v) {
+  // Redis 7.0's "%.17g". std::to_chars with a precision is specified as printf's and avoids
+  // glibc's multi-precision printf (half of ZRANGE ... WITHSCORES went there); an integral
+  // score below 1e17 (the usual kind) prints as the integer it is, as %.17g does.
   char buf[64];
-  int len;
-  if (std::isinf(v))
-    len = std::snprintf(buf, sizeof(buf), "%s", v > 0 ? "inf" : "-inf");
-  else
-    len = std::snprintf(buf, sizeof(buf), "%.17g", v);
+  char* end = buf;
+  if (std::isinf(v)) {
+    const std::string_view s = v > 0 ? "inf" : "-inf";
+    end = std::copy(s.begin(), s.end(), buf);
+  } else if (v == std::trunc(v) && std::fabs(v) < 1e17) {
+    if (v == 0 && std::signbit(v)) *end++ = '-';
+    end = std::to_chars(end, buf + sizeof(buf), static_cast<std::int64_t>(v)).ptr;
+  } else {
+    end = std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::general, 17).ptr;
+  }
+  const auto len = static_cast<std::size_t>(end - buf);
   if (proto_ >= 3) {
     out_->push_back(',');
-    out_->append(buf, static_cast<std::size_t>(len));
+    out_->append(buf, len);
     out_->append("\r\n", 2);
   } else {
-    bulk(std::string_view(buf, static_cast<std::size_t>(len)));
+    bulk(std::string_view(buf, len));
   }
 }
 

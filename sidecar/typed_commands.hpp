@@ -4,7 +4,10 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <span>
 #include <string_view>
+#include <vector>
 
 #include "sidecar/resp_server_impl.hpp"
 #include "sidecar/typed_value.hpp"
@@ -56,6 +59,36 @@ void with_value(context& ctx, std::string_view key, F&& fn) {
   }
   ctx.srv.remember_read(ctx.c, key);
 }
+
+/// A typed write split into its decision on the key's current value (what node.update
+/// runs) and its reply, so that the same code runs a command alone (its handler) and
+/// pipelined with others as one node.update_many (run_typed_batch). It views its
+/// arguments: they must outlive it.
+class typed_write {
+ public:
+  explicit typed_write(std::string_view k) : key(k) {}
+  virtual ~typed_write() = default;
+  virtual result<mutation> operator()(const buffer* cur, std::int64_t exp) = 0;
+  /// `st`: the write's outcome (the decision's, or storage's when committing failed).
+  virtual void reply(resp_writer& w, const result<void>& st) const = 0;
+  std::string_view key;
+  /// The argument views, when the write outlives the caller's (make_typed_write).
+  std::vector<std::string_view> owned_args;
+};
+
+/// Runs one typed write through ctx.n.update and replies.
+void run_typed_write(context& ctx, typed_write& s);
+/// LPUSH RPUSH LPUSHX RPUSHX LPOP RPOP (list_commands.cpp) and ZADD (zset_commands.cpp)
+/// as typed writes viewing `args`; null for other commands and for arguments the handler
+/// refuses before reading the key (run alone, it answers the error).
+std::unique_ptr<typed_write> make_list_write(std::span<const std::string_view> args);
+std::unique_ptr<typed_write> make_zset_write(std::span<const std::string_view> args);
+/// Either of them, with its own copy of the argument views (for the pipelined batch).
+std::unique_ptr<typed_write> make_typed_write(std::span<const std::string_view> args);
+/// Pipelined typed writes of one client as one node.update_many: each key's stripe taken
+/// once, read once and written once with its final value (the writes of one key see each
+/// other's results in order), one change event per write, replies in command order.
+void run_typed_batch(node& n, resp_writer& w, std::span<const std::unique_ptr<typed_write>> batch);
 
 // Federated CRDT keys (crdt_commands.cpp, docs/merge.md): a key whose merge policy is
 // counter, set or map holds that CRDT's state; the matching handlers ask here first.

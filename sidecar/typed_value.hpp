@@ -72,6 +72,73 @@ std::string encode_zset(const zset_t& v);
 std::string encode_set(const set_t& v);
 std::string encode_hash(const hash_t& v);
 
+// Walking a value without decoding it: the typed writes most clients send (LPUSH, RPUSH,
+// LPOP, RPOP, ZADD of one pair) and the reads of a few elements (LRANGE, LINDEX, ZRANGE by
+// rank, ZSCORE, ZRANK) splice or read the encoded bytes instead of building a vector of
+// every element and encoding it again. A scan validates exactly what the decoder validates
+// (the same values are lists or sorted sets: a damaged one is still a plain string), in one
+// pass that allocates nothing.
+
+/// A list or sorted set as a scan found it: `count` elements, the first starting at byte
+/// `body` (after the count), the last at `last`.
+struct scan_info {
+  std::size_t count = 0;
+  std::size_t body = 0;
+  std::size_t last = 0;
+};
+/// nullopt when decode_list would refuse `stored`.
+std::optional<scan_info> scan_list(std::string_view stored);
+
+/// A sorted set's scan, with the entry of one member when asked for and present.
+struct zscan_info : scan_info {
+  bool found = false;
+  double score = 0;      ///< the member's score
+  std::size_t rank = 0;  ///< its index in (score, member) order
+  std::size_t at = 0;    ///< its entry's first byte
+  std::size_t end = 0;   ///< one past its entry's last byte
+  /// Where the entry `insert` goes (zset_insert_pos, skipping the member's own entry);
+  /// the value's size when it goes last or none was asked for.
+  std::size_t insert_at = 0;
+};
+/// nullopt when decode_zset would refuse `stored`. On the way, `member` (optional) is
+/// looked up and the place of the entry `insert` (optional, its member `member`) found.
+std::optional<zscan_info> scan_zset(std::string_view stored,
+                                    const std::string_view* member = nullptr,
+                                    const std::pair<double, std::string_view>* insert = nullptr);
+
+/// Reads the elements of a value a scan accepted, from a byte offset on (bounds are still
+/// checked: a reader past the end returns empty elements, never reads outside).
+class cursor {
+ public:
+  cursor(std::string_view stored, std::size_t pos) noexcept : s_(stored), pos_(pos) {}
+  std::size_t pos() const noexcept { return pos_; }
+  /// A list element or a sorted-set member.
+  std::string_view bytes() noexcept;
+  /// A sorted-set entry's score (before its member).
+  double score() noexcept;
+  /// Skips one list element (`zset`: one sorted-set entry).
+  void skip(bool zset = false) noexcept;
+
+ private:
+  std::string_view s_;
+  std::size_t pos_;
+};
+
+/// The start of a value of type `t` (list or zset) holding `count` elements: header and
+/// count; the caller appends the encoded elements (spliced bytes of another value of the
+/// type, or append_element/append_entry) and sizes `reserve` for them.
+std::string begin_value(value_type t, std::size_t count, std::size_t reserve);
+/// Appends one encoded list element.
+void append_element(std::string& out, std::string_view element);
+/// Appends one encoded sorted-set entry.
+void append_entry(std::string& out, double score, std::string_view member);
+/// The offset in a sorted-set value where an entry (score, member) goes, skipping the
+/// entry in [skip_at, skip_end) (the member's current one; 0, 0: none): the first entry
+/// after it in (score, member) order, or the value's end.
+std::size_t zset_insert_pos(std::string_view stored, std::size_t body, double score,
+                            std::string_view member, std::size_t skip_at = 0,
+                            std::size_t skip_end = 0);
+
 /// Redis's sorted-set order.
 inline bool zless(const std::pair<double, std::string_view>& a,
                   const std::pair<double, std::string_view>& b) noexcept {

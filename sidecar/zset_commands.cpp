@@ -1,14 +1,19 @@
 // Redis sorted sets on one stored value per key (typed_value.hpp): ZADD (NX XX GT LT CH
 // INCR), ZINCRBY, ZREM, ZSCORE, ZCARD, ZRANGE (BYSCORE REV LIMIT WITHSCORES), ZREVRANGE,
 // ZRANGEBYSCORE, ZREVRANGEBYSCORE, ZCOUNT, ZRANK, ZREVRANK, ZPOPMIN, ZPOPMAX. Each write
-// is one node.update(). Replies, error texts and the order of the checks follow Redis 7.0
+// is one node.update() (pipelined ZADDs: one node.update_many, typed_write); ZADD of one
+// pair and the reads by rank or member walk the encoded set (typed::scan_zset), the
+// rest decode it. Replies, error texts and the order of the checks follow Redis 7.0
 // (t_zset.c), scores are printed as Redis 7.0 prints them (%.17g), and RESP3 gets the
 // nested [member, score] pairs Redis sends. Ranges are clamped to the set before anything
 // is allocated.
 #include <algorithm>
 #include <cmath>
+#include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "sidecar/typed_commands.hpp"
@@ -80,30 +85,93 @@ void reply_pairs(context& ctx, const typed::zset_t& z, const std::vector<std::si
   }
 }
 
+/// ZRANGE by rank (forward or REV): reads the entries asked for in place (typed::cursor),
+/// as Redis clamps the ranks; the rest of the set is only scanned.
+void reply_rank_range(context& ctx, std::string_view stored, std::int64_t s, std::int64_t e,
+                      bool rev, bool withscores) {
+  auto sc = typed::scan_zset(stored);
+  if (!sc) return ctx.w.error(wrongtype);
+  const auto len = static_cast<std::int64_t>(sc->count);
+  if (s < 0) s += len;
+  if (e < 0) e += len;
+  if (s < 0) s = 0;
+  if (s > e || s >= len) return ctx.w.array(0);
+  if (e >= len) e = len - 1;
+  const auto n = static_cast<std::size_t>(e - s + 1);
+  const bool nested = withscores && ctx.c.proto > 2;
+  ctx.w.array(withscores && !nested ? n * 2 : n);
+  auto reply_one = [&](double score, std::string_view member) {
+    if (nested) ctx.w.array(2);
+    ctx.w.bulk(member);
+    if (withscores) ctx.w.dbl(score);
+  };
+  typed::cursor c{stored, sc->body};
+  for (std::int64_t i = 0, first = rev ? len - 1 - e : s; i < first; ++i) c.skip(true);
+  if (!rev) {
+    for (std::size_t i = 0; i < n; ++i) {
+      const double score = c.score();
+      reply_one(score, c.bytes());
+    }
+    return;
+  }
+  std::vector<std::pair<double, std::string_view>> picked(n);  // n <= the set's size
+  for (auto& p : picked) {
+    p.first = c.score();
+    p.second = c.bytes();
+  }
+  for (auto it = picked.rbegin(); it != picked.rend(); ++it) reply_one(it->first, it->second);
+}
+
 enum zadd_flags : unsigned { nx = 1, xx = 2, gt = 4, lt = 8, ch = 16, incr = 32 };
 
 /// ZADD and ZINCRBY: `first` is the index of the first score.
-void zadd_common(context& ctx, unsigned flags, std::size_t first) {
-  const std::size_t elements2 = ctx.args.size() - first;
-  if (elements2 == 0 || elements2 % 2) return ctx.w.error("ERR syntax error");
-  if ((flags & nx) && (flags & xx))
-    return ctx.w.error("ERR XX and NX options at the same time are not compatible");
-  if (((flags & gt) && (flags & nx)) || ((flags & lt) && (flags & nx)) ||
-      ((flags & gt) && (flags & lt)))
-    return ctx.w.error("ERR GT, LT, and/or NX options at the same time are not compatible");
-  if ((flags & incr) && elements2 > 2)
-    return ctx.w.error("ERR INCR option supports a single increment-element pair");
-  std::vector<double> scores(elements2 / 2);
-  for (std::size_t j = 0; j < scores.size(); ++j)
-    if (!parse_score(ctx.args[first + 2 * j], scores[j])) return ctx.w.error(not_float);
-
+struct zadd_write final : typed_write {
+  std::span<const std::string_view> args;
+  unsigned flags = 0;
+  std::size_t first = 0;
+  std::vector<double> scores;
   found state = found::absent;
   std::int64_t added = 0, updated = 0, processed = 0;
   double last_score = 0;
   bool nan = false;
-  auto r = ctx.n.update(ctx.args[1], [&](const buffer* cur, std::int64_t exp) -> result<mutation> {
+
+  zadd_write(std::span<const std::string_view> a, unsigned f, std::size_t first_score)
+      : typed_write(a[1]), args(a), flags(f), first(first_score) {}
+
+  /// False when the arguments are refused (the error is then written to `w`, if given).
+  bool parse(resp_writer* w) {
+    auto fail = [&](std::string_view e) {
+      if (w) w->error(e);
+      return false;
+    };
+    const std::size_t elements2 = args.size() - first;
+    if (elements2 == 0 || elements2 % 2) return fail("ERR syntax error");
+    if ((flags & nx) && (flags & xx))
+      return fail("ERR XX and NX options at the same time are not compatible");
+    if (((flags & gt) && (flags & nx)) || ((flags & lt) && (flags & nx)) ||
+        ((flags & gt) && (flags & lt)))
+      return fail("ERR GT, LT, and/or NX options at the same time are not compatible");
+    if ((flags & incr) && elements2 > 2)
+      return fail("ERR INCR option supports a single increment-element pair");
+    scores.resize(elements2 / 2);
+    for (std::size_t j = 0; j < scores.size(); ++j)
+      if (!parse_score(args[first + 2 * j], scores[j])) return fail(not_float);
+    return true;
+  }
+
+  result<mutation> operator()(const buffer* cur, std::int64_t exp) override {
     typed::zset_t z;
-    state = load(cur, z);
+    std::optional<typed::zscan_info> sc;
+    const std::string_view one_member = scores.size() == 1 ? args[first + 1] : "";
+    if (scores.size() == 1) {
+      // One pair, the usual ZADD: a scan finds the member, no decoding (see below).
+      // Its new place is found on the way, unless INCR makes the score depend on the old one.
+      const std::pair<double, std::string_view> item{scores[0] + 0.0, one_member};
+      if (cur) sc = typed::scan_zset(**cur, &one_member, (flags & incr) ? nullptr : &item);
+      state = !cur ? found::absent : sc ? found::ok : found::wrong;
+    } else {
+      state = load(cur, z);
+    }
     added = updated = processed = 0;
     nan = false;
     if (state == found::wrong || (state == found::absent && (flags & xx))) return mutation::keep();
@@ -135,12 +203,45 @@ void zadd_common(context& ctx, unsigned flags, std::size_t first) {
     };
     // -0 is stored as 0: Redis's small sorted sets (listpack) keep scores as numbers that
     // have no negative zero, and ZRANGE ... WITHSCORES prints "0".
+    if (scores.size() == 1) {
+      double score = scores[0];
+      if (!decide(sc && sc->found ? &sc->score : nullptr, score)) return mutation::keep();
+      const double stored_score = score + 0.0;
+      if (!sc) {
+        auto out = typed::begin_value(value_type::zset, 1, one_member.size() + 18);
+        typed::append_entry(out, stored_score, one_member);
+        return mutation::put(std::move(out), 0);
+      }
+      // The new entry goes where it belongs, the member's old entry (if any) goes: three
+      // slices of the encoded set copied around it.
+      const std::string_view v = **cur;
+      const std::size_t at = sc->found ? sc->at : v.size(), end = sc->found ? sc->end : v.size();
+      const auto pos = !(flags & incr)
+                           ? sc->insert_at
+                           : typed::zset_insert_pos(v, sc->body, stored_score, one_member,
+                                                    sc->found ? at : 0, sc->found ? end : 0);
+      auto out = typed::begin_value(value_type::zset, sc->count + (sc->found ? 0 : 1),
+                                    v.size() + one_member.size() + 18);
+      auto slice = [&](std::size_t from, std::size_t to) { out.append(v.substr(from, to - from)); };
+      if (pos <= at) {
+        slice(sc->body, pos);
+        typed::append_entry(out, stored_score, one_member);
+        slice(pos, at);
+        slice(end, v.size());
+      } else {
+        slice(sc->body, at);
+        slice(end, pos);
+        typed::append_entry(out, stored_score, one_member);
+        slice(pos, v.size());
+      }
+      return mutation::put(std::move(out), exp);
+    }
     if (scores.size() <= 8) {
       // The common ZADD of a pair or a few: edit the sorted vector in place (a scan and a
       // move), no index of every member.
       for (std::size_t j = 0; j < scores.size() && !nan; ++j) {
         double score = scores[j];
-        std::string_view member = ctx.args[first + 2 * j + 1];
+        std::string_view member = args[first + 2 * j + 1];
         auto at = find_member(z, member);
         const double* cur_score = at >= 0 ? &z[static_cast<std::size_t>(at)].first : nullptr;
         if (!decide(cur_score, score)) continue;
@@ -156,7 +257,7 @@ void zadd_common(context& ctx, unsigned flags, std::size_t first) {
     for (auto& [s, m] : z) by_member.emplace(m, s);
     for (std::size_t j = 0; j < scores.size() && !nan; ++j) {
       double score = scores[j];
-      std::string_view member = ctx.args[first + 2 * j + 1];
+      std::string_view member = args[first + 2 * j + 1];
       auto it = by_member.find(member);
       if (!decide(it != by_member.end() ? &it->second : nullptr, score)) continue;
       if (it != by_member.end())
@@ -170,15 +271,42 @@ void zadd_common(context& ctx, unsigned flags, std::size_t first) {
     for (auto& [m, s] : by_member) next.emplace_back(s + 0.0, m);
     std::sort(next.begin(), next.end(), typed::zless);
     return store(next, cur ? exp : 0);
-  });
-  if (!r) return reply_write_error(ctx.w, r.err());
-  if (state == found::wrong) return ctx.w.error(wrongtype);
-  if (nan) return ctx.w.error("ERR resulting score is not a number (NaN)");
-  if (flags & incr) {
-    if (processed) return ctx.w.dbl(last_score);
-    return ctx.w.null();
   }
-  ctx.w.integer((flags & ch) ? added + updated : added);
+
+  void reply(resp_writer& w, const result<void>& st) const override {
+    if (!st) return reply_write_error(w, st.err());
+    if (state == found::wrong) return w.error(wrongtype);
+    if (nan) return w.error("ERR resulting score is not a number (NaN)");
+    if (flags & incr) {
+      if (processed) return w.dbl(last_score);
+      return w.null();
+    }
+    w.integer((flags & ch) ? added + updated : added);
+  }
+};
+
+/// ZADD's options: the flags, and the index of the first score.
+std::pair<unsigned, std::size_t> zadd_options(std::span<const std::string_view> args) {
+  unsigned flags = 0;
+  std::size_t i = 2;
+  for (; i < args.size(); ++i) {
+    auto opt = args[i];
+    if (iequals(opt, "nx"))
+      flags |= nx;
+    else if (iequals(opt, "xx"))
+      flags |= xx;
+    else if (iequals(opt, "gt"))
+      flags |= gt;
+    else if (iequals(opt, "lt"))
+      flags |= lt;
+    else if (iequals(opt, "ch"))
+      flags |= ch;
+    else if (iequals(opt, "incr"))
+      flags |= incr;
+    else
+      break;
+  }
+  return {flags, i};
 }
 
 enum class range_kind : std::uint8_t { automatic, rank, score };
@@ -221,24 +349,16 @@ void zrange_common(context& ctx, range_kind kind, bool rev, bool rev_fixed) {
     return ctx.w.error("ERR min or max is not a float");
   }
   with_value(ctx, ctx.args[1], [&](const std::string_view* stored) {
+    if (!stored) return ctx.w.array(0);
+    if (kind == range_kind::rank)
+      return reply_rank_range(ctx, *stored, start, end, rev, withscores);
+    // BYSCORE: decoded (its bounds need the scores in order anyway).
     typed::zset_t z;
     auto state = load(stored, z);
-    if (state == found::absent) return ctx.w.array(0);
     if (state == found::wrong) return ctx.w.error(wrongtype);
     const auto len = std::ssize(z);
     std::vector<std::size_t> picked;
-    if (kind == range_kind::rank) {
-      std::int64_t s = start, e = end;
-      if (s < 0) s += len;
-      if (e < 0) e += len;
-      if (s < 0) s = 0;
-      if (!(s > e || s >= len)) {
-        if (e >= len) e = len - 1;
-        picked.reserve(static_cast<std::size_t>(e - s + 1));
-        for (auto i = s; i <= e; ++i)
-          picked.push_back(static_cast<std::size_t>(rev ? len - 1 - i : i));
-      }
-    } else if (!(offset > 0 && offset >= len)) {
+    if (!(offset > 0 && offset >= len)) {
       // In range elements are contiguous: skip `offset` of them, then take `limit` (a
       // negative limit is no limit, a negative offset skips everything, as in Redis).
       std::int64_t skip = offset;
@@ -272,13 +392,13 @@ void zrange_common(context& ctx, range_kind kind, bool rev, bool rev_fixed) {
 
 void rank_common(context& ctx, bool rev) {
   with_value(ctx, ctx.args[1], [&](const std::string_view* stored) {
-    typed::zset_t z;
-    auto state = load(stored, z);
-    if (state == found::absent) return ctx.w.null();
-    if (state == found::wrong) return ctx.w.error(wrongtype);
-    auto i = find_member(z, ctx.args[2]);
-    if (i < 0) return ctx.w.null();
-    ctx.w.integer(rev ? std::ssize(z) - 1 - i : i);
+    if (!stored) return ctx.w.null();
+    const std::string_view member = ctx.args[2];
+    auto sc = typed::scan_zset(*stored, &member);
+    if (!sc) return ctx.w.error(wrongtype);
+    if (!sc->found) return ctx.w.null();
+    const auto i = static_cast<std::int64_t>(sc->rank);
+    ctx.w.integer(rev ? static_cast<std::int64_t>(sc->count) - 1 - i : i);
   });
 }
 
@@ -320,31 +440,23 @@ void pop_common(context& ctx, bool max) {
 
 }  // namespace
 
+std::unique_ptr<typed_write> make_zset_write(std::span<const std::string_view> args) {
+  if (args.size() < 4 || !iequals(args[0], "zadd")) return nullptr;
+  auto [flags, first] = zadd_options(args);
+  auto z = std::make_unique<zadd_write>(args, flags, first);
+  if (!z->parse(nullptr)) return nullptr;
+  return z;
+}
+
 void cmd_zadd(context& ctx) {
-  unsigned flags = 0;
-  std::size_t i = 2;
-  for (; i < ctx.args.size(); ++i) {
-    auto opt = ctx.args[i];
-    if (iequals(opt, "nx"))
-      flags |= nx;
-    else if (iequals(opt, "xx"))
-      flags |= xx;
-    else if (iequals(opt, "gt"))
-      flags |= gt;
-    else if (iequals(opt, "lt"))
-      flags |= lt;
-    else if (iequals(opt, "ch"))
-      flags |= ch;
-    else if (iequals(opt, "incr"))
-      flags |= incr;
-    else
-      break;
-  }
-  zadd_common(ctx, flags, i);
+  auto [flags, first] = zadd_options(ctx.args);
+  zadd_write z{ctx.args, flags, first};
+  if (z.parse(&ctx.w)) run_typed_write(ctx, z);
 }
 
 void cmd_zincrby(context& ctx) {
-  zadd_common(ctx, incr, 2);
+  zadd_write z{ctx.args, incr, 2};
+  if (z.parse(&ctx.w)) run_typed_write(ctx, z);
 }
 
 void cmd_zrem(context& ctx) {
@@ -371,21 +483,21 @@ void cmd_zrem(context& ctx) {
 
 void cmd_zscore(context& ctx) {
   with_value(ctx, ctx.args[1], [&](const std::string_view* stored) {
-    typed::zset_t z;
-    auto state = load(stored, z);
-    if (state == found::absent) return ctx.w.null();
-    if (state == found::wrong) return ctx.w.error(wrongtype);
-    auto i = find_member(z, ctx.args[2]);
-    if (i < 0) return ctx.w.null();
-    ctx.w.dbl(z[static_cast<std::size_t>(i)].first);
+    if (!stored) return ctx.w.null();
+    const std::string_view member = ctx.args[2];
+    auto sc = typed::scan_zset(*stored, &member);
+    if (!sc) return ctx.w.error(wrongtype);
+    if (!sc->found) return ctx.w.null();
+    ctx.w.dbl(sc->score);
   });
 }
 
 void cmd_zcard(context& ctx) {
   with_value(ctx, ctx.args[1], [&](const std::string_view* stored) {
-    typed::zset_t z;
-    if (load(stored, z) == found::wrong) return ctx.w.error(wrongtype);
-    ctx.w.integer(std::ssize(z));
+    if (!stored) return ctx.w.integer(0);
+    auto sc = typed::scan_zset(*stored);
+    if (!sc) return ctx.w.error(wrongtype);
+    ctx.w.integer(static_cast<std::int64_t>(sc->count));
   });
 }
 

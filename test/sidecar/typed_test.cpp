@@ -4,12 +4,17 @@
 // through the node (a second warpd on the same SQLite file reads them back).
 #include <catch2/catch.hpp>
 
+#include <chrono>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
-#include "test/support/process.hpp"
+#include "sidecar/resp_server.hpp"
 #include "test/sidecar/resp_client.hpp"
 #include "test/sidecar/sidecar_fixture.hpp"
+#include "test/support/process.hpp"
+#include "warp/node.hpp"
 
 using namespace warp::test;
 
@@ -410,4 +415,77 @@ TEST_CASE("typed values live in storage: a restarted warpd reads them back", "[s
   CHECK(c.cmd({"TYPE", "tags"}) == "set");
   CHECK(c.cmd({"GET", "s"}) == "plain");
   CHECK(c.cmd({"RPOP", "jobs"}) == "j3");
+}
+
+TEST_CASE("pipelined typed writes run as one batch: replies in order, one event per write",
+          "[sidecar][typed][pipeline]") {
+  // In process, to see the node's change events (a run of typed writes in one read buffer
+  // is one node.update_many: every change of a key carries the version of the key's final
+  // write, which is how this test knows the batch ran).
+  warp::node_config cfg;
+  cfg.listen = "";
+  cfg.storage = "memory";
+  temp_dir dir{"warp-typed-batch"};
+  cfg.data_dir = dir.str();
+  auto n = warp::node::start(cfg);
+  REQUIRE(n);
+  warp::sidecar::resp_options opts;
+  opts.listen = "127.0.0.1:0";
+  auto srv = warp::sidecar::resp_server::start(**n, opts);
+  REQUIRE(srv);
+  std::mutex mtx;
+  std::vector<warp::change_event> events;
+  auto id = (*n)->watch([&](const warp::change_event& ev) {
+    std::lock_guard lock{mtx};
+    events.push_back(ev);
+  });
+  const std::vector<std::pair<args, std::string>> steps = {
+      {{"LPUSH", "q", "a", "b"}, ":2"},
+      {{"RPUSH", "q", "c"}, ":3"},
+      {{"ZADD", "z", "1", "m"}, ":1"},
+      {{"LPOP", "q"}, "b"},
+      {{"lpush", "other", "x"}, ":1"},
+      {{"ZADD", "z", "2", "m"}, ":0"},
+      {{"ZADD", "z", "CH", "2", "m"}, ":0"},  // no change: no write, no event
+      {{"RPOP", "q", "5"}, "[c,a]"},          // empties q: deleted
+      {{"LPUSHX", "q", "y"}, ":0"},
+      {{"LPOP", "other", "-1"}, "!ERR value is out of range, must be positive"},  // alone
+      {{"ZADD", "z", "x", "m"}, "!ERR value is not a valid float"},               // alone
+      {{"LPOP", "nothing"}, "nil"},
+      {{"RPUSH", "q", "again"}, ":1"},
+      {{"LRANGE", "q", "0", "-1"}, "[again]"},
+      {{"ZRANGE", "z", "0", "-1", "WITHSCORES"}, "[m,2]"},
+  };
+  resp_conn c{(*srv)->port()};
+  std::string pipeline;
+  for (const auto& [cmd, reply] : steps) pipeline += resp_conn::encode(cmd);
+  c.send_raw(pipeline);  // one write: the sidecar reads it in one buffer
+  for (const auto& [cmd, reply] : steps) {
+    INFO(cmd[0] << " " << cmd[1]);
+    CHECK(c.read() == reply);
+  }
+  auto events_of = [&](const std::string& key) {
+    std::lock_guard lock{mtx};
+    std::vector<warp::change_event> out;
+    for (const auto& ev : events)
+      if (ev.key == key) out.push_back(ev);
+    return out;
+  };
+  // One event per write that changed something (watchers run on the writer's thread).
+  auto q = events_of("q");
+  REQUIRE(q.size() == 5);
+  using kind = warp::change_event::kind;
+  CHECK(q[0].what == kind::set);
+  CHECK(q[2].what == kind::set);
+  CHECK(q[3].what == kind::removed);
+  CHECK(q[4].what == kind::set);
+  // The first four took effect with q's final write of their batch; RPUSH again did not.
+  CHECK(q[0].ver == q[3].ver);
+  CHECK(q[1].ver == q[3].ver);
+  CHECK(q[4].ver != q[3].ver);
+  CHECK(events_of("z").size() == 2);
+  CHECK(events_of("other").size() == 1);
+  CHECK(events_of("nothing").empty());
+  (*n)->unwatch(id);
+  (*srv)->stop();
 }

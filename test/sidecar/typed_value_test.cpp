@@ -3,10 +3,15 @@
 // must decode to nothing (read as plain strings) without a large allocation.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <limits>
+#include <random>
 #include <string>
 
+#include "sidecar/resp_writer.hpp"
 #include "sidecar/typed_value.hpp"
 
 using namespace warp::sidecar;
@@ -107,4 +112,162 @@ TEST_CASE("damaged typed values read as plain strings", "[sidecar][typed]") {
                          "a"s));
   CHECK(!typed::decode_zset(typed::encode_zset({{2.0, "a"}, {1.0, "b"}})));
   CHECK(!typed::decode_zset(typed::encode_zset({{std::nan(""), "a"}})));
+}
+
+namespace {
+
+typed::list_t random_list(std::mt19937_64& rng, std::vector<std::string>& store) {
+  store.clear();
+  const std::size_t n = 1 + rng() % 40;
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t len = rng() % 8 == 0 ? 128 + rng() % 300 : rng() % 6;  // some 2-byte lengths
+    std::string e(len, '\0');
+    for (auto& ch : e) ch = static_cast<char>('a' + rng() % 3);
+    store.push_back(std::move(e));
+  }
+  return {store.begin(), store.end()};
+}
+
+typed::zset_t random_zset(std::mt19937_64& rng, std::vector<std::string>& store) {
+  auto members = random_list(rng, store);
+  std::sort(members.begin(), members.end());
+  members.erase(std::unique(members.begin(), members.end()), members.end());
+  typed::zset_t z;
+  for (auto m : members) z.emplace_back(static_cast<double>(rng() % 5) / 2, m);  // ties too
+  std::sort(z.begin(), z.end(), typed::zless);
+  return z;
+}
+
+}  // namespace
+
+TEST_CASE("scans accept exactly what the decoders accept, and cursors read it back",
+          "[sidecar][typed]") {
+  std::mt19937_64 rng{42};
+  std::vector<std::string> store;
+  for (int round = 0; round < 300; ++round) {
+    auto l = random_list(rng, store);
+    auto le = typed::encode_list(l);
+    auto sl = typed::scan_list(le);
+    REQUIRE(sl);
+    CHECK(sl->count == l.size());
+    typed::cursor c{le, sl->body};
+    for (std::size_t i = 0; i < l.size(); ++i) {
+      if (i + 1 == l.size()) CHECK(c.pos() == sl->last);
+      CHECK(c.bytes() == l[i]);
+    }
+    CHECK(c.pos() == le.size());
+
+    auto z = random_zset(rng, store);
+    auto ze = typed::encode_zset(z);
+    const std::string_view member = z[rng() % z.size()].second;
+    auto sz = typed::scan_zset(ze, &member);
+    REQUIRE(sz);
+    CHECK(sz->count == z.size());
+    REQUIRE(sz->found);
+    CHECK(z[sz->rank].second == member);
+    CHECK(z[sz->rank].first == sz->score);
+    // Removing the member's entry bytes and putting it back where zset_insert_pos says
+    // gives the same value.
+    for (double score : {-1.0, 0.0, 0.5, 1.0, 3.0}) {
+      auto pos = typed::zset_insert_pos(ze, sz->body, score, member, sz->at, sz->end);
+      CHECK((pos <= sz->at || pos >= sz->end));
+      std::string spliced = typed::begin_value(value_type::zset, z.size(), ze.size());
+      auto slice = [&](std::size_t a, std::size_t b) { spliced.append(ze, a, b - a); };
+      if (pos <= sz->at) {
+        slice(sz->body, pos);
+        typed::append_entry(spliced, score, member);
+        slice(pos, sz->at);
+        slice(sz->end, ze.size());
+      } else {
+        slice(sz->body, sz->at);
+        slice(sz->end, pos);
+        typed::append_entry(spliced, score, member);
+        slice(pos, ze.size());
+      }
+      auto expect = z;
+      for (auto& e : expect)
+        if (e.second == member) e.first = score;
+      std::sort(expect.begin(), expect.end(), typed::zless);
+      CHECK(spliced == typed::encode_zset(expect));
+    }
+
+    // Damage: every truncation, a flipped byte, trailing bytes. Scan and decoder agree.
+    for (const std::string* v : {&le, &ze}) {
+      std::string damaged = *v;
+      switch (round % 3) {
+        case 0:
+          damaged.resize(rng() % damaged.size());
+          break;
+        case 1:
+          damaged[rng() % damaged.size()] ^= static_cast<char>(1 + rng() % 255);
+          break;
+        default:
+          damaged.push_back('x');
+      }
+      CHECK(typed::scan_list(damaged).has_value() == typed::decode_list(damaged).has_value());
+      CHECK(typed::scan_zset(damaged).has_value() == typed::decode_zset(damaged).has_value());
+      if (auto d = typed::decode_list(damaged))
+        CHECK(typed::scan_list(damaged)->count == d->size());
+    }
+  }
+  // A cursor never reads outside the value.
+  typed::cursor past{"\xffWT\x01l\x01\x7fx", 6};
+  CHECK(past.bytes().empty());
+  CHECK(past.pos() == 8);
+  CHECK(past.bytes().empty());
+  CHECK(past.score() == 0);
+  // LPUSH's splice: new elements, then the old encoded ones.
+  auto before = typed::encode_list({"b", "c"});
+  auto sb = typed::scan_list(before);
+  REQUIRE(sb);
+  auto after = typed::begin_value(value_type::list, 3, 10);
+  typed::append_element(after, "a");
+  after.append(before, sb->body);
+  CHECK(after == typed::encode_list({"a", "b", "c"}));
+}
+
+TEST_CASE("scores are printed as %.17g, as Redis 7.0 prints them", "[sidecar][typed]") {
+  auto print = [](double v) {
+    std::string out;
+    warp::sidecar::resp_writer{out, 3}.dbl(v);
+    return out.substr(1, out.size() - 3);  // ",<text>\r\n"
+  };
+  auto printf17 = [](double v) {
+    char buf[64];
+    std::snprintf(buf, sizeof(buf), "%.17g", v);
+    return std::string(buf);
+  };
+  std::mt19937_64 rng{7};
+  std::vector<double> values = {0.0,
+                                -0.0,
+                                1.0,
+                                -1.0,
+                                2.5,
+                                0.1,
+                                1e17,
+                                1e17 - 16,
+                                -1e17 + 16,
+                                1e-5,
+                                123456789012345678.0,
+                                99999999999999984.0,
+                                1e300,
+                                -1e-300,
+                                std::numeric_limits<double>::denorm_min(),
+                                std::numeric_limits<double>::max(),
+                                3.0000000000000004};
+  for (int i = 0; i < 20000; ++i) {
+    std::uint64_t bits = rng();
+    double d;
+    std::memcpy(&d, &bits, sizeof d);
+    if (std::isfinite(d)) values.push_back(d);
+    values.push_back(static_cast<double>(static_cast<std::int64_t>(rng() % 2000000) - 1000000) /
+                     static_cast<double>(1 + rng() % 1000));
+    values.push_back(static_cast<double>(static_cast<std::int64_t>(rng() >> (rng() % 64))));
+  }
+  for (double v : values) {
+    INFO(printf17(v));
+    REQUIRE(print(v) == printf17(v));
+  }
+  CHECK(print(std::numeric_limits<double>::infinity()) == "inf");
+  CHECK(print(-std::numeric_limits<double>::infinity()) == "-inf");
 }
