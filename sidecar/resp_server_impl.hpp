@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <queue>
 #include <span>
 #include <string>
@@ -606,6 +607,10 @@ class server final : public resp_server {
     std::vector<pending_event> events;
     std::vector<strong_done> strong;  // completions of strong runs (strong_pipeline.cpp)
     int wake_fd = -1;  // -1 once closed (under mtx)
+    /// Held shared while a typed write's handler runs on a CAF thread (its context names
+    /// the server); stop() clears `alive` under it exclusively before the server goes.
+    std::shared_mutex alive_mtx;
+    bool alive = true;
   };
   std::vector<strong_done> scratch_strong_;
   std::uint64_t next_run_id_ = 1;

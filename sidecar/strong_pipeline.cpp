@@ -69,8 +69,8 @@ std::shared_ptr<rmw_step> server::make_handler_step(const command_def* cmd,
   // reply is kept for the attempt that commits. So a typed write answers the same bytes
   // here as on a worker, with no second implementation of it. The handler touches the
   // server only through the context (a shadow client that does not track, a job of its
-  // own for the hit counters); the server's inbox lock, held while it runs, proves the
-  // server still exists.
+  // own for the hit counters); the inbox's liveness lock, held shared while it runs,
+  // proves the server still exists.
   struct handler_step final : rmw_step {
     server* srv = nullptr;
     std::shared_ptr<inbox> box;
@@ -89,8 +89,8 @@ std::shared_ptr<rmw_step> server::make_handler_step(const command_def* cmd,
       }
       auto& entry = overlay.keys.emplace(argv[1], std::move(e)).first->second;
       std::vector<std::string_view> args(argv.begin(), argv.end());
-      std::lock_guard<std::mutex> guard{box->mtx};
-      if (box->wake_fd < 0) return error{errc::shutting_down, "the sidecar stopped"};
+      std::shared_lock<std::shared_mutex> guard{box->alive_mtx};
+      if (!box->alive) return error{errc::shutting_down, "the sidecar stopped"};
       resp_writer w{out, scratch.shadow.proto};
       context ctx{*srv, scratch.shadow, w, args, srv->node_, &scratch};
       ctx.n.tx = &overlay;
