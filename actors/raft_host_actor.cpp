@@ -570,9 +570,8 @@ caf::result<std::string> raft_host_state::on_forward(const std::string& bytes) {
                                                                : rc::conf_change_type::remove_voter,
                       std::strtoull(req->cmd.value.c_str(), nullptr, 10), std::move(done)});
   else
-    self->send(g->second,
-               raft_read_cmd{std::move(req->cmd.key), std::move(done),
-                             req->kind == raft_request_kind::read_versioned});
+    self->send(g->second, raft_read_cmd{std::move(req->cmd.key), std::move(done),
+                                        req->kind == raft_request_kind::read_versioned});
   return rp;
 }
 

@@ -12,8 +12,8 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <shared_mutex>
 #include <queue>
+#include <shared_mutex>
 #include <span>
 #include <string>
 #include <string_view>

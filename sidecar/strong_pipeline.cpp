@@ -39,10 +39,10 @@ bool is_name(std::string_view arg, std::string_view lower) noexcept {
 // of the command table).
 bool handler_step_command(std::string_view name) noexcept {
   static constexpr std::string_view names[] = {
-      "lpush", "rpush",   "lpushx",  "rpushx",  "lpop",    "rpop",     "lset",     "lrem",
-      "ltrim", "zadd",    "zincrby", "zrem",    "zpopmin", "zpopmax",  "sadd",     "srem",
-      "spop",  "hset",    "hmset",   "hdel",    "hincrby", "expire",   "pexpire",  "expireat",
-      "pexpireat", "persist"};
+      "lpush",  "rpush",   "lpushx",   "rpushx",    "lpop",   "rpop",    "lset",
+      "lrem",   "ltrim",   "zadd",     "zincrby",   "zrem",   "zpopmin", "zpopmax",
+      "sadd",   "srem",    "spop",     "hset",      "hmset",  "hdel",    "hincrby",
+      "expire", "pexpire", "expireat", "pexpireat", "persist"};
   for (auto n : names)
     if (n == name) return true;
   return false;
@@ -59,8 +59,7 @@ std::int64_t wall_ms() {
 std::shared_ptr<rmw_step> server::make_handler_step(const command_def* cmd,
                                                     std::span<const std::string_view> args,
                                                     int proto) {
-  if (!handler_step_command(cmd->name) || cmd->first_key != 1 || cmd->last_key != 1)
-    return nullptr;
+  if (!handler_step_command(cmd->name) || cmd->first_key != 1 || cmd->last_key != 1) return nullptr;
   const auto argc = static_cast<int>(args.size());
   if (cmd->arity >= 0 ? argc != cmd->arity : argc < -cmd->arity) return nullptr;
   // The command's own handler, run by the engine on a CAF thread once per attempt against

@@ -110,9 +110,9 @@ result<kv_versioned> decode_kv_versioned(std::string_view bytes, const kv_limits
 struct kv_batch {
   struct condition {
     std::string key;
-    bool absent = false;     ///< true: the key must have no value
-    index_t revision = 0;    ///< by_revision: the key's revision (of its absence if absent)
-    std::string expected;    ///< format 1: its exact stored bytes (when not absent)
+    bool absent = false;   ///< true: the key must have no value
+    index_t revision = 0;  ///< by_revision: the key's revision (of its absence if absent)
+    std::string expected;  ///< format 1: its exact stored bytes (when not absent)
     friend bool operator==(const condition&, const condition&) = default;
   };
   struct write {
@@ -142,8 +142,8 @@ std::string encode(const kv_command& c);
 result<kv_command> decode_kv_command(std::string_view bytes, const kv_limits& lim = {});
 
 /// The map. Answers: put/del/cas -> "" on success; cas that does not match -> conflict;
-/// read(key) -> the value or not_found; read_versioned(key) -> an encoded kv_versioned; a sequence below the client's last -> invalid_argument
-/// (a reordered retry of something already superseded).
+/// read(key) -> the value or not_found; read_versioned(key) -> an encoded kv_versioned; a sequence
+/// below the client's last -> invalid_argument (a reordered retry of something already superseded).
 ///
 /// With `track_unstored` (the storage write-through is on) the map also keeps, as
 /// replicated state, which keys changed (put or delete) since the last `stored` mark and at
@@ -200,7 +200,7 @@ class kv_state_machine final : public raft_state_machine {
   index_t applying_ = 0;  ///< the index of the entry being applied
   std::map<std::string, record, std::less<>> data_;
   std::map<std::string, index_t, std::less<>> unstored_;
-  std::map<std::string, index_t, std::less<>> tombs_;  ///< absent key -> its delete's index
+  std::map<std::string, index_t, std::less<>> tombs_;     ///< absent key -> its delete's index
   std::set<std::pair<index_t, std::string>> tomb_order_;  ///< the same, oldest first
   std::size_t tomb_bytes_ = 0;
   index_t tomb_floor_ = 0;  ///< the newest forgotten tombstone

@@ -508,8 +508,8 @@ for k in keys:
 print('ok', taken, nwrites)
 )";
   for (int round = 0; round < 4; ++round) {
-    auto r = c.py(body, {std::to_string(500 + round), std::to_string(round % 2),
-                         std::to_string(redis.port)});
+    auto r = c.py(
+        body, {std::to_string(500 + round), std::to_string(round % 2), std::to_string(redis.port)});
     INFO("round " << round << ": " << r.out << r.err);
     REQUIRE(r.exit_code == 0);
     REQUIRE(r.out.starts_with("ok "));
