@@ -108,10 +108,12 @@ struct raft_propose_cmd {
 
 /// A linearizable read (ReadIndex): answered by the leader once its applied state covers
 /// everything committed before the read arrived. Errors as for proposals; not_found when the
-/// key has no value.
+/// key has no value. `versioned`: the state machine's read_versioned (the key's revision
+/// with its value, present or not) instead of read.
 struct raft_read_cmd {
   std::string key;
   completion<std::string> done;
+  bool versioned = false;
 };
 
 /// A client request to the node's Raft host, for the group that holds `cmd.key`: a
@@ -126,6 +128,7 @@ struct raft_read_cmd {
 /// coord_query / coord_command bytes in cmd.value; client id and sequence are the caller's.
 /// conf_add / conf_remove: make member cmd.value (a decimal raft id) a voter of the group,
 /// or not (docs/strong.md, "Membership"); idempotent, so retried like reads.
+/// read_versioned: a read answered with the key's revision (consensus::kv_versioned).
 enum class raft_request_kind : std::uint8_t {
   read = 0,
   propose = 1,
@@ -133,6 +136,7 @@ enum class raft_request_kind : std::uint8_t {
   coord_propose = 3,
   conf_add = 4,
   conf_remove = 5,
+  read_versioned = 6,
 };
 constexpr bool is_write(raft_request_kind k) noexcept {
   return k == raft_request_kind::propose || k == raft_request_kind::coord_propose;

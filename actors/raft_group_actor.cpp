@@ -272,6 +272,7 @@ void raft_group_state::read_now(raft_read_cmd& cmd) {
   auto ctx = next_read_context++;
   auto& rd = reads[ctx];
   rd.key = std::move(cmd.key);
+  rd.versioned = cmd.versioned;
   rd.deadline = ticks + static_cast<std::uint64_t>(setup.request_timeout_ticks);
   rd.done = std::move(cmd.done);
   // Refused while the new leader has not committed an entry of its term (it does not know
@@ -481,7 +482,8 @@ void raft_group_state::apply(const rc::entry& e) {
 void raft_group_state::serve_reads() {
   for (auto it = reads.begin(); it != reads.end();) {
     if (it->second.confirmed && applied >= it->second.index) {
-      it->second.done(sm->read(it->second.key));
+      auto& rd = it->second;
+      rd.done(rd.versioned ? sm->read_versioned(rd.key) : sm->read(rd.key));
       it = reads.erase(it);
     } else {
       ++it;

@@ -153,6 +153,7 @@ struct raft_group_state {
   };
   struct pending_read {
     std::string key;
+    bool versioned = false;
     std::uint64_t deadline = 0;
     completion<std::string> done;
     consensus::index_t index = 0;  ///< serve once applied reaches it

@@ -87,7 +87,7 @@ result<forward_request> decode_forward(std::string_view bytes, const rc::kv_limi
   if (bytes.size() < 5) return error{errc::codec_error, "raft forward: truncated"};
   forward_request f;
   auto kind = static_cast<std::uint8_t>(bytes[0]);
-  if (kind > static_cast<std::uint8_t>(raft_request_kind::conf_remove))
+  if (kind > static_cast<std::uint8_t>(raft_request_kind::read_versioned))
     return error{errc::codec_error, "raft forward: unknown kind"};
   f.kind = static_cast<raft_request_kind>(kind);
   for (int i = 0; i < 4; ++i)
@@ -562,7 +562,7 @@ caf::result<std::string> raft_host_state::on_forward(const std::string& bytes) {
   else if (req->kind == raft_request_kind::coord_propose)
     self->send(g->second, raft_propose_cmd{{}, std::move(done), std::move(req->cmd.value)});
   else if (req->kind == raft_request_kind::coord_read)
-    self->send(g->second, raft_read_cmd{std::move(req->cmd.value), std::move(done)});
+    self->send(g->second, raft_read_cmd{std::move(req->cmd.value), std::move(done), false});
   else if (req->kind == raft_request_kind::conf_add || req->kind == raft_request_kind::conf_remove)
     self->send(
         g->second,
@@ -570,7 +570,8 @@ caf::result<std::string> raft_host_state::on_forward(const std::string& bytes) {
                                                                : rc::conf_change_type::remove_voter,
                       std::strtoull(req->cmd.value.c_str(), nullptr, 10), std::move(done)});
   else
-    self->send(g->second, raft_read_cmd{std::move(req->cmd.key), std::move(done)});
+    self->send(g->second, raft_read_cmd{std::move(req->cmd.key), std::move(done),
+                                        req->kind == raft_request_kind::read_versioned});
   return rp;
 }
 
@@ -662,7 +663,7 @@ void raft_host_state::attempt(std::uint64_t id) {
     } else if (o.kind == raft_request_kind::coord_propose) {
       self->send(g->second, raft_propose_cmd{{}, std::move(done), o.cmd.value});
     } else if (o.kind == raft_request_kind::coord_read) {
-      self->send(g->second, raft_read_cmd{o.cmd.value, std::move(done)});
+      self->send(g->second, raft_read_cmd{o.cmd.value, std::move(done), false});
     } else if (o.kind == raft_request_kind::conf_add || o.kind == raft_request_kind::conf_remove) {
       self->send(
           g->second,
@@ -670,7 +671,8 @@ void raft_host_state::attempt(std::uint64_t id) {
                                                               : rc::conf_change_type::remove_voter,
                         std::strtoull(o.cmd.value.c_str(), nullptr, 10), std::move(done)});
     } else {
-      self->send(g->second, raft_read_cmd{o.cmd.key, std::move(done)});
+      self->send(g->second, raft_read_cmd{o.cmd.key, std::move(done),
+                                          o.kind == raft_request_kind::read_versioned});
     }
     return;
   }

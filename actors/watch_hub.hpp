@@ -175,6 +175,9 @@ class watched_kv_state_machine final : public consensus::raft_state_machine {
 
   result<std::string> apply(consensus::index_t index, std::string_view data) override;
   result<std::string> read(std::string_view key) const override { return inner_.read(key); }
+  result<std::string> read_versioned(std::string_view key) const override {
+    return inner_.read_versioned(key);
+  }
   std::string snapshot() const override { return inner_.snapshot(); }
   result<void> restore(std::string_view data) override;
   consensus::index_t applied() const noexcept override { return inner_.applied(); }

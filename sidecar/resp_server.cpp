@@ -343,6 +343,10 @@ void server::stop() {
   }
   done_.clear();
   {
+    std::unique_lock<std::shared_mutex> alive_guard{inbox_->alive_mtx};
+    inbox_->alive = false;
+  }
+  {
     std::lock_guard<std::mutex> box_guard{inbox_->mtx};
     inbox_->wake_fd = -1;
     inbox_->events.clear();

@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <queue>
+#include <shared_mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -112,6 +113,14 @@ struct strong_done {
   int hit = 0;        // GET: 1 found, -1 not found, 0 neither (an error or a write)
 };
 
+/// A strong key's revision as WATCH read it (consensus::kv_versioned without the value):
+/// a write of any bytes, or a create and delete, between WATCH and EXEC changes it.
+struct strong_revision {
+  bool present = false;
+  std::uint64_t revision = 0;
+  friend bool operator==(const strong_revision&, const strong_revision&) = default;
+};
+
 struct client {
   std::uint64_t id = 0;
   int fd = -1;
@@ -187,10 +196,10 @@ struct client {
   std::size_t queued_bytes = 0;
   std::unordered_set<std::string> watched;  // WATCHed keys
   bool watch_dirty = false;                 // one of them changed since WATCH
-  /// WATCHed strong_distributed keys (Raft engine): their stored bytes as read at WATCH
-  /// (nullopt: absent). EXEC compares them with what it reads: no change event reports
-  /// another node's write of a strong key.
-  std::unordered_map<std::string, std::optional<std::string>> strong_watched;
+  /// WATCHed strong_distributed keys (Raft engine): their revisions as read at WATCH.
+  /// EXEC's proposal makes them its conditions: no change event reports another node's
+  /// write of a strong key.
+  std::unordered_map<std::string, strong_revision> strong_watched;
   /// An EXEC over strong keys handed to a worker (start_job moves it into the job).
   std::unique_ptr<strong_tx> pending_tx;
   /// Pipelined strong commands in flight without a worker (open while the loop parses
@@ -207,7 +216,7 @@ struct client {
 struct strong_tx {
   std::vector<client::queued_command> queued;
   std::vector<std::string> keys;  // sorted, unique
-  std::unordered_map<std::string, std::optional<std::string>> watched;
+  std::unordered_map<std::string, strong_revision> watched;
 };
 
 /// A change seen by node.watch(), with the client whose command caused it (0 = none:
@@ -229,8 +238,8 @@ struct job {
   std::uint64_t hits = 0, misses = 0;
   std::vector<pending_event> events;  // changes it raised, handled after its reply
   std::unique_ptr<strong_tx> tx;      // an EXEC over strong keys instead of cmd
-  /// A WATCH of strong keys: each key's stored bytes as read (registered by the loop).
-  std::vector<std::pair<std::string, std::optional<std::string>>> watch_snapshot;
+  /// A WATCH of strong keys: each key's revision as read (registered by the loop).
+  std::vector<std::pair<std::string, strong_revision>> watch_snapshot;
   /// The worker only prepared the command (WARP.LOCK: the sidecar's session): the loop runs
   /// it again instead of replying.
   bool rerun = false;
@@ -516,6 +525,14 @@ class server final : public resp_server {
   /// Starts `args` on the Raft engine as part of c's open run (opening one if needed);
   /// false = not such a command, or it must wait for the run's replies.
   bool take_strong(client& c, std::span<const std::string_view> args);
+  /// The step of a typed write of one strong key (LPUSH, ZADD, HSET, EXPIRE...): its own
+  /// handler evaluated against the value the engine read; null for other commands or a
+  /// wrong argument count (the ordinary path answers those).
+  std::shared_ptr<rmw_step> make_handler_step(const command_def* cmd,
+                                              std::span<const std::string_view> args, int proto);
+  /// DEL/UNLINK of several strong keys in a run: one read-modify-write per key, one reply.
+  void take_strong_del(std::span<const std::string_view> keys,
+                       std::function<void(std::string, int)> deliver, int proto);
   /// No more commands join c's open run: c is busy until its replies are in.
   void close_run(client& c);
   /// Completions of strong runs, from the inbox (the loop's wake-up).
@@ -620,6 +637,10 @@ class server final : public resp_server {
     std::vector<strong_done> strong;  // completions of strong runs (strong_pipeline.cpp)
     std::vector<lock_done> locks;     // answers of WARP.LOCK waits (lock_commands.cpp)
     int wake_fd = -1;  // -1 once closed (under mtx)
+    /// Held shared while a typed write's handler runs on a CAF thread (its context names
+    /// the server); stop() clears `alive` under it exclusively before the server goes.
+    std::shared_mutex alive_mtx;
+    bool alive = true;
   };
   std::vector<strong_done> scratch_strong_;
   std::vector<lock_done> scratch_locks_;

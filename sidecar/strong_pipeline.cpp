@@ -1,12 +1,15 @@
 // Pipelined strong_distributed commands without a worker (docs/sidecar.md,
 // "Pipelined strong commands"). A worker blocked per strong command made a connection's
 // pipeline wait for each command's quorum in turn; here the loop starts consecutive GET,
-// SET and read-modify-writes (INCR, SETNX, SET NX, GETSET, GETDEL, APPEND, DEL of one
-// key...) of strong keys on the Raft engine's async entries back to back (the Raft host's
-// flush puts what arrives together into one append), each with a reply slot. The
+// SET and read-modify-writes (INCR, SETNX, SET NX, GETSET, GETDEL, APPEND, DEL, and the
+// typed writes LPUSH, ZADD, HSET, EXPIRE...) of strong keys on the Raft engine's async
+// entries back to back (the Raft host's flush puts what arrives together into one
+// append), each with a reply slot. The
 // completions run on CAF threads: they render the reply and hand it to the loop through
 // the server's inbox and its eventfd, named by (client id, run id), so a completion for a
 // client that closed meanwhile finds nothing and is dropped.
+#include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <utility>
@@ -32,7 +35,129 @@ bool is_name(std::string_view arg, std::string_view lower) noexcept {
   return true;
 }
 
+// The typed writes of one key whose handler runs as a read-modify-write step (the names
+// of the command table).
+bool handler_step_command(std::string_view name) noexcept {
+  static constexpr std::string_view names[] = {
+      "lpush",  "rpush",   "lpushx",   "rpushx",    "lpop",   "rpop",    "lset",
+      "lrem",   "ltrim",   "zadd",     "zincrby",   "zrem",   "zpopmin", "zpopmax",
+      "sadd",   "srem",    "spop",     "hset",      "hmset",  "hdel",    "hincrby",
+      "expire", "pexpire", "expireat", "pexpireat", "persist"};
+  for (auto n : names)
+    if (n == name) return true;
+  return false;
+}
+
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 }  // namespace
+
+std::shared_ptr<rmw_step> server::make_handler_step(const command_def* cmd,
+                                                    std::span<const std::string_view> args,
+                                                    int proto) {
+  if (!handler_step_command(cmd->name) || cmd->first_key != 1 || cmd->last_key != 1) return nullptr;
+  const auto argc = static_cast<int>(args.size());
+  if (cmd->arity >= 0 ? argc != cmd->arity : argc < -cmd->arity) return nullptr;
+  // The command's own handler, run by the engine on a CAF thread once per attempt against
+  // a one-key overlay holding the value it read (kv_access.hpp, as EXEC evaluates a
+  // transaction): its writes stay in the overlay and become the attempt's decision, its
+  // reply is kept for the attempt that commits. So a typed write answers the same bytes
+  // here as on a worker, with no second implementation of it. The handler touches the
+  // server only through the context (a shadow client that does not track, a job of its
+  // own for the hit counters); the inbox's liveness lock, held shared while it runs,
+  // proves the server still exists.
+  struct handler_step final : rmw_step {
+    server* srv = nullptr;
+    std::shared_ptr<inbox> box;
+    const command_def* cmd = nullptr;
+    std::vector<std::string> argv;
+    job scratch;  // its shadow is the handler's client; its counters take the hits
+    std::string out;
+    result<mutation> operator()(const buffer* cur, std::int64_t cur_exp) override {
+      out.clear();
+      tx_overlay overlay;
+      overlay.now_ms = wall_ms();
+      tx_overlay::entry e;
+      if (cur) {
+        e.value.emplace(view(*cur));
+        e.expires_at_ms = cur_exp;
+      }
+      auto& entry = overlay.keys.emplace(argv[1], std::move(e)).first->second;
+      std::vector<std::string_view> args(argv.begin(), argv.end());
+      std::shared_lock<std::shared_mutex> guard{box->alive_mtx};
+      if (!box->alive) return error{errc::shutting_down, "the sidecar stopped"};
+      resp_writer w{out, scratch.shadow.proto};
+      context ctx{*srv, scratch.shadow, w, args, srv->node_, &scratch};
+      ctx.n.tx = &overlay;
+      cmd->fn(ctx);
+      if (ctx.defer) return error{errc::internal, "a typed write wanted a worker"};
+      if (!entry.dirty) return mutation::keep();
+      if (entry.value) return mutation::put(std::move(*entry.value), entry.expires_at_ms);
+      return cur ? mutation::erase() : mutation::keep();
+    }
+    void reply(resp_writer& w, const result<void>& st) const override {
+      if (!st) return reply_write_error(w, st.err());
+      w.buffer() += out;
+    }
+  };
+  auto step = std::make_shared<handler_step>();
+  step->srv = this;
+  step->box = inbox_;
+  step->cmd = cmd;
+  step->argv.assign(args.begin(), args.end());
+  step->scratch.shadow.proto = proto;
+  return step;
+}
+
+void server::take_strong_del(std::span<const std::string_view> keys,
+                             std::function<void(std::string, int)> deliver, int proto) {
+  // One read-modify-write per key, in flight together; the reply counts the keys that
+  // existed once all are done (each key's delete is atomic, the command is not: as on a
+  // worker, which deletes them one by one).
+  struct shared {
+    std::atomic<std::size_t> left{0};
+    std::atomic<std::int64_t> removed{0};
+    std::mutex mtx;
+    std::optional<error> failed;
+    std::function<void(std::string, int)> deliver;
+    int proto = 2;
+  };
+  auto all = std::make_shared<shared>();
+  all->left = keys.size();
+  all->deliver = std::move(deliver);
+  all->proto = proto;
+  auto* raft = warp::detail::strong_raft_of(node_);
+  for (auto key : keys) {
+    auto existed = std::make_shared<bool>(false);
+    raft->write_async(
+        key,
+        [existed](const buffer* cur, std::int64_t) -> result<mutation> {
+          *existed = cur != nullptr;
+          return cur ? mutation::erase() : mutation::keep();
+        },
+        true,
+        [all, existed](result<mutation> done) {
+          if (!done) {
+            std::lock_guard<std::mutex> g{all->mtx};
+            if (!all->failed) all->failed = done.err();
+          } else if (*existed) {
+            ++all->removed;
+          }
+          if (--all->left != 0) return;
+          std::string out;
+          resp_writer w{out, all->proto};
+          if (all->failed)
+            reply_failure(w, *all->failed);
+          else
+            w.integer(all->removed.load());
+          all->deliver(std::move(out), 0);
+        });
+  }
+}
 
 bool server::take_strong(client& c, std::span<const std::string_view> args) {
   static const command_def* const get_cmd = find_command("get");
@@ -46,7 +171,7 @@ bool server::take_strong(client& c, std::span<const std::string_view> args) {
   } else if (args.size() == 3 && is_name(args[0], "set")) {
     cmd = set_cmd;
     k = kind::write;
-  } else if (args.size() >= 2 && args.size() <= 16) {
+  } else if (args.size() >= 2) {
     cmd = c.last_command;  // pipelines repeat one command
     if (!cmd || !is_name(args[0], cmd->name)) cmd = find_command(args[0]);
     if (!cmd || !cmd->flags.starts_with("write")) return false;
@@ -67,18 +192,25 @@ bool server::take_strong(client& c, std::span<const std::string_view> args) {
   const int proto = c.proto;
   std::shared_ptr<rmw_step> step;
   std::string parse_error;
-  if (k == kind::rmw) {
+  // DEL/UNLINK of several keys, all strong: one read-modify-write per key.
+  std::span<const std::string_view> del_keys;
+  if (k == kind::rmw && args.size() > 2 && (cmd->name == "del" || cmd->name == "unlink")) {
+    del_keys = args.subspan(1);
+    for (auto dk : del_keys)
+      if (!key_is_strong(dk) || crdt_key_of(node_, dk) != crdt_key::none) return false;
+  } else if (k == kind::rmw) {
     bool failed = false;
     resp_writer w{parse_error, proto};
     step = make_rmw_step(args, w, failed);
+    if (!step && !failed) step = make_handler_step(cmd, args, proto);  // LPUSH, ZADD...
     if (!step && !failed) return false;  // not one of them: the ordinary path
     // A federated counter (a CRDT) answers INCR its own way (crdt_commands.cpp).
     if (step && crdt_key_of(node_, key) != crdt_key::none) return false;
     if (step && !step->reads()) k = kind::write;
   }
   const std::size_t key_hash = std::hash<std::string_view>{}(key);
-  const bool joins_chain =
-      parse_error.empty() && k == kind::rmw && c.run && c.run->chain && c.run->chain_key == key;
+  const bool joins_chain = parse_error.empty() && k == kind::rmw && del_keys.empty() && c.run &&
+                           c.run->chain && c.run->chain_key == key;
   if (c.run) {
     // Order inside a run: commands of one run are in flight together, and the Raft host
     // keeps their submission order only while no request is retried (a retry after a
@@ -93,6 +225,8 @@ bool server::take_strong(client& c, std::span<const std::string_view> args) {
     if (parse_error.empty() && !joins_chain &&
         ((k != kind::write && r.wrote) || r.keys.contains(key_hash)))
       return false;
+    for (auto dk : del_keys)
+      if (r.keys.contains(std::hash<std::string_view>{}(dk))) return false;
   } else {
     // Writes batched by try_batch reply first: their replies precede this command's.
     if (!batch_empty()) run_batch(c);
@@ -104,7 +238,10 @@ bool server::take_strong(client& c, std::span<const std::string_view> args) {
   auto& r = *c.run;
   if (parse_error.empty()) {
     r.keys.insert(key_hash);
-    if (k == kind::rmw && !r.wrote) {
+    for (auto dk : del_keys) r.keys.insert(std::hash<std::string_view>{}(dk));
+    if (!del_keys.empty()) {
+      r.chain = false;  // several keys: no single key's chain
+    } else if (k == kind::rmw && !r.wrote) {
       r.chain = true;
       r.chain_key.assign(key);
     } else if (k == kind::write) {
@@ -144,6 +281,15 @@ bool server::take_strong(client& c, std::span<const std::string_view> args) {
   };
   if (auto ok = limits.check_key(key); !ok) {
     refuse(ok.err());
+    return true;
+  }
+  if (!del_keys.empty()) {
+    for (auto dk : del_keys)
+      if (auto ok = limits.check_key(dk); !ok) {
+        refuse(ok.err());
+        return true;
+      }
+    take_strong_del(del_keys, deliver, proto);
     return true;
   }
   if (step) {

@@ -7,8 +7,9 @@
 // strong_distributed keys (Raft engine) run on a worker instead: EXEC reads every key of
 // the transaction linearizably, evaluates the queued commands with the same handlers
 // against an overlay of those values (kv_access.hpp), and proposes the result as one Raft
-// batch whose conditions are the bytes it read; a condition that no longer holds applies
-// nothing, and EXEC reads and evaluates again. Under the ABD engine they are refused.
+// batch whose conditions are the revisions it read (a WATCHed key's: the one WATCH read);
+// a condition that no longer holds applies nothing, and EXEC reads and evaluates again
+// (or, for a WATCHed key, answers a null array). Under the ABD engine they are refused.
 #include <algorithm>
 #include <chrono>
 #include <random>
@@ -175,7 +176,7 @@ bool server::exec_transaction(client& c, resp_writer& w) {
         q.cmd->name.starts_with("warp."))
       keyless = keyless ? keyless : q.cmd;
   }
-  for (const auto& [key, raw] : strong_watched) {
+  for (const auto& [key, rev] : strong_watched) {
     strong_key = strong_key ? strong_key : &key;
     keys.push_back(key);
   }
@@ -249,7 +250,7 @@ void server::run_strong_tx(job& j) {
   std::vector<std::string_view> args;
   for (int attempt = 0; attempt < max_strong_tx_attempts; ++attempt) {
     j.out.clear();
-    auto read = raft->read_raw(tx.keys);
+    auto read = raft->read_versioned(tx.keys);
     if (!read)
       return w.error("ERR EXEC failed reading its keys (" + read.err().message() +
                      "). Nothing was executed.");
@@ -258,13 +259,15 @@ void server::run_strong_tx(job& j) {
     consensus::kv_batch batch;
     for (std::size_t i = 0; i < tx.keys.size(); ++i) {
       const auto& key = tx.keys[i];
-      const auto& raw = (*read)[i];
-      // A WATCHed key whose bytes differ from those read at WATCH: someone wrote it.
-      if (auto it = tx.watched.find(key); it != tx.watched.end() && it->second != raw)
+      const auto& got = (*read)[i];
+      // A WATCHed key whose revision moved since WATCH: someone wrote it (identical bytes
+      // included), or created and deleted it.
+      if (auto it = tx.watched.find(key);
+          it != tx.watched.end() && it->second != strong_revision{got.present, got.revision})
         return w.null_array();
       tx_overlay::entry e;
-      if (raw) {
-        auto s = warp::detail::strong_raft::decode_value(*raw);
+      if (got.present) {
+        auto s = warp::detail::strong_raft::decode_value(got.value);
         if (!s) return w.error("ERR EXEC failed: " + s.err().message() + ". Nothing was executed.");
         if (s->expires_at_ms == 0 || s->expires_at_ms > overlay.now_ms) {
           e.value = std::move(s->value);
@@ -272,7 +275,9 @@ void server::run_strong_tx(job& j) {
         }
       }
       overlay.keys.emplace(key, std::move(e));
-      batch.conditions.push_back({key, !raw.has_value(), raw.value_or(std::string{})});
+      // The revision read is the condition: a write between this read and the commit
+      // (for a WATCHed key: since WATCH, as its revision is the one WATCH read) fails it.
+      batch.conditions.push_back({key, !got.present, got.revision, {}});
     }
     w.array(tx.queued.size());
     for (const auto& q : tx.queued) {
@@ -288,7 +293,7 @@ void server::run_strong_tx(job& j) {
         batch.writes.push_back(
             {tx.keys[i], false,
              warp::detail::strong_raft::encode_value(*e.value, e.expires_at_ms)});
-      else if ((*read)[i])
+      else if ((*read)[i].present)
         batch.writes.push_back({tx.keys[i], true, {}});
     }
     auto done = raft->propose_batch(batch);
@@ -300,8 +305,9 @@ void server::run_strong_tx(job& j) {
                        "): the transaction may or may not have been applied");
       return w.error("ERR EXEC failed (" + done.err().message() + "). Nothing was executed.");
     }
-    // A writer won the race for one of the keys: back off a little (randomized, growing)
-    // so two transactions on one key spread out instead of colliding again.
+    // A writer won the race for one of the keys (a WATCHed one: the next read sees it and
+    // answers the null array): back off a little (randomized, growing) so two
+    // transactions on one key spread out instead of colliding again.
     auto cap = std::min(1 << std::min(attempt, 5), 32);
     std::this_thread::sleep_for(
         std::chrono::milliseconds(static_cast<long>(jitter() % static_cast<unsigned>(cap + 1))));
@@ -317,18 +323,19 @@ void server::read_strong_watch(job& j, std::span<const std::string_view> keys, r
     if (key_is_strong(k)) strong.emplace_back(k);
   auto* raft = warp::detail::strong_raft_of(node_);
   if (!raft) return w.error("ERR node is stopping");
-  auto read = raft->read_raw(strong);
+  auto read = raft->read_versioned(strong);
   if (!read)
     return w.error("ERR WATCH could not read its strong keys (" + read.err().message() + ")");
   for (std::size_t i = 0; i < strong.size(); ++i)
-    j.watch_snapshot.emplace_back(std::move(strong[i]), std::move((*read)[i]));
+    j.watch_snapshot.emplace_back(std::move(strong[i]),
+                                  strong_revision{(*read)[i].present, (*read)[i].revision});
   w.simple("OK");
 }
 
 void server::finish_strong_watch(client& c, job& j) {
   for (std::size_t i = 1; i < j.argv.size(); ++i) watch_key(c, j.argv[i]);
-  // The first WATCH of a key keeps its bytes: a change since then must abort.
-  for (auto& [key, raw] : j.watch_snapshot) c.strong_watched.emplace(key, std::move(raw));
+  // The first WATCH of a key keeps its revision: a change since then must abort.
+  for (auto& [key, rev] : j.watch_snapshot) c.strong_watched.emplace(key, rev);
 }
 
 void cmd_multi(context& ctx) {
@@ -356,7 +363,7 @@ void cmd_watch(context& ctx) {
     return ctx.w.error("ERR too many WATCHed keys: at most " + std::to_string(max_watched_keys));
   if (ctx.j) return ctx.srv.read_strong_watch(*ctx.j, ctx.args.subspan(1), ctx.w);
   // Strong keys on the Raft engine: no change event reports another node's write of them,
-  // so their bytes are read now (linearizably, on a worker) and compared by EXEC.
+  // so their revisions are read now (linearizably, on a worker) and checked by EXEC.
   if (warp::detail::strong_raft_of(ctx.srv.the_node()))
     for (std::size_t i = 1; i < ctx.args.size(); ++i)
       if (ctx.srv.key_is_strong(ctx.args[i])) {

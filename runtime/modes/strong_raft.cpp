@@ -427,19 +427,21 @@ std::size_t strong_raft::max_batch_bytes() const noexcept {
   return 2 * st_.config.limits.max_value_size;
 }
 
-result<std::vector<std::optional<std::string>>> strong_raft::read_raw(
+result<std::vector<rc::kv_versioned>> strong_raft::read_versioned(
     std::span<const std::string> keys) {
   std::vector<std::future<result<std::string>>> answers;
   answers.reserve(keys.size());
   for (const auto& key : keys) {
     auto p = std::make_shared<std::promise<result<std::string>>>();
     answers.push_back(p->get_future());
-    request(raft_request_kind::read, kv(rc::kv_op::put, key),
+    request(raft_request_kind::read_versioned, kv(rc::kv_op::put, key),
             actors::completion<std::string>{
                 [p](result<std::string> r) { p->set_value(std::move(r)); }});
   }
-  std::vector<std::optional<std::string>> out;
+  std::vector<rc::kv_versioned> out;
   out.reserve(keys.size());
+  rc::kv_limits lim;
+  lim.max_value_bytes = st_.config.limits.max_value_size + 64;
   const auto deadline =
       std::chrono::steady_clock::now() + opts_.timeout * 2 + std::chrono::seconds{5};
   std::optional<error> failed;
@@ -450,12 +452,15 @@ result<std::vector<std::optional<std::string>>> strong_raft::read_raw(
       continue;
     }
     auto r = f.get();
-    if (r)
-      out.emplace_back(std::move(*r));
-    else if (r.code() == errc::not_found)
-      out.emplace_back(std::nullopt);
+    if (!r) {
+      if (!failed) failed = r.err();
+      continue;
+    }
+    auto v = rc::decode_kv_versioned(*r, lim);
+    if (v)
+      out.push_back(std::move(*v));
     else if (!failed)
-      failed = r.err();
+      failed = v.err();
   }
   if (failed) return *failed;
   return out;

@@ -74,12 +74,12 @@ class strong_raft {
   /// write_async, waited for (fn runs on a CAF thread as there).
   result<mutation> write(std::string_view key, const rmw_fn& fn, bool read_current);
 
-  /// Transactions (the sidecar's EXEC on strong keys, runtime/modes/strong_tx.hpp): the
-  /// stored bytes of each key (nullopt: absent), each read by ReadIndex, all in flight at
-  /// once; and one batch proposal, all-or-nothing (conflict: a condition failed). The
-  /// batch's keys must share a group (it is routed by its first write's or condition's
-  /// key). Blocking: workers and application threads only.
-  result<std::vector<std::optional<std::string>>> read_raw(std::span<const std::string> keys);
+  /// Transactions (the sidecar's WATCH and EXEC on strong keys): each key's stored bytes
+  /// and revision (consensus::kv_versioned), each read by ReadIndex, all in flight at once;
+  /// and one batch proposal, all-or-nothing (conflict: a condition failed). The batch's
+  /// keys must share a group (it is routed by its first write's or condition's key).
+  /// Blocking: workers and application threads only.
+  result<std::vector<consensus::kv_versioned>> read_versioned(std::span<const std::string> keys);
   result<void> propose_batch(const consensus::kv_batch& batch);
   /// The encoded size a batch may have (it must fit one log entry).
   std::size_t max_batch_bytes() const noexcept;

@@ -3,6 +3,8 @@
 // once: EXEC over keys of one group is one Raft proposal (counters exact under concurrent
 // transactions), a WATCHed key written by another node makes EXEC answer null, keys of
 // two groups are refused; LPUSH/LPOP/ZADD/HINCRBY on strong keys from two nodes are exact.
+// WATCH is on revisions: the same bytes written, or a key created and deleted, by another
+// node abort EXEC exactly where redis-server aborts it.
 #include <catch2/catch.hpp>
 
 #include <signal.h>
@@ -18,6 +20,7 @@
 
 #include "runtime/membership/strong_placement.hpp"
 #include "test/apps/warpd_fixture.hpp"
+#include "test/sidecar/sidecar_fixture.hpp"
 #include "test/support/eventually.hpp"
 #include "test/support/process.hpp"
 
@@ -169,6 +172,67 @@ except redis.WatchError:
                 {k.a, k.b, k.c});
   INFO(r.err);
   CHECK(r.out == "aborted 2 None\n[True, True] mine mine\naborted\n");
+}
+
+TEST_CASE(
+    "warpd strong raft: WATCH is on revisions: identical bytes or a create and delete by "
+    "another node abort EXEC, as in redis-server") {
+  strong_tx_cluster c;
+  REQUIRE(c.wait_serving());
+  redis_server redis;
+  auto k = pick_keys(c, "account:rev:");
+  // The same scenarios against the cluster (the watcher on node 0, the other writer on
+  // node 1) and against redis-server (two connections): the outcomes must be equal, and
+  // are spelled out below so neither side can pass by being wrong alike.
+  const std::string body = R"(
+a, b, m, rport = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+def scenarios(watcher, other):
+    out = []
+    def attempt(watch_key, meanwhile):
+        p = watcher.pipeline(transaction=True)
+        p.watch(watch_key)
+        meanwhile()
+        p.multi()
+        p.incr(b)
+        try:
+            p.execute()
+            return 'applied'
+        except redis.WatchError:
+            return 'aborted'
+    watcher.delete(a, b, m)
+    watcher.set(a, 'same')
+    # The same bytes written by another client: Redis counts it as a change.
+    out.append(attempt(a, lambda: other.set(a, 'same')))
+    # A value of 200 KB rewritten identically: the same (WATCH keeps no copy of it).
+    big = 'x' * 200000
+    watcher.set(a, big)
+    out.append(attempt(a, lambda: other.set(a, big)))
+    # Nobody writes: applies.
+    out.append(attempt(a, lambda: None))
+    # A missing key created and deleted by another client: aborts.
+    out.append(attempt(m, lambda: (other.set(m, 'x'), other.delete(m))))
+    # A missing key that another client only deletes (nothing to delete): applies.
+    out.append(attempt(m, lambda: other.delete(m)))
+    # A key deleted by another client: aborts.
+    watcher.set(a, 'v')
+    out.append(attempt(a, lambda: other.delete(a)))
+    # An EXPIRE that changes nothing but the TTL is a write too.
+    watcher.set(a, 'v')
+    out.append(attempt(a, lambda: other.expire(a, 1000)))
+    out.append(watcher.get(b))
+    return out
+ours = scenarios(conn(0), conn(1))
+ref = redis.Redis(host='127.0.0.1', port=rport, decode_responses=True)
+ref2 = redis.Redis(host='127.0.0.1', port=rport, decode_responses=True)
+theirs = scenarios(ref, ref2)
+print(ours)
+print(theirs)
+)";
+  auto r = c.py(body, {k.a, k.b, k.c, std::to_string(redis.port)});
+  INFO(r.err);
+  const std::string expected =
+      "['aborted', 'aborted', 'applied', 'aborted', 'applied', 'aborted', 'aborted', '2']\n";
+  CHECK(r.out == expected + expected);
 }
 
 TEST_CASE("warpd strong raft: EXEC refuses keys of two groups and strong mixed with plain keys") {

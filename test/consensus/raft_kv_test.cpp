@@ -108,8 +108,8 @@ namespace {
 
 kv_batch sample_batch() {
   kv_batch b;
-  b.conditions.push_back({"a", false, "1"});
-  b.conditions.push_back({"b", true, {}});
+  b.conditions.push_back({"a", false, 1, {}});
+  b.conditions.push_back({"b", true, 0, {}});
   b.writes.push_back({"a", false, "2"});
   b.writes.push_back({"b", false, "x"});
   b.writes.push_back({"c", true, {}});
@@ -200,7 +200,7 @@ TEST_CASE("raft kv batch: applies all writes when every condition holds, nothing
   // The same batch again: "a" no longer holds "1", so nothing applies, even the writes
   // whose keys' conditions would hold.
   kv_batch again = b;
-  again.conditions = {{"b", false, "x"}, {"a", false, "1"}};
+  again.conditions = {{"b", false, 3, {}}, {"a", false, 1, {}}};  // "a" is at 3 now
   again.writes = {{"b", true, {}}, {"z", false, "new"}};
   auto refused = sm.apply(4, encode(kv_command{5, 2, kv_op::batch, "a", encode(again), {}, false}));
   REQUIRE_FALSE(refused);
@@ -265,17 +265,163 @@ TEST_CASE("raft kv: the write-through's unstored keys, its stored mark and their
   CHECK(sm.apply(11, encode(bad)).code() == errc::codec_error);
 }
 
+namespace {
+
+void le64(std::string& out, std::uint64_t v) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+// A snapshot as versions 1 and 2 wrote it (no revisions, no tombstones): `applied`, the
+// pairs, no session; version 2 adds the stored mark 0 and an empty unstored list.
+std::string old_snapshot(int version, index_t applied,
+                         const std::vector<std::pair<std::string, std::string>>& kv) {
+  std::string out(1, static_cast<char>(version));
+  le64(out, applied);
+  le64(out, kv.size());
+  for (const auto& [k, v] : kv) {
+    le64(out, k.size());
+    out += k;
+    le64(out, v.size());
+    out += v;
+  }
+  le64(out, 0);  // sessions
+  if (version >= 2) {
+    le64(out, 0);  // stored through
+    le64(out, 0);  // unstored
+  }
+  return out;
+}
+
+}  // namespace
+
 TEST_CASE("raft kv: a snapshot from before the write-through lists every key as unstored") {
-  kv_state_machine old;  // what an older version snapshots is read as version 1 below
-  REQUIRE(old.apply(1, encode(cmd(0, 0, kv_op::put, "a", "1"))));
-  REQUIRE(old.apply(2, encode(cmd(0, 0, kv_op::put, "b", "2"))));
-  auto snap = old.snapshot();
-  // Version 1 had no mark and no list after the sessions: strip them, set the version.
-  snap[0] = 1;
-  snap.resize(snap.size() - 16);
+  auto snap = old_snapshot(1, 2, {{"a", "1"}, {"b", "2"}});
   kv_state_machine sm{kv_limits{}, true};
   REQUIRE(sm.restore(snap));
   using m = std::map<std::string, index_t, std::less<>>;
   CHECK(sm.unstored() == m{{"a", 2}, {"b", 2}});
   CHECK(sm.stored_through() == 0);
+}
+
+TEST_CASE("raft kv revisions: a write of identical bytes moves the revision and fails a batch") {
+  kv_state_machine sm;
+  REQUIRE(sm.apply(1, encode(cmd(0, 0, kv_op::put, "k", "v"))));
+  auto at_watch = sm.versioned("k");
+  CHECK(at_watch == kv_versioned{true, 1, "v"});
+  // Another client writes the same bytes: the value reads the same, the revision does not.
+  REQUIRE(sm.apply(2, encode(cmd(0, 0, kv_op::put, "k", "v"))));
+  CHECK(*sm.read("k") == "v");
+  CHECK(sm.versioned("k").revision == 2);
+  kv_batch b;
+  b.conditions = {{"k", false, at_watch.revision, {}}};
+  b.writes = {{"k", false, "mine"}};
+  auto refused = sm.apply(3, encode(cmd(9, 1, kv_op::batch, "k", encode(b))));
+  CHECK(refused.code() == errc::conflict);
+  CHECK(*sm.read("k") == "v");
+  // Conditioned on the current revision it applies, and the written key is at its index.
+  b.conditions = {{"k", false, 2, {}}};
+  REQUIRE(sm.apply(4, encode(cmd(9, 2, kv_op::batch, "k", encode(b)))));
+  CHECK(sm.versioned("k") == kv_versioned{true, 4, "mine"});
+  // A refused compare-and-set changes no revision; an applied one does.
+  CHECK(sm.apply(5, encode(cmd(0, 0, kv_op::cas, "k", "x", "nope"))).code() == errc::conflict);
+  CHECK(sm.versioned("k").revision == 4);
+  REQUIRE(sm.apply(6, encode(cmd(0, 0, kv_op::cas, "k", "mine", "mine"))));
+  CHECK(sm.versioned("k").revision == 6);
+  // The versioned read's encoding round-trips; a malformed one is refused.
+  auto enc = *sm.read_versioned("k");
+  CHECK(*decode_kv_versioned(enc) == kv_versioned{true, 6, "mine"});
+  CHECK_FALSE(decode_kv_versioned(enc.substr(0, 5)));
+  CHECK_FALSE(decode_kv_versioned(encode(kv_versioned{false, 3, {}}) + "x"));
+  std::string two = encode(kv_versioned{true, 1, "v"});
+  two[0] = 2;
+  CHECK_FALSE(decode_kv_versioned(two));
+  kv_limits tight;
+  tight.max_value_bytes = 1;
+  CHECK_FALSE(decode_kv_versioned(encode(kv_versioned{true, 1, std::string(100, 'x')}), tight));
+}
+
+TEST_CASE("raft kv revisions: an absent key created and deleted reads at a new revision") {
+  kv_limits lim;
+  lim.max_tombstones = 3;
+  kv_state_machine sm{lim};
+  auto never = sm.versioned("k");
+  CHECK(never == kv_versioned{false, 0, {}});
+  REQUIRE(sm.apply(1, encode(cmd(0, 0, kv_op::put, "k", "v"))));
+  REQUIRE(sm.apply(2, encode(cmd(0, 0, kv_op::del, "k"))));
+  CHECK(sm.versioned("k") == kv_versioned{false, 2, {}});
+  kv_batch b;
+  b.conditions = {{"k", true, never.revision, {}}};
+  b.writes = {{"k", false, "late"}};
+  CHECK(sm.apply(3, encode(cmd(9, 1, kv_op::batch, "k", encode(b)))).code() == errc::conflict);
+  CHECK(sm.read("k").code() == errc::not_found);
+  // A delete of an absent key moves nothing (Redis's WATCH ignores a DEL of nothing).
+  REQUIRE(sm.apply(4, encode(cmd(0, 0, kv_op::del, "k"))));
+  REQUIRE(sm.apply(5, encode(cmd(0, 0, kv_op::del, "never"))));
+  CHECK(sm.versioned("k").revision == 2);
+  CHECK(sm.versioned("never").revision == 0);
+  b.conditions = {{"k", true, 2, {}}};
+  REQUIRE(sm.apply(6, encode(cmd(9, 2, kv_op::batch, "k", encode(b)))));
+  CHECK(sm.versioned("k") == kv_versioned{true, 6, "late"});
+  CHECK(sm.tombstones() == 0);  // a key written again has none
+  // Beyond the bound the oldest tombstones are forgotten; their keys (and keys never
+  // written) then read at the floor, the newest forgotten revision: never at what a WATCH
+  // taken before the forgotten delete recorded.
+  for (index_t i = 0; i < 5; ++i) {
+    auto key = "t" + std::to_string(i);
+    REQUIRE(sm.apply(10 + 2 * i, encode(cmd(0, 0, kv_op::put, key, "v"))));
+    REQUIRE(sm.apply(11 + 2 * i, encode(cmd(0, 0, kv_op::del, key))));
+  }
+  CHECK(sm.tombstones() == 3);
+  CHECK(sm.versioned("t0").revision == 13);  // t0 (11) and t1 (13) forgotten
+  CHECK(sm.versioned("never").revision == 13);
+  CHECK(sm.versioned("t4").revision == 19);
+  // The snapshot keeps revisions, tombstones and the floor.
+  kv_state_machine copy{lim};
+  REQUIRE(copy.restore(sm.snapshot()));
+  CHECK(copy.snapshot() == sm.snapshot());
+  CHECK(copy.versioned("t0").revision == 13);
+  CHECK(copy.versioned("t3") == kv_versioned{false, 17, {}});
+  CHECK(copy.versioned("k") == kv_versioned{true, 6, "late"});
+}
+
+TEST_CASE("raft kv revisions: entries and snapshots from before revisions agree on every replica") {
+  // Format 1 entries (written before revisions existed) in the log, as a replica replays them.
+  auto legacy = [](kv_command c) {
+    c.legacy = true;
+    auto bytes = encode(c);
+    REQUIRE(bytes[0] == 1);
+    return bytes;
+  };
+  std::vector<std::string> log;
+  log.push_back(legacy(cmd(0, 0, kv_op::put, "a", "1")));
+  log.push_back(legacy(cmd(0, 0, kv_op::put, "b", "1")));
+  log.push_back(legacy(cmd(0, 0, kv_op::del, "b")));
+  log.push_back(legacy(cmd(0, 0, kv_op::put, "c", "1")));
+  // Replica 1 replays the whole log; replica 2 restored an old snapshot taken after entry
+  // 2 and replays the rest. They must agree: revisions are replicated state.
+  kv_state_machine one, two;
+  for (std::size_t i = 0; i < log.size(); ++i) REQUIRE(one.apply(i + 1, log[i]));
+  REQUIRE(two.restore(old_snapshot(2, 2, {{"a", "1"}, {"b", "1"}})));
+  for (std::size_t i = 2; i < log.size(); ++i) REQUIRE(two.apply(i + 1, log[i]));
+  CHECK(one.snapshot() == two.snapshot());
+  CHECK(one.versioned("a") == kv_versioned{true, 0, "1"});
+  CHECK(one.versioned("c") == kv_versioned{true, 0, "1"});
+  CHECK(one.versioned("b") == kv_versioned{false, 0, {}});
+  // New entries give revisions; a format 1 batch still applies on bytes.
+  REQUIRE(one.apply(5, encode(cmd(0, 0, kv_op::put, "a", "2"))));
+  CHECK(one.versioned("a").revision == 5);
+  kv_batch old;
+  old.by_revision = false;
+  old.conditions = {{"a", false, 0, "2"}, {"b", true, 0, {}}};
+  old.writes = {{"c", true, {}}};
+  auto bytes = encode(old);
+  REQUIRE(bytes[0] == 1);
+  auto back = decode_kv_batch(bytes);
+  REQUIRE(back);
+  CHECK(*back == old);
+  REQUIRE(one.apply(6, legacy(cmd(0, 0, kv_op::batch, "a", bytes))));
+  CHECK(one.read("c").code() == errc::not_found);
+  CHECK(one.tombstones() == 0);  // a format 1 delete leaves none
+  old.conditions = {{"a", false, 0, "1"}};
+  CHECK(one.apply(7, legacy(cmd(0, 0, kv_op::batch, "a", encode(old)))).code() == errc::conflict);
 }

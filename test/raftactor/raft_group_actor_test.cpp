@@ -203,7 +203,8 @@ struct fixture {
   }
 
   void read(std::size_t i, std::string key, std::optional<result<std::string>>& out) {
-    caf::anon_send(actors[i], actors::raft_read_cmd{std::move(key), capture<std::string>(out)});
+    caf::anon_send(actors[i],
+                   actors::raft_read_cmd{std::move(key), capture<std::string>(out), false});
   }
 
   /// The value of `key` in member i's applied state machine (nullopt: absent).

@@ -301,7 +301,7 @@ TEST_CASE("watch hub: a transaction's writes share a revision and arrive togethe
   c.value = stored("1");
   REQUIRE(sm.apply(1, consensus::encode(c)));
   consensus::kv_batch b;
-  b.conditions.push_back({"t:a", false, stored("1")});
+  b.conditions.push_back({"t:a", false, 1, {}});  // "t:a" as written at revision 1
   b.writes.push_back({"t:a", false, stored("2")});
   b.writes.push_back({"t:b", false, stored("x")});
   b.writes.push_back({"t:a", false, stored("3")});
