@@ -25,9 +25,10 @@ using namespace warp::test::fed;
 
 TEST_CASE("federation: a write in region A reaches every node of region B and back",
           "[federation][warpd]") {
-  region a{"A", 2}, b{"B", 2};
-  a.start({b.gateway(0), b.gateway(1)});
-  b.start({a.gateway(0), a.gateway(1)});
+  // Two regions of three nodes each, as issue #13 describes its deployment.
+  region a{"A", 3}, b{"B", 3};
+  a.start({b.gateway(0), b.gateway(1), b.gateway(2)});
+  b.start({a.gateway(0), a.gateway(1), a.gateway(2)});
 
   REQUIRE(a.nodes[1]->ctl({"set", "f:1", "from-a"}).exit_code == 0);
   CHECK(everywhere(b, "f:1", "from-a"));
@@ -71,10 +72,10 @@ TEST_CASE(
     "federation: a stopped gateway with writes on both sides then resumed converges to the last "
     "writer",
     "[federation][warpd][partition]") {
-  region a{"A", 2}, b{"B", 2};
+  region a{"A", 3}, b{"B", 3};
   // Region A reaches B only through b0: while it is stopped, A's changes wait in A's queues.
   a.start({b.gateway(0)});
-  b.start({a.gateway(0), a.gateway(1)});
+  b.start({a.gateway(0), a.gateway(1), a.gateway(2)});
   REQUIRE(a.nodes[0]->ctl({"set", "f:warm", "1"}).exit_code == 0);
   REQUIRE(everywhere(b, "f:warm", "1"));
 
@@ -85,7 +86,7 @@ TEST_CASE(
     REQUIRE(b.nodes[1]->ctl({"set", "f:k" + std::to_string(i), "b"}).exit_code == 0);
   std::this_thread::sleep_for(50ms);
   for (int i = 0; i < 5; ++i)
-    REQUIRE(a.nodes[i % 2]->ctl({"set", "f:k" + std::to_string(i), "a"}).exit_code == 0);
+    REQUIRE(a.nodes[i % 3]->ctl({"set", "f:k" + std::to_string(i), "a"}).exit_code == 0);
   // And one key B writes last: B's value must win it.
   REQUIRE(a.nodes[1]->ctl({"set", "f:last", "a"}).exit_code == 0);
   std::this_thread::sleep_for(50ms);
