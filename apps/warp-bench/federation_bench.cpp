@@ -121,25 +121,10 @@ class raw_caf_pair {
     lat_->clear();
     auto t0 = clk::now();
     for (std::size_t i = 0; i < n; ++i) {
-      if (rate > 0)
-        std::this_thread::sleep_until(t0 + std::chrono::nanoseconds{static_cast<std::int64_t>(
-                                               1e9 * static_cast<double>(i) / rate)});
+      pace(t0, i, rate);
       caf::anon_send(remote_, prefix + std::to_string(i), stamped(value_bytes));
     }
-    std::uint64_t got = 0;
-    auto deadline = clk::now() + 120s;
-    while (clk::now() < deadline) {
-      got = received() - base;
-      if (got >= n) break;
-      std::this_thread::sleep_for(1ms);
-    }
-    phase_result r;
-    r.received = got;
-    r.msgs_per_s =
-        static_cast<double>(got) / std::chrono::duration<double>(clk::now() - t0).count();
-    r.p50_us = lat_->pct(0.50);
-    r.p99_us = lat_->pct(0.99);
-    return r;
+    return finish_phase([&] { return received() - base; }, n, t0, lat_.get());
   }
 
  private:
@@ -285,17 +270,8 @@ phase_result link_throughput(region_pair& regions, std::size_t n, std::size_t va
     for (std::size_t k = i; k < end; ++k)
       if (!w.read().ok) die("federation: a SET into region A failed");
   }
-  std::uint64_t got = 0;
-  auto deadline = clk::now() + 120s;
-  while (clk::now() < deadline) {
-    got = regions.b().applied_from("A") - base;
-    if (got >= n) break;
-    std::this_thread::sleep_for(2ms);
-  }
-  phase_result r;
-  r.received = got;
-  r.msgs_per_s = static_cast<double>(got) / std::chrono::duration<double>(clk::now() - t0).count();
-  return r;
+  return finish_phase([&] { return regions.b().applied_from("A") - base; }, n, t0, nullptr,
+                      std::chrono::seconds{120}, std::chrono::milliseconds{2});
 }
 
 /// Updates at `rate` per second for `n` updates; each one's lag is the time from its SET
@@ -329,21 +305,15 @@ phase_result link_lag(region_pair& regions, std::size_t n, double rate, std::siz
   auto value = std::string(value_bytes, 'v');
   auto t0 = clk::now();
   for (std::size_t i = 0; i < n; ++i) {
-    std::this_thread::sleep_until(t0 + std::chrono::nanoseconds{static_cast<std::int64_t>(
-                                           1e9 * static_cast<double>(i) / rate)});
+    pace(t0, i, rate);
     sent[i].store(now_ns(), std::memory_order_release);
     if (!w.call({"SET", prefix + std::to_string(i), value}).ok)
       die("federation: a paced SET into region A failed");
   }
-  auto deadline = clk::now() + 60s;
-  while (got < n && clk::now() < deadline) std::this_thread::sleep_for(2ms);
+  auto r = finish_phase([&] { return std::uint64_t{got}; }, n, t0, &lat, std::chrono::seconds{60},
+                        std::chrono::milliseconds{2});
   stop = true;
   listener.join();
-  phase_result r;
-  r.received = got;
-  r.msgs_per_s = static_cast<double>(got) / std::chrono::duration<double>(clk::now() - t0).count();
-  r.p50_us = lat.pct(0.50);
-  r.p99_us = lat.pct(0.99);
   return r;
 }
 

@@ -79,6 +79,35 @@ double latencies::pct(double p) {
                       static_cast<std::size_t>(p * static_cast<double>(us_.size())))];
 }
 
+void pace(clk::time_point t0, std::size_t i, double rate) {
+  if (rate <= 0) return;
+  std::this_thread::sleep_until(t0 + std::chrono::nanoseconds{static_cast<std::int64_t>(
+                                         1e9 * static_cast<double>(i) / rate)});
+}
+
+phase_result finish_phase(const std::function<std::uint64_t()>& count, std::size_t n,
+                          clk::time_point t0, latencies* lat, std::chrono::milliseconds limit,
+                          std::chrono::milliseconds poll) {
+  std::uint64_t got = 0;
+  auto deadline = clk::now() + limit;
+  while ((got = count()) < n && clk::now() < deadline) std::this_thread::sleep_for(poll);
+  phase_result r;
+  r.received = got;
+  r.msgs_per_s = static_cast<double>(got) / std::chrono::duration<double>(clk::now() - t0).count();
+  if (lat) {
+    r.p50_us = lat->pct(0.50);
+    r.p99_us = lat->pct(0.99);
+  }
+  return r;
+}
+
+void await_warm_up(std::atomic<std::size_t>& got, latencies& lat) {
+  auto until = clk::now() + 60s;
+  while (got < 1 && clk::now() < until) std::this_thread::sleep_for(1ms);
+  got = 0;
+  lat.clear();
+}
+
 std::string key_of(std::size_t i, std::size_t keys) {
   return "user:" + std::to_string(i % keys);
 }
@@ -153,16 +182,11 @@ phase_result raw_kafka_phase(const raw_kafka_options& o, const std::string& topi
     rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_KEY("warmup", 6),
                       RD_KAFKA_V_VALUE(v.data(), v.size()),
                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
-    auto until = clk::now() + 60s;
-    while (got < 1 && clk::now() < until) std::this_thread::sleep_for(1ms);
-    got = 0;
-    lat.clear();
+    await_warm_up(got, lat);
   }
   auto t0 = clk::now();
   for (std::size_t i = 0; i < n; ++i) {
-    if (rate > 0)
-      std::this_thread::sleep_until(t0 + std::chrono::nanoseconds{static_cast<std::int64_t>(
-                                             1e9 * static_cast<double>(i) / rate)});
+    pace(t0, i, rate);
     auto k = key_of(i, o.keys);
     auto v = stamped(o.value_bytes);
     while (rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, v.data(), v.size(),
@@ -170,9 +194,7 @@ phase_result raw_kafka_phase(const raw_kafka_options& o, const std::string& topi
            rd_kafka_last_error() == RD_KAFKA_RESP_ERR__QUEUE_FULL)
       std::this_thread::sleep_for(100us);
   }
-  auto deadline = clk::now() + 120s;
-  while (got < n && clk::now() < deadline) std::this_thread::sleep_for(1ms);
-  auto elapsed = std::chrono::duration<double>(clk::now() - t0).count();
+  auto r = finish_phase([&] { return std::uint64_t{got}; }, n, t0, &lat);
   stop = true;
   consumer.join();
   poller.join();
@@ -181,11 +203,6 @@ phase_result raw_kafka_phase(const raw_kafka_options& o, const std::string& topi
   rd_kafka_consumer_close(cons);
   rd_kafka_destroy(cons);
   rd_kafka_destroy(prod);
-  phase_result r;
-  r.received = got;
-  r.msgs_per_s = static_cast<double>(got) / elapsed;
-  r.p50_us = lat.pct(0.50);
-  r.p99_us = lat.pct(0.99);
   return r;
 }
 

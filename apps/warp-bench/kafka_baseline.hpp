@@ -4,9 +4,11 @@
 // that every Kafka figure of Warp's is a ratio to.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -62,6 +64,21 @@ class kafka_mock_broker {
   std::unique_ptr<warp::test::child_process> proc_;
   std::string bootstrap_;
 };
+
+/// Sleeps until message `i` of a phase paced at `rate` per second started at `t0` is due
+/// (at once when `rate` <= 0).
+void pace(std::chrono::steady_clock::time_point t0, std::size_t i, double rate);
+
+/// Polls `count` (every `poll`) until it reaches `n` or `limit` passes, then the phase's
+/// figures: what arrived per second since `t0`, and `lat`'s quantiles when given.
+phase_result finish_phase(const std::function<std::uint64_t()>& count, std::size_t n,
+                          std::chrono::steady_clock::time_point t0, latencies* lat,
+                          std::chrono::milliseconds limit = std::chrono::seconds{120},
+                          std::chrono::milliseconds poll = std::chrono::milliseconds{1});
+
+/// A consumer group's join takes seconds: the phases wait for one warm-up record to
+/// arrive (`got` >= 1, up to 60 s), then reset `got` and `lat` so the clock measures traffic.
+void await_warm_up(std::atomic<std::size_t>& got, latencies& lat);
 
 struct raw_kafka_options {
   std::string brokers;

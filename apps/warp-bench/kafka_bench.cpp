@@ -84,16 +84,11 @@ phase_result run_bridge(const kafka_bench_options& o, const std::string& topic, 
     auto bytes = encode(c, fmt);
     if (!bytes || !(*prod)->publish(c.key, *bytes))
       throw std::runtime_error("warm-up publish failed");
-    auto until = clk::now() + 60s;
-    while (got < 1 && clk::now() < until) std::this_thread::sleep_for(1ms);
-    got = 0;
-    lat.clear();
+    await_warm_up(got, lat);
   }
   auto t0 = clk::now();
   for (std::size_t i = 0; i < n; ++i) {
-    if (rate > 0)
-      std::this_thread::sleep_until(t0 + std::chrono::nanoseconds{static_cast<std::int64_t>(
-                                             1e9 * static_cast<double>(i) / rate)});
+    pace(t0, i, rate);
     kafka_change c;
     c.op = kafka_op::update;
     c.key = key_of(i, o.keys);
@@ -111,15 +106,7 @@ phase_result run_bridge(const kafka_bench_options& o, const std::string& topic, 
       std::this_thread::sleep_for(100us);
     }
   }
-  auto deadline = clk::now() + 120s;
-  while (got < n && clk::now() < deadline) std::this_thread::sleep_for(1ms);
-  auto elapsed = std::chrono::duration<double>(clk::now() - t0).count();
-  phase_result r;
-  r.received = got;
-  r.msgs_per_s = static_cast<double>(got) / elapsed;
-  r.p50_us = lat.pct(0.50);
-  r.p99_us = lat.pct(0.99);
-  return r;
+  return finish_phase([&] { return std::uint64_t{got}; }, n, t0, &lat);
 }
 
 void run(const kafka_bench_options& opt) {
