@@ -9,6 +9,7 @@
 #include "runtime/core/log.hpp"
 #include "runtime/modes/cluster.hpp"
 #include "runtime/modes/strong.hpp"
+#include "runtime/modes/strong_raft.hpp"
 #include "runtime/node/node_impl.hpp"
 #include "warp/metrics.hpp"
 
@@ -98,6 +99,18 @@ result<bool> node::contains(std::string_view key) {
 result<std::int64_t> node::expiry(std::string_view key) {
   auto& st = *impl_;
   if (auto err = st.config.limits.check_key(key); !err) return err.err();
+  // A strong key on the Raft engine lives in its group's replicated map, not in this node's
+  // storage: its expiry is read there, linearizably, as its value is.
+  if (auto* raft = detail::strong_raft_of(*this);
+      raft && st.patterns.lookup(key).consistency == mode::strong_distributed) {
+    const std::string k{key};
+    auto rows = raft->read_versioned(std::span<const std::string>{&k, 1});
+    if (!rows) return rows.err();
+    if (rows->empty() || !rows->front().present) return error{errc::not_found};
+    auto stored = detail::strong_raft::decode_value(rows->front().value);
+    if (!stored) return stored.err();
+    return stored->expires_at_ms;
+  }
   auto rec = st.store->fetch(key);
   if (!rec) return rec.err();
   if (!*rec) return error{errc::not_found};

@@ -319,3 +319,37 @@ print(' '.join(got))
   auto popmin = c.py("r = conn(1)\nprint(r.zpopmin('account:board', 2))\n");
   CHECK(popmin.out == "[('0-0', 0.0), ('1-0', 0.0)]\n");
 }
+
+TEST_CASE(
+    "warpd strong raft: TTL and PTTL of a strong key read its expiry from its group, on every "
+    "node") {
+  // Found while testing typed writes: TTL read this node's storage, where a strong key on
+  // the Raft engine is not, and answered -2 for a key GET returned.
+  strong_tx_cluster c;
+  REQUIRE(c.wait_serving());
+  auto r = c.py(R"(import time
+k = 'account:ttl:1'
+conn(0).set(k, 'v', ex=100)
+for i in range(3):
+    t, p = conn(i).ttl(k), conn(i).pttl(k)
+    assert 95 <= t <= 100 and 90000 <= p <= 100000, ('after SET EX', i, t, p)
+assert conn(1).expire(k, 50)
+for i in range(3):
+    t = conn(i).ttl(k)
+    assert 45 <= t <= 50, ('after EXPIRE', i, t)
+assert conn(2).persist(k)
+for i in range(3):
+    assert conn(i).ttl(k) == -1, ('after PERSIST', i, conn(i).ttl(k))
+conn(0).set('account:ttl:2', 'v')
+assert conn(2).ttl('account:ttl:2') == -1
+assert conn(1).ttl('account:ttl:missing') == -2
+assert conn(1).pttl('account:ttl:missing') == -2
+conn(0).set('account:ttl:3', 'v', px=300)
+time.sleep(0.6)
+assert conn(1).ttl('account:ttl:3') == -2, conn(1).ttl('account:ttl:3')
+print('ok')
+)");
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(r.out == "ok\n");
+}
