@@ -339,14 +339,7 @@ void server::finish_locks() {
     c->out += c->held;  // invalidations and messages that arrived meanwhile
     c->held.clear();
     c->busy = false;
-    c->last_ms = loop_now_ms_;
-    mark_pending(*c);
-    if (c->out.size() - c->out_pos > options_.max_output_buffer) {
-      ++output_limit_disconnects;
-      close_client(*c);
-      continue;
-    }
-    set_events(*c);
+    if (!reply_ready(*c)) continue;
     process_input(*c);  // the pipeline it sent meanwhile
     if (!c->closed && c->tls && !c->busy && !c->paused && c->tls->has_pending())
       tls_pending_.push_back(c->id);

@@ -692,6 +692,18 @@ void server::mark_pending(client& c) {
   pending_.push_back(&c);
 }
 
+bool server::reply_ready(client& c) {
+  c.last_ms = loop_now_ms_;
+  mark_pending(c);
+  if (c.out.size() - c.out_pos > options_.max_output_buffer) {
+    ++output_limit_disconnects;
+    close_client(c);
+    return false;
+  }
+  set_events(c);
+  return true;
+}
+
 void server::flush(client& c) {
   if (c.held.size() > options_.max_output_buffer) {  // pushes held while a job runs
     ++output_limit_disconnects;
@@ -1295,14 +1307,7 @@ void server::finish_jobs() {
     if (c->caching_left > 0 && --c->caching_left == 0) c->caching = -1;
     // The command's own changes follow its reply, as for a command run on the loop.
     for (const auto& e : j->events) handle_event(e);
-    c->last_ms = loop_now_ms_;
-    mark_pending(*c);
-    if (c->out.size() - c->out_pos > options_.max_output_buffer) {
-      ++output_limit_disconnects;
-      close_client(*c);
-      continue;
-    }
-    set_events(*c);
+    if (!reply_ready(*c)) continue;
     process_input(*c);  // the pipeline it sent meanwhile
     if (!c->closed && c->tls && !c->busy && !c->paused && c->tls->has_pending())
       tls_pending_.push_back(c->id);

@@ -397,6 +397,10 @@ class server final : public resp_server {
   }
   /// Queues `c` for writing at the end of this loop iteration.
   void mark_pending(client& c);
+  /// A reply that completed off the loop (a worker's job, a strong run, a lock wait) was
+  /// appended: queue it for writing, or close the client whose output outgrew the limit.
+  /// False when it was closed.
+  bool reply_ready(client& c);
 
   // pub/sub
   void subscribe(client& c, std::string_view channel, bool pattern);

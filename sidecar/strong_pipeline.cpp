@@ -376,14 +376,7 @@ void server::complete_run(client& c) {
   c.busy = false;
   keyspace_hits += run->hits;
   keyspace_misses += run->misses;
-  c.last_ms = loop_now_ms_;
-  mark_pending(c);
-  if (c.out.size() - c.out_pos > options_.max_output_buffer) {
-    ++output_limit_disconnects;
-    close_client(c);
-    return;
-  }
-  set_events(c);
+  if (!reply_ready(c)) return;
   if (!run->protocol_error.empty()) {
     resp_writer w{c.out, c.proto};
     w.error(run->protocol_error);
