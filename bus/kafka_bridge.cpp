@@ -2,7 +2,9 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <algorithm>
 #include <condition_variable>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -535,6 +537,20 @@ result<std::unique_ptr<kafka_consumer>> kafka_consumer::start(kafka_consumer_con
       {"enable.auto.commit", "false"},        {"enable.auto.offset.store", "false"},
       {"auto.offset.reset", "earliest"},      {"log_level", "2"}};
   props.insert(props.end(), st->cfg.properties.begin(), st->cfg.properties.end());
+  // librdkafka gives up on a JoinGroup request only after max.poll.interval.ms + 3 s. A
+  // broker that drops pending joins (a pause past the members' session timeout: the mock
+  // cluster does) left the group consuming nothing for five minutes with the default of
+  // 300 s; here it is the session timeout, at least 15 s. The callbacks return well within
+  // it (the federation's waits 5 s); one that does not costs a rebalance, never a record.
+  auto given = [&](std::string_view name) {
+    return std::any_of(props.begin(), props.end(), [&](const auto& kv) { return kv.first == name; });
+  };
+  if (!given("max.poll.interval.ms")) {
+    long session_ms = 45000;  // librdkafka's default
+    for (auto& [k, v] : props)
+      if (k == "session.timeout.ms") session_ms = std::strtol(v.c_str(), nullptr, 10);
+    props.emplace_back("max.poll.interval.ms", std::to_string(std::max(session_ms, 15000L)));
+  }
   for (auto& [k, v] : props) {
     if (auto ok = set(conf, k, v); !ok) {
       rd_kafka_conf_destroy(conf);

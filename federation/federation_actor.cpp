@@ -1128,7 +1128,7 @@ class federation_impl final : public node_federation, public detail::federation_
       if (!*asker) *asker = std::make_unique<caf::scoped_actor>(*sys);
       result<void> out{errc::timeout, "federation: no answer from the federation actor"};
       (**asker)
-          ->request(actor, std::chrono::seconds{30}, fed_batch_atom::value, std::move(frame))
+          ->request(actor, std::chrono::seconds{5}, fed_batch_atom::value, std::move(frame))
           .receive([&](const std::string&) { out = {}; },
                    [&](caf::error& err) {
                      // Refused as malformed (invalid_argument): re-reading cannot help.

@@ -122,12 +122,13 @@ void add_flags(CLI::App& app, warpd::cli_values& cli) {
             ->type_name(metavar(def));
         break;
       case warpd::opt_kind::string_list:
-        if (def.flag == "--pattern") {
-          // Repeatable: --pattern a=x --pattern b=y (a GLOB may contain ',' so no splitting).
+        if (def.flag == "--pattern" || def.flag.ends_with("-property")) {
+          // Repeatable, never split: a GLOB and a librdkafka value (debug=cgrp,fetch) may
+          // contain ','.
           app.add_option_function<std::vector<std::string>>(
                  flag, [&cli, key](const std::vector<std::string>& v) { cli.lists[key] = v; }, help)
               ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
-              ->type_name("GLOB=MODE[:TTL]");
+              ->type_name(def.flag == "--pattern" ? "GLOB=MODE[:TTL]" : "NAME=VALUE");
         } else {
           app.add_option_function<std::vector<std::string>>(
                  flag, [&cli, key](const std::vector<std::string>& v) { cli.lists[key] = v; }, help)

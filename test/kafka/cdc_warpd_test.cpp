@@ -261,3 +261,22 @@ TEST_CASE("cdc: half-given or bad --cdc-* flags are usage errors", "[kafka][cdc]
     CHECK(r.err.find("cdc") != std::string::npos);
   }
 }
+
+TEST_CASE("kafka property flags keep a value's commas: debug=cgrp,x reaches librdkafka whole",
+          "[kafka][cdc]") {
+  // The flags are repeatable and never split: split, `debug=cgrp,nonsense` was refused as a
+  // property `nonsense` without a value, and no comma-separated librdkafka value could be set.
+  for (auto args : std::vector<std::vector<std::string>>{
+           {"--cdc-brokers", "127.0.0.1:1", "--cdc-topic", "t", "--cdc-key", "u:{id}",
+            "--cdc-property", "debug=cgrp,nonsense"},
+           {"--region", "A", "--federation-kafka", "127.0.0.1:1", "--federation-link", "B=kafka",
+            "--federation-kafka-property", "debug=cgrp,nonsense"}}) {
+    std::vector<std::string> argv{warpd_bin(), "--storage", "memory", "--http", "", "--resp", ""};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto r = run(argv, 30s);
+    INFO(r.out << r.err);
+    CHECK(r.exit_code != 0);
+    CHECK(r.err.find("Invalid value \"nonsense\" for configuration property \"debug\"") !=
+          std::string::npos);
+  }
+}
