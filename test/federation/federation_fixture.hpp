@@ -125,8 +125,8 @@ inline bool holds(const warpd_process& n, const std::map<std::string, std::strin
         } else {
           std::map<std::string, std::string> got;
           for (const auto& e : doc["values"])
-            got[e.value("key", "")] = e["value"].is_string() ? e["value"].get<std::string>()
-                                                              : std::string{"(nil)"};
+            got[e.value("key", "")] =
+                e["value"].is_string() ? e["value"].get<std::string>() : std::string{"(nil)"};
           for (const auto& [k, v] : want)
             if (got[k] != v) off += k + "=" + got[k] + " (want " + v + ") ";
         }

@@ -186,14 +186,8 @@ TEST_CASE(
   // Writes through the sidecar and reads by one mget: a warpctl process per write and per
   // read took most of this case's time on a loaded machine.
   a.resp = true;
-  // The mock's coordinator waits the session timeout for a killed member and then the
-  // session timeout less 1 s for the others to rejoin: 4 s instead of warpd's 6 s saves
-  // seconds at each of this case's rebalances, and still leaves 1 s over the mock's fixed
-  // 3 s first-join window (rdkafka_mock_cgrp.c) and eight heartbeats of 500 ms.
-  auto flags = kafka_flags(mock);
-  flags.insert(flags.end(), {"--federation-kafka-property", "session.timeout.ms=4000"});
-  a.start({"B=kafka"}, flags);
-  b.start({"A=kafka"}, flags);
+  a.start({"B=kafka"}, kafka_flags(mock));
+  b.start({"A=kafka"}, kafka_flags(mock));
   REQUIRE(a.nodes[0]->ctl({"set", "f:warm", "1"}).exit_code == 0);
   REQUIRE(everywhere(b, "f:warm", "1", 60s));
   REQUIRE(eventually([&] { return a.status(1)["gateway"] == "A0"; }, 10s));
@@ -228,7 +222,11 @@ TEST_CASE(
     REQUIRE(cmd(*a.nodes[1], {"SET", key, std::to_string(i)}) == "OK");
     streamed[key] = std::to_string(i);
   }
-  if (!holds(*b.nodes[1], streamed, 90s, &diff)) FAIL_CHECK("b1 differs: " << diff);
+  if (!holds(*b.nodes[1], streamed, 90s, &diff)) {
+    auto log = b.nodes[1]->log();
+    FAIL_CHECK("b1 differs: " << diff << "\nB1 status " << b.status(1).dump() << "\nB1 log tail:\n"
+                              << log.substr(log.size() > 4000 ? log.size() - 4000 : 0));
+  }
 }
 
 TEST_CASE(
