@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -105,6 +106,46 @@ inline bool everywhere(const region& r, const std::string& key, const std::strin
         return true;
       },
       limit);
+}
+
+/// Node `n` holds every key of `want` with its value, checked with one `warpctl mget` a poll
+/// (a warpctl process per key and poll took most of a kill -9 case's minute on a loaded
+/// machine). `diff`, when given, gets the keys that differed at the last poll.
+inline bool holds(const warpd_process& n, const std::map<std::string, std::string>& want,
+                  std::chrono::milliseconds limit = 30s, std::string* diff = nullptr) {
+  std::vector<std::string> args{"--json", "mget"};
+  for (const auto& [k, v] : want) args.push_back(k);
+  return eventually(
+      [&] {
+        auto r = n.ctl(args);
+        auto doc = json::parse(r.out, nullptr, false);
+        std::string off;
+        if (r.exit_code != 0 || !doc.is_object() || !doc.contains("values")) {
+          off = "(warpctl exit " + std::to_string(r.exit_code) + ": " + r.err + ")";
+        } else {
+          std::map<std::string, std::string> got;
+          for (const auto& e : doc["values"])
+            got[e.value("key", "")] =
+                e["value"].is_string() ? e["value"].get<std::string>() : std::string{"(nil)"};
+          for (const auto& [k, v] : want)
+            if (got[k] != v) off += k + "=" + got[k] + " (want " + v + ") ";
+        }
+        if (diff) *diff = off;
+        return off.empty();
+      },
+      limit);
+}
+
+/// Every node of `r` holds every key of `want` with its value (holds() on each).
+inline bool everywhere(const region& r, const std::map<std::string, std::string>& want,
+                       std::chrono::milliseconds limit = 30s, std::string* diff = nullptr) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  for (const auto& n : r.nodes) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (!holds(*n, want, std::max(left, std::chrono::milliseconds{0}), diff)) return false;
+  }
+  return true;
 }
 
 inline std::uint64_t applied_from(const json& status, const std::string& region) {

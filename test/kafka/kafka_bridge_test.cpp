@@ -30,6 +30,15 @@ struct collected {
   }
 };
 
+// A consumer closed in these tests leaves its group; the mock's coordinator then waits up to
+// the session timeout less 1 s for the members it knew before it admits a new one (librdkafka
+// 2.0's rdkafka_mock_cgrp.c), so with librdkafka's default of 45 s every restart in one group
+// cost 44 s. The timeout warpd's own consumers use (federation, CDC) keeps that to 5 s.
+void restart_quickly(kafka_consumer_config& cc) {
+  cc.properties.insert(cc.properties.end(),
+                       {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "500"}});
+}
+
 std::unique_ptr<kafka_consumer> consume(const std::string& brokers, const std::string& group,
                                         const std::string& topic, collected& out,
                                         bool commit_on_close = true) {
@@ -39,6 +48,7 @@ std::unique_ptr<kafka_consumer> consume(const std::string& brokers, const std::s
   cc.topics = {topic};
   cc.commit_on_close = commit_on_close;
   cc.commit_interval = 100ms;
+  restart_quickly(cc);
   auto c = kafka_consumer::open(cc, [&out](const kafka_record& r) -> result<void> {
     std::lock_guard l{out.mu};
     out.records.emplace_back(std::string{r.key}, std::string{r.payload});
@@ -156,6 +166,7 @@ TEST_CASE("kafka bridge: offsets are committed only after apply, and a restart r
     cc.topics = {"cdc"};
     cc.commit_interval = std::chrono::hours{1};
     cc.commit_on_close = false;
+    restart_quickly(cc);
     auto c = kafka_consumer::open(cc, [&got](const kafka_record& r) -> result<void> {
       std::lock_guard l{got.mu};
       got.records.emplace_back(std::string{r.key}, std::string{r.payload});
@@ -241,6 +252,7 @@ TEST_CASE(
   cc.topics = {"two"};
   cc.retry_backoff = 50ms;
   cc.max_batch = 40;
+  restart_quickly(cc);
   auto open = [&] {
     return kafka_consumer::open_batched(
         cc, [&](std::span<const kafka_record> batch) -> result<void> {
