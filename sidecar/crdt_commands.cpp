@@ -8,8 +8,8 @@
 // like every eventual write (last writer wins between two of its nodes writing at once),
 // and the CRDT adds up what different regions did (docs/merge.md, "origin").
 #include <charconv>
-#include <random>
 #include <limits>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -120,17 +120,15 @@ bool crdt_get(context& ctx, std::string_view key, bool nil_if_other_type) {
   auto kind = crdt_key_of(ctx.n.raw(), key);
   if (kind == crdt_key::none) return false;
   with_value(ctx, key, [&](const std::string_view* stored) {
-    if (kind != crdt_key::counter)
-      return nil_if_other_type ? ctx.w.null() : ctx.w.error(wrongtype);
+    if (kind != crdt_key::counter) return nil_if_other_type ? ctx.w.null() : ctx.w.error(wrongtype);
     if (!stored) return ctx.w.null();
     auto c = load<merge::pn_counter>(stored);
     if (!c) return ctx.w.bulk(typed::string_payload(*stored));  // a plain string (see INCR)
-    if (!c->present()) return ctx.w.null();                      // deleted (crdt_del)
+    if (!c->present()) return ctx.w.null();                     // deleted (crdt_del)
     ctx.w.bulk(decimal(c->value()));
   });
   return true;
 }
-
 
 namespace {
 
@@ -255,7 +253,8 @@ result<void> crdt_mset_write(context& ctx, std::string_view key, std::string_vie
   auto r = counter_write(ctx, key, {.value = value}, target);
   if (!r) return r.err();
   if (r->o == outcome::wrong) return error{errc::invalid_argument, std::string{wrongtype}};
-  if (r->o != outcome::ok) return error{errc::invalid_argument, "increment or decrement would overflow"};
+  if (r->o != outcome::ok)
+    return error{errc::invalid_argument, "increment or decrement would overflow"};
   return {};
 }
 

@@ -825,14 +825,13 @@ void cmd_set(context& ctx) {
   if (!parse_set(ctx.args, ctx.w, o)) return;
   auto key = ctx.args[1];
   auto value = ctx.args[2];
-  if (o.lease == 0 &&
-      crdt_string_write(ctx, key,
-                        {.value = value,
-                         .nx = (o.flags & o.nx) != 0,
-                         .xx = (o.flags & o.xx) != 0,
-                         .get = (o.flags & o.get) != 0,
-                         .keepttl = (o.flags & o.keepttl) != 0,
-                         .expires = o.expires}))
+  if (o.lease == 0 && crdt_string_write(ctx, key,
+                                        {.value = value,
+                                         .nx = (o.flags & o.nx) != 0,
+                                         .xx = (o.flags & o.xx) != 0,
+                                         .get = (o.flags & o.get) != 0,
+                                         .keepttl = (o.flags & o.keepttl) != 0,
+                                         .expires = o.expires}))
     return;
   if (o.lease != 0) {
     // A key attached to a lease (docs/coordination.md): deleted when the lease ends. Only
@@ -891,8 +890,9 @@ struct setnx_step final : rmw_step {
 };
 
 void cmd_setnx(context& ctx) {
-  if (crdt_string_write(ctx, ctx.args[1],
-                        {.value = ctx.args[2], .reply = crdt_string_op::reply_as::applied, .nx = true}))
+  if (crdt_string_write(
+          ctx, ctx.args[1],
+          {.value = ctx.args[2], .reply = crdt_string_op::reply_as::applied, .nx = true}))
     return;
   setnx_step step{ctx.args[2]};
   run_rmw(ctx, ctx.args[1], step);
@@ -1339,10 +1339,9 @@ struct append_step final : rmw_step {
 };
 
 void cmd_append(context& ctx) {
-  if (crdt_string_write(ctx, ctx.args[1],
-                        {.value = ctx.args[2],
-                         .reply = crdt_string_op::reply_as::length,
-                         .append = true}))
+  if (crdt_string_write(
+          ctx, ctx.args[1],
+          {.value = ctx.args[2], .reply = crdt_string_op::reply_as::length, .append = true}))
     return;
   append_step step{ctx.args[2]};
   run_rmw(ctx, ctx.args[1], step);
@@ -1364,9 +1363,7 @@ void cmd_strlen(context& ctx) {
 /// when absent or unreadable): a CRDT key's by crdt_type_of.
 value_type page_key_type(context& ctx, const std::string& k, bool crdt) {
   value_type t = value_type::none;
-  auto of = [&](std::string_view bytes) {
-    t = crdt ? crdt_type_of(bytes) : typed::type_of(bytes);
-  };
+  auto of = [&](std::string_view bytes) { t = crdt ? crdt_type_of(bytes) : typed::type_of(bytes); };
   if (!ctx.n.read_if_present(k, of)) {
     if (auto r = ctx.n.get(k)) of(view(*r));
   }
@@ -1432,8 +1429,7 @@ void cmd_scan(context& ctx) {
   if (type_filter) {
     // TYPE reads each key of the page (bounded by COUNT) for its type tag.
     std::erase_if(page->keys, [&](const std::string& k) {
-      return page_key_type(ctx, k, crdt_key_of(ctx.n.raw(), k) != crdt_key::none) !=
-             *type_filter;
+      return page_key_type(ctx, k, crdt_key_of(ctx.n.raw(), k) != crdt_key::none) != *type_filter;
     });
   } else {
     drop_absent_crdt(ctx, page->keys);

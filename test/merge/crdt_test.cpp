@@ -170,7 +170,7 @@ TEST_CASE(
   // eu deletes what it saw (15) while us, not knowing, adds 2.
   REQUIRE(*eu.reset() == true);
   CHECK(eu.value() == 0);
-  CHECK_FALSE(eu.present());  // deleted: GET nil, EXISTS 0
+  CHECK_FALSE(eu.present());    // deleted: GET nil, EXISTS 0
   CHECK(*eu.reset() == false);  // a second DEL finds nothing
   REQUIRE(us.add("us", 2));
   auto a = merged(eu, us);
@@ -213,7 +213,7 @@ TEST_CASE(
   CHECK(*crdt_present(s.encode()));
   REQUIRE(s.remove("a"));
   CHECK_FALSE(*crdt_present(s.encode()));
-  CHECK_FALSE(s.context().empty());  // the context is kept
+  CHECK_FALSE(s.context().empty());                        // the context is kept
   CHECK_FALSE(*crdt_present(merged(s, before).encode()));  // the older add stays removed
 
   lww_map m;
