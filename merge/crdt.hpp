@@ -57,8 +57,9 @@ result<bool> crdt_present(std::string_view bytes);
 // -- PN-counter -----------------------------------------------------------------------
 
 /// Per origin, the total of its increments (P) and of its decrements (N); the value is
-/// sum(P) - sum(N), less the floors DEL left (`reset`). Each origin only ever raises its own totals, so merge is a per-origin
-/// max. INCR/INCRBY/DECR/DECRBY are `add` on the local origin's entry.
+/// sum(P) - sum(N), less the floors DEL left (`reset`). Each origin only ever raises its own
+/// totals, so merge is a per-origin max. INCR/INCRBY/DECR/DECRBY are `add` on the local origin's
+/// entry.
 class pn_counter {
  public:
   struct totals {
