@@ -49,13 +49,66 @@ result<crdt_kind> crdt_kind_of(std::string_view bytes) {
   return static_cast<crdt_kind>(k);
 }
 
+result<bool> crdt_present(std::string_view bytes) {
+  auto kind = crdt_kind_of(bytes);
+  if (!kind) return kind.err();
+  switch (*kind) {
+    case crdt_kind::counter: {
+      auto c = pn_counter::decode(bytes);
+      if (!c) return c.err();
+      return c->present();
+    }
+    case crdt_kind::set: {
+      auto s = or_set::decode(bytes);
+      if (!s) return s.err();
+      return s->size() > 0;
+    }
+    case crdt_kind::map: {
+      auto m = lww_map::decode(bytes);
+      if (!m) return m.err();
+      return m->live_count() > 0;
+    }
+  }
+  return bad("unknown kind");
+}
+
 // -- pn_counter ---------------------------------------------------------------------------
 
 namespace {
+constexpr std::string_view reset_suffix = "/reset";
+
+bool is_floor(std::string_view origin) noexcept {
+  return origin.ends_with(reset_suffix);
+}
+
+/// Sum of the counted entries' P - N minus that of the floors (what resets observed).
 __int128 sum_of(const std::map<std::string, pn_counter::totals, std::less<>>& entries) {
   __int128 v = 0;
-  for (auto& [origin, t] : entries) v += static_cast<__int128>(t.p) - static_cast<__int128>(t.n);
+  for (auto& [origin, t] : entries) {
+    auto d = static_cast<__int128>(t.p) - static_cast<__int128>(t.n);
+    v += is_floor(origin) ? -d : d;
+  }
   return v;
+}
+
+/// Adds `delta` to `origin`'s totals in `entries` (a new entry when absent), or refuses
+/// without a change when a total would pass 2^64 - 1 or the origins their bound.
+result<void> add_to(std::map<std::string, pn_counter::totals, std::less<>>& entries,
+                    std::string_view origin, __int128 delta, const crdt_limits& lim) {
+  auto it = entries.find(origin);
+  if (it == entries.end() && entries.size() >= lim.max_origins)
+    return error{errc::invalid_argument, "too many counter origins"};
+  pn_counter::totals t = it == entries.end() ? pn_counter::totals{} : it->second;
+  const __int128 mag = delta < 0 ? -delta : delta;
+  auto& slot = delta < 0 ? t.n : t.p;
+  if (mag > static_cast<__int128>(std::numeric_limits<std::uint64_t>::max() - slot))
+    return error{errc::invalid_argument, "increment or decrement would overflow"};
+  slot += static_cast<std::uint64_t>(mag);
+  if (it == entries.end())
+    entries.emplace(std::string{origin}, t);
+  else
+    it->second = t;
+  return {};
 }
 }  // namespace
 
@@ -75,22 +128,74 @@ result<std::int64_t> pn_counter::add(std::string_view origin, std::int64_t delta
   if (next < std::numeric_limits<std::int64_t>::min() ||
       next > std::numeric_limits<std::int64_t>::max())
     return error{errc::invalid_argument, "increment or decrement would overflow"};
-  auto it = entries_.find(origin);
-  if (it == entries_.end() && entries_.size() >= lim.max_origins)
-    return error{errc::invalid_argument, "too many counter origins"};
-  totals t = it == entries_.end() ? totals{} : it->second;
-  // The magnitude of delta as unsigned (INT64_MIN has no positive twin).
-  auto mag =
-      delta < 0 ? static_cast<std::uint64_t>(-(delta + 1)) + 1 : static_cast<std::uint64_t>(delta);
-  auto& slot = delta < 0 ? t.n : t.p;
-  if (slot > std::numeric_limits<std::uint64_t>::max() - mag)
-    return error{errc::invalid_argument, "increment or decrement would overflow"};
-  slot += mag;
-  if (it == entries_.end())
-    entries_.emplace(std::string{origin}, t);
-  else
-    it->second = t;
+  if (auto st = add_to(entries_, origin, delta, lim); !st) return st.err();
+  if (delta == 0) touch(origin);
   return static_cast<std::int64_t>(next);
+}
+
+result<void> pn_counter::assign(std::string_view origin, std::int64_t target,
+                                const crdt_limits& lim) {
+  if (!valid_origin(origin, lim)) return error{errc::invalid_argument, "bad counter origin"};
+  // Exact even when merged totals saturate value(): the difference is taken in 128 bits.
+  auto delta = static_cast<__int128>(target) - sum_of(entries_);
+  if (auto st = add_to(entries_, origin, delta, lim); !st) return st.err();
+  if (delta == 0) touch(origin);
+  return {};
+}
+
+std::string pn_counter::reset_origin(std::string_view origin) {
+  std::string r{origin};
+  r += reset_suffix;
+  return r;
+}
+
+result<bool> pn_counter::reset(const crdt_limits& lim) {
+  const bool was = present();
+  // Each counted origin's floor becomes its totals as observed here. A floor is only ever
+  // raised to totals the origin reached, so merging floors by max never subtracts one
+  // increment twice, however many regions reset concurrently.
+  std::vector<std::pair<std::string, totals>> floors;
+  for (auto& [origin, t] : entries_) {
+    if (is_floor(origin)) continue;
+    auto name = reset_origin(origin);
+    if (!valid_origin(name, lim)) return error{errc::invalid_argument, "bad counter origin"};
+    floors.emplace_back(std::move(name), t);
+  }
+  std::size_t fresh = 0;
+  for (auto& [name, t] : floors) fresh += entries_.contains(name) ? 0 : 1;
+  if (entries_.size() + fresh > lim.max_origins)
+    return error{errc::invalid_argument, "too many counter origins"};
+  for (auto& [name, t] : floors) {
+    auto& f = entries_[name];
+    f.p = std::max(f.p, t.p);
+    f.n = std::max(f.n, t.n);
+  }
+  return was;
+}
+
+bool pn_counter::present() const noexcept {
+  bool floors = false;
+  for (auto& [origin, t] : entries_) {
+    if (is_floor(origin)) {
+      floors = true;
+      continue;
+    }
+    // An origin that moved past its floor (or has none) wrote after the last DEL it saw.
+    auto f = entries_.find(reset_origin(origin));
+    if (f == entries_.end() || f->second != t) return true;
+  }
+  return !floors;
+}
+
+void pn_counter::touch(std::string_view origin) {
+  // A write of net 0 after a DEL (INCRBY 0, SET to the value) still makes the key present:
+  // both totals move, the value does not. Both are below 2^64 - 1 or add_to refuses.
+  if (present()) return;
+  auto it = entries_.find(origin);
+  constexpr auto top = std::numeric_limits<std::uint64_t>::max();
+  if (it == entries_.end() || it->second.p == top || it->second.n == top) return;
+  ++it->second.p;
+  ++it->second.n;
 }
 
 void pn_counter::merge(const pn_counter& other) {

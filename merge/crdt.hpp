@@ -46,12 +46,20 @@ struct crdt_limits {
 
 /// Which CRDT an encoded state holds (codec_error when it is none of them).
 result<crdt_kind> crdt_kind_of(std::string_view bytes);
+/// Whether an encoded state shows as a key to a Redis client (EXISTS, TYPE, KEYS): Redis
+/// has no empty set or hash, so an OR-set without members and an LWW-map without live
+/// fields do not, nor does a counter a DEL reset that nobody wrote since
+/// (`pn_counter::present`).
+/// Their states stay stored: the context and tombstones are what make the removes win over
+/// older adds arriving from other regions. codec_error for bytes of no CRDT.
+result<bool> crdt_present(std::string_view bytes);
 
 // -- PN-counter -----------------------------------------------------------------------
 
 /// Per origin, the total of its increments (P) and of its decrements (N); the value is
-/// sum(P) - sum(N). Each origin only ever raises its own totals, so merge is a per-origin
-/// max. INCR/INCRBY/DECR/DECRBY are `add` on the local origin's entry.
+/// sum(P) - sum(N), less the floors DEL left (`reset`). Each origin only ever raises its own
+/// totals, so merge is a per-origin max. INCR/INCRBY/DECR/DECRBY are `add` on the local origin's
+/// entry.
 class pn_counter {
  public:
   struct totals {
@@ -63,11 +71,29 @@ class pn_counter {
   /// The counter's value. Saturates at the int64 range: merged totals of many origins
   /// may exceed it even though every local step stayed inside (deterministic either way).
   std::int64_t value() const noexcept;
-  /// Adds `delta` (negative: a decrement) on `origin`'s entry. Refused (invalid_argument,
+  /// Adds `delta` (negative: a decrement) on `origin`'s entry (0 after a DEL: both totals
+  /// move by one, so the key is present again at the same value). Refused (invalid_argument,
   /// Redis's "increment or decrement would overflow") when the value would leave the
   /// int64 range or the origin's total would overflow; the state is then unchanged.
   result<std::int64_t> add(std::string_view origin, std::int64_t delta,
                            const crdt_limits& lim = {});
+  /// SET to `target`: adds target - value() on `origin`'s entry, so the value is `target`
+  /// here and increments other regions make concurrently add on top once merged. Refused
+  /// like `add` when the origin's total would overflow; the state is then unchanged.
+  result<void> assign(std::string_view origin, std::int64_t target, const crdt_limits& lim = {});
+  /// DEL: sets each origin's floor (its `reset_origin` entry) to its totals as observed
+  /// here; the value counts only what each origin added past its floor, so after merging it
+  /// is what other regions added concurrently or later (concurrent DELs in several regions
+  /// subtract each increment once), and the key reads as absent until some origin writes
+  /// again (`present`). True when it was present.
+  result<bool> reset(const crdt_limits& lim = {});
+  /// False for a counter a DEL reset and nobody wrote since, as far as this state shows:
+  /// there are floors, and every origin's totals equal its floor. True otherwise, a
+  /// counter counted back to 0 by INCR/DECR included (Redis answers "0" for it).
+  bool present() const noexcept;
+  /// The entry holding `origin`'s floor: `origin` + "/reset" ('/' is in no region name).
+  /// A floor's P and N are subtracted from the value; merge takes their max like any entry.
+  static std::string reset_origin(std::string_view origin);
   void merge(const pn_counter& other);
 
   std::string encode() const;
@@ -77,6 +103,7 @@ class pn_counter {
   friend bool operator==(const pn_counter&, const pn_counter&) = default;
 
  private:
+  void touch(std::string_view origin);
   std::map<std::string, totals, std::less<>> entries_;
 };
 

@@ -9,6 +9,7 @@
 // and the CRDT adds up what different regions did (docs/merge.md, "origin").
 #include <charconv>
 #include <limits>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -115,17 +116,221 @@ void crdt_incr(node& n, resp_writer& w, std::string_view key, std::int64_t delta
   w.integer(value);
 }
 
-bool crdt_get(context& ctx) {
-  auto kind = crdt_key_of(ctx.n.raw(), ctx.args[1]);
+bool crdt_get(context& ctx, std::string_view key, bool nil_if_other_type) {
+  auto kind = crdt_key_of(ctx.n.raw(), key);
   if (kind == crdt_key::none) return false;
-  with_value(ctx, ctx.args[1], [&](const std::string_view* stored) {
-    if (kind != crdt_key::counter) return ctx.w.error(wrongtype);
+  with_value(ctx, key, [&](const std::string_view* stored) {
+    if (kind != crdt_key::counter) return nil_if_other_type ? ctx.w.null() : ctx.w.error(wrongtype);
     if (!stored) return ctx.w.null();
     auto c = load<merge::pn_counter>(stored);
     if (!c) return ctx.w.bulk(typed::string_payload(*stored));  // a plain string (see INCR)
+    if (!c->present()) return ctx.w.null();                     // deleted (crdt_del)
     ctx.w.bulk(decimal(c->value()));
   });
   return true;
+}
+
+namespace {
+
+/// The counter a string write starts from, and the string a reader sees now (nullopt:
+/// absent). A decimal string stored before the pattern federated the key counts as this
+/// region's entry (as at INCR). False: another type (WRONGTYPE).
+bool counter_of(const buffer* cur, std::string_view origin, merge::pn_counter& c,
+                std::optional<std::string>& shown) {
+  shown.reset();
+  if (!cur) return true;
+  if (auto d = merge::pn_counter::decode(**cur)) {
+    c = std::move(*d);
+    if (c.present()) shown = decimal(c.value());
+    return true;
+  }
+  if (typed::type_of(**cur) != value_type::string) return false;
+  shown = std::string{typed::string_payload(**cur)};
+  std::int64_t plain = 0;
+  // A plain string that is no integer is replaced by the write (SET overwrites it).
+  if (parse_int64(*shown, plain)) (void)c.add(origin, plain);
+  return true;
+}
+
+}  // namespace
+
+namespace {
+
+struct string_write_outcome {
+  outcome o = outcome::ok;
+  bool applied = false;
+  std::optional<std::string> old;
+  std::size_t length = 0;
+};
+
+/// A string write on a counter key whose value (unless APPEND) is the integer `target`.
+result<string_write_outcome> counter_write(context& ctx, std::string_view key,
+                                           const crdt_string_op& op, std::int64_t target) {
+  const auto& origin = origin_of(ctx);
+  string_write_outcome out;
+  auto& [o, applied, old, length] = out;
+  auto r = ctx.n.update(key, [&](const buffer* cur, std::int64_t cur_exp) -> result<mutation> {
+    o = outcome::ok;
+    applied = false;
+    merge::pn_counter c;
+    if (!counter_of(cur, origin, c, old)) {
+      o = outcome::wrong;
+      return mutation::keep();
+    }
+    if ((op.nx && old) || (op.xx && !old)) return mutation::keep();
+    if (op.append) {
+      // APPEND keeps the key a counter only when the text it makes is an integer.
+      std::string text = old.value_or(std::string{});
+      text += op.value;
+      if (!parse_int64(text, target)) {
+        o = outcome::not_int;
+        return mutation::keep();
+      }
+      length = text.size();
+    }
+    std::int64_t exp = op.append || op.keepttl ? (old ? cur_exp : 0) : op.expires;
+    applied = true;
+    // An expiry already past deletes the key (SET ... EXAT <past>): the DEL of a counter.
+    if (exp != 0 && exp <= now_ms()) {
+      if (!cur) return mutation::keep();
+      if (!c.reset()) {
+        o = outcome::limit;
+        return mutation::keep();
+      }
+      return mutation::put(c.encode(), 0);
+    }
+    if (!c.assign(origin, target)) {
+      o = outcome::overflow;
+      return mutation::keep();
+    }
+    return mutation::put(c.encode(), exp);
+  });
+  if (!r) return r.err();
+  return out;
+}
+
+}  // namespace
+
+bool crdt_string_write(context& ctx, std::string_view key, const crdt_string_op& op) {
+  auto kind = crdt_key_of(ctx.n.raw(), key);
+  if (kind == crdt_key::none) return false;
+  // A set or map key stays one: a string there would be a state no region can merge.
+  if (kind != crdt_key::counter) return ctx.w.error(wrongtype), true;
+  std::int64_t target = 0;
+  if (!op.append && !parse_int64(op.value, target)) return ctx.w.error(not_integer), true;
+  auto r = counter_write(ctx, key, op, target);
+  if (!r) return reply_write_error(ctx.w, r.err()), true;
+  const auto& [o, applied, old, length] = *r;
+  if (o != outcome::ok) return reply_outcome(ctx.w, o, not_integer), true;
+  using ra = crdt_string_op::reply_as;
+  switch (op.reply) {
+    case ra::ok:
+      if (op.get) return (old ? ctx.w.bulk(*old) : ctx.w.null()), true;
+      return (applied ? ctx.w.simple("OK") : ctx.w.null()), true;
+    case ra::old:
+      return (old ? ctx.w.bulk(*old) : ctx.w.null()), true;
+    case ra::applied:
+      return ctx.w.integer(applied ? 1 : 0), true;
+    case ra::length:
+      return ctx.w.integer(static_cast<std::int64_t>(length)), true;
+  }
+  return true;
+}
+
+std::optional<std::string_view> crdt_mset_refusal(node& n, std::string_view key,
+                                                  std::string_view value) {
+  auto kind = crdt_key_of(n, key);
+  if (kind == crdt_key::none) return std::nullopt;
+  if (kind != crdt_key::counter) return wrongtype;
+  std::int64_t v = 0;
+  if (!parse_int64(value, v)) return not_integer;
+  return std::string_view{};
+}
+
+result<void> crdt_mset_write(context& ctx, std::string_view key, std::string_view value) {
+  std::int64_t target = 0;
+  if (!parse_int64(value, target)) return error{errc::invalid_argument, "not an integer"};
+  auto r = counter_write(ctx, key, {.value = value}, target);
+  if (!r) return r.err();
+  if (r->o == outcome::wrong) return error{errc::invalid_argument, std::string{wrongtype}};
+  if (r->o != outcome::ok)
+    return error{errc::invalid_argument, "increment or decrement would overflow"};
+  return {};
+}
+
+std::optional<result<bool>> crdt_del(context& ctx, std::string_view key,
+                                     std::optional<std::string>* old) {
+  auto kind = crdt_key_of(ctx.n.raw(), key);
+  if (kind == crdt_key::none) return std::nullopt;
+  auto& n = ctx.n.raw();
+  const auto& origin = origin_of(ctx);
+  bool existed = false;
+  auto r = ctx.n.update(key, [&](const buffer* cur, std::int64_t) -> result<mutation> {
+    existed = false;
+    if (old) old->reset();
+    if (!cur) return mutation::keep();
+    std::string_view bytes = **cur;
+    auto plain = [&] {  // bytes that are no state of the key's CRDT: a plain delete
+      existed = true;
+      if (old) *old = typed::string_payload(bytes);
+      return mutation::erase();
+    };
+    if (kind == crdt_key::counter) {
+      auto d = merge::pn_counter::decode(bytes);
+      if (!d) return plain();
+      auto& c = *d;
+      if (old && c.present()) *old = decimal(c.value());
+      auto was = c.reset();
+      if (!was) return was.err();
+      existed = *was;
+      if (!existed) return mutation::keep();
+      // Without its TTL: a reset state that expired would let older states back in.
+      return mutation::put(c.encode(), 0);
+    }
+    if (kind == crdt_key::set) {
+      auto s = merge::or_set::decode(bytes);
+      if (!s) return plain();
+      for (const auto& m : s->members()) existed = s->remove(m) || existed;
+      return existed ? mutation::put(s->encode(), 0) : mutation::keep();
+    }
+    auto m = merge::lww_map::decode(bytes);
+    if (!m) return plain();
+    for (const auto& [f, v] : m->live()) {
+      auto st = m->remove(f, n.next_version(), origin);
+      if (!st) return st.err();
+      existed = true;
+    }
+    return existed ? mutation::put(m->encode(), 0) : mutation::keep();
+  });
+  if (!r) return result<bool>{r.err()};
+  return result<bool>{existed};
+}
+
+value_type crdt_type_of(std::string_view stored) {
+  auto present = merge::crdt_present(stored);
+  if (!present) return typed::type_of(stored);  // no state: a plain string or typed value
+  if (!*present) return value_type::none;
+  switch (static_cast<merge::crdt_kind>(stored[0])) {
+    case merge::crdt_kind::counter:
+      return value_type::string;
+    case merge::crdt_kind::set:
+      return value_type::set;
+    case merge::crdt_kind::map:
+      return value_type::hash;
+  }
+  return value_type::none;
+}
+
+bool shown_type(context& ctx, std::string_view key, value_type& out) {
+  const bool crdt = crdt_key_of(ctx.n.raw(), key) != crdt_key::none;
+  bool done = false;
+  out = value_type::none;
+  with_value(ctx, key, [&](const std::string_view* stored) {
+    done = true;
+    if (!stored) return;
+    out = crdt ? crdt_type_of(*stored) : typed::type_of(*stored);
+  });
+  return done;
 }
 
 // -- set -----------------------------------------------------------------------------------
@@ -174,6 +379,40 @@ bool crdt_set_command(context& ctx, std::string_view cmd) {
     ctx.w.integer(changed);
     return true;
   }
+  if (cmd == "spop") {
+    // cmd_spop checked the count. An observed remove of each member popped: a concurrent
+    // SADD of it elsewhere still wins (add wins), as for SREM.
+    const bool has_count = ctx.args.size() == 3;
+    std::int64_t count = 1;
+    if (has_count) (void)parse_int64(ctx.args[2], count);
+    bool wrong = false;
+    std::vector<std::string> popped;
+    auto r =
+        ctx.n.update(ctx.args[1], [&](const buffer* cur, std::int64_t exp) -> result<mutation> {
+          popped.clear();
+          auto s = load<merge::or_set>(cur);
+          wrong = !s;
+          if (!s || count == 0 || s->size() == 0) return mutation::keep();
+          auto members = s->members();
+          const auto n = static_cast<std::size_t>(
+              std::min<std::int64_t>(count, static_cast<std::int64_t>(members.size())));
+          thread_local std::mt19937_64 gen{std::random_device{}()};
+          // n random picks without replacement: a partial Fisher-Yates shuffle.
+          for (std::size_t i = 0; i < n; ++i) {
+            std::swap(members[i], members[i + gen() % (members.size() - i)]);
+            s->remove(members[i]);
+            popped.push_back(std::move(members[i]));
+          }
+          // An emptied set keeps its state (its context), as after SREM.
+          return mutation::put(s->encode(), exp);
+        });
+    if (!r) return reply_write_error(ctx.w, r.err()), true;
+    if (wrong) return ctx.w.error(wrongtype), true;
+    if (!has_count) return (popped.empty() ? ctx.w.null() : ctx.w.bulk(popped.front())), true;
+    ctx.w.set(popped.size());
+    for (const auto& m : popped) ctx.w.bulk(m);
+    return true;
+  }
   with_value(ctx, ctx.args[1], [&](const std::string_view* stored) {
     auto s = load<merge::or_set>(stored);
     if (!s) return ctx.w.error(wrongtype);
@@ -198,9 +437,13 @@ bool crdt_hash_command(context& ctx, std::string_view cmd) {
   if (kind != crdt_key::map) return ctx.w.error(wrongtype), true;
   const auto& origin = origin_of(ctx);
   auto& n = ctx.n.raw();
+  const bool hmset = cmd == "hmset";
+  if (hmset) cmd = "hset";  // the same write, answered +OK
   if (cmd == "hset" || cmd == "hdel" || cmd == "hincrby") {
     if (cmd == "hset" && ctx.args.size() % 2 == 1)
-      return ctx.w.error("ERR wrong number of arguments for 'hset' command"), true;
+      return ctx.w.error(hmset ? "ERR wrong number of arguments for 'hmset' command"
+                               : "ERR wrong number of arguments for 'hset' command"),
+             true;
     std::int64_t delta = 0;
     if (cmd == "hincrby" && !int_arg(ctx, 3, delta)) return true;
     outcome o = outcome::ok;
@@ -257,6 +500,7 @@ bool crdt_hash_command(context& ctx, std::string_view cmd) {
         });
     if (!r) return reply_write_error(ctx.w, r.err()), true;
     if (o != outcome::ok) return reply_outcome(ctx.w, o, "ERR hash value is not an integer"), true;
+    if (hmset) return ctx.w.simple("OK"), true;
     ctx.w.integer(count);
     return true;
   }
@@ -267,8 +511,25 @@ bool crdt_hash_command(context& ctx, std::string_view cmd) {
       if (auto v = m->get(ctx.args[2])) return ctx.w.bulk(*v);
       return ctx.w.null();
     }
-    // hgetall: fields sorted by bytes (redis-server lists them in insertion order).
+    if (cmd == "hmget") {
+      ctx.w.array(ctx.args.size() - 2);
+      for (std::size_t i = 2; i < ctx.args.size(); ++i) {
+        if (auto v = m->get(ctx.args[i]))
+          ctx.w.bulk(*v);
+        else
+          ctx.w.null();
+      }
+      return;
+    }
+    if (cmd == "hexists") return ctx.w.integer(m->get(ctx.args[2]) ? 1 : 0);
+    if (cmd == "hlen") return ctx.w.integer(static_cast<std::int64_t>(m->live_count()));
+    // hgetall, hkeys, hvals: fields sorted by bytes (redis-server: insertion order).
     auto live = m->live();
+    if (cmd == "hkeys" || cmd == "hvals") {
+      ctx.w.array(live.size());
+      for (auto& [k, v] : live) ctx.w.bulk(cmd == "hkeys" ? k : v);
+      return;
+    }
     ctx.w.map(live.size());
     for (auto& [k, v] : live) {
       ctx.w.bulk(k);

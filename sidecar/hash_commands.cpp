@@ -81,6 +81,7 @@ void cmd_hset(context& ctx) {
   hset_common(ctx, false, "hset");
 }
 void cmd_hmset(context& ctx) {
+  if (crdt_hash_command(ctx, "hmset")) return;
   hset_common(ctx, true, "hmset");
 }
 
@@ -96,6 +97,7 @@ void cmd_hget(context& ctx) {
 }
 
 void cmd_hmget(context& ctx) {
+  if (crdt_hash_command(ctx, "hmget")) return;
   with_value(ctx, ctx.args[1], [&](const std::string_view* stored) {
     typed::hash_t h;
     auto state = load(stored, h);
@@ -144,6 +146,7 @@ void cmd_hgetall(context& ctx) {
 }
 
 void cmd_hkeys(context& ctx) {
+  if (crdt_hash_command(ctx, "hkeys")) return;
   with_value(ctx, ctx.args[1], [&](const std::string_view* stored) {
     typed::hash_t h;
     if (load(stored, h) == found::wrong) return ctx.w.error(wrongtype);
@@ -153,6 +156,7 @@ void cmd_hkeys(context& ctx) {
 }
 
 void cmd_hvals(context& ctx) {
+  if (crdt_hash_command(ctx, "hvals")) return;
   with_value(ctx, ctx.args[1], [&](const std::string_view* stored) {
     typed::hash_t h;
     if (load(stored, h) == found::wrong) return ctx.w.error(wrongtype);
@@ -162,6 +166,7 @@ void cmd_hvals(context& ctx) {
 }
 
 void cmd_hlen(context& ctx) {
+  if (crdt_hash_command(ctx, "hlen")) return;
   with_value(ctx, ctx.args[1], [&](const std::string_view* stored) {
     typed::hash_t h;
     if (load(stored, h) == found::wrong) return ctx.w.error(wrongtype);
@@ -170,6 +175,7 @@ void cmd_hlen(context& ctx) {
 }
 
 void cmd_hexists(context& ctx) {
+  if (crdt_hash_command(ctx, "hexists")) return;
   with_value(ctx, ctx.args[1], [&](const std::string_view* stored) {
     typed::hash_t h;
     if (load(stored, h) == found::wrong) return ctx.w.error(wrongtype);

@@ -703,7 +703,7 @@ void cmd_flushdb(context& ctx) {
 // Tracking remembers a key after reading it (then L1 knows its expiry); a change racing
 // with the read still reaches the client, because events are handled on this thread later.
 void cmd_get(context& ctx) {
-  if (crdt_get(ctx)) return;  // a federated counter answers its total
+  if (crdt_get(ctx, ctx.args[1])) return;  // a federated counter answers its total
   reply_value(ctx, ctx.args[1]);
   if (ctx.defer) return;
   ctx.srv.remember_read(ctx.c, ctx.args[1]);
@@ -712,7 +712,7 @@ void cmd_get(context& ctx) {
 void cmd_mget(context& ctx) {
   ctx.w.array(ctx.args.size() - 1);
   for (std::size_t i = 1; i < ctx.args.size(); ++i) {
-    reply_value(ctx, ctx.args[i], true);
+    if (!crdt_get(ctx, ctx.args[i], true)) reply_value(ctx, ctx.args[i], true);
     if (ctx.defer) return;  // the whole command reruns on a worker
     ctx.srv.remember_read(ctx.c, ctx.args[i]);
   }
@@ -825,6 +825,14 @@ void cmd_set(context& ctx) {
   if (!parse_set(ctx.args, ctx.w, o)) return;
   auto key = ctx.args[1];
   auto value = ctx.args[2];
+  if (o.lease == 0 && crdt_string_write(ctx, key,
+                                        {.value = value,
+                                         .nx = (o.flags & o.nx) != 0,
+                                         .xx = (o.flags & o.xx) != 0,
+                                         .get = (o.flags & o.get) != 0,
+                                         .keepttl = (o.flags & o.keepttl) != 0,
+                                         .expires = o.expires}))
+    return;
   if (o.lease != 0) {
     // A key attached to a lease (docs/coordination.md): deleted when the lease ends. Only
     // plain SET semantics; the attach waits on the coordination group: a worker's job.
@@ -854,6 +862,7 @@ void cmd_set(context& ctx) {
 void setex_common(context& ctx, bool millis, std::string_view name) {
   std::int64_t expires = 0;
   if (!expiry_from(ctx.w, ctx.args[2], millis, false, name, expires)) return;
+  if (crdt_string_write(ctx, ctx.args[1], {.value = ctx.args[3], .expires = expires})) return;
   auto st = plain_set(ctx, ctx.args[1], ctx.args[3], expires);
   if (!st) return reply_error(ctx.w, st.err());
   ctx.w.simple("OK");
@@ -881,6 +890,10 @@ struct setnx_step final : rmw_step {
 };
 
 void cmd_setnx(context& ctx) {
+  if (crdt_string_write(
+          ctx, ctx.args[1],
+          {.value = ctx.args[2], .reply = crdt_string_op::reply_as::applied, .nx = true}))
+    return;
   setnx_step step{ctx.args[2]};
   run_rmw(ctx, ctx.args[1], step);
 }
@@ -918,6 +931,9 @@ struct getset_step final : rmw_step {
 };
 
 void cmd_getset(context& ctx) {
+  if (crdt_string_write(ctx, ctx.args[1],
+                        {.value = ctx.args[2], .reply = crdt_string_op::reply_as::old}))
+    return;
   getset_step step{ctx.args[2]};
   run_rmw(ctx, ctx.args[1], step);
 }
@@ -942,6 +958,13 @@ struct getdel_step final : rmw_step {
 };
 
 void cmd_getdel(context& ctx) {
+  if (auto kind = crdt_key_of(ctx.n.raw(), ctx.args[1]); kind != crdt_key::none) {
+    if (kind != crdt_key::counter) return ctx.w.error(wrongtype);
+    std::optional<std::string> old;
+    auto r = *crdt_del(ctx, ctx.args[1], &old);
+    if (!r) return reply_error(ctx.w, r.err());
+    return old ? ctx.w.bulk(*old) : ctx.w.null();
+  }
   getdel_step step;
   run_rmw(ctx, ctx.args[1], step);
 }
@@ -998,6 +1021,17 @@ void cmd_mset(context& ctx) {
     ctx.w.error("ERR wrong number of arguments for 'mset' command");
     return;
   }
+  // Federated counters take SET's path (crdt_commands.cpp), after every pair is checked:
+  // a refused pair writes nothing, as a refused MSET.
+  std::vector<std::size_t> crdt_pairs;
+  if (!ctx.n.raw().config().federation.region.empty()) {
+    for (std::size_t i = 1; i + 1 < ctx.args.size(); i += 2) {
+      auto refused = crdt_mset_refusal(ctx.n.raw(), ctx.args[i], ctx.args[i + 1]);
+      if (!refused) continue;
+      if (!refused->empty()) return ctx.w.error(*refused);
+      crdt_pairs.push_back(i);
+    }
+  }
   // One node.set_many: one pass over the write stripes, storage and L1. Each key is
   // atomic, the set of keys is not (no multi-key transaction across key ranges).
   thread_local std::vector<kv_write> pairs;
@@ -1007,14 +1041,22 @@ void cmd_mset(context& ctx) {
     to_escape += typed::needs_escape(ctx.args[i + 1]) ? 1 : 0;
   escaped.reserve(to_escape);  // no reallocation: `pairs` views these strings
   pairs.clear();
+  std::size_t next_crdt = 0;  // both loops walk the pairs in order
   for (std::size_t i = 1; i + 1 < ctx.args.size(); i += 2) {
+    if (next_crdt < crdt_pairs.size() && crdt_pairs[next_crdt] == i) {
+      ++next_crdt;
+      continue;
+    }
     std::string_view v = ctx.args[i + 1];
     if (typed::needs_escape(v)) v = escaped.emplace_back(typed::encode_string(v));
     pairs.push_back({ctx.args[i], v, 0});
   }
-  auto st = ctx.n.set_many(pairs);
+  auto st = pairs.empty() ? result<void>{} : ctx.n.set_many(pairs);
   pairs.clear();
   if (!st) return reply_error(ctx.w, st.err());
+  for (auto i : crdt_pairs)
+    if (auto w = crdt_mset_write(ctx, ctx.args[i], ctx.args[i + 1]); !w)
+      return reply_error(ctx.w, w.err());
   ctx.w.simple("OK");
 }
 
@@ -1033,6 +1075,11 @@ struct del_step final : rmw_step {
 void cmd_del(context& ctx) {
   std::int64_t removed = 0;
   for (std::size_t i = 1; i < ctx.args.size(); ++i) {
+    if (auto crdt = crdt_del(ctx, ctx.args[i])) {  // a clear that merges, not a tombstone
+      if (!*crdt) return reply_error(ctx.w, crdt->err());
+      removed += **crdt ? 1 : 0;
+      continue;
+    }
     del_step step;
     auto r = ctx.n.update(
         ctx.args[i], [s = &step](const buffer* cur, std::int64_t exp) { return (*s)(cur, exp); });
@@ -1046,6 +1093,13 @@ void cmd_exists(context& ctx) {
   std::int64_t found = 0;
   for (std::size_t i = 1; i < ctx.args.size(); ++i) {
     ctx.srv.remember_read(ctx.c, ctx.args[i]);
+    if (crdt_key_of(ctx.n.raw(), ctx.args[i]) != crdt_key::none) {
+      // An emptied set or map, a deleted counter: stored for merging, absent to a client.
+      value_type t;
+      if (!shown_type(ctx, ctx.args[i], t)) return;  // deferred (the command reruns) or failed
+      found += t != value_type::none ? 1 : 0;
+      continue;
+    }
     auto r = ctx.n.contains(ctx.args[i]);
     if (!r) return reply_error(ctx.w, r.err());
     if (*r) ++found;
@@ -1054,9 +1108,8 @@ void cmd_exists(context& ctx) {
 }
 
 void cmd_type(context& ctx) {
-  with_value(ctx, ctx.args[1], [&](const std::string_view* stored) {
-    ctx.w.simple(type_name(stored ? typed::type_of(*stored) : value_type::none));
-  });
+  value_type t;
+  if (shown_type(ctx, ctx.args[1], t)) ctx.w.simple(type_name(t));
 }
 
 void expire_common(context& ctx, bool millis, bool absolute, std::string_view name) {
@@ -1286,6 +1339,10 @@ struct append_step final : rmw_step {
 };
 
 void cmd_append(context& ctx) {
+  if (crdt_string_write(
+          ctx, ctx.args[1],
+          {.value = ctx.args[2], .reply = crdt_string_op::reply_as::length, .append = true}))
+    return;
   append_step step{ctx.args[2]};
   run_rmw(ctx, ctx.args[1], step);
 }
@@ -1301,6 +1358,27 @@ void cmd_strlen(context& ctx) {
 }
 
 // -- keyspace ------------------------------------------------------------------------------
+
+/// The type a key of a KEYS/SCAN page shows, read from L1 or storage on this thread (none
+/// when absent or unreadable): a CRDT key's by crdt_type_of.
+value_type page_key_type(context& ctx, const std::string& k, bool crdt) {
+  value_type t = value_type::none;
+  auto of = [&](std::string_view bytes) { t = crdt ? crdt_type_of(bytes) : typed::type_of(bytes); };
+  if (!ctx.n.read_if_present(k, of)) {
+    if (auto r = ctx.n.get(k)) of(view(*r));
+  }
+  return t;
+}
+
+/// Drops the CRDT keys of a page that show as absent (an emptied set or map, a deleted
+/// counter: stored for merging, absent to a client); the others are not read.
+void drop_absent_crdt(context& ctx, std::vector<std::string>& keys) {
+  if (ctx.n.raw().config().federation.region.empty()) return;
+  std::erase_if(keys, [&](const std::string& k) {
+    return crdt_key_of(ctx.n.raw(), k) != crdt_key::none &&
+           page_key_type(ctx, k, true) == value_type::none;
+  });
+}
 
 void cmd_scan(context& ctx) {
   std::uint64_t cursor = 0;
@@ -1351,12 +1429,10 @@ void cmd_scan(context& ctx) {
   if (type_filter) {
     // TYPE reads each key of the page (bounded by COUNT) for its type tag.
     std::erase_if(page->keys, [&](const std::string& k) {
-      value_type t = value_type::none;
-      if (!ctx.n.read_if_present(k, [&](std::string_view bytes) { t = typed::type_of(bytes); })) {
-        if (auto r = ctx.n.get(k)) t = typed::type_of(view(*r));
-      }
-      return t != *type_filter;
+      return page_key_type(ctx, k, crdt_key_of(ctx.n.raw(), k) != crdt_key::none) != *type_filter;
     });
+  } else {
+    drop_absent_crdt(ctx, page->keys);
   }
   ctx.w.array(page->keys.size());
   for (auto& k : page->keys) ctx.w.bulk(k);
@@ -1365,8 +1441,12 @@ void cmd_scan(context& ctx) {
 void cmd_keys(context& ctx) {
   std::string_view pattern = ctx.args[1];
   if (pattern.empty()) {  // matches the empty key only; node.scan reads "" as "every key"
+    std::vector<std::string> one;
     auto r = ctx.n.contains(pattern);
     if (!r) return reply_error(ctx.w, r.err());
+    if (*r) one.emplace_back(pattern);
+    drop_absent_crdt(ctx, one);
+    r = !one.empty();
     ctx.w.array(*r ? 1 : 0);
     if (*r) ctx.w.bulk(pattern);
     return;
@@ -1381,6 +1461,7 @@ void cmd_keys(context& ctx) {
     if (page->done || page->next_after.empty()) break;
     after = page->next_after;
   }
+  drop_absent_crdt(ctx, keys);
   ctx.w.array(keys.size());
   for (auto& k : keys) ctx.w.bulk(k);
 }

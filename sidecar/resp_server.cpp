@@ -981,6 +981,8 @@ bool server::try_batch(client& c, std::span<const std::string_view> args) {
     return false;
   // A write that must not block the loop takes the ordinary path, to a worker.
   if (remote_storage_ || key_is_strong(args[1])) return false;
+  // A SET on a federated CRDT key is a read-modify-write of its state (crdt_commands.cpp).
+  if (cmd == set_cmd && crdt_key_of(node_, args[1]) != crdt_key::none) return false;
   // Interest only changes on this thread (update_interest), between commands.
   if (inbox_->interest.load(std::memory_order_relaxed)) return false;
   const bool is_set = cmd == set_cmd;

@@ -127,6 +127,7 @@ void cmd_spop(context& ctx) {
   std::int64_t count = 1;
   if (has_count && (!parse_int64(ctx.args[2], count) || count < 0))
     return ctx.w.error(not_positive);  // Redis's getPositiveLong: one text for both
+  if (crdt_set_command(ctx, "spop")) return;
   found state = found::absent;
   std::vector<std::string> popped;
   auto r = ctx.n.update(ctx.args[1], [&](const buffer* cur, std::int64_t exp) -> result<mutation> {

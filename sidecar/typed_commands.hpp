@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -98,12 +99,44 @@ crdt_key crdt_key_of(node& n, std::string_view key);
 /// INCR/INCRBY/DECR/DECRBY on a CRDT key: a counter's entry of this region, the new total
 /// replied; WRONGTYPE on a set or map key.
 void crdt_incr(node& n, resp_writer& w, std::string_view key, std::int64_t delta);
-/// GET on a CRDT key (a counter's total; WRONGTYPE for a set or map). False: not one.
-bool crdt_get(context& ctx);
-/// SADD SREM SMEMBERS SISMEMBER SCARD (`cmd` lower case) on a set key. False: not one.
+/// GET (MGET: `nil_if_other_type`) on a CRDT key: a counter's total, nil after a DEL;
+/// WRONGTYPE (MGET: nil) for a set or map. False: not one.
+bool crdt_get(context& ctx, std::string_view key, bool nil_if_other_type = false);
+/// SADD SREM SMEMBERS SISMEMBER SCARD SPOP (`cmd` lower case) on a set key. False: not one.
 bool crdt_set_command(context& ctx, std::string_view cmd);
-/// HSET HGET HDEL HGETALL HINCRBY (`cmd` lower case) on a map key. False: not one.
+/// HSET HMSET HGET HMGET HDEL HGETALL HKEYS HVALS HLEN HEXISTS HINCRBY (`cmd` lower case) on
+/// a map key. False: not one.
 bool crdt_hash_command(context& ctx, std::string_view cmd);
+/// A string write on a CRDT key: SET (its options), SETEX, PSETEX, SETNX, GETSET, APPEND.
+/// On a counter the value must be an integer and becomes the counter's value in a way that
+/// merges (pn_counter::assign); WRONGTYPE on a set or map key.
+struct crdt_string_op {
+  enum class reply_as : std::uint8_t { ok, old, applied, length };
+  std::string_view value;
+  reply_as reply = reply_as::ok;
+  bool nx = false, xx = false, get = false, keepttl = false, append = false;
+  std::int64_t expires = 0;  ///< absolute, ms; 0: none
+};
+/// Runs `op` on `key` and replies. False: not a CRDT key (nothing replied).
+bool crdt_string_write(context& ctx, std::string_view key, const crdt_string_op& op);
+/// MSET on CRDT keys: nullopt for a key that is none; else the error MSET answers for the
+/// pair (WRONGTYPE on a set or map, a value that is no integer on a counter) or empty.
+std::optional<std::string_view> crdt_mset_refusal(node& n, std::string_view key,
+                                                  std::string_view value);
+/// Writes one MSET pair on a counter key that crdt_mset_refusal accepted, as SET does.
+result<void> crdt_mset_write(context& ctx, std::string_view key, std::string_view value);
+/// DEL/UNLINK/GETDEL of a CRDT key: an observed clear that merges (a counter's floors set,
+/// a set's members removed, a map's live fields tombstoned), the state kept. nullopt: not
+/// a CRDT key. Otherwise whether the key was present; `old` (when given) gets a counter's
+/// value before the delete.
+std::optional<result<bool>> crdt_del(context& ctx, std::string_view key,
+                                     std::optional<std::string>* old = nullptr);
+/// The type a CRDT key's stored bytes show (none for an emptied set or map and a counter
+/// a DEL reset: Redis has no empty collections). Only for keys crdt_key_of names.
+value_type crdt_type_of(std::string_view stored);
+/// The type `key` shows, read as TYPE does (L1, else storage on a worker). False: the
+/// command stops here (ctx.defer set, or the storage error replied).
+bool shown_type(context& ctx, std::string_view key, value_type& out);
 
 // Lists (list_commands.cpp).
 void cmd_lpush(context& ctx);

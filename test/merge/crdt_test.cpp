@@ -58,7 +58,16 @@ void check_laws(const std::vector<T>& pool, std::uint64_t seed) {
 
 void counter_op(pn_counter& c, std::size_t r, std::mt19937_64& rng) {
   auto delta = static_cast<std::int64_t>(rng() % 2001) - 1000;
-  REQUIRE(c.add(origins[r], delta));
+  switch (rng() % 10) {
+    case 0:  // DEL
+      REQUIRE(c.reset());
+      break;
+    case 1:  // SET
+      REQUIRE(c.assign(origins[r], delta));
+      break;
+    default:
+      REQUIRE(c.add(origins[r], delta));
+  }
 }
 
 void set_op(or_set& s, std::size_t r, std::mt19937_64& rng) {
@@ -119,6 +128,123 @@ TEST_CASE("crdt counter: INCRBY past the int64 range is refused and changes noth
   pn_counter big;
   REQUIRE(big.add("eu", std::numeric_limits<std::int64_t>::max()));
   CHECK(merged(big, other).value() == std::numeric_limits<std::int64_t>::max());
+}
+
+TEST_CASE("crdt counter: SET assigns the value here, increments made elsewhere add on top") {
+  pn_counter eu, us;
+  REQUIRE(eu.add("eu", 7));
+  us.merge(eu);
+  REQUIRE(us.add("us", 3));  // eu has not seen it
+  REQUIRE(eu.assign("eu", 100));
+  CHECK(eu.value() == 100);
+  CHECK(eu.present());
+  CHECK(merged(eu, us).value() == 103);
+  CHECK(merged(us, eu).encode() == merged(eu, us).encode());
+  // SET after seeing everything: exactly the value everywhere.
+  auto all = merged(eu, us);
+  REQUIRE(all.assign("eu", -5));
+  CHECK(all.value() == -5);
+  CHECK(merged(us, all).value() == -5);
+  CHECK(merged(eu, all).value() == -5);
+  // SET 0 is a value, not a delete.
+  REQUIRE(all.assign("us", 0));
+  CHECK(all.value() == 0);
+  CHECK(all.present());
+  // The whole int64 range, from one end to the other.
+  pn_counter c;
+  REQUIRE(c.assign("eu", std::numeric_limits<std::int64_t>::min()));
+  REQUIRE(c.assign("eu", std::numeric_limits<std::int64_t>::max()));
+  CHECK(c.value() == std::numeric_limits<std::int64_t>::max());
+  CHECK_FALSE(c.assign("", 1));
+}
+
+TEST_CASE(
+    "crdt counter: DEL resets to what it observed, so the merged value after it is the "
+    "concurrent increments only, in both orders") {
+  pn_counter eu, us;
+  REQUIRE(eu.add("eu", 5));
+  REQUIRE(us.add("us", 10));
+  eu.merge(us);
+  us.merge(eu);
+  REQUIRE(eu.value() == 15);
+  // eu deletes what it saw (15) while us, not knowing, adds 2.
+  REQUIRE(*eu.reset() == true);
+  CHECK(eu.value() == 0);
+  CHECK_FALSE(eu.present());    // deleted: GET nil, EXISTS 0
+  CHECK(*eu.reset() == false);  // a second DEL finds nothing
+  REQUIRE(us.add("us", 2));
+  auto a = merged(eu, us);
+  auto b = merged(us, eu);
+  CHECK(a.encode() == b.encode());
+  CHECK(a.value() == 2);
+  CHECK(a.present());
+  // An INCR after the DEL starts from 0, as on redis-server.
+  pn_counter after = eu;
+  CHECK(*after.add("eu", 1) == 1);
+  CHECK(after.present());
+  // A redelivered state from before the DEL does not bring the old value back.
+  pn_counter old_us;
+  REQUIRE(old_us.add("us", 10));
+  CHECK(merged(eu, old_us).value() == 0);
+  CHECK_FALSE(merged(eu, old_us).present());
+  // Both regions delete concurrently what each saw: each increment is subtracted once,
+  // 0 and absent everywhere, and new increments count from there.
+  pn_counter x, y;
+  REQUIRE(x.add("eu", 4));
+  y.merge(x);
+  REQUIRE(y.add("us", 1));
+  REQUIRE(x.reset());
+  REQUIRE(y.reset());
+  auto xy = merged(x, y);
+  CHECK(xy.value() == 0);
+  CHECK_FALSE(xy.present());
+  CHECK(xy.encode() == merged(y, x).encode());
+  CHECK(xy.entries().count(pn_counter::reset_origin("eu")) == 1);
+  REQUIRE(x.add("eu", 2));
+  CHECK(merged(x, y).value() == 2);
+}
+
+TEST_CASE(
+    "crdt presence: an emptied set, a hash of tombstones and a reset counter read as absent, "
+    "and their states still win over older adds") {
+  or_set s;
+  REQUIRE(s.add("eu", "a"));
+  auto before = s;
+  CHECK(*crdt_present(s.encode()));
+  REQUIRE(s.remove("a"));
+  CHECK_FALSE(*crdt_present(s.encode()));
+  CHECK_FALSE(s.context().empty());                        // the context is kept
+  CHECK_FALSE(*crdt_present(merged(s, before).encode()));  // the older add stays removed
+
+  lww_map m;
+  REQUIRE(m.set("f", "v", version{10, 1}, "eu"));
+  CHECK(*crdt_present(m.encode()));
+  auto older = m;
+  REQUIRE(m.remove("f", version{11, 1}, "eu"));
+  CHECK_FALSE(*crdt_present(m.encode()));
+  CHECK_FALSE(*crdt_present(merged(m, older).encode()));
+
+  pn_counter c;
+  CHECK(*crdt_present(c.encode()));  // INCRBY k 0 stores this: "0" on redis-server too
+  REQUIRE(c.add("eu", 1));
+  REQUIRE(c.add("eu", -1));
+  CHECK(*crdt_present(c.encode()));  // counted down to 0: present
+  REQUIRE(c.reset());
+  CHECK_FALSE(*crdt_present(c.encode()));
+  // A write of net 0 after the DEL (INCRBY 0, SET 0) makes it present again, at 0.
+  auto zero = c;
+  REQUIRE(*zero.add("eu", 0) == 0);
+  CHECK(zero.present());
+  zero = c;
+  REQUIRE(zero.assign("us", 0));
+  CHECK(zero.present());
+  CHECK(zero.value() == 0);
+  // So does counting up and back down again, as on redis-server.
+  zero = c;
+  REQUIRE(zero.add("eu", 3));
+  REQUIRE(zero.add("eu", -3));
+  CHECK(zero.present());
+  CHECK_FALSE(crdt_present("\x09\x01"));  // no CRDT
 }
 
 TEST_CASE("crdt set: a concurrent add and remove of one element leaves it present") {
