@@ -27,6 +27,17 @@ const std::vector<std::string> crdt_patterns{federated_pattern,
                                              "s:*=eventual_distributed+hydrate+federated=set",
                                              "m:*=eventual_distributed+hydrate+federated=map"};
 
+// Two regions with the CRDT patterns and the sidecar; each reaches the other only through its
+// node 0, node 1 of each takes the writes.
+void start_crdt_regions(region& a, region& b) {
+  for (auto* r : {&a, &b}) {
+    r->patterns = crdt_patterns;
+    r->resp = true;
+  }
+  a.start({b.gateway(0)});
+  b.start({a.gateway(0)});
+}
+
 }  // namespace
 
 TEST_CASE(
@@ -34,13 +45,7 @@ TEST_CASE(
     "the union with add-wins, HSETs to both fields",
     "[federation][warpd][partition]") {
   region a{"A", 2}, b{"B", 2};
-  for (auto* r : {&a, &b}) {
-    r->patterns = crdt_patterns;
-    r->resp = true;
-  }
-  // Each region reaches the other only through its node 0; node 1 of each takes the writes.
-  a.start({b.gateway(0)});
-  b.start({a.gateway(0)});
+  start_crdt_regions(a, b);
   auto& a1 = *a.nodes[1];
   auto& b1 = *b.nodes[1];
 
@@ -116,12 +121,7 @@ TEST_CASE(
     "same way in both regions",
     "[federation][warpd][partition]") {
   region a{"A", 2}, b{"B", 2};
-  for (auto* r : {&a, &b}) {
-    r->patterns = crdt_patterns;
-    r->resp = true;
-  }
-  a.start({b.gateway(0)});
-  b.start({a.gateway(0)});
+  start_crdt_regions(a, b);
   auto& a1 = *a.nodes[1];
   auto& b1 = *b.nodes[1];
   std::string last;
