@@ -30,15 +30,6 @@ struct collected {
   }
 };
 
-// A consumer closed in these tests leaves its group; the mock's coordinator then waits up to
-// the session timeout less 1 s for the members it knew before it admits a new one (librdkafka
-// 2.0's rdkafka_mock_cgrp.c), so with librdkafka's default of 45 s every restart in one group
-// cost 44 s. The timeout warpd's own consumers use (federation, CDC) keeps that to 5 s.
-void restart_quickly(kafka_consumer_config& cc) {
-  cc.properties.insert(cc.properties.end(),
-                       {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "500"}});
-}
-
 std::unique_ptr<kafka_consumer> consume(const std::string& brokers, const std::string& group,
                                         const std::string& topic, collected& out,
                                         bool commit_on_close = true) {

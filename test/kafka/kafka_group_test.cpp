@@ -36,8 +36,7 @@ std::unique_ptr<kafka_consumer> member(const std::string& brokers, seen_keys& ou
   cc.group = "paused";
   cc.topics = {"grp"};
   cc.commit_interval = 100ms;
-  // As the federation's consumer: a dead member's partitions move after 6 s.
-  cc.properties = {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "500"}};
+  restart_quickly(cc);  // the federation consumer's session timeout
   auto c = kafka_consumer::open_batched(cc, [&out](std::span<const kafka_record> rs) {
     std::lock_guard l{out.mu};
     for (const auto& r : rs) out.keys.emplace(r.key);

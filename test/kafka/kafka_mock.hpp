@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "bus/kafka_bridge.hpp"
 #include "test/support/process.hpp"
 
 namespace warp::test {
@@ -42,5 +43,14 @@ class kafka_mock {
   std::unique_ptr<child_process> proc_;
   std::string bootstrap_;
 };
+
+// A consumer closed in a test leaves its group; the mock's coordinator then waits up to the
+// session timeout less 1 s for the members it knew before it admits a new one (librdkafka
+// 2.0's rdkafka_mock_cgrp.c), so with librdkafka's default of 45 s every restart in one group
+// cost 44 s. The timeout warpd's own consumers use (federation, CDC) keeps that to 5 s.
+inline void restart_quickly(bus::kafka_consumer_config& cc) {
+  cc.properties.insert(cc.properties.end(),
+                       {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "500"}});
+}
 
 }  // namespace warp::test
